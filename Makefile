@@ -1,0 +1,36 @@
+PYTHON ?= python3
+
+.PHONY: help install run test unit integration lint typecheck bench bench-quick clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+install: ## install the package with its test tools (editable)
+	$(PYTHON) -m pip install -e '.[test]'
+
+run: ## install and run the data plane on its defaults (127.0.0.1:15002, ./data)
+	$(PYTHON) -m pip install -e . && vectorizer serve
+
+test: ## install and run every test (the same command as .ci/run)
+	$(PYTHON) -m pip install -e '.[test]' && $(PYTHON) -m pytest
+
+unit: ## unit tests only
+	$(PYTHON) -m pytest tests/unit -q
+
+integration: ## integration tests (real server processes on 127.0.0.1)
+	$(PYTHON) -m pytest tests/integration -q
+
+lint: ## ruff lint and format check
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check dataplane tests benches
+
+typecheck: ## mypy --strict on the packages
+	$(PYTHON) -m mypy
+
+bench: ## data-plane benchmark: 100k x 128 clustered, 1,000 queries (takes a few minutes)
+	$(PYTHON) -m benches.dataplane
+
+bench-quick: ## a smaller benchmark run for a quick look
+	$(PYTHON) -m benches.dataplane --n 20000 --queries 300 --concurrent-queries 3000 --updates 300
+
+clean: ## remove caches and local data
+	rm -rf data .mypy_cache .ruff_cache .pytest_cache benches/results

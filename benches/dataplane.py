@@ -1,0 +1,238 @@
+"""Data-plane benchmark: insert throughput, search QPS and latency, recall, memory, updates.
+
+Run from the repository root: ``make bench`` (or ``python -m benches.dataplane``).
+Starts a real ``vectorizer serve`` on 127.0.0.1 with a fresh data directory and the
+default (durable) settings, talks to it over HTTP, prints a report and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import psutil
+
+from benches.httpclient import Connection
+from tests.servers import ServerProcess
+
+
+def clustered(n: int, dim: int, clusters: int, seed: int, decay: float = 0.5) -> np.ndarray:
+    """Points around ``clusters`` centres; the spread inside a cluster decays over (rotated)
+    directions as 0.8 * i^-decay, like the spectrum of real embeddings. ``decay=0`` gives
+    isotropic noise, which is as hard as uniform random data for any ANN index."""
+    rng = np.random.default_rng(seed)
+    shape = np.random.default_rng(0)  # centres and rotation shared by data and queries
+    centers = shape.normal(size=(clusters, dim)).astype(np.float32)
+    rotation, _ = np.linalg.qr(shape.normal(size=(dim, dim)))
+    scale = 0.8 * np.arange(1, dim + 1, dtype=np.float64) ** -decay
+    labels = rng.integers(0, clusters, size=n)
+    noise = (rng.normal(size=(n, dim)) * scale) @ rotation.T
+    return (centers[labels] + noise).astype(np.float32)
+
+
+def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    d = data / np.linalg.norm(data, axis=1, keepdims=True)
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    out = np.empty((len(q), k), dtype=np.int64)
+    for i in range(0, len(q), 100):
+        s = q[i : i + 100] @ d.T
+        part = np.argpartition(-s, k, axis=1)[:, :k]
+        order = np.take_along_axis(s, part, axis=1).argsort(axis=1)[:, ::-1]
+        out[i : i + 100] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p)) * 1000 if values else 0.0
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    data = clustered(args.n, args.dim, args.clusters, seed=1, decay=args.decay)
+    queries = clustered(args.queries, args.dim, args.clusters, seed=2, decay=args.decay)
+    print(f"exact ground truth for {args.queries} queries over {args.n}x{args.dim} ...")
+    truth = exact_top_k(data, queries, 10)
+    report: dict[str, Any] = {
+        "n": args.n,
+        "dim": args.dim,
+        "queries": args.queries,
+        "decay": args.decay,
+    }
+
+    with tempfile.TemporaryDirectory() as tmp:
+        srv = ServerProcess(
+            data_dir=Path(tmp) / "data", args=["--snapshot-interval-s", "0"]
+        ).start()
+        assert srv.proc is not None
+        proc = psutil.Process(srv.proc.pid)
+        try:
+            s = await Connection.open("127.0.0.1", srv.port)
+            await s.json(
+                "POST", "/collections", orjson.dumps({"name": "bench", "dimension": args.dim})
+            )
+            rss0 = proc.memory_info().rss
+
+            # -- insert: 1,000-point batches, durable fsync -------------------------------
+            bodies = [
+                orjson.dumps(
+                    {
+                        "vectors": [
+                            {"id": i, "vector": data[i]}
+                            for i in range(b, min(b + args.batch, args.n))
+                        ]
+                    },
+                    option=orjson.OPT_SERIALIZE_NUMPY,
+                )
+                for b in range(0, args.n, args.batch)
+            ]
+            t0 = time.perf_counter()
+            for body in bodies:
+                await s.json("POST", "/collections/bench/vectors", body)
+            took = time.perf_counter() - t0
+            report["insert_vectors_per_s"] = args.n / took
+            report["rss_bytes_per_vector"] = (proc.memory_info().rss - rss0) / args.n
+            print(
+                f"insert: {report['insert_vectors_per_s']:.0f} vectors/s "
+                f"({args.n} in {took:.1f}s, batches of {args.batch})"
+            )
+
+            search = "/collections/bench/search"
+            qbodies = [
+                orjson.dumps(
+                    {"vector": q, "limit": 10, "with_payload": False},
+                    option=orjson.OPT_SERIALIZE_NUMPY,
+                )
+                for q in queries
+            ]
+            for body in qbodies[:50]:  # warm-up
+                await s.json("POST", search, body)
+
+            # -- one sequential client ---------------------------------------------------
+            lat: list[float] = []
+            found: list[list[int]] = []
+            t0 = time.perf_counter()
+            for body in qbodies:
+                t = time.perf_counter()
+                res = await s.json("POST", search, body)
+                lat.append(time.perf_counter() - t)
+                found.append([h["id"] for h in res["results"]])
+            took = time.perf_counter() - t0
+            recall = float(
+                np.mean(
+                    [len(set(f) & set(t)) / 10 for f, t in zip(found, truth.tolist(), strict=True)]
+                )
+            )
+            report.update(
+                sequential_qps=len(qbodies) / took,
+                recall_at_10=recall,
+                sequential_p50_ms=pct(lat, 50),
+                sequential_p99_ms=pct(lat, 99),
+            )
+            print(
+                f"search, 1 sequential client: {report['sequential_qps']:.0f} QPS, "
+                f"p50 {report['sequential_p50_ms']:.2f} ms, p99 {report['sequential_p99_ms']:.2f} ms, "
+                f"recall@10 {recall:.4f}"
+            )
+
+            # -- concurrent connections ---------------------------------------------------
+            clat: list[float] = []
+            total = args.concurrent_queries
+            counter = iter(range(total))
+            conns = [await Connection.open("127.0.0.1", srv.port) for _ in range(args.connections)]
+
+            async def worker(c: Connection) -> None:
+                for i in counter:
+                    t = time.perf_counter()
+                    await c.json("POST", search, qbodies[i % len(qbodies)])
+                    clat.append(time.perf_counter() - t)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(c) for c in conns))
+            took = time.perf_counter() - t0
+            for c in conns:
+                c.close()
+            report.update(
+                concurrent_qps=total / took,
+                concurrent_p50_ms=pct(clat, 50),
+                concurrent_p99_ms=pct(clat, 99),
+            )
+            print(
+                f"search, {args.connections} connections: {report['concurrent_qps']:.0f} QPS, "
+                f"p50 {report['concurrent_p50_ms']:.2f} ms, p99 {report['concurrent_p99_ms']:.2f} ms"
+            )
+
+            # -- atomic update vs delete + insert ----------------------------------------
+            rng = np.random.default_rng(3)
+            ids = rng.choice(args.n, size=args.updates, replace=False).tolist()
+            new = clustered(args.updates, args.dim, args.clusters, seed=4, decay=args.decay)
+            vec_bodies = [
+                orjson.dumps({"vector": v}, option=orjson.OPT_SERIALIZE_NUMPY) for v in new
+            ]
+            t0 = time.perf_counter()
+            for pid, body in zip(ids, vec_bodies, strict=True):
+                await s.json("PUT", f"/collections/bench/vectors/{pid}", body)
+            t_update = time.perf_counter() - t0
+            ins_bodies = [
+                orjson.dumps(
+                    {"vectors": [{"id": pid, "vector": v}]}, option=orjson.OPT_SERIALIZE_NUMPY
+                )
+                for pid, v in zip(ids, new, strict=True)
+            ]
+            t0 = time.perf_counter()
+            for pid, body in zip(ids, ins_bodies, strict=True):
+                await s.json("DELETE", f"/collections/bench/vectors/{pid}")
+                await s.json("POST", "/collections/bench/vectors", body)
+            t_del_ins = time.perf_counter() - t0
+            report.update(
+                update_per_s=args.updates / t_update,
+                delete_insert_per_s=args.updates / t_del_ins,
+                update_speedup=t_del_ins / t_update,
+            )
+            print(
+                f"update in place: {report['update_per_s']:.0f}/s; delete+insert: "
+                f"{report['delete_insert_per_s']:.0f}/s; update is {report['update_speedup']:.2f}x faster"
+            )
+            print(
+                f"resident memory per vector: {report['rss_bytes_per_vector']:.0f} bytes "
+                f"({args.dim * 4} bytes of raw float32)"
+            )
+            s.close()
+        finally:
+            srv.terminate()
+    return report
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--clusters", type=int, default=100)
+    p.add_argument(
+        "--decay", type=float, default=0.5, help="spectrum decay inside clusters (0 = isotropic)"
+    )
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--concurrent-queries", type=int, default=10_000)
+    p.add_argument("--updates", type=int, default=2000)
+    p.add_argument(
+        "--server-args", nargs=argparse.REMAINDER, default=[], help="extra `vectorizer serve` flags"
+    )
+    p.add_argument("--out", type=Path, default=Path("benches/results/dataplane.json"))
+    args = p.parse_args()
+    import uvloop
+
+    report = uvloop.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

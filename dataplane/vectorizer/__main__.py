@@ -1,0 +1,5 @@
+import sys
+
+from vectorizer.cli import main
+
+sys.exit(main())

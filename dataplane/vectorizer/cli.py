@@ -1,0 +1,79 @@
+"""The ``vectorizer`` command: one image, several roles chosen by the first argument."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vectorizer import __version__
+from vectorizer.errors import ValidationError
+from vectorizer.settings import ENV_PREFIX, load, setting_fields
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the data plane (HTTP API on --host:--port)",
+        description="Run the data-plane server. Every setting can also come from the "
+        f"environment ({ENV_PREFIX}<NAME>) or a YAML file (--config); "
+        "flags win over the environment, which wins over the file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help=f"YAML settings file ({ENV_PREFIX}CONFIG)"
+    )
+    for f in setting_fields():
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        p.add_argument(
+            flag,
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['help']} [env {env}; default {f.default}]",
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vectorizer",
+        description="Vectorizer: a durable vector database with a Qdrant-compatible API.",
+    )
+    parser.add_argument("--version", action="version", version=f"vectorizer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(sub)
+    args = vars(parser.parse_args(argv))
+    command = args.pop("command")
+    if command == "serve":
+        return _serve(args)
+    parser.error(f"unknown command {command}")
+    return 2
+
+
+def _serve(args: dict[str, object]) -> int:
+    config = args.pop("config")
+    try:
+        settings = load(args, config_file=config if isinstance(config, Path) else None)
+    except ValidationError as err:
+        print(f"vectorizer: {err.message}", file=sys.stderr)  # noqa: T201
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from vectorizer.server.serve import serve
+
+    try:
+        import uvloop
+
+        return uvloop.run(serve(settings))
+    except ImportError:
+        return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Async Python SDK for the native Vectorizer API.
+
+    async with VectorizerClient("http://127.0.0.1:15002") as vz:
+        await vz.create_collection("docs", dimension=384)
+        await vz.upsert("docs", [Point(1, vector, {"lang": "en"})])
+        hits = await vz.search("docs", vector, limit=5, filter={"must": [...]})
+
+Server errors arrive as the exception classes of ``vectorizer.errors`` chosen by their
+stable code (``CollectionNotFound``, ``DimensionMismatch``, …), with ``field`` set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from vectorizer.engine.validation import PointId
+from vectorizer.errors import VectorizerError, error_class_for
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Point:
+    id: PointId
+    vector: Sequence[float]
+    payload: Payload | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "vector": list(self.vector), "payload": self.payload}
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: PointId
+    score: float
+    payload: Payload | None
+    vector: list[float] | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Hit:
+        return cls(raw["id"], raw["score"], raw.get("payload"), raw.get("vector"))
+
+
+@dataclass(frozen=True)
+class Record:
+    id: PointId
+    payload: Payload | None
+    vector: list[float] | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Record:
+        return cls(raw["id"], raw.get("payload"), raw.get("vector"))
+
+
+class ClientError(VectorizerError):
+    """A response that is not a structured Vectorizer error (e.g. a proxy's HTML page)."""
+
+    code = "client_error"
+
+
+class VectorizerClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> VectorizerClient:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Send one request; returns the decoded JSON or raises the mapped error."""
+        data = None if body is None else orjson.dumps(body)
+        async with self._client().request(
+            method, self.url + path, data=data, headers=self._headers
+        ) as resp:
+            raw = await resp.read()
+        try:
+            decoded = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            raise ClientError(f"HTTP {resp.status}: not JSON", status=resp.status) from None
+        if resp.status < 400:
+            return decoded
+        if not isinstance(decoded, dict) or not isinstance(decoded.get("error"), dict):
+            raise ClientError(f"HTTP {resp.status}", status=resp.status)
+        err = decoded["error"]
+        cls = error_class_for(str(err.get("code")))
+        raise cls(
+            str(err.get("message")),
+            field=err.get("field"),
+            request_id=decoded.get("request_id"),
+            **(err.get("details") or {}),
+        )
+
+    # ---- node -------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/health"))
+
+    async def ready(self) -> bool:
+        try:
+            await self.request("GET", "/ready")
+        except VectorizerError:
+            return False
+        return True
+
+    async def stats(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/stats"))
+
+    # ---- replication control (used by the operator) ----------------------------------------
+
+    async def replication_status(self) -> dict[str, Any]:
+        """``{role, epoch, sequence, primary, history, node_id, ready, lag_*}``."""
+        return dict(await self.request("GET", "/replication/status"))
+
+    async def replication_stats(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/replication/stats"))
+
+    async def replicas(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/replication/replicas"))["replicas"])
+
+    async def promote(self, epoch: int) -> dict[str, Any]:
+        """Make this node primary at ``epoch`` (higher than any it has seen)."""
+        return dict(await self.request("POST", "/replication/promote", {"epoch": epoch}))
+
+    async def follow(self, primary_url: str, epoch: int) -> dict[str, Any]:
+        body = {"primary_url": primary_url, "epoch": epoch}
+        return dict(await self.request("POST", "/replication/follow", body))
+
+    async def fence(self, epoch: int | None = None) -> dict[str, Any]:
+        body = {} if epoch is None else {"epoch": epoch}
+        return dict(await self.request("POST", "/replication/fence", body))
+
+    # ---- collections --------------------------------------------------------------------
+
+    async def list_collections(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/collections"))["collections"])
+
+    async def create_collection(
+        self,
+        name: str,
+        dimension: int,
+        *,
+        metric: str = "cosine",
+        index: str = "hnsw",
+        hnsw: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": name,
+            "dimension": dimension,
+            "metric": metric,
+            "index": index,
+        }
+        if hnsw:
+            body["hnsw"] = hnsw
+        return dict((await self.request("POST", "/collections", body))["collection"])
+
+    async def get_collection(self, name: str) -> dict[str, Any]:
+        return dict((await self.request("GET", f"/collections/{_seg(name)}"))["collection"])
+
+    async def delete_collection(self, name: str) -> None:
+        await self.request("DELETE", f"/collections/{_seg(name)}")
+
+    async def snapshot(self, name: str) -> dict[str, Any]:
+        return dict((await self.request("POST", f"/collections/{_seg(name)}/snapshot"))["snapshot"])
+
+    # ---- points -------------------------------------------------------------------------
+
+    async def upsert(self, collection: str, points: Iterable[Point | dict[str, Any]]) -> int:
+        """Insert or replace points; returns the log sequence of the write."""
+        body = {"vectors": [p.to_json() if isinstance(p, Point) else p for p in points]}
+        return int(
+            (await self.request("POST", f"/collections/{_seg(collection)}/vectors", body))[
+                "sequence"
+            ]
+        )
+
+    async def get(self, collection: str, pid: PointId, *, with_vector: bool = True) -> Record:
+        path = f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}"
+        flag = "true" if with_vector else "false"
+        return Record.from_json(await self.request("GET", f"{path}?with_vector={flag}"))
+
+    async def update(
+        self,
+        collection: str,
+        pid: PointId,
+        *,
+        vector: Sequence[float] | None = None,
+        payload: Payload | None = None,
+    ) -> int:
+        """Atomically replace the vector and/or payload of an existing point."""
+        body: dict[str, Any] = {}
+        if vector is not None:
+            body["vector"] = list(vector)
+        if payload is not None:
+            body["payload"] = payload
+        path = f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}"
+        return int((await self.request("PUT", path, body))["sequence"])
+
+    async def delete(self, collection: str, pid: PointId) -> None:
+        await self.request("DELETE", f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}")
+
+    async def delete_many(
+        self,
+        collection: str,
+        *,
+        ids: Iterable[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> int:
+        body = {"ids": list(ids)} if ids is not None else {"filter": filter}
+        path = f"/collections/{_seg(collection)}/vectors/delete"
+        return int((await self.request("POST", path, body))["deleted"])
+
+    async def list_points(
+        self,
+        collection: str,
+        *,
+        limit: int = 100,
+        offset: PointId | None = None,
+        with_vector: bool = False,
+    ) -> tuple[list[Record], PointId | None]:
+        query = f"?limit={limit}&with_vector={'true' if with_vector else 'false'}"
+        if offset is not None:
+            query += f"&offset={quote(str(offset), safe='')}"
+        res = await self.request("GET", f"/collections/{_seg(collection)}/vectors{query}")
+        return [Record.from_json(r) for r in res["vectors"]], res["next_offset"]
+
+    async def count(self, collection: str, filter: dict[str, Any] | None = None) -> int:
+        body = {"filter": filter} if filter is not None else {}
+        return int(
+            (await self.request("POST", f"/collections/{_seg(collection)}/count", body))["count"]
+        )
+
+    # ---- search -------------------------------------------------------------------------
+
+    async def search(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        *,
+        limit: int = 10,
+        filter: dict[str, Any] | None = None,
+        threshold: float | None = None,
+        ef: int | None = None,
+        exact: bool = False,
+        offset: int = 0,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[Hit]:
+        body = _search_body(
+            vector, limit, filter, threshold, ef, exact, offset, with_payload, with_vector
+        )
+        res = await self.request("POST", f"/collections/{_seg(collection)}/search", body)
+        return [Hit.from_json(h) for h in res["results"]]
+
+    async def batch_search(
+        self, collection: str, queries: Sequence[dict[str, Any]]
+    ) -> list[list[Hit] | VectorizerError]:
+        """One entry per query: its hits, or the error that query alone met."""
+        res = await self.request(
+            "POST", "/batch_search", {"collection": collection, "queries": list(queries)}
+        )
+        out: list[list[Hit] | VectorizerError] = []
+        for item in res["results"]:
+            if item["status"] == "ok":
+                out.append([Hit.from_json(h) for h in item["results"]])
+            else:
+                e = item["error"]
+                out.append(error_class_for(e["code"])(e["message"], field=e.get("field")))
+        return out
+
+
+def _search_body(
+    vector: Sequence[float],
+    limit: int,
+    filter: dict[str, Any] | None,
+    threshold: float | None,
+    ef: int | None,
+    exact: bool,
+    offset: int,
+    with_payload: bool,
+    with_vector: bool,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "vector": list(vector),
+        "limit": limit,
+        "offset": offset,
+        "exact": exact,
+        "with_payload": with_payload,
+        "with_vector": with_vector,
+    }
+    if filter is not None:
+        body["filter"] = filter
+    if threshold is not None:
+        body["threshold"] = threshold
+    if ef is not None:
+        body["ef"] = ef
+    return body
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")

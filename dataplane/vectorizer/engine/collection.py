@@ -1,0 +1,345 @@
+"""One collection: vectors in slots, ids, payloads, and the index over them.
+
+Mutations here are deterministic and only ever called by the store, in log order,
+from a single thread; so a reader (on the same thread) sees a write entirely or not
+at all, and replaying the log rebuilds the same state.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from vectorizer.engine import exact
+from vectorizer.engine.config import CollectionConfig, IndexKind
+from vectorizer.engine.filters import Payload, Predicate
+from vectorizer.engine.hnsw import HnswIndex
+from vectorizer.engine.validation import Matrix, PointId
+
+INITIAL_CAPACITY = 1024
+# Below this many live points a search is exact: cheaper than the graph and always right.
+EXACT_BELOW = 2048
+# A filter estimated to match at most this many points is answered exactly over its matches,
+# so a selective filter still gets the true top-k.
+EXACT_FILTER_MAX = 20_000
+_SAMPLE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    id: PointId
+    payload: Payload | None
+    vector: list[float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPoint:
+    id: PointId
+    score: float
+    payload: Payload | None
+    vector: list[float] | None
+
+
+def _id_key(pid: PointId) -> tuple[int, int | str]:
+    return (0, pid) if isinstance(pid, int) else (1, pid)
+
+
+class Collection:
+    def __init__(
+        self, name: str, config: CollectionConfig, capacity: int = INITIAL_CAPACITY
+    ) -> None:
+        self.name = name
+        self.config = config
+        dim = config.dimension
+        self._vectors: Matrix = np.zeros((capacity, dim), dtype=np.float32)
+        self._alive: npt.NDArray[np.bool_] = np.zeros(capacity, dtype=bool)
+        self._ids: list[PointId | None] = [None] * capacity
+        self._payloads: list[Payload | None] = [None] * capacity
+        self._id_slots: dict[PointId, int] = {}
+        self._free: list[int] = []
+        self._high = 0  # slots below this have been used at least once
+        self._sorted_keys: list[tuple[int, int | str]] | None = None
+        self._index: HnswIndex | None = None
+        if config.index is IndexKind.HNSW:
+            self._index = HnswIndex(dim, config.metric, config.hnsw, capacity)
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._id_slots)
+
+    def __contains__(self, pid: PointId) -> bool:
+        return pid in self._id_slots
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            **self.config.to_dict(),
+            "vector_count": len(self),
+            "capacity": self._capacity,
+        }
+
+    def get(self, pid: PointId, *, with_vector: bool = True) -> Point | None:
+        slot = self._id_slots.get(pid)
+        if slot is None:
+            return None
+        return self._point(slot, True, with_vector)
+
+    def count(self, predicate: Predicate | None = None) -> int:
+        if predicate is None:
+            return len(self)
+        return len(self._matching_slots(predicate))
+
+    def ids_matching(self, predicate: Predicate) -> list[PointId]:
+        payloads = self._payloads
+        return [pid for pid, slot in self._id_slots.items() if predicate(pid, payloads[slot])]
+
+    def scroll(
+        self,
+        limit: int,
+        offset: PointId | None = None,
+        predicate: Predicate | None = None,
+        *,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> tuple[list[Point], PointId | None]:
+        """Points in id order (integers first) from ``offset`` on, and the next offset."""
+        keys = self._keys_in_order()
+        start = 0 if offset is None else bisect.bisect_left(keys, _id_key(offset))
+        out: list[Point] = []
+        for key in keys[start:]:
+            pid = key[1]
+            slot = self._id_slots[pid]
+            if predicate is not None and not predicate(pid, self._payloads[slot]):
+                continue
+            if len(out) == limit:
+                return out, pid
+            out.append(self._point(slot, with_payload, with_vector))
+        return out, None
+
+    def search(
+        self,
+        query: Matrix,
+        limit: int,
+        *,
+        offset: int = 0,
+        predicate: Predicate | None = None,
+        ef: int | None = None,
+        exact_search: bool = False,
+        threshold: float | None = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[ScoredPoint]:
+        """Best matches for a prepared ``query`` (1, dim), best first."""
+        k = min(limit + offset, len(self))
+        if k <= 0:
+            return []
+        hits = self._search_slots(query, k, predicate, ef, exact_search)
+        if threshold is not None:
+            better = self.config.metric.higher_is_better
+            hits = [(s, x) for s, x in hits if (x >= threshold if better else x <= threshold)]
+        return [
+            ScoredPoint(p.id, score, p.payload, p.vector)
+            for slot, score in hits[offset:]
+            for p in (self._point(slot, with_payload, with_vector),)
+        ]
+
+    def _search_slots(
+        self, query: Matrix, k: int, predicate: Predicate | None, ef: int | None, exact_search: bool
+    ) -> list[tuple[int, float]]:
+        use_graph = self._index is not None and not exact_search and len(self) > EXACT_BELOW
+        if predicate is None:
+            hits = self._index.search(query, k, ef, None) if use_graph and self._index else None
+            return hits if hits is not None else self._exact(query, self._live_slots(), k)
+        if use_graph and self._index and self._estimated_matches(predicate) > EXACT_FILTER_MAX:
+            ids, payloads = self._ids, self._payloads
+            hits = self._index.search(
+                query,
+                k,
+                ef,
+                lambda slot: predicate(ids[slot], payloads[slot]),  # type: ignore[arg-type]
+            )
+            if hits is not None:
+                return hits
+        return self._exact(query, self._matching_slots(predicate), k)
+
+    def _exact(self, query: Matrix, slots: exact.Slots, k: int) -> list[tuple[int, float]]:
+        return exact.top_k(self._vectors, slots, query, self.config.metric, k)
+
+    def _live_slots(self) -> exact.Slots:
+        return np.flatnonzero(self._alive[: self._high]).astype(np.int64)
+
+    def _matching_slots(self, predicate: Predicate) -> exact.Slots:
+        ids, payloads = self._ids, self._payloads
+        found = [s for s in self._id_slots.values() if predicate(ids[s], payloads[s])]  # type: ignore[arg-type]
+        return np.asarray(sorted(found), dtype=np.int64)
+
+    def _estimated_matches(self, predicate: Predicate) -> float:
+        live = self._live_slots()
+        sample = random.sample(range(live.size), min(_SAMPLE, live.size))
+        hits = sum(1 for i in sample if predicate(self._ids[live[i]], self._payloads[live[i]]))
+        return hits / max(len(sample), 1) * live.size
+
+    def _point(self, slot: int, with_payload: bool, with_vector: bool) -> Point:
+        pid = self._ids[slot]
+        assert pid is not None
+        return Point(
+            pid,
+            self._payloads[slot] if with_payload else None,
+            self._vectors[slot].tolist() if with_vector else None,
+        )
+
+    def _keys_in_order(self) -> list[tuple[int, int | str]]:
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(_id_key(pid) for pid in self._id_slots)
+        return self._sorted_keys
+
+    # ---- mutations (store only, in log order) --------------------------------------------
+
+    def upsert(self, ids: list[PointId], vectors: Matrix, payloads: list[Payload | None]) -> None:
+        """Insert or replace points; a replaced point moves to a new slot in one step."""
+        last = {pid: i for i, pid in enumerate(ids)}
+        if len(last) != len(ids):  # the same id twice in one batch: the last one wins
+            keep = sorted(last.values())
+            ids, vectors, payloads = (
+                [ids[i] for i in keep],
+                vectors[keep],
+                [payloads[i] for i in keep],
+            )
+        self._place(ids, vectors, payloads)
+
+    def update(self, pid: PointId, vector: Matrix | None, payload: Payload | None) -> None:
+        """Replace the vector and/or payload of an existing point, atomically."""
+        slot = self._id_slots[pid]
+        new_payload = self._payloads[slot] if payload is None else payload
+        if vector is None:
+            self._payloads[slot] = new_payload
+        else:
+            self._place([pid], vector, [new_payload])
+
+    def _place(self, ids: list[PointId], vectors: Matrix, payloads: list[Payload | None]) -> None:
+        # With a graph, a new vector for an existing id goes to a fresh slot and the old
+        # slot is retired afterwards: inserting a node costs a fraction of hnswlib's
+        # in-place re-linking. Without a graph, overwriting in place is cheapest.
+        graph = self._index is not None
+        old = [self._id_slots.get(pid) for pid in ids]
+        slots = [o if o is not None and not graph else self._take_slot() for o in old]
+        self._vectors[slots] = vectors
+        if self._index is not None:
+            self._index.add(vectors, slots)
+        for slot, pid, payload in zip(slots, ids, payloads, strict=True):
+            self._ids[slot] = pid
+            self._payloads[slot] = payload
+            self._alive[slot] = True
+            self._id_slots[pid] = slot
+        for o in old:
+            if o is not None and graph:
+                self._retire(o)
+        if any(o is None for o in old):
+            self._sorted_keys = None
+
+    def set_payload(self, ids: Iterable[PointId], payload: Payload, overwrite: bool) -> None:
+        for pid in ids:
+            slot = self._id_slots[pid]
+            old = self._payloads[slot]
+            self._payloads[slot] = dict(payload) if overwrite or old is None else {**old, **payload}
+
+    def delete(self, ids: Iterable[PointId]) -> int:
+        deleted = 0
+        for pid in ids:
+            slot = self._id_slots.pop(pid, None)
+            if slot is not None:
+                self._retire(slot)
+                deleted += 1
+        if deleted:
+            self._sorted_keys = None
+        return deleted
+
+    def _retire(self, slot: int) -> None:
+        if self._index is not None:
+            self._index.delete(slot)
+        self._alive[slot] = False
+        self._ids[slot] = None
+        self._payloads[slot] = None
+        self._free.append(slot)
+
+    def _take_slot(self) -> int:
+        """A never-used slot while capacity lasts, then a freed one, then grow.
+
+        Re-using a freed slot makes hnswlib re-link a deleted node in place, which costs
+        several fresh insertions; so freed slots wait until capacity runs out.
+        """
+        if self._high == self._capacity and not self._free:
+            self._grow(self._capacity * 2)
+        if self._high < self._capacity:
+            self._high += 1
+            return self._high - 1
+        return self._free.pop()
+
+    @property
+    def _capacity(self) -> int:
+        return int(self._vectors.shape[0])
+
+    def _grow(self, capacity: int) -> None:
+        old = self._capacity
+        vectors = np.zeros((capacity, self.config.dimension), dtype=np.float32)
+        vectors[:old] = self._vectors
+        alive = np.zeros(capacity, dtype=bool)
+        alive[:old] = self._alive
+        self._vectors, self._alive = vectors, alive
+        self._ids.extend([None] * (capacity - old))
+        self._payloads.extend([None] * (capacity - old))
+        if self._index is not None:
+            self._index.resize(capacity)
+
+    # ---- snapshots ------------------------------------------------------------------------
+
+    def export(self, directory: Path) -> dict[str, Any]:
+        """Write the collection's files into ``directory``; returns what the manifest records."""
+        high = self._high
+        np.save(directory / "vectors.npy", self._vectors[:high], allow_pickle=False)
+        np.save(directory / "alive.npy", self._alive[:high], allow_pickle=False)
+        points = {"ids": self._ids[:high], "payloads": self._payloads[:high]}
+        (directory / "points.json").write_bytes(orjson.dumps(points))
+        if self._index is not None:
+            self._index.save(directory / "hnsw.bin")
+        return {
+            "name": self.name,
+            "config": self.config.to_dict(),
+            "count": len(self),
+            "slots": high,
+        }
+
+    @classmethod
+    def restore(cls, directory: Path, name: str, config: CollectionConfig) -> Collection:
+        vectors = np.load(directory / "vectors.npy", allow_pickle=False)
+        alive = np.load(directory / "alive.npy", allow_pickle=False)
+        points = orjson.loads((directory / "points.json").read_bytes())
+        high = int(vectors.shape[0])
+        capacity = max(INITIAL_CAPACITY, 1 << max(high - 1, 0).bit_length())
+        self = cls.__new__(cls)
+        self.name, self.config = name, config
+        self._vectors = np.zeros((capacity, config.dimension), dtype=np.float32)
+        self._vectors[:high] = vectors
+        self._alive = np.zeros(capacity, dtype=bool)
+        self._alive[:high] = alive
+        self._ids = list(points["ids"]) + [None] * (capacity - high)
+        self._payloads = list(points["payloads"]) + [None] * (capacity - high)
+        self._id_slots = {pid: s for s, pid in enumerate(self._ids[:high]) if pid is not None}
+        self._free = [s for s in range(high - 1, -1, -1) if self._ids[s] is None]
+        self._high = high
+        self._sorted_keys = None
+        self._index = None
+        if config.index is IndexKind.HNSW:
+            self._index = HnswIndex.load(
+                directory / "hnsw.bin", config.dimension, config.metric, config.hnsw, capacity
+            )
+        return self

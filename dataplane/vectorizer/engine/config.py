@@ -1,0 +1,93 @@
+"""Collection configuration: metric, index kind and HNSW parameters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from vectorizer.engine import validation
+from vectorizer.engine.validation import Matrix
+from vectorizer.errors import ValidationError
+
+
+class Metric(StrEnum):
+    COSINE = "cosine"
+    EUCLIDEAN = "euclidean"
+    DOT = "dot"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self is not Metric.EUCLIDEAN
+
+    def prepare(self, vectors: Matrix, field: str = "vector") -> Matrix:
+        """Vectors as stored and queried: unit length for cosine, unchanged otherwise."""
+        if self is not Metric.COSINE:
+            return vectors
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise ValidationError("cosine needs non-zero vectors", field=field)
+        out: Matrix = (vectors / norms).astype(np.float32, copy=False)
+        return out
+
+
+class IndexKind(StrEnum):
+    HNSW = "hnsw"
+    EXACT = "exact"
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    m: int = 16
+    ef_construction: int = 100
+    ef_search: int = 128
+
+    def validated(self, field: str = "hnsw") -> HnswParams:
+        for name, lo, hi in (("m", 2, 128), ("ef_construction", 4, 4096), ("ef_search", 1, 4096)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValidationError(
+                    f"{name} must be an integer in {lo}..{hi}", field=f"{field}.{name}"
+                )
+        return self
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    dimension: int
+    metric: Metric = Metric.COSINE
+    index: IndexKind = IndexKind.HNSW
+    hnsw: HnswParams = field(default_factory=HnswParams)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dimension": self.dimension,
+            "metric": self.metric.value,
+            "index": self.index.value,
+            "hnsw": asdict(self.hnsw),
+        }
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], defaults: HnswParams) -> CollectionConfig:
+        """Build from wire or log form; errors name the offending field."""
+        dim = validation.dimension(raw.get("dimension"))
+        try:
+            metric = Metric(raw.get("metric", Metric.COSINE))
+        except ValueError:
+            raise ValidationError(
+                "metric must be cosine, euclidean or dot", field="metric"
+            ) from None
+        try:
+            index = IndexKind(raw.get("index", IndexKind.HNSW))
+        except ValueError:
+            raise ValidationError("index must be hnsw or exact", field="index") from None
+        hnsw_raw = raw.get("hnsw") or {}
+        if not isinstance(hnsw_raw, dict):
+            raise ValidationError("hnsw is an object", field="hnsw")
+        unknown = set(hnsw_raw) - {"m", "ef_construction", "ef_search"}
+        if unknown:
+            raise ValidationError("unknown HNSW parameter", field=f"hnsw.{sorted(unknown)[0]}")
+        hnsw = HnswParams(**{**asdict(defaults), **hnsw_raw}).validated()
+        return cls(dimension=dim, metric=metric, index=index, hnsw=hnsw)

@@ -1,0 +1,250 @@
+"""Payload filters with Qdrant's semantics, compiled once per query into a predicate.
+
+Supported: ``must`` / ``should`` / ``must_not`` / ``min_should`` (nested filters too),
+field conditions with ``match`` (``value``, ``any``, ``except``, ``text``) and ``range``
+(``gt``, ``gte``, ``lt``, ``lte``), ``has_id``, ``is_empty`` and ``is_null``.
+
+Keys are dotted paths into the payload; ``a[]`` steps into every element of an array
+and an array value matches when any of its elements does, as in Qdrant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from vectorizer.engine.validation import PointId, point_id
+from vectorizer.errors import ValidationError
+
+Payload = dict[str, Any]
+Predicate = Callable[[PointId, Payload | None], bool]
+
+_MISSING = object()
+_CLAUSES = ("must", "should", "must_not", "min_should")
+_RANGE_OPS = ("gt", "gte", "lt", "lte")
+
+
+def compile_filter(spec: Any, field: str = "filter") -> Predicate | None:
+    """A predicate for ``spec``, or None when the filter accepts everything."""
+    if spec is None:
+        return None
+    return _filter(spec, field)
+
+
+def _filter(spec: Any, field: str) -> Predicate:
+    if not isinstance(spec, dict):
+        raise ValidationError("a filter is an object with must/should/must_not", field=field)
+    unknown = set(spec) - set(_CLAUSES)
+    if unknown:
+        raise ValidationError(f"unknown filter clause {sorted(unknown)[0]!r}", field=field)
+    must = _conditions(spec.get("must"), f"{field}.must")
+    should = _conditions(spec.get("should"), f"{field}.should")
+    must_not = _conditions(spec.get("must_not"), f"{field}.must_not")
+    min_should = _min_should(spec.get("min_should"), f"{field}.min_should")
+
+    def pred(pid: PointId, payload: Payload | None) -> bool:
+        if any(not c(pid, payload) for c in must):
+            return False
+        if should and not any(c(pid, payload) for c in should):
+            return False
+        if any(c(pid, payload) for c in must_not):
+            return False
+        if min_should is not None:
+            conds, count = min_should
+            if sum(1 for c in conds if c(pid, payload)) < count:
+                return False
+        return True
+
+    return pred
+
+
+def _conditions(raw: Any, field: str) -> list[Predicate]:
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    return [_condition(c, f"{field}[{i}]") for i, c in enumerate(items)]
+
+
+def _min_should(raw: Any, field: str) -> tuple[list[Predicate], int] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"conditions", "min_count"}:
+        raise ValidationError("min_should is {conditions: [...], min_count: n}", field=field)
+    count = raw["min_count"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValidationError(
+            "min_count must be a non-negative integer", field=f"{field}.min_count"
+        )
+    return _conditions(raw["conditions"], f"{field}.conditions"), count
+
+
+def _condition(spec: Any, field: str) -> Predicate:
+    if not isinstance(spec, dict) or not spec:
+        raise ValidationError("a condition is a non-empty object", field=field)
+    if set(spec) & set(_CLAUSES):
+        return _filter(spec, field)
+    if "has_id" in spec:
+        return _has_id(spec, field)
+    if "is_empty" in spec:
+        return _is_empty(_single_key(spec, "is_empty", field), f"{field}.is_empty")
+    if "is_null" in spec:
+        return _is_null(_single_key(spec, "is_null", field), f"{field}.is_null")
+    if "key" in spec:
+        return _field_condition(spec, field)
+    raise ValidationError(f"unknown condition {sorted(spec)[0]!r}", field=field)
+
+
+def _single_key(spec: dict[str, Any], name: str, field: str) -> str:
+    if len(spec) != 1:
+        raise ValidationError(f"{name} takes no sibling fields", field=field)
+    inner = spec[name]
+    if not isinstance(inner, dict) or set(inner) != {"key"} or not isinstance(inner["key"], str):
+        raise ValidationError(f"{name} is {{key: 'path'}}", field=f"{field}.{name}")
+    return _key(inner["key"], f"{field}.{name}.key")
+
+
+def _key(key: Any, field: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > 1024:
+        raise ValidationError("key must be a non-empty payload path", field=field)
+    return key
+
+
+def _has_id(spec: dict[str, Any], field: str) -> Predicate:
+    raw = spec["has_id"]
+    if len(spec) != 1 or not isinstance(raw, list):
+        raise ValidationError("has_id is a list of ids", field=f"{field}.has_id")
+    ids = {point_id(v, f"{field}.has_id[{i}]") for i, v in enumerate(raw)}
+    return lambda pid, _payload: pid in ids
+
+
+def _is_empty(key: str, field: str) -> Predicate:
+    def pred(_pid: PointId, payload: Payload | None) -> bool:
+        return next(_lookup(payload, key), _MISSING) is _MISSING
+
+    return pred
+
+
+def _is_null(key: str, field: str) -> Predicate:
+    def pred(_pid: PointId, payload: Payload | None) -> bool:
+        return any(v is None for v in _raw_lookup(payload, key.split(".")))
+
+    return pred
+
+
+def _field_condition(spec: dict[str, Any], field: str) -> Predicate:
+    key = _key(spec["key"], f"{field}.key")
+    kinds = set(spec) - {"key"}
+    if len(kinds) != 1 or not kinds <= {"match", "range"}:
+        raise ValidationError("a field condition has exactly one of match or range", field=field)
+    if "match" in spec:
+        test = _match(spec["match"], f"{field}.match")
+    else:
+        test = _range(spec["range"], f"{field}.range")
+
+    # A missing key matches nothing, not even `except`, as in Qdrant.
+    def pred(_pid: PointId, payload: Payload | None) -> bool:
+        return any(test(v) for v in _lookup(payload, key))
+
+    return pred
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) or value is None
+
+
+def _match(spec: Any, field: str) -> Callable[[Any], bool]:
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise ValidationError("match has exactly one of value, any, except, text", field=field)
+    ((kind, arg),) = spec.items()
+    if kind == "value":
+        if not isinstance(arg, str | int | float) or arg is None:
+            raise ValidationError("match.value is a string, number or bool", field=f"{field}.value")
+        return lambda v: _same(v, arg)
+    if kind in ("any", "except"):
+        if not isinstance(arg, list) or not all(_scalar(x) and x is not None for x in arg):
+            raise ValidationError(f"match.{kind} is a list of values", field=f"{field}.{kind}")
+        keys = {_hashable(x) for x in arg}
+        if kind == "any":
+            return lambda v: _hashable(v) in keys
+        return lambda v: _hashable(v) not in keys
+    if kind == "text":
+        if not isinstance(arg, str):
+            raise ValidationError("match.text is a string", field=f"{field}.text")
+        return lambda v: isinstance(v, str) and arg in v
+    raise ValidationError(f"unknown match kind {kind!r}", field=field)
+
+
+def _range(spec: Any, field: str) -> Callable[[Any], bool]:
+    if not isinstance(spec, dict) or not spec or set(spec) - set(_RANGE_OPS):
+        raise ValidationError("range takes gt, gte, lt, lte", field=field)
+    bounds: dict[str, float] = {}
+    for op, bound in spec.items():
+        if bound is None:
+            continue
+        if isinstance(bound, bool) or not isinstance(bound, int | float):
+            raise ValidationError("range bounds are numbers", field=f"{field}.{op}")
+        bounds[op] = bound
+    gt, gte, lt, lte = (bounds.get(op) for op in _RANGE_OPS)
+
+    def test(v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return False
+        return (
+            (gt is None or v > gt)
+            and (gte is None or v >= gte)
+            and (lt is None or v < lt)
+            and (lte is None or v <= lte)
+        )
+
+    return test
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    # JSON booleans and numbers are distinct kinds: true must not match 1.
+    if isinstance(stored, bool) or isinstance(wanted, bool):
+        return isinstance(stored, bool) and isinstance(wanted, bool) and stored == wanted
+    return bool(stored == wanted)
+
+
+def _hashable(value: Any) -> tuple[str, Any]:
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("num", value)
+    if isinstance(value, str):
+        return ("str", value)
+    return ("other", id(value))
+
+
+def _lookup(payload: Payload | None, key: str) -> Iterator[Any]:
+    """Every scalar value at ``key``; arrays are flattened one level, as Qdrant does."""
+    for value in _raw_lookup(payload, key.split(".")):
+        if isinstance(value, list):
+            yield from (v for v in value if v is not None)
+        elif value is not None:
+            yield value
+
+
+def _raw_lookup(node: Any, parts: list[str]) -> Iterator[Any]:
+    if not parts:
+        yield node
+        return
+    head, rest = parts[0], parts[1:]
+    step_into_array = head.endswith("[]")
+    name = head[:-2] if step_into_array else head
+    if not isinstance(node, dict):
+        return
+    child = node.get(name, _MISSING)
+    if child is _MISSING:
+        return
+    if step_into_array:
+        if isinstance(child, list):
+            for item in child:
+                yield from _raw_lookup(item, rest)
+        return
+    if isinstance(child, list) and rest:
+        # Qdrant lets `a.b` reach into an array of objects without the [] marker.
+        for item in child:
+            yield from _raw_lookup(item, rest)
+        return
+    yield from _raw_lookup(child, rest)

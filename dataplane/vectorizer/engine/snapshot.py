@@ -1,0 +1,169 @@
+"""Snapshots: every collection at one log sequence, written atomically, checksummed.
+
+Layout: ``snapshots/<seq, 20 digits>/MANIFEST.json`` plus one folder per collection
+(``c00000`` …) holding ``vectors.npy``, ``alive.npy`` (numpy, no pickle),
+``points.json`` (ids and payloads) and ``hnsw.bin`` (hnswlib's own format). A snapshot
+is built in a temporary folder, fsynced, renamed into place and the parent fsynced; a
+snapshot whose manifest or checksums do not verify is skipped at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vectorizer.engine.collection import Collection
+from vectorizer.engine.config import CollectionConfig, HnswParams
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+MANIFEST = "MANIFEST.json"
+_NAME_RE = re.compile(r"\d{20}")
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    sequence: int
+    path: Path
+    created_at: float
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "created_at": self.created_at,
+            "size_bytes": self.size_bytes,
+            "name": self.path.name,
+        }
+
+
+def write(directory: Path, sequence: int, collections: list[Collection]) -> SnapshotInfo:
+    """Write a snapshot of ``collections`` at ``sequence`` (blocking; run off the loop)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{sequence:020d}"
+    tmp = directory / f".tmp-{sequence:020d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    entries = []
+    for i, coll in enumerate(collections):
+        sub = tmp / f"c{i:05d}"
+        sub.mkdir()
+        entry = coll.export(sub)
+        entry["dir"] = sub.name
+        entry["files"] = {f.name: _sha256(f) for f in sorted(sub.iterdir())}
+        for f in sub.iterdir():
+            _fsync_file(f)
+        _fsync_file(sub)
+        entries.append(entry)
+    created = time.time()
+    manifest = {
+        "format": FORMAT,
+        "sequence": sequence,
+        "created_at": created,
+        "collections": entries,
+    }
+    (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    _fsync_file(tmp / MANIFEST)
+    _fsync_file(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_file(directory)
+    size = sum(f.stat().st_size for f in final.rglob("*") if f.is_file())
+    return SnapshotInfo(sequence, final, created, size)
+
+
+def load_latest(
+    directory: Path, defaults: HnswParams
+) -> tuple[SnapshotInfo, dict[str, Collection]] | None:
+    """The newest snapshot that verifies, with its collections; None when there is none."""
+    for info in list_snapshots(directory):
+        try:
+            return info, _load(info.path, defaults)
+        except Exception as exc:  # any damage: fall back to an older snapshot
+            log.error("snapshot %s is unusable (%s); trying an older one", info.path.name, exc)
+    return None
+
+
+def list_snapshots(directory: Path) -> list[SnapshotInfo]:
+    """Snapshots on disk, newest first (by name; validity is checked on load)."""
+    if not directory.exists():
+        return []
+    out = []
+    for p in directory.iterdir():
+        if _NAME_RE.fullmatch(p.name) and (p / MANIFEST).exists():
+            size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            out.append(SnapshotInfo(int(p.name), p, (p / MANIFEST).stat().st_mtime, size))
+    return sorted(out, key=lambda s: s.sequence, reverse=True)
+
+
+def prune(directory: Path, keep: int, pinned: set[int] | None = None) -> list[SnapshotInfo]:
+    """Delete all but the newest ``keep`` snapshots (and any pinned ones) and stale
+    temporaries; returns those kept."""
+    pinned = pinned or set()
+    if directory.exists():
+        for p in directory.iterdir():
+            if p.name.startswith(".tmp-"):
+                shutil.rmtree(p, ignore_errors=True)
+    snaps = list_snapshots(directory)
+    kept = [s for i, s in enumerate(snaps) if i < keep or s.sequence in pinned]
+    for old in snaps:
+        if old not in kept:
+            shutil.rmtree(old.path, ignore_errors=True)
+    return kept
+
+
+def load_dir(path: Path, defaults: HnswParams) -> tuple[SnapshotInfo, dict[str, Collection]]:
+    """Verify and load one snapshot folder (whatever its name)."""
+    manifest = orjson.loads((path / MANIFEST).read_bytes())
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    info = SnapshotInfo(int(manifest["sequence"]), path, float(manifest["created_at"]), size)
+    return info, _load(path, defaults, check_name=False)
+
+
+def _load(path: Path, defaults: HnswParams, check_name: bool = True) -> dict[str, Collection]:
+    manifest = orjson.loads((path / MANIFEST).read_bytes())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"unknown snapshot format {manifest.get('format')!r}")
+    if check_name and manifest.get("sequence") != int(path.name):
+        raise ValueError("manifest does not match its folder")
+    out: dict[str, Collection] = {}
+    for entry in manifest["collections"]:
+        sub = path / entry["dir"]
+        for name, digest in entry["files"].items():
+            if _sha256(sub / name) != digest:
+                raise ValueError(f"checksum mismatch in {entry['dir']}/{name}")
+        config = CollectionConfig.parse(entry["config"], defaults)
+        coll = Collection.restore(sub, entry["name"], config)
+        if len(coll) != entry["count"]:
+            raise ValueError(
+                f"collection {entry['name']} has {len(coll)} points, expected {entry['count']}"
+            )
+        out[coll.name] = coll
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,459 @@
+"""The store: every collection, the write-ahead log and the snapshots of one node.
+
+A write is validated, appended to the log under the next sequence number and applied
+to the collections in one uninterrupted step on the event loop (so readers on the loop
+see all of it or none of it, and log order is apply order); it is acknowledged once the
+log is durable under the fsync policy. Start-up loads the newest valid snapshot and
+replays the log after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vectorizer.engine import records, snapshot, validation
+from vectorizer.engine.collection import Collection
+from vectorizer.engine.config import CollectionConfig, HnswParams
+from vectorizer.engine.filters import Payload, Predicate
+from vectorizer.engine.validation import Matrix, PointId
+from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
+from vectorizer.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    NotReady,
+    ShuttingDown,
+    StorageError,
+    ValidationError,
+    VectorNotFound,
+)
+
+log = logging.getLogger(__name__)
+
+# Present while a full sync replaces this node's data; found at start-up, it means the
+# replacement was cut short, so the partial state is wiped and the node syncs again.
+SYNC_MARKER = "SYNC_IN_PROGRESS"
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    fsync: FsyncPolicy = field(default_factory=FsyncPolicy)
+    segment_bytes: int = 64 << 20
+    snapshot_interval_s: float = 300.0
+    snapshot_wal_bytes: int = 256 << 20
+    snapshots_retained: int = 2
+    hnsw_defaults: HnswParams = field(default_factory=HnswParams)
+
+
+class Store:
+    def __init__(self, data_dir: Path, options: StoreOptions | None = None) -> None:
+        self.data_dir = data_dir
+        self.options = options or StoreOptions()
+        self.sequence = 0
+        self.ready = False
+        self.started_at = time.time()
+        self._collections: dict[str, Collection] = {}
+        self._wal = WriteAheadLog(data_dir / "wal", self.options.fsync, self.options.segment_bytes)
+        self._snap_dir = data_dir / "snapshots"
+        self._last_snapshot: snapshot.SnapshotInfo | None = None
+        self._log_bytes_since_snapshot = 0
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._snapshot_lock = asyncio.Lock()
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pins: Counter[int] = Counter()
+        # Hooks for replication (all unset on a standalone node):
+        # write_guard raises when this node must not take client writes;
+        # on_commit sees every record as it is committed (the primary streams it);
+        # confirm waits, after local durability, for the write concern (sync replicas).
+        self.write_guard: Callable[[], None] | None = None
+        self.on_commit: list[Callable[[int, bytes], None]] = []
+        self.confirm: Callable[[int], Awaitable[None]] | None = None
+
+    # ---- lifetime ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Recover from disk (off the loop, so health checks answer meanwhile)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._recover)
+        self.ready = True
+        self._tasks.append(asyncio.create_task(self._maintain()))
+        if self.options.fsync.mode == "interval":
+            self._tasks.append(asyncio.create_task(self._wal.run_interval_fsync()))
+
+    def _recover(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if (self.data_dir / SYNC_MARKER).exists():
+            log.warning("a full sync was interrupted; discarding the partial data to sync again")
+            self._wipe()
+            (self.data_dir / SYNC_MARKER).unlink()
+        for stale in self._snap_dir.glob(".incoming-*"):  # a transfer cut short
+            shutil.rmtree(stale, ignore_errors=True)
+        started = time.monotonic()
+        snap_seq = 0
+        loaded = snapshot.load_latest(self._snap_dir, self.options.hnsw_defaults)
+        if loaded is not None:
+            self._last_snapshot, self._collections = loaded
+            snap_seq = self._last_snapshot.sequence
+        self._wal.recover()
+        if self._wal.last_seq > snap_seq and self._wal.first_seq > snap_seq + 1:
+            raise CorruptLog(
+                f"the log starts at record {self._wal.first_seq} but the newest usable snapshot "
+                f"ends at {snap_seq}: records in between are missing"
+            )
+        replayed = 0
+        for seq, body in self._wal.read_from(snap_seq + 1):
+            op, vectors = records.decode(body)
+            self._apply(op, vectors)
+            replayed += 1
+            self.sequence = seq
+        self.sequence = max(self.sequence, snap_seq)
+        self._wal.start(self.sequence + 1)
+        log.info(
+            "recovered %d collections at sequence %d (snapshot %d + %d log records) in %.2fs",
+            len(self._collections),
+            self.sequence,
+            snap_seq,
+            replayed,
+            time.monotonic() - started,
+        )
+
+    async def close(self, *, take_snapshot: bool = True) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if take_snapshot and self.ready:
+            await self.snapshot()
+        self._wal.close()
+        self.ready = False
+
+    async def _maintain(self) -> None:
+        """Periodic snapshots: on the interval, or sooner when the log has grown large."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            interval = self.options.snapshot_interval_s
+            due = interval > 0 and time.monotonic() - last >= interval
+            if due or self._log_bytes_since_snapshot >= self.options.snapshot_wal_bytes:
+                last = time.monotonic()
+                try:
+                    await self.snapshot()
+                except Exception:
+                    log.exception("periodic snapshot failed; the log keeps every record")
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def collection(self, name: str) -> Collection:
+        self._check_ready()
+        coll = self._collections.get(name)
+        if coll is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist", field="collection")
+        return coll
+
+    def collections(self) -> list[Collection]:
+        self._check_ready()
+        return sorted(self._collections.values(), key=lambda c: c.name)
+
+    def stats(self) -> dict[str, Any]:
+        snap = self._last_snapshot
+        return {
+            "ready": self.ready,
+            "sequence": self.sequence,
+            "collections": len(self._collections),
+            "vectors": sum(len(c) for c in self._collections.values()),
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "wal": {
+                "first_sequence": self._wal.first_seq,
+                "last_sequence": self._wal.last_seq,
+                "size_bytes": self._wal.size_bytes,
+                "fsync": self.options.fsync.mode,
+            },
+            "snapshot": snap.to_dict() if snap else None,
+        }
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise NotReady("the store is still recovering; retry shortly")
+
+    # ---- writes ------------------------------------------------------------------------
+    # Each write method awaits only before validating (the snapshot gate) and after
+    # committing (durability): validate → log → apply is one step on the loop.
+
+    async def _gate(self) -> None:
+        if self._closing:
+            raise ShuttingDown("the node is shutting down")
+        self._check_ready()
+        if not self._writable.is_set():
+            await self._writable.wait()
+            if self._closing:
+                raise ShuttingDown("the node is shutting down")
+        if self.write_guard is not None:
+            self.write_guard()
+
+    def _commit(self, op: records.Op, vectors: Matrix | None = None) -> int:
+        return self._append(self.sequence + 1, records.encode(op, vectors), op, vectors)
+
+    def _append(self, seq: int, body: bytes, op: records.Op, vectors: Matrix | None) -> int:
+        self._log_bytes_since_snapshot += self._wal.append(seq, body)
+        self._apply(op, vectors)
+        self.sequence = seq
+        for listener in self.on_commit:
+            listener(seq, body)
+        return seq
+
+    async def _durable(self, seq: int) -> int:
+        await self._wal.sync(seq)
+        if self.confirm is not None:
+            await self.confirm(seq)
+        return seq
+
+    # ---- replication ---------------------------------------------------------------------
+
+    def apply_replicated(self, seq: int, body: bytes) -> None:
+        """Log and apply a record shipped by the primary, under the primary's sequence."""
+        self._check_ready()
+        if seq != self.sequence + 1:
+            raise StorageError(f"replicated record {seq} does not follow {self.sequence}")
+        op, vectors = records.decode(body)
+        self._append(seq, body, op, vectors)
+
+    async def sync_log(self, seq: int) -> None:
+        """Wait until ``seq`` is durable in the local log (a replica's acknowledgement)."""
+        await self._wal.sync(seq)
+
+    def read_log(self, from_seq: int) -> list[tuple[int, bytes]] | None:
+        """Retained records from ``from_seq`` on, or None when the log no longer reaches back."""
+        if from_seq < self._wal.first_seq:
+            return None
+        return list(self._wal.read_from(from_seq))
+
+    @property
+    def log_first_sequence(self) -> int:
+        return self._wal.first_seq
+
+    @contextlib.contextmanager
+    def pinned(self, seq: int) -> Iterator[None]:
+        """Keep snapshot ``seq`` (and the log after it) while a full sync sends it."""
+        self._pins[seq] += 1
+        try:
+            yield
+        finally:
+            self._pins[seq] -= 1
+            if not self._pins[seq]:
+                del self._pins[seq]
+
+    async def install_snapshot(self, incoming: Path) -> None:
+        """Replace every collection with a verified snapshot received from the primary."""
+        loop = asyncio.get_running_loop()
+        loaded = await loop.run_in_executor(
+            None, snapshot.load_dir, incoming, self.options.hnsw_defaults
+        )
+        info, collections = loaded
+        marker = self.data_dir / SYNC_MARKER
+        marker.write_bytes(b"")
+        _fsync_path(self.data_dir)
+        self._wal.close()
+        await loop.run_in_executor(None, self._wipe)
+        final = self._snap_dir / f"{info.sequence:020d}"
+        self._snap_dir.mkdir(parents=True, exist_ok=True)
+        os.rename(incoming, final)
+        _fsync_path(self._snap_dir)
+        self._wal = WriteAheadLog(
+            self.data_dir / "wal", self.options.fsync, self.options.segment_bytes
+        )
+        self._wal.recover()
+        self._wal.start(info.sequence + 1)
+        self._collections = collections
+        self.sequence = info.sequence
+        self._last_snapshot = snapshot.SnapshotInfo(
+            info.sequence, final, info.created_at, info.size_bytes
+        )
+        self._log_bytes_since_snapshot = 0
+        marker.unlink()
+        _fsync_path(self.data_dir)
+        log.info("installed a snapshot at sequence %d from the primary", info.sequence)
+
+    def _wipe(self) -> None:
+        shutil.rmtree(self.data_dir / "wal", ignore_errors=True)
+        for snap in snapshot.list_snapshots(self._snap_dir):
+            shutil.rmtree(snap.path, ignore_errors=True)
+
+    async def create_collection(self, name: str, raw_config: dict[str, Any]) -> Collection:
+        await self._gate()
+        validation.collection_name(name)
+        config = CollectionConfig.parse(raw_config, self.options.hnsw_defaults)
+        if name in self._collections:
+            raise CollectionExists(f"collection {name!r} already exists", field="name")
+        seq = self._commit({"op": "create_collection", "name": name, "config": config.to_dict()})
+        await self._durable(seq)
+        return self._collections[name]
+
+    async def delete_collection(self, name: str) -> int:
+        await self._gate()
+        self.collection(name)
+        return await self._durable(self._commit({"op": "delete_collection", "name": name}))
+
+    async def upsert(
+        self,
+        name: str,
+        ids: list[Any],
+        rows: Any,
+        payloads: list[Payload | None],
+        *,
+        field: str = "vectors",
+    ) -> int:
+        """Insert or replace points. ``rows`` is a list of vectors or an (n, dim) matrix."""
+        await self._gate()
+        coll = self.collection(name)
+        clean_ids = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
+        vectors = validation.matrix(rows, coll.config.dimension, field=field)
+        vectors = coll.config.metric.prepare(vectors, field=field)
+        seq = self._commit(
+            {"op": "upsert", "collection": name, "ids": clean_ids, "payloads": payloads}, vectors
+        )
+        return await self._durable(seq)
+
+    async def update_point(
+        self, name: str, pid: PointId, vector: Any | None, payload: Payload | None
+    ) -> int:
+        """Atomically replace the vector and/or the payload of an existing point."""
+        await self._gate()
+        coll = self.collection(name)
+        self._require_points(coll, [pid])
+        if vector is None and payload is None:
+            raise ValidationError("give a vector, a payload or both", field="vector")
+        prepared = None
+        if vector is not None:
+            row = validation.vector(vector, coll.config.dimension)
+            prepared = coll.config.metric.prepare(row)
+        op = {"op": "update", "collection": name, "id": pid, "payload": payload}
+        return await self._durable(self._commit(op, prepared))
+
+    async def set_payload(
+        self, name: str, ids: list[PointId], payload: Payload, *, overwrite: bool
+    ) -> int:
+        await self._gate()
+        coll = self.collection(name)
+        self._require_points(coll, ids)
+        op = {
+            "op": "set_payload",
+            "collection": name,
+            "ids": ids,
+            "payload": payload,
+            "overwrite": overwrite,
+        }
+        return await self._durable(self._commit(op))
+
+    async def delete_points(self, name: str, ids: Iterable[PointId]) -> tuple[int, int]:
+        """Delete by id (missing ids are ignored); returns (deleted, sequence)."""
+        await self._gate()
+        coll = self.collection(name)
+        present = [pid for pid in dict.fromkeys(ids) if pid in coll]
+        if not present:
+            return 0, self.sequence
+        seq = self._commit({"op": "delete", "collection": name, "ids": present})
+        return len(present), await self._durable(seq)
+
+    async def delete_matching(self, name: str, predicate: Predicate) -> tuple[int, int]:
+        """Delete every point the filter matches; the log records the resolved ids."""
+        await self._gate()
+        ids = self.collection(name).ids_matching(predicate)
+        if not ids:
+            return 0, self.sequence
+        seq = self._commit({"op": "delete", "collection": name, "ids": ids})
+        return len(ids), await self._durable(seq)
+
+    async def set_payload_matching(
+        self, name: str, predicate: Predicate, payload: Payload, *, overwrite: bool
+    ) -> tuple[int, int]:
+        """Set the payload of every point the filter matches, resolved as the write commits."""
+        await self._gate()
+        ids = self.collection(name).ids_matching(predicate)
+        if not ids:
+            return 0, self.sequence
+        op = {
+            "op": "set_payload",
+            "collection": name,
+            "ids": ids,
+            "payload": payload,
+            "overwrite": overwrite,
+        }
+        return len(ids), await self._durable(self._commit(op))
+
+    @staticmethod
+    def _require_points(coll: Collection, ids: Iterable[PointId]) -> None:
+        for pid in ids:
+            if pid not in coll:
+                raise VectorNotFound(f"no point with id {pid!r} in {coll.name!r}", field="id")
+
+    def _apply(self, op: records.Op, vectors: Matrix | None) -> None:
+        kind = op["op"]
+        if kind == "create_collection":
+            config = CollectionConfig.parse(op["config"], self.options.hnsw_defaults)
+            self._collections[op["name"]] = Collection(op["name"], config)
+        elif kind == "delete_collection":
+            self._collections.pop(op["name"], None)
+        else:
+            coll = self._collections[op["collection"]]
+            if kind == "upsert":
+                assert vectors is not None
+                coll.upsert(op["ids"], vectors, op["payloads"])
+            elif kind == "update":
+                coll.update(op["id"], vectors, op["payload"])
+            elif kind == "set_payload":
+                coll.set_payload(op["ids"], op["payload"], op["overwrite"])
+            elif kind == "delete":
+                coll.delete(op["ids"])
+            else:
+                raise CorruptLog(f"unknown log operation {kind!r}")
+
+    # ---- snapshots ---------------------------------------------------------------------
+
+    async def snapshot(self) -> snapshot.SnapshotInfo:
+        """Write a snapshot of everything at the current sequence; writes pause meanwhile."""
+        self._check_ready()
+        loop = asyncio.get_running_loop()
+        async with self._snapshot_lock:
+            if self._last_snapshot is not None and self._last_snapshot.sequence == self.sequence:
+                return self._last_snapshot
+            self._writable.clear()
+            try:
+                seq, colls = self.sequence, list(self._collections.values())
+                info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
+                self._log_bytes_since_snapshot = 0
+            finally:
+                self._writable.set()
+            self._last_snapshot = info
+            kept = await loop.run_in_executor(
+                None,
+                snapshot.prune,
+                self._snap_dir,
+                self.options.snapshots_retained,
+                set(self._pins),
+            )
+            # Keep the log back to the oldest retained snapshot, so a damaged newest
+            # snapshot can still be recovered from the one before it (and a snapshot being
+            # sent to a replica is followed by every record the replica will need).
+            self._wal.truncate_before(min(s.sequence for s in kept) + 1)
+            log.info("snapshot at sequence %d (%d bytes)", seq, info.size_bytes)
+            return info
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

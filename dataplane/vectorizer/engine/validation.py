@@ -1,0 +1,123 @@
+"""Pure validation of names, ids and vectors shared by every entry point."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from vectorizer.errors import DimensionMismatch, ValidationError
+
+PointId = int | str
+Matrix = npt.NDArray[np.float32]
+
+COLLECTION_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+MAX_DIMENSION = 65536
+MAX_ID_LENGTH = 256
+MAX_UINT64 = 2**64 - 1
+
+
+def collection_name(name: Any, field: str = "name") -> str:
+    if not isinstance(name, str) or COLLECTION_NAME_RE.fullmatch(name) is None:
+        raise ValidationError(
+            "collection names are 1-128 characters of ASCII letters, digits, '-' and '_'",
+            field=field,
+        )
+    return name
+
+
+def dimension(value: Any, field: str = "dimension") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIMENSION:
+        raise ValidationError(f"dimension must be an integer in 1..{MAX_DIMENSION}", field=field)
+    return value
+
+
+def point_id(value: Any, field: str = "id") -> PointId:
+    """An id is an unsigned 64-bit integer or a non-numeric string of 1-256 characters.
+
+    Purely numeric strings are refused so that ids in URL paths are never ambiguous.
+    """
+    if isinstance(value, bool):
+        raise ValidationError("id must be an unsigned integer or a string", field=field)
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_UINT64:
+            raise ValidationError("integer ids must be in 0..2^64-1", field=field)
+        return value
+    if isinstance(value, str):
+        if not 1 <= len(value) <= MAX_ID_LENGTH:
+            raise ValidationError(f"string ids must be 1-{MAX_ID_LENGTH} characters", field=field)
+        if value.isascii() and value.isdigit():
+            raise ValidationError("numeric ids must be sent as integers, not strings", field=field)
+        return value
+    raise ValidationError("id must be an unsigned integer or a string", field=field)
+
+
+def parse_path_id(raw: str) -> PointId:
+    """An id as it appears in a URL path: digits are an integer id, anything else a string."""
+    if raw.isascii() and raw.isdigit():
+        return point_id(int(raw))
+    return point_id(raw)
+
+
+def vector(values: Any, dim: int, field: str = "vector") -> Matrix:
+    """One vector as a (1, dim) float32 row, finite and of the right length."""
+    return matrix([values], dim, field=field, single=True)
+
+
+def matrix(
+    rows: Sequence[Any], dim: int, *, field: str = "vectors", single: bool = False
+) -> Matrix:
+    """Many vectors as an (n, dim) float32 matrix; the first bad row names the field."""
+
+    def where(i: int) -> str:
+        return field if single else f"{field}[{i}]"
+
+    if isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.shape[1] == dim and dim > 0:
+        return _finite(rows.astype(np.float32, copy=False), where)
+    for i, row in enumerate(rows):
+        if not isinstance(row, list | tuple | np.ndarray):
+            raise ValidationError("a vector is a list of numbers", field=where(i))
+        if len(row) == 0:
+            raise ValidationError("a vector must not be empty", field=where(i))
+        if len(row) != dim:
+            raise DimensionMismatch(
+                f"expected a vector of dimension {dim}, got {len(row)}",
+                field=where(i),
+                expected=dim,
+                got=len(row),
+            )
+    if len(rows) == 0:
+        return np.empty((0, dim), dtype=np.float32)
+    try:
+        with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
+            out = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError):
+        bad = _first_non_numeric(rows)
+        raise ValidationError("vector components must be numbers", field=where(bad)) from None
+    if out.ndim != 2:  # nested lists inside a vector
+        raise ValidationError(
+            "vector components must be numbers", field=where(_first_non_numeric(rows))
+        )
+    return _finite(out, where)
+
+
+def _finite(out: Matrix, where: Callable[[int], str]) -> Matrix:
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise ValidationError(
+            "vector components must be finite float32 numbers (no NaN or Infinity)",
+            field=where(bad),
+        )
+    return out
+
+
+def _first_non_numeric(rows: Sequence[Any]) -> int:
+    for i, row in enumerate(rows):
+        for x in row:
+            if isinstance(x, bool) or not isinstance(x, int | float):
+                return i
+    return 0

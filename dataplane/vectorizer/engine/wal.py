@@ -1,0 +1,317 @@
+"""The write-ahead log: numbered, checksummed records in segment files.
+
+Frame: ``u32 body length | u32 crc32(seq || body) | u64 seq | body``. Segments are named
+after the first sequence number they hold, so the log can be read from any retained
+sequence and dropped a whole segment at a time behind a snapshot.
+
+Durability (``FsyncPolicy``): ``always`` acknowledges a write only once an fsync covers
+it; concurrent writers share one fsync (group commit). ``interval`` fsyncs in the
+background every N ms; ``never`` leaves it to the OS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from vectorizer.errors import StorageError, ValidationError
+
+log = logging.getLogger(__name__)
+
+FRAME = struct.Struct("<IIQ")
+_SEQ = struct.Struct("<Q")
+MAX_RECORD = 1 << 30
+_SEGMENT_RE = re.compile(r"(\d{20})\.wal")
+
+
+class CorruptLog(StorageError):
+    code = "corrupt_log"
+
+
+@dataclass(frozen=True)
+class FsyncPolicy:
+    mode: Literal["always", "interval", "never"] = "always"
+    interval_ms: int = 0
+
+    @classmethod
+    def parse(cls, value: str | int) -> FsyncPolicy:
+        """``always``, ``never``, or an interval such as ``100`` / ``100ms``."""
+        text = str(value).strip().lower()
+        if text in ("always", "never"):
+            return cls(mode=text)  # type: ignore[arg-type]
+        digits = text.removesuffix("ms")
+        if digits.isdigit() and int(digits) > 0:
+            return cls(mode="interval", interval_ms=int(digits))
+        raise ValidationError(
+            "wal_fsync is 'always', 'never' or an interval in milliseconds", field="wal_fsync"
+        )
+
+
+def _crc(seq: int, body: bytes) -> int:
+    return zlib.crc32(body, zlib.crc32(_SEQ.pack(seq)))
+
+
+def frame(seq: int, body: bytes) -> bytes:
+    return FRAME.pack(len(body), _crc(seq, body), seq) + body
+
+
+def _parse_at(data: bytes, pos: int) -> tuple[int, bytes, int] | None:
+    """(seq, body, next position) of a valid frame at ``pos``, or None."""
+    if pos + FRAME.size > len(data):
+        return None
+    length, crc, seq = FRAME.unpack_from(data, pos)
+    end = pos + FRAME.size + length
+    if length > MAX_RECORD or end > len(data):
+        return None
+    body = data[pos + FRAME.size : end]
+    if _crc(seq, body) != crc:
+        return None
+    return seq, body, end
+
+
+@dataclass
+class _Segment:
+    first_seq: int
+    path: Path
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path, policy: FsyncPolicy, segment_bytes: int = 64 << 20) -> None:
+        self.directory = directory
+        self.policy = policy
+        self.segment_bytes = segment_bytes
+        self.last_seq = 0
+        self._segments: list[_Segment] = []
+        self._fd: int | None = None
+        self._size = 0
+        self._written = 0
+        self._synced = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._retired: list[int] = []
+
+    # ---- recovery ----------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Check every segment; cut a torn tail; refuse a hole or damage before the tail."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        names = sorted(p for p in self.directory.iterdir() if _SEGMENT_RE.fullmatch(p.name))
+        self._segments = [_Segment(int(p.name[:20]), p) for p in names]
+        expected: int | None = None
+        for i, seg in enumerate(self._segments):
+            last = i == len(self._segments) - 1
+            data = seg.path.read_bytes()
+            pos = 0
+            if expected is not None and seg.first_seq != expected:
+                raise CorruptLog(
+                    f"log segment {seg.path.name} starts at {seg.first_seq}, "
+                    f"expected {expected}: records are missing"
+                )
+            expected = seg.first_seq
+            while pos < len(data):
+                parsed = _parse_at(data, pos)
+                if parsed is None or parsed[0] != expected:
+                    self._damaged(seg, data, pos, expected, last)
+                    break
+                pos = parsed[2]
+                expected += 1
+            self.last_seq = expected - 1
+        self._synced = self._written = self.last_seq
+
+    def _damaged(self, seg: _Segment, data: bytes, pos: int, expected: int, last: bool) -> None:
+        if not last or _valid_frame_after(data, pos, expected):
+            raise CorruptLog(
+                f"log segment {seg.path.name} is damaged at byte {pos} (record {expected}) "
+                "and valid records follow; refusing to start rather than skip them"
+            )
+        log.warning(
+            "log tail torn in %s at byte %d (%d bytes dropped); truncating after record %d",
+            seg.path.name,
+            pos,
+            len(data) - pos,
+            expected - 1,
+        )
+        with open(seg.path, "r+b") as f:
+            f.truncate(pos)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_from(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        """Records with sequence >= ``seq``, in order."""
+        for i, seg in enumerate(self._segments):
+            nxt = self._segments[i + 1].first_seq if i + 1 < len(self._segments) else None
+            if nxt is not None and nxt <= seq:
+                continue
+            data = seg.path.read_bytes()
+            pos = 0
+            while (parsed := _parse_at(data, pos)) is not None:
+                rec_seq, body, pos = parsed
+                if rec_seq > self._written:
+                    return
+                if rec_seq >= seq:
+                    yield rec_seq, body
+
+    @property
+    def first_seq(self) -> int:
+        """The oldest sequence still retained (last_seq + 1 when the log is empty)."""
+        return self._segments[0].first_seq if self._segments else self.last_seq + 1
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.path.stat().st_size for s in self._segments if s.path.exists())
+
+    # ---- writing -----------------------------------------------------------------------
+
+    def start(self, next_seq: int) -> None:
+        """Open for appending; ``next_seq`` is the sequence of the next record."""
+        if self._segments and self.last_seq + 1 != next_seq:
+            # Everything retained is older than what a snapshot already holds.
+            for seg in self._segments:
+                seg.path.unlink()
+            self._segments = []
+        self.last_seq = self._written = self._synced = next_seq - 1
+        if self._segments:
+            self._open(self._segments[-1].path)
+        else:
+            self._new_segment(next_seq)
+
+    def _open(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def _new_segment(self, first_seq: int) -> None:
+        path = self.directory / f"{first_seq:020d}.wal"
+        self._open(path)
+        _fsync_dir(self.directory)
+        self._segments.append(_Segment(first_seq, path))
+
+    def append(self, seq: int, body: bytes) -> int:
+        """Write one record (no fsync); returns the bytes written."""
+        if self._fd is None:
+            raise StorageError("the log is not open for writing")
+        if seq != self.last_seq + 1:
+            raise StorageError(f"log sequence gap: {seq} after {self.last_seq}")
+        if self._size >= self.segment_bytes:
+            self._rotate(seq)
+        data = frame(seq, body)
+        written = os.write(self._fd, data)
+        while written < len(data):  # os.write may be partial on large writes
+            written += os.write(self._fd, data[written:])
+        self._size += len(data)
+        self.last_seq = self._written = seq
+        return len(data)
+
+    def _rotate(self, next_seq: int) -> None:
+        assert self._fd is not None
+        old = self._fd
+        if self.policy.mode != "never":
+            os.fsync(old)
+            self._synced = self._written
+        if self._flusher is not None and not self._flusher.done():
+            self._retired.append(old)  # an fsync may be running on it: close it afterwards
+        else:
+            os.close(old)
+        self._new_segment(next_seq)
+        self._wake()
+
+    async def sync(self, seq: int) -> None:
+        """Return once ``seq`` is durable under the policy (at once unless ``always``)."""
+        if self.policy.mode != "always" or self._synced >= seq:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiters or self._synced < self._written and self.policy.mode != "always":
+                target, fd = self._written, self._fd
+                if fd is not None and target > self._synced:
+                    await loop.run_in_executor(None, os.fsync, fd)
+                    self._synced = max(self._synced, target)
+                self._wake()
+                if not self._waiters:
+                    break
+        except OSError as exc:
+            for _seq, fut in self._waiters:
+                if not fut.done():
+                    fut.set_exception(StorageError(f"fsync of the log failed: {exc}"))
+            self._waiters.clear()
+            raise
+        finally:
+            for fd in self._retired:
+                os.close(fd)
+            self._retired.clear()
+
+    def _wake(self) -> None:
+        keep = []
+        for seq, fut in self._waiters:
+            if seq <= self._synced:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((seq, fut))
+        self._waiters = keep
+
+    async def run_interval_fsync(self) -> None:
+        """Background fsync for the ``interval`` policy; cancel it to stop."""
+        while True:
+            await asyncio.sleep(self.policy.interval_ms / 1000)
+            if self._written > self._synced and (self._flusher is None or self._flusher.done()):
+                self._flusher = asyncio.create_task(self._flush())
+                await self._flusher
+
+    def truncate_before(self, seq: int) -> int:
+        """Drop whole segments whose records are all older than ``seq``; returns how many."""
+        dropped = 0
+        while len(self._segments) > 1 and self._segments[1].first_seq <= seq:
+            self._segments.pop(0).path.unlink(missing_ok=True)
+            dropped += 1
+        if dropped:
+            _fsync_dir(self.directory)
+        return dropped
+
+    def close(self) -> None:
+        if self._fd is not None:
+            if self.policy.mode != "never":
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            self._synced = self._written
+        for fd in self._retired:
+            os.close(fd)
+        self._retired.clear()
+        self._wake()
+
+
+def _valid_frame_after(data: bytes, pos: int, expected: int) -> bool:
+    """Whether a valid record numbered after the damaged one exists later in ``data``."""
+    for seq in (expected, expected + 1):
+        needle = _SEQ.pack(seq)
+        at = data.find(needle, pos + 1)
+        while at != -1:
+            start = at - 8
+            if start > pos and _parse_at(data, start) is not None:
+                return True
+            at = data.find(needle, at + 1)
+    return False
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,133 @@
+"""Domain errors with stable codes, shared by the engine, the server and the SDK.
+
+Every error a client can see has a snake_case ``code`` that never changes, an HTTP
+status, and (where it makes sense) the request field that caused it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VectorizerError(Exception):
+    """Base of every error with a stable code."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class MalformedJson(VectorizerError):
+    code = "malformed_json"
+    status = 400
+
+
+class ValidationError(VectorizerError):
+    code = "validation_error"
+    status = 422
+
+
+class DimensionMismatch(ValidationError):
+    code = "dimension_mismatch"
+
+
+class PayloadTooLarge(VectorizerError):
+    code = "payload_too_large"
+    status = 413
+
+
+class NotFound(VectorizerError):
+    code = "not_found"
+    status = 404
+
+
+class CollectionNotFound(NotFound):
+    code = "collection_not_found"
+
+
+class VectorNotFound(NotFound):
+    code = "vector_not_found"
+
+
+class RouteNotFound(NotFound):
+    code = "route_not_found"
+
+
+class MethodNotAllowed(VectorizerError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class CollectionExists(VectorizerError):
+    code = "collection_exists"
+    status = 409
+
+
+class NotReady(VectorizerError):
+    code = "not_ready"
+    status = 503
+
+
+class ShuttingDown(NotReady):
+    code = "shutting_down"
+
+
+class NotPrimary(VectorizerError):
+    """A write sent to a replica; ``details.primary`` names where to send it."""
+
+    code = "not_primary"
+    status = 409
+
+
+class StaleEpoch(VectorizerError):
+    code = "stale_epoch"
+    status = 409
+
+
+class NodeFenced(VectorizerError):
+    code = "node_fenced"
+    status = 503
+
+
+class ReplicationTimeout(VectorizerError):
+    """The write is durable here but too few replicas confirmed it in time."""
+
+    code = "replication_timeout"
+    status = 503
+
+
+class StorageError(VectorizerError):
+    code = "storage_error"
+    status = 500
+
+
+class InternalError(VectorizerError):
+    code = "internal_error"
+    status = 500
+
+
+def _all_subclasses(cls: type[VectorizerError]) -> list[type[VectorizerError]]:
+    out: list[type[VectorizerError]] = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_class_for(code: str) -> type[VectorizerError]:
+    """The exception class for a wire code (used by the SDK); unknown codes map to the base."""
+    for cls in _all_subclasses(VectorizerError):
+        if cls.code == code:
+            return cls
+    return VectorizerError

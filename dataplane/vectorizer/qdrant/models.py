@@ -1,0 +1,524 @@
+"""Pure functions that turn Qdrant request bodies into engine arguments.
+
+Errors are ``ValidationError``s that name the offending field.
+
+What is refused, and why: named, sparse and multi-vectors (a collection holds one
+unnamed dense vector); server-side inference (documents, images); prefetch, fusion,
+recommend and the other non-nearest queries; shard keys and custom sharding (one
+node, one shard); ``order_by``; ``set_payload`` with ``key``. Performance and storage
+knobs (quantization, on-disk flags, optimizer and WAL settings) are accepted and
+ignored: they do not change results, and ``GET /collections/{name}`` reports the
+configuration actually in force.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from vectorizer.engine import validation
+from vectorizer.engine.config import IndexKind, Metric
+from vectorizer.engine.filters import Payload
+from vectorizer.engine.validation import PointId
+from vectorizer.errors import ValidationError
+from vectorizer.qdrant.schemas import (
+    Batch,
+    CreateCollection,
+    HnswConfigDiff,
+    QueryRequest,
+    ScrollRequest,
+    SearchParams,
+    SearchRequest,
+    SetPayload,
+    Upsert,
+    VectorParams,
+)
+from vectorizer.server.http import convert_as
+
+DEFAULT_LIMIT = 10
+
+METRICS: dict[str, Metric] = {
+    "Cosine": Metric.COSINE,
+    "Euclid": Metric.EUCLIDEAN,
+    "Dot": Metric.DOT,
+}
+DISTANCES: dict[Metric, str] = {metric: name for name, metric in METRICS.items()}
+
+_INFERENCE_KEYS = frozenset({"text", "image", "object", "model"})
+_NOT_NEAREST = (
+    "recommend",
+    "discover",
+    "context",
+    "order_by",
+    "fusion",
+    "rrf",
+    "formula",
+    "sample",
+    "relevance_feedback",
+    "text",
+)
+
+
+# ---- ids -------------------------------------------------------------------------------
+
+
+def point_id(raw: Any, field: str = "id") -> PointId:
+    """An unsigned integer or a string id; UUIDs in any accepted spelling are canonicalised.
+
+    Qdrant accepts only UUID strings; other strings are allowed too so that points
+    written through the native API stay reachable.
+    """
+    return validation.point_id(_maybe_uuid(raw), field)
+
+
+def path_point_id(raw: str) -> PointId:
+    """An id from a URL path: digits are an integer, anything else a (UUID) string."""
+    if raw.isascii() and raw.isdigit():
+        return point_id(int(raw))
+    return point_id(raw)
+
+
+def point_ids(raw: list[Any], field: str) -> list[PointId]:
+    return [point_id(v, f"{field}[{i}]") for i, v in enumerate(raw)]
+
+
+def canonical_filter(spec: Any) -> Any:
+    """``spec`` with the ids of every ``has_id`` canonicalised like stored ids.
+
+    Anything malformed is left as it is, for the filter compiler to report.
+    """
+    if isinstance(spec, list):
+        return [canonical_filter(c) for c in spec]
+    if not isinstance(spec, dict):
+        return spec
+    out = {}
+    for key, value in spec.items():
+        if key == "has_id" and isinstance(value, list):
+            out[key] = [_maybe_uuid(v) for v in value]
+        elif key in ("must", "should", "must_not", "conditions", "min_should"):
+            out[key] = canonical_filter(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _maybe_uuid(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            return value
+    return value
+
+
+def exclude_ids(spec: dict[str, Any] | None, ids: list[PointId]) -> dict[str, Any]:
+    """A filter accepting what ``spec`` accepts except the points in ``ids``."""
+    out: dict[str, Any] = {"must_not": [{"has_id": list(ids)}]}
+    if spec is not None:
+        out["must"] = [spec]
+    return out
+
+
+# ---- collections -----------------------------------------------------------------------
+
+
+def collection_config(body: CreateCollection) -> dict[str, Any]:
+    """The engine's collection config for a Qdrant ``CreateCollection``."""
+    params = _vector_params(body.vectors)
+    if params.distance not in METRICS:
+        supported = ", ".join(METRICS)
+        raise ValidationError(
+            f"distance {params.distance!r} is not supported (use one of {supported})",
+            field="vectors.distance",
+        )
+    if params.multivector_config is not None:
+        raise ValidationError("multivectors are not supported", field="vectors.multivector_config")
+    if body.sparse_vectors:
+        raise ValidationError("sparse vectors are not supported", field="sparse_vectors")
+    if body.sharding_method not in (None, "auto"):
+        raise ValidationError("custom sharding is not supported", field="sharding_method")
+    if body.metadata:
+        raise ValidationError("collection metadata is not supported", field="metadata")
+    if body.strict_mode_config and body.strict_mode_config.get("enabled"):
+        raise ValidationError("strict mode is not supported", field="strict_mode_config")
+    index, hnsw = _hnsw(body.hnsw_config, params.hnsw_config)
+    return {
+        "dimension": params.size,
+        "metric": METRICS[params.distance].value,
+        "index": index.value,
+        "hnsw": hnsw,
+    }
+
+
+def _vector_params(raw: Any) -> VectorParams:
+    if raw is None:
+        raise ValidationError("vectors {size, distance} is required", field="vectors")
+    if isinstance(raw, dict) and "size" not in raw and "distance" not in raw:
+        raise ValidationError(
+            "named vectors are not supported: give one unnamed {size, distance}", field="vectors"
+        )
+    return convert_as(raw, VectorParams, "vectors")
+
+
+def _hnsw(
+    collection: HnswConfigDiff | None, vector: HnswConfigDiff | None
+) -> tuple[IndexKind, dict[str, int]]:
+    """Index kind and HNSW params; the per-vector config overrides the collection's.
+
+    ``m = 0`` disables the graph in Qdrant: the collection is then searched exactly.
+    """
+    out: dict[str, int] = {}
+    index = IndexKind.HNSW
+    for diff in (collection, vector):
+        if diff is None:
+            continue
+        if diff.m is not None:
+            if diff.m == 0:
+                index = IndexKind.EXACT
+                out.pop("m", None)
+            else:
+                index = IndexKind.HNSW
+                out["m"] = diff.m
+        if diff.ef_construct is not None:
+            out["ef_construction"] = diff.ef_construct
+    return index, out
+
+
+# ---- points -----------------------------------------------------------------------------
+
+
+def dense_vector(raw: Any, field: str) -> Any:
+    """The single unnamed dense vector in ``raw``; anything else is refused by name."""
+    if isinstance(raw, dict):
+        if set(raw) == {""}:
+            return dense_vector(raw[""], field)
+        if raw.keys() & _INFERENCE_KEYS:
+            raise ValidationError(
+                "server-side inference is not supported: send the vector itself", field=field
+            )
+        if set(raw) == {"indices", "values"}:
+            raise ValidationError("sparse vectors are not supported", field=field)
+        raise ValidationError(
+            "named vectors are not supported: the collection has one unnamed vector", field=field
+        )
+    if isinstance(raw, list) and raw and isinstance(raw[0], list):
+        raise ValidationError("multivectors are not supported", field=field)
+    if not isinstance(raw, list):
+        raise ValidationError("a vector is a list of numbers", field=field)
+    return raw
+
+
+@dataclass(frozen=True)
+class PointsIn:
+    ids: list[PointId]
+    vectors: list[Any]
+    payloads: list[Payload | None]
+    field: str
+
+
+def upsert_points(body: Upsert, max_points: int) -> PointsIn:
+    """Ids, vectors and payloads of a ``PointsList`` or ``PointsBatch``."""
+    no_shard_key(body.shard_key)
+    if body.update_filter is not None:
+        raise ValidationError("update_filter is not supported", field="update_filter")
+    if body.update_mode not in (None, "upsert"):
+        raise ValidationError("only update_mode 'upsert' is supported", field="update_mode")
+    if (body.points is None) == (body.batch is None):
+        raise ValidationError("give exactly one of points or batch", field="points")
+    out = _points_list(body.points) if body.points is not None else _batch(body.batch)
+    if not out.ids:
+        raise ValidationError("no points to upsert", field=out.field)
+    if len(out.ids) > max_points:
+        raise ValidationError(f"at most {max_points} points per request", field=out.field)
+    return out
+
+
+def _points_list(points: list[dict[str, Any]]) -> PointsIn:
+    ids, vectors, payloads = [], [], []
+    for i, p in enumerate(points):
+        where = f"points[{i}]"
+        unknown = set(p) - {"id", "vector", "payload"}
+        if unknown:
+            raise ValidationError(f"unknown field {sorted(unknown)[0]!r}", field=where)
+        if "id" not in p or "vector" not in p:
+            raise ValidationError("a point has an id and a vector", field=where)
+        ids.append(point_id(p["id"], f"{where}.id"))
+        vectors.append(dense_vector(p["vector"], f"{where}.vector"))
+        payloads.append(payload(p.get("payload"), f"{where}.payload"))
+    return PointsIn(ids, vectors, payloads, "points")
+
+
+def _batch(batch: Batch | None) -> PointsIn:
+    assert batch is not None
+    ids = point_ids(batch.ids, "batch.ids")
+    raw = batch.vectors
+    if isinstance(raw, dict) and set(raw) == {""}:
+        raw = raw[""]
+    elif isinstance(raw, dict):
+        dense_vector(raw, "batch.vectors")  # raises, naming what is unsupported
+    if not isinstance(raw, list):
+        raise ValidationError("batch.vectors is a list of vectors", field="batch.vectors")
+    vectors = [dense_vector(v, f"batch.vectors[{i}]") for i, v in enumerate(raw)]
+    payloads: list[Payload | None] = [None] * len(ids)
+    if batch.payloads is not None:
+        payloads = list(batch.payloads)
+    if not len(ids) == len(vectors) == len(payloads):
+        raise ValidationError(
+            "batch.ids, batch.vectors and batch.payloads must have the same length",
+            field="batch",
+        )
+    return PointsIn(ids, vectors, payloads, "batch.vectors")
+
+
+def payload(raw: Any, field: str) -> Payload | None:
+    if raw is not None and not isinstance(raw, dict):
+        raise ValidationError("a payload is a JSON object", field=field)
+    return raw
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which points a delete or payload update applies to: ids, or a filter."""
+
+    ids: list[PointId] | None
+    filter: dict[str, Any] | None
+
+
+def no_shard_key(shard_key: Any) -> None:
+    """One node holds one shard: a request naming shard keys cannot be honoured."""
+    if shard_key is not None:
+        raise ValidationError("shard keys are not supported", field="shard_key")
+
+
+def selection(points: list[Any] | None, filt: dict[str, Any] | None, shard_key: Any) -> Selection:
+    no_shard_key(shard_key)
+    if (points is None) == (filt is None):
+        raise ValidationError("give exactly one of points or filter", field="points")
+    if points is not None:
+        return Selection(point_ids(points, "points"), None)
+    return Selection(None, canonical_filter(filt))
+
+
+def set_payload(body: SetPayload) -> Selection:
+    if body.key is not None:
+        raise ValidationError("setting a payload under a key is not supported", field="key")
+    return selection(body.points, body.filter, body.shard_key)
+
+
+# ---- reads -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayloadSelector:
+    """``with_payload``: none, all, only ``include`` paths, or all but ``exclude`` paths."""
+
+    enabled: bool = False
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+
+    def apply(self, stored: Payload | None) -> Payload:
+        data = stored or {}
+        if self.include is not None:
+            out: Payload = {}
+            for path in self.include:
+                _copy_path(data, out, path.split("."))
+            return out
+        if self.exclude is not None:
+            out = _deep_copy(data)
+            for path in self.exclude:
+                _drop_path(out, path.split("."))
+            return out
+        return data
+
+
+def payload_selector(raw: Any, default: bool, field: str = "with_payload") -> PayloadSelector:
+    if raw is None:
+        return PayloadSelector(default)
+    if isinstance(raw, bool):
+        return PayloadSelector(raw)
+    if isinstance(raw, list):
+        return PayloadSelector(True, include=_paths(raw, field))
+    if isinstance(raw, dict) and len(raw) == 1 and "include" in raw:
+        return PayloadSelector(True, include=_paths(raw["include"], f"{field}.include"))
+    if isinstance(raw, dict) and len(raw) == 1 and "exclude" in raw:
+        return PayloadSelector(True, exclude=_paths(raw["exclude"], f"{field}.exclude"))
+    raise ValidationError(
+        "with_payload is a bool, a list of keys, {include: [...]} or {exclude: [...]}", field=field
+    )
+
+
+def _paths(raw: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(k, str) and k for k in raw):
+        raise ValidationError("a list of payload keys", field=field)
+    if any("[" in k for k in raw):
+        raise ValidationError("array projections (a[].b) are not supported", field=field)
+    return tuple(raw)
+
+
+def _copy_path(src: Payload, dst: Payload, parts: list[str]) -> None:
+    head, rest = parts[0], parts[1:]
+    if head not in src:
+        return
+    if not rest:
+        dst[head] = src[head]
+        return
+    child = src[head]
+    if isinstance(child, dict):
+        sub = dst.setdefault(head, {})
+        if isinstance(sub, dict):
+            _copy_path(child, sub, rest)
+
+
+def _drop_path(node: Payload, parts: list[str]) -> None:
+    head, rest = parts[0], parts[1:]
+    if not rest:
+        node.pop(head, None)
+    elif isinstance(node.get(head), dict):
+        _drop_path(node[head], rest)
+
+
+def _deep_copy(data: Payload) -> Payload:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> bool:
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, list) and all(isinstance(n, str) for n in raw):
+        if set(raw) <= {""}:
+            return bool(raw)
+        raise ValidationError("named vectors are not supported", field=field)
+    raise ValidationError("with_vector is a bool", field=field)
+
+
+@dataclass(frozen=True)
+class Scroll:
+    limit: int
+    offset: PointId | None
+    filter: dict[str, Any] | None
+    payload: PayloadSelector
+    with_vector: bool
+
+
+def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
+    no_shard_key(body.shard_key)
+    if body.order_by is not None:
+        raise ValidationError("order_by is not supported", field="order_by")
+    limit = DEFAULT_LIMIT if body.limit is None else body.limit
+    return Scroll(
+        limit=in_range(limit, "limit", 1, max_limit),
+        offset=None if body.offset is None else point_id(body.offset, "offset"),
+        filter=canonical_filter(body.filter),
+        payload=payload_selector(body.with_payload, True),
+        with_vector=with_vector(body.with_vector),
+    )
+
+
+@dataclass(frozen=True)
+class Search:
+    """One nearest-neighbour search (or, with neither vector nor point, an id-ordered page)."""
+
+    vector: list[Any] | None
+    point: PointId | None
+    filter: dict[str, Any] | None
+    limit: int
+    offset: int
+    threshold: float | None
+    ef: int | None
+    exact: bool
+    payload: PayloadSelector
+    with_vector: bool
+    field: str = "query"
+
+
+def search_request(body: SearchRequest, max_limit: int) -> Search:
+    no_shard_key(body.shard_key)
+    raw = body.vector
+    if isinstance(raw, dict) and set(raw) == {"name", "vector"}:
+        if raw["name"] != "":
+            raise ValidationError("named vectors are not supported", field="vector.name")
+        raw = raw["vector"]
+    ef, exact = _params(body.params)
+    vector_sel = body.with_vector if body.with_vector is not None else body.with_vectors
+    return Search(
+        vector=dense_vector(raw, "vector"),
+        point=None,
+        filter=canonical_filter(body.filter),
+        limit=in_range(body.limit, "limit", 1, max_limit),
+        offset=in_range(body.offset or 0, "offset", 0, max_limit),
+        threshold=body.score_threshold,
+        ef=ef,
+        exact=exact,
+        payload=payload_selector(body.with_payload, False),
+        with_vector=with_vector(vector_sel),
+        field="vector",
+    )
+
+
+def query_request(body: QueryRequest, max_limit: int) -> Search:
+    no_shard_key(body.shard_key)
+    for name in ("prefetch", "lookup_from"):
+        if getattr(body, name) is not None:
+            raise ValidationError(f"{name} is not supported", field=name)
+    if body.using not in (None, ""):
+        raise ValidationError("named vectors are not supported", field="using")
+    vector, point = _query(body.query)
+    if vector is None and point is None and body.score_threshold is not None:
+        raise ValidationError("score_threshold needs a query", field="score_threshold")
+    ef, exact = _params(body.params)
+    limit = DEFAULT_LIMIT if body.limit is None else body.limit
+    return Search(
+        vector=vector,
+        point=point,
+        filter=canonical_filter(body.filter),
+        limit=in_range(limit, "limit", 1, max_limit),
+        offset=in_range(body.offset or 0, "offset", 0, max_limit),
+        threshold=body.score_threshold,
+        ef=ef,
+        exact=exact,
+        payload=payload_selector(body.with_payload, False),
+        with_vector=with_vector(body.with_vector),
+    )
+
+
+def _query(raw: Any) -> tuple[list[Any] | None, PointId | None]:
+    """(vector, point id) of a nearest query; both None when there is no query."""
+    if raw is None:
+        return None, None
+    if isinstance(raw, dict):
+        if "nearest" in raw:
+            if set(raw) != {"nearest"}:
+                extra = sorted(set(raw) - {"nearest"})[0]
+                raise ValidationError(f"{extra} is not supported", field=f"query.{extra}")
+            return _query_input(raw["nearest"], "query.nearest")
+        kind = next((k for k in _NOT_NEAREST if k in raw), None)
+        if kind is not None:
+            raise ValidationError(
+                f"{kind} queries are not supported; only nearest-neighbour queries are",
+                field="query",
+            )
+    return _query_input(raw, "query")
+
+
+def _query_input(raw: Any, field: str) -> tuple[list[Any] | None, PointId | None]:
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        return None, point_id(raw, field)
+    return dense_vector(raw, field), None
+
+
+def _params(params: SearchParams | None) -> tuple[int | None, bool]:
+    if params is None:
+        return None, False
+    ef = params.hnsw_ef
+    if ef is not None:
+        in_range(ef, "params.hnsw_ef", 1, 4096)
+    return ef, params.exact
+
+
+def in_range(value: int, field: str, lo: int, hi: int) -> int:
+    if not lo <= value <= hi:
+        raise ValidationError(f"must be in {lo}..{hi}", field=field)
+    return value

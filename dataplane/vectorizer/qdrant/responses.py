@@ -1,0 +1,124 @@
+"""Response bodies in Qdrant's shapes, built from engine objects (pure functions).
+
+Qdrant requires some fields that describe machinery we do not have (segments,
+optimizers, shards); those carry fixed values that say what is true here: one segment,
+one shard, no optimizer running, nothing quantized.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from vectorizer import __version__
+from vectorizer.engine.collection import EXACT_BELOW, Collection, Point, ScoredPoint
+from vectorizer.engine.config import IndexKind
+from vectorizer.engine.wal import FsyncPolicy
+from vectorizer.qdrant.models import DISTANCES, PayloadSelector
+
+# The Qdrant REST API version whose wire format this layer follows; qdrant-client
+# compares it with its own version (same major, minor within one) and warns otherwise.
+QDRANT_API_VERSION = "1.20.0"
+
+# Points carry no per-point version here; Qdrant's field is required, so it is constant.
+POINT_VERSION = 0
+
+
+def version_info() -> dict[str, Any]:
+    return {
+        "title": f"vectorizer {__version__} (Qdrant-compatible API)",
+        "version": QDRANT_API_VERSION,
+    }
+
+
+def envelope(result: Any, started: float) -> dict[str, Any]:
+    """Qdrant's success envelope; ``started`` is a ``time.perf_counter()`` reading."""
+    return {"result": result, "status": "ok", "time": time.perf_counter() - started}
+
+
+def update_result(sequence: int) -> dict[str, Any]:
+    """A write's result. The write is applied (and durable per the fsync policy) before we
+    answer, so it is always ``completed``; the operation id is the log sequence number."""
+    return {"operation_id": sequence, "status": "completed"}
+
+
+def record(point: Point, payload: PayloadSelector) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": point.id}
+    if payload.enabled:
+        out["payload"] = payload.apply(point.payload)
+    if point.vector is not None:
+        out["vector"] = point.vector
+    return out
+
+
+def scored_point(hit: ScoredPoint | Point, payload: PayloadSelector) -> dict[str, Any]:
+    """A search hit; a plain point (a query without a vector) scores 0, as in Qdrant."""
+    out: dict[str, Any] = {
+        "id": hit.id,
+        "version": POINT_VERSION,
+        "score": hit.score if isinstance(hit, ScoredPoint) else 0.0,
+    }
+    if payload.enabled:
+        out["payload"] = payload.apply(hit.payload)
+    if hit.vector is not None:
+        out["vector"] = hit.vector
+    return out
+
+
+def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int) -> dict[str, Any]:
+    config = coll.config
+    hnsw = config.index is IndexKind.HNSW
+    return {
+        "status": "green",
+        "optimizer_status": "ok",
+        "warnings": [],
+        "indexed_vectors_count": len(coll) if hnsw else 0,
+        "points_count": len(coll),
+        "segments_count": 1,
+        "config": {
+            "params": {
+                "vectors": {
+                    "size": config.dimension,
+                    "distance": DISTANCES[config.metric],
+                    "on_disk": False,
+                },
+                "shard_number": 1,
+                "replication_factor": 1,
+                "write_consistency_factor": 1,
+                "on_disk_payload": False,
+            },
+            "hnsw_config": {
+                # m = 0 is Qdrant's way of saying "no graph": an exact collection.
+                "m": config.hnsw.m if hnsw else 0,
+                "ef_construct": config.hnsw.ef_construction,
+                # Qdrant measures this in KiB of vectors; we count points.
+                "full_scan_threshold": EXACT_BELOW * config.dimension * 4 // 1024,
+                "max_indexing_threads": 0,
+                "on_disk": False,
+            },
+            "optimizer_config": {
+                "deleted_threshold": 0.0,
+                "vacuum_min_vector_number": 0,
+                "default_segment_number": 1,
+                "max_segment_size": None,
+                "memmap_threshold": None,
+                "indexing_threshold": 0,
+                "flush_interval_sec": flush_interval_s(fsync),
+                "max_optimization_threads": 0,
+            },
+            "wal_config": {
+                "wal_capacity_mb": max(1, wal_segment_bytes >> 20),
+                "wal_segments_ahead": 0,
+            },
+            "quantization_config": None,
+        },
+        "payload_schema": {},
+    }
+
+
+def flush_interval_s(fsync: FsyncPolicy) -> int:
+    """Seconds between forced log flushes (0: flushed with every write, or never forced)."""
+    if fsync.mode == "interval":
+        return math.ceil(fsync.interval_ms / 1000)
+    return 0

@@ -1,0 +1,57 @@
+"""Qdrant-compatible route table under ``/qdrant`` (for the official ``qdrant-client``).
+
+Use it as ``QdrantClient(url="http://host:15002", prefix="qdrant")``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from vectorizer.qdrant import schemas, views
+
+PREFIX = "/qdrant"
+_C = PREFIX + "/collections/{name}"
+
+ROUTES: list[web.RouteDef] = [
+    web.get(PREFIX, views.root),
+    web.get(PREFIX + "/", views.root_slash),
+    web.get(PREFIX + "/collections", views.list_collections),
+    web.put(_C, views.create_collection),
+    web.get(_C, views.get_collection),
+    web.delete(_C, views.delete_collection),
+    web.get(_C + "/exists", views.collection_exists),
+    web.put(_C + "/index", views.create_field_index),
+    web.delete(_C + "/index/{field_name}", views.delete_field_index),
+    web.put(_C + "/points", views.upsert_points),
+    web.post(_C + "/points", views.retrieve_points),
+    web.get(_C + "/points/{id}", views.get_point),
+    web.post(_C + "/points/delete", views.delete_points),
+    web.post(_C + "/points/payload", views.set_payload),
+    web.put(_C + "/points/payload", views.overwrite_payload),
+    web.post(_C + "/points/payload/clear", views.clear_payload),
+    web.post(_C + "/points/scroll", views.scroll_points),
+    web.post(_C + "/points/count", views.count_points),
+    web.post(_C + "/points/search", views.search_points),
+    web.post(_C + "/points/search/batch", views.search_batch),
+    web.post(_C + "/points/query", views.query_points),
+    web.post(_C + "/points/query/batch", views.query_batch),
+]
+
+# Request body of each operation that takes one, for the OpenAPI document.
+REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
+    ("PUT", _C): schemas.CreateCollection,
+    ("PUT", _C + "/index"): schemas.CreateFieldIndex,
+    ("PUT", _C + "/points"): schemas.Upsert,
+    ("POST", _C + "/points"): schemas.PointRequest,
+    ("POST", _C + "/points/delete"): schemas.PointsSelector,
+    ("POST", _C + "/points/payload"): schemas.SetPayload,
+    ("PUT", _C + "/points/payload"): schemas.SetPayload,
+    ("POST", _C + "/points/payload/clear"): schemas.PointsSelector,
+    ("POST", _C + "/points/scroll"): schemas.ScrollRequest,
+    ("POST", _C + "/points/count"): schemas.CountRequest,
+    ("POST", _C + "/points/search"): schemas.SearchRequest,
+    ("POST", _C + "/points/search/batch"): schemas.SearchRequestBatch,
+    ("POST", _C + "/points/query"): schemas.QueryRequest,
+    ("POST", _C + "/points/query/batch"): schemas.QueryRequestBatch,
+}

@@ -1,0 +1,164 @@
+"""Qdrant request bodies, as qdrant-client sends them (msgspec: decode and type-check at once).
+
+Unknown fields are refused, so a Qdrant feature we do not implement fails loudly instead
+of being ignored. Polymorphic fields (vectors, queries, selectors) are ``Any`` here and
+checked by the functions in ``vectorizer.qdrant.models``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class HnswConfigDiff(_Body):
+    m: int | None = None
+    ef_construct: int | None = None
+    full_scan_threshold: int | None = None
+    max_indexing_threads: int | None = None
+    on_disk: bool | None = None
+    memory: Any = None
+    payload_m: int | None = None
+    inline_storage: bool | None = None
+
+
+class VectorParams(_Body):
+    size: int
+    distance: str
+    hnsw_config: HnswConfigDiff | None = None
+    quantization_config: Any = None
+    on_disk: bool | None = None
+    memory: Any = None
+    datatype: str | None = None
+    multivector_config: Any = None
+
+
+class CreateCollection(_Body):
+    vectors: Any = None
+    shard_number: int | None = None
+    sharding_method: str | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    on_disk_payload: bool | None = None
+    payload: Any = None
+    id_tracker: Any = None
+    hnsw_config: HnswConfigDiff | None = None
+    wal_config: Any = None
+    optimizers_config: Any = None
+    quantization_config: Any = None
+    sparse_vectors: dict[str, Any] | None = None
+    strict_mode_config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Batch(_Body):
+    ids: list[Any]
+    vectors: Any
+    payloads: list[dict[str, Any] | None] | None = None
+
+
+class Upsert(_Body):
+    """``PointsList`` (``points``) or ``PointsBatch`` (``batch``)."""
+
+    points: list[dict[str, Any]] | None = None
+    batch: Batch | None = None
+    shard_key: Any = None
+    update_filter: Any = None
+    update_mode: str | None = None
+
+
+class PointRequest(_Body):
+    ids: list[Any]
+    with_payload: Any = None
+    with_vector: Any = None
+    shard_key: Any = None
+
+
+class PointsSelector(_Body):
+    """``PointIdsList`` (``points``) or ``FilterSelector`` (``filter``)."""
+
+    points: list[Any] | None = None
+    filter: dict[str, Any] | None = None
+    shard_key: Any = None
+
+
+class SetPayload(_Body):
+    payload: dict[str, Any]
+    points: list[Any] | None = None
+    filter: dict[str, Any] | None = None
+    shard_key: Any = None
+    key: str | None = None
+
+
+class ScrollRequest(_Body):
+    offset: Any = None
+    limit: int | None = None
+    filter: dict[str, Any] | None = None
+    with_payload: Any = None
+    with_vector: Any = None
+    order_by: Any = None
+    shard_key: Any = None
+
+
+class CountRequest(_Body):
+    filter: dict[str, Any] | None = None
+    exact: bool = True
+    shard_key: Any = None
+
+
+class SearchParams(_Body):
+    hnsw_ef: int | None = None
+    exact: bool = False
+    # Hints that cannot change our results (no quantization, no unindexed segments).
+    quantization: Any = None
+    indexed_only: bool = False
+    acorn: Any = None
+    idf: Any = None
+
+
+class SearchRequest(_Body):
+    """The legacy ``/points/search`` body (``with_vectors`` is an alias Qdrant accepts)."""
+
+    vector: Any
+    limit: int
+    filter: dict[str, Any] | None = None
+    params: SearchParams | None = None
+    offset: int | None = None
+    with_payload: Any = None
+    with_vector: Any = None
+    with_vectors: Any = None
+    score_threshold: float | None = None
+    shard_key: Any = None
+
+
+class SearchRequestBatch(_Body):
+    searches: list[SearchRequest]
+
+
+class QueryRequest(_Body):
+    query: Any = None
+    prefetch: Any = None
+    using: str | None = None
+    filter: dict[str, Any] | None = None
+    params: SearchParams | None = None
+    score_threshold: float | None = None
+    limit: int | None = None
+    offset: int | None = None
+    with_vector: Any = None
+    with_payload: Any = None
+    lookup_from: Any = None
+    shard_key: Any = None
+
+
+class QueryRequestBatch(_Body):
+    searches: list[QueryRequest]
+
+
+class CreateFieldIndex(_Body):
+    field_name: str
+    field_schema: Any = None

@@ -1,0 +1,323 @@
+"""Qdrant-compatible views: parse the Qdrant body, call the engine, wrap the result.
+
+Each view returns the bare ``result``; ``qdrant_view`` adds Qdrant's envelope
+(``{"result", "status": "ok", "time"}``) and turns domain errors into Qdrant's
+statuses. The error middleware renders them in Qdrant's error shape.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from vectorizer.engine import validation
+from vectorizer.engine.collection import Collection
+from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.store import Store
+from vectorizer.errors import CollectionNotFound, VectorizerError
+from vectorizer.qdrant import models, responses, schemas
+from vectorizer.qdrant.errors import for_qdrant, point_not_found
+from vectorizer.server.http import json_response, read_as
+from vectorizer.server.keys import SETTINGS, STORE
+
+T = TypeVar("T")
+QdrantHandler = Callable[[web.Request], Awaitable[Any]]
+
+
+def qdrant_view(handler: QdrantHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @functools.wraps(handler)
+    async def view(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            result = await handler(request)
+        except VectorizerError as err:
+            raise for_qdrant(err, request.match_info.get("name")) from None
+        return json_response(responses.envelope(result, started))
+
+    return view
+
+
+def _store(request: web.Request) -> Store:
+    return request.app[STORE]
+
+
+def _collection(request: web.Request) -> Collection:
+    return _store(request).collection(request.match_info["name"])
+
+
+async def _body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
+    """The body as ``kind``; an ``optional`` body may be absent (all defaults)."""
+    if optional and not request.can_read_body:
+        return kind()
+    return await read_as(request, kind)
+
+
+# ---- service ----------------------------------------------------------------------------
+
+
+async def root(request: web.Request) -> web.Response:
+    """Server title and the Qdrant API version this layer follows (not enveloped)."""
+    return json_response(responses.version_info())
+
+
+async def root_slash(request: web.Request) -> web.Response:
+    """The same as ``GET /qdrant`` (the client asks for both spellings)."""
+    return await root(request)
+
+
+# ---- collections ------------------------------------------------------------------------
+
+
+@qdrant_view
+async def list_collections(request: web.Request) -> Any:
+    """List collection names."""
+    return {"collections": [{"name": c.name} for c in _store(request).collections()]}
+
+
+@qdrant_view
+async def create_collection(request: web.Request) -> Any:
+    """Create a collection with one unnamed dense vector."""
+    body = await _body(request, schemas.CreateCollection)
+    await _store(request).create_collection(
+        request.match_info["name"], models.collection_config(body)
+    )
+    return True
+
+
+@qdrant_view
+async def get_collection(request: web.Request) -> Any:
+    """Collection info: size, configuration and status."""
+    settings = request.app[SETTINGS]
+    return responses.collection_info(
+        _collection(request), settings.fsync_policy, settings.wal_segment_bytes
+    )
+
+
+@qdrant_view
+async def delete_collection(request: web.Request) -> Any:
+    """Delete a collection; false when there was none."""
+    try:
+        await _store(request).delete_collection(request.match_info["name"])
+    except CollectionNotFound:
+        return False
+    return True
+
+
+@qdrant_view
+async def collection_exists(request: web.Request) -> Any:
+    """Whether a collection exists."""
+    try:
+        _collection(request)
+    except CollectionNotFound:
+        return {"exists": False}
+    return {"exists": True}
+
+
+@qdrant_view
+async def create_field_index(request: web.Request) -> Any:
+    """Accept a payload index: a no-op, since every payload field is filterable."""
+    await _body(request, schemas.CreateFieldIndex)
+    _collection(request)
+    return responses.update_result(_store(request).sequence)
+
+
+@qdrant_view
+async def delete_field_index(request: web.Request) -> Any:
+    """Drop a payload index: a no-op, like creating one."""
+    _collection(request)
+    return responses.update_result(_store(request).sequence)
+
+
+# ---- point writes -----------------------------------------------------------------------
+
+
+@qdrant_view
+async def upsert_points(request: web.Request) -> Any:
+    """Insert or replace points (``points`` list or ``batch`` columns)."""
+    body = await _body(request, schemas.Upsert)
+    points = models.upsert_points(body, request.app[SETTINGS].max_batch_points)
+    seq = await _store(request).upsert(
+        request.match_info["name"], points.ids, points.vectors, points.payloads, field=points.field
+    )
+    return responses.update_result(seq)
+
+
+@qdrant_view
+async def delete_points(request: web.Request) -> Any:
+    """Delete points by ids or by filter."""
+    body = await _body(request, schemas.PointsSelector)
+    sel = models.selection(body.points, body.filter, body.shard_key)
+    store, name = _store(request), request.match_info["name"]
+    if sel.ids is not None:
+        _, seq = await store.delete_points(name, sel.ids)
+    else:
+        predicate = compile_filter(sel.filter)
+        assert predicate is not None
+        _, seq = await store.delete_matching(name, predicate)
+    return responses.update_result(seq)
+
+
+@qdrant_view
+async def set_payload(request: web.Request) -> Any:
+    """Merge keys into the payload of the selected points."""
+    body = await _body(request, schemas.SetPayload)
+    return await _write_payload(request, models.set_payload(body), body.payload, overwrite=False)
+
+
+@qdrant_view
+async def overwrite_payload(request: web.Request) -> Any:
+    """Replace the whole payload of the selected points."""
+    body = await _body(request, schemas.SetPayload)
+    return await _write_payload(request, models.set_payload(body), body.payload, overwrite=True)
+
+
+@qdrant_view
+async def clear_payload(request: web.Request) -> Any:
+    """Empty the payload of the selected points."""
+    body = await _body(request, schemas.PointsSelector)
+    sel = models.selection(body.points, body.filter, body.shard_key)
+    return await _write_payload(request, sel, {}, overwrite=True)
+
+
+async def _write_payload(
+    request: web.Request, sel: models.Selection, payload: dict[str, Any], *, overwrite: bool
+) -> Any:
+    store, coll = _store(request), _collection(request)
+    if sel.ids is None:
+        predicate = compile_filter(sel.filter) or (lambda _pid, _payload: True)
+        _, seq = await store.set_payload_matching(
+            coll.name, predicate, payload, overwrite=overwrite
+        )
+        return responses.update_result(seq)
+    if not sel.ids:
+        return responses.update_result(store.sequence)
+    seq = await store.set_payload(coll.name, sel.ids, payload, overwrite=overwrite)
+    return responses.update_result(seq)
+
+
+# ---- point reads ------------------------------------------------------------------------
+
+
+@qdrant_view
+async def get_point(request: web.Request) -> Any:
+    """One point with its payload and vector."""
+    coll = _collection(request)
+    pid = models.path_point_id(request.match_info["id"])
+    point = coll.get(pid, with_vector=True)
+    if point is None:
+        raise point_not_found(pid)
+    return responses.record(point, models.PayloadSelector(True))
+
+
+@qdrant_view
+async def retrieve_points(request: web.Request) -> Any:
+    """The points with the given ids (missing ids are skipped)."""
+    body = await _body(request, schemas.PointRequest)
+    models.no_shard_key(body.shard_key)
+    ids = models.point_ids(body.ids, "ids")
+    payload = models.payload_selector(body.with_payload, True)
+    vector = models.with_vector(body.with_vector)
+    coll = _collection(request)
+    found = (coll.get(pid, with_vector=vector) for pid in dict.fromkeys(ids))
+    return [responses.record(p, payload) for p in found if p is not None]
+
+
+@qdrant_view
+async def scroll_points(request: web.Request) -> Any:
+    """A page of points in id order, optionally filtered; ``next_page_offset`` continues."""
+    body = await _body(request, schemas.ScrollRequest, optional=True)
+    page = models.scroll(body, request.app[SETTINGS].max_search_limit)
+    points, next_offset = _collection(request).scroll(
+        page.limit,
+        page.offset,
+        compile_filter(page.filter),
+        with_payload=page.payload.enabled,
+        with_vector=page.with_vector,
+    )
+    return {
+        "points": [responses.record(p, page.payload) for p in points],
+        "next_page_offset": next_offset,
+    }
+
+
+@qdrant_view
+async def count_points(request: web.Request) -> Any:
+    """Count the points matching a filter (always exact)."""
+    body = await _body(request, schemas.CountRequest, optional=True)
+    models.no_shard_key(body.shard_key)
+    coll = _collection(request)
+    return {"count": coll.count(compile_filter(models.canonical_filter(body.filter)))}
+
+
+# ---- search -----------------------------------------------------------------------------
+
+
+@qdrant_view
+async def search_points(request: web.Request) -> Any:
+    """Nearest neighbours of a vector (the legacy search API)."""
+    body = await _body(request, schemas.SearchRequest)
+    search = models.search_request(body, request.app[SETTINGS].max_search_limit)
+    return run_search(_collection(request), search)
+
+
+@qdrant_view
+async def search_batch(request: web.Request) -> Any:
+    """Several legacy searches in one request; one bad search fails the whole batch."""
+    body = await _body(request, schemas.SearchRequestBatch)
+    max_limit = request.app[SETTINGS].max_search_limit
+    searches = [models.search_request(s, max_limit) for s in body.searches]
+    coll = _collection(request)
+    return [run_search(coll, s) for s in searches]
+
+
+@qdrant_view
+async def query_points(request: web.Request) -> Any:
+    """Universal query, nearest-neighbour form: by vector, by point id, or no query."""
+    body = await _body(request, schemas.QueryRequest)
+    search = models.query_request(body, request.app[SETTINGS].max_search_limit)
+    return {"points": run_search(_collection(request), search)}
+
+
+@qdrant_view
+async def query_batch(request: web.Request) -> Any:
+    """Several universal queries in one request; one bad query fails the whole batch."""
+    body = await _body(request, schemas.QueryRequestBatch)
+    max_limit = request.app[SETTINGS].max_search_limit
+    searches = [models.query_request(q, max_limit) for q in body.searches]
+    coll = _collection(request)
+    return [{"points": run_search(coll, s)} for s in searches]
+
+
+def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:
+    if s.vector is None and s.point is None:
+        points, _ = coll.scroll(
+            s.offset + s.limit,
+            predicate=compile_filter(s.filter),
+            with_payload=s.payload.enabled,
+            with_vector=s.with_vector,
+        )
+        return [responses.scored_point(p, s.payload) for p in points[s.offset :]]
+    spec, raw = s.filter, s.vector
+    if s.point is not None:
+        # Query by id: that point's vector, and (as in Qdrant) never the point itself.
+        ref = coll.get(s.point, with_vector=True)
+        if ref is None:
+            raise point_not_found(s.point)
+        spec, raw = models.exclude_ids(spec, [s.point]), ref.vector
+    query = validation.vector(raw, coll.config.dimension, field=s.field)
+    hits = coll.search(
+        coll.config.metric.prepare(query, field=s.field),
+        s.limit,
+        offset=s.offset,
+        predicate=compile_filter(spec),
+        ef=s.ef,
+        exact_search=s.exact,
+        threshold=s.threshold,
+        with_payload=s.payload.enabled,
+        with_vector=s.with_vector,
+    )
+    return [responses.scored_point(h, s.payload) for h in hits]

@@ -1,0 +1,1 @@
+"""Primary-to-replica replication: roles, epochs, log streaming, full sync, write concern."""

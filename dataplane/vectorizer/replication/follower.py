@@ -1,0 +1,248 @@
+"""The replica's side: follow a primary, apply its log in order, confirm what is durable.
+
+The loop connects, says hello (epoch, sequence, history), and either continues from
+its own sequence or receives a full snapshot first; a snapshot is written to a scratch
+folder, every file checked against the primary's SHA-256, then verified and installed
+by the store — a bad transfer is dropped and retried, never applied. Any failure closes
+the link and the loop reconnects after ``reconnect_interval_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType
+
+from vectorizer.engine.store import Store
+from vectorizer.replication import protocol
+from vectorizer.replication.state import History
+
+log = logging.getLogger(__name__)
+
+
+class LinkError(Exception):
+    """The link to the primary must be dropped (and retried)."""
+
+
+@dataclass
+class FollowerStats:
+    primary_sequence: int = 0
+    bytes_received: int = 0
+    caught_up_at: float = 0.0  # monotonic time we last held everything the primary had
+    last_heard: float = 0.0
+    last_sync: float | None = None  # wall time of the last full sync
+    connected: bool = False
+    syncing: bool = False
+    full_syncs: int = 0
+    failed_syncs: int = 0
+
+
+@dataclass(frozen=True)
+class FollowerConfig:
+    node_id: str
+    address: str
+    reconnect_s: float
+    heartbeat_s: float
+    silence_s: float
+
+
+class Follower:
+    def __init__(
+        self,
+        store: Store,
+        primary_url: str,
+        config: FollowerConfig,
+        node: Callable[[], tuple[int, History]],
+        adopt: Callable[[int, History], None],
+        headers: Callable[[], dict[str, str]] | None = None,
+    ) -> None:
+        self.store = store
+        self.primary_url = primary_url.rstrip("/")
+        self.config = config
+        self._node = node  # (epoch, history) of this node now
+        self._adopt = adopt  # take the primary's epoch and history
+        self._headers = headers or (lambda: {})
+        self.stats = FollowerStats()
+        self._applied = asyncio.Event()
+
+    def lag(self) -> tuple[int, float]:
+        ops = max(self.stats.primary_sequence - self.store.sequence, 0)
+        if ops == 0:
+            return 0, 0.0
+        return ops, (time.monotonic() - self.stats.caught_up_at) * 1000
+
+    async def run(self) -> None:
+        """Follow until cancelled."""
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                log.warning("replication link to %s lost: %s", self.primary_url, exc)
+            except Exception:
+                log.exception("replication link to %s failed", self.primary_url)
+            finally:
+                self.stats.connected = False
+                self.stats.syncing = False
+            await asyncio.sleep(self.config.reconnect_s)
+
+    async def _session(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.ws_connect(
+                self.primary_url + protocol.STREAM_PATH,
+                headers=self._headers(),
+                max_msg_size=0,
+                autoping=True,
+            ) as ws,
+        ):
+            epoch, history = self._node()
+            await ws.send_str(
+                protocol.message(
+                    "hello",
+                    node_id=self.config.node_id,
+                    address=self.config.address,
+                    epoch=epoch,
+                    sequence=self.store.sequence,
+                    history=[list(h) for h in history],
+                )
+            )
+            welcome = await self._receive_json(ws)
+            if welcome["type"] == "error":
+                raise LinkError(f"primary refused: {welcome.get('code')}: {welcome.get('message')}")
+            if welcome["type"] != "welcome":
+                raise LinkError(f"expected welcome, got {welcome['type']}")
+            their_epoch = int(welcome["epoch"])
+            if their_epoch < epoch:
+                raise LinkError(f"primary epoch {their_epoch} is older than ours ({epoch})")
+            self.stats.connected = True
+            self.stats.primary_sequence = int(welcome["sequence"])
+            their_history = tuple((int(e), int(s)) for e, s in welcome["history"])
+            if welcome["mode"] == "full":
+                await self._full_sync(ws)
+            self._adopt(their_epoch, their_history)
+            acker = asyncio.create_task(self._ack_loop(ws))
+            try:
+                await self._apply_loop(ws, their_epoch)
+            finally:
+                acker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acker
+
+    async def _apply_loop(self, ws: aiohttp.ClientWebSocketResponse, epoch: int) -> None:
+        while True:
+            msg = await ws.receive(timeout=self.config.silence_s)
+            self.stats.last_heard = time.monotonic()
+            if msg.type == WSMsgType.BINARY:
+                self.stats.bytes_received += len(msg.data)
+                if msg.data[:1] == protocol.FILE_CHUNK:
+                    raise LinkError("snapshot data outside a snapshot")
+                seq, body = protocol.parse_record(msg.data)
+                if seq <= self.store.sequence:
+                    continue  # already held (a resent record after a reconnect)
+                self.store.apply_replicated(seq, body)
+                self.stats.primary_sequence = max(self.stats.primary_sequence, seq)
+                self._mark_progress()
+            elif msg.type == WSMsgType.TEXT:
+                self.stats.bytes_received += len(msg.data)
+                data = protocol.parse(msg.data)
+                if data["type"] == "heartbeat":
+                    if int(data["epoch"]) < epoch:
+                        raise LinkError("heartbeat from an older epoch")
+                    self.stats.primary_sequence = int(data["sequence"])
+                    self._mark_progress()
+                elif data["type"] == "snapshot":
+                    await self._receive_snapshot(ws, data)
+                elif data["type"] == "error":
+                    raise LinkError(f"primary: {data.get('code')}: {data.get('message')}")
+            else:
+                raise LinkError(f"link closed ({msg.type.name})")
+
+    def _mark_progress(self) -> None:
+        if self.store.sequence >= self.stats.primary_sequence:
+            self.stats.caught_up_at = time.monotonic()
+        self._applied.set()
+
+    async def _ack_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Confirm the newest durable sequence; heartbeats carry it too."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._applied.wait(), self.config.heartbeat_s)
+            self._applied.clear()
+            seq = self.store.sequence
+            await self.store.sync_log(seq)
+            await ws.send_str(protocol.message("ack", sequence=seq))
+
+    async def _receive_json(self, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+        msg = await ws.receive(timeout=self.config.silence_s)
+        if msg.type != WSMsgType.TEXT:
+            raise LinkError(f"expected a message, got {msg.type.name}")
+        self.stats.bytes_received += len(msg.data)
+        return protocol.parse(msg.data)
+
+    async def _full_sync(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        header = await self._receive_json(ws)
+        if header["type"] != "snapshot":
+            raise LinkError(f"expected a snapshot, got {header['type']}")
+        await self._receive_snapshot(ws, header)
+
+    async def _receive_snapshot(
+        self, ws: aiohttp.ClientWebSocketResponse, header: dict[str, Any]
+    ) -> None:
+        self.stats.syncing = True
+        files: list[dict[str, Any]] = header["files"]
+        incoming = self.store.data_dir / "snapshots" / f".incoming-{int(header['sequence']):020d}"
+        shutil.rmtree(incoming, ignore_errors=True)
+        incoming.mkdir(parents=True)
+        loop = asyncio.get_running_loop()
+        try:
+            hashes = [hashlib.sha256() for _ in files]
+            handles = []
+            for f in files:
+                target = (incoming / f["name"]).resolve()
+                if incoming.resolve() not in target.parents:
+                    raise LinkError(f"snapshot file name escapes its folder: {f['name']!r}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                handles.append(await loop.run_in_executor(None, open, target, "wb"))
+            try:
+                while True:
+                    msg = await ws.receive(timeout=self.config.silence_s)
+                    self.stats.last_heard = time.monotonic()
+                    if msg.type == WSMsgType.TEXT:
+                        self.stats.bytes_received += len(msg.data)
+                        done = protocol.parse(msg.data)
+                        if done["type"] == "snapshot_done":
+                            break
+                        raise LinkError(f"unexpected {done['type']} during a snapshot")
+                    if msg.type != WSMsgType.BINARY or msg.data[:1] != protocol.FILE_CHUNK:
+                        raise LinkError("snapshot transfer interrupted")
+                    self.stats.bytes_received += len(msg.data)
+                    index, chunk = protocol.parse_chunk(msg.data)
+                    hashes[index].update(chunk)
+                    await loop.run_in_executor(None, handles[index].write, chunk)
+            finally:
+                for h in handles:
+                    h.close()
+            for f, digest in zip(files, hashes, strict=True):
+                if digest.hexdigest() != f["sha256"]:
+                    raise LinkError(f"snapshot file {f['name']} failed its checksum")
+            await self.store.install_snapshot(incoming)
+            self.stats.full_syncs += 1
+            self.stats.last_sync = time.time()
+        except BaseException:
+            self.stats.failed_syncs += 1
+            shutil.rmtree(incoming, ignore_errors=True)
+            raise
+        finally:
+            self.stats.syncing = False

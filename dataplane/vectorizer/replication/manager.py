@@ -1,0 +1,252 @@
+"""The node's replication role and every transition of it (promote, follow, fence).
+
+One object owns the persisted ``NodeState``; the store asks it whether a client write
+may proceed (``write_guard``) and, in sync mode, waits through it for replicas
+(``confirm``). Transitions persist the new state before they take effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from vectorizer.engine.store import Store
+from vectorizer.errors import NodeFenced, NotPrimary, StaleEpoch, ValidationError
+from vectorizer.replication import state as node_state
+from vectorizer.replication.follower import Follower, FollowerConfig
+from vectorizer.replication.primary import PrimaryHub, Thresholds
+from vectorizer.replication.state import History, NodeState, Role, new_node_id
+from vectorizer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ReplicationManager:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.state = NodeState(role=Role(settings.role))
+        self.hub = PrimaryHub(
+            store,
+            Thresholds(
+                heartbeat_s=settings.heartbeat_interval_ms / 1000,
+                lagging_ms=settings.lagging_threshold_ms,
+                disconnect_s=settings.disconnect_timeout_ms / 1000,
+            ),
+            node=lambda: (self.state.epoch, self.state.history),
+            step_down=self._step_down,
+            is_primary=lambda: self.state.role is Role.PRIMARY,
+        )
+        self.follower: Follower | None = None
+        self._follow_task: asyncio.Task[None] | None = None
+        self._last_primary_sequence = 0  # what the old primary had, as far as we heard
+        self.promoted_at: float | None = None
+        store.write_guard = self._write_guard
+        store.confirm = self._confirm
+
+    @property
+    def advertise_url(self) -> str:
+        s = self.settings
+        return s.advertise_url or f"http://{s.host}:{s.port}"
+
+    # ---- lifetime ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the persisted state (or create it from the settings) once the store is open."""
+        loaded = node_state.load(self.store.data_dir)
+        if loaded is None:
+            fresh = NodeState(role=Role.REPLICA, node_id=self.settings.node_id or new_node_id())
+            if self.settings.role == Role.PRIMARY:
+                fresh = fresh.promoted(1, self.store.sequence + 1)
+            elif self.settings.primary_url:
+                fresh = fresh.following(self.settings.primary_url, 0)
+            self._persist(fresh)
+        else:
+            if self.settings.node_id and self.settings.node_id != loaded.node_id:
+                loaded = replace(loaded, node_id=self.settings.node_id)
+            if loaded.role is Role.REPLICA and self.settings.primary_url:
+                loaded = loaded.following(self.settings.primary_url, loaded.epoch)
+            self._persist(loaded)
+        log.info(
+            "replication: %s at epoch %d (node %s)",
+            self.state.role,
+            self.state.epoch,
+            self.state.node_id,
+        )
+        if self.state.role is Role.REPLICA and self.state.primary_url:
+            self._start_following(self.state.primary_url)
+
+    async def stop(self) -> None:
+        await self._stop_following()
+        await self.hub.close_all()
+
+    def _persist(self, new: NodeState) -> None:
+        node_state.save(self.store.data_dir, new)
+        self.state = new
+
+    # ---- the store's hooks ---------------------------------------------------------------
+
+    def _write_guard(self) -> None:
+        if self.state.role is Role.PRIMARY:
+            return
+        if self.state.role is Role.FENCED:
+            raise NodeFenced(f"this node is fenced at epoch {self.state.epoch} and takes no writes")
+        raise NotPrimary(
+            "this node is a replica; send writes to the primary",
+            primary=self.state.primary_url,
+        )
+
+    async def _confirm(self, seq: int) -> None:
+        if self.state.role is Role.PRIMARY and self.settings.sync_replicas > 0:
+            await self.hub.wait_for_acks(
+                seq, self.settings.sync_replicas, self.settings.sync_timeout_ms / 1000
+            )
+
+    # ---- transitions ---------------------------------------------------------------------
+
+    def _check_epoch(self, epoch: Any, *, strictly_higher: bool) -> int:
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValidationError("epoch must be a non-negative integer", field="epoch")
+        if epoch < self.state.epoch or (strictly_higher and epoch == self.state.epoch):
+            raise StaleEpoch(
+                f"epoch {epoch} is not newer than this node's epoch {self.state.epoch}",
+                field="epoch",
+                epoch=self.state.epoch,
+            )
+        return epoch
+
+    async def promote(self, epoch: Any) -> dict[str, Any]:
+        """Become primary at ``epoch`` (higher than any this node has seen)."""
+        epoch = self._check_epoch(epoch, strictly_higher=True)
+        heard = (
+            self.follower.stats.primary_sequence if self.follower else self._last_primary_sequence
+        )
+        await self._stop_following()
+        self._persist(self.state.promoted(epoch, self.store.sequence + 1))
+        self.promoted_at = time.time()
+        lost = max(heard - self.store.sequence, 0)
+        log.warning(
+            "promoted to primary at epoch %d, sequence %d (%d operations the old "
+            "primary had were never received)",
+            epoch,
+            self.store.sequence,
+            lost,
+        )
+        return {
+            **self.status(),
+            "possibly_lost_operations": lost,
+            "last_known_primary_sequence": heard,
+        }
+
+    async def follow(self, primary_url: Any, epoch: Any) -> dict[str, Any]:
+        if not isinstance(primary_url, str) or not primary_url.startswith(("http://", "https://")):
+            raise ValidationError("primary_url must be an http(s) URL", field="primary_url")
+        epoch = self._check_epoch(epoch, strictly_higher=False)
+        was_primary = self.state.role is Role.PRIMARY
+        self._persist(self.state.following(primary_url, epoch))
+        if was_primary:
+            await self.hub.close_all()
+        await self._stop_following()
+        self._start_following(primary_url)
+        return self.status()
+
+    async def fence(self, epoch: Any = None) -> dict[str, Any]:
+        if epoch is not None:
+            epoch = self._check_epoch(epoch, strictly_higher=False)
+        self._persist(self.state.fenced(epoch))
+        await self._stop_following()
+        await self.hub.close_all()
+        return self.status()
+
+    def _step_down(self, epoch: int) -> None:
+        """A newer primary exists: stop taking writes now (called from a replica's hello)."""
+        if self.state.role is Role.PRIMARY:
+            log.error(
+                "a node at epoch %d exists; this primary (epoch %d) steps down to fenced",
+                epoch,
+                self.state.epoch,
+            )
+        self._persist(self.state.fenced(epoch))
+
+    def _adopt(self, epoch: int, history: History) -> None:
+        self._persist(
+            replace(
+                self.state, role=Role.REPLICA, epoch=max(epoch, self.state.epoch), history=history
+            )
+        )
+
+    def _start_following(self, primary_url: str) -> None:
+        s = self.settings
+        self.follower = Follower(
+            self.store,
+            primary_url,
+            FollowerConfig(
+                node_id=self.state.node_id,
+                address=self.advertise_url,
+                reconnect_s=s.reconnect_interval_ms / 1000,
+                heartbeat_s=s.heartbeat_interval_ms / 1000,
+                silence_s=s.disconnect_timeout_ms / 1000,
+            ),
+            node=lambda: (self.state.epoch, self.state.history),
+            adopt=self._adopt,
+        )
+        self._follow_task = asyncio.create_task(self.follower.run())
+
+    async def _stop_following(self) -> None:
+        if self.follower is not None:
+            self._last_primary_sequence = self.follower.stats.primary_sequence
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow_task
+        self._follow_task = None
+
+    # ---- observation ---------------------------------------------------------------------
+
+    def lag(self) -> tuple[int | None, float | None]:
+        if self.state.role is Role.REPLICA and self.follower is not None:
+            return self.follower.lag()
+        return None, None
+
+    def status(self) -> dict[str, Any]:
+        ops, ms = self.lag()
+        return {
+            "role": self.state.role.value,
+            "epoch": self.state.epoch,
+            "sequence": self.store.sequence,
+            "primary": self.state.primary_url if self.state.role is Role.REPLICA else None,
+            "history": [list(h) for h in self.state.history],
+            "node_id": self.state.node_id,
+            "address": self.advertise_url,
+            "ready": self.store.ready,
+            "lag_operations": ops,
+            "lag_ms": None if ms is None else round(ms, 3),
+            "connected": self.follower.stats.connected if self.follower else None,
+            "sync_replicas": self.settings.sync_replicas,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        ops, ms = self.lag()
+        f = self.follower.stats if self.follower and self.state.role is Role.REPLICA else None
+        snap = self.store.stats()["snapshot"]
+        replicas = self.hub.describe() if self.state.role is not Role.REPLICA else []
+        pending = max((r["lag_operations"] for r in replicas), default=0) if f is None else ops
+        return {
+            "role": self.state.role.value,
+            "epoch": self.state.epoch,
+            "lag_ms": ms if ms is not None else max((r["lag_ms"] for r in replicas), default=0.0),
+            "bytes_sent": self.hub.bytes_sent,
+            "bytes_received": f.bytes_received if f else 0,
+            "last_sync": f.last_sync if f else None,
+            "operations_pending": pending,
+            "snapshot_size": snap["size_bytes"] if snap else 0,
+            "connected_replicas": self.hub.connected_count(),
+            "primary_sequence": f.primary_sequence if f else self.store.sequence,
+            "replica_sequence": self.store.sequence if f else None,
+            "full_syncs": f.full_syncs if f else sum(r["full_syncs"] for r in replicas),
+            "failed_syncs": f.failed_syncs if f else 0,
+        }

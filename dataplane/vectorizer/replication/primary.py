@@ -1,0 +1,331 @@
+"""The primary's side: stream the log to each replica, track what each has confirmed.
+
+Statuses (thresholds are settings):
+- ``Syncing``: a full sync (snapshot transfer) is in progress;
+- ``Disconnected``: no link, or nothing heard for ``disconnect_timeout_ms``;
+- ``Lagging``: the oldest record the replica has not confirmed is older than
+  ``lagging_threshold_ms``;
+- ``Connected``: otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from vectorizer.engine.store import Store
+from vectorizer.errors import ReplicationTimeout
+from vectorizer.replication import protocol
+from vectorizer.replication.state import History, divergence
+
+log = logging.getLogger(__name__)
+
+RECENT_RECORDS = 50_000
+RECENT_BYTES = 256 << 20
+
+
+@dataclass
+class ReplicaInfo:
+    node_id: str
+    address: str
+    acked: int = 0
+    connected: bool = True
+    syncing: bool = False
+    connected_at: float = field(default_factory=time.time)
+    last_heard: float = field(default_factory=time.monotonic)
+    last_heard_wall: float = field(default_factory=time.time)
+    bytes_sent: int = 0
+    operations_synced: int = 0
+    full_syncs: int = 0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    heartbeat_s: float
+    lagging_ms: float
+    disconnect_s: float
+
+
+class PrimaryHub:
+    def __init__(
+        self,
+        store: Store,
+        thresholds: Thresholds,
+        node: Callable[[], tuple[int, History]],
+        step_down: Callable[[int], None],
+        is_primary: Callable[[], bool],
+    ) -> None:
+        self.store = store
+        self.thresholds = thresholds
+        self._node = node  # (epoch, history) now
+        self._step_down = step_down
+        self._is_primary = is_primary
+        self.replicas: dict[str, ReplicaInfo] = {}
+        self._recent: deque[tuple[int, bytes, float]] = deque()
+        self._recent_bytes = 0
+        self._wakeups: set[asyncio.Event] = set()
+        self._ack_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._links: set[web.WebSocketResponse] = set()
+        self.bytes_sent = 0
+        store.on_commit.append(self._on_commit)
+
+    # ---- records as they are committed ---------------------------------------------------
+
+    def _on_commit(self, seq: int, body: bytes) -> None:
+        self._recent.append((seq, body, time.monotonic()))
+        self._recent_bytes += len(body)
+        while len(self._recent) > RECENT_RECORDS or self._recent_bytes > RECENT_BYTES:
+            self._recent_bytes -= len(self._recent.popleft()[1])
+        for ev in self._wakeups:
+            ev.set()
+
+    def _records_from(self, seq: int) -> list[tuple[int, bytes]] | None:
+        """Records from ``seq`` on: from memory when recent, else from the log files."""
+        if self._recent and self._recent[0][0] <= seq:
+            count = self._recent[-1][0] - seq + 1  # the newest records: index from the right
+            return [self._recent[-i][:2] for i in range(count, 0, -1)]
+        return self.store.read_log(seq)
+
+    def commit_age_ms(self, seq: int) -> float:
+        """How long ago record ``seq`` was committed (0 when unknown or not yet written)."""
+        if not self._recent or seq > self._recent[-1][0]:
+            return 0.0
+        first = self._recent[0][0]
+        t = self._recent[max(seq - first, 0)][2]
+        return (time.monotonic() - t) * 1000
+
+    # ---- observation ---------------------------------------------------------------------
+
+    def lag(self, info: ReplicaInfo) -> tuple[int, float]:
+        ops = max(self.store.sequence - info.acked, 0)
+        return ops, (self.commit_age_ms(info.acked + 1) if ops else 0.0)
+
+    def status(self, info: ReplicaInfo) -> str:
+        silent = time.monotonic() - info.last_heard > self.thresholds.disconnect_s
+        if not info.connected or silent:
+            return "Disconnected"
+        if info.syncing:
+            return "Syncing"
+        if self.lag(info)[1] > self.thresholds.lagging_ms:
+            return "Lagging"
+        return "Connected"
+
+    def describe(self) -> list[dict[str, Any]]:
+        out = []
+        for info in self.replicas.values():
+            ops, ms = self.lag(info)
+            out.append(
+                {
+                    "id": info.node_id,
+                    "address": info.address,
+                    "status": self.status(info),
+                    "sequence": info.acked,
+                    "lag_operations": ops,
+                    "lag_ms": round(ms, 3),
+                    "last_heartbeat": info.last_heard_wall,
+                    "operations_synced": info.operations_synced,
+                    "bytes_sent": info.bytes_sent,
+                    "full_syncs": info.full_syncs,
+                    "connected_since": info.connected_at if info.connected else None,
+                }
+            )
+        return out
+
+    def connected_count(self) -> int:
+        return sum(1 for i in self.replicas.values() if self.status(i) not in ("Disconnected",))
+
+    # ---- write concern -------------------------------------------------------------------
+
+    async def wait_for_acks(self, seq: int, needed: int, timeout_s: float) -> None:
+        """Return once ``needed`` replicas confirmed ``seq``; ReplicationTimeout otherwise."""
+        if needed <= 0 or self._confirmed(seq) >= needed:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (seq, needed, fut)
+        self._ack_waiters.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except TimeoutError:
+            raise ReplicationTimeout(
+                f"write {seq} is durable on the primary but only {self._confirmed(seq)} of "
+                f"{needed} required replicas confirmed it within {timeout_s:.1f}s; "
+                "it is not acknowledged and may or may not survive a failover",
+                sequence=seq,
+            ) from None
+        finally:
+            with contextlib.suppress(ValueError):
+                self._ack_waiters.remove(entry)
+
+    def _confirmed(self, seq: int) -> int:
+        return sum(1 for i in self.replicas.values() if i.connected and i.acked >= seq)
+
+    def _acked(self, info: ReplicaInfo, seq: int) -> None:
+        if seq > info.acked:
+            info.operations_synced += seq - info.acked
+            info.acked = seq
+        for s, needed, fut in self._ack_waiters:
+            if not fut.done() and self._confirmed(s) >= needed:
+                fut.set_result(None)
+
+    # ---- one replica's link --------------------------------------------------------------
+
+    async def close_all(self) -> None:
+        for ws in list(self._links):
+            await ws.close(code=1001, message=b"no longer primary")
+
+    async def serve(self, ws: web.WebSocketResponse) -> None:
+        hello = protocol.parse(await ws.receive_str(timeout=10))
+        if hello.get("type") != "hello":
+            await ws.send_str(protocol.message("error", code="protocol", message="expected hello"))
+            return
+        epoch, history = self._node()
+        their_epoch = int(hello["epoch"])
+        if their_epoch > epoch:
+            # Someone promoted a newer primary: this node must stop taking writes at once.
+            self._step_down(their_epoch)
+            await ws.send_str(protocol.message("error", code="stale_epoch", message="stepped down"))
+            return
+        if not self._is_primary():
+            await ws.send_str(protocol.message("error", code="not_primary", message="not primary"))
+            return
+        node_id = str(hello["node_id"])
+        info = ReplicaInfo(node_id=node_id, address=str(hello.get("address") or ""))
+        old = self.replicas.get(node_id)
+        if old is not None:
+            info.operations_synced, info.full_syncs = old.operations_synced, old.full_syncs
+        their_seq = int(hello["sequence"])
+        their_history = tuple((int(e), int(s)) for e, s in hello.get("history", []))
+        diverged = divergence(their_history, history, their_seq)
+        full = diverged is not None or their_seq + 1 < self.store.log_first_sequence
+        info.acked = their_seq if not full else 0
+        self.replicas[node_id] = info
+        self._links.add(ws)
+        wake = asyncio.Event()
+        self._wakeups.add(wake)
+        reader = asyncio.create_task(self._read(ws, info))
+        try:
+            await self._send_json(
+                ws,
+                info,
+                "welcome",
+                epoch=epoch,
+                history=[list(h) for h in history],
+                sequence=self.store.sequence,
+                mode="full" if full else "incremental",
+            )
+            if full:
+                log.info(
+                    "replica %s needs a full sync (diverged at %s, asked for %d)",
+                    node_id,
+                    diverged,
+                    their_seq + 1,
+                )
+                next_seq = await self._full_sync(ws, info) + 1
+            else:
+                next_seq = their_seq + 1
+            await self._stream(ws, info, next_seq, wake, reader)
+        finally:
+            info.connected = False
+            info.syncing = False
+            self._wakeups.discard(wake)
+            self._links.discard(ws)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _stream(
+        self,
+        ws: web.WebSocketResponse,
+        info: ReplicaInfo,
+        next_seq: int,
+        wake: asyncio.Event,
+        reader: asyncio.Task[None],
+    ) -> None:
+        last_beat = 0.0
+        while not ws.closed and not reader.done() and self._is_primary():
+            wake.clear()
+            if next_seq <= self.store.sequence:
+                batch = self._records_from(next_seq)
+                if batch is None:  # the log moved on while we were away: snapshot again
+                    next_seq = await self._full_sync(ws, info) + 1
+                    continue
+                for seq, body in batch:
+                    frame = protocol.record_frame(seq, body)
+                    await ws.send_bytes(frame)
+                    self._count(info, len(frame))
+                    next_seq = seq + 1
+            now = time.monotonic()
+            if now - last_beat >= self.thresholds.heartbeat_s:
+                epoch, _ = self._node()
+                await self._send_json(
+                    ws, info, "heartbeat", epoch=epoch, sequence=self.store.sequence
+                )
+                last_beat = now
+            if next_seq > self.store.sequence:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.thresholds.heartbeat_s)
+
+    async def _read(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            data = protocol.parse(msg.data)
+            info.last_heard = time.monotonic()
+            info.last_heard_wall = time.time()
+            if data["type"] in ("ack", "heartbeat"):
+                self._acked(info, int(data["sequence"]))
+
+    async def _full_sync(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> int:
+        info.syncing = True
+        info.full_syncs += 1
+        snap = await self.store.snapshot()
+        with self.store.pinned(snap.sequence):
+            files = sorted(p for p in snap.path.rglob("*") if p.is_file())
+            loop = asyncio.get_running_loop()
+            digests = [await loop.run_in_executor(None, _sha256, f) for f in files]
+            listing = [
+                {"name": str(f.relative_to(snap.path)), "size": f.stat().st_size, "sha256": d}
+                for f, d in zip(files, digests, strict=True)
+            ]
+            await self._send_json(
+                ws, info, "snapshot", sequence=snap.sequence, files=listing, name=snap.path.name
+            )
+            for index, f in enumerate(files):
+                with await loop.run_in_executor(None, open, f, "rb") as fh:
+                    while chunk := await loop.run_in_executor(None, fh.read, protocol.CHUNK_BYTES):
+                        frame = protocol.chunk_frame(index, chunk)
+                        await ws.send_bytes(frame)
+                        self._count(info, len(frame))
+            await self._send_json(ws, info, "snapshot_done")
+        info.syncing = False
+        log.info("sent a snapshot at sequence %d to %s", snap.sequence, info.node_id)
+        return snap.sequence
+
+    async def _send_json(
+        self, ws: web.WebSocketResponse, info: ReplicaInfo, kind: str, **f: Any
+    ) -> None:
+        text = protocol.message(kind, **f)
+        await ws.send_str(text)
+        self._count(info, len(text))
+
+    def _count(self, info: ReplicaInfo, n: int) -> None:
+        info.bytes_sent += n
+        self.bytes_sent += n
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

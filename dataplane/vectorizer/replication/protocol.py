@@ -1,0 +1,56 @@
+"""The replication stream's messages (one WebSocket per replica at ``/replication/stream``).
+
+Text frames are JSON objects with a ``type``:
+- replica → primary: ``hello`` {node_id, address, epoch, sequence, history},
+  ``ack`` {sequence} (durable on the replica), ``heartbeat`` {sequence}
+- primary → replica: ``welcome`` {epoch, history, sequence, mode: incremental|full},
+  ``heartbeat`` {epoch, sequence}, ``snapshot`` {sequence, files: [{name, size, sha256}]},
+  ``snapshot_done`` {}, ``error`` {code, message}
+
+Binary frames carry data from the primary: ``b"R" + u64 sequence + record body`` (a log
+record exactly as the primary logged it), and ``b"F" + u32 file index + bytes`` (a piece
+of a snapshot file during a full sync).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import orjson
+
+RECORD = b"R"
+FILE_CHUNK = b"F"
+_SEQ = struct.Struct("<Q")
+_IDX = struct.Struct("<I")
+CHUNK_BYTES = 1 << 20
+STREAM_PATH = "/replication/stream"
+
+
+def message(kind: str, **fields: Any) -> str:
+    return orjson.dumps({"type": kind, **fields}).decode()
+
+
+def parse(text: str) -> dict[str, Any]:
+    raw = orjson.loads(text)
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise ValueError("replication message without a type")
+    return raw
+
+
+def record_frame(seq: int, body: bytes) -> bytes:
+    return RECORD + _SEQ.pack(seq) + body
+
+
+def chunk_frame(index: int, data: bytes) -> bytes:
+    return FILE_CHUNK + _IDX.pack(index) + data
+
+
+def parse_record(frame: bytes) -> tuple[int, bytes]:
+    (seq,) = _SEQ.unpack_from(frame, 1)
+    return seq, frame[1 + _SEQ.size :]
+
+
+def parse_chunk(frame: bytes) -> tuple[int, bytes]:
+    (index,) = _IDX.unpack_from(frame, 1)
+    return index, frame[1 + _IDX.size :]

@@ -1,0 +1,74 @@
+"""HTTP views of the replication control and observation API, and the stream endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from vectorizer.errors import ValidationError
+from vectorizer.server.http import json_response, read_json
+from vectorizer.server.keys import REPLICATION
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    body = await read_json(request) if request.can_read_body else {}
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object", field="body")
+    return body
+
+
+async def status(request: web.Request) -> web.Response:
+    """Role, epoch, sequence, primary and history of this node."""
+    return json_response(request.app[REPLICATION].status())
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Replication figures: lag, bytes, pending operations, connected replicas."""
+    return json_response(request.app[REPLICATION].stats())
+
+
+async def replicas(request: web.Request) -> web.Response:
+    """Every replica this primary has seen, with its status and lag."""
+    described = request.app[REPLICATION].hub.describe()
+    return json_response({"replicas": described, "count": len(described)})
+
+
+async def promote(request: web.Request) -> web.Response:
+    """Become primary at a higher epoch."""
+    body = await _body(request)
+    return json_response(await request.app[REPLICATION].promote(body.get("epoch")))
+
+
+async def follow(request: web.Request) -> web.Response:
+    """Become a replica of the given primary."""
+    body = await _body(request)
+    return json_response(
+        await request.app[REPLICATION].follow(body.get("primary_url"), body.get("epoch"))
+    )
+
+
+async def fence(request: web.Request) -> web.Response:
+    """Stop taking writes at once."""
+    body = await _body(request)
+    return json_response(await request.app[REPLICATION].fence(body.get("epoch")))
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """The replication stream (WebSocket): a replica follows this primary's log."""
+    ws = web.WebSocketResponse(max_msg_size=0)
+    await ws.prepare(request)
+    await request.app[REPLICATION].hub.serve(ws)
+    await ws.close()
+    return ws
+
+
+ROUTES: list[web.RouteDef] = [
+    web.get("/replication/status", status),
+    web.get("/replication/stats", stats),
+    web.get("/replication/replicas", replicas),
+    web.post("/replication/promote", promote),
+    web.post("/replication/follow", follow),
+    web.post("/replication/fence", fence),
+    web.get("/replication/stream", stream),
+]

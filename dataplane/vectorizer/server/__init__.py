@@ -1,0 +1,1 @@
+"""The HTTP server: aiohttp app, middlewares, native and Qdrant-compatible routes."""

@@ -1,0 +1,92 @@
+"""Reading requests and writing responses: JSON in and out, with structured errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from vectorizer.errors import MalformedJson, PayloadTooLarge, ValidationError
+from vectorizer.server.keys import SETTINGS
+
+T = TypeVar("T")
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+async def read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        raise PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """The body as plain JSON values; malformed JSON is a 400."""
+    body = await read_body(request)
+    if not body:
+        raise MalformedJson("the request needs a JSON body", field="body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJson(f"malformed JSON: {exc}", field="body") from None
+
+
+async def read_as(request: web.Request, kind: type[T]) -> T:
+    """The body decoded straight into a msgspec type; unknown or mistyped fields are a 422."""
+    body = await read_body(request)
+    if not body:
+        raise MalformedJson("the request needs a JSON body", field="body")
+    return decode_as(body, kind)
+
+
+def decode_as(body: bytes, kind: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        message, field = _message_and_field(str(exc))
+        raise ValidationError(message, field=field) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(f"malformed JSON: {exc}", field="body") from None
+
+
+def convert_as(value: Any, kind: type[T], prefix: str = "") -> T:
+    """Like ``decode_as`` for already-parsed JSON values."""
+    try:
+        return msgspec.convert(value, type=kind)
+    except msgspec.ValidationError as exc:
+        message, field = _message_and_field(str(exc))
+        raise ValidationError(message, field=_join(prefix, field)) from None
+
+
+def _message_and_field(text: str) -> tuple[str, str | None]:
+    m = _AT.search(text)
+    path = m.group("path") if m else ""
+    field = path.lstrip(".") or None
+    unknown = re.search(r"unknown field `([^`]+)`", text)
+    if unknown:
+        field = _join(field or "", unknown.group(1))
+    missing = re.search(r"missing required field `([^`]+)`", text)
+    if missing:
+        field = _join(field or "", missing.group(1))
+    return (text[: m.start()] if m else text), field
+
+
+def _join(prefix: str, field: str | None) -> str | None:
+    if not prefix:
+        return field
+    if not field:
+        return prefix
+    return f"{prefix}{field}" if field.startswith("[") else f"{prefix}.{field}"

@@ -1,0 +1,28 @@
+"""Give every request an id: the client's ``X-Request-ID`` when sane, else a new one."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from vectorizer.server.keys import REQUEST_ID
+
+HEADER = "X-Request-ID"
+_SANE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get(HEADER, "")
+    rid = given if _SANE.fullmatch(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[HEADER] = rid
+        raise
+    response.headers[HEADER] = rid
+    return response

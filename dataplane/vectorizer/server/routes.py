@@ -1,0 +1,29 @@
+"""The native route table: one flat list, the single place a path is bound to a view."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from vectorizer.server import openapi
+from vectorizer.server.views import collections, health, points, search
+
+ROUTES: list[web.RouteDef] = [
+    web.get("/health", health.health),
+    web.get("/ready", health.ready),
+    web.get("/stats", health.stats),
+    web.get("/openapi.json", openapi.document),
+    web.get("/collections", collections.list_collections),
+    web.post("/collections", collections.create_collection),
+    web.get("/collections/{name}", collections.get_collection),
+    web.delete("/collections/{name}", collections.delete_collection),
+    web.post("/collections/{name}/snapshot", collections.snapshot),
+    web.post("/collections/{name}/vectors", points.upsert),
+    web.get("/collections/{name}/vectors", points.list_points),
+    web.post("/collections/{name}/vectors/delete", points.delete_points),
+    web.get("/collections/{name}/vectors/{id}", points.get_point),
+    web.put("/collections/{name}/vectors/{id}", points.update_point),
+    web.delete("/collections/{name}/vectors/{id}", points.delete_point),
+    web.post("/collections/{name}/count", points.count),
+    web.post("/collections/{name}/search", search.search),
+    web.post("/batch_search", search.batch_search),
+]

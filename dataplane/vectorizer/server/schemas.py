@@ -1,0 +1,68 @@
+"""Request bodies of the native API (msgspec: one pass decodes and type-checks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+PointIdIn = int | str
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class HnswIn(_Body):
+    m: int | msgspec.UnsetType = msgspec.UNSET
+    ef_construction: int | msgspec.UnsetType = msgspec.UNSET
+    ef_search: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class CreateCollection(_Body):
+    name: str
+    dimension: int
+    metric: str = "cosine"
+    index: str = "hnsw"
+    hnsw: HnswIn | None = None
+
+
+class PointIn(_Body):
+    id: PointIdIn
+    vector: list[float]
+    payload: dict[str, Any] | None = None
+
+
+class UpsertPoints(_Body):
+    vectors: list[PointIn]
+
+
+class UpdatePoint(_Body):
+    vector: list[float] | None = None
+    payload: dict[str, Any] | None = None
+
+
+class Search(_Body):
+    vector: list[float]
+    limit: int = 10
+    offset: int = 0
+    filter: dict[str, Any] | None = None
+    threshold: float | None = None
+    ef: int | None = None
+    exact: bool = False
+    with_payload: bool = True
+    with_vector: bool = False
+
+
+class BatchSearch(_Body):
+    collection: str
+    queries: list[Search]
+
+
+class Count(_Body):
+    filter: dict[str, Any] | None = None
+
+
+class DeletePoints(_Body):
+    ids: list[PointIdIn] | None = None
+    filter: dict[str, Any] | None = None

@@ -1,0 +1,41 @@
+"""Collections: create, list, inspect, delete, snapshot."""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from vectorizer.server.http import json_response, read_as
+from vectorizer.server.schemas import CreateCollection
+from vectorizer.server.views.common import store
+
+
+async def list_collections(request: web.Request) -> web.Response:
+    return json_response({"collections": [c.info() for c in store(request).collections()]})
+
+
+async def create_collection(request: web.Request) -> web.Response:
+    body = await read_as(request, CreateCollection)
+    raw = msgspec.to_builtins(body)
+    coll = await store(request).create_collection(body.name, raw)
+    return json_response({"collection": coll.info()}, status=201)
+
+
+async def get_collection(request: web.Request) -> web.Response:
+    return json_response(
+        {"collection": store(request).collection(request.match_info["name"]).info()}
+    )
+
+
+async def delete_collection(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    seq = await store(request).delete_collection(name)
+    return json_response({"deleted": name, "sequence": seq})
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    """A snapshot of the node (all collections, one sequence); the collection must exist."""
+    s = store(request)
+    coll = s.collection(request.match_info["name"])
+    info = await s.snapshot()
+    return json_response({"snapshot": {**info.to_dict(), "collection": coll.name}}, status=201)

@@ -1,0 +1,28 @@
+"""Liveness, readiness and node statistics."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from vectorizer import __version__
+from vectorizer.server.http import json_response
+from vectorizer.server.views.common import store
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the process answers. Recovery in progress is still alive."""
+    return json_response({"status": "healthy", "version": __version__, "timestamp": time.time()})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: recovered and not shutting down."""
+    s = store(request)
+    if not s.ready:
+        return json_response({"status": "not_ready", "sequence": s.sequence}, status=503)
+    return json_response({"status": "ready", "sequence": s.sequence})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return json_response({"version": __version__, **store(request).stats()})

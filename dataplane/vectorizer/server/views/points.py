@@ -1,0 +1,98 @@
+"""Points: batch upsert, get, atomic update, delete, list, count."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.validation import parse_path_id
+from vectorizer.errors import ValidationError, VectorNotFound
+from vectorizer.server.http import json_response, read_as
+from vectorizer.server.schemas import Count, DeletePoints, UpdatePoint, UpsertPoints
+from vectorizer.server.views.common import (
+    path_id,
+    point_json,
+    query_bool,
+    query_int,
+    settings,
+    store,
+)
+
+
+async def upsert(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    body = await read_as(request, UpsertPoints)
+    limit = settings(request).max_batch_points
+    if not body.vectors:
+        raise ValidationError("vectors must not be empty", field="vectors")
+    if len(body.vectors) > limit:
+        raise ValidationError(f"at most {limit} points per request", field="vectors")
+    seq = await store(request).upsert(
+        name,
+        [p.id for p in body.vectors],
+        [p.vector for p in body.vectors],
+        [p.payload for p in body.vectors],
+    )
+    return json_response({"upserted": len(body.vectors), "sequence": seq})
+
+
+async def get_point(request: web.Request) -> web.Response:
+    coll = store(request).collection(request.match_info["name"])
+    pid = path_id(request)
+    point = coll.get(pid, with_vector=query_bool(request, "with_vector", True))
+    if point is None:
+        raise VectorNotFound(f"no point with id {pid!r} in {coll.name!r}", field="id")
+    return json_response(point_json(point))
+
+
+async def update_point(request: web.Request) -> web.Response:
+    body = await read_as(request, UpdatePoint)
+    pid = path_id(request)
+    seq = await store(request).update_point(
+        request.match_info["name"], pid, body.vector, body.payload
+    )
+    return json_response({"updated": pid, "sequence": seq})
+
+
+async def delete_point(request: web.Request) -> web.Response:
+    pid = path_id(request)
+    deleted, seq = await store(request).delete_points(request.match_info["name"], [pid])
+    if not deleted:
+        raise VectorNotFound(f"no point with id {pid!r}", field="id")
+    return json_response({"deleted": pid, "sequence": seq})
+
+
+async def delete_points(request: web.Request) -> web.Response:
+    """Delete by ``ids`` or by ``filter`` (exactly one)."""
+    body = await read_as(request, DeletePoints)
+    name = request.match_info["name"]
+    if (body.ids is None) == (body.filter is None):
+        raise ValidationError("give exactly one of ids or filter", field="ids")
+    if body.ids is not None:
+        deleted, seq = await store(request).delete_points(name, body.ids)
+    else:
+        predicate = compile_filter(body.filter)
+        assert predicate is not None
+        deleted, seq = await store(request).delete_matching(name, predicate)
+    return json_response({"deleted": deleted, "sequence": seq})
+
+
+async def list_points(request: web.Request) -> web.Response:
+    """Page through points in id order: ``?limit=&offset=<id>&with_vector=``."""
+    coll = store(request).collection(request.match_info["name"])
+    limit = query_int(request, "limit", 100, 1, settings(request).max_search_limit)
+    raw_offset = request.query.get("offset")
+    offset = None if raw_offset is None else parse_path_id(raw_offset)
+    points, next_offset = coll.scroll(
+        limit,
+        offset,
+        with_payload=query_bool(request, "with_payload", True),
+        with_vector=query_bool(request, "with_vector", False),
+    )
+    return json_response({"vectors": [point_json(p) for p in points], "next_offset": next_offset})
+
+
+async def count(request: web.Request) -> web.Response:
+    coll = store(request).collection(request.match_info["name"])
+    body = await read_as(request, Count) if request.can_read_body else Count()
+    return json_response({"count": coll.count(compile_filter(body.filter))})

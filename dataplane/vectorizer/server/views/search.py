@@ -1,0 +1,64 @@
+"""k-NN search, single and batched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from vectorizer.engine import validation
+from vectorizer.engine.collection import Collection
+from vectorizer.engine.filters import compile_filter
+from vectorizer.errors import VectorizerError
+from vectorizer.server.http import json_response, read_as
+from vectorizer.server.schemas import BatchSearch, Search
+from vectorizer.server.views.common import check_range, point_json, settings, store
+
+
+def run_search(coll: Collection, q: Search, max_limit: int) -> list[dict[str, Any]]:
+    check_range(q.limit, "limit", 1, max_limit)
+    check_range(q.offset, "offset", 0, max_limit)
+    if q.ef is not None:
+        check_range(q.ef, "ef", 1, 4096)
+    query = coll.config.metric.prepare(validation.vector(q.vector, coll.config.dimension))
+    hits = coll.search(
+        query,
+        q.limit,
+        offset=q.offset,
+        predicate=compile_filter(q.filter),
+        ef=q.ef,
+        exact_search=q.exact,
+        threshold=q.threshold,
+        with_payload=q.with_payload,
+        with_vector=q.with_vector,
+    )
+    return [point_json(h) for h in hits]
+
+
+async def search(request: web.Request) -> web.Response:
+    body = await read_as(request, Search)
+    coll = store(request).collection(request.match_info["name"])
+    return json_response({"results": run_search(coll, body, settings(request).max_search_limit)})
+
+
+async def batch_search(request: web.Request) -> web.Response:
+    """Several searches in one collection; each query succeeds or fails on its own."""
+    body = await read_as(request, BatchSearch)
+    coll = store(request).collection(body.collection)
+    max_limit = settings(request).max_search_limit
+    results: list[dict[str, Any]] = []
+    for i, q in enumerate(body.queries):
+        try:
+            results.append({"index": i, "status": "ok", "results": run_search(coll, q, max_limit)})
+        except VectorizerError as err:
+            results.append({"index": i, "status": "error", "error": err.to_dict()})
+    failed = sum(1 for r in results if r["status"] == "error")
+    return json_response(
+        {
+            "collection": coll.name,
+            "count": len(results),
+            "succeeded": len(results) - failed,
+            "failed": failed,
+            "results": results,
+        }
+    )

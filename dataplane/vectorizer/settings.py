@@ -1,0 +1,147 @@
+"""Data-plane settings: one dataclass is the single source of names, defaults and help.
+
+Precedence: command-line flags > ``VECTORIZER_<NAME>`` environment variables > the YAML
+file given by ``--config`` (or ``VECTORIZER_CONFIG``) > the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vectorizer.engine.config import HnswParams
+from vectorizer.engine.store import StoreOptions
+from vectorizer.engine.wal import FsyncPolicy
+from vectorizer.errors import ValidationError
+
+ENV_PREFIX = "VECTORIZER_"
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _opt("127.0.0.1", "address to listen on")
+    port: int = _opt(15002, "TCP port to listen on")
+    data_dir: Path = _opt(Path("./data"), "directory for the write-ahead log and snapshots")
+    log_level: str = _opt("info", "debug, info, warning or error")
+    wal_fsync: str = _opt("always", "'always' (durable), 'never', or an fsync interval in ms")
+    wal_segment_bytes: int = _opt(64 << 20, "size at which the log starts a new segment file")
+    snapshot_interval_s: float = _opt(300.0, "seconds between periodic snapshots (0 = off)")
+    snapshot_wal_bytes: int = _opt(256 << 20, "log growth that triggers a snapshot early")
+    snapshots_retained: int = _opt(2, "snapshots kept on disk")
+    snapshot_on_shutdown: bool = _opt(True, "take a snapshot on SIGTERM/SIGINT")
+    max_body_bytes: int = _opt(64 << 20, "largest accepted request body, in bytes")
+    max_search_limit: int = _opt(10_000, "largest 'limit' a search may ask for")
+    max_batch_points: int = _opt(100_000, "most points in one upsert request")
+    role: str = _opt("primary", "role on first start: primary or replica (then persisted)")
+    primary_url: str = _opt("", "URL of the primary to follow (replicas)")
+    node_id: str = _opt("", "this node's replication id (default: generated once, persisted)")
+    advertise_url: str = _opt("", "URL replicas and the operator use to reach this node")
+    sync_replicas: int = _opt(0, "replicas that must confirm a write before it is acknowledged")
+    sync_timeout_ms: int = _opt(5000, "how long a write waits for sync replicas")
+    heartbeat_interval_ms: int = _opt(500, "replication heartbeat period")
+    lagging_threshold_ms: int = _opt(1000, "replica lag above which it counts as Lagging")
+    disconnect_timeout_ms: int = _opt(5000, "silence after which a replica link is Disconnected")
+    reconnect_interval_ms: int = _opt(500, "delay before a replica reconnects to its primary")
+    hnsw_m: int = _opt(HnswParams.m, "default HNSW M (graph degree) for new collections")
+    hnsw_ef_construction: int = _opt(
+        HnswParams.ef_construction, "default HNSW ef_construction for new collections"
+    )
+    hnsw_ef_search: int = _opt(
+        HnswParams.ef_search, "default HNSW ef at query time for new collections"
+    )
+
+    @property
+    def fsync_policy(self) -> FsyncPolicy:
+        return FsyncPolicy.parse(self.wal_fsync)
+
+    def store_options(self) -> StoreOptions:
+        return StoreOptions(
+            fsync=self.fsync_policy,
+            segment_bytes=self.wal_segment_bytes,
+            snapshot_interval_s=self.snapshot_interval_s,
+            snapshot_wal_bytes=self.snapshot_wal_bytes,
+            snapshots_retained=self.snapshots_retained,
+            hnsw_defaults=HnswParams(
+                m=self.hnsw_m,
+                ef_construction=self.hnsw_ef_construction,
+                ef_search=self.hnsw_ef_search,
+            ).validated("hnsw"),
+        )
+
+
+def setting_fields() -> list[Any]:
+    return list(fields(Settings))
+
+
+def convert(name: str, raw: Any) -> Any:
+    """Coerce a raw value (string from env/flags, or YAML scalar) to the field's type."""
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(str(raw))
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name}: cannot read {raw!r} as {kind}", field=name) from None
+
+
+def load(
+    flags: Mapping[str, Any], env: Mapping[str, str] | None = None, config_file: Path | None = None
+) -> Settings:
+    """Merge defaults < file < environment < flags (flags with value None are unset)."""
+    env = os.environ if env is None else env
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = config_file or (
+        Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else None
+    )
+    if path is not None:
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValidationError(
+                f"cannot read config file {path}: {exc}", field="config"
+            ) from None
+        if not isinstance(doc, dict):
+            raise ValidationError(f"config file {path} must be a mapping", field="config")
+        for key, raw in doc.items():
+            if key not in names:
+                raise ValidationError(f"unknown setting {key!r} in {path}", field=str(key))
+            values[key] = convert(key, raw)
+    for name in names:
+        if (raw_env := env.get(ENV_PREFIX + name.upper())) is not None:
+            values[name] = convert(name, raw_env)
+    for name, raw in flags.items():
+        if name in names and raw is not None:
+            values[name] = convert(name, raw)
+    settings = Settings(**values)
+    settings.fsync_policy  # noqa: B018 - validates wal_fsync early
+    settings.store_options()
+    if settings.role not in ("primary", "replica"):
+        raise ValidationError("role must be primary or replica", field="role")
+    if settings.sync_replicas < 0:
+        raise ValidationError("sync_replicas must be >= 0", field="sync_replicas")
+    return settings

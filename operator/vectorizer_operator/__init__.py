@@ -1,0 +1,1 @@
+"""The Vectorizer operator (kopf). Named so that it does not shadow the stdlib ``operator``."""

@@ -1,0 +1,96 @@
+"""A fault-injecting TCP proxy on 127.0.0.1 for partition and corruption tests.
+
+``cut()`` stops moving bytes (both ways, for open and new connections) without closing
+anything, like a network partition: data waits in socket buffers, peers see silence.
+``heal()`` resumes. ``corrupt_once(at)`` flips one byte at offset ``at`` of the next
+connection's upstream-to-client stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class FaultProxy:
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._open = asyncio.Event()
+        self._open.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._corrupt_at: int | None = None
+        self.corrupted = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FaultProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def cut(self) -> None:
+        self._open.clear()
+
+    def heal(self) -> None:
+        self._open.set()
+
+    def corrupt_once(self, at: int) -> None:
+        self._corrupt_at = at
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for w in list(self._writers):
+            w.close()
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._open.wait()
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        corrupt_at, self._corrupt_at = self._corrupt_at, None
+        self._writers |= {writer, up_writer}
+        for coro in (
+            self._pump(reader, up_writer, None),
+            self._pump(up_reader, writer, corrupt_at),
+        ):
+            task = asyncio.create_task(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, corrupt_at: int | None
+    ) -> None:
+        offset = 0
+        try:
+            while True:
+                await self._open.wait()
+                data = await src.read(65536)
+                if not data:
+                    break
+                await self._open.wait()  # bytes read just before a cut wait for the heal
+                if corrupt_at is not None and offset <= corrupt_at < offset + len(data):
+                    buf = bytearray(data)
+                    buf[corrupt_at - offset] ^= 0x5A
+                    data = bytes(buf)
+                    self.corrupted += 1
+                offset += len(data)
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+            self._writers.discard(dst)

@@ -1,0 +1,154 @@
+"""The native API end to end, through the SDK, against a real server process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from tests.servers import ServerProcess
+from vectorizer.client import Point, VectorizerClient
+from vectorizer.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    DimensionMismatch,
+    VectorNotFound,
+)
+
+
+async def test_crud_workflow(server: ServerProcess) -> None:
+    async with VectorizerClient(server.url) as vz:
+        assert (await vz.health())["status"] == "healthy"
+        assert await vz.ready()
+        info = await vz.create_collection("docs", 4, metric="dot", hnsw={"m": 8})
+        assert info["hnsw"]["m"] == 8 and info["metric"] == "dot"
+        with pytest.raises(CollectionExists):
+            await vz.create_collection("docs", 4)
+        await vz.upsert(
+            "docs", [Point(i, [i, 1, 0, 0], {"n": i, "even": i % 2 == 0}) for i in range(10)]
+        )
+        await vz.upsert("docs", [Point("s-1", [0, 0, 1, 0], {"n": -1})])
+
+        rec = await vz.get("docs", 3)
+        assert rec.payload == {"n": 3, "even": False} and rec.vector == [3, 1, 0, 0]
+        assert (await vz.get("docs", "s-1", with_vector=False)).vector is None
+
+        hits = await vz.search("docs", [1, 0, 0, 0], limit=3)
+        assert [h.id for h in hits] == [9, 8, 7]
+        hits = await vz.search(
+            "docs",
+            [1, 0, 0, 0],
+            limit=3,
+            filter={"must": [{"key": "even", "match": {"value": True}}]},
+        )
+        assert [h.id for h in hits] == [8, 6, 4]
+        assert [h.id for h in await vz.search("docs", [1, 0, 0, 0], limit=2, offset=1)] == [8, 7]
+        assert [h.id for h in await vz.search("docs", [1, 0, 0, 0], limit=20, threshold=7.5)] == [
+            9,
+            8,
+        ]
+
+        await vz.update("docs", 0, vector=[100, 0, 0, 0])
+        assert (await vz.search("docs", [1, 0, 0, 0], limit=1))[0].id == 0
+        await vz.update("docs", 0, payload={"moved": True})
+        assert (await vz.get("docs", 0)).payload == {"moved": True}
+        with pytest.raises(VectorNotFound):
+            await vz.update("docs", 12345, payload={})
+
+        assert await vz.count("docs") == 11
+        assert await vz.count("docs", {"must": [{"key": "n", "range": {"gte": 5}}]}) == 5
+        page, nxt = await vz.list_points("docs", limit=4)
+        assert [r.id for r in page] == [0, 1, 2, 3] and nxt == 4
+        page, nxt = await vz.list_points("docs", limit=100, offset=nxt)
+        assert [r.id for r in page] == [4, 5, 6, 7, 8, 9, "s-1"] and nxt is None
+
+        await vz.delete("docs", 9)
+        with pytest.raises(VectorNotFound):
+            await vz.get("docs", 9)
+        assert await vz.delete_many("docs", ids=[8, 7, 777]) == 2
+        assert (
+            await vz.delete_many("docs", filter={"must": [{"key": "n", "range": {"lt": 2}}]}) == 2
+        )
+        assert await vz.count("docs") == 6
+
+        batch = await vz.batch_search(
+            "docs", [{"vector": [1, 0, 0, 0], "limit": 2}, {"vector": [1, 0]}]
+        )
+        assert isinstance(batch[0], list) and len(batch[0]) == 2
+        assert isinstance(batch[1], DimensionMismatch) and batch[1].field == "vector"
+
+        snap = await vz.snapshot("docs")
+        assert snap["sequence"] > 0 and snap["size_bytes"] > 0
+        stats = await vz.stats()
+        assert stats["collections"] == 1 and stats["vectors"] == 6
+        assert stats["snapshot"]["sequence"] == snap["sequence"]
+
+        await vz.delete_collection("docs")
+        with pytest.raises(CollectionNotFound):
+            await vz.get_collection("docs")
+        assert await vz.list_collections() == []
+
+
+async def test_openapi_document_lists_every_route(server: ServerProcess) -> None:
+    status, doc = server.request("GET", "/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    for path in (
+        "/replication/status",
+        "/qdrant/collections/{name}/points/query",
+        "/collections",
+        "/collections/{name}/search",
+        "/collections/{name}/vectors/{id}",
+        "/batch_search",
+        "/collections/{name}/snapshot",
+        "/health",
+        "/ready",
+    ):
+        assert path in doc["paths"], path
+    search = doc["paths"]["/collections/{name}/search"]["post"]
+    ref = search["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
+
+
+async def test_many_collections(server: ServerProcess) -> None:
+    async with VectorizerClient(server.url) as vz:
+        names = [f"c-{i:03d}" for i in range(120)]
+        await asyncio.gather(*(vz.create_collection(n, 8) for n in names))
+        rng = np.random.default_rng(0)
+        await asyncio.gather(
+            *(
+                vz.upsert(n, [Point(j, rng.normal(size=8).tolist(), {"c": n}) for j in range(20)])
+                for n in names
+            )
+        )
+        listed = await vz.list_collections()
+        assert [c["name"] for c in listed] == names
+        assert all(c["vector_count"] == 20 for c in listed)
+        hits = await vz.search("c-077", rng.normal(size=8).tolist(), limit=3)
+        assert len(hits) == 3 and all(h.payload == {"c": "c-077"} for h in hits)
+
+
+async def test_concurrent_searches_while_writing(server: ServerProcess) -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(3000, 16)).astype(np.float32)
+    async with VectorizerClient(server.url) as vz:
+        await vz.create_collection("live", 16)
+        await vz.upsert("live", [Point(i, base[i].tolist(), {"i": i}) for i in range(3000)])
+
+        async def writer() -> int:
+            n = 0
+            for b in range(20):
+                pts = [Point(10_000 + b * 50 + j, rng.normal(size=16).tolist()) for j in range(50)]
+                await vz.upsert("live", pts)
+                n += len(pts)
+            return n
+
+        async def searcher(i: int) -> None:
+            q = base[i]
+            hits = await vz.search("live", q.tolist(), limit=5)
+            assert len(hits) == 5
+            assert hits[0].id == i  # an original point is always its own nearest neighbour
+
+        results = await asyncio.gather(writer(), *(searcher(i) for i in range(150)))
+        assert results[0] == 1000
+        assert await vz.count("live") == 4000

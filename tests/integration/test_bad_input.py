@@ -1,0 +1,304 @@
+"""Hostile and malformed requests get a structured 4xx and change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.servers import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data = tmp_path_factory.mktemp("bad-input") / "data"
+    srv = ServerProcess(data_dir=data, args=["--max-body-bytes", "200000"]).start()
+    assert srv.request("POST", "/collections", {"name": "c", "dimension": 3})[0] == 201
+    pts = [{"id": i, "vector": [i, 1, 2], "payload": {"i": i}} for i in range(5)]
+    assert srv.request("POST", "/collections/c/vectors", {"vectors": pts})[0] == 200
+    yield srv
+    srv.kill()
+
+
+def snapshot_state(srv: ServerProcess) -> Any:
+    return (
+        srv.request("GET", "/collections")[1],
+        srv.request("GET", "/collections/c/vectors?with_vector=true&limit=100")[1],
+        srv.request("GET", "/stats")[1]["sequence"],
+    )
+
+
+BAD: list[tuple[str, str, Any, int, str, str | None]] = [
+    # method, path, body, status, code, field
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 9, "vector": [1, 2]}]},
+        422,
+        "dimension_mismatch",
+        "vectors[0]",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 9, "vector": [1, 2, 3]}, {"id": 10, "vector": [1]}]},
+        422,
+        "dimension_mismatch",
+        "vectors[1]",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        b'{"vectors": [{"id": 9, "vector": [1, 2, NaN]}]}',
+        400,
+        "malformed_json",
+        "body",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        b'{"vectors": [{"id": 9, "vector": [1, 2, Infinity]}]}',
+        400,
+        "malformed_json",
+        "body",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        b'{"vectors": [{"id": 9, "vector": [1, 2, 1e999]}]}',
+        422,
+        "validation_error",
+        "vectors[0].vector[2]",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 9, "vector": [1e39, 0, 0]}]},
+        422,
+        "validation_error",
+        "vectors[0]",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 9, "vector": []}]},
+        422,
+        "validation_error",
+        "vectors[0]",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 9, "vector": [0, 0, 0]}]},
+        422,
+        "validation_error",
+        "vectors",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 9, "vector": "abc"}]},
+        422,
+        "validation_error",
+        "vectors[0].vector",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": -1, "vector": [1, 2, 3]}]},
+        422,
+        "validation_error",
+        "vectors[0].id",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": "7", "vector": [1, 2, 3]}]},
+        422,
+        "validation_error",
+        "vectors[0].id",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 1.5, "vector": [1, 2, 3]}]},
+        422,
+        "validation_error",
+        "vectors[0].id",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 9, "vector": [1, 2, 3], "colour": 1}]},
+        422,
+        "validation_error",
+        "vectors[0].colour",
+    ),
+    (
+        "POST",
+        "/collections/c/vectors",
+        {"vectors": [{"id": 9, "vector": [1, 2, 3], "payload": [1]}]},
+        422,
+        "validation_error",
+        "vectors[0].payload",
+    ),
+    ("POST", "/collections/c/vectors", {"vectors": []}, 422, "validation_error", "vectors"),
+    ("POST", "/collections/c/vectors", {"points": []}, 422, "validation_error", "points"),
+    ("POST", "/collections/c/vectors", b'{"vectors": [', 400, "malformed_json", "body"),
+    ("POST", "/collections/c/vectors", b"", 400, "malformed_json", "body"),
+    ("POST", "/collections/c/vectors", b"x" * 300_000, 413, "payload_too_large", "body"),
+    (
+        "POST",
+        "/collections/nope/vectors",
+        {"vectors": [{"id": 9, "vector": [1, 2, 3]}]},
+        404,
+        "collection_not_found",
+        "collection",
+    ),
+    (
+        "POST",
+        "/collections/c/search",
+        {"vector": [1, 2, 3], "limit": 10**9},
+        422,
+        "validation_error",
+        "limit",
+    ),
+    (
+        "POST",
+        "/collections/c/search",
+        {"vector": [1, 2, 3], "limit": 0},
+        422,
+        "validation_error",
+        "limit",
+    ),
+    (
+        "POST",
+        "/collections/c/search",
+        {"vector": [1, 2, 3], "limit": "10"},
+        422,
+        "validation_error",
+        "limit",
+    ),
+    (
+        "POST",
+        "/collections/c/search",
+        {"vector": [1, 2, 3], "ef": 0},
+        422,
+        "validation_error",
+        "ef",
+    ),
+    ("POST", "/collections/c/search", {"vector": [1, 2]}, 422, "dimension_mismatch", "vector"),
+    (
+        "POST",
+        "/collections/c/search",
+        {"vector": [1, 2, 3], "filter": {"must": [{"key": "i"}]}},
+        422,
+        "validation_error",
+        "filter.must[0]",
+    ),
+    (
+        "POST",
+        "/collections/c/search",
+        {"vector": [1, 2, 3], "extra": True},
+        422,
+        "validation_error",
+        "extra",
+    ),
+    ("POST", "/collections/c/search", [1, 2, 3], 422, "validation_error", None),
+    (
+        "POST",
+        "/collections",
+        {"name": "../../etc", "dimension": 3},
+        422,
+        "validation_error",
+        "name",
+    ),
+    (
+        "POST",
+        "/collections",
+        {"name": "caf\u00e9", "dimension": 3},
+        422,
+        "validation_error",
+        "name",
+    ),
+    ("POST", "/collections", {"name": "a\u202eb", "dimension": 3}, 422, "validation_error", "name"),
+    ("POST", "/collections", {"name": "x" * 129, "dimension": 3}, 422, "validation_error", "name"),
+    ("POST", "/collections", {"name": "ok", "dimension": 0}, 422, "validation_error", "dimension"),
+    (
+        "POST",
+        "/collections",
+        {"name": "ok", "dimension": 70000},
+        422,
+        "validation_error",
+        "dimension",
+    ),
+    (
+        "POST",
+        "/collections",
+        {"name": "ok", "dimension": 3, "metric": "manhattan"},
+        422,
+        "validation_error",
+        "metric",
+    ),
+    (
+        "POST",
+        "/collections",
+        {"name": "ok", "dimension": 3, "hnsw": {"m": 100000}},
+        422,
+        "validation_error",
+        "hnsw.m",
+    ),
+    (
+        "POST",
+        "/collections",
+        {"name": "ok", "dimension": 3, "hnsw": {"mm": 1}},
+        422,
+        "validation_error",
+        "hnsw.mm",
+    ),
+    ("POST", "/collections", {"name": "c", "dimension": 3}, 409, "collection_exists", "name"),
+    ("GET", "/collections/..%2F..%2Fetc%2Fpasswd", None, 404, "collection_not_found", "collection"),
+    ("GET", "/collections/c/vectors/99", None, 404, "vector_not_found", "id"),
+    ("GET", "/collections/c/vectors?limit=abc", None, 422, "validation_error", "limit"),
+    ("PUT", "/collections/c/vectors/1", {"vector": [1, 2]}, 422, "dimension_mismatch", "vector"),
+    ("PUT", "/collections/c/vectors/1", {}, 422, "validation_error", "vector"),
+    ("PUT", "/collections/c/vectors/99", {"payload": {}}, 404, "vector_not_found", "id"),
+    ("DELETE", "/collections/c/vectors/99", None, 404, "vector_not_found", "id"),
+    ("POST", "/collections/c/vectors/delete", {}, 422, "validation_error", "ids"),
+    ("DELETE", "/collections/nope", None, 404, "collection_not_found", "collection"),
+    ("GET", "/no/such/route", None, 404, "route_not_found", None),
+    ("PATCH", "/collections", None, 405, "method_not_allowed", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code", "field"),
+    BAD,
+    ids=[f"{i}-{b[4]}" for i, b in enumerate(BAD)],
+)
+def test_bad_request_is_structured_and_harmless(
+    seeded: ServerProcess,
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    before = snapshot_state(seeded)
+    got_status, got = seeded.request(method, path, body)
+    assert got_status == status, got
+    assert got["error"]["code"] == code
+    assert got["error"]["field"] == field
+    assert got["request_id"]
+    assert "Traceback" not in got["error"]["message"]
+    assert snapshot_state(seeded) == before
+
+
+def test_request_id_is_echoed(seeded: ServerProcess) -> None:
+    import urllib.request
+
+    req = urllib.request.Request(seeded.url + "/health", headers={"X-Request-ID": "abc-123"})
+    with urllib.request.urlopen(req) as r:
+        assert r.headers["X-Request-ID"] == "abc-123"

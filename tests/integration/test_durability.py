@@ -1,0 +1,125 @@
+"""Acknowledged writes survive kill -9; a torn log tail is cut, not fatal; SIGTERM is clean."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import numpy as np
+
+from tests.servers import ServerProcess
+from vectorizer.client import Point, VectorizerClient
+
+
+async def test_acknowledged_writes_survive_kill_9(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    # Snapshots every second, so the kill also lands around snapshot writes.
+    srv = server_factory(data_dir=data, args=["--snapshot-interval-s", "1"]).start()
+    rng = np.random.default_rng(7)
+    acked: dict[int, list[float]] = {}
+    acked_payload_updates: dict[int, int] = {}
+
+    async with VectorizerClient(srv.url, timeout=10) as vz:
+        await vz.create_collection("d", 8)
+
+        async def writer(w: int) -> None:
+            n = 0
+            while True:
+                ids = [w * 1_000_000 + n + j for j in range(25)]
+                vecs = rng.normal(size=(25, 8)).tolist()
+                await vz.upsert(
+                    "d", [Point(i, v, {"w": w}) for i, v in zip(ids, vecs, strict=True)]
+                )
+                acked.update(zip(ids, vecs, strict=True))
+                await vz.update("d", ids[0], payload={"w": w, "rev": n})
+                acked_payload_updates[ids[0]] = n
+                n += 25
+
+        tasks = [asyncio.create_task(writer(w)) for w in range(4)]
+        await asyncio.sleep(3.0)
+        srv.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, Exception) for r in results)  # the writers died with the server
+    srv.kill()
+    assert len(acked) > 500
+
+    srv2 = server_factory(data_dir=data, port=srv.port).start()
+    async with VectorizerClient(srv2.url) as vz:
+        total = await vz.count("d")
+        assert total >= len(acked)
+        # Upserts are whole: every point of the batch or none of it.
+        assert total % 25 == 0
+        sample = list(acked)[:: max(1, len(acked) // 300)]
+        for pid in sample:
+            rec = await vz.get("d", pid)
+            assert np.allclose(
+                rec.vector, np.asarray(acked[pid]) / np.linalg.norm(acked[pid]), atol=1e-6
+            )
+        for pid, rev in acked_payload_updates.items():
+            rec = await vz.get("d", pid, with_vector=False)
+            assert rec.payload is not None and rec.payload.get("rev", -1) >= rev
+
+
+async def test_torn_log_tail_is_truncated_and_logged(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    srv = server_factory(data_dir=data, args=["--snapshot-on-shutdown", "false"]).start()
+    async with VectorizerClient(srv.url) as vz:
+        await vz.create_collection("t", 2)
+        for i in range(10):
+            await vz.upsert("t", [Point(i, [1, i + 1])])
+    srv.kill()
+    (segment,) = (data / "wal").iterdir()
+    with open(segment, "r+b") as f:
+        f.truncate(segment.stat().st_size - 7)  # tear the last record
+
+    srv2 = server_factory(data_dir=data, port=srv.port).start()
+    async with VectorizerClient(srv2.url) as vz:
+        assert await vz.count("t") == 9
+        assert (await vz.stats())["sequence"] == 10  # create + 9 upserts
+        await vz.upsert("t", [Point(100, [1, 1])])  # writing continues after the cut
+        assert await vz.count("t") == 10
+    assert "log tail torn" in srv2.log()
+
+
+async def test_corruption_mid_log_refuses_to_start(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    srv = server_factory(data_dir=data, args=["--snapshot-on-shutdown", "false"]).start()
+    async with VectorizerClient(srv.url) as vz:
+        await vz.create_collection("t", 2)
+        for i in range(10):
+            await vz.upsert("t", [Point(i, [1, i + 1])])
+    srv.kill()
+    (segment,) = (data / "wal").iterdir()
+    raw = bytearray(segment.read_bytes())
+    raw[40] ^= 0xFF
+    segment.write_bytes(bytes(raw))
+    srv2 = server_factory(data_dir=data, port=srv.port)
+    srv2.start(wait_ready=False)
+    assert srv2.proc is not None
+    assert srv2.proc.wait(30) == 1
+    assert "valid records follow" in srv2.log()
+    assert segment.read_bytes() == bytes(raw)  # nothing was cut
+
+
+async def test_sigterm_flushes_snapshots_and_exits_zero(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    srv = server_factory(data_dir=data).start()
+    async with VectorizerClient(srv.url) as vz:
+        await vz.create_collection("s", 4)
+        await vz.upsert("s", [Point(i, [i, 1, 1, 1]) for i in range(100)])
+    assert srv.terminate() == 0
+    snaps = list((data / "snapshots").iterdir())
+    assert [p.name for p in snaps] == [f"{2:020d}"]
+    srv2 = server_factory(data_dir=data, port=srv.port).start()
+    async with VectorizerClient(srv2.url) as vz:
+        assert await vz.count("s") == 100
+    assert "0 log records" in srv2.log()  # recovered from the snapshot alone

@@ -1,0 +1,499 @@
+"""Replication between real nodes on 127.0.0.1: sync, catch-up, failover, partitions, fencing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+
+from tests.faultproxy import FaultProxy
+from tests.servers import ServerProcess
+from vectorizer.client import Point, VectorizerClient
+from vectorizer.errors import (
+    NodeFenced,
+    NotPrimary,
+    ReplicationTimeout,
+    StaleEpoch,
+    VectorizerError,
+)
+
+FAST = [
+    "--heartbeat-interval-ms",
+    "100",
+    "--disconnect-timeout-ms",
+    "1500",
+    "--reconnect-interval-ms",
+    "200",
+    "--lagging-threshold-ms",
+    "500",
+]
+T = TypeVar("T")
+
+
+class Cluster:
+    """Nodes of one test, each a real server process with its own SDK client."""
+
+    def __init__(self, factory: type[ServerProcess], root: Path) -> None:
+        self.factory, self.root = factory, root
+        self.nodes: dict[str, ServerProcess] = {}
+        self.clients: list[VectorizerClient] = []
+
+    async def start(self, name: str, *args: str, port: int | None = None) -> ServerProcess:
+        kw: dict[str, Any] = {"port": port} if port else {}
+        srv = self.factory(data_dir=self.root / name, args=[*FAST, "--node-id", name, *args], **kw)
+        await asyncio.to_thread(srv.start)
+        self.nodes[name] = srv
+        return srv
+
+    def client(self, srv: ServerProcess | str) -> VectorizerClient:
+        url = srv if isinstance(srv, str) else srv.url
+        c = VectorizerClient(url, timeout=15)
+        self.clients.append(c)
+        return c
+
+    async def close(self) -> None:
+        for c in self.clients:
+            await c.close()
+
+
+@pytest.fixture
+async def cluster(server_factory: type[ServerProcess], tmp_path: Path) -> AsyncIterator[Cluster]:
+    c = Cluster(server_factory, tmp_path)
+    yield c
+    await c.close()
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    """Poll ``check`` until it returns a truthy value (or fail with its last result)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = await check()
+            if last:
+                return last  # type: ignore[no-any-return]
+        except (VectorizerError, OSError) as exc:
+            last = exc
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met in {timeout}s; last: {last!r}")
+
+
+async def caught_up(primary: VectorizerClient, replica: VectorizerClient) -> bool:
+    p = await primary.replication_status()
+    r = await replica.replication_status()
+    return bool(r["sequence"] == p["sequence"])
+
+
+async def all_points(vz: VectorizerClient, collection: str) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    offset = None
+    while True:
+        page, offset = await vz.list_points(collection, limit=1000, offset=offset, with_vector=True)
+        out.update({r.id: (r.payload, r.vector) for r in page})
+        if offset is None:
+            return out
+
+
+async def seed(vz: VectorizerClient, n: int, dim: int = 8, start: int = 0, batch: int = 50) -> None:
+    rng = np.random.default_rng(start)
+    for b in range(start, start + n, batch):
+        pts = [
+            Point(i, rng.normal(size=dim).tolist(), {"i": i})
+            for i in range(b, min(b + batch, start + n))
+        ]
+        await vz.upsert("c", pts)
+
+
+async def test_incremental_stream_headers_and_stats(cluster: Cluster) -> None:
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 100)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    assert await all_points(vr, "c") == await all_points(vp, "c")
+
+    status = await vr.replication_status()
+    assert status["role"] == "replica" and status["primary"] == p.url and status["epoch"] == 1
+    assert status["history"] == (await vp.replication_status())["history"] == [[1, 1]]
+    rstats = await vr.replication_stats()
+    assert rstats["full_syncs"] == 0 and rstats["bytes_received"] > 100 * 8 * 4
+
+    reps = await vp.replicas()
+    assert [x["id"] for x in reps] == ["r"]
+    assert reps[0]["status"] == "Connected" and reps[0]["lag_operations"] == 0
+    assert reps[0]["operations_synced"] == (await vp.replication_status())["sequence"]
+    pstats = await vp.replication_stats()
+    assert pstats["connected_replicas"] == 1 and pstats["bytes_sent"] == reps[0]["bytes_sent"] > 0
+
+    # Reads on the replica say how fresh they are; writes name the primary.
+    _, headers = await raw_get(r.url + "/collections/c")
+    assert headers["X-Vectorizer-Role"] == "replica"
+    assert headers["X-Vectorizer-Lag-Operations"] == "0"
+    with pytest.raises(NotPrimary) as err:
+        await vr.upsert("c", [Point(999, [1.0] * 8)])
+    assert err.value.details["primary"] == p.url
+    assert await vr.count("c") == 100
+
+
+async def raw_get(url: str) -> tuple[int, dict[str, str]]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.get(url) as resp:
+        return resp.status, dict(resp.headers)
+
+
+async def test_full_sync_from_empty_when_the_log_was_truncated(cluster: Cluster) -> None:
+    p = await cluster.start("p", "--snapshots-retained", "1", "--wal-segment-bytes", "2048")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 400)
+    snap = await vp.snapshot("c")
+    assert (await vp.stats())["wal"]["first_sequence"] > 1
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    assert await all_points(vr, "c") == await all_points(vp, "c")
+    rstats = await vr.replication_stats()
+    assert rstats["full_syncs"] == 1 and rstats["last_sync"] is not None
+    assert rstats["bytes_received"] >= snap["size_bytes"]
+    reps = await vp.replicas()
+    assert reps[0]["full_syncs"] == 1 and reps[0]["bytes_sent"] >= snap["size_bytes"]
+    # and then incrementally
+    await seed(vp, 10, start=1000)
+    await eventually(lambda: caught_up(vp, vr))
+    assert await vr.count("c") == 410
+
+
+async def test_replica_restart_catches_up_incrementally(cluster: Cluster) -> None:
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 50)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    synced_before = (await vp.replicas())[0]["operations_synced"]
+    assert r.terminate() == 0
+
+    await seed(vp, 200, start=100)
+
+    async def disconnected() -> bool:
+        return (await vp.replicas())[0]["status"] == "Disconnected"
+
+    await eventually(disconnected)
+
+    await asyncio.to_thread(r.start)
+    await eventually(lambda: caught_up(vp, vr))
+    assert (await vr.replication_stats())["full_syncs"] == 0  # the log still reached back
+    assert await vr.count("c") == 250
+
+    async def connected() -> dict[str, Any] | None:
+        rep = (await vp.replicas())[0]
+        return rep if rep["status"] == "Connected" and rep["lag_operations"] == 0 else None
+
+    rep = await eventually(connected)
+    assert rep["operations_synced"] > synced_before
+
+
+async def test_catch_up_beyond_log_retention_resyncs_fully(cluster: Cluster) -> None:
+    p = await cluster.start("p", "--snapshots-retained", "1", "--wal-segment-bytes", "2048")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 50)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    r.terminate()
+    await seed(vp, 300, start=100)
+    await vp.delete_many("c", ids=list(range(10)))
+    await vp.snapshot("c")  # the log behind this snapshot is dropped
+    assert (await vp.stats())["wal"]["first_sequence"] > (await vr_sequence_on_disk(r))
+    await asyncio.to_thread(r.start)
+    await eventually(lambda: caught_up(vp, vr))
+    assert (await vr.replication_stats())["full_syncs"] == 1
+    assert await all_points(vr, "c") == await all_points(vp, "c")
+
+
+async def vr_sequence_on_disk(r: ServerProcess) -> int:
+    # The stopped replica's last sequence: the newest of its snapshot and log names.
+    wal = sorted((r.data_dir / "wal").iterdir())
+    return int(wal[-1].name[:20]) if wal else 0
+
+
+async def test_primary_restart(cluster: Cluster) -> None:
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 30)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    assert p.terminate() == 0
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(p.start)
+    assert (await vp.replication_status())["role"] == "primary"  # persisted role
+    await seed(vp, 20, start=500)
+    await eventually(lambda: caught_up(vp, vr))
+    assert await vr.count("c") == 50
+
+
+async def writers(
+    vz: VectorizerClient, acked: dict[int, list[float]], n_writers: int = 3
+) -> list[Any]:
+    async def one(w: int) -> None:
+        rng = np.random.default_rng(w)
+        n = 0
+        while True:
+            pid = w * 1_000_000 + n
+            vec = rng.normal(size=8).tolist()
+            await vz.upsert("c", [Point(pid, vec)])
+            acked[pid] = vec
+            n += 1
+
+    tasks = [asyncio.create_task(one(w)) for w in range(n_writers)]
+    await asyncio.sleep(2.0)
+    return tasks
+
+
+async def test_kill_9_primary_in_sync_mode_loses_no_acknowledged_write(cluster: Cluster) -> None:
+    p = await cluster.start("p", "--sync-replicas", "1")
+    vp = cluster.client(p)
+    r1 = await cluster.start("r1", "--role", "replica", "--primary-url", p.url)
+    r2 = await cluster.start("r2", "--role", "replica", "--primary-url", p.url)
+    v1, v2 = cluster.client(r1), cluster.client(r2)
+    await eventually(lambda: caught_up(vp, v1))
+    await vp.create_collection("c", 8)  # acknowledged once a replica has it
+    acked: dict[int, list[float]] = {}
+    tasks = await writers(vp, acked)
+    p.kill()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(acked) > 50
+
+    # Promote whichever replica is further ahead (as the operator does), re-point the other.
+    s1, s2 = (
+        (await v1.replication_status())["sequence"],
+        (await v2.replication_status())["sequence"],
+    )
+    (new, vnew), (other, vother) = ((r1, v1), (r2, v2)) if s1 >= s2 else ((r2, v2), (r1, v1))
+    promoted = await vnew.promote(2)
+    assert promoted["role"] == "primary" and promoted["epoch"] == 2
+    await vother.follow(new.url, 2)
+    await eventually(lambda: caught_up(vnew, vother))
+    for vz in (vnew, vother):
+        held = await all_points(vz, "c")
+        missing = [pid for pid in acked if pid not in held]
+        assert missing == [], f"{len(missing)} acknowledged writes lost"
+    await vnew.upsert("c", [Point(42, [1.0] * 8)])  # the new primary takes writes
+
+
+async def test_kill_9_primary_in_async_mode_reports_the_possible_loss(cluster: Cluster) -> None:
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    acked: dict[int, list[float]] = {}
+    tasks = await writers(vp, acked)
+    p.kill()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    promoted = await vr.promote(2)
+    held = await all_points(vr, "c")
+    lost = [pid for pid in acked if pid not in held]
+    assert (
+        promoted["possibly_lost_operations"]
+        == (promoted["last_known_primary_sequence"] - promoted["sequence"])
+        >= 0
+    )
+    # Asynchronous replication keeps up on loopback: at most what was in flight is lost.
+    assert len(lost) <= max(3 * 2, promoted["possibly_lost_operations"] + 3), lost
+
+
+async def test_partitioned_replica_catches_up_after_healing(cluster: Cluster) -> None:
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 20)
+    proxy = await FaultProxy(p.port).start()
+    try:
+        r = await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        vr = cluster.client(r)
+        await eventually(lambda: caught_up(vp, vr))
+        sent_before = (await vp.replicas())[0]["bytes_sent"]
+        proxy.cut()
+        await seed(vp, 100, start=100)
+
+        async def status_is(s: str) -> bool:
+            return (await vp.replicas())[0]["status"] == s
+
+        await eventually(lambda: status_is("Disconnected"))
+        assert (await vp.replication_stats())["connected_replicas"] == 0
+        assert await vr.count("c") == 20  # still readable, still the old data
+        proxy.heal()
+        await eventually(lambda: caught_up(vp, vr))
+        await eventually(lambda: status_is("Connected"))
+        assert await vr.count("c") == 120
+        assert (await vp.replicas())[0]["bytes_sent"] > sent_before
+        assert (await vr.replication_stats())["full_syncs"] == 0
+    finally:
+        await proxy.close()
+
+
+async def test_lagging_status_while_a_replica_is_paused(cluster: Cluster) -> None:
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    proxy = await FaultProxy(p.port).start()
+    try:
+        r = await cluster.start(
+            "r", "--role", "replica", "--primary-url", proxy.url, "--disconnect-timeout-ms", "10000"
+        )
+        vr = cluster.client(r)
+        await eventually(lambda: caught_up(vp, vr))
+        proxy.cut()
+        await seed(vp, 10)
+
+        async def lagging() -> dict[str, Any] | None:
+            rep = (await vp.replicas())[0]
+            return rep if rep["status"] == "Lagging" else None
+
+        rep = await eventually(lagging)
+        assert rep["lag_operations"] > 0 and rep["lag_ms"] > 500
+        proxy.heal()
+        await eventually(lambda: caught_up(vp, vr))
+    finally:
+        await proxy.close()
+
+
+async def test_two_primaries_the_lower_epoch_is_fenced(cluster: Cluster) -> None:
+    a = await cluster.start("a")
+    va = cluster.client(a)
+    await va.create_collection("c", 8)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", a.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(va, vr))
+    await vr.promote(2)  # now two nodes believe they are primary: a (1) and r (2)
+    with pytest.raises(StaleEpoch):
+        await vr.promote(2)
+    with pytest.raises(StaleEpoch):
+        await vr.fence(1)
+    # A replica of the new primary that reaches the old one tells it about epoch 2.
+    c = await cluster.start("c", "--role", "replica", "--primary-url", r.url)
+    vc = cluster.client(c)
+    await eventually(lambda: caught_up(vr, vc))
+    assert (await vc.replication_status())["epoch"] == 2
+    await vc.follow(a.url, 2)
+
+    async def a_fenced() -> bool:
+        return (await va.replication_status())["role"] == "fenced"
+
+    await eventually(a_fenced)
+    assert (await va.replication_status())["epoch"] == 2
+    with pytest.raises(NodeFenced):
+        await va.upsert("c", [Point(1, [1.0] * 8)])
+    # c refuses to take a's log: it stays at epoch 2 and holds no write from a.
+    assert (await vc.replication_status())["epoch"] == 2
+    await vc.follow(r.url, 2)
+    await vr.upsert("c", [Point(7, [1.0] * 8)])
+    await eventually(lambda: caught_up(vr, vc))
+
+
+async def test_old_primary_rejoins_and_discards_its_divergent_writes(cluster: Cluster) -> None:
+    a = await cluster.start("a")
+    va = cluster.client(a)
+    await va.create_collection("c", 8)
+    await seed(va, 40)
+    proxy = await FaultProxy(a.port).start()
+    try:
+        r = await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        vr = cluster.client(r)
+        await eventually(lambda: caught_up(va, vr))
+        proxy.cut()  # r stops hearing from a
+        await va.upsert("c", [Point(f"only-on-a-{i}", [1.0] * 8) for i in range(5)])
+        await va.delete_many("c", ids=[0, 1, 2])
+        await vr.promote(2)
+        await vr.upsert("c", [Point("only-on-r", [2.0] * 8)])
+        # a is told to follow the new primary; its history diverges at the promotion point
+        await va.follow(r.url, 2)
+        await eventually(lambda: caught_up(vr, va))
+        held_a, held_r = await all_points(va, "c"), await all_points(vr, "c")
+        assert held_a == held_r
+        assert "only-on-r" in held_a and "only-on-a-0" not in held_a and 0 in held_a
+        status = await va.replication_status()
+        assert status["role"] == "replica" and status["epoch"] == 2
+        assert (
+            status["history"] == (await vr.replication_status())["history"] == [[1, 1], [2, 3]]
+        )  # create + one batch, then epoch 2
+        assert (await va.replication_stats())["full_syncs"] == 1
+        with pytest.raises(NotPrimary):
+            await va.upsert("c", [Point(5, [1.0] * 8)])
+    finally:
+        await proxy.close()
+
+
+async def test_writes_continue_during_a_full_sync(cluster: Cluster) -> None:
+    p = await cluster.start("p", "--snapshots-retained", "1", "--wal-segment-bytes", "65536")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 64)
+    rng = np.random.default_rng(0)
+    for b in range(0, 20_000, 2000):
+        await vp.upsert("c", [Point(i, rng.normal(size=64).tolist()) for i in range(b, b + 2000)])
+    await vp.snapshot("c")
+    assert (await vp.stats())["wal"]["first_sequence"] > 1
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    written = 0
+    saw_syncing = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        await vp.upsert("c", [Point(100_000 + written, rng.normal(size=64).tolist())])
+        written += 1
+        reps = await vp.replicas()
+        saw_syncing |= bool(reps and reps[0]["status"] == "Syncing")
+        if written >= 30 and reps and reps[0]["status"] == "Connected":
+            break
+    await eventually(lambda: caught_up(vp, vr))
+    assert await vr.count("c") == 20_000 + written
+    assert (await vr.replication_stats())["full_syncs"] == 1
+    assert saw_syncing
+
+
+async def test_a_corrupted_snapshot_transfer_is_retried_not_applied(cluster: Cluster) -> None:
+    p = await cluster.start("p", "--snapshots-retained", "1", "--wal-segment-bytes", "4096")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 64)
+    await seed(vp, 3000, dim=64, batch=500)
+    await vp.snapshot("c")
+    proxy = await FaultProxy(p.port).start()
+    proxy.corrupt_once(at=300_000)  # inside the snapshot's bytes
+    try:
+        r = await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        vr = cluster.client(r)
+        await eventually(lambda: caught_up(vp, vr))
+        assert proxy.corrupted == 1
+        rstats = await vr.replication_stats()
+        assert rstats["failed_syncs"] >= 1 and rstats["full_syncs"] == 1
+        assert await all_points(vr, "c") == await all_points(vp, "c")
+        assert "failed its checksum" in r.log() or "link to" in r.log()
+    finally:
+        await proxy.close()
+
+
+async def test_sync_write_concern_times_out_without_replicas(cluster: Cluster) -> None:
+    p = await cluster.start("p", "--sync-replicas", "1", "--sync-timeout-ms", "300")
+    vp = cluster.client(p)
+    with pytest.raises(ReplicationTimeout) as err:
+        await vp.create_collection("c", 8)
+    assert "not acknowledged" in err.value.message
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    await vp.upsert("c", [Point(1, [1.0] * 8)])  # with a replica the write is acknowledged
+    assert await vr.count("c") == 1

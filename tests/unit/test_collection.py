@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vectorizer.engine import exact
+from vectorizer.engine.collection import EXACT_BELOW, Collection
+from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind, Metric
+from vectorizer.engine.filters import compile_filter
+
+
+def make(
+    n: int,
+    dim: int = 16,
+    metric: Metric = Metric.COSINE,
+    index: IndexKind = IndexKind.HNSW,
+    seed: int = 0,
+) -> tuple[Collection, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vecs = metric.prepare(rng.normal(size=(n, dim)).astype(np.float32))
+    coll = Collection(
+        "t", CollectionConfig(dim, metric, index, HnswParams(16, 100, 64)), capacity=64
+    )
+    coll.upsert(list(range(n)), vecs, [{"g": i % 10, "i": i} for i in range(n)])
+    return coll, vecs
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_hnsw_matches_exact_scores(metric: Metric) -> None:
+    coll, vecs = make(3000, metric=metric)
+    q = metric.prepare(vecs[:1] + 0.01)
+    got = coll.search(q, 10)
+    truth = exact.top_k(vecs, np.arange(3000), q, metric, 10)
+    assert [p.id for p in got][:5] == [s for s, _ in truth][:5]
+    assert got[0].score == pytest.approx(truth[0][1], abs=1e-4)
+    scores = [p.score for p in got]
+    assert scores == sorted(scores, reverse=metric.higher_is_better)
+
+
+def test_capacity_grows_and_deleted_slots_are_reused() -> None:
+    coll, vecs = make(512)
+    assert coll.info()["capacity"] == 512  # grown from 64 by doubling
+    assert coll.delete([1, 2, 3, 999]) == 3
+    assert len(coll) == 509 and 2 not in coll
+    coll.upsert(["a", "b", "c"], vecs[:3], [None, None, None])
+    assert coll.info()["capacity"] == 512  # re-used the freed slots, no growth
+    assert coll.get("a") is not None and coll.get(2) is None
+    assert [h.id for h in coll.search(vecs[1:2], 1)] == ["b"]
+    coll.upsert(["d", "e"], vecs[:2], [None, None])
+    assert coll.info()["capacity"] == 1024 and len(coll) == 514
+
+
+def test_replacing_vectors_keeps_the_id_and_finds_the_new_vector() -> None:
+    coll, vecs = make(EXACT_BELOW + 200)
+    for round_ in range(3):  # enough replacements to go through fresh and re-used slots
+        coll.upsert(list(range(200)), vecs[1000:1200], [{"r": round_}] * 200)
+    assert len(coll) == EXACT_BELOW + 200
+    hit = coll.search(vecs[1005:1006], 2)
+    assert {h.id for h in hit} == {5, 1005}
+    assert coll.get(5).payload == {"r": 2}  # type: ignore[union-attr]
+
+
+def test_update_in_place_changes_vector_and_payload() -> None:
+    coll, vecs = make(EXACT_BELOW + 500)
+    target = vecs[7:8]
+    coll.update(0, target, {"new": True})
+    hits = coll.search(target, 2)
+    assert {h.id for h in hits} == {0, 7}
+    p = coll.get(0)
+    assert p is not None and p.payload == {"new": True}
+    assert np.allclose(p.vector, target[0])
+
+
+def test_duplicate_ids_in_one_batch_last_wins() -> None:
+    coll = Collection("t", CollectionConfig(2))
+    v = Metric.COSINE.prepare(np.array([[1, 0], [0, 1]], dtype=np.float32))
+    coll.upsert([5, 5], v, [{"n": 1}, {"n": 2}])
+    assert len(coll) == 1
+    p = coll.get(5)
+    assert p is not None and p.payload == {"n": 2}
+
+
+@pytest.mark.parametrize("selective", [True, False])
+def test_filtered_search_returns_true_top_k(selective: bool) -> None:
+    coll, vecs = make(6000, seed=1)
+    spec = (
+        {"must": [{"key": "i", "range": {"lt": 30}}]}
+        if selective
+        else {"must": [{"key": "g", "match": {"any": [1, 2, 3, 4, 5, 6, 7, 8]}}]}
+    )
+    pred = compile_filter(spec)
+    q = vecs[100:101]
+    got = coll.search(q, 20, predicate=pred)
+    matching = np.array([i for i in range(6000) if pred(i, {"g": i % 10, "i": i})])  # type: ignore[misc]
+    truth = [s for s, _ in exact.top_k(vecs, matching, q, Metric.COSINE, 20)]
+    assert len(got) == 20
+    if selective:
+        assert [p.id for p in got] == truth
+    else:
+        assert len({p.id for p in got} & set(truth)) >= 18
+
+
+def test_filter_never_returns_fewer_than_limit_while_enough_match() -> None:
+    coll, vecs = make(5000, seed=2)
+    pred = compile_filter({"must": [{"key": "i", "match": {"any": [4999, 17, 2500]}}]})
+    got = coll.search(vecs[:1], 10, predicate=pred)
+    assert sorted(p.id for p in got) == [17, 2500, 4999]
+
+
+def test_threshold_offset_and_exact_mode() -> None:
+    coll, vecs = make(300, index=IndexKind.EXACT)
+    hits = coll.search(vecs[:1], 5, threshold=0.999)
+    assert [h.id for h in hits] == [0]
+    all5 = coll.search(vecs[:1], 5)
+    assert [h.id for h in coll.search(vecs[:1], 3, offset=2)] == [h.id for h in all5[2:5]]
+
+
+def test_euclidean_threshold_is_a_maximum_distance() -> None:
+    coll, vecs = make(200, metric=Metric.EUCLIDEAN)
+    hits = coll.search(vecs[:1], 10, threshold=0.0001)
+    assert [h.id for h in hits] == [0]
+
+
+def test_scroll_pages_in_id_order() -> None:
+    coll, vecs = make(25)
+    coll.upsert(["b", "a"], vecs[:2], [None, None])
+    seen = []
+    offset = None
+    while True:
+        page, offset = coll.scroll(10, offset)
+        seen += [p.id for p in page]
+        if offset is None:
+            break
+    assert seen == [*range(25), "a", "b"]
+    assert coll.count(compile_filter({"must": [{"key": "g", "match": {"value": 3}}]})) == 3

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vectorizer.errors import ValidationError
+from vectorizer.settings import Settings, load
+
+
+def test_defaults() -> None:
+    s = load({}, env={})
+    assert s == Settings()
+    assert (s.host, s.port, s.wal_fsync) == ("127.0.0.1", 15002, "always")
+
+
+def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("port: 1000\nhost: 0.0.0.0\nlog_level: debug\nsnapshot_on_shutdown: false\n")
+    env = {"VECTORIZER_PORT": "2000", "VECTORIZER_HOST": "10.0.0.1"}
+    s = load({"port": "3000"}, env=env, config_file=cfg)
+    assert s.port == 3000 and s.host == "10.0.0.1" and s.log_level == "debug"
+    assert s.snapshot_on_shutdown is False
+    assert load({}, env={**env, "VECTORIZER_CONFIG": str(cfg)}).port == 2000
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "file_text"),
+    [
+        ({"port": "many"}, {}, None),
+        ({}, {"VECTORIZER_WAL_FSYNC": "sometimes"}, None),
+        ({}, {}, "bogus_setting: 1\n"),
+        ({}, {}, "- a list\n"),
+        ({}, {"VECTORIZER_HNSW_M": "1"}, None),
+        ({}, {"VECTORIZER_SNAPSHOT_ON_SHUTDOWN": "perhaps"}, None),
+    ],
+)
+def test_bad_settings_are_refused(
+    tmp_path: Path, flags: dict[str, str], env: dict[str, str], file_text: str | None
+) -> None:
+    cfg = None
+    if file_text is not None:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(file_text)
+    with pytest.raises(ValidationError):
+        load(flags, env=env, config_file=cfg)

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.wal import CorruptLog, FsyncPolicy
+from vectorizer.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    DimensionMismatch,
+    VectorNotFound,
+)
+
+
+def opts(**kw: object) -> StoreOptions:
+    return StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0, **kw)  # type: ignore[arg-type]
+
+
+async def fresh(path: Path, **kw: object) -> Store:
+    s = Store(path, opts(**kw))
+    await s.open()
+    return s
+
+
+async def test_replay_rebuilds_every_kind_of_write(tmp_path: Path) -> None:
+    s = await fresh(tmp_path)
+    await s.create_collection("a", {"dimension": 4})
+    await s.create_collection("gone", {"dimension": 2})
+    v = np.eye(4, dtype=np.float32)
+    await s.upsert("a", [1, 2, 3, "x"], v, [{"n": 1}, None, {"n": 3}, {"n": "x"}])
+    await s.update_point("a", 1, [0, 0, 0, 1], {"n": 10})
+    await s.set_payload("a", [3], {"extra": True}, overwrite=False)
+    await s.set_payload("a", ["x"], {"only": 1}, overwrite=True)
+    await s.delete_points("a", [2])
+    await s.delete_collection("gone")
+    await s.close(take_snapshot=False)
+
+    r = await fresh(tmp_path)
+    assert r.sequence == s.sequence == 8
+    assert [c.name for c in r.collections()] == ["a"]
+    a = r.collection("a")
+    assert len(a) == 3 and 2 not in a
+    p1 = a.get(1)
+    assert p1 is not None and p1.payload == {"n": 10} and p1.vector == [0, 0, 0, 1]
+    assert a.get(3).payload == {"n": 3, "extra": True}  # type: ignore[union-attr]
+    assert a.get("x").payload == {"only": 1}  # type: ignore[union-attr]
+    await r.close(take_snapshot=False)
+
+
+async def test_snapshot_then_log_then_restart(tmp_path: Path) -> None:
+    s = await fresh(tmp_path)
+    await s.create_collection("a", {"dimension": 8})
+    rng = np.random.default_rng(0)
+    await s.upsert(
+        "a", list(range(3000)), rng.normal(size=(3000, 8)), [{"i": i} for i in range(3000)]
+    )
+    info = await s.snapshot()
+    assert info.sequence == 2
+    await s.upsert("a", ["late"], rng.normal(size=(1, 8)), [None])
+    await s.close(take_snapshot=False)
+
+    r = await fresh(tmp_path)
+    assert r.sequence == 3 and len(r.collection("a")) == 3001
+    p5 = r.collection("a").get(5)
+    assert p5 is not None and p5.vector is not None
+    assert r.collection("a").search(np.array([p5.vector], dtype=np.float32), 1)[0].id == 5
+    await r.close(take_snapshot=True)
+    assert len(list((tmp_path / "snapshots").iterdir())) == 2  # retained: 2
+
+
+async def test_log_is_truncated_behind_retained_snapshots(tmp_path: Path) -> None:
+    s = await fresh(tmp_path, segment_bytes=512, snapshots_retained=1)
+    await s.create_collection("a", {"dimension": 4})
+    for i in range(40):
+        await s.upsert("a", [i], np.ones((1, 4)), [None])
+    segments = len(list((tmp_path / "wal").iterdir()))
+    await s.snapshot()
+    assert len(list((tmp_path / "wal").iterdir())) < segments
+    await s.upsert("a", ["after"], np.ones((1, 4)), [None])
+    await s.close(take_snapshot=False)
+    r = await fresh(tmp_path)
+    assert len(r.collection("a")) == 41
+    await r.close(take_snapshot=False)
+
+
+async def test_damaged_newest_snapshot_falls_back_to_older(tmp_path: Path) -> None:
+    s = await fresh(tmp_path)
+    await s.create_collection("a", {"dimension": 4})
+    await s.upsert("a", [1], np.ones((1, 4)), [None])
+    await s.snapshot()
+    await s.upsert("a", [2], np.ones((1, 4)), [None])
+    newest = await s.snapshot()
+    await s.upsert("a", [3], np.ones((1, 4)), [None])
+    await s.close(take_snapshot=False)
+    victim = next(newest.path.glob("c00000/points.json"))
+    victim.write_bytes(b'{"ids": [], "payloads": []}')  # checksum no longer matches
+    r = await fresh(tmp_path)
+    assert sorted(p.id for p in r.collection("a").scroll(10)[0]) == [1, 2, 3]
+    await r.close(take_snapshot=False)
+
+
+async def test_missing_log_records_refuse_to_start(tmp_path: Path) -> None:
+    s = await fresh(tmp_path, segment_bytes=256, snapshots_retained=1)
+    await s.create_collection("a", {"dimension": 4})
+    for i in range(20):
+        await s.upsert("a", [i], np.ones((1, 4)), [None])
+    await s.snapshot()
+    await s.upsert("a", [99], np.ones((1, 4)), [None])
+    await s.close(take_snapshot=False)
+    shutil.rmtree(tmp_path / "snapshots")
+    r = Store(tmp_path, opts())
+    with pytest.raises(CorruptLog, match="missing"):
+        await r.open()
+
+
+async def test_bad_writes_change_nothing(tmp_path: Path) -> None:
+    s = await fresh(tmp_path)
+    await s.create_collection("a", {"dimension": 3})
+    seq = s.sequence
+    with pytest.raises(CollectionExists):
+        await s.create_collection("a", {"dimension": 3})
+    with pytest.raises(DimensionMismatch):
+        await s.upsert("a", [1, 2], [[1, 2, 3], [1, 2]], [None, None])
+    with pytest.raises(CollectionNotFound):
+        await s.upsert("b", [1], [[1, 2, 3]], [None])
+    with pytest.raises(VectorNotFound):
+        await s.update_point("a", 1, [1, 2, 3], None)
+    assert s.sequence == seq and len(s.collection("a")) == 0
+    await s.close(take_snapshot=False)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from vectorizer.engine.wal import FRAME, CorruptLog, FsyncPolicy, WriteAheadLog
+from vectorizer.errors import ValidationError
+
+
+def write_log(path: Path, n: int, segment_bytes: int = 1 << 20) -> WriteAheadLog:
+    wal = WriteAheadLog(path, FsyncPolicy("never"), segment_bytes)
+    wal.recover()
+    wal.start(1)
+    for seq in range(1, n + 1):
+        wal.append(seq, f"record-{seq}".encode() * 3)
+    wal.close()
+    return wal
+
+
+def reopen(path: Path) -> WriteAheadLog:
+    wal = WriteAheadLog(path, FsyncPolicy("never"))
+    wal.recover()
+    return wal
+
+
+def test_records_read_back_from_any_sequence(tmp_path: Path) -> None:
+    write_log(tmp_path, 50, segment_bytes=300)
+    wal = reopen(tmp_path)
+    assert len(list(tmp_path.iterdir())) > 3  # several segments
+    assert wal.last_seq == 50 and wal.first_seq == 1
+    assert [s for s, _ in wal.read_from(37)] == list(range(37, 51))
+    assert dict(wal.read_from(1))[20] == b"record-20" * 3
+
+
+def test_torn_tail_is_truncated_not_fatal(tmp_path: Path) -> None:
+    write_log(tmp_path, 10)
+    seg = next(tmp_path.iterdir())
+    size = seg.stat().st_size
+    with open(seg, "r+b") as f:
+        f.truncate(size - 5)  # the last record loses its end
+    wal = reopen(tmp_path)
+    assert wal.last_seq == 9
+    assert [s for s, _ in wal.read_from(1)] == list(range(1, 10))
+    wal.start(10)  # appending continues after the cut
+    wal.append(10, b"again")
+    wal.close()
+    assert reopen(tmp_path).last_seq == 10
+
+
+def test_garbage_tail_is_truncated(tmp_path: Path) -> None:
+    write_log(tmp_path, 5)
+    seg = next(tmp_path.iterdir())
+    with open(seg, "ab") as f:
+        f.write(b"\x00\xff" * 40)
+    assert reopen(tmp_path).last_seq == 5
+
+
+def test_damage_in_the_middle_refuses_to_start(tmp_path: Path) -> None:
+    write_log(tmp_path, 10)
+    seg = next(tmp_path.iterdir())
+    data = bytearray(seg.read_bytes())
+    data[FRAME.size + 2] ^= 0xFF  # flip a byte inside record 1's body
+    seg.write_bytes(bytes(data))
+    with pytest.raises(CorruptLog, match="valid records follow"):
+        reopen(tmp_path)
+
+
+def test_damaged_older_segment_refuses_to_start(tmp_path: Path) -> None:
+    write_log(tmp_path, 30, segment_bytes=200)
+    first = sorted(tmp_path.iterdir())[0]
+    with open(first, "r+b") as f:
+        f.truncate(first.stat().st_size - 3)
+    with pytest.raises(CorruptLog):
+        reopen(tmp_path)
+
+
+def test_missing_segment_is_a_gap(tmp_path: Path) -> None:
+    write_log(tmp_path, 30, segment_bytes=200)
+    sorted(tmp_path.iterdir())[1].unlink()
+    with pytest.raises(CorruptLog, match="missing"):
+        reopen(tmp_path)
+
+
+def test_truncate_before_drops_whole_old_segments(tmp_path: Path) -> None:
+    write_log(tmp_path, 40, segment_bytes=200)
+    wal = reopen(tmp_path)
+    wal.start(41)
+    before = len(list(tmp_path.iterdir()))
+    wal.truncate_before(25)
+    assert len(list(tmp_path.iterdir())) < before
+    assert wal.first_seq <= 25
+    assert [s for s, _ in wal.read_from(25)][0] == 25
+    wal.close()
+
+
+async def test_group_commit_covers_concurrent_writers(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, FsyncPolicy("always"))
+    wal.recover()
+    wal.start(1)
+    for seq in range(1, 101):
+        wal.append(seq, b"x")
+    await asyncio.gather(*(wal.sync(seq) for seq in range(1, 101)))
+    assert wal._synced == 100
+    wal.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "mode", "ms"),
+    [
+        ("always", "always", 0),
+        ("never", "never", 0),
+        ("100", "interval", 100),
+        ("25ms", "interval", 25),
+    ],
+)
+def test_fsync_policy_parse(raw: str, mode: str, ms: int) -> None:
+    p = FsyncPolicy.parse(raw)
+    assert (p.mode, p.interval_ms) == (mode, ms)
+
+
+@pytest.mark.parametrize("raw", ["sometimes", "0", "-5", ""])
+def test_fsync_policy_rejects(raw: str) -> None:
+    with pytest.raises(ValidationError):
+        FsyncPolicy.parse(raw)
