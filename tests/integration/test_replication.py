@@ -89,6 +89,17 @@ async def caught_up(primary: VectorizerClient, replica: VectorizerClient) -> boo
     return bool(r["sequence"] == p["sequence"])
 
 
+async def confirmed(primary: VectorizerClient) -> list[dict[str, Any]]:
+    """The primary's replica table once every replica confirmed everything (Connected, no lag)."""
+
+    async def check() -> list[dict[str, Any]] | None:
+        reps = await primary.replicas()
+        ok = reps and all(r["status"] == "Connected" and r["lag_operations"] == 0 for r in reps)
+        return reps if ok else None
+
+    return await eventually(check)
+
+
 async def all_points(vz: VectorizerClient, collection: str) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     offset = None
@@ -125,9 +136,8 @@ async def test_incremental_stream_headers_and_stats(cluster: Cluster) -> None:
     rstats = await vr.replication_stats()
     assert rstats["full_syncs"] == 0 and rstats["bytes_received"] > 100 * 8 * 4
 
-    reps = await vp.replicas()
+    reps = await confirmed(vp)
     assert [x["id"] for x in reps] == ["r"]
-    assert reps[0]["status"] == "Connected" and reps[0]["lag_operations"] == 0
     assert reps[0]["operations_synced"] == (await vp.replication_status())["sequence"]
     pstats = await vp.replication_stats()
     assert pstats["connected_replicas"] == 1 and pstats["bytes_sent"] == reps[0]["bytes_sent"] > 0
@@ -163,7 +173,7 @@ async def test_full_sync_from_empty_when_the_log_was_truncated(cluster: Cluster)
     rstats = await vr.replication_stats()
     assert rstats["full_syncs"] == 1 and rstats["last_sync"] is not None
     assert rstats["bytes_received"] >= snap["size_bytes"]
-    reps = await vp.replicas()
+    reps = await confirmed(vp)
     assert reps[0]["full_syncs"] == 1 and reps[0]["bytes_sent"] >= snap["size_bytes"]
     # and then incrementally
     await seed(vp, 10, start=1000)
@@ -338,7 +348,7 @@ async def test_partitioned_replica_catches_up_after_healing(cluster: Cluster) ->
         assert await vr.count("c") == 20  # still readable, still the old data
         proxy.heal()
         await eventually(lambda: caught_up(vp, vr))
-        await eventually(lambda: status_is("Connected"))
+        await confirmed(vp)
         assert await vr.count("c") == 120
         assert (await vp.replicas())[0]["bytes_sent"] > sent_before
         assert (await vr.replication_stats())["full_syncs"] == 0
