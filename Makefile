@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: help install run test unit integration lint typecheck bench bench-quick clean
+.PHONY: help install run test unit integration lint typecheck bench bench-replication bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ typecheck: ## mypy --strict on the packages
 
 bench: ## data-plane benchmark: 100k x 128 clustered, 1,000 queries (takes a few minutes)
 	$(PYTHON) -m benches.dataplane
+
+bench-replication: ## replication throughput and replica lag, async and sync write concern
+	$(PYTHON) -m benches.replication
 
 bench-quick: ## a smaller benchmark run for a quick look
 	$(PYTHON) -m benches.dataplane --n 20000 --queries 300 --concurrent-queries 3000 --updates 300

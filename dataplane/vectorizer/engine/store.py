@@ -221,9 +221,13 @@ class Store:
 
     # ---- replication ---------------------------------------------------------------------
 
-    def apply_replicated(self, seq: int, body: bytes) -> None:
-        """Log and apply a record shipped by the primary, under the primary's sequence."""
+    async def apply_replicated(self, seq: int, body: bytes) -> None:
+        """Log and apply a record shipped by the primary, under the primary's sequence.
+
+        Like a client write it waits while a snapshot is being written."""
         self._check_ready()
+        if not self._writable.is_set():
+            await self._writable.wait()
         if seq != self.sequence + 1:
             raise StorageError(f"replicated record {seq} does not follow {self.sequence}")
         op, vectors = records.decode(body)
@@ -256,6 +260,10 @@ class Store:
 
     async def install_snapshot(self, incoming: Path) -> None:
         """Replace every collection with a verified snapshot received from the primary."""
+        async with self._snapshot_lock:  # never while this node writes a snapshot of its own
+            await self._install(incoming)
+
+    async def _install(self, incoming: Path) -> None:
         loop = asyncio.get_running_loop()
         loaded = await loop.run_in_executor(
             None, snapshot.load_dir, incoming, self.options.hnsw_defaults

@@ -151,7 +151,7 @@ class Follower:
                 seq, body = protocol.parse_record(msg.data)
                 if seq <= self.store.sequence:
                     continue  # already held (a resent record after a reconnect)
-                self.store.apply_replicated(seq, body)
+                await self.store.apply_replicated(seq, body)
                 self.stats.primary_sequence = max(self.stats.primary_sequence, seq)
                 self._mark_progress()
             elif msg.type == WSMsgType.TEXT:

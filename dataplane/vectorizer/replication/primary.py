@@ -30,8 +30,9 @@ from vectorizer.replication.state import History, divergence
 
 log = logging.getLogger(__name__)
 
+# Recent records kept in memory for live streaming (older ones are read from the log).
 RECENT_RECORDS = 50_000
-RECENT_BYTES = 256 << 20
+RECENT_BYTES = 64 << 20
 
 
 @dataclass
@@ -82,6 +83,10 @@ class PrimaryHub:
     # ---- records as they are committed ---------------------------------------------------
 
     def _on_commit(self, seq: int, body: bytes) -> None:
+        if not self._links:  # nobody to stream to: keep no copies (and no gaps later)
+            self._recent.clear()
+            self._recent_bytes = 0
+            return
         self._recent.append((seq, body, time.monotonic()))
         self._recent_bytes += len(body)
         while len(self._recent) > RECENT_RECORDS or self._recent_bytes > RECENT_BYTES:

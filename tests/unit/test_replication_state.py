@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vectorizer.replication import state
+from vectorizer.replication.state import NodeState, Role, divergence, epoch_at
+
+
+def test_epoch_at_steps_through_history() -> None:
+    h = ((1, 1), (2, 101), (4, 150))
+    assert [epoch_at(h, s) for s in (0, 1, 100, 101, 149, 150, 10**6)] == [0, 1, 1, 2, 2, 4, 4]
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "my_seq", "expected"),
+    [
+        ((), (), 0, None),  # fresh replica, fresh primary
+        ((), ((1, 1),), 0, None),  # fresh replica joins
+        (((1, 1),), ((1, 1), (2, 101)), 100, None),  # replica had exactly what epoch 1 wrote
+        (((1, 1),), ((1, 1), (2, 101)), 105, 100),  # it got records epoch 1 never kept
+        (((1, 1),), ((1, 1), (2, 101)), 120, 100),  # the old primary, rejoining
+        (((1, 1), (3, 50)), ((1, 1), (2, 40)), 60, 39),  # two different branches
+        (((1, 1), (2, 40)), ((1, 1), (2, 40), (3, 90)), 80, None),  # behind on the same line
+        (((1, 1), (2, 40)), ((1, 1), (2, 40)), 70, None),  # same epoch, same line
+    ],
+)
+def test_divergence(
+    mine: state.History, theirs: state.History, my_seq: int, expected: int | None
+) -> None:
+    assert divergence(mine, theirs, my_seq) == expected
+
+
+def test_transitions_only_raise_the_epoch() -> None:
+    s = NodeState(Role.REPLICA)
+    p = s.promoted(3, 51)
+    assert (p.role, p.epoch, p.history) == (Role.PRIMARY, 3, ((3, 51),))
+    f = p.following("http://x", 2)
+    assert f.role is Role.REPLICA and f.epoch == 3 and f.primary_url == "http://x"
+    assert f.fenced(1).epoch == 3 and f.fenced(7).epoch == 7
+
+
+def test_state_persists_atomically(tmp_path: Path) -> None:
+    assert state.load(tmp_path) is None
+    s = NodeState(Role.PRIMARY, 2, ((1, 1), (2, 9)), None, "n1")
+    state.save(tmp_path, s)
+    assert state.load(tmp_path) == s
+    assert not (tmp_path / (state.FILE + ".tmp")).exists()
