@@ -125,6 +125,11 @@ def _all_subclasses(cls: type[VectorizerError]) -> list[type[VectorizerError]]:
     return out
 
 
+def all_codes() -> list[str]:
+    """Every stable error code (bounded: a label value set for metrics)."""
+    return sorted({VectorizerError.code, *(c.code for c in _all_subclasses(VectorizerError))})
+
+
 def error_class_for(code: str) -> type[VectorizerError]:
     """The exception class for a wire code (used by the SDK); unknown codes map to the base."""
     for cls in _all_subclasses(VectorizerError):

@@ -62,7 +62,9 @@ class Store:
         self.ready = False
         self.started_at = time.time()
         self._collections: dict[str, Collection] = {}
-        self._wal = WriteAheadLog(data_dir / "wal", self.options.fsync, self.options.segment_bytes)
+        self.on_fsync: Callable[[float], None] | None = None  # for metrics
+        self.on_snapshot: Callable[[float, int], None] | None = None  # seconds, bytes
+        self._wal = self._new_wal()
         self._snap_dir = data_dir / "snapshots"
         self._last_snapshot: snapshot.SnapshotInfo | None = None
         self._log_bytes_since_snapshot = 0
@@ -79,6 +81,15 @@ class Store:
         self.write_guard: Callable[[], None] | None = None
         self.on_commit: list[Callable[[int, bytes], None]] = []
         self.confirm: Callable[[int], Awaitable[None]] | None = None
+
+    def _new_wal(self) -> WriteAheadLog:
+        wal = WriteAheadLog(self.data_dir / "wal", self.options.fsync, self.options.segment_bytes)
+        wal.on_fsync = self._fsynced
+        return wal
+
+    def _fsynced(self, seconds: float) -> None:
+        if self.on_fsync is not None:
+            self.on_fsync(seconds)
 
     # ---- lifetime ----------------------------------------------------------------------
 
@@ -181,6 +192,7 @@ class Store:
                 "fsync": self.options.fsync.mode,
             },
             "snapshot": snap.to_dict() if snap else None,
+            "snapshot_age_seconds": round(time.time() - snap.created_at, 3) if snap else None,
         }
 
     def _check_ready(self) -> None:
@@ -278,9 +290,7 @@ class Store:
         self._snap_dir.mkdir(parents=True, exist_ok=True)
         os.rename(incoming, final)
         _fsync_path(self._snap_dir)
-        self._wal = WriteAheadLog(
-            self.data_dir / "wal", self.options.fsync, self.options.segment_bytes
-        )
+        self._wal = self._new_wal()
         self._wal.recover()
         self._wal.start(info.sequence + 1)
         self._collections = collections
@@ -437,12 +447,15 @@ class Store:
             if self._last_snapshot is not None and self._last_snapshot.sequence == self.sequence:
                 return self._last_snapshot
             self._writable.clear()
+            started = time.perf_counter()
             try:
                 seq, colls = self.sequence, list(self._collections.values())
                 info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
                 self._log_bytes_since_snapshot = 0
             finally:
                 self._writable.set()
+            if self.on_snapshot is not None:
+                self.on_snapshot(time.perf_counter() - started, info.size_bytes)
             self._last_snapshot = info
             kept = await loop.run_in_executor(
                 None,

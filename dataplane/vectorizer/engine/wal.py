@@ -16,8 +16,9 @@ import logging
 import os
 import re
 import struct
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -98,6 +99,7 @@ class WriteAheadLog:
         self._flusher: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._retired: list[int] = []
+        self.on_fsync: Callable[[float], None] | None = None  # seconds each fsync took
 
     # ---- recovery ----------------------------------------------------------------------
 
@@ -239,7 +241,10 @@ class WriteAheadLog:
             while self._waiters or self._synced < self._written and self.policy.mode != "always":
                 target, fd = self._written, self._fd
                 if fd is not None and target > self._synced:
+                    started = time.perf_counter()
                     await loop.run_in_executor(None, os.fsync, fd)
+                    if self.on_fsync is not None:
+                        self.on_fsync(time.perf_counter() - started)
                     self._synced = max(self._synced, target)
                 self._wake()
                 if not self._waiters:

@@ -19,6 +19,7 @@ from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store
 from vectorizer.errors import CollectionNotFound, VectorizerError
+from vectorizer.observability.requests import inserted, searched
 from vectorizer.qdrant import models, responses, schemas
 from vectorizer.qdrant.errors import for_qdrant, point_not_found
 from vectorizer.server.http import json_response, read_as
@@ -143,6 +144,7 @@ async def upsert_points(request: web.Request) -> Any:
     seq = await _store(request).upsert(
         request.match_info["name"], points.ids, points.vectors, points.payloads, field=points.field
     )
+    inserted(request, len(points.ids))
     return responses.update_result(seq)
 
 
@@ -261,7 +263,9 @@ async def search_points(request: web.Request) -> Any:
     """Nearest neighbours of a vector (the legacy search API)."""
     body = await _body(request, schemas.SearchRequest)
     search = models.search_request(body, request.app[SETTINGS].max_search_limit)
-    return run_search(_collection(request), search)
+    hits = run_search(_collection(request), search)
+    searched(request, len(hits))
+    return hits
 
 
 @qdrant_view
@@ -271,7 +275,9 @@ async def search_batch(request: web.Request) -> Any:
     max_limit = request.app[SETTINGS].max_search_limit
     searches = [models.search_request(s, max_limit) for s in body.searches]
     coll = _collection(request)
-    return [run_search(coll, s) for s in searches]
+    results = [run_search(coll, s) for s in searches]
+    searched(request, *map(len, results))
+    return results
 
 
 @qdrant_view
@@ -279,7 +285,9 @@ async def query_points(request: web.Request) -> Any:
     """Universal query, nearest-neighbour form: by vector, by point id, or no query."""
     body = await _body(request, schemas.QueryRequest)
     search = models.query_request(body, request.app[SETTINGS].max_search_limit)
-    return {"points": run_search(_collection(request), search)}
+    hits = run_search(_collection(request), search)
+    searched(request, len(hits))
+    return {"points": hits}
 
 
 @qdrant_view
@@ -289,7 +297,9 @@ async def query_batch(request: web.Request) -> Any:
     max_limit = request.app[SETTINGS].max_search_limit
     searches = [models.query_request(q, max_limit) for q in body.searches]
     coll = _collection(request)
-    return [{"points": run_search(coll, s)} for s in searches]
+    results = [run_search(coll, s) for s in searches]
+    searched(request, *map(len, results))
+    return [{"points": hits} for hits in results]
 
 
 def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:

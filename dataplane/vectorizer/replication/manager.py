@@ -11,11 +11,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from vectorizer.engine.store import Store
-from vectorizer.errors import NodeFenced, NotPrimary, StaleEpoch, ValidationError
+from vectorizer.errors import (
+    NodeFenced,
+    NotPrimary,
+    ReplicationTimeout,
+    StaleEpoch,
+    ValidationError,
+)
 from vectorizer.replication import state as node_state
 from vectorizer.replication.follower import Follower, FollowerConfig
 from vectorizer.replication.primary import PrimaryHub, Thresholds
@@ -45,6 +52,7 @@ class ReplicationManager:
         self._follow_task: asyncio.Task[None] | None = None
         self._last_primary_sequence = 0  # what the old primary had, as far as we heard
         self.promoted_at: float | None = None
+        self.on_sync_timeout: Callable[[], object] | None = None  # for metrics
         store.write_guard = self._write_guard
         store.confirm = self._confirm
 
@@ -102,9 +110,14 @@ class ReplicationManager:
 
     async def _confirm(self, seq: int) -> None:
         if self.state.role is Role.PRIMARY and self.settings.sync_replicas > 0:
-            await self.hub.wait_for_acks(
-                seq, self.settings.sync_replicas, self.settings.sync_timeout_ms / 1000
-            )
+            try:
+                await self.hub.wait_for_acks(
+                    seq, self.settings.sync_replicas, self.settings.sync_timeout_ms / 1000
+                )
+            except ReplicationTimeout:
+                if self.on_sync_timeout is not None:
+                    self.on_sync_timeout()
+                raise
 
     # ---- transitions ---------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ ROUTES: list[web.RouteDef] = [
     web.get("/health", health.health),
     web.get("/ready", health.ready),
     web.get("/stats", health.stats),
+    web.get("/metrics", health.metrics),
     web.get("/openapi.json", openapi.document),
     web.get("/collections", collections.list_collections),
     web.post("/collections", collections.create_collection),

@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from vectorizer import errors
 from vectorizer.server.http import json_response
-from vectorizer.server.keys import REQUEST_ID
+from vectorizer.server.keys import ERROR_CODE, REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ _BY_STATUS: dict[int, type[errors.VectorizerError]] = {
 
 
 def error_response(request: web.Request, err: errors.VectorizerError) -> web.Response:
+    request[ERROR_CODE] = err.code
     if request.path.startswith(QDRANT_PREFIX):
         body = {"status": {"error": f"{err.code}: {err.message}"}, "time": 0.0}
         return json_response(body, status=err.status)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vectorizer import __version__
 from vectorizer.server.http import json_response
+from vectorizer.server.keys import METRICS
 from vectorizer.server.views.common import store
 
 
@@ -22,6 +24,12 @@ async def ready(request: web.Request) -> web.Response:
     if not s.ready:
         return json_response({"status": "not_ready", "sequence": s.sequence}, status=503)
     return json_response({"status": "ready", "sequence": s.sequence})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics of this node."""
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ from aiohttp import web
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import parse_path_id
 from vectorizer.errors import ValidationError, VectorNotFound
+from vectorizer.observability.requests import inserted
 from vectorizer.server.http import json_response, read_as
 from vectorizer.server.schemas import Count, DeletePoints, UpdatePoint, UpsertPoints
 from vectorizer.server.views.common import (
@@ -33,6 +34,7 @@ async def upsert(request: web.Request) -> web.Response:
         [p.vector for p in body.vectors],
         [p.payload for p in body.vectors],
     )
+    inserted(request, len(body.vectors))
     return json_response({"upserted": len(body.vectors), "sequence": seq})
 
 
@@ -51,6 +53,7 @@ async def update_point(request: web.Request) -> web.Response:
     seq = await store(request).update_point(
         request.match_info["name"], pid, body.vector, body.payload
     )
+    inserted(request, 1)
     return json_response({"updated": pid, "sequence": seq})
 
 

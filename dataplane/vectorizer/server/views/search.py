@@ -10,6 +10,7 @@ from vectorizer.engine import validation
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
 from vectorizer.errors import VectorizerError
+from vectorizer.observability.requests import searched
 from vectorizer.server.http import json_response, read_as
 from vectorizer.server.schemas import BatchSearch, Search
 from vectorizer.server.views.common import check_range, point_json, settings, store
@@ -38,7 +39,9 @@ def run_search(coll: Collection, q: Search, max_limit: int) -> list[dict[str, An
 async def search(request: web.Request) -> web.Response:
     body = await read_as(request, Search)
     coll = store(request).collection(request.match_info["name"])
-    return json_response({"results": run_search(coll, body, settings(request).max_search_limit)})
+    results = run_search(coll, body, settings(request).max_search_limit)
+    searched(request, len(results))
+    return json_response({"results": results})
 
 
 async def batch_search(request: web.Request) -> web.Response:
@@ -52,6 +55,7 @@ async def batch_search(request: web.Request) -> web.Response:
             results.append({"index": i, "status": "ok", "results": run_search(coll, q, max_limit)})
         except VectorizerError as err:
             results.append({"index": i, "status": "error", "error": err.to_dict()})
+    searched(request, *(len(r["results"]) for r in results if r["status"] == "ok"))
     failed = sum(1 for r in results if r["status"] == "error")
     return json_response(
         {

@@ -1,0 +1,233 @@
+"""Prometheus metrics of one node: one registry, every name defined here.
+
+Request metrics are observed as requests happen; the node's state (collections,
+vectors, log, snapshot, replication) is read from the store and the replication
+manager at scrape time by ``NodeCollector``, so it can never drift from the truth.
+Labels are bounded: route templates (never raw paths), status codes, error codes,
+collection names (bounded by the collections that exist) and the three roles.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import psutil
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from vectorizer.errors import all_codes
+
+# The *_created series only add noise to every scrape.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+if TYPE_CHECKING:
+    from vectorizer.engine.store import Store
+    from vectorizer.replication.manager import ReplicationManager
+
+_LATENCY = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_RESULTS = (0, 1, 5, 10, 20, 50, 100, 500, 1000, 10000)
+_FSYNC = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.search_requests = Counter(
+            "vectorizer_search_requests",
+            "Search queries answered (each query of a batch counts)",
+            registry=r,
+        )
+        self.search_latency = Histogram(
+            "vectorizer_search_latency_seconds",
+            "Time to answer one search query",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.search_results = Histogram(
+            "vectorizer_search_results_count",
+            "Results returned per search query",
+            buckets=_RESULTS,
+            registry=r,
+        )
+        self.insert_requests = Counter(
+            "vectorizer_insert_requests",
+            "Write requests that inserted or updated points",
+            registry=r,
+        )
+        self.insert_latency = Histogram(
+            "vectorizer_insert_latency_seconds",
+            "Time to acknowledge an insert/update request (durability and write concern included)",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.inserted_vectors = Counter(
+            "vectorizer_inserted_vectors", "Points inserted or replaced", registry=r
+        )
+        self.api_errors = Counter(
+            "vectorizer_api_errors", "Error responses by stable error code", ["code"], registry=r
+        )
+        self.http_requests = Counter(
+            "vectorizer_http_requests",
+            "HTTP requests by route template, method and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "vectorizer_http_request_duration_seconds",
+            "HTTP request duration by route template",
+            ["route"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.cache_requests = Counter(
+            "vectorizer_cache_requests",
+            "Query cache look-ups by result (hit, miss)",
+            ["result"],
+            registry=r,
+        )
+        self.cache_hit_rate = Gauge(
+            "vectorizer_cache_hit_rate", "Query cache hits / look-ups since start", registry=r
+        )
+        self.wal_fsync = Histogram(
+            "vectorizer_wal_fsync_seconds",
+            "Duration of write-ahead log fsyncs",
+            buckets=_FSYNC,
+            registry=r,
+        )
+        self.snapshot_duration = Histogram(
+            "vectorizer_snapshot_duration_seconds",
+            "Time to write a snapshot",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.replication_timeouts = Counter(
+            "vectorizer_replication_sync_timeouts",
+            "Writes not acknowledged because too few replicas confirmed them in time",
+            registry=r,
+        )
+        for result in ("hit", "miss"):
+            self.cache_requests.labels(result=result)
+        for code in all_codes():  # every series exists from the start, at 0
+            self.api_errors.labels(code=code)
+
+    def attach(self, store: Store, replication: ReplicationManager) -> None:
+        store.on_fsync = self.wal_fsync.observe
+        store.on_snapshot = lambda seconds, _size: self.snapshot_duration.observe(seconds)
+        replication.on_sync_timeout = self.replication_timeouts.inc
+        self.registry.register(NodeCollector(store, replication))
+
+
+class NodeCollector(Collector):
+    """Gauges and counters read from the node at scrape time."""
+
+    def __init__(self, store: Store, replication: ReplicationManager) -> None:
+        self.store = store
+        self.replication = replication
+        self._process = psutil.Process()
+
+    def collect(self) -> Iterator[Metric]:
+        store, repl = self.store, self.replication
+        stats = store.stats()
+        vectors = GaugeMetricFamily(
+            "vectorizer_vectors_total", "Points stored, by collection", labels=["collection"]
+        )
+        if store.ready:
+            for coll in store.collections():
+                vectors.add_metric([coll.name], len(coll))
+        yield vectors
+        yield GaugeMetricFamily(
+            "vectorizer_collections_total", "Collections on this node", value=stats["collections"]
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_memory_usage_bytes",
+            "Resident memory of the process",
+            value=self._process.memory_info().rss,
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_ready",
+            "1 when the node has recovered and serves requests",
+            value=1 if store.ready else 0,
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_wal_size_bytes",
+            "Bytes in retained write-ahead log segments",
+            value=stats["wal"]["size_bytes"],
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_wal_sequence",
+            "Sequence number of the newest applied record",
+            value=stats["sequence"],
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_wal_first_sequence",
+            "Oldest sequence still retained in the log",
+            value=stats["wal"]["first_sequence"],
+        )
+        age = stats["snapshot_age_seconds"]
+        yield GaugeMetricFamily(
+            "vectorizer_snapshot_age_seconds",
+            "Seconds since the newest snapshot (since start when there is none)",
+            value=age if age is not None else stats["uptime_seconds"],
+        )
+        snap = stats["snapshot"]
+        yield GaugeMetricFamily(
+            "vectorizer_snapshot_size_bytes",
+            "Size of the newest snapshot",
+            value=snap["size_bytes"] if snap else 0,
+        )
+        role = GaugeMetricFamily(
+            "vectorizer_replication_role", "1 for this node's current role", labels=["role"]
+        )
+        for name in ("primary", "replica", "fenced"):
+            role.add_metric([name], 1 if repl.state.role.value == name else 0)
+        yield role
+        yield GaugeMetricFamily(
+            "vectorizer_replication_epoch", "This node's replication epoch", value=repl.state.epoch
+        )
+        rstats = repl.stats()
+        yield GaugeMetricFamily(
+            "vectorizer_replication_lag_ms",
+            "Replication lag: on a replica its own, on a primary the largest of its replicas",
+            value=float(rstats["lag_ms"] or 0.0),
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_replication_lag_operations",
+            "Operations not yet applied (replica) or not yet confirmed by the slowest replica",
+            value=float(rstats["operations_pending"] or 0),
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_replication_connected_replicas",
+            "Replicas linked to this primary",
+            value=rstats["connected_replicas"],
+        )
+        yield CounterMetricFamily(
+            "vectorizer_replication_bytes_sent",
+            "Bytes sent to replicas",
+            value=rstats["bytes_sent"],
+        )
+        yield CounterMetricFamily(
+            "vectorizer_replication_bytes_received",
+            "Bytes received from the primary",
+            value=rstats["bytes_received"],
+        )
+        yield CounterMetricFamily(
+            "vectorizer_replication_full_syncs",
+            "Full syncs (snapshot transfers) completed",
+            value=rstats["full_syncs"],
+        )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        yield GaugeMetricFamily(
+            "vectorizer_memory_peak_bytes",
+            "Peak resident memory of the process",
+            value=peak * (1 if sys.platform == "darwin" else 1024),
+        )

@@ -1,0 +1,100 @@
+"""/metrics on a real server: the series exist, move with traffic and stay bounded."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.servers import ServerProcess
+
+
+def scrape(srv: ServerProcess) -> dict[str, float]:
+    with urllib.request.urlopen(srv.url + "/metrics") as r:
+        assert r.headers["Content-Type"].startswith(
+            CONTENT_TYPE_LATEST.split(";")[0] + "; version="
+        )
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}"] = sample.value
+    return out
+
+
+REQUIRED = [
+    "vectorizer_search_requests_total",
+    "vectorizer_search_latency_seconds_count",
+    "vectorizer_search_results_count_count",
+    "vectorizer_vectors_total",
+    "vectorizer_collections_total",
+    "vectorizer_insert_requests_total",
+    "vectorizer_insert_latency_seconds_count",
+    "vectorizer_replication_lag_ms",
+    "vectorizer_replication_bytes_sent_total",
+    "vectorizer_replication_bytes_received_total",
+    "vectorizer_cache_requests_total",
+    "vectorizer_cache_hit_rate",
+    "vectorizer_memory_usage_bytes",
+    "vectorizer_api_errors_total",
+    "vectorizer_wal_fsync_seconds_count",
+    "vectorizer_wal_size_bytes",
+    "vectorizer_snapshot_age_seconds",
+    "vectorizer_replication_role",
+    "vectorizer_replication_epoch",
+    "vectorizer_http_requests_total",
+    "vectorizer_http_request_duration_seconds_count",
+]
+
+
+def value(series: dict[str, float], prefix: str) -> float:
+    return sum(v for k, v in series.items() if k.startswith(prefix))
+
+
+def test_metrics_exist_move_and_stay_bounded(server: ServerProcess) -> None:
+    server.request("POST", "/collections", {"name": "m", "dimension": 2})
+    before = scrape(server)
+    names = {k.split("{")[0] for k in before}
+    assert len(names) > 20
+    for name in REQUIRED:
+        assert any(k.startswith(name) for k in before), name
+    assert before["vectorizer_replication_role{role=primary}"] == 1
+    assert before["vectorizer_replication_epoch{}"] == 1
+
+    pts = [{"id": i, "vector": [i + 1, 1]} for i in range(7)]
+    server.request("POST", "/collections/m/vectors", {"vectors": pts})
+    for _ in range(3):
+        server.request("POST", "/collections/m/search", {"vector": [1, 1], "limit": 5})
+    server.request("POST", "/collections/m/search", {"vector": [1]})  # dimension_mismatch
+    server.request("GET", "/collections/m/vectors/123456")  # an id in the path
+    server.request("GET", "/no/such/path/789")
+    after = scrape(server)
+
+    assert (
+        value(after, "vectorizer_search_requests_total")
+        == value(before, "vectorizer_search_requests_total") + 3
+    )
+    assert (
+        after["vectorizer_search_results_count_sum{}"]
+        - before.get("vectorizer_search_results_count_sum{}", 0)
+        == 15
+    )
+    assert after["vectorizer_vectors_total{collection=m}"] == 7
+    assert value(after, "vectorizer_insert_requests_total") == 1
+    assert value(after, "vectorizer_wal_fsync_seconds_count") > value(
+        before, "vectorizer_wal_fsync_seconds_count"
+    )
+    assert after["vectorizer_api_errors_total{code=dimension_mismatch}"] == 1
+    assert after["vectorizer_api_errors_total{code=vector_not_found}"] == 1
+    assert (
+        after[
+            "vectorizer_http_requests_total{method=POST,route=/collections/{name}/search,status=200}"
+        ]
+        == 3
+    )
+    # Bounded labels: route templates, never raw paths or ids.
+    assert not any(re.search(r"123456|789|/no/such", k) for k in after)
+    assert after["vectorizer_http_requests_total{method=GET,route=unmatched,status=404}"] == 1
