@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from vectorizer import __version__
 from vectorizer.errors import ValidationError
@@ -61,18 +61,28 @@ def _serve(args: dict[str, object]) -> int:
     except ValidationError as err:
         print(f"vectorizer: {err.message}", file=sys.stderr)  # noqa: T201
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from vectorizer.observability import logs, tracing
     from vectorizer.server.serve import serve
 
+    logs.setup(settings.log_level, settings.log_format)
+    tracing.setup(
+        settings.tracing_exporter,
+        settings.tracing_sample_ratio,
+        settings.otlp_endpoint,
+        service="vectorizer",
+    )
+    try:
+        return _run(serve(settings))
+    finally:
+        tracing.shutdown()
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
     try:
         import uvloop
-
-        return uvloop.run(serve(settings))
     except ImportError:
-        return asyncio.run(serve(settings))
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 if __name__ == "__main__":

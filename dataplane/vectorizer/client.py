@@ -22,6 +22,7 @@ import orjson
 
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import VectorizerError, error_class_for
+from vectorizer.observability import tracing
 
 Payload = dict[str, Any]
 
@@ -101,8 +102,10 @@ class VectorizerClient:
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request; returns the decoded JSON or raises the mapped error."""
         data = None if body is None else orjson.dumps(body)
+        headers = dict(self._headers)
+        tracing.inject(headers)  # continue the caller's trace, when there is one
         async with self._client().request(
-            method, self.url + path, data=data, headers=self._headers
+            method, self.url + path, data=data, headers=headers
         ) as resp:
             raw = await resp.read()
         try:

@@ -32,6 +32,12 @@ class Settings:
     port: int = _opt(15002, "TCP port to listen on")
     data_dir: Path = _opt(Path("./data"), "directory for the write-ahead log and snapshots")
     log_level: str = _opt("info", "debug, info, warning or error")
+    log_format: str = _opt("json", "json (one JSON object per line) or text")
+    tracing_exporter: str = _opt("none", "where spans go: none, console or otlp")
+    tracing_sample_ratio: float = _opt(1.0, "fraction of new traces sampled (0..1)")
+    otlp_endpoint: str = _opt(
+        "http://127.0.0.1:4318/v1/traces", "OTLP/HTTP traces endpoint (tracing_exporter otlp)"
+    )
     wal_fsync: str = _opt("always", "'always' (durable), 'never', or an fsync interval in ms")
     wal_segment_bytes: int = _opt(64 << 20, "size at which the log starts a new segment file")
     snapshot_interval_s: float = _opt(300.0, "seconds between periodic snapshots (0 = off)")
@@ -140,6 +146,14 @@ def load(
     settings = Settings(**values)
     settings.fsync_policy  # noqa: B018 - validates wal_fsync early
     settings.store_options()
+    if settings.log_format not in ("json", "text"):
+        raise ValidationError("log_format must be json or text", field="log_format")
+    if settings.tracing_exporter not in ("none", "console", "otlp"):
+        raise ValidationError(
+            "tracing_exporter must be none, console or otlp", field="tracing_exporter"
+        )
+    if not 0.0 <= settings.tracing_sample_ratio <= 1.0:
+        raise ValidationError("tracing_sample_ratio must be in 0..1", field="tracing_sample_ratio")
     if settings.role not in ("primary", "replica"):
         raise ValidationError("role must be primary or replica", field="role")
     if settings.sync_replicas < 0:

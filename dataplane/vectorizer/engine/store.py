@@ -25,6 +25,7 @@ from vectorizer.engine import records, snapshot, validation
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.filters import Payload, Predicate
+from vectorizer.engine.snapshot import SnapshotInfo
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
 from vectorizer.errors import (
@@ -36,6 +37,7 @@ from vectorizer.errors import (
     ValidationError,
     VectorNotFound,
 )
+from vectorizer.observability.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +220,14 @@ class Store:
         return self._append(self.sequence + 1, records.encode(op, vectors), op, vectors)
 
     def _append(self, seq: int, body: bytes, op: records.Op, vectors: Matrix | None) -> int:
-        self._log_bytes_since_snapshot += self._wal.append(seq, body)
-        self._apply(op, vectors)
-        self.sequence = seq
-        for listener in self.on_commit:
-            listener(seq, body)
+        with tracer.start_as_current_span(
+            "wal.append", attributes={"vectorizer.sequence": seq, "vectorizer.op": op["op"]}
+        ):
+            self._log_bytes_since_snapshot += self._wal.append(seq, body)
+            self._apply(op, vectors)
+            self.sequence = seq
+            for listener in self.on_commit:
+                listener(seq, body)
         return seq
 
     async def _durable(self, seq: int) -> int:
@@ -333,6 +338,12 @@ class Store:
         field: str = "vectors",
     ) -> int:
         """Insert or replace points. ``rows`` is a list of vectors or an (n, dim) matrix."""
+        with tracer.start_as_current_span("insert", attributes={"vectorizer.points": len(ids)}):
+            return await self._upsert(name, ids, rows, payloads, field)
+
+    async def _upsert(
+        self, name: str, ids: list[Any], rows: Any, payloads: list[Payload | None], field: str
+    ) -> int:
         await self._gate()
         coll = self.collection(name)
         clean_ids = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
@@ -446,30 +457,36 @@ class Store:
         async with self._snapshot_lock:
             if self._last_snapshot is not None and self._last_snapshot.sequence == self.sequence:
                 return self._last_snapshot
-            self._writable.clear()
-            started = time.perf_counter()
-            try:
-                seq, colls = self.sequence, list(self._collections.values())
-                info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
-                self._log_bytes_since_snapshot = 0
-            finally:
-                self._writable.set()
-            if self.on_snapshot is not None:
-                self.on_snapshot(time.perf_counter() - started, info.size_bytes)
-            self._last_snapshot = info
-            kept = await loop.run_in_executor(
-                None,
-                snapshot.prune,
-                self._snap_dir,
-                self.options.snapshots_retained,
-                set(self._pins),
-            )
-            # Keep the log back to the oldest retained snapshot, so a damaged newest
-            # snapshot can still be recovered from the one before it (and a snapshot being
-            # sent to a replica is followed by every record the replica will need).
-            self._wal.truncate_before(min(s.sequence for s in kept) + 1)
-            log.info("snapshot at sequence %d (%d bytes)", seq, info.size_bytes)
-            return info
+            with tracer.start_as_current_span(
+                "snapshot", attributes={"vectorizer.sequence": self.sequence}
+            ):
+                return await self._take_snapshot(loop)
+
+    async def _take_snapshot(self, loop: asyncio.AbstractEventLoop) -> SnapshotInfo:
+        self._writable.clear()
+        started = time.perf_counter()
+        try:
+            seq, colls = self.sequence, list(self._collections.values())
+            info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
+            self._log_bytes_since_snapshot = 0
+        finally:
+            self._writable.set()
+        if self.on_snapshot is not None:
+            self.on_snapshot(time.perf_counter() - started, info.size_bytes)
+        self._last_snapshot = info
+        kept = await loop.run_in_executor(
+            None,
+            snapshot.prune,
+            self._snap_dir,
+            self.options.snapshots_retained,
+            set(self._pins),
+        )
+        # Keep the log back to the oldest retained snapshot, so a damaged newest
+        # snapshot can still be recovered from the one before it (and a snapshot being
+        # sent to a replica is followed by every record the replica will need).
+        self._wal.truncate_before(min(s.sequence for s in kept) + 1)
+        log.info("snapshot at sequence %d (%d bytes)", seq, info.size_bytes)
+        return info
 
 
 def _fsync_path(path: Path) -> None:

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from vectorizer.engine.store import Store
+from vectorizer.observability import tracing
 from vectorizer.replication import protocol
 from vectorizer.replication.state import History
 
@@ -148,10 +149,14 @@ class Follower:
                 self.stats.bytes_received += len(msg.data)
                 if msg.data[:1] == protocol.FILE_CHUNK:
                     raise LinkError("snapshot data outside a snapshot")
-                seq, body = protocol.parse_record(msg.data)
+                seq, body, traceparent = protocol.parse_record(msg.data)
                 if seq <= self.store.sequence:
                     continue  # already held (a resent record after a reconnect)
-                await self.store.apply_replicated(seq, body)
+                parent = tracing.extract({"traceparent": traceparent}) if traceparent else None
+                with tracing.tracer.start_as_current_span(
+                    "replication.apply", context=parent, attributes={"vectorizer.sequence": seq}
+                ):
+                    await self.store.apply_replicated(seq, body)
                 self.stats.primary_sequence = max(self.stats.primary_sequence, seq)
                 self._mark_progress()
             elif msg.type == WSMsgType.TEXT:

@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 
 from vectorizer.engine.store import Store
 from vectorizer.errors import ReplicationTimeout
+from vectorizer.observability import tracing
 from vectorizer.replication import protocol
 from vectorizer.replication.state import History, divergence
 
@@ -72,7 +73,8 @@ class PrimaryHub:
         self._step_down = step_down
         self._is_primary = is_primary
         self.replicas: dict[str, ReplicaInfo] = {}
-        self._recent: deque[tuple[int, bytes, float]] = deque()
+        # (sequence, body, commit time, traceparent of the write when it was traced)
+        self._recent: deque[tuple[int, bytes, float, str | None]] = deque()
         self._recent_bytes = 0
         self._wakeups: set[asyncio.Event] = set()
         self._ack_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -87,19 +89,21 @@ class PrimaryHub:
             self._recent.clear()
             self._recent_bytes = 0
             return
-        self._recent.append((seq, body, time.monotonic()))
+        self._recent.append((seq, body, time.monotonic(), tracing.current_traceparent()))
         self._recent_bytes += len(body)
         while len(self._recent) > RECENT_RECORDS or self._recent_bytes > RECENT_BYTES:
             self._recent_bytes -= len(self._recent.popleft()[1])
         for ev in self._wakeups:
             ev.set()
 
-    def _records_from(self, seq: int) -> list[tuple[int, bytes]] | None:
+    def _records_from(self, seq: int) -> list[tuple[int, bytes, str | None]] | None:
         """Records from ``seq`` on: from memory when recent, else from the log files."""
         if self._recent and self._recent[0][0] <= seq:
             count = self._recent[-1][0] - seq + 1  # the newest records: index from the right
-            return [self._recent[-i][:2] for i in range(count, 0, -1)]
-        return self.store.read_log(seq)
+            picked = (self._recent[-i] for i in range(count, 0, -1))
+            return [(s, body, tp) for s, body, _t, tp in picked]
+        retained = self.store.read_log(seq)
+        return None if retained is None else [(s, body, None) for s, body in retained]
 
     def commit_age_ms(self, seq: int) -> float:
         """How long ago record ``seq`` was committed (0 when unknown or not yet written)."""
@@ -264,11 +268,14 @@ class PrimaryHub:
                 if batch is None:  # the log moved on while we were away: snapshot again
                     next_seq = await self._full_sync(ws, info) + 1
                     continue
-                for seq, body in batch:
-                    frame = protocol.record_frame(seq, body)
-                    await ws.send_bytes(frame)
-                    self._count(info, len(frame))
-                    next_seq = seq + 1
+                with tracing.tracer.start_as_current_span(
+                    "replication.send", attributes={"vectorizer.records": len(batch)}
+                ):
+                    for seq, body, traceparent in batch:
+                        frame = protocol.record_frame(seq, body, traceparent)
+                        await ws.send_bytes(frame)
+                        self._count(info, len(frame))
+                        next_seq = seq + 1
             now = time.monotonic()
             if now - last_beat >= self.thresholds.heartbeat_s:
                 epoch, _ = self._node()

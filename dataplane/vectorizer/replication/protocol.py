@@ -8,8 +8,9 @@ Text frames are JSON objects with a ``type``:
   ``snapshot_done`` {}, ``error`` {code, message}
 
 Binary frames carry data from the primary: ``b"R" + u64 sequence + record body`` (a log
-record exactly as the primary logged it), and ``b"F" + u32 file index + bytes`` (a piece
-of a snapshot file during a full sync).
+record exactly as the primary logged it), ``b"T" + u64 sequence + u16 length + W3C
+traceparent + record body`` (the same, for a write that was traced), and ``b"F" + u32
+file index + bytes`` (a piece of a snapshot file during a full sync).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 import orjson
 
 RECORD = b"R"
+TRACED_RECORD = b"T"
 FILE_CHUNK = b"F"
 _SEQ = struct.Struct("<Q")
 _IDX = struct.Struct("<I")
+_LEN = struct.Struct("<H")
 CHUNK_BYTES = 1 << 20
 STREAM_PATH = "/replication/stream"
 
@@ -38,7 +41,10 @@ def parse(text: str) -> dict[str, Any]:
     return raw
 
 
-def record_frame(seq: int, body: bytes) -> bytes:
+def record_frame(seq: int, body: bytes, traceparent: str | None = None) -> bytes:
+    if traceparent:
+        tp = traceparent.encode()
+        return TRACED_RECORD + _SEQ.pack(seq) + _LEN.pack(len(tp)) + tp + body
     return RECORD + _SEQ.pack(seq) + body
 
 
@@ -46,9 +52,15 @@ def chunk_frame(index: int, data: bytes) -> bytes:
     return FILE_CHUNK + _IDX.pack(index) + data
 
 
-def parse_record(frame: bytes) -> tuple[int, bytes]:
+def parse_record(frame: bytes) -> tuple[int, bytes, str | None]:
+    """(sequence, body, traceparent or None) of an R or T frame."""
     (seq,) = _SEQ.unpack_from(frame, 1)
-    return seq, frame[1 + _SEQ.size :]
+    at = 1 + _SEQ.size
+    if frame[:1] == RECORD:
+        return seq, frame[at:], None
+    (n,) = _LEN.unpack_from(frame, at)
+    at += _LEN.size
+    return seq, frame[at + n :], frame[at : at + n].decode()
 
 
 def parse_chunk(frame: bytes) -> tuple[int, bytes]:

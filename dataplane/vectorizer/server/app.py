@@ -16,6 +16,7 @@ from vectorizer.server.middlewares.errors import error_middleware
 from vectorizer.server.middlewares.metrics import metrics_middleware
 from vectorizer.server.middlewares.replication import staleness_middleware
 from vectorizer.server.middlewares.request_id import request_id_middleware
+from vectorizer.server.middlewares.tracing import tracing_middleware
 from vectorizer.server.routes import ROUTES
 from vectorizer.settings import Settings
 
@@ -26,10 +27,13 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     # request with its final status; staleness headers go on every response, errors
     # included; every error below (auth and rate limits will sit here too) becomes
     # structured JSON.
+    # Tracing wraps the rest when an exporter is configured (with none it is left out).
+    tracing = [tracing_middleware] if settings.tracing_exporter != "none" else []
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             request_id_middleware,
+            *tracing,
             metrics_middleware,
             staleness_middleware,
             error_middleware,

@@ -8,6 +8,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from vectorizer.observability import context
 from vectorizer.server.keys import REQUEST_ID
 
 HEADER = "X-Request-ID"
@@ -19,10 +20,13 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     given = request.headers.get(HEADER, "")
     rid = given if _SANE.fullmatch(given) else uuid.uuid4().hex
     request[REQUEST_ID] = rid
+    token = context.request_id.set(rid)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers[HEADER] = rid
         raise
+    finally:
+        context.request_id.reset(token)
     response.headers[HEADER] = rid
     return response

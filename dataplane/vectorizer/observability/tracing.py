@@ -1,0 +1,67 @@
+"""OpenTelemetry tracing: exporter (none, console, otlp) and sampling from the settings.
+
+With the exporter ``none`` (the default) no tracer provider is installed: every span is
+the API's no-op span and costs next to nothing. W3C ``traceparent`` headers are read on
+every request and written by the SDK, and log records carried across replication keep
+their trace as the parent of the replica's apply span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+tracer = trace.get_tracer("vectorizer")
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def setup(exporter: str, sample_ratio: float, otlp_endpoint: str, service: str) -> bool:
+    """Install a tracer provider; False (nothing installed) for the exporter ``none``."""
+    if exporter == "none":
+        return False
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    span_exporter: SpanExporter
+    if exporter == "console":
+        span_exporter = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter(endpoint=otlp_endpoint)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(provider)
+    return True
+
+
+def shutdown() -> None:
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "shutdown"):
+        provider.shutdown()
+
+
+def extract(headers: Mapping[str, str]) -> otel_context.Context:
+    return _PROPAGATOR.extract(carrier=dict(headers))
+
+
+def inject(headers: dict[str, str]) -> None:
+    _PROPAGATOR.inject(carrier=headers)
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, or None (cheaply) when nothing is traced."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, Any] = {}
+    _PROPAGATOR.inject(carrier=carrier)
+    return carrier.get("traceparent")

@@ -1,0 +1,84 @@
+"""Traces follow a write from the client through the primary into the replica; logs are JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.servers import ServerProcess
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """Every JSON object in a log: one-line log records and multi-line console spans."""
+    decoder = json.JSONDecoder()
+    out, i = [], 0
+    while (i := text.find("{", i)) != -1:
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            i += 1
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+        i = end
+    return out
+
+
+def spans(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objs if "context" in o and "name" in o]
+
+
+def test_a_write_is_traced_across_replication_and_logged_as_json(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    tracing = ["--tracing-exporter", "console", "--heartbeat-interval-ms", "100"]
+    p = server_factory(data_dir=tmp_path / "p", args=tracing).start()
+    r = server_factory(
+        data_dir=tmp_path / "r", args=[*tracing, "--role", "replica", "--primary-url", p.url]
+    ).start()
+    assert p.request("POST", "/collections", {"name": "t", "dimension": 2})[0] == 201
+
+    import urllib.request
+
+    body = json.dumps({"vectors": [{"id": 1, "vector": [1, 2]}]}).encode()
+    req = urllib.request.Request(
+        p.url + "/collections/t/vectors",
+        data=body,
+        method="POST",
+        headers={
+            "traceparent": TRACEPARENT,
+            "X-Request-ID": "req-42",
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 200
+    deadline = time.monotonic() + 10
+    while r.request("GET", "/stats")[1]["sequence"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.request("GET", "/collections/t/vectors/404")[0] == 404  # logs nothing special
+    p.terminate()
+    r.terminate()  # shutting down flushes the span exporter
+
+    p_spans = [
+        s for s in spans(json_objects(p.log())) if s["context"]["trace_id"] == "0x" + TRACE_ID
+    ]
+    names = {s["name"] for s in p_spans}
+    assert {"POST /collections/{name}/vectors", "insert", "wal.append"} <= names, names
+    server_span = next(s for s in p_spans if s["name"].startswith("POST"))
+    assert server_span["parent_id"] == "0x00f067aa0ba902b7"
+    assert server_span["attributes"]["vectorizer.request_id"] == "req-42"
+
+    r_spans = [
+        s for s in spans(json_objects(r.log())) if s["context"]["trace_id"] == "0x" + TRACE_ID
+    ]
+    assert "replication.apply" in {s["name"] for s in r_spans}
+
+    records = [o for o in json_objects(p.log()) if "level" in o and "logger" in o]
+    assert records and all({"time", "level", "logger", "message"} <= set(o) for o in records)
+    assert any(o["logger"] == "vectorizer.server.serve" for o in records)
