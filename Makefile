@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: help install run test unit integration lint typecheck bench bench-replication bench-quick clean
+.PHONY: help install run test unit integration lint typecheck bench bench-replication bench-observability bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ bench: ## data-plane benchmark: 100k x 128 clustered, 1,000 queries (takes a few
 
 bench-replication: ## replication throughput and replica lag, async and sync write concern
 	$(PYTHON) -m benches.replication
+
+bench-observability: ## search QPS with metrics/tracing off, on (exporter none), on (OTLP 10%)
+	$(PYTHON) -m benches.observability
 
 bench-quick: ## a smaller benchmark run for a quick look
 	$(PYTHON) -m benches.dataplane --n 20000 --queries 300 --concurrent-queries 3000 --updates 300

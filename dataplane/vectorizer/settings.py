@@ -33,6 +33,7 @@ class Settings:
     data_dir: Path = _opt(Path("./data"), "directory for the write-ahead log and snapshots")
     log_level: str = _opt("info", "debug, info, warning or error")
     log_format: str = _opt("json", "json (one JSON object per line) or text")
+    metrics_enabled: bool = _opt(True, "serve /metrics and count requests")
     tracing_exporter: str = _opt("none", "where spans go: none, console or otlp")
     tracing_sample_ratio: float = _opt(1.0, "fraction of new traces sampled (0..1)")
     otlp_endpoint: str = _opt(

@@ -29,12 +29,13 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     # structured JSON.
     # Tracing wraps the rest when an exporter is configured (with none it is left out).
     tracing = [tracing_middleware] if settings.tracing_exporter != "none" else []
+    metrics = [metrics_middleware] if settings.metrics_enabled else []
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             request_id_middleware,
             *tracing,
-            metrics_middleware,
+            *metrics,
             staleness_middleware,
             error_middleware,
         ],

@@ -8,8 +8,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vectorizer import __version__
+from vectorizer.errors import RouteNotFound
 from vectorizer.server.http import json_response
-from vectorizer.server.keys import METRICS
+from vectorizer.server.keys import METRICS, SETTINGS
 from vectorizer.server.views.common import store
 
 
@@ -28,6 +29,8 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics of this node."""
+    if not request.app[SETTINGS].metrics_enabled:
+        raise RouteNotFound("metrics are disabled on this node (metrics_enabled)")
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
