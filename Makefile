@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: help install run test unit integration lint typecheck bench bench-replication bench-observability bench-quick clean
+.PHONY: help install run test unit integration e2e e2e-binaries dev-cluster dev-cluster-down lint typecheck bench bench-replication bench-observability bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,8 +20,20 @@ unit: ## unit tests only
 integration: ## integration tests (real server processes on 127.0.0.1)
 	$(PYTHON) -m pytest tests/integration -q
 
+e2e-binaries: ## build kube-apiserver, controller-manager, scheduler, kubectl, etcd, helm (cached)
+	e2e/build-binaries.sh
+
+e2e: ## the end-to-end suite on a real control plane with a process kubelet (needs root)
+	$(PYTHON) -m pytest e2e -q
+
+dev-cluster: ## bring up a local control plane + process kubelet and print how to use kubectl
+	e2e/dev-cluster.sh up
+
+dev-cluster-down: ## take the local development cluster down
+	e2e/dev-cluster.sh down
+
 lint: ## ruff lint and format check
-	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check dataplane tests benches
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check dataplane tests benches e2e
 
 typecheck: ## mypy --strict on the packages
 	$(PYTHON) -m mypy

@@ -14,12 +14,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    result = run("ruff", "check", "dataplane", "operator", "tests", "benches")
+    result = run("ruff", "check", "dataplane", "operator", "tests", "benches", "e2e")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_is_applied() -> None:
-    result = run("ruff", "format", "--check", "dataplane", "tests", "benches")
+    result = run("ruff", "format", "--check", "dataplane", "tests", "benches", "e2e")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
