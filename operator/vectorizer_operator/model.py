@@ -1,0 +1,489 @@
+"""The VectorizerCluster resource: typed spec and status, parsed and validated.
+
+These classes are the one source of truth: ``crd.py`` generates the CRD's schema from
+them, ``parse_cluster`` reads a resource with them, and the status we write is dumped
+from them. ``spec.config`` is checked against the data plane's own ``Settings`` (its
+field names, types and validation), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from vectorizer import settings as dataplane_settings
+from vectorizer.errors import ValidationError
+from vectorizer_operator import naming, quantity
+from vectorizer_operator.schema import Json, Rule, SpecError, dump, parse, prop
+
+__all__ = ["Cluster", "ClusterSpec", "ClusterStatus", "SpecError", "parse_cluster"]
+
+# ---- spec.config: the data plane's settings ---------------------------------------------
+
+# Settings the operator owns: listening address, data directory, and replication identity.
+RESERVED_SETTINGS = frozenset(
+    {
+        "host",
+        "port",
+        "data_dir",
+        "role",
+        "primary_url",
+        "node_id",
+        "advertise_url",
+        "sync_replicas",
+        "config",
+    }
+)
+# Secret-valued settings never go into spec.config: it becomes a ConfigMap. They are
+# set from Secrets by the features that need them (auth, TLS).
+SECRET_SUFFIXES = ("_key", "_secret", "_password", "_token")
+_SETTING_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+
+
+def is_secret_setting(name: str) -> bool:
+    return name.endswith(SECRET_SUFFIXES)
+
+
+# Narrower than the type alone says; applied only while the setting exists.
+_SETTING_CONSTRAINTS: dict[str, Json] = {
+    "log_level": {"enum": ["debug", "info", "warning", "error"]},
+    "wal_fsync": {"pattern": "^(always|never|[0-9]+)$"},
+}
+
+
+def configurable_settings() -> dict[str, str]:
+    """Data-plane setting name -> JSON type, for every setting a user may put in spec.config."""
+    out: dict[str, str] = {}
+    for f in dataplane_settings.setting_fields():
+        kind = _SETTING_TYPES.get(str(f.type))
+        if f.name not in RESERVED_SETTINGS and not is_secret_setting(f.name) and kind is not None:
+            out[f.name] = kind
+    return out
+
+
+def _config_schema() -> Json:
+    props: Json = {}
+    helps = {f.name: f.metadata.get("help", "") for f in dataplane_settings.setting_fields()}
+    for name, kind in configurable_settings().items():
+        props[name] = {
+            "type": kind,
+            "description": helps[name],
+            **_SETTING_CONSTRAINTS.get(name, {}),
+        }
+    return {"type": "object", "properties": props}
+
+
+def config_env(config: Mapping[str, Any]) -> dict[str, str]:
+    """spec.config as the data plane's environment variables (``VECTORIZER_<NAME>``)."""
+    out: dict[str, str] = {}
+    for name, value in sorted(config.items()):
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        out[dataplane_settings.ENV_PREFIX + name.upper()] = text
+    return out
+
+
+def _parse_config(raw: Any, path: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: must be a mapping of data-plane settings")
+    known = configurable_settings()
+    checks: dict[str, type | tuple[type, ...]] = {
+        "integer": int,
+        "number": (int, float),
+        "boolean": bool,
+        "string": str,
+    }
+    for key, value in raw.items():
+        if key in RESERVED_SETTINGS:
+            raise SpecError(f"{path}.{key}: is set by the operator and cannot be configured")
+        if is_secret_setting(key):
+            raise SpecError(f"{path}.{key}: is a secret and would be stored in a ConfigMap")
+        if key not in known:
+            raise SpecError(f"{path}.{key}: unknown data-plane setting")
+        kind = known[key]
+        bad_bool = isinstance(value, bool) and kind != "boolean"
+        if bad_bool or not isinstance(value, checks[kind]):
+            raise SpecError(f"{path}.{key}: must be of type {kind}, not {value!r}")
+    try:  # the data plane's own validation, on exactly what the pods will receive
+        dataplane_settings.load({}, env=config_env(raw), config_file=None)
+    except ValidationError as err:
+        name = err.field or "?"
+        # The data plane may name a nested field ("hnsw.m") for a flat setting ("hnsw_m").
+        name = name.replace(".", "_") if name.replace(".", "_") in raw else name
+        raise SpecError(f"{path}.{name}: {err.message}") from None
+    return dict(raw)
+
+
+# ---- quantities -------------------------------------------------------------------------
+
+_QUANTITY_SCHEMA: Json = {
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "x-kubernetes-int-or-string": True,
+    "pattern": quantity.PATTERN,
+}
+
+
+def _parse_quantities(raw: Any, path: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: must be a mapping of resource name to quantity")
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not quantity.is_valid(value):
+            raise SpecError(f"{path}.{key}: {value!r} is not a quantity")
+        out[str(key)] = str(value)
+    return out
+
+
+def _parse_quantity(raw: Any, path: str) -> str:
+    if not isinstance(raw, str) or not quantity.is_valid(raw):
+        raise SpecError(f"{path}: {raw!r} is not a quantity (e.g. 10Gi)")
+    return raw
+
+
+# ---- spec -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalObjectReference:
+    """A reference to an object in the same namespace."""
+
+    name: str = prop(doc="Name of the referent.", min_length=1)
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """A pod toleration (as in the core Pod spec)."""
+
+    key: str | None = prop(None, doc="Taint key the toleration applies to.")
+    operator: str | None = prop(None, doc="Exists or Equal.", enum=("Exists", "Equal"))
+    value: str | None = prop(None, doc="Taint value the toleration matches.")
+    effect: str | None = prop(
+        None, doc="Taint effect to match.", enum=("NoSchedule", "PreferNoSchedule", "NoExecute")
+    )
+    toleration_seconds: int | None = prop(
+        None, doc="How long a NoExecute taint is tolerated.", minimum=0
+    )
+
+
+@dataclass(frozen=True)
+class Resources:
+    """CPU and memory for the data-plane container."""
+
+    limits: dict[str, str] = prop(
+        doc="Upper bounds, e.g. {memory: 8Gi}.",
+        factory=dict,
+        schema={"type": "object", "additionalProperties": _QUANTITY_SCHEMA},
+        parser=_parse_quantities,
+    )
+    requests: dict[str, str] = prop(
+        doc="Reservations, e.g. {cpu: '2', memory: 8Gi}.",
+        factory=dict,
+        schema={"type": "object", "additionalProperties": _QUANTITY_SCHEMA},
+        parser=_parse_quantities,
+    )
+
+
+@dataclass(frozen=True)
+class PvcRetentionPolicy:
+    """What happens to each instance's volume claim (the StatefulSet's retention policy)."""
+
+    when_deleted: str = prop(
+        "Retain",
+        doc="When the cluster is deleted: Retain keeps the data, Delete removes it.",
+        enum=("Retain", "Delete"),
+    )
+    when_scaled: str = prop(
+        "Delete",
+        doc="When an instance is removed by scaling down. Delete (the default) avoids a "
+        "stale copy coming back on a later scale-up.",
+        enum=("Retain", "Delete"),
+    )
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """The persistent volume of each instance (write-ahead log and snapshots)."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "has(self.storageClassName) == has(oldSelf.storageClassName) && "
+            "(!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
+            "storageClassName is immutable",
+        ),
+    )
+
+    size: str = prop(
+        "1Gi",
+        doc="Size of each instance's volume. It can grow (the claims are resized) but not shrink.",
+        schema={"type": "string"},
+        pattern=quantity.PATTERN,
+        parser=_parse_quantity,
+        rules=(
+            Rule(
+                "quantity(self).compareTo(quantity(oldSelf)) >= 0",
+                "storage.size can grow but not shrink",
+            ),
+        ),
+    )
+    storage_class_name: str | None = prop(
+        None, doc="Storage class of the claims; the cluster default when unset."
+    )
+    pvc_retention_policy: PvcRetentionPolicy = prop(
+        doc="Whether claims are kept or deleted.", factory=PvcRetentionPolicy
+    )
+
+
+@dataclass(frozen=True)
+class ReplicationSpec:
+    """How writes reach the replicas."""
+
+    mode: str = prop(
+        "async",
+        doc="async: a write is acknowledged once the primary logged it. sync: once "
+        "syncReplicas replicas also confirmed it.",
+        enum=("async", "sync"),
+    )
+    sync_replicas: int = prop(
+        1,
+        doc="Replicas that must confirm each write in sync mode.",
+        minimum=1,
+        maximum=31,
+    )
+
+    def effective_sync_replicas(self) -> int:
+        return self.sync_replicas if self.mode == "sync" else 0
+
+
+@dataclass(frozen=True)
+class ServicesSpec:
+    """The -rw, -ro and -r Services that applications call."""
+
+    type: str = prop(
+        "ClusterIP", doc="Service type.", enum=("ClusterIP", "NodePort", "LoadBalancer")
+    )
+    annotations: dict[str, str] = prop(
+        doc="Annotations for the Services (e.g. for a load balancer).", factory=dict
+    )
+
+
+@dataclass(frozen=True)
+class AffinitySpec:
+    """Where instances may run."""
+
+    enable_pod_anti_affinity: bool = prop(
+        True, doc="Keep the instances of a cluster on different topology domains."
+    )
+    pod_anti_affinity_type: str = prop(
+        "preferred",
+        doc="preferred (best effort) or required (pods stay Pending rather than share).",
+        enum=("preferred", "required"),
+    )
+    topology_key: str = prop(
+        "kubernetes.io/hostname", doc="Node label that defines a topology domain.", min_length=1
+    )
+    node_selector: dict[str, str] = prop(doc="Node labels the pods require.", factory=dict)
+    tolerations: tuple[Toleration, ...] = prop(doc="Taints the pods tolerate.", factory=tuple)
+
+
+@dataclass(frozen=True)
+class PodDisruptionBudgetSpec:
+    """Voluntary disruptions (drains) allowed at once."""
+
+    enabled: bool = prop(True, doc="Create a PodDisruptionBudget for the instances.")
+    max_unavailable: int = prop(1, doc="Instances that may be evicted at once.", minimum=1)
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Desired state of a Vectorizer cluster: one primary and instances-1 replicas."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "self.replication.mode == 'async' || self.replication.syncReplicas < self.instances",
+            "replication.syncReplicas must be lower than instances in sync mode",
+        ),
+    )
+
+    instances: int = prop(
+        1, doc="Number of instances (1 primary + replicas).", minimum=1, maximum=32
+    )
+    image: str | None = prop(
+        None,
+        doc="Container image; the operator's default image when unset.",
+        min_length=1,
+    )
+    image_pull_policy: str = prop(
+        "IfNotPresent", doc="Image pull policy.", enum=("Always", "IfNotPresent", "Never")
+    )
+    image_pull_secrets: tuple[LocalObjectReference, ...] = prop(
+        doc="Secrets for pulling the image.", factory=tuple
+    )
+    resources: Resources = prop(doc="Container resources.", factory=Resources)
+    storage: StorageSpec = prop(doc="Per-instance storage.", factory=StorageSpec)
+    replication: ReplicationSpec = prop(doc="Replication mode.", factory=ReplicationSpec)
+    primary_update_method: str = prop(
+        "restart",
+        doc="How the primary gets a new image or configuration, after every replica "
+        "has: restart it in place (writes pause while it restarts), or switchover to an "
+        "updated replica first.",
+        enum=("restart", "switchover"),
+    )
+    config: dict[str, Any] = prop(
+        doc="Data-plane settings (the names of `vectorizer serve`'s settings, e.g. "
+        "hnsw_m, wal_fsync). Address, port, data directory and replication identity "
+        "are set by the operator.",
+        factory=dict,
+        schema=_config_schema,
+        parser=_parse_config,
+    )
+    services: ServicesSpec = prop(doc="Client Services.", factory=ServicesSpec)
+    affinity: AffinitySpec = prop(doc="Scheduling.", factory=AffinitySpec)
+    pod_disruption_budget: PodDisruptionBudgetSpec = prop(
+        doc="Disruption budget.", factory=PodDisruptionBudgetSpec
+    )
+
+    def check(self, path: str) -> None:
+        """The CEL rules again, for resources that did not pass an API server check."""
+        repl = self.replication
+        if repl.mode == "sync" and repl.sync_replicas >= self.instances:
+            raise SpecError(
+                f"{path}.replication.syncReplicas: must be lower than instances "
+                f"({repl.sync_replicas} >= {self.instances}) in sync mode"
+            )
+
+
+# ---- status -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A condition in the Kubernetes convention."""
+
+    type: str = prop(doc="Ready, Progressing or Degraded.")
+    status: str = prop(doc="True, False or Unknown.", enum=("True", "False", "Unknown"))
+    reason: str | None = prop(None, doc="CamelCase reason.")
+    message: str | None = prop(None, doc="Human-readable detail.")
+    last_transition_time: str | None = prop(None, doc="When the status last changed.")
+    observed_generation: int | None = prop(None, doc="Generation the condition describes.")
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """What one instance reports."""
+
+    name: str = prop(doc="Pod name.")
+    role: str | None = prop(None, doc="primary, replica or fenced, as the data plane reports.")
+    ready: bool | None = prop(None, doc="The pod is Ready.")
+    phase: str | None = prop(None, doc="Pod phase (Missing when there is no pod).")
+    epoch: int | None = prop(None, doc="Replication epoch the instance is at.")
+    sequence: int | None = prop(None, doc="Last applied log sequence.")
+    lag_operations: int | None = prop(None, doc="Operations behind the primary (replicas).")
+    lag_ms: float | None = prop(None, doc="Milliseconds behind the primary (replicas).")
+    updated: bool | None = prop(None, doc="Runs the StatefulSet's current revision.")
+    message: str | None = prop(None, doc="Why the instance could not be observed.")
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """Observed state, written by the operator."""
+
+    phase: str | None = prop(None, doc="Setting up, Healthy, Degraded, Scaling, Upgrading, …")
+    phase_reason: str | None = prop(None, doc="Why the cluster is in this phase.")
+    observed_generation: int | None = prop(None, doc="Last spec generation acted upon.")
+    instances: int | None = prop(None, doc="Instances that have a pod.")
+    ready_instances: int | None = prop(None, doc="Instances whose pod is Ready.")
+    current_primary: str | None = prop(None, doc="The instance that is primary.")
+    target_primary: str | None = prop(
+        None, doc="The instance chosen to be primary; differs during a switchover."
+    )
+    epoch: int | None = prop(None, doc="Replication epoch of the current primary.")
+    selector: str | None = prop(None, doc="Label selector of the pods (scale subresource).")
+    write_service: str | None = prop(None, doc="Service for writes (the primary).")
+    read_service: str | None = prop(None, doc="Service for reads from replicas.")
+    instances_status: tuple[InstanceStatus, ...] | None = prop(
+        None, doc="Per-instance state.", list_map_keys=("name",)
+    )
+    conditions: tuple[Condition, ...] | None = prop(
+        None, doc="Ready, Progressing and Degraded.", list_map_keys=("type",)
+    )
+
+    def to_json(self) -> Json:
+        out = dump(self)
+        assert isinstance(out, dict)
+        return out
+
+
+# ---- the resource -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A parsed VectorizerCluster."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: ClusterSpec
+    status: ClusterStatus
+    deleting: bool = False
+
+    def owner_reference(self) -> Json:
+        return {
+            "apiVersion": naming.API_VERSION,
+            "kind": naming.KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def parse_status(raw: Any) -> ClusterStatus:
+    """The status as last written (unknown fields ignored).
+
+    A damaged status keeps at least the replication handshake fields, which the
+    operator must never forget: it is rewritten in full on the next reconcile.
+    """
+    raw = raw if isinstance(raw, dict) else {}
+    try:
+        return parse(ClusterStatus, raw, "status", strict=False)
+    except SpecError:
+        kept = {k: raw.get(k) for k in ("currentPrimary", "targetPrimary", "epoch")}
+        current, target, epoch = kept["currentPrimary"], kept["targetPrimary"], kept["epoch"]
+        return ClusterStatus(
+            current_primary=current if isinstance(current, str) else None,
+            target_primary=target if isinstance(target, str) else None,
+            epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
+        )
+
+
+def cluster_stub(body: Mapping[str, Any]) -> Cluster:
+    """Metadata and status only (default spec): for reporting on a spec that is invalid."""
+    meta = body.get("metadata") or {}
+    return Cluster(
+        name=str(meta.get("name") or ""),
+        namespace=str(meta.get("namespace") or "default"),
+        uid=str(meta.get("uid") or ""),
+        generation=int(meta.get("generation") or 0),
+        spec=ClusterSpec(),
+        status=parse_status(body.get("status")),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def parse_cluster(body: Mapping[str, Any]) -> Cluster:
+    """A VectorizerCluster from its JSON body; SpecError names the offending field."""
+    meta = body.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    if not name or len(name) > naming.MAX_NAME_LENGTH:
+        raise SpecError(f"metadata.name: must have 1 to {naming.MAX_NAME_LENGTH} characters")
+    return Cluster(
+        name=name,
+        namespace=str(meta.get("namespace") or "default"),
+        uid=str(meta.get("uid") or ""),
+        generation=int(meta.get("generation") or 0),
+        spec=parse(ClusterSpec, body.get("spec"), "spec"),
+        status=parse_status(body.get("status")),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )

@@ -1,0 +1,375 @@
+"""One reconcile of one VectorizerCluster: observe, decide, act, report.
+
+Level-based and idempotent: every pass starts from the API and the nodes, never from
+what the previous pass believed, so a restarted operator (or a second one taking
+over) simply continues. The steps, each short:
+
+1. read the resource (gone or being deleted: nothing to do, the garbage collector
+   removes the children; an invalid spec: report it, change nothing);
+2. observe the StatefulSet, pods, claims and every node's replication status;
+3. decide (pure functions): who is primary, how many pods, which pod rolls next;
+4. apply the children (server-side apply restores deleted or edited ones), then
+   act on the nodes, labels, claims and pods;
+5. write the status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from vectorizer_operator import naming
+from vectorizer_operator.builders import BuildOptions, absent_children, desired_children
+from vectorizer_operator.builders.statefulset import preserve_immutable
+from vectorizer_operator.dataplane_client import DataPlane, DataPlaneError
+from vectorizer_operator.model import Cluster, ClusterStatus, SpecError, cluster_stub, parse_cluster
+from vectorizer_operator.reconcile import status as status_mod
+from vectorizer_operator.reconcile.actions import (
+    Action,
+    DeletePod,
+    Fence,
+    Follow,
+    Promote,
+    RecordTargetPrimary,
+    ResizeClaim,
+    SetPodLabels,
+    describe,
+)
+from vectorizer_operator.reconcile.observe import (
+    ClaimView,
+    Instance,
+    Observation,
+    PodView,
+    StatefulSetView,
+    ordinals,
+    pod_views,
+)
+from vectorizer_operator.reconcile.plan import decide
+from vectorizer_operator.reconcile.ports import Json, Kube, KubeApiError
+from vectorizer_operator.schema import json_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    build: BuildOptions
+    pod_address: str = "ip"  # how the operator reaches a node: its pod IP, or its DNS name
+    max_catchup_lag: int = 100
+    switchover_timeout_s: float = 30.0
+    switchover_retry_s: float = 300.0
+    resync_s: float = 10.0
+    busy_resync_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """When to look again (None: the resource is gone)."""
+
+    requeue_after: float | None
+    phase: str | None = None
+
+
+@dataclass
+class _Memory:
+    """Per-cluster facts that are fine to lose on restart (timers of a switchover)."""
+
+    switchover: tuple[str, float] | None = None  # (target, since)
+    abandoned_at: float | None = None
+    last_spec_error: str | None = None
+    resize_warned: set[tuple[str, str]] = field(default_factory=set)
+
+
+@dataclass
+class _Pass:
+    """What one pass did, for the requeue decision and the status."""
+
+    acted: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_url(pod: PodView, cluster: Cluster, settings: ReconcileSettings) -> str:
+    if settings.pod_address == "dns" or not pod.ip:
+        return naming.advertise_url(
+            cluster.name, cluster.namespace, pod.name, settings.build.cluster_domain
+        )
+    host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
+    return f"http://{host}:{naming.HTTP_PORT}"
+
+
+def status_patch(status: ClusterStatus) -> Json:
+    """Every status field, with None for absent ones so the merge patch removes them."""
+    body = status.to_json()
+    for f in ClusterStatus.__dataclass_fields__.values():
+        body.setdefault(json_name(f), None)
+    return body
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        dataplane: DataPlane,
+        settings: ReconcileSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], str] = _now_iso,
+    ) -> None:
+        self.kube = kube
+        self.dataplane = dataplane
+        self.settings = settings
+        self.clock = clock
+        self.now = now
+        self._memory: dict[tuple[str, str], _Memory] = {}
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._memory.pop((namespace, name), None)
+
+    # ---- the pass --------------------------------------------------------------------
+
+    async def reconcile(self, namespace: str, name: str) -> Result:
+        body = await self.kube.get(naming.API_VERSION, naming.KIND, namespace, name)
+        if body is None:
+            self.forget(namespace, name)
+            return Result(None)
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return Result(None)  # the garbage collector deletes the children
+        memory = self._memory.setdefault((namespace, name), _Memory())
+        try:
+            cluster = parse_cluster(body)
+        except SpecError as err:
+            return await self._invalid(body, str(err), memory)
+        memory.last_spec_error = None
+        obs = await self._observe(cluster, memory)
+        return await self._converge(obs, memory)
+
+    async def _invalid(self, body: Json, message: str, memory: _Memory) -> Result:
+        stub = cluster_stub(body)
+        if memory.last_spec_error != message:
+            log.warning("%s/%s: invalid spec: %s", stub.namespace, stub.name, message)
+            await self._event(stub, "Warning", "InvalidSpec", message)
+            memory.last_spec_error = message
+        status = status_mod.failed_status(stub, message, now=self.now())
+        await self._write_status(stub, status)
+        return Result(self.settings.resync_s, status_mod.FAILED)
+
+    # ---- observe ---------------------------------------------------------------------
+
+    async def _observe(self, cluster: Cluster, memory: _Memory) -> Observation:
+        ns, selector = cluster.namespace, naming.label_selector(cluster.name)
+        sts_raw, pods_raw, claims_raw = await asyncio.gather(
+            self.kube.get("apps/v1", "StatefulSet", ns, naming.statefulset(cluster.name)),
+            self.kube.list("v1", "Pod", ns, selector),
+            self.kube.list("v1", "PersistentVolumeClaim", ns, selector),
+        )
+        sts = StatefulSetView.from_json(sts_raw)
+        pods = pod_views(cluster, pods_raw)
+        by_ordinal = {p.ordinal: p for p in pods}
+        instances = await asyncio.gather(
+            *(self._instance(cluster, n, by_ordinal.get(n)) for n in ordinals(cluster, sts, pods))
+        )
+        status = cluster.status
+        now = self.clock()
+        switching = status.target_primary not in (None, status.current_primary)
+        if switching and status.current_primary is not None:
+            if memory.switchover is None or memory.switchover[0] != status.target_primary:
+                memory.switchover = (str(status.target_primary), now)
+        else:
+            memory.switchover = None
+        elapsed = now - memory.switchover[1] if memory.switchover else 0.0
+        allowed = (
+            memory.abandoned_at is None
+            or now - memory.abandoned_at > self.settings.switchover_retry_s
+        )
+        return Observation(
+            cluster=cluster,
+            statefulset=sts,
+            instances=tuple(instances),
+            claims=tuple(ClaimView.from_json(c) for c in claims_raw),
+            cluster_domain=self.settings.build.cluster_domain,
+            switchover_elapsed_s=elapsed,
+            switchover_allowed=allowed,
+        )
+
+    async def _instance(self, cluster: Cluster, ordinal: int, pod: PodView | None) -> Instance:
+        name = naming.pod(cluster.name, ordinal)
+        if pod is None or not pod.running:
+            return Instance(name, ordinal, pod)
+        try:
+            node = await self.dataplane.status(node_url(pod, cluster, self.settings))
+        except DataPlaneError as err:
+            return Instance(name, ordinal, pod, error=str(err))
+        return Instance(name, ordinal, pod, node)
+
+    # ---- decide and act --------------------------------------------------------------
+
+    async def _converge(self, obs: Observation, memory: _Memory) -> Result:
+        s = self.settings
+        cluster = obs.cluster
+        plan = decide(obs, max_lag=s.max_catchup_lag, switchover_timeout_s=s.switchover_timeout_s)
+        done = _Pass()
+        applied = await self._apply_children(obs, plan.scale.replicas, done)
+        # A new StatefulSet generation without a scale: the pod template changed, and the
+        # pods are now outdated, though the observation (taken before) cannot show it.
+        new_template = (
+            obs.statefulset is not None
+            and applied is not None
+            and int(applied.get("metadata", {}).get("generation") or 0) > obs.statefulset.generation
+            and plan.scale.replicas == obs.statefulset.replicas
+        )
+        done.acted = done.acted or new_template
+        generation = cluster.generation if not done.errors else cluster.status.observed_generation
+        await self._run(obs, plan.replication.actions, done, memory)
+        if plan.replication.aborted_switchover:
+            memory.abandoned_at = self.clock()
+            await self._event(cluster, "Warning", "SwitchoverAbandoned", plan.replication.reason)
+        if plan.start_switchover is not None:
+            target = plan.start_switchover.instance
+            await self._event(cluster, "Normal", "Switchover", f"moving the primary to {target}")
+            await self._run(obs, [plan.start_switchover], done, memory)
+        await self._run(obs, plan.labels, done, memory)
+        await self._resize(obs, plan.resizes, memory)
+        if plan.delete is not None:
+            await self._run(obs, [plan.delete], done, memory)
+        phase = status_mod.choose_phase(obs, plan.topology, plan.scale, plan.rollout)
+        if new_template and phase.name in (status_mod.HEALTHY, status_mod.DEGRADED):
+            phase = status_mod.Phase(status_mod.UPGRADING, "rolling out a new pod template")
+        if done.errors and phase.name == status_mod.HEALTHY:
+            phase = status_mod.Phase(status_mod.DEGRADED, "; ".join(done.errors))
+        status = status_mod.build_status(
+            obs, plan.topology, phase, now=self.now(), observed_generation=generation
+        )
+        await self._write_status(cluster, status)
+        busy = done.acted or done.errors or phase.name != status_mod.HEALTHY
+        return Result(s.busy_resync_s if busy else s.resync_s, phase.name)
+
+    async def _apply_children(self, obs: Observation, replicas: int, done: _Pass) -> Json | None:
+        """Apply every child; returns the StatefulSet as applied (None if that failed)."""
+        cluster = obs.cluster
+        sts_live: Json | None = None
+        sts_applied: Json | None = None
+        for manifest in desired_children(cluster, self.settings.build, replicas=replicas):
+            if manifest["kind"] == "StatefulSet":
+                sts_live = sts_live or await self.kube.get(
+                    "apps/v1", "StatefulSet", cluster.namespace, manifest["metadata"]["name"]
+                )
+                manifest = preserve_immutable(manifest, sts_live)
+            try:
+                result = await self.kube.apply(manifest)
+                if manifest["kind"] == "StatefulSet":
+                    sts_applied = result
+            except KubeApiError as err:
+                what = f"{manifest['kind']} {manifest['metadata']['name']}"
+                log.error(
+                    "%s/%s: applying %s failed: %s", cluster.namespace, cluster.name, what, err
+                )
+                done.errors.append(f"cannot apply {what}: {err}")
+        for ref in absent_children(cluster):
+            live = await self.kube.get(ref.api_version, ref.kind, cluster.namespace, ref.name)
+            owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
+            if live and any(o.get("uid") == cluster.uid for o in owners):
+                await self.kube.delete(ref.api_version, ref.kind, cluster.namespace, ref.name)
+                done.acted = True
+        return sts_applied
+
+    async def _resize(
+        self, obs: Observation, resizes: Sequence[ResizeClaim], memory: _Memory
+    ) -> None:
+        """Grow claims; a refusal (e.g. a class without expansion) is a warning, not an outage."""
+        for action in resizes:
+            try:
+                await self._act(obs, action, memory)
+            except KubeApiError as err:
+                key = (action.claim, action.size)
+                if key not in memory.resize_warned:
+                    memory.resize_warned.add(key)
+                    message = f"cannot {describe(action)}: {err}"
+                    log.warning("%s/%s: %s", obs.cluster.namespace, obs.cluster.name, message)
+                    await self._event(obs.cluster, "Warning", "ResizeFailed", message)
+
+    async def _run(
+        self,
+        obs: Observation,
+        actions: Sequence[Action],
+        done: _Pass,
+        memory: _Memory,
+    ) -> None:
+        for action in actions:
+            try:
+                await self._act(obs, action, memory)
+                done.acted = True
+            except (DataPlaneError, KubeApiError) as err:
+                message = f"cannot {describe(action)}: {err}"
+                log.warning("%s/%s: %s", obs.cluster.namespace, obs.cluster.name, message)
+                done.errors.append(message)
+                if isinstance(action, RecordTargetPrimary):
+                    return  # never act on a decision that was not recorded
+
+    async def _act(self, obs: Observation, action: Action, memory: _Memory) -> None:
+        cluster = obs.cluster
+        ns = cluster.namespace
+
+        def url(name: str) -> str:
+            inst = obs.instance(name)
+            if inst is None or inst.pod is None:
+                raise DataPlaneError(f"{name} has no pod")
+            return node_url(inst.pod, cluster, self.settings)
+
+        match action:
+            case RecordTargetPrimary(instance=target):
+                await self.kube.patch_status(
+                    naming.API_VERSION, naming.KIND, ns, cluster.name, {"targetPrimary": target}
+                )
+            case Promote(instance=name, epoch=epoch):
+                await self.dataplane.promote(url(name), epoch)
+                await self._event(
+                    cluster, "Normal", "Promoted", f"{name} is primary at epoch {epoch}"
+                )
+            case Follow(instance=name, primary=primary, primary_url=primary_url, epoch=epoch):
+                await self.dataplane.follow(url(name), primary_url, epoch)
+                await self._event(cluster, "Normal", "Following", f"{name} follows {primary}")
+            case Fence(instance=name, epoch=epoch):
+                await self.dataplane.fence(url(name), epoch)
+                if memory.switchover is not None and name == cluster.status.current_primary:
+                    memory.switchover = (memory.switchover[0], self.clock())  # catch-up clock
+                await self._event(cluster, "Normal", "Fenced", f"{name} takes no more writes")
+            case SetPodLabels(pod=pod, labels=labels):
+                await self.kube.patch("v1", "Pod", ns, pod, {"metadata": {"labels": dict(labels)}})
+            case ResizeClaim(claim=claim, size=size):
+                patch = {"spec": {"resources": {"requests": {"storage": size}}}}
+                await self.kube.patch("v1", "PersistentVolumeClaim", ns, claim, patch)
+                await self._event(cluster, "Normal", "ResizingClaim", f"{claim} to {size}")
+            case DeletePod(pod=pod, reason=reason):
+                inst = obs.instance(pod)
+                uid = inst.pod.uid if inst is not None and inst.pod is not None else None
+                # The uid precondition: never delete a pod recreated since we looked.
+                await self.kube.delete("v1", "Pod", ns, pod, uid=uid)
+                await self._event(cluster, "Normal", "RollingUpdate", f"deleted {pod}: {reason}")
+
+    # ---- report ----------------------------------------------------------------------
+
+    async def _write_status(self, cluster: Cluster, status: ClusterStatus) -> None:
+        await self.kube.patch_status(
+            naming.API_VERSION, naming.KIND, cluster.namespace, cluster.name, status_patch(status)
+        )
+
+    async def _event(self, cluster: Cluster, type_: str, reason: str, message: str) -> None:
+        ref = {
+            "apiVersion": naming.API_VERSION,
+            "kind": naming.KIND,
+            "name": cluster.name,
+            "namespace": cluster.namespace,
+            "uid": cluster.uid,
+        }
+        try:
+            await self.kube.emit_event(ref, type_, reason, message)
+        except KubeApiError as err:  # events are best effort
+            log.debug("event %s not recorded: %s", reason, err)

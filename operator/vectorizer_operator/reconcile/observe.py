@@ -1,0 +1,171 @@
+"""What the reconciler sees: pods, the StatefulSet, claims, and what each node reports.
+
+Plain frozen dataclasses, built from API JSON by pure functions; the decisions in this
+package take an ``Observation`` and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vectorizer_operator import naming
+from vectorizer_operator.dataplane_client import NodeStatus
+from vectorizer_operator.model import Cluster
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    ordinal: int
+    ip: str | None
+    phase: str
+    ready: bool
+    terminating: bool
+    labels: Mapping[str, str]
+    revision: str | None
+    uid: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.phase == "Running" and not self.terminating and bool(self.ip)
+
+    @classmethod
+    def from_json(cls, cluster: str, raw: Json) -> PodView | None:
+        meta, status = raw.get("metadata") or {}, raw.get("status") or {}
+        name = str(meta.get("name") or "")
+        ordinal = naming.ordinal(cluster, name)
+        if ordinal is None:
+            return None
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or ()
+        )
+        labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+        return cls(
+            name=name,
+            ordinal=ordinal,
+            ip=status.get("podIP") or None,
+            phase=str(status.get("phase") or "Pending"),
+            ready=ready,
+            terminating=bool(meta.get("deletionTimestamp")),
+            labels=labels,
+            revision=labels.get(naming.LABEL_REVISION),
+            uid=meta.get("uid") or None,
+        )
+
+
+@dataclass(frozen=True)
+class StatefulSetView:
+    replicas: int
+    generation: int
+    observed_generation: int
+    update_revision: str | None
+    current_revision: str | None
+
+    @property
+    def settled(self) -> bool:
+        """The controller has seen the latest template (its updateRevision is current)."""
+        return self.observed_generation >= self.generation
+
+    @classmethod
+    def from_json(cls, raw: Json | None) -> StatefulSetView | None:
+        if not raw:
+            return None
+        meta, spec, status = (
+            raw.get("metadata") or {},
+            raw.get("spec") or {},
+            raw.get("status") or {},
+        )
+        return cls(
+            replicas=int(spec.get("replicas", 1)),
+            generation=int(meta.get("generation") or 0),
+            observed_generation=int(status.get("observedGeneration") or 0),
+            update_revision=status.get("updateRevision") or None,
+            current_revision=status.get("currentRevision") or None,
+        )
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    name: str
+    requested: str | None
+    bound: bool = True
+
+    @classmethod
+    def from_json(cls, raw: Json) -> ClaimView:
+        spec = raw.get("spec") or {}
+        requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+        bound = (raw.get("status") or {}).get("phase") == "Bound"
+        return cls(str((raw.get("metadata") or {}).get("name")), requested, bound)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One ordinal: its pod (if any) and what its data plane said (if it answered)."""
+
+    name: str
+    ordinal: int
+    pod: PodView | None = None
+    node: NodeStatus | None = None
+    error: str | None = None
+
+    @property
+    def role(self) -> str | None:
+        return self.node.role if self.node else None
+
+    @property
+    def serving(self) -> bool:
+        """The pod is up and Ready and its data plane answers."""
+        return (
+            self.pod is not None and self.pod.running and self.pod.ready and self.node is not None
+        )
+
+
+@dataclass(frozen=True)
+class Observation:
+    cluster: Cluster
+    statefulset: StatefulSetView | None
+    instances: tuple[Instance, ...]
+    claims: tuple[ClaimView, ...] = ()
+    cluster_domain: str = "cluster.local"
+    # Seconds since the current switchover fenced the old primary (operator memory).
+    switchover_elapsed_s: float = 0.0
+    # False right after a switchover was aborted, so writes are not paused again at once.
+    switchover_allowed: bool = True
+
+    def instance(self, name: str | None) -> Instance | None:
+        return next((i for i in self.instances if i.name == name), None) if name else None
+
+    def url(self, name: str) -> str:
+        """The URL other nodes use to reach ``name`` (its advertised, stable DNS URL)."""
+        c = self.cluster
+        return naming.advertise_url(c.name, c.namespace, name, self.cluster_domain)
+
+    @property
+    def desired(self) -> int:
+        return self.cluster.spec.instances
+
+    @property
+    def members(self) -> tuple[Instance, ...]:
+        """Instances the StatefulSet currently wants (ordinal below its replicas)."""
+        limit = self.statefulset.replicas if self.statefulset else self.desired
+        return tuple(i for i in self.instances if i.ordinal < limit)
+
+
+def ordinals(cluster: Cluster, sts: StatefulSetView | None, pods: Sequence[PodView]) -> list[int]:
+    """Every ordinal worth looking at: wanted by the spec or the StatefulSet, or with a pod."""
+    upto = max(cluster.spec.instances, sts.replicas if sts else 0)
+    return sorted(set(range(upto)) | {p.ordinal for p in pods})
+
+
+def pod_views(cluster: Cluster, pods: Sequence[Json]) -> list[PodView]:
+    views = [PodView.from_json(cluster.name, p) for p in pods]
+    return sorted((v for v in views if v is not None), key=lambda v: v.ordinal)
+
+
+def same_url(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and str(a).rstrip("/") == str(b).rstrip("/")

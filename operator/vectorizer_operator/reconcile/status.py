@@ -1,0 +1,211 @@
+"""The status we write: phase with its reason, conditions, and per-instance state.
+
+The phase says what the operator is doing or what is wrong, in that order of
+precedence: Setting up, Switchover, Scaling, Upgrading, Degraded, Healthy (and Failed
+for a spec that cannot be acted upon). Conditions follow the phase:
+
+- Ready: True only when Healthy;
+- Progressing: True while setting up, scaling, upgrading or switching over;
+- Degraded: True when some instance or the primary does not serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vectorizer_operator import naming
+from vectorizer_operator.model import Cluster, ClusterStatus, Condition, InstanceStatus
+from vectorizer_operator.reconcile.observe import Instance, Observation, same_url
+from vectorizer_operator.reconcile.replication import State, Topology
+from vectorizer_operator.reconcile.rolling import RolloutPlan, is_outdated
+from vectorizer_operator.reconcile.scaling import ScalePlan
+
+SETTING_UP = "Setting up"
+HEALTHY = "Healthy"
+DEGRADED = "Degraded"
+SCALING = "Scaling"
+UPGRADING = "Upgrading"
+SWITCHOVER = "Switchover"
+FAILED = "Failed"
+
+PROGRESSING_PHASES = frozenset({SETTING_UP, SCALING, UPGRADING, SWITCHOVER})
+_REASONS = {
+    SETTING_UP: "SettingUp",
+    HEALTHY: "ClusterHealthy",
+    DEGRADED: "ClusterDegraded",
+    SCALING: "Scaling",
+    UPGRADING: "RollingUpdate",
+    SWITCHOVER: "Switchover",
+    FAILED: "InvalidSpec",
+}
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    reason: str | None = None
+
+
+def outdated_instances(obs: Observation) -> list[str]:
+    sts = obs.statefulset
+    if sts is None or not sts.update_revision:
+        return []
+    return [i.name for i in obs.members if is_outdated(i, sts.update_revision)]
+
+
+def _not_serving(obs: Observation) -> list[str]:
+    return [i.name for i in obs.instances if i.ordinal < obs.desired and not i.serving]
+
+
+def _not_following(obs: Observation, primary: str | None) -> list[str]:
+    """Wanted replicas that do not stream from the primary (lag alone is not counted)."""
+    if primary is None:
+        return []
+    url = obs.url(primary)
+    out = []
+    for i in obs.instances:
+        if i.ordinal >= obs.desired or i.name == primary or i.node is None:
+            continue
+        n = i.node
+        if n.role != naming.ROLE_REPLICA or not same_url(n.primary, url) or n.connected is False:
+            out.append(i.name)
+    return out
+
+
+def choose_phase(
+    obs: Observation, topo: Topology, scale: ScalePlan, rollout: RolloutPlan | None
+) -> Phase:
+    if topo.state is State.SETTING_UP:
+        return Phase(SETTING_UP, topo.reason)
+    if topo.state is State.SWITCHOVER:
+        return Phase(SWITCHOVER, topo.reason)
+    previous = obs.cluster.status.phase
+    outdated = outdated_instances(obs)
+    if topo.state is State.DEGRADED:
+        primary = obs.instance(topo.current_primary)
+        restarting = primary is not None and primary.pod is not None
+        if previous == UPGRADING and (outdated or restarting):
+            # The primary restarting in place on the new revision: expected, not a fault.
+            return Phase(UPGRADING, topo.reason)
+        return Phase(DEGRADED, topo.reason)
+    sts = obs.statefulset
+    extra = [i.name for i in obs.instances if i.ordinal >= obs.desired and i.pod is not None]
+    pending = sorted(set(_not_serving(obs)) | set(_not_following(obs, topo.current_primary)))
+    waiting = f"waiting for {', '.join(pending)} to be ready and follow the primary"
+    if scale.scaling(obs) or (sts is not None and sts.replicas != obs.desired) or extra:
+        return Phase(SCALING, scale.waiting or f"scaling to {obs.desired} instances")
+    if pending and previous in (None, SETTING_UP, SCALING, UPGRADING):
+        return Phase(previous or SETTING_UP, waiting)
+    if outdated:
+        reason = rollout.waiting if rollout and rollout.waiting else None
+        return Phase(
+            UPGRADING, reason or f"{len(outdated)} instance(s) to update: {', '.join(outdated)}"
+        )
+    if pending:
+        return Phase(DEGRADED, waiting)
+    return Phase(HEALTHY, topo.reason or None)
+
+
+def _condition(
+    previous: Sequence[Condition],
+    kind: str,
+    true: bool,
+    reason: str,
+    message: str | None,
+    generation: int,
+    now: str,
+) -> Condition:
+    status = "True" if true else "False"
+    old = next((c for c in previous if c.type == kind), None)
+    since = (
+        old.last_transition_time
+        if old and old.status == status and old.last_transition_time
+        else now
+    )
+    return Condition(kind, status, reason, message or None, since, generation)
+
+
+def conditions(cluster: Cluster, phase: Phase, now: str) -> tuple[Condition, ...]:
+    previous = cluster.status.conditions or ()
+    reason = _REASONS.get(phase.name, "Unknown")
+    gen = cluster.generation
+    progressing = phase.name in PROGRESSING_PHASES
+    degraded = phase.name in (DEGRADED, FAILED)
+    return (
+        _condition(previous, "Ready", phase.name == HEALTHY, reason, phase.reason, gen, now),
+        _condition(previous, "Progressing", progressing, reason, phase.reason, gen, now),
+        _condition(previous, "Degraded", degraded, reason, phase.reason, gen, now),
+    )
+
+
+def instance_status(inst: Instance, update_revision: str | None) -> InstanceStatus:
+    pod, node = inst.pod, inst.node
+    if pod is None:
+        phase = "Missing"
+    elif pod.terminating:
+        phase = "Terminating"
+    else:
+        phase = pod.phase
+    updated = None
+    if pod is not None and pod.revision and update_revision:
+        updated = pod.revision == update_revision
+    return InstanceStatus(
+        name=inst.name,
+        role=node.role if node else None,
+        ready=pod.ready if pod else False,
+        phase=phase,
+        epoch=node.epoch if node else None,
+        sequence=node.sequence if node else None,
+        lag_operations=node.lag_operations if node else None,
+        lag_ms=node.lag_ms if node else None,
+        updated=updated,
+        message=inst.error,
+    )
+
+
+def build_status(
+    obs: Observation, topo: Topology, phase: Phase, *, now: str, observed_generation: int | None
+) -> ClusterStatus:
+    cluster = obs.cluster
+    sts = obs.statefulset
+    members = [i for i in obs.instances if i.pod is not None]
+    ready = [i for i in members if i.pod is not None and i.pod.ready]
+    return ClusterStatus(
+        phase=phase.name,
+        phase_reason=phase.reason,
+        observed_generation=observed_generation,
+        instances=len(members),
+        ready_instances=len(ready),
+        current_primary=topo.current_primary,
+        target_primary=topo.target_primary,
+        epoch=topo.epoch or cluster.status.epoch,
+        selector=naming.label_selector(cluster.name),
+        write_service=naming.rw_service(cluster.name),
+        read_service=naming.ro_service(cluster.name),
+        instances_status=tuple(
+            instance_status(i, sts.update_revision if sts else None) for i in obs.instances
+        ),
+        conditions=conditions(cluster, phase, now),
+    )
+
+
+def failed_status(cluster: Cluster, message: str, *, now: str) -> ClusterStatus:
+    """An invalid spec: nothing is changed; the replication fields are kept as they were."""
+    phase = Phase(FAILED, message)
+    old = cluster.status
+    return ClusterStatus(
+        phase=FAILED,
+        phase_reason=message,
+        observed_generation=old.observed_generation,
+        instances=old.instances,
+        ready_instances=old.ready_instances,
+        current_primary=old.current_primary,
+        target_primary=old.target_primary,
+        epoch=old.epoch,
+        selector=naming.label_selector(cluster.name),
+        write_service=naming.rw_service(cluster.name),
+        read_service=naming.ro_service(cluster.name),
+        instances_status=old.instances_status,
+        conditions=conditions(cluster, phase, now),
+    )

@@ -1,0 +1,124 @@
+"""Everything the running operator holds: clients, reconciler, loop, leader election.
+
+Built by the kopf startup handler, kept in kopf's ``memo``, stopped at cleanup. It has
+no kopf imports, so tests start it with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vectorizer_operator.builders import BuildOptions
+from vectorizer_operator.dataplane_client import DataPlane, ReplicationClient
+from vectorizer_operator.kube import KubeClient
+from vectorizer_operator.leader import ElectionSettings, LeaderElector, LeaseStore
+from vectorizer_operator.loop import ClusterLoop, Key
+from vectorizer_operator.reconcile.cluster import Reconciler, ReconcileSettings
+from vectorizer_operator.reconcile.ports import Kube
+from vectorizer_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+class OperatorUnhealthy(Exception):
+    """Raised by the liveness probe when a background task has died."""
+
+
+def reconcile_settings(settings: OperatorSettings) -> ReconcileSettings:
+    return ReconcileSettings(
+        build=BuildOptions(
+            default_image=settings.default_image, cluster_domain=settings.cluster_domain
+        ),
+        pod_address=settings.pod_address,
+        max_catchup_lag=settings.max_catchup_lag,
+        switchover_timeout_s=settings.switchover_timeout_s,
+        resync_s=settings.resync_s,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    loop: ClusterLoop
+    elector: LeaderElector | None
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        settings: OperatorSettings,
+        keys: Callable[[], Iterable[Key]],
+        *,
+        kube: Kube,
+        dataplane: DataPlane,
+        leases: LeaseStore | None = None,
+    ) -> Runtime:
+        reconciler = Reconciler(kube, dataplane, reconcile_settings(settings))
+        elector: LeaderElector | None = None
+        if not settings.standalone and leases is not None:
+            elector = LeaderElector(
+                leases,
+                ElectionSettings(
+                    name=settings.peering_name,
+                    namespace=settings.lease_namespace,
+                    identity=settings.identity,
+                    lease_duration_s=settings.lease_duration_s,
+                ),
+            )
+        is_leader = (lambda: True) if elector is None else (lambda: elector.is_leader)
+        loop = ClusterLoop(reconciler.reconcile, keys=keys, is_leader=is_leader)
+        if elector is not None:
+            elector.on_elected = loop.wake_all
+        return cls(settings, loop, elector)
+
+    @classmethod
+    async def connect(
+        cls, settings: OperatorSettings, keys: Callable[[], Iterable[Key]]
+    ) -> Runtime:
+        """The real thing: API client, data-plane client, then start."""
+        kube = await KubeClient.connect(identity=settings.identity)
+        dataplane = ReplicationClient(timeout=settings.dataplane_timeout_s)
+        runtime = cls.build(settings, keys, kube=kube, dataplane=dataplane, leases=kube)
+        runtime.closers += [dataplane.close, kube.close]
+        runtime.start()
+        return runtime
+
+    def start(self) -> None:
+        if self.elector is not None:
+            self.tasks.append(asyncio.create_task(self.elector.run(), name="leader election"))
+        self.tasks.append(asyncio.create_task(self.loop.run(), name="reconcile loop"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        if self.elector is not None:
+            await self.elector.release()
+        for close in self.closers:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+    def wake(self, namespace: str | None, name: str | None) -> None:
+        if namespace and name:
+            self.loop.wake(namespace, name)
+
+    def health(self) -> dict[str, Any]:
+        for task in self.tasks:
+            if task.done():
+                raise OperatorUnhealthy(f"{task.get_name()} stopped")
+        leader = True if self.elector is None else self.elector.is_leader
+        return {
+            "leader": leader,
+            "holder": None if self.elector is None else self.elector.holder,
+            "passes": self.loop.passes,
+        }

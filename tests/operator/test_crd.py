@@ -1,0 +1,158 @@
+"""The CRD is generated from the model; the committed copies and the samples agree with it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.operator.fakes import Sim
+from vectorizer_operator import crd, model, naming
+from vectorizer_operator.model import parse_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = sorted((ROOT / "samples").glob("*.yaml"))
+
+
+def schema() -> dict[str, Any]:
+    return crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+@pytest.mark.parametrize("path", crd.OUTPUTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_committed_crd_is_the_generated_one(path: Path) -> None:
+    assert path.read_text() == crd.render(), (
+        f"{path} is stale: run `python -m vectorizer_operator.crd --write`"
+    )
+
+
+def test_check_mode_reports_freshness(capsys: pytest.CaptureFixture[str]) -> None:
+    assert crd.main(["--check"]) == 0
+    assert crd.main([]) == 0
+    assert capsys.readouterr().out == crd.render()
+
+
+def test_check_mode_fails_on_a_stale_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / "crd.yaml"
+    stale.write_text("old")
+    monkeypatch.setattr(crd, "OUTPUTS", (stale,))
+    assert crd.main(["--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert crd.main(["--write"]) == 0 and stale.read_text() == crd.render()
+
+
+def test_crd_identity() -> None:
+    doc = crd.build()
+    spec = doc["spec"]
+    assert doc["metadata"]["name"] == "vectorizerclusters.vectorizer.io"
+    assert spec["group"] == "vectorizer.io" and spec["scope"] == "Namespaced"
+    assert spec["names"]["kind"] == "VectorizerCluster"
+    assert spec["names"]["shortNames"] == ["vzc"]
+    version = spec["versions"][0]
+    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+    assert version["subresources"]["status"] == {}
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.instances",
+        "statusReplicasPath": ".status.instances",
+        "labelSelectorPath": ".status.selector",
+    }
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns["Phase"] == ".status.phase"
+    assert columns["Primary"] == ".status.currentPrimary"
+    assert columns["Ready"] == ".status.readyInstances"
+    assert columns["Age"] == ".metadata.creationTimestamp"
+
+
+def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        out.append((path, node))
+        for key in ("properties",):
+            for name, sub in (node.get(key) or {}).items():
+                out += _walk(sub, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            out += _walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            out += _walk(node["additionalProperties"], f"{path}{{}}")
+    return out
+
+
+def test_schema_is_structural() -> None:
+    """Every node has a type (or is int-or-string); properties and additionalProperties
+    never meet; every default is valid against its own schema."""
+    for path, node in _walk(schema()):
+        assert "type" in node or node.get("x-kubernetes-int-or-string"), path
+        assert not ("properties" in node and "additionalProperties" in node), path
+        if "default" in node:
+            jsonschema.validate(node["default"], _plain(node))
+
+
+def test_status_fields_are_in_the_schema() -> None:
+    status_props = schema()["properties"]["status"]["properties"]
+    names = {
+        "phase",
+        "phaseReason",
+        "conditions",
+        "observedGeneration",
+        "instances",
+        "readyInstances",
+        "currentPrimary",
+        "targetPrimary",
+        "epoch",
+        "instancesStatus",
+        "selector",
+    }
+    assert names <= set(status_props)
+
+
+def test_config_schema_follows_the_data_plane_settings() -> None:
+    config = schema()["properties"]["spec"]["properties"]["config"]["properties"]
+    assert set(config) == set(model.configurable_settings())
+    assert config["hnsw_m"]["type"] == "integer"
+    assert config["snapshot_on_shutdown"]["type"] == "boolean"
+
+
+def test_name_rule_matches_naming() -> None:
+    rules = schema()["x-kubernetes-validations"]
+    assert str(naming.MAX_NAME_LENGTH) in rules[0]["rule"]
+
+
+def _plain(node: Any) -> Any:
+    """An OpenAPI schema as plain JSON Schema (drop the Kubernetes extensions)."""
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_samples_validate_and_parse(path: Path) -> None:
+    body = yaml.safe_load(path.read_text())
+    jsonschema.validate(body, _plain(schema()))
+    body["metadata"].setdefault("namespace", "default")
+    cluster = parse_cluster(body)
+    assert cluster.spec.instances >= 1
+
+
+def test_there_are_a_minimal_and_a_production_sample() -> None:
+    names = {p.name for p in SAMPLES}
+    assert {"minimal.yaml", "production.yaml"} <= names
+    prod = parse_cluster({**yaml.safe_load((ROOT / "samples" / "production.yaml").read_text())})
+    assert prod.spec.replication.mode == "sync"
+    assert prod.spec.affinity.pod_anti_affinity_type == "required"
+
+
+def test_status_we_write_validates_against_the_schema() -> None:
+    async def run() -> dict[str, Any]:
+        sim = Sim(instances=3)
+        await sim.settle()
+        return sim.status
+
+    status = asyncio.run(run())
+    jsonschema.validate(status, _plain(schema()["properties"]["status"]))

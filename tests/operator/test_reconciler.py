@@ -1,0 +1,354 @@
+"""The reconcile pass end to end against the in-memory API server and nodes (fakes.Sim)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.operator.fakes import NS, Sim
+from vectorizer_operator import naming
+from vectorizer_operator.dataplane_client import DataPlaneError
+from vectorizer_operator.reconcile.ports import KubeApiError
+
+CHILDREN = [
+    ("v1", "ServiceAccount", "vz"),
+    ("v1", "ConfigMap", "vz-config"),
+    ("v1", "Service", "vz-headless"),
+    ("v1", "Service", "vz-rw"),
+    ("v1", "Service", "vz-ro"),
+    ("v1", "Service", "vz-r"),
+    ("apps/v1", "StatefulSet", "vz"),
+    ("policy/v1", "PodDisruptionBudget", "vz"),
+]
+
+
+async def test_bootstrap_promotes_the_first_instance_and_the_others_follow() -> None:
+    sim = Sim(instances=3)
+    status = await sim.settle()
+    assert status["phase"] == "Healthy"
+    assert (status["currentPrimary"], status["targetPrimary"], status["epoch"]) == (
+        "vz-0",
+        "vz-0",
+        1,
+    )
+    assert (status["instances"], status["readyInstances"]) == (3, 3)
+    assert status["observedGeneration"] == 1
+    assert status["writeService"] == "vz-rw" and status["readService"] == "vz-ro"
+    assert sim.dp.of("promote") == [("vz-0", 1)]
+    assert sorted(sim.dp.of("follow")) == [("vz-1", sim.url(0)), ("vz-2", sim.url(0))]
+    assert sim.role_labels() == {"vz-0": "primary", "vz-1": "replica", "vz-2": "replica"}
+    assert {p["metadata"]["labels"][naming.LABEL_POD_INSTANCE] for p in sim.pods()} == {
+        "vz-0",
+        "vz-1",
+        "vz-2",
+    }
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Ready": "True", "Progressing": "False", "Degraded": "False"}
+    assert ("Normal", "Promoted", "vz-0 is primary at epoch 1") in sim.kube.events
+
+
+async def test_every_child_exists_and_is_owned() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    for api, kind, name in CHILDREN:
+        obj = sim.kube.find(api, kind, name)
+        assert obj is not None, (kind, name)
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-vz"
+
+
+async def test_a_healthy_cluster_is_left_alone() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    versions = {k: o["metadata"]["resourceVersion"] for k, o in sim.kube.objects.items()}
+    calls = len(sim.dp.calls)
+    result = await sim.step()
+    assert result.phase == "Healthy" and result.requeue_after == sim.settings.resync_s
+    assert {k: o["metadata"]["resourceVersion"] for k, o in sim.kube.objects.items()} == versions
+    assert len(sim.dp.calls) == calls
+
+
+@pytest.mark.parametrize(("api", "kind", "name"), CHILDREN)
+async def test_a_deleted_child_is_restored(api: str, kind: str, name: str) -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    before = sim.kube.find(api, kind, name)
+    del sim.kube.objects[(api, kind, NS, name)]
+    await sim.step()
+    restored = sim.kube.find(api, kind, name)
+    assert restored is not None
+    assert restored.get("spec") == (before or {}).get("spec")
+
+
+async def test_an_edited_child_is_restored() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    svc = sim.kube.find("v1", "Service", "vz-rw")
+    assert svc is not None
+    svc["spec"]["selector"] = {"app": "something-else"}
+    cm = sim.kube.find("v1", "ConfigMap", "vz-config")
+    assert cm is not None
+    cm["data"] = {"VECTORIZER_HNSW_M": "2"}
+    await sim.step()
+    assert sim.kube.find("v1", "Service", "vz-rw")["spec"]["selector"] == naming.role_selector(
+        "vz", "primary"
+    )  # type: ignore[index]
+    assert sim.kube.find("v1", "ConfigMap", "vz-config")["data"] == {}  # type: ignore[index]
+
+
+async def test_a_wrong_role_label_is_corrected() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    pod = sim.pod(2)
+    assert pod is not None
+    pod["metadata"]["labels"][naming.LABEL_ROLE] = "primary"
+    del sim.pod(1)["metadata"]["labels"][naming.LABEL_ROLE]  # type: ignore[index]
+    await sim.step()
+    assert sim.role_labels() == {"vz-0": "primary", "vz-1": "replica", "vz-2": "replica"}
+
+
+async def test_resumes_after_an_operator_restart() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.reconciler = sim.new_reconciler()
+    status = await sim.settle()
+    assert status["currentPrimary"] == "vz-0" and sim.dp.of("promote") == [("vz-0", 1)]
+
+
+async def test_a_restart_between_recording_and_promoting_keeps_the_decision() -> None:
+    sim = Sim(instances=2)
+    await sim.step()  # creates the children; the pods appear
+    original = sim.dp.promote
+
+    async def crash(url: str, epoch: int) -> None:
+        raise DataPlaneError("operator died here")
+
+    sim.dp.promote = crash  # type: ignore[method-assign]
+    await sim.step()
+    assert sim.status["targetPrimary"] == "vz-0" and "currentPrimary" not in sim.status
+    sim.dp.promote = original  # type: ignore[method-assign]
+    sim.reconciler = sim.new_reconciler()
+    status = await sim.settle()
+    assert status["currentPrimary"] == "vz-0" and sim.dp.of("promote") == [("vz-0", 1)]
+
+
+async def test_a_lost_status_is_rebuilt_from_what_the_nodes_report() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.body["status"] = {}
+    status = await sim.settle()
+    assert (status["currentPrimary"], status["epoch"]) == ("vz-0", 1)
+    assert sim.dp.of("promote") == [("vz-0", 1)]
+
+
+async def test_scale_up_new_replicas_join_and_become_ready() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.write(100)
+    sim.edit_spec(instances=5)
+    result = await sim.step()
+    assert result.phase == "Scaling"
+    assert sim.kube.find("apps/v1", "StatefulSet", "vz")["spec"]["replicas"] == 5  # type: ignore[index]
+    status = await sim.settle()
+    assert status["readyInstances"] == 5
+    assert sim.node(4).role == "replica" and sim.node(4).sequence == sim.node(0).sequence == 100
+    assert sim.role_labels()["vz-4"] == "replica"
+
+
+async def test_scale_down_removes_the_highest_replicas() -> None:
+    sim = Sim(instances=4)
+    await sim.settle()
+    sim.edit_spec(instances=2)
+    await sim.step()
+    assert sim.kube.find("apps/v1", "StatefulSet", "vz")["spec"]["replicas"] == 2  # type: ignore[index]
+    status = await sim.settle()
+    assert sorted(sim.role_labels()) == ["vz-0", "vz-1"]
+    assert status["currentPrimary"] == "vz-0" and status["instances"] == 2
+    assert sim.claims_deleted == ["data-vz-2", "data-vz-3"]
+
+
+async def test_scale_down_moves_the_primary_before_removing_it() -> None:
+    sim = Sim(instances=3)
+    # The primary is the highest ordinal (as after a failover).
+    sim.body["status"] = {"targetPrimary": "vz-2"}
+    await sim.settle()
+    assert sim.status["currentPrimary"] == "vz-2"
+    sim.write(40)
+    sim.edit_spec(instances=2)
+    phases = []
+    for _ in range(20):
+        result = await sim.step()
+        phases.append(result.phase)
+        replicas = sim.kube.find("apps/v1", "StatefulSet", "vz")["spec"]["replicas"]  # type: ignore[index]
+        primary = sim.status.get("currentPrimary")
+        assert naming.ordinal("vz", primary) < replicas  # type: ignore[arg-type, operator]
+        if result.phase == "Healthy" and replicas == 2:
+            break
+    status = sim.status
+    assert status["currentPrimary"] in ("vz-0", "vz-1") and status["epoch"] == 2
+    assert "Switchover" in phases
+    new = sim.node(naming.ordinal("vz", status["currentPrimary"]) or 0)
+    assert new.role == "primary" and new.sequence == 40  # nothing lost
+    assert ("vz-2", 1) in sim.dp.of("fence")
+
+
+async def test_rolling_update_replicas_first_one_at_a_time_primary_last() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.edit_spec(image="vectorizer:v2")
+    deleted: list[str] = []
+    for _ in range(30):
+        before = {p["metadata"]["name"] for p in sim.pods()}
+        result = await sim.step()
+        deleted += [
+            c[2]
+            for c in sim.kube.calls
+            if c[0] == "delete" and c[1] == "Pod" and c[2] not in deleted
+        ]
+        sim.kube.calls.clear()
+        assert len(before) >= 2, "never more than one instance down"
+        if result.phase == "Healthy":
+            break
+    assert deleted == ["vz-2", "vz-1", "vz-0"]
+    images = {p["spec"]["containers"][0]["image"] for p in sim.pods()}
+    assert images == {"vectorizer:v2"}
+    assert sim.status["currentPrimary"] == "vz-0"  # restarted in place, still primary
+    assert sim.dp.of("promote") == [("vz-0", 1)]
+
+
+async def test_rolling_update_waits_for_the_restarted_replica_to_catch_up() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.edit_spec(config={"hnsw_m": 32})
+    await sim.step()  # the new template
+    await sim.step()  # vz-2 deleted and recreated
+    sim.node(2).streams = False  # it does not catch up
+    sim.write(10)
+    for _ in range(5):
+        await sim.step()
+    deletions = [c for c in sim.kube.calls if c[0] == "delete" and c[1] == "Pod"]
+    assert deletions == [("delete", "Pod", "vz-2")]
+    assert sim.status["phase"] == "Upgrading"
+    sim.node(2).streams = True
+    await sim.settle()
+    cm = sim.kube.find("v1", "ConfigMap", "vz-config")
+    assert cm is not None and cm["data"] == {"VECTORIZER_HNSW_M": "32"}
+
+
+async def test_rolling_update_with_switchover_moves_the_primary_first() -> None:
+    sim = Sim(instances=3, primaryUpdateMethod="switchover")
+    await sim.settle()
+    sim.edit_spec(image="vectorizer:v2")
+    await sim.settle(60)
+    status = sim.status
+    assert status["currentPrimary"] != "vz-0" and status["epoch"] == 2
+    assert {p["spec"]["containers"][0]["image"] for p in sim.pods()} == {"vectorizer:v2"}
+    assert sim.node(0).role == "replica"
+
+
+async def test_a_fix_reaches_pods_that_never_got_ready() -> None:
+    """A bad revision crash-loops every pod; the corrected spec still rolls out."""
+    sim = Sim(instances=3)
+    sim.controllers()
+    await sim.step()
+    for ordinal, n in enumerate(sim.dp.nodes.values()):
+        n.up = False  # the data plane crashes at start: never Ready
+        sim.set_pod_ready(ordinal, False)
+    for _ in range(3):
+        await sim.step()
+    assert sim.status["phase"] == "Setting up"
+    sim.edit_spec(image="vectorizer:fixed")  # pods created from now on start fine
+    status = await sim.settle(40)
+    assert status["currentPrimary"] == "vz-0"
+    assert {p["spec"]["containers"][0]["image"] for p in sim.pods()} == {"vectorizer:fixed"}
+
+
+async def test_an_invalid_spec_is_reported_and_nothing_changes() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.edit_spec(config={"port": 1})
+    applies = len([c for c in sim.kube.calls if c[0] == "apply"])
+    await sim.step()
+    await sim.step()
+    assert len([c for c in sim.kube.calls if c[0] == "apply"]) == applies
+    status = sim.status
+    assert status["phase"] == "Failed"
+    assert status["phaseReason"].startswith("spec.config.port:")
+    assert status["currentPrimary"] == "vz-0"
+    warnings = [e for e in sim.kube.events if e[1] == "InvalidSpec"]
+    assert len(warnings) == 1  # not repeated every pass
+
+
+async def test_a_deleted_or_deleting_cluster_is_left_to_the_garbage_collector() -> None:
+    sim = Sim(instances=1)
+    await sim.settle()
+    sim.body["metadata"]["deletionTimestamp"] = "2030-01-01T00:00:00Z"
+    sim.kube.calls.clear()
+    result = await sim.step()
+    assert result.requeue_after is None
+    assert [c for c in sim.kube.calls if c[0] != "get"] == []
+    del sim.kube.objects[(naming.API_VERSION, naming.KIND, NS, "vz")]
+    assert (await sim.reconciler.reconcile(NS, "vz")).requeue_after is None
+
+
+async def test_turning_the_pdb_off_deletes_it() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.edit_spec(podDisruptionBudget={"enabled": False})
+    await sim.step()
+    assert sim.kube.find("policy/v1", "PodDisruptionBudget", "vz") is None
+
+
+async def test_growing_storage_resizes_the_claims_not_the_template() -> None:
+    sim = Sim(instances=2)
+    await sim.settle()
+    sim.edit_spec(storage={"size": "5Gi"})
+    await sim.step()
+    claims = {
+        c["metadata"]["name"]: c["spec"]["resources"]["requests"]["storage"]
+        for c in sim.kube.of_kind("PersistentVolumeClaim")
+    }
+    assert claims == {"data-vz-0": "5Gi", "data-vz-1": "5Gi"}
+    template = sim.kube.find("apps/v1", "StatefulSet", "vz")["spec"]["volumeClaimTemplates"][0]  # type: ignore[index]
+    assert template["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert sim.status["phase"] == "Healthy"
+
+
+async def test_a_refused_resize_is_a_warning_not_an_outage() -> None:
+    sim = Sim(instances=2)
+    await sim.settle()
+    sim.kube.fail[("patch", "PersistentVolumeClaim")] = KubeApiError(
+        403, "class does not allow expansion"
+    )
+    sim.edit_spec(storage={"size": "5Gi"})
+    for _ in range(3):
+        result = await sim.step()
+    assert result.phase == "Healthy"
+    warnings = [e for e in sim.kube.events if e[1] == "ResizeFailed"]
+    assert len(warnings) == 2  # one per claim, not one per pass
+    assert "does not allow expansion" in warnings[0][2]
+
+
+async def test_an_api_failure_is_reported_and_retried() -> None:
+    sim = Sim(instances=1)
+    await sim.settle()
+    sim.kube.fail[("apply", "Service")] = KubeApiError(500, "etcd is sad")
+    sim.edit_spec(services={"type": "NodePort"})
+    result = await sim.step()
+    assert result.phase == "Degraded" and result.requeue_after == sim.settings.busy_resync_s
+    assert "etcd is sad" in sim.status["phaseReason"]
+    assert sim.status["observedGeneration"] == 1  # generation 2 not yet in effect
+    del sim.kube.fail[("apply", "Service")]
+    status = await sim.settle()
+    assert status["observedGeneration"] == 2
+    assert sim.kube.find("v1", "Service", "vz-rw")["spec"]["type"] == "NodePort"  # type: ignore[index]
+
+
+async def test_a_silent_primary_is_degraded_and_recovers() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.node(0).up = False
+    result = await sim.step()
+    assert result.phase == "Degraded" and "vz-0" in sim.status["phaseReason"]
+    assert sim.role_labels()["vz-0"] == "primary"  # Readiness, not us, takes it out
+    sim.node(0).up = True
+    status = await sim.settle()
+    assert status["currentPrimary"] == "vz-0" and sim.dp.of("promote") == [("vz-0", 1)]
