@@ -11,6 +11,7 @@ stable code (``CollectionNotFound``, ``DimensionMismatch``, …), with ``field``
 
 from __future__ import annotations
 
+import ssl as ssl_module
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,6 +24,7 @@ import orjson
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import VectorizerError, error_class_for
 from vectorizer.observability import tracing
+from vectorizer.security.tls import client_context
 
 Payload = dict[str, Any]
 
@@ -67,6 +69,10 @@ class ClientError(VectorizerError):
 
 
 class VectorizerClient:
+    """A node's API. Credentials: ``api_key`` (sent as ``X-API-Key``) or ``token`` (a JWT,
+    sent as ``Authorization: Bearer``). TLS: ``ssl`` (a context, or False to skip
+    verification), or ``ca_file`` to trust and ``cert_file``/``key_file`` to present."""
+
     def __init__(
         self,
         url: str,
@@ -74,12 +80,26 @@ class VectorizerClient:
         timeout: float = 30.0,
         headers: dict[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
+        api_key: str | None = None,
+        token: str | None = None,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        auth: dict[str, str] = {}
+        if api_key is not None:
+            auth["X-API-Key"] = api_key
+        if token is not None:
+            auth["Authorization"] = f"Bearer {token}"
+        self._headers = {"Content-Type": "application/json", **auth, **(headers or {})}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owns_session = session is None
+        if ssl is None and (ca_file or cert_file):
+            ssl = client_context(ca_file or "", cert_file or "", key_file or "")
+        self._ssl: ssl_module.SSLContext | bool = True if ssl is None else ssl
 
     async def __aenter__(self) -> VectorizerClient:
         return self
@@ -105,7 +125,7 @@ class VectorizerClient:
         headers = dict(self._headers)
         tracing.inject(headers)  # continue the caller's trace, when there is one
         async with self._client().request(
-            method, self.url + path, data=data, headers=headers
+            method, self.url + path, data=data, headers=headers, ssl=self._ssl
         ) as resp:
             raw = await resp.read()
         try:
@@ -139,6 +159,44 @@ class VectorizerClient:
 
     async def stats(self) -> dict[str, Any]:
         return dict(await self.request("GET", "/stats"))
+
+    # ---- identity and API keys (Admin) ----------------------------------------------------
+
+    async def whoami(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/auth/whoami"))
+
+    async def create_key(
+        self,
+        name: str,
+        role: str,
+        *,
+        collections: Sequence[str] | None = None,
+        rate_limit_rps: float | None = None,
+        rate_limit_burst: int | None = None,
+        expires_at: float | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """(the key's record, its secret); the secret is never shown again."""
+        body: dict[str, Any] = {"name": name, "role": role}
+        for field, value in (
+            ("collections", None if collections is None else list(collections)),
+            ("rate_limit_rps", rate_limit_rps),
+            ("rate_limit_burst", rate_limit_burst),
+            ("expires_at", expires_at),
+        ):
+            if value is not None:
+                body[field] = value
+        res = await self.request("POST", "/auth/keys", body)
+        return dict(res["key"]), str(res["secret"])
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/auth/keys"))["keys"])
+
+    async def rotate_key(self, key_id: str, *, grace_s: float = 0.0) -> tuple[dict[str, Any], str]:
+        res = await self.request("POST", f"/auth/keys/{_seg(key_id)}/rotate", {"grace_s": grace_s})
+        return dict(res["key"]), str(res["secret"])
+
+    async def revoke_key(self, key_id: str) -> None:
+        await self.request("DELETE", f"/auth/keys/{_seg(key_id)}")
 
     # ---- replication control (used by the operator) ----------------------------------------
 

@@ -21,6 +21,10 @@ class VectorizerError(Exception):
         self.field = field
         self.details = details
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response must carry (e.g. ``Retry-After``)."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
         if self.details:
@@ -31,6 +35,54 @@ class VectorizerError(Exception):
 class MalformedJson(VectorizerError):
     code = "malformed_json"
     status = 400
+
+
+class JsonTooDeep(MalformedJson):
+    """The body nests arrays and objects deeper than ``max_json_depth``."""
+
+    code = "json_too_deep"
+
+
+class TlsRequired(MalformedJson):
+    """Plain HTTP sent to a port that speaks only HTTPS (answered before any TLS)."""
+
+    code = "tls_required"
+
+
+class Unauthenticated(VectorizerError):
+    """No credentials, or credentials that prove nothing (unknown, wrong, expired, forged)."""
+
+    code = "unauthenticated"
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="vectorizer"'}
+
+
+class Forbidden(VectorizerError):
+    """A known principal asked for something its role or collection scope does not allow."""
+
+    code = "forbidden"
+    status = 403
+
+
+class RateLimited(VectorizerError):
+    code = "rate_limited"
+    status = 429
+
+    def headers(self) -> dict[str, str]:
+        retry = self.details.get("retry_after_s", 1)
+        return {"Retry-After": str(max(1, int(-(-float(retry) // 1))))}
+
+
+class RequestTimeout(VectorizerError):
+    """The body did not arrive within ``request_body_timeout_s``; the connection is closed."""
+
+    code = "request_timeout"
+    status = 408
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
 
 
 class ValidationError(VectorizerError):
@@ -67,6 +119,10 @@ class RouteNotFound(NotFound):
 class MethodNotAllowed(VectorizerError):
     code = "method_not_allowed"
     status = 405
+
+
+class KeyNotFound(NotFound):
+    code = "key_not_found"
 
 
 class CollectionExists(VectorizerError):

@@ -22,8 +22,9 @@ from vectorizer.errors import ValidationError
 ENV_PREFIX = "VECTORIZER_"
 
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _opt(default: Any, help: str, *, secret: bool = False) -> Any:
+    # A secret never shows in a repr (so never in a log line or a traceback).
+    return field(default=default, repr=not secret, metadata={"help": help, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,57 @@ class Settings:
     lagging_threshold_ms: int = _opt(1000, "replica lag above which it counts as Lagging")
     disconnect_timeout_ms: int = _opt(5000, "silence after which a replica link is Disconnected")
     reconnect_interval_ms: int = _opt(500, "delay before a replica reconnects to its primary")
+    request_body_timeout_s: float = _opt(
+        30.0, "seconds a request body may take to arrive before a 408 (slow clients are cut off)"
+    )
+    max_json_depth: int = _opt(64, "deepest nesting of arrays and objects a JSON body may have")
+    # ---- security (see SECURITY.md); secrets are best given as files mounted from Secrets
+    auth_enabled: bool = _opt(False, "require credentials (API keys or JWTs) on every route")
+    auth_admin_key: str = _opt(
+        "", "bootstrap Admin API key (prefer auth_admin_key_file)", secret=True
+    )
+    auth_admin_key_file: str = _opt("", "file holding the bootstrap Admin API key")
+    jwt_hs256_secret: str = _opt("", "shared secret for HS256 bearer tokens", secret=True)
+    jwt_hs256_secret_file: str = _opt("", "file holding the HS256 secret")
+    jwt_public_key_file: str = _opt("", "PEM public key for RS256 bearer tokens")
+    jwt_issuer: str = _opt("", "required 'iss' of bearer tokens (empty: not checked)")
+    jwt_audience: str = _opt("", "required 'aud' of bearer tokens (empty: not checked)")
+    jwt_leeway_s: float = _opt(10.0, "clock skew allowed when checking exp/nbf/iat")
+    metrics_public: bool = _opt(True, "serve /metrics without credentials when auth is on")
+    rate_limit_rps: float = _opt(100.0, "requests per second per credential (0 = no limit)")
+    rate_limit_burst: int = _opt(200, "requests a credential may send at once above the rate")
+    audit_log_path: str = _opt(
+        "", "audit log file; empty: <data_dir>/audit/audit.jsonl when auth is on; 'off'"
+    )
+    audit_max_bytes: int = _opt(50 << 20, "audit log size at which it is rotated")
+    audit_backups: int = _opt(5, "rotated audit log files kept")
+    tls_cert_file: str = _opt("", "PEM certificate chain; with tls_key_file the port speaks HTTPS")
+    tls_key_file: str = _opt("", "PEM private key of tls_cert_file")
+    tls_client_ca_file: str = _opt("", "PEM CA bundle that verifies client certificates")
+    tls_client_auth: str = _opt("none", "client certificates: none, optional or require")
+    tls_reload_interval_s: float = _opt(2.0, "how often the TLS files are checked for changes")
+    tls_handshake_timeout_s: float = _opt(10.0, "seconds a client has to finish the TLS handshake")
+    replication_require_mtls: bool = _opt(
+        False, "the replication stream needs a verified client certificate"
+    )
+    replication_cert_names: str = _opt(
+        "",
+        "comma-separated CN/DNS names of client certificates that authenticate as the "
+        "replication identity (empty: a certificate is no credential)",
+    )
+    replication_key: str = _opt(
+        "", "credential of the replication identity (prefer the file)", secret=True
+    )
+    replication_key_file: str = _opt("", "file holding the replication credential")
+    replication_tls_ca_file: str = _opt(
+        "", "CA that verifies the primary's certificate (default: tls_client_ca_file, else system)"
+    )
+    replication_tls_cert_file: str = _opt(
+        "", "client certificate a replica presents to its primary (default: tls_cert_file)"
+    )
+    replication_tls_key_file: str = _opt(
+        "", "private key of replication_tls_cert_file (default: tls_key_file)"
+    )
     hnsw_m: int = _opt(HnswParams.m, "default HNSW M (graph degree) for new collections")
     hnsw_ef_construction: int = _opt(
         HnswParams.ef_construction, "default HNSW ef_construction for new collections"
@@ -65,6 +117,19 @@ class Settings:
     hnsw_ef_search: int = _opt(
         HnswParams.ef_search, "default HNSW ef at query time for new collections"
     )
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert_file)
+
+    @property
+    def audit_path(self) -> Path | None:
+        """Where audit lines go, or None when there is no audit log."""
+        if self.audit_log_path == "off":
+            return None
+        if self.audit_log_path:
+            return Path(self.audit_log_path)
+        return self.data_dir / "audit" / "audit.jsonl" if self.auth_enabled else None
 
     @property
     def fsync_policy(self) -> FsyncPolicy:
@@ -159,4 +224,72 @@ def load(
         raise ValidationError("role must be primary or replica", field="role")
     if settings.sync_replicas < 0:
         raise ValidationError("sync_replicas must be >= 0", field="sync_replicas")
+    check_limits(settings)
+    check_security(settings)
     return settings
+
+
+def check_limits(s: Settings) -> None:
+    if s.request_body_timeout_s <= 0:
+        raise ValidationError("request_body_timeout_s must be > 0", field="request_body_timeout_s")
+    if not 1 <= s.max_json_depth <= 1000:
+        raise ValidationError("max_json_depth must be in 1..1000", field="max_json_depth")
+
+
+def check_security(s: Settings) -> None:
+    """Refuse combinations that would silently be less secure than asked for."""
+    if s.rate_limit_rps < 0 or s.rate_limit_burst < 1:
+        raise ValidationError(
+            "rate_limit_rps must be >= 0, rate_limit_burst >= 1", field="rate_limit_rps"
+        )
+    if s.audit_max_bytes < 1024 or s.audit_backups < 1:
+        raise ValidationError(
+            "audit_max_bytes must be >= 1024, audit_backups >= 1", field="audit_max_bytes"
+        )
+    if bool(s.tls_cert_file) != bool(s.tls_key_file):
+        raise ValidationError("tls_cert_file and tls_key_file go together", field="tls_key_file")
+    if s.tls_client_auth not in ("none", "optional", "require"):
+        raise ValidationError(
+            "tls_client_auth must be none, optional or require", field="tls_client_auth"
+        )
+    if s.tls_client_auth != "none" and not (s.tls_enabled and s.tls_client_ca_file):
+        raise ValidationError(
+            "tls_client_auth needs tls_cert_file, tls_key_file and tls_client_ca_file",
+            field="tls_client_auth",
+        )
+    if s.replication_require_mtls and s.tls_client_auth == "none":
+        raise ValidationError(
+            "replication_require_mtls needs tls_client_auth optional or require",
+            field="replication_require_mtls",
+        )
+    if s.tls_reload_interval_s <= 0 or s.tls_handshake_timeout_s <= 0:
+        raise ValidationError("TLS intervals must be > 0", field="tls_reload_interval_s")
+    for name in ("auth_admin_key", "replication_key"):
+        value = getattr(s, name)
+        if value and len(value) < 16:
+            raise ValidationError(f"{name} must be at least 16 characters", field=name)
+        if value and getattr(s, name + "_file"):
+            raise ValidationError(f"give {name} or {name}_file, not both", field=name)
+    if s.jwt_hs256_secret and s.jwt_hs256_secret_file:
+        raise ValidationError(
+            "give jwt_hs256_secret or jwt_hs256_secret_file, not both", field="jwt_hs256_secret"
+        )
+    if s.jwt_hs256_secret and len(s.jwt_hs256_secret) < 32:
+        raise ValidationError(
+            "jwt_hs256_secret must be at least 32 characters", field="jwt_hs256_secret"
+        )
+    for name in (
+        "auth_admin_key_file",
+        "replication_key_file",
+        "jwt_hs256_secret_file",
+        "jwt_public_key_file",
+        "tls_cert_file",
+        "tls_key_file",
+        "tls_client_ca_file",
+        "replication_tls_ca_file",
+        "replication_tls_cert_file",
+        "replication_tls_key_file",
+    ):
+        value = getattr(s, name)
+        if value and not Path(value).is_file():
+            raise ValidationError(f"{name}: {value} is not a readable file", field=name)

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import shutil
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,15 @@ from vectorizer.replication import protocol
 from vectorizer.replication.state import History
 
 log = logging.getLogger(__name__)
+
+
+REFUSED_BACKOFF_S = 10.0
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"HTTP {exc.status} {exc.message}"
+    return str(exc)
 
 
 class LinkError(Exception):
@@ -65,13 +75,17 @@ class Follower:
         node: Callable[[], tuple[int, History]],
         adopt: Callable[[int, History], None],
         headers: Callable[[], dict[str, str]] | None = None,
+        tls: Callable[[], ssl.SSLContext | bool] | None = None,
+        keys: Callable[[Any], None] | None = None,
     ) -> None:
         self.store = store
         self.primary_url = primary_url.rstrip("/")
         self.config = config
         self._node = node  # (epoch, history) of this node now
         self._adopt = adopt  # take the primary's epoch and history
-        self._headers = headers or (lambda: {})
+        self._headers = headers or (lambda: {})  # the replication credential
+        self._tls = tls or (lambda: True)  # how to verify an https primary (and our cert)
+        self._keys = keys  # adopt the primary's API keys
         self.stats = FollowerStats()
         self._applied = asyncio.Event()
 
@@ -83,11 +97,19 @@ class Follower:
 
     async def run(self) -> None:
         """Follow until cancelled."""
+        refusals = 0  # in a row: the primary does not accept our credential or certificate
         while True:
+            refused = False
             try:
                 await self._session()
             except asyncio.CancelledError:
                 raise
+            except (aiohttp.WSServerHandshakeError, aiohttp.ClientSSLError) as exc:
+                refused = not isinstance(exc, aiohttp.WSServerHandshakeError) or exc.status in (
+                    401,
+                    403,
+                )
+                log.error("primary %s refused this replica: %s", self.primary_url, _why(exc))
             except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 log.warning("replication link to %s lost: %s", self.primary_url, exc)
             except Exception:
@@ -95,7 +117,11 @@ class Follower:
             finally:
                 self.stats.connected = False
                 self.stats.syncing = False
-            await asyncio.sleep(self.config.reconnect_s)
+            # A refusal does not fix itself within milliseconds (a Secret has to change):
+            # back off, up to REFUSED_BACKOFF_S, instead of hammering the primary.
+            refusals = refusals + 1 if refused else 0
+            delay = self.config.reconnect_s * 2 ** min(refusals, 10)
+            await asyncio.sleep(min(delay, max(REFUSED_BACKOFF_S, self.config.reconnect_s)))
 
     async def _session(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
@@ -106,6 +132,7 @@ class Follower:
                 headers=self._headers(),
                 max_msg_size=0,
                 autoping=True,
+                ssl=self._tls() if self.primary_url.startswith("https:") else True,
             ) as ws,
         ):
             epoch, history = self._node()
@@ -169,6 +196,8 @@ class Follower:
                     self._mark_progress()
                 elif data["type"] == "snapshot":
                     await self._receive_snapshot(ws, data)
+                elif data["type"] == "keys" and self._keys is not None:
+                    self._keys(data.get("file"))
                 elif data["type"] == "error":
                     raise LinkError(f"primary: {data.get('code')}: {data.get('message')}")
             else:

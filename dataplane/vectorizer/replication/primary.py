@@ -66,8 +66,10 @@ class PrimaryHub:
         node: Callable[[], tuple[int, History]],
         step_down: Callable[[int], None],
         is_primary: Callable[[], bool],
+        keys: Callable[[], tuple[int, dict[str, Any]]] | None = None,
     ) -> None:
         self.store = store
+        self._keys = keys  # (revision, key file) of this node's API keys, sent to replicas
         self.thresholds = thresholds
         self._node = node  # (epoch, history) now
         self._step_down = step_down
@@ -188,6 +190,11 @@ class PrimaryHub:
 
     # ---- one replica's link --------------------------------------------------------------
 
+    def wake(self) -> None:
+        """Have every link look for news now (e.g. changed API keys)."""
+        for ev in self._wakeups:
+            ev.set()
+
     async def close_all(self) -> None:
         for ws in list(self._links):
             await ws.close(code=1001, message=b"no longer primary")
@@ -261,8 +268,14 @@ class PrimaryHub:
         reader: asyncio.Task[None],
     ) -> None:
         last_beat = 0.0
+        keys_sent = -1
         while not ws.closed and not reader.done() and self._is_primary():
             wake.clear()
+            if self._keys is not None:
+                revision, key_file = self._keys()
+                if revision != keys_sent:  # hashes only: a replica checks keys, never issues them
+                    await self._send_json(ws, info, "keys", file=key_file)
+                    keys_sent = revision
             if next_seq <= self.store.sequence:
                 batch = self._records_from(next_seq)
                 if batch is None:  # the log moved on while we were away: snapshot again

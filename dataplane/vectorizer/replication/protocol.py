@@ -5,7 +5,8 @@ Text frames are JSON objects with a ``type``:
   ``ack`` {sequence} (durable on the replica), ``heartbeat`` {sequence}
 - primary → replica: ``welcome`` {epoch, history, sequence, mode: incremental|full},
   ``heartbeat`` {epoch, sequence}, ``snapshot`` {sequence, files: [{name, size, sha256}]},
-  ``snapshot_done`` {}, ``error`` {code, message}
+  ``snapshot_done`` {}, ``keys`` {file: {revision, keys}} (the API keys, hashed only,
+  sent on connect and whenever they change), ``error`` {code, message}
 
 Binary frames carry data from the primary: ``b"R" + u64 sequence + record body`` (a log
 record exactly as the primary logged it), ``b"T" + u64 sequence + u16 length + W3C

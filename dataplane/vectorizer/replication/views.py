@@ -56,7 +56,7 @@ async def fence(request: web.Request) -> web.Response:
 
 async def stream(request: web.Request) -> web.StreamResponse:
     """The replication stream (WebSocket): a replica follows this primary's log."""
-    ws = web.WebSocketResponse(max_msg_size=0)
+    ws = web.WebSocketResponse(max_msg_size=1 << 20)  # replicas send only small messages
     await ws.prepare(request)
     await request.app[REPLICATION].hub.serve(ws)
     await ws.close()

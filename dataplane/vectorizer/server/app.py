@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -11,9 +13,15 @@ from vectorizer.observability.metrics import Metrics
 from vectorizer.qdrant.routes import ROUTES as QDRANT_ROUTES
 from vectorizer.replication.manager import ReplicationManager
 from vectorizer.replication.views import ROUTES as REPLICATION_ROUTES
-from vectorizer.server.keys import METRICS, REPLICATION, SETTINGS, STORE
+from vectorizer.security.guard import Guard
+from vectorizer.security.tls import ServerTls, ServerTlsConfig
+from vectorizer.server.keys import GUARD, METRICS, REPLICATION, SETTINGS, STORE, TLS
+from vectorizer.server.middlewares.audit import audit_middleware, audit_stream_opened
+from vectorizer.server.middlewares.auth import auth_middleware
 from vectorizer.server.middlewares.errors import error_middleware
+from vectorizer.server.middlewares.headers import headers_middleware
 from vectorizer.server.middlewares.metrics import metrics_middleware
+from vectorizer.server.middlewares.ratelimit import rate_limit_middleware
 from vectorizer.server.middlewares.replication import staleness_middleware
 from vectorizer.server.middlewares.request_id import request_id_middleware
 from vectorizer.server.middlewares.tracing import tracing_middleware
@@ -24,9 +32,11 @@ from vectorizer.settings import Settings
 def create_app(settings: Settings, store: Store | None = None) -> web.Application:
     """The app; ``serve`` opens the store and starts replication once it listens."""
     # Outermost first: the request id exists before anything can fail; metrics see every
-    # request with its final status; staleness headers go on every response, errors
-    # included; every error below (auth and rate limits will sit here too) becomes
-    # structured JSON.
+    # request with its final status; staleness and security headers go on every
+    # response, errors included; the audit line is written with the final status, so it
+    # sits outside the error middleware, which turns every error below into structured
+    # JSON. Then security proper: authentication and the route's permission (401/403),
+    # then the caller's rate limit (429) — all before any view reads a byte of the body.
     # Tracing wraps the rest when an exporter is configured (with none it is left out).
     tracing = [tracing_middleware] if settings.tracing_exporter != "none" else []
     metrics = [metrics_middleware] if settings.metrics_enabled else []
@@ -37,16 +47,24 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
             *tracing,
             *metrics,
             staleness_middleware,
+            headers_middleware,
+            audit_middleware,
             error_middleware,
+            auth_middleware,
+            rate_limit_middleware,
         ],
     )
     store = store or Store(settings.data_dir, settings.store_options())
     app[SETTINGS] = settings
     app[STORE] = store
-    app[REPLICATION] = ReplicationManager(store, settings)
+    app[GUARD] = Guard.from_settings(settings)
+    app[TLS] = ServerTls(tls_config(settings)) if settings.tls_enabled else None
+    app[REPLICATION] = ReplicationManager(store, settings, app[GUARD].keys)
     app[METRICS] = Metrics()
     app[METRICS].attach(store, app[REPLICATION])
     app.on_shutdown.append(_stop_replication)  # before aiohttp waits for open streams
+    app.on_response_prepare.append(audit_stream_opened)
+    app.cleanup_ctx.append(_security)
     app.cleanup_ctx.append(_close_store)
     app.router.add_routes(ROUTES)
     app.router.add_routes(REPLICATION_ROUTES)
@@ -62,6 +80,29 @@ async def open_node(app: web.Application) -> None:
 
 async def _stop_replication(app: web.Application) -> None:
     await app[REPLICATION].stop()
+
+
+async def _security(app: web.Application) -> AsyncIterator[None]:
+    """Keys loaded and the audit log open before the first request; TLS files watched."""
+    guard = app[GUARD]
+    guard.open()
+    tls = app[TLS]
+    watcher = asyncio.create_task(tls.watch(app[SETTINGS].tls_reload_interval_s)) if tls else None
+    yield
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    guard.close()
+
+
+def tls_config(settings: Settings) -> ServerTlsConfig:
+    return ServerTlsConfig(
+        cert_file=settings.tls_cert_file,
+        key_file=settings.tls_key_file,
+        client_ca_file=settings.tls_client_ca_file,
+        client_auth=settings.tls_client_auth,
+    )
 
 
 async def _close_store(app: web.Application) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, TypeVar
 
@@ -9,7 +10,8 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from vectorizer.errors import MalformedJson, PayloadTooLarge, ValidationError
+from vectorizer.errors import MalformedJson, PayloadTooLarge, RequestTimeout, ValidationError
+from vectorizer.security.limits import check_json_depth
 from vectorizer.server.keys import SETTINGS
 
 T = TypeVar("T")
@@ -26,18 +28,38 @@ def json_response(
 
 
 async def read_body(request: web.Request) -> bytes:
+    """The whole body, within ``max_body_bytes`` and ``request_body_timeout_s``.
+
+    aiohttp waits for a body as long as the client keeps the connection open, so a
+    client trickling bytes could hold a handler forever; past the timeout it gets a 408
+    and the connection is closed (its unread bytes are not worth waiting for).
+    """
+    settings = request.app[SETTINGS]
     try:
-        return await request.read()
+        async with asyncio.timeout(settings.request_body_timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {settings.request_body_timeout_s:g}s",
+            field="body",
+        ) from None
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].max_body_bytes
+        limit = settings.max_body_bytes
         raise PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body") from None
+
+
+async def read_json_bytes(request: web.Request) -> bytes:
+    """The body, which must be present and nest no deeper than ``max_json_depth``."""
+    body = await read_body(request)
+    if not body:
+        raise MalformedJson("the request needs a JSON body", field="body")
+    check_json_depth(body, request.app[SETTINGS].max_json_depth)
+    return body
 
 
 async def read_json(request: web.Request) -> Any:
     """The body as plain JSON values; malformed JSON is a 400."""
-    body = await read_body(request)
-    if not body:
-        raise MalformedJson("the request needs a JSON body", field="body")
+    body = await read_json_bytes(request)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -46,10 +68,7 @@ async def read_json(request: web.Request) -> Any:
 
 async def read_as(request: web.Request, kind: type[T]) -> T:
     """The body decoded straight into a msgspec type; unknown or mistyped fields are a 422."""
-    body = await read_body(request)
-    if not body:
-        raise MalformedJson("the request needs a JSON body", field="body")
-    return decode_as(body, kind)
+    return decode_as(await read_json_bytes(request), kind)
 
 
 def decode_as(body: bytes, kind: type[T]) -> T:

@@ -9,6 +9,8 @@ import msgspec
 from aiohttp import web
 
 from vectorizer import __version__
+from vectorizer.security.permissions import rule_for
+from vectorizer.security.roles import Permission
 from vectorizer.server import schemas
 from vectorizer.server.http import json_response
 
@@ -21,6 +23,8 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", "/collections/{name}/count"): schemas.Count,
     ("POST", "/collections/{name}/search"): schemas.Search,
     ("POST", "/batch_search"): schemas.BatchSearch,
+    ("POST", "/auth/keys"): schemas.CreateKey,
+    ("POST", "/auth/keys/{key_id}/rotate"): schemas.RotateKey,
 }
 
 _ERROR = {
@@ -38,6 +42,12 @@ _ERROR = {
         },
         "request_id": {"type": "string"},
     },
+}
+
+
+_SECURITY_SCHEMES = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
 }
 
 
@@ -87,12 +97,17 @@ def build() -> dict[str, Any]:
                     }
                 },
             }
+        rule = rule_for(method, path)
+        if rule is not None and rule.permission is Permission.PUBLIC:
+            op["security"] = []
         paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "Vectorizer", "version": __version__},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": _SECURITY_SCHEMES},
+        # Needed only when the node runs with auth_enabled (see SECURITY.md).
+        "security": [{"apiKey": []}, {"bearer": []}],
     }
 
 

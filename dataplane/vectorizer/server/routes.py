@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from vectorizer.server import openapi
-from vectorizer.server.views import collections, health, points, search
+from vectorizer.server.views import auth, collections, health, points, search
 
 ROUTES: list[web.RouteDef] = [
     web.get("/health", health.health),
@@ -27,4 +27,10 @@ ROUTES: list[web.RouteDef] = [
     web.post("/collections/{name}/count", points.count),
     web.post("/collections/{name}/search", search.search),
     web.post("/batch_search", search.batch_search),
+    web.get("/auth/whoami", auth.whoami),
+    web.get("/auth/keys", auth.list_keys),
+    web.post("/auth/keys", auth.create_key),
+    web.get("/auth/keys/{key_id}", auth.get_key),
+    web.post("/auth/keys/{key_id}/rotate", auth.rotate_key),
+    web.delete("/auth/keys/{key_id}", auth.revoke_key),
 ]

@@ -66,3 +66,16 @@ class Count(_Body):
 class DeletePoints(_Body):
     ids: list[PointIdIn] | None = None
     filter: dict[str, Any] | None = None
+
+
+class CreateKey(_Body):
+    name: str
+    role: str
+    collections: list[str] | None = None
+    rate_limit_rps: float | None = None
+    rate_limit_burst: int | None = None
+    expires_at: float | None = None  # Unix time
+
+
+class RotateKey(_Body):
+    grace_s: float = 0.0  # how long the old secret keeps working

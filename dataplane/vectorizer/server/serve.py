@@ -10,21 +10,51 @@ from aiohttp import web
 
 from vectorizer.engine.store import Store
 from vectorizer.server.app import create_app, open_node
+from vectorizer.server.keys import GUARD, TLS
+from vectorizer.server.tls_site import TlsSite
 from vectorizer.settings import Settings
 
 log = logging.getLogger(__name__)
+
+LINGER_S = 2.0
+
+
+def make_site(runner: web.AppRunner, app: web.Application, settings: Settings) -> web.BaseSite:
+    tls = app[TLS]
+    if tls is None:
+        return web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    guard = app[GUARD]
+
+    def audit(event: str, source: str, reason: str) -> None:
+        if guard.audit is not None:
+            guard.audit.record(event, source=source, reason=reason)
+
+    return TlsSite(
+        runner,
+        settings.host,
+        settings.port,
+        tls,
+        handshake_timeout_s=settings.tls_handshake_timeout_s,
+        on_reject=audit,
+    )
 
 
 async def serve(settings: Settings) -> int:
     store = Store(settings.data_dir, settings.store_options())
     app = create_app(settings, store)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-    await site.start()
-    log.info(
-        "listening on http://%s:%d (data in %s)", settings.host, settings.port, settings.data_dir
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        # After an answer that left the body unread (401, 408, 413, …) aiohttp keeps
+        # reading it for this long so the client sees the answer; a slow client must not
+        # hold the connection longer than that.
+        lingering_time=min(LINGER_S, settings.request_body_timeout_s),
     )
+    await runner.setup()
+    site = make_site(runner, app, settings)
+    await site.start()
+    log.info("listening on %s (data in %s)", site.name, settings.data_dir)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -30,12 +30,19 @@ _BY_STATUS: dict[int, type[errors.VectorizerError]] = {
 
 def error_response(request: web.Request, err: errors.VectorizerError) -> web.Response:
     request[ERROR_CODE] = err.code
+    headers = err.headers()
     if request.path.startswith(QDRANT_PREFIX):
         body = {"status": {"error": f"{err.code}: {err.message}"}, "time": 0.0}
-        return json_response(body, status=err.status)
-    return json_response(
-        {"error": err.to_dict(), "request_id": request.get(REQUEST_ID)}, status=err.status
-    )
+        resp = json_response(body, status=err.status, headers=headers)
+    else:
+        resp = json_response(
+            {"error": err.to_dict(), "request_id": request.get(REQUEST_ID)},
+            status=err.status,
+            headers=headers,
+        )
+    if headers.get("Connection") == "close":  # e.g. a body that never finished arriving
+        resp.force_close()
+    return resp
 
 
 @web.middleware

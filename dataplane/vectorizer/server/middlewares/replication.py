@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from vectorizer.server.keys import REPLICATION
+from vectorizer.server.keys import PRINCIPAL, REPLICATION, SETTINGS
 
 
 @web.middleware
@@ -13,6 +13,8 @@ async def staleness_middleware(request: web.Request, handler: Handler) -> web.St
     response = await handler(request)
     if response.prepared:  # a stream (WebSocket): headers are long gone
         return response
+    if request.app[SETTINGS].auth_enabled and PRINCIPAL not in request:
+        return response  # strangers learn nothing about the node
     manager = request.app[REPLICATION]
     response.headers["X-Vectorizer-Role"] = manager.state.role.value
     response.headers["X-Vectorizer-Sequence"] = str(manager.store.sequence)

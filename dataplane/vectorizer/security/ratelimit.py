@@ -1,0 +1,70 @@
+"""Token buckets, one per credential: ``rps`` tokens a second, at most ``burst`` held.
+
+A request takes one token or is refused with the time until one is there. Buckets live
+in memory only (each node limits on its own); the least recently used are dropped past
+``max_buckets`` (a dropped bucket comes back full).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: float  # sustained requests per second
+    remaining: int  # requests that would pass right now
+    reset_s: float  # until the bucket is full again
+    retry_after_s: float  # until the next request would pass (0 when allowed)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": f"{self.limit:g}",
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_s)),
+        }
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_buckets: int = 100_000
+    ) -> None:
+        self._clock = clock
+        self._max = max_buckets
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def take(self, key: str, rps: float, burst: int) -> Decision:
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(float(burst), now)
+            if len(self._buckets) > self._max:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+            bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.updated) * rps)
+            bucket.updated = now
+        allowed = bucket.tokens >= 1.0
+        if allowed:
+            bucket.tokens -= 1.0
+        return Decision(
+            allowed=allowed,
+            limit=rps,
+            remaining=int(bucket.tokens),
+            reset_s=(burst - bucket.tokens) / rps,
+            retry_after_s=0.0 if allowed else (1.0 - bucket.tokens) / rps,
+        )
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -1,0 +1,54 @@
+"""Secrets given as a value or as a file; a file is re-read when it changes.
+
+Kubernetes updates a mounted Secret in place (an atomic symlink swap), so a rotated
+admin key, replication key or JWT secret takes effect without a restart. The file is
+stat-ed at most every ``recheck_s`` seconds, so a request rarely touches the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class Secret:
+    """The current value of a secret (``None`` when it is not configured or unreadable)."""
+
+    def __init__(self, value: str = "", path: str = "", recheck_s: float = 2.0) -> None:
+        self._value = value or None
+        self._path = Path(path) if path else None
+        self._recheck_s = recheck_s
+        self._checked = 0.0
+        self._signature: tuple[int, int, int] | None = None
+        if self._path is not None:
+            self._reload()
+
+    @property
+    def configured(self) -> bool:
+        return self._path is not None or self._value is not None
+
+    def get(self) -> str | None:
+        if self._path is not None and time.monotonic() - self._checked >= self._recheck_s:
+            self._reload()
+        return self._value
+
+    def _reload(self) -> None:
+        assert self._path is not None
+        self._checked = time.monotonic()
+        try:
+            st = os.stat(self._path)
+            signature = (st.st_mtime_ns, st.st_ino, st.st_size)
+            if signature == self._signature:
+                return
+            text = self._path.read_text().strip()
+        except OSError as exc:
+            log.error("cannot read secret file %s: %s", self._path, exc)
+            return  # keep the last good value
+        if self._signature is not None:
+            log.info("secret file %s changed; using the new value", self._path)
+        self._signature = signature
+        self._value = text or None

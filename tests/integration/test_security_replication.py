@@ -1,0 +1,138 @@
+"""Replication with authentication on: the replication identity, key sync, credential rotation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.integration.test_replication import FAST, eventually
+from tests.servers import ServerProcess
+from vectorizer.client import Point, VectorizerClient
+from vectorizer.errors import NotPrimary, Unauthenticated
+
+ADMIN = "replication-test-admin-key-0123"
+KEY = "replication-identity-key-0123456789"
+
+
+def audit(srv: ServerProcess) -> list[dict[str, Any]]:
+    path = srv.data_dir / "audit" / "audit.jsonl"
+    return [orjson.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_replica_follows_with_its_key_and_keys_follow_the_primary(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    key_file = tmp_path / "replication.key"
+    key_file.write_text(KEY)
+    auth = ["--auth-enabled", "true", "--auth-admin-key", ADMIN]
+    primary = server_factory(
+        data_dir=tmp_path / "p",
+        args=[*FAST, *auth, "--replication-key-file", str(key_file), "--node-id", "p"],
+    ).start()
+    replica = server_factory(
+        data_dir=tmp_path / "r",
+        args=[
+            *FAST,
+            *auth,
+            "--replication-key-file",
+            str(key_file),
+            "--role",
+            "replica",
+            "--primary-url",
+            primary.url,
+            "--node-id",
+            "r",
+        ],
+    ).start()
+    async with (
+        VectorizerClient(primary.url, api_key=ADMIN) as vp,
+        VectorizerClient(replica.url, api_key=ADMIN) as vr,
+    ):
+        await vp.create_collection("c", 4)
+        await vp.upsert("c", [Point(i, [1.0, float(i), 0, 0]) for i in range(10)])
+        record, editor = await vp.create_key("writer", "editor")
+
+        async def synced() -> bool:
+            same = (await vr.replication_status())["sequence"] == 2
+            return same and [k["id"] for k in await vr.list_keys()] == [record["id"]]
+
+        await eventually(synced)
+        async with VectorizerClient(replica.url, api_key=editor) as ve:
+            assert (await ve.whoami())["role"] == "editor"
+            assert await ve.count("c") == 10
+            with pytest.raises(NotPrimary):  # writes, keys included, go to the primary
+                await ve.upsert("c", [Point(99, [1.0, 0, 0, 0])])
+        with pytest.raises(NotPrimary):
+            await vr.create_key("sneaky", "admin")
+
+        # Revoked on the primary: refused on the replica too, shortly after.
+        await vp.revoke_key(record["id"])
+
+        async def revoked() -> bool:
+            async with VectorizerClient(replica.url, api_key=editor) as ve:
+                try:
+                    await ve.whoami()
+                except Unauthenticated:
+                    return True
+            return False
+
+        await eventually(revoked)
+        line = next(x for x in audit(primary) if x.get("event") == "stream_opened")
+        assert line["principal"] == "replication" and line["role"] == "replication"
+
+
+async def test_a_replica_with_a_wrong_key_is_refused_until_its_secret_is_fixed(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    (tmp_path / "good.key").write_text(KEY)
+    wrong = tmp_path / "replica.key"
+    wrong.write_text("not-the-replication-key-at-all")
+    auth = ["--auth-enabled", "true", "--auth-admin-key", ADMIN]
+    primary = server_factory(
+        data_dir=tmp_path / "p",
+        args=[*FAST, *auth, "--replication-key-file", str(tmp_path / "good.key")],
+    ).start()
+    replica = server_factory(
+        data_dir=tmp_path / "r",
+        args=[
+            *FAST,
+            *auth,
+            "--replication-key-file",
+            str(wrong),
+            "--role",
+            "replica",
+            "--primary-url",
+            primary.url,
+        ],
+    ).start()
+    async with (
+        VectorizerClient(primary.url, api_key=ADMIN) as vp,
+        VectorizerClient(replica.url, api_key=ADMIN) as vr,
+    ):
+        await vp.create_collection("c", 4)
+
+        async def refused() -> dict[str, Any] | None:
+            lines = [
+                x
+                for x in audit(primary)
+                if x.get("route") == "/replication/stream" and x.get("status") == 401
+            ]
+            return lines[0] if lines else None
+
+        line = await eventually(refused)
+        assert line["event"] == "authentication_failed" and line["reason"] == "not an API key"
+        await asyncio.sleep(1)
+        assert (await vr.replication_status())["sequence"] == 0
+        assert "refused this replica" in replica.log()
+
+        # The mounted Secret is fixed: the replica picks the new key up without a restart.
+        wrong.write_text(KEY)
+
+        async def following() -> bool:
+            return bool((await vr.replication_status())["sequence"] == 1)
+
+        await eventually(following, timeout=40)
