@@ -33,7 +33,7 @@ dev-cluster-down: ## take the local development cluster down
 	e2e/dev-cluster.sh down
 
 lint: ## ruff lint and format check
-	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check dataplane tests benches e2e
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check dataplane operator tests benches e2e
 
 typecheck: ## mypy --strict on the packages
 	$(PYTHON) -m mypy

@@ -2,7 +2,7 @@
 
 ``cut()`` stops moving bytes (both ways, for open and new connections) without closing
 anything, like a network partition: data waits in socket buffers, peers see silence.
-``heal()`` resumes. ``corrupt_once(at)`` flips one byte at offset ``at`` of the next
+``heal()`` resumes. ``throttle(rate)`` slows the link. ``corrupt_once(at)`` flips one byte at offset ``at`` of the next
 connection's upstream-to-client stream.
 """
 
@@ -23,6 +23,7 @@ class FaultProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._corrupt_at: int | None = None
         self.corrupted = 0
+        self.rate: float | None = None  # bytes/s per direction, None = unlimited
 
     @property
     def url(self) -> str:
@@ -38,6 +39,10 @@ class FaultProxy:
 
     def heal(self) -> None:
         self._open.set()
+
+    def throttle(self, bytes_per_s: float | None) -> None:
+        """Slow every stream down to about ``bytes_per_s`` (a slow link)."""
+        self.rate = bytes_per_s
 
     def corrupt_once(self, at: int) -> None:
         self._corrupt_at = at
@@ -80,6 +85,8 @@ class FaultProxy:
                 data = await src.read(65536)
                 if not data:
                     break
+                if self.rate:
+                    await asyncio.sleep(len(data) / self.rate)
                 await self._open.wait()  # bytes read just before a cut wait for the heal
                 if corrupt_at is not None and offset <= corrupt_at < offset + len(data):
                     buf = bytearray(data)

@@ -19,7 +19,7 @@ def test_ruff_is_clean() -> None:
 
 
 def test_ruff_format_is_applied() -> None:
-    result = run("ruff", "format", "--check", "dataplane", "tests", "benches", "e2e")
+    result = run("ruff", "format", "--check", "dataplane", "operator", "tests", "benches", "e2e")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -38,7 +38,22 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         )
 
 
+def _operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Listed here for `vectorizer --help`; its arguments are the operator's own
+    # (main() hands them over before parsing: `vectorizer operator --help` shows them).
+    sub.add_parser(
+        "operator",
+        help="run the Kubernetes operator (reconciles VectorizerCluster resources)",
+        add_help=False,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["operator"]:
+        from vectorizer_operator.main import run
+
+        return run(argv[1:])
     parser = argparse.ArgumentParser(
         prog="vectorizer",
         description="Vectorizer: a durable vector database with a Qdrant-compatible API.",
@@ -46,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"vectorizer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
+    _operator_parser(sub)
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     if command == "serve":

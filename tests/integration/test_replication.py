@@ -453,26 +453,32 @@ async def test_writes_continue_during_a_full_sync(cluster: Cluster) -> None:
     vp = cluster.client(p)
     await vp.create_collection("c", 64)
     rng = np.random.default_rng(0)
-    for b in range(0, 20_000, 2000):
+    for b in range(0, 10_000, 2000):
         await vp.upsert("c", [Point(i, rng.normal(size=64).tolist()) for i in range(b, b + 2000)])
-    await vp.snapshot("c")
+    snap = await vp.snapshot("c")
     assert (await vp.stats())["wal"]["first_sequence"] > 1
-    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
-    vr = cluster.client(r)
-    written = 0
-    saw_syncing = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        await vp.upsert("c", [Point(100_000 + written, rng.normal(size=64).tolist())])
-        written += 1
-        reps = await vp.replicas()
-        saw_syncing |= bool(reps and reps[0]["status"] == "Syncing")
-        if written >= 30 and reps and reps[0]["status"] == "Connected":
-            break
-    await eventually(lambda: caught_up(vp, vr))
-    assert await vr.count("c") == 20_000 + written
-    assert (await vr.replication_stats())["full_syncs"] == 1
-    assert saw_syncing
+    proxy = await FaultProxy(p.port).start()
+    proxy.throttle(snap["size_bytes"] / 3)  # the transfer takes about three seconds
+    try:
+        r = await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        vr = cluster.client(r)
+        written_while_syncing = written = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            reps = await vp.replicas()
+            syncing = bool(reps and reps[0]["status"] == "Syncing")
+            await vp.upsert("c", [Point(100_000 + written, rng.normal(size=64).tolist())])
+            written += 1
+            written_while_syncing += syncing
+            if reps and not syncing and written_while_syncing:
+                break
+        proxy.throttle(None)
+        await eventually(lambda: caught_up(vp, vr))
+        assert written_while_syncing > 5
+        assert await vr.count("c") == 10_000 + written
+        assert (await vr.replication_stats())["full_syncs"] == 1
+    finally:
+        await proxy.close()
 
 
 async def test_a_corrupted_snapshot_transfer_is_retried_not_applied(cluster: Cluster) -> None:
@@ -507,3 +513,28 @@ async def test_sync_write_concern_times_out_without_replicas(cluster: Cluster) -
     await eventually(lambda: caught_up(vp, vr))
     await vp.upsert("c", [Point(1, [1.0] * 8)])  # with a replica the write is acknowledged
     assert await vr.count("c") == 1
+
+
+async def test_switchover_fenced_primary_keeps_streaming_until_the_target_caught_up(
+    cluster: Cluster,
+) -> None:
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    await seed(vp, 200)
+    fenced = await vp.fence()
+    assert fenced["role"] == "fenced" and fenced["epoch"] == 1
+    with pytest.raises(NodeFenced):
+        await vp.upsert("c", [Point(1, [1.0] * 8)])
+    await eventually(lambda: caught_up(vp, vr))  # the stream goes on while fenced
+    await vr.promote(2)
+    await vp.follow(r.url, 2)
+    await vr.upsert("c", [Point("after", [1.0] * 8)])
+    await eventually(lambda: caught_up(vr, vp))
+    assert await all_points(vp, "c") == await all_points(vr, "c")
+    assert (await vp.replication_stats())["full_syncs"] == 0  # nothing diverged
+    status = await vp.replication_status()
+    assert status["role"] == "replica" and status["history"] == [[1, 1], [2, 6]]

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
+
+import msgspec
 
 from vectorizer.engine.store import Store
 from vectorizer.errors import (
@@ -26,17 +29,23 @@ from vectorizer.errors import (
 from vectorizer.replication import state as node_state
 from vectorizer.replication.follower import Follower, FollowerConfig
 from vectorizer.replication.primary import PrimaryHub, Thresholds
-from vectorizer.replication.state import History, NodeState, Role, new_node_id
+from vectorizer.replication.state import History, NodeState, Role, last_epoch, new_node_id
+from vectorizer.security.keys import KeyStore
+from vectorizer.security.secrets import Secret
+from vectorizer.security.tls import client_context
 from vectorizer.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class ReplicationManager:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, keys: KeyStore | None = None) -> None:
         self.store = store
         self.settings = settings
+        self.keys = keys or KeyStore(store.data_dir)
         self.state = NodeState(role=Role(settings.role))
+        # The replica's credential towards its primary (a file is re-read when it changes).
+        self._credential = Secret(settings.replication_key, settings.replication_key_file)
         self.hub = PrimaryHub(
             store,
             Thresholds(
@@ -46,7 +55,8 @@ class ReplicationManager:
             ),
             node=lambda: (self.state.epoch, self.state.history),
             step_down=self._step_down,
-            is_primary=lambda: self.state.role is Role.PRIMARY,
+            is_primary=self._may_stream,
+            keys=lambda: (self.keys.revision, self.keys.export()),
         )
         self.follower: Follower | None = None
         self._follow_task: asyncio.Task[None] | None = None
@@ -55,11 +65,14 @@ class ReplicationManager:
         self.on_sync_timeout: Callable[[], object] | None = None  # for metrics
         store.write_guard = self._write_guard
         store.confirm = self._confirm
+        self.keys.write_guard = self._write_guard  # keys change on the primary only
+        self.keys.on_change.append(self.hub.wake)
 
     @property
     def advertise_url(self) -> str:
         s = self.settings
-        return s.advertise_url or f"http://{s.host}:{s.port}"
+        scheme = "https" if s.tls_enabled else "http"
+        return s.advertise_url or f"{scheme}://{s.host}:{s.port}"
 
     # ---- lifetime ------------------------------------------------------------------------
 
@@ -168,15 +181,28 @@ class ReplicationManager:
         return self.status()
 
     async def fence(self, epoch: Any = None) -> dict[str, Any]:
+        """Stop taking writes now. A fenced primary still streams what it has, so that a
+        switchover target can catch up before it is promoted."""
         if epoch is not None:
             epoch = self._check_epoch(epoch, strictly_higher=False)
         self._persist(self.state.fenced(epoch))
         await self._stop_following()
-        await self.hub.close_all()
+        if not self._may_stream():
+            await self.hub.close_all()
         return self.status()
+
+    def _may_stream(self) -> bool:
+        """Primary, or fenced while still at the epoch its own data was written in (not
+        after learning of a newer primary, whose timeline may have left ours)."""
+        role = self.state.role
+        if role is Role.PRIMARY:
+            return True
+        return role is Role.FENCED and self.state.epoch == last_epoch(self.state.history)
 
     def _step_down(self, epoch: int) -> None:
         """A newer primary exists: stop taking writes now (called from a replica's hello)."""
+        if self.state.role is Role.REPLICA:
+            return  # a replica takes no writes; its own primary decides what it follows
         if self.state.role is Role.PRIMARY:
             log.error(
                 "a node at epoch %d exists; this primary (epoch %d) steps down to fenced",
@@ -206,8 +232,30 @@ class ReplicationManager:
             ),
             node=lambda: (self.state.epoch, self.state.history),
             adopt=self._adopt,
+            headers=self._replication_headers,
+            tls=self._replication_tls,
+            keys=self._adopt_keys,
         )
         self._follow_task = asyncio.create_task(self.follower.run())
+
+    def _replication_headers(self) -> dict[str, str]:
+        credential = self._credential.get()
+        return {"X-API-Key": credential} if credential else {}
+
+    def _replication_tls(self) -> ssl.SSLContext:
+        """Built per connection, so renewed certificate files are picked up on reconnect."""
+        s = self.settings
+        return client_context(
+            ca_file=s.replication_tls_ca_file or s.tls_client_ca_file,
+            cert_file=s.replication_tls_cert_file or s.tls_cert_file,
+            key_file=s.replication_tls_key_file or s.tls_key_file,
+        )
+
+    def _adopt_keys(self, raw: Any) -> None:
+        try:
+            self.keys.adopt(raw)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"bad keys message from the primary: {exc}") from None
 
     async def _stop_following(self) -> None:
         if self.follower is not None:
@@ -238,7 +286,11 @@ class ReplicationManager:
             "ready": self.store.ready,
             "lag_operations": ops,
             "lag_ms": None if ms is None else round(ms, 3),
-            "connected": self.follower.stats.connected if self.follower else None,
+            "connected": (
+                self.follower.stats.connected
+                if self.follower and self.state.role is Role.REPLICA
+                else None
+            ),
             "sync_replicas": self.settings.sync_replicas,
         }
 

@@ -126,3 +126,8 @@ def divergence(mine: History, theirs: History, my_sequence: int) -> int | None:
         if epoch_at(mine, b) != epoch_at(theirs, b):
             return b - 1
     return None
+
+
+def last_epoch(history: History) -> int:
+    """The epoch of the newest records in a timeline (0 for an empty one)."""
+    return history[-1][0] if history else 0
