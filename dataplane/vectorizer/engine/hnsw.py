@@ -38,7 +38,7 @@ class HnswIndex:
 
     def add(self, vectors: Matrix, slots: list[int]) -> None:
         # Batches use both cores; hnswlib releases the GIL while it builds.
-        threads = 1 if len(slots) < 64 else -1
+        threads = 1 if len(slots) < 8 else -1
         self._index.add_items(vectors, np.asarray(slots, dtype=np.uint64), num_threads=threads)
 
     def delete(self, slot: int) -> None:
