@@ -152,3 +152,22 @@ async def test_concurrent_searches_while_writing(server: ServerProcess) -> None:
         results = await asyncio.gather(writer(), *(searcher(i) for i in range(150)))
         assert results[0] == 1000
         assert await vz.count("live") == 4000
+
+
+async def test_concurrent_unfiltered_searches_answered_together_stay_correct(
+    server: ServerProcess,
+) -> None:
+    rng = np.random.default_rng(9)
+    base = rng.normal(size=(4000, 16)).astype(np.float32)
+    async with VectorizerClient(server.url) as vz:
+        await vz.create_collection("b", 16)
+        await vz.upsert("b", [Point(i, base[i].tolist(), {"i": i}) for i in range(4000)])
+        results = await asyncio.gather(
+            *(vz.search("b", base[i].tolist(), limit=3, offset=i % 2) for i in range(64)),
+            vz.search("b", base[0].tolist(), limit=2, threshold=2.0),  # nothing scores > 1
+        )
+        for i, hits in enumerate(results[:64]):
+            assert len(hits) == 3
+            if i % 2 == 0:
+                assert hits[0].id == i and hits[0].payload == {"i": i}
+        assert results[64] == []

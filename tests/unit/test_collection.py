@@ -133,3 +133,15 @@ def test_scroll_pages_in_id_order() -> None:
             break
     assert seen == [*range(25), "a", "b"]
     assert coll.count(compile_filter({"must": [{"key": "g", "match": {"value": 3}}]})) == 3
+
+
+def test_search_many_matches_one_search_each() -> None:
+    coll, vecs = make(EXACT_BELOW + 1500, seed=3)
+    queries = vecs[[5, 77, 900]] + 0.01
+    many = coll.search_many(queries, 7, offset=1, threshold=0.5, with_vector=True)
+    for q, got in zip(queries, many, strict=True):
+        one = coll.search(q[None, :], 7, offset=1, threshold=0.5, with_vector=True)
+        assert [h.id for h in got] == [h.id for h in one]
+        assert [h.score for h in got] == pytest.approx([h.score for h in one], abs=1e-5)
+    small, small_vecs = make(10)
+    assert [len(r) for r in small.search_many(small_vecs[:2], 20)] == [10, 10]

@@ -143,6 +143,42 @@ class Collection:
         if k <= 0:
             return []
         hits = self._search_slots(query, k, predicate, ef, exact_search)
+        return self._finish(hits, offset, threshold, with_payload, with_vector)
+
+    def search_many(
+        self,
+        queries: Matrix,
+        limit: int,
+        *,
+        offset: int = 0,
+        ef: int | None = None,
+        exact_search: bool = False,
+        threshold: float | None = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[list[ScoredPoint]]:
+        """Unfiltered searches sharing their parameters, answered together: one pass over
+        the graph for all of them, with the same results as one ``search`` each."""
+        k = min(limit + offset, len(self))
+        if k <= 0:
+            return [[] for _ in range(len(queries))]
+        use_graph = self._index is not None and not exact_search and len(self) > EXACT_BELOW
+        many = self._index.search_many(queries, k, ef) if use_graph and self._index else None
+        if many is None:
+            many = [
+                self._search_slots(queries[i : i + 1], k, None, ef, exact_search)
+                for i in range(len(queries))
+            ]
+        return [self._finish(hits, offset, threshold, with_payload, with_vector) for hits in many]
+
+    def _finish(
+        self,
+        hits: list[tuple[int, float]],
+        offset: int,
+        threshold: float | None,
+        with_payload: bool,
+        with_vector: bool,
+    ) -> list[ScoredPoint]:
         if threshold is not None:
             better = self.config.metric.higher_is_better
             hits = [(s, x) for s, x in hits if (x >= threshold if better else x <= threshold)]

@@ -57,6 +57,21 @@ class HnswIndex:
             (int(lbl), self._score(float(d))) for lbl, d in zip(labels[0], dists[0], strict=True)
         ]
 
+    def search_many(
+        self, queries: Matrix, k: int, ef: int | None
+    ) -> list[list[tuple[int, float]]] | None:
+        """Top ``k`` for each row of ``queries``; None when any query yields fewer than ``k``."""
+        self._index.set_ef(max(ef or self.params.ef_search, k))
+        threads = 1 if len(queries) < 4 else -1
+        try:
+            labels, dists = self._index.knn_query(queries, k=k, num_threads=threads)
+        except RuntimeError:
+            return None
+        return [
+            [(int(lbl), self._score(float(d))) for lbl, d in zip(row_l, row_d, strict=True)]
+            for row_l, row_d in zip(labels, dists, strict=True)
+        ]
+
     def _score(self, distance: float) -> float:
         if self.metric is Metric.EUCLIDEAN:
             return float(np.sqrt(max(distance, 0.0)))

@@ -15,7 +15,8 @@ from vectorizer.replication.manager import ReplicationManager
 from vectorizer.replication.views import ROUTES as REPLICATION_ROUTES
 from vectorizer.security.guard import Guard
 from vectorizer.security.tls import ServerTls, ServerTlsConfig
-from vectorizer.server.keys import GUARD, METRICS, REPLICATION, SETTINGS, STORE, TLS
+from vectorizer.server.batching import SearchBatcher
+from vectorizer.server.keys import GUARD, METRICS, REPLICATION, SEARCH_BATCHER, SETTINGS, STORE, TLS
 from vectorizer.server.middlewares.audit import audit_middleware, audit_stream_opened
 from vectorizer.server.middlewares.auth import auth_middleware
 from vectorizer.server.middlewares.errors import error_middleware
@@ -60,6 +61,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app[GUARD] = Guard.from_settings(settings)
     app[TLS] = ServerTls(tls_config(settings)) if settings.tls_enabled else None
     app[REPLICATION] = ReplicationManager(store, settings, app[GUARD].keys)
+    app[SEARCH_BATCHER] = SearchBatcher()
     app[METRICS] = Metrics()
     app[METRICS].attach(store, app[REPLICATION])
     app.on_shutdown.append(_stop_replication)  # before aiohttp waits for open streams

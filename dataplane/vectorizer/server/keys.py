@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from vectorizer.engine.store import Store
+from vectorizer.server.batching import SearchBatcher
 from vectorizer.settings import Settings
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 REPLICATION: web.AppKey[ReplicationManager] = web.AppKey("replication")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+SEARCH_BATCHER = web.AppKey("search_batcher", SearchBatcher)
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
 TLS: web.AppKey[ServerTls | None] = web.AppKey("tls")
 

@@ -9,37 +9,50 @@ from aiohttp import web
 from vectorizer.engine import validation
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.validation import Matrix
 from vectorizer.errors import VectorizerError
 from vectorizer.observability.requests import searched
 from vectorizer.server.http import json_response, read_as
+from vectorizer.server.keys import SEARCH_BATCHER
 from vectorizer.server.schemas import BatchSearch, Search
 from vectorizer.server.views.common import check_range, point_json, settings, store
 
 
-def run_search(coll: Collection, q: Search, max_limit: int) -> list[dict[str, Any]]:
+def _checked_query(coll: Collection, q: Search, max_limit: int) -> Matrix:
     check_range(q.limit, "limit", 1, max_limit)
     check_range(q.offset, "offset", 0, max_limit)
     if q.ef is not None:
         check_range(q.ef, "ef", 1, 4096)
-    query = coll.config.metric.prepare(validation.vector(q.vector, coll.config.dimension))
-    hits = coll.search(
-        query,
-        q.limit,
-        offset=q.offset,
-        predicate=compile_filter(q.filter),
-        ef=q.ef,
-        exact_search=q.exact,
-        threshold=q.threshold,
-        with_payload=q.with_payload,
-        with_vector=q.with_vector,
-    )
+    return coll.config.metric.prepare(validation.vector(q.vector, coll.config.dimension))
+
+
+def _params(q: Search) -> dict[str, Any]:
+    return {
+        "limit": q.limit,
+        "offset": q.offset,
+        "ef": q.ef,
+        "exact_search": q.exact,
+        "threshold": q.threshold,
+        "with_payload": q.with_payload,
+        "with_vector": q.with_vector,
+    }
+
+
+def run_search(coll: Collection, q: Search, max_limit: int) -> list[dict[str, Any]]:
+    query = _checked_query(coll, q, max_limit)
+    hits = coll.search(query, predicate=compile_filter(q.filter), **_params(q))
     return [point_json(h) for h in hits]
 
 
 async def search(request: web.Request) -> web.Response:
     body = await read_as(request, Search)
     coll = store(request).collection(request.match_info["name"])
-    results = run_search(coll, body, settings(request).max_search_limit)
+    if body.filter is None:  # answered together with other searches in flight
+        query = _checked_query(coll, body, settings(request).max_search_limit)
+        hits = await request.app[SEARCH_BATCHER].search(coll, query, **_params(body))
+        results = [point_json(h) for h in hits]
+    else:
+        results = run_search(coll, body, settings(request).max_search_limit)
     searched(request, len(results))
     return json_response({"results": results})
 
