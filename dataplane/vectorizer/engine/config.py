@@ -42,7 +42,7 @@ class IndexKind(StrEnum):
 class HnswParams:
     m: int = 16
     ef_construction: int = 100
-    ef_search: int = 64
+    ef_search: int = 96
 
     def validated(self, field: str = "hnsw") -> HnswParams:
         for name, lo, hi in (("m", 2, 128), ("ef_construction", 4, 4096), ("ef_search", 1, 4096)):
