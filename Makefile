@@ -1,9 +1,13 @@
 PYTHON ?= python3
+KIND_CLUSTER ?= vectorizer-e2e
+KIND_NODE_IMAGE ?= kindest/node:v1.36.3
+KIND_KUBECONFIG ?= $(CURDIR)/.kind-kubeconfig
+IMAGE ?= vectorizer:0.1.0
 
-.PHONY: help install run test unit integration e2e e2e-binaries dev-cluster dev-cluster-down lint typecheck bench bench-replication bench-observability bench-quick clean
+.PHONY: help install run test unit integration e2e e2e-kind e2e-binaries dev-cluster dev-cluster-down lint typecheck bench bench-replication bench-observability bench-quick clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 install: ## install the package with its test tools (editable)
 	$(PYTHON) -m pip install -e '.[test]'
@@ -25,6 +29,18 @@ e2e-binaries: ## build kube-apiserver, controller-manager, scheduler, kubectl, e
 
 e2e: ## the end-to-end suite on a real control plane with a process kubelet (needs root)
 	$(PYTHON) -m pytest e2e -q
+
+e2e-kind: ## the e2e suite on a kind cluster (needs Docker): build and load the image, helm install the operator, pytest e2e
+	kind create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) --wait 120s
+	kind get kubeconfig --name $(KIND_CLUSTER) >$(KIND_KUBECONFIG)
+	docker build -t $(IMAGE) .
+	docker pull python:3.11-slim
+	kind load docker-image $(IMAGE) python:3.11-slim --name $(KIND_CLUSTER)
+	helm upgrade --install vectorizer-operator charts/vectorizer-operator \
+	  --kubeconfig $(KIND_KUBECONFIG) -n vectorizer-system --create-namespace \
+	  --set image.tag=$(lastword $(subst :, ,$(IMAGE))) --wait --timeout 3m
+	VECTORIZER_E2E_KUBECONFIG=$(KIND_KUBECONFIG) VECTORIZER_E2E_OPERATOR_NAMESPACE=vectorizer-system \
+	  $(PYTHON) -m pytest e2e; status=$$?; kind delete cluster --name $(KIND_CLUSTER); exit $$status
 
 dev-cluster: ## bring up a local control plane + process kubelet and print how to use kubectl
 	e2e/dev-cluster.sh up

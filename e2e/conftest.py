@@ -20,6 +20,11 @@ from e2e.harness.kube import Kube, path
 from e2e.harness.toolchain import ensure_binaries
 from e2e.harness.waiting import eventually
 
+# The operator suite's fixtures (kubectl, vzc_crd, module_namespace, operator).
+from e2e.operator_fixtures import kubectl, module_namespace, operator, vzc_crd
+
+__all__ = ["e2e_cluster", "kube", "kubectl", "module_namespace", "namespace", "operator", "vzc_crd"]
+
 EXTERNAL_KUBECONFIG = "VECTORIZER_E2E_KUBECONFIG"
 log = logging.getLogger("e2e")
 
