@@ -42,7 +42,7 @@ e2e-kind: ## the e2e suite on a kind cluster (needs Docker): build and load the 
 	VECTORIZER_E2E_KUBECONFIG=$(KIND_KUBECONFIG) VECTORIZER_E2E_OPERATOR_NAMESPACE=vectorizer-system \
 	  $(PYTHON) -m pytest e2e; status=$$?; kind delete cluster --name $(KIND_CLUSTER); exit $$status
 
-dev-cluster: ## bring up a local control plane + process kubelet and print how to use kubectl
+dev-cluster: ## bring up a local control plane + process kubelet + operator + sample cluster; prints how to use kubectl
 	e2e/dev-cluster.sh up
 
 dev-cluster-down: ## take the local development cluster down

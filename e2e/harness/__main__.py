@@ -4,12 +4,17 @@ import argparse
 import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .cluster import STATE_FILE, Cluster, stop_recorded
+from .cluster import PIDS_FILE, STATE_FILE, Cluster, stop_recorded
+from .procs import read_pidfile, spawn, write_pidfile
 from .toolchain import ensure_binaries
+
+REPO = Path(__file__).resolve().parents[2]
 
 log = logging.getLogger("e2e.harness")
 
@@ -23,11 +28,15 @@ def _up(work_dir: Path, nodes: int, entrypoint: str) -> int:
     if (work_dir / "pids.json").exists():
         log.error("a cluster is already recorded in %s; run `down` first", work_dir)
         return 1
+    # Each `up` is a fresh cluster: state left by an earlier one (its etcd, its nodes'
+    # volumes) would bring back pods bound to nodes that no longer exist.
+    shutil.rmtree(work_dir, ignore_errors=True)
     bin_dir = ensure_binaries(("k8s", "etcd"))
     started = time.monotonic()
     cluster = Cluster(bin_dir, work_dir, nodes=nodes, default_entrypoint=entrypoint)
     cluster.start()
     log.info("cluster up in %.1fs", time.monotonic() - started)
+    _operator_and_sample(cluster.kubeconfig, bin_dir, work_dir)
     net = cluster.network
     where = f"bridge {net.bridge}, {net.subnet}" if net else "?"
     sys.stdout.write(
@@ -38,11 +47,57 @@ Cluster is up ({nodes} node(s)); logs in {work_dir / "logs"}.
   export PATH={bin_dir}:$PATH
   kubectl get nodes
 
+The operator runs as a local process (log: {work_dir / "logs" / "operator.log"}) and
+the sample cluster from samples/minimal.yaml is being created:
+
+  kubectl get vzc,pods,svc -o wide
+
 Pods run as local processes in network namespaces ({where});
 pod IPs are reachable from this host. Stop everything with: e2e/dev-cluster.sh down
 """
     )
     return 0
+
+
+def _operator_and_sample(kubeconfig: Path, bin_dir: Path, work_dir: Path) -> None:
+    """Install the CRD, start `vectorizer operator` (recorded, so `down` stops it first),
+    and apply the minimal sample cluster."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    kubectl = str(bin_dir / "kubectl")
+    subprocess.run([kubectl, "apply", "-f", str(REPO / "crds")], check=True, env=env)
+    subprocess.run(
+        [
+            kubectl,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/vectorizerclusters.vectorizer.io",
+        ],
+        check=True,
+        env=env,
+    )
+    operator = spawn(
+        "operator",
+        [
+            sys.executable,
+            "-m",
+            "vectorizer",
+            "operator",
+            "--standalone",
+            "--all-namespaces",
+            "--liveness",
+            "",
+        ],
+        work_dir / "logs",
+        env=env,
+    )
+    pids = work_dir / PIDS_FILE
+    write_pidfile(pids, [*read_pidfile(pids), operator.record])
+    subprocess.run(
+        [kubectl, "apply", "-n", "default", "-f", str(REPO / "samples" / "minimal.yaml")],
+        check=True,
+        env=env,
+    )
 
 
 def _status(work_dir: Path) -> int:
