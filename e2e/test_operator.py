@@ -23,6 +23,7 @@ from e2e.operator_fixtures import Kubectl, KubectlError, Operator
 from e2e.vzc import (
     COLLECTION,
     DIMENSION,
+    Endpoint,
     Ledger,
     Nodes,
     caught_up,
@@ -101,16 +102,22 @@ async def test_three_instances_become_healthy_with_one_primary(
 async def test_writes_through_rw_are_read_through_ro(kube: Kube, nodes: Nodes) -> None:
     ns = nodes.namespace
     await wait_healthy(kube, nodes, NAME, 3)
-    rw = await service_endpoints(kube, ns, f"{NAME}-rw")
     primary = (await get_vzc(kube, ns, NAME))["status"]["currentPrimary"]
-    assert [e.pod for e in rw] == [primary]
+
+    # EndpointSlices follow pod readiness and labels a moment later: wait for them.
+    async def routed(service: str, want: int) -> list[Endpoint] | None:
+        eps = await service_endpoints(kube, ns, f"{NAME}-{service}")
+        pods = {e.pod for e in eps}
+        right = (pods == {primary}) if service == "rw" else (primary not in pods)
+        return eps if len(eps) == want and right else None
+
+    rw = await eventually(lambda: routed("rw", 1), "-rw to list only the primary", limit=30.0)
 
     async with nodes.client(rw[0].pod, rw[0].ip, rw[0].port) as vz:
         await vz.create_collection(COLLECTION, DIMENSION, metric="cosine")
         await vz.upsert(COLLECTION, LEDGER.next_batch(50))
 
-    ro = await service_endpoints(kube, ns, f"{NAME}-ro")
-    assert len(ro) == 2 and primary not in {e.pod for e in ro}, ro
+    ro = await eventually(lambda: routed("ro", 2), "-ro to list both replicas", limit=30.0)
     for ep in ro:
 
         async def visible(pod: str = ep.pod, ip: str = ep.ip) -> bool:
