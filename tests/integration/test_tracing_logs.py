@@ -82,3 +82,24 @@ def test_a_write_is_traced_across_replication_and_logged_as_json(
     records = [o for o in json_objects(p.log()) if "level" in o and "logger" in o]
     assert records and all({"time", "level", "logger", "message"} <= set(o) for o in records)
     assert any(o["logger"] == "vectorizer.server.serve" for o in records)
+
+
+def test_sampling_ratio_zero_traces_only_requests_that_bring_a_sampled_parent(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    import urllib.request
+
+    srv = server_factory(
+        data_dir=tmp_path / "d",
+        args=["--tracing-exporter", "console", "--tracing-sample-ratio", "0"],
+    ).start()
+    srv.request("POST", "/collections", {"name": "s", "dimension": 2})
+    for _ in range(5):
+        srv.request("POST", "/collections/s/vectors", {"vectors": [{"id": 1, "vector": [1, 2]}]})
+    req = urllib.request.Request(srv.url + "/health", headers={"traceparent": TRACEPARENT})
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 200
+    srv.terminate()
+    found = spans(json_objects(srv.log()))
+    assert found, "the traced request produced no span"
+    assert {s["context"]["trace_id"] for s in found} == {"0x" + TRACE_ID}

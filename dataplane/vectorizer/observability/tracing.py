@@ -8,6 +8,7 @@ their trace as the parent of the replica's apply span.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,18 @@ def setup(exporter: str, sample_ratio: float, otlp_endpoint: str, service: str) 
     return True
 
 
+def unsampled_context() -> otel_context.Context:
+    """A context whose current span is a fresh trace marked not sampled: spans started
+    under it are dropped by the parent-based sampler without being built."""
+    span_context = trace.SpanContext(
+        trace_id=random.getrandbits(128) or 1,
+        span_id=random.getrandbits(64) or 1,
+        is_remote=False,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
+    )
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+
+
 def shutdown() -> None:
     provider = trace.get_tracer_provider()
     if hasattr(provider, "shutdown"):
@@ -51,7 +64,9 @@ def shutdown() -> None:
 
 
 def extract(headers: Mapping[str, str]) -> otel_context.Context:
-    return _PROPAGATOR.extract(carrier=dict(headers))
+    """The caller's trace context; ``headers`` may be aiohttp's case-insensitive mapping
+    (read in place, no copy)."""
+    return _PROPAGATOR.extract(carrier=headers)
 
 
 def inject(headers: dict[str, str]) -> None:
