@@ -294,6 +294,74 @@ class PodDisruptionBudgetSpec:
 
 
 @dataclass(frozen=True)
+class AlertThresholds:
+    """When the cluster's alerts fire (see docs/runbooks/)."""
+
+    replication_lag_ms: float = prop(
+        30000.0, doc="VectorizerReplicationLagHigh: a replica's lag in milliseconds.", minimum=0
+    )
+    error_ratio: float = prop(
+        0.05,
+        doc="VectorizerErrorRateHigh: share of requests answered with a server error (5xx).",
+        minimum=0,
+        maximum=1,
+    )
+    search_p99_seconds: float = prop(
+        0.5, doc="VectorizerSearchLatencyHigh: 99th percentile of search latency.", minimum=0
+    )
+    wal_size_bytes: int = prop(
+        1 << 30,
+        doc="VectorizerWalSizeHigh: bytes retained in the write-ahead log of one instance.",
+        minimum=0,
+    )
+    snapshot_age_seconds: int = prop(
+        3600,
+        doc="VectorizerSnapshotTooOld: age of the newest snapshot while writes keep coming.",
+        minimum=60,
+    )
+
+
+@dataclass(frozen=True)
+class PodMonitorSpec:
+    """The PodMonitor that has Prometheus scrape every instance's /metrics."""
+
+    enabled: bool = prop(True, doc="Create a PodMonitor (needs the Prometheus Operator).")
+    interval: str = prop("30s", doc="Scrape interval.", pattern="^[0-9]+(ms|s|m|h)$")
+    labels: dict[str, str] = prop(
+        doc="Extra labels, e.g. the ones your Prometheus' podMonitorSelector matches.",
+        factory=dict,
+    )
+
+
+@dataclass(frozen=True)
+class PrometheusRuleSpec:
+    """The PrometheusRule holding the cluster's alerts."""
+
+    enabled: bool = prop(True, doc="Create a PrometheusRule (needs the Prometheus Operator).")
+    labels: dict[str, str] = prop(
+        doc="Extra labels, e.g. the ones your Prometheus' ruleSelector matches.", factory=dict
+    )
+    runbook_base_url: str = prop(
+        "https://github.com/vectorizer/vectorizer/blob/main/docs/runbooks",
+        doc="Where the runbooks live; each alert links to <runbookBaseUrl>/<alert>.md.",
+        min_length=1,
+    )
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """Prometheus Operator resources: scraping and alerting (see docs/MONITORING.md)."""
+
+    enabled: bool = prop(
+        True,
+        doc="Create the monitoring resources below when the Prometheus Operator's CRDs exist.",
+    )
+    pod_monitor: PodMonitorSpec = prop(doc="Scraping.", factory=PodMonitorSpec)
+    prometheus_rule: PrometheusRuleSpec = prop(doc="Alerting.", factory=PrometheusRuleSpec)
+    thresholds: AlertThresholds = prop(doc="Alert thresholds.", factory=AlertThresholds)
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """Desired state of a Vectorizer cluster: one primary and instances-1 replicas."""
 
@@ -341,6 +409,7 @@ class ClusterSpec:
     pod_disruption_budget: PodDisruptionBudgetSpec = prop(
         doc="Disruption budget.", factory=PodDisruptionBudgetSpec
     )
+    monitoring: MonitoringSpec = prop(doc="Metrics scraping and alerts.", factory=MonitoringSpec)
 
     def check(self, path: str) -> None:
         """The CEL rules again, for resources that did not pass an API server check."""

@@ -87,6 +87,21 @@ def service_account(cluster: str) -> str:
     return cluster
 
 
+def pod_monitor(cluster: str) -> str:
+    return cluster
+
+
+def prometheus_rule(cluster: str) -> str:
+    return cluster
+
+
+# Prometheus Operator resources and the label that the PodMonitor gives every series of
+# a cluster (its alert rules select on it, with ``namespace``).
+MONITORING_API_VERSION = "monitoring.coreos.com/v1"
+METRICS_PATH = "/metrics"
+METRICS_CLUSTER_LABEL = "vectorizer_cluster"
+
+
 def pod(cluster: str, ordinal: int) -> str:
     return f"{cluster}-{ordinal}"
 

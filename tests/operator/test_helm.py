@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from typing import Any
 
@@ -222,3 +223,15 @@ def test_chart_files_exist() -> None:
         "templates/rbac.yaml",
     ):
         assert (CHART / name).exists(), name
+
+
+def test_grafana_dashboard_is_opt_in(helm: str) -> None:
+    assert not [
+        d for d in by_kind(render(helm), "ConfigMap") if "dashboard" in d["metadata"]["name"]
+    ]
+    docs = render(helm, "grafanaDashboard.enabled=true", "grafanaDashboard.namespace=grafana")
+    (cm,) = by_kind(docs, "ConfigMap")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "grafana"
+    shipped = (CHART / "dashboards" / "vectorizer.json").read_text()
+    assert json.loads(cm["data"]["vectorizer.json"]) == json.loads(shipped)
