@@ -33,6 +33,8 @@ RESOURCES: Mapping[tuple[str, str], str] = {
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("coordination.k8s.io/v1", "Lease"): "leases",
     (naming.API_VERSION, naming.KIND): naming.PLURAL,
+    (naming.MONITORING_API_VERSION, "PodMonitor"): "podmonitors",
+    (naming.MONITORING_API_VERSION, "PrometheusRule"): "prometheusrules",
 }
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -190,6 +192,17 @@ class KubeClient:
             "count": 1,
         }
         await self.request("POST", path("v1", "Event", involved["namespace"]), body=event)
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        """API discovery (``GET /apis/<group>/<version>``; readable by every account)."""
+        url = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            found = await self.request("GET", url)
+        except KubeApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return any(r.get("kind") == kind for r in found.get("resources") or ())
 
     # ---- leases (leader election) -----------------------------------------------------------
 

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from vectorizer_operator.metrics import OperatorMetrics
 from vectorizer_operator.reconcile.cluster import Result
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,10 @@ class ClusterLoop:
         concurrency: int = 4,
         idle_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self._reconcile = reconcile
+        self.metrics = metrics
         self._keys = keys
         self._is_leader = is_leader
         self._limit = concurrency
@@ -87,6 +90,8 @@ class ClusterLoop:
         except asyncio.CancelledError:
             raise
         except Exception:
+            if self.metrics is not None:
+                self.metrics.observe_reconcile(*key, self._clock() - started, error=True)
             failures = self._failures.get(key, 0)
             delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
             self._failures[key] = failures + 1
@@ -99,6 +104,13 @@ class ClusterLoop:
             self.last_pass_at = self._clock()
             self._wakeup.set()
         self._failures.pop(key, None)
+        if self.metrics is not None:
+            self.metrics.observe_reconcile(
+                *key,
+                self._clock() - started,
+                phase=result.phase,
+                gone=result.requeue_after is None,
+            )
         if result.requeue_after is None:
             return  # gone: only a watch event or its return to the index brings it back
         again = self._clock() + result.requeue_after

@@ -428,7 +428,7 @@ class ClusterSpec:
 class Condition:
     """A condition in the Kubernetes convention."""
 
-    type: str = prop(doc="Ready, Progressing or Degraded.")
+    type: str = prop(doc="Ready, Progressing, Degraded or MonitoringReady.")
     status: str = prop(doc="True, False or Unknown.", enum=("True", "False", "Unknown"))
     reason: str | None = prop(None, doc="CamelCase reason.")
     message: str | None = prop(None, doc="Human-readable detail.")

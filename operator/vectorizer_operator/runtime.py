@@ -18,6 +18,7 @@ from vectorizer_operator.dataplane_client import DataPlane, ReplicationClient
 from vectorizer_operator.kube import KubeClient
 from vectorizer_operator.leader import ElectionSettings, LeaderElector, LeaseStore
 from vectorizer_operator.loop import ClusterLoop, Key
+from vectorizer_operator.metrics import MetricsServer, OperatorMetrics
 from vectorizer_operator.reconcile.cluster import Reconciler, ReconcileSettings
 from vectorizer_operator.reconcile.ports import Kube
 from vectorizer_operator.settings import OperatorSettings
@@ -46,6 +47,7 @@ class Runtime:
     settings: OperatorSettings
     loop: ClusterLoop
     elector: LeaderElector | None
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     closers: list[Callable[[], Any]] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -72,10 +74,11 @@ class Runtime:
                 ),
             )
         is_leader = (lambda: True) if elector is None else (lambda: elector.is_leader)
-        loop = ClusterLoop(reconciler.reconcile, keys=keys, is_leader=is_leader)
+        metrics = OperatorMetrics()
+        loop = ClusterLoop(reconciler.reconcile, keys=keys, is_leader=is_leader, metrics=metrics)
         if elector is not None:
             elector.on_elected = loop.wake_all
-        return cls(settings, loop, elector)
+        return cls(settings, loop, elector, metrics)
 
     @classmethod
     async def connect(
@@ -86,8 +89,28 @@ class Runtime:
         dataplane = ReplicationClient(timeout=settings.dataplane_timeout_s)
         runtime = cls.build(settings, keys, kube=kube, dataplane=dataplane, leases=kube)
         runtime.closers += [dataplane.close, kube.close]
+        await runtime.serve_metrics()
         runtime.start()
         return runtime
+
+    async def serve_metrics(self) -> MetricsServer | None:
+        """Serve ``GET /metrics`` on the configured address and port (port 0: not at all)."""
+        if not self.settings.metrics_port:
+            return None
+        server = MetricsServer(
+            self.metrics, host=self.settings.metrics_address, port=self.settings.metrics_port
+        )
+        try:
+            await server.start()
+        except OSError as err:
+            # Metrics are not worth an operator that does not run (e.g. the port is taken
+            # by another operator process on the same host): say so and carry on.
+            log.error("cannot serve metrics on %s:%d: %s", server.host, server.port, err)
+            await server.stop()
+            return None
+        self.closers.append(server.stop)
+        log.info("metrics on %s:%d/metrics", server.host, server.port)
+        return server
 
     def start(self) -> None:
         if self.elector is not None:

@@ -35,6 +35,8 @@ class OperatorSettings:
     identity: str = _opt("", "this replica's name in the Lease (default: $POD_NAME)")
     lease_duration_s: float = _opt(15.0, "seconds a leader holds the Lease without renewing")
     liveness: str = _opt("http://0.0.0.0:8080/healthz", "liveness endpoint URL (empty: none)")
+    metrics_port: int = _opt(9102, "port of the operator's Prometheus /metrics endpoint (0: none)")
+    metrics_address: str = _opt("0.0.0.0", "address the /metrics endpoint listens on")
     log_format: str = _opt("json", "json or text", choices=("json", "text"))
     log_level: str = _opt("info", "debug, info, warning or error")
     default_image: str = _opt(

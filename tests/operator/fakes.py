@@ -60,6 +60,11 @@ class FakeKube:
         self.events: list[tuple[str, str, str]] = []
         self.calls: list[tuple[str, str, str]] = []
         self.fail: dict[tuple[str, str], KubeApiError] = {}
+        # What discovery reports (the Prometheus Operator's CRDs are installed).
+        self.served: set[tuple[str, str]] = {
+            (naming.MONITORING_API_VERSION, "PodMonitor"),
+            (naming.MONITORING_API_VERSION, "PrometheusRule"),
+        }
         self._rv = 0
 
     def _next_rv(self) -> str:
@@ -71,10 +76,12 @@ class FakeKube:
         m = obj["metadata"]
         return (obj["apiVersion"], obj["kind"], m.get("namespace", ""), m["name"])
 
-    def _check(self, method: str, kind: str) -> None:
+    def _check(self, method: str, kind: str, api_version: str = "") -> None:
         err = self.fail.get((method, kind))
         if err is not None:
             raise err
+        if api_version == naming.MONITORING_API_VERSION and (api_version, kind) not in self.served:
+            raise KubeApiError(404, f"the server could not find the requested resource ({kind})")
 
     def put(self, obj: Json) -> Json:
         obj = copy.deepcopy(obj)
@@ -97,7 +104,7 @@ class FakeKube:
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None:
         self.calls.append(("get", kind, name))
-        self._check("get", kind)
+        self._check("get", kind, api_version)
         obj = self.objects.get((api_version, kind, namespace, name))
         return copy.deepcopy(obj) if obj else None
 
@@ -115,7 +122,7 @@ class FakeKube:
 
     async def apply(self, manifest: Json) -> Json:
         self.calls.append(("apply", manifest["kind"], manifest["metadata"]["name"]))
-        self._check("apply", manifest["kind"])
+        self._check("apply", manifest["kind"], manifest["apiVersion"])
         key = self.key_of(manifest)
         live = self.objects.get(key)
         if live is None:
@@ -165,7 +172,7 @@ class FakeKube:
         self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None
     ) -> None:
         self.calls.append(("delete", kind, name))
-        self._check("delete", kind)
+        self._check("delete", kind, api_version)
         key = (api_version, kind, namespace, name)
         obj = self.objects.get(key)
         if obj is None:
@@ -176,6 +183,11 @@ class FakeKube:
 
     async def emit_event(self, involved: Json, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        self.calls.append(("serves", kind, api_version))
+        self._check("serves", kind)
+        return (api_version, kind) in self.served
 
     # ---- leases ---------------------------------------------------------------------
 

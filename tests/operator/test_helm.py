@@ -143,6 +143,8 @@ GROUPS = {
     "StatefulSet": ("apps", "statefulsets"),
     "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
     "VectorizerCluster": ("vectorizer.io", "vectorizerclusters"),
+    "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
+    "PrometheusRule": ("monitoring.coreos.com", "prometheusrules"),
 }
 VERBS = {
     "get": ["get"],
@@ -170,7 +172,7 @@ def used_permissions() -> set[tuple[str, str, str]]:
         await sim.settle()
         sim.edit_spec(image="v2", storage={"size": "2Gi"}, podDisruptionBudget={"enabled": False})
         await sim.settle(60)
-        sim.edit_spec(instances=1)
+        sim.edit_spec(instances=1, monitoring={"enabled": False})
         await sim.settle()
         return sim.kube.calls
 
@@ -179,6 +181,8 @@ def used_permissions() -> set[tuple[str, str, str]]:
         if method == "patch_status":
             used.add(("vectorizer.io", "vectorizerclusters/status", "patch"))
             continue
+        if method == "serves":
+            continue  # API discovery: every account may read it (system:discovery)
         group, resource = GROUPS[kind]
         used |= {(group, resource, verb) for verb in VERBS[method]}
     used |= {(g, r, v) for g, r in WATCHED for v in ("list", "watch")}
@@ -235,3 +239,21 @@ def test_grafana_dashboard_is_opt_in(helm: str) -> None:
     assert cm["metadata"]["namespace"] == "grafana"
     shipped = (CHART / "dashboards" / "vectorizer.json").read_text()
     assert json.loads(cm["data"]["vectorizer.json"]) == json.loads(shipped)
+
+
+def test_metrics_port_is_exposed_and_can_be_turned_off(helm: str) -> None:
+    def container(*sets: str) -> dict[str, Any]:
+        [deploy] = by_kind(render(helm, *sets), "Deployment")
+        c: dict[str, Any] = deploy["spec"]["template"]["spec"]["containers"][0]
+        return c
+
+    c = container()
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert ports["metrics"] == 9102 and env["VECTORIZER_OPERATOR_METRICS_PORT"] == "9102"
+    c = container("metrics.port=9300")
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}["metrics"] == 9300
+    c = container("metrics.enabled=false")
+    assert "metrics" not in {p["name"] for p in c["ports"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["VECTORIZER_OPERATOR_METRICS_PORT"] == "0"

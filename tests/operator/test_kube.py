@@ -125,3 +125,36 @@ async def test_errors_carry_status_and_reason(kube: Any) -> None:
         )
     assert (err.value.status, err.value.reason) == (422, "Invalid")
     assert "bad spec" in str(err.value)
+
+
+async def test_discovery(aiohttp_server: Any) -> None:
+    async def group(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "kind": "APIResourceList",
+                "groupVersion": "monitoring.coreos.com/v1",
+                "resources": [
+                    {"name": "podmonitors", "kind": "PodMonitor", "namespaced": True},
+                    {"name": "prometheusrules", "kind": "PrometheusRule", "namespaced": True},
+                ],
+            }
+        )
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.json_response({"kind": "Status", "reason": "NotFound"}, status=404)
+
+    app = web.Application()
+    app.router.add_get("/apis/monitoring.coreos.com/v1", group)
+    app.router.add_route("*", "/{tail:.*}", missing)
+    server = await aiohttp_server(app)
+    client = KubeClient(ApiClient(configuration=Configuration(host=str(server.make_url("")))))
+    try:
+        assert await client.serves("monitoring.coreos.com/v1", "PodMonitor") is True
+        assert await client.serves("monitoring.coreos.com/v1", "PrometheusRule") is True
+        assert await client.serves("monitoring.coreos.com/v1", "Probe") is False
+        assert await client.serves("other.io/v1", "PodMonitor") is False
+    finally:
+        await client.close()
+    assert path("monitoring.coreos.com/v1", "PodMonitor", "db", "vz") == (
+        "/apis/monitoring.coreos.com/v1/namespaces/db/podmonitors/vz"
+    )

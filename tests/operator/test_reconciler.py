@@ -42,7 +42,12 @@ async def test_bootstrap_promotes_the_first_instance_and_the_others_follow() -> 
         "vz-2",
     }
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions == {"Ready": "True", "Progressing": "False", "Degraded": "False"}
+    assert conditions == {
+        "Ready": "True",
+        "Progressing": "False",
+        "Degraded": "False",
+        "MonitoringReady": "True",
+    }
     assert ("Normal", "Promoted", "vz-0 is primary at epoch 1") in sim.kube.events
 
 

@@ -74,4 +74,9 @@ grow claims; record events.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# Each cluster's PodMonitor and PrometheusRule (when the Prometheus Operator is installed;
+# discovering that needs no grant).
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors", "prometheusrules"]
+  verbs: ["get", "create", "patch", "delete"]
 {{- end }}

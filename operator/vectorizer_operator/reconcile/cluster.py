@@ -39,6 +39,13 @@ from vectorizer_operator.reconcile.actions import (
     SetPodLabels,
     describe,
 )
+from vectorizer_operator.reconcile.monitoring import (
+    REASON_ABSENT,
+    REASON_FAILED,
+    MonitoringCondition,
+    MonitoringDiscovery,
+    plan_monitoring,
+)
 from vectorizer_operator.reconcile.observe import (
     ClaimView,
     Instance,
@@ -64,6 +71,8 @@ class ReconcileSettings:
     switchover_retry_s: float = 300.0
     resync_s: float = 10.0
     busy_resync_s: float = 2.0
+    # How often to ask the API server again whether it serves monitoring.coreos.com/v1.
+    discovery_recheck_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class _Memory:
     abandoned_at: float | None = None
     last_spec_error: str | None = None
     resize_warned: set[tuple[str, str]] = field(default_factory=set)
+    monitoring_reported: str | None = None  # the MonitoringReady reason last sent as an event
 
 
 @dataclass
@@ -129,6 +139,9 @@ class Reconciler:
         self.clock = clock
         self.now = now
         self._memory: dict[tuple[str, str], _Memory] = {}
+        self.discovery = MonitoringDiscovery(
+            kube, recheck_s=settings.discovery_recheck_s, clock=lambda: self.clock()
+        )
 
     def forget(self, namespace: str, name: str) -> None:
         self._memory.pop((namespace, name), None)
@@ -226,6 +239,7 @@ class Reconciler:
             and plan.scale.replicas == obs.statefulset.replicas
         )
         done.acted = done.acted or new_template
+        monitoring = await self._apply_monitoring(cluster, memory)
         generation = cluster.generation if not done.errors else cluster.status.observed_generation
         await self._run(obs, plan.replication.actions, done, memory)
         if plan.replication.aborted_switchover:
@@ -245,7 +259,12 @@ class Reconciler:
         if done.errors and phase.name == status_mod.HEALTHY:
             phase = status_mod.Phase(status_mod.DEGRADED, "; ".join(done.errors))
         status = status_mod.build_status(
-            obs, plan.topology, phase, now=self.now(), observed_generation=generation
+            obs,
+            plan.topology,
+            phase,
+            now=self.now(),
+            observed_generation=generation,
+            monitoring=monitoring,
         )
         await self._write_status(cluster, status)
         busy = done.acted or done.errors or phase.name != status_mod.HEALTHY
@@ -279,6 +298,36 @@ class Reconciler:
                 await self.kube.delete(ref.api_version, ref.kind, cluster.namespace, ref.name)
                 done.acted = True
         return sts_applied
+
+    async def _apply_monitoring(
+        self, cluster: Cluster, memory: _Memory
+    ) -> MonitoringCondition | None:
+        """Apply the PodMonitor and PrometheusRule (when served); never fails the pass."""
+        plan = plan_monitoring(cluster, await self.discovery.available())
+        condition = plan.condition
+        try:
+            for manifest in plan.apply:
+                await self.kube.apply(manifest)
+            for ref in plan.remove:
+                live = await self.kube.get(ref.api_version, ref.kind, cluster.namespace, ref.name)
+                owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
+                if live and any(o.get("uid") == cluster.uid for o in owners):
+                    await self.kube.delete(ref.api_version, ref.kind, cluster.namespace, ref.name)
+        except KubeApiError as err:
+            if err.status == 404:  # the CRDs went away since the last discovery
+                self.discovery.invalidate()
+                plan = plan_monitoring(cluster, await self.discovery.available())
+                condition = plan.condition
+            if condition is None or condition.reason != REASON_ABSENT:
+                message = f"cannot apply the monitoring resources: {err}"
+                log.warning("%s/%s: %s", cluster.namespace, cluster.name, message)
+                condition = MonitoringCondition(False, REASON_FAILED, message)
+        reason = condition.reason if condition is not None and not condition.ready else None
+        if reason is not None and memory.monitoring_reported != reason:
+            assert condition is not None
+            await self._event(cluster, "Warning", reason, condition.message)
+        memory.monitoring_reported = reason
+        return condition
 
     async def _resize(
         self, obs: Observation, resizes: Sequence[ResizeClaim], memory: _Memory

@@ -43,3 +43,6 @@ class Kube(Protocol):
 
     async def emit_event(self, involved: Json, type_: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event about ``involved`` (an object reference)."""
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves ``kind`` in ``api_version`` (API discovery)."""

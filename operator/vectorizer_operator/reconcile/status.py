@@ -6,7 +6,9 @@ for a spec that cannot be acted upon). Conditions follow the phase:
 
 - Ready: True only when Healthy;
 - Progressing: True while setting up, scaling, upgrading or switching over;
-- Degraded: True when some instance or the primary does not serve.
+- Degraded: True when some instance or the primary does not serve;
+- MonitoringReady (while spec.monitoring wants a PodMonitor or PrometheusRule): True
+  once applied, False when the Prometheus Operator is absent or applying failed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 from vectorizer_operator import naming
 from vectorizer_operator.model import Cluster, ClusterStatus, Condition, InstanceStatus
+from vectorizer_operator.reconcile.monitoring import CONDITION as MONITORING
+from vectorizer_operator.reconcile.monitoring import MonitoringCondition
 from vectorizer_operator.reconcile.observe import Instance, Observation, same_url
 from vectorizer_operator.reconcile.replication import State, Topology
 from vectorizer_operator.reconcile.rolling import RolloutPlan, is_outdated
@@ -126,17 +130,23 @@ def _condition(
     return Condition(kind, status, reason, message or None, since, generation)
 
 
-def conditions(cluster: Cluster, phase: Phase, now: str) -> tuple[Condition, ...]:
+def conditions(
+    cluster: Cluster, phase: Phase, now: str, monitoring: MonitoringCondition | None = None
+) -> tuple[Condition, ...]:
     previous = cluster.status.conditions or ()
     reason = _REASONS.get(phase.name, "Unknown")
     gen = cluster.generation
     progressing = phase.name in PROGRESSING_PHASES
     degraded = phase.name in (DEGRADED, FAILED)
-    return (
+    out = (
         _condition(previous, "Ready", phase.name == HEALTHY, reason, phase.reason, gen, now),
         _condition(previous, "Progressing", progressing, reason, phase.reason, gen, now),
         _condition(previous, "Degraded", degraded, reason, phase.reason, gen, now),
     )
+    if monitoring is None:
+        return out
+    m = monitoring
+    return (*out, _condition(previous, MONITORING, m.ready, m.reason, m.message, gen, now))
 
 
 def instance_status(inst: Instance, update_revision: str | None) -> InstanceStatus:
@@ -165,7 +175,13 @@ def instance_status(inst: Instance, update_revision: str | None) -> InstanceStat
 
 
 def build_status(
-    obs: Observation, topo: Topology, phase: Phase, *, now: str, observed_generation: int | None
+    obs: Observation,
+    topo: Topology,
+    phase: Phase,
+    *,
+    now: str,
+    observed_generation: int | None,
+    monitoring: MonitoringCondition | None = None,
 ) -> ClusterStatus:
     cluster = obs.cluster
     sts = obs.statefulset
@@ -186,7 +202,7 @@ def build_status(
         instances_status=tuple(
             instance_status(i, sts.update_revision if sts else None) for i in obs.instances
         ),
-        conditions=conditions(cluster, phase, now),
+        conditions=conditions(cluster, phase, now, monitoring),
     )
 
 
@@ -207,5 +223,9 @@ def failed_status(cluster: Cluster, message: str, *, now: str) -> ClusterStatus:
         write_service=naming.rw_service(cluster.name),
         read_service=naming.ro_service(cluster.name),
         instances_status=old.instances_status,
-        conditions=conditions(cluster, phase, now),
+        # Nothing was applied: the monitoring condition, if any, stays as it was.
+        conditions=(
+            *conditions(cluster, phase, now),
+            *(c for c in old.conditions or () if c.type == MONITORING),
+        ),
     )
