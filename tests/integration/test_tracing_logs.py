@@ -62,6 +62,15 @@ def test_a_write_is_traced_across_replication_and_logged_as_json(
     while r.request("GET", "/stats")[1]["sequence"] < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert p.request("GET", "/collections/t/vectors/404")[0] == 404  # logs nothing special
+    search = json.dumps({"vector": [1, 2]}).encode()
+    req = urllib.request.Request(
+        p.url + "/collections/t/search",
+        data=search,
+        method="POST",
+        headers={"traceparent": TRACEPARENT, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 200
     p.terminate()
     r.terminate()  # shutting down flushes the span exporter
 
@@ -69,7 +78,7 @@ def test_a_write_is_traced_across_replication_and_logged_as_json(
         s for s in spans(json_objects(p.log())) if s["context"]["trace_id"] == "0x" + TRACE_ID
     ]
     names = {s["name"] for s in p_spans}
-    assert {"POST /collections/{name}/vectors", "insert", "wal.append"} <= names, names
+    assert {"POST /collections/{name}/vectors", "insert", "wal.append", "search"} <= names, names
     server_span = next(s for s in p_spans if s["name"].startswith("POST"))
     assert server_span["parent_id"] == "0x00f067aa0ba902b7"
     assert server_span["attributes"]["vectorizer.request_id"] == "req-42"

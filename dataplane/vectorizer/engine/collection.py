@@ -23,6 +23,7 @@ from vectorizer.engine.config import CollectionConfig, IndexKind
 from vectorizer.engine.filters import Payload, Predicate
 from vectorizer.engine.hnsw import HnswIndex
 from vectorizer.engine.validation import Matrix, PointId
+from vectorizer.observability.tracing import tracer
 
 INITIAL_CAPACITY = 1024
 # Below this many live points a search is exact: cheaper than the graph and always right.
@@ -142,8 +143,11 @@ class Collection:
         k = min(limit + offset, len(self))
         if k <= 0:
             return []
-        hits = self._search_slots(query, k, predicate, ef, exact_search)
-        return self._finish(hits, offset, threshold, with_payload, with_vector)
+        with tracer.start_as_current_span(
+            "search", attributes={"vectorizer.k": k, "vectorizer.filtered": predicate is not None}
+        ):
+            hits = self._search_slots(query, k, predicate, ef, exact_search)
+            return self._finish(hits, offset, threshold, with_payload, with_vector)
 
     def search_many(
         self,
@@ -163,7 +167,10 @@ class Collection:
         if k <= 0:
             return [[] for _ in range(len(queries))]
         use_graph = self._index is not None and not exact_search and len(self) > EXACT_BELOW
-        many = self._index.search_many(queries, k, ef) if use_graph and self._index else None
+        with tracer.start_as_current_span(
+            "search", attributes={"vectorizer.queries": len(queries)}
+        ):
+            many = self._index.search_many(queries, k, ef) if use_graph and self._index else None
         if many is None:
             many = [
                 self._search_slots(queries[i : i + 1], k, None, ef, exact_search)
