@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,11 +97,15 @@ class Collection:
     def count(self, predicate: Predicate | None = None) -> int:
         if predicate is None:
             return len(self)
-        return len(self._matching_slots(predicate))
+        return sum(1 for _ in self._matching(predicate))
 
     def ids_matching(self, predicate: Predicate) -> list[PointId]:
+        return [pid for pid, _ in self._matching(predicate)]
+
+    def _matching(self, predicate: Predicate) -> Iterator[tuple[PointId, int]]:
+        """(id, slot) of every live point the predicate accepts."""
         payloads = self._payloads
-        return [pid for pid, slot in self._id_slots.items() if predicate(pid, payloads[slot])]
+        return ((pid, s) for pid, s in self._id_slots.items() if predicate(pid, payloads[s]))
 
     def scroll(
         self,
@@ -221,9 +225,7 @@ class Collection:
         return np.flatnonzero(self._alive[: self._high]).astype(np.int64)
 
     def _matching_slots(self, predicate: Predicate) -> exact.Slots:
-        ids, payloads = self._ids, self._payloads
-        found = [s for s in self._id_slots.values() if predicate(ids[s], payloads[s])]  # type: ignore[arg-type]
-        return np.asarray(sorted(found), dtype=np.int64)
+        return np.asarray(sorted(s for _, s in self._matching(predicate)), dtype=np.int64)
 
     def _estimated_matches(self, predicate: Predicate) -> float:
         live = self._live_slots()
