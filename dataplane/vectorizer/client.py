@@ -71,7 +71,8 @@ class ClientError(VectorizerError):
 class VectorizerClient:
     """A node's API. Credentials: ``api_key`` (sent as ``X-API-Key``) or ``token`` (a JWT,
     sent as ``Authorization: Bearer``). TLS: ``ssl`` (a context, or False to skip
-    verification), or ``ca_file`` to trust and ``cert_file``/``key_file`` to present."""
+    verification), or ``ca_file`` to trust and ``cert_file``/``key_file`` to present;
+    ``server_hostname``: the name to verify when the URL holds an IP address."""
 
     def __init__(
         self,
@@ -86,8 +87,11 @@ class VectorizerClient:
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
+        server_hostname: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        # The name the certificate must carry when the URL holds an address (e.g. a pod IP).
+        self._server_hostname = server_hostname
         auth: dict[str, str] = {}
         if api_key is not None:
             auth["X-API-Key"] = api_key
@@ -125,7 +129,12 @@ class VectorizerClient:
         headers = dict(self._headers)
         tracing.inject(headers)  # continue the caller's trace, when there is one
         async with self._client().request(
-            method, self.url + path, data=data, headers=headers, ssl=self._ssl
+            method,
+            self.url + path,
+            data=data,
+            headers=headers,
+            ssl=self._ssl,
+            server_hostname=self._server_hostname,
         ) as resp:
             raw = await resp.read()
         try:

@@ -7,6 +7,7 @@ much as a structured ``stale_epoch``, arrives as ``DataPlaneError`` with a ``cod
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,16 +70,34 @@ class NodeStatus:
             raise DataPlaneError(f"malformed replication status: {err}", code="malformed") from None
 
 
+@dataclass(frozen=True)
+class Access:
+    """How to reach one node: its credential and, over HTTPS, whom to trust.
+
+    ``server_hostname`` is the pod's DNS name: the operator connects to the pod IP, but
+    the certificate names pods only by DNS (IPs change on every restart).
+    """
+
+    api_key: str | None = None
+    ssl: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+
+
+PLAIN = Access()
+
+
 class DataPlane(Protocol):
     """What the reconciler needs from the nodes (a fake implements it in tests)."""
 
-    async def status(self, url: str) -> NodeStatus: ...
+    async def status(self, url: str, access: Access = PLAIN) -> NodeStatus: ...
 
-    async def promote(self, url: str, epoch: int) -> None: ...
+    async def promote(self, url: str, epoch: int, access: Access = PLAIN) -> None: ...
 
-    async def follow(self, url: str, primary_url: str, epoch: int) -> None: ...
+    async def follow(
+        self, url: str, primary_url: str, epoch: int, access: Access = PLAIN
+    ) -> None: ...
 
-    async def fence(self, url: str, epoch: int) -> None: ...
+    async def fence(self, url: str, epoch: int, access: Access = PLAIN) -> None: ...
 
 
 class ReplicationClient:
@@ -99,8 +118,16 @@ class ReplicationClient:
             await self._session.close()
         self._session = None
 
-    async def _call(self, url: str, method: str, path: str, body: Any = None) -> Any:
-        node = VectorizerClient(url, session=self._pool())
+    async def _call(
+        self, url: str, access: Access, method: str, path: str, body: Any = None
+    ) -> Any:
+        node = VectorizerClient(
+            url,
+            session=self._pool(),
+            api_key=access.api_key,
+            ssl=access.ssl,
+            server_hostname=access.server_hostname if access.ssl is not None else None,
+        )
         try:
             return await node.request(method, path, body)
         except VectorizerError as err:
@@ -109,14 +136,15 @@ class ReplicationClient:
             detail = str(err) or type(err).__name__
             raise DataPlaneError(f"{url}{path}: {detail}") from None
 
-    async def status(self, url: str) -> NodeStatus:
-        return NodeStatus.from_json(await self._call(url, "GET", STATUS_PATH))
+    async def status(self, url: str, access: Access = PLAIN) -> NodeStatus:
+        return NodeStatus.from_json(await self._call(url, access, "GET", STATUS_PATH))
 
-    async def promote(self, url: str, epoch: int) -> None:
-        await self._call(url, "POST", PROMOTE_PATH, {"epoch": epoch})
+    async def promote(self, url: str, epoch: int, access: Access = PLAIN) -> None:
+        await self._call(url, access, "POST", PROMOTE_PATH, {"epoch": epoch})
 
-    async def follow(self, url: str, primary_url: str, epoch: int) -> None:
-        await self._call(url, "POST", FOLLOW_PATH, {"primary_url": primary_url, "epoch": epoch})
+    async def follow(self, url: str, primary_url: str, epoch: int, access: Access = PLAIN) -> None:
+        body = {"primary_url": primary_url, "epoch": epoch}
+        await self._call(url, access, "POST", FOLLOW_PATH, body)
 
-    async def fence(self, url: str, epoch: int) -> None:
-        await self._call(url, "POST", FENCE_PATH, {"epoch": epoch})
+    async def fence(self, url: str, epoch: int, access: Access = PLAIN) -> None:
+        await self._call(url, access, "POST", FENCE_PATH, {"epoch": epoch})

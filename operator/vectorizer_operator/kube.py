@@ -26,6 +26,7 @@ RESOURCES: Mapping[tuple[str, str], str] = {
     ("v1", "Pod"): "pods",
     ("v1", "Service"): "services",
     ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Secret"): "secrets",
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("v1", "Event"): "events",
@@ -35,6 +36,7 @@ RESOURCES: Mapping[tuple[str, str], str] = {
     (naming.API_VERSION, naming.KIND): naming.PLURAL,
     (naming.MONITORING_API_VERSION, "PodMonitor"): "podmonitors",
     (naming.MONITORING_API_VERSION, "PrometheusRule"): "prometheusrules",
+    (naming.CERT_MANAGER_API_VERSION, "Certificate"): "certificates",
 }
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"

@@ -38,11 +38,20 @@ RESERVED_SETTINGS = frozenset(
 # Secret-valued settings never go into spec.config: it becomes a ConfigMap. They are
 # set from Secrets by the features that need them (auth, TLS).
 SECRET_SUFFIXES = ("_key", "_secret", "_password", "_token")
+# Set from spec.tls and spec.auth: files exist only where the operator mounts them.
+SECURITY_SETTINGS = frozenset(
+    {"auth_enabled", "tls_client_auth", "replication_require_mtls", "replication_cert_names"}
+)
+FILE_SUFFIX = "_file"
 _SETTING_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
 
 
 def is_secret_setting(name: str) -> bool:
     return name.endswith(SECRET_SUFFIXES)
+
+
+def is_security_setting(name: str) -> bool:
+    return name in SECURITY_SETTINGS or name.endswith(FILE_SUFFIX)
 
 
 # Narrower than the type alone says; applied only while the setting exists.
@@ -57,7 +66,8 @@ def configurable_settings() -> dict[str, str]:
     out: dict[str, str] = {}
     for f in dataplane_settings.setting_fields():
         kind = _SETTING_TYPES.get(str(f.type))
-        if f.name not in RESERVED_SETTINGS and not is_secret_setting(f.name) and kind is not None:
+        owned = f.name in RESERVED_SETTINGS or is_security_setting(f.name)
+        if not owned and not is_secret_setting(f.name) and kind is not None:
             out[f.name] = kind
     return out
 
@@ -98,6 +108,8 @@ def _parse_config(raw: Any, path: str) -> dict[str, Any]:
             raise SpecError(f"{path}.{key}: is set by the operator and cannot be configured")
         if is_secret_setting(key):
             raise SpecError(f"{path}.{key}: is a secret and would be stored in a ConfigMap")
+        if is_security_setting(key):
+            raise SpecError(f"{path}.{key}: is set by the operator from spec.tls and spec.auth")
         if key not in known:
             raise SpecError(f"{path}.{key}: unknown data-plane setting")
         kind = known[key]
@@ -362,6 +374,113 @@ class MonitoringSpec:
 
 
 @dataclass(frozen=True)
+class SecretKeySelector:
+    """One key of a Secret in the cluster's namespace."""
+
+    name: str = prop(doc="Name of the Secret.", min_length=1)
+    key: str = prop(naming.API_KEY_KEY, doc="Key in the Secret.", min_length=1)
+
+
+@dataclass(frozen=True)
+class IssuerRef:
+    """The cert-manager issuer that signs the cluster's certificate."""
+
+    name: str = prop(doc="Name of the Issuer or ClusterIssuer.", min_length=1)
+    kind: str = prop("Issuer", doc="Issuer or ClusterIssuer.", enum=("Issuer", "ClusterIssuer"))
+    group: str = prop("cert-manager.io", doc="API group of the issuer.", min_length=1)
+
+
+@dataclass(frozen=True)
+class CertManagerSpec:
+    """Have cert-manager issue and renew the certificate (its CRDs must be installed)."""
+
+    issuer_ref: IssuerRef = prop(doc="The issuer that signs the certificate.")
+
+
+@dataclass(frozen=True)
+class TlsSpec:
+    """HTTPS on every instance (see SECURITY.md). By default the operator generates a CA and
+    a server certificate for every Service and pod name, and renews it before it expires;
+    pods pick renewed files up without a restart."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "!has(self.secretName) || !has(self.certManager)",
+            "give tls.secretName or tls.certManager, not both",
+        ),
+        Rule(
+            # has(): the API server also checks the rule against the (empty) default.
+            "!has(self.renewBeforeDays) || !has(self.validityDays) || "
+            "self.renewBeforeDays < self.validityDays",
+            "tls.renewBeforeDays must be lower than tls.validityDays",
+        ),
+    )
+
+    enabled: bool = prop(True, doc="Serve HTTPS (and replicate over it).")
+    secret_name: str | None = prop(
+        None,
+        doc="A kubernetes.io/tls Secret you manage, with tls.crt, tls.key and ca.crt; the "
+        "operator neither creates nor renews it.",
+        min_length=1,
+    )
+    cert_manager: CertManagerSpec | None = prop(
+        None, doc="Have cert-manager issue the certificate into <name>-tls instead."
+    )
+    validity_days: int = prop(
+        90,
+        doc="Lifetime of the server certificate the operator (or cert-manager) issues.",
+        minimum=1,
+        maximum=3650,
+    )
+    renew_before_days: int = prop(
+        30, doc="Renew the server certificate this many days before it expires.", minimum=1
+    )
+    ca_validity_days: int = prop(
+        3650,
+        doc="Lifetime of the generated CA (renewed the same number of days early).",
+        minimum=30,
+        maximum=36500,
+    )
+    replication_mtls: bool = prop(
+        True,
+        doc="Replicas present the cluster certificate to their primary, whose replication "
+        "stream refuses connections without a certificate signed by the cluster CA.",
+    )
+
+    def check(self, path: str) -> None:
+        if self.secret_name is not None and self.cert_manager is not None:
+            raise SpecError(f"{path}.secretName: give secretName or certManager, not both")
+        if self.renew_before_days >= self.validity_days:
+            raise SpecError(f"{path}.renewBeforeDays: must be lower than validityDays")
+
+    @property
+    def generated(self) -> bool:
+        """The operator issues the certificate from its own CA."""
+        return self.enabled and self.secret_name is None and self.cert_manager is None
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    """Credentials on every route but liveness, readiness and /metrics (see SECURITY.md)."""
+
+    enabled: bool = prop(
+        True,
+        doc="Require an API key or a bearer token; the operator's own calls use the admin key.",
+    )
+    admin_key_secret: SecretKeySelector | None = prop(
+        None,
+        doc="The bootstrap Admin API key (at least 16 characters), from a Secret you manage; "
+        "when unset the operator generates <name>-admin-key.",
+    )
+    jwt_secret: SecretKeySelector | None = prop(
+        None, doc="Shared secret (at least 32 characters) that verifies HS256 bearer tokens."
+    )
+    jwt_public_key_secret: SecretKeySelector | None = prop(
+        None, doc="PEM public key that verifies RS256 bearer tokens."
+    )
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """Desired state of a Vectorizer cluster: one primary and instances-1 replicas."""
 
@@ -410,6 +529,8 @@ class ClusterSpec:
         doc="Disruption budget.", factory=PodDisruptionBudgetSpec
     )
     monitoring: MonitoringSpec = prop(doc="Metrics scraping and alerts.", factory=MonitoringSpec)
+    tls: TlsSpec = prop(doc="HTTPS and its certificates.", factory=TlsSpec)
+    auth: AuthSpec = prop(doc="Authentication and the generated credentials.", factory=AuthSpec)
 
     def check(self, path: str) -> None:
         """The CEL rules again, for resources that did not pass an API server check."""

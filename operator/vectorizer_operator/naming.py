@@ -6,6 +6,8 @@ concatenates ``"-rw"`` or spells a label key.
 
 from __future__ import annotations
 
+from vectorizer.settings import ENV_PREFIX
+
 GROUP = "vectorizer.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -51,6 +53,27 @@ TMP_VOLUME = "tmp"
 TMP_MOUNT_PATH = "/var/tmp/vectorizer"
 RUN_AS_USER = 10001
 
+# Security material (see reconcile/security.py): Secrets mounted as volumes, so a renewed
+# certificate reaches the files without a restart (the data plane reloads them).
+TLS_VOLUME = "tls"
+TLS_MOUNT_PATH = "/etc/vectorizer/tls"
+CREDENTIALS_VOLUME = "credentials"
+CREDENTIALS_MOUNT_PATH = "/etc/vectorizer/credentials"
+TLS_CERT_KEY = "tls.crt"  # the keys of a kubernetes.io/tls Secret (cert-manager's too)
+TLS_PRIVATE_KEY_KEY = "tls.key"
+CA_CERT_KEY = "ca.crt"
+CA_PRIVATE_KEY_KEY = "ca.key"
+API_KEY_KEY = "api-key"  # the key of an admin or replication credential Secret
+ADMIN_KEY_FILE = "admin-key"  # file names under CREDENTIALS_MOUNT_PATH
+REPLICATION_KEY_FILE = "replication-key"
+ANNOTATION_NOT_AFTER = f"{GROUP}/not-after"
+CERT_MANAGER_API_VERSION = "cert-manager.io/v1"
+
+
+def env_name(setting: str) -> str:
+    """The environment variable of a data-plane setting (``VECTORIZER_<NAME>``)."""
+    return ENV_PREFIX + setting.upper()
+
 
 def statefulset(cluster: str) -> str:
     return cluster
@@ -85,6 +108,29 @@ def pdb(cluster: str) -> str:
 
 def service_account(cluster: str) -> str:
     return cluster
+
+
+def ca_secret(cluster: str) -> str:
+    """The generated CA (certificate and private key); only the operator reads it."""
+    return f"{cluster}-ca"
+
+
+def tls_secret(cluster: str) -> str:
+    """The server certificate, its key and the CA bundle (kubernetes.io/tls)."""
+    return f"{cluster}-tls"
+
+
+def certificate(cluster: str) -> str:
+    """The cert-manager Certificate that fills ``tls_secret`` when cert-manager issues."""
+    return f"{cluster}-tls"
+
+
+def admin_key_secret(cluster: str) -> str:
+    return f"{cluster}-admin-key"
+
+
+def replication_key_secret(cluster: str) -> str:
+    return f"{cluster}-replication-key"
 
 
 def pod_monitor(cluster: str) -> str:
@@ -150,14 +196,39 @@ def pod_fqdn(cluster: str, namespace: str, pod_name: str, domain: str) -> str:
     return f"{pod_name}.{headless_service(cluster)}.{namespace}.svc.{domain}"
 
 
-def advertise_url(cluster: str, namespace: str, pod_name: str, domain: str) -> str:
+def advertise_url(
+    cluster: str, namespace: str, pod_name: str, domain: str, *, tls: bool = False
+) -> str:
     """The URL a node advertises and replicas use to follow it (stable across restarts)."""
-    return f"http://{pod_fqdn(cluster, namespace, pod_name, domain)}:{HTTP_PORT}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://{pod_fqdn(cluster, namespace, pod_name, domain)}:{HTTP_PORT}"
 
 
-def advertise_url_template(cluster: str, namespace: str, domain: str) -> str:
+def advertise_url_template(cluster: str, namespace: str, domain: str, *, tls: bool) -> str:
     """The same URL with the pod name left to Kubernetes' ``$(POD_NAME)`` expansion."""
-    return advertise_url(cluster, namespace, "$(POD_NAME)", domain)
+    return advertise_url(cluster, namespace, "$(POD_NAME)", domain, tls=tls)
+
+
+def server_dns_names(cluster: str, namespace: str, domain: str) -> list[str]:
+    """Every name clients may use for the cluster: its Services (short, namespaced and
+    fully qualified) and each pod behind the headless Service (a wildcard, so scaling
+    needs no new certificate), plus ``localhost`` for calls from inside a pod."""
+    names: list[str] = []
+    services = (rw_service, ro_service, r_service, headless_service)
+    for service in (make(cluster) for make in services):
+        names += [
+            service,
+            f"{service}.{namespace}",
+            f"{service}.{namespace}.svc",
+            f"{service}.{namespace}.svc.{domain}",
+        ]
+    headless = headless_service(cluster)
+    names += [
+        f"*.{headless}.{namespace}.svc.{domain}",
+        f"*.{headless}.{namespace}.svc",
+        "localhost",
+    ]
+    return names
 
 
 def lease(peering_name: str) -> str:

@@ -14,11 +14,13 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from vectorizer_operator import naming
 from vectorizer_operator.builders import BuildOptions
-from vectorizer_operator.dataplane_client import DataPlaneError, NodeStatus
+from vectorizer_operator.dataplane_client import PLAIN, Access, DataPlaneError, NodeStatus
+from vectorizer_operator.kube import RESOURCES
 from vectorizer_operator.reconcile.cluster import Reconciler, ReconcileSettings, Result
 from vectorizer_operator.reconcile.ports import KubeApiError
 
@@ -77,6 +79,8 @@ class FakeKube:
         return (obj["apiVersion"], obj["kind"], m.get("namespace", ""), m["name"])
 
     def _check(self, method: str, kind: str, api_version: str = "") -> None:
+        # The real client can only address kinds it knows the plural of.
+        assert not api_version or (api_version, kind) in RESOURCES, (api_version, kind)
         err = self.fail.get((method, kind))
         if err is not None:
             raise err
@@ -247,6 +251,7 @@ class FakeDataPlane:
         self.nodes: dict[str, FakeNode] = {}
         self.routes: dict[str, str] = {}  # url -> pod name
         self.calls: list[tuple[str, str, Any]] = []
+        self.accesses: list[tuple[str, Access]] = []  # how each status call reached its node
 
     def _node(self, url: str) -> tuple[str, FakeNode]:
         name = self.routes.get(url)
@@ -255,10 +260,11 @@ class FakeDataPlane:
             raise DataPlaneError(f"{url}: connection refused")
         return name, node
 
-    async def status(self, url: str) -> NodeStatus:
+    async def status(self, url: str, access: Access = PLAIN) -> NodeStatus:
+        self.accesses.append((url, access))
         return self._node(url)[1].report()
 
-    async def promote(self, url: str, epoch: int) -> None:
+    async def promote(self, url: str, epoch: int, access: Access = PLAIN) -> None:
         name, node = self._node(url)
         self.calls.append(("promote", name, epoch))
         if epoch <= node.epoch:
@@ -267,14 +273,14 @@ class FakeDataPlane:
         node.history.append((epoch, node.sequence + 1))
         node.lag_operations, node.connected = None, None
 
-    async def follow(self, url: str, primary_url: str, epoch: int) -> None:
+    async def follow(self, url: str, primary_url: str, epoch: int, access: Access = PLAIN) -> None:
         name, node = self._node(url)
         self.calls.append(("follow", name, primary_url))
         if epoch < node.epoch:
             raise DataPlaneError("stale", code="stale_epoch")
         node.role, node.primary, node.epoch = "replica", primary_url, max(node.epoch, epoch)
 
-    async def fence(self, url: str, epoch: int) -> None:
+    async def fence(self, url: str, epoch: int, access: Access = PLAIN) -> None:
         name, node = self._node(url)
         self.calls.append(("fence", name, epoch))
         if epoch < node.epoch:
@@ -294,6 +300,11 @@ def cluster_body(name: str = "vz", namespace: str = NS, **spec: Any) -> Json:
     }
 
 
+def serves_tls(pod: Json) -> bool:
+    env = [e["name"] for c in pod.get("spec", {}).get("containers", []) for e in c.get("env", [])]
+    return naming.env_name("tls_cert_file") in env
+
+
 class Sim:
     """One VectorizerCluster, the controllers around it, and the operator's reconciler."""
 
@@ -302,6 +313,7 @@ class Sim:
         self.kube = FakeKube()
         self.dp = FakeDataPlane()
         self.time = 0.0
+        self.wall = datetime.now(UTC)  # what certificates are checked against
         self.settings = settings or ReconcileSettings(
             build=BuildOptions(default_image="vectorizer:test"), switchover_timeout_s=30.0
         )
@@ -317,6 +329,7 @@ class Sim:
             self.settings,
             clock=lambda: self.time,
             now=lambda: "2030-01-01T00:00:00Z",
+            utcnow=lambda: self.wall,
         )
 
     # ---- the resource -----------------------------------------------------------------
@@ -356,7 +369,10 @@ class Sim:
         return self.dp.nodes[naming.pod(self.name, ordinal)]
 
     def url(self, ordinal: int) -> str:
-        return naming.advertise_url(self.name, NS, naming.pod(self.name, ordinal), "cluster.local")
+        pod = self.pod(ordinal)
+        tls = serves_tls(pod) if pod is not None else True
+        name = naming.pod(self.name, ordinal)
+        return naming.advertise_url(self.name, NS, name, "cluster.local", tls=tls)
 
     # ---- the controllers ----------------------------------------------------------------
 
@@ -414,7 +430,8 @@ class Sim:
             }
         )
         self.dp.routes = {u: n for u, n in self.dp.routes.items() if n != name}
-        self.dp.routes[f"http://{ip}:{naming.HTTP_PORT}"] = name
+        scheme = "https" if serves_tls(self.kube.find("v1", "Pod", name) or {}) else "http"
+        self.dp.routes[f"{scheme}://{ip}:{naming.HTTP_PORT}"] = name
         node = self.dp.nodes.setdefault(name, FakeNode())
         node.up, node.connected, node.lag_operations = True, None, None
         claim = naming.pvc(self.name, ordinal)

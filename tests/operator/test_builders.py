@@ -94,7 +94,8 @@ def test_container_runs_vectorizer_serve_as_a_replica_without_primary() -> None:
     assert "VECTORIZER_PRIMARY_URL" not in e
     assert e["VECTORIZER_NODE_ID"] == "$(POD_NAME)"
     assert (
-        e["VECTORIZER_ADVERTISE_URL"] == "http://$(POD_NAME).vz-headless.db.svc.cluster.local:15002"
+        e["VECTORIZER_ADVERTISE_URL"]
+        == "https://$(POD_NAME).vz-headless.db.svc.cluster.local:15002"
     )
     assert e["VECTORIZER_HOST"] == "0.0.0.0"
     assert e["VECTORIZER_PORT"] == "15002"
@@ -125,8 +126,8 @@ def test_every_env_var_we_set_is_a_data_plane_setting() -> None:
 def test_probes_and_ports() -> None:
     c = container(sts())
     assert c["ports"] == [{"name": "http", "containerPort": 15002, "protocol": "TCP"}]
-    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http", "scheme": "HTTPS"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http", "scheme": "HTTPS"}
     assert c["startupProbe"]["httpGet"]["path"] == "/health"
 
 

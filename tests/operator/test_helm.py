@@ -12,6 +12,7 @@ import yaml
 
 from tests.operator.fakes import Sim
 from tests.operator.helm import ROOT, find_helm
+from vectorizer_operator import naming
 
 CHART = ROOT / "charts" / "vectorizer-operator"
 # The first test may build helm from the Go module proxy (minutes on a cold cache).
@@ -145,6 +146,8 @@ GROUPS = {
     "VectorizerCluster": ("vectorizer.io", "vectorizerclusters"),
     "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
     "PrometheusRule": ("monitoring.coreos.com", "prometheusrules"),
+    "Secret": ("", "secrets"),
+    "Certificate": ("cert-manager.io", "certificates"),
 }
 VERBS = {
     "get": ["get"],
@@ -169,6 +172,11 @@ def used_permissions() -> set[tuple[str, str, str]]:
 
     async def life() -> list[tuple[str, str, str]]:
         sim = Sim(instances=3, primaryUpdateMethod="switchover")
+        sim.kube.served.add((naming.CERT_MANAGER_API_VERSION, "Certificate"))
+        await sim.settle()
+        sim.edit_spec(tls={"certManager": {"issuerRef": {"name": "ca-issuer"}}})
+        await sim.settle()
+        sim.edit_spec(tls={"certManager": None})
         await sim.settle()
         sim.edit_spec(image="v2", storage={"size": "2Gi"}, podDisruptionBudget={"enabled": False})
         await sim.settle(60)

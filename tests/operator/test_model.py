@@ -122,7 +122,7 @@ def test_config_names_are_the_data_plane_settings() -> None:
     names = {f.name for f in dataplane_settings.setting_fields()}
     configurable = set(model.configurable_settings())
     assert configurable <= names
-    secrets = {n for n in names if model.is_secret_setting(n)}
+    secrets = {n for n in names if model.is_secret_setting(n) or model.is_security_setting(n)}
     assert names - configurable <= model.RESERVED_SETTINGS | secrets | {
         f.name
         for f in dataplane_settings.setting_fields()

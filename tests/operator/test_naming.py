@@ -26,8 +26,18 @@ def test_ordinal_only_for_our_pods() -> None:
 def test_urls_use_the_headless_service_dns_name() -> None:
     url = naming.advertise_url("vz", "db", "vz-1", "cluster.local")
     assert url == "http://vz-1.vz-headless.db.svc.cluster.local:15002"
-    template = naming.advertise_url_template("vz", "db", "cluster.local")
+    template = naming.advertise_url_template("vz", "db", "cluster.local", tls=False)
     assert template == "http://$(POD_NAME).vz-headless.db.svc.cluster.local:15002"
+    tls = naming.advertise_url("vz", "db", "vz-1", "cluster.local", tls=True)
+    assert tls == "https://vz-1.vz-headless.db.svc.cluster.local:15002"
+
+
+def test_server_names_cover_every_service_and_pod() -> None:
+    names = naming.server_dns_names("vz", "db", "cluster.local")
+    for service in ("vz-rw", "vz-ro", "vz-r", "vz-headless"):
+        assert {service, f"{service}.db", f"{service}.db.svc"} <= set(names)
+        assert f"{service}.db.svc.cluster.local" in names
+    assert "*.vz-headless.db.svc.cluster.local" in names  # every pod, however many
 
 
 def test_longest_name_keeps_every_derived_name_a_dns_label() -> None:

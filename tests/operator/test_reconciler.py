@@ -123,7 +123,7 @@ async def test_a_restart_between_recording_and_promoting_keeps_the_decision() ->
     await sim.step()  # creates the children; the pods appear
     original = sim.dp.promote
 
-    async def crash(url: str, epoch: int) -> None:
+    async def crash(url: str, epoch: int, access: object = None) -> None:
         raise DataPlaneError("operator died here")
 
     sim.dp.promote = crash  # type: ignore[method-assign]

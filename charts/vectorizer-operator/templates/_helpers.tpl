@@ -74,6 +74,15 @@ grow claims; record events.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# Each cluster's CA, server certificate and API keys (generated, or read when the user
+# provides them: the operator's own calls use the CA and the admin key).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+# The cert-manager Certificate, when spec.tls.certManager is set.
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["get", "create", "patch", "delete"]
 # Each cluster's PodMonitor and PrometheusRule (when the Prometheus Operator is installed;
 # discovering that needs no grant).
 - apiGroups: ["monitoring.coreos.com"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from vectorizer import errors
 from vectorizer_operator import naming
 from vectorizer_operator.builders.common import Json, metadata
+from vectorizer_operator.builders.security import tls_secret_name
 from vectorizer_operator.model import Cluster
 
 SERVER_ERROR_STATUS = 500
@@ -190,6 +191,23 @@ def build_prometheus_rule(cluster: Cluster) -> Json | None:
     }
 
 
+def _scrape_tls(cluster: Cluster) -> Json:
+    """HTTPS scraping that verifies the pods against the cluster's CA bundle.
+
+    Prometheus scrapes pod IPs, which no certificate names: it verifies the name of
+    the cluster's -r Service instead, which every server certificate carries.
+    """
+    if not cluster.spec.tls.enabled:
+        return {}
+    return {
+        "scheme": "https",
+        "tlsConfig": {
+            "ca": {"secret": {"name": tls_secret_name(cluster), "key": naming.CA_CERT_KEY}},
+            "serverName": f"{naming.r_service(cluster.name)}.{cluster.namespace}.svc",
+        },
+    }
+
+
 def build_pod_monitor(cluster: Cluster) -> Json | None:
     """Scrapes every instance's data-plane port; adds the cluster label the rules select."""
     mon = cluster.spec.monitoring
@@ -210,6 +228,7 @@ def build_pod_monitor(cluster: Cluster) -> Json | None:
                     "port": naming.HTTP_PORT_NAME,
                     "path": naming.METRICS_PATH,
                     "interval": mon.pod_monitor.interval,
+                    **_scrape_tls(cluster),
                     "relabelings": [
                         {
                             "sourceLabels": [f"__meta_kubernetes_pod_label_{cluster_label}"],

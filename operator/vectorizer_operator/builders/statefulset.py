@@ -14,24 +14,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from vectorizer.settings import ENV_PREFIX
 from vectorizer_operator import naming
 from vectorizer_operator.builders.common import BuildOptions, Json, metadata
 from vectorizer_operator.builders.configmap import config_hash
+from vectorizer_operator.builders.security import (
+    security_env,
+    security_mounts,
+    security_volumes,
+)
 from vectorizer_operator.model import Cluster, Toleration
+from vectorizer_operator.naming import env_name
 from vectorizer_operator.schema import dump
 
 # Immutable after creation (the API server rejects changes to them).
 IMMUTABLE_FIELDS = ("selector", "serviceName", "volumeClaimTemplates", "podManagementPolicy")
 
 
-def env_name(setting: str) -> str:
-    """The environment variable of a data-plane setting."""
-    return ENV_PREFIX + setting.upper()
-
-
 def container_env(cluster: Cluster, options: BuildOptions) -> list[Json]:
-    url = naming.advertise_url_template(cluster.name, cluster.namespace, options.cluster_domain)
+    tls = cluster.spec.tls.enabled
+    url = naming.advertise_url_template(
+        cluster.name, cluster.namespace, options.cluster_domain, tls=tls
+    )
     sync = cluster.spec.replication.effective_sync_replicas()
     return [
         # First: the $(POD_NAME) references below expand only to variables defined earlier.
@@ -44,12 +47,19 @@ def container_env(cluster: Cluster, options: BuildOptions) -> list[Json]:
         {"name": env_name("data_dir"), "value": naming.DATA_MOUNT_PATH},
         {"name": env_name("sync_replicas"), "value": str(sync)},
         {"name": "TMPDIR", "value": naming.TMP_MOUNT_PATH},
+        *security_env(cluster),
     ]
 
 
-def _probe(path: str, *, period: int, timeout: int, failures: int) -> Json:
+def _probe(path: str, *, tls: bool, period: int, timeout: int, failures: int) -> Json:
+    # The kubelet does not verify the certificate of an HTTPS probe, and /health and
+    # /ready need no credentials, so probes work whatever spec.tls and spec.auth say.
     return {
-        "httpGet": {"path": path, "port": naming.HTTP_PORT_NAME},
+        "httpGet": {
+            "path": path,
+            "port": naming.HTTP_PORT_NAME,
+            "scheme": "HTTPS" if tls else "HTTP",
+        },
         "periodSeconds": period,
         "timeoutSeconds": timeout,
         "failureThreshold": failures,
@@ -58,6 +68,7 @@ def _probe(path: str, *, period: int, timeout: int, failures: int) -> Json:
 
 def build_container(cluster: Cluster, options: BuildOptions) -> Json:
     spec = cluster.spec
+    tls = spec.tls.enabled
     container: Json = {
         "name": naming.CONTAINER_NAME,
         "image": spec.image or options.default_image,
@@ -72,11 +83,12 @@ def build_container(cluster: Cluster, options: BuildOptions) -> Json:
         "volumeMounts": [
             {"name": naming.DATA_VOLUME, "mountPath": naming.DATA_MOUNT_PATH},
             {"name": naming.TMP_VOLUME, "mountPath": naming.TMP_MOUNT_PATH},
+            *security_mounts(cluster),
         ],
         # Replaying a long log happens before /health answers: allow up to 10 minutes.
-        "startupProbe": _probe("/health", period=5, timeout=3, failures=120),
-        "livenessProbe": _probe("/health", period=10, timeout=5, failures=6),
-        "readinessProbe": _probe("/ready", period=5, timeout=3, failures=3),
+        "startupProbe": _probe("/health", tls=tls, period=5, timeout=3, failures=120),
+        "livenessProbe": _probe("/health", tls=tls, period=10, timeout=5, failures=6),
+        "readinessProbe": _probe("/ready", tls=tls, period=5, timeout=3, failures=3),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -122,7 +134,7 @@ def build_pod_spec(cluster: Cluster, options: BuildOptions) -> Json:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [build_container(cluster, options)],
-        "volumes": [{"name": naming.TMP_VOLUME, "emptyDir": {}}],
+        "volumes": [{"name": naming.TMP_VOLUME, "emptyDir": {}}, *security_volumes(cluster)],
     }
     affinity = build_affinity(cluster)
     if affinity:

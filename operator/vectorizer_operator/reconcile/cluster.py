@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vectorizer_operator import naming
-from vectorizer_operator.builders import BuildOptions, absent_children, desired_children
+from vectorizer_operator.builders import BuildOptions, ChildRef, absent_children, desired_children
 from vectorizer_operator.builders.statefulset import preserve_immutable
-from vectorizer_operator.dataplane_client import DataPlane, DataPlaneError
+from vectorizer_operator.dataplane_client import Access, DataPlane, DataPlaneError
 from vectorizer_operator.model import Cluster, ClusterStatus, SpecError, cluster_stub, parse_cluster
 from vectorizer_operator.reconcile import status as status_mod
 from vectorizer_operator.reconcile.actions import (
@@ -39,6 +40,7 @@ from vectorizer_operator.reconcile.actions import (
     SetPodLabels,
     describe,
 )
+from vectorizer_operator.reconcile.discovery import Discovery
 from vectorizer_operator.reconcile.monitoring import (
     REASON_ABSENT,
     REASON_FAILED,
@@ -57,6 +59,7 @@ from vectorizer_operator.reconcile.observe import (
 )
 from vectorizer_operator.reconcile.plan import decide
 from vectorizer_operator.reconcile.ports import Json, Kube, KubeApiError
+from vectorizer_operator.reconcile.security import SecretsSeen, plan_security, secrets_to_read
 from vectorizer_operator.schema import json_name
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,11 @@ class _Memory:
     last_spec_error: str | None = None
     resize_warned: set[tuple[str, str]] = field(default_factory=set)
     monitoring_reported: str | None = None  # the MonitoringReady reason last sent as an event
+    security_reported: tuple[str, ...] = ()  # security problems last sent as events
+    # How this pass reaches the nodes: the admin key, and a context trusting the cluster
+    # CA bundle (rebuilt only when the bundle changes).
+    api_key: str | None = None
+    trust: tuple[bytes, ssl.SSLContext] | None = None
 
 
 @dataclass
@@ -107,12 +115,27 @@ def _now_iso() -> str:
 
 
 def node_url(pod: PodView, cluster: Cluster, settings: ReconcileSettings) -> str:
+    domain = settings.build.cluster_domain
     if settings.pod_address == "dns" or not pod.ip:
-        return naming.advertise_url(
-            cluster.name, cluster.namespace, pod.name, settings.build.cluster_domain
-        )
+        return naming.advertise_url(cluster.name, cluster.namespace, pod.name, domain, tls=pod.tls)
     host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
-    return f"http://{host}:{naming.HTTP_PORT}"
+    return f"{'https' if pod.tls else 'http'}://{host}:{naming.HTTP_PORT}"
+
+
+def node_access(
+    pod: PodView, cluster: Cluster, settings: ReconcileSettings, memory: _Memory
+) -> Access:
+    """The admin key, and for an HTTPS pod the CA bundle and the name its certificate has."""
+    if not pod.tls or memory.trust is None:
+        return Access(api_key=memory.api_key)
+    fqdn = naming.pod_fqdn(cluster.name, cluster.namespace, pod.name, settings.build.cluster_domain)
+    return Access(api_key=memory.api_key, ssl=memory.trust[1], server_hostname=fqdn)
+
+
+def trust_context(bundle: bytes) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata=bundle.decode())
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def status_patch(status: ClusterStatus) -> Json:
@@ -132,15 +155,24 @@ class Reconciler:
         *,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], str] = _now_iso,
+        utcnow: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.kube = kube
         self.dataplane = dataplane
         self.settings = settings
         self.clock = clock
         self.now = now
+        self.utcnow = utcnow
         self._memory: dict[tuple[str, str], _Memory] = {}
         self.discovery = MonitoringDiscovery(
             kube, recheck_s=settings.discovery_recheck_s, clock=lambda: self.clock()
+        )
+        self.cert_manager = Discovery(
+            kube,
+            naming.CERT_MANAGER_API_VERSION,
+            ("Certificate",),
+            recheck_s=settings.discovery_recheck_s,
+            clock=lambda: self.clock(),
         )
 
     def forget(self, namespace: str, name: str) -> None:
@@ -161,8 +193,9 @@ class Reconciler:
         except SpecError as err:
             return await self._invalid(body, str(err), memory)
         memory.last_spec_error = None
+        problems = await self._apply_security(cluster, memory)
         obs = await self._observe(cluster, memory)
-        return await self._converge(obs, memory)
+        return await self._converge(obs, memory, problems)
 
     async def _invalid(self, body: Json, message: str, memory: _Memory) -> Result:
         stub = cluster_stub(body)
@@ -173,6 +206,51 @@ class Reconciler:
         status = status_mod.failed_status(stub, message, now=self.now())
         await self._write_status(stub, status)
         return Result(self.settings.resync_s, status_mod.FAILED)
+
+    # ---- security material -------------------------------------------------------------
+
+    async def _apply_security(self, cluster: Cluster, memory: _Memory) -> list[str]:
+        """Issue or renew certificates and keys; returns the problems (not raised: the
+        cluster keeps being managed with what exists)."""
+        ns = cluster.namespace
+        wanted = secrets_to_read(cluster)
+        problems: list[str] = []
+        try:
+            found = await asyncio.gather(
+                *(self.kube.get("v1", "Secret", ns, name) for name in wanted.values())
+            )
+            served = await self.cert_manager.available()
+            plan = plan_security(
+                cluster,
+                SecretsSeen(**dict(zip(wanted, found, strict=True))),
+                self.settings.build,
+                now=self.utcnow(),
+                cert_manager_served=served,
+            )
+            problems += plan.problems
+            for manifest in plan.apply:
+                await self.kube.apply(manifest)
+            for ref in plan.remove:
+                await self._delete_if_ours(cluster, ref)
+        except KubeApiError as err:
+            message = f"cannot read or write the cluster's Secrets: {err}"
+            log.error("%s/%s: %s", ns, cluster.name, message)
+            return [message]
+        for note in plan.issued:
+            log.info("%s/%s: %s", ns, cluster.name, note)
+            await self._event(cluster, "Normal", "SecretIssued", note)
+        reported = tuple(problems)
+        if reported and reported != memory.security_reported:
+            for problem in problems:
+                log.warning("%s/%s: %s", ns, cluster.name, problem)
+                await self._event(cluster, "Warning", "SecurityMaterial", problem)
+        memory.security_reported = reported
+        memory.api_key = plan.admin_key
+        if plan.trust is None:
+            memory.trust = None
+        elif memory.trust is None or memory.trust[0] != plan.trust:
+            memory.trust = (plan.trust, trust_context(plan.trust))
+        return problems
 
     # ---- observe ---------------------------------------------------------------------
 
@@ -216,19 +294,23 @@ class Reconciler:
         name = naming.pod(cluster.name, ordinal)
         if pod is None or not pod.running:
             return Instance(name, ordinal, pod)
+        memory = self._memory.setdefault((cluster.namespace, cluster.name), _Memory())
+        access = node_access(pod, cluster, self.settings, memory)
         try:
-            node = await self.dataplane.status(node_url(pod, cluster, self.settings))
+            node = await self.dataplane.status(node_url(pod, cluster, self.settings), access)
         except DataPlaneError as err:
             return Instance(name, ordinal, pod, error=str(err))
         return Instance(name, ordinal, pod, node)
 
     # ---- decide and act --------------------------------------------------------------
 
-    async def _converge(self, obs: Observation, memory: _Memory) -> Result:
+    async def _converge(
+        self, obs: Observation, memory: _Memory, problems: Sequence[str] = ()
+    ) -> Result:
         s = self.settings
         cluster = obs.cluster
         plan = decide(obs, max_lag=s.max_catchup_lag, switchover_timeout_s=s.switchover_timeout_s)
-        done = _Pass()
+        done = _Pass(errors=list(problems))
         applied = await self._apply_children(obs, plan.scale.replicas, done)
         # A new StatefulSet generation without a scale: the pod template changed, and the
         # pods are now outdated, though the observation (taken before) cannot show it.
@@ -292,12 +374,16 @@ class Reconciler:
                 )
                 done.errors.append(f"cannot apply {what}: {err}")
         for ref in absent_children(cluster):
-            live = await self.kube.get(ref.api_version, ref.kind, cluster.namespace, ref.name)
-            owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
-            if live and any(o.get("uid") == cluster.uid for o in owners):
-                await self.kube.delete(ref.api_version, ref.kind, cluster.namespace, ref.name)
-                done.acted = True
+            done.acted = await self._delete_if_ours(cluster, ref) or done.acted
         return sts_applied
+
+    async def _delete_if_ours(self, cluster: Cluster, ref: ChildRef) -> bool:
+        live = await self.kube.get(ref.api_version, ref.kind, cluster.namespace, ref.name)
+        owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
+        if live and any(o.get("uid") == cluster.uid for o in owners):
+            await self.kube.delete(ref.api_version, ref.kind, cluster.namespace, ref.name)
+            return True
+        return False
 
     async def _apply_monitoring(
         self, cluster: Cluster, memory: _Memory
@@ -309,10 +395,7 @@ class Reconciler:
             for manifest in plan.apply:
                 await self.kube.apply(manifest)
             for ref in plan.remove:
-                live = await self.kube.get(ref.api_version, ref.kind, cluster.namespace, ref.name)
-                owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
-                if live and any(o.get("uid") == cluster.uid for o in owners):
-                    await self.kube.delete(ref.api_version, ref.kind, cluster.namespace, ref.name)
+                await self._delete_if_ours(cluster, ref)
         except KubeApiError as err:
             if err.status == 404:  # the CRDs went away since the last discovery
                 self.discovery.invalidate()
@@ -366,11 +449,14 @@ class Reconciler:
         cluster = obs.cluster
         ns = cluster.namespace
 
-        def url(name: str) -> str:
+        def node(name: str) -> tuple[str, Access]:
             inst = obs.instance(name)
             if inst is None or inst.pod is None:
                 raise DataPlaneError(f"{name} has no pod")
-            return node_url(inst.pod, cluster, self.settings)
+            pod = inst.pod
+            return node_url(pod, cluster, self.settings), node_access(
+                pod, cluster, self.settings, memory
+            )
 
         match action:
             case RecordTargetPrimary(instance=target):
@@ -378,15 +464,18 @@ class Reconciler:
                     naming.API_VERSION, naming.KIND, ns, cluster.name, {"targetPrimary": target}
                 )
             case Promote(instance=name, epoch=epoch):
-                await self.dataplane.promote(url(name), epoch)
+                where, access = node(name)
+                await self.dataplane.promote(where, epoch, access)
                 await self._event(
                     cluster, "Normal", "Promoted", f"{name} is primary at epoch {epoch}"
                 )
             case Follow(instance=name, primary=primary, primary_url=primary_url, epoch=epoch):
-                await self.dataplane.follow(url(name), primary_url, epoch)
+                where, access = node(name)
+                await self.dataplane.follow(where, primary_url, epoch, access)
                 await self._event(cluster, "Normal", "Following", f"{name} follows {primary}")
             case Fence(instance=name, epoch=epoch):
-                await self.dataplane.fence(url(name), epoch)
+                where, access = node(name)
+                await self.dataplane.fence(where, epoch, access)
                 if memory.switchover is not None and name == cluster.status.current_primary:
                     memory.switchover = (memory.switchover[0], self.clock())  # catch-up clock
                 await self._event(cluster, "Normal", "Fenced", f"{name} takes no more writes")

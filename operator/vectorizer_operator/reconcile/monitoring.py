@@ -10,7 +10,6 @@ the cluster carries on.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,9 +17,8 @@ from vectorizer_operator import naming
 from vectorizer_operator.builders import ChildRef
 from vectorizer_operator.builders.monitoring import build_pod_monitor, build_prometheus_rule
 from vectorizer_operator.model import Cluster
-from vectorizer_operator.reconcile.ports import Json, Kube, KubeApiError
-
-log = logging.getLogger(__name__)
+from vectorizer_operator.reconcile.discovery import Discovery
+from vectorizer_operator.reconcile.ports import Json, Kube
 
 CONDITION = "MonitoringReady"
 REASON_APPLIED = "Applied"
@@ -77,36 +75,10 @@ def plan_monitoring(cluster: Cluster, available: bool) -> MonitoringPlan:
     )
 
 
-class MonitoringDiscovery:
-    """Whether ``monitoring.coreos.com/v1`` serves PodMonitor and PrometheusRule.
-
-    Asked of the API server at most once per ``recheck_s`` (installing or removing the
-    Prometheus Operator is noticed within that time), or again after ``invalidate``.
-    """
+class MonitoringDiscovery(Discovery):
+    """Whether ``monitoring.coreos.com/v1`` serves PodMonitor and PrometheusRule."""
 
     def __init__(self, kube: Kube, *, recheck_s: float, clock: Callable[[], float]) -> None:
-        self.kube = kube
-        self.recheck_s = recheck_s
-        self.clock = clock
-        self._answer: tuple[bool, float] | None = None
-
-    def invalidate(self) -> None:
-        self._answer = None
-
-    async def available(self) -> bool:
-        now = self.clock()
-        if self._answer is not None and now - self._answer[1] < self.recheck_s:
-            return self._answer[0]
-        try:
-            found = True
-            for kind in KINDS:
-                found = found and await self.kube.serves(naming.MONITORING_API_VERSION, kind)
-        except KubeApiError as err:
-            previous = self._answer[0] if self._answer is not None else False
-            log.warning("discovery of %s failed: %s", naming.MONITORING_API_VERSION, err)
-            self._answer = (previous, now)  # not again at once: the next recheck
-            return previous
-        if self._answer is None or self._answer[0] != found:
-            log.info("%s is %s", naming.MONITORING_API_VERSION, "served" if found else "not served")
-        self._answer = (found, now)
-        return found
+        super().__init__(
+            kube, naming.MONITORING_API_VERSION, KINDS, recheck_s=recheck_s, clock=clock
+        )

@@ -28,6 +28,7 @@ class PodView:
     labels: Mapping[str, str]
     revision: str | None
     uid: str | None = None
+    tls: bool = False  # the data plane in this pod serves HTTPS (from its pod spec)
 
     @property
     def running(self) -> bool:
@@ -55,7 +56,17 @@ class PodView:
             labels=labels,
             revision=labels.get(naming.LABEL_REVISION),
             uid=meta.get("uid") or None,
+            tls=_serves_tls(raw.get("spec") or {}),
         )
+
+
+def _serves_tls(pod_spec: Json) -> bool:
+    """Whether the pod's data-plane container was given a certificate."""
+    wanted = naming.env_name("tls_cert_file")
+    for container in pod_spec.get("containers") or ():
+        if container.get("name") == naming.CONTAINER_NAME:
+            return any(e.get("name") == wanted for e in container.get("env") or ())
+    return False
 
 
 @dataclass(frozen=True)
@@ -141,9 +152,15 @@ class Observation:
         return next((i for i in self.instances if i.name == name), None) if name else None
 
     def url(self, name: str) -> str:
-        """The URL other nodes use to reach ``name`` (its advertised, stable DNS URL)."""
+        """The URL other nodes use to reach ``name`` (its advertised, stable DNS URL).
+
+        The scheme is what the pod serves now: while TLS is being turned on or off, a
+        replica keeps following its primary at the scheme it actually speaks.
+        """
         c = self.cluster
-        return naming.advertise_url(c.name, c.namespace, name, self.cluster_domain)
+        inst = self.instance(name)
+        tls = inst.pod.tls if inst is not None and inst.pod is not None else c.spec.tls.enabled
+        return naming.advertise_url(c.name, c.namespace, name, self.cluster_domain, tls=tls)
 
     @property
     def desired(self) -> int:
