@@ -176,8 +176,20 @@ def kubectl(e2e_cluster: E2ECluster) -> Kubectl:
 def vzc_crd(kubectl: Kubectl) -> str:
     """The CRD, applied and Established (the operator resolves it once at start)."""
     kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    kubectl.run("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=30s")
+    wait_established(kubectl, CRD_NAME)
     return CRD_NAME
+
+
+def wait_established(kubectl: Kubectl, crd: str, limit: float = 30.0) -> None:
+    """Polls: `kubectl wait` fails outright when the status has no conditions yet."""
+    query = '{.status.conditions[?(@.type=="Established")].status}'
+    wait_for(
+        lambda: (
+            kubectl.run("get", "crd", crd, "-o", f"jsonpath={query}", check=False).stdout == "True"
+        ),
+        f"CRD {crd} Established",
+        limit,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ cluster at the pod IP an EndpointSlice names, elsewhere through the apiserver's
 `pods/proxy` (pod IPs are not routable from the host there).
 """
 
+import base64
 import json
 import ssl
 from collections.abc import AsyncIterator, Sequence
@@ -25,6 +26,9 @@ DIMENSION = 4
 LABEL_CLUSTER = "vectorizer.io/cluster"
 LABEL_ROLE = "vectorizer.io/role"
 NODE_TIMEOUT = 10.0
+CLUSTER_DOMAIN = "cluster.local"
+TLS_ENV = "VECTORIZER_TLS_CERT_FILE"  # set on pods that serve HTTPS
+AUTH_ENV = "VECTORIZER_AUTH_ENABLED"
 
 
 def vzc_path(namespace: str, name: str | None = None, subresource: str | None = None) -> str:
@@ -80,6 +84,22 @@ async def service_endpoints(kube: Kube, ns: str, service: str) -> list[Endpoint]
     return sorted(found, key=lambda e: e.pod)
 
 
+@dataclass(frozen=True)
+class Access:
+    tls: bool
+    api_key: str | None
+    trust: ssl.SSLContext | None
+    hostname: str  # the pod's DNS name, which its certificate carries
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+
+def pod_fqdn(cluster: str, ns: str, pod: str) -> str:
+    return f"{pod}.{cluster}-headless.{ns}.svc.{CLUSTER_DOMAIN}"
+
+
 @dataclass
 class Nodes:
     """Opens SDK clients to data-plane pods."""
@@ -98,24 +118,55 @@ class Nodes:
             context.verify_mode = ssl.CERT_NONE
         return context
 
+    async def access(self, pod: JsonDict) -> Access:
+        """How the pod's data plane wants to be called: its scheme, the cluster CA and the
+        admin key, read from the Secrets the operator generated (absent when turned off)."""
+        cluster = str(pod["metadata"]["labels"][LABEL_CLUSTER])
+        env = {e["name"] for c in pod["spec"]["containers"] for e in c.get("env") or ()}
+        tls = TLS_ENV in env
+        key = None
+        if AUTH_ENV in env:
+            secret = await self.kube.get(path("secrets", self.namespace, f"{cluster}-admin-key"))
+            key = base64.b64decode(secret["data"]["api-key"]).decode()
+        trust = None
+        if tls:
+            secret = await self.kube.get(path("secrets", self.namespace, f"{cluster}-tls"))
+            trust = ssl.create_default_context(
+                cadata=base64.b64decode(secret["data"]["ca.crt"]).decode()
+            )
+        name = str(pod["metadata"]["name"])
+        return Access(tls, key, trust, pod_fqdn(cluster, self.namespace, name))
+
     @asynccontextmanager
     async def client(
         self, pod: str, ip: str = "", port: int = PORT
     ) -> AsyncIterator[VectorizerClient]:
+        obj = await self.kube.get(path("pods", self.namespace, pod))
+        access = await self.access(obj)
         if self.cluster.local:
-            if not ip:
-                ip = str(
-                    (await self.kube.get(path("pods", self.namespace, pod)))["status"]["podIP"]
-                )
-            async with VectorizerClient(f"http://{ip}:{port}", timeout=NODE_TIMEOUT) as vz:
+            ip = ip or str(obj["status"]["podIP"])
+            async with VectorizerClient(
+                f"{access.scheme}://{ip}:{port}",
+                timeout=NODE_TIMEOUT,
+                api_key=access.api_key,
+                ssl=access.trust,
+                server_hostname=access.hostname if access.tls else None,
+            ) as vz:
                 yield vz
             return
+        # Through the apiserver's proxy: it speaks HTTPS to the pod (without verifying it)
+        # and passes X-API-Key on.
         config = self.kube.api.configuration
         token = await config.get_api_key_with_prefix("BearerToken")
         headers = {"Authorization": str(token)} if token else {}
-        url = f"{config.host}{path('pods', self.namespace, f'{pod}:{port}', 'proxy')}"
+        target = f"{access.scheme}:{pod}:{port}" if access.tls else f"{pod}:{port}"
+        url = f"{config.host}{path('pods', self.namespace, target, 'proxy')}"
         async with VectorizerClient(
-            url, timeout=NODE_TIMEOUT, headers=headers, ssl=self._proxy_ssl()
+            url,
+            timeout=NODE_TIMEOUT,
+            headers=headers,
+            ssl=self._proxy_ssl(),
+            api_key=access.api_key,
         ) as vz:
             yield vz
 

@@ -194,6 +194,13 @@ def _host_path(source: JsonDict) -> Path:
     return target
 
 
+def _holds(target: Path, content: bytes, mode: int) -> bool:
+    try:
+        return target.stat().st_mode & 0o7777 == mode and target.read_bytes() == content
+    except OSError:
+        return False
+
+
 def _write_files(directory: Path, files: FileSet) -> Path:
     """Make `directory` hold exactly `files`, keeping the directory (a bind-mount source)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -203,6 +210,8 @@ def _write_files(directory: Path, files: FileSet) -> Path:
             existing.unlink()
     for rel, (content, mode) in files.items():
         target = directory / rel
+        if _holds(target, content, mode):
+            continue  # like the kubelet: an unchanged file is left alone (watchers see no event)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_bytes(content)
