@@ -123,3 +123,34 @@ async def test_sigterm_flushes_snapshots_and_exits_zero(
     async with VectorizerClient(srv2.url) as vz:
         assert await vz.count("s") == 100
     assert "0 log records" in srv2.log()  # recovered from the snapshot alone
+
+
+async def test_vector_updates_in_the_delta_buffer_survive_kill_9(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """Updated vectors wait in the index's delta buffer before they join the graph; an
+    acknowledged update is found by search after kill -9 whether it had joined or not."""
+    data = tmp_path / "data"
+    srv = server_factory(data_dir=data, args=["--snapshot-interval-s", "0"]).start()
+    rng = np.random.default_rng(3)
+    n, updated = 3000, 300  # past the graph threshold; one buffer's worth folds, the rest waits
+    new = rng.normal(size=(updated, 8)) * 5
+    async with VectorizerClient(srv.url, timeout=10) as vz:
+        await vz.create_collection("u", 8)
+        base = rng.normal(size=(n, 8))
+        for b in range(0, n, 500):
+            await vz.upsert("u", [Point(i, base[i].tolist()) for i in range(b, b + 500)])
+        for pid in range(updated):
+            await vz.update("u", pid, vector=new[pid].tolist(), payload={"rev": 1})
+    srv.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    srv.kill()
+
+    srv2 = server_factory(data_dir=data, port=srv.port).start()
+    async with VectorizerClient(srv2.url) as vz:
+        assert await vz.count("u") == n
+        for pid in range(0, updated, 7):
+            rec = await vz.get("u", pid)
+            assert rec.payload == {"rev": 1}
+            assert np.allclose(rec.vector, new[pid] / np.linalg.norm(new[pid]), atol=1e-6)
+            hits = await vz.search("u", new[pid].tolist(), limit=1)
+            assert hits[0].id == pid

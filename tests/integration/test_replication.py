@@ -159,6 +159,27 @@ async def raw_get(url: str) -> tuple[int, dict[str, str]]:
         return resp.status, dict(resp.headers)
 
 
+async def test_vector_updates_replicate_and_are_searchable_on_the_replica(
+    cluster: Cluster,
+) -> None:
+    """A replica applies updates through the same delta buffer as its primary."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 2600, batch=500)  # enough points that searches walk the graph
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    new = np.random.default_rng(9).normal(size=(300, 8)) * 5
+    for pid in range(300):
+        await vp.update("c", pid, vector=new[pid].tolist())
+    await eventually(lambda: caught_up(vp, vr))
+    for pid in range(0, 300, 11):
+        for vz in (vp, vr):
+            assert (await vz.search("c", new[pid].tolist(), limit=1))[0].id == pid
+    assert await all_points(vr, "c") == await all_points(vp, "c")
+
+
 async def test_full_sync_from_empty_when_the_log_was_truncated(cluster: Cluster) -> None:
     p = await cluster.start("p", "--snapshots-retained", "1", "--wal-segment-bytes", "2048")
     vp = cluster.client(p)

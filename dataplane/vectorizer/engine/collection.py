@@ -8,15 +8,17 @@ at all, and replaying the log rebuilds the same state.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import orjson
+from opentelemetry import trace
 
 from vectorizer.engine import exact
 from vectorizer.engine.config import CollectionConfig, IndexKind
@@ -34,19 +36,30 @@ EXACT_FILTER_MAX = 20_000
 _SAMPLE = 256
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+# Named tuples: a search builds one per hit, and they cost a fraction of a dataclass.
+class Point(NamedTuple):
     id: PointId
     payload: Payload | None
     vector: list[float] | None
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredPoint:
+class ScoredPoint(NamedTuple):
     id: PointId
     score: float
     payload: Payload | None
     vector: list[float] | None
+
+
+_new = tuple.__new__
+_NO_SPAN = contextlib.nullcontext()
+
+
+def _span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[object]:
+    """A tracing span around a search, or nothing when no tracer provider is installed
+    (even the API's no-op span costs a search several microseconds)."""
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return _NO_SPAN
+    return tracer.start_as_current_span(name, attributes=attributes)
 
 
 def _id_key(pid: PointId) -> tuple[int, int | str]:
@@ -147,9 +160,7 @@ class Collection:
         k = min(limit + offset, len(self))
         if k <= 0:
             return []
-        with tracer.start_as_current_span(
-            "search", attributes={"vectorizer.k": k, "vectorizer.filtered": predicate is not None}
-        ):
+        with _span("search", {"vectorizer.k": k, "vectorizer.filtered": predicate is not None}):
             hits = self._search_slots(query, k, predicate, ef, exact_search)
             return self._finish(hits, offset, threshold, with_payload, with_vector)
 
@@ -171,9 +182,7 @@ class Collection:
         if k <= 0:
             return [[] for _ in range(len(queries))]
         use_graph = self._index is not None and not exact_search and len(self) > EXACT_BELOW
-        with tracer.start_as_current_span(
-            "search", attributes={"vectorizer.queries": len(queries)}
-        ):
+        with _span("search", {"vectorizer.queries": len(queries)}):
             many = self._index.search_many(queries, k, ef) if use_graph and self._index else None
         if many is None:
             many = [
@@ -193,10 +202,23 @@ class Collection:
         if threshold is not None:
             better = self.config.metric.higher_is_better
             hits = [(s, x) for s, x in hits if (x >= threshold if better else x <= threshold)]
+        if offset:
+            hits = hits[offset:]
+        ids, payloads, vectors = self._ids, self._payloads, self._vectors
+        # tuple.__new__ skips the named tuple's Python-level constructor: a search
+        # builds one result per hit, and this is the hottest line of a search after
+        # the graph walk.
         return [
-            ScoredPoint(p.id, score, p.payload, p.vector)
-            for slot, score in hits[offset:]
-            for p in (self._point(slot, with_payload, with_vector),)
+            _new(
+                ScoredPoint,
+                (
+                    ids[slot],
+                    score,
+                    payloads[slot] if with_payload else None,
+                    vectors[slot].tolist() if with_vector else None,
+                ),
+            )
+            for slot, score in hits
         ]
 
     def _search_slots(
@@ -268,18 +290,31 @@ class Collection:
         if vector is None:
             self._payloads[slot] = new_payload
         else:
-            self._place([pid], vector, [new_payload])
+            self._place([pid], vector, [new_payload], stage=True)
 
-    def _place(self, ids: list[PointId], vectors: Matrix, payloads: list[Payload | None]) -> None:
+    def _place(
+        self,
+        ids: list[PointId],
+        vectors: Matrix,
+        payloads: list[Payload | None],
+        *,
+        stage: bool = False,
+    ) -> None:
         # With a graph, a new vector for an existing id goes to a fresh slot and the old
         # slot is retired afterwards: inserting a node costs a fraction of hnswlib's
         # in-place re-linking. Without a graph, overwriting in place is cheapest.
+        # ``stage`` puts the new vectors in the index's delta buffer (searched exactly,
+        # folded into the graph in batches) instead of linking each into the graph now.
         graph = self._index is not None
         old = [self._id_slots.get(pid) for pid in ids]
         slots = [o if o is not None and not graph else self._take_slot() for o in old]
         self._vectors[slots] = vectors
         if self._index is not None:
-            self._index.add(vectors, slots)
+            if stage:
+                for row, slot in enumerate(slots):
+                    self._index.stage(vectors[row : row + 1], slot)
+            else:
+                self._index.add(vectors, slots)
         for slot, pid, payload in zip(slots, ids, payloads, strict=True):
             self._ids[slot] = pid
             self._payloads[slot] = payload
@@ -290,6 +325,16 @@ class Collection:
                 self._retire(o)
         if any(o is None for o in old):
             self._sorted_keys = None
+
+    def fold(self) -> int:
+        """Link the staged vectors into the graph (see ``HnswIndex.fold``); returns how many.
+
+        Like any mutation it runs on the store's thread, never beside a search."""
+        return self._index.fold() if self._index is not None else 0
+
+    @property
+    def staged(self) -> int:
+        return self._index.staged if self._index is not None else 0
 
     def set_payload(self, ids: Iterable[PointId], payload: Payload, overwrite: bool) -> None:
         for pid in ids:

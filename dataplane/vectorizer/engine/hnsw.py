@@ -1,22 +1,36 @@
-"""The HNSW index (hnswlib) with our slot numbers as labels.
+"""The HNSW index (hnswlib) with our slot numbers as labels, plus its delta buffer.
 
 Labels equal storage slots. A deleted slot is marked deleted in the graph and later
 re-used by adding a new vector under the same label, which hnswlib turns into an
 un-delete plus an in-place update of that element.
+
+Vectors can also be *staged*: held in a small delta buffer that every search scores
+exactly and merges with the graph's hits, and folded into the graph in one batch when
+the buffer fills, when the node is idle, and before a snapshot saves the graph. A
+search therefore sees a staged vector at once, exactly as if it were in the graph.
+hnswlib does not allow a search while the graph changes, so the graph only changes on
+the caller's thread (the event loop), never beside a search.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import hnswlib
 import numpy as np
+import numpy.typing as npt
 
 from vectorizer.engine.config import HnswParams, Metric
+from vectorizer.engine.delta import DeltaBuffer
 from vectorizer.engine.validation import Matrix
 
 _SPACE = {Metric.COSINE: "ip", Metric.DOT: "ip", Metric.EUCLIDEAN: "l2"}
+
+Hits = list[tuple[int, float]]  # (slot, score), best first
+Labels = npt.NDArray[np.uint64]
+Distances = npt.NDArray[np.float32]
 
 
 class HnswIndex:
@@ -28,10 +42,17 @@ class HnswIndex:
             max_elements=capacity, M=params.m, ef_construction=params.ef_construction
         )
         self._index.set_ef(params.ef_search)
+        self._ef = params.ef_search
+        self._delta = DeltaBuffer(dim)
 
     @property
     def capacity(self) -> int:
         return int(self._index.get_max_elements())
+
+    @property
+    def staged(self) -> int:
+        """How many vectors wait in the delta buffer."""
+        return len(self._delta)
 
     def resize(self, capacity: int) -> None:
         self._index.resize_index(capacity)
@@ -41,43 +62,110 @@ class HnswIndex:
         threads = 1 if len(slots) < 8 else -1
         self._index.add_items(vectors, np.asarray(slots, dtype=np.uint64), num_threads=threads)
 
+    def stage(self, vector: Matrix, slot: int) -> None:
+        """Make ``vector`` (one row) searchable under ``slot`` now; it joins the graph at
+        the next fold (at once when the buffer is full)."""
+        if self._delta.full:
+            self.fold()
+        self._delta.add(vector, slot)
+
+    def fold(self) -> int:
+        """Move every staged vector into the graph in one batch; returns how many."""
+        if not len(self._delta):
+            return 0
+        vectors, slots = self._delta.drain()
+        self.add(vectors, slots)
+        return len(slots)
+
     def delete(self, slot: int) -> None:
-        self._index.mark_deleted(slot)
+        if not self._delta.remove(slot):  # a staged slot is not in the graph (or is deleted)
+            self._index.mark_deleted(slot)
 
     def search(
         self, query: Matrix, k: int, ef: int | None, accept: Callable[[int], bool] | None
-    ) -> list[tuple[int, float]] | None:
+    ) -> Hits | None:
         """Top ``k`` as (slot, score), or None when the graph yields fewer than ``k``."""
-        self._index.set_ef(max(ef or self.params.ef_search, k))
-        try:
-            labels, dists = self._index.knn_query(query, k=k, num_threads=1, filter=accept)
-        except RuntimeError:
+        found = self._knn(query, k, ef, accept, 1)
+        if found is None:
             return None
-        return [
-            (int(lbl), self._score(float(d))) for lbl, d in zip(labels[0], dists[0], strict=True)
-        ]
+        if len(self._delta):
+            return self._merged(query, k, *found, accept)[0]
+        return self._hits(found[0][0], found[1][0])
 
-    def search_many(
-        self, queries: Matrix, k: int, ef: int | None
-    ) -> list[list[tuple[int, float]]] | None:
+    def search_many(self, queries: Matrix, k: int, ef: int | None) -> list[Hits] | None:
         """Top ``k`` for each row of ``queries``; None when any query yields fewer than ``k``."""
-        self._index.set_ef(max(ef or self.params.ef_search, k))
-        threads = 1 if len(queries) < 4 else -1
+        found = self._knn(queries, k, ef, None, 1 if len(queries) < 4 else -1)
+        if found is None:
+            return None
+        if len(self._delta):
+            return self._merged(queries, k, *found, None)
+        labels, dists = found
+        return [self._hits(labels[i], dists[i]) for i in range(len(queries))]
+
+    def _knn(
+        self,
+        queries: Matrix,
+        k: int,
+        ef: int | None,
+        accept: Callable[[int], bool] | None,
+        threads: int,
+    ) -> tuple[Labels, Distances] | None:
+        want = max(ef or self.params.ef_search, k)
+        if want != self._ef:
+            self._index.set_ef(want)
+            self._ef = want
         try:
-            labels, dists = self._index.knn_query(queries, k=k, num_threads=threads)
+            found: tuple[Labels, Distances] = self._index.knn_query(
+                queries, k=k, num_threads=threads, filter=accept
+            )
         except RuntimeError:
             return None
-        return [
-            [(int(lbl), self._score(float(d))) for lbl, d in zip(row_l, row_d, strict=True)]
-            for row_l, row_d in zip(labels, dists, strict=True)
-        ]
+        return found
 
-    def _score(self, distance: float) -> float:
+    def _hits(self, labels: Labels, dists: Distances) -> Hits:
+        """One row of hnswlib's answer as (slot, score); a few Python floats are cheaper
+        than another round of numpy calls."""
         if self.metric is Metric.EUCLIDEAN:
-            return float(np.sqrt(max(distance, 0.0)))
-        return 1.0 - distance
+            return [
+                (s, math.sqrt(max(d, 0.0)))
+                for s, d in zip(labels.tolist(), dists.tolist(), strict=True)
+            ]
+        return [(s, 1.0 - d) for s, d in zip(labels.tolist(), dists.tolist(), strict=True)]
+
+    def _merged(
+        self,
+        queries: Matrix,
+        k: int,
+        labels: Labels,
+        dists: Distances,
+        accept: Callable[[int], bool] | None,
+    ) -> list[Hits]:
+        """The graph's hits and the delta buffer's, best ``k`` of both for each query.
+
+        No slot is in both: a staged slot is absent from the graph or deleted there."""
+        dslots, dscores = self._delta.scores(queries, self.metric)
+        better = self.metric.higher_is_better
+        candidates = dslots.tolist()
+        if accept is not None:
+            keep = [i for i, s in enumerate(candidates) if accept(s)]
+            candidates = [candidates[i] for i in keep]
+            dscores = dscores[:, keep]
+        out = []
+        for i in range(len(queries)):
+            hits = self._hits(labels[i], dists[i])
+            row = dscores[i]
+            if len(candidates) > k:  # only the buffer's own best k can make the cut
+                part = np.argpartition(-row if better else row, k - 1)[:k]
+                hits += [(candidates[j], float(row[j])) for j in part.tolist()]
+            else:
+                hits += list(zip(candidates, row.tolist(), strict=True))
+            hits.sort(key=_score, reverse=better)
+            out.append(hits[:k])
+        return out
 
     def save(self, path: Path) -> None:
+        if len(self._delta):
+            raise RuntimeError("fold the delta buffer before saving the graph")
         self._index.save_index(str(path))
 
     @classmethod
@@ -90,4 +178,10 @@ class HnswIndex:
         self._index = hnswlib.Index(space=_SPACE[metric], dim=dim)
         self._index.load_index(str(path), max_elements=capacity)
         self._index.set_ef(params.ef_search)
+        self._ef = params.ef_search
+        self._delta = DeltaBuffer(dim)
         return self
+
+
+def _score(hit: tuple[int, float]) -> float:
+    return hit[1]

@@ -153,10 +153,12 @@ class Store:
         self.ready = False
 
     async def _maintain(self) -> None:
-        """Periodic snapshots: on the interval, or sooner when the log has grown large."""
+        """Periodic snapshots: on the interval, or sooner when the log has grown large;
+        and every second, staged vectors folded into their graphs."""
         last = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
+            self.fold()
             interval = self.options.snapshot_interval_s
             due = interval > 0 and time.monotonic() - last >= interval
             if due or self._log_bytes_since_snapshot >= self.options.snapshot_wal_bytes:
@@ -165,6 +167,16 @@ class Store:
                     await self.snapshot()
                 except Exception:
                     log.exception("periodic snapshot failed; the log keeps every record")
+
+    def fold(self) -> int:
+        """Link every collection's staged vectors into its graph; returns how many.
+
+        Not a logical change, so not logged: replay stages and folds the same vectors
+        again. It changes graphs, so it runs on the loop and never while a snapshot
+        writes them (writes are paused then)."""
+        if not self.ready or not self._writable.is_set():
+            return 0
+        return sum(coll.fold() for coll in self._collections.values())
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -467,6 +479,8 @@ class Store:
         started = time.perf_counter()
         try:
             seq, colls = self.sequence, list(self._collections.values())
+            for coll in colls:  # on the loop: the graphs are saved complete
+                coll.fold()
             info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
             self._log_bytes_since_snapshot = 0
         finally:

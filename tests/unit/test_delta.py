@@ -1,0 +1,260 @@
+"""Updated vectors wait in the HNSW index's delta buffer: searched exactly at once, folded
+into the graph in batches, never lost across snapshots, restarts or concurrent reads."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vectorizer.engine import exact
+from vectorizer.engine.collection import EXACT_BELOW, Collection
+from vectorizer.engine.config import CollectionConfig, HnswParams, Metric
+from vectorizer.engine.delta import DELTA_CAPACITY, DeltaBuffer
+from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.wal import FsyncPolicy
+from vectorizer.server.batching import SearchBatcher
+
+N = EXACT_BELOW + 1000  # large enough that searches walk the graph
+
+
+def make(
+    metric: Metric = Metric.COSINE, n: int = N, seed: int = 0
+) -> tuple[Collection, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vecs = metric.prepare(rng.normal(size=(n, 16)).astype(np.float32))
+    coll = Collection("t", CollectionConfig(16, metric, hnsw=HnswParams(16, 100, 64)))
+    coll.upsert(list(range(n)), vecs, [{"i": i, "even": i % 2 == 0} for i in range(n)])
+    return coll, vecs
+
+
+def fresh_vectors(metric: Metric, n: int, seed: int = 99) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return metric.prepare(rng.normal(size=(n, 16)).astype(np.float32) * 3)
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_buffer_scores_match_exact_scores(metric: Metric) -> None:
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(40, 8)).astype(np.float32)
+    buf = DeltaBuffer(8, capacity=64)
+    for slot, v in enumerate(vecs):
+        buf.add(v[None, :], slot + 100)
+    assert buf.remove(105) and not buf.remove(105) and 105 not in buf
+    held = [s for s in range(100, 140) if s != 105]
+    assert sorted(buf.slots()) == held
+    queries = rng.normal(size=(3, 8)).astype(np.float32)
+    slots, scores = buf.scores(queries, metric)
+    for q, row in zip(queries, scores, strict=True):
+        truth = exact.scores(vecs[np.asarray(slots) - 100], q[None, :], metric)
+        assert row == pytest.approx(truth, abs=1e-4)
+    drained, drained_slots = buf.drain()
+    assert len(buf) == 0 and sorted(drained_slots) == held
+    assert np.array_equal(drained[drained_slots.index(139)], vecs[39])
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_an_updated_vector_is_found_at_once_and_the_old_one_is_gone(metric: Metric) -> None:
+    coll, vecs = make(metric)
+    new = fresh_vectors(metric, 5)
+    for pid, v in zip(range(5), new, strict=True):
+        coll.update(pid, v[None, :], None)
+    assert coll.staged == 5
+    for pid, v in zip(range(5), new, strict=True):
+        assert coll.search(v[None, :], 1)[0].id == pid
+        old_hits = coll.search(vecs[pid : pid + 1], 3)
+        assert all(h.id != pid or h.score != pytest.approx(1.0) for h in old_hits)
+        point = coll.get(pid)
+        assert point is not None and np.allclose(point.vector, v)  # type: ignore[arg-type]
+        assert point.payload == {"i": pid, "even": pid % 2 == 0}  # payload kept
+    assert coll.fold() == 5 and coll.staged == 0
+    for pid, v in zip(range(5), new, strict=True):
+        assert coll.search(v[None, :], 1)[0].id == pid
+    assert len(coll) == N
+
+
+def test_merged_results_equal_exact_search_over_the_same_points() -> None:
+    coll, vecs = make()
+    new = fresh_vectors(Metric.COSINE, 40)
+    current = vecs.copy()
+    for pid, v in zip(range(0, 400, 10), new, strict=True):
+        coll.update(pid, v[None, :], {"moved": True})
+        current[pid] = v
+    q = new[3:4] + 0.05
+    got = coll.search(q, 10)
+    truth = exact.top_k(current, np.arange(N), q, Metric.COSINE, 10)
+    assert [h.id for h in got][:5] == [s for s, _ in truth][:5]
+    assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
+    many = coll.search_many(np.vstack([q, new[7:8]]), 10)
+    assert [h.id for h in many[0]] == [h.id for h in got]
+    assert many[1][0].id == 70
+
+
+def test_filters_apply_to_staged_vectors() -> None:
+    coll, _ = make()
+    new = fresh_vectors(Metric.COSINE, 2)
+    coll.update(3, new[0:1], None)  # odd
+    coll.update(4, new[1:2], None)  # even
+    broad = compile_filter({"must": [{"key": "even", "match": {"value": True}}]})
+    hits = coll.search(new[0:1], 5, predicate=broad)
+    assert len(hits) == 5 and 3 not in {h.id for h in hits}
+    assert coll.search(new[1:2], 1, predicate=broad)[0].id == 4
+    selective = compile_filter({"must": [{"key": "i", "range": {"lt": 5}}]})
+    assert coll.search(new[0:1], 1, predicate=selective)[0].id == 3
+
+
+def test_the_buffer_is_bounded_and_folds_when_full() -> None:
+    coll, _ = make()
+    n = DELTA_CAPACITY + 50
+    new = fresh_vectors(Metric.COSINE, n)
+    for pid, v in enumerate(new):
+        coll.update(pid, v[None, :], None)
+        assert coll.staged <= DELTA_CAPACITY
+    assert coll.staged == 50
+    found = sum(coll.search(v[None, :], 1)[0].id == pid for pid, v in enumerate(new))
+    assert found >= n - 2  # the graph is approximate; the buffer part is exact
+    assert all(coll.search(v[None, :], 1)[0].id == pid for pid, v in list(enumerate(new))[-50:])
+
+
+def test_deleting_or_updating_a_staged_point_again() -> None:
+    coll, _ = make()
+    new = fresh_vectors(Metric.COSINE, 3)
+    coll.update(1, new[0:1], None)
+    coll.update(1, new[1:2], None)  # the first new vector is retired from the buffer
+    assert coll.staged == 1
+    assert coll.search(new[1:2], 1)[0].id == 1
+    assert all(h.score < 0.999 for h in coll.search(new[0:1], 3) if h.id == 1)
+    coll.update(2, new[2:3], None)
+    assert coll.delete([2]) == 1 and coll.staged == 1
+    assert 2 not in {h.id for h in coll.search(new[2:3], 10)}
+    coll.fold()
+    assert coll.search(new[1:2], 1)[0].id == 1 and len(coll) == N - 1
+
+
+def test_saving_a_graph_with_staged_vectors_is_refused(tmp_path: Path) -> None:
+    coll, _ = make()
+    coll.update(0, fresh_vectors(Metric.COSINE, 1), None)
+    with pytest.raises(RuntimeError, match="fold"):
+        coll.export(tmp_path)
+
+
+def opts() -> StoreOptions:
+    return StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0)
+
+
+async def seeded_store(path: Path) -> tuple[Store, np.ndarray]:
+    s = Store(path, opts())
+    await s.open()
+    await s.create_collection("c", {"dimension": 16})
+    vecs = np.random.default_rng(5).normal(size=(N, 16)).astype(np.float32)
+    await s.upsert("c", list(range(N)), vecs, [None] * N)
+    return s, vecs
+
+
+@pytest.mark.parametrize("how", ["replay", "snapshot"])
+async def test_staged_updates_survive_a_restart(tmp_path: Path, how: str) -> None:
+    s, _ = await seeded_store(tmp_path)
+    new = fresh_vectors(Metric.COSINE, DELTA_CAPACITY + 20)
+    for pid, v in enumerate(new):
+        await s.update_point("c", pid, v.tolist(), {"rev": 1})
+    assert s.collection("c").staged == 20
+    if how == "snapshot":
+        await s.snapshot()
+        assert s.collection("c").staged == 0  # folded so that the graph is saved whole
+    await s.close(take_snapshot=False)
+
+    r = Store(tmp_path, opts())
+    await r.open()
+    coll = r.collection("c")
+    assert len(coll) == N
+    for pid, v in list(enumerate(new))[-40:]:
+        p = coll.get(pid)
+        assert p is not None and p.payload == {"rev": 1}
+        assert np.allclose(p.vector, v, atol=1e-6)  # type: ignore[arg-type]
+        assert coll.search(v[None, :], 1)[0].id == pid
+    await r.close(take_snapshot=False)
+
+
+async def test_the_idle_fold_skips_while_a_snapshot_is_written(tmp_path: Path) -> None:
+    s, _ = await seeded_store(tmp_path)
+    await s.update_point("c", 1, fresh_vectors(Metric.COSINE, 1)[0].tolist(), None)
+    s._writable.clear()  # as while a snapshot is written: graphs must not change
+    assert s.fold() == 0 and s.collection("c").staged == 1
+    s._writable.set()
+    assert s.fold() == 1 and s.collection("c").staged == 0
+    await s.close(take_snapshot=False)
+
+
+async def test_concurrent_readers_never_miss_an_updated_point(tmp_path: Path) -> None:
+    s, vecs = await seeded_store(tmp_path)
+    coll = s.collection("c")
+    batcher = SearchBatcher()
+    rng = np.random.default_rng(11)
+    current = {pid: Metric.COSINE.prepare(vecs[pid : pid + 1])[0] for pid in range(N)}
+    params = {
+        "limit": 5,
+        "offset": 0,
+        "ef": None,
+        "exact_search": False,
+        "threshold": None,
+        "with_payload": False,
+        "with_vector": False,
+    }
+    stop = False
+    misses: list[int] = []
+
+    version = dict.fromkeys(range(N), 0)
+
+    async def reader() -> None:
+        while not stop:
+            pid = int(rng.integers(0, 600))
+            seen, want = version[pid], current[pid]
+            hits = await batcher.search(coll, want[None, :], **params)
+            # Unless the point changed meanwhile, its own vector must find it.
+            if pid not in {h.id for h in hits} and version[pid] == seen:
+                misses.append(pid)
+
+    readers = [asyncio.create_task(reader()) for _ in range(8)]
+    for step, v in enumerate(fresh_vectors(Metric.COSINE, 2 * DELTA_CAPACITY)):
+        pid = step % 600
+        await s.update_point("c", pid, v.tolist(), None)
+        stored = coll.get(pid)
+        assert stored is not None and stored.vector is not None
+        current[pid] = np.asarray(stored.vector, dtype=np.float32)
+        version[pid] += 1
+        await asyncio.sleep(0)
+    stop = True
+    await asyncio.gather(*readers)
+    assert misses == []
+    await s.close(take_snapshot=False)
+
+
+async def test_batched_searches_match_single_searches_and_survive_a_cancelled_leader() -> None:
+    coll, vecs = make(n=N)
+    batcher = SearchBatcher()
+    params = {
+        "offset": 0,
+        "ef": None,
+        "exact_search": False,
+        "threshold": None,
+        "with_payload": True,
+        "with_vector": False,
+    }
+    queries = [vecs[i : i + 1] + 0.01 for i in range(6)]
+    leader = asyncio.ensure_future(batcher.search(coll, queries[0], limit=5, **params))
+    await asyncio.sleep(0)  # the leader is now waiting for joiners
+    joiners = [
+        asyncio.ensure_future(batcher.search(coll, q, limit=5 if i % 2 else 3, **params))
+        for i, q in enumerate(queries[1:], start=1)
+    ]
+    leader.cancel()
+    results = await asyncio.gather(*joiners)
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    for i, got in enumerate(results, start=1):
+        one = coll.search(queries[i], 5 if i % 2 else 3)
+        assert [h.id for h in got] == [h.id for h in one]
+        assert got[0].payload == {"i": i, "even": i % 2 == 0}
