@@ -67,7 +67,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         srv = ServerProcess(
-            data_dir=Path(tmp) / "data", args=["--snapshot-interval-s", "0"]
+            data_dir=Path(tmp) / "data", args=["--snapshot-interval-s", "0", *args.server_args]
         ).start()
         assert srv.proc is not None
         proc = psutil.Process(srv.proc.pid)

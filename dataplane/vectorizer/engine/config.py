@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -26,6 +27,12 @@ class Metric(StrEnum):
         """Vectors as stored and queried: unit length for cosine, unchanged otherwise."""
         if self is not Metric.COSINE:
             return vectors
+        if vectors.shape[0] == 1:  # a query or an update: fewer numpy calls
+            norm = math.sqrt(np.dot(vectors[0], vectors[0]))
+            if norm == 0:
+                raise ValidationError("cosine needs non-zero vectors", field=field)
+            row: Matrix = vectors / np.float32(norm)
+            return row
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         if (norms == 0).any():
             raise ValidationError("cosine needs non-zero vectors", field=field)

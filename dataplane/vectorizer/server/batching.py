@@ -1,15 +1,15 @@
 """Answer concurrent unfiltered searches together.
 
-Search requests that arrive while the loop is busy are handled in the same loop turn;
-each registers its query here and the batch runs once they all have (``call_soon``), as
-one graph pass per collection and parameters. A lone request pays one loop turn. The
-batch runs on the loop, so like any read it sees each write entirely or not at all.
+The first search of a kind (collection and parameters) to arrive leads a batch: it
+yields for one loop turn, so that the other requests handled in that turn can join,
+then runs one graph pass for all of them and hands each joiner its answer. A lone
+request pays one loop turn and no future. The batch runs on the loop, so like any read
+it sees each write entirely or not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -18,17 +18,14 @@ from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.validation import Matrix
 
 Key = tuple[int, int, int, int | None, bool, float | None, bool, bool]
+_Joiner = tuple[Matrix, asyncio.Future[list[ScoredPoint]]]
 
 
 class SearchBatcher:
     def __init__(self) -> None:
-        self._pending: dict[Key, list[tuple[Collection, Matrix, asyncio.Future[list[ScoredPoint]]]]]
-        self._pending = defaultdict(list)
-        self._scheduled = False
+        self._forming: dict[Key, list[_Joiner]] = {}
 
-    def search(
-        self, coll: Collection, query: Matrix, **params: Any
-    ) -> asyncio.Future[list[ScoredPoint]]:
+    async def search(self, coll: Collection, query: Matrix, **params: Any) -> list[ScoredPoint]:
         key: Key = (
             id(coll),
             params["limit"],
@@ -39,37 +36,33 @@ class SearchBatcher:
             params["with_payload"],
             params["with_vector"],
         )
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[list[ScoredPoint]] = loop.create_future()
-        self._pending[key].append((coll, query, fut))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return fut
+        joiners = self._forming.get(key)
+        if joiners is not None:  # a batch is forming: join it
+            fut: asyncio.Future[list[ScoredPoint]] = asyncio.get_running_loop().create_future()
+            joiners.append((query, fut))
+            return await fut
+        joiners = self._forming[key] = []
+        try:
+            await asyncio.sleep(0)  # one loop turn for the others to join
+        finally:
+            # Even if this request was cancelled meanwhile, its joiners get answers.
+            del self._forming[key]
+            results = self._run(coll, query, joiners, params)
+        return results
 
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, defaultdict(list)
-        self._scheduled = False
-        for key, items in pending.items():
-            _, limit, offset, ef, exact_search, threshold, with_payload, with_vector = key
-            coll = items[0][0]
-            live = [(q, f) for _, q, f in items if not f.done()]  # skip cancelled requests
-            if not live:
-                continue
-            try:
-                results = coll.search_many(
-                    np.vstack([q for q, _ in live]),
-                    limit,
-                    offset=offset,
-                    ef=ef,
-                    exact_search=exact_search,
-                    threshold=threshold,
-                    with_payload=with_payload,
-                    with_vector=with_vector,
-                )
-            except Exception as exc:  # noqa: BLE001 - every waiter gets the error
-                for _, f in live:
-                    f.set_exception(exc)
-                continue
-            for (_, f), hits in zip(live, results, strict=True):
-                f.set_result(hits)
+    @staticmethod
+    def _run(
+        coll: Collection, query: Matrix, joiners: list[_Joiner], params: dict[str, Any]
+    ) -> list[ScoredPoint]:
+        """The leader's hits; each live joiner's future gets its own (or the error)."""
+        live = [(q, f) for q, f in joiners if not f.done()]  # skip cancelled requests
+        queries = np.vstack([query, *(q for q, _ in live)]) if live else query
+        try:
+            results = coll.search_many(queries, **params)
+        except Exception as exc:
+            for _, f in live:
+                f.set_exception(exc)
+            raise
+        for (_, f), hits in zip(live, results[1:], strict=True):
+            f.set_result(hits)
+        return results[0]

@@ -36,6 +36,8 @@ async def read_body(request: web.Request) -> bytes:
     """
     settings = request.app[SETTINGS]
     try:
+        if request.content.is_eof():  # all of it has arrived: no wait to bound
+            return await request.read()
         async with asyncio.timeout(settings.request_body_timeout_s):
             return await request.read()
     except TimeoutError:

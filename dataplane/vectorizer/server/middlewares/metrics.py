@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -10,6 +12,9 @@ from aiohttp.web_urldispatcher import SystemRoute
 
 from vectorizer.observability.requests import INSERTED, SEARCHES
 from vectorizer.server.keys import ERROR_CODE, METRICS
+
+if TYPE_CHECKING:
+    from vectorizer.observability.metrics import Metrics
 
 UNMATCHED = "unmatched"
 
@@ -20,6 +25,17 @@ def route_template(request: web.Request) -> str:
     if isinstance(route, SystemRoute) or route.resource is None:  # 404 / 405
         return UNMATCHED
     return route.resource.canonical
+
+
+@functools.lru_cache(maxsize=4096)
+def _children(metrics: Metrics, method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The labelled request counter and latency histogram of one kind of request
+    (looking labels up in prometheus_client costs a lock and a few tuples each time).
+    Routes are templates and methods and statuses few, so the cache stays small."""
+    return (
+        metrics.http_requests.labels(method, route, str(status)),
+        metrics.http_latency.labels(route),
+    )
 
 
 @web.middleware
@@ -36,9 +52,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     finally:
         took = time.perf_counter() - started
-        route = route_template(request)
-        metrics.http_requests.labels(request.method, route, str(status)).inc()
-        metrics.http_latency.labels(route).observe(took)
+        requests, latency = _children(metrics, request.method, route_template(request), status)
+        requests.inc()
+        latency.observe(took)
         if searches := request.get(SEARCHES):
             metrics.search_requests.inc(len(searches))
             metrics.search_latency.observe(took)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -17,8 +17,9 @@ _SANE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    given = request.headers.get(HEADER, "")
-    rid = given if _SANE.fullmatch(given) else uuid.uuid4().hex
+    given = request.headers.get(HEADER)
+    # 32 random hex digits, as uuid4().hex but without building a UUID per request.
+    rid = given if given and _SANE.fullmatch(given) else os.urandom(16).hex()
     request[REQUEST_ID] = rid
     token = context.request_id.set(rid)
     try:
