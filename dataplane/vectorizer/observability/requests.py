@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-SEARCHES = "vectorizer.searches"  # result counts, one per query answered
-INSERTED = "vectorizer.inserted"  # points written by an insert/update request
+# Result counts, one per query answered.
+SEARCHES: web.RequestKey[list[int]] = web.RequestKey("vectorizer.searches")
+# Points written by an insert/update request.
+INSERTED = web.RequestKey("vectorizer.inserted", int)
 
 
 def searched(request: web.Request, *result_counts: int) -> None:

@@ -60,7 +60,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         principal = guard.authenticator.authenticate(credentials(request, cert))
     except AuthenticationFailed as exc:
         request[AUDIT_REASON] = exc.reason
-        request[AUDIT_CLAIMED] = exc.claimed
+        if exc.claimed is not None:
+            request[AUDIT_CLAIMED] = exc.claimed
         raise Unauthenticated(exc.message) from None
     request[PRINCIPAL] = principal
     await authorize(request, principal, rule)
