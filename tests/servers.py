@@ -264,3 +264,16 @@ class Pki:
             )
         )
         return cert_path, key_path
+
+
+def start_all(*servers: ServerProcess) -> None:
+    """Start every server; if one cannot start, kill them all and fail the test."""
+    import pytest
+
+    try:
+        for server in servers:
+            server.start()
+    except (RuntimeError, TimeoutError) as err:
+        for server in servers:
+            server.kill()
+        pytest.fail(f"data plane did not start: {err}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ServerProcess, free_port
+from tests.servers import ServerProcess, free_port, start_all
 from vectorizer.client import Point, VectorizerClient
 from vectorizer.errors import CollectionExists, NodeFenced
 from vectorizer_operator.dataplane_client import DataPlaneError, NodeStatus, ReplicationClient
@@ -34,13 +34,7 @@ def node(tmp_path: Path, name: str) -> ServerProcess:
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     a, b = node(tmp_path, "vz-0"), node(tmp_path, "vz-1")
-    try:
-        a.start()
-        b.start()
-    except (RuntimeError, TimeoutError) as err:
-        a.kill()
-        b.kill()
-        pytest.fail(f"data plane did not start: {err}")
+    start_all(a, b)
     yield a, b
     a.kill()
     b.kill()

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.operator.conftest import NS, OPTIONS, make_cluster
-from tests.servers import ServerProcess, free_port
+from tests.servers import ServerProcess, free_port, start_all
 from vectorizer.client import Point, VectorizerClient
 from vectorizer_operator import naming, pki
 from vectorizer_operator.builders.security import security_settings
@@ -110,13 +110,7 @@ def secure(tmp_path: Path) -> Iterator[Secure]:
     assert plan.problems == ()
     write_secrets(plan, tmp_path)
     a, b = start(tmp_path, "vz-0", plan), start(tmp_path, "vz-1", plan)
-    try:
-        a.start()
-        b.start()
-    except (RuntimeError, TimeoutError) as err:
-        a.kill()
-        b.kill()
-        pytest.fail(f"data plane did not start: {err}")
+    start_all(a, b)
     yield Secure(plan, tmp_path, a, b)
     a.kill()
     b.kill()
