@@ -249,7 +249,11 @@ class Reconciler:
         if plan.trust is None:
             memory.trust = None
         elif memory.trust is None or memory.trust[0] != plan.trust:
-            memory.trust = (plan.trust, trust_context(plan.trust))
+            try:
+                memory.trust = (plan.trust, trust_context(plan.trust))
+            except (ssl.SSLError, ValueError) as err:  # parses as PEM, yet OpenSSL refuses it
+                memory.trust = None
+                problems.append(f"the cluster's CA bundle cannot be used: {err}")
         return problems
 
     # ---- observe ---------------------------------------------------------------------
