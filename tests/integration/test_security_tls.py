@@ -58,6 +58,18 @@ def tls_args(cert: Path, key: Path, *extra: str) -> list[str]:
     return ["--tls-cert-file", str(cert), "--tls-key-file", str(key), *extra]
 
 
+def client_ca_args(ca: Path, client_auth: str = "optional") -> list[str]:
+    """Verify client certificates against ``ca``; with ``optional``, the replication
+    stream requires one."""
+    args = ["--tls-client-ca-file", str(ca), "--tls-client-auth", client_auth]
+    return args + (["--replication-require-mtls", "true"] if client_auth == "optional" else [])
+
+
+def replica_cert_args(pair: tuple[Path, Path]) -> list[str]:
+    """The client certificate a replica presents to its primary."""
+    return ["--replication-tls-cert-file", str(pair[0]), "--replication-tls-key-file", str(pair[1])]
+
+
 AUTH = ["--auth-enabled", "true", "--auth-admin-key", ADMIN]
 
 
@@ -149,10 +161,7 @@ async def test_client_certificates_required(
         args=[
             *AUTH,
             *tls_args(cert, key),
-            "--tls-client-ca-file",
-            str(pki.ca()),
-            "--tls-client-auth",
-            "require",
+            *client_ca_args(pki.ca(), "require"),
         ],
         ca_file=pki.ca(),
         client_cert=client,
@@ -195,12 +204,7 @@ async def test_replication_over_mtls_with_credentials(
             *AUTH,
             *repl,
             *tls_args(cert, key),
-            "--tls-client-ca-file",
-            str(pki.ca()),
-            "--tls-client-auth",
-            "optional",
-            "--replication-require-mtls",
-            "true",
+            *client_ca_args(pki.ca()),
         ],
         ca_file=pki.ca(),
     ).start()
@@ -229,29 +233,16 @@ async def test_replication_over_mtls_with_credentials(
         "good",
         *repl,
         *ca,
-        "--replication-tls-cert-file",
-        str(good_cert[0]),
-        "--replication-tls-key-file",
-        str(good_cert[1]),
+        *replica_cert_args(good_cert),
     )
     evil = replica(
         "evil",
         *repl,
         *ca,
-        "--replication-tls-cert-file",
-        str(evil_cert[0]),
-        "--replication-tls-key-file",
-        str(evil_cert[1]),
+        *replica_cert_args(evil_cert),
     )
     certless = replica("certless", *repl, *ca)
-    keyless = replica(
-        "keyless",
-        *ca,
-        "--replication-tls-cert-file",
-        str(good_cert[0]),
-        "--replication-tls-key-file",
-        str(good_cert[1]),
-    )
+    keyless = replica("keyless", *ca, *replica_cert_args(good_cert))
     clients = {
         n: VectorizerClient(s.url, api_key=ADMIN)
         for n, s in (("good", good), ("evil", evil), ("certless", certless), ("keyless", keyless))
@@ -315,12 +306,7 @@ async def test_a_certificate_can_be_the_replication_identity(
             *FAST,
             *AUTH,
             *tls_args(cert, key),
-            "--tls-client-ca-file",
-            str(pki.ca()),
-            "--tls-client-auth",
-            "optional",
-            "--replication-require-mtls",
-            "true",
+            *client_ca_args(pki.ca()),
             "--replication-cert-names",
             "vectorizer-replica",
         ],

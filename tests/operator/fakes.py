@@ -22,6 +22,7 @@ from vectorizer_operator.builders import BuildOptions
 from vectorizer_operator.dataplane_client import PLAIN, Access, DataPlaneError, NodeStatus
 from vectorizer_operator.kube import RESOURCES
 from vectorizer_operator.reconcile.cluster import Reconciler, ReconcileSettings, Result
+from vectorizer_operator.reconcile.observe import serves_tls
 from vectorizer_operator.reconcile.ports import KubeApiError
 
 Json = dict[str, Any]
@@ -300,11 +301,6 @@ def cluster_body(name: str = "vz", namespace: str = NS, **spec: Any) -> Json:
     }
 
 
-def serves_tls(pod: Json) -> bool:
-    env = [e["name"] for c in pod.get("spec", {}).get("containers", []) for e in c.get("env", [])]
-    return naming.env_name("tls_cert_file") in env
-
-
 class Sim:
     """One VectorizerCluster, the controllers around it, and the operator's reconciler."""
 
@@ -370,7 +366,7 @@ class Sim:
 
     def url(self, ordinal: int) -> str:
         pod = self.pod(ordinal)
-        tls = serves_tls(pod) if pod is not None else True
+        tls = serves_tls(pod["spec"]) if pod is not None else True
         name = naming.pod(self.name, ordinal)
         return naming.advertise_url(self.name, NS, name, "cluster.local", tls=tls)
 
@@ -430,7 +426,8 @@ class Sim:
             }
         )
         self.dp.routes = {u: n for u, n in self.dp.routes.items() if n != name}
-        scheme = "https" if serves_tls(self.kube.find("v1", "Pod", name) or {}) else "http"
+        pod = self.kube.find("v1", "Pod", name)
+        scheme = "https" if pod is not None and serves_tls(pod["spec"]) else "http"
         self.dp.routes[f"{scheme}://{ip}:{naming.HTTP_PORT}"] = name
         node = self.dp.nodes.setdefault(name, FakeNode())
         node.up, node.connected, node.lag_operations = True, None, None

@@ -16,7 +16,8 @@ def _cache() -> Path:
 
 
 def find_helm() -> tuple[str | None, str]:
-    """(path to helm, or None and why not)."""
+    """(path to helm, or None and why not when no Go toolchain can build it); raises when
+    a build that could run fails."""
     explicit = os.environ.get("HELM")
     if explicit and Path(explicit).is_file():
         return explicit, ""
@@ -39,7 +40,10 @@ def find_helm() -> tuple[str | None, str]:
         timeout=2400,
         check=False,
     )
+    # A toolchain that is there but fails to build is a defect to see, not a skip.
     if done.returncode != 0:
-        return None, f"building helm failed: {done.stderr.strip().splitlines()[-1:]}"
+        raise RuntimeError(f"building helm failed: {done.stderr.strip()[-2000:]}")
     helm = Path(done.stdout.strip().splitlines()[-1]) / "helm"
-    return (str(helm), "") if helm.exists() else (None, "the build script produced no helm")
+    if not helm.exists():
+        raise RuntimeError(f"the build script produced no helm at {helm}")
+    return str(helm), ""

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(2700)
 @pytest.fixture(scope="module")
 def helm() -> str:
     path, why = find_helm()
-    if path is None:
+    if path is None:  # environmental: no Go toolchain (and no helm) on this machine
         pytest.skip(why)
     return path
 

@@ -56,11 +56,11 @@ class PodView:
             labels=labels,
             revision=labels.get(naming.LABEL_REVISION),
             uid=meta.get("uid") or None,
-            tls=_serves_tls(raw.get("spec") or {}),
+            tls=serves_tls(raw.get("spec") or {}),
         )
 
 
-def _serves_tls(pod_spec: Json) -> bool:
+def serves_tls(pod_spec: Json) -> bool:
     """Whether the pod's data-plane container was given a certificate."""
     wanted = naming.env_name("tls_cert_file")
     for container in pod_spec.get("containers") or ():
