@@ -44,6 +44,10 @@ class ReplicationManager:
         self.settings = settings
         self.keys = keys or KeyStore(store.data_dir)
         self.state = NodeState(role=Role(settings.role))
+        # False until ``start`` loaded the persisted state: until then ``state`` is only a
+        # placeholder, and acting on it (a replica's hello at a higher epoch, a control
+        # call) would persist a transition over the real state.
+        self.started = False
         # The replica's credential towards its primary (a file is re-read when it changes).
         self._credential = Secret(settings.replication_key, settings.replication_key_file)
         self.hub = PrimaryHub(
@@ -98,6 +102,7 @@ class ReplicationManager:
             self.state.epoch,
             self.state.node_id,
         )
+        self.started = True
         if self.state.role is Role.REPLICA and self.state.primary_url:
             self._start_following(self.state.primary_url)
 

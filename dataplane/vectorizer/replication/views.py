@@ -6,9 +6,19 @@ from typing import Any
 
 from aiohttp import web
 
-from vectorizer.errors import ValidationError
+from vectorizer.errors import NotReady, ValidationError
+from vectorizer.replication.manager import ReplicationManager
 from vectorizer.server.http import json_response, read_json
 from vectorizer.server.keys import REPLICATION
+
+
+def _manager(request: web.Request) -> ReplicationManager:
+    """The node's replication manager, once it has loaded its persisted role and epoch
+    (while the store recovers it has not, and every answer or transition would be wrong)."""
+    manager = request.app[REPLICATION]
+    if not manager.started:
+        raise NotReady("the node is still recovering; its replication state is not loaded")
+    return manager
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -20,45 +30,46 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 async def status(request: web.Request) -> web.Response:
     """Role, epoch, sequence, primary and history of this node."""
-    return json_response(request.app[REPLICATION].status())
+    return json_response(_manager(request).status())
 
 
 async def stats(request: web.Request) -> web.Response:
     """Replication figures: lag, bytes, pending operations, connected replicas."""
-    return json_response(request.app[REPLICATION].stats())
+    return json_response(_manager(request).stats())
 
 
 async def replicas(request: web.Request) -> web.Response:
     """Every replica this primary has seen, with its status and lag."""
-    described = request.app[REPLICATION].hub.describe()
+    described = _manager(request).hub.describe()
     return json_response({"replicas": described, "count": len(described)})
 
 
 async def promote(request: web.Request) -> web.Response:
     """Become primary at a higher epoch."""
     body = await _body(request)
-    return json_response(await request.app[REPLICATION].promote(body.get("epoch")))
+    return json_response(await _manager(request).promote(body.get("epoch")))
 
 
 async def follow(request: web.Request) -> web.Response:
     """Become a replica of the given primary."""
     body = await _body(request)
     return json_response(
-        await request.app[REPLICATION].follow(body.get("primary_url"), body.get("epoch"))
+        await _manager(request).follow(body.get("primary_url"), body.get("epoch"))
     )
 
 
 async def fence(request: web.Request) -> web.Response:
     """Stop taking writes at once."""
     body = await _body(request)
-    return json_response(await request.app[REPLICATION].fence(body.get("epoch")))
+    return json_response(await _manager(request).fence(body.get("epoch")))
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
     """The replication stream (WebSocket): a replica follows this primary's log."""
+    manager = _manager(request)  # refused before the upgrade; the replica retries
     ws = web.WebSocketResponse(max_msg_size=1 << 20)  # replicas send only small messages
     await ws.prepare(request)
-    await request.app[REPLICATION].hub.serve(ws)
+    await manager.hub.serve(ws)
     await ws.close()
     return ws
 
