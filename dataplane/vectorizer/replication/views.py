@@ -53,9 +53,7 @@ async def promote(request: web.Request) -> web.Response:
 async def follow(request: web.Request) -> web.Response:
     """Become a replica of the given primary."""
     body = await _body(request)
-    return json_response(
-        await _manager(request).follow(body.get("primary_url"), body.get("epoch"))
-    )
+    return json_response(await _manager(request).follow(body.get("primary_url"), body.get("epoch")))
 
 
 async def fence(request: web.Request) -> web.Response:
