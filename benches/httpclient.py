@@ -31,13 +31,15 @@ class Connection:
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         self._writer.write(head + body)
-        status_line = await self._reader.readline()
-        status = int(status_line.split(b" ", 2)[1])
+        # The status line and headers in one read: a line-by-line read costs the
+        # load generator a few microseconds per header, on the cores the server uses.
+        head_bytes = await self._reader.readuntil(b"\r\n\r\n")
+        status = int(head_bytes[9:12])
         length = 0
-        while (line := await self._reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
+        for line in head_bytes.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line[15:])
+                break
         return status, await self._reader.readexactly(length)
 
     async def json(self, method: str, path: str, body: bytes = b"") -> Any:

@@ -18,14 +18,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import orjson
-from opentelemetry import trace
 
 from vectorizer.engine import exact
 from vectorizer.engine.config import CollectionConfig, IndexKind
 from vectorizer.engine.filters import Payload, Predicate
 from vectorizer.engine.hnsw import HnswIndex
 from vectorizer.engine.validation import Matrix, PointId
-from vectorizer.observability.tracing import tracer
+from vectorizer.observability import tracing
 
 INITIAL_CAPACITY = 1024
 # Below this many live points a search is exact: cheaper than the graph and always right.
@@ -57,9 +56,9 @@ _NO_SPAN = contextlib.nullcontext()
 def _span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[object]:
     """A tracing span around a search, or nothing when no tracer provider is installed
     (even the API's no-op span costs a search several microseconds)."""
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+    if not tracing.installed():
         return _NO_SPAN
-    return tracer.start_as_current_span(name, attributes=attributes)
+    return tracing.tracer.start_as_current_span(name, attributes=attributes)
 
 
 def _id_key(pid: PointId) -> tuple[int, int | str]:

@@ -9,6 +9,8 @@ collection names (bounded by the collections that exist) and the three roles.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import resource
 import sys
 from collections.abc import Iterator
@@ -22,8 +24,14 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from vectorizer.errors import all_codes
 
@@ -42,53 +50,8 @@ _FSYNC = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.search_requests = Counter(
-            "vectorizer_search_requests",
-            "Search queries answered (each query of a batch counts)",
-            registry=r,
-        )
-        self.search_latency = Histogram(
-            "vectorizer_search_latency_seconds",
-            "Time to answer one search query",
-            buckets=_LATENCY,
-            registry=r,
-        )
-        self.search_results = Histogram(
-            "vectorizer_search_results_count",
-            "Results returned per search query",
-            buckets=_RESULTS,
-            registry=r,
-        )
-        self.insert_requests = Counter(
-            "vectorizer_insert_requests",
-            "Write requests that inserted or updated points",
-            registry=r,
-        )
-        self.insert_latency = Histogram(
-            "vectorizer_insert_latency_seconds",
-            "Time to acknowledge an insert/update request (durability and write concern included)",
-            buckets=_LATENCY,
-            registry=r,
-        )
-        self.inserted_vectors = Counter(
-            "vectorizer_inserted_vectors", "Points inserted or replaced", registry=r
-        )
-        self.api_errors = Counter(
-            "vectorizer_api_errors", "Error responses by stable error code", ["code"], registry=r
-        )
-        self.http_requests = Counter(
-            "vectorizer_http_requests",
-            "HTTP requests by route template, method and status",
-            ["method", "route", "status"],
-            registry=r,
-        )
-        self.http_latency = Histogram(
-            "vectorizer_http_request_duration_seconds",
-            "HTTP request duration by route template",
-            ["route"],
-            buckets=_LATENCY,
-            registry=r,
-        )
+        self.requests = RequestMetrics()
+        r.register(self.requests)
         self.cache_requests = Counter(
             "vectorizer_cache_requests",
             "Query cache look-ups by result (hit, miss)",
@@ -117,14 +80,144 @@ class Metrics:
         )
         for result in ("hit", "miss"):
             self.cache_requests.labels(result=result)
-        for code in all_codes():  # every series exists from the start, at 0
-            self.api_errors.labels(code=code)
 
     def attach(self, store: Store, replication: ReplicationManager) -> None:
         store.on_fsync = self.wal_fsync.observe
         store.on_snapshot = lambda seconds, _size: self.snapshot_duration.observe(seconds)
         replication.on_sync_timeout = self.replication_timeouts.inc
         self.registry.register(NodeCollector(store, replication))
+
+
+class _Histogram:
+    """Bucket counts and a sum, as plain numbers."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1  # le: value <= bound
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative = list(itertools.accumulate(self.counts))
+        les = [*(floatToGoString(b) for b in self.bounds), "+Inf"]  # type: ignore[no-untyped-call]
+        return list(zip(les, cumulative, strict=True))
+
+
+class RequestMetrics(Collector):
+    """What the requests did: counted by the event loop thread that answers them, as
+    plain numbers, and turned into metric families at scrape time.
+
+    A prometheus_client counter or histogram takes a lock on every update, and a search
+    request updates five of them; here it is a few additions. Every writer is on the
+    loop thread, and so is the scrape (the /metrics view), so nothing is read half-done.
+    """
+
+    LABELS = {
+        "vectorizer_http_requests": ["method", "route", "status"],
+        "vectorizer_http_request_duration_seconds": ["route"],
+        "vectorizer_api_errors": ["code"],
+    }
+
+    def __init__(self) -> None:
+        self.http: dict[tuple[str, str, int], int] = {}
+        self.http_latency: dict[str, _Histogram] = {}
+        self.searches = 0
+        self.search_latency = _Histogram(_LATENCY)
+        self.search_results = _Histogram(_RESULTS)
+        self.inserts = 0
+        self.insert_latency = _Histogram(_LATENCY)
+        self.inserted_vectors = 0
+        self.errors = dict.fromkeys(all_codes(), 0)  # every series exists from the start
+
+    def request(self, method: str, route: str, status: int, took: float) -> None:
+        key = (method, route, status)
+        self.http[key] = self.http.get(key, 0) + 1
+        latency = self.http_latency.get(route)
+        if latency is None:
+            latency = self.http_latency[route] = _Histogram(_LATENCY)
+        latency.observe(took)
+
+    def searched(self, result_counts: list[int], took: float) -> None:
+        self.searches += len(result_counts)
+        self.search_latency.observe(took)
+        for n in result_counts:
+            self.search_results.observe(n)
+
+    def inserted(self, points: int, took: float) -> None:
+        self.inserts += 1
+        self.insert_latency.observe(took)
+        self.inserted_vectors += points
+
+    def error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        yield _counter("vectorizer_search_requests", _DOCS["search_requests"], self.searches)
+        yield _histogram(
+            "vectorizer_search_latency_seconds", _DOCS["search_latency"], self.search_latency
+        )
+        yield _histogram(
+            "vectorizer_search_results_count", _DOCS["search_results"], self.search_results
+        )
+        yield _counter("vectorizer_insert_requests", _DOCS["insert_requests"], self.inserts)
+        yield _histogram(
+            "vectorizer_insert_latency_seconds", _DOCS["insert_latency"], self.insert_latency
+        )
+        yield _counter(
+            "vectorizer_inserted_vectors", _DOCS["inserted_vectors"], self.inserted_vectors
+        )
+        errors = CounterMetricFamily(
+            "vectorizer_api_errors",
+            _DOCS["api_errors"],
+            labels=self.LABELS["vectorizer_api_errors"],
+        )
+        for code, n in self.errors.items():
+            errors.add_metric([code], n)
+        yield errors
+        http = CounterMetricFamily(
+            "vectorizer_http_requests",
+            _DOCS["http_requests"],
+            labels=self.LABELS["vectorizer_http_requests"],
+        )
+        for (method, route, status), n in self.http.items():
+            http.add_metric([method, route, str(status)], n)
+        yield http
+        duration = HistogramMetricFamily(
+            "vectorizer_http_request_duration_seconds",
+            _DOCS["http_latency"],
+            labels=self.LABELS["vectorizer_http_request_duration_seconds"],
+        )
+        for route, hist in self.http_latency.items():
+            duration.add_metric([route], hist.buckets(), hist.total)
+        yield duration
+
+
+_DOCS = {
+    "search_requests": "Search queries answered (each query of a batch counts)",
+    "search_latency": "Time to answer one search query",
+    "search_results": "Results returned per search query",
+    "insert_requests": "Write requests that inserted or updated points",
+    "insert_latency": (
+        "Time to acknowledge an insert/update request (durability and write concern included)"
+    ),
+    "inserted_vectors": "Points inserted or replaced",
+    "api_errors": "Error responses by stable error code",
+    "http_requests": "HTTP requests by route template, method and status",
+    "http_latency": "HTTP request duration by route template",
+}
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _histogram(name: str, doc: str, hist: _Histogram) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, doc, buckets=hist.buckets(), sum_value=hist.total)
 
 
 class NodeCollector(Collector):

@@ -11,6 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
+from vectorizer.observability.metrics import RequestMetrics
 from vectorizer.server.app import create_app, open_node
 from vectorizer.server.keys import METRICS, REPLICATION, STORE
 from vectorizer.settings import load
@@ -40,6 +41,7 @@ async def families() -> list[tuple[str, str, list[str], str]]:
                 for m in vars(app[METRICS]).values()
                 if isinstance(m, MetricWrapperBase)
             }
+            declared.update(RequestMetrics.LABELS)
         finally:
             await app[REPLICATION].stop()
             await app[STORE].close(take_snapshot=False)

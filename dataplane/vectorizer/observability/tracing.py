@@ -18,6 +18,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 tracer = trace.get_tracer("vectorizer")
 _PROPAGATOR = TraceContextTextMapPropagator()
+_installed = False
+
+
+def installed() -> bool:
+    """Whether ``setup`` installed a tracer provider (a global read, where asking
+    OpenTelemetry costs an environment look-up)."""
+    return _installed
 
 
 def setup(exporter: str, sample_ratio: float, otlp_endpoint: str, service: str) -> bool:
@@ -42,6 +49,8 @@ def setup(exporter: str, sample_ratio: float, otlp_endpoint: str, service: str) 
     )
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(provider)
+    global _installed
+    _installed = True
     return True
 
 

@@ -10,6 +10,7 @@ from vectorizer.errors import NotReady, ValidationError
 from vectorizer.replication.manager import ReplicationManager
 from vectorizer.server.http import json_response, read_json
 from vectorizer.server.keys import REPLICATION
+from vectorizer.server.middlewares.audit import audit_stream_opened
 
 
 def _manager(request: web.Request) -> ReplicationManager:
@@ -67,6 +68,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     manager = _manager(request)  # refused before the upgrade; the replica retries
     ws = web.WebSocketResponse(max_msg_size=1 << 20)  # replicas send only small messages
     await ws.prepare(request)
+    audit_stream_opened(request)
     await manager.hub.serve(ws)
     await ws.close()
     return ws

@@ -17,44 +17,14 @@ from vectorizer.security.guard import Guard
 from vectorizer.security.tls import ServerTls, ServerTlsConfig
 from vectorizer.server.batching import SearchBatcher
 from vectorizer.server.keys import GUARD, METRICS, REPLICATION, SEARCH_BATCHER, SETTINGS, STORE, TLS
-from vectorizer.server.middlewares.audit import audit_middleware, audit_stream_opened
-from vectorizer.server.middlewares.auth import auth_middleware
-from vectorizer.server.middlewares.errors import error_middleware
-from vectorizer.server.middlewares.headers import headers_middleware
-from vectorizer.server.middlewares.metrics import metrics_middleware
-from vectorizer.server.middlewares.ratelimit import rate_limit_middleware
-from vectorizer.server.middlewares.replication import staleness_middleware
-from vectorizer.server.middlewares.request_id import request_id_middleware
-from vectorizer.server.middlewares.tracing import tracing_middleware
+from vectorizer.server.middlewares.pipeline import pipeline
 from vectorizer.server.routes import ROUTES
 from vectorizer.settings import Settings
 
 
 def create_app(settings: Settings, store: Store | None = None) -> web.Application:
     """The app; ``serve`` opens the store and starts replication once it listens."""
-    # Outermost first: the request id exists before anything can fail; metrics see every
-    # request with its final status; staleness and security headers go on every
-    # response, errors included; the audit line is written with the final status, so it
-    # sits outside the error middleware, which turns every error below into structured
-    # JSON. Then security proper: authentication and the route's permission (401/403),
-    # then the caller's rate limit (429) — all before any view reads a byte of the body.
-    # Tracing wraps the rest when an exporter is configured (with none it is left out).
-    tracing = [tracing_middleware] if settings.tracing_exporter != "none" else []
-    metrics = [metrics_middleware] if settings.metrics_enabled else []
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[
-            request_id_middleware,
-            *tracing,
-            *metrics,
-            staleness_middleware,
-            headers_middleware,
-            audit_middleware,
-            error_middleware,
-            auth_middleware,
-            rate_limit_middleware,
-        ],
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes)
     store = store or Store(settings.data_dir, settings.store_options())
     app[SETTINGS] = settings
     app[STORE] = store
@@ -65,12 +35,12 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app[METRICS] = Metrics()
     app[METRICS].attach(store, app[REPLICATION])
     app.on_shutdown.append(_stop_replication)  # before aiohttp waits for open streams
-    app.on_response_prepare.append(audit_stream_opened)
     app.cleanup_ctx.append(_security)
     app.cleanup_ctx.append(_close_store)
     app.router.add_routes(ROUTES)
     app.router.add_routes(REPLICATION_ROUTES)
     app.router.add_routes(QDRANT_ROUTES)
+    app.middlewares.append(pipeline(app))
     return app
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from vectorizer.errors import MalformedJson, PayloadTooLarge, RequestTimeout, ValidationError
 from vectorizer.security.limits import check_json_depth
+from vectorizer.server.exchange import EXCHANGE
 from vectorizer.server.keys import SETTINGS
 
 T = TypeVar("T")
@@ -32,22 +33,32 @@ async def read_body(request: web.Request) -> bytes:
 
     aiohttp waits for a body as long as the client keeps the connection open, so a
     client trickling bytes could hold a handler forever; past the timeout it gets a 408
-    and the connection is closed (its unread bytes are not worth waiting for).
+    and the connection is closed (its unread bytes are not worth waiting for). Read
+    once, kept on the exchange (admission may read it before the view).
     """
+    ex = request[EXCHANGE]
+    if ex.body is not None:
+        return ex.body
     settings = request.app[SETTINGS]
-    try:
-        if request.content.is_eof():  # all of it has arrived: no wait to bound
-            return await request.read()
-        async with asyncio.timeout(settings.request_body_timeout_s):
-            return await request.read()
-    except TimeoutError:
-        raise RequestTimeout(
-            f"the request body did not arrive within {settings.request_body_timeout_s:g}s",
-            field="body",
-        ) from None
-    except web.HTTPRequestEntityTooLarge:
+    content = request.content
+    if content.is_eof():  # all of it has arrived: take it, no wait to bound
+        body = content.read_nowait()
+    else:
+        try:
+            async with asyncio.timeout(settings.request_body_timeout_s):
+                body = await request.read()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the request body did not arrive within {settings.request_body_timeout_s:g}s",
+                field="body",
+            ) from None
+        except web.HTTPRequestEntityTooLarge:
+            body = None
+    if body is None or len(body) > settings.max_body_bytes:
         limit = settings.max_body_bytes
-        raise PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body") from None
+        raise PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body")
+    ex.body = body
+    return body
 
 
 async def read_json_bytes(request: web.Request) -> bytes:

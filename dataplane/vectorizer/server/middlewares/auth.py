@@ -1,4 +1,5 @@
-"""Authenticate the caller and check the route's permission: the one place RBAC happens.
+"""Admit a request: authenticate the caller, check the route's permission (the one place
+RBAC happens) and the caller's rate.
 
 The rule comes from ``security.permissions`` by route template; views never check
 roles. Failures raise ``Unauthenticated`` (401: no or bad credentials) or ``Forbidden``
@@ -13,59 +14,51 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from vectorizer.errors import Forbidden, Unauthenticated
 from vectorizer.security.authn import AuthenticationFailed, Credentials
+from vectorizer.security.guard import Guard
 from vectorizer.security.permissions import Rule, rule_for
 from vectorizer.security.roles import ANONYMOUS, Permission, Principal
+from vectorizer.server.exchange import Exchange
 from vectorizer.server.http import read_json_bytes
-from vectorizer.server.keys import (
-    AUDIT_CLAIMED,
-    AUDIT_COLLECTION,
-    AUDIT_REASON,
-    GUARD,
-    PRINCIPAL,
-    RULE,
-)
-from vectorizer.server.middlewares.metrics import UNMATCHED, route_template
+from vectorizer.server.middlewares.metrics import UNMATCHED
+from vectorizer.server.middlewares.ratelimit import check_rate
 
 log = logging.getLogger(__name__)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    guard = request.app[GUARD]
-    template = route_template(request)
+async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str) -> None:
+    """Let the request through or raise: its rule, then who it is, what it may do, and
+    whether it is within its rate. Sets the rule (and the principal once authenticated)."""
     rule = rule_for(request.method, None if template == UNMATCHED else template)
     if rule is None:  # fail closed; tests/unit/test_security_rbac.py keeps this from happening
         log.error("route %s %s has no permission rule; refusing it", request.method, template)
-        request[AUDIT_REASON] = "route without a permission rule"
+        ex.audit_reason = "route without a permission rule"
         raise Forbidden("no permission is defined for this route")
-    request[RULE] = rule
+    ex.rule = rule
     if is_public(rule, guard.settings.metrics_public):
-        return await handler(request)
+        return
     cert = verified_peer_certificate(request)
     if (
         rule.permission is Permission.REPLICATION_STREAM
         and guard.settings.replication_require_mtls
         and cert is None
     ):
-        request[AUDIT_REASON] = "no verified client certificate"
+        ex.audit_reason = "no verified client certificate"
         raise Unauthenticated("the replication stream needs a verified client certificate")
     if not guard.enabled:
-        request[PRINCIPAL] = ANONYMOUS
-        return await handler(request)
+        ex.principal = ANONYMOUS
+        return
     try:
         principal = guard.authenticator.authenticate(credentials(request, cert))
     except AuthenticationFailed as exc:
-        request[AUDIT_REASON] = exc.reason
-        if exc.claimed is not None:
-            request[AUDIT_CLAIMED] = exc.claimed
+        ex.audit_reason = exc.reason
+        ex.audit_claimed = exc.claimed
         raise Unauthenticated(exc.message) from None
-    request[PRINCIPAL] = principal
-    await authorize(request, principal, rule)
-    return await handler(request)
+    ex.principal = principal
+    await authorize(request, ex, principal, rule)
+    check_rate(ex, guard, principal)
 
 
 def is_public(rule: Rule, metrics_public: bool) -> bool:
@@ -74,20 +67,20 @@ def is_public(rule: Rule, metrics_public: bool) -> bool:
     )
 
 
-async def authorize(request: web.Request, principal: Principal, rule: Rule) -> None:
+async def authorize(request: web.Request, ex: Exchange, principal: Principal, rule: Rule) -> None:
     permission = rule.permission
-    collection = await target_collection(request, rule)
+    collection = await target_collection(request, ex, rule)
     if principal.allows(permission, collection):
         return
     if not principal.granted(permission):
-        request[AUDIT_REASON] = f"role {principal.role.value} lacks {permission.value}"
+        ex.audit_reason = f"role {principal.role.value} lacks {permission.value}"
         raise Forbidden(f"the {principal.role.value} role may not do this ({permission.value})")
-    request[AUDIT_REASON] = "outside the credential's collection scope"
+    ex.audit_reason = "outside the credential's collection scope"
     what = f"collection {collection!r}" if collection else "node-wide calls"
     raise Forbidden(f"this credential is not allowed {what}")
 
 
-async def target_collection(request: web.Request, rule: Rule) -> str | None:
+async def target_collection(request: web.Request, ex: Exchange, rule: Rule) -> str | None:
     """The collection a call targets: from the path, or from a field of the body."""
     if rule.path:
         return request.match_info.get("name")
@@ -99,7 +92,7 @@ async def target_collection(request: web.Request, rule: Rule) -> str | None:
     except msgspec.DecodeError:
         return None  # the view will say what is wrong with the body
     if isinstance(name, str):
-        request[AUDIT_COLLECTION] = name
+        ex.audit_collection = name
         return name
     return None
 

@@ -7,14 +7,12 @@ Native routes answer ``{"error": {code, message, field}, "request_id"}``; routes
 from __future__ import annotations
 
 import logging
-import time
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from vectorizer import errors
+from vectorizer.server.exchange import EXCHANGE
 from vectorizer.server.http import json_response
-from vectorizer.server.keys import ERROR_CODE, REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +27,15 @@ _BY_STATUS: dict[int, type[errors.VectorizerError]] = {
 
 
 def error_response(request: web.Request, err: errors.VectorizerError) -> web.Response:
-    request[ERROR_CODE] = err.code
+    ex = request[EXCHANGE]
+    ex.error_code = err.code
     headers = err.headers()
     if request.path.startswith(QDRANT_PREFIX):
         body = {"status": {"error": f"{err.code}: {err.message}"}, "time": 0.0}
         resp = json_response(body, status=err.status, headers=headers)
     else:
         resp = json_response(
-            {"error": err.to_dict(), "request_id": request.get(REQUEST_ID)},
+            {"error": err.to_dict(), "request_id": ex.request_id},
             status=err.status,
             headers=headers,
         )
@@ -45,18 +44,15 @@ def error_response(request: web.Request, err: errors.VectorizerError) -> web.Res
     return resp
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    try:
-        return await handler(request)
-    except errors.VectorizerError as err:
-        if err.status >= 500:
-            log.error("request %s %s failed: %s", request.method, request.path, err)
-        return error_response(request, err)
-    except web.HTTPException as exc:
+def failure_response(request: web.Request, exc: Exception, took_s: float) -> web.Response:
+    """The structured answer to what a handler raised (a redirect is re-raised as is)."""
+    if isinstance(exc, errors.VectorizerError):
+        if exc.status >= 500:
+            log.error("request %s %s failed: %s", request.method, request.path, exc)
+        return error_response(request, exc)
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         cls = _BY_STATUS.get(exc.status, errors.VectorizerError)
         resp = error_response(request, cls(exc.reason or "request failed"))
         resp.set_status(exc.status)
@@ -64,11 +60,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in exc.headers:
                 resp.headers[name] = exc.headers[name]
         return resp
-    except Exception:
-        log.exception(
-            "unhandled error in %s %s after %.1f ms",
-            request.method,
-            request.path,
-            (time.perf_counter() - started) * 1000,
-        )
-        return error_response(request, errors.InternalError("internal error; see the server log"))
+    log.error(
+        "unhandled error in %s %s after %.1f ms",
+        request.method,
+        request.path,
+        took_s * 1000,
+        exc_info=exc,
+    )
+    return error_response(request, errors.InternalError("internal error; see the server log"))

@@ -2,48 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from vectorizer.observability import tracing
-from vectorizer.server.keys import REQUEST_ID, SETTINGS
-from vectorizer.server.middlewares.metrics import route_template
+from vectorizer.server.exchange import Exchange
 
 
-@web.middleware
-async def tracing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if "traceparent" not in request.headers:
-        ratio = request.app[SETTINGS].tracing_sample_ratio
-        if ratio < 1.0 and random.random() >= ratio:
-            # A new trace that will not be sampled: skip building a server span and give
-            # the request an unsampled context, so its child spans are dropped cheaply too.
-            token = otel_context.attach(tracing.unsampled_context())
-            try:
-                return await handler(request)
-            finally:
-                otel_context.detach(token)
-    route = route_template(request)
+@contextlib.contextmanager
+def server_span(
+    request: web.Request, ex: Exchange, template: str, sample_ratio: float
+) -> Iterator[trace.Span | None]:
+    """The request's span; None for a new trace that will not be sampled."""
+    if (
+        "traceparent" not in request.headers
+        and sample_ratio < 1.0
+        and random.random() >= sample_ratio
+    ):
+        # Skip building a server span and give the request an unsampled context, so its
+        # child spans are dropped cheaply too.
+        token = otel_context.attach(tracing.unsampled_context())
+        try:
+            yield None
+        finally:
+            otel_context.detach(token)
+        return
     with tracing.tracer.start_as_current_span(
-        f"{request.method} {route}",
+        f"{request.method} {template}",
         context=tracing.extract(request.headers),
         kind=trace.SpanKind.SERVER,
         attributes={
             "http.request.method": request.method,
-            "http.route": route,
-            "vectorizer.request_id": request.get(REQUEST_ID, ""),
+            "http.route": template,
+            "vectorizer.request_id": ex.request_id,
         },
         record_exception=False,
     ) as span:
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            span.set_attribute("http.response.status_code", exc.status)
-            raise
-        span.set_attribute("http.response.status_code", response.status)
-        if response.status >= 500:
-            span.set_status(trace.StatusCode.ERROR)
-        return response
+        yield span
+
+
+def finish_span(span: trace.Span, status: int) -> None:
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(trace.StatusCode.ERROR)

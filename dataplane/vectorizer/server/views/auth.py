@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vectorizer.security.roles import Principal
+from vectorizer.server.exchange import exchange
 from vectorizer.server.http import json_response, read_as
-from vectorizer.server.keys import AUDIT_TARGET, GUARD, PRINCIPAL
+from vectorizer.server.keys import GUARD
 from vectorizer.server.schemas import CreateKey, RotateKey
 
 
 async def whoami(request: web.Request) -> web.Response:
     """The principal this request acts as: id, kind, role, collection scope, permissions."""
-    principal: Principal = request[PRINCIPAL]
+    principal = exchange(request).principal
+    assert principal is not None  # admission authenticated it
     return json_response(principal.describe())
 
 
@@ -39,7 +40,7 @@ async def create_key(request: web.Request) -> web.Response:
         rate_limit_burst=body.rate_limit_burst,
         expires_at=body.expires_at,
     )
-    request[AUDIT_TARGET] = record.id
+    exchange(request).audit_target = record.id
     return json_response({"key": record.public(), "secret": secret}, status=201)
 
 
