@@ -23,6 +23,24 @@ class Metric(StrEnum):
     def higher_is_better(self) -> bool:
         return self is not Metric.EUCLIDEAN
 
+    def vector(self, values: Any, dim: int, field: str = "vector") -> Matrix:
+        """One vector of a request, checked and prepared: ``prepare(validation.vector(…))``
+        with one sum of squares serving both the finiteness check and the norm."""
+        if type(values) is list and len(values) == dim:  # the common case
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    row = np.array([values], dtype=np.float32)
+                    squares = np.dot(row[0], row[0]) if row.ndim == 2 else math.nan
+            except (TypeError, ValueError, OverflowError):
+                squares = math.nan  # the general path below names what is wrong
+            # A NaN or an infinity makes the sum non-finite (so may huge finite values:
+            # the general path then decides).
+            if math.isfinite(squares) and squares > 0:
+                if self is Metric.COSINE:
+                    row /= np.float32(math.sqrt(squares))
+                return row
+        return self.prepare(validation.vector(values, dim, field), field)
+
     def prepare(self, vectors: Matrix, field: str = "vector") -> Matrix:
         """Vectors as stored and queried: unit length for cosine, unchanged otherwise."""
         if self is not Metric.COSINE:

@@ -377,8 +377,7 @@ class Store:
             raise ValidationError("give a vector, a payload or both", field="vector")
         prepared = None
         if vector is not None:
-            row = validation.vector(vector, coll.config.dimension)
-            prepared = coll.config.metric.prepare(row)
+            prepared = coll.config.metric.vector(vector, coll.config.dimension)
         op = {"op": "update", "collection": name, "id": pid, "payload": payload}
         return await self._durable(self._commit(op, prepared))
 

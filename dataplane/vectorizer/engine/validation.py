@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,16 +64,6 @@ def parse_path_id(raw: str) -> PointId:
 
 def vector(values: Any, dim: int, field: str = "vector") -> Matrix:
     """One vector as a (1, dim) float32 row, finite and of the right length."""
-    if type(values) is list and len(values) == dim:  # the common case, in few numpy calls
-        try:
-            with np.errstate(over="ignore", invalid="ignore"):
-                row = np.array([values], dtype=np.float32)
-                # A NaN or an infinity makes the sum of squares non-finite (so may huge
-                # finite values: the general path then decides).
-                if row.ndim == 2 and math.isfinite(np.dot(row[0], row[0])):
-                    return row
-        except (TypeError, ValueError, OverflowError):
-            pass  # the general path below names what is wrong
     return matrix([values], dim, field=field, single=True)
 
 

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from vectorizer.engine import validation
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store
@@ -318,9 +317,9 @@ def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:
         if ref is None:
             raise point_not_found(s.point)
         spec, raw = models.exclude_ids(spec, [s.point]), ref.vector
-    query = validation.vector(raw, coll.config.dimension, field=s.field)
+    query = coll.config.metric.vector(raw, coll.config.dimension, field=s.field)
     hits = coll.search(
-        coll.config.metric.prepare(query, field=s.field),
+        query,
         s.limit,
         offset=s.offset,
         predicate=compile_filter(spec),

@@ -28,6 +28,14 @@ def json_response(
     )
 
 
+def struct_response(data: Any, status: int = 200) -> web.Response:
+    """Like ``json_response``, for bodies holding the engine's result structs (msgspec
+    encodes them natively; orjson is quicker for plain dicts and lists)."""
+    return web.Response(
+        body=msgspec.json.encode(data), status=status, content_type="application/json"
+    )
+
+
 async def read_body(request: web.Request) -> bytes:
     """The whole body, within ``max_body_bytes`` and ``request_body_timeout_s``.
 

@@ -7,7 +7,12 @@ from aiohttp import web
 from vectorizer.server import openapi
 from vectorizer.server.views import auth, collections, health, points, search
 
+# aiohttp tries the routes under one path prefix in this order, one match attempt each:
+# the hot ones (search, upsert) come first.
 ROUTES: list[web.RouteDef] = [
+    web.post("/collections/{name}/search", search.search),
+    web.post("/collections/{name}/vectors", points.upsert),
+    web.get("/collections/{name}/vectors", points.list_points),
     web.get("/health", health.health),
     web.get("/ready", health.ready),
     web.get("/stats", health.stats),
@@ -18,14 +23,11 @@ ROUTES: list[web.RouteDef] = [
     web.get("/collections/{name}", collections.get_collection),
     web.delete("/collections/{name}", collections.delete_collection),
     web.post("/collections/{name}/snapshot", collections.snapshot),
-    web.post("/collections/{name}/vectors", points.upsert),
-    web.get("/collections/{name}/vectors", points.list_points),
     web.post("/collections/{name}/vectors/delete", points.delete_points),
     web.get("/collections/{name}/vectors/{id}", points.get_point),
     web.put("/collections/{name}/vectors/{id}", points.update_point),
     web.delete("/collections/{name}/vectors/{id}", points.delete_point),
     web.post("/collections/{name}/count", points.count),
-    web.post("/collections/{name}/search", search.search),
     web.post("/batch_search", search.batch_search),
     web.get("/auth/whoami", auth.whoami),
     web.get("/auth/keys", auth.list_keys),

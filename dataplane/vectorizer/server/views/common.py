@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from vectorizer.engine.collection import Point, ScoredPoint
 from vectorizer.engine.store import Store
 from vectorizer.engine.validation import PointId, parse_path_id
 from vectorizer.errors import ValidationError
@@ -50,13 +47,3 @@ def check_range(value: int, name: str, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ValidationError(f"{name} must be in {lo}..{hi}", field=name)
     return value
-
-
-def point_json(p: Point | ScoredPoint) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": p.id}
-    if isinstance(p, ScoredPoint):
-        out["score"] = p.score
-    out["payload"] = p.payload
-    if p.vector is not None:
-        out["vector"] = p.vector
-    return out

@@ -8,11 +8,10 @@ from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import parse_path_id
 from vectorizer.errors import ValidationError, VectorNotFound
 from vectorizer.observability.requests import inserted
-from vectorizer.server.http import json_response, read_as
+from vectorizer.server.http import json_response, read_as, struct_response
 from vectorizer.server.schemas import Count, DeletePoints, UpdatePoint, UpsertPoints
 from vectorizer.server.views.common import (
     path_id,
-    point_json,
     query_bool,
     query_int,
     settings,
@@ -44,7 +43,7 @@ async def get_point(request: web.Request) -> web.Response:
     point = coll.get(pid, with_vector=query_bool(request, "with_vector", True))
     if point is None:
         raise VectorNotFound(f"no point with id {pid!r} in {coll.name!r}", field="id")
-    return json_response(point_json(point))
+    return struct_response(point)
 
 
 async def update_point(request: web.Request) -> web.Response:
@@ -92,7 +91,7 @@ async def list_points(request: web.Request) -> web.Response:
         with_payload=query_bool(request, "with_payload", True),
         with_vector=query_bool(request, "with_vector", False),
     )
-    return json_response({"vectors": [point_json(p) for p in points], "next_offset": next_offset})
+    return struct_response({"vectors": points, "next_offset": next_offset})
 
 
 async def count(request: web.Request) -> web.Response:

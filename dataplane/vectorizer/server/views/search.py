@@ -6,16 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
-from vectorizer.engine import validation
-from vectorizer.engine.collection import Collection
+from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import VectorizerError
 from vectorizer.observability.requests import searched
-from vectorizer.server.http import json_response, read_as
+from vectorizer.server.http import read_as, struct_response
 from vectorizer.server.keys import SEARCH_BATCHER
 from vectorizer.server.schemas import BatchSearch, Search
-from vectorizer.server.views.common import check_range, point_json, settings, store
+from vectorizer.server.views.common import check_range, settings, store
 
 
 def _checked_query(coll: Collection, q: Search, max_limit: int) -> Matrix:
@@ -23,7 +22,7 @@ def _checked_query(coll: Collection, q: Search, max_limit: int) -> Matrix:
     check_range(q.offset, "offset", 0, max_limit)
     if q.ef is not None:
         check_range(q.ef, "ef", 1, 4096)
-    return coll.config.metric.prepare(validation.vector(q.vector, coll.config.dimension))
+    return coll.config.metric.vector(q.vector, coll.config.dimension)
 
 
 def _params(q: Search) -> dict[str, Any]:
@@ -38,10 +37,9 @@ def _params(q: Search) -> dict[str, Any]:
     }
 
 
-def run_search(coll: Collection, q: Search, max_limit: int) -> list[dict[str, Any]]:
+def run_search(coll: Collection, q: Search, max_limit: int) -> list[ScoredPoint]:
     query = _checked_query(coll, q, max_limit)
-    hits = coll.search(query, predicate=compile_filter(q.filter), **_params(q))
-    return [point_json(h) for h in hits]
+    return coll.search(query, predicate=compile_filter(q.filter), **_params(q))
 
 
 async def search(request: web.Request) -> web.Response:
@@ -49,12 +47,11 @@ async def search(request: web.Request) -> web.Response:
     coll = store(request).collection(request.match_info["name"])
     if body.filter is None:  # answered together with other searches in flight
         query = _checked_query(coll, body, settings(request).max_search_limit)
-        hits = await request.app[SEARCH_BATCHER].search(coll, query, **_params(body))
-        results = [point_json(h) for h in hits]
+        results = await request.app[SEARCH_BATCHER].search(coll, query, **_params(body))
     else:
         results = run_search(coll, body, settings(request).max_search_limit)
     searched(request, len(results))
-    return json_response({"results": results})
+    return struct_response({"results": results})
 
 
 async def batch_search(request: web.Request) -> web.Response:
@@ -70,7 +67,7 @@ async def batch_search(request: web.Request) -> web.Response:
             results.append({"index": i, "status": "error", "error": err.to_dict()})
     searched(request, *(len(r["results"]) for r in results if r["status"] == "ok"))
     failed = sum(1 for r in results if r["status"] == "error")
-    return json_response(
+    return struct_response(
         {
             "collection": coll.name,
             "count": len(results),
