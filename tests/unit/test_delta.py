@@ -16,6 +16,7 @@ from vectorizer.engine.delta import DELTA_CAPACITY, DeltaBuffer
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store, StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
+from vectorizer.server import batching
 from vectorizer.server.batching import SearchBatcher
 
 N = EXACT_BELOW + 1000  # large enough that searches walk the graph
@@ -258,3 +259,52 @@ async def test_batched_searches_match_single_searches_and_survive_a_cancelled_le
         one = coll.search(queries[i], 5 if i % 2 else 3)
         assert [h.id for h in got] == [h.id for h in one]
         assert got[0].payload == {"i": i, "even": i % 2 == 0}
+
+
+async def test_lone_searches_skip_the_loop_turn_until_others_join_a_probe() -> None:
+    coll, vecs = make(n=N)
+    batcher = SearchBatcher()
+    params = {
+        "limit": 3,
+        "offset": 0,
+        "ef": None,
+        "exact_search": False,
+        "threshold": None,
+        "with_payload": False,
+        "with_vector": False,
+    }
+    loop = asyncio.get_running_loop()
+    turns = 0
+
+    def tick() -> None:  # counts loop turns while it keeps rescheduling itself
+        nonlocal turns
+        turns += 1
+        if ticking:
+            loop.call_soon(tick)
+
+    ticking = True
+    loop.call_soon(tick)
+    await asyncio.sleep(0)
+    for _ in range(batching.QUIET_AFTER):  # leaders nobody joins: each waits a turn
+        before = turns
+        await batcher.search(coll, vecs[0:1], **params)
+        assert turns > before
+    assert batcher.quiet
+    waited = 0
+    for _ in range(batching.PROBE_EVERY * 2):  # quiet: only the probes wait
+        before = turns
+        got = await batcher.search(coll, vecs[1:2], **params)
+        waited += turns > before
+        assert [h.id for h in got] == [h.id for h in coll.search(vecs[1:2], 3)]
+    assert waited == 2
+    # Concurrent searches: the next probe is joined, and batching is back on.
+    for _ in range(batching.PROBE_EVERY):  # four at a time: a probe is among the first few
+        if not batcher.quiet:
+            break
+        found = await asyncio.gather(
+            *(batcher.search(coll, vecs[i : i + 1], **params) for i in range(4))
+        )
+        for i, got in enumerate(found):
+            assert [h.id for h in got] == [h.id for h in coll.search(vecs[i : i + 1], 3)]
+    ticking = False
+    assert not batcher.quiet

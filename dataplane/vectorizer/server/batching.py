@@ -2,9 +2,13 @@
 
 The first search of a kind (collection and parameters) to arrive leads a batch: it
 yields for one loop turn, so that the other requests handled in that turn can join,
-then runs one graph pass for all of them and hands each joiner its answer. A lone
-request pays one loop turn and no future. The batch runs on the loop, so like any read
-it sees each write entirely or not at all.
+then runs one graph pass for all of them and hands each joiner its answer. The batch
+runs on the loop, so like any read it sees each write entirely or not at all.
+
+The loop turn is worth it only when others arrive meanwhile. After ``QUIET_AFTER``
+batches in a row that nobody joined, a lone search is answered at once; one in
+``PROBE_EVERY`` still leads a batch, and the first that someone joins turns batching
+back on.
 """
 
 from __future__ import annotations
@@ -21,9 +25,19 @@ Key = tuple[int, int, int, int | None, bool, float | None, bool, bool]
 _Joiner = tuple[Matrix, asyncio.Future[list[ScoredPoint]]]
 
 
+QUIET_AFTER = 8
+PROBE_EVERY = 16
+
+
 class SearchBatcher:
     def __init__(self) -> None:
         self._forming: dict[Key, list[_Joiner]] = {}
+        self._unjoined = 0  # batches in a row that nobody joined
+
+    @property
+    def quiet(self) -> bool:
+        """Whether lone searches are answered at once (but for the probes)."""
+        return self._unjoined >= QUIET_AFTER
 
     async def search(self, coll: Collection, query: Matrix, **params: Any) -> list[ScoredPoint]:
         key: Key = (
@@ -41,12 +55,17 @@ class SearchBatcher:
             fut: asyncio.Future[list[ScoredPoint]] = asyncio.get_running_loop().create_future()
             joiners.append((query, fut))
             return await fut
+        if self._unjoined >= QUIET_AFTER:
+            self._unjoined += 1
+            if self._unjoined % PROBE_EVERY:
+                return coll.search_many(query, **params)[0]
         joiners = self._forming[key] = []
         try:
             await asyncio.sleep(0)  # one loop turn for the others to join
         finally:
             # Even if this request was cancelled meanwhile, its joiners get answers.
             del self._forming[key]
+            self._unjoined = 0 if joiners else self._unjoined + 1
             results = self._run(coll, query, joiners, params)
         return results
 
