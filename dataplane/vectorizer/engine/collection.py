@@ -38,13 +38,15 @@ _SAMPLE = 256
 
 # msgspec structs: a search builds one per hit, each a single C call, and they encode
 # straight to the native API's JSON ({"id", "score"?, "payload", "vector" when asked}).
-class Point(msgspec.Struct, frozen=True, omit_defaults=True):
+# Untracked by the garbage collector (gc=False): they hold JSON data, never themselves,
+# so they cannot be part of a cycle, and hundreds per batch no longer set off collections.
+class Point(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     id: PointId
     payload: Payload | None
     vector: list[float] | None = None
 
 
-class ScoredPoint(msgspec.Struct, frozen=True, omit_defaults=True):
+class ScoredPoint(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     id: PointId
     score: float
     payload: Payload | None

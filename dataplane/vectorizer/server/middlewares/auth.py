@@ -39,12 +39,12 @@ async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str)
     ex.rule = rule
     if is_public(rule, guard.settings.metrics_public):
         return
+    stream = rule.permission is Permission.REPLICATION_STREAM
+    if not guard.enabled and not stream:
+        ex.principal = ANONYMOUS
+        return
     cert = verified_peer_certificate(request)
-    if (
-        rule.permission is Permission.REPLICATION_STREAM
-        and guard.settings.replication_require_mtls
-        and cert is None
-    ):
+    if stream and guard.settings.replication_require_mtls and cert is None:
         ex.audit_reason = "no verified client certificate"
         raise Unauthenticated("the replication stream needs a verified client certificate")
     if not guard.enabled:

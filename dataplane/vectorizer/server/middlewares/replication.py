@@ -9,7 +9,7 @@ from vectorizer.replication.manager import ReplicationManager
 
 def add_staleness_headers(response: web.StreamResponse, manager: ReplicationManager) -> None:
     headers = response.headers
-    headers["X-Vectorizer-Role"] = manager.state.role.value
+    headers["X-Vectorizer-Role"] = manager.state.role  # a StrEnum: its value, as text
     headers["X-Vectorizer-Sequence"] = str(manager.store.sequence)
     ops, ms = manager.lag()
     if ops is not None and ms is not None:
