@@ -1,8 +1,10 @@
 """Answer concurrent unfiltered searches together.
 
 The first search of a kind (collection and parameters) to arrive leads a batch: it
-yields for one loop turn, so that the other requests handled in that turn can join,
-then runs one graph pass for all of them and hands each joiner its answer. The batch
+yields for one loop turn, so that the other requests handled in that turn can join
+(and, when some did, for a second one: the loop reads the sockets between turns, so
+the requests that arrived meanwhile join too), then runs one graph pass for all of
+them and hands each joiner its answer. The batch
 runs on the loop, so like any read it sees each write entirely or not at all.
 
 The loop turn is worth it only when others arrive meanwhile. After ``QUIET_AFTER``
@@ -62,6 +64,8 @@ class SearchBatcher:
         joiners = self._forming[key] = []
         try:
             await asyncio.sleep(0)  # one loop turn for the others to join
+            if joiners:  # busy: one more for the requests read from the sockets meanwhile
+                await asyncio.sleep(0)
         finally:
             # Even if this request was cancelled meanwhile, its joiners get answers.
             del self._forming[key]
