@@ -1,14 +1,17 @@
-"""A minimal keep-alive HTTP/1.1 client for load generation.
+"""Minimal keep-alive HTTP/1.1 clients for load generation.
 
 aiohttp's client costs more CPU per request than our server spends answering a search,
-and on a 2-core machine the load generator shares the cores with the server; this
-client keeps the measuring cheap. It speaks only what the benchmark needs: one request
-at a time per connection, Content-Length bodies, no TLS, no redirects.
+and on a 2-core machine the load generator shares the cores with the server; these
+clients keep the measuring cheap. They speak only what the benchmark needs: one request
+at a time per connection, Content-Length bodies, no TLS, no redirects. ``Connection``
+is for asyncio (many at once); ``BlockingConnection`` is a plain socket, for one
+sequential client, which needs no event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import orjson
@@ -26,20 +29,11 @@ class Connection:
         return cls(reader, writer, f"{host}:{port}")
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self._host}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        self._writer.write(head + body)
+        self._writer.write(_head(method, path, self._host, body) + body)
         # The status line and headers in one read: a line-by-line read costs the
         # load generator a few microseconds per header, on the cores the server uses.
         head_bytes = await self._reader.readuntil(b"\r\n\r\n")
-        status = int(head_bytes[9:12])
-        length = 0
-        for line in head_bytes.lower().split(b"\r\n"):
-            if line.startswith(b"content-length:"):
-                length = int(line[15:])
-                break
+        status, length = _status_and_length(head_bytes)
         return status, await self._reader.readexactly(length)
 
     async def json(self, method: str, path: str, body: bytes = b"") -> Any:
@@ -50,3 +44,54 @@ class Connection:
 
     def close(self) -> None:
         self._writer.close()
+
+
+class BlockingConnection:
+    def __init__(self, host: str, port: int) -> None:
+        self._sock = socket.create_connection((host, port))
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._host = f"{host}:{port}"
+        self._buffer = b""
+
+    def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        self._sock.sendall(_head(method, path, self._host, body) + body)
+        buf = self._buffer
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf += self._recv()
+        status, length = _status_and_length(buf[: end + 4])
+        total = end + 4 + length
+        while len(buf) < total:
+            buf += self._recv()
+        self._buffer = buf[total:]
+        return status, buf[end + 4 : total]
+
+    def json(self, method: str, path: str, body: bytes = b"") -> Any:
+        status, raw = self.request(method, path, body)
+        if status >= 400:
+            raise RuntimeError(f"{method} {path}: {status} {raw[:200]!r}")
+        return orjson.loads(raw)
+
+    def _recv(self) -> bytes:
+        chunk = self._sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def _head(method: str, path: str, host: str, body: bytes) -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+
+def _status_and_length(head: bytes) -> tuple[int, int]:
+    """The status and Content-Length of a response head (through the blank line)."""
+    status = int(head[9:12])
+    for line in head.lower().split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return status, int(line[15:])
+    return status, 0
