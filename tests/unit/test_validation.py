@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from vectorizer.engine import validation
+from vectorizer.engine.config import Metric
 from vectorizer.errors import DimensionMismatch, ValidationError
 
 
@@ -54,3 +57,49 @@ def test_matrix_checks_every_row() -> None:
     assert err3.value.field == "vectors[1]"
     with pytest.raises(ValidationError):
         validation.matrix([[1, [2]]], 2)
+
+
+GOOD_VECTORS = [
+    [3.0, 4.0],
+    [1, 2],  # integers are numbers
+    [1e-30, -1e-30],  # squares underflow float32: the norm is taken again in float64
+    [3e38, -3e38],  # near the float32 limit: the sum of squares overflows, the row does not
+    [0.0, 0.0],  # refused for cosine only
+]
+BAD_VECTORS = [
+    [float("nan"), 1.0],
+    [float("inf"), 1.0],
+    [1e39, 1.0],  # overflows float32
+    [1.0],  # wrong dimension
+    [],
+    [1.0, "a"],
+    [1.0, [2.0]],
+    "12",
+    None,
+]
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+@pytest.mark.parametrize("values", GOOD_VECTORS + BAD_VECTORS)
+def test_metric_vector_is_prepare_of_validation_vector(metric: Metric, values: object) -> None:
+    """The one-pass check-and-prepare gives what the two steps give, errors included."""
+
+    def outcome(fn: Callable[[], np.ndarray]) -> tuple[str, object]:
+        try:
+            row = fn()
+        except (ValidationError, DimensionMismatch) as err:
+            return type(err).__name__, (err.field, err.message)
+        assert row.dtype == np.float32 and row.shape == (1, 2)
+        return "ok", row.tobytes()
+
+    expected = outcome(lambda: metric.prepare(validation.vector(values, 2)))
+    assert outcome(lambda: metric.vector(values, 2)) == expected
+    if values in GOOD_VECTORS and (metric is not Metric.COSINE or any(values)):  # type: ignore[operator]
+        assert expected[0] == "ok"
+
+
+def test_cosine_normalises_vectors_near_the_float32_limits() -> None:
+    rows = np.array([[3e38, -3e38], [1e-30, 1e-30], [3.0, 4.0]], dtype=np.float32)
+    for prepared in (Metric.COSINE.prepare(rows), *(Metric.COSINE.prepare(r[None]) for r in rows)):
+        assert np.isfinite(prepared).all()
+        np.testing.assert_allclose(np.linalg.norm(prepared, axis=1), 1.0, rtol=1e-6)

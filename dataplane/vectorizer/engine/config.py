@@ -13,6 +13,8 @@ from vectorizer.engine import validation
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import ValidationError
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class Metric(StrEnum):
     COSINE = "cosine"
@@ -42,16 +44,30 @@ class Metric(StrEnum):
         return self.prepare(validation.vector(values, dim, field), field)
 
     def prepare(self, vectors: Matrix, field: str = "vector") -> Matrix:
-        """Vectors as stored and queried: unit length for cosine, unchanged otherwise."""
+        """Vectors as stored and queried: unit length for cosine, unchanged otherwise.
+
+        Norms are taken in float32, and again in float64 where float32 over- or
+        underflows (a finite vector near the float32 limits, or a tiny non-zero one)."""
         if self is not Metric.COSINE:
             return vectors
         if vectors.shape[0] == 1:  # a query or an update: fewer numpy calls
-            norm = math.sqrt(np.dot(vectors[0], vectors[0]))
+            with np.errstate(over="ignore", under="ignore"):
+                norm = math.sqrt(np.dot(vectors[0], vectors[0]))
+            if norm == 0 or not math.isfinite(norm):
+                wide = vectors[0].astype(np.float64)
+                norm = math.sqrt(np.dot(wide, wide))
             if norm == 0:
                 raise ValidationError("cosine needs non-zero vectors", field=field)
-            row: Matrix = vectors / np.float32(norm)
-            return row
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            if norm < _FLOAT32_MAX:
+                row: Matrix = vectors / np.float32(norm)
+                return row
+            return (vectors.astype(np.float64) / norm).astype(np.float32)
+        with np.errstate(over="ignore", under="ignore"):
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        odd = (norms == 0) | ~np.isfinite(norms)
+        if odd.any():
+            wide = np.linalg.norm(vectors.astype(np.float64), axis=1, keepdims=True)
+            norms = np.where(odd, wide, norms)
         if (norms == 0).any():
             raise ValidationError("cosine needs non-zero vectors", field=field)
         out: Matrix = (vectors / norms).astype(np.float32, copy=False)
