@@ -258,6 +258,24 @@ BAD: list[tuple[str, str, Any, int, str, str | None]] = [
         "hnsw.mm",
     ),
     ("POST", "/collections", {"name": "c", "dimension": 3}, 409, "collection_exists", "name"),
+    # JSON allows any integer; the log (like Qdrant) holds 64-bit ones
+    (
+        "POST",
+        "/collections/c/vectors",
+        b'{"vectors": [{"id": 9, "vector": [1, 2, 3]}, '
+        b'{"id": 10, "vector": [1, 2, 3], "payload": {"n": 1180591620717411303424}}]}',
+        422,
+        "validation_error",
+        "vectors[1].payload",
+    ),
+    (
+        "PUT",
+        "/collections/c/vectors/1",
+        b'{"payload": {"n": [1, -1180591620717411303424]}}',
+        422,
+        "validation_error",
+        "payload",
+    ),
     ("GET", "/collections/..%2F..%2Fetc%2Fpasswd", None, 404, "collection_not_found", "collection"),
     ("GET", "/collections/c/vectors/99", None, 404, "vector_not_found", "id"),
     ("GET", "/collections/c/vectors?limit=abc", None, 422, "validation_error", "limit"),

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from vectorizer.engine import records, snapshot, validation
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
@@ -228,8 +230,17 @@ class Store:
         if self.write_guard is not None:
             self.write_guard()
 
-    def _commit(self, op: records.Op, vectors: Matrix | None = None) -> int:
-        return self._append(self.sequence + 1, records.encode(op, vectors), op, vectors)
+    def _commit(
+        self, op: records.Op, vectors: Matrix | None = None, *, points_field: str = "vectors"
+    ) -> int:
+        try:
+            body = records.encode(op, vectors)
+        except orjson.JSONEncodeError as exc:  # JSON we decoded, but that the log cannot hold
+            raise ValidationError(
+                f"the payload cannot be stored ({exc}; integers are limited to 64 bits)",
+                field=_unstorable_payload(op, points_field),
+            ) from None
+        return self._append(self.sequence + 1, body, op, vectors)
 
     def _append(self, seq: int, body: bytes, op: records.Op, vectors: Matrix | None) -> int:
         with tracer.start_as_current_span(
@@ -362,7 +373,9 @@ class Store:
         vectors = validation.matrix(rows, coll.config.dimension, field=field)
         vectors = coll.config.metric.prepare(vectors, field=field)
         seq = self._commit(
-            {"op": "upsert", "collection": name, "ids": clean_ids, "payloads": payloads}, vectors
+            {"op": "upsert", "collection": name, "ids": clean_ids, "payloads": payloads},
+            vectors,
+            points_field=field,
         )
         return await self._durable(seq)
 
@@ -508,3 +521,13 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _unstorable_payload(op: records.Op, points_field: str) -> str:
+    """The field of the first payload of ``op`` that cannot be encoded."""
+    for i, payload in enumerate(op.get("payloads") or ()):
+        try:
+            orjson.dumps(payload)
+        except orjson.JSONEncodeError:
+            return f"{points_field}[{i}].payload"
+    return "payload"
