@@ -4,12 +4,19 @@
 anything, like a network partition: data waits in socket buffers, peers see silence.
 ``heal()`` resumes. ``throttle(rate)`` slows the link. ``corrupt_once(at)`` flips one byte at offset ``at`` of the next
 connection's upstream-to-client stream.
+
+The proxy's upstream sockets keep a small fixed receive buffer: on loopback the kernel
+would otherwise let the upstream push megabytes into buffers at once, and a throttled
+transfer would look finished to the sender long before it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+
+UPSTREAM_RECEIVE_BUFFER = 1 << 16
 
 
 class FaultProxy:
@@ -60,9 +67,14 @@ class FaultProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._open.wait()
+        up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        up.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UPSTREAM_RECEIVE_BUFFER)
+        up.setblocking(False)
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            await asyncio.get_running_loop().sock_connect(up, ("127.0.0.1", self.target_port))
+            up_reader, up_writer = await asyncio.open_connection(sock=up)
         except OSError:
+            up.close()
             writer.close()
             return
         corrupt_at, self._corrupt_at = self._corrupt_at, None
