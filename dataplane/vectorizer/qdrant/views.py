@@ -18,9 +18,9 @@ from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store
 from vectorizer.errors import CollectionNotFound, VectorizerError
-from vectorizer.observability.requests import inserted, searched
 from vectorizer.qdrant import models, responses, schemas
 from vectorizer.qdrant.errors import for_qdrant, point_not_found
+from vectorizer.server.exchange import inserted, searched
 from vectorizer.server.http import json_response, read_as
 from vectorizer.server.keys import SETTINGS, STORE
 

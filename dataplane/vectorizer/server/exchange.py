@@ -40,3 +40,13 @@ EXCHANGE = web.RequestKey("vectorizer.exchange", Exchange)
 
 def exchange(request: web.Request) -> Exchange:
     return request[EXCHANGE]
+
+
+def searched(request: web.Request, *result_counts: int) -> None:
+    """A view tells the metrics: queries answered, by their result counts."""
+    request[EXCHANGE].searches.extend(result_counts)
+
+
+def inserted(request: web.Request, points: int) -> None:
+    """A view tells the metrics: points written by an insert/update request."""
+    request[EXCHANGE].inserted = points

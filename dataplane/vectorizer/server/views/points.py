@@ -7,7 +7,7 @@ from aiohttp import web
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import parse_path_id
 from vectorizer.errors import ValidationError, VectorNotFound
-from vectorizer.observability.requests import inserted
+from vectorizer.server.exchange import inserted
 from vectorizer.server.http import json_response, read_as, struct_response
 from vectorizer.server.schemas import Count, DeletePoints, UpdatePoint, UpsertPoints
 from vectorizer.server.views.common import (

@@ -10,7 +10,7 @@ from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import VectorizerError
-from vectorizer.observability.requests import searched
+from vectorizer.server.exchange import searched
 from vectorizer.server.http import read_as, struct_response
 from vectorizer.server.keys import SEARCH_BATCHER
 from vectorizer.server.schemas import BatchSearch, Search
