@@ -82,7 +82,11 @@ class IndexKind(StrEnum):
 @dataclass(frozen=True)
 class HnswParams:
     m: int = 16
-    ef_construction: int = 100
+    # 150 rather than the common 100: on clustered 100k x 128 data, 100 left one or two
+    # queries in a thousand with none of their true top 10 (an ill-linked region of the
+    # graph) in three of four data sets measured, 150 none, for about a quarter less
+    # insert throughput.
+    ef_construction: int = 150
     ef_search: int = 96
 
     def validated(self, field: str = "hnsw") -> HnswParams:
