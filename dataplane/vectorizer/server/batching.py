@@ -4,8 +4,8 @@ The first search of a kind (collection and parameters) to arrive leads a batch: 
 yields for one loop turn, so that the other requests handled in that turn can join
 (and, when some did, for a second one: the loop reads the sockets between turns, so
 the requests that arrived meanwhile join too), then runs one graph pass for all of
-them and hands each joiner its answer. The batch
-runs on the loop, so like any read it sees each write entirely or not at all.
+them and hands each joiner its answer. The batch runs on the loop, so like any read
+it sees each write entirely or not at all.
 
 The loop turn is worth it only when others arrive meanwhile. After ``QUIET_AFTER``
 batches in a row that nobody joined, a lone search is answered at once; one in
