@@ -37,10 +37,7 @@ class Connection:
         return status, await self._reader.readexactly(length)
 
     async def json(self, method: str, path: str, body: bytes = b"") -> Any:
-        status, raw = await self.request(method, path, body)
-        if status >= 400:
-            raise RuntimeError(f"{method} {path}: {status} {raw[:200]!r}")
-        return orjson.loads(raw)
+        return _decoded(method, path, *await self.request(method, path, body))
 
     def close(self) -> None:
         self._writer.close()
@@ -66,10 +63,7 @@ class BlockingConnection:
         return status, buf[end + 4 : total]
 
     def json(self, method: str, path: str, body: bytes = b"") -> Any:
-        status, raw = self.request(method, path, body)
-        if status >= 400:
-            raise RuntimeError(f"{method} {path}: {status} {raw[:200]!r}")
-        return orjson.loads(raw)
+        return _decoded(method, path, *self.request(method, path, body))
 
     def _recv(self) -> bytes:
         chunk = self._sock.recv(1 << 16)
@@ -86,6 +80,12 @@ def _head(method: str, path: str, host: str, body: bytes) -> bytes:
         f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
+
+
+def _decoded(method: str, path: str, status: int, raw: bytes) -> Any:
+    if status >= 400:
+        raise RuntimeError(f"{method} {path}: {status} {raw[:200]!r}")
+    return orjson.loads(raw)
 
 
 def _status_and_length(head: bytes) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,19 @@ from vectorizer.server import batching
 from vectorizer.server.batching import SearchBatcher
 
 N = EXACT_BELOW + 1000  # large enough that searches walk the graph
+
+
+def batch_params(**overrides: Any) -> dict[str, Any]:
+    """``SearchBatcher.search`` parameters: an unfiltered search without payloads."""
+    params: dict[str, Any] = {
+        "offset": 0,
+        "ef": None,
+        "exact_search": False,
+        "threshold": None,
+        "with_payload": False,
+        "with_vector": False,
+    }
+    return params | overrides
 
 
 def make(
@@ -195,15 +209,7 @@ async def test_concurrent_readers_never_miss_an_updated_point(tmp_path: Path) ->
     batcher = SearchBatcher()
     rng = np.random.default_rng(11)
     current = {pid: Metric.COSINE.prepare(vecs[pid : pid + 1])[0] for pid in range(N)}
-    params = {
-        "limit": 5,
-        "offset": 0,
-        "ef": None,
-        "exact_search": False,
-        "threshold": None,
-        "with_payload": False,
-        "with_vector": False,
-    }
+    params = batch_params(limit=5)
     stop = False
     misses: list[int] = []
 
@@ -236,14 +242,7 @@ async def test_concurrent_readers_never_miss_an_updated_point(tmp_path: Path) ->
 async def test_batched_searches_match_single_searches_and_survive_a_cancelled_leader() -> None:
     coll, vecs = make(n=N)
     batcher = SearchBatcher()
-    params = {
-        "offset": 0,
-        "ef": None,
-        "exact_search": False,
-        "threshold": None,
-        "with_payload": True,
-        "with_vector": False,
-    }
+    params = batch_params(with_payload=True)
     queries = [vecs[i : i + 1] + 0.01 for i in range(6)]
     leader = asyncio.ensure_future(batcher.search(coll, queries[0], limit=5, **params))
     await asyncio.sleep(0)  # the leader is now waiting for joiners
@@ -264,15 +263,7 @@ async def test_batched_searches_match_single_searches_and_survive_a_cancelled_le
 async def test_lone_searches_skip_the_loop_turn_until_others_join_a_probe() -> None:
     coll, vecs = make(n=N)
     batcher = SearchBatcher()
-    params = {
-        "limit": 3,
-        "offset": 0,
-        "ef": None,
-        "exact_search": False,
-        "threshold": None,
-        "with_payload": False,
-        "with_vector": False,
-    }
+    params = batch_params(limit=3)
     loop = asyncio.get_running_loop()
     turns = 0
 

@@ -53,15 +53,9 @@ class Metric(StrEnum):
         if vectors.shape[0] == 1:  # a query or an update: fewer numpy calls
             with np.errstate(over="ignore", under="ignore"):
                 norm = math.sqrt(np.dot(vectors[0], vectors[0]))
-            if norm == 0 or not math.isfinite(norm):
-                wide = vectors[0].astype(np.float64)
-                norm = math.sqrt(np.dot(wide, wide))
-            if norm == 0:
-                raise ValidationError("cosine needs non-zero vectors", field=field)
-            if norm < _FLOAT32_MAX:
+            if 0 < norm < _FLOAT32_MAX:  # else the general path below takes it in float64
                 row: Matrix = vectors / np.float32(norm)
                 return row
-            return (vectors.astype(np.float64) / norm).astype(np.float32)
         with np.errstate(over="ignore", under="ignore"):
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         odd = (norms == 0) | ~np.isfinite(norms)

@@ -57,7 +57,7 @@ class SearchBatcher:
             fut: asyncio.Future[list[ScoredPoint]] = asyncio.get_running_loop().create_future()
             joiners.append((query, fut))
             return await fut
-        if self._unjoined >= QUIET_AFTER:
+        if self.quiet:
             self._unjoined += 1
             if self._unjoined % PROBE_EVERY:
                 return coll.search_many(query, **params)[0]

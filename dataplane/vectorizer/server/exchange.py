@@ -26,7 +26,7 @@ class Exchange:
     principal: Principal | None = None  # who the request acts as, once authenticated
     rate: Decision | None = None  # the rate limiter's answer, for the headers
     error_code: str | None = None  # the stable code of the error it was answered with
-    body: bytes | None = None  # the body, once read (admission may read it before the view)
+    body: bytes | None = None  # the JSON body, once read and checked (admission may read it first)
     searches: list[int] = field(default_factory=list)  # result counts, one per query
     inserted: int | None = None  # points written by an insert/update
     audit_reason: str | None = None  # why it was refused

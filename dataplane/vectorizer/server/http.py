@@ -41,12 +41,8 @@ async def read_body(request: web.Request) -> bytes:
 
     aiohttp waits for a body as long as the client keeps the connection open, so a
     client trickling bytes could hold a handler forever; past the timeout it gets a 408
-    and the connection is closed (its unread bytes are not worth waiting for). Read
-    once, kept on the exchange (admission may read it before the view).
+    and the connection is closed (its unread bytes are not worth waiting for).
     """
-    ex = request[EXCHANGE]
-    if ex.body is not None:
-        return ex.body
     settings = request.app[SETTINGS]
     content = request.content
     if content.is_eof():  # all of it has arrived: take it, no wait to bound
@@ -65,16 +61,20 @@ async def read_body(request: web.Request) -> bytes:
     if body is None or len(body) > settings.max_body_bytes:
         limit = settings.max_body_bytes
         raise PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body")
-    ex.body = body
     return body
 
 
 async def read_json_bytes(request: web.Request) -> bytes:
-    """The body, which must be present and nest no deeper than ``max_json_depth``."""
+    """The body, which must be present and nest no deeper than ``max_json_depth``. Read
+    and checked once, then kept on the exchange (admission may read it before the view)."""
+    ex = request[EXCHANGE]
+    if ex.body is not None:
+        return ex.body
     body = await read_body(request)
     if not body:
         raise MalformedJson("the request needs a JSON body", field="body")
     check_json_depth(body, request.app[SETTINGS].max_json_depth)
+    ex.body = body
     return body
 
 

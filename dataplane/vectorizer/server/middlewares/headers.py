@@ -19,11 +19,8 @@ HSTS = ("Strict-Transport-Security", "max-age=31536000")
 
 def add_security_headers(response: web.StreamResponse, tls: bool, rate: Decision | None) -> None:
     headers = response.headers
-    if _ALWAYS[0][0] not in headers:  # views do not set these: all at once
-        headers.extend(_ALWAYS)
-    else:
-        for name, value in _ALWAYS:
-            headers.setdefault(name, value)
+    for name, value in _ALWAYS:
+        headers.setdefault(name, value)
     if tls:
         headers[HSTS[0]] = HSTS[1]
     if rate is not None:
