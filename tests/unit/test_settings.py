@@ -33,6 +33,8 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
         ({}, {}, "- a list\n"),
         ({}, {"VECTORIZER_HNSW_M": "1"}, None),
         ({}, {"VECTORIZER_SNAPSHOT_ON_SHUTDOWN": "perhaps"}, None),
+        ({"idle_poll_us": "-1"}, {}, None),
+        ({}, {"VECTORIZER_IDLE_POLL_US": "1000000"}, None),
     ],
 )
 def test_bad_settings_are_refused(

@@ -6,7 +6,8 @@
    (401/403/429, all before a view reads a byte of the body);
 4. the view; whatever it (or admission) raised becomes a structured JSON error;
 5. metrics and the audit line, with the final status;
-6. security headers, the node's staleness headers and the request id on the answer.
+6. security headers, the node's staleness headers and the request id on the answer;
+7. the loop keeps polling for the next request a moment (``idlepoll``).
 
 One function rather than a chain of aiohttp middlewares: each link of a chain costs a
 coroutine and a wrapper call per request, and a search is answered in well under a
@@ -24,6 +25,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from vectorizer.observability import context
 from vectorizer.server.exchange import EXCHANGE, Exchange
+from vectorizer.server.idlepoll import idle_poller
 from vectorizer.server.keys import GUARD, METRICS, REPLICATION, SETTINGS
 from vectorizer.server.middlewares.audit import audit_request
 from vectorizer.server.middlewares.auth import admit
@@ -46,6 +48,7 @@ def pipeline(app: web.Application) -> Middleware:
     tracing = settings.tracing_exporter != "none"
     sample_ratio = settings.tracing_sample_ratio
     tls, auth_enabled = settings.tls_enabled, settings.auth_enabled
+    poller = idle_poller(settings.idle_poll_us)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -75,6 +78,8 @@ def pipeline(app: web.Application) -> Middleware:
         finally:
             context.request_id.reset(token)
             took = time.perf_counter() - started
+            if poller is not None:
+                poller.answered(started + took)
             if metrics is not None:
                 observe_request(metrics, request.method, ex, template, status, took)
             if guard.audit is not None:

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from vectorizer.server.idlepoll import IdlePoller, available_cpus, idle_poller
+
+
+class CountingPoller(IdlePoller):
+    polls = 0
+
+    def _poll(self) -> None:
+        self.polls += 1
+        super()._poll()
+
+
+async def test_the_loop_polls_for_the_window_after_an_answer_then_sleeps() -> None:
+    poller = CountingPoller(0.05)
+    poller.answered(time.perf_counter())
+    assert poller.polling
+    await asyncio.sleep(0.02)
+    assert poller.polling and poller.polls >= 3  # the loop kept turning without sleeping
+    await asyncio.sleep(0.1)
+    assert not poller.polling
+    stopped_at = poller.polls
+    await asyncio.sleep(0.02)
+    assert poller.polls == stopped_at  # asleep again: nothing polls
+
+
+async def test_each_answer_extends_the_window_without_a_second_poller() -> None:
+    poller = CountingPoller(0.03)
+    for _ in range(3):
+        poller.answered(time.perf_counter())
+        await asyncio.sleep(0.02)
+        assert poller.polling
+    await asyncio.sleep(0.08)  # the last answer's window, and then some
+    assert not poller.polling
+    # One chain of polls: a second one would have doubled the polls per loop turn.
+    turns = CountingPoller(0.02)
+    turns.answered(time.perf_counter())
+    turns.answered(time.perf_counter())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert turns.polls == 2
+
+
+def test_off_when_zero_or_with_fewer_than_two_cpus() -> None:
+    assert idle_poller(0, cpus=8) is None
+    assert idle_poller(200, cpus=1) is None
+    assert idle_poller(200, cpus=1.5) is None
+    poller = idle_poller(200, cpus=2)
+    assert poller is not None and poller.window_s == pytest.approx(200e-6)
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({}, None),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+        ({"cpu.max": "garbage\n"}, None),
+    ],
+)
+def test_available_cpus_honours_a_cgroup_quota(
+    tmp_path: Path, files: dict[str, str], quota: float | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = float(len(os.sched_getaffinity(0)))
+    expected = affinity if quota is None else min(affinity, quota)
+    assert available_cpus(tmp_path) == expected
