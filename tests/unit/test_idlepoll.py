@@ -18,9 +18,15 @@ class CountingPoller(IdlePoller):
         super()._poll()
 
 
+def request(poller: IdlePoller) -> None:
+    now = time.perf_counter()
+    poller.began(now)
+    poller.answered(now)
+
+
 async def test_the_loop_polls_for_the_window_after_an_answer_then_sleeps() -> None:
     poller = CountingPoller(0.05)
-    poller.answered(time.perf_counter())
+    request(poller)
     assert poller.polling
     await asyncio.sleep(0.02)
     assert poller.polling and poller.polls >= 3  # the loop kept turning without sleeping
@@ -34,18 +40,34 @@ async def test_the_loop_polls_for_the_window_after_an_answer_then_sleeps() -> No
 async def test_each_answer_extends_the_window_without_a_second_poller() -> None:
     poller = CountingPoller(0.03)
     for _ in range(3):
-        poller.answered(time.perf_counter())
+        request(poller)
         await asyncio.sleep(0.02)
         assert poller.polling
     await asyncio.sleep(0.08)  # the last answer's window, and then some
     assert not poller.polling
     # One chain of polls: a second one would have doubled the polls per loop turn.
     turns = CountingPoller(0.02)
-    turns.answered(time.perf_counter())
-    turns.answered(time.perf_counter())
+    request(turns)
+    request(turns)
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert turns.polls == 2
+
+
+async def test_a_request_in_flight_keeps_the_loop_polling_for_a_few_windows() -> None:
+    poller = CountingPoller(0.01)  # in flight: up to 0.05 s
+    poller.began(time.perf_counter())
+    await asyncio.sleep(0.03)  # three windows: a waiting write keeps it polling
+    assert poller.polling
+    await asyncio.sleep(0.05)  # a long wait (a stream, a slow disk): asleep again
+    assert not poller.polling
+    stopped_at = poller.polls
+    await asyncio.sleep(0.02)
+    assert poller.polls == stopped_at
+    poller.answered(time.perf_counter())  # its answer opens the usual window
+    assert poller.polling
+    await asyncio.sleep(0.03)
+    assert not poller.polling
 
 
 def test_off_when_zero_or_with_fewer_than_two_cpus() -> None:

@@ -58,6 +58,8 @@ def pipeline(app: web.Application) -> Middleware:
         token = context.request_id.set(rid)
         template = route_template(request)
         status = 500
+        if poller is not None:
+            poller.began(started)
         try:
             with server_span(request, ex, template, sample_ratio) if tracing else _NO_SPAN as span:
                 try:
