@@ -4,10 +4,16 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
+from vectorizer.server.app import create_app, open_node
 from vectorizer.server.idlepoll import IdlePoller, available_cpus, idle_poller
+from vectorizer.server.keys import IDLE_POLLER
+from vectorizer.settings import Settings
 
 
 class CountingPoller(IdlePoller):
@@ -98,3 +104,29 @@ def test_available_cpus_honours_a_cgroup_quota(
     affinity = float(len(os.sched_getaffinity(0)))
     expected = affinity if quota is None else min(affinity, quota)
     assert available_cpus(tmp_path) == expected
+
+
+async def test_in_the_app_a_websocket_does_not_count_as_a_request_in_flight(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """A replica's stream stays open for days; were it a request in flight, every other
+    request would keep the loop polling for the in-flight limit instead of one window."""
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", snapshot_on_shutdown=False, idle_poll_us=20_000)
+    )
+    await open_node(app)
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
+    poller = app[IDLE_POLLER]
+    assert poller is not None and poller.in_flight_s == pytest.approx(0.1)
+    ws = await client.ws_connect("/replication/stream")  # waits for the replica's hello
+    try:
+        assert (await client.get("/health")).status == 200
+        await asyncio.sleep(0.05)  # past the window (20 ms), within the in-flight limit
+        assert not poller.polling
+    finally:
+        await ws.close()
+
+
+def test_the_default_setting_turns_polling_on_where_two_cpus_are() -> None:
+    assert Settings().idle_poll_us == 200
+    assert (idle_poller(Settings().idle_poll_us) is None) == (available_cpus() < 2)

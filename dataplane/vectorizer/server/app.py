@@ -16,7 +16,17 @@ from vectorizer.replication.views import ROUTES as REPLICATION_ROUTES
 from vectorizer.security.guard import Guard
 from vectorizer.security.tls import ServerTls, ServerTlsConfig
 from vectorizer.server.batching import SearchBatcher
-from vectorizer.server.keys import GUARD, METRICS, REPLICATION, SEARCH_BATCHER, SETTINGS, STORE, TLS
+from vectorizer.server.idlepoll import idle_poller
+from vectorizer.server.keys import (
+    GUARD,
+    IDLE_POLLER,
+    METRICS,
+    REPLICATION,
+    SEARCH_BATCHER,
+    SETTINGS,
+    STORE,
+    TLS,
+)
 from vectorizer.server.middlewares.pipeline import pipeline
 from vectorizer.server.routes import ROUTES
 from vectorizer.settings import Settings
@@ -32,6 +42,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app[TLS] = ServerTls(tls_config(settings)) if settings.tls_enabled else None
     app[REPLICATION] = ReplicationManager(store, settings, app[GUARD].keys)
     app[SEARCH_BATCHER] = SearchBatcher()
+    app[IDLE_POLLER] = idle_poller(settings.idle_poll_us)
     app[METRICS] = Metrics()
     app[METRICS].attach(store, app[REPLICATION])
     app.on_shutdown.append(_stop_replication)  # before aiohttp waits for open streams

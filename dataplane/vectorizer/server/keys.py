@@ -9,6 +9,7 @@ from aiohttp import web
 
 from vectorizer.engine.store import Store
 from vectorizer.server.batching import SearchBatcher
+from vectorizer.server.idlepoll import IdlePoller
 from vectorizer.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,3 +25,4 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 SEARCH_BATCHER = web.AppKey("search_batcher", SearchBatcher)
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
 TLS: web.AppKey[ServerTls | None] = web.AppKey("tls")
+IDLE_POLLER: web.AppKey[IdlePoller | None] = web.AppKey("idle_poller")

@@ -20,13 +20,12 @@ import asyncio
 import contextlib
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from vectorizer.observability import context
 from vectorizer.server.exchange import EXCHANGE, Exchange
-from vectorizer.server.idlepoll import idle_poller
-from vectorizer.server.keys import GUARD, METRICS, REPLICATION, SETTINGS
+from vectorizer.server.keys import GUARD, IDLE_POLLER, METRICS, REPLICATION, SETTINGS
 from vectorizer.server.middlewares.audit import audit_request
 from vectorizer.server.middlewares.auth import admit
 from vectorizer.server.middlewares.errors import failure_response
@@ -48,7 +47,7 @@ def pipeline(app: web.Application) -> Middleware:
     tracing = settings.tracing_exporter != "none"
     sample_ratio = settings.tracing_sample_ratio
     tls, auth_enabled = settings.tls_enabled, settings.auth_enabled
-    poller = idle_poller(settings.idle_poll_us)
+    poller = app[IDLE_POLLER]
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -58,8 +57,11 @@ def pipeline(app: web.Application) -> Middleware:
         token = context.request_id.set(rid)
         template = route_template(request)
         status = 500
-        if poller is not None:
-            poller.began(started)
+        # A WebSocket is a connection, not a request in flight: it must not keep the loop
+        # polling while it lasts.
+        polls = poller if poller is not None and hdrs.UPGRADE not in request.headers else None
+        if polls is not None:
+            polls.began(started)
         try:
             with server_span(request, ex, template, sample_ratio) if tracing else _NO_SPAN as span:
                 try:
@@ -80,8 +82,8 @@ def pipeline(app: web.Application) -> Middleware:
         finally:
             context.request_id.reset(token)
             took = time.perf_counter() - started
-            if poller is not None:
-                poller.answered(started + took)
+            if polls is not None:
+                polls.answered(started + took)
             if metrics is not None:
                 observe_request(metrics, request.method, ex, template, status, took)
             if guard.audit is not None:
