@@ -260,6 +260,7 @@ def engine_updates(data: np.ndarray, ids: list[int], new: np.ndarray) -> dict[st
     for i, pid in enumerate(ids):
         coll.update(pid, rows[i : i + 1], None)
     coll.fold()
+    coll.settle()
     t_update = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i, pid in enumerate(ids):

@@ -4,13 +4,16 @@ into the graph in batches, never lost across snapshots, restarts or concurrent r
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from vectorizer.engine import exact
+from vectorizer.engine import exact, hnsw
 from vectorizer.engine.collection import EXACT_BELOW, Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams, Metric
 from vectorizer.engine.delta import DELTA_CAPACITY, DeltaBuffer
@@ -147,6 +150,77 @@ def test_deleting_or_updating_a_staged_point_again() -> None:
     assert 2 not in {h.id for h in coll.search(new[2:3], 10)}
     coll.fold()
     assert coll.search(new[1:2], 1)[0].id == 1 and len(coll) == N - 1
+
+
+class SlowFold:
+    """Holds the fold thread until released: what a search, a delete or a snapshot does
+    while a fold is still linking its batch, made deterministic."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def __enter__(self) -> SlowFold:
+        def hold() -> None:
+            self.started.set()
+            self.release.wait(10)
+
+        hnsw._folder().submit(hold)  # the fold thread takes one task at a time
+        assert self.started.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+
+
+def test_a_fold_links_in_the_background_and_every_use_of_the_graph_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    coll, vecs = make()
+    new = fresh_vectors(Metric.COSINE, 30)
+    with SlowFold() as slow:
+        for pid, v in zip(range(30), new, strict=True):
+            coll.update(pid, v[None, :], None)
+        assert coll.fold() == 30 and coll.staged == 0  # handed to the (busy) fold thread
+        # Updates go on while the batch waits to be linked; their old slots are
+        # retired without waiting for the fold (deletes are deferred).
+        again = fresh_vectors(Metric.COSINE, 2, seed=7)
+        coll.update(0, again[0:1], None)  # its previous slot is in the pending batch
+        assert coll.delete([1]) == 1  # so is this one's
+        assert coll.staged == 1
+        threading.Timer(0.2, slow.release.set).start()
+        started = time.perf_counter()
+        hits = coll.search(new[5:6], 1)  # waits for the fold, then sees the graph whole
+        assert time.perf_counter() - started >= 0.15
+    assert hits[0].id == 5
+    assert coll.search(again[0:1], 1)[0].id == 0  # the staged newest vector
+    assert all(h.score < 0.999 for h in coll.search(new[0:1], 5) if h.id == 0)
+    assert 1 not in {h.id for h in coll.search(new[1:2], 10)}  # the deferred delete
+    for pid, v in zip(range(2, 30), new[2:], strict=True):
+        assert coll.search(v[None, :], 1)[0].id == pid
+    assert coll.search(vecs[40:41], 1)[0].id == 40
+    coll.fold()
+    coll.settle()
+    coll.export(tmp_path)  # saving waits for nothing now and keeps every point
+    assert len(coll) == N - 1
+
+
+def test_a_failed_fold_surfaces_at_the_next_use_of_the_graph() -> None:
+    coll, _ = make()
+    coll.update(0, fresh_vectors(Metric.COSINE, 1), None)
+    index = coll._index
+    assert index is not None
+    with SlowFold():
+        index.fold()
+        real = index._folding
+        assert real is not None
+        bad: concurrent.futures.Future[None] = concurrent.futures.Future()
+        bad.set_exception(RuntimeError("the graph is full"))
+        index._folding = bad  # as if hnswlib had refused the batch
+        with pytest.raises(RuntimeError, match="full"):
+            coll.search(fresh_vectors(Metric.COSINE, 1), 1)
+    real.result()  # (the stand-in's batch, really linked)
+    assert coll.search(fresh_vectors(Metric.COSINE, 1), 1)  # then the graph is usable
 
 
 def test_saving_a_graph_with_staged_vectors_is_refused(tmp_path: Path) -> None:

@@ -324,10 +324,14 @@ class Collection:
             self._sorted_keys = None
 
     def fold(self) -> int:
-        """Link the staged vectors into the graph (see ``HnswIndex.fold``); returns how many.
-
-        Like any mutation it runs on the store's thread, never beside a search."""
+        """Start linking the staged vectors into the graph (see ``HnswIndex.fold``);
+        returns how many. Like any mutation it runs on the store's thread."""
         return self._index.fold() if self._index is not None else 0
+
+    def settle(self) -> None:
+        """Wait until a fold in progress has linked its batch."""
+        if self._index is not None:
+            self._index.settle()
 
     @property
     def staged(self) -> int:

@@ -8,14 +8,20 @@ Vectors can also be *staged*: held in a small delta buffer that every search sco
 exactly and merges with the graph's hits, and folded into the graph in one batch when
 the buffer fills, when the node is idle, and before a snapshot saves the graph. A
 search therefore sees a staged vector at once, exactly as if it were in the graph.
-hnswlib does not allow a search while the graph changes, so the graph only changes on
-the caller's thread (the event loop), never beside a search.
+
+A fold links its batch on the fold thread, in the background: updates go on staging
+meanwhile (the delta buffer is a fresh one), so the graph work of updates is off their
+path. hnswlib does not allow anything else while the graph changes, so every other use
+of the graph first waits for a fold in progress to finish (``_graph``): a search never
+runs beside a change, and a vector being folded is in the graph by the time any search
+looks (it left the delta buffer when its fold began).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import hnswlib
@@ -33,6 +39,17 @@ Labels = npt.NDArray[np.uint64]
 Distances = npt.NDArray[np.float32]
 
 
+_fold_thread: ThreadPoolExecutor | None = None
+
+
+def _folder() -> ThreadPoolExecutor:
+    """The one thread that links folded batches (folds of all collections take turns)."""
+    global _fold_thread
+    if _fold_thread is None:
+        _fold_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hnsw-fold")
+    return _fold_thread
+
+
 class HnswIndex:
     def __init__(self, dim: int, metric: Metric, params: HnswParams, capacity: int) -> None:
         self.metric = metric
@@ -44,23 +61,42 @@ class HnswIndex:
         self._index.set_ef(params.ef_search)
         self._ef = params.ef_search
         self._delta = DeltaBuffer(dim)
+        self._folding: Future[None] | None = None
+        self._deferred: list[int] = []  # slots to mark deleted once the fold is done
 
     @property
     def capacity(self) -> int:
-        return int(self._index.get_max_elements())
+        return int(self._graph().get_max_elements())
 
     @property
     def staged(self) -> int:
         """How many vectors wait in the delta buffer."""
         return len(self._delta)
 
+    def settle(self) -> None:
+        """Wait for a fold in progress to finish linking its batch."""
+        self._graph()
+
+    def _graph(self) -> hnswlib.Index:
+        """The graph, once no fold changes it: the only way to it but the fold itself.
+        Any thread may wait here (a snapshot saves the graph from a worker thread)."""
+        folding = self._folding
+        if folding is not None:
+            try:
+                folding.result()  # a failed fold raises here, in the next use of the graph
+            finally:
+                if self._folding is folding:
+                    self._folding = None
+                deferred, self._deferred = self._deferred, []
+                for slot in deferred:
+                    self._index.mark_deleted(slot)
+        return self._index
+
     def resize(self, capacity: int) -> None:
-        self._index.resize_index(capacity)
+        self._graph().resize_index(capacity)
 
     def add(self, vectors: Matrix, slots: list[int]) -> None:
-        # Batches use both cores; hnswlib releases the GIL while it builds.
-        threads = 1 if len(slots) < 8 else -1
-        self._index.add_items(vectors, np.asarray(slots, dtype=np.uint64), num_threads=threads)
+        _link(self._graph(), vectors, slots)
 
     def stage(self, vector: Matrix, slot: int) -> None:
         """Make ``vector`` (one row) searchable under ``slot`` now; it joins the graph at
@@ -70,16 +106,24 @@ class HnswIndex:
         self._delta.add(vector, slot)
 
     def fold(self) -> int:
-        """Move every staged vector into the graph in one batch; returns how many."""
+        """Start linking every staged vector into the graph, in one batch on the fold
+        thread; returns how many. The graph is busy until it is done (``settle``)."""
         if not len(self._delta):
             return 0
+        graph = self._graph()  # one fold at a time
         vectors, slots = self._delta.drain()
-        self.add(vectors, slots)
+        self._folding = _folder().submit(_link, graph, vectors, slots)
         return len(slots)
 
     def delete(self, slot: int) -> None:
-        if not self._delta.remove(slot):  # a staged slot is not in the graph (or is deleted)
-            self._index.mark_deleted(slot)
+        if self._delta.remove(slot):  # a staged slot is not in the graph (or is deleted)
+            return
+        if self._folding is not None and not self._folding.done():
+            # An update retires its old slot: no need to wait for the fold. Every other
+            # use of the graph waits for it, and marks these deleted first.
+            self._deferred.append(slot)
+            return
+        self._graph().mark_deleted(slot)
 
     def search(
         self, query: Matrix, k: int, ef: int | None, accept: Callable[[int], bool] | None
@@ -110,12 +154,13 @@ class HnswIndex:
         accept: Callable[[int], bool] | None,
         threads: int,
     ) -> tuple[Labels, Distances] | None:
+        graph = self._graph()
         want = max(ef or self.params.ef_search, k)
         if want != self._ef:
-            self._index.set_ef(want)
+            graph.set_ef(want)
             self._ef = want
         try:
-            found: tuple[Labels, Distances] = self._index.knn_query(
+            found: tuple[Labels, Distances] = graph.knn_query(
                 queries, k=k, num_threads=threads, filter=accept
             )
         except RuntimeError:
@@ -166,7 +211,7 @@ class HnswIndex:
     def save(self, path: Path) -> None:
         if len(self._delta):
             raise RuntimeError("fold the delta buffer before saving the graph")
-        self._index.save_index(str(path))
+        self._graph().save_index(str(path))
 
     @classmethod
     def load(
@@ -180,7 +225,15 @@ class HnswIndex:
         self._index.set_ef(params.ef_search)
         self._ef = params.ef_search
         self._delta = DeltaBuffer(dim)
+        self._folding = None
+        self._deferred = []
         return self
+
+
+def _link(graph: hnswlib.Index, vectors: Matrix, slots: list[int]) -> None:
+    # Batches use both cores; hnswlib releases the GIL while it builds.
+    threads = 1 if len(slots) < 8 else -1
+    graph.add_items(vectors, np.asarray(slots, dtype=np.uint64), num_threads=threads)
 
 
 def _score(hit: tuple[int, float]) -> float:

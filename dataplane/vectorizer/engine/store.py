@@ -171,7 +171,8 @@ class Store:
                     log.exception("periodic snapshot failed; the log keeps every record")
 
     def fold(self) -> int:
-        """Link every collection's staged vectors into its graph; returns how many.
+        """Start linking every collection's staged vectors into its graph (on the fold
+        thread, see ``HnswIndex.fold``); returns how many.
 
         Not a logical change, so not logged: replay stages and folds the same vectors
         again. It changes graphs, so it runs on the loop and never while a snapshot
@@ -493,6 +494,8 @@ class Store:
             seq, colls = self.sequence, list(self._collections.values())
             for coll in colls:  # on the loop: the graphs are saved complete
                 coll.fold()
+            for coll in colls:
+                coll.settle()
             info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
             self._log_bytes_since_snapshot = 0
         finally:
