@@ -11,6 +11,7 @@ from typing import Any
 
 from vectorizer import __version__
 from vectorizer.errors import ValidationError
+from vectorizer.hugepages import reexec_with_huge_pages
 from vectorizer.settings import ENV_PREFIX, load, setting_fields
 
 
@@ -49,6 +50,7 @@ def _operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    as_process = argv is None  # the process's own command line: it may re-execute itself
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["operator"]:
         from vectorizer_operator.main import run
@@ -65,18 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     if command == "serve":
-        return _serve(args)
+        return _serve(args, argv if as_process else None)
     parser.error(f"unknown command {command}")
     return 2
 
 
-def _serve(args: dict[str, object]) -> int:
+def _serve(args: dict[str, object], argv: list[str] | None) -> int:
     config = args.pop("config")
     try:
         settings = load(args, config_file=config if isinstance(config, Path) else None)
     except ValidationError as err:
         print(f"vectorizer: {err.message}", file=sys.stderr)  # noqa: T201
         return 2
+    if settings.huge_pages and argv is not None:
+        reexec_with_huge_pages(argv)  # returns when already done (or not glibc)
     from vectorizer.observability import logs, tracing
     from vectorizer.server.serve import serve
 

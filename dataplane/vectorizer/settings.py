@@ -63,6 +63,9 @@ class Settings:
         30.0, "seconds a request body may take to arrive before a 408 (slow clients are cut off)"
     )
     max_json_depth: int = _opt(64, "deepest nesting of arrays and objects a JSON body may have")
+    huge_pages: bool = _opt(
+        True, "back the index memory with transparent huge pages (glibc.malloc.hugetlb=1)"
+    )
     idle_poll_us: int = _opt(
         200,
         "microseconds the server keeps polling for the next request after each answer "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import platform
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,3 +173,28 @@ async def test_concurrent_unfiltered_searches_answered_together_stay_correct(
             if i % 2 == 0:
                 assert hits[0].id == i and hits[0].payload == {"i": i}
         assert results[64] == []
+
+
+def environ(pid: int) -> list[bytes]:
+    return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the huge-pages tunable is glibc's")
+async def test_the_server_runs_with_huge_pages_in_the_same_process(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """`vectorizer serve` re-executes itself once with glibc.malloc.hugetlb=1 (same pid,
+    so whoever started it still holds the server); huge_pages false leaves it alone."""
+    for flag, expected in (("true", True), ("false", False)):
+        srv = server_factory(
+            data_dir=tmp_path / flag, args=["--huge-pages", flag], env={"GLIBC_TUNABLES": ""}
+        ).start()
+        try:
+            assert srv.proc is not None
+            assert (b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ(srv.proc.pid)) is expected
+            async with VectorizerClient(srv.url) as c:
+                await c.create_collection("h", dimension=4)
+                await c.upsert("h", [Point(1, [1.0, 0.0, 0.0, 0.0])])
+                assert (await c.search("h", [1.0, 0.0, 0.0, 0.0], limit=1))[0].id == 1
+        finally:
+            srv.terminate()

