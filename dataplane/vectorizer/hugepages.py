@@ -28,7 +28,7 @@ def reexec_plan(
     """The command line and environment to re-execute ``vectorizer <argv>`` with, or None
     when there is nothing to do: not glibc, or the tunable is already set (by the first
     start, or by the operator of the machine, whose choice stands)."""
-    if libc != "glibc":
+    if libc != "glibc" or not sys.executable:
         return None
     current = environ.get(ENV, "")
     if any(part.split("=", 1)[0] == TUNABLE for part in current.split(":")):
