@@ -1,4 +1,5 @@
-"""Data-plane benchmark: insert throughput, search QPS and latency, recall, memory, updates.
+"""Data-plane benchmark: insert throughput, search QPS and latency, recall, memory, updates,
+and search latency while updates stream.
 
 Run from the repository root: ``make bench`` (or ``python -m benches.dataplane``).
 Starts a real ``vectorizer serve`` on 127.0.0.1 with a fresh data directory and the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import tempfile
 import time
@@ -226,6 +228,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"payload-only update {report['payload_update_per_s']:.0f}/s "
                 f"({report['payload_update_speedup']:.2f}x delete+insert)"
             )
+            report.update(await searches_while_updating(srv.port, search, qbodies, ids, vec_bodies))
+            print(
+                f"search while {UPDATERS} connections update "
+                f"({report['mixed_updates_per_s']:.0f} updates/s): "
+                f"{report['mixed_search_qps']:.0f} QPS, p50 {report['mixed_search_p50_ms']:.2f} ms, "
+                f"p99 {report['mixed_search_p99_ms']:.2f} ms, "
+                f"p99.9 {report['mixed_search_p999_ms']:.2f} ms"
+            )
             report.update(engine_updates(data, ids, new))
             print(
                 f"engine only (no HTTP, no log): update {report['engine_update_per_s']:.0f}/s, "
@@ -241,6 +251,51 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             srv.terminate()
     return report
+
+
+UPDATERS = 4
+MIXED_SECONDS = 5.0
+
+
+async def searches_while_updating(
+    port: int, search: str, qbodies: list[bytes], ids: list[int], vec_bodies: list[bytes]
+) -> dict[str, float]:
+    """One sequential search client while ``UPDATERS`` connections stream in-place
+    updates: what folding updated vectors into the graph costs searches (a search waits
+    for a fold in progress)."""
+    searcher = await Connection.open("127.0.0.1", port)
+    writers = [await Connection.open("127.0.0.1", port) for _ in range(UPDATERS)]
+    stop = time.perf_counter() + MIXED_SECONDS
+    lat: list[float] = []
+    updates = 0
+
+    async def searching() -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            await searcher.json("POST", search, qbodies[i % len(qbodies)])
+            lat.append(time.perf_counter() - t)
+            i += 1
+
+    async def updating(c: Connection, first: int) -> None:
+        nonlocal updates
+        for i in itertools.count(first, UPDATERS):
+            if time.perf_counter() >= stop:
+                return
+            j = i % len(ids)
+            await c.json("PUT", f"/collections/bench/vectors/{ids[j]}", vec_bodies[j])
+            updates += 1
+
+    await asyncio.gather(searching(), *(updating(c, k) for k, c in enumerate(writers)))
+    for c in (searcher, *writers):
+        c.close()
+    return {
+        "mixed_updates_per_s": updates / MIXED_SECONDS,
+        "mixed_search_qps": len(lat) / MIXED_SECONDS,
+        "mixed_search_p50_ms": pct(lat, 50),
+        "mixed_search_p99_ms": pct(lat, 99),
+        "mixed_search_p999_ms": pct(lat, 99.9),
+    }
 
 
 def engine_updates(data: np.ndarray, ids: list[int], new: np.ndarray) -> dict[str, float]:
