@@ -85,25 +85,50 @@ def test_off_when_zero_or_with_fewer_than_two_cpus() -> None:
 
 
 @pytest.mark.parametrize(
-    ("files", "quota"),
+    ("own", "files", "quota"),
     [
-        ({}, None),
-        ({"cpu.max": "max 100000\n"}, None),
-        ({"cpu.max": "150000 100000\n"}, 1.5),
-        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
-        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
-        ({"cpu.max": "garbage\n"}, None),
+        ("0::/\n", {}, None),
+        ("0::/\n", {"cpu.max": "max 100000\n"}, None),
+        ("0::/\n", {"cpu.max": "150000 100000\n"}, 1.5),
+        ("0::/\n", {"cpu.max": "garbage\n"}, None),
+        # a container's cgroup inside a pod's (cgroup v2, no cgroup namespace)
+        (
+            "0::/kubepods/pod1/c1\n",
+            {"kubepods/pod1/cpu.max": "300000 100000\n", "kubepods/pod1/c1/cpu.max": "max 1\n"},
+            3.0,
+        ),
+        (
+            "0::/kubepods/pod1/c1\n",
+            {
+                "kubepods/pod1/cpu.max": "300000 100000\n",
+                "kubepods/pod1/c1/cpu.max": "50000 100000\n",
+            },
+            0.5,
+        ),
+        # cgroup v1
+        ("1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        (
+            "4:memory:/x\n3:cpu,cpuacct:/docker/abc\n",
+            {
+                "cpu/docker/abc/cpu.cfs_quota_us": "50000\n",
+                "cpu/docker/abc/cpu.cfs_period_us": "100000\n",
+            },
+            0.5,
+        ),
+        ("not a cgroup line\n", {"cpu.max": "100000 100000\n"}, 1.0),
     ],
 )
-def test_available_cpus_honours_a_cgroup_quota(
-    tmp_path: Path, files: dict[str, str], quota: float | None
+def test_available_cpus_honours_the_tightest_cgroup_quota(
+    tmp_path: Path, own: str, files: dict[str, str], quota: float | None
 ) -> None:
+    root = tmp_path / "cgroup"
     for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (tmp_path / "self").write_text(own)
     affinity = float(len(os.sched_getaffinity(0)))
     expected = affinity if quota is None else min(affinity, quota)
-    assert available_cpus(tmp_path) == expected
+    assert available_cpus(root, tmp_path / "self") == expected
 
 
 async def test_in_the_app_a_websocket_does_not_count_as_a_request_in_flight(

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MIN_CPUS = 2.0
 IN_FLIGHT_WINDOWS = 5
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+SELF_CGROUP = Path("/proc/self/cgroup")
 
 
 class IdlePoller:
@@ -74,23 +75,49 @@ class IdlePoller:
             self._polling = False
 
 
-def available_cpus(cgroup_root: Path = CGROUP_ROOT) -> float:
-    """CPUs this process may use: its affinity, capped by a cgroup CPU quota if any."""
+def available_cpus(cgroup_root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) -> float:
+    """CPUs this process may use: its affinity, capped by the tightest cgroup CPU quota
+    on the way from its own cgroup up to the root (a pod's and a container's limit)."""
     cpus = float(len(os.sched_getaffinity(0)))
-    quota = _cgroup_quota(cgroup_root)
-    return min(cpus, quota) if quota is not None else cpus
+    quotas = [q for d in _cgroup_dirs(cgroup_root, self_cgroup) if (q := _quota(d)) is not None]
+    return min([cpus, *quotas])
 
 
-def _cgroup_quota(root: Path) -> float | None:
-    """The cgroup v2 (``cpu.max``) or v1 (``cpu.cfs_quota_us``) quota in CPUs, or None."""
+def _cgroup_dirs(root: Path, self_cgroup: Path) -> list[Path]:
+    """The directories that may hold this process's CPU quota: cgroup v2 (``cpu.max``)
+    and v1 (``cpu/…/cpu.cfs_quota_us``), from its own cgroup up to the root."""
     try:
-        quota, period = (root / "cpu.max").read_text().split()
+        lines = self_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    tops: list[tuple[Path, str]] = [(root, "/"), (root / "cpu", "/")]
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2
+            tops.append((root, path))
+        elif "cpu" in controllers.split(","):
+            tops.append((root / "cpu", path))
+    dirs: list[Path] = []
+    for top, path in tops:
+        here = Path(path)
+        for rel in (here, *here.parents):
+            dirs.append(top / str(rel).lstrip("/"))
+    return list(dict.fromkeys(dirs))
+
+
+def _quota(directory: Path) -> float | None:
+    """The quota set in one cgroup directory, in CPUs, or None."""
+    try:
+        quota, period = (directory / "cpu.max").read_text().split()
         return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
     try:
-        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        quota_us = int((directory / "cpu.cfs_quota_us").read_text())
+        period_us = int((directory / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None
     return None if quota_us <= 0 else quota_us / period_us
