@@ -30,26 +30,29 @@ def request(poller: IdlePoller) -> None:
     poller.answered(now)
 
 
+# Windows are long next to the sleeps, so that a busy machine cannot flip a result.
+
+
 async def test_the_loop_polls_for_the_window_after_an_answer_then_sleeps() -> None:
-    poller = CountingPoller(0.05)
+    poller = CountingPoller(0.2)
     request(poller)
     assert poller.polling
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)
     assert poller.polling and poller.polls >= 3  # the loop kept turning without sleeping
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)
     assert not poller.polling
     stopped_at = poller.polls
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)
     assert poller.polls == stopped_at  # asleep again: nothing polls
 
 
 async def test_each_answer_extends_the_window_without_a_second_poller() -> None:
-    poller = CountingPoller(0.03)
+    poller = CountingPoller(0.2)
     for _ in range(3):
         request(poller)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
         assert poller.polling
-    await asyncio.sleep(0.08)  # the last answer's window, and then some
+    await asyncio.sleep(0.4)  # the last answer's window, and then some
     assert not poller.polling
     # One chain of polls: a second one would have doubled the polls per loop turn.
     turns = CountingPoller(0.02)
@@ -61,18 +64,18 @@ async def test_each_answer_extends_the_window_without_a_second_poller() -> None:
 
 
 async def test_a_request_in_flight_keeps_the_loop_polling_for_a_few_windows() -> None:
-    poller = CountingPoller(0.01)  # in flight: up to 0.05 s
+    poller = CountingPoller(0.05)  # in flight: up to 0.25 s
     poller.began(time.perf_counter())
-    await asyncio.sleep(0.03)  # three windows: a waiting write keeps it polling
+    await asyncio.sleep(0.1)  # two windows: a waiting write keeps it polling
     assert poller.polling
-    await asyncio.sleep(0.05)  # a long wait (a stream, a slow disk): asleep again
+    await asyncio.sleep(0.3)  # a long wait (a stream, a slow disk): asleep again
     assert not poller.polling
     stopped_at = poller.polls
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)
     assert poller.polls == stopped_at
     poller.answered(time.perf_counter())  # its answer opens the usual window
     assert poller.polling
-    await asyncio.sleep(0.03)
+    await asyncio.sleep(0.15)
     assert not poller.polling
 
 
