@@ -103,3 +103,15 @@ def test_cosine_normalises_vectors_near_the_float32_limits() -> None:
     for prepared in (Metric.COSINE.prepare(rows), *(Metric.COSINE.prepare(r[None]) for r in rows)):
         assert np.isfinite(prepared).all()
         np.testing.assert_allclose(np.linalg.norm(prepared, axis=1), 1.0, rtol=1e-6)
+
+
+def test_float32_through_float64_rounds_exactly_like_a_direct_conversion() -> None:
+    rng = np.random.default_rng(0)
+    scale = 10.0 ** rng.integers(-45, 39, size=(500, 64))
+    rows = (rng.normal(size=(500, 64)) * scale).tolist()
+    rows[0][:6] = [1.5, 2**70, True, 3e38, 1e-50, -0.0]
+    with np.errstate(over="ignore"):
+        direct = np.asarray(rows, dtype=np.float32)
+        got = validation.as_float32(rows)
+    assert got.dtype == np.float32
+    assert np.array_equal(got.view(np.uint32), direct.view(np.uint32))
