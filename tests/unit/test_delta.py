@@ -217,6 +217,7 @@ def test_a_failed_fold_surfaces_at_the_next_use_of_the_graph() -> None:
         bad: concurrent.futures.Future[None] = concurrent.futures.Future()
         bad.set_exception(RuntimeError("the graph is full"))
         index._folding = bad  # as if hnswlib had refused the batch
+        index._deferred.append(10**6)  # a slot the failed batch would have linked
         with pytest.raises(RuntimeError, match="full"):
             coll.search(fresh_vectors(Metric.COSINE, 1), 1)
     real.result()  # (the stand-in's batch, really linked)

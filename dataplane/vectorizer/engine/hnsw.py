@@ -19,6 +19,7 @@ looks (it left the delta buffer when its fold began).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -89,7 +90,9 @@ class HnswIndex:
                     self._folding = None
                 deferred, self._deferred = self._deferred, []
                 for slot in deferred:
-                    self._index.mark_deleted(slot)
+                    # Missing only after a failed fold, which never linked it.
+                    with contextlib.suppress(RuntimeError):
+                        self._index.mark_deleted(slot)
         return self._index
 
     def resize(self, capacity: int) -> None:
