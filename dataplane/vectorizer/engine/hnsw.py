@@ -53,21 +53,29 @@ def _folder() -> ThreadPoolExecutor:
 
 class HnswIndex:
     def __init__(self, dim: int, metric: Metric, params: HnswParams, capacity: int) -> None:
+        index = hnswlib.Index(space=_SPACE[metric], dim=dim)
+        index.init_index(max_elements=capacity, M=params.m, ef_construction=params.ef_construction)
+        self._attach(index, dim, metric, params)
+
+    @classmethod
+    def load(
+        cls, path: Path, dim: int, metric: Metric, params: HnswParams, capacity: int
+    ) -> HnswIndex:
+        index = hnswlib.Index(space=_SPACE[metric], dim=dim)
+        index.load_index(str(path), max_elements=capacity)
+        self = cls.__new__(cls)
+        self._attach(index, dim, metric, params)
+        return self
+
+    def _attach(self, index: hnswlib.Index, dim: int, metric: Metric, params: HnswParams) -> None:
         self.metric = metric
         self.params = params
-        self._index = hnswlib.Index(space=_SPACE[metric], dim=dim)
-        self._index.init_index(
-            max_elements=capacity, M=params.m, ef_construction=params.ef_construction
-        )
-        self._index.set_ef(params.ef_search)
+        self._index = index
+        index.set_ef(params.ef_search)
         self._ef = params.ef_search
         self._delta = DeltaBuffer(dim)
         self._folding: Future[None] | None = None
         self._deferred: list[int] = []  # slots to mark deleted once the fold is done
-
-    @property
-    def capacity(self) -> int:
-        return int(self._graph().get_max_elements())
 
     @property
     def staged(self) -> int:
@@ -215,22 +223,6 @@ class HnswIndex:
         if len(self._delta):
             raise RuntimeError("fold the delta buffer before saving the graph")
         self._graph().save_index(str(path))
-
-    @classmethod
-    def load(
-        cls, path: Path, dim: int, metric: Metric, params: HnswParams, capacity: int
-    ) -> HnswIndex:
-        self = cls.__new__(cls)
-        self.metric = metric
-        self.params = params
-        self._index = hnswlib.Index(space=_SPACE[metric], dim=dim)
-        self._index.load_index(str(path), max_elements=capacity)
-        self._index.set_ef(params.ef_search)
-        self._ef = params.ef_search
-        self._delta = DeltaBuffer(dim)
-        self._folding = None
-        self._deferred = []
-        return self
 
 
 def _link(graph: hnswlib.Index, vectors: Matrix, slots: list[int]) -> None:
