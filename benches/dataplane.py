@@ -9,6 +9,11 @@ Load comes from the minimal clients in ``benches/httpclient.py`` (the server and
 load generator share the machine's two cores): one blocking socket for the sequential
 client (the same queries through an asyncio connection are reported beside it), and
 32 asyncio connections drawing the 1,000 queries in turn for the concurrent phase.
+
+Right after those two phases the same searches go to a bare aiohttp + hnswlib server
+over the same vectors (``benches/floor.py``): what the stack itself does on this machine
+in the same minutes, so that a figure can be read against the machine's mood
+(``--no-floor`` skips it).
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import argparse
 import asyncio
 import itertools
 import json
+import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +33,9 @@ import numpy as np
 import orjson
 import psutil
 
+from benches import floor
 from benches.httpclient import BlockingConnection, Connection
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, free_port
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig
 
@@ -62,6 +70,65 @@ def pct(values: list[float], p: float) -> float:
     return float(np.percentile(values, p)) * 1000 if values else 0.0
 
 
+@dataclass
+class Searches:
+    """One search phase: its rate, each search's latency, and the ids each one found."""
+
+    qps: float
+    latencies: list[float]
+    found: list[list[int]]
+
+    def pct(self, p: float) -> float:
+        return pct(self.latencies, p)
+
+    def recall(self, truth: np.ndarray) -> float:
+        """Mean recall@10 of what was found against the exact top 10."""
+        pairs = zip(self.found, truth.tolist(), strict=True)
+        return float(np.mean([len(set(f) & set(t)) / 10 for f, t in pairs]))
+
+
+def sequential(port: int, path: str, qbodies: list[bytes]) -> Searches:
+    """One client, one request at a time: a plain blocking socket, which needs no event
+    loop (after 50 warm-up searches)."""
+    b = BlockingConnection("127.0.0.1", port)
+    for body in qbodies[:50]:
+        b.json("POST", path, body)
+    lat: list[float] = []
+    found: list[list[int]] = []
+    t0 = time.perf_counter()
+    for body in qbodies:
+        t = time.perf_counter()
+        res = b.json("POST", path, body)
+        lat.append(time.perf_counter() - t)
+        found.append([h["id"] for h in res["results"]])
+    took = time.perf_counter() - t0
+    b.close()
+    return Searches(len(qbodies) / took, lat, found)
+
+
+async def concurrent(
+    port: int, path: str, qbodies: list[bytes], connections: int, total: int
+) -> Searches:
+    """``total`` searches over ``connections`` asyncio connections drawing the queries in
+    turn, each connection one request at a time."""
+    lat: list[float] = []
+    counter = iter(range(total))
+    conns = [await Connection.open("127.0.0.1", port) for _ in range(connections)]
+
+    async def worker(c: Connection) -> None:
+        for i in counter:
+            t = time.perf_counter()
+            await c.json("POST", path, qbodies[i % len(qbodies)])
+            lat.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    took = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return Searches(total / took, lat, [])
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     data = clustered(args.n, args.dim, args.clusters, seed=1, decay=args.decay)
     queries = clustered(args.queries, args.dim, args.clusters, seed=2, decay=args.decay)
@@ -80,11 +147,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ).start()
         assert srv.proc is not None
         proc = psutil.Process(srv.proc.pid)
+        bare: subprocess.Popen[bytes] | None = None
+        floor_port: int | None = None
         try:
             s = await Connection.open("127.0.0.1", srv.port)
             await s.json(
                 "POST", "/collections", orjson.dumps({"name": "bench", "dimension": args.dim})
             )
+            if args.floor:  # built now, idle until it is measured
+                hnsw = (await s.json("GET", "/collections/bench"))["collection"]["hnsw"]
+                np.save(Path(tmp) / "vectors.npy", data)
+                floor_port = free_port()
+                print("building the bare aiohttp + hnswlib server to compare with ...")
+                bare = floor.start(
+                    floor_port,
+                    Path(tmp) / "vectors.npy",
+                    hnsw["m"],
+                    hnsw["ef_construction"],
+                    hnsw["ef_search"],
+                )
             rss0 = proc.memory_info().rss
 
             # -- insert: 1,000-point batches, durable fsync -------------------------------
@@ -123,35 +204,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await s.json("POST", search, body)
 
             # -- one sequential client ---------------------------------------------------
-            # A plain blocking socket: one client, one request at a time, needs no event
-            # loop. The same queries through the asyncio client are reported too.
-            b = BlockingConnection("127.0.0.1", srv.port)
-            for body in qbodies[:50]:  # warm-up
-                b.json("POST", search, body)
-            lat: list[float] = []
-            found: list[list[int]] = []
-            t0 = time.perf_counter()
-            for body in qbodies:
-                t = time.perf_counter()
-                res = b.json("POST", search, body)
-                lat.append(time.perf_counter() - t)
-                found.append([h["id"] for h in res["results"]])
-            took = time.perf_counter() - t0
-            b.close()
-            recall = float(
-                np.mean(
-                    [len(set(f) & set(t)) / 10 for f, t in zip(found, truth.tolist(), strict=True)]
-                )
-            )
+            seq = sequential(srv.port, search, qbodies)
+            recall = seq.recall(truth)
             t0 = time.perf_counter()
             for body in qbodies:
                 await s.json("POST", search, body)
             report.update(
-                sequential_qps=len(qbodies) / took,
+                sequential_qps=seq.qps,
                 sequential_asyncio_qps=len(qbodies) / (time.perf_counter() - t0),
                 recall_at_10=recall,
-                sequential_p50_ms=pct(lat, 50),
-                sequential_p99_ms=pct(lat, 99),
+                sequential_p50_ms=seq.pct(50),
+                sequential_p99_ms=seq.pct(99),
             )
             print(
                 f"search, 1 sequential client: {report['sequential_qps']:.0f} QPS, "
@@ -161,31 +224,40 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
 
             # -- concurrent connections ---------------------------------------------------
-            clat: list[float] = []
-            total = args.concurrent_queries
-            counter = iter(range(total))
-            conns = [await Connection.open("127.0.0.1", srv.port) for _ in range(args.connections)]
-
-            async def worker(c: Connection) -> None:
-                for i in counter:
-                    t = time.perf_counter()
-                    await c.json("POST", search, qbodies[i % len(qbodies)])
-                    clat.append(time.perf_counter() - t)
-
-            t0 = time.perf_counter()
-            await asyncio.gather(*(worker(c) for c in conns))
-            took = time.perf_counter() - t0
-            for c in conns:
-                c.close()
+            conc = await concurrent(
+                srv.port, search, qbodies, args.connections, args.concurrent_queries
+            )
             report.update(
-                concurrent_qps=total / took,
-                concurrent_p50_ms=pct(clat, 50),
-                concurrent_p99_ms=pct(clat, 99),
+                concurrent_qps=conc.qps,
+                concurrent_p50_ms=conc.pct(50),
+                concurrent_p99_ms=conc.pct(99),
             )
             print(
                 f"search, {args.connections} connections: {report['concurrent_qps']:.0f} QPS, "
                 f"p50 {report['concurrent_p50_ms']:.2f} ms, p99 {report['concurrent_p99_ms']:.2f} ms"
             )
+
+            # -- the stack's floor, in the same minutes ----------------------------------
+            if floor_port is not None:
+                bare_seq = sequential(floor_port, search, qbodies)
+                bare_conc = await concurrent(
+                    floor_port, search, qbodies, args.connections, args.concurrent_queries
+                )
+                report.update(
+                    floor_recall_at_10=bare_seq.recall(truth),
+                    floor_sequential_qps=bare_seq.qps,
+                    floor_concurrent_qps=bare_conc.qps,
+                    sequential_of_floor=seq.qps / bare_seq.qps,
+                    concurrent_of_floor=conc.qps / bare_conc.qps,
+                )
+                print(
+                    "the same searches against a bare aiohttp + hnswlib server (benches/floor.py): "
+                    f"1 client {bare_seq.qps:.0f} QPS (recall@10 {report['floor_recall_at_10']:.4f}), "
+                    f"{args.connections} connections "
+                    f"{bare_conc.qps:.0f} QPS; this server does "
+                    f"{100 * report['sequential_of_floor']:.0f}% and "
+                    f"{100 * report['concurrent_of_floor']:.0f}% of that"
+                )
 
             # -- atomic update vs delete + insert ----------------------------------------
             rng = np.random.default_rng(3)
@@ -250,6 +322,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             s.close()
         finally:
             srv.terminate()
+            if bare is not None:
+                bare.terminate()
+                bare.wait()
     return report
 
 
@@ -342,6 +417,12 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--concurrent-queries", type=int, default=10_000)
     p.add_argument("--updates", type=int, default=2000)
+    p.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the bare aiohttp + hnswlib server measured for comparison",
+    )
     p.add_argument(
         "--server-args", nargs=argparse.REMAINDER, default=[], help="extra `vectorizer serve` flags"
     )
