@@ -374,3 +374,49 @@ async def test_lone_searches_skip_the_loop_turn_until_others_join_a_probe() -> N
             assert [h.id for h in got] == [h.id for h in coll.search(vecs[i : i + 1], 3)]
     ticking = False
     assert not batcher.quiet
+
+
+async def test_a_batch_takes_in_searches_while_they_keep_arriving_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    coll, vecs = make(n=N)
+    batcher = SearchBatcher()
+    params = batch_params(limit=3)
+    passes: list[int] = []  # queries per graph pass
+    search_many = Collection.search_many
+
+    def counted(self: Collection, queries: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        passes.append(len(queries))
+        return search_many(self, queries, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "search_many", counted)
+    loop = asyncio.get_running_loop()
+
+    async def arriving(count: int) -> list[list[int]]:
+        """``count`` searches: two at once, then one more each loop turn (a wave of
+        clients' requests read from their sockets turn by turn)."""
+        tasks: list[asyncio.Future[Any]] = []
+
+        def arrive() -> None:
+            i = len(tasks)
+            tasks.append(asyncio.ensure_future(batcher.search(coll, vecs[i : i + 1], **params)))
+            if len(tasks) < count:
+                loop.call_soon(arrive)
+
+        tasks.append(asyncio.ensure_future(batcher.search(coll, vecs[0:1], **params)))
+        arrive()
+        while len(tasks) < count:
+            await asyncio.sleep(0)
+        return [[h.id for h in hits] for hits in await asyncio.gather(*tasks)]
+
+    # Arrivals over four turns: all in the leader's batch (a fixed two turns took three).
+    found = await arriving(5)
+    assert passes == [5]
+    assert found == [[h.id for h in coll.search(vecs[i : i + 1], 3)] for i in range(5)]
+    # Arrivals that never stop: the leader stops waiting after MAX_TURNS turns.
+    passes.clear()
+    total = 4 * batching.MAX_TURNS
+    found = await arriving(total)
+    assert sum(passes) == total and len(passes) > 1
+    assert max(passes) <= batching.MAX_TURNS + 1
+    assert found == [[h.id for h in coll.search(vecs[i : i + 1], 3)] for i in range(total)]

