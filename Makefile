@@ -54,7 +54,7 @@ lint: ## ruff lint and format check
 typecheck: ## mypy --strict on the packages
 	$(PYTHON) -m mypy
 
-bench: ## data-plane benchmark: 100k x 128 clustered, 1,000 queries (takes a few minutes)
+bench: ## data-plane benchmark: 100k x 128 clustered, 1,000 queries, beside a bare aiohttp + hnswlib server (~1 minute)
 	$(PYTHON) -m benches.dataplane
 
 bench-replication: ## replication throughput and replica lag, async and sync write concern

@@ -396,17 +396,19 @@ async def test_a_batch_takes_in_searches_while_they_keep_arriving_within_a_bound
         """``count`` searches: two at once, then one more each loop turn (a wave of
         clients' requests read from their sockets turn by turn)."""
         tasks: list[asyncio.Future[Any]] = []
+        all_arrived: asyncio.Future[None] = loop.create_future()
 
         def arrive() -> None:
             i = len(tasks)
             tasks.append(asyncio.ensure_future(batcher.search(coll, vecs[i : i + 1], **params)))
             if len(tasks) < count:
                 loop.call_soon(arrive)
+            else:
+                all_arrived.set_result(None)
 
         tasks.append(asyncio.ensure_future(batcher.search(coll, vecs[0:1], **params)))
         arrive()
-        while len(tasks) < count:
-            await asyncio.sleep(0)
+        await all_arrived
         return [[h.id for h in hits] for hits in await asyncio.gather(*tasks)]
 
     # Arrivals over four turns: all in the leader's batch (a fixed two turns took three).
