@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 from aiohttp import web
 
-from vectorizer.hugepages import ENV, TUNABLE
+from vectorizer.hugepages import huge_pages_environ
 
 ROUTE = "/collections/bench/search"
 
@@ -81,9 +81,9 @@ def build_index(vectors: np.ndarray, m: int, ef_construction: int, ef: int) -> h
 def start(
     port: int, vectors: Path, m: int, ef_construction: int, ef: int, timeout: float = 300.0
 ) -> subprocess.Popen[bytes]:
-    """The floor server as a child process (on huge pages, as ``vectorizer serve`` runs),
-    returned once it listens on ``port``."""
-    env = {**os.environ, ENV: f"{TUNABLE}=1"}
+    """The floor server as a child process (on huge pages as ``vectorizer serve`` runs,
+    unless the environment chose otherwise), returned once it listens on ``port``."""
+    env = huge_pages_environ(os.environ) or dict(os.environ)
     args = ["--port", str(port), "--vectors", str(vectors), "--m", str(m)]
     args += ["--ef-construction", str(ef_construction), "--ef", str(ef)]
     proc = subprocess.Popen([sys.executable, "-m", "benches.floor", *args], env=env)

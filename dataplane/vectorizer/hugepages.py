@@ -30,12 +30,19 @@ def reexec_plan(
     start, or by the operator of the machine, whose choice stands)."""
     if libc != "glibc" or not sys.executable:
         return None
+    env = huge_pages_environ(environ)
+    if env is None:
+        return None
+    return [sys.executable, "-m", "vectorizer", *argv], env
+
+
+def huge_pages_environ(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """``environ`` with the tunable added to ``GLIBC_TUNABLES``, or None when it is
+    already there (either value: a choice made before stands)."""
     current = environ.get(ENV, "")
     if any(part.split("=", 1)[0] == TUNABLE for part in current.split(":")):
         return None
-    env = dict(environ)
-    env[ENV] = f"{current}:{TUNABLE}=1" if current else f"{TUNABLE}=1"
-    return [sys.executable, "-m", "vectorizer", *argv], env
+    return {**environ, ENV: f"{current}:{TUNABLE}=1" if current else f"{TUNABLE}=1"}
 
 
 def reexec_with_huge_pages(argv: Sequence[str]) -> None:
