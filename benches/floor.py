@@ -2,7 +2,8 @@
 
 It does only what any search server on this stack must do: read a JSON body, make the
 query a unit float32 vector, walk the graph (searches that arrive together share one
-pass on both cores, as the real server's do), answer JSON of the same shape. No
+pass on both cores over one loop turn, or two when others joined; the real server
+waits while joiners keep coming, up to eight turns), answer JSON of the same shape. No
 validation, errors, security, request ids, metrics or durability. ``make bench``
 measures it right after the real server, with the same vectors, index parameters,
 queries and load generator, so the ratio between the two holds whatever mood the
