@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 import time
 from pathlib import Path
@@ -203,6 +204,36 @@ def test_a_fold_links_in_the_background_and_every_use_of_the_graph_waits_for_it(
     coll.settle()
     coll.export(tmp_path)  # saving waits for nothing now and keeps every point
     assert len(coll) == N - 1
+
+
+def test_deletes_deferred_by_a_fold_apply_before_any_thread_uses_the_graph() -> None:
+    """A snapshot's worker thread and the event loop both meet a finished fold: one
+    applies the deletes deferred during it, the other waits for that, so no search ever
+    walks a graph that still holds retired slots (they would come back without an id)."""
+    coll, vecs = make(n=EXACT_BELOW + 7000)
+    index = coll._index
+    assert index is not None
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL between the two threads at every chance
+    try:
+        for round_ in range(16):  # without the lock, about one round in eight failed
+            gone = list(range(round_ * 400, round_ * 400 + 400))
+            with SlowFold() as slow:
+                coll.update(len(vecs) - 1, fresh_vectors(Metric.COSINE, 1, seed=round_), None)
+                assert coll.fold() == 1
+                folding = index._folding
+                assert folding is not None
+                assert coll.delete(gone) == len(gone)  # deferred: the fold is pending
+                saver = threading.Thread(target=coll.settle)
+                saver.start()
+                slow.release.set()
+                concurrent.futures.wait([folding])  # the saver is applying the deletes
+                hits = coll.search_many(vecs[gone[-20:]], 5)  # the last ones to be marked
+                saver.join()
+            ids = {h.id for row in hits for h in row}
+            assert None not in ids and not ids & set(gone), round_
+    finally:
+        sys.setswitchinterval(switch)
 
 
 def test_a_failed_fold_surfaces_at_the_next_use_of_the_graph() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -76,6 +77,7 @@ class HnswIndex:
         self._delta = DeltaBuffer(dim)
         self._folding: Future[None] | None = None
         self._deferred: list[int] = []  # slots to mark deleted once the fold is done
+        self._settling = threading.Lock()  # held while a finished fold's deletes apply
 
     @property
     def staged(self) -> int:
@@ -88,20 +90,27 @@ class HnswIndex:
 
     def _graph(self) -> hnswlib.Index:
         """The graph, once no fold changes it: the only way to it but the fold itself.
-        Any thread may wait here (a snapshot saves the graph from a worker thread)."""
+
+        Any thread may wait here (a snapshot saves the graph from a worker thread). The
+        first one past a finished fold applies the deletes deferred during it; the others
+        wait for that, so nobody searches a graph that still holds retired slots."""
         folding = self._folding
         if folding is not None:
-            try:
-                folding.result()  # a failed fold raises here, in the next use of the graph
-            finally:
+            with self._settling:
                 if self._folding is folding:
-                    self._folding = None
-                deferred, self._deferred = self._deferred, []
-                for slot in deferred:
-                    # Missing only after a failed fold, which never linked it.
-                    with contextlib.suppress(RuntimeError):
-                        self._index.mark_deleted(slot)
+                    self._finish_fold(folding)
         return self._index
+
+    def _finish_fold(self, folding: Future[None]) -> None:
+        try:
+            folding.result()  # a failed fold raises here, in the next use of the graph
+        finally:
+            deferred, self._deferred = self._deferred, []
+            for slot in deferred:
+                # Missing only after a failed fold, which never linked it.
+                with contextlib.suppress(RuntimeError):
+                    self._index.mark_deleted(slot)
+            self._folding = None
 
     def resize(self, capacity: int) -> None:
         self._graph().resize_index(capacity)
