@@ -492,10 +492,9 @@ class Store:
         started = time.perf_counter()
         try:
             seq, colls = self.sequence, list(self._collections.values())
-            for coll in colls:  # on the loop: the graphs are saved complete
+            for coll in colls:  # on the loop, like every change: the graphs are saved whole
                 coll.fold()
-            for coll in colls:
-                coll.settle()
+            # Saving a graph waits for its fold (on the worker thread, not the loop).
             info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
             self._log_bytes_since_snapshot = 0
         finally:
