@@ -6,6 +6,7 @@ status, and (where it makes sense) the request field that caused it.
 
 from __future__ import annotations
 
+import errno
 from typing import Any, ClassVar
 
 
@@ -166,6 +167,35 @@ class ReplicationTimeout(VectorizerError):
 class StorageError(VectorizerError):
     code = "storage_error"
     status = 500
+
+    @classmethod
+    def refused(cls, exc: OSError, what: str) -> StorageError:
+        """The error for a disk operation that failed and was undone: out of space (or
+        over a file size limit or quota) is ``insufficient_storage``."""
+        reason = exc.strerror or str(exc)
+        if exc.errno in _OUT_OF_SPACE:
+            return InsufficientStorage(f"{what}: {reason}; nothing of it was kept")
+        return cls(f"{what}: {reason}; nothing of it was kept")
+
+
+class InsufficientStorage(StorageError):
+    """The disk is full (or a quota or file size limit is reached): the write was undone
+    and the node takes writes again once there is room; reads go on meanwhile."""
+
+    code = "insufficient_storage"
+    status = 507
+
+
+class StorageFailed(StorageError):
+    """The write-ahead log could not be made durable (a failed fsync): what the disk holds
+    is no longer known, so the node takes no more writes and reports itself unhealthy
+    until it restarts and recovers from what is on disk."""
+
+    code = "storage_failed"
+    status = 503
+
+
+_OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class InternalError(VectorizerError):

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import os
+import resource
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vectorizer.engine.wal import FRAME, CorruptLog, FsyncPolicy, WriteAheadLog
-from vectorizer.errors import ValidationError
+from vectorizer.errors import InsufficientStorage, StorageError, StorageFailed, ValidationError
 
 
 def write_log(path: Path, n: int, segment_bytes: int = 1 << 20) -> WriteAheadLog:
@@ -124,3 +129,93 @@ def test_fsync_policy_parse(raw: str, mode: str, ms: int) -> None:
 def test_fsync_policy_rejects(raw: str) -> None:
     with pytest.raises(ValidationError):
         FsyncPolicy.parse(raw)
+
+
+# ---- when the disk refuses -------------------------------------------------------------
+# Real faults where a test can make them: a file size limit (RLIMIT_FSIZE; Python ignores
+# SIGXFSZ, so a write past it fails with EFBIG as one past a full disk fails with ENOSPC)
+# and a directory where the next segment file must go. A failing fsync cannot be made
+# without root and a faulty device, so that one is injected at os.fsync.
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def open_log(path: Path, policy: str = "never", segment_bytes: int = 1 << 20) -> WriteAheadLog:
+    wal = WriteAheadLog(path, FsyncPolicy.parse(policy), segment_bytes)
+    wal.recover()
+    wal.start(wal.last_seq + 1)
+    return wal
+
+
+def test_an_append_the_disk_refuses_leaves_no_half_record(tmp_path: Path) -> None:
+    wal = open_log(tmp_path)
+    for seq in range(1, 4):
+        wal.append(seq, bytes([seq]) * 40_000)
+    seg = next(tmp_path.iterdir())
+    size = seg.stat().st_size
+    with file_size_limit(size + 10_000), pytest.raises(InsufficientStorage) as refused:
+        wal.append(4, b"x" * 40_000)  # the first 10,000 bytes fit
+    assert "record 4" in refused.value.message and refused.value.status == 507
+    assert seg.stat().st_size == size and wal.last_seq == 3
+    wal.append(4, b"y" * 40_000)  # room again: the same record goes in whole
+    wal.append(5, b"z")
+    wal.close()
+    back = reopen(tmp_path)  # no torn tail, no damage before later records
+    assert [(s, len(b)) for s, b in back.read_from(1)] == [
+        (1, 40_000),
+        (2, 40_000),
+        (3, 40_000),
+        (4, 40_000),
+        (5, 1),
+    ]
+    assert dict(back.read_from(4))[4] == b"y" * 40_000
+
+
+def test_a_segment_that_cannot_be_started_refuses_the_record_and_keeps_the_log(
+    tmp_path: Path,
+) -> None:
+    wal = open_log(tmp_path, "always", segment_bytes=200)
+    wal.append(1, b"a" * 300)  # the segment is full after this record
+    blocker = tmp_path / f"{2:020d}.wal"
+    blocker.mkdir()  # where the next segment must go
+    with pytest.raises(StorageError) as refused:
+        wal.append(2, b"b")
+    assert refused.value.code == "storage_error" and "segment 2" in refused.value.message
+    assert wal.failure is None and wal.last_seq == 1
+    blocker.rmdir()
+    wal.append(2, b"b")  # the next try starts the segment
+    wal.close()
+    assert [s for s, _ in reopen(tmp_path).read_from(1)] == [1, 2]
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+async def test_a_failed_fsync_stops_the_log_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = open_log(tmp_path, "always")
+    wal.append(1, b"kept")
+    await wal.sync(1)
+    wal.append(2, b"in doubt")
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(StorageFailed):
+        await wal.sync(2)  # never acknowledged
+    assert wal.failure is not None and "fsync" in wal.failure
+    monkeypatch.undo()  # the disk answers again, but what it lost is unknown:
+    with pytest.raises(StorageFailed):
+        wal.append(3, b"refused")
+    with pytest.raises(StorageFailed):
+        await wal.sync(2)
+    wal.close()  # no fsync, no claim that record 2 is durable
+    assert reopen(tmp_path).last_seq == 2  # (here the page cache did keep it)

@@ -22,6 +22,7 @@ import orjson
 
 from vectorizer.engine import exact
 from vectorizer.engine.config import CollectionConfig, IndexKind
+from vectorizer.engine.files import save_array
 from vectorizer.engine.filters import Payload, Predicate
 from vectorizer.engine.hnsw import HnswIndex
 from vectorizer.engine.validation import Matrix, PointId
@@ -396,8 +397,8 @@ class Collection:
     def export(self, directory: Path) -> dict[str, Any]:
         """Write the collection's files into ``directory``; returns what the manifest records."""
         high = self._high
-        np.save(directory / "vectors.npy", self._vectors[:high], allow_pickle=False)
-        np.save(directory / "alive.npy", self._alive[:high], allow_pickle=False)
+        save_array(directory / "vectors.npy", self._vectors[:high])
+        save_array(directory / "alive.npy", self._alive[:high])
         points = {"ids": self._ids[:high], "payloads": self._payloads[:high]}
         (directory / "points.json").write_bytes(orjson.dumps(points))
         if self._index is not None:

@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from vectorizer.engine.config import HnswParams, Metric
 from vectorizer.engine.delta import DeltaBuffer
+from vectorizer.engine.files import check_written
 from vectorizer.engine.validation import Matrix
 
 _SPACE = {Metric.COSINE: "ip", Metric.DOT: "ip", Metric.EUCLIDEAN: "l2"}
@@ -231,7 +232,9 @@ class HnswIndex:
     def save(self, path: Path) -> None:
         if len(self._delta):
             raise RuntimeError("fold the delta buffer before saving the graph")
-        self._graph().save_index(str(path))
+        graph = self._graph()
+        graph.save_index(str(path))
+        check_written(path, graph.index_file_size())  # hnswlib does not report errors
 
 
 def _link(graph: hnswlib.Index, vectors: Matrix, slots: list[int]) -> None:

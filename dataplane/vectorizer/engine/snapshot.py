@@ -23,11 +23,16 @@ import orjson
 
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
+from vectorizer.engine.files import fsync_path
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 MANIFEST = "MANIFEST.json"
+# Directories of snapshots not yet complete: being written here, or received from the
+# primary. Found at start-up they are leftovers of a crash (or a full disk): removed.
+TMP_PREFIX = ".tmp-"
+INCOMING_PREFIX = ".incoming-"
 _NAME_RE = re.compile(r"\d{20}")
 
 
@@ -51,9 +56,19 @@ def write(directory: Path, sequence: int, collections: list[Collection]) -> Snap
     """Write a snapshot of ``collections`` at ``sequence`` (blocking; run off the loop)."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{sequence:020d}"
-    tmp = directory / f".tmp-{sequence:020d}-{os.getpid()}"
+    tmp = directory / f"{TMP_PREFIX}{sequence:020d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    try:
+        return _write(directory, tmp, final, sequence, collections)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk gets its room back
+        raise
+
+
+def _write(
+    directory: Path, tmp: Path, final: Path, sequence: int, collections: list[Collection]
+) -> SnapshotInfo:
     entries = []
     for i, coll in enumerate(collections):
         sub = tmp / f"c{i:05d}"
@@ -62,8 +77,8 @@ def write(directory: Path, sequence: int, collections: list[Collection]) -> Snap
         entry["dir"] = sub.name
         entry["files"] = {f.name: _sha256(f) for f in sorted(sub.iterdir())}
         for f in sub.iterdir():
-            _fsync_file(f)
-        _fsync_file(sub)
+            fsync_path(f)
+        fsync_path(sub)
         entries.append(entry)
     created = time.time()
     manifest = {
@@ -73,14 +88,21 @@ def write(directory: Path, sequence: int, collections: list[Collection]) -> Snap
         "collections": entries,
     }
     (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    _fsync_file(tmp / MANIFEST)
-    _fsync_file(tmp)
+    fsync_path(tmp / MANIFEST)
+    fsync_path(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)
-    _fsync_file(directory)
+    fsync_path(directory)
     size = sum(f.stat().st_size for f in final.rglob("*") if f.is_file())
     return SnapshotInfo(sequence, final, created, size)
+
+
+def remove_partial(directory: Path) -> None:
+    """Remove snapshots that were never completed (see ``TMP_PREFIX``)."""
+    for prefix in (TMP_PREFIX, INCOMING_PREFIX):
+        for stale in directory.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def load_latest(
@@ -159,11 +181,3 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -26,6 +26,7 @@ import orjson
 from vectorizer.engine import records, snapshot, validation
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
+from vectorizer.engine.files import fsync_path
 from vectorizer.engine.filters import Payload, Predicate
 from vectorizer.engine.snapshot import SnapshotInfo
 from vectorizer.engine.validation import Matrix, PointId
@@ -111,8 +112,7 @@ class Store:
             log.warning("a full sync was interrupted; discarding the partial data to sync again")
             self._wipe()
             (self.data_dir / SYNC_MARKER).unlink()
-        for stale in self._snap_dir.glob(".incoming-*"):  # a transfer cut short
-            shutil.rmtree(stale, ignore_errors=True)
+        snapshot.remove_partial(self._snap_dir)
         started = time.monotonic()
         snap_seq = 0
         loaded = snapshot.load_latest(self._snap_dir, self.options.hnsw_defaults)
@@ -207,10 +207,16 @@ class Store:
                 "last_sequence": self._wal.last_seq,
                 "size_bytes": self._wal.size_bytes,
                 "fsync": self.options.fsync.mode,
+                "failure": self._wal.failure,
             },
             "snapshot": snap.to_dict() if snap else None,
             "snapshot_age_seconds": round(time.time() - snap.created_at, 3) if snap else None,
         }
+
+    @property
+    def failure(self) -> str | None:
+        """Why this node takes no more writes until it restarts (see ``StorageFailed``)."""
+        return self._wal.failure
 
     def _check_ready(self) -> None:
         if not self.ready:
@@ -312,13 +318,13 @@ class Store:
         info, collections = loaded
         marker = self.data_dir / SYNC_MARKER
         marker.write_bytes(b"")
-        _fsync_path(self.data_dir)
+        fsync_path(self.data_dir)
         self._wal.close()
         await loop.run_in_executor(None, self._wipe)
         final = self._snap_dir / f"{info.sequence:020d}"
         self._snap_dir.mkdir(parents=True, exist_ok=True)
         os.rename(incoming, final)
-        _fsync_path(self._snap_dir)
+        fsync_path(self._snap_dir)
         self._wal = self._new_wal()
         self._wal.recover()
         self._wal.start(info.sequence + 1)
@@ -329,7 +335,7 @@ class Store:
         )
         self._log_bytes_since_snapshot = 0
         marker.unlink()
-        _fsync_path(self.data_dir)
+        fsync_path(self.data_dir)
         log.info("installed a snapshot at sequence %d from the primary", info.sequence)
 
     def _wipe(self) -> None:
@@ -495,7 +501,10 @@ class Store:
             for coll in colls:  # on the loop, like every change: the graphs are saved whole
                 coll.fold()
             # Saving a graph waits for its fold (on the worker thread, not the loop).
-            info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
+            try:
+                info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
+            except OSError as exc:  # e.g. a full disk: the log still holds everything
+                raise StorageError.refused(exc, f"writing the snapshot at {seq}") from exc
             self._log_bytes_since_snapshot = 0
         finally:
             self._writable.set()
@@ -515,14 +524,6 @@ class Store:
         self._wal.truncate_before(min(s.sequence for s in kept) + 1)
         log.info("snapshot at sequence %d (%d bytes)", seq, info.size_bytes)
         return info
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _unstorable_payload(op: records.Op, points_field: str) -> str:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from vectorizer.errors import StorageError, ValidationError
+from vectorizer.engine.files import fsync_path
+from vectorizer.errors import StorageError, StorageFailed, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ class WriteAheadLog:
         self._ticker: asyncio.Task[None] | None = None
         self._retired: list[int] = []
         self.on_fsync: Callable[[float], None] | None = None  # seconds each fsync took
+        # Why the log takes no more records (a failed fsync); None while it is healthy.
+        self.failure: str | None = None
 
     # ---- recovery ----------------------------------------------------------------------
 
@@ -191,13 +194,26 @@ class WriteAheadLog:
         self._size = os.fstat(self._fd).st_size
 
     def _new_segment(self, first_seq: int) -> None:
+        """Start the segment for ``first_seq``; on failure nothing changes (no new file)."""
         path = self.directory / f"{first_seq:020d}.wal"
-        self._open(path)
-        _fsync_dir(self.directory)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fsync_path(self.directory)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)  # (no segment holds this sequence yet)
+            raise
+        self._fd, self._size = fd, os.fstat(fd).st_size
         self._segments.append(_Segment(first_seq, path))
 
     def append(self, seq: int, body: bytes) -> int:
-        """Write one record (no fsync); returns the bytes written."""
+        """Write one record (no fsync); returns the bytes written.
+
+        A write the disk refuses (full, over a quota or a file size limit) is cut off
+        again, so the log never holds half a record before later ones: the caller gets
+        ``insufficient_storage`` and the next append may succeed once there is room."""
+        if self.failure is not None:
+            raise StorageFailed(self.failure)
         if self._fd is None:
             raise StorageError("the log is not open for writing")
         if seq != self.last_seq + 1:
@@ -205,30 +221,60 @@ class WriteAheadLog:
         if self._size >= self.segment_bytes:
             self._rotate(seq)
         data = frame(seq, body)
-        written = os.write(self._fd, data)
-        while written < len(data):  # os.write may be partial on large writes
-            written += os.write(self._fd, data[written:])
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # os.write may be partial on large writes
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            self._cut_back(exc)
+            raise StorageError.refused(exc, f"appending record {seq} to the log") from exc
         self._size += len(data)
         self.last_seq = self._written = seq
         return len(data)
+
+    def _cut_back(self, exc: OSError) -> None:
+        """Drop what a failed append wrote; if even that fails, the log is broken."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as again:
+            raise self._fail(
+                f"a failed append ({exc}) could not be cut off the log ({again})"
+            ) from again
+
+    def _fail(self, why: str) -> StorageFailed:
+        """Stop taking records (for good: see ``StorageFailed``); returns the error."""
+        if self.failure is None:
+            self.failure = f"{why}; the node takes no writes until it restarts"
+            log.critical("write-ahead log failed: %s", self.failure)
+        self._fail_waiters()
+        return StorageFailed(self.failure)
 
     def _rotate(self, next_seq: int) -> None:
         assert self._fd is not None
         old = self._fd
         if self.policy.mode != "never":
-            os.fsync(old)
+            try:
+                os.fsync(old)
+            except OSError as exc:
+                raise self._fail(f"fsync of the log failed ({exc})") from exc
             self._synced = self._written
+        try:
+            self._new_segment(next_seq)
+        except OSError as exc:  # the current segment goes on (and grows past its size)
+            raise StorageError.refused(exc, f"starting log segment {next_seq}") from exc
         if self._flusher is not None and not self._flusher.done():
             self._retired.append(old)  # an fsync may be running on it: close it afterwards
         else:
             os.close(old)
-        self._new_segment(next_seq)
         self._wake()
 
     async def sync(self, seq: int) -> None:
         """Return once ``seq`` is durable under the policy (at once unless ``always``)."""
         if self.policy.mode != "always" or self._synced >= seq:
             return
+        if self.failure is not None:
+            raise StorageFailed(self.failure)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((seq, fut))
         if self._flusher is None or self._flusher.done():
@@ -250,15 +296,19 @@ class WriteAheadLog:
                 if not self._waiters:
                     break
         except OSError as exc:
-            for _seq, fut in self._waiters:
-                if not fut.done():
-                    fut.set_exception(StorageError(f"fsync of the log failed: {exc}"))
-            self._waiters.clear()
-            raise
+            # The kernel may have dropped the pages it could not write and will not say
+            # so again: nothing since the last good fsync can be trusted to be on disk.
+            self._fail(f"fsync of the log failed ({exc})")
         finally:
             for fd in self._retired:
                 os.close(fd)
             self._retired.clear()
+
+    def _fail_waiters(self) -> None:
+        for _seq, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(StorageFailed(self.failure or ""))
+        self._waiters.clear()
 
     def _wake(self) -> None:
         keep = []
@@ -272,7 +322,7 @@ class WriteAheadLog:
 
     async def run_interval_fsync(self) -> None:
         """Background fsync for the ``interval`` policy; cancel it to stop."""
-        while True:
+        while self.failure is None:
             await asyncio.sleep(self.policy.interval_ms / 1000)
             if self._written > self._synced and (self._flusher is None or self._flusher.done()):
                 self._flusher = asyncio.create_task(self._flush())
@@ -285,16 +335,20 @@ class WriteAheadLog:
             self._segments.pop(0).path.unlink(missing_ok=True)
             dropped += 1
         if dropped:
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
         return dropped
 
     def close(self) -> None:
         if self._fd is not None:
-            if self.policy.mode != "never":
-                os.fsync(self._fd)
+            if self.policy.mode != "never" and self.failure is None:
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    self._fail(f"fsync of the log failed at close ({exc})")
             os.close(self._fd)
             self._fd = None
-            self._synced = self._written
+            if self.failure is None:
+                self._synced = self._written
         for fd in self._retired:
             os.close(fd)
         self._retired.clear()
@@ -312,11 +366,3 @@ def _valid_frame_after(data: bytes, pos: int, expected: int) -> bool:
                 return True
             at = data.find(needle, at + 1)
     return False
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType
 
+from vectorizer.engine.snapshot import INCOMING_PREFIX
 from vectorizer.engine.store import Store
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
@@ -236,7 +237,8 @@ class Follower:
     ) -> None:
         self.stats.syncing = True
         files: list[dict[str, Any]] = header["files"]
-        incoming = self.store.data_dir / "snapshots" / f".incoming-{int(header['sequence']):020d}"
+        name = f"{INCOMING_PREFIX}{int(header['sequence']):020d}"
+        incoming = self.store.data_dir / "snapshots" / name
         shutil.rmtree(incoming, ignore_errors=True)
         incoming.mkdir(parents=True)
         loop = asyncio.get_running_loop()

@@ -15,13 +15,19 @@ from vectorizer.server.views.common import store
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness: the process answers. Recovery in progress is still alive."""
+    """Liveness: the process answers. Recovery in progress is still alive; a node whose
+    log failed is not (only a restart, recovering from disk, brings it back)."""
+    failure = store(request).failure
+    if failure is not None:
+        return json_response({"status": "failed", "reason": failure}, status=503)
     return json_response({"status": "healthy", "version": __version__, "timestamp": time.time()})
 
 
 async def ready(request: web.Request) -> web.Response:
     """Readiness: recovered and not shutting down."""
     s = store(request)
+    if s.failure is not None:
+        return json_response({"status": "failed", "reason": s.failure}, status=503)
     if not s.ready:
         return json_response({"status": "not_ready", "sequence": s.sequence}, status=503)
     return json_response({"status": "ready", "sequence": s.sequence})
