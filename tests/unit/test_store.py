@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -130,4 +131,20 @@ async def test_bad_writes_change_nothing(tmp_path: Path) -> None:
     with pytest.raises(VectorNotFound):
         await s.update_point("a", 1, [1, 2, 3], None)
     assert s.sequence == seq and len(s.collection("a")) == 0
+    await s.close(take_snapshot=False)
+
+
+async def test_a_create_answers_even_when_a_delete_follows_before_it_is_durable(
+    tmp_path: Path,
+) -> None:
+    s = Store(tmp_path, StoreOptions(fsync=FsyncPolicy("always"), snapshot_interval_s=0))
+    await s.open()
+    create = asyncio.ensure_future(s.create_collection("a", {"dimension": 3}))
+    await asyncio.sleep(0)  # logged and applied; waiting for its fsync
+    assert s.sequence == 1 and not create.done()
+    await s.delete_collection("a")  # (a concurrent client's delete)
+    created = await create
+    assert created.name == "a" and created.config.dimension == 3
+    with pytest.raises(CollectionNotFound):
+        s.collection("a")
     await s.close(take_snapshot=False)

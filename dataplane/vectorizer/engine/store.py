@@ -350,8 +350,9 @@ class Store:
         if name in self._collections:
             raise CollectionExists(f"collection {name!r} already exists", field="name")
         seq = self._commit({"op": "create_collection", "name": name, "config": config.to_dict()})
+        created = self._collections[name]  # (a delete may follow while this one is synced)
         await self._durable(seq)
-        return self._collections[name]
+        return created
 
     async def delete_collection(self, name: str) -> int:
         await self._gate()
