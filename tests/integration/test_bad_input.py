@@ -284,6 +284,17 @@ BAD: list[tuple[str, str, Any, int, str, str | None]] = [
     ("PUT", "/collections/c/vectors/99", {"payload": {}}, 404, "vector_not_found", "id"),
     ("DELETE", "/collections/c/vectors/99", None, 404, "vector_not_found", "id"),
     ("POST", "/collections/c/vectors/delete", {}, 422, "validation_error", "ids"),
+    # One invalid id refuses the whole delete (point 1 stays).
+    ("POST", "/collections/c/vectors/delete", {"ids": [1, -1]}, 422, "validation_error", "ids[1]"),
+    ("POST", "/collections/c/vectors/delete", {"ids": [2, "7"]}, 422, "validation_error", "ids[1]"),
+    (
+        "POST",
+        "/collections/c/vectors/delete",
+        b'{"ids": [18446744073709551616]}',
+        422,
+        "validation_error",
+        "ids[0]",
+    ),
     ("DELETE", "/collections/nope", None, 404, "collection_not_found", "collection"),
     ("GET", "/no/such/route", None, 404, "route_not_found", None),
     ("PATCH", "/collections", None, 405, "method_not_allowed", None),

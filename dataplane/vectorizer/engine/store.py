@@ -417,11 +417,15 @@ class Store:
         }
         return await self._durable(self._commit(op))
 
-    async def delete_points(self, name: str, ids: Iterable[PointId]) -> tuple[int, int]:
-        """Delete by id (missing ids are ignored); returns (deleted, sequence)."""
+    async def delete_points(
+        self, name: str, ids: Iterable[Any], *, field: str = "ids"
+    ) -> tuple[int, int]:
+        """Delete by id (missing ids are ignored, invalid ones refuse the whole request);
+        returns (deleted, sequence)."""
         await self._gate()
         coll = self.collection(name)
-        present = [pid for pid in dict.fromkeys(ids) if pid in coll]
+        clean = [validation.point_id(pid, f"{field}[{i}]") for i, pid in enumerate(ids)]
+        present = [pid for pid in dict.fromkeys(clean) if pid in coll]
         if not present:
             return 0, self.sequence
         seq = self._commit({"op": "delete", "collection": name, "ids": present})
