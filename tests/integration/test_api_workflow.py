@@ -107,9 +107,18 @@ async def test_openapi_document_lists_every_route(server: ServerProcess) -> None
         "/ready",
     ):
         assert path in doc["paths"], path
-    search = doc["paths"]["/collections/{name}/search"]["post"]
-    ref = search["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
+    bodies = {
+        f"{method.upper()} {path}": op["requestBody"]["content"]["application/json"]["schema"]
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if "requestBody" in op
+    }
+    for where in ("POST /collections", "POST /collections/{name}/search"):
+        assert where in bodies, where
+    qdrant = [where for where in bodies if " /qdrant/" in where]
+    assert "PUT /qdrant/collections/{name}/points" in qdrant and len(qdrant) >= 10
+    for where, schema in bodies.items():  # every body's schema is in the document
+        assert schema["$ref"].rsplit("/", 1)[1] in doc["components"]["schemas"], where
 
 
 async def test_many_collections(server: ServerProcess) -> None:

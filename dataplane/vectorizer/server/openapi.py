@@ -45,6 +45,9 @@ _ERROR = {
 }
 
 
+# Success bodies that are not JSON.
+_MEDIA_TYPES = {"/metrics": "text/plain"}
+
 _SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -60,9 +63,11 @@ def build() -> dict[str, Any]:
 
     bodies = {**REQUEST_BODIES, **QDRANT_BODIES}
     structs = sorted(set(bodies.values()), key=lambda s: f"{s.__module__}.{s.__name__}")
-    _, components = msgspec.json.schema_components(
+    # msgspec names each component (qualified where two modules use one name): use its refs.
+    refs, components = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
     )
+    ref_of = dict(zip(structs, refs, strict=True))
     components["Error"] = _ERROR
     paths: dict[str, dict[str, Any]] = {}
     for route in [*ROUTES, *REPLICATION_ROUTES, *QDRANT_ROUTES]:
@@ -72,7 +77,10 @@ def build() -> dict[str, Any]:
             "operationId": f"{method.lower()}_{route.handler.__name__}",
             "summary": (route.handler.__doc__ or route.handler.__name__).strip().splitlines()[0],
             "responses": {
-                "200": {"description": "success", "content": {"application/json": {}}},
+                "2XX": {
+                    "description": "success",
+                    "content": {_MEDIA_TYPES.get(path, "application/json"): {}},
+                },
                 "default": {
                     "description": "structured error",
                     "content": {
@@ -87,15 +95,11 @@ def build() -> dict[str, Any]:
                 {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
                 for p in params
             ]
-        body = REQUEST_BODIES.get((method, path))
+        body = bodies.get((method, path))
         if body is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{body.__name__}"}
-                    }
-                },
+                "content": {"application/json": {"schema": ref_of[body]}},
             }
         rule = rule_for(method, path)
         if rule is not None and rule.permission is Permission.PUBLIC:
