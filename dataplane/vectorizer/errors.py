@@ -38,6 +38,14 @@ class MalformedJson(VectorizerError):
     status = 400
 
 
+class MalformedRequest(VectorizerError):
+    """Not a valid HTTP request: a request line or header over the size limit, or bytes
+    that are not HTTP (answered before any route is known)."""
+
+    code = "malformed_request"
+    status = 400
+
+
 class JsonTooDeep(MalformedJson):
     """The body nests arrays and objects deeper than ``max_json_depth``."""
 

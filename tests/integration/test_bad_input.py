@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.servers import ServerProcess
@@ -331,3 +333,45 @@ def test_request_id_is_echoed(seeded: ServerProcess) -> None:
     req = urllib.request.Request(seeded.url + "/health", headers={"X-Request-ID": "abc-123"})
     with urllib.request.urlopen(req) as r:
         assert r.headers["X-Request-ID"] == "abc-123"
+
+
+def raw_exchange(srv: ServerProcess, data: bytes) -> tuple[int, dict[str, str], Any]:
+    """Send ``data`` as is on a fresh connection; the answer's status, headers and JSON."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after it
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, orjson.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("data", "qdrant"),
+    [
+        (b"GET /collections/" + b"n" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"GET /collections/c/vectors?x=" + b"1" * 9000 + b" HTTP/1.1\r\n\r\n", False),
+        (b"POST /qdrant/collections/" + b"n" * 9000 + b"/points/scroll HTTP/1.1\r\n\r\n", True),
+        (b"GET /health HTTP/1.1\r\nX-Big: " + b"h" * 9000 + b"\r\n\r\n", False),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64 + b"\r\n\r\n", False),
+        (b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n", False),
+    ],
+    ids=["long-path", "long-query", "long-qdrant-path", "long-header", "tls-hello", "no-colon"],
+)
+def test_unparsable_http_gets_a_structured_error(
+    seeded: ServerProcess, data: bytes, qdrant: bool
+) -> None:
+    before = snapshot_state(seeded)
+    status, headers, body = raw_exchange(seeded, data)
+    assert status == 400 and headers["content-type"].startswith("application/json")
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-request-id"]
+    if qdrant:
+        assert body["status"]["error"].startswith("malformed_request: ")
+    else:
+        assert body["error"]["code"] == "malformed_request", body
+        assert body["request_id"] == headers["x-request-id"]
+        assert len(body["error"]["message"]) < 300  # not the whole line echoed back
+    assert snapshot_state(seeded) == before
+    assert '"ERROR"' not in seeded.log()  # the client's mistake, not the server's

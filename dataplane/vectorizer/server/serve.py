@@ -11,6 +11,7 @@ from aiohttp import web
 from vectorizer.engine.store import Store
 from vectorizer.server.app import create_app, open_node
 from vectorizer.server.keys import GUARD, TLS
+from vectorizer.server.protocol import Runner
 from vectorizer.server.tls_site import TlsSite
 from vectorizer.settings import Settings
 
@@ -42,7 +43,7 @@ def make_site(runner: web.AppRunner, app: web.Application, settings: Settings) -
 async def serve(settings: Settings) -> int:
     store = Store(settings.data_dir, settings.store_options())
     app = create_app(settings, store)
-    runner = web.AppRunner(
+    runner = Runner(
         app,
         handle_signals=False,
         access_log=None,

@@ -29,19 +29,22 @@ _BY_STATUS: dict[int, type[errors.VectorizerError]] = {
 def error_response(request: web.Request, err: errors.VectorizerError) -> web.Response:
     ex = request[EXCHANGE]
     ex.error_code = err.code
-    headers = err.headers()
-    if request.path.startswith(QDRANT_PREFIX):
-        body = {"status": {"error": f"{err.code}: {err.message}"}, "time": 0.0}
-        resp = json_response(body, status=err.status, headers=headers)
-    else:
-        resp = json_response(
-            {"error": err.to_dict(), "request_id": ex.request_id},
-            status=err.status,
-            headers=headers,
-        )
-    if headers.get("Connection") == "close":  # e.g. a body that never finished arriving
+    resp = render(err, request.path, ex.request_id)
+    if resp.headers.get("Connection") == "close":  # e.g. a body that never finished arriving
         resp.force_close()
     return resp
+
+
+def render(err: errors.VectorizerError, path: str, request_id: str) -> web.Response:
+    """``err`` in the shape of the API that ``path`` belongs to."""
+    if path.startswith(QDRANT_PREFIX):
+        body = {"status": {"error": f"{err.code}: {err.message}"}, "time": 0.0}
+        return json_response(body, status=err.status, headers=err.headers())
+    return json_response(
+        {"error": err.to_dict(), "request_id": request_id},
+        status=err.status,
+        headers=err.headers(),
+    )
 
 
 def failure_response(request: web.Request, exc: Exception, took_s: float) -> web.Response:

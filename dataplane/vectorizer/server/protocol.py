@@ -1,0 +1,73 @@
+"""Requests aiohttp cannot parse get the same structured errors as every other request.
+
+A request line or header over aiohttp's size limits (8190 bytes), or bytes that are not
+HTTP, are answered by aiohttp's protocol handler before any middleware runs: in plain
+text, logged at ERROR with a traceback. ``Runner`` makes them a structured JSON error
+(``malformed_request``, with the status aiohttp chose; in Qdrant's shape when an
+over-long request line's path starts with /qdrant) with a request id and the security
+headers, logged at INFO as the client's mistake they are. The connection is closed
+afterwards, as aiohttp does (the rest of the stream cannot be trusted).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import http_exceptions, web
+from aiohttp.web_protocol import RequestHandler
+
+from vectorizer.errors import MalformedRequest
+from vectorizer.server.middlewares.errors import render
+from vectorizer.server.middlewares.headers import add_security_headers
+from vectorizer.server.middlewares.request_id import request_id
+
+log = logging.getLogger(__name__)
+
+
+class Runner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer unparsable requests in JSON."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _Server  # the same server; only its handler class differs
+        return server
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _Handler(self, loop=self._loop, **self._kwargs)
+
+
+class _Handler(RequestHandler):
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500 or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        err = MalformedRequest(_reason(exc, message))
+        log.info("unparsable request from %s: %s", request.remote, err.message)
+        rid = request_id(request)  # type: ignore[arg-type]  # (only its headers are read)
+        resp = render(err, _path(exc), rid)
+        resp.set_status(status)
+        resp.headers["X-Request-ID"] = rid
+        add_security_headers(resp, request.secure, None)
+        resp.force_close()
+        return resp
+
+
+def _path(exc: BaseException | None) -> str:
+    """The path as far as it was read: an over-long request line's beginning."""
+    if isinstance(exc, http_exceptions.LineTooLong) and isinstance(exc.args[0], bytes | bytearray):
+        return bytes(exc.args[0][:64]).decode("latin-1")
+    return "/"
+
+
+def _reason(exc: BaseException | None, message: str | None) -> str:
+    if isinstance(exc, http_exceptions.LineTooLong):
+        return f"the request line or a header is longer than {exc.args[1]} bytes"
+    text = exc.message if isinstance(exc, http_exceptions.HttpProcessingError) else message
+    return f"not a valid HTTP request: {str(text or 'unreadable')[:200]}"
