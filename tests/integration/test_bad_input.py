@@ -286,6 +286,17 @@ BAD: list[tuple[str, str, Any, int, str, str | None]] = [
     ("PUT", "/collections/c/vectors/99", {"payload": {}}, 404, "vector_not_found", "id"),
     ("DELETE", "/collections/c/vectors/99", None, 404, "vector_not_found", "id"),
     ("POST", "/collections/c/vectors/delete", {}, 422, "validation_error", "ids"),
+    # Bytes that are not UTF-8 inside JSON strings, decoded straight into request types.
+    ("POST", "/collections", b'{"name": "\xff", "dimension": 3}', 400, "malformed_json", "body"),
+    (
+        "POST",
+        "/collections/c/search",
+        b'{"vector": [1, 2, 3], "filter": {"must": [{"key": "\xed\xa0\x80"}]}}',
+        400,
+        "malformed_json",
+        "body",
+    ),
+    ("POST", "/batch_search", b'{"collection": "\xc3"}', 400, "malformed_json", "body"),
     # One invalid id refuses the whole delete (point 1 stays).
     ("POST", "/collections/c/vectors/delete", {"ids": [1, -1]}, 422, "validation_error", "ids[1]"),
     ("POST", "/collections/c/vectors/delete", {"ids": [2, "7"]}, 422, "validation_error", "ids[1]"),

@@ -203,6 +203,9 @@ async def test_scoped_keys(make_client: MakeClient) -> None:
     assert ok.status == 200
     no = await client.post("/batch_search", json={"collection": "b", **batch}, headers=scoped)
     assert no.status == 403
+    garbled = b'{"collection": "\xff"}'  # not UTF-8: no collection to check (not a 500)
+    bad = await client.post("/batch_search", data=garbled, headers=scoped)
+    assert bad.status == 403, await bad.text()  # as for any body naming no collection
     assert (await client.get("/auth/whoami", headers=scoped)).status == 200
     admin_a = key(await new_key(client, "admin", collections=["a"]))
     assert (

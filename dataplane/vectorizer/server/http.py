@@ -98,8 +98,18 @@ def decode_as(body: bytes, kind: type[T]) -> T:
     except msgspec.ValidationError as exc:
         message, field = _message_and_field(str(exc))
         raise ValidationError(message, field=field) from None
-    except msgspec.DecodeError as exc:
-        raise MalformedJson(f"malformed JSON: {exc}", field="body") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise _malformed(body) from None
+
+
+def _malformed(body: bytes) -> MalformedJson:
+    """What is wrong with a body msgspec could not decode, in orjson's words (which say
+    where, and name surrogates and bad UTF-8 for what they are)."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return MalformedJson(f"malformed JSON: {exc}", field="body")
+    return MalformedJson("malformed JSON", field="body")
 
 
 def convert_as(value: Any, kind: type[T], prefix: str = "") -> T:

@@ -89,7 +89,7 @@ async def target_collection(request: web.Request, ex: Exchange, rule: Rule) -> s
     body = await read_json_bytes(request)  # cached: the view reads the same bytes again
     try:  # the one field only: msgspec skips the rest without building it
         name = msgspec.json.decode(body, type=_target_type(rule.body)).value
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None  # the view will say what is wrong with the body
     if isinstance(name, str):
         ex.audit_collection = name
