@@ -274,6 +274,8 @@ RAW_BODIES = [
     b'{"a": 18446744073709551616}',
     b'{"a": 1180591620717411303424}',
     b'{"a": "\\ud800"}',
+    b'{"a": "\xff"}',  # not UTF-8
+    b'{"\xed\xa0\x80": 1}',  # a surrogate, UTF-8 encoded
     b'{"\\u0000": "\\u0000"}',
     b"'single'",
     b"<xml/>",
@@ -285,6 +287,17 @@ RAW_BODIES = [
     b'{"vectors": ' + b"[" * 70 + b"]" * 70 + b"}",
     b"x" * (MAX_BODY_BYTES + 1),
 ]
+
+
+def not_utf8(raw: bytes, where: int) -> bytes:
+    """``raw`` with a byte that is never UTF-8 put inside one of its strings."""
+    quotes = [i for i, byte in enumerate(raw) if byte == ord('"')]
+    if not quotes:
+        return raw + b"\xff"
+    at = quotes[where % len(quotes)] + 1
+    return raw[:at] + b"\xff" + raw[at:]
+
+
 CONTENT_TYPES = [
     "application/json",
     "application/json",

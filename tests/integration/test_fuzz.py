@@ -52,6 +52,7 @@ from tests.fuzzing import (
     json_leaves,
     json_values,
     mutated,
+    not_utf8,
     path_values,
     qdrant_requests,
     quote,
@@ -310,6 +311,7 @@ def test_garbage_at_every_route_gets_a_structured_error(fuzzed: Fuzzed) -> None:
         ]
         if valid is not None:
             body_choices += [mutated(valid).map(encode)] * 3
+            body_choices += [st.builds(not_utf8, st.just(encode(valid)), st.integers(0, 30))] * 2
         body = draw(st.one_of(body_choices))
         return method, path, body, draw(st.sampled_from(CONTENT_TYPES))
 
