@@ -383,8 +383,8 @@ def test_qdrant_mutations_get_qdrant_errors(fuzzed: Fuzzed) -> None:
     log.info("qdrant: %d requests, %d writes accepted", api.sent - before, accepted["writes"])
     assert not failures, "\n\n".join(failures)
     assert api.sent - before >= QDRANT_EXAMPLES
-    # Some mutations are still valid writes (how many depends on what earlier tests left
-    # behind: 30-60); the restart test replays them with everything else.
+    # Some mutations are still valid writes; how many varies between runs (32 in a clean
+    # clone's full suite, over 50 in the module alone). The restart test replays them.
     assert accepted["writes"] > 0
     assert_sentinels_intact(fuzzed, "the Qdrant mutations")
 
