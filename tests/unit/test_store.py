@@ -38,17 +38,24 @@ async def test_replay_rebuilds_every_kind_of_write(tmp_path: Path) -> None:
     await s.set_payload("a", ["x"], {"only": 1}, overwrite=True)
     await s.delete_points("a", [2])
     await s.delete_collection("gone")
+    await s.update_vectors("a", [3, "x"], [[0, 1, 1, 0], [1, 1, 0, 0]])
+    await s.set_payload("a", [3], {"deep": {"keep": 1, "drop": 2}}, overwrite=False)
+    await s.delete_payload("a", [3], None, ["n", "deep.drop", "not.there"])
     await s.close(take_snapshot=False)
 
     r = await fresh(tmp_path)
-    assert r.sequence == s.sequence == 8
+    assert r.sequence == s.sequence == 11
     assert [c.name for c in r.collections()] == ["a"]
     a = r.collection("a")
     assert len(a) == 3 and 2 not in a
     p1 = a.get(1)
     assert p1 is not None and p1.payload == {"n": 10} and p1.vector == [0, 0, 0, 1]
-    assert a.get(3).payload == {"n": 3, "extra": True}  # type: ignore[union-attr]
-    assert a.get("x").payload == {"only": 1}  # type: ignore[union-attr]
+    p3, px = a.get(3), a.get("x")
+    assert p3 is not None and p3.payload == {"extra": True, "deep": {"keep": 1}}
+    assert px is not None and px.payload == {"only": 1}  # its payload kept by update_vectors
+    root = 2**-0.5
+    assert np.allclose(p3.vector, [0, root, root, 0]) and np.allclose(px.vector, [root, root, 0, 0])  # type: ignore[arg-type]
+    assert a.search(np.array([[0, 1, 1, 0]], dtype=np.float32), 1)[0].id == 3
     await r.close(take_snapshot=False)
 
 

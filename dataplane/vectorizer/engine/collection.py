@@ -290,6 +290,11 @@ class Collection:
         else:
             self._place([pid], vector, [new_payload], stage=True)
 
+    def update_vectors(self, ids: list[PointId], vectors: Matrix) -> None:
+        """Replace the vectors of existing points, keeping their payloads, in one step."""
+        payloads = [self._payloads[self._id_slots[pid]] for pid in ids]
+        self._place(ids, vectors, payloads, stage=True)
+
     def _place(
         self,
         ids: list[PointId],
@@ -343,6 +348,15 @@ class Collection:
             slot = self._id_slots[pid]
             old = self._payloads[slot]
             self._payloads[slot] = dict(payload) if overwrite or old is None else {**old, **payload}
+
+    def delete_payload(self, ids: Iterable[PointId], keys: list[str]) -> None:
+        """Remove ``keys`` (dotted paths reach into nested objects) from the payloads."""
+        paths = [key.split(".") for key in keys]
+        for pid in ids:
+            slot = self._id_slots[pid]
+            old = self._payloads[slot]
+            if old is not None:
+                self._payloads[slot] = _without(old, paths)
 
     def delete(self, ids: Iterable[PointId]) -> int:
         deleted = 0
@@ -435,3 +449,19 @@ class Collection:
                 directory / "hnsw.bin", config.dimension, config.metric, config.hnsw, capacity
             )
         return self
+
+
+def _without(payload: Payload, paths: list[list[str]]) -> Payload:
+    """A copy of ``payload`` less ``paths``; objects along a path are copied, not changed
+    (a payload may be shared with a reader that holds the old one)."""
+    out = dict(payload)
+    for path in paths:
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                break
+            node[part] = node = dict(child)
+        else:
+            node.pop(path[-1], None)
+    return out

@@ -402,6 +402,46 @@ class Store:
         op = {"op": "update", "collection": name, "id": pid, "payload": payload}
         return await self._durable(self._commit(op, prepared))
 
+    async def update_vectors(
+        self, name: str, ids: list[Any], rows: Any, *, field: str = "points"
+    ) -> int:
+        """Atomically replace the vectors of existing points (payloads kept); ``rows`` are
+        ``ids``' new vectors, in order. Errors name ``field[i].id`` or ``field[i]``."""
+        await self._gate()
+        coll = self.collection(name)
+        clean = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
+        if not clean:
+            raise ValidationError("no points to update", field=field)
+        if len(rows) != len(clean):
+            raise ValidationError("one vector per point", field=field)
+        first: dict[PointId, int] = {}
+        for i, pid in enumerate(clean):
+            if first.setdefault(pid, i) != i:
+                raise ValidationError(f"point {pid!r} appears twice", field=f"{field}[{i}].id")
+        self._require_points(coll, clean)
+        vectors = coll.config.metric.prepare(
+            validation.matrix(rows, coll.config.dimension, field=field), field=field
+        )
+        op = {"op": "update_vectors", "collection": name, "ids": clean}
+        return await self._durable(self._commit(op, vectors, points_field=field))
+
+    async def delete_payload(
+        self, name: str, ids: list[PointId] | None, predicate: Predicate | None, keys: list[str]
+    ) -> tuple[int, int]:
+        """Remove payload ``keys`` from the points ``ids`` (all must exist) or those the
+        filter matches, resolved as the write commits; returns (points, sequence)."""
+        await self._gate()
+        coll = self.collection(name)
+        if ids is not None:
+            self._require_points(coll, ids)
+        else:
+            assert predicate is not None
+            ids = coll.ids_matching(predicate)
+        if not ids:
+            return 0, self.sequence
+        op = {"op": "delete_payload", "collection": name, "ids": ids, "keys": keys}
+        return len(ids), await self._durable(self._commit(op))
+
     async def set_payload(
         self, name: str, ids: list[PointId], payload: Payload, *, overwrite: bool
     ) -> int:
@@ -477,8 +517,13 @@ class Store:
                 coll.upsert(op["ids"], vectors, op["payloads"])
             elif kind == "update":
                 coll.update(op["id"], vectors, op["payload"])
+            elif kind == "update_vectors":
+                assert vectors is not None
+                coll.update_vectors(op["ids"], vectors)
             elif kind == "set_payload":
                 coll.set_payload(op["ids"], op["payload"], op["overwrite"])
+            elif kind == "delete_payload":
+                coll.delete_payload(op["ids"], op["keys"])
             elif kind == "delete":
                 coll.delete(op["ids"])
             else:
