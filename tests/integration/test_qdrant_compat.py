@@ -303,6 +303,125 @@ def test_set_overwrite_and_clear_payload(client: QdrantClient, server: ServerPro
     assert status_of(exc) == 404
 
 
+def test_delete_payload_keys(client: QdrantClient) -> None:
+    make(client, n=6)
+    client.set_payload("docs", payload={"geo": {"lat": 1.5, "lon": 2.5}}, points=[1, 2, 5])
+    client.delete_payload("docs", keys=["tags", "geo.lat", "nothing.here"], points=[1])
+    assert client.retrieve("docs", ids=[1])[0].payload == {
+        "i": 1,
+        "city": "Berlin",
+        "geo": {"lon": 2.5},
+    }
+    berlin = models.Filter(must=[eq("city", "Berlin")])  # points 1 and 5
+    client.delete_payload("docs", keys=["geo", "note"], points=berlin)
+    assert client.retrieve("docs", ids=[5])[0].payload == {
+        "i": 5,
+        "city": "Berlin",
+        "tags": ["odd"],
+    }
+    assert client.retrieve("docs", ids=[2])[0].payload["geo"] == {"lat": 1.5, "lon": 2.5}  # type: ignore[index]
+    with pytest.raises(UnexpectedResponse) as exc:
+        client.delete_payload("docs", keys=["i"], points=[1, 404])
+    assert status_of(exc) == 404
+    assert client.retrieve("docs", ids=[1])[0].payload["i"] == 1  # type: ignore[index]  # (all or nothing)
+
+
+def test_update_vectors_keeps_payloads(client: QdrantClient, server: ServerProcess) -> None:
+    make(client, n=30)
+    new = [0.0, 0.0, 1.0, -1.0]
+    result = client.update_vectors(
+        "docs",
+        points=[models.PointVectors(id=7, vector=new), models.PointVectors(id=8, vector=new)],
+    )
+    assert result.status == "completed"
+    hits = client.query_points("docs", query=new, limit=2).points
+    assert sorted(ids_of(hits)) == [7, 8] and hits[0].score > 0.999
+    assert client.retrieve("docs", ids=[7])[0].payload == payload(7)
+    assert server.request("GET", "/collections/docs/vectors/8")[1]["payload"] == payload(8)
+
+    before = server.request("GET", "/collections/docs/vectors?with_vector=true&limit=100")[1]
+    bad = [
+        ([models.PointVectors(id=1, vector=new), models.PointVectors(id=404, vector=new)], 404),
+        ([models.PointVectors(id=1, vector=[1.0, 2.0])], 400),
+        ([models.PointVectors(id=1, vector=new), models.PointVectors(id=1, vector=new)], 400),
+        ([models.PointVectors(id=2, vector={"named": new})], 400),
+    ]
+    for points, status in bad:
+        with pytest.raises(UnexpectedResponse) as exc:
+            client.update_vectors("docs", points=points)
+        assert status_of(exc) == status, points
+    after = server.request("GET", "/collections/docs/vectors?with_vector=true&limit=100")[1]
+    assert after == before  # each refused request changed nothing
+
+
+def test_batch_update_points(client: QdrantClient, server: ServerProcess) -> None:
+    make(client, n=6)
+    results = client.batch_update_points(
+        "docs",
+        update_operations=[
+            models.UpsertOperation(
+                upsert=models.PointsList(points=[models.PointStruct(id=50, vector=vec(50))])
+            ),
+            models.SetPayloadOperation(
+                set_payload=models.SetPayload(payload={"new": 1}, points=[50, 1])
+            ),
+            models.DeletePayloadOperation(
+                delete_payload=models.DeletePayload(keys=["tags"], points=[1])
+            ),
+            models.UpdateVectorsOperation(
+                update_vectors=models.UpdateVectors(
+                    points=[models.PointVectors(id=2, vector=[0.0, 0.0, 0.0, 1.0])]
+                )
+            ),
+            models.DeleteOperation(delete=models.PointIdsList(points=[3])),
+            models.ClearPayloadOperation(clear_payload=models.PointIdsList(points=[4])),
+        ],
+    )
+    assert [r.status for r in results] == ["completed"] * 6
+    assert [r.operation_id for r in results] == sorted(r.operation_id for r in results)  # type: ignore[type-var]
+    assert client.retrieve("docs", ids=[50])[0].payload == {"new": 1}
+    assert client.retrieve("docs", ids=[1])[0].payload == {"i": 1, "city": "Berlin", "new": 1}
+    assert client.query_points("docs", query=[0.0, 0.0, 0.0, 1.0], limit=1).points[0].id == 2
+    assert ids_of(client.retrieve("docs", ids=[3, 4])) == [4]
+    assert client.retrieve("docs", ids=[4])[0].payload == {}
+
+    # A malformed operation anywhere: the body is refused before anything is applied.
+    sequence = server.request("GET", "/stats")[1]["sequence"]
+    status, body = server.request(
+        "POST",
+        "/qdrant/collections/docs/points/batch",
+        {"operations": [{"delete": {"points": [1]}}, {"upsert": {"points": "nope"}}]},
+    )
+    assert status == 400 and "operations[1].upsert.points" in body["status"]["error"]
+    status, body = server.request(
+        "POST", "/qdrant/collections/docs/points/batch", {"operations": [{"frobnicate": {}}]}
+    )
+    assert status == 400 and "operations[0]" in body["status"]["error"]
+    assert server.request("GET", "/stats")[1]["sequence"] == sequence
+    # One that fails as it runs stops the batch and says which; the ones before it stay.
+    status, body = server.request(
+        "POST",
+        "/qdrant/collections/docs/points/batch",
+        {
+            "operations": [
+                {"delete": {"points": [1]}},
+                {"set_payload": {"payload": {"x": 1}, "points": [404]}},
+                {"delete": {"points": [2]}},
+            ]
+        },
+    )
+    assert status == 404 and "the 1 operation(s) before it were applied" in body["status"]["error"]
+    assert ids_of(client.retrieve("docs", ids=[1, 2])) == [2]
+
+
+def test_deleting_vectors_is_refused_clearly(client: QdrantClient) -> None:
+    make(client, n=3, distance=models.Distance.DOT)
+    with pytest.raises(UnexpectedResponse) as exc:
+        client.delete_vectors("docs", vectors=[""], points=[1])
+    assert status_of(exc) == 400 and b"every point has its one vector" in exc.value.content
+    assert client.retrieve("docs", ids=[1], with_vectors=True)[0].vector == vec(1)
+
+
 # ---- reads ------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from vectorizer.engine import validation
 from vectorizer.engine.config import IndexKind, Metric
@@ -25,12 +25,15 @@ from vectorizer.errors import ValidationError
 from vectorizer.qdrant.schemas import (
     Batch,
     CreateCollection,
+    DeletePayload,
+    DeleteVectors,
     HnswConfigDiff,
     QueryRequest,
     ScrollRequest,
     SearchParams,
     SearchRequest,
     SetPayload,
+    UpdateVectors,
     Upsert,
     VectorParams,
 )
@@ -304,6 +307,36 @@ def set_payload(body: SetPayload) -> Selection:
     if body.key is not None:
         raise ValidationError("setting a payload under a key is not supported", field="key")
     return selection(body.points, body.filter, body.shard_key)
+
+
+def delete_payload(body: DeletePayload) -> tuple[Selection, list[str]]:
+    return selection(body.points, body.filter, body.shard_key), list(_paths(body.keys, "keys"))
+
+
+def update_vectors(body: UpdateVectors, max_points: int) -> tuple[list[PointId], list[Any]]:
+    """Ids and new vectors of ``PointVectors`` entries (checked further by the store)."""
+    no_shard_key(body.shard_key)
+    if body.update_filter is not None:
+        raise ValidationError("update_filter is not supported", field="update_filter")
+    if len(body.points) > max_points:
+        raise ValidationError(f"at most {max_points} points per request", field="points")
+    ids, vectors = [], []
+    for i, p in enumerate(body.points):
+        where = f"points[{i}]"
+        if set(p) != {"id", "vector"}:
+            raise ValidationError("a point's vectors are {id, vector}", field=where)
+        ids.append(point_id(p["id"], f"{where}.id"))
+        vectors.append(dense_vector(p["vector"], f"{where}.vector"))
+    return ids, vectors
+
+
+def delete_vectors(body: DeleteVectors) -> NoReturn:
+    """Refused: a point always has its one vector here."""
+    raise ValidationError(
+        "deleting vectors is not supported: every point has its one vector "
+        "(delete the point, or update its vector)",
+        field="vector",
+    )
 
 
 # ---- reads -------------------------------------------------------------------------------

@@ -95,6 +95,33 @@ class SetPayload(_Body):
     key: str | None = None
 
 
+class DeletePayload(_Body):
+    keys: list[str]
+    points: list[Any] | None = None
+    filter: dict[str, Any] | None = None
+    shard_key: Any = None
+
+
+class UpdateVectors(_Body):
+    points: list[dict[str, Any]]
+    shard_key: Any = None
+    update_filter: Any = None
+
+
+class DeleteVectors(_Body):
+    vector: list[str]
+    points: list[Any] | None = None
+    filter: dict[str, Any] | None = None
+    shard_key: Any = None
+
+
+class UpdateOperations(_Body):
+    """``POST /points/batch``: each operation is an object with one of the keys of
+    ``vectorizer.qdrant.views.BATCH_OPERATIONS``, checked there."""
+
+    operations: list[dict[str, Any]]
+
+
 class ScrollRequest(_Body):
     offset: Any = None
     limit: int | None = None

@@ -17,11 +17,11 @@ from aiohttp import web
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store
-from vectorizer.errors import CollectionNotFound, VectorizerError
+from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
 from vectorizer.qdrant import models, responses, schemas
 from vectorizer.qdrant.errors import for_qdrant, point_not_found
 from vectorizer.server.exchange import inserted, searched
-from vectorizer.server.http import json_response, read_as
+from vectorizer.server.http import convert_as, json_response, read_as
 from vectorizer.server.keys import SETTINGS, STORE
 
 T = TypeVar("T")
@@ -133,71 +133,173 @@ async def delete_field_index(request: web.Request) -> Any:
 
 
 # ---- point writes -----------------------------------------------------------------------
+# Each write is a function of the request and its parsed body that returns the sequence
+# it committed: the single-operation routes and ``POST /points/batch`` share them.
 
 
-@qdrant_view
-async def upsert_points(request: web.Request) -> Any:
-    """Insert or replace points (``points`` list or ``batch`` columns)."""
-    body = await _body(request, schemas.Upsert)
+async def _upsert(request: web.Request, body: schemas.Upsert) -> int:
     points = models.upsert_points(body, request.app[SETTINGS].max_batch_points)
     seq = await _store(request).upsert(
         request.match_info["name"], points.ids, points.vectors, points.payloads, field=points.field
     )
     inserted(request, len(points.ids))
-    return responses.update_result(seq)
+    return seq
 
 
-@qdrant_view
-async def delete_points(request: web.Request) -> Any:
-    """Delete points by ids or by filter."""
-    body = await _body(request, schemas.PointsSelector)
+async def _delete(request: web.Request, body: schemas.PointsSelector) -> int:
     sel = models.selection(body.points, body.filter, body.shard_key)
     store, name = _store(request), request.match_info["name"]
     if sel.ids is not None:
-        _, seq = await store.delete_points(name, sel.ids)
-    else:
-        predicate = compile_filter(sel.filter)
-        assert predicate is not None
-        _, seq = await store.delete_matching(name, predicate)
-    return responses.update_result(seq)
+        return (await store.delete_points(name, sel.ids))[1]
+    predicate = compile_filter(sel.filter)
+    assert predicate is not None
+    return (await store.delete_matching(name, predicate))[1]
 
 
-@qdrant_view
-async def set_payload(request: web.Request) -> Any:
-    """Merge keys into the payload of the selected points."""
-    body = await _body(request, schemas.SetPayload)
+async def _set_payload(request: web.Request, body: schemas.SetPayload) -> int:
     return await _write_payload(request, models.set_payload(body), body.payload, overwrite=False)
 
 
-@qdrant_view
-async def overwrite_payload(request: web.Request) -> Any:
-    """Replace the whole payload of the selected points."""
-    body = await _body(request, schemas.SetPayload)
+async def _overwrite_payload(request: web.Request, body: schemas.SetPayload) -> int:
     return await _write_payload(request, models.set_payload(body), body.payload, overwrite=True)
 
 
-@qdrant_view
-async def clear_payload(request: web.Request) -> Any:
-    """Empty the payload of the selected points."""
-    body = await _body(request, schemas.PointsSelector)
+async def _clear_payload(request: web.Request, body: schemas.PointsSelector) -> int:
     sel = models.selection(body.points, body.filter, body.shard_key)
     return await _write_payload(request, sel, {}, overwrite=True)
 
 
 async def _write_payload(
     request: web.Request, sel: models.Selection, payload: dict[str, Any], *, overwrite: bool
-) -> Any:
+) -> int:
     store, coll = _store(request), _collection(request)
     if sel.ids is None:
         predicate = compile_filter(sel.filter) or (lambda _pid, _payload: True)
-        _, seq = await store.set_payload_matching(
-            coll.name, predicate, payload, overwrite=overwrite
-        )
-        return responses.update_result(seq)
+        return (
+            await store.set_payload_matching(coll.name, predicate, payload, overwrite=overwrite)
+        )[1]
     if not sel.ids:
-        return responses.update_result(store.sequence)
-    seq = await store.set_payload(coll.name, sel.ids, payload, overwrite=overwrite)
-    return responses.update_result(seq)
+        return store.sequence
+    return await store.set_payload(coll.name, sel.ids, payload, overwrite=overwrite)
+
+
+async def _delete_payload(request: web.Request, body: schemas.DeletePayload) -> int:
+    sel, keys = models.delete_payload(body)
+    predicate = None if sel.ids is not None else compile_filter(sel.filter)
+    _, seq = await _store(request).delete_payload(
+        request.match_info["name"], sel.ids, predicate, keys
+    )
+    return seq
+
+
+async def _update_vectors(request: web.Request, body: schemas.UpdateVectors) -> int:
+    ids, vectors = models.update_vectors(body, request.app[SETTINGS].max_batch_points)
+    seq = await _store(request).update_vectors(request.match_info["name"], ids, vectors)
+    inserted(request, len(ids))
+    return seq
+
+
+async def _delete_vectors(request: web.Request, body: schemas.DeleteVectors) -> int:
+    models.delete_vectors(body)
+
+
+Write = Callable[[web.Request, Any], Awaitable[int]]
+
+# The operations of ``POST /points/batch``, by their key, with their body and write.
+BATCH_OPERATIONS: dict[str, tuple[type[Any], Write]] = {
+    "upsert": (schemas.Upsert, _upsert),
+    "delete": (schemas.PointsSelector, _delete),
+    "set_payload": (schemas.SetPayload, _set_payload),
+    "overwrite_payload": (schemas.SetPayload, _overwrite_payload),
+    "delete_payload": (schemas.DeletePayload, _delete_payload),
+    "clear_payload": (schemas.PointsSelector, _clear_payload),
+    "update_vectors": (schemas.UpdateVectors, _update_vectors),
+    "delete_vectors": (schemas.DeleteVectors, _delete_vectors),
+}
+
+
+@qdrant_view
+async def upsert_points(request: web.Request) -> Any:
+    """Insert or replace points (``points`` list or ``batch`` columns)."""
+    body = await _body(request, schemas.Upsert)
+    return responses.update_result(await _upsert(request, body))
+
+
+@qdrant_view
+async def delete_points(request: web.Request) -> Any:
+    """Delete points by ids or by filter."""
+    body = await _body(request, schemas.PointsSelector)
+    return responses.update_result(await _delete(request, body))
+
+
+@qdrant_view
+async def set_payload(request: web.Request) -> Any:
+    """Merge keys into the payload of the selected points."""
+    body = await _body(request, schemas.SetPayload)
+    return responses.update_result(await _set_payload(request, body))
+
+
+@qdrant_view
+async def overwrite_payload(request: web.Request) -> Any:
+    """Replace the whole payload of the selected points."""
+    body = await _body(request, schemas.SetPayload)
+    return responses.update_result(await _overwrite_payload(request, body))
+
+
+@qdrant_view
+async def delete_payload(request: web.Request) -> Any:
+    """Remove keys (dotted paths reach into objects) from the selected payloads."""
+    body = await _body(request, schemas.DeletePayload)
+    return responses.update_result(await _delete_payload(request, body))
+
+
+@qdrant_view
+async def clear_payload(request: web.Request) -> Any:
+    """Empty the payload of the selected points."""
+    body = await _body(request, schemas.PointsSelector)
+    return responses.update_result(await _clear_payload(request, body))
+
+
+@qdrant_view
+async def update_vectors(request: web.Request) -> Any:
+    """Replace the vectors of existing points, keeping their payloads."""
+    body = await _body(request, schemas.UpdateVectors)
+    return responses.update_result(await _update_vectors(request, body))
+
+
+@qdrant_view
+async def delete_vectors(request: web.Request) -> Any:
+    """Refused: every point keeps its one vector."""
+    body = await _body(request, schemas.DeleteVectors)
+    return responses.update_result(await _delete_vectors(request, body))
+
+
+@qdrant_view
+async def batch_update(request: web.Request) -> Any:
+    """Several writes in order, each committed on its own, as Qdrant applies them. The
+    body's shape is checked first (a malformed one changes nothing); the first operation
+    that fails stops the batch, and its error names it (the ones before it stay done)."""
+    body = await _body(request, schemas.UpdateOperations)
+    planned = []
+    for i, operation in enumerate(body.operations):
+        where = f"operations[{i}]"
+        if len(operation) != 1 or next(iter(operation)) not in BATCH_OPERATIONS:
+            raise ValidationError(
+                f"an operation is an object with one key of {sorted(BATCH_OPERATIONS)}",
+                field=where,
+            )
+        key, raw = next(iter(operation.items()))
+        kind, write = BATCH_OPERATIONS[key]
+        planned.append((f"{where}.{key}", write, convert_as(raw, kind, f"{where}.{key}")))
+    results = []
+    for i, (where, write, parsed) in enumerate(planned):
+        try:
+            results.append(responses.update_result(await write(request, parsed)))
+        except VectorizerError as err:
+            done = f"; the {i} operation(s) before it were applied" if i else ""
+            field = f"{where}.{err.field}" if err.field else where
+            raise type(err)(f"{err.message}{done}", field=field, **err.details) from None
+    return results
 
 
 # ---- point reads ------------------------------------------------------------------------
