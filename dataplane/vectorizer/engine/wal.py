@@ -101,7 +101,8 @@ class WriteAheadLog:
         self._ticker: asyncio.Task[None] | None = None
         self._retired: list[int] = []
         self.on_fsync: Callable[[float], None] | None = None  # seconds each fsync took
-        # Why the log takes no more records (a failed fsync); None while it is healthy.
+        # Why the log takes no more records (a failed fsync, or a failed append that could
+        # not be cut off again); None while it is healthy.
         self.failure: str | None = None
 
     # ---- recovery ----------------------------------------------------------------------
