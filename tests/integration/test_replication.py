@@ -179,6 +179,30 @@ async def test_vector_updates_replicate_and_are_searchable_on_the_replica(
             assert (await vz.search("c", new[pid].tolist(), limit=1))[0].id == pid
     assert await all_points(vr, "c") == await all_points(vp, "c")
 
+    # The Qdrant layer's many-point writes ship as single records too.
+    moved = (np.random.default_rng(10).normal(size=(40, 8)) * 5).tolist()
+    batch = {
+        "operations": [
+            {
+                "update_vectors": {
+                    "points": [{"id": 400 + i, "vector": v} for i, v in enumerate(moved)]
+                }
+            },
+            {
+                "set_payload": {
+                    "payload": {"keep": 1, "drop": {"a": 1, "b": 2}},
+                    "points": [401, 402],
+                }
+            },
+            {"delete_payload": {"keys": ["drop.a"], "points": [401]}},
+        ]
+    }
+    status, body = p.request("POST", "/qdrant/collections/c/points/batch", batch)
+    assert status == 200, body
+    await eventually(lambda: caught_up(vp, vr))
+    assert (await vr.search("c", moved[5], limit=1))[0].id == 405
+    assert await all_points(vr, "c") == await all_points(vp, "c")
+
 
 async def test_full_sync_from_empty_when_the_log_was_truncated(cluster: Cluster) -> None:
     p = await cluster.start("p", "--snapshots-retained", "1", "--wal-segment-bytes", "2048")
