@@ -338,6 +338,24 @@ def test_bad_request_is_structured_and_harmless(
     assert snapshot_state(seeded) == before
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "needle"),
+    [
+        ("GET", "/no/such/route", 404, "no route GET /no/such/route"),
+        ("PATCH", "/collections", 405, "PATCH /collections is not allowed (this path answers"),
+        ("GET", "/qdrant/aliases", 404, "GET /qdrant/aliases is not part of the Qdrant API"),
+        ("POST", "/qdrant/collections/c/points/groups", 405, "is not part of the Qdrant API"),
+    ],
+)
+def test_unknown_routes_say_what_was_asked(
+    seeded: ServerProcess, method: str, path: str, status: int, needle: str
+) -> None:
+    got_status, got = seeded.request(method, path, {})
+    assert got_status == status
+    message = got["status"]["error"] if path.startswith("/qdrant") else got["error"]["message"]
+    assert needle in message, message
+
+
 def test_request_id_is_echoed(seeded: ServerProcess) -> None:
     import urllib.request
 

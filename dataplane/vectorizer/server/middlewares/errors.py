@@ -57,7 +57,7 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
         if exc.status < 400:
             raise exc
         cls = _BY_STATUS.get(exc.status, errors.VectorizerError)
-        resp = error_response(request, cls(exc.reason or "request failed"))
+        resp = error_response(request, cls(_explain(request, exc)))
         resp.set_status(exc.status)
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:
@@ -71,3 +71,17 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
         exc_info=exc,
     )
     return error_response(request, errors.InternalError("internal error; see the server log"))
+
+
+def _explain(request: web.Request, exc: web.HTTPException) -> str:
+    """aiohttp's reason ("Not Found"), with the route it is about."""
+    route = f"{request.method} {request.path[:200]}"
+    allowed = exc.headers.get("Allow", "") if exc.status == 405 else ""
+    also = f" (this path answers {allowed})" if allowed else ""
+    if request.path.startswith(QDRANT_PREFIX) and exc.status in (404, 405):
+        return f"{route} is not part of the Qdrant API this server implements{also}"
+    if exc.status == 404:
+        return f"no route {route}"
+    if exc.status == 405:
+        return f"{route} is not allowed{also}"
+    return exc.reason or "request failed"
