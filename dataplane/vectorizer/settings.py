@@ -46,6 +46,12 @@ class Settings:
     snapshot_wal_bytes: int = _opt(256 << 20, "log growth that triggers a snapshot early")
     snapshots_retained: int = _opt(2, "snapshots kept on disk")
     snapshot_on_shutdown: bool = _opt(True, "take a snapshot on SIGTERM/SIGINT")
+    disk_reserve_bytes: int = _opt(
+        -1,
+        "free disk space kept so that the next snapshot fits: below it, writes that add data "
+        "are refused (deletes still go through); -1: the newest snapshot's size plus the log "
+        "since it plus 64 MiB; 0: no reserve",
+    )
     max_body_bytes: int = _opt(64 << 20, "largest accepted request body, in bytes")
     max_search_limit: int = _opt(10_000, "largest 'limit' a search may ask for")
     max_batch_points: int = _opt(100_000, "most points in one upsert request")
@@ -150,6 +156,7 @@ class Settings:
             snapshot_interval_s=self.snapshot_interval_s,
             snapshot_wal_bytes=self.snapshot_wal_bytes,
             snapshots_retained=self.snapshots_retained,
+            disk_reserve_bytes=self.disk_reserve_bytes,
             hnsw_defaults=HnswParams(
                 m=self.hnsw_m,
                 ef_construction=self.hnsw_ef_construction,
@@ -244,6 +251,10 @@ def check_limits(s: Settings) -> None:
         raise ValidationError("max_json_depth must be in 1..1000", field="max_json_depth")
     if not 0 <= s.idle_poll_us <= 100_000:
         raise ValidationError("idle_poll_us must be in 0..100000", field="idle_poll_us")
+    if s.disk_reserve_bytes < -1:
+        raise ValidationError(
+            "disk_reserve_bytes is -1 (automatic), 0 (off) or a size", field="disk_reserve_bytes"
+        )
 
 
 def check_security(s: Settings) -> None:

@@ -100,3 +100,34 @@ def test_a_full_disk_refuses_writes_and_loses_nothing(tmp_path: Path) -> None:
         assert stored == acked and not stored & refused_ids
     finally:
         again.kill()
+
+
+def test_below_the_disk_reserve_only_deletes_are_taken(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    srv = ServerProcess(data_dir=data).start()
+    try:
+        assert srv.request("POST", "/collections", {"name": "c", "dimension": DIM})[0] == 201
+        assert srv.request("POST", "/collections/c/vectors", batch(0))[0] == 200
+        disk = srv.request("GET", "/stats")[1]["disk"]
+        assert 64 << 20 <= disk["reserve_bytes"] < disk["free_bytes"]  # automatic: data + 64 MiB
+    finally:
+        srv.terminate()
+
+    # A reserve larger than the free space: as if the volume were nearly full.
+    tight = ServerProcess(data_dir=data, args=["--disk-reserve-bytes", str(1 << 60)]).start()
+    try:
+        status, body = tight.request("POST", "/collections/c/vectors", batch(1000, 1))
+        assert status == 507 and body["error"]["code"] == "insufficient_storage", body
+        assert "deletes are still taken" in body["error"]["message"]
+        status, body = tight.request(
+            "PUT", "/qdrant/collections/q", {"vectors": {"size": 2, "distance": "Dot"}}
+        )
+        assert status == 507 and body["status"]["error"].startswith("insufficient_storage"), body
+        assert (
+            tight.request("POST", "/collections/c/vectors/delete", {"ids": [1, 2]})[1]["deleted"]
+            == 2
+        )
+        assert count(tight) == 98  # reads go on
+        assert tight.request("GET", "/ready")[0] == 200
+    finally:
+        tight.kill()

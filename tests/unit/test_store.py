@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.store import RESERVE_MARGIN, Store, StoreOptions
 from vectorizer.engine.wal import CorruptLog, FsyncPolicy
 from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
     DimensionMismatch,
+    InsufficientStorage,
     VectorNotFound,
 )
 
@@ -154,4 +156,37 @@ async def test_a_create_answers_even_when_a_delete_follows_before_it_is_durable(
     assert created.name == "a" and created.config.dimension == 3
     with pytest.raises(CollectionNotFound):
         s.collection("a")
+    await s.close(take_snapshot=False)
+
+
+async def test_writes_that_add_data_stop_at_the_disk_reserve(tmp_path: Path) -> None:
+    s = await fresh(tmp_path)
+    await s.create_collection("a", {"dimension": 2})
+    await s.upsert("a", [1, 2, 3], [[1, 0], [0, 1], [1, 1]], [{"k": 1, "j": 2}, None, None])
+    info = await s.snapshot()
+    await s.upsert("a", [4], [[1, 2]], [None])
+    expected = info.size_bytes + s._log_bytes_since_snapshot + RESERVE_MARGIN
+    assert s.disk_reserve() == expected == s.stats()["disk"]["reserve_bytes"]
+
+    s.options = replace(s.options, disk_reserve_bytes=1 << 62)  # more than any disk
+    seq = s.sequence
+    refused = [
+        s.upsert("a", [5], [[1, 0]], [None]),
+        s.create_collection("b", {"dimension": 2}),
+        s.update_point("a", 1, [0, 1], None),
+        s.update_vectors("a", [2], [[1, 0]]),
+        s.set_payload("a", [3], {"x": 1}, overwrite=False),
+    ]
+    for write in refused:
+        with pytest.raises(InsufficientStorage, match="deletes are still taken"):
+            await write
+    assert s.sequence == seq and len(s.collection("a")) == 4
+    # What makes room still goes through.
+    assert (await s.delete_points("a", [4]))[0] == 1
+    assert (await s.delete_payload("a", [1], None, ["j"]))[0] == 1
+    await s.delete_collection("a")
+    assert s.sequence == seq + 3
+
+    s.options = replace(s.options, disk_reserve_bytes=0)  # no reserve: writes as before
+    await s.create_collection("b", {"dimension": 2})
     await s.close(take_snapshot=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shutil
 import time
@@ -34,6 +35,7 @@ from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
 from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
+    InsufficientStorage,
     NotReady,
     ShuttingDown,
     StorageError,
@@ -49,6 +51,15 @@ log = logging.getLogger(__name__)
 SYNC_MARKER = "SYNC_IN_PROGRESS"
 
 
+# The free disk space a node keeps so that its next snapshot fits (see ``_check_room``):
+# AUTO_RESERVE sizes it after the data, plus a margin.
+AUTO_RESERVE = -1
+RESERVE_MARGIN = 64 << 20
+# Writes that add nothing to the next snapshot: taken whatever the free space.
+_SHRINKING = frozenset({"delete", "delete_collection", "delete_payload"})
+_FREE_SPACE_TTL_S = 0.1
+
+
 @dataclass(frozen=True)
 class StoreOptions:
     fsync: FsyncPolicy = field(default_factory=FsyncPolicy)
@@ -56,6 +67,7 @@ class StoreOptions:
     snapshot_interval_s: float = 300.0
     snapshot_wal_bytes: int = 256 << 20
     snapshots_retained: int = 2
+    disk_reserve_bytes: int = AUTO_RESERVE
     hnsw_defaults: HnswParams = field(default_factory=HnswParams)
 
 
@@ -79,6 +91,8 @@ class Store:
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
         self._pins: Counter[int] = Counter()
+        self._free_bytes = 0  # free disk space as last measured, less what was logged since
+        self._free_measured = -math.inf
         # Hooks for replication (all unset on a standalone node):
         # write_guard raises when this node must not take client writes;
         # on_commit sees every record as it is committed (the primary streams it);
@@ -209,6 +223,7 @@ class Store:
                 "fsync": self.options.fsync.mode,
                 "failure": self._wal.failure,
             },
+            "disk": {"free_bytes": self.disk_free(), "reserve_bytes": self.disk_reserve()},
             "snapshot": snap.to_dict() if snap else None,
             "snapshot_age_seconds": round(time.time() - snap.created_at, 3) if snap else None,
         }
@@ -240,6 +255,8 @@ class Store:
     def _commit(
         self, op: records.Op, vectors: Matrix | None = None, *, points_field: str = "vectors"
     ) -> int:
+        if op["op"] not in _SHRINKING:
+            self._check_room()
         try:
             body = records.encode(op, vectors)
         except orjson.JSONEncodeError as exc:  # JSON we decoded, but that the log cannot hold
@@ -253,12 +270,44 @@ class Store:
         with tracer.start_as_current_span(
             "wal.append", attributes={"vectorizer.sequence": seq, "vectorizer.op": op["op"]}
         ):
-            self._log_bytes_since_snapshot += self._wal.append(seq, body)
+            written = self._wal.append(seq, body)
+            self._log_bytes_since_snapshot += written
+            self._free_bytes -= written
             self._apply(op, vectors)
             self.sequence = seq
             for listener in self.on_commit:
                 listener(seq, body)
         return seq
+
+    def disk_reserve(self) -> int:
+        """Free disk space kept so that the next snapshot fits (0: none)."""
+        if self.options.disk_reserve_bytes != AUTO_RESERVE:
+            return self.options.disk_reserve_bytes
+        snap = self._last_snapshot.size_bytes if self._last_snapshot is not None else 0
+        return snap + self._log_bytes_since_snapshot + RESERVE_MARGIN
+
+    def disk_free(self) -> int:
+        """Free space on the data directory's volume (measured at most every 100 ms)."""
+        now = time.monotonic()
+        if now - self._free_measured >= _FREE_SPACE_TTL_S:
+            volume = self.data_dir
+            while not volume.exists():  # (before recovery has made it)
+                volume = volume.parent
+            self._free_bytes = shutil.disk_usage(volume).free
+            self._free_measured = now
+        return self._free_bytes
+
+    def _check_room(self) -> None:
+        """Refuse a write that adds data once the disk is down to its reserve: past it,
+        the next snapshot might not fit, and without snapshots the log never shrinks.
+        Deletes still go through, so that data can be removed to make room."""
+        reserve = self.disk_reserve()
+        if reserve and (free := self.disk_free()) < reserve:
+            raise InsufficientStorage(
+                f"the disk is down to its reserve ({free >> 20} MiB free, {reserve >> 20} MiB "
+                "kept so that the next snapshot fits); deletes are still taken: grow the "
+                "volume or delete data"
+            )
 
     async def _durable(self, seq: int) -> int:
         await self._wal.sync(seq)
