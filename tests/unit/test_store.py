@@ -190,3 +190,23 @@ async def test_writes_that_add_data_stop_at_the_disk_reserve(tmp_path: Path) -> 
     s.options = replace(s.options, disk_reserve_bytes=0)  # no reserve: writes as before
     await s.create_collection("b", {"dimension": 2})
     await s.close(take_snapshot=False)
+
+
+async def test_meeting_the_reserve_takes_a_snapshot_to_make_room(tmp_path: Path) -> None:
+    s = await fresh(tmp_path)  # periodic snapshots off (opts): only the reserve asks
+    await s.create_collection("a", {"dimension": 2})
+    await s.upsert("a", [1, 2], [[1, 0], [0, 1]], [None, None])
+    assert s._last_snapshot is None and s._log_bytes_since_snapshot > 0
+    s.options = replace(s.options, disk_reserve_bytes=1 << 62)
+    with pytest.raises(InsufficientStorage):
+        await s.upsert("a", [3], [[1, 1]], [None])
+    for _ in range(50):  # the maintenance task looks every second
+        if s._last_snapshot is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert s._last_snapshot is not None and s._last_snapshot.sequence == s.sequence
+    assert s._log_bytes_since_snapshot == 0
+    with pytest.raises(InsufficientStorage):  # nothing new in the log: no second snapshot
+        await s.upsert("a", [3], [[1, 1]], [None])
+    assert not s._room_wanted
+    await s.close(take_snapshot=False)

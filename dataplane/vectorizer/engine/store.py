@@ -58,6 +58,8 @@ RESERVE_MARGIN = 64 << 20
 # Writes that add nothing to the next snapshot: taken whatever the free space.
 _SHRINKING = frozenset({"delete", "delete_collection", "delete_payload"})
 _FREE_SPACE_TTL_S = 0.1
+# At most one snapshot this often to make room at the reserve (each writes all the data).
+_ROOM_SNAPSHOT_GAP_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Store:
         self._pins: Counter[int] = Counter()
         self._free_bytes = 0  # free disk space as last measured, less what was logged since
         self._free_measured = -math.inf
+        self._room_wanted = False  # a write met the reserve: snapshot soon to make room
         # Hooks for replication (all unset on a standalone node):
         # write_guard raises when this node must not take client writes;
         # on_commit sees every record as it is committed (the primary streams it);
@@ -169,15 +172,20 @@ class Store:
         self.ready = False
 
     async def _maintain(self) -> None:
-        """Periodic snapshots: on the interval, or sooner when the log has grown large;
-        and every second, staged vectors folded into their graphs."""
-        last = time.monotonic()
+        """Periodic snapshots: on the interval, or sooner when the log has grown large or
+        the disk reached its reserve; and every second, staged vectors folded into their
+        graphs."""
+        last, room_at = time.monotonic(), -math.inf
         while True:
             await asyncio.sleep(1.0)
             self.fold()
             interval = self.options.snapshot_interval_s
             due = interval > 0 and time.monotonic() - last >= interval
-            if due or self._log_bytes_since_snapshot >= self.options.snapshot_wal_bytes:
+            grown = self._log_bytes_since_snapshot >= self.options.snapshot_wal_bytes
+            room = self._room_wanted and time.monotonic() - room_at >= _ROOM_SNAPSHOT_GAP_S
+            if room:
+                room_at, self._room_wanted = time.monotonic(), False
+            if due or grown or room:
                 last = time.monotonic()
                 try:
                     await self.snapshot()
@@ -303,6 +311,8 @@ class Store:
         Deletes still go through, so that data can be removed to make room."""
         reserve = self.disk_reserve()
         if reserve and (free := self.disk_free()) < reserve:
+            # A snapshot of what the log holds since the last one lets both go: room.
+            self._room_wanted = self._log_bytes_since_snapshot > 0
             raise InsufficientStorage(
                 f"the disk is down to its reserve ({free >> 20} MiB free, {reserve >> 20} MiB "
                 "kept so that the next snapshot fits); deletes are still taken: grow the "
