@@ -263,7 +263,7 @@ class Store:
     def _commit(
         self, op: records.Op, vectors: Matrix | None = None, *, points_field: str = "vectors"
     ) -> int:
-        if op["op"] not in _SHRINKING:
+        if not _shrinks(op):
             self._check_room()
         try:
             body = records.encode(op, vectors)
@@ -633,6 +633,13 @@ class Store:
         self._wal.truncate_before(min(s.sequence for s in kept) + 1)
         log.info("snapshot at sequence %d (%d bytes)", seq, info.size_bytes)
         return info
+
+
+def _shrinks(op: records.Op) -> bool:
+    """Whether ``op`` adds nothing to the next snapshot (taken whatever the free space)."""
+    if op["op"] == "set_payload":
+        return bool(op["overwrite"]) and not op["payload"]  # clearing payloads
+    return op["op"] in _SHRINKING
 
 
 def _unstorable_payload(op: records.Op, points_field: str) -> str:
