@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -404,3 +405,6 @@ def test_unparsable_http_gets_a_structured_error(
         assert len(body["error"]["message"]) < 300  # not the whole line echoed back
     assert snapshot_state(seeded) == before
     assert '"ERROR"' not in seeded.log()  # the client's mistake, not the server's
+    with urllib.request.urlopen(seeded.url + "/metrics") as r:
+        metrics = r.read().decode()
+    assert 'vectorizer_api_errors_total{code="malformed_request"}' in metrics

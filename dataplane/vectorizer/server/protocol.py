@@ -17,8 +17,11 @@ from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
 from vectorizer.errors import MalformedRequest
+from vectorizer.observability.metrics import RequestMetrics
+from vectorizer.server.keys import METRICS, SETTINGS
 from vectorizer.server.middlewares.errors import render
 from vectorizer.server.middlewares.headers import add_security_headers
+from vectorizer.server.middlewares.metrics import UNMATCHED
 from vectorizer.server.middlewares.request_id import request_id
 
 log = logging.getLogger(__name__)
@@ -30,10 +33,15 @@ class Runner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _Server  # the same server; only its handler class differs
+        assert isinstance(server, _Server)
+        if self.app[SETTINGS].metrics_enabled:
+            server.metrics = self.app[METRICS].requests
         return server
 
 
 class _Server(web.Server):
+    metrics: RequestMetrics | None = None  # where answered parse errors are counted
+
     def __call__(self) -> RequestHandler:
         return _Handler(self, loop=self._loop, **self._kwargs)
 
@@ -56,6 +64,10 @@ class _Handler(RequestHandler):
         resp.headers["X-Request-ID"] = rid
         add_security_headers(resp, request.secure, None)
         resp.force_close()
+        metrics = self._manager.metrics if isinstance(self._manager, _Server) else None
+        if metrics is not None:
+            metrics.request(request.method, UNMATCHED, status, 0.0)
+            metrics.error(err.code)
         return resp
 
 
