@@ -77,8 +77,10 @@ async def new_key(client: Client, role: str, **extra: Any) -> str:
 
 
 def audit_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    """The audit lines written so far (a last line still being written is not one yet)."""
     path = tmp_path / "data" / "audit" / "audit.jsonl"
-    return [orjson.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    complete = path.read_text().split("\n")[:-1] if path.exists() else []
+    return [orjson.loads(line) for line in complete]
 
 
 async def wait_audit(tmp_path: Path, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
