@@ -60,7 +60,8 @@ class Node:
     def audit_line(self, request_id: str) -> dict[str, Any]:
         for _ in range(100):
             if self.audit_path.exists():
-                for line in self.audit_path.read_text().splitlines():
+                # Complete lines only: the server may be mid-way through the last one.
+                for line in self.audit_path.read_text().split("\n")[:-1]:
                     doc = orjson.loads(line)
                     if doc.get("request_id") == request_id:
                         return doc  # type: ignore[no-any-return]
