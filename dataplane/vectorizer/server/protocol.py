@@ -5,8 +5,9 @@ HTTP, are answered by aiohttp's protocol handler before any middleware runs: in 
 text, logged at ERROR with a traceback. ``Runner`` makes them a structured JSON error
 (``malformed_request``, with the status aiohttp chose; in Qdrant's shape when an
 over-long request line's path starts with /qdrant) with a request id and the security
-headers, logged at INFO as the client's mistake they are. The connection is closed
-afterwards, as aiohttp does (the rest of the stream cannot be trusted).
+headers, logged at INFO as the client's mistake they are and counted with the other
+errors. The connection is closed afterwards, as aiohttp does (the rest of the stream
+cannot be trusted).
 """
 
 from __future__ import annotations
