@@ -91,6 +91,24 @@ class Api:
         headers = {k.lower(): v for k, v in resp.headers.items()}
         return Sent(method, path, body, content_type, resp.status_code, headers, resp.content)
 
+    def checked(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = "application/json",
+        *,
+        expect_error: bool = False,
+    ) -> Sent:
+        """``send``, then ``check_response``; a failure carries the server's error lines."""
+        sent = self.send(method, path, body, content_type)
+        try:
+            check_response(sent, expect_error)
+        except AssertionError as exc:
+            exc.add_note(f"server log:\n{self.server_errors()}")
+            raise
+        return sent
+
     def json(self, method: str, path: str, value: Any = None) -> Any:
         sent = self.send(method, path, None if value is None else encode(value))
         assert 200 <= sent.status < 300, sent.reproduction()

@@ -318,12 +318,7 @@ def test_garbage_at_every_route_gets_a_structured_error(fuzzed: Fuzzed) -> None:
     @fuzz_settings(GARBAGE_EXAMPLES)
     @given(req=garbage_request())
     def run(req: tuple[str, str, bytes | None, str | None]) -> None:
-        sent = api.send(*req)
-        try:
-            check_response(sent)
-        except AssertionError as exc:
-            exc.add_note(f"server log:\n{api.server_errors()}")
-            raise
+        api.checked(*req)
 
     before = api.sent
     failures: list[str] = []
@@ -368,12 +363,7 @@ def test_qdrant_mutations_get_qdrant_errors(fuzzed: Fuzzed) -> None:
     @fuzz_settings(QDRANT_EXAMPLES)
     @given(req=qdrant_request())
     def run(req: tuple[str, str, bytes | None, str | None]) -> None:
-        sent = api.send(*req)
-        try:
-            check_response(sent)
-        except AssertionError as exc:
-            exc.add_note(f"server log:\n{api.server_errors()}")
-            raise
+        sent = api.checked(*req)
         write = req[0] in ("PUT", "DELETE") or req[1].endswith(writes[1:])
         accepted["writes"] += sent.status < 300 and write
 
@@ -796,12 +786,7 @@ def test_malformed_writes_to_sentinels_change_nothing(fuzzed: Fuzzed) -> None:
 )
 def test_overlong_urls_get_structured_errors(fuzzed: Fuzzed, path: str) -> None:
     """A name or query past aiohttp's 8190-byte request line is bad input like any other."""
-    sent = fuzzed.api.send("POST" if path.endswith("scroll") else "GET", path)
-    try:
-        check_response(sent, expect_error=True)
-    except AssertionError as exc:
-        exc.add_note(f"server log:\n{fuzzed.api.server_errors()}")
-        raise
+    fuzzed.api.checked("POST" if path.endswith("scroll") else "GET", path, expect_error=True)
 
 
 # ---- the document the schema-driven fuzzer reads ------------------------------------------

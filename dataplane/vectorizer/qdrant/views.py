@@ -218,60 +218,58 @@ BATCH_OPERATIONS: dict[str, tuple[type[Any], Write]] = {
 }
 
 
+async def _one(request: web.Request, key: str) -> Any:
+    """The batch operation ``key`` on its own: its body, one update result."""
+    kind, write = BATCH_OPERATIONS[key]
+    return responses.update_result(await write(request, await _body(request, kind)))
+
+
 @qdrant_view
 async def upsert_points(request: web.Request) -> Any:
     """Insert or replace points (``points`` list or ``batch`` columns)."""
-    body = await _body(request, schemas.Upsert)
-    return responses.update_result(await _upsert(request, body))
+    return await _one(request, "upsert")
 
 
 @qdrant_view
 async def delete_points(request: web.Request) -> Any:
     """Delete points by ids or by filter."""
-    body = await _body(request, schemas.PointsSelector)
-    return responses.update_result(await _delete(request, body))
+    return await _one(request, "delete")
 
 
 @qdrant_view
 async def set_payload(request: web.Request) -> Any:
     """Merge keys into the payload of the selected points."""
-    body = await _body(request, schemas.SetPayload)
-    return responses.update_result(await _set_payload(request, body))
+    return await _one(request, "set_payload")
 
 
 @qdrant_view
 async def overwrite_payload(request: web.Request) -> Any:
     """Replace the whole payload of the selected points."""
-    body = await _body(request, schemas.SetPayload)
-    return responses.update_result(await _overwrite_payload(request, body))
+    return await _one(request, "overwrite_payload")
 
 
 @qdrant_view
 async def delete_payload(request: web.Request) -> Any:
     """Remove keys (dotted paths reach into objects) from the selected payloads."""
-    body = await _body(request, schemas.DeletePayload)
-    return responses.update_result(await _delete_payload(request, body))
+    return await _one(request, "delete_payload")
 
 
 @qdrant_view
 async def clear_payload(request: web.Request) -> Any:
     """Empty the payload of the selected points."""
-    body = await _body(request, schemas.PointsSelector)
-    return responses.update_result(await _clear_payload(request, body))
+    return await _one(request, "clear_payload")
 
 
 @qdrant_view
 async def update_vectors(request: web.Request) -> Any:
     """Replace the vectors of existing points, keeping their payloads."""
-    body = await _body(request, schemas.UpdateVectors)
-    return responses.update_result(await _update_vectors(request, body))
+    return await _one(request, "update_vectors")
 
 
 @qdrant_view
 async def delete_vectors(request: web.Request) -> Any:
     """Refused: every point keeps its one vector."""
-    body = await _body(request, schemas.DeleteVectors)
-    return responses.update_result(await _delete_vectors(request, body))
+    return await _one(request, "delete_vectors")
 
 
 @qdrant_view
