@@ -12,7 +12,9 @@ background every N ms; ``never`` leaves it to the OS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import mmap
 import os
 import re
 import struct
@@ -65,7 +67,26 @@ def frame(seq: int, body: bytes) -> bytes:
     return FRAME.pack(len(body), _crc(seq, body), seq) + body
 
 
-def _parse_at(data: bytes, pos: int) -> tuple[int, bytes, int] | None:
+# A segment's bytes: mapped from its file (``_mapped``), or empty.
+Data = bytes | mmap.mmap
+
+
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[Data]:
+    """A segment's bytes mapped rather than read: its pages are the page cache's, which
+    the kernel fills as they are read and may drop again under memory pressure, so
+    replaying or shipping a 64 MiB segment does not add 64 MiB to the heap (a node at its
+    memory limit must be able to start again)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            data.madvise(mmap.MADV_SEQUENTIAL)
+            yield data
+
+
+def _parse_at(data: Data, pos: int) -> tuple[int, bytes, int] | None:
     """(seq, body, next position) of a valid frame at ``pos``, or None."""
     if pos + FRAME.size > len(data):
         return None
@@ -115,25 +136,25 @@ class WriteAheadLog:
         expected: int | None = None
         for i, seg in enumerate(self._segments):
             last = i == len(self._segments) - 1
-            data = seg.path.read_bytes()
-            pos = 0
             if expected is not None and seg.first_seq != expected:
                 raise CorruptLog(
                     f"log segment {seg.path.name} starts at {seg.first_seq}, "
                     f"expected {expected}: records are missing"
                 )
             expected = seg.first_seq
-            while pos < len(data):
-                parsed = _parse_at(data, pos)
-                if parsed is None or parsed[0] != expected:
-                    self._damaged(seg, data, pos, expected, last)
-                    break
-                pos = parsed[2]
-                expected += 1
+            with _mapped(seg.path) as data:
+                pos = 0
+                while pos < len(data):
+                    parsed = _parse_at(data, pos)
+                    if parsed is None or parsed[0] != expected:
+                        self._damaged(seg, data, pos, expected, last)
+                        break  # (nothing reads the mapping past a cut)
+                    pos = parsed[2]
+                    expected += 1
             self.last_seq = expected - 1
         self._synced = self._written = self.last_seq
 
-    def _damaged(self, seg: _Segment, data: bytes, pos: int, expected: int, last: bool) -> None:
+    def _damaged(self, seg: _Segment, data: Data, pos: int, expected: int, last: bool) -> None:
         if not last or _valid_frame_after(data, pos, expected):
             raise CorruptLog(
                 f"log segment {seg.path.name} is damaged at byte {pos} (record {expected}) "
@@ -157,14 +178,14 @@ class WriteAheadLog:
             nxt = self._segments[i + 1].first_seq if i + 1 < len(self._segments) else None
             if nxt is not None and nxt <= seq:
                 continue
-            data = seg.path.read_bytes()
-            pos = 0
-            while (parsed := _parse_at(data, pos)) is not None:
-                rec_seq, body, pos = parsed
-                if rec_seq > self._written:
-                    return
-                if rec_seq >= seq:
-                    yield rec_seq, body
+            with _mapped(seg.path) as data:
+                pos = 0
+                while (parsed := _parse_at(data, pos)) is not None:
+                    rec_seq, body, pos = parsed
+                    if rec_seq > self._written:
+                        return
+                    if rec_seq >= seq:
+                        yield rec_seq, body
 
     @property
     def first_seq(self) -> int:
@@ -356,7 +377,7 @@ class WriteAheadLog:
         self._wake()
 
 
-def _valid_frame_after(data: bytes, pos: int, expected: int) -> bool:
+def _valid_frame_after(data: Data, pos: int, expected: int) -> bool:
     """Whether a valid record numbered after the damaged one exists later in ``data``."""
     for seq in (expected, expected + 1):
         needle = _SEQ.pack(seq)
