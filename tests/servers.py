@@ -40,6 +40,7 @@ class ServerProcess:
     ca_file: Path | None = None
     client_cert: tuple[Path, Path] | None = None  # (certificate, key) this client presents
     api_key: str | None = None
+    cgroup: Path | None = None  # a cgroup directory the process starts in (tests/cgroups.py)
 
     @property
     def scheme(self) -> str:
@@ -74,10 +75,18 @@ class ServerProcess:
         ]
         env = {**os.environ, **self.env}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=self._join_cgroup
+            )
         if wait_ready:
             self.wait_ready(timeout)
         return self
+
+    def _join_cgroup(self) -> None:
+        """In the child, before exec: move into ``cgroup`` (if any), so that everything
+        the server allocates counts there from its first byte."""
+        if self.cgroup is not None:
+            (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

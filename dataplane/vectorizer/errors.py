@@ -194,6 +194,15 @@ class InsufficientStorage(StorageError):
     status = 507
 
 
+class InsufficientMemory(VectorizerError):
+    """Memory is at the node's high-water mark (a share of its cgroup's limit or of the
+    machine's memory): the write was refused before anything of it was kept, so the
+    kernel never has to kill the node; reads and deletes go on meanwhile."""
+
+    code = "insufficient_memory"
+    status = 507
+
+
 class StorageFailed(StorageError):
     """The write-ahead log could not be made durable (a failed fsync): what the disk holds
     is no longer known, so the node takes no more writes and reports itself unhealthy

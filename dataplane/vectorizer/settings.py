@@ -52,6 +52,16 @@ class Settings:
         "are refused (deletes still go through); -1: the newest snapshot's size plus the log "
         "since it plus 64 MiB; 0: no reserve",
     )
+    memory_limit_bytes: int = _opt(
+        -1,
+        "memory the node may use: -1: its cgroup's limit (a container's) or the machine's "
+        "memory, whichever is smaller; 0: no limit (no memory guard)",
+    )
+    memory_high_water: float = _opt(
+        0.9,
+        "share of memory_limit_bytes past which writes that add data are refused (deletes "
+        "still go through), so the kernel never kills the node for its data",
+    )
     max_body_bytes: int = _opt(64 << 20, "largest accepted request body, in bytes")
     max_search_limit: int = _opt(10_000, "largest 'limit' a search may ask for")
     max_batch_points: int = _opt(100_000, "most points in one upsert request")
@@ -157,6 +167,8 @@ class Settings:
             snapshot_wal_bytes=self.snapshot_wal_bytes,
             snapshots_retained=self.snapshots_retained,
             disk_reserve_bytes=self.disk_reserve_bytes,
+            memory_limit_bytes=self.memory_limit_bytes,
+            memory_high_water=self.memory_high_water,
             hnsw_defaults=HnswParams(
                 m=self.hnsw_m,
                 ef_construction=self.hnsw_ef_construction,
@@ -255,6 +267,12 @@ def check_limits(s: Settings) -> None:
         raise ValidationError(
             "disk_reserve_bytes is -1 (automatic), 0 (off) or a size", field="disk_reserve_bytes"
         )
+    if s.memory_limit_bytes < -1:
+        raise ValidationError(
+            "memory_limit_bytes is -1 (automatic), 0 (off) or a size", field="memory_limit_bytes"
+        )
+    if not 0 < s.memory_high_water <= 1:
+        raise ValidationError("memory_high_water must be in (0, 1]", field="memory_high_water")
 
 
 def check_security(s: Settings) -> None:

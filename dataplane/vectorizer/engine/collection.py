@@ -35,6 +35,18 @@ EXACT_BELOW = 2048
 # so a selective filter still gets the true top-k.
 EXACT_FILTER_MAX = 20_000
 _SAMPLE = 256
+# Per point beside its floats: the id, its dict entry, list slots and bookkeeping.
+POINT_OVERHEAD = 200
+
+
+def memory_for(config: CollectionConfig, points: int) -> int:
+    """Roughly the heap ``points`` points of a collection take: the vector in the slot
+    array, and in the graph a copy of it with its links (2·m on level 0) and label."""
+    floats = 4 * config.dimension
+    per_point = floats + POINT_OVERHEAD
+    if config.index is IndexKind.HNSW:
+        per_point += floats + 8 * config.hnsw.m + 12
+    return points * per_point
 
 
 # msgspec structs: a search builds one per hit, each a single C call, and they encode
@@ -103,6 +115,17 @@ class Collection:
             "vector_count": len(self),
             "capacity": self._capacity,
         }
+
+    def memory_to_add(self, points: int) -> int:
+        """Roughly the memory ``points`` more points take (as if all were new). Freed
+        slots are resident already, so points that fill them cost only their ids; the
+        rest take fresh slots, and if those run out the growth copies the slot arrays
+        while the old ones are still held."""
+        reused = min(points, len(self._free))
+        fresh = points - reused
+        grows = fresh > self._capacity - self._high
+        copy = self._vectors.nbytes if grows else 0
+        return memory_for(self.config, fresh) + reused * POINT_OVERHEAD + copy
 
     def get(self, pid: PointId, *, with_vector: bool = True) -> Point | None:
         slot = self._id_slots.get(pid)

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from vectorizer.engine import records, snapshot, validation
-from vectorizer.engine.collection import Collection
+from vectorizer.engine import memory, records, snapshot, validation
+from vectorizer.engine.collection import INITIAL_CAPACITY, Collection, memory_for
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path
 from vectorizer.engine.filters import Payload, Predicate
@@ -35,6 +35,7 @@ from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
 from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
+    InsufficientMemory,
     InsufficientStorage,
     NotReady,
     ShuttingDown,
@@ -57,7 +58,9 @@ AUTO_RESERVE = -1
 RESERVE_MARGIN = 64 << 20
 # Writes that add nothing to the next snapshot: taken whatever the free space.
 _SHRINKING = frozenset({"delete", "delete_collection", "delete_payload"})
-_FREE_SPACE_TTL_S = 0.1
+_MEASURE_TTL_S = 0.1
+# The memory limit AUTO_LIMIT finds: the cgroup's, or the machine's memory.
+AUTO_LIMIT = -1
 # At most one snapshot this often to make room at the reserve (each writes all the data).
 _ROOM_SNAPSHOT_GAP_S = 30.0
 
@@ -70,6 +73,8 @@ class StoreOptions:
     snapshot_wal_bytes: int = 256 << 20
     snapshots_retained: int = 2
     disk_reserve_bytes: int = AUTO_RESERVE
+    memory_limit_bytes: int = AUTO_LIMIT
+    memory_high_water: float = 0.9
     hnsw_defaults: HnswParams = field(default_factory=HnswParams)
 
 
@@ -96,6 +101,10 @@ class Store:
         self._free_bytes = 0  # free disk space as last measured, less what was logged since
         self._free_measured = -math.inf
         self._room_wanted = False  # a write met the reserve: snapshot soon to make room
+        limit = self.options.memory_limit_bytes
+        self.memory_limit = memory.memory_limit() if limit == AUTO_LIMIT else limit
+        self._memory_used = 0  # as last measured, plus what writes were let take since
+        self._memory_measured = -math.inf
         # Hooks for replication (all unset on a standalone node):
         # write_guard raises when this node must not take client writes;
         # on_commit sees every record as it is committed (the primary streams it);
@@ -232,6 +241,11 @@ class Store:
                 "failure": self._wal.failure,
             },
             "disk": {"free_bytes": self.disk_free(), "reserve_bytes": self.disk_reserve()},
+            "memory": {
+                "used_bytes": self.memory_used(),
+                "limit_bytes": self.memory_limit,
+                "high_water_bytes": self.memory_high_water(),
+            },
             "snapshot": snap.to_dict() if snap else None,
             "snapshot_age_seconds": round(time.time() - snap.created_at, 3) if snap else None,
         }
@@ -265,6 +279,7 @@ class Store:
     ) -> int:
         if not _shrinks(op):
             self._check_room()
+            self._check_memory(op, vectors)
         try:
             body = records.encode(op, vectors)
         except orjson.JSONEncodeError as exc:  # JSON we decoded, but that the log cannot hold
@@ -297,7 +312,7 @@ class Store:
     def disk_free(self) -> int:
         """Free space on the data directory's volume (measured at most every 100 ms)."""
         now = time.monotonic()
-        if now - self._free_measured >= _FREE_SPACE_TTL_S:
+        if now - self._free_measured >= _MEASURE_TTL_S:
             volume = self.data_dir
             while not volume.exists():  # (before recovery has made it)
                 volume = volume.parent
@@ -318,6 +333,69 @@ class Store:
                 "kept so that the next snapshot fits); deletes are still taken: grow the "
                 "volume or delete data"
             )
+
+    def memory_high_water(self) -> int:
+        """Memory use above which writes that add data are refused (0: never)."""
+        return int(self.memory_limit * self.options.memory_high_water)
+
+    def memory_used(self) -> int:
+        """Anonymous resident memory (measured at most every 100 ms)."""
+        now = time.monotonic()
+        if now - self._memory_measured >= _MEASURE_TTL_S:
+            self._memory_used = memory.anonymous_resident()
+            self._memory_measured = now
+        return self._memory_used
+
+    def _check_memory(self, op: records.Op, vectors: Matrix | None) -> None:
+        """Refuse a write that would take memory past the high-water mark: past the
+        limit the kernel kills the node, and a node killed for its data is killed again
+        replaying it. Deletes still go through, so that data can be removed."""
+        high = self.memory_high_water()
+        if not high:
+            return
+        need = self._memory_needed(op, vectors)
+        used = self.memory_used()
+        if used + need > high:
+            self._memory_measured = -math.inf  # the next write measures afresh
+            raise InsufficientMemory(
+                f"memory is at its high-water mark ({used >> 20} MiB used, this write needs "
+                f"about {need >> 20} MiB more, {high >> 20} MiB allowed of "
+                f"{self.memory_limit >> 20} MiB); deletes are still taken: give the node more "
+                "memory or delete data",
+                used_bytes=used,
+                needed_bytes=need,
+                high_water_bytes=high,
+            )
+        self._memory_used += need
+
+    def check_transient(self, nbytes: int, what: str, field: str) -> None:
+        """Refuse work that takes ``nbytes`` for a moment (decoding a large request) when
+        that would reach the memory limit itself: the kernel's line, not the high-water
+        mark, since the memory is given back once the work is done."""
+        if not self.memory_limit:
+            return
+        used = self.memory_used()
+        if used + nbytes > self.memory_limit:
+            self._memory_measured = -math.inf
+            raise InsufficientMemory(
+                f"{what} takes about {nbytes >> 20} MiB while it is worked on, and the node "
+                f"has {max(self.memory_limit - used, 0) >> 20} MiB left of its "
+                f"{self.memory_limit >> 20} MiB: send it in smaller parts",
+                field=field,
+                used_bytes=used,
+                needed_bytes=nbytes,
+                limit_bytes=self.memory_limit,
+            )
+
+    def _memory_needed(self, op: records.Op, vectors: Matrix | None) -> int:
+        """Roughly what applying ``op`` adds to the heap (a growing collection holds its
+        old arrays while it copies them)."""
+        if op["op"] == "create_collection":
+            config = CollectionConfig.parse(op["config"], self.options.hnsw_defaults)
+            return memory_for(config, INITIAL_CAPACITY)
+        if vectors is None or (coll := self._collections.get(op["collection"])) is None:
+            return 0
+        return coll.memory_to_add(len(vectors))
 
     async def _durable(self, seq: int) -> int:
         await self._wal.sync(seq)

@@ -13,11 +13,17 @@ from aiohttp import web
 from vectorizer.errors import MalformedJson, PayloadTooLarge, RequestTimeout, ValidationError
 from vectorizer.security.limits import check_json_depth
 from vectorizer.server.exchange import EXCHANGE
-from vectorizer.server.keys import SETTINGS
+from vectorizer.server.keys import SETTINGS, STORE
 
 T = TypeVar("T")
 
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+# Decoded into Python objects, a JSON body of vectors takes 4-5 times its size (a float
+# of ~10 characters becomes a 24-byte object and an 8-byte list slot); with the body
+# itself and the vectors' float32 copy, about this many times its size while a write is
+# worked on. Bodies below _SMALL_BODY are not worth the check.
+_DECODED_FACTOR = 6
+_SMALL_BODY = 1 << 20
 
 
 def json_response(
@@ -73,6 +79,10 @@ async def read_json_bytes(request: web.Request) -> bytes:
     body = await read_body(request)
     if not body:
         raise MalformedJson("the request needs a JSON body", field="body")
+    if len(body) > _SMALL_BODY:
+        request.app[STORE].check_transient(
+            _DECODED_FACTOR * len(body), f"a request body of {len(body) >> 20} MiB", "body"
+        )
     check_json_depth(body, request.app[SETTINGS].max_json_depth)
     ex.body = body
     return body

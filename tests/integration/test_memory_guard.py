@@ -1,0 +1,149 @@
+"""At its memory limit a node refuses writes with ``insufficient_memory`` instead of being
+killed by the kernel, keeps serving reads and deletes, and loses nothing acknowledged.
+
+The limit is real where the test can make a memory cgroup (root with a writable memory
+controller, as on the CI machine): the server starts inside it and finds the limit
+itself, as in a container. Elsewhere the same limit is given as a setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.cgroups import memory_cgroup
+from tests.servers import ServerProcess
+
+LIMIT = 160 << 20  # about 45 MiB of it is the idle server
+DIM = 256
+BATCH = 500
+
+
+def batch(first: int) -> dict[str, Any]:
+    vecs = np.random.default_rng(first).normal(size=(BATCH, DIM)).round(3).tolist()
+    return {
+        "vectors": [
+            {"id": first + i, "vector": v, "payload": {"n": first + i}} for i, v in enumerate(vecs)
+        ]
+    }
+
+
+def count(srv: ServerProcess) -> int:
+    status, body = srv.request("GET", "/collections/c")
+    assert status == 200, body
+    return int(body["collection"]["vector_count"])
+
+
+def stored_ids(srv: ServerProcess) -> set[int]:
+    ids: set[int] = set()
+    offset = ""
+    while offset is not None:
+        status, page = srv.request(
+            "GET", f"/collections/c/vectors?limit=10000&with_payload=false{offset}"
+        )
+        assert status == 200, page
+        ids.update(p["id"] for p in page["vectors"])
+        offset = None if page["next_offset"] is None else f"&offset={page['next_offset']}"
+    return ids
+
+
+def anonymous_memory(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("RssAnon:")[1].split()[0]) * 1024
+
+
+def test_at_its_memory_limit_a_node_refuses_writes_and_is_not_killed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with memory_cgroup(LIMIT) as group:
+        args = ["--snapshot-interval-s", "0"]
+        if group is None:
+            args += ["--memory-limit-bytes", str(LIMIT)]
+        srv = ServerProcess(data_dir=data, args=args, cgroup=group).start()
+        assert srv.proc is not None
+        pid = srv.proc.pid
+        try:
+            memory = srv.request("GET", "/stats")[1]["memory"]
+            assert memory["limit_bytes"] == LIMIT, memory  # found in the cgroup
+            assert memory["high_water_bytes"] == int(LIMIT * 0.9)
+            assert 0 < memory["used_bytes"] < memory["high_water_bytes"]
+            # A small graph builds fast; the memory per point is what it is either way.
+            created = srv.request(
+                "POST",
+                "/collections",
+                {"name": "c", "dimension": DIM, "hnsw": {"m": 8, "ef_construction": 32}},
+            )
+            assert created[0] == 201, created
+            acked: set[int] = set()
+            refused: dict[str, Any] | None = None
+            for first in range(0, 200 * BATCH, BATCH):  # ~2 KiB per point: ~90k points fit
+                status, body = srv.request("POST", "/collections/c/vectors", batch(first))
+                if status != 200:
+                    assert status == 507, body
+                    refused, refused_first = body, first
+                    break
+                acked.update(range(first, first + BATCH))
+            assert refused is not None, "the node never reached its high-water mark"
+            error = refused["error"]
+            assert error["code"] == "insufficient_memory", error
+            assert "deletes are still taken" in error["message"]
+            assert error["details"]["high_water_bytes"] == int(LIMIT * 0.9)
+
+            # Alive, under the limit, and serving: nothing of the refused batch is stored.
+            assert srv.proc.poll() is None
+            assert anonymous_memory(pid) < LIMIT
+            assert count(srv) == len(acked)
+            assert srv.request("GET", f"/collections/c/vectors/{refused_first}")[0] == 404
+            status, found = srv.request(
+                "POST", "/collections/c/search", {"vector": batch(0)["vectors"][7]["vector"]}
+            )
+            assert status == 200 and found["results"][0]["id"] == 7
+            assert srv.request("GET", "/ready")[0] == 200
+            status, body = srv.request(
+                "PUT", "/qdrant/collections/c/points?wait=true", {"points": batch(10**6)["vectors"]}
+            )
+            assert status == 507 and body["status"]["error"].startswith("insufficient_memory")
+            gone = list(range(BATCH))
+            status, body = srv.request("POST", "/collections/c/vectors/delete", {"ids": gone})
+            assert status == 200 and body["deleted"] == BATCH, body
+            acked -= set(gone)
+        finally:
+            srv.kill()
+
+        # What was acknowledged comes back, and fits: the node starts again in its limit.
+        again = ServerProcess(data_dir=data, port=srv.port, args=args, cgroup=group).start()
+        try:
+            assert count(again) == len(acked)
+            assert stored_ids(again) == acked
+        finally:
+            again.kill()
+
+
+def test_a_body_too_large_to_decode_in_the_memory_left_is_refused(tmp_path: Path) -> None:
+    # ~45 MiB of the 256 in use: a 40 MiB body (~200 MiB decoded) does not fit beside it.
+    srv = ServerProcess(data_dir=tmp_path / "data", args=["--memory-limit-bytes", str(256 << 20)])
+    srv.start()
+    try:
+        assert srv.request("POST", "/collections", {"name": "c", "dimension": DIM})[0] == 201
+        huge = {
+            "vectors": [v for first in range(0, 24_000, BATCH) for v in batch(first)["vectors"]]
+        }
+        status, body = srv.request("POST", "/collections/c/vectors", huge)
+        assert status == 507, body
+        error = body["error"]
+        assert error["code"] == "insufficient_memory" and error["field"] == "body", error
+        assert "send it in smaller parts" in error["message"]
+        assert error["details"]["needed_bytes"] > 200 << 20
+        status, body = srv.request(
+            "PUT", "/qdrant/collections/c/points", {"points": huge["vectors"]}
+        )
+        assert status == 507 and body["status"]["error"].startswith("insufficient_memory")
+        # The same points in parts of 2,000 (~5 MiB each) are taken.
+        for first in range(0, 24_000, 2000):
+            part = {"vectors": huge["vectors"][first : first + 2000]}
+            assert srv.request("POST", "/collections/c/vectors", part)[0] == 200
+        assert count(srv) == 24_000
+        assert srv.proc is not None and srv.proc.poll() is None
+    finally:
+        srv.kill()

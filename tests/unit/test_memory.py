@@ -1,0 +1,185 @@
+"""The memory guard: where the limit comes from, what counts as used, and the writes it
+refuses (and the ones it lets through)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vectorizer.engine import memory
+from vectorizer.engine.collection import (
+    INITIAL_CAPACITY,
+    POINT_OVERHEAD,
+    Collection,
+    memory_for,
+)
+from vectorizer.engine.config import CollectionConfig, HnswParams
+from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.wal import FsyncPolicy
+from vectorizer.errors import InsufficientMemory, error_class_for
+
+UNLIMITED_V1 = "9223372036854771712\n"
+
+
+def cgroup_fs(tmp_path: Path, cgroup: str, files: dict[str, str]) -> tuple[Path, Path]:
+    proc, mount = tmp_path / "proc", tmp_path / "cgroup"
+    proc.mkdir()
+    (proc / "cgroup").write_text(cgroup)
+    for name, text in files.items():
+        (mount / name).parent.mkdir(parents=True, exist_ok=True)
+        (mount / name).write_text(text)
+    return proc, mount
+
+
+def test_v2_takes_the_smallest_limit_from_the_cgroup_up_to_the_root(tmp_path: Path) -> None:
+    proc, mount = cgroup_fs(
+        tmp_path,
+        "0::/kubepods/pod1/ctr\n",
+        {
+            "kubepods/pod1/ctr/memory.max": "max\n",
+            "kubepods/pod1/memory.max": "2147483648\n",
+            "kubepods/memory.max": "8589934592\n",
+        },
+    )
+    assert memory.cgroup_limit(proc, mount) == 2 << 30
+
+
+def test_v1_limit_and_its_no_limit_value(tmp_path: Path) -> None:
+    proc, mount = cgroup_fs(
+        tmp_path,
+        "9:pids:/a\n4:memory:/a/b\n1:cpu,cpuacct:/a\n",
+        {
+            "memory/a/b/memory.limit_in_bytes": "536870912\n",
+            "memory/a/memory.limit_in_bytes": UNLIMITED_V1,
+        },
+    )
+    assert memory.cgroup_limit(proc, mount) == 512 << 20
+    (mount / "memory/a/b/memory.limit_in_bytes").write_text(UNLIMITED_V1)
+    assert memory.cgroup_limit(proc, mount) is None
+
+
+def test_a_host_path_that_is_not_mounted_falls_back_to_the_mounts_root(tmp_path: Path) -> None:
+    # A container without its own cgroup namespace sees the host's path in
+    # /proc/self/cgroup, but its own cgroup mounted at the root.
+    proc, mount = cgroup_fs(
+        tmp_path, "4:memory:/docker/0123abcd\n", {"memory/memory.limit_in_bytes": "1073741824"}
+    )
+    assert memory.cgroup_limit(proc, mount) == 1 << 30
+
+
+def test_no_cgroup_file_system_means_no_cgroup_limit(tmp_path: Path) -> None:
+    assert memory.cgroup_limit(tmp_path / "nothing", tmp_path / "nothing") is None
+    proc, mount = cgroup_fs(tmp_path, "0::/\n", {})
+    assert memory.cgroup_limit(proc, mount) is None
+
+
+def test_the_limit_is_at_most_the_machines_memory() -> None:
+    assert 0 < memory.memory_limit() <= memory.physical_memory()
+
+
+def test_anonymous_memory_is_read_from_proc_and_grows_with_the_heap(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmRSS:\t  9000 kB\nRssAnon:\t    1234 kB\nRssFile:\t 10 kB\n")
+    assert memory.anonymous_resident(status) == 1234 * 1024
+    before = memory.anonymous_resident()
+    block = np.ones(64 << 20, dtype=np.uint8)  # 64 MiB, touched
+    assert memory.anonymous_resident() - before > 60 << 20
+    del block
+
+
+def test_the_estimate_counts_vectors_graph_and_a_growths_copy() -> None:
+    config = CollectionConfig.parse({"dimension": 128}, HnswParams())
+    per_point = memory_for(config, 1)
+    # slot array + graph copy + links + bookkeeping: about what make bench measures
+    assert 1200 < per_point < 1700
+    exact = CollectionConfig.parse({"dimension": 128, "index": "exact"}, HnswParams())
+    assert memory_for(exact, 1) < per_point - 512
+    coll = Collection("c", config)
+    assert coll.memory_to_add(10) == 10 * per_point
+    grown = coll.memory_to_add(INITIAL_CAPACITY + 1)
+    assert grown == (INITIAL_CAPACITY + 1) * per_point + INITIAL_CAPACITY * 128 * 4
+    # Points that fill freed slots take no new slot memory.
+    coll.upsert(list(range(10)), np.ones((10, 128), dtype=np.float32), [None] * 10)
+    coll.delete(list(range(4)))
+    assert coll.memory_to_add(6) == 2 * per_point + 4 * POINT_OVERHEAD
+
+
+async def guarded(tmp_path: Path, headroom: int) -> Store:
+    """A store whose high-water mark sits ``headroom`` bytes above what is in use now."""
+    s = Store(tmp_path, StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0))
+    await s.open()
+    s.memory_limit = int((memory.anonymous_resident() + headroom) / s.options.memory_high_water)
+    return s
+
+
+async def test_writes_are_refused_at_the_high_water_mark_and_deletes_go_on(tmp_path: Path) -> None:
+    s = await guarded(tmp_path, 24 << 20)
+    await s.create_collection("a", {"dimension": 128})
+    rng = np.random.default_rng(1)
+    batch = 2000
+    with pytest.raises(InsufficientMemory) as refused:
+        for b in range(100):  # ~2.7 MB each: the guard must stop this well before 100
+            ids = list(range(b * batch, (b + 1) * batch))
+            await s.upsert("a", ids, rng.random((batch, 128), dtype=np.float32), [None] * batch)
+    err = refused.value
+    assert err.status == 507 and error_class_for(err.code) is InsufficientMemory
+    assert "deletes are still taken" in err.message
+    assert err.details["used_bytes"] + err.details["needed_bytes"] > err.details["high_water_bytes"]
+    stored, seq = len(s.collection("a")), s.sequence
+    assert 0 < stored < 100 * batch and stored % batch == 0  # nothing of the refused batch
+
+    vectors = rng.random((batch, 128), dtype=np.float32)
+    for write in (
+        s.upsert("a", list(range(10**9, 10**9 + batch)), vectors, [None] * batch),
+        s.update_vectors("a", list(range(batch)), vectors),  # each update takes a fresh slot
+        s.create_collection("b", {"dimension": 8192}),  # 1,024 slots of 64 KiB to start with
+    ):
+        with pytest.raises(InsufficientMemory):
+            await write
+    assert s.sequence == seq
+    # What frees memory goes through; a payload change adds data and waits for room.
+    assert (await s.delete_points("a", list(range(batch))))[0] == batch
+    await s.set_payload("a", [batch], {}, overwrite=True)  # clearing a payload
+    assert (await s.delete_payload("a", [batch + 1], None, ["x"]))[0] == 1
+    stats = s.stats()["memory"]
+    assert stats["limit_bytes"] == s.memory_limit
+    assert stats["high_water_bytes"] == int(s.memory_limit * 0.9) and stats["used_bytes"] > 0
+    await s.close(take_snapshot=False)
+
+
+async def test_a_write_that_would_cross_the_mark_is_refused_before_it_is_applied(
+    tmp_path: Path,
+) -> None:
+    s = await guarded(tmp_path, 16 << 20)
+    await s.create_collection("a", {"dimension": 512})
+    big = 20_000  # ~4 KiB per point: ~80 MiB, far over the 16 MiB left
+    with pytest.raises(InsufficientMemory) as refused:
+        await s.upsert("a", list(range(big)), np.ones((big, 512), dtype=np.float32), [None] * big)
+    assert refused.value.details["needed_bytes"] > 64 << 20
+    assert len(s.collection("a")) == 0
+    del refused  # its traceback holds the request's arrays
+    await s.upsert("a", [1], np.ones((1, 512), dtype=np.float32), [None])  # a small one fits
+    await s.close(take_snapshot=False)
+
+
+async def test_no_limit_means_no_guard(tmp_path: Path) -> None:
+    s = Store(tmp_path, StoreOptions(fsync=FsyncPolicy("never"), memory_limit_bytes=0))
+    await s.open()
+    assert s.memory_high_water() == 0
+    assert s.stats()["memory"]["limit_bytes"] == 0
+    await s.create_collection("a", {"dimension": 2})
+    await s.close(take_snapshot=False)
+
+
+async def test_transient_work_is_measured_against_the_limit_itself(tmp_path: Path) -> None:
+    s = await guarded(tmp_path, 8 << 20)  # high-water 8 MiB away, the limit ~20 MiB more
+    left = s.memory_limit - memory.anonymous_resident()
+    s.check_transient(left - (4 << 20), "this", "body")  # past the high-water mark: taken
+    with pytest.raises(InsufficientMemory) as refused:
+        s.check_transient(left + (4 << 20), "a request body of 9 MiB", "body")
+    assert refused.value.field == "body" and "smaller parts" in refused.value.message
+    s.memory_limit = 0  # no limit: nothing is refused
+    s.check_transient(1 << 50, "anything", "body")
+    await s.close(take_snapshot=False)
