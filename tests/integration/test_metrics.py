@@ -39,6 +39,11 @@ REQUIRED = [
     "vectorizer_cache_requests_total",
     "vectorizer_cache_hit_rate",
     "vectorizer_memory_usage_bytes",
+    "vectorizer_memory_anonymous_bytes",
+    "vectorizer_memory_limit_bytes",
+    "vectorizer_memory_high_water_bytes",
+    "vectorizer_disk_free_bytes",
+    "vectorizer_disk_reserve_bytes",
     "vectorizer_api_errors_total",
     "vectorizer_wal_fsync_seconds_count",
     "vectorizer_wal_size_bytes",
@@ -98,3 +103,21 @@ def test_metrics_exist_move_and_stay_bounded(server: ServerProcess) -> None:
     # Bounded labels: route templates, never raw paths or ids.
     assert not any(re.search(r"123456|789|/no/such", k) for k in after)
     assert after["vectorizer_http_requests_total{method=GET,route=unmatched,status=404}"] == 1
+
+
+def test_disk_and_memory_guard_gauges(server: ServerProcess) -> None:
+    """What the write guards compare, as /stats reports it: the defaults on this machine
+    are an automatic disk reserve and a memory limit with its high-water mark at 90%."""
+    m = scrape(server)
+    _, stats = server.request("GET", "/stats")
+    free, reserve = m["vectorizer_disk_free_bytes{}"], m["vectorizer_disk_reserve_bytes{}"]
+    assert free > 0 and reserve > 0  # -1 (automatic): the snapshot, the log and a margin
+    limit = m["vectorizer_memory_limit_bytes{}"]
+    assert limit > 0 and limit == stats["memory"]["limit_bytes"]
+    high_water = m["vectorizer_memory_high_water_bytes{}"]
+    assert high_water == int(limit * 0.9) == stats["memory"]["high_water_bytes"]
+    anonymous = m["vectorizer_memory_anonymous_bytes{}"]
+    assert 0 < anonymous < limit
+    assert anonymous <= m["vectorizer_memory_usage_bytes{}"]  # a part of the resident set
+    assert m["vectorizer_api_errors_total{code=insufficient_storage}"] == 0
+    assert m["vectorizer_api_errors_total{code=insufficient_memory}"] == 0

@@ -92,6 +92,27 @@ def search_buckets(fast: int, slow: int) -> list[Json]:
     ]
 
 
+MIB = 1 << 20
+
+
+def disk(pod: str, free_mib: int, reserve_mib: int) -> list[Json]:
+    return [
+        series("vectorizer_disk_free_bytes", f"{free_mib * MIB}x20", pod=pod),
+        series("vectorizer_disk_reserve_bytes", f"{reserve_mib * MIB}x20", pod=pod),
+    ]
+
+
+def memory(pod: str, anonymous_mib: int, high_water_mib: int) -> list[Json]:
+    return [
+        series("vectorizer_memory_anonymous_bytes", f"{anonymous_mib * MIB}x20", pod=pod),
+        series("vectorizer_memory_high_water_bytes", f"{high_water_mib * MIB}x20", pod=pod),
+    ]
+
+
+def refused(code: str, pod: str = "vz-0") -> Json:
+    return labels("critical", **CLUSTER, pod=pod, code=code)
+
+
 # alert -> (a case where it fires, a case where it stays quiet)
 CASES: dict[str, tuple[Json, Json]] = {
     "VectorizerInstanceDown": (
@@ -205,6 +226,56 @@ CASES: dict[str, tuple[Json, Json]] = {
                 series("vectorizer_wal_sequence", "42x20", pod="vz-0"),
             ],
             fired("VectorizerSnapshotTooOld", "11m"),
+        ),
+    ),
+    "VectorizerDiskNearReserve": (
+        # 100 MiB free of an 80 MiB reserve: below 1.5 times it, still above it.
+        case(
+            disk("vz-0", free_mib=100, reserve_mib=80) + disk("vz-1", 500, 80),
+            fired("VectorizerDiskNearReserve", "11m", pod_labels("warning", "vz-0")),
+        ),
+        # Plenty of room; and with no reserve (0) a full volume is not "near" it.
+        case(
+            disk("vz-0", free_mib=500, reserve_mib=80) + disk("vz-1", 0, 0),
+            fired("VectorizerDiskNearReserve", "11m"),
+        ),
+    ),
+    "VectorizerMemoryNearHighWater": (
+        # 950 MiB of a 1000 MiB high-water mark: above 90% of it.
+        case(
+            memory("vz-0", anonymous_mib=950, high_water_mib=1000) + memory("vz-1", 500, 1000),
+            fired("VectorizerMemoryNearHighWater", "11m", pod_labels("warning", "vz-0")),
+        ),
+        # Well below the mark; and with the guard off (0) there is no mark to near.
+        case(
+            memory("vz-0", anonymous_mib=500, high_water_mib=1000) + memory("vz-1", 950, 0),
+            fired("VectorizerMemoryNearHighWater", "11m"),
+        ),
+    ),
+    "VectorizerWritesRefused": (
+        # One refusal at 2m: alerted at once, and resolved 5 minutes after the last one.
+        case(
+            [
+                series("vectorizer_api_errors_total", "0 0 1x12", pod="vz-0", code=code)
+                for code in ("insufficient_memory", "insufficient_storage")
+            ],
+            fired(
+                "VectorizerWritesRefused",
+                "3m",
+                refused("insufficient_memory"),
+                refused("insufficient_storage"),
+            ),
+            fired("VectorizerWritesRefused", "10m"),
+        ),
+        # Refusals long ago, and other errors now, are not refusals now.
+        case(
+            [
+                series(
+                    "vectorizer_api_errors_total", "7x12", pod="vz-0", code="insufficient_memory"
+                ),
+                series("vectorizer_api_errors_total", "0+5x12", pod="vz-0", code="internal_error"),
+            ],
+            fired("VectorizerWritesRefused", "10m"),
         ),
     ),
 }

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from tests.operator.conftest import make_cluster
+from vectorizer import errors
 from vectorizer.observability.reference import families
 from vectorizer_operator import naming
 from vectorizer_operator.builders.monitoring import (
+    WRITE_REFUSED_CODES,
     alerts,
     build_pod_monitor,
     build_prometheus_rule,
@@ -186,6 +188,15 @@ def test_server_error_codes_are_the_5xx_ones() -> None:
     codes = server_error_codes()
     assert {"internal_error", "storage_error", "replication_timeout", "not_ready"} <= set(codes)
     assert not {"not_found", "validation_error", "not_primary", "rate_limited"} & set(codes)
+
+
+def test_writes_refused_selects_the_write_guards_codes() -> None:
+    """The codes come from the data plane's error classes, and their series exist (at 0)
+    from the start, so the first refusal is an increase."""
+    assert WRITE_REFUSED_CODES == ("insufficient_storage", "insufficient_memory")
+    assert set(WRITE_REFUSED_CODES) <= set(errors.all_codes())
+    by_name = {a.name: a.expr for a in alerts(make_cluster(instances=3))}
+    assert 'code=~"insufficient_storage|insufficient_memory"' in by_name["VectorizerWritesRefused"]
 
 
 @pytest.mark.parametrize(

@@ -246,6 +246,33 @@ class NodeCollector(Collector):
             "Resident memory of the process",
             value=self._process.memory_info().rss,
         )
+        mem = stats["memory"]
+        yield GaugeMetricFamily(
+            "vectorizer_memory_anonymous_bytes",
+            "Anonymous resident memory (the heap): what the memory guard counts",
+            value=mem["used_bytes"],
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_memory_limit_bytes",
+            "Memory the node may use: its cgroup's limit or the machine's (0: no limit)",
+            value=mem["limit_bytes"],
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_memory_high_water_bytes",
+            "Anonymous memory past which writes that add data are refused (0: guard off)",
+            value=mem["high_water_bytes"],
+        )
+        disk = stats["disk"]
+        yield GaugeMetricFamily(
+            "vectorizer_disk_free_bytes",
+            "Free space on the data directory's volume",
+            value=disk["free_bytes"],
+        )
+        yield GaugeMetricFamily(
+            "vectorizer_disk_reserve_bytes",
+            "Free space below which writes that add data are refused (0: no reserve)",
+            value=disk["reserve_bytes"],
+        )
         yield GaugeMetricFamily(
             "vectorizer_ready",
             "1 when the node has recovered and serves requests",

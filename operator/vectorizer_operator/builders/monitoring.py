@@ -17,6 +17,12 @@ from vectorizer_operator.builders.security import tls_secret_name
 from vectorizer_operator.model import Cluster
 
 SERVER_ERROR_STATUS = 500
+# The write guards' refusals: free disk below its reserve, memory past its high-water mark.
+WRITE_REFUSED_CODES = (errors.InsufficientStorage.code, errors.InsufficientMemory.code)
+# Warn while free disk is below this multiple of the reserve (and the reserve is on)...
+DISK_RESERVE_MARGIN = 1.5
+# ... and while anonymous memory is above this share of the high-water mark (guard on).
+MEMORY_HIGH_WATER_SHARE = 0.9
 
 
 def server_error_codes() -> list[str]:
@@ -58,6 +64,7 @@ def alerts(cluster: Cluster) -> list[Alert]:
     primary = selector(cluster, f'role="{naming.ROLE_PRIMARY}"')
     replica = selector(cluster, f'role="{naming.ROLE_REPLICA}"')
     errors_sel = selector(cluster, f'code=~"{"|".join(server_error_codes())}"')
+    refused_sel = selector(cluster, f'code=~"{"|".join(WRITE_REFUSED_CODES)}"')
     where = f"{cluster.namespace}/{cluster.name}"
     return [
         Alert(
@@ -149,6 +156,42 @@ def alerts(cluster: Cluster) -> list[Alert]:
             "{{ $value | humanizeDuration }} old",
             f"Writes arrived but no snapshot was taken for more than "
             f"{t.snapshot_age_seconds}s: a restart replays the whole log.",
+        ),
+        Alert(
+            "VectorizerDiskNearReserve",
+            f"vectorizer_disk_free_bytes{sel}"
+            # (with no reserve, 0, free space is never below it)
+            f" < {DISK_RESERVE_MARGIN:g} * vectorizer_disk_reserve_bytes{sel}",
+            "10m",
+            "warning",
+            f"Volume of {{{{ $labels.pod }}}} in {where} has "
+            "{{ $value | humanize1024 }}B free, close to its reserve",
+            f"Free disk space has been below {DISK_RESERVE_MARGIN:g} times the reserve kept "
+            "for the next snapshot for 10 minutes: once it is below the reserve, writes "
+            "that add data are refused (insufficient_storage).",
+        ),
+        Alert(
+            "VectorizerMemoryNearHighWater",
+            f"vectorizer_memory_anonymous_bytes{sel}"
+            f" > {MEMORY_HIGH_WATER_SHARE:g} * vectorizer_memory_high_water_bytes{sel}"
+            f" and on(namespace, pod) vectorizer_memory_high_water_bytes{sel} > 0",
+            "10m",
+            "warning",
+            f"Anonymous memory of {{{{ $labels.pod }}}} in {where} is "
+            "{{ $value | humanize1024 }}B, close to its high-water mark",
+            f"Anonymous memory has been above {MEMORY_HIGH_WATER_SHARE:.0%} of the memory "
+            "guard's high-water mark for 10 minutes: past the mark, writes that add data "
+            "are refused (insufficient_memory).",
+        ),
+        Alert(
+            "VectorizerWritesRefused",
+            f"increase(vectorizer_api_errors_total{refused_sel}[5m]) > 0",
+            "0m",
+            "critical",
+            f"{{{{ $labels.pod }}}} of {where} refuses writes: {{{{ $labels.code }}}}",
+            "The instance refused writes that add data in the last 5 minutes because its "
+            "disk is down to the reserve (insufficient_storage) or its memory is past the "
+            "high-water mark (insufficient_memory); reads and deletes go on.",
         ),
     ]
 
