@@ -108,6 +108,11 @@ def test_at_its_memory_limit_a_node_refuses_writes_and_is_not_killed(tmp_path: P
             status, body = srv.request("POST", "/collections/c/vectors/delete", {"ids": gone})
             assert status == 200 and body["deleted"] == BATCH, body
             acked -= set(gone)
+            # A snapshot: start-up then loads it (and replays the log since).
+            assert srv.request("POST", "/collections/c/snapshot")[0] == 201
+            more = {"ids": list(range(BATCH, 2 * BATCH))}
+            assert srv.request("POST", "/collections/c/vectors/delete", more)[1]["deleted"] == BATCH
+            acked -= set(more["ids"])
         finally:
             srv.kill()
 

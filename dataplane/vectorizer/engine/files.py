@@ -1,6 +1,7 @@
 """Writing files so that a failure says so: fsync of a file or directory, numpy arrays
 written through Python's file objects, and a check for libraries that write short
-without an error (hnswlib's graph).
+without an error (hnswlib's graph). Reading and writing large files without a copy of
+them on the heap: memory maps, JSON written a chunk at a time.
 
 numpy writes an array with ``tofile``, whose short write raises an ``OSError`` without
 an errno, and hnswlib writes through a C++ stream that never reports one; a full disk
@@ -10,14 +11,22 @@ must come back as ENOSPC (or EFBIG over a file size limit) so that the caller ca
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import mmap
 import os
 import resource
 import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
+
+# Items encoded at once by write_json_arrays.
+_JSON_CHUNK = 4096
 
 
 def fsync_path(path: Path) -> None:
@@ -52,3 +61,40 @@ def check_written(path: Path, expected: int) -> None:
     else:
         code = errno.EIO
     raise OSError(code, f"{os.strerror(code)} ({path.name}: {written} of {expected} bytes)")
+
+
+@contextlib.contextmanager
+def mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
+    """A file's bytes mapped rather than read: its pages are the page cache's, which the
+    kernel fills as they are read and may drop again under memory pressure, so reading a
+    large file (a log segment, a snapshot's points) adds no copy of it to the heap. A node
+    that ran close to its memory limit must be able to start again."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:  # (an empty file cannot be mapped)
+            yield b""
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            data.madvise(mmap.MADV_SEQUENTIAL)
+            yield data
+
+
+def load_json(path: Path) -> Any:
+    """A JSON file's value, parsed from a map of the file (see ``mapped``)."""
+    with mapped(path) as data, memoryview(data) as view:
+        return orjson.loads(view)
+
+
+def write_json_arrays(path: Path, arrays: Mapping[str, Sequence[Any]]) -> None:
+    """Write ``{"name": [...], ...}`` byte for byte as ``orjson.dumps`` would, encoding
+    a chunk of items at a time: a snapshot of many large payloads never holds all of
+    them encoded at once."""
+    with open(path, "wb") as f:
+        f.write(b"{")
+        for n, (name, items) in enumerate(arrays.items()):
+            f.write(b"," if n else b"")
+            f.write(orjson.dumps(name) + b":[")
+            for start in range(0, len(items), _JSON_CHUNK):
+                f.write(b"," if start else b"")
+                f.write(orjson.dumps(items[start : start + _JSON_CHUNK])[1:-1])
+            f.write(b"]")
+        f.write(b"}")

@@ -12,7 +12,6 @@ background every N ms; ``never`` leaves it to the OS.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import mmap
 import os
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from vectorizer.engine.files import fsync_path
+from vectorizer.engine.files import fsync_path, mapped
 from vectorizer.errors import StorageError, StorageFailed, ValidationError
 
 log = logging.getLogger(__name__)
@@ -67,23 +66,8 @@ def frame(seq: int, body: bytes) -> bytes:
     return FRAME.pack(len(body), _crc(seq, body), seq) + body
 
 
-# A segment's bytes: mapped from its file (``_mapped``), or empty.
+# A segment's bytes: mapped from its file (``mapped``), or empty.
 Data = bytes | mmap.mmap
-
-
-@contextlib.contextmanager
-def _mapped(path: Path) -> Iterator[Data]:
-    """A segment's bytes mapped rather than read: its pages are the page cache's, which
-    the kernel fills as they are read and may drop again under memory pressure, so
-    replaying or shipping a 64 MiB segment does not add 64 MiB to the heap (a node at its
-    memory limit must be able to start again)."""
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            yield b""
-            return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            data.madvise(mmap.MADV_SEQUENTIAL)
-            yield data
 
 
 def _parse_at(data: Data, pos: int) -> tuple[int, bytes, int] | None:
@@ -142,7 +126,7 @@ class WriteAheadLog:
                     f"expected {expected}: records are missing"
                 )
             expected = seg.first_seq
-            with _mapped(seg.path) as data:
+            with mapped(seg.path) as data:
                 pos = 0
                 while pos < len(data):
                     parsed = _parse_at(data, pos)
@@ -178,7 +162,7 @@ class WriteAheadLog:
             nxt = self._segments[i + 1].first_seq if i + 1 < len(self._segments) else None
             if nxt is not None and nxt <= seq:
                 continue
-            with _mapped(seg.path) as data:
+            with mapped(seg.path) as data:
                 pos = 0
                 while (parsed := _parse_at(data, pos)) is not None:
                     rec_seq, body, pos = parsed
