@@ -65,6 +65,10 @@ class Settings:
     max_body_bytes: int = _opt(64 << 20, "largest accepted request body, in bytes")
     max_search_limit: int = _opt(10_000, "largest 'limit' a search may ask for")
     max_batch_points: int = _opt(100_000, "most points in one upsert request")
+    max_batch_searches: int = _opt(1_000, "most searches in one batch search request")
+    max_batch_results: int = _opt(
+        100_000, "most results one batch search may ask for: the sum of its limits and offsets"
+    )
     role: str = _opt("primary", "role on first start: primary or replica (then persisted)")
     primary_url: str = _opt("", "URL of the primary to follow (replicas)")
     node_id: str = _opt("", "this node's replication id (default: generated once, persisted)")
@@ -266,6 +270,10 @@ def check_limits(s: Settings) -> None:
     if s.disk_reserve_bytes < -1:
         raise ValidationError(
             "disk_reserve_bytes is -1 (automatic), 0 (off) or a size", field="disk_reserve_bytes"
+        )
+    if s.max_batch_searches < 1 or s.max_batch_results < 1:
+        raise ValidationError(
+            "max_batch_searches and max_batch_results must be >= 1", field="max_batch_searches"
         )
     if s.memory_limit_bytes < -1:
         raise ValidationError(

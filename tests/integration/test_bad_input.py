@@ -309,6 +309,23 @@ BAD: list[tuple[str, str, Any, int, str, str | None]] = [
         "validation_error",
         "ids[0]",
     ),
+    # A batch's size is bounded by its searches and results, not only by its bytes.
+    (
+        "POST",
+        "/batch_search",
+        {"collection": "c", "queries": [{"vector": [1, 2, 3], "limit": 1}] * 1001},
+        422,
+        "validation_error",
+        "queries",
+    ),
+    (
+        "POST",
+        "/batch_search",
+        {"collection": "c", "queries": [{"vector": [1, 2, 3], "limit": 9000, "offset": 1000}] * 11},
+        422,
+        "validation_error",
+        "queries",
+    ),
     ("DELETE", "/collections/nope", None, 404, "collection_not_found", "collection"),
     ("GET", "/no/such/route", None, 404, "route_not_found", None),
     ("PATCH", "/collections", None, 405, "method_not_allowed", None),
@@ -337,6 +354,31 @@ def test_bad_request_is_structured_and_harmless(
     assert got["request_id"]
     assert "Traceback" not in got["error"]["message"]
     assert snapshot_state(seeded) == before
+
+
+def test_a_batch_within_its_bounds_is_answered_and_one_too_large_is_refused(
+    seeded: ServerProcess,
+) -> None:
+    native = {"collection": "c", "queries": [{"vector": [1, 2, 3], "limit": 5}] * 1000}
+    status, body = seeded.request("POST", "/batch_search", native)
+    assert status == 200 and body["succeeded"] == 1000, body
+    # A search over max_search_limit fails on its own, and counts as that limit in the sum.
+    one_bad = {"collection": "c", "queries": [{"vector": [1, 2, 3], "limit": 10**9}] * 2}
+    status, body = seeded.request("POST", "/batch_search", one_bad)
+    assert status == 200 and body["failed"] == 2, body
+    for route, key, search in (
+        ("search/batch", "searches", {"vector": [1, 2, 3], "limit": 5}),
+        ("query/batch", "searches", {"query": [1, 2, 3], "limit": 5}),
+    ):
+        path = f"/qdrant/collections/c/points/{route}"
+        status, body = seeded.request("POST", path, {key: [search] * 1000})
+        assert status == 200 and len(body["result"]) == 1000, body
+        status, body = seeded.request("POST", path, {key: [search] * 1001})
+        assert status == 400, body  # (Qdrant's status for a request it refuses)
+        assert "at most 1000 searches" in body["status"]["error"], body
+        wide = {**search, "limit": 10_000}
+        status, body = seeded.request("POST", path, {key: [wide] * 11})
+        assert status == 400 and "at most 100000 results" in body["status"]["error"], body
 
 
 @pytest.mark.parametrize(

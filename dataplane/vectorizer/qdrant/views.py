@@ -20,6 +20,7 @@ from vectorizer.engine.store import Store
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
 from vectorizer.qdrant import models, responses, schemas
 from vectorizer.qdrant.errors import for_qdrant, point_not_found
+from vectorizer.security.limits import check_batch
 from vectorizer.server.exchange import inserted, searched
 from vectorizer.server.http import convert_as, json_response, read_as
 from vectorizer.server.keys import SETTINGS, STORE
@@ -372,7 +373,7 @@ async def search_batch(request: web.Request) -> Any:
     """Several legacy searches in one request; one bad search fails the whole batch."""
     body = await _body(request, schemas.SearchRequestBatch)
     max_limit = request.app[SETTINGS].max_search_limit
-    searches = [models.search_request(s, max_limit) for s in body.searches]
+    searches = _batch([models.search_request(s, max_limit) for s in body.searches], request)
     coll = _collection(request)
     results = [run_search(coll, s) for s in searches]
     searched(request, *map(len, results))
@@ -394,11 +395,24 @@ async def query_batch(request: web.Request) -> Any:
     """Several universal queries in one request; one bad query fails the whole batch."""
     body = await _body(request, schemas.QueryRequestBatch)
     max_limit = request.app[SETTINGS].max_search_limit
-    searches = [models.query_request(q, max_limit) for q in body.searches]
+    searches = _batch([models.query_request(q, max_limit) for q in body.searches], request)
     coll = _collection(request)
     results = [run_search(coll, s) for s in searches]
     searched(request, *map(len, results))
     return [{"points": hits} for hits in results]
+
+
+def _batch(searches: list[models.Search], request: web.Request) -> list[models.Search]:
+    """``searches``, once their number and their results in all are within bounds."""
+    conf = request.app[SETTINGS]
+    check_batch(
+        (s.limit + s.offset for s in searches),
+        conf.max_batch_searches,
+        conf.max_batch_results,
+        conf.max_search_limit,
+        "searches",
+    )
+    return searches
 
 
 def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:

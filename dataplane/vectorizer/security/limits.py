@@ -1,4 +1,5 @@
-"""Bounds on what a request body may be: how deeply its JSON nests.
+"""Bounds on what a request may ask for: how deeply its JSON nests, and how many
+searches and results one batch holds.
 
 Decoders recurse per level, so a body of ``[[[[…]]]]`` costs stack and time out of all
 proportion to its size; it is measured before anything decodes it. The scan runs at C
@@ -9,10 +10,11 @@ first, so brackets inside them do not count.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import numpy as np
 
-from vectorizer.errors import JsonTooDeep
+from vectorizer.errors import JsonTooDeep, ValidationError
 
 _ESCAPED = re.compile(rb"\\.", re.DOTALL)  # so that \" does not end a string
 _STRING = re.compile(rb'"[^"]*"')
@@ -39,3 +41,24 @@ def check_json_depth(body: bytes, limit: int) -> None:
     depth = json_depth(body)
     if depth > limit:
         raise JsonTooDeep(f"JSON nests {depth} levels deep; at most {limit} allowed", field="body")
+
+
+def check_batch(
+    sizes: Iterable[int], max_searches: int, max_results: int, max_limit: int, field: str
+) -> None:
+    """A batch of searches holds at most ``max_searches`` searches asking for at most
+    ``max_results`` results in all (each search's limit plus offset, as far as
+    ``max_limit`` allows: a search over it fails on its own): one request's work and
+    answer stay bounded, however small its body."""
+    sizes = list(sizes)
+    if len(sizes) > max_searches:
+        raise ValidationError(
+            f"a batch holds at most {max_searches} searches, got {len(sizes)}", field=field
+        )
+    total = sum(min(max(size, 0), max_limit) for size in sizes)
+    if total > max_results:
+        raise ValidationError(
+            f"the searches of a batch may ask for at most {max_results} results in all (the "
+            f"sum of their limits and offsets), got {total}",
+            field=field,
+        )

@@ -10,6 +10,7 @@ from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import VectorizerError
+from vectorizer.security.limits import check_batch
 from vectorizer.server.exchange import searched
 from vectorizer.server.http import read_as, struct_response
 from vectorizer.server.keys import SEARCH_BATCHER
@@ -58,7 +59,15 @@ async def batch_search(request: web.Request) -> web.Response:
     """Several searches in one collection; each query succeeds or fails on its own."""
     body = await read_as(request, BatchSearch)
     coll = store(request).collection(body.collection)
-    max_limit = settings(request).max_search_limit
+    conf = settings(request)
+    max_limit = conf.max_search_limit
+    check_batch(
+        (q.limit + q.offset for q in body.queries),
+        conf.max_batch_searches,
+        conf.max_batch_results,
+        max_limit,
+        "queries",
+    )
     results: list[dict[str, Any]] = []
     for i, q in enumerate(body.queries):
         try:
