@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from vectorizer.tasks import stop
 from vectorizer_operator.metrics import OperatorMetrics
 from vectorizer_operator.reconcile.cluster import Result
 
@@ -143,12 +144,7 @@ class ClusterLoop:
             await self.stop()
 
     async def stop(self) -> None:
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*self._running.values())
 
     async def drain(self) -> None:
         """Wait for the running reconciles (tests)."""

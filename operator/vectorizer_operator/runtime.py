@@ -7,12 +7,12 @@ no kopf imports, so tests start it with fakes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vectorizer.tasks import stop
 from vectorizer_operator.builders import BuildOptions
 from vectorizer_operator.dataplane_client import DataPlane, ReplicationClient
 from vectorizer_operator.kube import KubeClient
@@ -118,11 +118,7 @@ class Runtime:
         self.tasks.append(asyncio.create_task(self.loop.run(), name="reconcile loop"))
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*self.tasks)
         self.tasks.clear()
         if self.elector is not None:
             await self.elector.release()

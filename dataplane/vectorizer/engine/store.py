@@ -44,6 +44,7 @@ from vectorizer.errors import (
     VectorNotFound,
 )
 from vectorizer.observability.tracing import tracer
+from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +171,7 @@ class Store:
 
     async def close(self, *, take_snapshot: bool = True) -> None:
         self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*self._tasks)
         if take_snapshot and self.ready:
             await self.snapshot()
         self._wal.close()

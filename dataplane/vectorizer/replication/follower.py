@@ -28,6 +28,7 @@ from vectorizer.engine.store import Store
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
 from vectorizer.replication.state import History
+from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +166,7 @@ class Follower:
             try:
                 await self._apply_loop(ws, their_epoch)
             finally:
-                acker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await acker
+                await stop(acker)
 
     async def _apply_loop(self, ws: aiohttp.ClientWebSocketResponse, epoch: int) -> None:
         while True:

@@ -8,7 +8,6 @@ may proceed (``write_guard``) and, in sync mode, waits through it for replicas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
@@ -34,6 +33,7 @@ from vectorizer.security.keys import KeyStore
 from vectorizer.security.secrets import Secret
 from vectorizer.security.tls import client_context
 from vectorizer.settings import Settings
+from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -266,9 +266,7 @@ class ReplicationManager:
         if self.follower is not None:
             self._last_primary_sequence = self.follower.stats.primary_sequence
         if self._follow_task is not None:
-            self._follow_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow_task
+            await stop(self._follow_task)
         self._follow_task = None
 
     # ---- observation ---------------------------------------------------------------------

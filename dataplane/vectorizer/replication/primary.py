@@ -28,6 +28,7 @@ from vectorizer.errors import ReplicationTimeout
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
 from vectorizer.replication.state import History, divergence
+from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -255,9 +256,7 @@ class PrimaryHub:
             info.syncing = False
             self._wakeups.discard(wake)
             self._links.discard(ws)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await stop(reader)
 
     async def _stream(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -30,6 +29,7 @@ from vectorizer.server.keys import (
 from vectorizer.server.middlewares.pipeline import pipeline
 from vectorizer.server.routes import ROUTES
 from vectorizer.settings import Settings
+from vectorizer.tasks import stop
 
 
 def create_app(settings: Settings, store: Store | None = None) -> web.Application:
@@ -73,9 +73,7 @@ async def _security(app: web.Application) -> AsyncIterator[None]:
     watcher = asyncio.create_task(tls.watch(app[SETTINGS].tls_reload_interval_s)) if tls else None
     yield
     if watcher is not None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await stop(watcher)
     guard.close()
 
 

@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from vectorizer.security.tls import ServerTls
+from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,7 @@ class TlsSite(web.BaseSite):
     async def stop(self) -> None:
         self._runner._check_site(self)
         tasks = [t for t in (self._acceptor, *self._pending) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*tasks)
         if self._sock is not None:
             self._sock.close()
         self._runner._unreg_site(self)
