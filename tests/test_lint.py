@@ -26,3 +26,16 @@ def test_ruff_format_is_applied() -> None:
 def test_mypy_strict_is_clean() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_cancellation_is_swallowed_while_stopping_tasks() -> None:
+    """``with suppress(CancelledError): await task`` swallows the caller's own
+    cancellation along with the task's; ``vectorizer.tasks.stop`` does not."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for top in ("dataplane", "operator", "e2e/harness")
+        for path in sorted((ROOT / top).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "suppress(asyncio.CancelledError)" in line and "__main__" not in path.name
+    ]
+    assert not offenders, offenders

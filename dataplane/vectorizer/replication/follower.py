@@ -212,7 +212,8 @@ class Follower:
         """Confirm the newest durable sequence; heartbeats carry it too."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._applied.wait(), self.config.heartbeat_s)
+                async with asyncio.timeout(self.config.heartbeat_s):
+                    await self._applied.wait()
             self._applied.clear()
             seq = self.store.sequence
             await self.store.sync_log(seq)

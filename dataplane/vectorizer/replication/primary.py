@@ -166,7 +166,8 @@ class PrimaryHub:
         entry = (seq, needed, fut)
         self._ack_waiters.append(entry)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(fut)
         except TimeoutError:
             raise ReplicationTimeout(
                 f"write {seq} is durable on the primary but only {self._confirmed(seq)} of "
@@ -297,7 +298,8 @@ class PrimaryHub:
                 last_beat = now
             if next_seq > self.store.sequence:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.thresholds.heartbeat_s)
+                    async with asyncio.timeout(self.thresholds.heartbeat_s):
+                        await wake.wait()
 
     async def _read(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> None:
         async for msg in ws:

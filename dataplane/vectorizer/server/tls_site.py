@@ -115,7 +115,8 @@ class TlsSite(web.BaseSite):
     async def _open(self, conn: socket.socket, source: str) -> None:
         loop = asyncio.get_running_loop()
         try:
-            first = await asyncio.wait_for(_peek(conn), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                first = await _peek(conn)
         except (TimeoutError, OSError):
             conn.close()
             return
@@ -162,7 +163,8 @@ async def _answer_plaintext(loop: asyncio.AbstractEventLoop, conn: socket.socket
     try:
         with contextlib.suppress(BlockingIOError):
             conn.recv(65536)
-        await asyncio.wait_for(loop.sock_sendall(conn, PLAINTEXT_ANSWER), 5)
+        async with asyncio.timeout(5):
+            await loop.sock_sendall(conn, PLAINTEXT_ANSWER)
         conn.shutdown(socket.SHUT_WR)
         async with asyncio.timeout(2):
             while await loop.sock_recv(conn, 65536):

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vectorizer.tasks import stop
+
 from ..kube import JsonDict
 from .clock import now
 from .env import ConfigError
@@ -218,9 +220,7 @@ class ContainerRunner:
         try:
             code = await self.proc.wait()
         finally:
-            probes.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probes
+            await stop(probes)
         self._set(
             state={"terminated": _terminated(code, started_at, container_id)},
             started=False,
@@ -272,7 +272,8 @@ class ContainerRunner:
         log.info("stopping container %s (pid %d): %s", self.name, proc.pid, why)
         _signal(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+            async with asyncio.timeout(grace):
+                await asyncio.shield(proc.wait())
         except TimeoutError:
             _signal(proc.pid, signal.SIGKILL)
             await proc.wait()
@@ -285,7 +286,8 @@ class ContainerRunner:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
 
 def _ends_with_newline(log_path: Path) -> bool:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vectorizer.tasks import stop
+
 from ..kube import JsonDict, Kube, KubeError, path
 from ..network import AddressPool, PodSandbox, create_sandbox, delete_sandbox
 from .clock import now
@@ -156,9 +158,7 @@ class PodWorker:
             *(r.stop(grace) for r in [*self.runners, *reversed(self.init_runners)])
         )
         if self._main:
-            self._main.cancel()  # still in setup, e.g. waiting for a claim
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
+            await stop(self._main)  # still in setup, e.g. waiting for a claim
         await self._teardown()
         self.changed()
 

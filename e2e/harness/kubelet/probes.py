@@ -46,9 +46,8 @@ async def _http(spec: JsonDict, target: ProbeTarget, limit: float) -> bool:
 
 async def _tcp(spec: JsonDict, target: ProbeTarget, limit: float) -> bool:
     host = spec.get("host") or target.host
-    _, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, _port(spec["port"], target)), limit
-    )
+    async with asyncio.timeout(limit):
+        _, writer = await asyncio.open_connection(host, _port(spec["port"], target))
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
@@ -68,7 +67,8 @@ async def _exec(spec: JsonDict, target: ProbeTarget, limit: float) -> bool:
         start_new_session=True,
     )
     try:
-        return await asyncio.wait_for(proc.wait(), limit) == 0
+        async with asyncio.timeout(limit):
+            return await proc.wait() == 0
     except TimeoutError:
         proc.kill()
         await proc.wait()
