@@ -152,3 +152,57 @@ def test_a_body_too_large_to_decode_in_the_memory_left_is_refused(tmp_path: Path
         assert srv.proc is not None and srv.proc.poll() is None
     finally:
         srv.kill()
+
+
+def test_an_answer_too_large_to_build_in_the_memory_left_is_refused(tmp_path: Path) -> None:
+    # 2,000 vectors of 3,072 components are ~300 MB while an answer holds them.
+    srv = ServerProcess(data_dir=tmp_path / "data", args=["--memory-limit-bytes", str(320 << 20)])
+    srv.start()
+    wide, n = 3072, 2000
+    try:
+        spec = {"name": "c", "dimension": wide, "index": "exact"}
+        assert srv.request("POST", "/collections", spec)[0] == 201
+        rng = np.random.default_rng(3)
+        for first in range(0, n, 250):
+            vecs = rng.normal(size=(250, wide)).round(2).tolist()
+            points = [{"id": first + i, "vector": v} for i, v in enumerate(vecs)]
+            assert srv.request("POST", "/collections/c/vectors", {"vectors": points})[0] == 200
+        query = vecs[0]
+        too_large: list[tuple[str, str, Any]] = [
+            ("GET", f"/collections/c/vectors?limit={n}&with_vector=true", None),
+            ("POST", "/collections/c/search", {"vector": query, "limit": n, "with_vector": True}),
+            (
+                "POST",
+                "/batch_search",
+                {
+                    "collection": "c",
+                    "queries": [{"vector": query, "limit": n // 2, "with_vector": True}] * 2,
+                },
+            ),
+            ("POST", "/qdrant/collections/c/points/scroll", {"limit": n, "with_vector": True}),
+            ("POST", "/qdrant/collections/c/points", {"ids": list(range(n)), "with_vector": True}),
+            (
+                "POST",
+                "/qdrant/collections/c/points/query",
+                {"query": query, "limit": n, "with_vector": True},
+            ),
+        ]
+        for method, path, body in too_large:
+            status, answer = srv.request(method, path, body)
+            assert status == 507, (path, answer)
+            if path.startswith("/qdrant"):
+                assert answer["status"]["error"].startswith("insufficient_memory"), answer
+            else:
+                assert answer["error"]["code"] == "insufficient_memory", answer
+                assert answer["error"]["field"] == "limit", answer
+        # Smaller pages of the same, and the whole without vectors, are answered.
+        status, page = srv.request("GET", "/collections/c/vectors?limit=200&with_vector=true")
+        assert status == 200 and len(page["vectors"]) == 200
+        assert len(page["vectors"][0]["vector"]) == wide
+        status, page = srv.request("GET", f"/collections/c/vectors?limit={n}")
+        assert status == 200 and len(page["vectors"]) == n
+        status, hits = srv.request("POST", "/collections/c/search", {"vector": query, "limit": n})
+        assert status == 200 and len(hits["results"]) == n
+        assert srv.proc is not None and srv.proc.poll() is None
+    finally:
+        srv.kill()

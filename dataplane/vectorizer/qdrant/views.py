@@ -22,7 +22,7 @@ from vectorizer.qdrant import models, responses, schemas
 from vectorizer.qdrant.errors import for_qdrant, point_not_found
 from vectorizer.security.limits import check_batch
 from vectorizer.server.exchange import inserted, searched
-from vectorizer.server.http import convert_as, json_response, read_as
+from vectorizer.server.http import check_answer_fits, convert_as, json_response, read_as
 from vectorizer.server.keys import SETTINGS, STORE
 
 T = TypeVar("T")
@@ -324,7 +324,10 @@ async def retrieve_points(request: web.Request) -> Any:
     payload = models.payload_selector(body.with_payload, True)
     vector = models.with_vector(body.with_vector)
     coll = _collection(request)
-    found = (coll.get(pid, with_vector=vector) for pid in dict.fromkeys(ids))
+    unique = dict.fromkeys(ids)
+    if vector:
+        check_answer_fits(request, len(unique), coll.config.dimension)
+    found = (coll.get(pid, with_vector=vector) for pid in unique)
     return [responses.record(p, payload) for p in found if p is not None]
 
 
@@ -333,7 +336,10 @@ async def scroll_points(request: web.Request) -> Any:
     """A page of points in id order, optionally filtered; ``next_page_offset`` continues."""
     body = await _body(request, schemas.ScrollRequest, optional=True)
     page = models.scroll(body, request.app[SETTINGS].max_search_limit)
-    points, next_offset = _collection(request).scroll(
+    coll = _collection(request)
+    if page.with_vector:
+        check_answer_fits(request, page.limit, coll.config.dimension)
+    points, next_offset = coll.scroll(
         page.limit,
         page.offset,
         compile_filter(page.filter),
@@ -363,7 +369,7 @@ async def search_points(request: web.Request) -> Any:
     """Nearest neighbours of a vector (the legacy search API)."""
     body = await _body(request, schemas.SearchRequest)
     search = models.search_request(body, request.app[SETTINGS].max_search_limit)
-    hits = run_search(_collection(request), search)
+    hits = run_search(_searched_collection(request, [search]), search)
     searched(request, len(hits))
     return hits
 
@@ -374,7 +380,7 @@ async def search_batch(request: web.Request) -> Any:
     body = await _body(request, schemas.SearchRequestBatch)
     max_limit = request.app[SETTINGS].max_search_limit
     searches = _batch([models.search_request(s, max_limit) for s in body.searches], request)
-    coll = _collection(request)
+    coll = _searched_collection(request, searches)
     results = [run_search(coll, s) for s in searches]
     searched(request, *map(len, results))
     return results
@@ -385,7 +391,7 @@ async def query_points(request: web.Request) -> Any:
     """Universal query, nearest-neighbour form: by vector, by point id, or no query."""
     body = await _body(request, schemas.QueryRequest)
     search = models.query_request(body, request.app[SETTINGS].max_search_limit)
-    hits = run_search(_collection(request), search)
+    hits = run_search(_searched_collection(request, [search]), search)
     searched(request, len(hits))
     return {"points": hits}
 
@@ -396,7 +402,7 @@ async def query_batch(request: web.Request) -> Any:
     body = await _body(request, schemas.QueryRequestBatch)
     max_limit = request.app[SETTINGS].max_search_limit
     searches = _batch([models.query_request(q, max_limit) for q in body.searches], request)
-    coll = _collection(request)
+    coll = _searched_collection(request, searches)
     results = [run_search(coll, s) for s in searches]
     searched(request, *map(len, results))
     return [{"points": hits} for hits in results]
@@ -413,6 +419,14 @@ def _batch(searches: list[models.Search], request: web.Request) -> list[models.S
         "searches",
     )
     return searches
+
+
+def _searched_collection(request: web.Request, searches: list[models.Search]) -> Collection:
+    """The collection ``searches`` go to, once their answers' vectors fit in memory."""
+    coll = _collection(request)
+    vectors = sum(s.limit for s in searches if s.with_vector)
+    check_answer_fits(request, vectors, coll.config.dimension)
+    return coll
 
 
 def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:

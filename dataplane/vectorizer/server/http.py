@@ -24,6 +24,10 @@ _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 # worked on. Bodies below _SMALL_BODY are not worth the check.
 _DECODED_FACTOR = 6
 _SMALL_BODY = 1 << 20
+# An answer's vectors while it is built: per component a Python float (24 bytes) and its
+# list slot (8), then ~12 bytes of JSON. Answers below _SMALL_ANSWER are not measured.
+_ANSWER_BYTES_PER_COMPONENT = 48
+_SMALL_ANSWER = 16 << 20
 
 
 def json_response(
@@ -86,6 +90,17 @@ async def read_json_bytes(request: web.Request) -> bytes:
     check_json_depth(body, request.app[SETTINGS].max_json_depth)
     ex.body = body
     return body
+
+
+def check_answer_fits(request: web.Request, vectors: int, dimension: int) -> None:
+    """Refuse an answer of up to ``vectors`` vectors (of ``dimension``) that would not fit
+    in the memory the node has left, as a body too large to decode is refused: a page of
+    10,000 vectors of 3,072 components is over a gigabyte while it is built."""
+    nbytes = vectors * dimension * _ANSWER_BYTES_PER_COMPONENT
+    if nbytes > _SMALL_ANSWER:
+        request.app[STORE].check_transient(
+            nbytes, f"an answer of up to {vectors} vectors of dimension {dimension}", "limit"
+        )
 
 
 async def read_json(request: web.Request) -> Any:

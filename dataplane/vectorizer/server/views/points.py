@@ -8,7 +8,7 @@ from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import parse_path_id
 from vectorizer.errors import ValidationError, VectorNotFound
 from vectorizer.server.exchange import inserted
-from vectorizer.server.http import json_response, read_as, struct_response
+from vectorizer.server.http import check_answer_fits, json_response, read_as, struct_response
 from vectorizer.server.schemas import Count, DeletePoints, UpdatePoint, UpsertPoints
 from vectorizer.server.views.common import (
     path_id,
@@ -85,11 +85,14 @@ async def list_points(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, 1, settings(request).max_search_limit)
     raw_offset = request.query.get("offset")
     offset = None if raw_offset is None else parse_path_id(raw_offset)
+    with_vector = query_bool(request, "with_vector", False)
+    if with_vector:
+        check_answer_fits(request, limit, coll.config.dimension)
     points, next_offset = coll.scroll(
         limit,
         offset,
         with_payload=query_bool(request, "with_payload", True),
-        with_vector=query_bool(request, "with_vector", False),
+        with_vector=with_vector,
     )
     return struct_response({"vectors": points, "next_offset": next_offset})
 

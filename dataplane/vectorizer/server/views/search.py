@@ -12,7 +12,7 @@ from vectorizer.engine.validation import Matrix
 from vectorizer.errors import VectorizerError
 from vectorizer.security.limits import check_batch
 from vectorizer.server.exchange import searched
-from vectorizer.server.http import read_as, struct_response
+from vectorizer.server.http import check_answer_fits, read_as, struct_response
 from vectorizer.server.keys import SEARCH_BATCHER
 from vectorizer.server.schemas import BatchSearch, Search
 from vectorizer.server.views.common import check_range, settings, store
@@ -38,6 +38,11 @@ def _params(q: Search) -> dict[str, Any]:
     }
 
 
+def _check_answers_fit(request: web.Request, coll: Collection, queries: list[Search]) -> None:
+    vectors = sum(q.limit for q in queries if q.with_vector)
+    check_answer_fits(request, vectors, coll.config.dimension)
+
+
 def run_search(coll: Collection, q: Search, max_limit: int) -> list[ScoredPoint]:
     query = _checked_query(coll, q, max_limit)
     return coll.search(query, predicate=compile_filter(q.filter), **_params(q))
@@ -46,6 +51,7 @@ def run_search(coll: Collection, q: Search, max_limit: int) -> list[ScoredPoint]
 async def search(request: web.Request) -> web.Response:
     body = await read_as(request, Search)
     coll = store(request).collection(request.match_info["name"])
+    _check_answers_fit(request, coll, [body])
     if body.filter is None:  # answered together with other searches in flight
         query = _checked_query(coll, body, settings(request).max_search_limit)
         results = await request.app[SEARCH_BATCHER].search(coll, query, **_params(body))
@@ -68,6 +74,7 @@ async def batch_search(request: web.Request) -> web.Response:
         max_limit,
         "queries",
     )
+    _check_answers_fit(request, coll, body.queries)
     results: list[dict[str, Any]] = []
     for i, q in enumerate(body.queries):
         try:
