@@ -27,6 +27,11 @@ def _own_memory_cgroup() -> tuple[Path, str] | None:
     return None
 
 
+def limit_file(group: Path) -> str:
+    """The name of the memory limit's file in a cgroup made by ``memory_cgroup``."""
+    return "memory.max" if (group / "memory.max").exists() else "memory.limit_in_bytes"
+
+
 @contextlib.contextmanager
 def memory_cgroup(limit: int) -> Iterator[Path | None]:
     """A new cgroup below this process's own, limited to ``limit`` bytes of memory; None

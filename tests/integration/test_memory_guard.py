@@ -8,12 +8,13 @@ itself, as in a container. Elsewhere the same limit is given as a setting.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tests.cgroups import memory_cgroup
+from tests.cgroups import limit_file, memory_cgroup
 from tests.servers import ServerProcess
 
 LIMIT = 160 << 20  # about 45 MiB of it is the idle server
@@ -104,6 +105,16 @@ def test_at_its_memory_limit_a_node_refuses_writes_and_is_not_killed(tmp_path: P
                 "PUT", "/qdrant/collections/c/points?wait=true", {"points": batch(10**6)["vectors"]}
             )
             assert status == 507 and body["status"]["error"].startswith("insufficient_memory")
+            if group is not None:  # the pod resized in place: writes resume, no restart
+                (group / limit_file(group)).write_text(str(2 * LIMIT))
+                deadline = time.monotonic() + 10
+                while srv.request("GET", "/stats")[1]["memory"]["limit_bytes"] != 2 * LIMIT:
+                    assert time.monotonic() < deadline, "the new limit was never taken up"
+                    time.sleep(0.2)
+                status, body = srv.request("POST", "/collections/c/vectors", batch(refused_first))
+                assert status == 200, body
+                acked.update(range(refused_first, refused_first + BATCH))
+                (group / limit_file(group)).write_text(str(LIMIT))  # as it was, for the restart
             gone = list(range(BATCH))
             status, body = srv.request("POST", "/collections/c/vectors/delete", {"ids": gone})
             assert status == 200 and body["deleted"] == BATCH, body

@@ -180,11 +180,12 @@ class Store:
     async def _maintain(self) -> None:
         """Periodic snapshots: on the interval, or sooner when the log has grown large or
         the disk reached its reserve; and every second, staged vectors folded into their
-        graphs."""
+        graphs and the memory limit looked up again."""
         last, room_at = time.monotonic(), -math.inf
         while True:
             await asyncio.sleep(1.0)
             self.fold()
+            self._follow_memory_limit()
             interval = self.options.snapshot_interval_s
             due = interval > 0 and time.monotonic() - last >= interval
             grown = self._log_bytes_since_snapshot >= self.options.snapshot_wal_bytes
@@ -197,6 +198,17 @@ class Store:
                     await self.snapshot()
                 except Exception:
                     log.exception("periodic snapshot failed; the log keeps every record")
+
+    def _follow_memory_limit(self) -> None:
+        """Take up a new limit found on the cgroup (a pod resized in place), so that
+        writes resume as soon as there is more memory, without a restart."""
+        if self.options.memory_limit_bytes != AUTO_LIMIT:
+            return
+        limit = memory.memory_limit()
+        if limit != self.memory_limit:
+            log.info("memory limit now %d MiB (was %d MiB)", limit >> 20, self.memory_limit >> 20)
+            self.memory_limit = limit
+            self._memory_measured = -math.inf
 
     def fold(self) -> int:
         """Start linking every collection's staged vectors into its graph (on the fold
