@@ -8,7 +8,8 @@ default (durable) settings, talks to it over HTTP, prints a report and writes JS
 Load comes from the minimal clients in ``benches/httpclient.py`` (the server and the
 load generator share the machine's two cores): one blocking socket for the sequential
 client (the same queries through an asyncio connection are reported beside it), and
-32 asyncio connections drawing the 1,000 queries in turn for the concurrent phase.
+32 asyncio connections drawing the 1,000 queries in turn for the concurrent phase (its
+recall is reported too: those searches run in batches).
 
 Right after those two phases the same searches go to a bare aiohttp + hnswlib server
 over the same vectors (``benches/floor.py``): what the stack itself does on this machine
@@ -109,24 +110,28 @@ def sequential(port: int, path: str, qbodies: list[bytes]) -> Searches:
 async def concurrent(
     port: int, path: str, qbodies: list[bytes], connections: int, total: int
 ) -> Searches:
-    """``total`` searches over ``connections`` asyncio connections drawing the queries in
-    turn, each connection one request at a time."""
+    """``total`` (at least as many as the queries) searches over ``connections`` asyncio
+    connections drawing the queries in turn, each connection one request at a time; what
+    each query found is kept from its last answer (searched in batches, on both cores)."""
     lat: list[float] = []
-    counter = iter(range(total))
+    answers: list[Any] = [None] * len(qbodies)  # (ids taken out after the clock stops)
+    counter = iter(range(max(total, len(qbodies))))
     conns = [await Connection.open("127.0.0.1", port) for _ in range(connections)]
 
     async def worker(c: Connection) -> None:
         for i in counter:
             t = time.perf_counter()
-            await c.json("POST", path, qbodies[i % len(qbodies)])
+            res = await c.json("POST", path, qbodies[i % len(qbodies)])
             lat.append(time.perf_counter() - t)
+            answers[i % len(qbodies)] = res
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in conns))
     took = time.perf_counter() - t0
     for c in conns:
         c.close()
-    return Searches(total / took, lat, [])
+    found = [[h["id"] for h in res["results"]] for res in answers]
+    return Searches(len(lat) / took, lat, found)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -231,10 +236,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 concurrent_qps=conc.qps,
                 concurrent_p50_ms=conc.pct(50),
                 concurrent_p99_ms=conc.pct(99),
+                concurrent_recall_at_10=conc.recall(truth),
             )
             print(
                 f"search, {args.connections} connections: {report['concurrent_qps']:.0f} QPS, "
-                f"p50 {report['concurrent_p50_ms']:.2f} ms, p99 {report['concurrent_p99_ms']:.2f} ms"
+                f"p50 {report['concurrent_p50_ms']:.2f} ms, p99 {report['concurrent_p99_ms']:.2f} ms, "
+                f"recall@10 {report['concurrent_recall_at_10']:.4f} (searched in batches)"
             )
 
             # -- the stack's floor, in the same minutes ----------------------------------
