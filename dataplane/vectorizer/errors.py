@@ -117,6 +117,10 @@ class CollectionNotFound(NotFound):
     code = "collection_not_found"
 
 
+class AliasNotFound(NotFound):
+    code = "alias_not_found"
+
+
 class VectorNotFound(NotFound):
     code = "vector_not_found"
 

@@ -386,7 +386,7 @@ def test_a_batch_within_its_bounds_is_answered_and_one_too_large_is_refused(
     [
         ("GET", "/no/such/route", 404, "no route GET /no/such/route"),
         ("PATCH", "/collections", 405, "PATCH /collections is not allowed (this path answers"),
-        ("GET", "/qdrant/aliases", 404, "GET /qdrant/aliases is not part of the Qdrant API"),
+        ("GET", "/qdrant/cluster", 404, "GET /qdrant/cluster is not part of the Qdrant API"),
         ("POST", "/qdrant/collections/c/points/groups", 405, "is not part of the Qdrant API"),
     ],
 )

@@ -113,6 +113,75 @@ def test_collection_lifecycle(client: QdrantClient, server: ServerProcess) -> No
     assert server.request("GET", "/collections/docs")[0] == 404
 
 
+def test_aliases_switch_a_collection_in_one_step(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    make(client, "docs_v1", n=4)
+    make(client, "docs_v2", n=0)
+    client.upsert("docs_v2", points=[models.PointStruct(id=100, vector=vec(1), payload={})])
+    create = models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="docs_v1", alias_name="docs")
+    )
+    assert client.update_collection_aliases(change_aliases_operations=[create])
+    assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases] == [
+        ("docs", "docs_v1")
+    ]
+    assert client.get_collection("docs").points_count == 4  # every read through it...
+    assert ids_of(client.query_points("docs", query=vec(1), limit=1).points) == [1]
+    client.upsert("docs", points=[models.PointStruct(id=5, vector=vec(5), payload={})])
+    assert client.count("docs_v1").count == 5  # ...and every write
+    assert client.collection_exists("docs") is True
+
+    # The switch: delete and create in one request, all or nothing.
+    switch = [
+        models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="docs")),
+        models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name="docs_v2", alias_name="docs")
+        ),
+    ]
+    assert client.update_collection_aliases(change_aliases_operations=switch)
+    assert ids_of(client.query_points("docs", query=vec(1), limit=1).points) == [100]
+    assert client.get_collection_aliases("docs_v1").aliases == []
+    rename = models.RenameAliasOperation(
+        rename_alias=models.RenameAlias(old_alias_name="docs", new_alias_name="live")
+    )
+    client.update_collection_aliases(change_aliases_operations=[rename])
+    assert [a.alias_name for a in client.get_collection_aliases("docs_v2").aliases] == ["live"]
+
+    bad = models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="nope", alias_name="other")
+    )
+    fine = models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="docs_v2", alias_name="staging")
+    )
+    with pytest.raises(UnexpectedResponse) as exc:
+        client.update_collection_aliases(change_aliases_operations=[fine, bad])
+    assert status_of(exc) == 404 and b"nope" in exc.value.content
+    assert [a.alias_name for a in client.get_aliases().aliases] == ["live"]  # nothing changed
+    with pytest.raises(UnexpectedResponse) as exc:
+        client.create_collection("live", vectors_config=models.VectorParams(size=2, distance="Dot"))
+    assert status_of(exc) == 409  # (in Qdrant's words: "Collection `live` already exists!")
+    # Deleting goes by the collection's own name (false through an alias), aliases with it.
+    assert client.delete_collection("live") is False
+    assert client.delete_collection("docs_v2") is True
+    assert client.get_aliases().aliases == []
+
+    # What the aliases were is durable: kill -9 and back.
+    client.update_collection_aliases(
+        change_aliases_operations=[
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name="docs_v1", alias_name="docs")
+            )
+        ]
+    )
+    server.kill()
+    server.start()
+    assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases] == [
+        ("docs", "docs_v1")
+    ]
+    assert client.count("docs").count == 5
+
+
 @pytest.mark.parametrize(
     ("distance", "metric"),
     [("Cosine", "cosine"), ("Euclid", "euclidean"), ("Dot", "dot")],

@@ -159,6 +159,9 @@ async def raw_get(url: str) -> tuple[int, dict[str, str]]:
         return resp.status, dict(resp.headers)
 
 
+ALIASED = {"aliases": [{"alias_name": "live", "collection_name": "c"}]}
+
+
 async def test_vector_updates_replicate_and_are_searchable_on_the_replica(
     cluster: Cluster,
 ) -> None:
@@ -202,6 +205,12 @@ async def test_vector_updates_replicate_and_are_searchable_on_the_replica(
     await eventually(lambda: caught_up(vp, vr))
     assert (await vr.search("c", moved[5], limit=1))[0].id == 405
     assert await all_points(vr, "c") == await all_points(vp, "c")
+    # So do alias changes; a replica reads through the alias too.
+    alias = {"actions": [{"create_alias": {"alias_name": "live", "collection_name": "c"}}]}
+    assert p.request("POST", "/qdrant/collections/aliases", alias)[0] == 200
+    await eventually(lambda: caught_up(vp, vr))
+    assert r.request("GET", "/qdrant/aliases")[1]["result"] == ALIASED
+    assert (await vr.search("live", moved[5], limit=1))[0].id == 405
 
 
 async def test_full_sync_from_empty_when_the_log_was_truncated(cluster: Cluster) -> None:
@@ -209,6 +218,8 @@ async def test_full_sync_from_empty_when_the_log_was_truncated(cluster: Cluster)
     vp = cluster.client(p)
     await vp.create_collection("c", 8)
     await seed(vp, 400)
+    alias = {"actions": [{"create_alias": {"alias_name": "live", "collection_name": "c"}}]}
+    assert p.request("POST", "/qdrant/collections/aliases", alias)[0] == 200
     snap = await vp.snapshot("c")
     assert (await vp.stats())["wal"]["first_sequence"] > 1
     r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
@@ -217,6 +228,7 @@ async def test_full_sync_from_empty_when_the_log_was_truncated(cluster: Cluster)
     assert await all_points(vr, "c") == await all_points(vp, "c")
     rstats = await vr.replication_stats()
     assert rstats["full_syncs"] == 1 and rstats["last_sync"] is not None
+    assert r.request("GET", "/qdrant/aliases")[1]["result"] == ALIASED  # in the snapshot
     assert rstats["bytes_received"] >= snap["size_bytes"]
     reps = await confirmed(vp)
     assert reps[0]["full_syncs"] == 1 and reps[0]["bytes_sent"] >= snap["size_bytes"]

@@ -642,3 +642,46 @@ def test_security_headers_on_real_responses(node: Node) -> None:
         assert r.headers["Server"] == "vectorizer"
         assert int(r.headers["X-RateLimit-Remaining"]) >= 0
         assert r.headers["X-RateLimit-Limit"] == "1000"
+
+
+def test_an_alias_is_allowed_what_its_collection_is(node: Node) -> None:
+    def aliases(*pairs: tuple[str, str | None]) -> dict[str, Any]:
+        return {
+            "actions": [
+                {"create_alias": {"alias_name": a, "collection_name": c}}
+                if c
+                else {"delete_alias": {"alias_name": a}}
+                for a, c in pairs
+            ]
+        }
+
+    add = aliases(("to_other", "other"), ("to_c", "c"))
+    assert node.call("POST", "/qdrant/collections/aliases", add, as_="scoped")[0] == 403
+    assert node.call("POST", "/qdrant/collections/aliases", add, as_="admin")[0] == 200
+    try:
+        query = {"vector": [1, 1, 1], "limit": 1}
+        assert node.call("POST", "/collections/to_other/search", query, as_="scoped")[0] == 200
+        status, got, _ = node.call("POST", "/collections/to_c/search", query, as_="scoped")
+        assert status == 403 and got["error"]["code"] == "forbidden", got
+        qdrant = {"query": [1, 1, 1], "limit": 1}
+        path = "/qdrant/collections/{}/points/query"
+        assert node.call("POST", path.format("to_other"), qdrant, as_="scoped")[0] == 200
+        assert node.call("POST", path.format("to_c"), qdrant, as_="scoped")[0] == 403
+        batch = {"collection": "to_c", "queries": [query]}
+        assert node.call("POST", "/batch_search", batch, as_="scoped")[0] == 403
+        assert node.call("GET", "/qdrant/aliases", as_="scoped")[0] == 403  # names every collection
+        # A scope may name an alias: whatever collection it names now.
+        status, key, _ = node.call(
+            "POST",
+            "/auth/keys",
+            {"name": "by-alias", "role": "viewer", "collections": ["to_c"]},
+            as_="admin",
+        )
+        assert status == 201, key
+        node.keys["by-alias"] = key["secret"]
+        assert node.call("POST", "/collections/to_c/search", query, as_="by-alias")[0] == 200
+        assert node.call("POST", "/collections/c/search", query, as_="by-alias")[0] == 403
+        assert node.call("POST", "/collections/to_other/search", query, as_="by-alias")[0] == 403
+    finally:
+        gone = aliases(("to_other", None), ("to_c", None))
+        assert node.call("POST", "/qdrant/collections/aliases", gone, as_="admin")[0] == 200

@@ -52,22 +52,34 @@ class SnapshotInfo:
         }
 
 
-def write(directory: Path, sequence: int, collections: list[Collection]) -> SnapshotInfo:
-    """Write a snapshot of ``collections`` at ``sequence`` (blocking; run off the loop)."""
+# What a snapshot holds: its collections by name, and the aliases naming them.
+Loaded = tuple[SnapshotInfo, dict[str, Collection], dict[str, str]]
+
+
+def write(
+    directory: Path, sequence: int, collections: list[Collection], aliases: dict[str, str]
+) -> SnapshotInfo:
+    """Write a snapshot of ``collections`` and ``aliases`` (alias -> collection) at
+    ``sequence`` (blocking; run off the loop)."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{sequence:020d}"
     tmp = directory / f"{TMP_PREFIX}{sequence:020d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        return _write(directory, tmp, final, sequence, collections)
+        return _write(directory, tmp, final, sequence, collections, aliases)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk gets its room back
         raise
 
 
 def _write(
-    directory: Path, tmp: Path, final: Path, sequence: int, collections: list[Collection]
+    directory: Path,
+    tmp: Path,
+    final: Path,
+    sequence: int,
+    collections: list[Collection],
+    aliases: dict[str, str],
 ) -> SnapshotInfo:
     entries = []
     for i, coll in enumerate(collections):
@@ -86,6 +98,7 @@ def _write(
         "sequence": sequence,
         "created_at": created,
         "collections": entries,
+        "aliases": aliases,
     }
     (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     fsync_path(tmp / MANIFEST)
@@ -105,13 +118,12 @@ def remove_partial(directory: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def load_latest(
-    directory: Path, defaults: HnswParams
-) -> tuple[SnapshotInfo, dict[str, Collection]] | None:
-    """The newest snapshot that verifies, with its collections; None when there is none."""
+def load_latest(directory: Path, defaults: HnswParams) -> Loaded | None:
+    """The newest snapshot that verifies, with its collections and aliases; None when
+    there is none."""
     for info in list_snapshots(directory):
         try:
-            return info, _load(info.path, defaults)
+            return info, *_load(info.path, defaults)
         except Exception as exc:  # any damage: fall back to an older snapshot
             log.error("snapshot %s is unusable (%s); trying an older one", info.path.name, exc)
     return None
@@ -145,15 +157,17 @@ def prune(directory: Path, keep: int, pinned: set[int] | None = None) -> list[Sn
     return kept
 
 
-def load_dir(path: Path, defaults: HnswParams) -> tuple[SnapshotInfo, dict[str, Collection]]:
+def load_dir(path: Path, defaults: HnswParams) -> Loaded:
     """Verify and load one snapshot folder (whatever its name)."""
     manifest = orjson.loads((path / MANIFEST).read_bytes())
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     info = SnapshotInfo(int(manifest["sequence"]), path, float(manifest["created_at"]), size)
-    return info, _load(path, defaults, check_name=False)
+    return info, *_load(path, defaults, check_name=False)
 
 
-def _load(path: Path, defaults: HnswParams, check_name: bool = True) -> dict[str, Collection]:
+def _load(
+    path: Path, defaults: HnswParams, check_name: bool = True
+) -> tuple[dict[str, Collection], dict[str, str]]:
     manifest = orjson.loads((path / MANIFEST).read_bytes())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"unknown snapshot format {manifest.get('format')!r}")
@@ -172,7 +186,10 @@ def _load(path: Path, defaults: HnswParams, check_name: bool = True) -> dict[str
                 f"collection {entry['name']} has {len(coll)} points, expected {entry['count']}"
             )
         out[coll.name] = coll
-    return out
+    aliases: dict[str, str] = manifest.get("aliases", {})  # (none before aliases existed)
+    if any(target not in out for target in aliases.values()):
+        raise ValueError("an alias names a collection the snapshot does not hold")
+    return out, aliases
 
 
 def _sha256(path: Path) -> str:

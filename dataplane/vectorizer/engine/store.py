@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from vectorizer.engine import aliases as alias_ops
 from vectorizer.engine import memory, records, snapshot, validation
 from vectorizer.engine.collection import INITIAL_CAPACITY, Collection, memory_for
 from vectorizer.engine.config import CollectionConfig, HnswParams
@@ -87,6 +88,7 @@ class Store:
         self.ready = False
         self.started_at = time.time()
         self._collections: dict[str, Collection] = {}
+        self._aliases: dict[str, str] = {}  # alias -> collection
         self.on_fsync: Callable[[float], None] | None = None  # for metrics
         self.on_snapshot: Callable[[float, int], None] | None = None  # seconds, bytes
         self._wal = self._new_wal()
@@ -144,7 +146,7 @@ class Store:
         snap_seq = 0
         loaded = snapshot.load_latest(self._snap_dir, self.options.hnsw_defaults)
         if loaded is not None:
-            self._last_snapshot, self._collections = loaded
+            self._last_snapshot, self._collections, self._aliases = loaded
             snap_seq = self._last_snapshot.sequence
         self._wal.recover()
         if self._wal.last_seq > snap_seq and self._wal.first_seq > snap_seq + 1:
@@ -224,11 +226,25 @@ class Store:
     # ---- reads -------------------------------------------------------------------------
 
     def collection(self, name: str) -> Collection:
+        """The collection called ``name``, or the one ``name`` is an alias of."""
         self._check_ready()
-        coll = self._collections.get(name)
+        coll = self._collections.get(self._aliases.get(name, name))
         if coll is None:
             raise CollectionNotFound(f"collection {name!r} does not exist", field="collection")
         return coll
+
+    def resolve(self, name: str) -> str:
+        """The collection ``name`` means: the one it is an alias of, or itself."""
+        return self._aliases.get(name, name)
+
+    def aliases(self, collection: str | None = None) -> dict[str, str]:
+        """Aliases (alias -> collection) in name order; only ``collection``'s if given."""
+        self._check_ready()
+        return {
+            alias: target
+            for alias, target in sorted(self._aliases.items())
+            if collection is None or target == collection
+        }
 
     def collections(self) -> list[Collection]:
         self._check_ready()
@@ -289,6 +305,8 @@ class Store:
         if not _shrinks(op):
             self._check_room()
             self._check_memory(op, vectors)
+        if "collection" in op:  # a point write: logged under the collection, never an alias
+            op["collection"] = self.resolve(op["collection"])
         try:
             body = records.encode(op, vectors)
         except orjson.JSONEncodeError as exc:  # JSON we decoded, but that the log cannot hold
@@ -461,7 +479,7 @@ class Store:
         loaded = await loop.run_in_executor(
             None, snapshot.load_dir, incoming, self.options.hnsw_defaults
         )
-        info, collections = loaded
+        info, collections, names = loaded
         marker = self.data_dir / SYNC_MARKER
         marker.write_bytes(b"")
         fsync_path(self.data_dir)
@@ -474,7 +492,7 @@ class Store:
         self._wal = self._new_wal()
         self._wal.recover()
         self._wal.start(info.sequence + 1)
-        self._collections = collections
+        self._collections, self._aliases = collections, names
         self.sequence = info.sequence
         self._last_snapshot = snapshot.SnapshotInfo(
             info.sequence, final, info.created_at, info.size_bytes
@@ -495,15 +513,36 @@ class Store:
         config = CollectionConfig.parse(raw_config, self.options.hnsw_defaults)
         if name in self._collections:
             raise CollectionExists(f"collection {name!r} already exists", field="name")
+        if name in self._aliases:
+            raise CollectionExists(
+                f"{name!r} is an alias of collection {self._aliases[name]!r}", field="name"
+            )
         seq = self._commit({"op": "create_collection", "name": name, "config": config.to_dict()})
         created = self._collections[name]  # (a delete may follow while this one is synced)
         await self._durable(seq)
         return created
 
     async def delete_collection(self, name: str) -> int:
+        """Delete the collection called ``name`` (never through an alias) and its aliases."""
         await self._gate()
-        self.collection(name)
+        self._check_ready()
+        if name not in self._collections:
+            alias = (
+                f" ({name!r} is an alias of {self._aliases[name]!r})"
+                if name in self._aliases
+                else ""
+            )
+            raise CollectionNotFound(
+                f"collection {name!r} does not exist{alias}", field="collection"
+            )
         return await self._durable(self._commit({"op": "delete_collection", "name": name}))
+
+    async def update_aliases(self, actions: list[alias_ops.AliasAction]) -> int:
+        """Create, delete and rename aliases in one step: all of ``actions`` or none."""
+        await self._gate()
+        self._check_ready()
+        changes = alias_ops.plan(actions, self._aliases, self._collections)
+        return await self._durable(self._commit({"op": "aliases", "changes": changes}))
 
     async def upsert(
         self,
@@ -656,6 +695,9 @@ class Store:
             self._collections[op["name"]] = Collection(op["name"], config)
         elif kind == "delete_collection":
             self._collections.pop(op["name"], None)
+            self._aliases = {a: c for a, c in self._aliases.items() if c != op["name"]}
+        elif kind == "aliases":
+            alias_ops.apply(self._aliases, op["changes"])
         else:
             coll = self._collections[op["collection"]]
             if kind == "upsert":
@@ -698,7 +740,9 @@ class Store:
                 coll.fold()
             # Saving a graph waits for its fold (on the worker thread, not the loop).
             try:
-                info = await loop.run_in_executor(None, snapshot.write, self._snap_dir, seq, colls)
+                info = await loop.run_in_executor(
+                    None, snapshot.write, self._snap_dir, seq, colls, dict(self._aliases)
+                )
             except OSError as exc:  # e.g. a full disk: the log still holds everything
                 raise StorageError.refused(exc, f"writing the snapshot at {seq}") from exc
             self._log_bytes_since_snapshot = 0

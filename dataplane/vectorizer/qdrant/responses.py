@@ -37,6 +37,10 @@ def envelope(result: Any, started: float) -> dict[str, Any]:
     return {"result": result, "status": "ok", "time": time.perf_counter() - started}
 
 
+def aliases(names: dict[str, str]) -> dict[str, Any]:
+    return {"aliases": [{"alias_name": a, "collection_name": c} for a, c in names.items()]}
+
+
 def update_result(sequence: int) -> dict[str, Any]:
     """A write's result. The write is applied (and durable per the fsync policy) before we
     answer, so it is always ``completed``; the operation id is the log sequence number."""

@@ -17,6 +17,10 @@ ROUTES: list[web.RouteDef] = [
     web.get(PREFIX, views.root),
     web.get(PREFIX + "/", views.root_slash),
     web.get(PREFIX + "/collections", views.list_collections),
+    # (before the collection routes: "aliases" is no collection's name here)
+    web.post(PREFIX + "/collections/aliases", views.update_aliases),
+    web.get(PREFIX + "/aliases", views.list_aliases),
+    web.get(_C + "/aliases", views.collection_aliases),
     web.put(_C, views.create_collection),
     web.get(_C, views.get_collection),
     web.delete(_C, views.delete_collection),
@@ -44,6 +48,7 @@ ROUTES: list[web.RouteDef] = [
 
 # Request body of each operation that takes one, for the OpenAPI document.
 REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
+    ("POST", PREFIX + "/collections/aliases"): schemas.ChangeAliases,
     ("PUT", _C): schemas.CreateCollection,
     ("PUT", _C + "/index"): schemas.CreateFieldIndex,
     ("PUT", _C + "/points"): schemas.Upsert,

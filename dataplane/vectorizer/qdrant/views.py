@@ -109,6 +109,26 @@ async def delete_collection(request: web.Request) -> Any:
 
 
 @qdrant_view
+async def update_aliases(request: web.Request) -> Any:
+    """Create, delete and rename aliases: all of the actions, in order, or none."""
+    body = await _body(request, schemas.ChangeAliases)
+    await _store(request).update_aliases(models.alias_actions(body))
+    return True
+
+
+@qdrant_view
+async def list_aliases(request: web.Request) -> Any:
+    """Every alias and the collection it names."""
+    return responses.aliases(_store(request).aliases())
+
+
+@qdrant_view
+async def collection_aliases(request: web.Request) -> Any:
+    """The aliases of one collection."""
+    return responses.aliases(_store(request).aliases(_collection(request).name))
+
+
+@qdrant_view
 async def collection_exists(request: web.Request) -> Any:
     """Whether a collection exists."""
     try:

@@ -22,6 +22,7 @@ from vectorizer.security.permissions import Rule, rule_for
 from vectorizer.security.roles import ANONYMOUS, Permission, Principal
 from vectorizer.server.exchange import Exchange
 from vectorizer.server.http import read_json_bytes
+from vectorizer.server.keys import STORE
 from vectorizer.server.middlewares.metrics import UNMATCHED
 from vectorizer.server.middlewares.ratelimit import check_rate
 
@@ -71,6 +72,11 @@ async def authorize(request: web.Request, ex: Exchange, principal: Principal, ru
     permission = rule.permission
     collection = await target_collection(request, ex, rule)
     if principal.allows(permission, collection):
+        return
+    # An alias is allowed what its collection is (a scope may also name the alias itself).
+    if collection is not None and principal.allows(
+        permission, request.app[STORE].resolve(collection)
+    ):
         return
     if not principal.granted(permission):
         ex.audit_reason = f"role {principal.role.value} lacks {permission.value}"
