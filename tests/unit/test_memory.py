@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vectorizer.engine import memory
+from vectorizer.engine.aliases import CreateAlias
 from vectorizer.engine.collection import (
     INITIAL_CAPACITY,
     POINT_OVERHEAD,
@@ -117,6 +118,7 @@ async def guarded(tmp_path: Path, headroom: int) -> Store:
 async def test_writes_are_refused_at_the_high_water_mark_and_deletes_go_on(tmp_path: Path) -> None:
     s = await guarded(tmp_path, 24 << 20)
     await s.create_collection("a", {"dimension": 128})
+    await s.update_aliases([CreateAlias("live", "a")])  # a write through it is counted alike
     rng = np.random.default_rng(1)
     batch = 2000
     with pytest.raises(InsufficientMemory) as refused:
@@ -132,6 +134,7 @@ async def test_writes_are_refused_at_the_high_water_mark_and_deletes_go_on(tmp_p
 
     vectors = rng.random((batch, 128), dtype=np.float32)
     for write in (
+        s.upsert("live", list(range(10**9, 10**9 + batch)), vectors, [None] * batch),
         s.upsert("a", list(range(10**9, 10**9 + batch)), vectors, [None] * batch),
         s.update_vectors("a", list(range(batch)), vectors),  # each update takes a fresh slot
         s.create_collection("b", {"dimension": 8192}),  # 1,024 slots of 64 KiB to start with
@@ -139,7 +142,9 @@ async def test_writes_are_refused_at_the_high_water_mark_and_deletes_go_on(tmp_p
         with pytest.raises(InsufficientMemory):
             await write
     assert s.sequence == seq
-    # What frees memory goes through; a payload change adds data and waits for room.
+    # What frees memory goes through, and so do alias changes (names only); a payload
+    # change adds data and waits for room.
+    await s.update_aliases([CreateAlias("other", "a")])
     assert (await s.delete_points("a", list(range(batch))))[0] == batch
     await s.set_payload("a", [batch], {}, overwrite=True)  # clearing a payload
     assert (await s.delete_payload("a", [batch + 1], None, ["x"]))[0] == 1

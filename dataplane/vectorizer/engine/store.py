@@ -58,8 +58,9 @@ SYNC_MARKER = "SYNC_IN_PROGRESS"
 # AUTO_RESERVE sizes it after the data, plus a margin.
 AUTO_RESERVE = -1
 RESERVE_MARGIN = 64 << 20
-# Writes that add nothing to the next snapshot: taken whatever the free space.
-_SHRINKING = frozenset({"delete", "delete_collection", "delete_payload"})
+# Writes that add nothing to the next snapshot (or only names: aliases), taken whatever
+# the room on disk or in memory.
+_SHRINKING = frozenset({"delete", "delete_collection", "delete_payload", "aliases"})
 _MEASURE_TTL_S = 0.1
 # The memory limit AUTO_LIMIT finds: the cgroup's, or the machine's memory.
 AUTO_LIMIT = -1
@@ -302,11 +303,11 @@ class Store:
     def _commit(
         self, op: records.Op, vectors: Matrix | None = None, *, points_field: str = "vectors"
     ) -> int:
+        if "collection" in op:  # a point write: logged under the collection, never an alias
+            op["collection"] = self.resolve(op["collection"])
         if not _shrinks(op):
             self._check_room()
             self._check_memory(op, vectors)
-        if "collection" in op:  # a point write: logged under the collection, never an alias
-            op["collection"] = self.resolve(op["collection"])
         try:
             body = records.encode(op, vectors)
         except orjson.JSONEncodeError as exc:  # JSON we decoded, but that the log cannot hold
@@ -767,7 +768,7 @@ class Store:
 
 
 def _shrinks(op: records.Op) -> bool:
-    """Whether ``op`` adds nothing to the next snapshot (taken whatever the free space)."""
+    """Whether ``op`` adds no data (taken whatever the room on disk or in memory)."""
     if op["op"] == "set_payload":
         return bool(op["overwrite"]) and not op["payload"]  # clearing payloads
     return op["op"] in _SHRINKING
