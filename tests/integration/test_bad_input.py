@@ -450,3 +450,13 @@ def test_unparsable_http_gets_a_structured_error(
     with urllib.request.urlopen(seeded.url + "/metrics") as r:
         metrics = r.read().decode()
     assert 'vectorizer_api_errors_total{code="malformed_request"}' in metrics
+
+
+def test_an_invalid_limit_is_a_validation_error_even_with_vectors(seeded: ServerProcess) -> None:
+    # Checked before the answer's size is: a 422 on limit, not a 507.
+    body = {"vector": [1, 2, 3], "limit": 10**9, "with_vector": True}
+    status, got = seeded.request("POST", "/collections/c/search", body)
+    assert status == 422 and got["error"]["field"] == "limit", got
+    batch = {"collection": "c", "queries": [body, {"vector": [1, 2, 3], "with_vector": True}]}
+    status, got = seeded.request("POST", "/batch_search", batch)
+    assert status == 200 and [r["status"] for r in got["results"]] == ["error", "ok"], got

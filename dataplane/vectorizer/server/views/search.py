@@ -38,8 +38,11 @@ def _params(q: Search) -> dict[str, Any]:
     }
 
 
-def _check_answers_fit(request: web.Request, coll: Collection, queries: list[Search]) -> None:
-    vectors = sum(q.limit for q in queries if q.with_vector)
+def _check_answers_fit(
+    request: web.Request, coll: Collection, queries: list[Search], max_limit: int
+) -> None:
+    # (a limit over max_limit fails its own search: it counts as max_limit here)
+    vectors = sum(min(q.limit, max_limit) for q in queries if q.with_vector)
     check_answer_fits(request, vectors, coll.config.dimension)
 
 
@@ -51,12 +54,14 @@ def run_search(coll: Collection, q: Search, max_limit: int) -> list[ScoredPoint]
 async def search(request: web.Request) -> web.Response:
     body = await read_as(request, Search)
     coll = store(request).collection(request.match_info["name"])
-    _check_answers_fit(request, coll, [body])
+    max_limit = settings(request).max_search_limit
+    query = _checked_query(coll, body, max_limit)
+    if body.with_vector:
+        _check_answers_fit(request, coll, [body], max_limit)
     if body.filter is None:  # answered together with other searches in flight
-        query = _checked_query(coll, body, settings(request).max_search_limit)
         results = await request.app[SEARCH_BATCHER].search(coll, query, **_params(body))
     else:
-        results = run_search(coll, body, settings(request).max_search_limit)
+        results = coll.search(query, predicate=compile_filter(body.filter), **_params(body))
     searched(request, len(results))
     return struct_response({"results": results})
 
@@ -74,7 +79,7 @@ async def batch_search(request: web.Request) -> web.Response:
         max_limit,
         "queries",
     )
-    _check_answers_fit(request, coll, body.queries)
+    _check_answers_fit(request, coll, body.queries, max_limit)
     results: list[dict[str, Any]] = []
     for i, q in enumerate(body.queries):
         try:
