@@ -264,6 +264,26 @@ class VectorizerClient:
     async def snapshot(self, name: str) -> dict[str, Any]:
         return dict((await self.request("POST", f"/collections/{_seg(name)}/snapshot"))["snapshot"])
 
+    # ---- aliases ------------------------------------------------------------------------
+
+    async def aliases(self) -> dict[str, str]:
+        """Every alias and the collection it names."""
+        return dict((await self.request("GET", "/aliases"))["aliases"])
+
+    async def update_aliases(self, actions: list[dict[str, Any]]) -> dict[str, str]:
+        """Apply Qdrant-shaped alias actions (``{"create_alias": {"alias_name": ...,
+        "collection_name": ...}}``, ``delete_alias``, ``rename_alias``) in one step, all
+        or none; returns the aliases after."""
+        return dict((await self.request("POST", "/aliases", {"actions": actions}))["aliases"])
+
+    async def set_alias(self, alias: str, collection: str) -> dict[str, str]:
+        """Point ``alias`` at ``collection`` (created, or moved there in one step)."""
+        create = {"alias_name": alias, "collection_name": collection}
+        return await self.update_aliases([{"create_alias": create}])
+
+    async def delete_alias(self, alias: str) -> dict[str, str]:
+        return await self.update_aliases([{"delete_alias": {"alias_name": alias}}])
+
     # ---- points -------------------------------------------------------------------------
 
     async def upsert(self, collection: str, points: Iterable[Point | dict[str, Any]]) -> int:

@@ -12,6 +12,7 @@ import pytest
 from tests.servers import ServerProcess
 from vectorizer.client import Point, VectorizerClient
 from vectorizer.errors import (
+    AliasNotFound,
     CollectionExists,
     CollectionNotFound,
     DimensionMismatch,
@@ -90,6 +91,35 @@ async def test_crud_workflow(server: ServerProcess) -> None:
         with pytest.raises(CollectionNotFound):
             await vz.get_collection("docs")
         assert await vz.list_collections() == []
+
+
+async def test_aliases_through_the_sdk(server: ServerProcess) -> None:
+    async with VectorizerClient(server.url) as vz:
+        await vz.create_collection("v1", 2)
+        await vz.create_collection("v2", 2)
+        await vz.upsert("v1", [Point(1, [1, 0])])
+        await vz.upsert("v2", [Point(2, [1, 0])])
+        assert await vz.set_alias("prod", "v1") == {"prod": "v1"}
+        assert [h.id for h in await vz.search("prod", [1, 0], limit=1)] == [1]
+        assert (await vz.get_collection("prod"))["name"] == "v1"
+        await vz.upsert("prod", [Point(3, [0, 1])])
+        assert await vz.count("v1") == 2
+        assert await vz.set_alias("prod", "v2") == {"prod": "v2"}  # moved in one step
+        assert [h.id for h in await vz.search("prod", [1, 0], limit=1)] == [2]
+        with pytest.raises(AliasNotFound) as raised:
+            await vz.update_aliases(
+                [
+                    {"delete_alias": {"alias_name": "prod"}},
+                    {"rename_alias": {"old_alias_name": "nope", "new_alias_name": "x"}},
+                ]
+            )
+        assert raised.value.field == "actions[1].old_alias_name"
+        assert await vz.aliases() == {"prod": "v2"}  # nothing of the failed batch
+        with pytest.raises(CollectionExists):
+            await vz.set_alias("v1", "v2")  # a collection's name
+        with pytest.raises(CollectionNotFound):
+            await vz.delete_collection("prod")  # by own name only
+        assert await vz.delete_alias("prod") == {}
 
 
 async def test_openapi_document_lists_every_route(server: ServerProcess) -> None:

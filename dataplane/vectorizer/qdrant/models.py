@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from vectorizer.engine import validation
-from vectorizer.engine.aliases import AliasAction, CreateAlias, DeleteAlias, RenameAlias
 from vectorizer.engine.config import IndexKind, Metric
 from vectorizer.engine.filters import Payload
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 from vectorizer.qdrant.schemas import (
     Batch,
-    ChangeAliases,
     CreateCollection,
     DeletePayload,
     DeleteVectors,
@@ -557,23 +555,3 @@ def in_range(value: int, field: str, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ValidationError(f"must be in {lo}..{hi}", field=field)
     return value
-
-
-def alias_actions(body: ChangeAliases) -> list[AliasAction]:
-    """The engine's alias actions; each operation must hold exactly one of the three."""
-    out: list[AliasAction] = []
-    for i, op in enumerate(body.actions):
-        given = [a for a in (op.create_alias, op.delete_alias, op.rename_alias) if a is not None]
-        if len(given) != 1:
-            raise ValidationError(
-                "each action is one of create_alias, delete_alias or rename_alias",
-                field=f"actions[{i}]",
-            )
-        if op.create_alias is not None:
-            out.append(CreateAlias(op.create_alias.alias_name, op.create_alias.collection_name))
-        elif op.delete_alias is not None:
-            out.append(DeleteAlias(op.delete_alias.alias_name))
-        elif op.rename_alias is not None:
-            rename = op.rename_alias
-            out.append(RenameAlias(rename.old_alias_name, rename.new_alias_name))
-    return out

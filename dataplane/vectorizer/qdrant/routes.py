@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 
 from vectorizer.qdrant import schemas, views
+from vectorizer.server.schemas import ChangeAliases
 
 PREFIX = "/qdrant"
 _C = PREFIX + "/collections/{name}"
@@ -48,7 +49,7 @@ ROUTES: list[web.RouteDef] = [
 
 # Request body of each operation that takes one, for the OpenAPI document.
 REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
-    ("POST", PREFIX + "/collections/aliases"): schemas.ChangeAliases,
+    ("POST", PREFIX + "/collections/aliases"): ChangeAliases,
     ("PUT", _C): schemas.CreateCollection,
     ("PUT", _C + "/index"): schemas.CreateFieldIndex,
     ("PUT", _C + "/points"): schemas.Upsert,

@@ -189,29 +189,3 @@ class QueryRequestBatch(_Body):
 class CreateFieldIndex(_Body):
     field_name: str
     field_schema: Any = None
-
-
-class CreateAlias(_Body):
-    collection_name: str
-    alias_name: str
-
-
-class DeleteAlias(_Body):
-    alias_name: str
-
-
-class RenameAlias(_Body):
-    old_alias_name: str
-    new_alias_name: str
-
-
-class AliasOperation(_Body):
-    """One of the three (Qdrant's ``AliasOperations``)."""
-
-    create_alias: CreateAlias | None = None
-    delete_alias: DeleteAlias | None = None
-    rename_alias: RenameAlias | None = None
-
-
-class ChangeAliases(_Body):
-    actions: list[AliasOperation]

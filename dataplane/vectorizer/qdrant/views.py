@@ -24,6 +24,8 @@ from vectorizer.security.limits import check_batch
 from vectorizer.server.exchange import inserted, searched
 from vectorizer.server.http import check_answer_fits, convert_as, json_response, read_as
 from vectorizer.server.keys import SETTINGS, STORE
+from vectorizer.server.schemas import ChangeAliases
+from vectorizer.server.views.aliases import alias_actions
 
 T = TypeVar("T")
 QdrantHandler = Callable[[web.Request], Awaitable[Any]]
@@ -111,8 +113,8 @@ async def delete_collection(request: web.Request) -> Any:
 @qdrant_view
 async def update_aliases(request: web.Request) -> Any:
     """Create, delete and rename aliases: all of the actions, in order, or none."""
-    body = await _body(request, schemas.ChangeAliases)
-    await _store(request).update_aliases(models.alias_actions(body))
+    body = await _body(request, ChangeAliases)
+    await _store(request).update_aliases(alias_actions(body))
     return True
 
 

@@ -50,6 +50,8 @@ _NATIVE: dict[tuple[str, str], Rule] = {
     ("POST", "/collections/{name}/count"): _path(P.READ),
     ("POST", "/collections/{name}/search"): _path(P.READ),
     ("POST", "/batch_search"): Rule(P.READ, body="collection"),
+    ("GET", "/aliases"): _node(P.READ),
+    ("POST", "/aliases"): _node(P.COLLECTIONS),
 }
 
 _AUTH: dict[tuple[str, str], Rule] = {

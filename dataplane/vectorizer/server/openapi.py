@@ -23,6 +23,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", "/collections/{name}/count"): schemas.Count,
     ("POST", "/collections/{name}/search"): schemas.Search,
     ("POST", "/batch_search"): schemas.BatchSearch,
+    ("POST", "/aliases"): schemas.ChangeAliases,
     ("POST", "/auth/keys"): schemas.CreateKey,
     ("POST", "/auth/keys/{key_id}/rotate"): schemas.RotateKey,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from vectorizer.server import openapi
-from vectorizer.server.views import auth, collections, health, points, search
+from vectorizer.server.views import aliases, auth, collections, health, points, search
 
 # aiohttp tries the routes under one path prefix in this order, one match attempt each:
 # the hot ones (search, upsert) come first.
@@ -29,6 +29,8 @@ ROUTES: list[web.RouteDef] = [
     web.delete("/collections/{name}/vectors/{id}", points.delete_point),
     web.post("/collections/{name}/count", points.count),
     web.post("/batch_search", search.batch_search),
+    web.get("/aliases", aliases.list_aliases),
+    web.post("/aliases", aliases.update_aliases),
     web.get("/auth/whoami", auth.whoami),
     web.get("/auth/keys", auth.list_keys),
     web.post("/auth/keys", auth.create_key),

@@ -79,3 +79,29 @@ class CreateKey(_Body):
 
 class RotateKey(_Body):
     grace_s: float = 0.0  # how long the old secret keeps working
+
+
+class CreateAlias(_Body):
+    collection_name: str
+    alias_name: str
+
+
+class DeleteAlias(_Body):
+    alias_name: str
+
+
+class RenameAlias(_Body):
+    old_alias_name: str
+    new_alias_name: str
+
+
+class AliasOperation(_Body):
+    """One of the three (Qdrant's ``AliasOperations``; the native API takes the same)."""
+
+    create_alias: CreateAlias | None = None
+    delete_alias: DeleteAlias | None = None
+    rename_alias: RenameAlias | None = None
+
+
+class ChangeAliases(_Body):
+    actions: list[AliasOperation]
