@@ -732,6 +732,68 @@ def test_legacy_search_routes(client: QdrantClient, server: ServerProcess) -> No
     assert body["result"][0][0]["id"] == 1 and "payload" not in body["result"][0][0]
 
 
+def test_recommend_queries_average_the_examples(client: QdrantClient) -> None:
+    make(client, n=40, distance=models.Distance.DOT)
+    stored = {
+        p.id: np.array(p.vector) for p in client.scroll("docs", limit=100, with_vectors=True)[0]
+    }
+
+    def expected(
+        query: np.ndarray, exclude: set[int], k: int = 5, city: str | None = None
+    ) -> list[int]:
+        scores = {
+            i: float(v @ query)
+            for i, v in stored.items()
+            if i not in exclude and (city is None or payload(i)["city"] == city)
+        }
+        return sorted(scores, key=lambda i: (-scores[i], i))[:k]
+
+    pos = (stored[3] + stored[7]) / 2
+    rec = models.RecommendQuery(recommend=models.RecommendInput(positive=[3, 7]))
+    got = client.query_points("docs", query=rec, limit=5).points
+    assert ids_of(got) == expected(pos, {3, 7})  # the examples themselves never come back
+    assert got[0].score == pytest.approx(float(stored[got[0].id] @ pos), rel=1e-5)
+
+    raw = [0.0, -1.0, 2.0, 0.5]
+    rec = models.RecommendQuery(
+        recommend=models.RecommendInput(
+            positive=[3, raw], negative=[10], strategy=models.RecommendStrategy.AVERAGE_VECTOR
+        )
+    )
+    pos = (stored[3] + np.array(raw)) / 2
+    query = pos + (pos - stored[10])
+    got = client.query_points(
+        "docs", query=rec, limit=5, query_filter=models.Filter(must=[eq("city", "Rome")])
+    )
+    assert ids_of(got.points) == expected(query, {3, 10}, city="Rome")
+
+    batch = client.query_batch_points(
+        "docs",
+        requests=[
+            models.QueryRequest(
+                query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1])), limit=2
+            ),
+            models.QueryRequest(query=vec(1), limit=1),
+        ],
+    )
+    assert ids_of(batch[0].points) == expected(stored[1], {1}, k=2)
+    assert ids_of(batch[1].points) == expected(np.array(vec(1)), set(), k=1)
+
+    for bad, status, needle in (
+        (
+            models.RecommendInput(positive=[3], strategy=models.RecommendStrategy.BEST_SCORE),
+            400,
+            "best_score",
+        ),
+        (models.RecommendInput(positive=[], negative=[3]), 400, "at least one"),
+        (models.RecommendInput(positive=[999]), 404, "999"),
+        (models.RecommendInput(positive=[[1.0, 2.0]]), 400, "dimension"),
+    ):
+        with pytest.raises(UnexpectedResponse) as exc:
+            client.query_points("docs", query=models.RecommendQuery(recommend=bad))
+        assert status_of(exc) == status and needle in exc.value.structured()["status"]["error"]
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 

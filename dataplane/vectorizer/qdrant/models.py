@@ -50,7 +50,6 @@ DISTANCES: dict[Metric, str] = {metric: name for name, metric in METRICS.items()
 
 _INFERENCE_KEYS = frozenset({"text", "image", "object", "model"})
 _NOT_NEAREST = (
-    "recommend",
     "discover",
     "context",
     "order_by",
@@ -451,6 +450,16 @@ def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
 
 
 @dataclass(frozen=True)
+class Recommend:
+    """A recommendation query (Qdrant's ``average_vector`` strategy): examples are point
+    ids or vectors; the query is avg(positive), or with negatives
+    avg(positive) + (avg(positive) - avg(negative)), and example points are never hits."""
+
+    positive: tuple[PointId | list[Any], ...]
+    negative: tuple[PointId | list[Any], ...]
+
+
+@dataclass(frozen=True)
 class Search:
     """One nearest-neighbour search (or, with neither vector nor point, an id-ordered page)."""
 
@@ -465,6 +474,7 @@ class Search:
     payload: PayloadSelector
     with_vector: bool
     field: str = "query"
+    recommend: Recommend | None = None
 
 
 def search_request(body: SearchRequest, max_limit: int) -> Search:
@@ -498,8 +508,9 @@ def query_request(body: QueryRequest, max_limit: int) -> Search:
             raise ValidationError(f"{name} is not supported", field=name)
     if body.using not in (None, ""):
         raise ValidationError("named vectors are not supported", field="using")
-    vector, point = _query(body.query)
-    if vector is None and point is None and body.score_threshold is not None:
+    recommend = _recommend(body.query)
+    vector, point = (None, None) if recommend else _query(body.query)
+    if vector is None and point is None and not recommend and body.score_threshold is not None:
         raise ValidationError("score_threshold needs a query", field="score_threshold")
     ef, exact = _params(body.params)
     limit = DEFAULT_LIMIT if body.limit is None else body.limit
@@ -514,7 +525,53 @@ def query_request(body: QueryRequest, max_limit: int) -> Search:
         exact=exact,
         payload=payload_selector(body.with_payload, False),
         with_vector=with_vector(body.with_vector),
+        recommend=recommend,
     )
+
+
+_STRATEGIES = ("best_score", "sum_scores")
+
+
+def _recommend(raw: Any) -> Recommend | None:
+    """The recommendation in a query (``{"recommend": {positive, negative, strategy}}``)."""
+    if not isinstance(raw, dict) or "recommend" not in raw:
+        return None
+    if set(raw) != {"recommend"}:
+        extra = sorted(set(raw) - {"recommend"})[0]
+        raise ValidationError(f"{extra} is not supported", field=f"query.{extra}")
+    spec = raw["recommend"]
+    if not isinstance(spec, dict):
+        raise ValidationError("must be an object", field="query.recommend")
+    unknown = set(spec) - {"positive", "negative", "strategy"}
+    if unknown:
+        raise ValidationError("unknown field", field=f"query.recommend.{sorted(unknown)[0]}")
+    strategy = spec.get("strategy")
+    if strategy in _STRATEGIES:
+        raise ValidationError(
+            f"the {strategy} strategy is not supported; average_vector is",
+            field="query.recommend.strategy",
+        )
+    if strategy not in (None, "average_vector"):
+        raise ValidationError("unknown strategy", field="query.recommend.strategy")
+    positive = _examples(spec.get("positive"), "query.recommend.positive")
+    if not positive:
+        raise ValidationError("needs at least one example", field="query.recommend.positive")
+    return Recommend(positive, _examples(spec.get("negative"), "query.recommend.negative"))
+
+
+def _examples(raw: Any, field: str) -> tuple[PointId | list[Any], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValidationError("must be a list of point ids or vectors", field=field)
+    out: list[PointId | list[Any]] = []
+    for i, item in enumerate(raw):
+        vector, point = _query_input(item, f"{field}[{i}]")
+        if point is not None:
+            out.append(point)
+        elif vector is not None:
+            out.append(vector)
+    return tuple(out)
 
 
 def _query(raw: Any) -> tuple[list[Any] | None, PointId | None]:

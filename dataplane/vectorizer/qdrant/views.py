@@ -12,11 +12,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import numpy as np
 from aiohttp import web
 
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store
+from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
 from vectorizer.qdrant import models, responses, schemas
 from vectorizer.qdrant.errors import for_qdrant, point_not_found
@@ -451,8 +453,33 @@ def _searched_collection(request: web.Request, searches: list[models.Search]) ->
     return coll
 
 
+def _recommended(coll: Collection, rec: models.Recommend) -> tuple[list[float], list[PointId]]:
+    """The query vector of a recommendation, and the ids among its examples."""
+    metric, dim = coll.config.metric, coll.config.dimension
+    ids: list[PointId] = []
+
+    def mean(examples: tuple[PointId | list[Any], ...], field: str) -> Matrix:
+        rows = []
+        for i, example in enumerate(examples):
+            if isinstance(example, list):
+                rows.append(metric.vector(example, dim, field=f"{field}[{i}]")[0])
+                continue
+            point = coll.get(example, with_vector=True)
+            if point is None:
+                raise point_not_found(example)
+            ids.append(example)
+            rows.append(np.asarray(point.vector, dtype=np.float32))
+        return np.asarray(np.mean(rows, axis=0), dtype=np.float32)
+
+    positive = mean(rec.positive, "query.recommend.positive")
+    if rec.negative:
+        negative = mean(rec.negative, "query.recommend.negative")
+        positive = positive + (positive - negative)
+    return positive.tolist(), ids
+
+
 def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:
-    if s.vector is None and s.point is None:
+    if s.vector is None and s.point is None and s.recommend is None:
         points, _ = coll.scroll(
             s.offset + s.limit,
             predicate=compile_filter(s.filter),
@@ -461,7 +488,11 @@ def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:
         )
         return [responses.scored_point(p, s.payload) for p in points[s.offset :]]
     spec, raw = s.filter, s.vector
-    if s.point is not None:
+    if s.recommend is not None:
+        raw, examples = _recommended(coll, s.recommend)
+        if examples:  # (as in Qdrant) the example points are never recommended
+            spec = models.exclude_ids(spec, examples)
+    elif s.point is not None:
         # Query by id: that point's vector, and (as in Qdrant) never the point itself.
         ref = coll.get(s.point, with_vector=True)
         if ref is None:
