@@ -342,7 +342,11 @@ def test_query_request_forms() -> None:
     ("body", "match"),
     [
         ({"query": {"fusion": "rrf"}}, "fusion"),
-        ({"query": {"recommend": {"positive": [1]}}}, "recommend"),
+        ({"query": {"recommend": {"positive": [1], "strategy": "best_score"}}}, "best_score"),
+        ({"query": {"recommend": {"negative": [1]}}}, "at least one"),
+        ({"query": {"recommend": {"positive": [1], "avg": 1}}}, "unknown field"),
+        ({"query": {"recommend": {"positive": 1}}}, "list of point ids"),
+        ({"query": {"discover": {"target": 1, "context": []}}}, "discover"),
         ({"query": {"order_by": "a"}}, "order_by"),
         ({"query": {"sample": "random"}}, "sample"),
         ({"query": {"nearest": [1], "mmr": {"diversity": 0.5}}}, "mmr"),
@@ -490,3 +494,11 @@ def test_route_table_is_documented() -> None:
     names = [r.handler.__name__ for r in ROUTES if isinstance(r, web.RouteDef)]
     operation_ids = [f"{r.method.lower()}_{n}" for r, n in zip(ROUTES, names, strict=True)]
     assert len(set(operation_ids)) == len(operation_ids)
+
+
+def test_recommend_query() -> None:
+    s = query({"query": {"recommend": {"positive": [1, [0.5, 1]], "negative": ["a"]}}})
+    assert s.recommend == models.Recommend(positive=(1, [0.5, 1]), negative=("a",))
+    assert s.vector is None and s.point is None
+    plain = query({"query": {"recommend": {"positive": [2], "strategy": "average_vector"}}})
+    assert plain.recommend == models.Recommend(positive=(2,), negative=())
