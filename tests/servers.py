@@ -75,18 +75,21 @@ class ServerProcess:
         ]
         env = {**os.environ, **self.env}
         with open(self.log_path, "ab") as log:
+            # (preexec_fn only when needed: it makes the child run Python between fork and
+            # exec, which is unsafe while other threads hold locks)
+            join = self._join_cgroup if self.cgroup is not None else None
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=self._join_cgroup
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=join
             )
         if wait_ready:
             self.wait_ready(timeout)
         return self
 
     def _join_cgroup(self) -> None:
-        """In the child, before exec: move into ``cgroup`` (if any), so that everything
-        the server allocates counts there from its first byte."""
-        if self.cgroup is not None:
-            (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        """In the child, before exec: move into ``cgroup``, so that everything the server
+        allocates counts there from its first byte."""
+        assert self.cgroup is not None
+        (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
