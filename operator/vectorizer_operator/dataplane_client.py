@@ -46,6 +46,7 @@ class NodeStatus:
     lag_operations: int | None = None
     lag_ms: float | None = None
     connected: bool | None = None
+    writes_refused: str | None = None  # the error code writes that add data get now
 
     @classmethod
     def from_json(cls, raw: Any) -> NodeStatus:
@@ -53,7 +54,7 @@ class NodeStatus:
             if not isinstance(raw, dict) or raw.get("role") not in ROLES:
                 raise ValueError(f"no valid role in {raw!r}")
             lag_ops, lag_ms = raw.get("lag_operations"), raw.get("lag_ms")
-            connected = raw.get("connected")
+            connected, refused = raw.get("connected"), raw.get("writes_refused")
             return cls(
                 role=str(raw["role"]),
                 epoch=int(raw["epoch"]),
@@ -65,6 +66,7 @@ class NodeStatus:
                 lag_operations=None if lag_ops is None else int(lag_ops),
                 lag_ms=None if lag_ms is None else float(lag_ms),
                 connected=None if connected is None else bool(connected),
+                writes_refused=None if refused is None else str(refused),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise DataPlaneError(f"malformed replication status: {err}", code="malformed") from None

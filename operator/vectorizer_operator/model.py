@@ -549,7 +549,7 @@ class ClusterSpec:
 class Condition:
     """A condition in the Kubernetes convention."""
 
-    type: str = prop(doc="Ready, Progressing, Degraded or MonitoringReady.")
+    type: str = prop(doc="Ready, Progressing, Degraded, WritesRefused or MonitoringReady.")
     status: str = prop(doc="True, False or Unknown.", enum=("True", "False", "Unknown"))
     reason: str | None = prop(None, doc="CamelCase reason.")
     message: str | None = prop(None, doc="Human-readable detail.")
@@ -570,6 +570,11 @@ class InstanceStatus:
     lag_operations: int | None = prop(None, doc="Operations behind the primary (replicas).")
     lag_ms: float | None = prop(None, doc="Milliseconds behind the primary (replicas).")
     updated: bool | None = prop(None, doc="Runs the StatefulSet's current revision.")
+    writes_refused: str | None = prop(
+        None,
+        doc="Why the instance refuses writes that add data now: insufficient_memory or "
+        "insufficient_storage (unset while it takes them).",
+    )
     message: str | None = prop(None, doc="Why the instance could not be observed.")
 
 

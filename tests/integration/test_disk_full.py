@@ -110,6 +110,7 @@ def test_below_the_disk_reserve_only_deletes_are_taken(tmp_path: Path) -> None:
         assert srv.request("POST", "/collections/c/vectors", batch(0))[0] == 200
         disk = srv.request("GET", "/stats")[1]["disk"]
         assert 64 << 20 <= disk["reserve_bytes"] < disk["free_bytes"]  # automatic: data + 64 MiB
+        assert srv.request("GET", "/replication/status")[1]["writes_refused"] is None
     finally:
         srv.terminate()
 
@@ -128,6 +129,8 @@ def test_below_the_disk_reserve_only_deletes_are_taken(tmp_path: Path) -> None:
             == 2
         )
         assert count(tight) == 98  # reads go on
+        status = tight.request("GET", "/replication/status")[1]
+        assert status["writes_refused"] == "insufficient_storage", status
         assert tight.request("GET", "/ready")[0] == 200
     finally:
         tight.kill()

@@ -90,6 +90,9 @@ def test_at_its_memory_limit_a_node_refuses_writes_and_is_not_killed(tmp_path: P
             assert error["code"] == "insufficient_memory", error
             assert "deletes are still taken" in error["message"]
             assert error["details"]["high_water_bytes"] == int(LIMIT * 0.9)
+            # What the operator reads, for the cluster's WritesRefused condition.
+            status = srv.request("GET", "/replication/status")[1]
+            assert status["writes_refused"] == "insufficient_memory", status
 
             # Alive, under the limit, and serving: nothing of the refused batch is stored.
             assert srv.proc.poll() is None

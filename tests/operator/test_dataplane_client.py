@@ -134,3 +134,6 @@ def test_malformed_status(raw: Any) -> None:
 def test_minimal_status() -> None:
     s = NodeStatus.from_json({"role": "primary", "epoch": 1, "sequence": 0, "primary": None})
     assert (s.primary, s.history, s.lag_operations, s.connected) == (None, (), None, None)
+    assert s.writes_refused is None  # (nodes before it was reported send nothing)
+    raw = {"role": "primary", "epoch": 1, "sequence": 0, "writes_refused": "insufficient_memory"}
+    assert NodeStatus.from_json(raw).writes_refused == "insufficient_memory"

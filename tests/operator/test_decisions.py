@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.operator.decisions import healthy_status, inst, node, observe, primary, replica
 from vectorizer_operator import naming
 from vectorizer_operator.reconcile import status as st
@@ -276,6 +278,38 @@ def test_conditions_follow_the_phase_and_keep_transition_times() -> None:
     conds2 = {c.type: c for c in status2.conditions or ()}
     assert conds2["Ready"].last_transition_time == "T0"
     assert conds2["Degraded"].last_transition_time == "T1"
+
+
+def test_a_primary_refusing_writes_is_a_condition_and_an_instance_field() -> None:
+    full = inst(0, replace(node("primary"), writes_refused="insufficient_memory"))
+    obs = observe(full, replica(1), status=healthy_status())
+    topo = plan_replication(obs, max_lag=0, switchover_timeout_s=30)
+    status = st.build_status(obs, topo, st.Phase(st.HEALTHY), now="T1", observed_generation=1)
+    conds = {c.type: c for c in status.conditions or ()}
+    refused = conds[st.WRITES_REFUSED]
+    assert (refused.status, refused.reason) == ("True", "InsufficientMemory")
+    assert refused.message and "vz-0" in refused.message and "deletes go on" in refused.message
+    assert conds["Ready"].status == "True"  # reads and deletes are served: still Healthy
+    by_name = {i.name: i for i in status.instances_status or ()}
+    assert by_name["vz-0"].writes_refused == "insufficient_memory"
+    assert by_name["vz-1"].writes_refused is None
+    # An invalid spec observes nothing: the condition stays as it was.
+    previous = [{"type": st.WRITES_REFUSED, "status": "True", "lastTransitionTime": "T1"}]
+    kept = observe(full, status={**healthy_status(), "conditions": previous})
+    failed = st.failed_status(kept.cluster, "bad", now="T2")
+    assert any(c.type == st.WRITES_REFUSED and c.status == "True" for c in failed.conditions or ())
+    # A replica's refusal shows on the replica only; the condition follows the primary.
+    obs = observe(
+        primary(0),
+        inst(1, replace(node("replica", follows=0), writes_refused="insufficient_storage")),
+        status=healthy_status(),
+    )
+    status = st.build_status(obs, topo, st.Phase(st.HEALTHY), now="T3", observed_generation=1)
+    conds = {c.type: c for c in status.conditions or ()}
+    assert (conds[st.WRITES_REFUSED].status, conds[st.WRITES_REFUSED].reason) == (
+        "False",
+        "WritesAccepted",
+    )
 
 
 def test_status_reports_each_instance() -> None:

@@ -46,6 +46,7 @@ async def test_bootstrap_promotes_the_first_instance_and_the_others_follow() -> 
         "Ready": "True",
         "Progressing": "False",
         "Degraded": "False",
+        "WritesRefused": "False",
         "MonitoringReady": "True",
     }
     assert ("Normal", "Promoted", "vz-0 is primary at epoch 1") in sim.kube.events

@@ -127,6 +127,7 @@ async def test_writes_are_refused_at_the_high_water_mark_and_deletes_go_on(tmp_p
             await s.upsert("a", ids, rng.random((batch, 128), dtype=np.float32), [None] * batch)
     err = refused.value
     assert err.status == 507 and error_class_for(err.code) is InsufficientMemory
+    assert s.writes_refused() == "insufficient_memory"  # (for the operator's status)
     assert "deletes are still taken" in err.message
     assert err.details["used_bytes"] + err.details["needed_bytes"] > err.details["high_water_bytes"]
     stored, seq = len(s.collection("a")), s.sequence
@@ -174,6 +175,7 @@ async def test_no_limit_means_no_guard(tmp_path: Path) -> None:
     await s.open()
     assert s.memory_high_water() == 0
     assert s.stats()["memory"]["limit_bytes"] == 0
+    assert s.writes_refused() is None
     await s.create_collection("a", {"dimension": 2})
     await s.close(take_snapshot=False)
 

@@ -168,7 +168,9 @@ async def test_writes_that_add_data_stop_at_the_disk_reserve(tmp_path: Path) -> 
     expected = info.size_bytes + s._log_bytes_since_snapshot + RESERVE_MARGIN
     assert s.disk_reserve() == expected == s.stats()["disk"]["reserve_bytes"]
 
+    assert s.writes_refused() is None
     s.options = replace(s.options, disk_reserve_bytes=1 << 62)  # more than any disk
+    assert s.writes_refused() == "insufficient_storage"
     seq = s.sequence
     refused = [
         s.upsert("a", [5], [[1, 0]], [None]),

@@ -66,6 +66,8 @@ _MEASURE_TTL_S = 0.1
 AUTO_LIMIT = -1
 # At most one snapshot this often to make room at the reserve (each writes all the data).
 _ROOM_SNAPSHOT_GAP_S = 30.0
+# A write refused for want of room this recently still counts as the node refusing writes.
+_REFUSALS_REMEMBERED_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class Store:
         self.memory_limit = memory.memory_limit() if limit == AUTO_LIMIT else limit
         self._memory_used = 0  # as last measured, plus what writes were let take since
         self._memory_measured = -math.inf
+        self._refused: dict[str, float] = {}  # error code -> when a write last got it
         # Hooks for replication (all unset on a standalone node):
         # write_guard raises when this node must not take client writes;
         # on_commit sees every record as it is committed (the primary streams it);
@@ -356,11 +359,26 @@ class Store:
         if reserve and (free := self.disk_free()) < reserve:
             # A snapshot of what the log holds since the last one lets both go: room.
             self._room_wanted = self._log_bytes_since_snapshot > 0
+            self._refused[InsufficientStorage.code] = time.monotonic()
             raise InsufficientStorage(
                 f"the disk is down to its reserve ({free >> 20} MiB free, {reserve >> 20} MiB "
                 "kept so that the next snapshot fits); deletes are still taken: grow the "
                 "volume or delete data"
             )
+
+    def writes_refused(self) -> str | None:
+        """Why writes that add data are refused: the disk below its reserve or memory at
+        its high-water mark now, or a write refused for either within the last minute (a
+        large write is refused before memory reaches the mark); None while they are
+        taken."""
+        reserve = self.disk_reserve()
+        if reserve and self.disk_free() < reserve:
+            return InsufficientStorage.code
+        high = self.memory_high_water()
+        if high and self.memory_used() >= high:
+            return InsufficientMemory.code
+        recent = time.monotonic() - _REFUSALS_REMEMBERED_S
+        return next((code for code, at in self._refused.items() if at >= recent), None)
 
     def memory_high_water(self) -> int:
         """Memory use above which writes that add data are refused (0: never)."""
@@ -385,6 +403,7 @@ class Store:
         used = self.memory_used()
         if used + need > high:
             self._memory_measured = -math.inf  # the next write measures afresh
+            self._refused[InsufficientMemory.code] = time.monotonic()
             raise InsufficientMemory(
                 f"memory is at its high-water mark ({used >> 20} MiB used, this write needs "
                 f"about {need >> 20} MiB more, {high >> 20} MiB allowed of "

@@ -295,6 +295,7 @@ class ReplicationManager:
                 else None
             ),
             "sync_replicas": self.settings.sync_replicas,
+            "writes_refused": self.store.writes_refused() if self.store.ready else None,
         }
 
     def stats(self) -> dict[str, Any]:

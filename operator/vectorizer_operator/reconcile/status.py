@@ -8,7 +8,9 @@ for a spec that cannot be acted upon). Conditions follow the phase:
 - Progressing: True while setting up, scaling, upgrading or switching over;
 - Degraded: True when some instance or the primary does not serve;
 - MonitoringReady (while spec.monitoring wants a PodMonitor or PrometheusRule): True
-  once applied, False when the Prometheus Operator is absent or applying failed.
+  once applied, False when the Prometheus Operator is absent or applying failed;
+- WritesRefused: True while the primary refuses writes that add data (its disk is down
+  to the reserve, or its memory at the high-water mark); reads and deletes go on.
 """
 
 from __future__ import annotations
@@ -43,6 +45,34 @@ _REASONS = {
     SWITCHOVER: "Switchover",
     FAILED: "InvalidSpec",
 }
+
+
+WRITES_REFUSED = "WritesRefused"
+_REFUSAL_REASONS = {
+    "insufficient_memory": "InsufficientMemory",
+    "insufficient_storage": "InsufficientStorage",
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The WritesRefused condition: whether the primary refuses writes, and why."""
+
+    refused: bool
+    reason: str
+    message: str = ""
+
+
+def refusal(obs: Observation, primary: str | None) -> Refusal:
+    inst = obs.instance(primary)
+    code = inst.node.writes_refused if inst is not None and inst.node is not None else None
+    if code is None:
+        return Refusal(False, "WritesAccepted")
+    return Refusal(
+        True,
+        _REFUSAL_REASONS.get(code, "WritesRefused"),
+        f"{primary} refuses writes that add data ({code}); reads and deletes go on",
+    )
 
 
 @dataclass(frozen=True)
@@ -131,18 +161,25 @@ def _condition(
 
 
 def conditions(
-    cluster: Cluster, phase: Phase, now: str, monitoring: MonitoringCondition | None = None
+    cluster: Cluster,
+    phase: Phase,
+    now: str,
+    monitoring: MonitoringCondition | None = None,
+    refused: Refusal | None = None,
 ) -> tuple[Condition, ...]:
     previous = cluster.status.conditions or ()
     reason = _REASONS.get(phase.name, "Unknown")
     gen = cluster.generation
     progressing = phase.name in PROGRESSING_PHASES
     degraded = phase.name in (DEGRADED, FAILED)
-    out = (
+    out: tuple[Condition, ...] = (
         _condition(previous, "Ready", phase.name == HEALTHY, reason, phase.reason, gen, now),
         _condition(previous, "Progressing", progressing, reason, phase.reason, gen, now),
         _condition(previous, "Degraded", degraded, reason, phase.reason, gen, now),
     )
+    if refused is not None:
+        r = refused
+        out = (*out, _condition(previous, WRITES_REFUSED, r.refused, r.reason, r.message, gen, now))
     if monitoring is None:
         return out
     m = monitoring
@@ -170,6 +207,7 @@ def instance_status(inst: Instance, update_revision: str | None) -> InstanceStat
         lag_operations=node.lag_operations if node else None,
         lag_ms=node.lag_ms if node else None,
         updated=updated,
+        writes_refused=node.writes_refused if node else None,
         message=inst.error,
     )
 
@@ -202,7 +240,7 @@ def build_status(
         instances_status=tuple(
             instance_status(i, sts.update_revision if sts else None) for i in obs.instances
         ),
-        conditions=conditions(cluster, phase, now, monitoring),
+        conditions=conditions(cluster, phase, now, monitoring, refusal(obs, topo.current_primary)),
     )
 
 
@@ -223,9 +261,10 @@ def failed_status(cluster: Cluster, message: str, *, now: str) -> ClusterStatus:
         write_service=naming.rw_service(cluster.name),
         read_service=naming.ro_service(cluster.name),
         instances_status=old.instances_status,
-        # Nothing was applied: the monitoring condition, if any, stays as it was.
+        # Nothing was applied or observed: the monitoring and write conditions, if any,
+        # stay as they were.
         conditions=(
             *conditions(cluster, phase, now),
-            *(c for c in old.conditions or () if c.type == MONITORING),
+            *(c for c in old.conditions or () if c.type in (MONITORING, WRITES_REFUSED)),
         ),
     )
