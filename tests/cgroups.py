@@ -8,6 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 MOUNT = Path("/sys/fs/cgroup")
@@ -27,13 +28,17 @@ def _own_memory_cgroup() -> tuple[Path, str] | None:
     return None
 
 
-def limit_file(group: Path) -> str:
-    """The name of the memory limit's file in a cgroup made by ``memory_cgroup``."""
-    return "memory.max" if (group / "memory.max").exists() else "memory.limit_in_bytes"
+@dataclass(frozen=True)
+class MemoryCgroup:
+    path: Path
+    limit_file: str  # memory.max (v2) or memory.limit_in_bytes (v1)
+
+    def set_limit(self, nbytes: int) -> None:
+        (self.path / self.limit_file).write_text(str(nbytes))
 
 
 @contextlib.contextmanager
-def memory_cgroup(limit: int) -> Iterator[Path | None]:
+def memory_cgroup(limit: int) -> Iterator[MemoryCgroup | None]:
     """A new cgroup below this process's own, limited to ``limit`` bytes of memory; None
     where this machine lets no one make one (not root, or cgroup v2 without the memory
     controller delegated here). Removed afterwards (its processes must have ended)."""
@@ -49,8 +54,9 @@ def memory_cgroup(limit: int) -> Iterator[Path | None]:
         yield None
         return
     try:
-        (group / limit_file).write_text(str(limit))
-        yield group
+        made = MemoryCgroup(group, limit_file)
+        made.set_limit(limit)
+        yield made
     finally:
         for _ in range(50):  # a killed process leaves its cgroup a moment after wait()
             try:

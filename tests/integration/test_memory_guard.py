@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.cgroups import limit_file, memory_cgroup
+from tests.cgroups import memory_cgroup
 from tests.servers import ServerProcess
 
 LIMIT = 160 << 20  # about 45 MiB of it is the idle server
@@ -61,7 +61,8 @@ def test_at_its_memory_limit_a_node_refuses_writes_and_is_not_killed(tmp_path: P
         args = ["--snapshot-interval-s", "0"]
         if group is None:
             args += ["--memory-limit-bytes", str(LIMIT)]
-        srv = ServerProcess(data_dir=data, args=args, cgroup=group).start()
+        path = None if group is None else group.path
+        srv = ServerProcess(data_dir=data, args=args, cgroup=path).start()
         assert srv.proc is not None
         pid = srv.proc.pid
         try:
@@ -109,7 +110,7 @@ def test_at_its_memory_limit_a_node_refuses_writes_and_is_not_killed(tmp_path: P
             )
             assert status == 507 and body["status"]["error"].startswith("insufficient_memory")
             if group is not None:  # the pod resized in place: writes resume, no restart
-                (group / limit_file(group)).write_text(str(2 * LIMIT))
+                group.set_limit(2 * LIMIT)
                 deadline = time.monotonic() + 10
                 while srv.request("GET", "/stats")[1]["memory"]["limit_bytes"] != 2 * LIMIT:
                     assert time.monotonic() < deadline, "the new limit was never taken up"
@@ -117,7 +118,7 @@ def test_at_its_memory_limit_a_node_refuses_writes_and_is_not_killed(tmp_path: P
                 status, body = srv.request("POST", "/collections/c/vectors", batch(refused_first))
                 assert status == 200, body
                 acked.update(range(refused_first, refused_first + BATCH))
-                (group / limit_file(group)).write_text(str(LIMIT))  # as it was, for the restart
+                group.set_limit(LIMIT)  # as it was, for the restart
             gone = list(range(BATCH))
             status, body = srv.request("POST", "/collections/c/vectors/delete", {"ids": gone})
             assert status == 200 and body["deleted"] == BATCH, body
@@ -131,7 +132,7 @@ def test_at_its_memory_limit_a_node_refuses_writes_and_is_not_killed(tmp_path: P
             srv.kill()
 
         # What was acknowledged comes back, and fits: the node starts again in its limit.
-        again = ServerProcess(data_dir=data, port=srv.port, args=args, cgroup=group).start()
+        again = ServerProcess(data_dir=data, port=srv.port, args=args, cgroup=path).start()
         try:
             assert count(again) == len(acked)
             assert stored_ids(again) == acked

@@ -27,6 +27,8 @@ import orjson
 
 # Items encoded at once by write_json_arrays.
 _JSON_CHUNK = 4096
+# A file's bytes as ``mapped`` gives them: a memory map, or empty.
+Mapped = bytes | mmap.mmap
 
 
 def fsync_path(path: Path) -> None:
@@ -64,7 +66,7 @@ def check_written(path: Path, expected: int) -> None:
 
 
 @contextlib.contextmanager
-def mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
+def mapped(path: Path) -> Iterator[Mapped]:
     """A file's bytes mapped rather than read: its pages are the page cache's, which the
     kernel fills as they are read and may drop again under memory pressure, so reading a
     large file (a log segment, a snapshot's points) adds no copy of it to the heap. A node

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mmap
 import os
 import re
 import struct
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from vectorizer.engine.files import fsync_path, mapped
+from vectorizer.engine.files import Mapped, fsync_path, mapped
 from vectorizer.errors import StorageError, StorageFailed, ValidationError
 
 log = logging.getLogger(__name__)
@@ -66,11 +65,7 @@ def frame(seq: int, body: bytes) -> bytes:
     return FRAME.pack(len(body), _crc(seq, body), seq) + body
 
 
-# A segment's bytes: mapped from its file (``mapped``), or empty.
-Data = bytes | mmap.mmap
-
-
-def _parse_at(data: Data, pos: int) -> tuple[int, bytes, int] | None:
+def _parse_at(data: Mapped, pos: int) -> tuple[int, bytes, int] | None:
     """(seq, body, next position) of a valid frame at ``pos``, or None."""
     if pos + FRAME.size > len(data):
         return None
@@ -138,7 +133,7 @@ class WriteAheadLog:
             self.last_seq = expected - 1
         self._synced = self._written = self.last_seq
 
-    def _damaged(self, seg: _Segment, data: Data, pos: int, expected: int, last: bool) -> None:
+    def _damaged(self, seg: _Segment, data: Mapped, pos: int, expected: int, last: bool) -> None:
         if not last or _valid_frame_after(data, pos, expected):
             raise CorruptLog(
                 f"log segment {seg.path.name} is damaged at byte {pos} (record {expected}) "
@@ -361,7 +356,7 @@ class WriteAheadLog:
         self._wake()
 
 
-def _valid_frame_after(data: Data, pos: int, expected: int) -> bool:
+def _valid_frame_after(data: Mapped, pos: int, expected: int) -> bool:
     """Whether a valid record numbered after the damaged one exists later in ``data``."""
     for seq in (expected, expected + 1):
         needle = _SEQ.pack(seq)
