@@ -659,6 +659,28 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
         ),
         st.tuples(
             st.just("POST"),
+            st.just("/points/query/groups"),
+            st.builds(
+                lambda q, g, rest: {**q, "group_by": g, **rest},
+                query_body(),
+                payload_keys,
+                optional(
+                    group_size=st.integers(0, 5) | st.just(10_001),
+                    with_lookup=st.sampled_from([FUZZ, "missing", "../x", {"collection": 1}]),
+                ),
+            ),
+        ),
+        st.tuples(
+            st.just("POST"),
+            st.just("/facet"),
+            st.builds(
+                lambda k, rest: {"key": k, **rest},
+                payload_keys,
+                optional(limit=limits, filter=filters, exact=st.booleans()),
+            ),
+        ),
+        st.tuples(
+            st.just("POST"),
             st.just("/points/scroll"),
             optional(
                 limit=limits,
@@ -666,6 +688,15 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
                 filter=filters,
                 with_payload=with_payloads,
                 with_vector=st.booleans(),
+                order_by=payload_keys
+                | st.builds(
+                    lambda k, rest: {"key": k, **rest},
+                    payload_keys,
+                    optional(
+                        direction=st.sampled_from(["asc", "desc", "up"]),
+                        start_from=st.integers(-5, 5) | st.floats(-1, 1) | st.just("2026-01-01"),
+                    ),
+                ),
             ),
         ),
         st.tuples(

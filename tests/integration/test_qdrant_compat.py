@@ -847,7 +847,7 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
             lambda c: c.query_points("docs", prefetch=models.Prefetch(query=vec(1)), query=vec(1)),
             "prefetch",
         ),
-        (lambda c: c.scroll("docs", order_by="i"), "order_by"),
+        (lambda c: c.scroll("docs", order_by="i", offset=1), "order_by.start_from"),
         (
             lambda c: c.query_points(
                 "docs", query=vec(1), search_params=models.SearchParams(hnsw_ef=0)

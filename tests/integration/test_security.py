@@ -685,3 +685,13 @@ def test_an_alias_is_allowed_what_its_collection_is(node: Node) -> None:
     finally:
         gone = aliases(("to_other", None), ("to_c", None))
         assert node.call("POST", "/qdrant/collections/aliases", gone, as_="admin")[0] == 200
+
+
+def test_a_group_lookup_needs_the_looked_up_collection_too(node: Node) -> None:
+    path = "/qdrant/collections/other/points/query/groups"
+    body = {"query": [1, 1, 1], "group_by": "doc", "with_lookup": "c"}
+    status, got, _ = node.call("POST", path, body, as_="scoped")  # may read other, not c
+    assert status == 403, got
+    assert "'c'" in str(got)
+    assert node.call("POST", path, {**body, "with_lookup": "other"}, as_="scoped")[0] == 200
+    assert node.call("POST", path, body, as_="admin")[0] == 200

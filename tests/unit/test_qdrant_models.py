@@ -301,10 +301,23 @@ def test_scroll_defaults_and_limits() -> None:
     for body, match in (
         ({"limit": 0}, "limit"),
         ({"limit": 101}, "limit"),
-        ({"order_by": "a"}, "order_by"),
         ({"offset": True}, "offset"),
+        ({"order_by": 5}, "order_by"),
+        ({"order_by": ""}, "order_by"),
+        ({"order_by": "a", "offset": 1}, "offset"),
+        ({"order_by": {"key": "a", "direction": "up"}}, "order_by.direction"),
+        ({"order_by": {"key": "a", "start_from": "2026-01-01T00:00:00Z"}}, "datetimes"),
+        ({"order_by": {"key": "a", "start_from": True}}, "order_by.start_from"),
+        ({"order_by": {"key": "a", "then": "b"}}, "order_by.then"),
+        ({"order_by": {"direction": "asc"}}, "order_by.key"),
     ):
         assert match in error_of(models.scroll, decode(schemas.ScrollRequest, body), 100)
+    page = models.scroll(decode(schemas.ScrollRequest, {"order_by": "a.b"}), 100)
+    assert page.order_by == models.OrderBy("a.b")
+    body = {"order_by": {"key": "a", "direction": "desc", "start_from": 2.5}}
+    assert models.scroll(decode(schemas.ScrollRequest, body), 100).order_by == models.OrderBy(
+        "a", True, 2.5
+    )
 
 
 def query(body: dict[str, Any], max_limit: int = 1000) -> models.Search:

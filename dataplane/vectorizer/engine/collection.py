@@ -19,12 +19,14 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from vectorizer.engine import exact
+from vectorizer.engine import exact, grouping, ordering
 from vectorizer.engine.config import CollectionConfig, IndexKind
 from vectorizer.engine.files import load_json, save_array, write_json_arrays
 from vectorizer.engine.filters import Payload, Predicate
+from vectorizer.engine.grouping import FacetValue
 from vectorizer.engine.hnsw import HnswIndex
-from vectorizer.engine.validation import Matrix, PointId
+from vectorizer.engine.ordering import OrderValue
+from vectorizer.engine.validation import Matrix, PointId, id_order
 from vectorizer.observability import tracing
 
 INITIAL_CAPACITY = 1024
@@ -74,10 +76,6 @@ def _span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[objec
     if not tracing.installed():
         return _NO_SPAN
     return tracing.tracer.start_as_current_span(name, attributes=attributes)
-
-
-def _id_key(pid: PointId) -> tuple[int, int | str]:
-    return (0, pid) if isinstance(pid, int) else (1, pid)
 
 
 class Collection:
@@ -145,6 +143,40 @@ class Collection:
         payloads = self._payloads
         return ((pid, s) for pid, s in self._id_slots.items() if predicate(pid, payloads[s]))
 
+    def _entries(self, predicate: Predicate | None) -> Iterator[tuple[PointId, int]]:
+        """(id, slot) of every live point, or of those the predicate accepts."""
+        return iter(self._id_slots.items()) if predicate is None else self._matching(predicate)
+
+    def facet(
+        self, key: str, limit: int, predicate: Predicate | None = None
+    ) -> list[tuple[FacetValue, int]]:
+        """The most frequent values at payload ``key`` with their numbers of points."""
+        payloads = self._payloads
+        return grouping.facet((payloads[s] for _, s in self._entries(predicate)), key, limit)
+
+    def ordered(
+        self,
+        key: str,
+        limit: int,
+        predicate: Predicate | None = None,
+        *,
+        descending: bool = False,
+        start: OrderValue | None = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[tuple[Point, OrderValue]]:
+        """Points in the order of the numbers at payload ``key`` (see ``ordering``)."""
+        payloads = self._payloads
+        picked = ordering.ordered(
+            ((pid, payloads[s]) for pid, s in self._entries(predicate)),
+            key,
+            descending=descending,
+            start=start,
+            limit=limit,
+        )
+        slots = self._id_slots
+        return [(self._point(slots[pid], with_payload, with_vector), v) for pid, v in picked]
+
     def scroll(
         self,
         limit: int,
@@ -156,7 +188,7 @@ class Collection:
     ) -> tuple[list[Point], PointId | None]:
         """Points in id order (integers first) from ``offset`` on, and the next offset."""
         keys = self._keys_in_order()
-        start = 0 if offset is None else bisect.bisect_left(keys, _id_key(offset))
+        start = 0 if offset is None else bisect.bisect_left(keys, id_order(offset))
         out: list[Point] = []
         for key in keys[start:]:
             pid = key[1]
@@ -286,7 +318,7 @@ class Collection:
 
     def _keys_in_order(self) -> list[tuple[int, int | str]]:
         if self._sorted_keys is None:
-            self._sorted_keys = sorted(_id_key(pid) for pid in self._id_slots)
+            self._sorted_keys = sorted(id_order(pid) for pid in self._id_slots)
         return self._sorted_keys
 
     # ---- mutations (store only, in log order) --------------------------------------------

@@ -100,10 +100,11 @@ def _single_key(spec: dict[str, Any], name: str, field: str) -> str:
     inner = spec[name]
     if not isinstance(inner, dict) or set(inner) != {"key"} or not isinstance(inner["key"], str):
         raise ValidationError(f"{name} is {{key: 'path'}}", field=f"{field}.{name}")
-    return _key(inner["key"], f"{field}.{name}.key")
+    return payload_key(inner["key"], f"{field}.{name}.key")
 
 
-def _key(key: Any, field: str) -> str:
+def payload_key(key: Any, field: str) -> str:
+    """``key`` once it is a usable payload path."""
     if not isinstance(key, str) or not key or len(key) > 1024:
         raise ValidationError("key must be a non-empty payload path", field=field)
     return key
@@ -119,7 +120,7 @@ def _has_id(spec: dict[str, Any], field: str) -> Predicate:
 
 def _is_empty(key: str, field: str) -> Predicate:
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        return next(_lookup(payload, key), _MISSING) is _MISSING
+        return next(values_at(payload, key), _MISSING) is _MISSING
 
     return pred
 
@@ -132,7 +133,7 @@ def _is_null(key: str, field: str) -> Predicate:
 
 
 def _field_condition(spec: dict[str, Any], field: str) -> Predicate:
-    key = _key(spec["key"], f"{field}.key")
+    key = payload_key(spec["key"], f"{field}.key")
     kinds = set(spec) - {"key"}
     if len(kinds) != 1 or not kinds <= {"match", "range"}:
         raise ValidationError("a field condition has exactly one of match or range", field=field)
@@ -143,7 +144,7 @@ def _field_condition(spec: dict[str, Any], field: str) -> Predicate:
 
     # A missing key matches nothing, not even `except`, as in Qdrant.
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        return any(test(v) for v in _lookup(payload, key))
+        return any(test(v) for v in values_at(payload, key))
 
     return pred
 
@@ -216,7 +217,7 @@ def _hashable(value: Any) -> tuple[str, Any]:
     return ("other", id(value))
 
 
-def _lookup(payload: Payload | None, key: str) -> Iterator[Any]:
+def values_at(payload: Payload | None, key: str) -> Iterator[Any]:
     """Every scalar value at ``key``; arrays are flattened one level, as Qdrant does."""
     for value in _raw_lookup(payload, key.split(".")):
         if isinstance(value, list):

@@ -35,6 +35,11 @@ def dimension(value: Any, field: str = "dimension") -> int:
     return value
 
 
+def id_order(pid: PointId) -> tuple[int, int | str]:
+    """The sort key of an id: integers first, then strings (Qdrant's order of ids)."""
+    return (0, pid) if isinstance(pid, int) else (1, pid)
+
+
 def point_id(value: Any, field: str = "id") -> PointId:
     """An id is an unsigned 64-bit integer or a non-numeric string of 1-256 characters.
 

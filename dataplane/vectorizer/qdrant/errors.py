@@ -25,15 +25,23 @@ def for_qdrant(err: VectorizerError, collection: str | None) -> VectorizerError:
     if isinstance(err, ValidationError):
         message = f"{err.field}: {err.message}" if err.field else err.message
         return _bad_input(type(err))(message, field=err.field, **err.details)
-    if isinstance(err, CollectionNotFound) and collection is not None:
+    if (
+        isinstance(err, CollectionNotFound)
+        and not isinstance(err, _Worded)
+        and collection is not None
+    ):
         return collection_not_found(collection)
     if isinstance(err, CollectionExists) and collection is not None:
         return CollectionExists(f"Collection `{collection}` already exists!", field="name")
     return err
 
 
+class _Worded(CollectionNotFound):
+    """Already in Qdrant's words (about a collection other than the path's, perhaps)."""
+
+
 def collection_not_found(name: str) -> CollectionNotFound:
-    return CollectionNotFound(f"Collection `{name}` doesn't exist!", field="collection")
+    return _Worded(f"Collection `{name}` doesn't exist!", field="collection")
 
 
 def point_not_found(pid: PointId) -> VectorNotFound:

@@ -4,10 +4,11 @@ Errors are ``ValidationError``s that name the offending field.
 
 What is refused, and why: named, sparse and multi-vectors (a collection holds one
 unnamed dense vector); server-side inference (documents, images); prefetch, fusion,
-recommend and the other non-nearest queries; shard keys and custom sharding (one
-node, one shard); ``order_by``; ``set_payload`` with ``key``. Performance and storage
-knobs (quantization, on-disk flags, optimizer and WAL settings) are accepted and
-ignored: they do not change results, and ``GET /collections/{name}`` reports the
+discovery and the other queries that are neither nearest neighbours nor an
+``average_vector`` recommendation; shard keys and custom sharding (one node, one shard);
+``order_by`` on datetimes; ``set_payload`` with ``key``. Performance and storage knobs
+(quantization, on-disk flags, optimizer and WAL settings) are accepted and ignored: they
+do not change results, and ``GET /collections/{name}`` reports the
 configuration actually in force.
 """
 
@@ -19,7 +20,7 @@ from typing import Any, NoReturn
 
 from vectorizer.engine import validation
 from vectorizer.engine.config import IndexKind, Metric
-from vectorizer.engine.filters import Payload
+from vectorizer.engine.filters import Payload, payload_key
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 from vectorizer.qdrant.schemas import (
@@ -28,6 +29,7 @@ from vectorizer.qdrant.schemas import (
     DeletePayload,
     DeleteVectors,
     HnswConfigDiff,
+    Query,
     QueryRequest,
     ScrollRequest,
     SearchParams,
@@ -427,18 +429,33 @@ def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> 
 
 
 @dataclass(frozen=True)
+class OrderBy:
+    """Scroll in the order of the numbers at a payload key (see ``engine.ordering``)."""
+
+    key: str
+    descending: bool = False
+    start: int | float | None = None
+
+
+@dataclass(frozen=True)
 class Scroll:
     limit: int
     offset: PointId | None
     filter: dict[str, Any] | None
     payload: PayloadSelector
     with_vector: bool
+    order_by: OrderBy | None = None
 
 
 def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
     no_shard_key(body.shard_key)
-    if body.order_by is not None:
-        raise ValidationError("order_by is not supported", field="order_by")
+    order = None if body.order_by is None else _order_by(body.order_by)
+    if order is not None and body.offset is not None:
+        raise ValidationError(
+            "offset cannot be used with order_by: page with order_by.start_from and a "
+            "filter that leaves out the ids already seen at that value",
+            field="offset",
+        )
     limit = DEFAULT_LIMIT if body.limit is None else body.limit
     return Scroll(
         limit=in_range(limit, "limit", 1, max_limit),
@@ -446,7 +463,32 @@ def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
         filter=canonical_filter(body.filter),
         payload=payload_selector(body.with_payload, True),
         with_vector=with_vector(body.with_vector),
+        order_by=order,
     )
+
+
+def _order_by(raw: Any) -> OrderBy:
+    if isinstance(raw, str):
+        return OrderBy(payload_key(raw, "order_by"))
+    if not isinstance(raw, dict):
+        raise ValidationError(
+            "order_by is a payload key or {key, direction, start_from}", field="order_by"
+        )
+    unknown = set(raw) - {"key", "direction", "start_from"}
+    if unknown:
+        raise ValidationError("unknown field", field=f"order_by.{sorted(unknown)[0]}")
+    direction = raw.get("direction") or "asc"
+    if direction not in ("asc", "desc"):
+        raise ValidationError("direction is asc or desc", field="order_by.direction")
+    start = raw.get("start_from")
+    if isinstance(start, str):
+        raise ValidationError(
+            "ordering by datetimes is not supported; store the time as a number",
+            field="order_by.start_from",
+        )
+    if start is not None and (isinstance(start, bool) or not isinstance(start, int | float)):
+        raise ValidationError("start_from is a number", field="order_by.start_from")
+    return OrderBy(payload_key(raw.get("key"), "order_by.key"), direction == "desc", start)
 
 
 @dataclass(frozen=True)
@@ -502,6 +544,12 @@ def search_request(body: SearchRequest, max_limit: int) -> Search:
 
 
 def query_request(body: QueryRequest, max_limit: int) -> Search:
+    limit = DEFAULT_LIMIT if body.limit is None else body.limit
+    return query_search(body, limit, body.offset or 0, max_limit)
+
+
+def query_search(body: Query, limit: int, offset: int, max_limit: int) -> Search:
+    """The search a universal query (plain or grouped) asks for."""
     no_shard_key(body.shard_key)
     for name in ("prefetch", "lookup_from"):
         if getattr(body, name) is not None:
@@ -513,13 +561,12 @@ def query_request(body: QueryRequest, max_limit: int) -> Search:
     if vector is None and point is None and not recommend and body.score_threshold is not None:
         raise ValidationError("score_threshold needs a query", field="score_threshold")
     ef, exact = _params(body.params)
-    limit = DEFAULT_LIMIT if body.limit is None else body.limit
     return Search(
         vector=vector,
         point=point,
         filter=canonical_filter(body.filter),
         limit=in_range(limit, "limit", 1, max_limit),
-        offset=in_range(body.offset or 0, "offset", 0, max_limit),
+        offset=in_range(offset, "offset", 0, max_limit),
         threshold=body.score_threshold,
         ef=ef,
         exact=exact,

@@ -47,12 +47,16 @@ def update_result(sequence: int) -> dict[str, Any]:
     return {"operation_id": sequence, "status": "completed"}
 
 
-def record(point: Point, payload: PayloadSelector) -> dict[str, Any]:
+def record(
+    point: Point, payload: PayloadSelector, order_value: float | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"id": point.id}
     if payload.enabled:
         out["payload"] = payload.apply(point.payload)
     if point.vector is not None:
         out["vector"] = point.vector
+    if order_value is not None:  # scrolled in the order of this payload value
+        out["order_value"] = order_value
     return out
 
 
@@ -68,6 +72,19 @@ def scored_point(hit: ScoredPoint | Point, payload: PayloadSelector) -> dict[str
     if hit.vector is not None:
         out["vector"] = hit.vector
     return out
+
+
+def point_group(
+    gid: str | int, hits: list[dict[str, Any]], lookup: dict[str, Any] | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": gid, "hits": hits}
+    if lookup is not None:
+        out["lookup"] = lookup
+    return out
+
+
+def facet_hits(counts: list[tuple[str | int | bool, int]]) -> dict[str, Any]:
+    return {"hits": [{"value": value, "count": n} for value, n in counts]}
 
 
 def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int) -> dict[str, Any]:

@@ -45,6 +45,8 @@ ROUTES: list[web.RouteDef] = [
     web.post(_C + "/points/search/batch", views.search_batch),
     web.post(_C + "/points/query", views.query_points),
     web.post(_C + "/points/query/batch", views.query_batch),
+    web.post(_C + "/points/query/groups", views.query_groups),
+    web.post(_C + "/facet", views.facet),
 ]
 
 # Request body of each operation that takes one, for the OpenAPI document.
@@ -68,4 +70,6 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", _C + "/points/search/batch"): schemas.SearchRequestBatch,
     ("POST", _C + "/points/query"): schemas.QueryRequest,
     ("POST", _C + "/points/query/batch"): schemas.QueryRequestBatch,
+    ("POST", _C + "/points/query/groups"): schemas.QueryGroupsRequest,
+    ("POST", _C + "/facet"): schemas.FacetRequest,
 }

@@ -167,23 +167,43 @@ class SearchRequestBatch(_Body):
     searches: list[SearchRequest]
 
 
-class QueryRequest(_Body):
+class Query(_Body):
+    """What a universal query and a grouped one share."""
+
     query: Any = None
     prefetch: Any = None
     using: str | None = None
     filter: dict[str, Any] | None = None
     params: SearchParams | None = None
     score_threshold: float | None = None
-    limit: int | None = None
-    offset: int | None = None
     with_vector: Any = None
     with_payload: Any = None
     lookup_from: Any = None
     shard_key: Any = None
 
 
+class QueryRequest(Query):
+    limit: int | None = None
+    offset: int | None = None
+
+
 class QueryRequestBatch(_Body):
     searches: list[QueryRequest]
+
+
+class QueryGroupsRequest(Query, kw_only=True):
+    group_by: str
+    group_size: int | None = None
+    limit: int | None = None
+    with_lookup: Any = None
+
+
+class FacetRequest(_Body):
+    key: str
+    limit: int | None = None
+    filter: dict[str, Any] | None = None
+    exact: bool | None = None
+    shard_key: Any = None
 
 
 class CreateFieldIndex(_Body):

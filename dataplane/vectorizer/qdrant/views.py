@@ -7,6 +7,7 @@ statuses. The error middleware renders them in Qdrant's error shape.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -15,17 +16,20 @@ from typing import Any, TypeVar
 import numpy as np
 from aiohttp import web
 
+from vectorizer.engine import grouping
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
-from vectorizer.qdrant import models, responses, schemas
-from vectorizer.qdrant.errors import for_qdrant, point_not_found
+from vectorizer.qdrant import groups, models, responses, schemas
+from vectorizer.qdrant.errors import collection_not_found, for_qdrant, point_not_found
 from vectorizer.security.limits import check_batch
+from vectorizer.security.roles import Permission
 from vectorizer.server.exchange import inserted, searched
 from vectorizer.server.http import check_answer_fits, convert_as, json_response, read_as
 from vectorizer.server.keys import SETTINGS, STORE
+from vectorizer.server.middlewares.auth import authorize_also
 from vectorizer.server.schemas import ChangeAliases
 from vectorizer.server.views.aliases import alias_actions
 
@@ -363,6 +367,21 @@ async def scroll_points(request: web.Request) -> Any:
     coll = _collection(request)
     if page.with_vector:
         check_answer_fits(request, page.limit, coll.config.dimension)
+    if page.order_by is not None:  # no next offset: pages go by order_by.start_from
+        order = page.order_by
+        rows = coll.ordered(
+            order.key,
+            page.limit,
+            compile_filter(page.filter),
+            descending=order.descending,
+            start=order.start,
+            with_payload=page.payload.enabled,
+            with_vector=page.with_vector,
+        )
+        return {
+            "points": [responses.record(p, page.payload, value) for p, value in rows],
+            "next_page_offset": None,
+        }
     points, next_offset = coll.scroll(
         page.limit,
         page.offset,
@@ -374,6 +393,15 @@ async def scroll_points(request: web.Request) -> Any:
         "points": [responses.record(p, page.payload) for p in points],
         "next_page_offset": next_offset,
     }
+
+
+@qdrant_view
+async def facet(request: web.Request) -> Any:
+    """The number of points for each value at a payload key, most frequent first."""
+    body = await _body(request, schemas.FacetRequest)
+    asked = groups.facet(body, request.app[SETTINGS].max_search_limit)
+    counts = _collection(request).facet(asked.key, asked.limit, compile_filter(asked.filter))
+    return responses.facet_hits(counts)
 
 
 @qdrant_view
@@ -430,6 +458,59 @@ async def query_batch(request: web.Request) -> Any:
     results = [run_search(coll, s) for s in searches]
     searched(request, *map(len, results))
     return [{"points": hits} for hits in results]
+
+
+@qdrant_view
+async def query_groups(request: web.Request) -> Any:
+    """Universal query, grouped by a payload value: the best hits of the best groups."""
+    body = await _body(request, schemas.QueryGroupsRequest)
+    conf = request.app[SETTINGS]
+    asked = groups.query_groups(body, conf.max_search_limit, conf.max_batch_results)
+    shown = asked.search
+    coll = _searched_collection(
+        request, [dataclasses.replace(shown, limit=asked.limit * asked.group_size)]
+    )
+    lookup = asked.lookup
+    if lookup is not None:
+        authorize_also(request, Permission.READ, lookup.collection)
+        try:
+            looked_in = _store(request).collection(lookup.collection)
+        except CollectionNotFound:
+            raise collection_not_found(lookup.collection) from None
+    found = grouping.search_groups(
+        lambda k: run_search(coll, asked.hits(k)),
+        lambda hit: hit["payload"],
+        asked.group_by,
+        asked.group_size,
+        asked.limit,
+        conf.max_batch_results,
+    )
+    hits = {id(hit): hit for group in found for hit in group.hits}  # a hit may be in several
+    for hit in hits.values():  # shown as asked (grouping needed whole payloads, no vectors)
+        full = hit.pop("payload")
+        if shown.payload.enabled:
+            hit["payload"] = shown.payload.apply(full)
+        if shown.with_vector:
+            point = coll.get(hit["id"], with_vector=True)
+            hit["vector"] = None if point is None else point.vector
+    searched(request, len(hits))
+    out = []
+    for group in found:
+        record = None
+        if lookup is not None:
+            pid = _lookup_id(group.id)
+            point = None if pid is None else looked_in.get(pid, with_vector=lookup.with_vector)
+            record = None if point is None else responses.record(point, lookup.payload)
+        out.append(responses.point_group(group.id, group.hits, record))
+    return {"groups": out}
+
+
+def _lookup_id(gid: str | int) -> PointId | None:
+    """The point id a group's value names, if it can name one."""
+    try:
+        return models.point_id(gid, "id")
+    except ValidationError:
+        return None
 
 
 def _batch(searches: list[models.Search], request: web.Request) -> list[models.Search]:

@@ -104,6 +104,8 @@ _QDRANT: dict[tuple[str, str], Rule] = {
     ("POST", _Q + "/points/search/batch"): _path(P.READ),
     ("POST", _Q + "/points/query"): _path(P.READ),
     ("POST", _Q + "/points/query/batch"): _path(P.READ),
+    ("POST", _Q + "/points/query/groups"): _path(P.READ),
+    ("POST", _Q + "/facet"): _path(P.READ),
 }
 
 RULES: dict[tuple[str, str], Rule] = {**_NATIVE, **_AUTH, **_REPLICATION, **_QDRANT}

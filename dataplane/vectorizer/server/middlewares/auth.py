@@ -20,7 +20,7 @@ from vectorizer.security.authn import AuthenticationFailed, Credentials
 from vectorizer.security.guard import Guard
 from vectorizer.security.permissions import Rule, rule_for
 from vectorizer.security.roles import ANONYMOUS, Permission, Principal
-from vectorizer.server.exchange import Exchange
+from vectorizer.server.exchange import EXCHANGE, Exchange
 from vectorizer.server.http import read_json_bytes
 from vectorizer.server.keys import STORE
 from vectorizer.server.middlewares.metrics import UNMATCHED
@@ -69,8 +69,26 @@ def is_public(rule: Rule, metrics_public: bool) -> bool:
 
 
 async def authorize(request: web.Request, ex: Exchange, principal: Principal, rule: Rule) -> None:
-    permission = rule.permission
-    collection = await target_collection(request, ex, rule)
+    check_allowed(
+        request, ex, principal, rule.permission, await target_collection(request, ex, rule)
+    )
+
+
+def authorize_also(request: web.Request, permission: Permission, collection: str) -> None:
+    """For a view whose request reaches a second collection (a group lookup reads one):
+    the caller must be allowed that one too, as admission checked the first."""
+    ex = request[EXCHANGE]
+    if ex.principal is not None:  # else a public route, or no admission (cannot happen)
+        check_allowed(request, ex, ex.principal, permission, collection)
+
+
+def check_allowed(
+    request: web.Request,
+    ex: Exchange,
+    principal: Principal,
+    permission: Permission,
+    collection: str | None,
+) -> None:
     if principal.allows(permission, collection):
         return
     # An alias is allowed what its collection is (a scope may also name the alias itself).

@@ -1,0 +1,45 @@
+"""Points in the order of a numeric payload value (Qdrant's scroll ``order_by``).
+
+As in Qdrant: a point is listed once per distinct number at the key (an array of
+numbers lists it once for each), points without a number there are not listed, equal
+values go by id, and ``start_from`` is inclusive (at least it ascending, at most it
+descending). Paging goes by ``start_from``, not by an offset.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from typing import Any
+
+from vectorizer.engine.filters import Payload, values_at
+from vectorizer.engine.validation import PointId, id_order
+
+OrderValue = int | float
+
+
+def order_values(payload: Payload | None, key: str) -> set[OrderValue]:
+    """The distinct numbers at ``key`` (booleans are not numbers here)."""
+    return {
+        v for v in values_at(payload, key) if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def ordered(
+    entries: Iterable[tuple[PointId, Payload | None]],
+    key: str,
+    *,
+    descending: bool,
+    start: OrderValue | None,
+    limit: int,
+) -> list[tuple[PointId, OrderValue]]:
+    """The first ``limit`` (id, value) pairs of ``entries`` in the order of their values
+    at ``key``, from ``start`` on."""
+    pairs: Iterable[tuple[OrderValue, tuple[int, Any], PointId]] = (
+        (value, id_order(pid), pid)
+        for pid, payload in entries
+        for value in order_values(payload, key)
+        if start is None or (value <= start if descending else value >= start)
+    )
+    pick = heapq.nlargest if descending else heapq.nsmallest
+    return [(pid, value) for value, _, pid in pick(limit, pairs, key=lambda p: (p[0], p[1]))]

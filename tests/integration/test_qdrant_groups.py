@@ -1,0 +1,308 @@
+"""Grouped queries, facets and ordered scrolls through the official qdrant-client against a
+real ``vectorizer serve``, checked against numpy and plain Python over the same data."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from tests.servers import ServerProcess
+
+DIM = 8
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[QdrantClient]:
+    c = QdrantClient(url=server.url, prefix="qdrant", timeout=60, check_compatibility=False)
+    yield c
+    c.close()
+
+
+def _vectors(n: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _load(client: QdrantClient, name: str, vectors: np.ndarray, payloads: list[Any]) -> None:
+    client.create_collection(
+        name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+    for start in range(0, len(vectors), 1000):
+        client.upsert(
+            name,
+            points=models.Batch(
+                ids=list(range(start, min(start + 1000, len(vectors)))),
+                vectors=vectors[start : start + 1000].tolist(),
+                payloads=payloads[start : start + 1000],
+            ),
+        )
+
+
+def _groups_by_numpy(
+    vectors: np.ndarray,
+    payloads: list[Any],
+    query: np.ndarray,
+    key: str,
+    group_size: int,
+    limit: int,
+    keep: Any = None,
+) -> list[tuple[Any, list[int]]]:
+    """The answer by definition: every point ranked, grouped by each value at ``key``."""
+    order = np.argsort(-(vectors @ query), kind="stable")
+    groups: dict[Any, list[int]] = {}
+    for i in order.tolist():
+        if keep is not None and not keep(payloads[i]):
+            continue
+        values = payloads[i].get(key)
+        for value in dict.fromkeys(values if isinstance(values, list) else [values]):
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                continue
+            if value not in groups:
+                if len(groups) == limit:
+                    continue
+                groups[value] = []
+            if len(groups[value]) < group_size:
+                groups[value].append(i)
+    return list(groups.items())
+
+
+def _got(result: models.GroupsResult) -> list[tuple[Any, list[Any]]]:
+    return [(g.id, [h.id for h in g.hits]) for g in result.groups]
+
+
+def test_groups_are_the_best_hits_of_the_best_groups(client: QdrantClient) -> None:
+    n = 1200
+    vectors = _vectors(n, 1)
+    rng = np.random.default_rng(2)
+    payloads: list[dict[str, Any]] = []
+    for i in range(n):
+        p: dict[str, Any] = {"doc": int(rng.integers(0, 40)), "i": i}
+        if i % 7 == 0:
+            p["doc"] = [p["doc"], f"s{i % 3}"]  # in two groups: an integer and a string
+        if i % 11 == 0:
+            del p["doc"]  # in no group
+        payloads.append(p)
+    _load(client, "chunks", vectors, payloads)
+    query = _vectors(1, 3)[0]
+
+    got = client.query_points_groups(
+        "chunks", "doc", query=query.tolist(), limit=6, group_size=4, with_payload=["i"]
+    )
+    assert _got(got) == _groups_by_numpy(vectors, payloads, query, "doc", 4, 6)
+    for group in got.groups:
+        scores = [h.score for h in group.hits]
+        assert scores == sorted(scores, reverse=True)
+        for hit in group.hits:
+            assert hit.payload == {"i": hit.id} and hit.vector is None
+            assert hit.score == pytest.approx(float(vectors[hit.id] @ query), abs=1e-5)
+    best = [g.hits[0].score for g in got.groups]
+    assert best == sorted(best, reverse=True)
+
+    # the filter applies before grouping; hits come with their vectors when asked
+    even = models.Filter(must=[models.FieldCondition(key="i", range=models.Range(gte=600))])
+    got = client.query_points_groups(
+        "chunks",
+        "doc",
+        query=query.tolist(),
+        query_filter=even,
+        limit=5,
+        group_size=2,
+        with_payload=False,
+        with_vectors=True,
+    )
+    assert _got(got) == _groups_by_numpy(
+        vectors, payloads, query, "doc", 2, 5, keep=lambda p: p["i"] >= 600
+    )
+    for hit in (h for g in got.groups for h in g.hits):
+        assert hit.payload is None
+        assert np.allclose(hit.vector, vectors[hit.id], atol=1e-6)
+
+    # a score threshold leaves groups short rather than reaching below it
+    cut = float(np.sort(vectors @ query)[-30])
+    got = client.query_points_groups(
+        "chunks", "doc", query=query.tolist(), limit=40, group_size=5, score_threshold=cut
+    )
+    assert all(h.score >= cut - 1e-6 for g in got.groups for h in g.hits)
+    assert sum(len(g.hits) for g in got.groups) <= 30 + sum(
+        1 for g in got.groups for h in g.hits if isinstance(h.payload["doc"], list)
+    )
+
+
+def test_a_rare_group_deep_in_the_ranking_is_found(client: QdrantClient) -> None:
+    """Groups are filled by asking for more hits until they are complete: a group whose
+    points rank in the thousands still gets all of them (the graph path, 5,000 points)."""
+    n = 5000
+    vectors = _vectors(n, 4)
+    query = _vectors(1, 5)[0]
+    order = np.argsort(-(vectors @ query)).tolist()
+    payloads: list[dict[str, Any]] = [{"g": "common"} for _ in range(n)]
+    for rank in (2000, 3500, 4990):
+        payloads[order[rank]] = {"g": "rare"}
+    _load(client, "deep", vectors, payloads)
+    got = client.query_points_groups(
+        "deep",
+        "g",
+        query=query.tolist(),
+        limit=2,
+        group_size=3,
+        search_params=models.SearchParams(exact=True),
+    )
+    assert _got(got) == [("common", order[:3]), ("rare", [order[2000], order[3500], order[4990]])]
+
+
+def test_lookup_brings_the_point_named_by_each_group(client: QdrantClient) -> None:
+    vectors = _vectors(60, 6)
+    payloads = [{"doc": i % 6} for i in range(60)]
+    _load(client, "parts", vectors, payloads)
+    client.create_collection(
+        "documents", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT)
+    )
+    client.upsert(
+        "documents",
+        points=[
+            models.PointStruct(id=d, vector=[d, 1.0], payload={"title": f"doc {d}", "pages": d})
+            for d in range(5)  # no document 5
+        ],
+    )
+    query = vectors[0].tolist()
+    got = client.query_points_groups(
+        "parts", "doc", query=query, limit=6, group_size=1, with_lookup="documents"
+    )
+    assert sorted(g.id for g in got.groups) == list(range(6))
+    for group in got.groups:
+        if group.id == 5:
+            assert group.lookup is None
+            continue
+        assert group.lookup is not None and group.lookup.id == group.id
+        assert group.lookup.payload == {"title": f"doc {group.id}", "pages": group.id}
+        assert group.lookup.vector is None  # the name-only form brings payloads, not vectors
+    got = client.query_points_groups(
+        "parts",
+        "doc",
+        query=query,
+        limit=6,
+        group_size=1,
+        with_lookup=models.WithLookup(
+            collection="documents", with_payload=["title"], with_vectors=True
+        ),
+    )
+    for group in (g for g in got.groups if g.id != 5):
+        assert group.lookup is not None
+        assert group.lookup.payload == {"title": f"doc {group.id}"}
+        assert group.lookup.vector == [float(group.id), 1.0]
+
+    with pytest.raises(UnexpectedResponse) as err:
+        client.query_points_groups("parts", "doc", query=query, with_lookup="nowhere")
+    assert err.value.status_code == 404 and "Collection `nowhere`" in str(err.value)
+
+
+def test_grouped_queries_refuse_what_they_cannot_answer(client: QdrantClient) -> None:
+    _load(client, "g", _vectors(10, 7), [{"d": i} for i in range(10)])
+    query = [1.0] * DIM
+
+    def refused(**kwargs: Any) -> str:
+        with pytest.raises(UnexpectedResponse) as err:
+            client.query_points_groups("g", query=query, **kwargs)
+        assert err.value.status_code == 400
+        return str(err.value)
+
+    assert "group_size" in refused(group_by="d", limit=1000, group_size=1000)
+    assert "group_size" in refused(group_by="d", group_size=0)
+    assert "group_by" in refused(group_by="")
+    assert "with_lookup" in refused(group_by="d", with_lookup="../etc")
+    assert client.count("g").count == 10  # nothing changed
+
+
+def test_facets_count_points_per_value(client: QdrantClient) -> None:
+    rng = np.random.default_rng(8)
+    colours = ["red", "green", "blue", "black"]
+    payloads: list[dict[str, Any]] = []
+    for i in range(500):
+        tags = list(rng.choice(colours, size=int(rng.integers(0, 3))))
+        payloads.append({"tags": tags, "size": int(rng.integers(0, 4)), "i": i, "ok": i % 3 == 0})
+    _load(client, "items", _vectors(500, 9), payloads)
+
+    def expected(key: str, keep: Any = None) -> list[tuple[Any, int]]:
+        counts: Counter[Any] = Counter()
+        for p in payloads:
+            if keep is None or keep(p):
+                value = p[key]
+                counts.update(set(value) if isinstance(value, list) else {value})
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    got = client.facet("items", "tags")
+    assert [(h.value, h.count) for h in got.hits] == expected("tags")
+    got = client.facet("items", "size", limit=2, exact=True)
+    assert [(h.value, h.count) for h in got.hits] == expected("size")[:2]
+    big = models.Filter(must=[models.FieldCondition(key="i", range=models.Range(gte=250))])
+    got = client.facet("items", "tags", facet_filter=big)
+    assert [(h.value, h.count) for h in got.hits] == expected("tags", lambda p: p["i"] >= 250)
+    got = client.facet("items", "ok")
+    assert [(h.value, h.count) for h in got.hits] == expected("ok")
+    assert client.facet("items", "missing").hits == []
+    with pytest.raises(UnexpectedResponse) as err:
+        client.facet("items", "tags", limit=0)
+    assert err.value.status_code == 400 and "limit" in str(err.value)
+
+
+def test_scroll_in_payload_order_pages_by_start_from(client: QdrantClient) -> None:
+    rng = np.random.default_rng(10)
+    prices = [int(p) for p in rng.integers(0, 40, size=300)]  # many ties
+    payloads: list[dict[str, Any]] = [{"price": p} for p in prices]
+    payloads[7] = {"price": [3, 38]}  # listed twice
+    payloads[8] = {"price": "cheap"}  # not listed
+    payloads[9] = {}
+    _load(client, "shop", _vectors(300, 11), payloads)
+    listed = sorted(
+        (v, i)
+        for i, p in enumerate(payloads)
+        for v in set(p["price"] if isinstance(p.get("price"), list) else [p.get("price")])
+        if isinstance(v, int)
+    )
+
+    got, next_offset = client.scroll("shop", limit=10, order_by="price")
+    assert next_offset is None  # ordered scrolls page by start_from
+    assert [(r.order_value, r.id) for r in got] == listed[:10]
+    assert got[0].payload == payloads[got[0].id]
+    desc = models.OrderBy(key="price", direction=models.Direction.DESC)
+    got, _ = client.scroll("shop", limit=10, order_by=desc, with_payload=False)
+    assert [(r.order_value, r.id) for r in got] == sorted(listed, reverse=True)[:10]
+    assert got[0].payload is None
+
+    # page through everything, as Qdrant documents: start from the last value seen and
+    # leave out the ids already seen at that value
+    seen: list[tuple[Any, Any]] = []
+    start: float | None = None
+    excluded: list[Any] = []
+    for _ in range(100):
+        page, _ = client.scroll(
+            "shop",
+            limit=25,
+            order_by=models.OrderBy(key="price", start_from=start),
+            scroll_filter=models.Filter(must_not=[models.HasIdCondition(has_id=excluded)]),
+        )
+        if not page:
+            break
+        seen.extend((r.order_value, r.id) for r in page)
+        start = page[-1].order_value
+        excluded = [i for v, i in seen if v == start]
+    # point 7 is listed at 3 and at 38; paging by value meets it at both
+    assert seen == listed
+
+    with pytest.raises(UnexpectedResponse) as err:
+        client.scroll("shop", order_by="price", offset=5)
+    assert err.value.status_code == 400 and "start_from" in str(err.value)
+    with pytest.raises(UnexpectedResponse) as err:
+        client.http.points_api.scroll_points(
+            "shop",
+            scroll_request=models.ScrollRequest(
+                order_by=models.OrderBy(key="price", start_from="2026-01-01T00:00:00Z")
+            ),
+        )
+    assert err.value.status_code == 400 and "datetime" in str(err.value)
