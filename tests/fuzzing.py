@@ -599,6 +599,21 @@ def query_body() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def recommend_body() -> st.SearchStrategy[dict[str, Any]]:
+    """The examples and options of a legacy recommendation (plain or grouped)."""
+    return st.builds(
+        lambda pos, neg, rest: {"positive": pos, "negative": neg, **rest},
+        st.lists(ids() | vectors(), max_size=3),
+        st.lists(ids() | vectors(), max_size=2),
+        optional(
+            strategy=st.sampled_from(["average_vector", "best_score", "x"]),
+            filter=filters,
+            with_payload=with_payloads,
+            score_threshold=st.floats(-1, 1),
+        ),
+    )
+
+
 def selector() -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(
         st.builds(lambda p: {"points": p}, st.lists(ids(), max_size=4)),
@@ -668,6 +683,35 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
                     group_size=st.integers(0, 5) | st.just(10_001),
                     with_lookup=st.sampled_from([FUZZ, "missing", "../x", {"collection": 1}]),
                 ),
+            ),
+        ),
+        st.tuples(
+            st.just("POST"),
+            st.just("/points/search/groups"),
+            st.builds(
+                lambda q, g, size: {**q, "group_by": g, "group_size": size},
+                search_body(),
+                payload_keys,
+                st.integers(0, 4),
+            ),
+        ),
+        st.tuples(
+            st.just("POST"),
+            st.just("/points/recommend"),
+            st.builds(
+                lambda r, n, rest: {**r, "limit": n, **rest},
+                recommend_body(),
+                limits,
+                optional(offset=st.integers(0, 3)),
+            ),
+        ),
+        st.tuples(
+            st.just("POST"),
+            st.just("/points/recommend/groups"),
+            st.builds(
+                lambda r, g: {**r, "group_by": g, "group_size": 2, "limit": 3},
+                recommend_body(),
+                payload_keys,
             ),
         ),
         st.tuples(

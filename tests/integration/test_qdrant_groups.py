@@ -306,3 +306,115 @@ def test_scroll_in_payload_order_pages_by_start_from(client: QdrantClient) -> No
             ),
         )
     assert err.value.status_code == 400 and "datetime" in str(err.value)
+
+
+# ---- the legacy routes of older clients (qdrant-client < 1.13 calls them) ---------------
+# The client installed here no longer has these methods; the bodies are what the older
+# clients send, and the answers are read with the installed client's models.
+
+
+def _legacy(server: ServerProcess, route: str, body: dict[str, Any]) -> Any:
+    status, reply = server.request("POST", f"/qdrant/collections/recs/points/{route}", body)
+    assert status == 200, reply
+    assert reply["status"] == "ok"
+    return reply["result"]
+
+
+def test_legacy_recommend_and_grouped_routes_answer_like_the_query_api(
+    server: ServerProcess, client: QdrantClient
+) -> None:
+    n = 400
+    vectors = _vectors(n, 12)
+    payloads = [{"doc": i % 9, "i": i} for i in range(n)]
+    _load(client, "recs", vectors, payloads)
+    low = {"must": [{"key": "i", "range": {"lt": 300}}]}
+
+    # recommend: the same hits as the universal query's recommendation
+    body = {"positive": [3, vectors[10].tolist()], "negative": [7], "limit": 6, "filter": low}
+    got = [models.ScoredPoint(**p) for p in _legacy(server, "recommend", body)]
+    want = client.query_points(
+        "recs",
+        query=models.RecommendQuery(
+            recommend=models.RecommendInput(positive=[3, vectors[10].tolist()], negative=[7])
+        ),
+        query_filter=models.Filter(must=[between_i(300)]),
+        limit=6,
+    ).points
+    assert [(p.id, round(p.score, 5)) for p in got] == [(p.id, round(p.score, 5)) for p in want]
+    assert {3, 7}.isdisjoint(p.id for p in got) and len(got) == 6
+    page = _legacy(server, "recommend", {**body, "offset": 2, "limit": 4, "with_payload": True})
+    assert [p["id"] for p in page] == [p.id for p in got[2:]]
+    assert all(p["payload"] == payloads[p["id"]] for p in page)
+
+    batch = _legacy(
+        server,
+        "recommend/batch",
+        {"searches": [body, {"positive": [1], "limit": 2, "strategy": "average_vector"}]},
+    )
+    assert [[p["id"] for p in hits] for hits in batch][0] == [p.id for p in got]
+    assert len(batch[1]) == 2 and 1 not in [p["id"] for p in batch[1]]
+
+    # grouped: the same groups as query_points_groups
+    query = vectors[20].tolist()
+    legacy = models.GroupsResult(
+        **_legacy(
+            server,
+            "search/groups",
+            {"vector": query, "group_by": "doc", "group_size": 2, "limit": 4, "with_payload": True},
+        )
+    )
+    current = client.query_points_groups("recs", "doc", query=query, group_size=2, limit=4)
+    assert _got(legacy) == _got(current) and len(legacy.groups) == 4
+    assert all(h.payload == payloads[h.id] for g in legacy.groups for h in g.hits)
+    legacy = models.GroupsResult(
+        **_legacy(
+            server,
+            "recommend/groups",
+            {"positive": [5], "group_by": "doc", "group_size": 3, "limit": 3},
+        )
+    )
+    current = client.query_points_groups(
+        "recs",
+        "doc",
+        query=models.RecommendQuery(recommend=models.RecommendInput(positive=[5])),
+        group_size=3,
+        limit=3,
+    )
+    assert _got(legacy) == _got(current)
+    assert 5 not in [h.id for g in legacy.groups for h in g.hits]
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("recommend", {"positive": [1], "limit": 2, "strategy": "best_score"}, "strategy"),
+        ("recommend", {"positive": [], "negative": [1], "limit": 2}, "positive"),
+        ("recommend", {"positive": [[1.0, 2.0]], "limit": 2}, "positive[0]"),
+        ("recommend", {"positive": [1], "limit": 2, "using": "image"}, "using"),
+        (
+            "recommend",
+            {"positive": [1], "limit": 2, "lookup_from": {"collection": "x"}},
+            "lookup_from",
+        ),
+        ("recommend", {"positive": [1]}, "limit"),
+        ("recommend/batch", {"searches": [{"positive": [1], "limit": 0}]}, "limit"),
+        ("search/groups", {"vector": [1.0] * DIM, "group_by": "doc", "limit": 2}, "group_size"),
+        (
+            "recommend/groups",
+            {"positive": [1], "group_by": "", "group_size": 1, "limit": 1},
+            "group_by",
+        ),
+    ],
+)
+def test_legacy_routes_refuse_bad_input_by_field(
+    server: ServerProcess, client: QdrantClient, route: str, body: dict[str, Any], field: str
+) -> None:
+    _load(client, "recs", _vectors(5, 13), [{"doc": i} for i in range(5)])
+    status, reply = server.request("POST", f"/qdrant/collections/recs/points/{route}", body)
+    assert status == 400, reply
+    assert field in reply["status"]["error"]
+    assert client.count("recs").count == 5
+
+
+def between_i(below: int) -> models.FieldCondition:
+    return models.FieldCondition(key="i", range=models.Range(lt=below))

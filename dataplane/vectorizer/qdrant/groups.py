@@ -1,18 +1,19 @@
 """Grouped queries and facets: Qdrant's request bodies into engine arguments.
 
-``query/groups`` answers the best ``limit`` groups of points that share a value at
-``group_by`` (strings and integers; a point with an array there is in a group for each
-value), each with its best ``group_size`` hits, groups ordered by their best hit.
-``with_lookup`` adds, to each group, the point of another collection whose id is the
-group's value. ``facet`` counts the points per value at a key; our counts are always
-exact (``exact`` is accepted either way).
+``query/groups`` (and the legacy ``search/groups`` and ``recommend/groups``) answers the
+best ``limit`` groups of points that share a value at ``group_by`` (strings and
+integers; a point with an array there is in a group for each value), each with its best
+``group_size`` hits, groups ordered by their best hit. ``with_lookup`` adds, to each
+group, the point of another collection whose id is the group's value. ``facet`` counts
+the points per value at a key; our counts are always exact (``exact`` is accepted
+either way).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from vectorizer.engine.filters import payload_key
 from vectorizer.engine.validation import collection_name
@@ -26,9 +27,16 @@ from vectorizer.qdrant.models import (
     no_shard_key,
     payload_selector,
     query_search,
+    recommend_search,
+    vector_search,
     with_vector,
 )
-from vectorizer.qdrant.schemas import FacetRequest, QueryGroupsRequest
+from vectorizer.qdrant.schemas import (
+    FacetRequest,
+    QueryGroupsRequest,
+    RecommendGroupsRequest,
+    SearchGroupsRequest,
+)
 
 DEFAULT_GROUP_SIZE = 3
 
@@ -53,7 +61,34 @@ class QueryGroups:
         return dataclasses.replace(self.search, limit=k, payload=PayloadSelector(True))
 
 
+class _Grouping(Protocol):
+    """The grouping fields every grouped request has."""
+
+    @property
+    def group_by(self) -> str: ...
+    @property
+    def group_size(self) -> int | None: ...
+    @property
+    def limit(self) -> int | None: ...
+    @property
+    def with_lookup(self) -> Any: ...
+
+
 def query_groups(body: QueryGroupsRequest, max_limit: int, max_hits: int) -> QueryGroups:
+    return _grouped(body, query_search(body, 1, 0, max_limit), max_limit, max_hits)
+
+
+def search_groups(body: SearchGroupsRequest, max_limit: int, max_hits: int) -> QueryGroups:
+    """The legacy ``search/groups`` form."""
+    return _grouped(body, vector_search(body, 1, 0, max_limit), max_limit, max_hits)
+
+
+def recommend_groups(body: RecommendGroupsRequest, max_limit: int, max_hits: int) -> QueryGroups:
+    """The legacy ``recommend/groups`` form."""
+    return _grouped(body, recommend_search(body, 1, 0, max_limit), max_limit, max_hits)
+
+
+def _grouped(body: _Grouping, search: Search, max_limit: int, max_hits: int) -> QueryGroups:
     """``max_hits`` bounds both ``limit`` x ``group_size`` and the hits looked through."""
     group_size = DEFAULT_GROUP_SIZE if body.group_size is None else body.group_size
     limit = DEFAULT_LIMIT if body.limit is None else body.limit
@@ -62,7 +97,7 @@ def query_groups(body: QueryGroupsRequest, max_limit: int, max_hits: int) -> Que
     if limit * group_size > max_hits:
         raise ValidationError(f"limit x group_size may be at most {max_hits}", field="group_size")
     return QueryGroups(
-        search=query_search(body, 1, 0, max_limit),
+        search=search,
         group_by=payload_key(body.group_by, "group_by"),
         group_size=group_size,
         limit=limit,

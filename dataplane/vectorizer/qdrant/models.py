@@ -31,7 +31,10 @@ from vectorizer.qdrant.schemas import (
     HnswConfigDiff,
     Query,
     QueryRequest,
+    Recommended,
+    RecommendRequest,
     ScrollRequest,
+    Searched,
     SearchParams,
     SearchRequest,
     SetPayload,
@@ -499,6 +502,7 @@ class Recommend:
 
     positive: tuple[PointId | list[Any], ...]
     negative: tuple[PointId | list[Any], ...]
+    prefix: str = "query.recommend."  # of the examples' field names, for errors
 
 
 @dataclass(frozen=True)
@@ -520,6 +524,11 @@ class Search:
 
 
 def search_request(body: SearchRequest, max_limit: int) -> Search:
+    return vector_search(body, body.limit, body.offset or 0, max_limit)
+
+
+def vector_search(body: Searched, limit: int, offset: int, max_limit: int) -> Search:
+    """The search a legacy search body (plain or grouped) asks for."""
     no_shard_key(body.shard_key)
     raw = body.vector
     if isinstance(raw, dict) and set(raw) == {"name", "vector"}:
@@ -532,8 +541,8 @@ def search_request(body: SearchRequest, max_limit: int) -> Search:
         vector=dense_vector(raw, "vector"),
         point=None,
         filter=canonical_filter(body.filter),
-        limit=in_range(body.limit, "limit", 1, max_limit),
-        offset=in_range(body.offset or 0, "offset", 0, max_limit),
+        limit=in_range(limit, "limit", 1, max_limit),
+        offset=in_range(offset, "offset", 0, max_limit),
         threshold=body.score_threshold,
         ef=ef,
         exact=exact,
@@ -541,6 +550,40 @@ def search_request(body: SearchRequest, max_limit: int) -> Search:
         with_vector=with_vector(vector_sel),
         field="vector",
     )
+
+
+def recommend_request(body: RecommendRequest, max_limit: int) -> Search:
+    return recommend_search(body, body.limit, body.offset or 0, max_limit)
+
+
+def recommend_search(body: Recommended, limit: int, offset: int, max_limit: int) -> Search:
+    """The search a legacy recommendation body (plain or grouped) asks for."""
+    no_shard_key(body.shard_key)
+    _one_vector(body.using, body.lookup_from)
+    spec = {"positive": body.positive, "negative": body.negative, "strategy": body.strategy}
+    ef, exact = _params(body.params)
+    return Search(
+        vector=None,
+        point=None,
+        filter=canonical_filter(body.filter),
+        limit=in_range(limit, "limit", 1, max_limit),
+        offset=in_range(offset, "offset", 0, max_limit),
+        threshold=body.score_threshold,
+        ef=ef,
+        exact=exact,
+        payload=payload_selector(body.with_payload, False),
+        with_vector=with_vector(body.with_vector),
+        field="positive",
+        recommend=_recommendation(spec, ""),
+    )
+
+
+def _one_vector(using: str | None, lookup_from: Any) -> None:
+    """Refuse what needs named vectors or examples from another collection."""
+    if lookup_from is not None:
+        raise ValidationError("lookup_from is not supported", field="lookup_from")
+    if using not in (None, ""):
+        raise ValidationError("named vectors are not supported", field="using")
 
 
 def query_request(body: QueryRequest, max_limit: int) -> Search:
@@ -551,11 +594,9 @@ def query_request(body: QueryRequest, max_limit: int) -> Search:
 def query_search(body: Query, limit: int, offset: int, max_limit: int) -> Search:
     """The search a universal query (plain or grouped) asks for."""
     no_shard_key(body.shard_key)
-    for name in ("prefetch", "lookup_from"):
-        if getattr(body, name) is not None:
-            raise ValidationError(f"{name} is not supported", field=name)
-    if body.using not in (None, ""):
-        raise ValidationError("named vectors are not supported", field="using")
+    if body.prefetch is not None:
+        raise ValidationError("prefetch is not supported", field="prefetch")
+    _one_vector(body.using, body.lookup_from)
     recommend = _recommend(body.query)
     vector, point = (None, None) if recommend else _query(body.query)
     if vector is None and point is None and not recommend and body.score_threshold is not None:
@@ -586,24 +627,28 @@ def _recommend(raw: Any) -> Recommend | None:
     if set(raw) != {"recommend"}:
         extra = sorted(set(raw) - {"recommend"})[0]
         raise ValidationError(f"{extra} is not supported", field=f"query.{extra}")
-    spec = raw["recommend"]
+    return _recommendation(raw["recommend"], "query.recommend.")
+
+
+def _recommendation(spec: Any, prefix: str) -> Recommend:
+    """``{positive, negative, strategy}``; ``prefix`` leads the names of its fields."""
     if not isinstance(spec, dict):
-        raise ValidationError("must be an object", field="query.recommend")
+        raise ValidationError("must be an object", field=prefix.rstrip("."))
     unknown = set(spec) - {"positive", "negative", "strategy"}
     if unknown:
-        raise ValidationError("unknown field", field=f"query.recommend.{sorted(unknown)[0]}")
+        raise ValidationError("unknown field", field=f"{prefix}{sorted(unknown)[0]}")
     strategy = spec.get("strategy")
     if strategy in _STRATEGIES:
         raise ValidationError(
             f"the {strategy} strategy is not supported; average_vector is",
-            field="query.recommend.strategy",
+            field=f"{prefix}strategy",
         )
     if strategy not in (None, "average_vector"):
-        raise ValidationError("unknown strategy", field="query.recommend.strategy")
-    positive = _examples(spec.get("positive"), "query.recommend.positive")
+        raise ValidationError("unknown strategy", field=f"{prefix}strategy")
+    positive = _examples(spec.get("positive"), f"{prefix}positive")
     if not positive:
-        raise ValidationError("needs at least one example", field="query.recommend.positive")
-    return Recommend(positive, _examples(spec.get("negative"), "query.recommend.negative"))
+        raise ValidationError("needs at least one example", field=f"{prefix}positive")
+    return Recommend(positive, _examples(spec.get("negative"), f"{prefix}negative"), prefix)
 
 
 def _examples(raw: Any, field: str) -> tuple[PointId | list[Any], ...]:

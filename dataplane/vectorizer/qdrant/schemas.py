@@ -148,14 +148,12 @@ class SearchParams(_Body):
     idf: Any = None
 
 
-class SearchRequest(_Body):
-    """The legacy ``/points/search`` body (``with_vectors`` is an alias Qdrant accepts)."""
+class Searched(_Body):
+    """What the legacy searches share (``with_vectors`` is an alias Qdrant accepts)."""
 
     vector: Any
-    limit: int
     filter: dict[str, Any] | None = None
     params: SearchParams | None = None
-    offset: int | None = None
     with_payload: Any = None
     with_vector: Any = None
     with_vectors: Any = None
@@ -163,8 +161,55 @@ class SearchRequest(_Body):
     shard_key: Any = None
 
 
+class SearchRequest(Searched, kw_only=True):
+    """The legacy ``/points/search`` body."""
+
+    limit: int
+    offset: int | None = None
+
+
 class SearchRequestBatch(_Body):
     searches: list[SearchRequest]
+
+
+class SearchGroupsRequest(Searched, kw_only=True):
+    group_by: str
+    group_size: int
+    limit: int
+    with_lookup: Any = None
+
+
+class Recommended(_Body):
+    """What the legacy recommendations share: examples (point ids or vectors) and how to
+    search with them."""
+
+    positive: list[Any] = msgspec.field(default_factory=list)
+    negative: list[Any] = msgspec.field(default_factory=list)
+    strategy: str | None = None
+    filter: dict[str, Any] | None = None
+    params: SearchParams | None = None
+    with_payload: Any = None
+    with_vector: Any = None
+    score_threshold: float | None = None
+    using: str | None = None
+    lookup_from: Any = None
+    shard_key: Any = None
+
+
+class RecommendRequest(Recommended, kw_only=True):
+    limit: int
+    offset: int | None = None
+
+
+class RecommendRequestBatch(_Body):
+    searches: list[RecommendRequest]
+
+
+class RecommendGroupsRequest(Recommended, kw_only=True):
+    group_by: str
+    group_size: int
+    limit: int
+    with_lookup: Any = None
 
 
 class Query(_Body):

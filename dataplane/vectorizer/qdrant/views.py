@@ -439,6 +439,28 @@ async def search_batch(request: web.Request) -> Any:
 
 
 @qdrant_view
+async def recommend_points(request: web.Request) -> Any:
+    """Points like the positive examples and unlike the negative ones (legacy form)."""
+    body = await _body(request, schemas.RecommendRequest)
+    search = models.recommend_request(body, request.app[SETTINGS].max_search_limit)
+    hits = run_search(_searched_collection(request, [search]), search)
+    searched(request, len(hits))
+    return hits
+
+
+@qdrant_view
+async def recommend_batch(request: web.Request) -> Any:
+    """Several legacy recommendations in one request; one bad one fails the whole batch."""
+    body = await _body(request, schemas.RecommendRequestBatch)
+    max_limit = request.app[SETTINGS].max_search_limit
+    searches = _batch([models.recommend_request(r, max_limit) for r in body.searches], request)
+    coll = _searched_collection(request, searches)
+    results = [run_search(coll, s) for s in searches]
+    searched(request, *map(len, results))
+    return results
+
+
+@qdrant_view
 async def query_points(request: web.Request) -> Any:
     """Universal query, nearest-neighbour form: by vector, by point id, or no query."""
     body = await _body(request, schemas.QueryRequest)
@@ -465,7 +487,33 @@ async def query_groups(request: web.Request) -> Any:
     """Universal query, grouped by a payload value: the best hits of the best groups."""
     body = await _body(request, schemas.QueryGroupsRequest)
     conf = request.app[SETTINGS]
-    asked = groups.query_groups(body, conf.max_search_limit, conf.max_batch_results)
+    return _groups(
+        request, groups.query_groups(body, conf.max_search_limit, conf.max_batch_results)
+    )
+
+
+@qdrant_view
+async def search_groups(request: web.Request) -> Any:
+    """Legacy search, grouped by a payload value."""
+    body = await _body(request, schemas.SearchGroupsRequest)
+    conf = request.app[SETTINGS]
+    return _groups(
+        request, groups.search_groups(body, conf.max_search_limit, conf.max_batch_results)
+    )
+
+
+@qdrant_view
+async def recommend_groups(request: web.Request) -> Any:
+    """Legacy recommendation, grouped by a payload value."""
+    body = await _body(request, schemas.RecommendGroupsRequest)
+    conf = request.app[SETTINGS]
+    asked = groups.recommend_groups(body, conf.max_search_limit, conf.max_batch_results)
+    return _groups(request, asked)
+
+
+def _groups(request: web.Request, asked: groups.QueryGroups) -> dict[str, Any]:
+    """The best ``asked.limit`` groups, each with its best hits (and its lookup)."""
+    conf = request.app[SETTINGS]
     shown = asked.search
     coll = _searched_collection(
         request, [dataclasses.replace(shown, limit=asked.limit * asked.group_size)]
@@ -552,9 +600,9 @@ def _recommended(coll: Collection, rec: models.Recommend) -> tuple[list[float], 
             rows.append(np.asarray(point.vector, dtype=np.float32))
         return np.asarray(np.mean(rows, axis=0), dtype=np.float32)
 
-    positive = mean(rec.positive, "query.recommend.positive")
+    positive = mean(rec.positive, f"{rec.prefix}positive")
     if rec.negative:
-        negative = mean(rec.negative, "query.recommend.negative")
+        negative = mean(rec.negative, f"{rec.prefix}negative")
         positive = positive + (positive - negative)
     return positive.tolist(), ids
 
