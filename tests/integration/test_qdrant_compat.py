@@ -248,6 +248,57 @@ def test_create_collection_rejects_unsupported(
     assert client.collection_exists("bad") is False
 
 
+def test_update_collection_takes_knobs_and_refuses_changes_it_cannot_make(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    """The bulk-load recipe (indexing off, load, indexing back on) works; a change to
+    how the graph is built is refused, naming the field, and nothing changes."""
+    client.create_collection(
+        "live",
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+        hnsw_config=models.HnswConfigDiff(m=24),
+    )
+    off = models.OptimizersConfigDiff(indexing_threshold=0)
+    assert client.update_collection("live", optimizers_config=off) is True
+    client.upsert("live", points=[models.PointStruct(id=i, vector=vec(i)) for i in range(1, 30)])
+    on = models.OptimizersConfigDiff(indexing_threshold=20000, max_segment_size=100_000)
+    assert client.update_collection("live", optimizers_config=on) is True
+    assert client.update_collection(
+        "live",
+        hnsw_config=models.HnswConfigDiff(m=24, ef_construct=150, full_scan_threshold=10),
+        vectors_config={"": models.VectorParamsDiff(on_disk=True)},
+        collection_params=models.CollectionParamsDiff(on_disk_payload=True),
+        quantization_config=models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8)
+        ),
+    )
+    before = server.request("GET", "/collections/live")[1]["collection"]
+    for kwargs, needle in (
+        ({"hnsw_config": models.HnswConfigDiff(m=32)}, "hnsw_config.m"),
+        ({"hnsw_config": models.HnswConfigDiff(m=0)}, "hnsw_config.m"),
+        ({"hnsw_config": models.HnswConfigDiff(ef_construct=400)}, "hnsw_config.ef_construct"),
+        (
+            {
+                "vectors_config": {
+                    "": models.VectorParamsDiff(hnsw_config=models.HnswConfigDiff(m=8))
+                }
+            },
+            "hnsw_config.m",
+        ),
+        ({"vectors_config": {"image": models.VectorParamsDiff(on_disk=True)}}, "named vectors"),
+        ({"sparse_vectors_config": {"text": models.SparseVectorParams()}}, "sparse vectors"),
+    ):
+        with pytest.raises(UnexpectedResponse) as exc:
+            client.update_collection("live", **kwargs)
+        assert status_of(exc) == 400
+        assert needle in exc.value.structured()["status"]["error"]
+    assert server.request("GET", "/collections/live")[1]["collection"] == before
+    assert client.count("live").count == 29
+    with pytest.raises(UnexpectedResponse) as exc:
+        client.update_collection("nowhere", optimizers_config=off)
+    assert status_of(exc) == 404
+
+
 def test_payload_index_is_accepted(client: QdrantClient) -> None:
     make(client, n=8)
     result = client.create_payload_index(

@@ -515,3 +515,29 @@ def test_recommend_query() -> None:
     assert s.vector is None and s.point is None
     plain = query({"query": {"recommend": {"positive": [2], "strategy": "average_vector"}}})
     assert plain.recommend == models.Recommend(positive=(2,), negative=())
+
+
+def test_check_update_refuses_only_what_would_change_the_graph() -> None:
+    graph = CollectionConfig(4, hnsw=HnswParams(24, 150, 96))
+    flat = CollectionConfig(4, index=IndexKind.EXACT)
+
+    def update(body: dict[str, Any], current: CollectionConfig) -> str | None:
+        try:
+            models.check_update(decode(schemas.UpdateCollection, body), current)
+        except ValidationError as exc:
+            return exc.field
+        return None
+
+    assert update({}, graph) is None
+    assert update({"hnsw_config": {"m": 24, "ef_construct": 150}}, graph) is None
+    assert update({"optimizers_config": {"indexing_threshold": 0}}, graph) is None
+    assert update({"hnsw_config": {"m": 16}}, graph) == "hnsw_config.m"
+    assert update({"hnsw_config": {"m": 0}}, graph) == "hnsw_config.m"
+    assert update({"hnsw_config": {"ef_construct": 100}}, graph) == "hnsw_config.ef_construct"
+    assert update({"vectors": {"": {"hnsw_config": {"m": 8}}}}, graph) == "hnsw_config.m"
+    assert update({"vectors": {"": {"on_disk": True}}}, graph) is None
+    assert update({"vectors": {"": {"bogus": 1}}}, graph) == 'vectors[""].bogus'
+    assert update({"vectors": {"x": {}}}, graph) == "vectors"
+    assert update({"hnsw_config": {"m": 0}}, flat) is None
+    assert update({"hnsw_config": {"m": 16}}, flat) == "hnsw_config.m"
+    assert update({"metadata": {"a": 1}}, graph) == "metadata"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from vectorizer.engine import validation
-from vectorizer.engine.config import IndexKind, Metric
+from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
 from vectorizer.engine.filters import Payload, payload_key
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
@@ -38,9 +38,11 @@ from vectorizer.qdrant.schemas import (
     SearchParams,
     SearchRequest,
     SetPayload,
+    UpdateCollection,
     UpdateVectors,
     Upsert,
     VectorParams,
+    VectorParamsDiff,
 )
 from vectorizer.server.http import convert_as
 
@@ -141,14 +143,9 @@ def collection_config(body: CreateCollection) -> dict[str, Any]:
         )
     if params.multivector_config is not None:
         raise ValidationError("multivectors are not supported", field="vectors.multivector_config")
-    if body.sparse_vectors:
-        raise ValidationError("sparse vectors are not supported", field="sparse_vectors")
+    _no_extras(body.sparse_vectors, body.strict_mode_config, body.metadata)
     if body.sharding_method not in (None, "auto"):
         raise ValidationError("custom sharding is not supported", field="sharding_method")
-    if body.metadata:
-        raise ValidationError("collection metadata is not supported", field="metadata")
-    if body.strict_mode_config and body.strict_mode_config.get("enabled"):
-        raise ValidationError("strict mode is not supported", field="strict_mode_config")
     index, hnsw = _hnsw(body.hnsw_config, params.hnsw_config)
     return {
         "dimension": params.size,
@@ -156,6 +153,41 @@ def collection_config(body: CreateCollection) -> dict[str, Any]:
         "index": index.value,
         "hnsw": hnsw,
     }
+
+
+def check_update(body: UpdateCollection, current: CollectionConfig) -> None:
+    """Refuse an update that would change what a collection holds or how its graph is
+    built (neither changes in place here: build a new collection and move an alias).
+    The rest (optimizer, quantization and storage knobs) is accepted, as on create."""
+    _no_extras(body.sparse_vectors, body.strict_mode_config, body.metadata)
+    vector = None
+    if body.vectors:
+        if set(body.vectors) != {""}:
+            raise ValidationError("named vectors are not supported", field="vectors")
+        vector = convert_as(body.vectors[""], VectorParamsDiff, 'vectors[""]').hnsw_config
+    index, hnsw = _hnsw(body.hnsw_config, vector)
+    m_given = any(d is not None and d.m is not None for d in (body.hnsw_config, vector))
+    if m_given and (index is not current.index or hnsw.get("m", current.hnsw.m) != current.hnsw.m):
+        raise _fixed("m")
+    if hnsw.get("ef_construction", current.hnsw.ef_construction) != current.hnsw.ef_construction:
+        raise _fixed("ef_construct")
+
+
+def _fixed(name: str) -> ValidationError:
+    return ValidationError(
+        f"{name} of an existing collection cannot change: create a collection with the new "
+        "settings, copy the points and move an alias to it",
+        field=f"hnsw_config.{name}",
+    )
+
+
+def _no_extras(sparse: Any, strict_mode: dict[str, Any] | None, metadata: Any) -> None:
+    if sparse:
+        raise ValidationError("sparse vectors are not supported", field="sparse_vectors")
+    if strict_mode and strict_mode.get("enabled"):
+        raise ValidationError("strict mode is not supported", field="strict_mode_config")
+    if metadata:
+        raise ValidationError("collection metadata is not supported", field="metadata")
 
 
 def _vector_params(raw: Any) -> VectorParams:

@@ -24,6 +24,7 @@ ROUTES: list[web.RouteDef] = [
     web.get(_C + "/aliases", views.collection_aliases),
     web.put(_C, views.create_collection),
     web.get(_C, views.get_collection),
+    web.patch(_C, views.update_collection),
     web.delete(_C, views.delete_collection),
     web.get(_C + "/exists", views.collection_exists),
     web.put(_C + "/index", views.create_field_index),
@@ -57,6 +58,7 @@ ROUTES: list[web.RouteDef] = [
 REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", PREFIX + "/collections/aliases"): ChangeAliases,
     ("PUT", _C): schemas.CreateCollection,
+    ("PATCH", _C): schemas.UpdateCollection,
     ("PUT", _C + "/index"): schemas.CreateFieldIndex,
     ("PUT", _C + "/points"): schemas.Upsert,
     ("POST", _C + "/points"): schemas.PointRequest,

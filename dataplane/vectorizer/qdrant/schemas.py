@@ -56,6 +56,24 @@ class CreateCollection(_Body):
     metadata: dict[str, Any] | None = None
 
 
+class VectorParamsDiff(_Body):
+    hnsw_config: HnswConfigDiff | None = None
+    quantization_config: Any = None
+    on_disk: bool | None = None
+    memory: Any = None
+
+
+class UpdateCollection(_Body):
+    vectors: dict[str, Any] | None = None
+    optimizers_config: Any = None
+    params: Any = None
+    hnsw_config: HnswConfigDiff | None = None
+    quantization_config: Any = None
+    sparse_vectors: dict[str, Any] | None = None
+    strict_mode_config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
 class Batch(_Body):
     ids: list[Any]
     vectors: Any

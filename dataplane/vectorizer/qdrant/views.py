@@ -107,6 +107,15 @@ async def get_collection(request: web.Request) -> Any:
 
 
 @qdrant_view
+async def update_collection(request: web.Request) -> Any:
+    """Accept an update that changes nothing stored (optimizer, quantization and storage
+    knobs, or the settings the collection already has); refuse one that would."""
+    body = await _body(request, schemas.UpdateCollection)
+    models.check_update(body, _collection(request).config)
+    return True
+
+
+@qdrant_view
 async def delete_collection(request: web.Request) -> Any:
     """Delete a collection; false when there was none."""
     try:

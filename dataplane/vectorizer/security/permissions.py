@@ -83,6 +83,7 @@ _QDRANT: dict[tuple[str, str], Rule] = {
     ("GET", _Q + "/aliases"): _path(P.READ),
     ("PUT", _Q): _path(P.COLLECTIONS),
     ("GET", _Q): _path(P.READ),
+    ("PATCH", _Q): _path(P.COLLECTIONS),
     ("DELETE", _Q): _path(P.COLLECTIONS),
     ("GET", _Q + "/exists"): _path(P.READ),
     ("PUT", _Q + "/index"): _path(P.WRITE),
