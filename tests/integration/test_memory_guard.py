@@ -221,3 +221,59 @@ def test_an_answer_too_large_to_build_in_the_memory_left_is_refused(tmp_path: Pa
         assert srv.proc is not None and srv.proc.poll() is None
     finally:
         srv.kill()
+
+
+def test_a_replica_without_memory_for_a_record_holds_instead_of_dying(tmp_path: Path) -> None:
+    """A replica given less memory than its primary stops before the record it has no
+    room for (it cannot skip it) instead of being killed by the kernel, and killed again
+    replaying its log on every restart. It keeps serving what it has, says why it lags,
+    and catches up once it has the memory."""
+    primary = ServerProcess(data_dir=tmp_path / "p", args=["--snapshot-interval-s", "0"]).start()
+    try:
+        created = primary.request(
+            "POST",
+            "/collections",
+            {"name": "c", "dimension": DIM, "hnsw": {"m": 8, "ef_construction": 32}},
+        )
+        assert created[0] == 201, created
+        with memory_cgroup(LIMIT) as group:
+            args = ["--snapshot-interval-s", "0", "--role", "replica"]
+            args += ["--primary-url", primary.url, "--reconnect-interval-ms", "200"]
+            if group is None:
+                args += ["--memory-limit-bytes", str(LIMIT)]
+            path = None if group is None else group.path
+            replica = ServerProcess(data_dir=tmp_path / "r", args=args, cgroup=path).start()
+            assert replica.proc is not None
+            try:
+                for first in range(0, 130 * BATCH, BATCH):  # ~130 MiB of points: over the limit
+                    status, body = primary.request("POST", "/collections/c/vectors", batch(first))
+                    assert status == 200, body
+                head = primary.request("GET", "/replication/status")[1]["sequence"]
+
+                deadline = time.monotonic() + 60
+                while True:
+                    assert replica.proc.poll() is None, "the replica was killed"
+                    status = replica.request("GET", "/replication/status")[1]
+                    if status["writes_refused"] == "insufficient_memory":
+                        break
+                    assert status["sequence"] < head, "the replica took every record"
+                    assert time.monotonic() < deadline, status
+                    time.sleep(0.2)
+                held = status["sequence"]
+                time.sleep(1.5)  # it retries, and holds at the same record
+                status = replica.request("GET", "/replication/status")[1]
+                assert replica.proc.poll() is None
+                assert status["sequence"] == held < head, status
+                assert anonymous_memory(replica.proc.pid) < LIMIT
+                assert 0 < count(replica) < count(primary)  # it serves what it holds
+                if group is not None:  # given the memory, it catches up
+                    group.set_limit(3 * LIMIT)
+                    deadline = time.monotonic() + 60
+                    while replica.request("GET", "/replication/status")[1]["sequence"] < head:
+                        assert time.monotonic() < deadline, "the replica never caught up"
+                        time.sleep(0.2)
+                    assert stored_ids(replica) == stored_ids(primary)
+            finally:
+                replica.kill()
+    finally:
+        primary.kill()

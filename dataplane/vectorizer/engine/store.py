@@ -462,7 +462,32 @@ class Store:
         if seq != self.sequence + 1:
             raise StorageError(f"replicated record {seq} does not follow {self.sequence}")
         op, vectors = records.decode(body)
+        if not _shrinks(op):
+            self._check_replica_memory(seq, op, vectors)
         self._append(seq, body, op, vectors)
+
+    def _check_replica_memory(self, seq: int, op: records.Op, vectors: Matrix | None) -> None:
+        """Refuse a record this replica has no memory for. It cannot skip the record, so
+        it holds at the one before (and its follower retries) rather than be killed by
+        the kernel, and killed again replaying its log on every restart. Its line is the
+        limit itself: the high-water mark is the primary's, for its clients."""
+        limit = self.memory_limit
+        if not limit:
+            return
+        need = self._memory_needed(op, vectors)
+        used = self.memory_used()
+        if used + need > limit:
+            self._memory_measured = -math.inf
+            self._refused[InsufficientMemory.code] = time.monotonic()
+            raise InsufficientMemory(
+                f"replicated record {seq} needs about {need >> 20} MiB more and this replica "
+                f"has {max(limit - used, 0) >> 20} MiB left of its {limit >> 20} MiB: give it "
+                "as much memory as its primary",
+                used_bytes=used,
+                needed_bytes=need,
+                limit_bytes=limit,
+            )
+        self._memory_used += need
 
     async def sync_log(self, seq: int) -> None:
         """Wait until ``seq`` is durable in the local log (a replica's acknowledgement)."""

@@ -25,6 +25,7 @@ from aiohttp import WSMsgType
 
 from vectorizer.engine.snapshot import INCOMING_PREFIX
 from vectorizer.engine.store import Store
+from vectorizer.errors import InsufficientMemory
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
 from vectorizer.replication.state import History
@@ -99,7 +100,9 @@ class Follower:
 
     async def run(self) -> None:
         """Follow until cancelled."""
-        refusals = 0  # in a row: the primary does not accept our credential or certificate
+        # in a row: the primary does not accept our credential or certificate, or this
+        # replica has no memory for the next record
+        refusals = 0
         while True:
             refused = False
             try:
@@ -112,6 +115,9 @@ class Follower:
                     403,
                 )
                 log.error("primary %s refused this replica: %s", self.primary_url, _why(exc))
+            except InsufficientMemory as exc:  # held at the record before; retried
+                refused = True
+                log.error("replication from %s paused: %s", self.primary_url, exc.message)
             except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 log.warning("replication link to %s lost: %s", self.primary_url, exc)
             except Exception:
@@ -119,8 +125,9 @@ class Follower:
             finally:
                 self.stats.connected = False
                 self.stats.syncing = False
-            # A refusal does not fix itself within milliseconds (a Secret has to change):
-            # back off, up to REFUSED_BACKOFF_S, instead of hammering the primary.
+            # A refusal does not fix itself within milliseconds (a Secret or a memory limit
+            # has to change): back off, up to REFUSED_BACKOFF_S, instead of hammering the
+            # primary.
             refusals = refusals + 1 if refused else 0
             delay = self.config.reconnect_s * 2 ** min(refusals, 10)
             await asyncio.sleep(min(delay, max(REFUSED_BACKOFF_S, self.config.reconnect_s)))
