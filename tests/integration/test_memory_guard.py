@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.cgroups import memory_cgroup
+from tests.cgroups import MemoryCgroup, memory_cgroup
 from tests.servers import ServerProcess
 
 LIMIT = 160 << 20  # about 45 MiB of it is the idle server
@@ -223,55 +223,104 @@ def test_an_answer_too_large_to_build_in_the_memory_left_is_refused(tmp_path: Pa
         srv.kill()
 
 
+def start_primary(data: Path, *args: str) -> ServerProcess:
+    srv = ServerProcess(data_dir=data, args=["--snapshot-interval-s", "0", *args]).start()
+    created = srv.request(
+        "POST",
+        "/collections",
+        {"name": "c", "dimension": DIM, "hnsw": {"m": 8, "ef_construction": 32}},
+    )
+    assert created[0] == 201, created
+    return srv
+
+
+def start_replica(data: Path, primary: ServerProcess, group: MemoryCgroup | None) -> ServerProcess:
+    """A replica of ``primary`` limited to LIMIT: by its cgroup, or by the setting."""
+    args = ["--snapshot-interval-s", "0", "--role", "replica"]
+    args += ["--primary-url", primary.url, "--reconnect-interval-ms", "200"]
+    if group is None:
+        args += ["--memory-limit-bytes", str(LIMIT)]
+    path = None if group is None else group.path
+    return ServerProcess(data_dir=data, args=args, cgroup=path).start()
+
+
+def sequence(srv: ServerProcess) -> int:
+    assert srv.proc is not None and srv.proc.poll() is None, "the node was killed"
+    return int(srv.request("GET", "/replication/status")[1]["sequence"])
+
+
+def wait_refused(replica: ServerProcess) -> int:
+    """The sequence a replica holds at once it says it has no memory for the next record."""
+    deadline = time.monotonic() + 60
+    while True:
+        held = sequence(replica)
+        status = replica.request("GET", "/replication/status")[1]
+        if status["writes_refused"] == "insufficient_memory":
+            return held
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+
+
+def wait_caught_up(replica: ServerProcess, head: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while sequence(replica) < head:
+        assert time.monotonic() < deadline, "the replica never caught up"
+        time.sleep(0.2)
+
+
 def test_a_replica_without_memory_for_a_record_holds_instead_of_dying(tmp_path: Path) -> None:
     """A replica given less memory than its primary stops before the record it has no
     room for (it cannot skip it) instead of being killed by the kernel, and killed again
     replaying its log on every restart. It keeps serving what it has, says why it lags,
     and catches up once it has the memory."""
-    primary = ServerProcess(data_dir=tmp_path / "p", args=["--snapshot-interval-s", "0"]).start()
+    primary = start_primary(tmp_path / "p")
     try:
-        created = primary.request(
-            "POST",
-            "/collections",
-            {"name": "c", "dimension": DIM, "hnsw": {"m": 8, "ef_construction": 32}},
-        )
-        assert created[0] == 201, created
         with memory_cgroup(LIMIT) as group:
-            args = ["--snapshot-interval-s", "0", "--role", "replica"]
-            args += ["--primary-url", primary.url, "--reconnect-interval-ms", "200"]
-            if group is None:
-                args += ["--memory-limit-bytes", str(LIMIT)]
-            path = None if group is None else group.path
-            replica = ServerProcess(data_dir=tmp_path / "r", args=args, cgroup=path).start()
+            replica = start_replica(tmp_path / "r", primary, group)
             assert replica.proc is not None
             try:
                 for first in range(0, 130 * BATCH, BATCH):  # ~130 MiB of points: over the limit
                     status, body = primary.request("POST", "/collections/c/vectors", batch(first))
                     assert status == 200, body
-                head = primary.request("GET", "/replication/status")[1]["sequence"]
-
-                deadline = time.monotonic() + 60
-                while True:
-                    assert replica.proc.poll() is None, "the replica was killed"
-                    status = replica.request("GET", "/replication/status")[1]
-                    if status["writes_refused"] == "insufficient_memory":
-                        break
-                    assert status["sequence"] < head, "the replica took every record"
-                    assert time.monotonic() < deadline, status
-                    time.sleep(0.2)
-                held = status["sequence"]
+                head = sequence(primary)
+                held = wait_refused(replica)
+                assert held < head, "the replica took every record"
                 time.sleep(1.5)  # it retries, and holds at the same record
-                status = replica.request("GET", "/replication/status")[1]
-                assert replica.proc.poll() is None
-                assert status["sequence"] == held < head, status
+                assert sequence(replica) == held
                 assert anonymous_memory(replica.proc.pid) < LIMIT
                 assert 0 < count(replica) < count(primary)  # it serves what it holds
                 if group is not None:  # given the memory, it catches up
                     group.set_limit(3 * LIMIT)
-                    deadline = time.monotonic() + 60
-                    while replica.request("GET", "/replication/status")[1]["sequence"] < head:
-                        assert time.monotonic() < deadline, "the replica never caught up"
-                        time.sleep(0.2)
+                    wait_caught_up(replica, head, 60)
+                    assert stored_ids(replica) == stored_ids(primary)
+            finally:
+                replica.kill()
+    finally:
+        primary.kill()
+
+
+def test_a_replica_refuses_a_full_sync_it_cannot_hold(tmp_path: Path) -> None:
+    """The snapshot of a full sync is loaded beside what the replica holds: one too large
+    for its memory is refused before it is even sent (its size comes first), and taken
+    once the replica has the memory."""
+    primary = start_primary(tmp_path / "p", "--wal-segment-bytes", str(4 << 20))
+    try:
+        for first in range(0, 130 * BATCH, BATCH):
+            assert primary.request("POST", "/collections/c/vectors", batch(first))[0] == 200
+        # a snapshot, and the log behind it gone: a new replica needs a full sync
+        assert primary.request("POST", "/collections/c/snapshot")[0] == 201
+        head = sequence(primary)
+        with memory_cgroup(LIMIT) as group:
+            replica = start_replica(tmp_path / "r", primary, group)
+            try:
+                assert wait_refused(replica) == 0
+                time.sleep(1.5)  # it retries, and refuses again
+                assert sequence(replica) == 0
+                stats = primary.request("GET", "/replication/stats")[1]
+                assert stats["bytes_sent"] < 1 << 20, stats  # nothing of the snapshot went
+                if group is not None:
+                    group.set_limit(3 * LIMIT)
+                    wait_caught_up(replica, head, 90)
                     assert stored_ids(replica) == stored_ids(primary)
             finally:
                 replica.kill()

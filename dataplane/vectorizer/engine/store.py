@@ -514,6 +514,29 @@ class Store:
             if not self._pins[seq]:
                 del self._pins[seq]
 
+    def check_snapshot_fits(self, files: list[tuple[str, int]]) -> None:
+        """Refuse a full sync whose snapshot (file names and sizes) would not fit in this
+        replica's memory beside what it holds (the new data is loaded before the old is
+        dropped): it would be killed loading it, and again on every retry."""
+        limit = self.memory_limit
+        if not limit:
+            return
+        size = sum(n for _, n in files)
+        # the arrays and the graph load as they are; ids and payloads take about three
+        # times their JSON as Python objects
+        need = size + sum(2 * n for name, n in files if name.endswith(".json"))
+        used = self.memory_used()
+        if used + need > limit:
+            self._refused[InsufficientMemory.code] = time.monotonic()
+            raise InsufficientMemory(
+                f"the primary's snapshot ({size >> 20} MiB) takes about {need >> 20} MiB to "
+                f"load and this replica has {max(limit - used, 0) >> 20} MiB left of its "
+                f"{limit >> 20} MiB: give it as much memory as its primary",
+                used_bytes=used,
+                needed_bytes=need,
+                limit_bytes=limit,
+            )
+
     async def install_snapshot(self, incoming: Path) -> None:
         """Replace every collection with a verified snapshot received from the primary."""
         async with self._snapshot_lock:  # never while this node writes a snapshot of its own

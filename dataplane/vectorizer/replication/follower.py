@@ -242,8 +242,9 @@ class Follower:
     async def _receive_snapshot(
         self, ws: aiohttp.ClientWebSocketResponse, header: dict[str, Any]
     ) -> None:
-        self.stats.syncing = True
         files: list[dict[str, Any]] = header["files"]
+        self.store.check_snapshot_fits([(str(f["name"]), int(f["size"])) for f in files])
+        self.stats.syncing = True
         name = f"{INCOMING_PREFIX}{int(header['sequence']):020d}"
         incoming = self.store.data_dir / "snapshots" / name
         shutil.rmtree(incoming, ignore_errors=True)
