@@ -24,12 +24,12 @@ def field_of_error(body: dict[str, Any]) -> str | None:
 
 
 def test_defaults_and_the_search_each_round_asks_for() -> None:
-    q = grouped({"query": [1, 2], "group_by": "doc.id", "with_payload": ["a"]})
+    q = grouped({"query": [1, 2], "group_by": "doc.id", "with_payload": ["a"], "with_vector": True})
     assert (q.group_by, q.group_size, q.limit, q.lookup) == ("doc.id", 3, 10, None)
     assert q.search.payload == PayloadSelector(True, include=("a",))
     round_ = q.hits(64)
     assert round_.limit == 64 and round_.payload == PayloadSelector(True)  # whole payloads
-    assert round_.vector == [1, 2] and not round_.with_vector
+    assert round_.vector == [1, 2] and not round_.with_vector and q.search.with_vector
 
 
 def test_lookup_forms() -> None:

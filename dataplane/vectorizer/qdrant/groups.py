@@ -57,8 +57,11 @@ class QueryGroups:
     lookup: Lookup | None
 
     def hits(self, k: int) -> Search:
-        """The search for the best ``k`` hits, with whole payloads (grouping reads them)."""
-        return dataclasses.replace(self.search, limit=k, payload=PayloadSelector(True))
+        """The search for the best ``k`` hits, with whole payloads (grouping reads them)
+        and no vectors (only the hits shown get theirs)."""
+        return dataclasses.replace(
+            self.search, limit=k, payload=PayloadSelector(True), with_vector=False
+        )
 
 
 class _Grouping(Protocol):
