@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from vectorizer.engine import validation
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
@@ -567,20 +567,15 @@ def vector_search(body: Searched, limit: int, offset: int, max_limit: int) -> Se
         if raw["name"] != "":
             raise ValidationError("named vectors are not supported", field="vector.name")
         raw = raw["vector"]
-    ef, exact = _params(body.params)
     vector_sel = body.with_vector if body.with_vector is not None else body.with_vectors
-    return Search(
+    return _search(
+        body,
+        limit,
+        offset,
+        max_limit,
         vector=dense_vector(raw, "vector"),
-        point=None,
-        filter=canonical_filter(body.filter),
-        limit=in_range(limit, "limit", 1, max_limit),
-        offset=in_range(offset, "offset", 0, max_limit),
-        threshold=body.score_threshold,
-        ef=ef,
-        exact=exact,
-        payload=payload_selector(body.with_payload, False),
-        with_vector=with_vector(vector_sel),
         field="vector",
+        with_vectors=vector_sel,
     )
 
 
@@ -593,21 +588,8 @@ def recommend_search(body: Recommended, limit: int, offset: int, max_limit: int)
     no_shard_key(body.shard_key)
     _one_vector(body.using, body.lookup_from)
     spec = {"positive": body.positive, "negative": body.negative, "strategy": body.strategy}
-    ef, exact = _params(body.params)
-    return Search(
-        vector=None,
-        point=None,
-        filter=canonical_filter(body.filter),
-        limit=in_range(limit, "limit", 1, max_limit),
-        offset=in_range(offset, "offset", 0, max_limit),
-        threshold=body.score_threshold,
-        ef=ef,
-        exact=exact,
-        payload=payload_selector(body.with_payload, False),
-        with_vector=with_vector(body.with_vector),
-        field="positive",
-        recommend=_recommendation(spec, ""),
-    )
+    recommend = _recommendation(spec, "")
+    return _search(body, limit, offset, max_limit, recommend=recommend, field="positive")
 
 
 def _one_vector(using: str | None, lookup_from: Any) -> None:
@@ -633,6 +615,37 @@ def query_search(body: Query, limit: int, offset: int, max_limit: int) -> Search
     vector, point = (None, None) if recommend else _query(body.query)
     if vector is None and point is None and not recommend and body.score_threshold is not None:
         raise ValidationError("score_threshold needs a query", field="score_threshold")
+    return _search(body, limit, offset, max_limit, vector=vector, point=point, recommend=recommend)
+
+
+class _Options(Protocol):
+    """What every search body says besides its query."""
+
+    @property
+    def filter(self) -> dict[str, Any] | None: ...
+    @property
+    def params(self) -> SearchParams | None: ...
+    @property
+    def score_threshold(self) -> float | None: ...
+    @property
+    def with_payload(self) -> Any: ...
+    @property
+    def with_vector(self) -> Any: ...
+
+
+def _search(
+    body: _Options,
+    limit: int,
+    offset: int,
+    max_limit: int,
+    *,
+    vector: list[Any] | None = None,
+    point: PointId | None = None,
+    recommend: Recommend | None = None,
+    field: str = "query",
+    with_vectors: Any = None,
+) -> Search:
+    """A search with ``body``'s options; ``with_vectors`` stands for ``with_vector``."""
     ef, exact = _params(body.params)
     return Search(
         vector=vector,
@@ -644,7 +657,8 @@ def query_search(body: Query, limit: int, offset: int, max_limit: int) -> Search
         ef=ef,
         exact=exact,
         payload=payload_selector(body.with_payload, False),
-        with_vector=with_vector(body.with_vector),
+        with_vector=with_vector(body.with_vector if with_vectors is None else with_vectors),
+        field=field,
         recommend=recommend,
     )
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from aiohttp import web
@@ -428,67 +428,67 @@ async def count_points(request: web.Request) -> Any:
 @qdrant_view
 async def search_points(request: web.Request) -> Any:
     """Nearest neighbours of a vector (the legacy search API)."""
-    body = await _body(request, schemas.SearchRequest)
-    search = models.search_request(body, request.app[SETTINGS].max_search_limit)
-    hits = run_search(_searched_collection(request, [search]), search)
-    searched(request, len(hits))
-    return hits
+    return await _search_one(request, schemas.SearchRequest, models.search_request)
 
 
 @qdrant_view
 async def search_batch(request: web.Request) -> Any:
     """Several legacy searches in one request; one bad search fails the whole batch."""
-    body = await _body(request, schemas.SearchRequestBatch)
-    max_limit = request.app[SETTINGS].max_search_limit
-    searches = _batch([models.search_request(s, max_limit) for s in body.searches], request)
-    coll = _searched_collection(request, searches)
-    results = [run_search(coll, s) for s in searches]
-    searched(request, *map(len, results))
-    return results
+    return await _search_many(request, schemas.SearchRequestBatch, models.search_request)
 
 
 @qdrant_view
 async def recommend_points(request: web.Request) -> Any:
     """Points like the positive examples and unlike the negative ones (legacy form)."""
-    body = await _body(request, schemas.RecommendRequest)
-    search = models.recommend_request(body, request.app[SETTINGS].max_search_limit)
-    hits = run_search(_searched_collection(request, [search]), search)
-    searched(request, len(hits))
-    return hits
+    return await _search_one(request, schemas.RecommendRequest, models.recommend_request)
 
 
 @qdrant_view
 async def recommend_batch(request: web.Request) -> Any:
     """Several legacy recommendations in one request; one bad one fails the whole batch."""
-    body = await _body(request, schemas.RecommendRequestBatch)
-    max_limit = request.app[SETTINGS].max_search_limit
-    searches = _batch([models.recommend_request(r, max_limit) for r in body.searches], request)
-    coll = _searched_collection(request, searches)
-    results = [run_search(coll, s) for s in searches]
-    searched(request, *map(len, results))
-    return results
+    return await _search_many(request, schemas.RecommendRequestBatch, models.recommend_request)
 
 
 @qdrant_view
 async def query_points(request: web.Request) -> Any:
     """Universal query, nearest-neighbour form: by vector, by point id, or no query."""
-    body = await _body(request, schemas.QueryRequest)
-    search = models.query_request(body, request.app[SETTINGS].max_search_limit)
-    hits = run_search(_searched_collection(request, [search]), search)
-    searched(request, len(hits))
-    return {"points": hits}
+    return {"points": await _search_one(request, schemas.QueryRequest, models.query_request)}
 
 
 @qdrant_view
 async def query_batch(request: web.Request) -> Any:
     """Several universal queries in one request; one bad query fails the whole batch."""
-    body = await _body(request, schemas.QueryRequestBatch)
+    results = await _search_many(request, schemas.QueryRequestBatch, models.query_request)
+    return [{"points": hits} for hits in results]
+
+
+Hits = list[dict[str, Any]]
+SearchOf = Callable[[Any, int], models.Search]  # a request body (and the limit cap)
+
+
+class _Batch(Protocol):
+    @property
+    def searches(self) -> Sequence[Any]: ...
+
+
+async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf) -> Hits:
+    """The hits of the one search a body of ``kind`` asks for."""
+    body = await _body(request, kind)
+    search = search_of(body, request.app[SETTINGS].max_search_limit)
+    hits = run_search(_searched_collection(request, [search]), search)
+    searched(request, len(hits))
+    return hits
+
+
+async def _search_many(request: web.Request, kind: type[_Batch], search_of: SearchOf) -> list[Hits]:
+    """The hits of each search in a batch body of ``kind``."""
+    body = await _body(request, kind)
     max_limit = request.app[SETTINGS].max_search_limit
-    searches = _batch([models.query_request(q, max_limit) for q in body.searches], request)
+    searches = _batch([search_of(s, max_limit) for s in body.searches], request)
     coll = _searched_collection(request, searches)
     results = [run_search(coll, s) for s in searches]
     searched(request, *map(len, results))
-    return [{"points": hits} for hits in results]
+    return results
 
 
 @qdrant_view
