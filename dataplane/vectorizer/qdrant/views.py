@@ -494,30 +494,28 @@ async def _search_many(request: web.Request, kind: type[_Batch], search_of: Sear
 @qdrant_view
 async def query_groups(request: web.Request) -> Any:
     """Universal query, grouped by a payload value: the best hits of the best groups."""
-    body = await _body(request, schemas.QueryGroupsRequest)
-    conf = request.app[SETTINGS]
-    return _groups(
-        request, groups.query_groups(body, conf.max_search_limit, conf.max_batch_results)
-    )
+    return await _grouped(request, schemas.QueryGroupsRequest, groups.query_groups)
 
 
 @qdrant_view
 async def search_groups(request: web.Request) -> Any:
     """Legacy search, grouped by a payload value."""
-    body = await _body(request, schemas.SearchGroupsRequest)
-    conf = request.app[SETTINGS]
-    return _groups(
-        request, groups.search_groups(body, conf.max_search_limit, conf.max_batch_results)
-    )
+    return await _grouped(request, schemas.SearchGroupsRequest, groups.search_groups)
 
 
 @qdrant_view
 async def recommend_groups(request: web.Request) -> Any:
     """Legacy recommendation, grouped by a payload value."""
-    body = await _body(request, schemas.RecommendGroupsRequest)
+    return await _grouped(request, schemas.RecommendGroupsRequest, groups.recommend_groups)
+
+
+GroupsOf = Callable[[Any, int, int], groups.QueryGroups]  # a body, the limit cap, max hits
+
+
+async def _grouped(request: web.Request, kind: type[Any], groups_of: GroupsOf) -> dict[str, Any]:
+    body = await _body(request, kind)
     conf = request.app[SETTINGS]
-    asked = groups.recommend_groups(body, conf.max_search_limit, conf.max_batch_results)
-    return _groups(request, asked)
+    return _groups(request, groups_of(body, conf.max_search_limit, conf.max_batch_results))
 
 
 def _groups(request: web.Request, asked: groups.QueryGroups) -> dict[str, Any]:
