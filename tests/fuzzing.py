@@ -581,7 +581,16 @@ def query_body() -> st.SearchStrategy[dict[str, Any]]:
         vectors(),
         ids(),
         st.builds(lambda v: {"nearest": v}, vectors() | ids()),
-        st.sampled_from([{"recommend": {"positive": [1]}}, {"fusion": "rrf"}, {"text": "hi"}]),
+        st.sampled_from(
+            [
+                {"recommend": {"positive": [1]}},
+                {"fusion": "rrf"},
+                {"text": "hi"},
+                {"sample": "random"},
+                {"order_by": "i"},
+                {"order_by": {"key": "n", "direction": "desc", "start_from": 3}},
+            ]
+        ),
     )
     return st.builds(
         lambda q, rest: {"query": q, **rest},

@@ -418,3 +418,50 @@ def test_legacy_routes_refuse_bad_input_by_field(
 
 def between_i(below: int) -> models.FieldCondition:
     return models.FieldCondition(key="i", range=models.Range(lt=below))
+
+
+def test_queries_that_list_by_payload_order_or_at_random(client: QdrantClient) -> None:
+    """``query_points`` with an ``order_by`` or a random ``sample`` query: points in the
+    scroll's order (with their order values, scoring 0) or drawn at random."""
+    n = 300
+    prices = [int(p) for p in np.random.default_rng(14).integers(0, 50, size=n)]
+    _load(client, "listed", _vectors(n, 15), [{"price": p, "i": i} for i, p in enumerate(prices)])
+    by_price = sorted((p, i) for i, p in enumerate(prices))
+
+    got = client.query_points("listed", query=models.OrderByQuery(order_by="price"), limit=12)
+    assert [(p.order_value, p.id) for p in got.points] == by_price[:12]
+    assert all(p.score == 0 and p.payload == {"price": prices[p.id], "i": p.id} for p in got.points)
+    desc = models.OrderBy(key="price", direction=models.Direction.DESC, start_from=30)
+    got = client.query_points(
+        "listed", query=models.OrderByQuery(order_by=desc), limit=5, offset=3, with_payload=False
+    )
+    below = sorted(((p, i) for p, i in by_price if p <= 30), reverse=True)
+    assert [(p.order_value, p.id) for p in got.points] == below[3:8]
+    assert all(p.payload is None for p in got.points)
+    # grouped by price, listed in the order of i: the groups of the first points met
+    grouped = client.query_points_groups(
+        "listed", "price", query=models.OrderByQuery(order_by="i"), limit=3, group_size=2
+    )
+    first: dict[int, list[int]] = {}
+    for i, price in enumerate(prices):
+        if (price in first or len(first) < 3) and len(first.setdefault(price, [])) < 2:
+            first[price].append(i)
+    assert _got(grouped) == list(first.items())
+
+    sample = models.SampleQuery(sample=models.Sample.RANDOM)
+    cheap = models.Filter(must=[models.FieldCondition(key="price", range=models.Range(lt=10))])
+    draws = [
+        client.query_points("listed", query=sample, query_filter=cheap, limit=8).points
+        for _ in range(2)
+    ]
+    for points in draws:
+        ids = [p.id for p in points]
+        assert len(ids) == len(set(ids)) == 8
+        assert all(prices[i] < 10 for i in ids)
+    assert [p.id for p in draws[0]] != [p.id for p in draws[1]]  # C(~60, 8): never equal
+    everything = client.query_points("listed", query=sample, limit=1000).points
+    assert sorted(p.id for p in everything) == list(range(n))
+
+    with pytest.raises(UnexpectedResponse) as err:
+        client.query_points("listed", query=sample, score_threshold=0.5)
+    assert err.value.status_code == 400 and "score_threshold" in str(err.value)

@@ -360,8 +360,15 @@ def test_query_request_forms() -> None:
         ({"query": {"recommend": {"positive": [1], "avg": 1}}}, "unknown field"),
         ({"query": {"recommend": {"positive": 1}}}, "list of point ids"),
         ({"query": {"discover": {"target": 1, "context": []}}}, "discover"),
-        ({"query": {"order_by": "a"}}, "order_by"),
-        ({"query": {"sample": "random"}}, "sample"),
+        (
+            {"query": {"order_by": {"key": "a", "direction": "sideways"}}},
+            "query.order_by.direction",
+        ),
+        ({"query": {"order_by": 3}}, "query.order_by"),
+        ({"query": {"sample": "first"}}, "query.sample"),
+        ({"query": {"sample": "random", "order_by": "a"}}, "query: an order_by or sample"),
+        ({"query": {"sample": "random", "nearest": [1]}}, "query.nearest"),
+        ({"query": {"sample": "random"}, "score_threshold": 0.1}, "score_threshold"),
         ({"query": {"nearest": [1], "mmr": {"diversity": 0.5}}}, "mmr"),
         ({"query": {"text": "hi", "model": "m"}}, "text"),
         ({"query": {"indices": [1], "values": [1.0]}}, "sparse"),
@@ -370,7 +377,7 @@ def test_query_request_forms() -> None:
         ({"query": [1], "lookup_from": {"collection": "x"}}, "lookup_from"),
         ({"query": [1], "shard_key": "k"}, "shard keys"),
         ({"query": [1], "using": "img"}, "named vectors"),
-        ({"score_threshold": 0.1}, "needs a query"),
+        ({"score_threshold": 0.1}, "needs a vector"),
         ({"query": [1], "limit": 0}, "limit"),
         ({"query": [1], "limit": 1001}, "limit"),
         ({"query": [1], "offset": -1}, "offset"),
@@ -380,6 +387,14 @@ def test_query_request_forms() -> None:
 )
 def test_query_request_rejects(body: dict[str, Any], match: str) -> None:
     assert match in error_of(query, body)
+
+
+def test_listing_queries() -> None:
+    ordered = query({"query": {"order_by": {"key": "t", "direction": "desc"}}, "limit": 3})
+    assert ordered.order_by == models.OrderBy("t", True) and not ordered.sample
+    assert (ordered.vector, ordered.point, ordered.recommend) == (None, None, None)
+    drawn = query({"query": {"sample": "random"}})
+    assert drawn.sample and drawn.order_by is None and drawn.vector is None
 
 
 def test_search_request() -> None:

@@ -177,6 +177,19 @@ class Collection:
         slots = self._id_slots
         return [(self._point(slots[pid], with_payload, with_vector), v) for pid, v in picked]
 
+    def sample(
+        self,
+        limit: int,
+        predicate: Predicate | None = None,
+        *,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[Point]:
+        """Up to ``limit`` points drawn at random (without repeats) from those that match."""
+        slots = [slot for _, slot in self._entries(predicate)]
+        picked = random.sample(slots, min(limit, len(slots)))
+        return [self._point(slot, with_payload, with_vector) for slot in picked]
+
     def scroll(
         self,
         limit: int,

@@ -59,11 +59,9 @@ _INFERENCE_KEYS = frozenset({"text", "image", "object", "model"})
 _NOT_NEAREST = (
     "discover",
     "context",
-    "order_by",
     "fusion",
     "rrf",
     "formula",
-    "sample",
     "relevance_feedback",
     "text",
 )
@@ -502,28 +500,28 @@ def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
     )
 
 
-def _order_by(raw: Any) -> OrderBy:
+def _order_by(raw: Any, field: str = "order_by") -> OrderBy:
     if isinstance(raw, str):
-        return OrderBy(payload_key(raw, "order_by"))
+        return OrderBy(payload_key(raw, field))
     if not isinstance(raw, dict):
         raise ValidationError(
-            "order_by is a payload key or {key, direction, start_from}", field="order_by"
+            "order_by is a payload key or {key, direction, start_from}", field=field
         )
     unknown = set(raw) - {"key", "direction", "start_from"}
     if unknown:
-        raise ValidationError("unknown field", field=f"order_by.{sorted(unknown)[0]}")
+        raise ValidationError("unknown field", field=f"{field}.{sorted(unknown)[0]}")
     direction = raw.get("direction") or "asc"
     if direction not in ("asc", "desc"):
-        raise ValidationError("direction is asc or desc", field="order_by.direction")
+        raise ValidationError("direction is asc or desc", field=f"{field}.direction")
     start = raw.get("start_from")
     if isinstance(start, str):
         raise ValidationError(
             "ordering by datetimes is not supported; store the time as a number",
-            field="order_by.start_from",
+            field=f"{field}.start_from",
         )
     if start is not None and (isinstance(start, bool) or not isinstance(start, int | float)):
-        raise ValidationError("start_from is a number", field="order_by.start_from")
-    return OrderBy(payload_key(raw.get("key"), "order_by.key"), direction == "desc", start)
+        raise ValidationError("start_from is a number", field=f"{field}.start_from")
+    return OrderBy(payload_key(raw.get("key"), f"{field}.key"), direction == "desc", start)
 
 
 @dataclass(frozen=True)
@@ -553,6 +551,8 @@ class Search:
     with_vector: bool
     field: str = "query"
     recommend: Recommend | None = None
+    order_by: OrderBy | None = None  # no vector: points in the order of a payload value
+    sample: bool = False  # no vector: random points
 
 
 def search_request(body: SearchRequest, max_limit: int) -> Search:
@@ -612,10 +612,38 @@ def query_search(body: Query, limit: int, offset: int, max_limit: int) -> Search
         raise ValidationError("prefetch is not supported", field="prefetch")
     _one_vector(body.using, body.lookup_from)
     recommend = _recommend(body.query)
-    vector, point = (None, None) if recommend else _query(body.query)
+    order_by, sample = _listing(body.query)
+    listing = order_by is not None or sample
+    vector, point = (None, None) if recommend or listing else _query(body.query)
     if vector is None and point is None and not recommend and body.score_threshold is not None:
-        raise ValidationError("score_threshold needs a query", field="score_threshold")
-    return _search(body, limit, offset, max_limit, vector=vector, point=point, recommend=recommend)
+        raise ValidationError("score_threshold needs a vector to score by", field="score_threshold")
+    return _search(
+        body,
+        limit,
+        offset,
+        max_limit,
+        vector=vector,
+        point=point,
+        recommend=recommend,
+        order_by=order_by,
+        sample=sample,
+    )
+
+
+def _listing(raw: Any) -> tuple[OrderBy | None, bool]:
+    """A query that lists points rather than scoring them: ``{"order_by": ...}`` (the
+    scroll's ``order_by``) or ``{"sample": "random"}``."""
+    if not isinstance(raw, dict) or not ({"order_by", "sample"} & set(raw)):
+        return None, False
+    if len(raw) != 1:
+        extra = sorted(set(raw) - {"order_by", "sample"})
+        where = f"query.{extra[0]}" if extra else "query"
+        raise ValidationError("an order_by or sample query has that one key", field=where)
+    if "sample" in raw:
+        if raw["sample"] != "random":
+            raise ValidationError("the only sample is random", field="query.sample")
+        return None, True
+    return _order_by(raw["order_by"], "query.order_by"), False
 
 
 class _Options(Protocol):
@@ -644,6 +672,8 @@ def _search(
     recommend: Recommend | None = None,
     field: str = "query",
     with_vectors: Any = None,
+    order_by: OrderBy | None = None,
+    sample: bool = False,
 ) -> Search:
     """A search with ``body``'s options; ``with_vectors`` stands for ``with_vector``."""
     ef, exact = _params(body.params)
@@ -660,6 +690,8 @@ def _search(
         with_vector=with_vector(body.with_vector if with_vectors is None else with_vectors),
         field=field,
         recommend=recommend,
+        order_by=order_by,
+        sample=sample,
     )
 
 

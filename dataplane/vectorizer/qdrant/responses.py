@@ -60,7 +60,9 @@ def record(
     return out
 
 
-def scored_point(hit: ScoredPoint | Point, payload: PayloadSelector) -> dict[str, Any]:
+def scored_point(
+    hit: ScoredPoint | Point, payload: PayloadSelector, order_value: float | None = None
+) -> dict[str, Any]:
     """A search hit; a plain point (a query without a vector) scores 0, as in Qdrant."""
     out: dict[str, Any] = {
         "id": hit.id,
@@ -71,6 +73,8 @@ def scored_point(hit: ScoredPoint | Point, payload: PayloadSelector) -> dict[str
         out["payload"] = payload.apply(hit.payload)
     if hit.vector is not None:
         out["vector"] = hit.vector
+    if order_value is not None:  # listed in the order of this payload value
+        out["order_value"] = order_value
     return out
 
 

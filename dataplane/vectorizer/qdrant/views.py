@@ -589,6 +589,29 @@ def _searched_collection(request: web.Request, searches: list[models.Search]) ->
     return coll
 
 
+def _listed(coll: Collection, s: models.Search) -> list[dict[str, Any]]:
+    """A query without a vector lists points (scoring 0, as in Qdrant): in the order of a
+    payload value, at random, or by id."""
+    predicate = compile_filter(s.filter)
+    shown = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
+    if s.order_by is not None:
+        order = s.order_by
+        rows = coll.ordered(
+            order.key,
+            s.offset + s.limit,
+            predicate,
+            descending=order.descending,
+            start=order.start,
+            **shown,
+        )
+        return [responses.scored_point(p, s.payload, value) for p, value in rows[s.offset :]]
+    if s.sample:
+        points = coll.sample(s.limit, predicate, **shown)
+    else:
+        points = coll.scroll(s.offset + s.limit, predicate=predicate, **shown)[0][s.offset :]
+    return [responses.scored_point(p, s.payload) for p in points]
+
+
 def _recommended(coll: Collection, rec: models.Recommend) -> tuple[list[float], list[PointId]]:
     """The query vector of a recommendation, and the ids among its examples."""
     metric, dim = coll.config.metric, coll.config.dimension
@@ -616,13 +639,7 @@ def _recommended(coll: Collection, rec: models.Recommend) -> tuple[list[float], 
 
 def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:
     if s.vector is None and s.point is None and s.recommend is None:
-        points, _ = coll.scroll(
-            s.offset + s.limit,
-            predicate=compile_filter(s.filter),
-            with_payload=s.payload.enabled,
-            with_vector=s.with_vector,
-        )
-        return [responses.scored_point(p, s.payload) for p in points[s.offset :]]
+        return _listed(coll, s)
     spec, raw = s.filter, s.vector
     if s.recommend is not None:
         raw, examples = _recommended(coll, s.recommend)
