@@ -423,6 +423,46 @@ def test_set_overwrite_and_clear_payload(client: QdrantClient, server: ServerPro
     assert status_of(exc) == 404
 
 
+def test_set_payload_under_a_key_survives_a_restart(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    """``set_payload(key=...)`` merges into the object the path leads to (made on the way,
+    every element with ``[]``), by ids and by filter; the log replays it after kill -9."""
+    make(client, n=6)
+    client.set_payload("docs", payload={"b": 1}, points=[1], key="meta.inner")
+    client.set_payload("docs", payload={"c": 2}, points=[1], key="meta.inner")
+    client.set_payload("docs", payload={"seen": True}, points=[1, 2], key="tags[]")
+    berlin = models.Filter(must=[eq("city", "Berlin")])  # points 1 and 5
+    client.set_payload("docs", payload={"de": 1}, points=berlin, key="geo")
+    want = {
+        1: {
+            "i": 1,
+            "city": "Berlin",
+            "tags": [{"seen": True}],  # a string where an object is needed becomes one
+            "meta": {"inner": {"b": 1, "c": 2}},
+            "geo": {"de": 1},
+        },
+        2: {"i": 2, "city": "London", "tags": [{"seen": True}]},
+        5: {"i": 5, "city": "Berlin", "tags": ["odd"], "note": "fifth", "geo": {"de": 1}},
+    }
+    assert {p.id: p.payload for p in client.retrieve("docs", ids=[1, 2, 5])} == want
+    for bad in ("a..b", "a[x]"):
+        with pytest.raises(UnexpectedResponse) as exc:
+            client.set_payload("docs", payload={"x": 1}, points=[1], key=bad)
+        assert status_of(exc) == 400 and "key" in exc.value.structured()["status"]["error"]
+    overwrite = {"payload": {"x": 1}, "points": [1], "key": "meta"}  # (the client sends none)
+    status, reply = server.request("PUT", "/qdrant/collections/docs/points/payload", overwrite)
+    assert status == 400 and "key: key is for set_payload" in reply["status"]["error"], reply
+
+    server.kill()
+    server.start()
+    again = QdrantClient(url=server.url, prefix="qdrant", timeout=30, check_compatibility=False)
+    try:
+        assert {p.id: p.payload for p in again.retrieve("docs", ids=[1, 2, 5])} == want
+    finally:
+        again.close()
+
+
 def test_delete_payload_keys(client: QdrantClient) -> None:
     make(client, n=6)
     client.set_payload("docs", payload={"geo": {"lat": 1.5, "lon": 2.5}}, points=[1, 2, 5])

@@ -243,9 +243,16 @@ def test_selection() -> None:
     assert "shard keys" in error_of(models.selection, [1], None, "k")
 
 
-def test_set_payload_refuses_key() -> None:
-    body = decode(schemas.SetPayload, {"payload": {"a": 1}, "points": [1], "key": "nested"})
-    assert "under a key" in error_of(models.set_payload, body)
+def test_set_payload_key_is_a_path_and_only_for_set_payload() -> None:
+    def body(key: str) -> Any:
+        return decode(schemas.SetPayload, {"payload": {"a": 1}, "points": [1], "key": key})
+
+    assert models.set_payload(body("nested.list[].x"), overwrite=False).ids == [1]
+    assert error_of(lambda b: models.set_payload(b, overwrite=True), body("n")).startswith("key:")
+    for bad in ("", "a..b", 'a."b"', "a[x]", "a[", "[0]"):
+        assert error_of(lambda b: models.set_payload(b, overwrite=False), body(bad)).startswith(
+            "key:"
+        )
 
 
 # ---- selectors ------------------------------------------------------------------------------

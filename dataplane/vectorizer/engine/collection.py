@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from vectorizer.engine import exact, grouping, ordering
+from vectorizer.engine import exact, grouping, ordering, payloads
 from vectorizer.engine.config import CollectionConfig, IndexKind
 from vectorizer.engine.files import load_json, save_array, write_json_arrays
 from vectorizer.engine.filters import Payload, Predicate
@@ -410,11 +410,21 @@ class Collection:
     def staged(self) -> int:
         return self._index.staged if self._index is not None else 0
 
-    def set_payload(self, ids: Iterable[PointId], payload: Payload, overwrite: bool) -> None:
+    def set_payload(
+        self, ids: Iterable[PointId], payload: Payload, overwrite: bool, key: str | None = None
+    ) -> None:
+        """Merge ``payload`` into the points' payloads (under ``key``, a path, when given),
+        or replace them with it (``overwrite``)."""
+        steps = None if key is None else payloads.parse_key(key)
         for pid in ids:
             slot = self._id_slots[pid]
             old = self._payloads[slot]
-            self._payloads[slot] = dict(payload) if overwrite or old is None else {**old, **payload}
+            if steps is not None:
+                self._payloads[slot] = payloads.merged_at(old, steps, payload)
+            elif overwrite or old is None:
+                self._payloads[slot] = dict(payload)
+            else:
+                self._payloads[slot] = {**old, **payload}
 
     def delete_payload(self, ids: Iterable[PointId], keys: list[str]) -> None:
         """Remove ``keys`` (dotted paths reach into nested objects) from the payloads."""

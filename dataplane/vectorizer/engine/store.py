@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from vectorizer.engine import aliases as alias_ops
-from vectorizer.engine import memory, records, snapshot, validation
+from vectorizer.engine import memory, payloads, records, snapshot, validation
 from vectorizer.engine.collection import INITIAL_CAPACITY, Collection, memory_for
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path
@@ -696,19 +696,20 @@ class Store:
         return len(ids), await self._durable(self._commit(op))
 
     async def set_payload(
-        self, name: str, ids: list[PointId], payload: Payload, *, overwrite: bool
+        self,
+        name: str,
+        ids: list[PointId],
+        payload: Payload,
+        *,
+        overwrite: bool,
+        key: str | None = None,
     ) -> int:
+        """Merge ``payload`` into the points' (under ``key``, a path, when given), or
+        replace theirs with it (``overwrite``)."""
         await self._gate()
         coll = self.collection(name)
         self._require_points(coll, ids)
-        op = {
-            "op": "set_payload",
-            "collection": name,
-            "ids": ids,
-            "payload": payload,
-            "overwrite": overwrite,
-        }
-        return await self._durable(self._commit(op))
+        return await self._durable(self._commit(_set_payload(name, ids, payload, overwrite, key)))
 
     async def delete_points(
         self, name: str, ids: Iterable[Any], *, field: str = "ids"
@@ -734,20 +735,20 @@ class Store:
         return len(ids), await self._durable(seq)
 
     async def set_payload_matching(
-        self, name: str, predicate: Predicate, payload: Payload, *, overwrite: bool
+        self,
+        name: str,
+        predicate: Predicate,
+        payload: Payload,
+        *,
+        overwrite: bool,
+        key: str | None = None,
     ) -> tuple[int, int]:
         """Set the payload of every point the filter matches, resolved as the write commits."""
         await self._gate()
         ids = self.collection(name).ids_matching(predicate)
         if not ids:
             return 0, self.sequence
-        op = {
-            "op": "set_payload",
-            "collection": name,
-            "ids": ids,
-            "payload": payload,
-            "overwrite": overwrite,
-        }
+        op = _set_payload(name, ids, payload, overwrite, key)
         return len(ids), await self._durable(self._commit(op))
 
     @staticmethod
@@ -777,7 +778,7 @@ class Store:
                 assert vectors is not None
                 coll.update_vectors(op["ids"], vectors)
             elif kind == "set_payload":
-                coll.set_payload(op["ids"], op["payload"], op["overwrite"])
+                coll.set_payload(op["ids"], op["payload"], op["overwrite"], op.get("key"))
             elif kind == "delete_payload":
                 coll.delete_payload(op["ids"], op["keys"])
             elif kind == "delete":
@@ -832,6 +833,22 @@ class Store:
         self._wal.truncate_before(min(s.sequence for s in kept) + 1)
         log.info("snapshot at sequence %d (%d bytes)", seq, info.size_bytes)
         return info
+
+
+def _set_payload(
+    name: str, ids: list[PointId], payload: Payload, overwrite: bool, key: str | None
+) -> records.Op:
+    op: records.Op = {
+        "op": "set_payload",
+        "collection": name,
+        "ids": ids,
+        "payload": payload,
+        "overwrite": overwrite,
+    }
+    if key is not None:  # (absent in records written before keys: the same as None)
+        payloads.parse_key(key)  # a bad path is refused before it reaches the log
+        op["key"] = key
+    return op
 
 
 def _shrinks(op: records.Op) -> bool:

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from vectorizer.engine import validation
+from vectorizer.engine import payloads, validation
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
 from vectorizer.engine.filters import Payload, payload_key
 from vectorizer.engine.validation import PointId
@@ -337,9 +337,12 @@ def selection(points: list[Any] | None, filt: dict[str, Any] | None, shard_key: 
     return Selection(None, canonical_filter(filt))
 
 
-def set_payload(body: SetPayload) -> Selection:
+def set_payload(body: SetPayload, *, overwrite: bool) -> Selection:
+    """The points to write; a ``key`` (a path to merge the payload under) is checked."""
     if body.key is not None:
-        raise ValidationError("setting a payload under a key is not supported", field="key")
+        if overwrite:
+            raise ValidationError("key is for set_payload; overwrite_payload has none", field="key")
+        payloads.parse_key(body.key)
     return selection(body.points, body.filter, body.shard_key)
 
 

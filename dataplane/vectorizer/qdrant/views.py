@@ -195,11 +195,13 @@ async def _delete(request: web.Request, body: schemas.PointsSelector) -> int:
 
 
 async def _set_payload(request: web.Request, body: schemas.SetPayload) -> int:
-    return await _write_payload(request, models.set_payload(body), body.payload, overwrite=False)
+    sel = models.set_payload(body, overwrite=False)
+    return await _write_payload(request, sel, body.payload, overwrite=False, key=body.key)
 
 
 async def _overwrite_payload(request: web.Request, body: schemas.SetPayload) -> int:
-    return await _write_payload(request, models.set_payload(body), body.payload, overwrite=True)
+    sel = models.set_payload(body, overwrite=True)
+    return await _write_payload(request, sel, body.payload, overwrite=True)
 
 
 async def _clear_payload(request: web.Request, body: schemas.PointsSelector) -> int:
@@ -208,17 +210,23 @@ async def _clear_payload(request: web.Request, body: schemas.PointsSelector) -> 
 
 
 async def _write_payload(
-    request: web.Request, sel: models.Selection, payload: dict[str, Any], *, overwrite: bool
+    request: web.Request,
+    sel: models.Selection,
+    payload: dict[str, Any],
+    *,
+    overwrite: bool,
+    key: str | None = None,
 ) -> int:
     store, coll = _store(request), _collection(request)
     if sel.ids is None:
         predicate = compile_filter(sel.filter) or (lambda _pid, _payload: True)
-        return (
-            await store.set_payload_matching(coll.name, predicate, payload, overwrite=overwrite)
-        )[1]
+        written = await store.set_payload_matching(
+            coll.name, predicate, payload, overwrite=overwrite, key=key
+        )
+        return written[1]
     if not sel.ids:
         return store.sequence
-    return await store.set_payload(coll.name, sel.ids, payload, overwrite=overwrite)
+    return await store.set_payload(coll.name, sel.ids, payload, overwrite=overwrite, key=key)
 
 
 async def _delete_payload(request: web.Request, body: schemas.DeletePayload) -> int:

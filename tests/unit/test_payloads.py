@@ -1,0 +1,46 @@
+"""Setting a payload under a key, as Qdrant's set_payload with ``key`` does."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from vectorizer.engine.payloads import merged_at, parse_key
+from vectorizer.errors import ValidationError
+
+
+def test_parse_key() -> None:
+    assert parse_key("a") == ["a"]
+    assert parse_key("a.b_c-d") == ["a", "b_c-d"]
+    assert parse_key("a[].b[2][]") == ["a", None, "b", 2, None]
+    for bad in ("", "a.", ".a", "a[x]", "a[", "[0]", 'a."b.c"', "a]"):
+        with pytest.raises(ValidationError) as exc:
+            parse_key(bad, "body.key")
+        assert exc.value.field == "body.key"
+
+
+@pytest.mark.parametrize(
+    ("before", "key", "after"),
+    [
+        # objects are made along the way; top-level keys of the payload replace
+        (None, "a.b", {"a": {"b": {"x": 1}}}),
+        ({"a": {"b": {"x": 0, "y": 2}}, "z": 3}, "a.b", {"a": {"b": {"x": 1, "y": 2}}, "z": 3}),
+        # what is not an object where an object is needed becomes one
+        ({"a": 5}, "a", {"a": {"x": 1}}),
+        ({"a": [1, 2]}, "a.b", {"a": {"b": {"x": 1}}}),
+        # every element, one element, an element past the end (nothing)
+        ({"a": [{"k": 1}, 7]}, "a[]", {"a": [{"k": 1, "x": 1}, {"x": 1}]}),
+        ({"a": [{"k": 1}, {"k": 2}]}, "a[1]", {"a": [{"k": 1}, {"k": 2, "x": 1}]}),
+        ({"a": [{"k": 1}]}, "a[3]", {"a": [{"k": 1}]}),
+        ({"a": [{"b": [{}]}]}, "a[].b[]", {"a": [{"b": [{"x": 1}]}]}),
+        # [] or [n] over something that is not an array leaves an empty array
+        ({"a": {"k": 1}}, "a[]", {"a": []}),
+        ({}, "a[0]", {"a": []}),
+    ],
+)
+def test_merged_at(before: Any, key: str, after: Any) -> None:
+    kept = copy.deepcopy(before)
+    assert merged_at(before, parse_key(key), {"x": 1}) == after
+    assert before == kept  # copied on the way, never changed in place
