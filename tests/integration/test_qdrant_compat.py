@@ -698,6 +698,34 @@ def test_filters_in_count_scroll_and_query(
     assert sorted(ids_of(hits)) == expected
 
 
+def test_datetime_range_filters(client: QdrantClient, server: ServerProcess) -> None:
+    """Qdrant's DatetimeRange over RFC 3339 strings (a time without a zone is UTC)."""
+    make(client, n=6)
+    when = {
+        1: "2024-05-01T09:00:00Z",
+        2: "2024-05-01T12:00:00+02:00",  # 10:00 UTC
+        3: "2024-05-01 11:00:00",
+        4: "2024-05-02",
+        5: "yesterday",
+    }
+    for pid, t in when.items():
+        client.set_payload("docs", payload={"at": t}, points=[pid])
+    morning = models.Filter(
+        must=[
+            models.FieldCondition(
+                key="at",
+                range=models.DatetimeRange(gte="2024-05-01T09:30:00Z", lt="2024-05-01T12:00:00Z"),
+            )
+        ]
+    )
+    assert client.count("docs", count_filter=morning).count == 2
+    assert ids_of(client.scroll("docs", scroll_filter=morning)[0]) == [2, 3]
+    # (the client checks datetimes itself; a bad one sent as is names its bound)
+    bad = {"filter": {"must": [{"key": "at", "range": {"lt": "the 5th of May"}}]}}
+    status, reply = server.request("POST", "/qdrant/collections/docs/points/count", bad)
+    assert status == 400 and "range.lt" in reply["status"]["error"], reply
+
+
 # ---- search -----------------------------------------------------------------------------------
 
 

@@ -91,6 +91,8 @@ def test_no_filter_is_none() -> None:
         ({"must": [{"key": "a", "match": {"value": [1]}}]}, "filter.must[0].match.value"),
         ({"must": [{"key": "a", "range": {"gt": "x"}}]}, "filter.must[0].range.gt"),
         ({"must": [{"key": "a", "range": {"between": 1}}]}, "filter.must[0].range"),
+        ({"must": [{"key": "a", "range": {"gt": 1, "lt": "2024-01-01"}}]}, "filter.must[0].range"),
+        ({"must": [{"key": "a", "range": {"lt": True}}]}, "filter.must[0].range.lt"),
         ({"should": [{"has_id": ["12"]}]}, "filter.should[0].has_id[0]"),
         ({"must": [{"key": "", "match": {"value": 1}}]}, "filter.must[0].key"),
         ({"must": [{"geo_radius": {}}]}, "filter.must[0]"),
@@ -100,3 +102,28 @@ def test_bad_filters_name_the_field(spec: Any, field: str) -> None:
     with pytest.raises(ValidationError) as err:
         compile_filter(spec)
     assert err.value.field == field
+
+
+def test_datetime_ranges_compare_rfc3339_strings() -> None:
+    """Qdrant's datetime range: bounds and payload values are RFC 3339 strings; a time
+    without a zone is UTC; what is not a datetime does not match."""
+    stamps = {
+        1: "2024-05-01T12:00:00Z",
+        2: "2024-05-01T13:30:00+01:00",  # 12:30 UTC
+        3: "2024-05-02",  # midnight UTC
+        4: "2024-05-01 11:59:59.999",  # no zone: UTC
+        5: "not a time",
+        6: 1714564800,  # the same instant as 1, but a number
+        7: ["2024-04-01T00:00:00Z", "2024-05-01T12:15:00Z"],  # any element
+    }
+
+    def matching(bounds: dict[str, Any]) -> list[int]:
+        pred = compile_filter({"must": [{"key": "t", "range": bounds}]})
+        assert pred is not None
+        return [i for i, t in stamps.items() if pred(i, {"t": t})]
+
+    assert matching({"gte": "2024-05-01T12:00:00Z", "lte": "2024-05-01T12:30:00Z"}) == [1, 2, 7]
+    assert matching({"gt": "2024-05-01T12:00:00Z"}) == [2, 3, 7]
+    assert matching({"lt": "2024-05-01T14:00:00+02:00"}) == [4, 7]  # 12:00 UTC
+    assert matching({"gte": "2024-05-02T00:00:00Z"}) == [3]
+    assert matching({"gt": 1714564799}) == [6]  # numbers stay numbers

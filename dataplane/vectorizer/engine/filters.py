@@ -2,7 +2,8 @@
 
 Supported: ``must`` / ``should`` / ``must_not`` / ``min_should`` (nested filters too),
 field conditions with ``match`` (``value``, ``any``, ``except``, ``text``) and ``range``
-(``gt``, ``gte``, ``lt``, ``lte``), ``has_id``, ``is_empty`` and ``is_null``.
+(``gt``, ``gte``, ``lt``, ``lte``: numbers, or RFC 3339 datetimes compared with datetime
+strings in the payload), ``has_id``, ``is_empty`` and ``is_null``.
 
 Keys are dotted paths into the payload; ``a[]`` steps into every element of an array
 and an array value matches when any of its elements does, as in Qdrant.
@@ -10,7 +11,9 @@ and an array value matches when any of its elements does, as in Qdrant.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from vectorizer.engine.validation import PointId, point_id
@@ -176,20 +179,33 @@ def _match(spec: Any, field: str) -> Callable[[Any], bool]:
 
 
 def _range(spec: Any, field: str) -> Callable[[Any], bool]:
+    """Numbers between number bounds, or (Qdrant's datetime range) RFC 3339 strings
+    between datetime bounds; a time without a zone is UTC, as in Qdrant."""
     if not isinstance(spec, dict) or not spec or set(spec) - set(_RANGE_OPS):
         raise ValidationError("range takes gt, gte, lt, lte", field=field)
     bounds: dict[str, float] = {}
+    kinds = set()
     for op, bound in spec.items():
         if bound is None:
             continue
-        if isinstance(bound, bool) or not isinstance(bound, int | float):
-            raise ValidationError("range bounds are numbers", field=f"{field}.{op}")
-        bounds[op] = bound
+        if isinstance(bound, str):
+            stamp = timestamp(bound)
+            if stamp is None:
+                raise ValidationError(
+                    "a datetime bound is RFC 3339, like 2024-05-01T12:00:00Z",
+                    field=f"{field}.{op}",
+                )
+            bounds[op], kind = stamp, "datetime"
+        elif isinstance(bound, bool) or not isinstance(bound, int | float):
+            raise ValidationError("range bounds are numbers or datetimes", field=f"{field}.{op}")
+        else:
+            bounds[op], kind = bound, "number"
+        kinds.add(kind)
+    if len(kinds) > 1:
+        raise ValidationError("range bounds are all numbers or all datetimes", field=field)
     gt, gte, lt, lte = (bounds.get(op) for op in _RANGE_OPS)
 
-    def test(v: Any) -> bool:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return False
+    def within(v: float) -> bool:
         return (
             (gt is None or v > gt)
             and (gte is None or v >= gte)
@@ -197,7 +213,22 @@ def _range(spec: Any, field: str) -> Callable[[Any], bool]:
             and (lte is None or v <= lte)
         )
 
-    return test
+    if "datetime" in kinds:
+        return lambda v: isinstance(v, str) and (t := timestamp(v)) is not None and within(t)
+    return lambda v: not isinstance(v, bool) and isinstance(v, int | float) and within(v)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def timestamp(text: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 / ISO 8601 time (UTC when it has no zone),
+    or None when ``text`` is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _same(stored: Any, wanted: Any) -> bool:
