@@ -759,7 +759,12 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
         st.tuples(
             st.just("POST"),
             st.just("/points/payload"),
-            st.builds(lambda p, s: {"payload": p, **s}, payloads, selector()),
+            st.builds(
+                lambda p, s, k: {"payload": p, **s, **k},
+                payloads,
+                selector(),
+                optional(key=payload_keys | st.sampled_from(["a[0].b", "a[].b", "a..b", "a[x]"])),
+            ),
         ),
         st.tuples(
             st.just("PUT"),
