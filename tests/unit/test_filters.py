@@ -3,7 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from vectorizer.engine import filters
 from vectorizer.engine.filters import compile_filter
 from vectorizer.errors import ValidationError
 
@@ -127,3 +130,39 @@ def test_datetime_ranges_compare_rfc3339_strings() -> None:
     assert matching({"lt": "2024-05-01T14:00:00+02:00"}) == [4, 7]  # 12:00 UTC
     assert matching({"gte": "2024-05-02T00:00:00Z"}) == [3]
     assert matching({"gt": 1714564799}) == [6]  # numbers stay numbers
+
+
+_leaves = st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-3, 3) | st.sampled_from("ab")
+_values = st.recursive(
+    _leaves,
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.sampled_from("kx"), kids, max_size=2)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    payload=st.none() | st.dictionaries(st.sampled_from(["k", "x"]), _values, max_size=2),
+    condition=st.sampled_from(
+        [
+            {"match": {"value": 1}},
+            {"match": {"value": "a"}},
+            {"match": {"any": [True, 2]}},
+            {"match": {"except": ["a"]}},
+            {"range": {"gte": 0, "lt": 2.5}},
+        ]
+    ),
+)
+def test_top_level_keys_filter_as_paths_do(payload: Any, condition: dict[str, Any]) -> None:
+    """A top-level key takes a shortcut past the path walker; the answers are the same."""
+    pred = compile_filter({"must": [{"key": "k", **condition}]})
+    assert pred is not None
+    test = (
+        filters._match(condition["match"], "m")
+        if "match" in condition
+        else filters._range(condition["range"], "r")
+    )
+    assert pred(1, payload) == any(test(v) for v in filters._path_values(payload, "k"))
+    assert list(filters.values_at(payload, "k")) == list(filters._path_values(payload, "k"))

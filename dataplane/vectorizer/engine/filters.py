@@ -12,7 +12,7 @@ and an array value matches when any of its elements does, as in Qdrant.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,7 +123,7 @@ def _has_id(spec: dict[str, Any], field: str) -> Predicate:
 
 def _is_empty(key: str, field: str) -> Predicate:
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        return next(values_at(payload, key), _MISSING) is _MISSING
+        return next(iter(values_at(payload, key)), _MISSING) is _MISSING
 
     return pred
 
@@ -149,7 +149,18 @@ def _field_condition(spec: dict[str, Any], field: str) -> Predicate:
     def pred(_pid: PointId, payload: Payload | None) -> bool:
         return any(test(v) for v in values_at(payload, key))
 
-    return pred
+    def top_level(_pid: PointId, payload: Payload | None) -> bool:
+        # ``pred`` for a top-level field, without a generator: filters run per point
+        value = None if payload is None else payload.get(key)
+        if isinstance(value, list):
+            return any(test(v) for v in value if v is not None)
+        return value is not None and test(value)
+
+    return top_level if _top_level(key) else pred
+
+
+def _top_level(key: str) -> bool:
+    return "." not in key and not key.endswith("[]")
 
 
 def _scalar(value: Any) -> bool:
@@ -248,8 +259,18 @@ def _hashable(value: Any) -> tuple[str, Any]:
     return ("other", id(value))
 
 
-def values_at(payload: Payload | None, key: str) -> Iterator[Any]:
+def values_at(payload: Payload | None, key: str) -> Iterable[Any]:
     """Every scalar value at ``key``; arrays are flattened one level, as Qdrant does."""
+    if not _top_level(key):
+        return _path_values(payload, key)
+    # a top-level field, the common case, without generators (filters run per point)
+    value = None if payload is None else payload.get(key)
+    if isinstance(value, list):
+        return [v for v in value if v is not None]
+    return () if value is None else (value,)
+
+
+def _path_values(payload: Payload | None, key: str) -> Iterator[Any]:
     for value in _raw_lookup(payload, key.split(".")):
         if isinstance(value, list):
             yield from (v for v in value if v is not None)
