@@ -229,7 +229,7 @@ def _range(spec: Any, field: str) -> Callable[[Any], bool]:
     return lambda v: not isinstance(v, bool) and isinstance(v, int | float) and within(v)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=4096)  # repeated values (dates) parse once; ~0.3 us otherwise
 def timestamp(text: str) -> float | None:
     """Seconds since the epoch of an RFC 3339 / ISO 8601 time (UTC when it has no zone),
     or None when ``text`` is not one."""
