@@ -400,19 +400,17 @@ class Store:
         if not high:
             return
         need = self._memory_needed(op, vectors)
-        used = self.memory_used()
-        if used + need > high:
-            self._memory_measured = -math.inf  # the next write measures afresh
-            self._refused[InsufficientMemory.code] = time.monotonic()
-            raise InsufficientMemory(
-                f"memory is at its high-water mark ({used >> 20} MiB used, this write needs "
-                f"about {need >> 20} MiB more, {high >> 20} MiB allowed of "
+        self._require_memory(
+            need,
+            high,
+            lambda used: (
+                f"memory is at its high-water mark ({used >> 20} MiB used, this "
+                f"write needs about {need >> 20} MiB more, {high >> 20} MiB allowed of "
                 f"{self.memory_limit >> 20} MiB); deletes are still taken: give the node more "
-                "memory or delete data",
-                used_bytes=used,
-                needed_bytes=need,
-                high_water_bytes=high,
-            )
+                "memory or delete data"
+            ),
+            line_name="high_water_bytes",
+        )
         self._memory_used += need
 
     def check_transient(self, nbytes: int, what: str, field: str) -> None:
@@ -421,18 +419,44 @@ class Store:
         mark, since the memory is given back once the work is done."""
         if not self.memory_limit:
             return
+        self._require_memory(
+            nbytes,
+            self.memory_limit,
+            lambda used: (
+                f"{what} takes about {nbytes >> 20} MiB while it is worked on, and "
+                f"the node has {self._left(used)} MiB left of its {self.memory_limit >> 20} MiB: "
+                "send it in smaller parts"
+            ),
+            field=field,
+            refused_write=False,
+        )
+
+    def _require_memory(
+        self,
+        need: int,
+        line: int,
+        why: Callable[[int], str],
+        *,
+        field: str | None = None,
+        refused_write: bool = True,
+        line_name: str = "limit_bytes",
+    ) -> None:
+        """Raise ``InsufficientMemory`` (its message ``why(used)``) unless ``need`` more
+        bytes keep anonymous memory within ``line``; a refused write is remembered for
+        ``writes_refused``, and the next check measures afresh. The error's details name
+        the line ``line_name``."""
         used = self.memory_used()
-        if used + nbytes > self.memory_limit:
-            self._memory_measured = -math.inf
-            raise InsufficientMemory(
-                f"{what} takes about {nbytes >> 20} MiB while it is worked on, and the node "
-                f"has {max(self.memory_limit - used, 0) >> 20} MiB left of its "
-                f"{self.memory_limit >> 20} MiB: send it in smaller parts",
-                field=field,
-                used_bytes=used,
-                needed_bytes=nbytes,
-                limit_bytes=self.memory_limit,
-            )
+        if used + need <= line:
+            return
+        self._memory_measured = -math.inf
+        if refused_write:
+            self._refused[InsufficientMemory.code] = time.monotonic()
+        details = {"used_bytes": used, "needed_bytes": need, line_name: line}
+        raise InsufficientMemory(why(used), field=field, **details)
+
+    def _left(self, used: int) -> int:
+        """MiB left under the limit."""
+        return max(self.memory_limit - used, 0) >> 20
 
     def _memory_needed(self, op: records.Op, vectors: Matrix | None) -> int:
         """Roughly what applying ``op`` adds to the heap (a growing collection holds its
@@ -475,18 +499,15 @@ class Store:
         if not limit:
             return
         need = self._memory_needed(op, vectors)
-        used = self.memory_used()
-        if used + need > limit:
-            self._memory_measured = -math.inf
-            self._refused[InsufficientMemory.code] = time.monotonic()
-            raise InsufficientMemory(
-                f"replicated record {seq} needs about {need >> 20} MiB more and this replica "
-                f"has {max(limit - used, 0) >> 20} MiB left of its {limit >> 20} MiB: give it "
-                "as much memory as its primary",
-                used_bytes=used,
-                needed_bytes=need,
-                limit_bytes=limit,
-            )
+        self._require_memory(
+            need,
+            limit,
+            lambda used: (
+                f"replicated record {seq} needs about {need >> 20} MiB more and this "
+                f"replica has {self._left(used)} MiB left of its {limit >> 20} MiB: give it as "
+                "much memory as its primary"
+            ),
+        )
         self._memory_used += need
 
     async def sync_log(self, seq: int) -> None:
@@ -525,17 +546,15 @@ class Store:
         # the arrays and the graph load as they are; ids and payloads take about three
         # times their JSON as Python objects
         need = size + sum(2 * n for name, n in files if name.endswith(".json"))
-        used = self.memory_used()
-        if used + need > limit:
-            self._refused[InsufficientMemory.code] = time.monotonic()
-            raise InsufficientMemory(
-                f"the primary's snapshot ({size >> 20} MiB) takes about {need >> 20} MiB to "
-                f"load and this replica has {max(limit - used, 0) >> 20} MiB left of its "
-                f"{limit >> 20} MiB: give it as much memory as its primary",
-                used_bytes=used,
-                needed_bytes=need,
-                limit_bytes=limit,
-            )
+        self._require_memory(
+            need,
+            limit,
+            lambda used: (
+                f"the primary's snapshot ({size >> 20} MiB) takes about "
+                f"{need >> 20} MiB to load and this replica has {self._left(used)} MiB left of its "
+                f"{limit >> 20} MiB: give it as much memory as its primary"
+            ),
+        )
 
     async def install_snapshot(self, incoming: Path) -> None:
         """Replace every collection with a verified snapshot received from the primary."""
@@ -593,7 +612,6 @@ class Store:
     async def delete_collection(self, name: str) -> int:
         """Delete the collection called ``name`` (never through an alias) and its aliases."""
         await self._gate()
-        self._check_ready()
         if name not in self._collections:
             alias = (
                 f" ({name!r} is an alias of {self._aliases[name]!r})"
@@ -608,7 +626,6 @@ class Store:
     async def update_aliases(self, actions: list[alias_ops.AliasAction]) -> int:
         """Create, delete and rename aliases in one step: all of ``actions`` or none."""
         await self._gate()
-        self._check_ready()
         changes = alias_ops.plan(actions, self._aliases, self._collections)
         return await self._durable(self._commit({"op": "aliases", "changes": changes}))
 
