@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vectorizer import errors
 from vectorizer_operator import naming
 from vectorizer_operator.model import Cluster, ClusterStatus, Condition, InstanceStatus
 from vectorizer_operator.reconcile.monitoring import CONDITION as MONITORING
@@ -48,9 +49,9 @@ _REASONS = {
 
 
 WRITES_REFUSED = "WritesRefused"
-_REFUSAL_REASONS = {
-    "insufficient_memory": "InsufficientMemory",
-    "insufficient_storage": "InsufficientStorage",
+_REFUSAL_REASONS = {  # the data plane's error code -> the condition's reason
+    errors.InsufficientMemory.code: "InsufficientMemory",
+    errors.InsufficientStorage.code: "InsufficientStorage",
 }
 
 
