@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import numpy as np
 import pytest
+from aiohttp import WSMsgType
 
 from tests.faultproxy import FaultProxy
 from tests.servers import ServerProcess
@@ -118,6 +120,52 @@ async def seed(vz: VectorizerClient, n: int, dim: int = 8, start: int = 0, batch
             for i in range(b, min(b + batch, start + n))
         ]
         await vz.upsert("c", pts)
+
+
+async def _full_sync_frames(url: str, node_id: str, answer: str | None) -> list[Any]:
+    """Say hello from an empty replica; answer the snapshot header (or, like a replica on
+    older code, do not) and return what the primary sends after it until the link ends
+    or the snapshot is done."""
+    hello = {"type": "hello", "node_id": node_id, "address": "", "epoch": 0, "sequence": 0}
+    hello |= {"history": [], "confirms_snapshots": True} if answer else {"history": []}
+    frames: list[Any] = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_json(hello)
+        assert (await ws.receive_json(timeout=10))["mode"] == "full"
+        assert (await ws.receive_json(timeout=10))["type"] == "snapshot"
+        if answer == "refuse":
+            refusal = {"type": "snapshot_refused", "code": "insufficient_memory", "message": "-"}
+            await ws.send_json(refusal)
+        elif answer == "take":
+            await ws.send_json({"type": "snapshot_take"})
+        while (msg := await ws.receive(timeout=10)).type in (WSMsgType.BINARY, WSMsgType.TEXT):
+            frames.append(msg.data)
+            if msg.type == WSMsgType.TEXT and '"snapshot_done"' in msg.data:
+                break
+    return frames
+
+
+async def test_a_snapshot_goes_only_to_a_replica_that_takes_it(cluster: Cluster) -> None:
+    """A replica answers a snapshot's header before any of its data is sent: refused, none
+    goes (and the primary says why); taken, all of it. A replica on older code, which
+    does not say it answers, is sent the snapshot at once, as before."""
+    p = await cluster.start("p", "--wal-segment-bytes", "2048")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 400)
+    await vp.snapshot("c")  # the log behind it is gone: an empty replica needs a full sync
+    url = p.url + "/replication/stream"
+    assert await _full_sync_frames(url, "refuses", "refuse") == []
+    reps = {r["id"]: r for r in await vp.replicas()}
+    assert reps["refuses"]["sync_refused"] == "insufficient_memory"
+    assert reps["refuses"]["full_syncs"] == 0 and reps["refuses"]["bytes_sent"] < 4096
+    for node, answer in (("takes", "take"), ("older", None)):
+        frames = await _full_sync_frames(url, node, answer)
+        assert sum(len(f) for f in frames if isinstance(f, bytes)) > 400 * 8 * 4
+        assert '"snapshot_done"' in frames[-1]
+    reps = {r["id"]: r for r in await vp.replicas()}
+    assert reps["takes"]["full_syncs"] == reps["older"]["full_syncs"] == 1
+    assert reps["takes"]["sync_refused"] is None
 
 
 async def test_incremental_stream_headers_and_stats(cluster: Cluster) -> None:

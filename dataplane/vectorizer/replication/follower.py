@@ -153,6 +153,7 @@ class Follower:
                     epoch=epoch,
                     sequence=self.store.sequence,
                     history=[list(h) for h in history],
+                    confirms_snapshots=True,
                 )
             )
             welcome = await self._receive_json(ws)
@@ -243,7 +244,14 @@ class Follower:
         self, ws: aiohttp.ClientWebSocketResponse, header: dict[str, Any]
     ) -> None:
         files: list[dict[str, Any]] = header["files"]
-        self.store.check_snapshot_fits([(str(f["name"]), int(f["size"])) for f in files])
+        try:
+            self.store.check_snapshot_fits([(str(f["name"]), int(f["size"])) for f in files])
+        except InsufficientMemory as exc:  # said before any of its data is sent
+            await ws.send_str(
+                protocol.message("snapshot_refused", code=exc.code, message=exc.message)
+            )
+            raise
+        await ws.send_str(protocol.message("snapshot_take"))
         self.stats.syncing = True
         name = f"{INCOMING_PREFIX}{int(header['sequence']):020d}"
         incoming = self.store.data_dir / "snapshots" / name

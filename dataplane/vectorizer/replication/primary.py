@@ -37,6 +37,11 @@ RECENT_RECORDS = 50_000
 RECENT_BYTES = 64 << 20
 
 
+class SyncRefused(Exception):
+    """The replica did not take the snapshot announced to it (it had no room for it, or
+    it went away): none of the snapshot's data was sent."""
+
+
 @dataclass
 class ReplicaInfo:
     node_id: str
@@ -50,6 +55,10 @@ class ReplicaInfo:
     bytes_sent: int = 0
     operations_synced: int = 0
     full_syncs: int = 0
+    # it answers each snapshot header before any file data is sent (take or refuse)
+    confirms_snapshots: bool = False
+    answers: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue, repr=False)
+    refused_sync: str | None = None  # why it refused the last snapshot announced to it
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,7 @@ class PrimaryHub:
                     "operations_synced": info.operations_synced,
                     "bytes_sent": info.bytes_sent,
                     "full_syncs": info.full_syncs,
+                    "sync_refused": info.refused_sync,
                     "connected_since": info.connected_at if info.connected else None,
                 }
             )
@@ -217,10 +227,15 @@ class PrimaryHub:
             await ws.send_str(protocol.message("error", code="not_primary", message="not primary"))
             return
         node_id = str(hello["node_id"])
-        info = ReplicaInfo(node_id=node_id, address=str(hello.get("address") or ""))
+        info = ReplicaInfo(
+            node_id=node_id,
+            address=str(hello.get("address") or ""),
+            confirms_snapshots=hello.get("confirms_snapshots") is True,
+        )
         old = self.replicas.get(node_id)
         if old is not None:
             info.operations_synced, info.full_syncs = old.operations_synced, old.full_syncs
+            info.refused_sync = old.refused_sync
         their_seq = int(hello["sequence"])
         their_history = tuple((int(e), int(s)) for e, s in hello.get("history", []))
         diverged = divergence(their_history, history, their_seq)
@@ -252,6 +267,8 @@ class PrimaryHub:
             else:
                 next_seq = their_seq + 1
             await self._stream(ws, info, next_seq, wake, reader)
+        except SyncRefused as exc:
+            log.warning("replica %s refused a full sync: %s", node_id, exc)
         finally:
             info.connected = False
             info.syncing = False
@@ -302,18 +319,37 @@ class PrimaryHub:
                         await wake.wait()
 
     async def _read(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> None:
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                break
-            data = protocol.parse(msg.data)
-            info.last_heard = time.monotonic()
-            info.last_heard_wall = time.time()
-            if data["type"] in ("ack", "heartbeat"):
-                self._acked(info, int(data["sequence"]))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    break
+                data = protocol.parse(msg.data)
+                info.last_heard = time.monotonic()
+                info.last_heard_wall = time.time()
+                if data["type"] in ("ack", "heartbeat"):
+                    self._acked(info, int(data["sequence"]))
+                elif data["type"] in ("snapshot_take", "snapshot_refused"):
+                    info.answers.put_nowait(data)
+        finally:  # a sync waiting for an answer learns that none will come
+            info.answers.put_nowait({"type": "closed"})
+
+    async def _confirmed_sync(self, info: ReplicaInfo) -> None:
+        """Wait for the replica to take the snapshot just announced; raise if it does not."""
+        try:
+            async with asyncio.timeout(protocol.ANSWER_TIMEOUT_S):
+                answer = await info.answers.get()
+        except TimeoutError:
+            raise SyncRefused("no answer to the snapshot header") from None
+        if answer["type"] == "snapshot_take":
+            info.refused_sync = None
+            return
+        if answer["type"] == "snapshot_refused":
+            info.refused_sync = str(answer.get("code") or "refused")
+            raise SyncRefused(f"{info.refused_sync}: {answer.get('message')}")
+        raise SyncRefused("the link closed before it answered")
 
     async def _full_sync(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> int:
         info.syncing = True
-        info.full_syncs += 1
         snap = await self.store.snapshot()
         with self.store.pinned(snap.sequence):
             files = sorted(p for p in snap.path.rglob("*") if p.is_file())
@@ -326,6 +362,8 @@ class PrimaryHub:
             await self._send_json(
                 ws, info, "snapshot", sequence=snap.sequence, files=listing, name=snap.path.name
             )
+            if info.confirms_snapshots:
+                await self._confirmed_sync(info)
             for index, f in enumerate(files):
                 with await loop.run_in_executor(None, open, f, "rb") as fh:
                     while chunk := await loop.run_in_executor(None, fh.read, protocol.CHUNK_BYTES):
@@ -334,6 +372,7 @@ class PrimaryHub:
                         self._count(info, len(frame))
             await self._send_json(ws, info, "snapshot_done")
         info.syncing = False
+        info.full_syncs += 1
         log.info("sent a snapshot at sequence %d to %s", snap.sequence, info.node_id)
         return snap.sequence
 

@@ -1,8 +1,11 @@
 """The replication stream's messages (one WebSocket per replica at ``/replication/stream``).
 
 Text frames are JSON objects with a ``type``:
-- replica → primary: ``hello`` {node_id, address, epoch, sequence, history},
-  ``ack`` {sequence} (durable on the replica), ``heartbeat`` {sequence}
+- replica → primary: ``hello`` {node_id, address, epoch, sequence, history,
+  confirms_snapshots}, ``ack`` {sequence} (durable on the replica), ``heartbeat``
+  {sequence}, ``snapshot_take`` {} or ``snapshot_refused`` {code, message} (the answer
+  to a ``snapshot`` header when the hello said ``confirms_snapshots``: the primary sends
+  no file data before it)
 - primary → replica: ``welcome`` {epoch, history, sequence, mode: incremental|full},
   ``heartbeat`` {epoch, sequence}, ``snapshot`` {sequence, files: [{name, size, sha256}]},
   ``snapshot_done`` {}, ``keys`` {file: {revision, keys}} (the API keys, hashed only,
@@ -29,6 +32,8 @@ _IDX = struct.Struct("<I")
 _LEN = struct.Struct("<H")
 CHUNK_BYTES = 1 << 20
 STREAM_PATH = "/replication/stream"
+# how long a primary waits for a replica to take or refuse a snapshot it announced
+ANSWER_TIMEOUT_S = 30.0
 
 
 def message(kind: str, **fields: Any) -> str:
