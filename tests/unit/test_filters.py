@@ -160,9 +160,9 @@ def test_top_level_keys_filter_as_paths_do(payload: Any, condition: dict[str, An
     pred = compile_filter({"must": [{"key": "k", **condition}]})
     assert pred is not None
     test = (
-        filters._match(condition["match"], "m")
+        filters._match(condition["match"], "k", "m")[0]
         if "match" in condition
-        else filters._range(condition["range"], "r")
+        else filters._range(condition["range"], "k", "r")[0]
     )
     assert pred(1, payload) == any(test(v) for v in filters._path_values(payload, "k"))
     assert list(filters.values_at(payload, "k")) == list(filters._path_values(payload, "k"))

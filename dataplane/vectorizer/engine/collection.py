@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
+import itertools
 import random
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -21,8 +23,9 @@ import numpy.typing as npt
 
 from vectorizer.engine import exact, grouping, ordering, payloads
 from vectorizer.engine.config import CollectionConfig, IndexKind
+from vectorizer.engine.field_index import BYTES_PER_VALUE, Narrowed, PayloadIndex
 from vectorizer.engine.files import load_json, save_array, write_json_arrays
-from vectorizer.engine.filters import Payload, Predicate
+from vectorizer.engine.filters import Payload, Predicate, lookup_of
 from vectorizer.engine.grouping import FacetValue
 from vectorizer.engine.hnsw import HnswIndex
 from vectorizer.engine.ordering import OrderValue
@@ -44,7 +47,7 @@ def memory_for(config: CollectionConfig, points: int) -> int:
     """Roughly the heap ``points`` points of a collection take: the vector in the slot
     array, and in the graph a copy of it with its links (2·m on level 0) and label."""
     floats = 4 * config.dimension
-    per_point = floats + POINT_OVERHEAD
+    per_point = floats + POINT_OVERHEAD + BYTES_PER_VALUE * len(config.payload_indexes)
     if config.index is IndexKind.HNSW:
         per_point += floats + 8 * config.hnsw.m + 12
     return points * per_point
@@ -93,6 +96,9 @@ class Collection:
         self._free: list[int] = []
         self._high = 0  # slots below this have been used at least once
         self._sorted_keys: list[tuple[int, int | str]] | None = None
+        self._fields = PayloadIndex()
+        for key, schema in config.payload_indexes.items():
+            self._fields.create(key, schema, ())
         self._index: HnswIndex | None = None
         if config.index is IndexKind.HNSW:
             self._index = HnswIndex(dim, config.metric, config.hnsw, capacity)
@@ -112,6 +118,15 @@ class Collection:
             "vector_count": len(self),
             "capacity": self._capacity,
         }
+
+    def payloads_sample(self, n: int = 1000) -> list[Payload | None]:
+        """The payloads of up to ``n`` points."""
+        payloads = self._payloads
+        return [payloads[s] for s in itertools.islice(self._id_slots.values(), n)]
+
+    def payload_schema(self) -> dict[str, dict[str, Any]]:
+        """Each indexed payload key's index type and the points with a value there."""
+        return self._fields.schema()
 
     def memory_to_add(self, points: int) -> int:
         """Roughly the memory ``points`` more points take (as if all were new). Freed
@@ -133,15 +148,35 @@ class Collection:
     def count(self, predicate: Predicate | None = None) -> int:
         if predicate is None:
             return len(self)
-        return sum(1 for _ in self._matching(predicate))
+        narrowed = self._narrowed(predicate)
+        if narrowed is not None and narrowed[1]:  # the indexes answered it exactly
+            return len(narrowed[0])
+        return sum(1 for _ in self._matching(predicate, narrowed))
 
     def ids_matching(self, predicate: Predicate) -> list[PointId]:
         return [pid for pid, _ in self._matching(predicate)]
 
-    def _matching(self, predicate: Predicate) -> Iterator[tuple[PointId, int]]:
-        """(id, slot) of every live point the predicate accepts."""
+    def _matching(
+        self, predicate: Predicate, narrowed: Narrowed | None = None
+    ) -> Iterator[tuple[PointId, int]]:
+        """(id, slot) of every live point the predicate accepts; only the points the
+        payload indexes name (``_narrowed``) are read when they narrow the filter."""
         payloads = self._payloads
-        return ((pid, s) for pid, s in self._id_slots.items() if predicate(pid, payloads[s]))
+        if narrowed is None:
+            narrowed = self._narrowed(predicate)
+        if narrowed is None:
+            return ((pid, s) for pid, s in self._id_slots.items() if predicate(pid, payloads[s]))
+        slots, exactly = narrowed
+        ids = cast(list[PointId], self._ids)  # the indexes name live slots
+        if exactly:
+            return ((ids[s], s) for s in slots)
+        return ((ids[s], s) for s in slots if predicate(ids[s], payloads[s]))
+
+    def _narrowed(self, predicate: Predicate) -> Narrowed | None:
+        """The live slots holding every point the filter can accept, from the payload
+        indexes (and ids), and whether they are exactly those; None when they cannot say."""
+        lookup = lookup_of(predicate)
+        return None if lookup is None else self._fields.candidates(lookup, self._id_slots)
 
     def _entries(self, predicate: Predicate | None) -> Iterator[tuple[PointId, int]]:
         """(id, slot) of every live point, or of those the predicate accepts."""
@@ -200,7 +235,13 @@ class Collection:
         with_vector: bool = False,
     ) -> tuple[list[Point], PointId | None]:
         """Points in id order (integers first) from ``offset`` on, and the next offset."""
-        keys = self._keys_in_order()
+        narrowed = None if predicate is None else self._narrowed(predicate)
+        if narrowed is None or 2 * len(narrowed[0]) > len(self):
+            keys = self._keys_in_order()
+        else:  # sorting the few points the indexes name beats reading every payload
+            keys = sorted(id_order(self._ids[s]) for s in narrowed[0])  # type: ignore[arg-type]
+            if narrowed[1]:
+                predicate = None  # and they are exactly the matches
         start = 0 if offset is None else bisect.bisect_left(keys, id_order(offset))
         out: list[Point] = []
         for key in keys[start:]:
@@ -293,17 +334,27 @@ class Collection:
         if predicate is None:
             hits = self._index.search(query, k, ef, None) if use_graph and self._index else None
             return hits if hits is not None else self._exact(query, self._live_slots(), k)
-        if use_graph and self._index and self._estimated_matches(predicate) > EXACT_FILTER_MAX:
-            ids, payloads = self._ids, self._payloads
+        # Few enough points named by the payload indexes: exactly over those. (Counted
+        # before they are gathered: gathering a broad filter's costs more than it saves.)
+        narrowed = None
+        lookup = lookup_of(predicate)
+        if lookup is not None:
+            bound = self._fields.estimate(lookup, self._id_slots)
+            if bound is not None and bound <= EXACT_FILTER_MAX:
+                narrowed = self._fields.candidates(lookup, self._id_slots)
+        if (
+            narrowed is None
+            and use_graph
+            and self._index
+            and self._estimated_matches(predicate) > EXACT_FILTER_MAX
+        ):
+            ids, payloads = cast(list[PointId], self._ids), self._payloads
             hits = self._index.search(
-                query,
-                k,
-                ef,
-                lambda slot: predicate(ids[slot], payloads[slot]),  # type: ignore[arg-type]
+                query, k, ef, lambda slot: predicate(ids[slot], payloads[slot])
             )
             if hits is not None:
                 return hits
-        return self._exact(query, self._matching_slots(predicate), k)
+        return self._exact(query, self._matching_slots(predicate, narrowed), k)
 
     def _exact(self, query: Matrix, slots: exact.Slots, k: int) -> list[tuple[int, float]]:
         return exact.top_k(self._vectors, slots, query, self.config.metric, k)
@@ -311,8 +362,9 @@ class Collection:
     def _live_slots(self) -> exact.Slots:
         return np.flatnonzero(self._alive[: self._high]).astype(np.int64)
 
-    def _matching_slots(self, predicate: Predicate) -> exact.Slots:
-        return np.asarray(sorted(s for _, s in self._matching(predicate)), dtype=np.int64)
+    def _matching_slots(self, predicate: Predicate, narrowed: Narrowed | None) -> exact.Slots:
+        matching = (s for _, s in self._matching(predicate, narrowed))
+        return np.asarray(sorted(matching), dtype=np.int64)
 
     def _estimated_matches(self, predicate: Predicate) -> float:
         live = self._live_slots()
@@ -353,7 +405,7 @@ class Collection:
         slot = self._id_slots[pid]
         new_payload = self._payloads[slot] if payload is None else payload
         if vector is None:
-            self._payloads[slot] = new_payload
+            self._store_payload(slot, new_payload)
         else:
             self._place([pid], vector, [new_payload], stage=True)
 
@@ -385,7 +437,11 @@ class Collection:
                     self._index.stage(vectors[row : row + 1], slot)
             else:
                 self._index.add(vectors, slots)
+        fields = self._fields if self._fields else None
         for slot, pid, payload in zip(slots, ids, payloads, strict=True):
+            if fields is not None:
+                fields.remove(slot, self._payloads[slot])  # (a slot overwritten in place)
+                fields.add(slot, payload)
             self._ids[slot] = pid
             self._payloads[slot] = payload
             self._alive[slot] = True
@@ -420,11 +476,11 @@ class Collection:
             slot = self._id_slots[pid]
             old = self._payloads[slot]
             if steps is not None:
-                self._payloads[slot] = payloads.merged_at(old, steps, payload)
+                self._store_payload(slot, payloads.merged_at(old, steps, payload))
             elif overwrite or old is None:
-                self._payloads[slot] = dict(payload)
+                self._store_payload(slot, dict(payload))
             else:
-                self._payloads[slot] = {**old, **payload}
+                self._store_payload(slot, {**old, **payload})
 
     def delete_payload(self, ids: Iterable[PointId], keys: list[str]) -> None:
         """Remove ``keys`` (dotted paths reach into nested objects) from the payloads."""
@@ -433,7 +489,26 @@ class Collection:
             slot = self._id_slots[pid]
             old = self._payloads[slot]
             if old is not None:
-                self._payloads[slot] = _without(old, paths)
+                self._store_payload(slot, _without(old, paths))
+
+    def _store_payload(self, slot: int, payload: Payload | None) -> None:
+        """Give a live point a new payload, and the indexes its values."""
+        if self._fields:
+            self._fields.remove(slot, self._payloads[slot])
+            self._fields.add(slot, payload)
+        self._payloads[slot] = payload
+
+    def create_field_index(self, key: str, schema: str) -> None:
+        """Index the values at payload ``key`` (replacing an index of another type)."""
+        indexes = {**self.config.payload_indexes, key: schema}
+        self.config = dataclasses.replace(self.config, payload_indexes=indexes)
+        payloads = self._payloads
+        self._fields.create(key, schema, ((s, payloads[s]) for s in self._id_slots.values()))
+
+    def drop_field_index(self, key: str) -> None:
+        indexes = {k: v for k, v in self.config.payload_indexes.items() if k != key}
+        self.config = dataclasses.replace(self.config, payload_indexes=indexes)
+        self._fields.drop(key)
 
     def delete(self, ids: Iterable[PointId]) -> int:
         deleted = 0
@@ -449,6 +524,8 @@ class Collection:
     def _retire(self, slot: int) -> None:
         if self._index is not None:
             self._index.delete(slot)
+        if self._fields:
+            self._fields.remove(slot, self._payloads[slot])
         self._alive[slot] = False
         self._ids[slot] = None
         self._payloads[slot] = None
@@ -522,6 +599,10 @@ class Collection:
         self._free = [s for s in range(high - 1, -1, -1) if self._ids[s] is None]
         self._high = high
         self._sorted_keys = None
+        self._fields = PayloadIndex()
+        for key, schema in config.payload_indexes.items():
+            payloads = self._payloads
+            self._fields.create(key, schema, ((s, payloads[s]) for s in self._id_slots.values()))
         self._index = None
         if config.index is IndexKind.HNSW:
             self._index = HnswIndex.load(

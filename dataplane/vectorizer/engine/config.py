@@ -1,4 +1,4 @@
-"""Collection configuration: metric, index kind and HNSW parameters."""
+"""Collection configuration: metric, index kind, HNSW parameters and payload indexes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from vectorizer.engine import validation
+from vectorizer.engine import field_index, validation
+from vectorizer.engine.filters import payload_key
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import ValidationError
 
@@ -99,14 +100,19 @@ class CollectionConfig:
     metric: Metric = Metric.COSINE
     index: IndexKind = IndexKind.HNSW
     hnsw: HnswParams = field(default_factory=HnswParams)
+    # payload key -> index type (``field_index.SCHEMAS``)
+    payload_indexes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "dimension": self.dimension,
             "metric": self.metric.value,
             "index": self.index.value,
             "hnsw": asdict(self.hnsw),
         }
+        if self.payload_indexes:
+            out["payload_indexes"] = dict(self.payload_indexes)
+        return out
 
     @classmethod
     def parse(cls, raw: dict[str, Any], defaults: HnswParams) -> CollectionConfig:
@@ -129,4 +135,20 @@ class CollectionConfig:
         if unknown:
             raise ValidationError("unknown HNSW parameter", field=f"hnsw.{sorted(unknown)[0]}")
         hnsw = HnswParams(**{**asdict(defaults), **hnsw_raw}).validated()
-        return cls(dimension=dim, metric=metric, index=index, hnsw=hnsw)
+        indexes = _payload_indexes(raw.get("payload_indexes"))
+        return cls(dimension=dim, metric=metric, index=index, hnsw=hnsw, payload_indexes=indexes)
+
+
+def _payload_indexes(raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError(
+            "payload_indexes maps payload keys to index types", field="payload_indexes"
+        )
+    return {
+        payload_key(key, "payload_indexes"): field_index.parse_schema(
+            schema, f"payload_indexes.{key}"
+        )
+        for key, schema in raw.items()
+    }

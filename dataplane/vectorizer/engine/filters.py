@@ -7,12 +7,20 @@ strings in the payload), ``has_id``, ``is_empty`` and ``is_null``.
 
 Keys are dotted paths into the payload; ``a[]`` steps into every element of an array
 and an array value matches when any of its elements does, as in Qdrant.
+
+Beside its predicate, a filter has a ``Lookup`` (``lookup_of``): the part of it a
+payload index can answer (matched values, ranges, ids), combined by ``AllOf`` and
+``AnyOf``. A lookup names exactly the points the filter accepts, unless it is
+``Partial`` (the filter also asks what no index answers: ``must_not``, ``except``, an
+unindexed key...): then a superset, which the predicate still decides point by point.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,23 +35,93 @@ _CLAUSES = ("must", "should", "must_not", "min_should")
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
 
 
+@dataclass(frozen=True)
+class Match:
+    """Points with any of ``values`` (in ``hashable`` form) at ``key``."""
+
+    key: str
+    values: frozenset[tuple[str, Any]]
+
+
+@dataclass(frozen=True)
+class Range:
+    """Points with a number (or, for ``datetimes``, an RFC 3339 string: its timestamp)
+    at ``key`` within the bounds."""
+
+    key: str
+    gt: float | None
+    gte: float | None
+    lt: float | None
+    lte: float | None
+    datetimes: bool
+
+
+@dataclass(frozen=True)
+class Ids:
+    ids: frozenset[PointId]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    parts: tuple[Lookup, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Lookup, ...]
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The points ``part`` names hold those the filter accepts, and maybe others."""
+
+    part: Lookup
+
+
+Lookup = Match | Range | Ids | AllOf | AnyOf | Partial
+_Compiled = tuple[Predicate, Lookup | None]
+_LOOKUPS: weakref.WeakKeyDictionary[Predicate, Lookup] = weakref.WeakKeyDictionary()
+
+
 def compile_filter(spec: Any, field: str = "filter") -> Predicate | None:
     """A predicate for ``spec``, or None when the filter accepts everything."""
     if spec is None:
         return None
-    return _filter(spec, field)
+    pred, lookup = _filter(spec, field)
+    if lookup is not None:
+        _LOOKUPS[pred] = lookup
+    return pred
 
 
-def _filter(spec: Any, field: str) -> Predicate:
+def lookup_of(predicate: Predicate) -> Lookup | None:
+    """What a payload index can answer of the filter ``predicate`` was compiled from."""
+    return _LOOKUPS.get(predicate)
+
+
+def _filter(spec: Any, field: str) -> _Compiled:
     if not isinstance(spec, dict):
         raise ValidationError("a filter is an object with must/should/must_not", field=field)
     unknown = set(spec) - set(_CLAUSES)
     if unknown:
         raise ValidationError(f"unknown filter clause {sorted(unknown)[0]!r}", field=field)
-    must = _conditions(spec.get("must"), f"{field}.must")
-    should = _conditions(spec.get("should"), f"{field}.should")
-    must_not = _conditions(spec.get("must_not"), f"{field}.must_not")
+    must_c = _conditions(spec.get("must"), f"{field}.must")
+    should_c = _conditions(spec.get("should"), f"{field}.should")
+    must = [c for c, _ in must_c]
+    should = [c for c, _ in should_c]
+    must_not = [c for c, _ in _conditions(spec.get("must_not"), f"{field}.must_not")]
     min_should = _min_should(spec.get("min_should"), f"{field}.min_should")
+    # every `must` narrows; `should` narrows only when each of its conditions can
+    narrowing = [lk for _, lk in must_c if lk is not None]
+    should_lookups = [lk for _, lk in should_c]
+    should_narrows = all(lk is not None for lk in should_lookups)
+    if should_lookups and should_narrows:
+        narrowing.append(AnyOf(tuple(lk for lk in should_lookups if lk is not None)))
+    lookup: Lookup | None = None
+    if narrowing:
+        lookup = narrowing[0] if len(narrowing) == 1 else AllOf(tuple(narrowing))
+        whole = len(narrowing) == len(must_c) + bool(should_lookups) and should_narrows
+        if not whole or must_not or min_should is not None:
+            lookup = Partial(lookup)
 
     def pred(pid: PointId, payload: Payload | None) -> bool:
         if any(not c(pid, payload) for c in must):
@@ -58,10 +136,10 @@ def _filter(spec: Any, field: str) -> Predicate:
                 return False
         return True
 
-    return pred
+    return pred, lookup
 
 
-def _conditions(raw: Any, field: str) -> list[Predicate]:
+def _conditions(raw: Any, field: str) -> list[_Compiled]:
     if raw is None:
         return []
     items = raw if isinstance(raw, list) else [raw]
@@ -78,10 +156,10 @@ def _min_should(raw: Any, field: str) -> tuple[list[Predicate], int] | None:
         raise ValidationError(
             "min_count must be a non-negative integer", field=f"{field}.min_count"
         )
-    return _conditions(raw["conditions"], f"{field}.conditions"), count
+    return [c for c, _ in _conditions(raw["conditions"], f"{field}.conditions")], count
 
 
-def _condition(spec: Any, field: str) -> Predicate:
+def _condition(spec: Any, field: str) -> _Compiled:
     if not isinstance(spec, dict) or not spec:
         raise ValidationError("a condition is a non-empty object", field=field)
     if set(spec) & set(_CLAUSES):
@@ -89,9 +167,9 @@ def _condition(spec: Any, field: str) -> Predicate:
     if "has_id" in spec:
         return _has_id(spec, field)
     if "is_empty" in spec:
-        return _is_empty(_single_key(spec, "is_empty", field), f"{field}.is_empty")
+        return _is_empty(_single_key(spec, "is_empty", field), f"{field}.is_empty"), None
     if "is_null" in spec:
-        return _is_null(_single_key(spec, "is_null", field), f"{field}.is_null")
+        return _is_null(_single_key(spec, "is_null", field), f"{field}.is_null"), None
     if "key" in spec:
         return _field_condition(spec, field)
     raise ValidationError(f"unknown condition {sorted(spec)[0]!r}", field=field)
@@ -113,12 +191,12 @@ def payload_key(key: Any, field: str) -> str:
     return key
 
 
-def _has_id(spec: dict[str, Any], field: str) -> Predicate:
+def _has_id(spec: dict[str, Any], field: str) -> _Compiled:
     raw = spec["has_id"]
     if len(spec) != 1 or not isinstance(raw, list):
         raise ValidationError("has_id is a list of ids", field=f"{field}.has_id")
-    ids = {point_id(v, f"{field}.has_id[{i}]") for i, v in enumerate(raw)}
-    return lambda pid, _payload: pid in ids
+    ids = frozenset(point_id(v, f"{field}.has_id[{i}]") for i, v in enumerate(raw))
+    return (lambda pid, _payload: pid in ids), Ids(ids)
 
 
 def _is_empty(key: str, field: str) -> Predicate:
@@ -135,15 +213,15 @@ def _is_null(key: str, field: str) -> Predicate:
     return pred
 
 
-def _field_condition(spec: dict[str, Any], field: str) -> Predicate:
+def _field_condition(spec: dict[str, Any], field: str) -> _Compiled:
     key = payload_key(spec["key"], f"{field}.key")
     kinds = set(spec) - {"key"}
     if len(kinds) != 1 or not kinds <= {"match", "range"}:
         raise ValidationError("a field condition has exactly one of match or range", field=field)
     if "match" in spec:
-        test = _match(spec["match"], f"{field}.match")
+        test, lookup = _match(spec["match"], key, f"{field}.match")
     else:
-        test = _range(spec["range"], f"{field}.range")
+        test, lookup = _range(spec["range"], key, f"{field}.range")
 
     # A missing key matches nothing, not even `except`, as in Qdrant.
     def pred(_pid: PointId, payload: Payload | None) -> bool:
@@ -156,7 +234,7 @@ def _field_condition(spec: dict[str, Any], field: str) -> Predicate:
             return any(test(v) for v in value if v is not None)
         return value is not None and test(value)
 
-    return top_level if _top_level(key) else pred
+    return (top_level if _top_level(key) else pred), lookup
 
 
 def _top_level(key: str) -> bool:
@@ -167,29 +245,29 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, str | int | float) or value is None
 
 
-def _match(spec: Any, field: str) -> Callable[[Any], bool]:
+def _match(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Lookup | None]:
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ValidationError("match has exactly one of value, any, except, text", field=field)
     ((kind, arg),) = spec.items()
     if kind == "value":
         if not isinstance(arg, str | int | float) or arg is None:
             raise ValidationError("match.value is a string, number or bool", field=f"{field}.value")
-        return lambda v: _same(v, arg)
+        return (lambda v: _same(v, arg)), Match(key, frozenset([hashable(arg)]))
     if kind in ("any", "except"):
         if not isinstance(arg, list) or not all(_scalar(x) and x is not None for x in arg):
             raise ValidationError(f"match.{kind} is a list of values", field=f"{field}.{kind}")
-        keys = {_hashable(x) for x in arg}
+        keys = frozenset(hashable(x) for x in arg)
         if kind == "any":
-            return lambda v: _hashable(v) in keys
-        return lambda v: _hashable(v) not in keys
+            return (lambda v: hashable(v) in keys), Match(key, keys)
+        return (lambda v: hashable(v) not in keys), None
     if kind == "text":
         if not isinstance(arg, str):
             raise ValidationError("match.text is a string", field=f"{field}.text")
-        return lambda v: isinstance(v, str) and arg in v
+        return (lambda v: isinstance(v, str) and arg in v), None
     raise ValidationError(f"unknown match kind {kind!r}", field=field)
 
 
-def _range(spec: Any, field: str) -> Callable[[Any], bool]:
+def _range(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Lookup]:
     """Numbers between number bounds, or (Qdrant's datetime range) RFC 3339 strings
     between datetime bounds; a time without a zone is UTC, as in Qdrant."""
     if not isinstance(spec, dict) or not spec or set(spec) - set(_RANGE_OPS):
@@ -215,8 +293,9 @@ def _range(spec: Any, field: str) -> Callable[[Any], bool]:
     if len(kinds) > 1:
         raise ValidationError("range bounds are all numbers or all datetimes", field=field)
     gt, gte, lt, lte = (bounds.get(op) for op in _RANGE_OPS)
+    lookup = Range(key, gt, gte, lt, lte, datetimes="datetime" in kinds)
 
-    def within(v: float) -> bool:
+    def within(v: float) -> bool:  # Range.within, with the bounds in locals: per point
         return (
             (gt is None or v > gt)
             and (gte is None or v >= gte)
@@ -224,9 +303,11 @@ def _range(spec: Any, field: str) -> Callable[[Any], bool]:
             and (lte is None or v <= lte)
         )
 
-    if "datetime" in kinds:
-        return lambda v: isinstance(v, str) and (t := timestamp(v)) is not None and within(t)
-    return lambda v: not isinstance(v, bool) and isinstance(v, int | float) and within(v)
+    if lookup.datetimes:
+        return (
+            lambda v: isinstance(v, str) and (t := timestamp(v)) is not None and within(t)
+        ), lookup
+    return (lambda v: not isinstance(v, bool) and isinstance(v, int | float) and within(v)), lookup
 
 
 @functools.lru_cache(maxsize=4096)  # repeated values (dates) parse once; ~0.3 us otherwise
@@ -249,7 +330,8 @@ def _same(stored: Any, wanted: Any) -> bool:
     return bool(stored == wanted)
 
 
-def _hashable(value: Any) -> tuple[str, Any]:
+def hashable(value: Any) -> tuple[str, Any]:
+    """``value`` as matched: JSON kinds kept apart (true is not 1), 1 and 1.0 the same."""
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, int | float):

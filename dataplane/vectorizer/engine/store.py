@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from vectorizer.engine import aliases as alias_ops
-from vectorizer.engine import memory, payloads, records, snapshot, validation
+from vectorizer.engine import field_index, filters, memory, payloads, records, snapshot, validation
 from vectorizer.engine.collection import INITIAL_CAPACITY, Collection, memory_for
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path
@@ -60,7 +60,9 @@ AUTO_RESERVE = -1
 RESERVE_MARGIN = 64 << 20
 # Writes that add nothing to the next snapshot (or only names: aliases), taken whatever
 # the room on disk or in memory.
-_SHRINKING = frozenset({"delete", "delete_collection", "delete_payload", "aliases"})
+_SHRINKING = frozenset(
+    {"delete", "delete_collection", "delete_payload", "aliases", "delete_field_index"}
+)
 _MEASURE_TTL_S = 0.1
 # The memory limit AUTO_LIMIT finds: the cgroup's, or the machine's memory.
 AUTO_LIMIT = -1
@@ -464,6 +466,8 @@ class Store:
         if op["op"] == "create_collection":
             config = CollectionConfig.parse(op["config"], self.options.hnsw_defaults)
             return memory_for(config, INITIAL_CAPACITY)
+        if op["op"] == "create_field_index" and (coll := self._collections.get(op["collection"])):
+            return len(coll) * field_index.BYTES_PER_VALUE
         if vectors is None or (coll := self._collections.get(op["collection"])) is None:
             return 0
         return coll.memory_to_add(len(vectors))
@@ -768,6 +772,38 @@ class Store:
         op = _set_payload(name, ids, payload, overwrite, key)
         return len(ids), await self._durable(self._commit(op))
 
+    async def create_field_index(
+        self,
+        name: str,
+        key: str,
+        schema: Any,
+        *,
+        fields: tuple[str, str] = ("field_name", "field_schema"),
+    ) -> int:
+        """Index the values at payload ``key`` of a collection (``field_index.SCHEMAS``;
+        None: inferred from the values stored there); creating it again with another
+        type replaces it. Errors name ``fields`` (the key's, the schema's)."""
+        await self._gate()
+        coll = self.collection(name)
+        key = filters.payload_key(key, fields[0])
+        if schema is None:
+            schema = field_index.infer_schema(coll.payloads_sample(), key, fields[1])
+        op = {
+            "op": "create_field_index",
+            "collection": name,
+            "key": key,
+            "schema": field_index.parse_schema(schema, fields[1]),
+        }
+        return await self._durable(self._commit(op))
+
+    async def delete_field_index(self, name: str, key: str) -> int:
+        """Drop the index at payload ``key`` (nothing to do when there is none)."""
+        await self._gate()
+        if key not in self.collection(name).config.payload_indexes:
+            return self.sequence
+        op = {"op": "delete_field_index", "collection": name, "key": key}
+        return await self._durable(self._commit(op))
+
     @staticmethod
     def _require_points(coll: Collection, ids: Iterable[PointId]) -> None:
         for pid in ids:
@@ -800,6 +836,10 @@ class Store:
                 coll.delete_payload(op["ids"], op["keys"])
             elif kind == "delete":
                 coll.delete(op["ids"])
+            elif kind == "create_field_index":
+                coll.create_field_index(op["key"], op["schema"])
+            elif kind == "delete_field_index":
+                coll.drop_field_index(op["key"])
             else:
                 raise CorruptLog(f"unknown log operation {kind!r}")
 

@@ -1,0 +1,255 @@
+"""Payload indexes: for each payload key a user indexed, which slots hold which values.
+
+A filter's ``Lookup`` (see ``filters``) is answered from them with a set of slots that
+holds every point the filter can accept (often exactly those): a filtered count, scroll,
+delete or facet then reads those points instead of every payload, and a filtered search
+knows how many points can match without sampling.
+
+Every index maps each scalar at its key (arrays flattened, as filters see them) to the
+slots holding it, so ``match`` (value / any) is answered for any kind; ``integer`` and
+``float`` indexes also keep their numbers in order for ``range``, and ``datetime``
+indexes the timestamps of RFC 3339 strings for datetime ranges. ``text`` and ``geo``
+are accepted (Qdrant's clients create them) and narrow only by value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from vectorizer.engine.filters import (
+    AnyOf,
+    Ids,
+    Lookup,
+    Match,
+    Partial,
+    Payload,
+    Range,
+    hashable,
+    timestamp,
+    values_at,
+)
+from vectorizer.engine.validation import PointId
+from vectorizer.errors import ValidationError
+
+SCHEMAS = ("keyword", "integer", "float", "bool", "datetime", "uuid", "text", "geo")
+_NUMBERS = ("integer", "float")
+# slots holding every point a lookup names, and whether exactly those
+Narrowed = tuple[set[int], bool]
+# Roughly the heap one indexed value takes: its set entry, and a share of the dict entry,
+# set and sorted-list slot of its value.
+BYTES_PER_VALUE = 120
+
+
+def parse_schema(raw: Any, field: str = "field_schema") -> str:
+    """The index type of ``raw``: a name (``"keyword"``) or Qdrant's object form
+    (``{"type": "keyword", ...}``, whose tuning options are accepted and not needed)."""
+    name = raw.get("type") if isinstance(raw, dict) else raw
+    if name not in SCHEMAS:
+        raise ValidationError(f"an index type is one of {', '.join(SCHEMAS)}", field=field)
+    return str(name)
+
+
+def infer_schema(payloads: Iterable[Payload | None], key: str, field: str = "field_schema") -> str:
+    """The index type for the values at ``key`` in ``payloads``, as Qdrant infers one
+    when it is not given: the kind of the values (all of one kind)."""
+    kinds = set()
+    for payload in payloads:
+        for v in values_at(payload, key):
+            if isinstance(v, bool):
+                kinds.add("bool")
+            elif isinstance(v, int):
+                kinds.add("integer")
+            elif isinstance(v, float):
+                kinds.add("float")
+            elif isinstance(v, str):
+                kinds.add("datetime" if timestamp(v) is not None else "keyword")
+            else:
+                kinds.add("object")
+    if kinds == {"integer", "float"}:
+        return "float"
+    if kinds == {"keyword", "datetime"}:
+        return "keyword"
+    if len(kinds) != 1 or kinds == {"object"}:
+        found = "no values" if not kinds else f"values of kinds {', '.join(sorted(kinds))}"
+        raise ValidationError(
+            f"give {field}: {found} at {key!r} to infer an index type from", field=field
+        )
+    return kinds.pop()
+
+
+class FieldIndex:
+    """The values at one payload key."""
+
+    def __init__(self, key: str, schema: str) -> None:
+        self.key, self.schema = key, schema
+        self.points = 0  # points with at least one value here
+        self._by_value: dict[tuple[str, Any], set[int]] = {}
+        # numbers (or datetimes' timestamps) in order, each once, for ranges
+        self._ordered: SortedList[float] | None = None
+        self._by_number: dict[float, set[int]] = {}
+        if schema in _NUMBERS or schema == "datetime":
+            self._ordered = SortedList()
+
+    def add(self, slot: int, payload: Payload | None) -> None:
+        values = values_at(payload, self.key)
+        seen = False
+        for v in values:
+            if isinstance(v, str | int | float):  # bool is an int
+                self._by_value.setdefault(hashable(v), set()).add(slot)
+                seen = True
+                number = self._number(v)
+                if number is not None:
+                    slots = self._by_number.get(number)
+                    if slots is None:
+                        slots = self._by_number[number] = set()
+                        self._ordered.add(number)  # type: ignore[union-attr]
+                    slots.add(slot)
+        self.points += seen
+
+    def remove(self, slot: int, payload: Payload | None) -> None:
+        values = values_at(payload, self.key)
+        seen = False
+        for v in values:
+            if isinstance(v, str | int | float):
+                seen = True
+                h = hashable(v)
+                slots = self._by_value.get(h)
+                if slots is not None:
+                    slots.discard(slot)
+                    if not slots:
+                        del self._by_value[h]
+                number = self._number(v)
+                if number is not None and (held := self._by_number.get(number)) is not None:
+                    held.discard(slot)
+                    if not held:
+                        del self._by_number[number]
+                        self._ordered.remove(number)  # type: ignore[union-attr]
+        self.points -= seen
+
+    def _number(self, v: Any) -> float | None:
+        """Where ``v`` sits in the ordered values, if this index orders it."""
+        if self._ordered is None or isinstance(v, bool):
+            return None
+        if self.schema == "datetime":
+            return timestamp(v) if isinstance(v, str) else None
+        return v if isinstance(v, int | float) else None
+
+    def match(self, values: Iterable[tuple[str, Any]]) -> set[int]:
+        out: set[int] = set()
+        for h in values:
+            out.update(self._by_value.get(h, ()))
+        return out
+
+    def estimate(self, lookup: Match | Range) -> int | None:
+        """Slots ``match`` or ``range`` would return, counted without building the set
+        (a slot with several of the values counts for each)."""
+        if isinstance(lookup, Match):
+            return sum(len(self._by_value.get(h, ())) for h in lookup.values)
+        bounds = self._bounds(lookup)
+        if bounds is None:
+            return None
+        return sum(len(self._by_number[n]) for n in bounds)
+
+    def _bounds(self, lookup: Range) -> list[float] | None:
+        """The ordered numbers within the range, or None when this index does not order
+        the kind the range compares (numbers, or datetimes)."""
+        if self._ordered is None or lookup.datetimes != (self.schema == "datetime"):
+            return None
+        lows = [b for b in (lookup.gt, lookup.gte) if b is not None]
+        highs = [b for b in (lookup.lt, lookup.lte) if b is not None]
+        low, high = max(lows, default=None), min(highs, default=None)
+        return [n for n in self._ordered.irange(low, high) if _within(lookup, n)]
+
+    def range(self, lookup: Range) -> set[int] | None:
+        """Slots with a value within the bounds (None: see ``_bounds``)."""
+        bounds = self._bounds(lookup)
+        if bounds is None:
+            return None
+        by_number = self._by_number
+        return set().union(*(by_number[n] for n in bounds))
+
+
+def _within(lookup: Range, v: float) -> bool:
+    return (
+        (lookup.gt is None or v > lookup.gt)
+        and (lookup.gte is None or v >= lookup.gte)
+        and (lookup.lt is None or v < lookup.lt)
+        and (lookup.lte is None or v <= lookup.lte)
+    )
+
+
+class PayloadIndex:
+    """The field indexes of one collection."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, FieldIndex] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    def create(self, key: str, schema: str, payloads: Iterable[tuple[int, Payload | None]]) -> None:
+        index = FieldIndex(key, schema)
+        for slot, payload in payloads:
+            index.add(slot, payload)
+        self.fields[key] = index
+
+    def drop(self, key: str) -> None:
+        self.fields.pop(key, None)
+
+    def add(self, slot: int, payload: Payload | None) -> None:
+        if payload is not None:
+            for index in self.fields.values():
+                index.add(slot, payload)
+
+    def remove(self, slot: int, payload: Payload | None) -> None:
+        if payload is not None:
+            for index in self.fields.values():
+                index.remove(slot, payload)
+
+    def candidates(self, lookup: Lookup, id_slots: Mapping[PointId, int]) -> Narrowed | None:
+        """Slots that hold every point ``lookup`` names (a new set), and whether they are
+        exactly those; None when the indexes cannot answer it."""
+        if isinstance(lookup, Ids):
+            return {s for pid in lookup.ids if (s := id_slots.get(pid)) is not None}, True
+        if isinstance(lookup, Match | Range):
+            index = self.fields.get(lookup.key)
+            if index is None:
+                return None
+            found = index.match(lookup.values) if isinstance(lookup, Match) else index.range(lookup)
+            return None if found is None else (found, True)
+        if isinstance(lookup, Partial):
+            inner = self.candidates(lookup.part, id_slots)
+            return None if inner is None else (inner[0], False)
+        parts = [self.candidates(part, id_slots) for part in lookup.parts]
+        if isinstance(lookup, AnyOf):
+            if any(p is None for p in parts):
+                return None
+            answered = [p for p in parts if p is not None]
+            return set().union(*(p[0] for p in answered)), all(p[1] for p in answered)
+        known = sorted((p for p in parts if p is not None), key=lambda p: len(p[0]))
+        if not known:
+            return None
+        exact = len(known) == len(parts) and all(p[1] for p in known)
+        return known[0][0].intersection(*(p[0] for p in known[1:])), exact
+
+    def estimate(self, lookup: Lookup, id_slots: Mapping[PointId, int]) -> int | None:
+        """At most how many points ``candidates`` would name, without building the set
+        (None when the indexes cannot answer ``lookup``)."""
+        if isinstance(lookup, Ids):
+            return len(lookup.ids)
+        if isinstance(lookup, Match | Range):
+            index = self.fields.get(lookup.key)
+            return None if index is None else index.estimate(lookup)
+        if isinstance(lookup, Partial):
+            return self.estimate(lookup.part, id_slots)
+        parts = [self.estimate(part, id_slots) for part in lookup.parts]
+        if isinstance(lookup, AnyOf):
+            return None if any(p is None for p in parts) else sum(p or 0 for p in parts)
+        return min((p for p in parts if p is not None), default=None)
+
+    def schema(self) -> dict[str, dict[str, Any]]:
+        """Qdrant's ``payload_schema``: each indexed key's type and points."""
+        return {k: {"data_type": i.schema, "points": i.points} for k, i in self.fields.items()}

@@ -1,0 +1,270 @@
+"""Payload indexes only narrow: every read over a collection with indexes answers as the
+same collection without them, through any sequence of writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vectorizer.engine import field_index
+from vectorizer.engine.collection import Collection
+from vectorizer.engine.config import CollectionConfig, IndexKind
+from vectorizer.engine.filters import compile_filter, lookup_of
+from vectorizer.errors import ValidationError
+
+DIM = 4
+INDEXES = {
+    "n": "integer",
+    "f": "float",
+    "s": "keyword",
+    "t": "datetime",
+    "b": "bool",
+    "o.k": "integer",
+    "a[]": "keyword",
+}
+STAMPS = ["2024-05-01T10:00:00Z", "2024-05-01T12:00:00+02:00", "2024-05-02", "not a date"]
+
+_scalar = (
+    st.integers(-3, 3)
+    | st.floats(-3, 3, allow_nan=False)
+    | st.sampled_from(["a", "b", "c"])
+    | st.booleans()
+    | st.none()
+)
+_value = _scalar | st.lists(_scalar, max_size=3) | st.sampled_from(STAMPS)
+_payload = st.none() | st.fixed_dictionaries(
+    {},
+    optional={
+        "n": _value,
+        "f": _value,
+        "s": _value,
+        "t": _value,
+        "b": _value,
+        "u": _value,
+        "o": st.fixed_dictionaries({}, optional={"k": _value}) | _value,
+        "a": st.lists(_scalar, max_size=3) | _value,
+    },
+)
+_ids = st.integers(0, 12)
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("upsert"), st.lists(st.tuples(_ids, _payload), min_size=1, max_size=5)),
+        st.tuples(st.just("update"), _ids, _payload),
+        st.tuples(
+            st.just("set"), _ids, st.dictionaries(st.sampled_from("nsfk"), _value), st.booleans()
+        ),
+        st.tuples(st.just("set_key"), _ids, st.dictionaries(st.sampled_from("kx"), _value)),
+        st.tuples(st.just("unset"), _ids, st.lists(st.sampled_from(["n", "s", "o.k", "a"]))),
+        st.tuples(st.just("delete"), st.lists(_ids, max_size=4)),
+    ),
+    max_size=25,
+)
+_keys = st.sampled_from(["n", "f", "s", "t", "b", "u", "o.k", "a[]"])
+_conditions = st.one_of(
+    st.builds(
+        lambda k, v: {"key": k, "match": {"value": v}},
+        _keys,
+        st.integers(-3, 3) | st.sampled_from(["a", "b"]) | st.booleans(),
+    ),
+    st.builds(
+        lambda k, v: {"key": k, "match": {"any": v}},
+        _keys,
+        st.lists(st.integers(-3, 3) | st.sampled_from(["a", "c"]), max_size=3),
+    ),
+    st.builds(
+        lambda k, v: {"key": k, "match": {"except": v}},
+        _keys,
+        st.lists(st.sampled_from(["a", 1]), max_size=2),
+    ),
+    st.builds(
+        lambda k, lo, hi: {"key": k, "range": {"gte": lo, "lt": hi}},
+        _keys,
+        st.none() | st.integers(-3, 3) | st.floats(-3, 3),
+        st.none() | st.integers(-3, 3) | st.floats(-3, 3),
+    ),
+    st.builds(
+        lambda k, op: {"key": k, "range": {op: "2024-05-01T10:00:00Z"}},
+        _keys,
+        st.sampled_from(["gt", "gte", "lt", "lte"]),
+    ),
+    st.builds(lambda ids: {"has_id": ids}, st.lists(_ids, max_size=4)),
+    st.builds(lambda k: {"is_empty": {"key": k}}, _keys),
+)
+_filters = st.recursive(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "must": st.lists(_conditions, max_size=3),
+            "should": st.lists(_conditions, max_size=2),
+            "must_not": st.lists(_conditions, max_size=1),
+        },
+    ),
+    lambda inner: st.fixed_dictionaries(
+        {"must": st.lists(inner.filter(bool) | _conditions, min_size=1, max_size=2)}
+    ),
+    max_leaves=4,
+)
+
+
+# besides the drawn filters: each indexed key asked for values the writes put there
+BATTERY = [
+    {"must": [{"key": key, **condition}]}
+    for key in INDEXES
+    for condition in (
+        {"match": {"value": 1}},
+        {"match": {"value": "a"}},
+        {"match": {"any": [True, -1]}},
+        {"range": {"gte": 0, "lte": 1.5}},
+        {"range": {"gt": "2024-05-01T09:00:00Z"}},
+    )
+]
+
+
+def _pair(kind: IndexKind) -> tuple[Collection, Collection]:
+    plain = Collection("p", CollectionConfig(DIM, index=kind), capacity=8)
+    indexed = Collection("i", CollectionConfig(DIM, index=kind), capacity=8)
+    for i, (key, schema) in enumerate(INDEXES.items()):
+        if i % 2:  # half created up front, half over the data below
+            indexed.create_field_index(key, schema)
+    return plain, indexed
+
+
+def _apply(coll: Collection, op: tuple[Any, ...], rng: np.random.Generator) -> None:
+    kind = op[0]
+    if kind == "upsert":
+        ids = [pid for pid, _ in op[1]]
+        vectors = rng.normal(size=(len(ids), DIM)).astype(np.float32)
+        coll.upsert(ids, vectors, [p for _, p in op[1]])
+        return
+    if kind == "delete":
+        coll.delete(op[1])
+        return
+    held = sorted(coll.ids_matching(lambda _pid, _payload: True))
+    if not held:
+        return
+    pid = held[op[1] % len(held)]  # a point writes can reach
+    if kind == "update":
+        vector = rng.normal(size=(1, DIM)).astype(np.float32) if op[1] % 2 else None
+        coll.update(pid, vector, op[2])
+    elif kind == "set":
+        coll.set_payload([pid], op[2], op[3])
+    elif kind == "set_key":
+        coll.set_payload([pid], op[2], False, "o")
+    else:
+        coll.delete_payload([pid], op[2])
+
+
+@pytest.mark.parametrize("kind", [IndexKind.EXACT, IndexKind.HNSW])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=_ops, specs=st.lists(_filters, min_size=1, max_size=4), seed=st.integers(0, 9))
+def test_indexed_reads_answer_as_unindexed_ones(
+    kind: IndexKind, ops: list[tuple[Any, ...]], specs: list[dict[str, Any]], seed: int
+) -> None:
+    plain, indexed = _pair(kind)
+    for coll in (plain, indexed):
+        rng = np.random.default_rng(seed)  # the same vectors for both
+        for op in ops:
+            _apply(coll, op, rng)
+    for i, (key, schema) in enumerate(INDEXES.items()):
+        if not i % 2:
+            indexed.create_field_index(key, schema)
+    for spec in BATTERY:
+        pred = compile_filter(spec)
+        assert pred is not None
+        assert set(indexed.ids_matching(pred)) == set(plain.ids_matching(pred)), spec
+    query = np.ones((1, DIM), dtype=np.float32) / 2
+    for spec in specs:
+        pred = compile_filter(spec)
+        assert pred is not None
+        assert set(indexed.ids_matching(pred)) == set(plain.ids_matching(pred)), spec
+        assert indexed.count(pred) == plain.count(pred)
+        assert indexed.scroll(3, predicate=pred) == plain.scroll(3, predicate=pred)
+        got = indexed.search(query, 5, predicate=pred, exact_search=True)
+        assert [p.id for p in got] == [
+            p.id for p in plain.search(query, 5, predicate=pred, exact_search=True)
+        ]
+    # and the points each index counts are those with a value at its key
+    for key, info in indexed.payload_schema().items():
+        holding = compile_filter({"must_not": [{"is_empty": {"key": key}}]})
+        assert holding is not None
+        assert info["points"] <= plain.count(holding), key
+
+
+def test_indexes_answer_lookups_with_the_points_they_name() -> None:
+    coll = Collection("c", CollectionConfig(DIM, index=IndexKind.EXACT), capacity=8)
+    coll.create_field_index("city", "keyword")
+    coll.create_field_index("price", "integer")
+    rng = np.random.default_rng(0)
+    payloads = [{"city": ["Paris", "Berlin"][i % 2], "price": i} for i in range(100)]
+    coll.upsert(list(range(100)), rng.normal(size=(100, DIM)).astype(np.float32), payloads)
+    spec = {
+        "must": [
+            {"key": "city", "match": {"value": "Paris"}},
+            {"key": "price", "range": {"gte": 10, "lt": 20}},
+        ]
+    }
+    pred = compile_filter(spec)
+    assert pred is not None and lookup_of(pred) is not None
+    # slots are the ids (inserted in order); the indexes answer this filter whole
+    assert coll._narrowed(pred) == ({10, 12, 14, 16, 18}, True)
+    assert sorted(coll.ids_matching(pred)) == [10, 12, 14, 16, 18]
+    # a part no index answers: the points named are a superset, read one by one
+    for partial in (
+        {
+            "must": [
+                {"key": "city", "match": {"value": "Paris"}},
+                {"key": "other", "match": {"value": 1}},
+            ]
+        },
+        {"must": [{"key": "price", "range": {"lt": 4}}], "must_not": [{"has_id": [2]}]},
+        {
+            "should": [{"key": "price", "match": {"any": [1, 2]}}, {"has_id": [9]}],
+            "min_should": {"conditions": [], "min_count": 0},
+        },
+    ):
+        pred = compile_filter(partial)
+        assert pred is not None
+        narrowed = coll._narrowed(pred)
+        assert narrowed is not None and not narrowed[1], partial
+        assert set(coll.ids_matching(pred)) <= narrowed[0]  # (ids are the slots here)
+    pred = compile_filter({"should": [{"key": "price", "match": {"any": [1, 2]}}, {"has_id": [9]}]})
+    assert pred is not None and coll._narrowed(pred) == ({1, 2, 9}, True)
+    assert coll.count(pred) == 3
+    # a filter an index cannot narrow (an unindexed key, or `except`) reads everything
+    for wide in (
+        {"must": [{"key": "other", "match": {"value": 1}}]},
+        {"must": [{"key": "city", "match": {"except": ["Paris"]}}]},
+    ):
+        pred = compile_filter(wide)
+        assert pred is not None and coll._narrowed(pred) is None
+    assert coll.payload_schema() == {
+        "city": {"data_type": "keyword", "points": 100},
+        "price": {"data_type": "integer", "points": 100},
+    }
+    coll.delete(range(50))
+    coll.set_payload([60], {"city": None}, False)
+    assert coll.payload_schema()["city"]["points"] == 49
+    coll.drop_field_index("city")
+    assert list(coll.payload_schema()) == ["price"]
+    assert coll.config.payload_indexes == {"price": "integer"}
+
+
+def test_schemas_are_parsed_and_inferred() -> None:
+    assert field_index.parse_schema("keyword") == "keyword"
+    assert field_index.parse_schema({"type": "integer", "lookup": True, "range": True}) == "integer"
+    with pytest.raises(ValidationError) as err:
+        field_index.parse_schema("varchar")
+    assert err.value.field == "field_schema"
+    infer = field_index.infer_schema
+    assert infer([{"k": "a"}, {"k": ["b"]}], "k") == "keyword"
+    assert infer([{"k": 1}, {"k": 2.5}], "k") == "float"
+    assert infer([{"k": 1}, None], "k") == "integer"
+    assert infer([{"k": True}], "k") == "bool"
+    assert infer([{"k": "2024-05-01T10:00:00Z"}], "k") == "datetime"
+    for mixed in ([{"k": 1}, {"k": "a"}], [{"x": 1}], [{"k": {"a": 1}}]):
+        with pytest.raises(ValidationError):
+            infer(mixed, "k")
