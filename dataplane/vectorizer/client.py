@@ -244,6 +244,7 @@ class VectorizerClient:
         metric: str = "cosine",
         index: str = "hnsw",
         hnsw: dict[str, int] | None = None,
+        payload_indexes: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "name": name,
@@ -253,6 +254,8 @@ class VectorizerClient:
         }
         if hnsw:
             body["hnsw"] = hnsw
+        if payload_indexes:
+            body["payload_indexes"] = payload_indexes
         return dict((await self.request("POST", "/collections", body))["collection"])
 
     async def get_collection(self, name: str) -> dict[str, Any]:
@@ -260,6 +263,18 @@ class VectorizerClient:
 
     async def delete_collection(self, name: str) -> None:
         await self.request("DELETE", f"/collections/{_seg(name)}")
+
+    async def create_payload_index(self, collection: str, key: str, schema: str) -> int:
+        """Index the values at payload ``key`` (keyword, integer, float, bool, datetime,
+        uuid, text or geo); returns the write's sequence."""
+        path = f"/collections/{_seg(collection)}/payload_indexes/{_seg(key)}"
+        return int(
+            (await self.request("PUT", path, {"schema": schema}))["payload_index"]["sequence"]
+        )
+
+    async def delete_payload_index(self, collection: str, key: str) -> int:
+        path = f"/collections/{_seg(collection)}/payload_indexes/{_seg(key)}"
+        return int((await self.request("DELETE", path))["sequence"])
 
     async def snapshot(self, name: str) -> dict[str, Any]:
         return dict((await self.request("POST", f"/collections/{_seg(name)}/snapshot"))["snapshot"])

@@ -157,17 +157,20 @@ async def collection_exists(request: web.Request) -> Any:
 
 @qdrant_view
 async def create_field_index(request: web.Request) -> Any:
-    """Accept a payload index: a no-op, since every payload field is filterable."""
-    await _body(request, schemas.CreateFieldIndex)
-    _collection(request)
-    return responses.update_result(_store(request).sequence)
+    """Index the values at a payload key: filters on it then read only the points it
+    names (the type is inferred from the stored values when not given)."""
+    body = await _body(request, schemas.CreateFieldIndex)
+    name = _collection(request).name
+    seq = await _store(request).create_field_index(name, body.field_name, body.field_schema)
+    return responses.update_result(seq)
 
 
 @qdrant_view
 async def delete_field_index(request: web.Request) -> Any:
-    """Drop a payload index: a no-op, like creating one."""
-    _collection(request)
-    return responses.update_result(_store(request).sequence)
+    """Drop the index at a payload key."""
+    name = _collection(request).name
+    seq = await _store(request).delete_field_index(name, request.match_info["field_name"])
+    return responses.update_result(seq)
 
 
 # ---- point writes -----------------------------------------------------------------------

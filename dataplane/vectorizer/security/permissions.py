@@ -41,6 +41,8 @@ _NATIVE: dict[tuple[str, str], Rule] = {
     ("GET", "/collections/{name}"): _path(P.READ),
     ("DELETE", "/collections/{name}"): _path(P.COLLECTIONS),
     ("POST", "/collections/{name}/snapshot"): _path(P.COLLECTIONS),
+    ("PUT", "/collections/{name}/payload_indexes/{key}"): _path(P.WRITE),
+    ("DELETE", "/collections/{name}/payload_indexes/{key}"): _path(P.WRITE),
     ("POST", "/collections/{name}/vectors"): _path(P.WRITE),
     ("GET", "/collections/{name}/vectors"): _path(P.READ),
     ("POST", "/collections/{name}/vectors/delete"): _path(P.WRITE),

@@ -21,6 +21,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("PUT", "/collections/{name}/vectors/{id}"): schemas.UpdatePoint,
     ("POST", "/collections/{name}/vectors/delete"): schemas.DeletePoints,
     ("POST", "/collections/{name}/count"): schemas.Count,
+    ("PUT", "/collections/{name}/payload_indexes/{key}"): schemas.CreatePayloadIndex,
     ("POST", "/collections/{name}/search"): schemas.Search,
     ("POST", "/batch_search"): schemas.BatchSearch,
     ("POST", "/aliases"): schemas.ChangeAliases,

@@ -23,6 +23,8 @@ ROUTES: list[web.RouteDef] = [
     web.get("/collections/{name}", collections.get_collection),
     web.delete("/collections/{name}", collections.delete_collection),
     web.post("/collections/{name}/snapshot", collections.snapshot),
+    web.put("/collections/{name}/payload_indexes/{key}", collections.create_payload_index),
+    web.delete("/collections/{name}/payload_indexes/{key}", collections.delete_payload_index),
     web.post("/collections/{name}/vectors/delete", points.delete_points),
     web.get("/collections/{name}/vectors/{id}", points.get_point),
     web.put("/collections/{name}/vectors/{id}", points.update_point),

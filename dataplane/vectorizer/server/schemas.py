@@ -25,6 +25,12 @@ class CreateCollection(_Body):
     metric: str = "cosine"
     index: str = "hnsw"
     hnsw: HnswIn | None = None
+    # payload key -> index type: keyword, integer, float, bool, datetime, uuid, text, geo
+    payload_indexes: dict[str, str] | None = None
+
+
+class CreatePayloadIndex(_Body):
+    schema: str
 
 
 class PointIn(_Body):

@@ -6,7 +6,7 @@ import msgspec
 from aiohttp import web
 
 from vectorizer.server.http import json_response, read_as
-from vectorizer.server.schemas import CreateCollection
+from vectorizer.server.schemas import CreateCollection, CreatePayloadIndex
 from vectorizer.server.views.common import store
 
 
@@ -31,6 +31,21 @@ async def delete_collection(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     seq = await store(request).delete_collection(name)
     return json_response({"deleted": name, "sequence": seq})
+
+
+async def create_payload_index(request: web.Request) -> web.Response:
+    """Index the values at a payload key (creating it again with another type replaces it)."""
+    body = await read_as(request, CreatePayloadIndex)
+    name, key = request.match_info["name"], request.match_info["key"]
+    seq = await store(request).create_field_index(name, key, body.schema, fields=("key", "schema"))
+    index = {"key": key, "schema": body.schema, "sequence": seq}
+    return json_response({"payload_index": index}, status=201)
+
+
+async def delete_payload_index(request: web.Request) -> web.Response:
+    name, key = request.match_info["name"], request.match_info["key"]
+    seq = await store(request).delete_field_index(name, key)
+    return json_response({"deleted": key, "sequence": seq})
 
 
 async def snapshot(request: web.Request) -> web.Response:
