@@ -81,6 +81,19 @@ _conditions = st.one_of(
         st.lists(st.sampled_from(["a", 1]), max_size=2),
     ),
     st.builds(
+        lambda k, bounds: {"key": k, "range": {op: v for op, v in bounds if v is not None}},
+        _keys,
+        st.lists(
+            st.tuples(
+                st.sampled_from(["gt", "gte", "lt", "lte"]),
+                st.none() | st.integers(-3, 3) | st.floats(-3, 3),
+            ),
+            min_size=1,
+            max_size=4,
+            unique_by=lambda b: b[0],
+        ).filter(lambda bounds: any(v is not None for _, v in bounds)),
+    ),
+    st.builds(
         lambda k, lo, hi: {"key": k, "range": {"gte": lo, "lt": hi}},
         _keys,
         st.none() | st.integers(-3, 3) | st.floats(-3, 3),
@@ -119,6 +132,7 @@ BATTERY = [
         {"match": {"value": "a"}},
         {"match": {"any": [True, -1]}},
         {"range": {"gte": 0, "lte": 1.5}},
+        {"range": {"gt": 0, "gte": 0, "lt": 1, "lte": 1}},  # equal bounds: the open one holds
         {"range": {"gt": "2024-05-01T09:00:00Z"}},
     )
 ]
@@ -251,6 +265,32 @@ def test_indexes_answer_lookups_with_the_points_they_name() -> None:
     coll.drop_field_index("city")
     assert list(coll.payload_schema()) == ["price"]
     assert coll.config.payload_indexes == {"price": "integer"}
+
+
+def test_a_broad_part_is_read_not_gathered() -> None:
+    """Of the parts of a `must`, only those naming few points are gathered; the points
+    of the most selective part are then read for the rest."""
+    coll = Collection("c", CollectionConfig(DIM, index=IndexKind.EXACT), capacity=8)
+    coll.create_field_index("city", "keyword")
+    coll.create_field_index("price", "integer")
+    rng = np.random.default_rng(0)
+    payloads = [{"city": ["Paris", "Berlin"][i % 2], "price": i % 500} for i in range(1000)]
+    coll.upsert(list(range(1000)), rng.normal(size=(1000, DIM)).astype(np.float32), payloads)
+    spec = {
+        "must": [
+            {"key": "city", "match": {"value": "Paris"}},
+            {"key": "price", "match": {"value": 12}},
+        ]
+    }
+    pred = compile_filter(spec)
+    assert pred is not None
+    assert coll._narrowed(pred) == ({12, 512}, False)  # the 500 of Paris were not gathered
+    assert sorted(coll.ids_matching(pred)) == [12, 512] and coll.count(pred) == 2
+    spec["must"][1] = {"key": "price", "range": {"lt": 100}}  # 200 points: both gathered
+    pred = compile_filter(spec)
+    assert pred is not None
+    narrowed = coll._narrowed(pred)
+    assert narrowed is not None and narrowed[1] and len(narrowed[0]) == 100
 
 
 def test_schemas_are_parsed_and_inferred() -> None:

@@ -14,7 +14,7 @@ are accepted (Qdrant's clients create them) and narrow only by value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -38,6 +38,10 @@ SCHEMAS = ("keyword", "integer", "float", "bool", "datetime", "uuid", "text", "g
 _NUMBERS = ("integer", "float")
 # slots holding every point a lookup names, and whether exactly those
 Narrowed = tuple[set[int], bool]
+# An AllOf gathers a part's points only when it names at most this many times as many
+# as its most selective part (and a few more): intersecting with a broad part costs more
+# than reading the few points' payloads.
+GATHER_RATIO = 4
 # Roughly the heap one indexed value takes: its set entry, and a share of the dict entry,
 # set and sorted-list slot of its value.
 BYTES_PER_VALUE = 120
@@ -153,15 +157,17 @@ class FieldIndex:
             return None
         return sum(len(self._by_number[n]) for n in bounds)
 
-    def _bounds(self, lookup: Range) -> list[float] | None:
+    def _bounds(self, lookup: Range) -> Iterator[float] | None:
         """The ordered numbers within the range, or None when this index does not order
         the kind the range compares (numbers, or datetimes)."""
         if self._ordered is None or lookup.datetimes != (self.schema == "datetime"):
             return None
-        lows = [b for b in (lookup.gt, lookup.gte) if b is not None]
-        highs = [b for b in (lookup.lt, lookup.lte) if b is not None]
-        low, high = max(lows, default=None), min(highs, default=None)
-        return [n for n in self._ordered.irange(low, high) if _within(lookup, n)]
+        gt, gte, lt, lte = lookup.gt, lookup.gte, lookup.lt, lookup.lte
+        low_open = gt is not None and (gte is None or gt >= gte)  # the tighter bound wins
+        high_open = lt is not None and (lte is None or lt <= lte)
+        low = gt if low_open else gte
+        high = lt if high_open else lte
+        return self._ordered.irange(low, high, (not low_open, not high_open))
 
     def range(self, lookup: Range) -> set[int] | None:
         """Slots with a value within the bounds (None: see ``_bounds``)."""
@@ -170,15 +176,6 @@ class FieldIndex:
             return None
         by_number = self._by_number
         return set().union(*(by_number[n] for n in bounds))
-
-
-def _within(lookup: Range, v: float) -> bool:
-    return (
-        (lookup.gt is None or v > lookup.gt)
-        and (lookup.gte is None or v >= lookup.gte)
-        and (lookup.lt is None or v < lookup.lt)
-        and (lookup.lte is None or v <= lookup.lte)
-    )
 
 
 class PayloadIndex:
@@ -223,17 +220,30 @@ class PayloadIndex:
         if isinstance(lookup, Partial):
             inner = self.candidates(lookup.part, id_slots)
             return None if inner is None else (inner[0], False)
-        parts = [self.candidates(part, id_slots) for part in lookup.parts]
         if isinstance(lookup, AnyOf):
+            parts = [self.candidates(part, id_slots) for part in lookup.parts]
             if any(p is None for p in parts):
                 return None
             answered = [p for p in parts if p is not None]
             return set().union(*(p[0] for p in answered)), all(p[1] for p in answered)
-        known = sorted((p for p in parts if p is not None), key=lambda p: len(p[0]))
+        # AllOf: gather the parts that name few points; a part that names many more than
+        # the smallest costs more to gather than its points cost the predicate to read
+        bounds = [(self.estimate(part, id_slots), part) for part in lookup.parts]
+        known = [(n, part) for n, part in bounds if n is not None]
         if not known:
             return None
-        exact = len(known) == len(parts) and all(p[1] for p in known)
-        return known[0][0].intersection(*(p[0] for p in known[1:])), exact
+        fewest = min(n for n, _ in known)
+        gathered = [
+            got
+            for n, part in known
+            if n <= GATHER_RATIO * fewest + 64
+            and (got := self.candidates(part, id_slots)) is not None
+        ]
+        if not gathered:  # (a part that can be counted can be gathered)
+            return None
+        gathered.sort(key=lambda got: len(got[0]))
+        exact = len(gathered) == len(bounds) and all(got[1] for got in gathered)
+        return gathered[0][0].intersection(*(got[0] for got in gathered[1:])), exact
 
     def estimate(self, lookup: Lookup, id_slots: Mapping[PointId, int]) -> int | None:
         """At most how many points ``candidates`` would name, without building the set
