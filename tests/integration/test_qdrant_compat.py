@@ -963,8 +963,10 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
         ),
         (lambda c: c.query_points("docs", query=vec(1), using="img"), "named vectors"),
         (
-            lambda c: c.query_points("docs", prefetch=models.Prefetch(query=vec(1)), query=vec(1)),
-            "prefetch",
+            lambda c: c.query_points(
+                "docs", prefetch=models.Prefetch(query=vec(1), using="img"), query=vec(1)
+            ),
+            "prefetch[0].using",
         ),
         (lambda c: c.scroll("docs", order_by="i", offset=1), "order_by.start_from"),
         (

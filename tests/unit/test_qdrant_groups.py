@@ -56,7 +56,7 @@ def test_lookup_forms() -> None:
         ({"group_by": "d", "with_lookup": 3}, "with_lookup"),
         ({"group_by": "d", "with_lookup": {"collection": "x", "shard": 1}}, "with_lookup.shard"),
         ({"group_by": "d", "with_lookup": {"with_payload": True}}, "with_lookup.collection"),
-        ({"group_by": "d", "prefetch": {"query": [1]}}, "prefetch"),
+        ({"group_by": "d", "prefetch": {"query": [1], "bogus": 1}}, "prefetch[0].bogus"),
         ({"group_by": "d", "shard_key": "a"}, "shard_key"),
     ],
 )

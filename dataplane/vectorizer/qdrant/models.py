@@ -3,10 +3,10 @@
 Errors are ``ValidationError``s that name the offending field.
 
 What is refused, and why: named, sparse and multi-vectors (a collection holds one
-unnamed dense vector); server-side inference (documents, images); prefetch, fusion,
-discovery and the other queries that are neither nearest neighbours nor an
-``average_vector`` recommendation; shard keys and custom sharding (one node, one shard);
-``order_by`` on datetimes; ``set_payload`` with ``key``. Performance and storage knobs
+unnamed dense vector); server-side inference (documents, images); discovery, formulas
+and the other queries that are neither nearest neighbours, an ``average_vector``
+recommendation, a listing nor a fusion of prefetches; shard keys and custom sharding
+(one node, one shard); ``order_by`` on datetimes. Performance and storage knobs
 (quantization, on-disk flags, optimizer and WAL settings) are accepted and ignored: they
 do not change results, and ``GET /collections/{name}`` reports the
 configuration actually in force.
@@ -14,7 +14,9 @@ configuration actually in force.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
@@ -29,6 +31,7 @@ from vectorizer.qdrant.schemas import (
     DeletePayload,
     DeleteVectors,
     HnswConfigDiff,
+    Prefetch,
     Query,
     QueryRequest,
     Recommended,
@@ -47,6 +50,8 @@ from vectorizer.qdrant.schemas import (
 from vectorizer.server.http import convert_as
 
 DEFAULT_LIMIT = 10
+MAX_PREFETCH_DEPTH = 64  # as in Qdrant
+DEFAULT_RRF_K = 2  # Qdrant's: a point first in one list scores 1/2
 
 METRICS: dict[str, Metric] = {
     "Cosine": Metric.COSINE,
@@ -59,8 +64,6 @@ _INFERENCE_KEYS = frozenset({"text", "image", "object", "model"})
 _NOT_NEAREST = (
     "discover",
     "context",
-    "fusion",
-    "rrf",
     "formula",
     "relevance_feedback",
     "text",
@@ -539,8 +542,20 @@ class Recommend:
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """Merging the result lists of prefetches: ``rrf`` (reciprocal rank, with ``k`` and
+    optional per-list ``weights``) or ``dbsf`` (distribution-based score fusion)."""
+
+    method: str
+    k: int = DEFAULT_RRF_K
+    weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Search:
-    """One nearest-neighbour search (or, with neither vector nor point, an id-ordered page)."""
+    """One nearest-neighbour search (or, with neither vector nor point, an id-ordered page).
+    With ``prefetch``, the query ranks only the points its sub-searches found (or, with
+    ``fusion``, merges their lists)."""
 
     vector: list[Any] | None
     point: PointId | None
@@ -556,6 +571,14 @@ class Search:
     recommend: Recommend | None = None
     order_by: OrderBy | None = None  # no vector: points in the order of a payload value
     sample: bool = False  # no vector: random points
+    prefetch: tuple[Search, ...] = ()
+    fusion: Fusion | None = None
+
+    def tree(self) -> Iterator[Search]:
+        """This search and every prefetch under it."""
+        yield self
+        for p in self.prefetch:
+            yield from p.tree()
 
 
 def search_request(body: SearchRequest, max_limit: int) -> Search:
@@ -595,12 +618,12 @@ def recommend_search(body: Recommended, limit: int, offset: int, max_limit: int)
     return _search(body, limit, offset, max_limit, recommend=recommend, field="positive")
 
 
-def _one_vector(using: str | None, lookup_from: Any) -> None:
+def _one_vector(using: str | None, lookup_from: Any, at: str = "") -> None:
     """Refuse what needs named vectors or examples from another collection."""
     if lookup_from is not None:
-        raise ValidationError("lookup_from is not supported", field="lookup_from")
+        raise ValidationError("lookup_from is not supported", field=f"{at}lookup_from")
     if using not in (None, ""):
-        raise ValidationError("named vectors are not supported", field="using")
+        raise ValidationError("named vectors are not supported", field=f"{at}using")
 
 
 def query_request(body: QueryRequest, max_limit: int) -> Search:
@@ -611,16 +634,42 @@ def query_request(body: QueryRequest, max_limit: int) -> Search:
 def query_search(body: Query, limit: int, offset: int, max_limit: int) -> Search:
     """The search a universal query (plain or grouped) asks for."""
     no_shard_key(body.shard_key)
-    if body.prefetch is not None:
-        raise ValidationError("prefetch is not supported", field="prefetch")
-    _one_vector(body.using, body.lookup_from)
-    recommend = _recommend(body.query)
-    order_by, sample = _listing(body.query)
-    listing = order_by is not None or sample
-    vector, point = (None, None) if recommend or listing else _query(body.query)
-    if vector is None and point is None and not recommend and body.score_threshold is not None:
-        raise ValidationError("score_threshold needs a vector to score by", field="score_threshold")
-    return _search(
+    search = _queried(body, limit, offset, max_limit, "", 1)
+    if not search.prefetch:
+        return search
+    # As in Qdrant: the query's filter holds in every prefetch, and a point whose vector
+    # is a query anywhere in the request is never a result.
+    named = [pid for s in search.tree() for pid in _query_ids(s)]
+    root = search.filter if not named else exclude_ids(search.filter, named)
+    return _with_filter(search, root)
+
+
+def _queried(
+    body: Query | Prefetch, limit: int, offset: int, max_limit: int, at: str, depth: int
+) -> Search:
+    """The search of a query or of one of its prefetches (``at`` leads its fields' names)."""
+    if depth > MAX_PREFETCH_DEPTH:
+        raise ValidationError(
+            f"prefetches nest at most {MAX_PREFETCH_DEPTH} deep", field=f"{at}prefetch"
+        )
+    _one_vector(body.using, body.lookup_from, at)
+    prefetch = tuple(
+        _prefetch(raw, max_limit, f"{at}prefetch[{i}].", depth + 1)
+        for i, raw in enumerate(_listed_prefetches(body.prefetch))
+    )
+    fusion = _fusion(body.query, len(prefetch), f"{at}query")
+    if prefetch and body.query is None:
+        raise ValidationError("a query is needed to merge the prefetches", field=f"{at}query")
+    recommend = None if fusion else _recommend(body.query, at)
+    order_by, sample = (None, False) if fusion else _listing(body.query, at)
+    scored = recommend or fusion or order_by is not None or sample
+    vector, point = (None, None) if scored else _query(body.query, at)
+    unscored = vector is None and point is None and not (recommend or fusion)
+    if unscored and body.score_threshold is not None:
+        raise ValidationError(
+            "score_threshold needs a vector to score by", field=f"{at}score_threshold"
+        )
+    search = _search(
         body,
         limit,
         offset,
@@ -630,23 +679,94 @@ def query_search(body: Query, limit: int, offset: int, max_limit: int) -> Search
         recommend=recommend,
         order_by=order_by,
         sample=sample,
+        field=f"{at}query",
     )
+    return dataclasses.replace(search, prefetch=prefetch, fusion=fusion)
 
 
-def _listing(raw: Any) -> tuple[OrderBy | None, bool]:
+def _listed_prefetches(raw: Any) -> list[Any]:
+    """``prefetch``: one or a list."""
+    return [] if raw is None else raw if isinstance(raw, list) else [raw]
+
+
+def _prefetch(raw: Any, max_limit: int, at: str, depth: int) -> Search:
+    """A prefetch: scores and ids only; its limit defaults to 10, as in Qdrant."""
+    body = convert_as(raw, Prefetch, at.rstrip("."))
+    limit = DEFAULT_LIMIT if body.limit is None else body.limit
+    search = _queried(body, limit, 0, max_limit, at, depth)
+    return dataclasses.replace(search, payload=PayloadSelector(False), with_vector=False)
+
+
+def _fusion(raw: Any, prefetches: int, field: str) -> Fusion | None:
+    """``{"fusion": "rrf" | "dbsf"}`` or ``{"rrf": {k?, weights?}}``, over prefetches."""
+    if not isinstance(raw, dict) or not ({"fusion", "rrf"} & set(raw)):
+        return None
+    if len(raw) != 1:
+        raise ValidationError("a fusion query has that one key", field=field)
+    if not prefetches:
+        raise ValidationError("a fusion merges prefetches: give some", field=field)
+    if "fusion" in raw:
+        if raw["fusion"] not in ("rrf", "dbsf"):
+            raise ValidationError("fusion is rrf or dbsf", field=f"{field}.fusion")
+        return Fusion(raw["fusion"])
+    spec = raw["rrf"]
+    if not isinstance(spec, dict) or set(spec) - {"k", "weights"}:
+        raise ValidationError("rrf is {k?, weights?}", field=f"{field}.rrf")
+    k = spec.get("k")
+    if k is None:
+        k = DEFAULT_RRF_K
+    elif isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValidationError("k is an integer of at least 1", field=f"{field}.rrf.k")
+    weights = spec.get("weights")
+    if weights is not None:
+        if not isinstance(weights, list) or not all(
+            isinstance(w, int | float) and not isinstance(w, bool) for w in weights
+        ):
+            raise ValidationError("weights is a list of numbers", field=f"{field}.rrf.weights")
+        if len(weights) != prefetches:
+            raise ValidationError(
+                f"one weight per prefetch: got {len(weights)}, expected {prefetches}",
+                field=f"{field}.rrf.weights",
+            )
+        weights = tuple(float(w) for w in weights)
+    return Fusion("rrf", k, weights)
+
+
+def _query_ids(search: Search) -> list[PointId]:
+    """The points whose vectors ``search`` queries by."""
+    ids = [search.point] if search.point is not None else []
+    if search.recommend is not None:
+        examples = search.recommend.positive + search.recommend.negative
+        ids += [e for e in examples if not isinstance(e, list)]
+    return ids
+
+
+def _with_filter(search: Search, spec: dict[str, Any] | None) -> Search:
+    """``search`` under ``spec``: its prefetches under it and their own filters."""
+    prefetch = tuple(_with_filter(p, _both(spec, p.filter)) for p in search.prefetch)
+    return dataclasses.replace(search, filter=spec, prefetch=prefetch)
+
+
+def _both(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return {"must": [a, b]}
+
+
+def _listing(raw: Any, at: str = "") -> tuple[OrderBy | None, bool]:
     """A query that lists points rather than scoring them: ``{"order_by": ...}`` (the
     scroll's ``order_by``) or ``{"sample": "random"}``."""
     if not isinstance(raw, dict) or not ({"order_by", "sample"} & set(raw)):
         return None, False
     if len(raw) != 1:
         extra = sorted(set(raw) - {"order_by", "sample"})
-        where = f"query.{extra[0]}" if extra else "query"
+        where = f"{at}query.{extra[0]}" if extra else f"{at}query"
         raise ValidationError("an order_by or sample query has that one key", field=where)
     if "sample" in raw:
         if raw["sample"] != "random":
-            raise ValidationError("the only sample is random", field="query.sample")
+            raise ValidationError("the only sample is random", field=f"{at}query.sample")
         return None, True
-    return _order_by(raw["order_by"], "query.order_by"), False
+    return _order_by(raw["order_by"], f"{at}query.order_by"), False
 
 
 class _Options(Protocol):
@@ -701,14 +821,14 @@ def _search(
 _STRATEGIES = ("best_score", "sum_scores")
 
 
-def _recommend(raw: Any) -> Recommend | None:
+def _recommend(raw: Any, at: str = "") -> Recommend | None:
     """The recommendation in a query (``{"recommend": {positive, negative, strategy}}``)."""
     if not isinstance(raw, dict) or "recommend" not in raw:
         return None
     if set(raw) != {"recommend"}:
         extra = sorted(set(raw) - {"recommend"})[0]
-        raise ValidationError(f"{extra} is not supported", field=f"query.{extra}")
-    return _recommendation(raw["recommend"], "query.recommend.")
+        raise ValidationError(f"{extra} is not supported", field=f"{at}query.{extra}")
+    return _recommendation(raw["recommend"], f"{at}query.recommend.")
 
 
 def _recommendation(spec: Any, prefix: str) -> Recommend:
@@ -747,7 +867,7 @@ def _examples(raw: Any, field: str) -> tuple[PointId | list[Any], ...]:
     return tuple(out)
 
 
-def _query(raw: Any) -> tuple[list[Any] | None, PointId | None]:
+def _query(raw: Any, at: str = "") -> tuple[list[Any] | None, PointId | None]:
     """(vector, point id) of a nearest query; both None when there is no query."""
     if raw is None:
         return None, None
@@ -755,15 +875,16 @@ def _query(raw: Any) -> tuple[list[Any] | None, PointId | None]:
         if "nearest" in raw:
             if set(raw) != {"nearest"}:
                 extra = sorted(set(raw) - {"nearest"})[0]
-                raise ValidationError(f"{extra} is not supported", field=f"query.{extra}")
-            return _query_input(raw["nearest"], "query.nearest")
+                raise ValidationError(f"{extra} is not supported", field=f"{at}query.{extra}")
+            return _query_input(raw["nearest"], f"{at}query.nearest")
         kind = next((k for k in _NOT_NEAREST if k in raw), None)
         if kind is not None:
             raise ValidationError(
-                f"{kind} queries are not supported; only nearest-neighbour queries are",
-                field="query",
+                f"{kind} queries are not supported; nearest, recommend, order_by, sample "
+                "and fusion queries are",
+                field=f"{at}query",
             )
-    return _query_input(raw, "query")
+    return _query_input(raw, f"{at}query")
 
 
 def _query_input(raw: Any, field: str) -> tuple[list[Any] | None, PointId | None]:

@@ -245,6 +245,27 @@ class Query(_Body):
     shard_key: Any = None
 
 
+class Prefetch(_Body):
+    """One of a query's sub-requests, whose results its query merges."""
+
+    prefetch: Any = None
+    query: Any = None
+    using: str | None = None
+    filter: dict[str, Any] | None = None
+    params: SearchParams | None = None
+    score_threshold: float | None = None
+    limit: int | None = None
+    lookup_from: Any = None
+
+    @property
+    def with_payload(self) -> Any:
+        return False  # (a prefetch yields ids and scores)
+
+    @property
+    def with_vector(self) -> Any:
+        return False
+
+
 class QueryRequest(Query):
     limit: int | None = None
     offset: int | None = None

@@ -13,17 +13,17 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
 from aiohttp import web
 
 from vectorizer.engine import grouping
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store
-from vectorizer.engine.validation import Matrix, PointId
+from vectorizer.engine.validation import PointId
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
 from vectorizer.qdrant import groups, models, responses, schemas
 from vectorizer.qdrant.errors import collection_not_found, for_qdrant, point_not_found
+from vectorizer.qdrant.searching import run_search
 from vectorizer.security.limits import check_batch
 from vectorizer.security.roles import Permission
 from vectorizer.server.exchange import inserted, searched
@@ -486,6 +486,8 @@ async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf
     """The hits of the one search a body of ``kind`` asks for."""
     body = await _body(request, kind)
     search = search_of(body, request.app[SETTINGS].max_search_limit)
+    if search.prefetch:
+        _batch([search], request, "prefetch")
     hits = run_search(_searched_collection(request, [search]), search)
     searched(request, len(hits))
     return hits
@@ -526,7 +528,10 @@ GroupsOf = Callable[[Any, int, int], groups.QueryGroups]  # a body, the limit ca
 async def _grouped(request: web.Request, kind: type[Any], groups_of: GroupsOf) -> dict[str, Any]:
     body = await _body(request, kind)
     conf = request.app[SETTINGS]
-    return _groups(request, groups_of(body, conf.max_search_limit, conf.max_batch_results))
+    asked = groups_of(body, conf.max_search_limit, conf.max_batch_results)
+    if asked.search.prefetch:
+        _batch([asked.search], request, "prefetch")
+    return _groups(request, asked)
 
 
 def _groups(request: web.Request, asked: groups.QueryGroups) -> dict[str, Any]:
@@ -579,15 +584,18 @@ def _lookup_id(gid: str | int) -> PointId | None:
         return None
 
 
-def _batch(searches: list[models.Search], request: web.Request) -> list[models.Search]:
-    """``searches``, once their number and their results in all are within bounds."""
+def _batch(
+    searches: list[models.Search], request: web.Request, field: str = "searches"
+) -> list[models.Search]:
+    """``searches``, once their number (prefetches count) and their results in all are
+    within bounds."""
     conf = request.app[SETTINGS]
     check_batch(
-        (s.limit + s.offset for s in searches),
+        (x.limit + x.offset for s in searches for x in s.tree()),
         conf.max_batch_searches,
         conf.max_batch_results,
         conf.max_search_limit,
-        "searches",
+        field,
     )
     return searches
 
@@ -598,80 +606,3 @@ def _searched_collection(request: web.Request, searches: list[models.Search]) ->
     vectors = sum(s.limit for s in searches if s.with_vector)
     check_answer_fits(request, vectors, coll.config.dimension)
     return coll
-
-
-def _listed(coll: Collection, s: models.Search) -> list[dict[str, Any]]:
-    """A query without a vector lists points (scoring 0, as in Qdrant): in the order of a
-    payload value, at random, or by id."""
-    predicate = compile_filter(s.filter)
-    shown = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
-    if s.order_by is not None:
-        order = s.order_by
-        rows = coll.ordered(
-            order.key,
-            s.offset + s.limit,
-            predicate,
-            descending=order.descending,
-            start=order.start,
-            **shown,
-        )
-        return [responses.scored_point(p, s.payload, value) for p, value in rows[s.offset :]]
-    if s.sample:
-        points = coll.sample(s.limit, predicate, **shown)
-    else:
-        points = coll.scroll(s.offset + s.limit, predicate=predicate, **shown)[0][s.offset :]
-    return [responses.scored_point(p, s.payload) for p in points]
-
-
-def _recommended(coll: Collection, rec: models.Recommend) -> tuple[list[float], list[PointId]]:
-    """The query vector of a recommendation, and the ids among its examples."""
-    metric, dim = coll.config.metric, coll.config.dimension
-    ids: list[PointId] = []
-
-    def mean(examples: tuple[PointId | list[Any], ...], field: str) -> Matrix:
-        rows = []
-        for i, example in enumerate(examples):
-            if isinstance(example, list):
-                rows.append(metric.vector(example, dim, field=f"{field}[{i}]")[0])
-                continue
-            point = coll.get(example, with_vector=True)
-            if point is None:
-                raise point_not_found(example)
-            ids.append(example)
-            rows.append(np.asarray(point.vector, dtype=np.float32))
-        return np.asarray(np.mean(rows, axis=0), dtype=np.float32)
-
-    positive = mean(rec.positive, f"{rec.prefix}positive")
-    if rec.negative:
-        negative = mean(rec.negative, f"{rec.prefix}negative")
-        positive = positive + (positive - negative)
-    return positive.tolist(), ids
-
-
-def run_search(coll: Collection, s: models.Search) -> list[dict[str, Any]]:
-    if s.vector is None and s.point is None and s.recommend is None:
-        return _listed(coll, s)
-    spec, raw = s.filter, s.vector
-    if s.recommend is not None:
-        raw, examples = _recommended(coll, s.recommend)
-        if examples:  # (as in Qdrant) the example points are never recommended
-            spec = models.exclude_ids(spec, examples)
-    elif s.point is not None:
-        # Query by id: that point's vector, and (as in Qdrant) never the point itself.
-        ref = coll.get(s.point, with_vector=True)
-        if ref is None:
-            raise point_not_found(s.point)
-        spec, raw = models.exclude_ids(spec, [s.point]), ref.vector
-    query = coll.config.metric.vector(raw, coll.config.dimension, field=s.field)
-    hits = coll.search(
-        query,
-        s.limit,
-        offset=s.offset,
-        predicate=compile_filter(spec),
-        ef=s.ef,
-        exact_search=s.exact,
-        threshold=s.threshold,
-        with_payload=s.payload.enabled,
-        with_vector=s.with_vector,
-    )
-    return [responses.scored_point(h, s.payload) for h in hits]

@@ -1,0 +1,123 @@
+"""Running a parsed Qdrant search against a collection: nearest neighbours, listings,
+recommendations, and queries over prefetches (rescored, or fused with ``engine.fusion``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from vectorizer.engine import fusion
+from vectorizer.engine.collection import Collection, ScoredPoint
+from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.validation import Matrix, PointId
+from vectorizer.qdrant import models, responses
+from vectorizer.qdrant.errors import point_not_found
+
+Hits = list[dict[str, Any]]
+
+
+def _listed(coll: Collection, s: models.Search) -> Hits:
+    """A query without a vector lists points (scoring 0, as in Qdrant): in the order of a
+    payload value, at random, or by id."""
+    predicate = compile_filter(s.filter)
+    shown = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
+    if s.order_by is not None:
+        order = s.order_by
+        rows = coll.ordered(
+            order.key,
+            s.offset + s.limit,
+            predicate,
+            descending=order.descending,
+            start=order.start,
+            **shown,
+        )
+        return [responses.scored_point(p, s.payload, value) for p, value in rows[s.offset :]]
+    if s.sample:
+        points = coll.sample(s.limit, predicate, **shown)
+    else:
+        points = coll.scroll(s.offset + s.limit, predicate=predicate, **shown)[0][s.offset :]
+    return [responses.scored_point(p, s.payload) for p in points]
+
+
+def _recommended(coll: Collection, rec: models.Recommend) -> tuple[list[float], list[PointId]]:
+    """The query vector of a recommendation, and the ids among its examples."""
+    metric, dim = coll.config.metric, coll.config.dimension
+    ids: list[PointId] = []
+
+    def mean(examples: tuple[PointId | list[Any], ...], field: str) -> Matrix:
+        rows = []
+        for i, example in enumerate(examples):
+            if isinstance(example, list):
+                rows.append(metric.vector(example, dim, field=f"{field}[{i}]")[0])
+                continue
+            point = coll.get(example, with_vector=True)
+            if point is None:
+                raise point_not_found(example)
+            ids.append(example)
+            rows.append(np.asarray(point.vector, dtype=np.float32))
+        return np.asarray(np.mean(rows, axis=0), dtype=np.float32)
+
+    positive = mean(rec.positive, f"{rec.prefix}positive")
+    if rec.negative:
+        negative = mean(rec.negative, f"{rec.prefix}negative")
+        positive = positive + (positive - negative)
+    return positive.tolist(), ids
+
+
+def run_search(coll: Collection, s: models.Search) -> Hits:
+    """The hits of ``s``, shown as it asks (payload, vector)."""
+    if s.prefetch:
+        return _merged(coll, s)
+    if s.vector is None and s.point is None and s.recommend is None:
+        return _listed(coll, s)
+    spec, raw = s.filter, s.vector
+    if s.recommend is not None:
+        raw, examples = _recommended(coll, s.recommend)
+        if examples:  # (as in Qdrant) the example points are never recommended
+            spec = models.exclude_ids(spec, examples)
+    elif s.point is not None:
+        # Query by id: that point's vector, and (as in Qdrant) never the point itself.
+        ref = coll.get(s.point, with_vector=True)
+        if ref is None:
+            raise point_not_found(s.point)
+        spec, raw = models.exclude_ids(spec, [s.point]), ref.vector
+    query = coll.config.metric.vector(raw, coll.config.dimension, field=s.field)
+    hits = coll.search(
+        query,
+        s.limit,
+        offset=s.offset,
+        predicate=compile_filter(spec),
+        ef=s.ef,
+        exact_search=s.exact,
+        threshold=s.threshold,
+        with_payload=s.payload.enabled,
+        with_vector=s.with_vector,
+    )
+    return [responses.scored_point(h, s.payload) for h in hits]
+
+
+def _merged(coll: Collection, s: models.Search) -> Hits:
+    """A query over prefetches: their lists fused, or the points they found ranked by
+    the query (and only those, as in Qdrant: the query's filter was already theirs)."""
+    lists = [[(hit["id"], hit["score"]) for hit in run_search(coll, p)] for p in s.prefetch]
+    if s.fusion is None:
+        found = list(dict.fromkeys(pid for ranked in lists for pid, _ in ranked))
+        if not found:
+            return []
+        only = {"must": [{"has_id": found}]}
+        return run_search(coll, dataclasses.replace(s, prefetch=(), filter=only))
+    if s.fusion.method == "rrf":
+        fused = fusion.rrf(lists, s.fusion.k, s.fusion.weights)
+    else:
+        fused = fusion.dbsf(lists, coll.config.metric.higher_is_better)
+    if s.threshold is not None:  # of the fused score
+        fused = [(pid, score) for pid, score in fused if score >= s.threshold]
+    hits = []
+    for pid, score in fused[s.offset : s.offset + s.limit]:
+        point = coll.get(pid, with_vector=s.with_vector)
+        assert point is not None  # (found by the prefetches, on this same loop turn)
+        hit = ScoredPoint(pid, score, point.payload, point.vector)
+        hits.append(responses.scored_point(hit, s.payload))
+    return hits
