@@ -2,9 +2,10 @@
 
 ``make bench-filters`` (or ``python -m benches.filters``): 200k points of 32 dimensions
 with a keyword (``city``, 100 values), an integer (``price``, 0-9,999) and a tag array;
-each filter is counted and searched (limit 10) before and after the keys are indexed,
-sequentially, and the median latency of each is printed with the index build time and
-the server's resident memory before and after.
+each filter is counted and searched (limit 10), and facets and ordered listings are
+asked through the Qdrant routes, before and after the keys are indexed, sequentially;
+the median latency of each is printed with the index build time and the server's
+resident memory before and after.
 """
 
 from __future__ import annotations
@@ -40,6 +41,26 @@ FILTERS: dict[str, dict[str, Any]] = {
     },
 }
 INDEXES = {"city": "keyword", "price": "integer", "tags": "keyword"}
+Q = "/qdrant/collections/bench"
+LISTINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "facet city": (Q + "/facet", {"key": "city", "limit": 10}),
+    "facet tags, city = c7": (
+        Q + "/facet",
+        {"key": "tags", "filter": {"must": [{"key": "city", "match": {"value": "c7"}}]}},
+    ),
+    "scroll by price desc, 10": (
+        Q + "/points/scroll",
+        {"limit": 10, "order_by": {"key": "price", "direction": "desc"}, "with_payload": False},
+    ),
+    "scroll by price from 5000, city = c7": (
+        Q + "/points/scroll",
+        {
+            "limit": 10,
+            "order_by": {"key": "price", "start_from": 5000},
+            "filter": {"must": [{"key": "city", "match": {"value": "c7"}}]},
+        },
+    ),
+}
 
 
 def _payload(i: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -73,6 +94,13 @@ async def _median_ms(conn: Connection, path: str, body: bytes, repeat: int) -> f
     return statistics.median(took)
 
 
+async def _listings(conn: Connection, repeat: int) -> dict[str, float]:
+    return {
+        name: await _median_ms(conn, path, orjson.dumps(body), repeat)
+        for name, (path, body) in LISTINGS.items()
+    }
+
+
 async def _measure(conn: Connection, dim: int, repeat: int) -> dict[str, tuple[float, float, int]]:
     query = np.random.default_rng(9).standard_normal(dim).tolist()
     out = {}
@@ -100,6 +128,7 @@ async def run(args: argparse.Namespace) -> None:
             print(f"loaded {args.n:,} points in {time.perf_counter() - started:.1f} s")
             rss = psutil.Process(srv.proc.pid).memory_info().rss
             before = await _measure(conn, args.dim, args.repeat)
+            listed_before = await _listings(conn, args.repeat)
             started = time.perf_counter()
             for key, schema in INDEXES.items():
                 body = orjson.dumps({"schema": schema})
@@ -107,6 +136,7 @@ async def run(args: argparse.Namespace) -> None:
             built = time.perf_counter() - started
             grown = psutil.Process(srv.proc.pid).memory_info().rss - rss
             after = await _measure(conn, args.dim, args.repeat)
+            listed_after = await _listings(conn, args.repeat)
         finally:
             conn.close()
             srv.terminate()
@@ -121,6 +151,9 @@ async def run(args: argparse.Namespace) -> None:
             f"{name:28} {matches:>8,} {count_ms:>7.1f} -> {count_after:>6.1f} "
             f"{search_ms:>7.1f} -> {search_after:>6.1f}"
         )
+    print(f"{'Qdrant route':38} {'ms':>17}")
+    for name, ms in listed_before.items():
+        print(f"{name:38} {ms:>7.1f} -> {listed_after[name]:>6.1f}")
 
 
 def main() -> None:

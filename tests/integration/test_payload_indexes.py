@@ -5,6 +5,7 @@ sent to replicas; and every filtered read answers as plain Python over the same 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,24 @@ def _check_reads(client: QdrantClient, vectors: np.ndarray, payloads: dict[int, 
         scores = vectors[want] @ query
         best = [want[j] for j in np.argsort(-scores, kind="stable")[:10]]
         assert [int(h.id) for h in hits] == best
+    _check_listings(client, payloads)
+
+
+def _check_listings(client: QdrantClient, payloads: dict[int, Payload]) -> None:
+    """A facet and an ordered scroll (each served by an index on its key when there is
+    one), against Python."""
+    cities = Counter(p["city"] for p in payloads.values() if "city" in p)
+    hits = client.facet("c", "city", limit=3).hits
+    want = sorted(cities.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    assert [(h.value, h.count) for h in hits] == want
+    page, _ = client.scroll(
+        "c",
+        limit=7,
+        order_by=models.OrderBy(key="price", direction=models.Direction.DESC, start_from=60),
+        with_payload=False,
+    )
+    priced = [(p["price"], i) for i, p in payloads.items() if p.get("price", 99) <= 60]
+    assert [int(p.id) for p in page] == [i for _, i in sorted(priced, reverse=True)[:7]]
 
 
 def _schema(client: QdrantClient) -> dict[str, tuple[str, int]]:

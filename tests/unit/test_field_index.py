@@ -201,6 +201,17 @@ def test_indexed_reads_answer_as_unindexed_ones(
         assert [p.id for p in got] == [
             p.id for p in plain.search(query, 5, predicate=pred, exact_search=True)
         ]
+    # facets and ordered listings read from the indexes answer as the scans do
+    for key in INDEXES:
+        assert indexed.facet(key, 5) == plain.facet(key, 5), key
+        for spec in [None, *specs[:2]]:
+            pred = compile_filter(spec)
+            assert indexed.facet(key, 5, pred) == plain.facet(key, 5, pred), key
+            for descending, start in ((False, None), (True, None), (False, 0.5), (True, 1)):
+                asked = {"descending": descending, "start": start, "with_payload": False}
+                got = [(p.id, type(v), v) for p, v in indexed.ordered(key, 4, pred, **asked)]
+                want = [(p.id, type(v), v) for p, v in plain.ordered(key, 4, pred, **asked)]
+                assert got == want, (key, spec, descending, start)
     # and the points each index counts are those with a value at its key
     for key, info in indexed.payload_schema().items():
         holding = compile_filter({"must_not": [{"is_empty": {"key": key}}]})
@@ -291,6 +302,31 @@ def test_a_broad_part_is_read_not_gathered() -> None:
     assert pred is not None
     narrowed = coll._narrowed(pred)
     assert narrowed is not None and narrowed[1] and len(narrowed[0]) == 100
+
+
+def test_ordered_listings_and_facets_walk_the_index() -> None:
+    """order_by and facets read the index's numbers in order and its counts (asserted
+    against a collection without the index, and by hand)."""
+    plain = Collection("p", CollectionConfig(DIM, index=IndexKind.EXACT), capacity=8)
+    indexed = Collection("i", CollectionConfig(DIM, index=IndexKind.EXACT), capacity=8)
+    indexed.create_field_index("n", "integer")
+    rng = np.random.default_rng(0)
+    payloads: list[dict[str, Any]] = [{"n": i % 7} for i in range(50)]
+    payloads[3] = {"n": 5.0}  # an integral float: its key is 5.0 until it goes
+    for coll in (plain, indexed):
+        coll.upsert(list(range(50)), rng.normal(size=(50, DIM)).astype(np.float32), payloads)
+    assert indexed._fields.fields["n"].in_order(False, None) is None  # 5.0 and 5 share it
+    for coll in (plain, indexed):
+        coll.set_payload([3], {"n": 3}, False)  # now every 5 is an integer
+    for descending, start in ((False, None), (True, None), (False, 2), (True, 5)):
+        asked: dict[str, Any] = {"descending": descending, "start": start, "with_payload": False}
+        got = [(p.id, type(v), v) for p, v in indexed.ordered("n", 12, None, **asked)]
+        assert got == [(p.id, type(v), v) for p, v in plain.ordered("n", 12, None, **asked)]
+    top = [(p.id, v) for p, v in indexed.ordered("n", 3, descending=True)]
+    assert top == [(48, 6), (41, 6), (34, 6)]  # equal numbers: ids descending too
+    fives = [(p.id, type(v)) for p, v in indexed.ordered("n", 2, start=5)]
+    assert fives == [(5, int), (12, int)]
+    assert indexed.facet("n", 3) == plain.facet("n", 3) == [(0, 8), (1, 7), (2, 7)]
 
 
 def test_schemas_are_parsed_and_inferred() -> None:

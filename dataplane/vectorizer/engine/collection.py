@@ -186,6 +186,10 @@ class Collection:
         self, key: str, limit: int, predicate: Predicate | None = None
     ) -> list[tuple[FacetValue, int]]:
         """The most frequent values at payload ``key`` with their numbers of points."""
+        index = self._fields.fields.get(key)
+        counts = None if index is None or predicate is not None else index.facet_counts()
+        if counts is not None:  # counted as the index kept them
+            return grouping.top_facets(counts, limit)
         payloads = self._payloads
         return grouping.facet((payloads[s] for _, s in self._entries(predicate)), key, limit)
 
@@ -201,16 +205,45 @@ class Collection:
         with_vector: bool = False,
     ) -> list[tuple[Point, OrderValue]]:
         """Points in the order of the numbers at payload ``key`` (see ``ordering``)."""
-        payloads = self._payloads
-        picked = ordering.ordered(
-            ((pid, payloads[s]) for pid, s in self._entries(predicate)),
-            key,
-            descending=descending,
-            start=start,
-            limit=limit,
-        )
+        index = self._fields.fields.get(key)
+        walk = None if index is None else index.in_order(descending, start)
+        if walk is not None:
+            picked = self._walked(walk, limit, predicate, descending)
+        else:
+            payloads = self._payloads
+            picked = ordering.ordered(
+                ((pid, payloads[s]) for pid, s in self._entries(predicate)),
+                key,
+                descending=descending,
+                start=start,
+                limit=limit,
+            )
         slots = self._id_slots
         return [(self._point(slots[pid], with_payload, with_vector), v) for pid, v in picked]
+
+    def _walked(
+        self,
+        walk: Iterator[tuple[OrderValue, set[int]]],
+        limit: int,
+        predicate: Predicate | None,
+        descending: bool,
+    ) -> list[tuple[PointId, OrderValue]]:
+        """The first ``limit`` matching (id, number) of an index's numbers in order; equal
+        numbers go by id. Reads only as far as the listing goes."""
+        ids, payloads = cast(list[PointId], self._ids), self._payloads
+        narrowed = None if predicate is None else self._narrowed(predicate)
+        picked: list[tuple[PointId, OrderValue]] = []
+        for value, slots in walk:
+            for s in sorted(slots, key=lambda s: id_order(ids[s]), reverse=descending):
+                if predicate is not None:
+                    if narrowed is not None and s not in narrowed[0]:
+                        continue
+                    if (narrowed is None or not narrowed[1]) and not predicate(ids[s], payloads[s]):
+                        continue
+                picked.append((ids[s], value))
+                if len(picked) == limit:
+                    return picked
+        return picked
 
     def sample(
         self,

@@ -31,6 +31,7 @@ from vectorizer.engine.filters import (
     timestamp,
     values_at,
 )
+from vectorizer.engine.grouping import FacetKey, facet_key
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 
@@ -90,6 +91,9 @@ class FieldIndex:
     def __init__(self, key: str, schema: str) -> None:
         self.key, self.schema = key, schema
         self.points = 0  # points with at least one value here
+        # floats with integral values (5.0): they share 5's entries, so integers cannot be
+        # told from them while any is held
+        self._integral_floats = 0
         self._by_value: dict[tuple[str, Any], set[int]] = {}
         # numbers (or datetimes' timestamps) in order, each once, for ranges
         self._ordered: SortedList[float] | None = None
@@ -104,6 +108,7 @@ class FieldIndex:
             if isinstance(v, str | int | float):  # bool is an int
                 self._by_value.setdefault(hashable(v), set()).add(slot)
                 seen = True
+                self._integral_floats += isinstance(v, float) and v.is_integer()
                 number = self._number(v)
                 if number is not None:
                     slots = self._by_number.get(number)
@@ -119,6 +124,7 @@ class FieldIndex:
         for v in values:
             if isinstance(v, str | int | float):
                 seen = True
+                self._integral_floats -= isinstance(v, float) and v.is_integer()
                 h = hashable(v)
                 slots = self._by_value.get(h)
                 if slots is not None:
@@ -169,6 +175,36 @@ class FieldIndex:
         high = lt if high_open else lte
         return self._ordered.irange(low, high, (not low_open, not high_open))
 
+    def facet_counts(self) -> dict[FacetKey, int] | None:
+        """Points per string, integer and boolean value here (as ``grouping.facet``
+        counts them), or None while integers cannot be told from equal floats."""
+        if self._integral_floats:
+            return None
+        counts: dict[FacetKey, int] = {}
+        for (kind, value), slots in self._by_value.items():
+            if kind == "num":  # an integral float key now stands for integers
+                if isinstance(value, float) and not value.is_integer():
+                    continue
+                value = int(value)
+            key = facet_key(value)
+            if key is not None:
+                counts[key] = len(slots)
+        return counts
+
+    def in_order(
+        self, descending: bool, start: float | None
+    ) -> Iterator[tuple[float, set[int]]] | None:
+        """(number, slots) in the order of the numbers here, from ``start`` (inclusive),
+        as ``ordering.ordered`` lists them; None when this index cannot list them so (it
+        does not order numbers, or integers cannot be told from equal floats)."""
+        if self._ordered is None or self.schema not in _NUMBERS or self._integral_floats:
+            return None
+        if descending:
+            numbers = self._ordered.irange(maximum=start, reverse=True)
+        else:
+            numbers = self._ordered.irange(minimum=start)
+        return ((_as_stored(n), self._by_number[n]) for n in numbers)
+
     def range(self, lookup: Range) -> set[int] | None:
         """Slots with a value within the bounds (None: see ``_bounds``)."""
         bounds = self._bounds(lookup)
@@ -176,6 +212,12 @@ class FieldIndex:
             return None
         by_number = self._by_number
         return set().union(*(by_number[n] for n in bounds))
+
+
+def _as_stored(n: float) -> float:
+    """A number key as the payloads hold it: while no integral float is held, an
+    integral key stands for integers (the key is the first value that made it)."""
+    return int(n) if isinstance(n, float) and n.is_integer() else n
 
 
 class PayloadIndex:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -22,25 +22,36 @@ GroupId = str | int
 _KEYWORD, _INTEGER, _BOOL = 0, 1, 2
 
 
-def _facet_keys(payload: Payload | None, key: str) -> set[tuple[int, Any]]:
+FacetKey = tuple[int, Any]  # a facet value ranked by its kind
+
+
+def facet_key(value: Any) -> FacetKey | None:
+    """``value`` ranked for facets, or None when it is not a string, integer or bool."""
+    if isinstance(value, bool):
+        return (_BOOL, value)
+    if isinstance(value, int):
+        return (_INTEGER, value)
+    if isinstance(value, str):
+        return (_KEYWORD, value)
+    return None
+
+
+def _facet_keys(payload: Payload | None, key: str) -> set[FacetKey]:
     """The distinct facetable values at ``key`` (strings, integers, booleans), ranked."""
-    out: set[tuple[int, Any]] = set()
-    for value in values_at(payload, key):
-        if isinstance(value, bool):
-            out.add((_BOOL, value))
-        elif isinstance(value, int):
-            out.add((_INTEGER, value))
-        elif isinstance(value, str):
-            out.add((_KEYWORD, value))
-    return out
+    return {k for value in values_at(payload, key) if (k := facet_key(value)) is not None}
 
 
 def facet(payloads: Iterable[Payload | None], key: str, limit: int) -> list[tuple[FacetValue, int]]:
     """The ``limit`` most frequent values at ``key`` with the number of points that have
     each (a point counts once per distinct value), most frequent first, ties by value."""
-    counts: Counter[tuple[int, Any]] = Counter()
+    counts: Counter[FacetKey] = Counter()
     for payload in payloads:
         counts.update(_facet_keys(payload, key))
+    return top_facets(counts, limit)
+
+
+def top_facets(counts: Mapping[FacetKey, int], limit: int) -> list[tuple[FacetValue, int]]:
+    """The ``limit`` largest counts, most first, ties by kind then value."""
     top = heapq.nsmallest(limit, counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [(value, n) for (_, value), n in top]
 
