@@ -16,6 +16,8 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from tests.servers import ServerProcess
+from vectorizer.client import Point, VectorizerClient
+from vectorizer.errors import ValidationError
 
 DIM = 8
 N = 3000
@@ -272,3 +274,20 @@ def test_native_indexes_and_a_replica(server_factory: type[ServerProcess], tmp_p
     assert status == 200 and gone["deleted"] == "city"
     info = primary.request("GET", "/collections/c")[1]["collection"]
     assert info["payload_indexes"] == {"price": "integer"}
+
+
+async def test_the_sdk_creates_and_drops_payload_indexes(server: ServerProcess) -> None:
+    async with VectorizerClient(server.url) as vz:
+        info = await vz.create_collection("c", DIM, payload_indexes={"city": "keyword"})
+        assert info["payload_indexes"] == {"city": "keyword"}
+        await vz.upsert("c", [Point(i, _vectors(30)[i].tolist(), _payload(i)) for i in range(30)])
+        seq = await vz.create_payload_index("c", "price", "integer")
+        assert seq == (await vz.stats())["sequence"]
+        flt = {"must": [{"key": "price", "range": {"lt": 10}}]}
+        assert await vz.count("c", flt) == 10
+        assert (await vz.get_collection("c"))["payload_indexes"]["price"] == "integer"
+        await vz.delete_payload_index("c", "city")
+        assert (await vz.get_collection("c"))["payload_indexes"] == {"price": "integer"}
+        with pytest.raises(ValidationError) as err:
+            await vz.create_payload_index("c", "x", "varchar")
+        assert err.value.field == "schema"
