@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -31,13 +33,18 @@ CHUNK_BYTES = 8 << 20
 
 def scores_of(vectors: Matrix, slots: Slots, query: Matrix, metric: Metric) -> Scores:
     """``scores`` of the rows ``slots`` of ``vectors``, a chunk of rows at a time."""
+    return chunked(vectors, slots, lambda rows: scores(rows, query, metric))
+
+
+def chunked(vectors: Matrix, slots: Slots, score: Callable[[Matrix], Scores]) -> Scores:
+    """``score`` of the rows ``slots`` of ``vectors``, gathered a chunk at a time."""
     rows = max(1, CHUNK_BYTES // max(1, vectors.shape[1] * vectors.itemsize))
     if slots.size <= rows:
-        return scores(vectors[slots], query, metric)
+        return score(vectors[slots])
     out: Scores = np.empty(slots.size, dtype=np.float32)
     for start in range(0, slots.size, rows):
         part = slots[start : start + rows]
-        out[start : start + part.size] = scores(vectors[part], query, metric)
+        out[start : start + part.size] = score(vectors[part])
     return out
 
 
@@ -47,8 +54,14 @@ def top_k(
     """The best ``k`` of ``slots`` (rows of ``vectors``) for ``query``, best first."""
     if k <= 0 or slots.size == 0:
         return []
-    s = scores_of(vectors, slots, query, metric)
-    key = -s if metric.higher_is_better else s
+    return best(slots, scores_of(vectors, slots, query, metric), k, metric.higher_is_better)
+
+
+def best(slots: Slots, s: Scores, k: int, higher_is_better: bool = True) -> list[tuple[int, float]]:
+    """The ``k`` best (slot, score) of ``slots`` scored ``s``, best first."""
+    if k <= 0 or slots.size == 0:
+        return []
+    key = -s if higher_is_better else s
     part = np.argpartition(key, k - 1)[:k] if k < slots.size else np.arange(slots.size)
     order = part[np.argsort(key[part], kind="stable")]
     return [(int(slots[i]), float(s[i])) for i in order]
