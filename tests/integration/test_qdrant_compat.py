@@ -900,9 +900,9 @@ def test_recommend_queries_average_the_examples(client: QdrantClient) -> None:
 
     for bad, status, needle in (
         (
-            models.RecommendInput(positive=[3], strategy=models.RecommendStrategy.BEST_SCORE),
+            models.RecommendInput(positive=[], strategy=models.RecommendStrategy.BEST_SCORE),
             400,
-            "best_score",
+            "at least one",
         ),
         (models.RecommendInput(positive=[], negative=[3]), 400, "at least one"),
         (models.RecommendInput(positive=[999]), 404, "999"),

@@ -387,7 +387,7 @@ def test_legacy_recommend_and_grouped_routes_answer_like_the_query_api(
 @pytest.mark.parametrize(
     ("route", "body", "field"),
     [
-        ("recommend", {"positive": [1], "limit": 2, "strategy": "best_score"}, "strategy"),
+        ("recommend", {"positive": [1], "limit": 2, "strategy": "worst_score"}, "strategy"),
         ("recommend", {"positive": [], "negative": [1], "limit": 2}, "positive"),
         ("recommend", {"positive": [[1.0, 2.0]], "limit": 2}, "positive[0]"),
         ("recommend", {"positive": [1], "limit": 2, "using": "image"}, "using"),

@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from vectorizer.engine import exact, grouping, ordering, payloads
+from vectorizer.engine import exact, grouping, ordering, payloads, scoring
 from vectorizer.engine.config import CollectionConfig, IndexKind
 from vectorizer.engine.field_index import BYTES_PER_VALUE, Narrowed, PayloadIndex
 from vectorizer.engine.files import load_json, save_array, write_json_arrays
@@ -335,6 +335,68 @@ class Collection:
             ]
         return [self._finish(hits, offset, threshold, with_payload, with_vector) for hits in many]
 
+    def recommend(
+        self,
+        positive: Matrix,
+        negative: Matrix,
+        strategy: str,
+        limit: int,
+        *,
+        offset: int = 0,
+        predicate: Predicate | None = None,
+        threshold: float | None = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[ScoredPoint]:
+        """The best points by a recommendation score (``scoring.recommendation``: higher
+        is better whatever the metric), from an exact scan of the matching points."""
+        slots = self._live_slots() if predicate is None else self._matching_slots(predicate, None)
+        metric = self.config.metric
+        scores = exact.chunked(
+            self._vectors,
+            slots,
+            lambda rows: scoring.recommendation(rows, positive, negative, metric, strategy),
+        )
+        hits = exact.best(slots, scores, limit + offset)
+        if threshold is not None:
+            hits = [(s, x) for s, x in hits if x >= threshold]
+        return self._finish(hits[offset:], 0, None, with_payload, with_vector)
+
+    def diverse(
+        self,
+        query: Matrix,
+        limit: int,
+        candidates: int,
+        diversity: float,
+        *,
+        offset: int = 0,
+        predicate: Predicate | None = None,
+        ef: int | None = None,
+        exact_search: bool = False,
+        threshold: float | None = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[ScoredPoint]:
+        """Maximal marginal relevance (``scoring.mmr``) among the ``candidates`` nearest
+        points (those within ``threshold``); each keeps its nearness score."""
+        k = min(candidates, len(self))
+        if k <= 0:
+            return []
+        hits = self._within(self._search_slots(query, k, predicate, ef, exact_search), threshold)
+        rows = self._vectors[np.asarray([s for s, _ in hits], dtype=np.int64)]
+        relevance = scoring.similarities(rows, query, self.config.metric)[:, 0]
+        order = scoring.mmr(rows, relevance, limit + offset, diversity, self.config.metric)
+        return self._finish([hits[i] for i in order[offset:]], 0, None, with_payload, with_vector)
+
+    def _within(
+        self, hits: list[tuple[int, float]], threshold: float | None
+    ) -> list[tuple[int, float]]:
+        """``hits`` that score at least ``threshold`` (at most, for distances)."""
+        if threshold is None:
+            return hits
+        better = self.config.metric.higher_is_better
+        return [(s, x) for s, x in hits if (x >= threshold if better else x <= threshold)]
+
     def _finish(
         self,
         hits: list[tuple[int, float]],
@@ -344,8 +406,7 @@ class Collection:
         with_vector: bool,
     ) -> list[ScoredPoint]:
         if threshold is not None:
-            better = self.config.metric.higher_is_better
-            hits = [(s, x) for s, x in hits if (x >= threshold if better else x <= threshold)]
+            hits = self._within(hits, threshold)
         if offset:
             hits = hits[offset:]
         # Hits are live slots: their ids are set.

@@ -3,10 +3,9 @@
 Errors are ``ValidationError``s that name the offending field.
 
 What is refused, and why: named, sparse and multi-vectors (a collection holds one
-unnamed dense vector); server-side inference (documents, images); discovery, formulas
-and the other queries that are neither nearest neighbours, an ``average_vector``
-recommendation, a listing nor a fusion of prefetches; shard keys and custom sharding
-(one node, one shard); ``order_by`` on datetimes. Performance and storage knobs
+unnamed dense vector); server-side inference (documents, images); discovery, context
+and formula queries; shard keys and custom sharding (one node, one shard); ``order_by``
+on datetimes. Performance and storage knobs
 (quantization, on-disk flags, optimizer and WAL settings) are accepted and ignored: they
 do not change results, and ``GET /collections/{name}`` reports the
 configuration actually in force.
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from vectorizer.engine import payloads, validation
+from vectorizer.engine import payloads, scoring, validation
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
 from vectorizer.engine.filters import Payload, payload_key
 from vectorizer.engine.validation import PointId
@@ -532,13 +531,24 @@ def _order_by(raw: Any, field: str = "order_by") -> OrderBy:
 
 @dataclass(frozen=True)
 class Recommend:
-    """A recommendation query (Qdrant's ``average_vector`` strategy): examples are point
-    ids or vectors; the query is avg(positive), or with negatives
-    avg(positive) + (avg(positive) - avg(negative)), and example points are never hits."""
+    """A recommendation query: examples are point ids or vectors, and example points are
+    never hits. By ``average_vector`` the query is avg(positive), or with negatives
+    avg(positive) + (avg(positive) - avg(negative)); by ``best_score`` or
+    ``sum_scores`` each point is scored against the examples (``engine.scoring``)."""
 
     positive: tuple[PointId | list[Any], ...]
     negative: tuple[PointId | list[Any], ...]
     prefix: str = "query.recommend."  # of the examples' field names, for errors
+    strategy: str = "average_vector"
+
+
+@dataclass(frozen=True)
+class Mmr:
+    """Maximal marginal relevance among the ``candidates`` nearest points (None: as many
+    as the query's limit, as in Qdrant)."""
+
+    diversity: float
+    candidates: int | None
 
 
 @dataclass(frozen=True)
@@ -573,6 +583,7 @@ class Search:
     sample: bool = False  # no vector: random points
     prefetch: tuple[Search, ...] = ()
     fusion: Fusion | None = None
+    mmr: Mmr | None = None
 
     def tree(self) -> Iterator[Search]:
         """This search and every prefetch under it."""
@@ -664,6 +675,7 @@ def _queried(
     order_by, sample = (None, False) if fusion else _listing(body.query, at)
     scored = recommend or fusion or order_by is not None or sample
     vector, point = (None, None) if scored else _query(body.query, at)
+    mmr = None if scored else _mmr(body.query, max_limit, at)
     unscored = vector is None and point is None and not (recommend or fusion)
     if unscored and body.score_threshold is not None:
         raise ValidationError(
@@ -681,7 +693,32 @@ def _queried(
         sample=sample,
         field=f"{at}query",
     )
-    return dataclasses.replace(search, prefetch=prefetch, fusion=fusion)
+    return dataclasses.replace(search, prefetch=prefetch, fusion=fusion, mmr=mmr)
+
+
+MAX_MMR_CANDIDATES = 16_384  # as in Qdrant
+DEFAULT_DIVERSITY = 0.5
+
+
+def _mmr(raw: Any, max_limit: int, at: str) -> Mmr | None:
+    """``{"nearest": ..., "mmr": {diversity?, candidates_limit?}}``."""
+    if not isinstance(raw, dict) or "mmr" not in raw:
+        return None
+    spec, field = raw["mmr"], f"{at}query.mmr"
+    if not isinstance(spec, dict) or set(spec) - {"diversity", "candidates_limit"}:
+        raise ValidationError("mmr is {diversity?, candidates_limit?}", field=field)
+    diversity = spec.get("diversity")
+    if diversity is None:
+        diversity = DEFAULT_DIVERSITY
+    number = isinstance(diversity, int | float) and not isinstance(diversity, bool)
+    if not number or not 0 <= diversity <= 1:
+        raise ValidationError("diversity is a number in 0..1", field=f"{field}.diversity")
+    candidates = spec.get("candidates_limit")
+    if candidates is not None:
+        if isinstance(candidates, bool) or not isinstance(candidates, int):
+            raise ValidationError("an integer", field=f"{field}.candidates_limit")
+        in_range(candidates, f"{field}.candidates_limit", 1, MAX_MMR_CANDIDATES)
+    return Mmr(float(diversity), candidates)
 
 
 def _listed_prefetches(raw: Any) -> list[Any]:
@@ -818,9 +855,6 @@ def _search(
     )
 
 
-_STRATEGIES = ("best_score", "sum_scores")
-
-
 def _recommend(raw: Any, at: str = "") -> Recommend | None:
     """The recommendation in a query (``{"recommend": {positive, negative, strategy}}``)."""
     if not isinstance(raw, dict) or "recommend" not in raw:
@@ -839,17 +873,18 @@ def _recommendation(spec: Any, prefix: str) -> Recommend:
     if unknown:
         raise ValidationError("unknown field", field=f"{prefix}{sorted(unknown)[0]}")
     strategy = spec.get("strategy")
-    if strategy in _STRATEGIES:
+    if strategy is None:
+        strategy = "average_vector"
+    if strategy not in ("average_vector", *scoring.STRATEGIES):
         raise ValidationError(
-            f"the {strategy} strategy is not supported; average_vector is",
-            field=f"{prefix}strategy",
+            "strategy is average_vector, best_score or sum_scores", field=f"{prefix}strategy"
         )
-    if strategy not in (None, "average_vector"):
-        raise ValidationError("unknown strategy", field=f"{prefix}strategy")
     positive = _examples(spec.get("positive"), f"{prefix}positive")
-    if not positive:
+    negative = _examples(spec.get("negative"), f"{prefix}negative")
+    if not positive and (strategy == "average_vector" or not negative):
+        # (best_score and sum_scores take negative examples alone)
         raise ValidationError("needs at least one example", field=f"{prefix}positive")
-    return Recommend(positive, _examples(spec.get("negative"), f"{prefix}negative"), prefix)
+    return Recommend(positive, negative, prefix, strategy)
 
 
 def _examples(raw: Any, field: str) -> tuple[PointId | list[Any], ...]:
@@ -873,8 +908,8 @@ def _query(raw: Any, at: str = "") -> tuple[list[Any] | None, PointId | None]:
         return None, None
     if isinstance(raw, dict):
         if "nearest" in raw:
-            if set(raw) != {"nearest"}:
-                extra = sorted(set(raw) - {"nearest"})[0]
+            if set(raw) - {"nearest", "mmr"}:
+                extra = sorted(set(raw) - {"nearest", "mmr"})[0]
                 raise ValidationError(f"{extra} is not supported", field=f"{at}query.{extra}")
             return _query_input(raw["nearest"], f"{at}query.nearest")
         kind = next((k for k in _NOT_NEAREST if k in raw), None)

@@ -22,7 +22,7 @@ def _listed(coll: Collection, s: models.Search) -> Hits:
     """A query without a vector lists points (scoring 0, as in Qdrant): in the order of a
     payload value, at random, or by id."""
     predicate = compile_filter(s.filter)
-    shown = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
+    shown: dict[str, Any] = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
     if s.order_by is not None:
         order = s.order_by
         rows = coll.ordered(
@@ -41,29 +41,36 @@ def _listed(coll: Collection, s: models.Search) -> Hits:
     return [responses.scored_point(p, s.payload) for p in points]
 
 
-def _recommended(coll: Collection, rec: models.Recommend) -> tuple[list[float], list[PointId]]:
-    """The query vector of a recommendation, and the ids among its examples."""
+def _examples(coll: Collection, rec: models.Recommend) -> tuple[Matrix, Matrix, list[PointId]]:
+    """The positive and negative examples of a recommendation as stored vectors (rows),
+    and the ids among them."""
     metric, dim = coll.config.metric, coll.config.dimension
     ids: list[PointId] = []
 
-    def mean(examples: tuple[PointId | list[Any], ...], field: str) -> Matrix:
-        rows = []
+    def rows(examples: tuple[PointId | list[Any], ...], field: str) -> Matrix:
+        out = []
         for i, example in enumerate(examples):
             if isinstance(example, list):
-                rows.append(metric.vector(example, dim, field=f"{field}[{i}]")[0])
+                out.append(metric.vector(example, dim, field=f"{field}[{i}]")[0])
                 continue
             point = coll.get(example, with_vector=True)
             if point is None:
                 raise point_not_found(example)
             ids.append(example)
-            rows.append(np.asarray(point.vector, dtype=np.float32))
-        return np.asarray(np.mean(rows, axis=0), dtype=np.float32)
+            out.append(np.asarray(point.vector, dtype=np.float32))
+        return np.asarray(out, dtype=np.float32).reshape(len(out), dim)
 
-    positive = mean(rec.positive, f"{rec.prefix}positive")
-    if rec.negative:
-        negative = mean(rec.negative, f"{rec.prefix}negative")
-        positive = positive + (positive - negative)
-    return positive.tolist(), ids
+    positive = rows(rec.positive, f"{rec.prefix}positive")
+    return positive, rows(rec.negative, f"{rec.prefix}negative"), ids
+
+
+def _average(positive: Matrix, negative: Matrix) -> list[float]:
+    """``average_vector``'s query: avg(positive), or avg(positive) + (avg(positive) -
+    avg(negative))."""
+    query = positive.mean(axis=0)
+    if negative.size:
+        query = query + (query - negative.mean(axis=0))
+    return [float(x) for x in query]
 
 
 def run_search(coll: Collection, s: models.Search) -> Hits:
@@ -73,10 +80,24 @@ def run_search(coll: Collection, s: models.Search) -> Hits:
     if s.vector is None and s.point is None and s.recommend is None:
         return _listed(coll, s)
     spec, raw = s.filter, s.vector
+    shown: dict[str, Any] = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
     if s.recommend is not None:
-        raw, examples = _recommended(coll, s.recommend)
+        positive, negative, examples = _examples(coll, s.recommend)
         if examples:  # (as in Qdrant) the example points are never recommended
             spec = models.exclude_ids(spec, examples)
+        if s.recommend.strategy != "average_vector":
+            hits = coll.recommend(
+                positive,
+                negative,
+                s.recommend.strategy,
+                s.limit,
+                offset=s.offset,
+                predicate=compile_filter(spec),
+                threshold=s.threshold,
+                **shown,
+            )
+            return [responses.scored_point(h, s.payload) for h in hits]
+        raw = _average(positive, negative)
     elif s.point is not None:
         # Query by id: that point's vector, and (as in Qdrant) never the point itself.
         ref = coll.get(s.point, with_vector=True)
@@ -84,17 +105,19 @@ def run_search(coll: Collection, s: models.Search) -> Hits:
             raise point_not_found(s.point)
         spec, raw = models.exclude_ids(spec, [s.point]), ref.vector
     query = coll.config.metric.vector(raw, coll.config.dimension, field=s.field)
-    hits = coll.search(
-        query,
-        s.limit,
-        offset=s.offset,
-        predicate=compile_filter(spec),
-        ef=s.ef,
-        exact_search=s.exact,
-        threshold=s.threshold,
-        with_payload=s.payload.enabled,
-        with_vector=s.with_vector,
-    )
+    asked: dict[str, Any] = {
+        "offset": s.offset,
+        "predicate": compile_filter(spec),
+        "ef": s.ef,
+        "exact_search": s.exact,
+        "threshold": s.threshold,
+        **shown,
+    }
+    if s.mmr is not None:
+        candidates = s.limit if s.mmr.candidates is None else s.mmr.candidates
+        hits = coll.diverse(query, s.limit, candidates, s.mmr.diversity, **asked)
+    else:
+        hits = coll.search(query, s.limit, **asked)
     return [responses.scored_point(h, s.payload) for h in hits]
 
 

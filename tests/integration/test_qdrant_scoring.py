@@ -1,0 +1,157 @@
+"""Recommendations by best_score and sum_scores, and MMR queries, through the official
+qdrant-client against a real ``vectorizer serve``; each answer checked against numpy
+with the formulas written out again here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+
+from tests.servers import ServerProcess
+
+DIM = 6
+N = 1500
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[QdrantClient]:
+    c = QdrantClient(url=server.url, prefix="qdrant", timeout=60, check_compatibility=False)
+    yield c
+    c.close()
+
+
+def _load(client: QdrantClient, name: str, distance: models.Distance) -> np.ndarray:
+    v = np.random.default_rng(7).standard_normal((N, DIM)).astype(np.float32)
+    if distance == models.Distance.COSINE:
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+    client.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=distance))
+    payloads = [{"odd": i % 2} for i in range(N)]
+    client.upsert(
+        name, points=models.Batch(ids=list(range(N)), vectors=v.tolist(), payloads=payloads)
+    )
+    return v
+
+
+def _sim(rows: np.ndarray, examples: np.ndarray, euclid: bool) -> np.ndarray:
+    if not euclid:
+        return rows.astype(np.float64) @ examples.T.astype(np.float64)
+    diff = rows[:, None, :].astype(np.float64) - examples[None, :, :]
+    return -(diff**2).sum(axis=2)
+
+
+def _expected(
+    data: np.ndarray, pos: list[int], neg: list[int], strategy: str, euclid: bool, keep=None
+) -> list[tuple[int, float]]:
+    p = _sim(data, data[pos], euclid) if pos else np.empty((len(data), 0))
+    n = _sim(data, data[neg], euclid) if neg else np.empty((len(data), 0))
+    if strategy == "sum_scores":
+        scores = p.sum(axis=1) - n.sum(axis=1)
+    else:
+        bp = p.max(axis=1) if pos else np.full(len(data), -np.inf)
+        bn = n.max(axis=1) if neg else np.full(len(data), -np.inf)
+        sig = lambda x: 0.5 * (x / (1 + np.abs(x)) + 1)  # noqa: E731
+        with np.errstate(invalid="ignore"):  # (a side without examples: -inf, not used)
+            scores = np.where(bp > bn, sig(bp), -sig(bn))
+    ranked = [
+        (int(i), float(scores[i]))
+        for i in np.argsort(-scores, kind="stable")
+        if int(i) not in pos + neg and (keep is None or keep(int(i)))
+    ]
+    return ranked
+
+
+@pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.EUCLID])
+@pytest.mark.parametrize(
+    "strategy", [models.RecommendStrategy.BEST_SCORE, models.RecommendStrategy.SUM_SCORES]
+)
+def test_recommend_strategies_score_every_point_against_the_examples(
+    server: ServerProcess,
+    client: QdrantClient,
+    distance: models.Distance,
+    strategy: models.RecommendStrategy,
+) -> None:
+    data = _load(client, "c", distance)
+    euclid = distance == models.Distance.EUCLID
+    for pos, neg in (([3, 10], [7]), ([3], []), ([], [7, 8])):
+        got = client.query_points(
+            "c",
+            query=models.RecommendQuery(
+                recommend=models.RecommendInput(positive=pos, negative=neg, strategy=strategy)
+            ),
+            limit=10,
+            offset=2,
+        ).points
+        want = _expected(data, pos, neg, strategy.value, euclid)[2:12]
+        assert [int(p.id) for p in got] == [i for i, _ in want], (pos, neg)
+        assert [p.score for p in got] == pytest.approx([s for _, s in want], rel=1e-4, abs=1e-6)
+    # with a filter and a threshold, and through the legacy route older clients call
+    only_odd = models.Filter(
+        must=[models.FieldCondition(key="odd", match=models.MatchValue(value=1))]
+    )
+    want = _expected(data, [3, 10], [7], strategy.value, euclid, keep=lambda i: i % 2 == 1)
+    threshold = want[5][1]
+    got = client.query_points(
+        "c",
+        query=models.RecommendQuery(
+            recommend=models.RecommendInput(positive=[3, 10], negative=[7], strategy=strategy)
+        ),
+        query_filter=only_odd,
+        score_threshold=threshold,
+        limit=50,
+    ).points
+    assert [int(p.id) for p in got] == [i for i, s in want if s >= threshold]
+    body = {
+        "positive": [3, 10],
+        "negative": [7],
+        "strategy": strategy.value,
+        "limit": 4,
+        "filter": only_odd.model_dump(exclude_none=True),
+    }
+    status, legacy = server.request("POST", "/qdrant/collections/c/points/recommend", body)
+    assert status == 200, legacy
+    assert [p["id"] for p in legacy["result"]] == [i for i, _ in want[:4]]
+
+
+def _mmr_by_numpy(
+    data: np.ndarray, q: np.ndarray, candidates: int, limit: int, diversity: float
+) -> list[int]:
+    rel = data.astype(np.float64) @ q
+    pool = [int(i) for i in np.argsort(-rel, kind="stable")[:candidates]]
+    chosen: list[int] = []
+    while pool and len(chosen) < limit:
+
+        def value(i: int) -> float:
+            near = max((float(data[i] @ data[j]) for j in chosen), default=-np.inf)
+            return (1 - diversity) * rel[i] - diversity * near if chosen else rel[i]
+
+        best = max(pool, key=value)  # (ties: the first, as the server breaks them)
+        chosen.append(best)
+        pool.remove(best)
+    return chosen
+
+
+def test_mmr_picks_relevant_points_unlike_those_picked(client: QdrantClient) -> None:
+    data = _load(client, "c", models.Distance.COSINE)
+    q = data[0] + data[1]
+    q /= np.linalg.norm(q)
+    for diversity, candidates in ((0.0, 40), (0.5, 40), (0.9, 100)):
+        got = client.query_points(
+            "c",
+            query=models.NearestQuery(
+                nearest=q.tolist(), mmr=models.Mmr(diversity=diversity, candidates_limit=candidates)
+            ),
+            limit=8,
+            offset=2,
+        ).points
+        want = _mmr_by_numpy(data, q, candidates, 10, diversity)[2:]
+        assert [int(p.id) for p in got] == want, diversity
+        # each keeps its similarity to the query as its score
+        assert [p.score for p in got] == pytest.approx([float(data[i] @ q) for i in want], abs=1e-5)
+    plain = client.query_points("c", query=q.tolist(), limit=8).points
+    relevance_only = client.query_points(
+        "c", query=models.NearestQuery(nearest=q.tolist(), mmr=models.Mmr(diversity=0.0)), limit=8
+    ).points
+    assert [p.id for p in relevance_only] == [p.id for p in plain]
