@@ -14,6 +14,7 @@ configuration actually in force.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -383,24 +384,25 @@ def delete_vectors(body: DeleteVectors) -> NoReturn:
 
 @dataclass(frozen=True)
 class PayloadSelector:
-    """``with_payload``: none, all, only ``include`` paths, or all but ``exclude`` paths."""
+    """``with_payload``: none, all, only ``include`` paths, or all but ``exclude`` paths
+    (``a.b``, ``a[].b``: see ``payloads.included``)."""
 
     enabled: bool = False
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] | None = None
 
+    @functools.cached_property
+    def _tree(self) -> payloads.Tree:
+        return payloads.selector_tree(list(self.include or self.exclude or ()), "with_payload")
+
     def apply(self, stored: Payload | None) -> Payload:
         data = stored or {}
         if self.include is not None:
-            out: Payload = {}
-            for path in self.include:
-                _copy_path(data, out, path.split("."))
-            return out
+            shown: Payload = payloads.included(data, self._tree)
+            return shown
         if self.exclude is not None:
-            out = _deep_copy(data)
-            for path in self.exclude:
-                _drop_path(out, path.split("."))
-            return out
+            rest: Payload = payloads.excluded(data, self._tree)
+            return rest
         return data
 
 
@@ -423,35 +425,8 @@ def payload_selector(raw: Any, default: bool, field: str = "with_payload") -> Pa
 def _paths(raw: Any, field: str) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(k, str) and k for k in raw):
         raise ValidationError("a list of payload keys", field=field)
-    if any("[" in k for k in raw):
-        raise ValidationError("array projections (a[].b) are not supported", field=field)
+    payloads.selector_tree(raw, field)  # a path that is not one is refused here
     return tuple(raw)
-
-
-def _copy_path(src: Payload, dst: Payload, parts: list[str]) -> None:
-    head, rest = parts[0], parts[1:]
-    if head not in src:
-        return
-    if not rest:
-        dst[head] = src[head]
-        return
-    child = src[head]
-    if isinstance(child, dict):
-        sub = dst.setdefault(head, {})
-        if isinstance(sub, dict):
-            _copy_path(child, sub, rest)
-
-
-def _drop_path(node: Payload, parts: list[str]) -> None:
-    head, rest = parts[0], parts[1:]
-    if not rest:
-        node.pop(head, None)
-    elif isinstance(node.get(head), dict):
-        _drop_path(node[head], rest)
-
-
-def _deep_copy(data: Payload) -> Payload:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
 
 
 def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> bool:
