@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vectorizer.engine.config import Metric
-from vectorizer.engine.scoring import mmr, recommendation, similarities
+from vectorizer.engine.scoring import context, discovery, mmr, recommendation, similarities
 
 
 def _line(*xs: float) -> np.ndarray:
@@ -50,3 +50,28 @@ def test_mmr_trades_relevance_for_difference() -> None:
     assert mmr(rows, relevance, 3, 0.5, Metric.COSINE) == [0, 2, 1]  # b is a's twin
     assert mmr(rows, relevance, 1, 0.5, Metric.COSINE) == [0]
     assert mmr(rows[:1], relevance[:1], 5, 0.5, Metric.COSINE) == [0]
+
+
+POINTS = np.asarray([[1, 0], [0, 1], [-1, 0], [0.7, 0.7], [2, 0.5]], dtype=np.float32)
+PAIRS = (np.asarray([[1, 0], [0, 1]], np.float32), np.asarray([[0, 1], [-1, 0]], np.float32))
+
+
+def test_discovery_counts_the_pairs_then_nears_the_target() -> None:
+    got = discovery(POINTS, np.asarray([[0.5, 0.5]], np.float32), *PAIRS, Metric.DOT)
+    # point 5: both pairs won (2) + sigmoid(1.25); point 4 ties the first pair (0)
+    assert got[4] == pytest.approx(2 + 0.5 * (1.25 / 2.25 + 1), abs=1e-5)
+    assert got[3] == pytest.approx(1 + 0.5 * (0.7 / 1.7 + 1), abs=1e-5)
+    assert got[2] == pytest.approx(-2 + 0.5 * (-0.5 / 1.5 + 1), abs=1e-5)
+    empty = np.empty((0, 2), np.float32)
+    alone = discovery(POINTS, np.asarray([[0.5, 0.5]], np.float32), empty, empty, Metric.DOT)
+    assert alone[4] == pytest.approx(0.5 * (1.25 / 2.25 + 1), abs=1e-5)
+
+
+def test_context_is_zero_inside_every_pair_and_below_outside() -> None:
+    pos, neg = PAIRS[0][:1], PAIRS[1][:1]  # the one pair: toward [1, 0], away from [0, 1]
+    got = context(POINTS, pos, neg, Metric.DOT)
+    assert got[2] == pytest.approx(-0.5)  # x = -1: -1 / 2
+    assert got[4] == 0.0 and got[0] == 0.0
+    assert -1e-6 < got[3] < 0  # a tie is just outside, by the margin
+    euclid = context(POINTS[1:2], pos, neg, Metric.EUCLIDEAN)
+    assert euclid.tolist() == pytest.approx([-2 / 3])  # x = -(2) - 0: squared distances

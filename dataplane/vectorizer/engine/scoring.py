@@ -81,3 +81,39 @@ def mmr(rows: Matrix, relevance: Scores, picks: int, diversity: float, metric: M
         nearest_chosen = np.maximum(nearest_chosen, sims)
         value = lam * relevance - (1 - lam) * nearest_chosen
     return chosen
+
+
+# Qdrant's margin: a point exactly as near the negative as the positive is outside.
+CONTEXT_MARGIN = float(np.finfo(np.float32).eps)
+
+
+def context(rows: Matrix, positive: Matrix, negative: Matrix, metric: Metric) -> Scores:
+    """Each row's context score over pairs (``positive[i]``, ``negative[i]``): the sum of
+    ``x / (1 + |x|)`` with ``x = min(0, sim(pos) - sim(neg) - margin)``: 0 inside every
+    pair's positive side, down to -1 per pair the row is on the wrong side of."""
+    x = np.minimum(
+        0.0, _paired(rows, positive, metric) - _paired(rows, negative, metric) - CONTEXT_MARGIN
+    )
+    out: Scores = (x / (1 + np.abs(x))).sum(axis=1).astype(np.float32)
+    return out
+
+
+def discovery(
+    rows: Matrix, target: Matrix, positive: Matrix, negative: Matrix, metric: Metric
+) -> Scores:
+    """Each row's discovery score: the number of pairs it is nearer the positive of,
+    less those it is nearer the negative of (exact ties count 0), plus the target's
+    ``sigmoid`` of its similarity (``recommendation``'s), in 0..1."""
+    n = rows.shape[0]
+    rank = np.zeros(n, dtype=np.float64)
+    if positive.size:
+        rank = np.sign(_paired(rows, positive, metric) - _paired(rows, negative, metric)).sum(
+            axis=1
+        )
+    out: Scores = (rank + _sigmoid(similarities(rows, target, metric)[:, 0])).astype(np.float32)
+    return out
+
+
+def _paired(rows: Matrix, examples: Matrix, metric: Metric) -> Matrix:
+    """(len(rows), len(examples)) similarities, in float64 for the differences."""
+    return similarities(rows, examples, metric).astype(np.float64)
