@@ -155,3 +155,84 @@ def test_mmr_picks_relevant_points_unlike_those_picked(client: QdrantClient) -> 
         "c", query=models.NearestQuery(nearest=q.tolist(), mmr=models.Mmr(diversity=0.0)), limit=8
     ).points
     assert [p.id for p in relevance_only] == [p.id for p in plain]
+
+
+def _pair_sims(
+    data: np.ndarray, pairs: list[tuple[int, int]], euclid: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    pos = _sim(data, data[[p for p, _ in pairs]], euclid)
+    neg = _sim(data, data[[n for _, n in pairs]], euclid)
+    return pos, neg
+
+
+@pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.EUCLID])
+def test_context_and_discover_queries_score_the_pairs(
+    client: QdrantClient, distance: models.Distance
+) -> None:
+    data = _load(client, "c", distance)
+    euclid = distance == models.Distance.EUCLID
+    pairs = [(3, 10), (20, 30)]
+    pos, neg = _pair_sims(data, pairs, euclid)
+    named = {3, 10, 20, 30}
+
+    x = np.minimum(0.0, pos - neg - float(np.finfo(np.float32).eps))
+    ctx = (x / (1 + np.abs(x))).sum(axis=1)
+    order = [int(i) for i in np.argsort(-ctx, kind="stable") if int(i) not in named]
+    worst = order[::-1][:5]  # the clearly outside (the inside all score 0: ties)
+    got = client.query_points(
+        "c",
+        query=models.ContextQuery(
+            context=[models.ContextPair(positive=p, negative=n) for p, n in pairs]
+        ),
+        limit=N,
+    ).points
+    assert len(got) == N - len(named) and not named & {int(p.id) for p in got}
+    assert [int(p.id) for p in got[-5:]][::-1] == worst
+    scores = {int(p.id): p.score for p in got}
+    assert [scores[i] for i in worst] == pytest.approx([ctx[i] for i in worst], rel=1e-4)
+    assert sum(1 for s in scores.values() if s == 0) == sum(1 for i in order if ctx[i] == 0)
+
+    target = 5
+    t = _sim(data, data[[target]], euclid)[:, 0]
+    rank = np.sign(pos - neg).sum(axis=1)
+    disc = rank + 0.5 * (t / (1 + np.abs(t)) + 1)
+    want = [int(i) for i in np.argsort(-disc, kind="stable") if int(i) not in named | {target}]
+    got = client.query_points(
+        "c",
+        query=models.DiscoverQuery(
+            discover=models.DiscoverInput(
+                target=target,
+                context=[models.ContextPair(positive=p, negative=n) for p, n in pairs],
+            )
+        ),
+        limit=10,
+        offset=1,
+    ).points
+    assert [int(p.id) for p in got] == want[1:11]
+    assert [p.score for p in got] == pytest.approx([disc[i] for i in want[1:11]], rel=1e-4)
+
+
+def test_the_legacy_discover_routes_answer_as_the_query_api(
+    server: ServerProcess, client: QdrantClient
+) -> None:
+    _load(client, "c", models.Distance.COSINE)
+    pairs = [{"positive": 3, "negative": 10}, {"positive": 20, "negative": 30}]
+    odd = {"must": [{"key": "odd", "match": {"value": 1}}]}
+    legacy = {"target": 5, "context": pairs, "limit": 6, "offset": 1, "filter": odd}
+    status, old = server.request("POST", "/qdrant/collections/c/points/discover", legacy)
+    assert status == 200, old
+    current = {"query": {"discover": {"target": 5, "context": pairs}}, "limit": 6, "offset": 1}
+    status, new = server.request(
+        "POST", "/qdrant/collections/c/points/query", {**current, "filter": odd}
+    )
+    assert [p["id"] for p in old["result"]] == [p["id"] for p in new["result"]["points"]]
+    assert all(p["id"] % 2 == 1 for p in old["result"])
+    batch = {"searches": [legacy, {"context": pairs[:1], "limit": 3}]}
+    status, both = server.request("POST", "/qdrant/collections/c/points/discover/batch", batch)
+    assert status == 200 and [len(r) for r in both["result"]] == [6, 3], both
+    for bad, field in (
+        ({"limit": 3}, "target"),
+        ({"target": 5, "limit": 3, "context": [{"positive": 1}]}, "context[0]"),
+    ):
+        status, answer = server.request("POST", "/qdrant/collections/c/points/discover", bad)
+        assert status == 400 and field in answer["status"]["error"], answer

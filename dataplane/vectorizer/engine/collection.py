@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import itertools
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, cast
@@ -335,11 +335,9 @@ class Collection:
             ]
         return [self._finish(hits, offset, threshold, with_payload, with_vector) for hits in many]
 
-    def recommend(
+    def by_score(
         self,
-        positive: Matrix,
-        negative: Matrix,
-        strategy: str,
+        score: Callable[[Matrix], exact.Scores],
         limit: int,
         *,
         offset: int = 0,
@@ -348,16 +346,10 @@ class Collection:
         with_payload: bool = True,
         with_vector: bool = False,
     ) -> list[ScoredPoint]:
-        """The best points by a recommendation score (``scoring.recommendation``: higher
-        is better whatever the metric), from an exact scan of the matching points."""
+        """The best points by ``score`` (of rows of vectors; higher is better whatever
+        the metric: see ``scoring``), from an exact scan of the matching points."""
         slots = self._live_slots() if predicate is None else self._matching_slots(predicate, None)
-        metric = self.config.metric
-        scores = exact.chunked(
-            self._vectors,
-            slots,
-            lambda rows: scoring.recommendation(rows, positive, negative, metric, strategy),
-        )
-        hits = exact.best(slots, scores, limit + offset)
+        hits = exact.best(slots, exact.chunked(self._vectors, slots, score), limit + offset)
         if threshold is not None:
             hits = [(s, x) for s, x in hits if x >= threshold]
         return self._finish(hits[offset:], 0, None, with_payload, with_vector)

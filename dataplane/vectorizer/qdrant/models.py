@@ -30,6 +30,7 @@ from vectorizer.qdrant.schemas import (
     CreateCollection,
     DeletePayload,
     DeleteVectors,
+    DiscoverRequest,
     HnswConfigDiff,
     Prefetch,
     Query,
@@ -62,8 +63,6 @@ DISTANCES: dict[Metric, str] = {metric: name for name, metric in METRICS.items()
 
 _INFERENCE_KEYS = frozenset({"text", "image", "object", "model"})
 _NOT_NEAREST = (
-    "discover",
-    "context",
     "formula",
     "relevance_feedback",
     "text",
@@ -517,6 +516,20 @@ class Recommend:
     strategy: str = "average_vector"
 
 
+Example = PointId | list[Any]  # a point's id, or a vector
+
+
+@dataclass(frozen=True)
+class Context:
+    """A context query (pairs of examples, each point scored by the pairs' sides it is
+    on) or, with a ``target``, a discovery query (``engine.scoring``). Example points
+    are never hits."""
+
+    pairs: tuple[tuple[Example, Example], ...]
+    target: Example | None = None
+    field: str = "query.context"  # where the pairs are, for errors (the target: .target)
+
+
 @dataclass(frozen=True)
 class Mmr:
     """Maximal marginal relevance among the ``candidates`` nearest points (None: as many
@@ -559,6 +572,7 @@ class Search:
     prefetch: tuple[Search, ...] = ()
     fusion: Fusion | None = None
     mmr: Mmr | None = None
+    context: Context | None = None
 
     def tree(self) -> Iterator[Search]:
         """This search and every prefetch under it."""
@@ -604,6 +618,21 @@ def recommend_search(body: Recommended, limit: int, offset: int, max_limit: int)
     return _search(body, limit, offset, max_limit, recommend=recommend, field="positive")
 
 
+def discover_request(body: DiscoverRequest, max_limit: int) -> Search:
+    """The search a legacy discovery body asks for: toward ``target`` within the context
+    pairs, or (without a target) by the pairs alone."""
+    no_shard_key(body.shard_key)
+    _one_vector(body.using, body.lookup_from)
+    if body.target is None and not body.context:
+        raise ValidationError("give a target, context pairs or both", field="target")
+    if body.target is None:
+        found = Context(_pairs(body.context, "context"), None, "context")
+    else:
+        found = discovery(body.target, body.context, "")
+    search = _search(body, body.limit, body.offset or 0, max_limit, field="target")
+    return dataclasses.replace(search, context=found)
+
+
 def _one_vector(using: str | None, lookup_from: Any, at: str = "") -> None:
     """Refuse what needs named vectors or examples from another collection."""
     if lookup_from is not None:
@@ -647,11 +676,12 @@ def _queried(
     if prefetch and body.query is None:
         raise ValidationError("a query is needed to merge the prefetches", field=f"{at}query")
     recommend = None if fusion else _recommend(body.query, at)
+    context = None if fusion else _context_query(body.query, at)
     order_by, sample = (None, False) if fusion else _listing(body.query, at)
-    scored = recommend or fusion or order_by is not None or sample
+    scored = recommend or context or fusion or order_by is not None or sample
     vector, point = (None, None) if scored else _query(body.query, at)
     mmr = None if scored else _mmr(body.query, max_limit, at)
-    unscored = vector is None and point is None and not (recommend or fusion)
+    unscored = vector is None and point is None and not (recommend or context or fusion)
     if unscored and body.score_threshold is not None:
         raise ValidationError(
             "score_threshold needs a vector to score by", field=f"{at}score_threshold"
@@ -668,7 +698,59 @@ def _queried(
         sample=sample,
         field=f"{at}query",
     )
-    return dataclasses.replace(search, prefetch=prefetch, fusion=fusion, mmr=mmr)
+    return dataclasses.replace(search, prefetch=prefetch, fusion=fusion, mmr=mmr, context=context)
+
+
+def _context_query(raw: Any, at: str) -> Context | None:
+    """``{"context": pair | [pairs]}`` or ``{"discover": {target, context}}``."""
+    if not isinstance(raw, dict) or not ({"context", "discover"} & set(raw)):
+        return None
+    if len(raw) != 1:
+        raise ValidationError("a context or discover query has that one key", field=f"{at}query")
+    if "context" in raw:
+        pairs = _pairs(raw["context"], f"{at}query.context")
+        if not pairs:
+            raise ValidationError("needs at least one pair", field=f"{at}query.context")
+        return Context(pairs, None, f"{at}query.context")  # (a single pair: its field)
+    spec = raw["discover"]
+    field = f"{at}query.discover"
+    if not isinstance(spec, dict) or set(spec) - {"target", "context"} or "target" not in spec:
+        raise ValidationError("discover is {target, context}", field=field)
+    return discovery(spec["target"], spec.get("context"), field)
+
+
+def discovery(target: Any, pairs: Any, field: str) -> Context:
+    """A discovery query toward ``target`` within the context ``pairs`` (which may be
+    none: the target alone)."""
+    at = f"{field}." if field else ""
+    return Context(_pairs(pairs, f"{at}context"), _example(target, f"{at}target"), f"{at}context")
+
+
+def _pairs(raw: Any, field: str) -> tuple[tuple[Example, Example], ...]:
+    """One ``{positive, negative}`` pair or a list of them."""
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, pair in enumerate(items):
+        where = field if not isinstance(raw, list) else f"{field}[{i}]"
+        if not isinstance(pair, dict) or set(pair) != {"positive", "negative"}:
+            raise ValidationError("a context pair is {positive, negative}", field=where)
+        out.append(
+            (
+                _example(pair["positive"], f"{where}.positive"),
+                _example(pair["negative"], f"{where}.negative"),
+            )
+        )
+    return tuple(out)
+
+
+def _example(raw: Any, field: str) -> Example:
+    """A point id or a vector."""
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        return point_id(raw, field)
+    vector: list[Any] = dense_vector(raw, field)
+    return vector
 
 
 MAX_MMR_CANDIDATES = 16_384  # as in Qdrant
@@ -747,10 +829,14 @@ def _fusion(raw: Any, prefetches: int, field: str) -> Fusion | None:
 def _query_ids(search: Search) -> list[PointId]:
     """The points whose vectors ``search`` queries by."""
     ids = [search.point] if search.point is not None else []
+    examples: tuple[Example, ...] = ()
     if search.recommend is not None:
         examples = search.recommend.positive + search.recommend.negative
-        ids += [e for e in examples if not isinstance(e, list)]
-    return ids
+    if search.context is not None:
+        examples = tuple(e for pair in search.context.pairs for e in pair)
+        if search.context.target is not None:
+            examples += (search.context.target,)
+    return ids + [e for e in examples if not isinstance(e, list)]
 
 
 def _with_filter(search: Search, spec: dict[str, Any] | None) -> Search:
@@ -890,8 +976,8 @@ def _query(raw: Any, at: str = "") -> tuple[list[Any] | None, PointId | None]:
         kind = next((k for k in _NOT_NEAREST if k in raw), None)
         if kind is not None:
             raise ValidationError(
-                f"{kind} queries are not supported; nearest, recommend, order_by, sample "
-                "and fusion queries are",
+                f"{kind} queries are not supported; nearest, recommend, discover, "
+                "context, order_by, sample and fusion queries are",
                 field=f"{at}query",
             )
     return _query_input(raw, f"{at}query")

@@ -230,6 +230,29 @@ class RecommendGroupsRequest(Recommended, kw_only=True):
     with_lookup: Any = None
 
 
+class DiscoverRequest(_Body, kw_only=True):
+    """The legacy ``discover`` form (clients before 1.13): a target and/or context pairs
+    (a list), no score threshold."""
+
+    target: Any = None
+    context: list[Any] | None = None
+    filter: dict[str, Any] | None = None
+    params: SearchParams | None = None
+    limit: int
+    offset: int | None = None
+    with_payload: Any = None
+    with_vector: Any = None
+    using: str | None = None
+    lookup_from: Any = None
+    shard_key: Any = None
+
+    score_threshold = None  # (not in this form: for what the searches share)
+
+
+class DiscoverRequestBatch(_Body):
+    searches: list[DiscoverRequest]
+
+
 class Query(_Body):
     """What a universal query and a grouped one share."""
 

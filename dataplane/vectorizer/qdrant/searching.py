@@ -4,11 +4,12 @@ recommendations, and queries over prefetches (rescored, or fused with ``engine.f
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from vectorizer.engine import fusion
+from vectorizer.engine import exact, fusion, scoring
 from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import Matrix, PointId
@@ -16,6 +17,7 @@ from vectorizer.qdrant import models, responses
 from vectorizer.qdrant.errors import point_not_found
 
 Hits = list[dict[str, Any]]
+Score = Callable[[Matrix], exact.Scores]  # a score of rows of vectors, higher is better
 
 
 def _listed(coll: Collection, s: models.Search) -> Hits:
@@ -41,27 +43,53 @@ def _listed(coll: Collection, s: models.Search) -> Hits:
     return [responses.scored_point(p, s.payload) for p in points]
 
 
-def _examples(coll: Collection, rec: models.Recommend) -> tuple[Matrix, Matrix, list[PointId]]:
-    """The positive and negative examples of a recommendation as stored vectors (rows),
-    and the ids among them."""
-    metric, dim = coll.config.metric, coll.config.dimension
-    ids: list[PointId] = []
+class _Examples:
+    """Examples of a query as stored vectors (rows), and the ids among them."""
 
-    def rows(examples: tuple[PointId | list[Any], ...], field: str) -> Matrix:
-        out = []
-        for i, example in enumerate(examples):
+    def __init__(self, coll: Collection) -> None:
+        self.coll = coll
+        self.ids: list[PointId] = []
+
+    def rows(self, examples: Sequence[models.Example], fields: Sequence[str]) -> Matrix:
+        coll, out = self.coll, []
+        metric, dim = coll.config.metric, coll.config.dimension
+        for example, field in zip(examples, fields, strict=True):
             if isinstance(example, list):
-                out.append(metric.vector(example, dim, field=f"{field}[{i}]")[0])
+                out.append(metric.vector(example, dim, field=field)[0])
                 continue
             point = coll.get(example, with_vector=True)
             if point is None:
                 raise point_not_found(example)
-            ids.append(example)
+            self.ids.append(example)
             out.append(np.asarray(point.vector, dtype=np.float32))
         return np.asarray(out, dtype=np.float32).reshape(len(out), dim)
 
-    positive = rows(rec.positive, f"{rec.prefix}positive")
-    return positive, rows(rec.negative, f"{rec.prefix}negative"), ids
+    def listed(self, examples: Sequence[models.Example], field: str, then: str = "") -> Matrix:
+        """``rows`` of examples listed at ``field`` (each ``field[i]`` + ``then``)."""
+        return self.rows(examples, [f"{field}[{i}]{then}" for i in range(len(examples))])
+
+
+def _scorer(coll: Collection, s: models.Search, ex: _Examples) -> Score | list[float]:
+    """How ``s`` scores points: a function of rows of vectors (recommendations other
+    than ``average_vector``, context and discovery queries), or the query vector of an
+    ``average_vector`` recommendation."""
+    metric = coll.config.metric
+    if s.context is not None:
+        c = s.context
+        positive = ex.listed([p for p, _ in c.pairs], c.field, ".positive")
+        negative = ex.listed([n for _, n in c.pairs], c.field, ".negative")
+        if c.target is None:
+            return lambda rows: scoring.context(rows, positive, negative, metric)
+        target = ex.rows([c.target], [c.field.removesuffix("context") + "target"])
+        return lambda rows: scoring.discovery(rows, target, positive, negative, metric)
+    rec = s.recommend
+    assert rec is not None
+    positive = ex.listed(rec.positive, f"{rec.prefix}positive")
+    negative = ex.listed(rec.negative, f"{rec.prefix}negative")
+    if rec.strategy == "average_vector":
+        return _average(positive, negative)
+    strategy = rec.strategy
+    return lambda rows: scoring.recommendation(rows, positive, negative, metric, strategy)
 
 
 def _average(positive: Matrix, negative: Matrix) -> list[float]:
@@ -77,19 +105,20 @@ def run_search(coll: Collection, s: models.Search) -> Hits:
     """The hits of ``s``, shown as it asks (payload, vector)."""
     if s.prefetch:
         return _merged(coll, s)
-    if s.vector is None and s.point is None and s.recommend is None:
+    if s.vector is None and s.point is None and s.recommend is None and s.context is None:
         return _listed(coll, s)
     spec, raw = s.filter, s.vector
     shown: dict[str, Any] = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
-    if s.recommend is not None:
-        positive, negative, examples = _examples(coll, s.recommend)
-        if examples:  # (as in Qdrant) the example points are never recommended
-            spec = models.exclude_ids(spec, examples)
-        if s.recommend.strategy != "average_vector":
-            hits = coll.recommend(
-                positive,
-                negative,
-                s.recommend.strategy,
+    if s.recommend is not None or s.context is not None:
+        examples = _Examples(coll)
+        scorer = _scorer(coll, s, examples)
+        if examples.ids:  # (as in Qdrant) the example points are never hits
+            spec = models.exclude_ids(spec, examples.ids)
+        if isinstance(scorer, list):
+            raw = scorer
+        else:
+            hits = coll.by_score(
+                scorer,
                 s.limit,
                 offset=s.offset,
                 predicate=compile_filter(spec),
@@ -97,7 +126,6 @@ def run_search(coll: Collection, s: models.Search) -> Hits:
                 **shown,
             )
             return [responses.scored_point(h, s.payload) for h in hits]
-        raw = _average(positive, negative)
     elif s.point is not None:
         # Query by id: that point's vector, and (as in Qdrant) never the point itself.
         ref = coll.get(s.point, with_vector=True)

@@ -461,6 +461,18 @@ async def recommend_batch(request: web.Request) -> Any:
 
 
 @qdrant_view
+async def discover_points(request: web.Request) -> Any:
+    """Legacy discovery (clients before 1.13): toward a target, within context pairs."""
+    return await _search_one(request, schemas.DiscoverRequest, models.discover_request)
+
+
+@qdrant_view
+async def discover_batch(request: web.Request) -> Any:
+    """Several legacy discoveries in one request; one bad one fails the whole batch."""
+    return await _search_many(request, schemas.DiscoverRequestBatch, models.discover_request)
+
+
+@qdrant_view
 async def query_points(request: web.Request) -> Any:
     """Universal query, nearest-neighbour form: by vector, by point id, or no query."""
     return {"points": await _search_one(request, schemas.QueryRequest, models.query_request)}

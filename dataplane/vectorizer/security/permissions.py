@@ -109,6 +109,8 @@ _QDRANT: dict[tuple[str, str], Rule] = {
     ("POST", _Q + "/points/recommend"): _path(P.READ),
     ("POST", _Q + "/points/recommend/batch"): _path(P.READ),
     ("POST", _Q + "/points/recommend/groups"): _path(P.READ),
+    ("POST", _Q + "/points/discover"): _path(P.READ),
+    ("POST", _Q + "/points/discover/batch"): _path(P.READ),
     ("POST", _Q + "/points/query"): _path(P.READ),
     ("POST", _Q + "/points/query/batch"): _path(P.READ),
     ("POST", _Q + "/points/query/groups"): _path(P.READ),
