@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +81,6 @@ FILTERS: list[tuple[models.Filter, Callable[[Payload], bool]]] = [
         lambda p: p.get("price") == 3 or p.get("id") in (5, 6, 7),
     ),
 ]
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[QdrantClient]:
-    c = QdrantClient(url=server.url, prefix="qdrant", timeout=60, check_compatibility=False)
-    yield c
-    c.close()
 
 
 def _vectors(n: int) -> np.ndarray:

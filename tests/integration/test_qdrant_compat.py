@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -17,15 +16,6 @@ from tests.servers import ServerProcess
 
 DIM = 4
 CITIES = ["Paris", "Berlin", "London", "Rome"]
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[QdrantClient]:
-    # The version check passes (test_version_check_passes runs it), but it runs in a
-    # background thread that can outlive a short test and then warn about the stopped server.
-    c = QdrantClient(url=server.url, prefix="qdrant", timeout=30, check_compatibility=False)
-    yield c
-    c.close()
 
 
 def vec(i: int) -> list[float]:

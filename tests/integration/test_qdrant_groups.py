@@ -4,7 +4,6 @@ real ``vectorizer serve``, checked against numpy and plain Python over the same 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,13 +14,6 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from tests.servers import ServerProcess
 
 DIM = 8
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[QdrantClient]:
-    c = QdrantClient(url=server.url, prefix="qdrant", timeout=60, check_compatibility=False)
-    yield c
-    c.close()
 
 
 def _vectors(n: int, seed: int) -> np.ndarray:

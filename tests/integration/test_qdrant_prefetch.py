@@ -4,7 +4,7 @@ every prefetch; each answer checked against numpy over the same data."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,13 +17,6 @@ from tests.servers import ServerProcess
 DIM = 8
 N = 2000
 EXACT = models.SearchParams(exact=True)
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[QdrantClient]:
-    c = QdrantClient(url=server.url, prefix="qdrant", timeout=60, check_compatibility=False)
-    yield c
-    c.close()
 
 
 @pytest.fixture

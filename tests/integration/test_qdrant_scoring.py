@@ -4,8 +4,6 @@ with the formulas written out again here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
@@ -14,13 +12,6 @@ from tests.servers import ServerProcess
 
 DIM = 6
 N = 1500
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[QdrantClient]:
-    c = QdrantClient(url=server.url, prefix="qdrant", timeout=60, check_compatibility=False)
-    yield c
-    c.close()
 
 
 def _load(client: QdrantClient, name: str, distance: models.Distance) -> np.ndarray:
