@@ -290,14 +290,11 @@ def test_scroll_in_payload_order_pages_by_start_from(client: QdrantClient) -> No
     with pytest.raises(UnexpectedResponse) as err:
         client.scroll("shop", order_by="price", offset=5)
     assert err.value.status_code == 400 and "start_from" in str(err.value)
-    with pytest.raises(UnexpectedResponse) as err:
-        client.http.points_api.scroll_points(
-            "shop",
-            scroll_request=models.ScrollRequest(
-                order_by=models.OrderBy(key="price", start_from="2026-01-01T00:00:00Z")
-            ),
-        )
-    assert err.value.status_code == 400 and "datetime" in str(err.value)
+    # a datetime start_from orders by the datetimes at the key: prices are numbers
+    by_time, _ = client.scroll(
+        "shop", order_by=models.OrderBy(key="price", start_from="2026-01-01T00:00:00Z")
+    )
+    assert by_time == []
 
 
 # ---- the legacy routes of older clients (qdrant-client < 1.13 calls them) ---------------
@@ -457,3 +454,49 @@ def test_queries_that_list_by_payload_order_or_at_random(client: QdrantClient) -
     with pytest.raises(UnexpectedResponse) as err:
         client.query_points("listed", query=sample, score_threshold=0.5)
     assert err.value.status_code == 400 and "score_threshold" in str(err.value)
+
+
+def test_scroll_in_datetime_order_reports_microseconds(client: QdrantClient) -> None:
+    """Ordered by a key with a datetime index (or from a datetime start_from), points go
+    by their RFC 3339 times, reported as microseconds since the epoch, as in Qdrant."""
+    stamps = [
+        "2024-05-01T12:00:00Z",
+        "2024-05-01T14:00:00+02:00",  # the same instant
+        "2024-05-02",
+        "2024-04-30T23:59:59.5",
+        "not a date",
+        17,
+    ]
+    _load(client, "t", _vectors(len(stamps), 1), [{"at": s} for s in stamps])
+    client.create_payload_index("t", "at", models.PayloadSchemaType.DATETIME)
+    page, _ = client.scroll("t", limit=10, order_by="at")
+    noon = 1714564800 * 10**6
+    assert [(int(p.id), p.order_value) for p in page] == [
+        (3, noon - 12 * 3600 * 10**6 - 500_000),
+        (0, noon),
+        (1, noon),
+        (2, noon + 12 * 3600 * 10**6),
+    ]
+    assert all(isinstance(p.order_value, int) for p in page)
+    later, _ = client.scroll(
+        "t",
+        limit=10,
+        order_by=models.OrderBy(
+            key="at", direction=models.Direction.DESC, start_from="2024-05-01T12:00:00Z"
+        ),
+    )
+    assert [int(p.id) for p in later] == [1, 0, 3]  # inclusive; ties by id, descending
+    client.delete_payload_index("t", "at")  # without the index: by a datetime start_from
+    assert [
+        int(p.id)
+        for p in client.scroll(
+            "t", limit=2, order_by=models.OrderBy(key="at", start_from="2024-05-01")
+        )[0]
+    ] == [0, 1]
+    listed = client.query_points(
+        "t",
+        query=models.OrderByQuery(
+            order_by=models.OrderBy(key="at", start_from="2024-05-01T13:00:00Z")
+        ),
+    ).points
+    assert [int(p.id) for p in listed] == [2]

@@ -209,9 +209,16 @@ def test_indexed_reads_answer_as_unindexed_ones(
             assert indexed.facet(key, 5, pred) == plain.facet(key, 5, pred), key
             for descending, start in ((False, None), (True, None), (False, 0.5), (True, 1)):
                 asked = {"descending": descending, "start": start, "with_payload": False}
+                asked["datetimes"] = False  # (by numbers, even where a datetime index is)
                 got = [(p.id, type(v), v) for p, v in indexed.ordered(key, 4, pred, **asked)]
                 want = [(p.id, type(v), v) for p, v in plain.ordered(key, 4, pred, **asked)]
                 assert got == want, (key, spec, descending, start)
+            # by datetimes: the datetime index walked (in microseconds), the scan
+            for descending, start in ((False, None), (True, None), (False, 1714557600 * 10**6)):
+                asked = {"descending": descending, "start": start, "with_payload": False}
+                got = [(p.id, v) for p, v in indexed.ordered("t", 4, pred, **asked)]
+                want = [(p.id, v) for p, v in plain.ordered("t", 4, pred, datetimes=True, **asked)]
+                assert got == want, (spec, descending, start)
     # and the points each index counts are those with a value at its key
     for key, info in indexed.payload_schema().items():
         holding = compile_filter({"must_not": [{"is_empty": {"key": key}}]})

@@ -166,3 +166,11 @@ def test_top_level_keys_filter_as_paths_do(payload: Any, condition: dict[str, An
     )
     assert pred(1, payload) == any(test(v) for v in filters._path_values(payload, "k"))
     assert list(filters.values_at(payload, "k")) == list(filters._path_values(payload, "k"))
+
+
+def test_micros_are_exact_and_utc_by_default() -> None:
+    assert filters.micros("2024-05-01T12:00:00Z") == 1714564800 * 10**6
+    assert filters.micros("2024-05-01T12:00:00") == 1714564800 * 10**6  # no zone: UTC
+    assert filters.micros("2024-05-01T14:00:00.123456+02:00") == 1714564800 * 10**6 + 123456
+    assert filters.micros("2024-05-01") == 1714521600 * 10**6
+    assert filters.micros("yesterday") is None

@@ -201,12 +201,17 @@ class Collection:
         *,
         descending: bool = False,
         start: OrderValue | None = None,
+        datetimes: bool | None = None,
         with_payload: bool = True,
         with_vector: bool = False,
     ) -> list[tuple[Point, OrderValue]]:
-        """Points in the order of the numbers at payload ``key`` (see ``ordering``)."""
+        """Points in the order of the numbers at payload ``key`` (see ``ordering``), or
+        of its datetimes: when ``datetimes`` says so, or (None) when the key has a
+        datetime index."""
         index = self._fields.fields.get(key)
-        walk = None if index is None else index.in_order(descending, start)
+        if datetimes is None:
+            datetimes = index is not None and index.schema == "datetime"
+        walk = None if index is None else index.in_order(descending, start, datetimes)
         if walk is not None:
             picked = self._walked(walk, limit, predicate, descending)
         else:
@@ -217,6 +222,7 @@ class Collection:
                 descending=descending,
                 start=start,
                 limit=limit,
+                datetimes=datetimes,
             )
         slots = self._id_slots
         return [(self._point(slots[pid], with_payload, with_vector), v) for pid, v in picked]

@@ -192,18 +192,24 @@ class FieldIndex:
         return counts
 
     def in_order(
-        self, descending: bool, start: float | None
+        self, descending: bool, start: float | None, datetimes: bool = False
     ) -> Iterator[tuple[float, set[int]]] | None:
-        """(number, slots) in the order of the numbers here, from ``start`` (inclusive),
-        as ``ordering.ordered`` lists them; None when this index cannot list them so (it
-        does not order numbers, or integers cannot be told from equal floats)."""
-        if self._ordered is None or self.schema not in _NUMBERS or self._integral_floats:
+        """(value, slots) in the order of the numbers (or ``datetimes``, in microseconds)
+        here, from ``start`` (inclusive), as ``ordering.ordered`` lists them; None when
+        this index cannot list them so (it does not order that kind, or integers cannot
+        be told from equal floats)."""
+        if self._ordered is None or (self._integral_floats and not datetimes):
             return None
+        if (self.schema == "datetime") != datetimes:
+            return None
+        if datetimes and start is not None:
+            start = start / 1e6  # (the index keeps seconds)
         if descending:
-            numbers = self._ordered.irange(maximum=start, reverse=True)
+            keys = self._ordered.irange(maximum=start, reverse=True)
         else:
-            numbers = self._ordered.irange(minimum=start)
-        return ((_as_stored(n), self._by_number[n]) for n in numbers)
+            keys = self._ordered.irange(minimum=start)
+        shown = (lambda t: round(t * 1e6)) if datetimes else _as_stored
+        return ((shown(n), self._by_number[n]) for n in keys)
 
     def range(self, lookup: Range) -> set[int] | None:
         """Slots with a value within the bounds (None: see ``_bounds``)."""

@@ -21,7 +21,7 @@ import functools
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vectorizer.engine.validation import PointId, point_id
@@ -321,6 +321,22 @@ def timestamp(text: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def micros(text: str) -> int | None:
+    """Microseconds since the epoch of an RFC 3339 time (UTC when it has no zone), as
+    Qdrant orders and reports datetimes; None when ``text`` is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _same(stored: Any, wanted: Any) -> bool:

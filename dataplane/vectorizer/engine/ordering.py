@@ -3,7 +3,9 @@
 As in Qdrant: a point is listed once per distinct number at the key (an array of
 numbers lists it once for each), points without a number there are not listed, equal
 values go by id, and ``start_from`` is inclusive (at least it ascending, at most it
-descending). Paging goes by ``start_from``, not by an offset.
+descending). Paging goes by ``start_from``, not by an offset. Ordered by datetimes, the
+values are the RFC 3339 strings at the key, as microseconds since the epoch (what
+Qdrant reports as ``order_value``); other values are not listed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import heapq
 from collections.abc import Iterable
 from typing import Any
 
-from vectorizer.engine.filters import Payload, values_at
+from vectorizer.engine.filters import Payload, micros, values_at
 from vectorizer.engine.validation import PointId, id_order
 
 OrderValue = int | float
@@ -25,6 +27,13 @@ def order_values(payload: Payload | None, key: str) -> set[OrderValue]:
     }
 
 
+def datetime_values(payload: Payload | None, key: str) -> set[OrderValue]:
+    """The distinct datetimes at ``key``, in microseconds since the epoch."""
+    return {
+        t for v in values_at(payload, key) if isinstance(v, str) and (t := micros(v)) is not None
+    }
+
+
 def ordered(
     entries: Iterable[tuple[PointId, Payload | None]],
     key: str,
@@ -32,13 +41,15 @@ def ordered(
     descending: bool,
     start: OrderValue | None,
     limit: int,
+    datetimes: bool = False,
 ) -> list[tuple[PointId, OrderValue]]:
     """The first ``limit`` (id, value) pairs of ``entries`` in the order of their values
-    at ``key``, from ``start`` on."""
+    at ``key`` (numbers, or ``datetimes``), from ``start`` on."""
+    values = datetime_values if datetimes else order_values
     pairs: Iterable[tuple[OrderValue, tuple[int, Any], PointId]] = (
         (value, id_order(pid), pid)
         for pid, payload in entries
-        for value in order_values(payload, key)
+        for value in values(payload, key)
         if start is None or (value <= start if descending else value >= start)
     )
     pick = heapq.nlargest if descending else heapq.nsmallest

@@ -3,12 +3,11 @@
 Errors are ``ValidationError``s that name the offending field.
 
 What is refused, and why: named, sparse and multi-vectors (a collection holds one
-unnamed dense vector); server-side inference (documents, images); discovery, context
-and formula queries; shard keys and custom sharding (one node, one shard); ``order_by``
-on datetimes. Performance and storage knobs
+unnamed dense vector); server-side inference (documents, images); formula queries;
+shard keys and custom sharding (one node, one shard). Performance and storage knobs
 (quantization, on-disk flags, optimizer and WAL settings) are accepted and ignored: they
-do not change results, and ``GET /collections/{name}`` reports the
-configuration actually in force.
+do not change results, and ``GET /collections/{name}`` reports the configuration
+actually in force.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from typing import Any, NoReturn, Protocol
 
 from vectorizer.engine import payloads, scoring, validation
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
-from vectorizer.engine.filters import Payload, payload_key
+from vectorizer.engine.filters import Payload, micros, payload_key
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 from vectorizer.qdrant.schemas import (
@@ -442,11 +441,14 @@ def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> 
 
 @dataclass(frozen=True)
 class OrderBy:
-    """Scroll in the order of the numbers at a payload key (see ``engine.ordering``)."""
+    """Scroll in the order of the numbers at a payload key, or of its datetimes (see
+    ``engine.ordering``): when ``start`` was given as one (it is kept in microseconds),
+    or (None) when the key has a datetime index."""
 
     key: str
     descending: bool = False
     start: int | float | None = None
+    datetimes: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -493,14 +495,19 @@ def _order_by(raw: Any, field: str = "order_by") -> OrderBy:
     if direction not in ("asc", "desc"):
         raise ValidationError("direction is asc or desc", field=f"{field}.direction")
     start = raw.get("start_from")
+    key = payload_key(raw.get("key"), f"{field}.key")
     if isinstance(start, str):
-        raise ValidationError(
-            "ordering by datetimes is not supported; store the time as a number",
-            field=f"{field}.start_from",
-        )
+        at = micros(start)
+        if at is None:
+            raise ValidationError(
+                "start_from is a number or an RFC 3339 datetime", field=f"{field}.start_from"
+            )
+        return OrderBy(key, direction == "desc", at, datetimes=True)
     if start is not None and (isinstance(start, bool) or not isinstance(start, int | float)):
-        raise ValidationError("start_from is a number", field=f"{field}.start_from")
-    return OrderBy(payload_key(raw.get("key"), f"{field}.key"), direction == "desc", start)
+        raise ValidationError(
+            "start_from is a number or an RFC 3339 datetime", field=f"{field}.start_from"
+        )
+    return OrderBy(key, direction == "desc", start)
 
 
 @dataclass(frozen=True)

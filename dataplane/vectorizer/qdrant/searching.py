@@ -33,6 +33,7 @@ def _listed(coll: Collection, s: models.Search) -> Hits:
             predicate,
             descending=order.descending,
             start=order.start,
+            datetimes=order.datetimes,
             **shown,
         )
         return [responses.scored_point(p, s.payload, value) for p, value in rows[s.offset :]]

@@ -395,6 +395,7 @@ async def scroll_points(request: web.Request) -> Any:
             compile_filter(page.filter),
             descending=order.descending,
             start=order.start,
+            datetimes=order.datetimes,
             with_payload=page.payload.enabled,
             with_vector=page.with_vector,
         )
