@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vectorizer.engine import memory
+from vectorizer.engine import field_index, memory, snapshot
 from vectorizer.engine.aliases import CreateAlias
 from vectorizer.engine.collection import (
     INITIAL_CAPACITY,
@@ -190,3 +190,24 @@ async def test_transient_work_is_measured_against_the_limit_itself(tmp_path: Pat
     s.memory_limit = 0  # no limit: nothing is refused
     s.check_transient(1 << 50, "anything", "body")
     await s.close(take_snapshot=False)
+
+
+async def test_a_full_sync_counts_the_payload_indexes_it_will_rebuild(tmp_path: Path) -> None:
+    primary = Store(tmp_path / "p", StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0))
+    await primary.open()
+    await primary.create_collection("c", {"dimension": 4, "payload_indexes": {"k": "keyword"}})
+    await primary.create_field_index("c", "n", "integer")
+    await primary.upsert("c", list(range(300)), np.ones((300, 4), np.float32), [{"k": "a"}] * 300)
+    snap = await primary.snapshot()
+    assert snapshot.index_values(snap.path) == 300 * 2
+    await primary.close(take_snapshot=False)
+
+    replica = await guarded(tmp_path / "r", 16 << 20)
+    files = [("c/vectors.npy", 1 << 20)]
+    replica.check_snapshot_fits(files, index_values=10_000)  # ~1 MiB more: it fits
+    left = replica.memory_limit - memory.anonymous_resident()
+    many = left // field_index.BYTES_PER_VALUE + 1
+    with pytest.raises(InsufficientMemory) as refused:
+        replica.check_snapshot_fits(files, index_values=many)
+    assert f"payload indexes over {many} values" in refused.value.message
+    await replica.close(take_snapshot=False)

@@ -129,6 +129,16 @@ def load_latest(directory: Path, defaults: HnswParams) -> Loaded | None:
     return None
 
 
+def index_values(path: Path) -> int:
+    """About how many values the payload indexes of a snapshot hold: each collection's
+    points times its indexed keys (what a node rebuilds on loading it)."""
+    manifest = orjson.loads((path / MANIFEST).read_bytes())
+    return sum(
+        int(entry["count"]) * len(entry["config"].get("payload_indexes") or {})
+        for entry in manifest["collections"]
+    )
+
+
 def list_snapshots(directory: Path) -> list[SnapshotInfo]:
     """Snapshots on disk, newest first (by name; validity is checked on load)."""
     if not directory.exists():

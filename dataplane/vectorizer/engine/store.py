@@ -539,10 +539,11 @@ class Store:
             if not self._pins[seq]:
                 del self._pins[seq]
 
-    def check_snapshot_fits(self, files: list[tuple[str, int]]) -> None:
-        """Refuse a full sync whose snapshot (file names and sizes) would not fit in this
-        replica's memory beside what it holds (the new data is loaded before the old is
-        dropped): it would be killed loading it, and again on every retry."""
+    def check_snapshot_fits(self, files: list[tuple[str, int]], index_values: int = 0) -> None:
+        """Refuse a full sync whose snapshot (file names and sizes, and the values its
+        payload indexes will hold once rebuilt) would not fit in this replica's memory
+        beside what it holds (the new data is loaded before the old is dropped): it
+        would be killed loading it, and again on every retry."""
         limit = self.memory_limit
         if not limit:
             return
@@ -550,13 +551,16 @@ class Store:
         # the arrays and the graph load as they are; ids and payloads take about three
         # times their JSON as Python objects
         need = size + sum(2 * n for name, n in files if name.endswith(".json"))
+        need += index_values * field_index.BYTES_PER_VALUE
         self._require_memory(
             need,
             limit,
             lambda used: (
-                f"the primary's snapshot ({size >> 20} MiB) takes about "
-                f"{need >> 20} MiB to load and this replica has {self._left(used)} MiB left of its "
-                f"{limit >> 20} MiB: give it as much memory as its primary"
+                f"the primary's snapshot ({size >> 20} MiB"
+                + (f", payload indexes over {index_values} values" if index_values else "")
+                + f") takes about {need >> 20} MiB to load and this replica has "
+                f"{self._left(used)} MiB left of its {limit >> 20} MiB: give it as much memory "
+                "as its primary"
             ),
         )
 

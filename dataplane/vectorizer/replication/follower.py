@@ -245,7 +245,10 @@ class Follower:
     ) -> None:
         files: list[dict[str, Any]] = header["files"]
         try:
-            self.store.check_snapshot_fits([(str(f["name"]), int(f["size"])) for f in files])
+            self.store.check_snapshot_fits(
+                [(str(f["name"]), int(f["size"])) for f in files],
+                int(header.get("index_values") or 0),  # (older primaries do not say)
+            )
         except InsufficientMemory as exc:  # said before any of its data is sent
             await ws.send_str(
                 protocol.message("snapshot_refused", code=exc.code, message=exc.message)

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from vectorizer.engine import snapshot
 from vectorizer.engine.store import Store
 from vectorizer.errors import ReplicationTimeout
 from vectorizer.observability import tracing
@@ -359,8 +360,15 @@ class PrimaryHub:
                 {"name": str(f.relative_to(snap.path)), "size": f.stat().st_size, "sha256": d}
                 for f, d in zip(files, digests, strict=True)
             ]
+            indexed = await loop.run_in_executor(None, snapshot.index_values, snap.path)
             await self._send_json(
-                ws, info, "snapshot", sequence=snap.sequence, files=listing, name=snap.path.name
+                ws,
+                info,
+                "snapshot",
+                sequence=snap.sequence,
+                files=listing,
+                name=snap.path.name,
+                index_values=indexed,
             )
             if info.confirms_snapshots:
                 await self._confirmed_sync(info)

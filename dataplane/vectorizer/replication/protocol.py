@@ -7,7 +7,8 @@ Text frames are JSON objects with a ``type``:
   to a ``snapshot`` header when the hello said ``confirms_snapshots``: the primary sends
   no file data before it)
 - primary → replica: ``welcome`` {epoch, history, sequence, mode: incremental|full},
-  ``heartbeat`` {epoch, sequence}, ``snapshot`` {sequence, files: [{name, size, sha256}]},
+  ``heartbeat`` {epoch, sequence}, ``snapshot`` {sequence, files: [{name, size, sha256}],
+  index_values (what its payload indexes will hold)},
   ``snapshot_done`` {}, ``keys`` {file: {revision, keys}} (the API keys, hashed only,
   sent on connect and whenever they change), ``error`` {code, message}
 
