@@ -317,14 +317,17 @@ class PodWorker:
             return True
         meta = self.pod["metadata"]
         try:
+            # The uid makes the patch miss a newer pod of the same name (a StatefulSet pod
+            # recreated while this one was still going away): without it this pod's last
+            # IP was merged into the new pod's, which the apiserver then refused forever.
             await self.ctx.kube.patch(
                 path("pods", meta["namespace"], meta["name"], "status"),
-                {"status": status},
+                {"metadata": {"uid": self.uid}, "status": status},
                 "strategic",
             )
         except KubeError as e:
-            if e.status == 404:
-                return False
+            if e.status == 404 or (e.status in (409, 422) and "uid" in e.body.lower()):
+                return False  # gone, or replaced by a pod of the same name
             log.warning("status of %s: %s", self.ref, e)
             self.changed()
             await asyncio.sleep(1)
