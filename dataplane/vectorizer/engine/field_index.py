@@ -102,42 +102,39 @@ class FieldIndex:
             self._ordered = SortedList()
 
     def add(self, slot: int, payload: Payload | None) -> None:
-        values = values_at(payload, self.key)
         seen = False
-        for v in values:
-            if isinstance(v, str | int | float):  # bool is an int
-                self._by_value.setdefault(hashable(v), set()).add(slot)
-                seen = True
-                self._integral_floats += isinstance(v, float) and v.is_integer()
-                number = self._number(v)
-                if number is not None:
-                    slots = self._by_number.get(number)
-                    if slots is None:
-                        slots = self._by_number[number] = set()
-                        self._ordered.add(number)  # type: ignore[union-attr]
-                    slots.add(slot)
+        for h, number, integral in self._entries(payload):
+            seen = True
+            self._integral_floats += integral
+            self._by_value.setdefault(h, set()).add(slot)
+            if number is not None:
+                slots = self._by_number.get(number)
+                if slots is None:
+                    slots = self._by_number[number] = set()
+                    self._ordered.add(number)  # type: ignore[union-attr]
+                slots.add(slot)
         self.points += seen
 
     def remove(self, slot: int, payload: Payload | None) -> None:
-        values = values_at(payload, self.key)
+        """Undo ``add`` of the same payload."""
         seen = False
-        for v in values:
-            if isinstance(v, str | int | float):
-                seen = True
-                self._integral_floats -= isinstance(v, float) and v.is_integer()
-                h = hashable(v)
-                slots = self._by_value.get(h)
-                if slots is not None:
-                    slots.discard(slot)
-                    if not slots:
-                        del self._by_value[h]
-                number = self._number(v)
-                if number is not None and (held := self._by_number.get(number)) is not None:
-                    held.discard(slot)
-                    if not held:
-                        del self._by_number[number]
-                        self._ordered.remove(number)  # type: ignore[union-attr]
+        for h, number, integral in self._entries(payload):
+            seen = True
+            self._integral_floats -= integral
+            _discard(self._by_value, h, slot)
+            if number is not None and _discard(self._by_number, number, slot):
+                self._ordered.remove(number)  # type: ignore[union-attr]
         self.points -= seen
+
+    def _entries(
+        self, payload: Payload | None
+    ) -> Iterator[tuple[tuple[str, Any], float | None, bool]]:
+        """For each scalar at the key: its value as matched, where it sits in the ordered
+        values (if this index orders it), and whether it is an integral float."""
+        for v in values_at(payload, self.key):
+            if isinstance(v, str | int | float):  # bool is an int
+                integral = isinstance(v, float) and v.is_integer()
+                yield hashable(v), self._number(v), integral
 
     def _number(self, v: Any) -> float | None:
         """Where ``v`` sits in the ordered values, if this index orders it."""
@@ -218,6 +215,18 @@ class FieldIndex:
             return None
         by_number = self._by_number
         return set().union(*(by_number[n] for n in bounds))
+
+
+def _discard(index: dict[Any, set[int]], key: Any, slot: int) -> bool:
+    """Take ``slot`` from ``index[key]``; True when that emptied (and dropped) the key."""
+    slots = index.get(key)
+    if slots is None:
+        return False
+    slots.discard(slot)
+    if slots:
+        return False
+    del index[key]
+    return True
 
 
 def _as_stored(n: float) -> float:

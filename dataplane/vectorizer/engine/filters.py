@@ -311,32 +311,31 @@ def _range(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Look
 
 
 @functools.lru_cache(maxsize=4096)  # repeated values (dates) parse once; ~0.3 us otherwise
-def timestamp(text: str) -> float | None:
-    """Seconds since the epoch of an RFC 3339 / ISO 8601 time (UTC when it has no zone),
-    or None when ``text`` is not one."""
+def _moment(text: str) -> datetime | None:
+    """The instant an RFC 3339 / ISO 8601 time names (UTC when it has no zone), or None
+    when ``text`` is not one."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@functools.lru_cache(maxsize=4096)  # (filters call it per point)
+def timestamp(text: str) -> float | None:
+    """Seconds since the epoch of a datetime string (``_moment``), or None."""
+    moment = _moment(text)
+    return None if moment is None else moment.timestamp()
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@functools.lru_cache(maxsize=4096)
 def micros(text: str) -> int | None:
-    """Microseconds since the epoch of an RFC 3339 time (UTC when it has no zone), as
-    Qdrant orders and reports datetimes; None when ``text`` is not one."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    """Microseconds since the epoch of a datetime string (``_moment``), as Qdrant orders
+    and reports datetimes; None when ``text`` is not one."""
+    moment = _moment(text)
+    return None if moment is None else (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _same(stored: Any, wanted: Any) -> bool:
