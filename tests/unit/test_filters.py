@@ -19,6 +19,26 @@ POINTS: list[tuple[Any, dict[str, Any] | None]] = [
 ]
 
 
+SQUARE = [(0, 0), (10, 0), (10, 10), (0, 10), (0, 0)]
+
+
+def _geo_radius(center: Any, radius: Any) -> dict[str, Any]:
+    return {"must": [{"key": "a", "geo_radius": {"center": center, "radius": radius}}]}
+
+
+def _ring(points: list[tuple[float, float]]) -> dict[str, Any]:
+    return {"points": [{"lon": lon, "lat": lat} for lon, lat in points]}
+
+
+def _polygon(
+    exterior: list[tuple[float, float]], interiors: list[list[tuple[float, float]]] | None = None
+) -> dict[str, Any]:
+    polygon: dict[str, Any] = {"exterior": _ring(exterior)}
+    if interiors is not None:
+        polygon["interiors"] = [_ring(r) for r in interiors]
+    return {"must": [{"key": "a", "geo_polygon": polygon}]}
+
+
 def run(spec: dict[str, Any]) -> list[Any]:
     pred = compile_filter(spec)
     assert pred is not None
@@ -73,7 +93,10 @@ def run(spec: dict[str, Any]) -> list[Any]:
             },
             [1],
         ),
-        ({"must": [{"key": "city", "match": {"text": "ond"}}]}, [3]),
+        ({"must": [{"key": "city", "match": {"text": "LONDON"}}]}, [3]),  # tokens, lowercased
+        ({"must": [{"key": "city", "match": {"text": "ond"}}]}, []),  # not a substring
+        ({"must": [{"key": "city", "match": {"substring": "ond"}}]}, [3]),
+        ({"must": [{"key": "city", "match": {"prefix": "Lo"}}]}, [3]),
         ({}, [1, 2, 3, "x", "y"]),
     ],
 )
@@ -99,6 +122,58 @@ def test_no_filter_is_none() -> None:
         ({"should": [{"has_id": ["12"]}]}, "filter.should[0].has_id[0]"),
         ({"must": [{"key": "", "match": {"value": 1}}]}, "filter.must[0].key"),
         ({"must": [{"geo_radius": {}}]}, "filter.must[0]"),
+        ({"must": [{"key": "a", "match": {"text": 1}}]}, "filter.must[0].match.text"),
+        ({"must": [{"key": "a", "match": {"phrase": None}}]}, "filter.must[0].match.phrase"),
+        ({"must": [{"key": "a", "match": {"value": 1}, "range": {"gt": 1}}]}, "filter.must[0]"),
+        (_geo_radius({"lon": 200, "lat": 0}, 10), "filter.must[0].geo_radius.center.lon"),
+        (_geo_radius({"lon": 0, "lat": -90.5}, 10), "filter.must[0].geo_radius.center.lat"),
+        (_geo_radius({"lon": 0, "lat": 0}, "far"), "filter.must[0].geo_radius.radius"),
+        (_geo_radius({"lon": True, "lat": 0}, 1), "filter.must[0].geo_radius.center.lon"),
+        (_geo_radius({"lat": 0}, 1), "filter.must[0].geo_radius.center"),
+        (
+            {"must": [{"key": "a", "geo_bounding_box": {"top_left": {"lon": 0, "lat": 1}}}]},
+            "filter.must[0].geo_bounding_box",
+        ),
+        (
+            {
+                "must": [
+                    {
+                        "key": "a",
+                        "geo_bounding_box": {
+                            "top_left": {"lon": 0, "lat": 1},
+                            "bottom_right": {"lon": -181, "lat": 0},
+                        },
+                    }
+                ]
+            },
+            "filter.must[0].geo_bounding_box.bottom_right.lon",
+        ),
+        (_polygon(SQUARE[:3]), "filter.must[0].geo_polygon.exterior.points"),  # too few
+        (_polygon(SQUARE[:4] + [(1, 1)]), "filter.must[0].geo_polygon.exterior.points"),  # open
+        (_polygon(SQUARE, [SQUARE[1:]]), "filter.must[0].geo_polygon.interiors[0].points"),
+        (
+            _polygon([*SQUARE[:2], (1, 95), *SQUARE[3:]]),
+            "filter.must[0].geo_polygon.exterior.points[2].lat",
+        ),
+        ({"must": [{"key": "a", "values_count": {"gt": -1}}]}, "filter.must[0].values_count.gt"),
+        ({"must": [{"key": "a", "values_count": {"lt": 1.5}}]}, "filter.must[0].values_count.lt"),
+        ({"must": [{"key": "a", "values_count": {"eq": 1}}]}, "filter.must[0].values_count"),
+        ({"must": [{"nested": {"key": "a"}}]}, "filter.must[0].nested"),
+        ({"must": [{"nested": {"key": "", "filter": {}}}]}, "filter.must[0].nested.key"),
+        (
+            {"must": [{"nested": {"key": "a", "filter": {"must": [{"has_id": [1]}]}}}]},
+            "filter.must[0].nested.filter.must[0].has_id",
+        ),
+        (
+            {"should": [{"nested": {"key": "a", "filter": {"must_not": [{"has_vector": ""}]}}}]},
+            "filter.should[0].nested.filter.must_not[0].has_vector",
+        ),
+        (
+            {"must": [{"nested": {"key": "a", "filter": {"must": [{"key": "b"}]}}}]},
+            "filter.must[0].nested.filter.must[0]",
+        ),
+        ({"must": [{"has_vector": "image"}]}, "filter.must[0].has_vector"),
+        ({"must": [{"has_vector": None}]}, "filter.must[0].has_vector"),
     ],
 )
 def test_bad_filters_name_the_field(spec: Any, field: str) -> None:
@@ -174,3 +249,138 @@ def test_micros_are_exact_and_utc_by_default() -> None:
     assert filters.micros("2024-05-01T14:00:00.123456+02:00") == 1714564800 * 10**6 + 123456
     assert filters.micros("2024-05-01") == 1714521600 * 10**6
     assert filters.micros("yesterday") is None
+
+
+def _accepts(spec: dict[str, Any], payload: Any) -> bool:
+    pred = compile_filter(spec)
+    assert pred is not None
+    return pred(1, payload)
+
+
+def test_geo_conditions_follow_qdrant() -> None:
+    """Strict edges, the antimeridian, holes, and only {lon, lat} objects of numbers."""
+    berlin, moscow = {"lon": 13.4050, "lat": 52.52}, {"lon": 37.6173, "lat": 55.7558}
+    near_berlin = _geo_radius({"lon": 13.41, "lat": 52.52}, 1000)
+    assert _accepts(near_berlin, {"a": berlin})
+    assert _accepts(near_berlin, {"a": [moscow, berlin]})  # any of them
+    assert not _accepts(near_berlin, {"a": moscow})
+    assert not _accepts(near_berlin, {"a": {"lon": "13.41", "lat": 52.52}})
+    assert not _accepts(near_berlin, {"a": [13.41, 52.52]})
+    # Berlin-Moscow is 1,608 km on Qdrant's sphere (6,371,008.8 m): within 1,609 km only
+    assert _accepts(_geo_radius(moscow, 1_609_000), {"a": berlin})
+    assert not _accepts(_geo_radius(moscow, 1_607_000), {"a": berlin})
+    # one degree of a meridian is 111,195.08 m on that sphere (111,194.93 m on 6,371 km)
+    one_north = {"a": {"lon": 0, "lat": 1}}
+    assert _accepts(_geo_radius({"lon": 0, "lat": 0}, 111_195.1), one_north)
+    assert not _accepts(_geo_radius({"lon": 0, "lat": 0}, 111_195.0), one_north)
+
+    def box(left: float, top: float, right: float, bottom: float) -> dict[str, Any]:
+        corners = {
+            "top_left": {"lon": left, "lat": top},
+            "bottom_right": {"lon": right, "lat": bottom},
+        }
+        return {"must": [{"key": "a", "geo_bounding_box": corners}]}
+
+    assert _accepts(box(0, 60, 20, 50), {"a": berlin})
+    assert not _accepts(box(13.405, 60, 20, 50), {"a": berlin})  # on the edge: outside
+    wrapping = box(170, 10, -170, -10)  # from 170 E eastwards to 170 W
+    assert _accepts(wrapping, {"a": {"lon": 179.5, "lat": 0}})
+    assert _accepts(wrapping, {"a": {"lon": -175, "lat": 0}})
+    assert not _accepts(wrapping, {"a": {"lon": 0, "lat": 0}})
+
+    holed = _polygon(SQUARE, [[(4, 4), (6, 4), (6, 6), (4, 6), (4, 4)]])
+    assert _accepts(holed, {"a": {"lon": 2, "lat": 2}})
+    assert not _accepts(holed, {"a": {"lon": 5, "lat": 5}})  # in the hole
+    assert not _accepts(holed, {"a": {"lon": 0, "lat": 5}})  # on the exterior ring
+    assert not _accepts(holed, {"a": {"lon": 4, "lat": 5}})  # on the hole's ring
+    assert not _accepts(holed, {"a": {"lon": 11, "lat": 5}})
+
+
+def test_values_count_counts_what_is_at_the_key() -> None:
+    def count_in(bounds: dict[str, Any], payload: Any) -> bool:
+        return _accepts({"must": [{"key": "a", "values_count": bounds}]}, payload)
+
+    assert count_in({"gte": 3}, {"a": [1, None, "x"]})  # elements, nulls too
+    assert count_in({"lte": 1, "gte": 1}, {"a": "x"})  # a scalar is one value
+    assert count_in({"lte": 1, "gte": 1}, {"a": {"b": 1}})  # so is an object
+    assert count_in({"lt": 1}, {"a": None})  # null: none
+    assert count_in({"lt": 1}, {"b": 1})  # missing: none
+    assert count_in({"lt": 1}, None)
+    assert not count_in({"gt": 0}, {"b": 1})
+    # several values at the path: one of them must be in bounds on its own
+    two = {"a": [{"b": [1, 2]}, {"b": [1, 2, 3, 4]}]}
+    spec = {"must": [{"key": "a[].b", "values_count": {"gt": 2, "lt": 4}}]}
+    assert not _accepts(spec, two)
+    assert _accepts({"must": [{"key": "a[].b", "values_count": {"gt": 3}}]}, two)
+
+
+def test_nested_filters_hold_for_one_element() -> None:
+    diet = {
+        "diet": [{"food": "leaves", "likes": False}, {"food": "meat", "likes": True}],
+    }
+    both = {
+        "must": [
+            {"key": "food", "match": {"value": "meat"}},
+            {"key": "likes", "match": {"value": True}},
+        ]
+    }
+    assert _accepts({"must": [{"nested": {"key": "diet", "filter": both}}]}, diet)
+    swapped = {"diet": [{"food": "leaves", "likes": True}, {"food": "meat", "likes": False}]}
+    assert not _accepts({"must": [{"nested": {"key": "diet[]", "filter": both}}]}, swapped)
+    # without nested, the conditions may hold in different elements
+    flat = {
+        "must": [
+            {"key": "diet[].food", "match": {"value": "meat"}},
+            {"key": "diet[].likes", "match": {"value": True}},
+        ]
+    }
+    assert _accepts(flat, swapped)
+    # must_not inside: some element lacks what it names
+    no_meat = {"must": [{"nested": {"key": "diet", "filter": {"must_not": [both["must"][0]]}}}]}
+    assert _accepts(no_meat, diet)  # the leaves
+    assert not _accepts(no_meat, {"diet": [{"food": "meat"}]})
+    assert not _accepts(no_meat, {"diet": []})
+    # only arrays of objects have elements to test
+    anything = {"must": [{"nested": {"key": "diet", "filter": {}}}]}
+    assert _accepts(anything, {"diet": [1, {}]})
+    assert not _accepts(anything, {"diet": {"food": "meat"}})
+    assert not _accepts(anything, {"diet": [1, "x"]})
+    # nested within nested, and inside a path
+    deep = {
+        "country": {"cities": [{"sights": [{"name": "Reichstag", "open": True}]}, {"sights": []}]}
+    }
+    inner = {
+        "nested": {"key": "sights", "filter": {"must": [{"key": "open", "match": {"value": True}}]}}
+    }
+    spec = {"must": [{"nested": {"key": "country.cities", "filter": {"must": [inner]}}}]}
+    assert _accepts(spec, deep)
+    deep["country"]["cities"][0]["sights"][0]["open"] = False
+    assert not _accepts(spec, deep)
+
+
+def test_has_vector_names_the_one_unnamed_vector() -> None:
+    assert run({"must": [{"has_vector": ""}]}) == [1, 2, 3, "x", "y"]
+    assert run({"must_not": [{"has_vector": ""}]}) == []
+
+
+def test_full_text_matches_tokenize_without_an_index() -> None:
+    """Qdrant 1.19.1 on: the word tokenizer, lowercased, whole tokens."""
+    text = {"t": "The quick-brown fox, jumps!"}
+    for query, kind, expected in [
+        ("QUICK fox", "text", True),
+        ("fox quick", "text", True),  # any order
+        ("quick cat", "text", False),
+        ("qui", "text", False),  # not a substring
+        ("brown-fox", "text", True),
+        ("", "text", False),  # no tokens: nothing
+        ("cat fox", "text_any", True),
+        ("cat dog", "text_any", False),
+        ("brown fox", "phrase", True),
+        ("fox brown", "phrase", False),
+        ("quick fox", "phrase", False),
+        ("...", "phrase", False),
+    ]:
+        spec = {"must": [{"key": "t", "match": {kind: query}}]}
+        assert _accepts(spec, text) == expected, (kind, query)
+        assert not _accepts(spec, {"t": 5})
+    assert _accepts({"must": [{"key": "t", "match": {"text": "b"}}]}, {"t": ["a", "b c"]})

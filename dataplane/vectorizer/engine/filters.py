@@ -1,38 +1,65 @@
 """Payload filters with Qdrant's semantics, compiled once per query into a predicate.
 
-Supported: ``must`` / ``should`` / ``must_not`` / ``min_should`` (nested filters too),
-field conditions with ``match`` (``value``, ``any``, ``except``, ``text``) and ``range``
-(``gt``, ``gte``, ``lt``, ``lte``: numbers, or RFC 3339 datetimes compared with datetime
-strings in the payload), ``has_id``, ``is_empty`` and ``is_null``.
+Supported: ``must`` / ``should`` / ``must_not`` / ``min_should`` (nested filters too);
+field conditions with ``match`` (``value``, ``any``, ``except``, ``prefix``,
+``substring``, and the full-text ``text``, ``text_any`` and ``phrase``: see ``text``),
+``range`` (``gt``, ``gte``, ``lt``, ``lte``: numbers, or RFC 3339 datetimes compared with
+datetime strings in the payload), ``geo_radius``, ``geo_bounding_box`` and
+``geo_polygon`` (see ``geo``) and ``values_count``; ``has_id``, ``has_vector``,
+``is_empty``, ``is_null``; and ``nested``, a filter that one element of an array of
+objects must pass on its own.
 
 Keys are dotted paths into the payload; ``a[]`` steps into every element of an array
 and an array value matches when any of its elements does, as in Qdrant.
 
 Beside its predicate, a filter has a ``Lookup`` (``lookup_of``): the part of it a
-payload index can answer (matched values, ranges, ids), combined by ``AllOf`` and
-``AnyOf``. A lookup names exactly the points the filter accepts, unless it is
-``Partial`` (the filter also asks what no index answers: ``must_not``, ``except``, an
-unindexed key...): then a superset, which the predicate still decides point by point.
+payload index can answer (matched values, ranges, ids, a text index's tokens), combined
+by ``AllOf`` and ``AnyOf``. A lookup names exactly the points the filter accepts, unless
+it is ``Partial`` (the filter also asks what no index answers: ``must_not``, ``except``,
+geo, an unindexed key...): then a superset, which the predicate still decides point by
+point.
+
+How a full-text match reads a key depends on whether the collection has a ``text``
+index there (its tokenizer), so a filter is compiled without that knowledge and
+``bind`` recompiles it, once per query, for the collection that runs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from vectorizer.engine import geo
+from vectorizer.engine.text import DEFAULT, TextParams, has_phrase
 from vectorizer.engine.validation import PointId, point_id
 from vectorizer.errors import ValidationError
 
 Payload = dict[str, Any]
 Predicate = Callable[[PointId, Payload | None], bool]
+Test = Callable[[Any], bool]
 
 _MISSING = object()
 _CLAUSES = ("must", "should", "must_not", "min_should")
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
+_FIELD_KINDS = (
+    "match",
+    "range",
+    "geo_radius",
+    "geo_bounding_box",
+    "geo_polygon",
+    "values_count",
+)
+_GEO: dict[str, Callable[[Any, str], Test]] = {
+    "geo_radius": geo.radius,
+    "geo_bounding_box": geo.bounding_box,
+    "geo_polygon": geo.polygon,
+}
+_TEXT_MATCHES = ("text", "text_any", "phrase")
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,16 @@ class Ids:
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """Points whose texts at ``key``, as its text index tokenizes them, hold every one
+    of ``tokens`` (or, with ``any``, at least one)."""
+
+    key: str
+    tokens: frozenset[str]
+    any: bool
+
+
+@dataclass(frozen=True)
 class AllOf:
     parts: tuple[Lookup, ...]
 
@@ -78,18 +115,51 @@ class Partial:
     part: Lookup
 
 
-Lookup = Match | Range | Ids | AllOf | AnyOf | Partial
+Lookup = Match | Range | Ids | Tokens | AllOf | AnyOf | Partial
 _Compiled = tuple[Predicate, Lookup | None]
+_NOTHING = Ids(frozenset())  # a lookup naming no point: exactly what a never-true test takes
 _LOOKUPS: weakref.WeakKeyDictionary[Predicate, Lookup] = weakref.WeakKeyDictionary()
 
 
-def compile_filter(spec: Any, field: str = "filter") -> Predicate | None:
-    """A predicate for ``spec``, or None when the filter accepts everything."""
+@dataclass(frozen=True)
+class _Source:
+    """What ``bind`` recompiles a filter from: its spec, and the keys its full-text
+    matches read (whole paths, also inside ``nested``)."""
+
+    spec: Any
+    field: str
+    text_keys: frozenset[str]
+
+
+_SOURCES: weakref.WeakKeyDictionary[Predicate, _Source] = weakref.WeakKeyDictionary()
+# a predicate -> the text indexes it was last bound to, and the result
+_BOUND: weakref.WeakKeyDictionary[Predicate, tuple[Mapping[str, TextParams], Predicate]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What compiling one condition needs beside it."""
+
+    text: Mapping[str, TextParams]  # keys with a text index -> its tokenizer
+    text_keys: set[str]  # (collects) the keys full-text matches read
+    prefix: str = ""  # inside ``nested``: the array's path and ``[].``
+
+
+def compile_filter(
+    spec: Any, field: str = "filter", text: Mapping[str, TextParams] | None = None
+) -> Predicate | None:
+    """A predicate for ``spec``, or None when the filter accepts everything. ``text``
+    names the keys with a text index and their tokenizers (see ``bind``)."""
     if spec is None:
         return None
-    pred, lookup = _filter(spec, field)
+    ctx = _Context(text or {}, set())
+    pred, lookup = _filter(spec, field, ctx)
     if lookup is not None:
         _LOOKUPS[pred] = lookup
+    if ctx.text_keys:
+        _SOURCES[pred] = _Source(spec, field, frozenset(ctx.text_keys))
     return pred
 
 
@@ -98,18 +168,34 @@ def lookup_of(predicate: Predicate) -> Lookup | None:
     return _LOOKUPS.get(predicate)
 
 
-def _filter(spec: Any, field: str) -> _Compiled:
+def bind(predicate: Predicate, text: Mapping[str, TextParams]) -> Predicate:
+    """``predicate`` for a collection whose text indexes are ``text``: its full-text
+    matches on those keys tokenize as the indexes do (and the indexes answer them).
+    The same predicate when it has none; recompiled once per ``text`` otherwise."""
+    source = _SOURCES.get(predicate)
+    if source is None or source.text_keys.isdisjoint(text):
+        return predicate
+    cached = _BOUND.get(predicate)
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    bound = compile_filter(source.spec, source.field, text)
+    assert bound is not None  # (the spec compiled before)
+    _BOUND[predicate] = (text, bound)
+    return bound
+
+
+def _filter(spec: Any, field: str, ctx: _Context) -> _Compiled:
     if not isinstance(spec, dict):
         raise ValidationError("a filter is an object with must/should/must_not", field=field)
     unknown = set(spec) - set(_CLAUSES)
     if unknown:
         raise ValidationError(f"unknown filter clause {sorted(unknown)[0]!r}", field=field)
-    must_c = _conditions(spec.get("must"), f"{field}.must")
-    should_c = _conditions(spec.get("should"), f"{field}.should")
+    must_c = _conditions(spec.get("must"), f"{field}.must", ctx)
+    should_c = _conditions(spec.get("should"), f"{field}.should", ctx)
     must = [c for c, _ in must_c]
     should = [c for c, _ in should_c]
-    must_not = [c for c, _ in _conditions(spec.get("must_not"), f"{field}.must_not")]
-    min_should = _min_should(spec.get("min_should"), f"{field}.min_should")
+    must_not = [c for c, _ in _conditions(spec.get("must_not"), f"{field}.must_not", ctx)]
+    min_should = _min_should(spec.get("min_should"), f"{field}.min_should", ctx)
     # every `must` narrows; `should` narrows only when each of its conditions can
     narrowing = [lk for _, lk in must_c if lk is not None]
     should_lookups = [lk for _, lk in should_c]
@@ -139,14 +225,14 @@ def _filter(spec: Any, field: str) -> _Compiled:
     return pred, lookup
 
 
-def _conditions(raw: Any, field: str) -> list[_Compiled]:
+def _conditions(raw: Any, field: str, ctx: _Context) -> list[_Compiled]:
     if raw is None:
         return []
     items = raw if isinstance(raw, list) else [raw]
-    return [_condition(c, f"{field}[{i}]") for i, c in enumerate(items)]
+    return [_condition(c, f"{field}[{i}]", ctx) for i, c in enumerate(items)]
 
 
-def _min_should(raw: Any, field: str) -> tuple[list[Predicate], int] | None:
+def _min_should(raw: Any, field: str, ctx: _Context) -> tuple[list[Predicate], int] | None:
     if raw is None:
         return None
     if not isinstance(raw, dict) or set(raw) != {"conditions", "min_count"}:
@@ -156,23 +242,40 @@ def _min_should(raw: Any, field: str) -> tuple[list[Predicate], int] | None:
         raise ValidationError(
             "min_count must be a non-negative integer", field=f"{field}.min_count"
         )
-    return [c for c, _ in _conditions(raw["conditions"], f"{field}.conditions")], count
+    return [c for c, _ in _conditions(raw["conditions"], f"{field}.conditions", ctx)], count
 
 
-def _condition(spec: Any, field: str) -> _Compiled:
+def _condition(spec: Any, field: str, ctx: _Context) -> _Compiled:
     if not isinstance(spec, dict) or not spec:
         raise ValidationError("a condition is a non-empty object", field=field)
     if set(spec) & set(_CLAUSES):
-        return _filter(spec, field)
+        return _filter(spec, field, ctx)
     if "has_id" in spec:
+        _not_nested(ctx, "has_id", field)
         return _has_id(spec, field)
+    if "has_vector" in spec:
+        _not_nested(ctx, "has_vector", field)
+        return _has_vector(spec, field), None
+    if "nested" in spec:
+        return _nested(spec, field, ctx), None
     if "is_empty" in spec:
         return _is_empty(_single_key(spec, "is_empty", field), f"{field}.is_empty"), None
     if "is_null" in spec:
         return _is_null(_single_key(spec, "is_null", field), f"{field}.is_null"), None
     if "key" in spec:
-        return _field_condition(spec, field)
+        return _field_condition(spec, field, ctx)
     raise ValidationError(f"unknown condition {sorted(spec)[0]!r}", field=field)
+
+
+def _not_nested(ctx: _Context, name: str, field: str) -> None:
+    # Qdrant documents these as unsupported in a nested filter (its engine reads them as
+    # false for every element there, silently); refused, so that no filter means less
+    # than it says.
+    if ctx.prefix:
+        raise ValidationError(
+            f"{name} is not supported inside a nested filter: put it beside the nested condition",
+            field=f"{field}.{name}",
+        )
 
 
 def _single_key(spec: dict[str, Any], name: str, field: str) -> str:
@@ -199,6 +302,46 @@ def _has_id(spec: dict[str, Any], field: str) -> _Compiled:
     return (lambda pid, _payload: pid in ids), Ids(ids)
 
 
+def _has_vector(spec: dict[str, Any], field: str) -> Predicate:
+    """Every point has its collection's one unnamed vector (it cannot be deleted); a
+    name is refused as named vectors are everywhere else in the API."""
+    name = spec["has_vector"]
+    if len(spec) != 1 or not isinstance(name, str):
+        raise ValidationError("has_vector is a vector name", field=f"{field}.has_vector")
+    if name:
+        raise ValidationError(
+            'named vectors are not supported: the collection has one unnamed vector ("")',
+            field=f"{field}.has_vector",
+        )
+    return lambda _pid, _payload: True
+
+
+def _nested(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
+    """Qdrant's nested condition: the inner filter holds for one element (an object) of
+    the array at ``key`` on its own, its keys read from that element."""
+    raw = spec["nested"]
+    at = f"{field}.nested"
+    if len(spec) != 1 or not isinstance(raw, dict) or set(raw) != {"key", "filter"}:
+        raise ValidationError("nested is {key, filter}", field=at)
+    key = payload_key(raw["key"], f"{at}.key")
+    array = key[:-2] if key.endswith("[]") else key  # `a` and `a[]` name the same array
+    if not array:
+        raise ValidationError("key must be a non-empty payload path", field=f"{at}.key")
+    inner_ctx = dataclasses.replace(ctx, prefix=f"{ctx.prefix}{array}[].")
+    inner, _ = _filter(raw["filter"], f"{at}.filter", inner_ctx)
+    parts = array.split(".")
+
+    def pred(pid: PointId, payload: Payload | None) -> bool:
+        for value in _raw_lookup(payload, parts):
+            if isinstance(value, list):
+                for element in value:
+                    if isinstance(element, dict) and inner(pid, element):
+                        return True
+        return False
+
+    return pred
+
+
 def _is_empty(key: str, field: str) -> Predicate:
     def pred(_pid: PointId, payload: Payload | None) -> bool:
         return next(iter(values_at(payload, key)), _MISSING) is _MISSING
@@ -213,17 +356,33 @@ def _is_null(key: str, field: str) -> Predicate:
     return pred
 
 
-def _field_condition(spec: dict[str, Any], field: str) -> _Compiled:
+def _field_condition(spec: dict[str, Any], field: str, ctx: _Context) -> _Compiled:
     key = payload_key(spec["key"], f"{field}.key")
     kinds = set(spec) - {"key"}
-    if len(kinds) != 1 or not kinds <= {"match", "range"}:
-        raise ValidationError("a field condition has exactly one of match or range", field=field)
-    if "match" in spec:
-        test, lookup = _match(spec["match"], key, f"{field}.match")
+    if len(kinds) != 1 or not kinds <= set(_FIELD_KINDS):
+        raise ValidationError(
+            f"a field condition has exactly one of {', '.join(_FIELD_KINDS)}", field=field
+        )
+    (kind,) = kinds
+    arg, at = spec[kind], f"{field}.{kind}"
+    if kind == "values_count":
+        return _values_count(arg, key, at), None
+    if kind == "match" and isinstance(arg, dict) and len(arg) == 1 and set(arg) <= {*_TEXT_MATCHES}:
+        return _text_match(arg, key, at, ctx)
+    lookup: Lookup | None = None
+    if kind == "match":
+        test, lookup = _match(arg, key, at)
+    elif kind == "range":
+        test, lookup = _range(arg, key, at)
     else:
-        test, lookup = _range(spec["range"], key, f"{field}.range")
+        test = _GEO[kind](arg, at)
+    return _any_value(test, key), lookup
 
-    # A missing key matches nothing, not even `except`, as in Qdrant.
+
+def _any_value(test: Test, key: str) -> Predicate:
+    """Whether any value at ``key`` passes ``test``. A missing key matches nothing, not
+    even `except`, as in Qdrant."""
+
     def pred(_pid: PointId, payload: Payload | None) -> bool:
         return any(test(v) for v in values_at(payload, key))
 
@@ -234,7 +393,7 @@ def _field_condition(spec: dict[str, Any], field: str) -> _Compiled:
             return any(test(v) for v in value if v is not None)
         return value is not None and test(value)
 
-    return (top_level if _top_level(key) else pred), lookup
+    return top_level if _top_level(key) else pred
 
 
 def _top_level(key: str) -> bool:
@@ -245,9 +404,13 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, str | int | float) or value is None
 
 
-def _match(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Lookup | None]:
+def _match(spec: Any, key: str, field: str) -> tuple[Test, Lookup | None]:
     if not isinstance(spec, dict) or len(spec) != 1:
-        raise ValidationError("match has exactly one of value, any, except, text", field=field)
+        raise ValidationError(
+            "match has exactly one of value, any, except, text, text_any, phrase, prefix, "
+            "substring",
+            field=field,
+        )
     ((kind, arg),) = spec.items()
     if kind == "value":
         if not isinstance(arg, str | int | float) or arg is None:
@@ -260,11 +423,96 @@ def _match(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Look
         if kind == "any":
             return (lambda v: hashable(v) in keys), Match(key, keys)
         return (lambda v: hashable(v) not in keys), None
-    if kind == "text":
+    if kind in ("prefix", "substring"):
+        # Qdrant's keyword matches: case-sensitive, on strings only
         if not isinstance(arg, str):
-            raise ValidationError("match.text is a string", field=f"{field}.text")
+            raise ValidationError(f"match.{kind} is a string", field=f"{field}.{kind}")
+        if kind == "prefix":
+            return (lambda v: isinstance(v, str) and v.startswith(arg)), None
         return (lambda v: isinstance(v, str) and arg in v), None
     raise ValidationError(f"unknown match kind {kind!r}", field=field)
+
+
+def _text_match(spec: dict[str, Any], key: str, field: str, ctx: _Context) -> _Compiled:
+    """Qdrant's full-text matches: ``text`` (every query token is a token of the text),
+    ``text_any`` (one is) and ``phrase`` (they follow each other in it), tokenized by
+    the key's text index, or with the default parameters where it has none. A query
+    without tokens matches nothing; so does a phrase on an index without
+    ``phrase_matching``, as Qdrant documents."""
+    ((kind, query),) = spec.items()
+    if not isinstance(query, str):
+        raise ValidationError(f"match.{kind} is a string", field=f"{field}.{kind}")
+    path = ctx.prefix + key
+    ctx.text_keys.add(path)
+    params = ctx.text.get(path)
+    tokenizer = params or DEFAULT
+    wanted = tokenizer.query_tokens(query)
+    if not wanted or (kind == "phrase" and params is not None and not params.phrase_matching):
+        return (lambda _pid, _payload: False), _NOTHING
+    need = frozenset(wanted)
+    if kind == "phrase":
+        phrase = list(wanted)
+        return _any_value(
+            lambda v: isinstance(v, str) and has_phrase(_tokens(tokenizer, v), phrase), key
+        ), (None if params is None or ctx.prefix else Partial(Tokens(key, need, False)))
+    if params is None or ctx.prefix:
+        if kind == "text_any":
+            test: Test = lambda v: isinstance(v, str) and not need.isdisjoint(_tokens(tokenizer, v))  # noqa: E731
+        else:
+            test = lambda v: isinstance(v, str) and need <= set(_tokens(tokenizer, v))  # noqa: E731
+        return _any_value(test, key), None
+    # On an indexed key, a point's texts are one document, as the index holds them
+    any_of = kind == "text_any"
+
+    def pred(_pid: PointId, payload: Payload | None) -> bool:
+        have: set[str] = set()
+        for v in values_at(payload, key):
+            if isinstance(v, str):
+                have.update(_tokens(tokenizer, v))
+        return not need.isdisjoint(have) if any_of else need <= have
+
+    return pred, Tokens(key, need, any_of)
+
+
+@functools.lru_cache(maxsize=4096)  # (filters call it per point; texts repeat)
+def _tokens(params: TextParams, text: str) -> list[str]:
+    return params.doc_tokens(text)
+
+
+def _values_count(spec: Any, key: str, field: str) -> Predicate:
+    """Qdrant's values_count: a value at ``key`` that is an array counts its elements, a
+    null 0, anything else 1; a missing key counts 0; some value's count is in bounds."""
+    if not isinstance(spec, dict) or set(spec) - set(_RANGE_OPS):
+        raise ValidationError("values_count takes gt, gte, lt, lte", field=field)
+    for op, bound in spec.items():
+        if bound is not None and (
+            isinstance(bound, bool) or not isinstance(bound, int) or bound < 0
+        ):
+            raise ValidationError(
+                "values_count bounds are non-negative integers", field=f"{field}.{op}"
+            )
+    gt, gte, lt, lte = (spec.get(op) for op in _RANGE_OPS)
+    parts = key.split(".")
+
+    def within(n: int) -> bool:
+        return (
+            (gt is None or n > gt)
+            and (gte is None or n >= gte)
+            and (lt is None or n < lt)
+            and (lte is None or n <= lte)
+        )
+
+    def pred(_pid: PointId, payload: Payload | None) -> bool:
+        counts = [_count(v) for v in _raw_lookup(payload, parts)]
+        return any(within(n) for n in counts or (0,))
+
+    return pred
+
+
+def _count(value: Any) -> int:
+    if value is None:
+        return 0
+    return len(value) if isinstance(value, list) else 1
 
 
 def _range(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Lookup]:

@@ -1,0 +1,184 @@
+"""The filter compiler against qdrant-client's local mode (``QdrantClient(":memory:")``,
+its own reimplementation of Qdrant's filters) over generated payloads: geo conditions,
+values_count, nested filters, has_vector and the full-text and keyword matches must
+accept exactly the points local mode accepts."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+from vectorizer.engine.filters import compile_filter
+
+WORDS = ["good", "cheap", "Goodness", "hardware", "alpha", "beta", "Beta", "x_y", "über"]
+N = 400
+
+
+def _point(rng: random.Random) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    if rng.random() < 0.85:
+        payload["loc"] = _location(rng)
+    if rng.random() < 0.3:
+        payload["locs"] = [_location(rng) for _ in range(rng.randint(0, 3))]
+    if rng.random() < 0.8:
+        payload["tags"] = rng.choice([None, "solo", [], [1], ["a", "b"], [1, 2, 3], [None, 4]])
+    if rng.random() < 0.8:
+        payload["items"] = [
+            {
+                "k": rng.randint(0, 3),
+                "name": rng.choice(["ab", "cd", None]),
+                "sub": rng.choice([[], [1], [1, 2]]),
+            }
+            for _ in range(rng.randint(0, 3))
+        ] + rng.choice([[], ["not an object"], [[{"k": 1}]]])
+    if rng.random() < 0.85:
+        n = rng.randint(0, 5)
+        text = " ".join(rng.choice(WORDS) for _ in range(n))
+        payload["text"] = rng.choice([text, text + ",", text.upper(), [text, "alpha"], 7])
+    return payload
+
+
+def _location(rng: random.Random) -> Any:
+    if rng.random() < 0.05:
+        return rng.choice([{"lon": "1", "lat": 2}, {"lat": 3}, "here", {"lon": True, "lat": 1}])
+    return {"lon": round(rng.uniform(-180, 180), 3), "lat": round(rng.uniform(-90, 90), 3)}
+
+
+def _geo(lon: float, lat: float) -> models.GeoPoint:
+    return models.GeoPoint(lon=lon, lat=lat)
+
+
+def _ring(*points: tuple[float, float]) -> models.GeoLineString:
+    return models.GeoLineString(points=[_geo(lon, lat) for lon, lat in points])
+
+
+def _field(key: str, **kw: Any) -> models.FieldCondition:
+    return models.FieldCondition(key=key, **kw)
+
+
+CONDITIONS: list[models.Condition] = [
+    _field("loc", geo_radius=models.GeoRadius(center=_geo(10, 20), radius=3_000_000)),
+    _field("loc", geo_radius=models.GeoRadius(center=_geo(179, -5), radius=2_500_000)),
+    _field("locs", geo_radius=models.GeoRadius(center=_geo(0, 0), radius=5_000_000)),
+    _field(
+        "loc",
+        geo_bounding_box=models.GeoBoundingBox(top_left=_geo(-40, 60), bottom_right=_geo(30, -10)),
+    ),
+    # across the antimeridian
+    _field(
+        "loc",
+        geo_bounding_box=models.GeoBoundingBox(top_left=_geo(150, 80), bottom_right=_geo(-150, 0)),
+    ),
+    _field(
+        "loc",
+        geo_polygon=models.GeoPolygon(
+            exterior=_ring((-100, -60), (100, -60), (100, 60), (-100, 60), (-100, -60)),
+            interiors=[_ring((-20, -20), (20, -20), (20, 20), (-20, 20), (-20, -20))],
+        ),
+    ),
+    _field(
+        "locs",
+        geo_polygon=models.GeoPolygon(
+            exterior=_ring((0, 0), (120, 10), (60, 80), (-30, 40), (0, 0)),
+        ),
+    ),
+    _field("tags", values_count=models.ValuesCount(lt=1)),
+    _field("tags", values_count=models.ValuesCount(gte=2)),
+    _field("tags", values_count=models.ValuesCount(gt=0, lte=1)),
+    _field("items[].sub", values_count=models.ValuesCount(gte=1)),
+    models.NestedCondition(
+        nested=models.Nested(
+            key="items",
+            filter=models.Filter(
+                must=[
+                    _field("k", match=models.MatchValue(value=1)),
+                    _field("name", match=models.MatchValue(value="ab")),
+                ]
+            ),
+        )
+    ),
+    models.NestedCondition(
+        nested=models.Nested(
+            key="items[]",
+            filter=models.Filter(
+                must=[_field("k", range=models.Range(gte=2))],
+                must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key="sub"))],
+            ),
+        )
+    ),
+    models.NestedCondition(
+        nested=models.Nested(
+            key="items",
+            filter=models.Filter(
+                must_not=[_field("name", match=models.MatchValue(value="ab"))],
+                should=[models.IsNullCondition(is_null=models.PayloadField(key="name"))],
+            ),
+        )
+    ),
+    models.NestedCondition(
+        nested=models.Nested(
+            key="items",
+            filter=models.Filter(must=[_field("sub", values_count=models.ValuesCount(gt=1))]),
+        )
+    ),
+    models.HasVectorCondition(has_vector=""),
+    _field("text", match=models.MatchText(text="good")),
+    _field("text", match=models.MatchText(text="GOOD cheap")),
+    _field("text", match=models.MatchText(text="beta, alpha")),
+    _field("text", match=models.MatchText(text="x")),
+    _field("text", match=models.MatchText(text="Über")),
+    _field("text", match=models.MatchText(text="  ")),
+    _field("text", match=models.MatchTextAny(text_any="hardware beta")),
+    _field("text", match=models.MatchTextAny(text_any="")),
+    _field("text", match=models.MatchPhrase(phrase="alpha beta")),
+    _field("text", match=models.MatchPhrase(phrase="good good")),
+    _field("text", match=models.MatchPrefix(prefix="Good")),
+    _field("text", match=models.MatchSubstring(substring="ood")),
+]
+
+
+def _filters() -> Iterator[models.Filter]:
+    for c in CONDITIONS:
+        yield models.Filter(must=[c])
+        yield models.Filter(must_not=[c])
+    rng = random.Random(7)
+    for _ in range(40):  # and some combinations of them
+        a, b, c = rng.sample(CONDITIONS, 3)
+        yield models.Filter(should=[a, b], must_not=[c])
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[tuple[QdrantClient, dict[int, dict[str, Any]]]]:
+    rng = random.Random(1)
+    payloads = {i: _point(rng) for i in range(N)}
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "c", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT)
+    )
+    client.upsert(
+        "c",
+        points=[
+            models.PointStruct(id=i, vector=[1.0, 0.0], payload=p) for i, p in payloads.items()
+        ],
+    )
+    yield client, payloads
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "flt", list(_filters()), ids=lambda f: f.model_dump_json(exclude_none=True)
+)
+def test_filters_accept_what_local_mode_accepts(
+    local: tuple[QdrantClient, dict[int, dict[str, Any]]], flt: models.Filter
+) -> None:
+    client, payloads = local
+    spec = flt.model_dump(mode="json", exclude_none=True, by_alias=True)
+    pred = compile_filter(spec)
+    assert pred is not None
+    ours = sorted(i for i, p in payloads.items() if pred(i, p))
+    page, _ = client.scroll("c", scroll_filter=flt, limit=N + 1)
+    assert ours == sorted(int(p.id) for p in page)
