@@ -274,8 +274,8 @@ def test_indexes_answer_lookups_with_the_points_they_name() -> None:
         pred = compile_filter(wide)
         assert pred is not None and coll._narrowed(pred) is None
     assert coll.payload_schema() == {
-        "city": {"data_type": "keyword", "points": 100},
-        "price": {"data_type": "integer", "points": 100},
+        "city": {"data_type": "keyword", "params": None, "points": 100},
+        "price": {"data_type": "integer", "params": None, "points": 100},
     }
     coll.delete(range(50))
     coll.set_payload([60], {"city": None}, False)

@@ -23,9 +23,9 @@ import numpy.typing as npt
 
 from vectorizer.engine import exact, grouping, ordering, payloads, scoring
 from vectorizer.engine.config import CollectionConfig, IndexKind
-from vectorizer.engine.field_index import BYTES_PER_VALUE, Narrowed, PayloadIndex
+from vectorizer.engine.field_index import BYTES_PER_VALUE, Narrowed, PayloadIndex, Schema
 from vectorizer.engine.files import load_json, save_array, write_json_arrays
-from vectorizer.engine.filters import Payload, Predicate, lookup_of
+from vectorizer.engine.filters import Payload, Predicate, bind, lookup_of
 from vectorizer.engine.grouping import FacetValue
 from vectorizer.engine.hnsw import HnswIndex
 from vectorizer.engine.ordering import OrderValue
@@ -145,7 +145,13 @@ class Collection:
             return None
         return self._point(slot, True, with_vector)
 
+    def _bound(self, predicate: Predicate | None) -> Predicate | None:
+        """``predicate`` with its full-text matches read as this collection's text
+        indexes tokenize (``filters.bind``): every public read binds what it is given."""
+        return None if predicate is None else bind(predicate, self._fields.texts)
+
     def count(self, predicate: Predicate | None = None) -> int:
+        predicate = self._bound(predicate)
         if predicate is None:
             return len(self)
         narrowed = self._narrowed(predicate)
@@ -154,7 +160,7 @@ class Collection:
         return sum(1 for _ in self._matching(predicate, narrowed))
 
     def ids_matching(self, predicate: Predicate) -> list[PointId]:
-        return [pid for pid, _ in self._matching(predicate)]
+        return [pid for pid, _ in self._matching(bind(predicate, self._fields.texts))]
 
     def _matching(
         self, predicate: Predicate, narrowed: Narrowed | None = None
@@ -186,6 +192,7 @@ class Collection:
         self, key: str, limit: int, predicate: Predicate | None = None
     ) -> list[tuple[FacetValue, int]]:
         """The most frequent values at payload ``key`` with their numbers of points."""
+        predicate = self._bound(predicate)
         index = self._fields.fields.get(key)
         counts = None if index is None or predicate is not None else index.facet_counts()
         if counts is not None:  # counted as the index kept them
@@ -208,6 +215,7 @@ class Collection:
         """Points in the order of the numbers at payload ``key`` (see ``ordering``), or
         of its datetimes: when ``datetimes`` says so, or (None) when the key has a
         datetime index."""
+        predicate = self._bound(predicate)
         index = self._fields.fields.get(key)
         if datetimes is None:
             datetimes = index is not None and index.schema == "datetime"
@@ -260,6 +268,7 @@ class Collection:
         with_vector: bool = False,
     ) -> list[Point]:
         """Up to ``limit`` points drawn at random (without repeats) from those that match."""
+        predicate = self._bound(predicate)
         slots = [slot for _, slot in self._entries(predicate)]
         picked = random.sample(slots, min(limit, len(slots)))
         return [self._point(slot, with_payload, with_vector) for slot in picked]
@@ -274,6 +283,7 @@ class Collection:
         with_vector: bool = False,
     ) -> tuple[list[Point], PointId | None]:
         """Points in id order (integers first) from ``offset`` on, and the next offset."""
+        predicate = self._bound(predicate)
         narrowed = None if predicate is None else self._narrowed(predicate)
         if narrowed is None or 2 * len(narrowed[0]) > len(self):
             keys = self._keys_in_order()
@@ -307,6 +317,7 @@ class Collection:
         with_vector: bool = False,
     ) -> list[ScoredPoint]:
         """Best matches for a prepared ``query`` (1, dim), best first."""
+        predicate = self._bound(predicate)
         k = min(limit + offset, len(self))
         if k <= 0:
             return []
@@ -354,6 +365,7 @@ class Collection:
     ) -> list[ScoredPoint]:
         """The best points by ``score`` (of rows of vectors; higher is better whatever
         the metric: see ``scoring``), from an exact scan of the matching points."""
+        predicate = self._bound(predicate)
         slots = self._live_slots() if predicate is None else self._matching_slots(predicate, None)
         hits = exact.best(slots, exact.chunked(self._vectors, slots, score), limit + offset)
         if threshold is not None:
@@ -377,6 +389,7 @@ class Collection:
     ) -> list[ScoredPoint]:
         """Maximal marginal relevance (``scoring.mmr``) among the ``candidates`` nearest
         points (those within ``threshold``); each keeps its nearness score."""
+        predicate = self._bound(predicate)
         k = min(candidates, len(self))
         if k <= 0:
             return []
@@ -590,7 +603,7 @@ class Collection:
             self._fields.add(slot, payload)
         self._payloads[slot] = payload
 
-    def create_field_index(self, key: str, schema: str) -> None:
+    def create_field_index(self, key: str, schema: Schema) -> None:
         """Index the values at payload ``key`` (replacing an index of another type)."""
         indexes = {**self.config.payload_indexes, key: schema}
         self.config = dataclasses.replace(self.config, payload_indexes=indexes)

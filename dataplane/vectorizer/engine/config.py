@@ -100,8 +100,9 @@ class CollectionConfig:
     metric: Metric = Metric.COSINE
     index: IndexKind = IndexKind.HNSW
     hnsw: HnswParams = field(default_factory=HnswParams)
-    # payload key -> index type (``field_index.SCHEMAS``)
-    payload_indexes: dict[str, str] = field(default_factory=dict)
+    # payload key -> index schema (a type of ``field_index.SCHEMAS``, or a text index's
+    # parameters)
+    payload_indexes: dict[str, field_index.Schema] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -139,7 +140,7 @@ class CollectionConfig:
         return cls(dimension=dim, metric=metric, index=index, hnsw=hnsw, payload_indexes=indexes)
 
 
-def _payload_indexes(raw: Any) -> dict[str, str]:
+def _payload_indexes(raw: Any) -> dict[str, field_index.Schema]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -8,8 +8,14 @@ knows how many points can match without sampling.
 Every index maps each scalar at its key (arrays flattened, as filters see them) to the
 slots holding it, so ``match`` (value / any) is answered for any kind; ``integer`` and
 ``float`` indexes also keep their numbers in order for ``range``, and ``datetime``
-indexes the timestamps of RFC 3339 strings for datetime ranges. ``text`` and ``geo``
-are accepted (Qdrant's clients create them) and narrow only by value.
+indexes the timestamps of RFC 3339 strings for datetime ranges. ``text`` indexes also
+map each token of the strings at their key (as their tokenizer makes them: see
+``text``) to the slots holding it, for full-text matches. ``geo`` is accepted (Qdrant's
+clients create it) and narrows only by value.
+
+An index's schema is its type's name, or (a ``text`` index created with Qdrant's object
+form) its ``TextParams`` as a dict: the form the log, snapshots and the collection's
+config keep.
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ from vectorizer.engine.filters import (
     Partial,
     Payload,
     Range,
+    Tokens,
     hashable,
     timestamp,
     values_at,
 )
 from vectorizer.engine.grouping import FacetKey, facet_key
+from vectorizer.engine.text import TextParams, parse_text_params
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 
 SCHEMAS = ("keyword", "integer", "float", "bool", "datetime", "uuid", "text", "geo")
+# a type's name, or a text index's parameters (``TextParams.to_dict``)
+Schema = str | dict[str, Any]
 _NUMBERS = ("integer", "float")
 # slots holding every point a lookup names, and whether exactly those
 Narrowed = tuple[set[int], bool]
@@ -48,13 +58,24 @@ GATHER_RATIO = 4
 BYTES_PER_VALUE = 120
 
 
-def parse_schema(raw: Any, field: str = "field_schema") -> str:
-    """The index type of ``raw``: a name (``"keyword"``) or Qdrant's object form
-    (``{"type": "keyword", ...}``, whose tuning options are accepted and not needed)."""
+def parse_schema(raw: Any, field: str = "field_schema") -> Schema:
+    """The index schema of ``raw``: a name (``"keyword"``) or Qdrant's object form
+    (``{"type": "keyword", ...}``). A text index's object form keeps its tokenizer's
+    parameters (``text.parse_text_params``); the other types' options tune storage and
+    are accepted and not needed."""
     name = raw.get("type") if isinstance(raw, dict) else raw
     if name not in SCHEMAS:
         raise ValidationError(f"an index type is one of {', '.join(SCHEMAS)}", field=field)
+    if name == "text" and isinstance(raw, dict):
+        return parse_text_params(raw, field).to_dict()
     return str(name)
+
+
+def schema_parts(schema: Schema) -> tuple[str, TextParams | None]:
+    """An index's type, and (a text index) its tokenizer."""
+    if isinstance(schema, dict):  # (parse_schema made it)
+        return str(schema["type"]), parse_text_params(schema, "schema")
+    return schema, TextParams() if schema == "text" else None
 
 
 def infer_schema(payloads: Iterable[Payload | None], key: str, field: str = "field_schema") -> str:
@@ -88,8 +109,8 @@ def infer_schema(payloads: Iterable[Payload | None], key: str, field: str = "fie
 class FieldIndex:
     """The values at one payload key."""
 
-    def __init__(self, key: str, schema: str) -> None:
-        self.key, self.schema = key, schema
+    def __init__(self, key: str, schema: str, text: TextParams | None = None) -> None:
+        self.key, self.schema, self.text = key, schema, text
         self.points = 0  # points with at least one value here
         # floats with integral values (5.0): they share 5's entries, so integers cannot be
         # told from them while any is held
@@ -100,8 +121,12 @@ class FieldIndex:
         self._by_number: dict[float, set[int]] = {}
         if schema in _NUMBERS or schema == "datetime":
             self._ordered = SortedList()
+        # a text index: each token of the strings here -> the slots holding it
+        self._by_token: dict[str, set[int]] = {}
 
     def add(self, slot: int, payload: Payload | None) -> None:
+        for token in self._tokens(payload):
+            self._by_token.setdefault(token, set()).add(slot)
         seen = False
         for h, number, integral in self._entries(payload):
             seen = True
@@ -117,6 +142,8 @@ class FieldIndex:
 
     def remove(self, slot: int, payload: Payload | None) -> None:
         """Undo ``add`` of the same payload."""
+        for token in self._tokens(payload):
+            _discard(self._by_token, token, slot)
         seen = False
         for h, number, integral in self._entries(payload):
             seen = True
@@ -136,6 +163,26 @@ class FieldIndex:
                 integral = isinstance(v, float) and v.is_integer()
                 yield hashable(v), self._number(v), integral
 
+    def _tokens(self, payload: Payload | None) -> set[str]:
+        """The tokens of the strings at the key, one document per point as in Qdrant."""
+        if self.text is None:
+            return set()
+        out: set[str] = set()
+        for v in values_at(payload, self.key):
+            if isinstance(v, str):
+                out.update(self.text.doc_tokens(v))
+        return out
+
+    def tokens(self, lookup: Tokens) -> set[int] | None:
+        """Slots whose texts hold all (or any) of the tokens; None without a text index."""
+        if self.text is None:
+            return None
+        postings = [self._by_token.get(t, set()) for t in lookup.tokens]
+        if lookup.any:
+            return set().union(*postings)
+        postings.sort(key=len)
+        return set(postings[0]).intersection(*postings[1:]) if postings else set()
+
     def _number(self, v: Any) -> float | None:
         """Where ``v`` sits in the ordered values, if this index orders it."""
         if self._ordered is None or isinstance(v, bool):
@@ -150,11 +197,16 @@ class FieldIndex:
             out.update(self._by_value.get(h, ()))
         return out
 
-    def estimate(self, lookup: Match | Range) -> int | None:
-        """Slots ``match`` or ``range`` would return, counted without building the set
-        (a slot with several of the values counts for each)."""
+    def estimate(self, lookup: Match | Range | Tokens) -> int | None:
+        """Slots ``match``, ``range`` or ``tokens`` would return, counted without
+        building the set (a slot with several of the values counts for each)."""
         if isinstance(lookup, Match):
             return sum(len(self._by_value.get(h, ())) for h in lookup.values)
+        if isinstance(lookup, Tokens):
+            if self.text is None:
+                return None
+            sizes = [len(self._by_token.get(t, ())) for t in lookup.tokens]
+            return sum(sizes) if lookup.any else min(sizes, default=0)
         bounds = self._bounds(lookup)
         if bounds is None:
             return None
@@ -240,18 +292,32 @@ class PayloadIndex:
 
     def __init__(self) -> None:
         self.fields: dict[str, FieldIndex] = {}
+        # the text indexes' tokenizers by key: a new dict whenever an index comes or goes
+        # (``filters.bind`` keys its cache on it)
+        self.texts: dict[str, TextParams] = {}
+        self._schemas: dict[str, Schema] = {}
 
     def __bool__(self) -> bool:
         return bool(self.fields)
 
-    def create(self, key: str, schema: str, payloads: Iterable[tuple[int, Payload | None]]) -> None:
-        index = FieldIndex(key, schema)
+    def create(
+        self, key: str, schema: Schema, payloads: Iterable[tuple[int, Payload | None]]
+    ) -> None:
+        name, text = schema_parts(schema)
+        index = FieldIndex(key, name, text)
         for slot, payload in payloads:
             index.add(slot, payload)
         self.fields[key] = index
+        self._schemas[key] = schema
+        self._texts_changed()
 
     def drop(self, key: str) -> None:
         self.fields.pop(key, None)
+        self._schemas.pop(key, None)
+        self._texts_changed()
+
+    def _texts_changed(self) -> None:
+        self.texts = {k: i.text for k, i in self.fields.items() if i.text is not None}
 
     def add(self, slot: int, payload: Payload | None) -> None:
         if payload is not None:
@@ -268,11 +334,17 @@ class PayloadIndex:
         exactly those; None when the indexes cannot answer it."""
         if isinstance(lookup, Ids):
             return {s for pid in lookup.ids if (s := id_slots.get(pid)) is not None}, True
-        if isinstance(lookup, Match | Range):
+        if isinstance(lookup, Match | Range | Tokens):
             index = self.fields.get(lookup.key)
             if index is None:
                 return None
-            found = index.match(lookup.values) if isinstance(lookup, Match) else index.range(lookup)
+            found: set[int] | None
+            if isinstance(lookup, Match):
+                found = index.match(lookup.values)
+            elif isinstance(lookup, Range):
+                found = index.range(lookup)
+            else:
+                found = index.tokens(lookup)
             return None if found is None else (found, True)
         if isinstance(lookup, Partial):
             inner = self.candidates(lookup.part, id_slots)
@@ -307,7 +379,7 @@ class PayloadIndex:
         (None when the indexes cannot answer ``lookup``)."""
         if isinstance(lookup, Ids):
             return len(lookup.ids)
-        if isinstance(lookup, Match | Range):
+        if isinstance(lookup, Match | Range | Tokens):
             index = self.fields.get(lookup.key)
             return None if index is None else index.estimate(lookup)
         if isinstance(lookup, Partial):
@@ -318,5 +390,13 @@ class PayloadIndex:
         return min((p for p in parts if p is not None), default=None)
 
     def schema(self) -> dict[str, dict[str, Any]]:
-        """Qdrant's ``payload_schema``: each indexed key's type and points."""
-        return {k: {"data_type": i.schema, "points": i.points} for k, i in self.fields.items()}
+        """Qdrant's ``payload_schema``: each indexed key's type, the parameters it was
+        created with (a text index's, given in the object form) and its points."""
+        return {
+            k: {
+                "data_type": i.schema,
+                "params": s if isinstance(s := self._schemas[k], dict) else None,
+                "points": i.points,
+            }
+            for k, i in self.fields.items()
+        }

@@ -139,7 +139,11 @@ def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int
             "quantization_config": None,
         },
         "payload_schema": {
-            key: {"data_type": index["data_type"], "params": None, "points": index["points"]}
+            key: {
+                "data_type": index["data_type"],
+                "params": index["params"],
+                "points": index["points"],
+            }
             for key, index in coll.payload_schema().items()
         },
     }
