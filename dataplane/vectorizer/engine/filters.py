@@ -451,32 +451,31 @@ def _text_match(spec: dict[str, Any], key: str, field: str, ctx: _Context) -> _C
         return (lambda _pid, _payload: False), _NOTHING
     need = frozenset(wanted)
     if kind == "phrase":
-        phrase = list(wanted)
         return _any_value(
-            lambda v: isinstance(v, str) and has_phrase(_tokens(tokenizer, v), phrase), key
+            lambda v: isinstance(v, str) and has_phrase(_tokens(tokenizer, v), wanted), key
         ), (None if params is None or ctx.prefix else Partial(Tokens(key, need, False)))
-    if params is None or ctx.prefix:
-        if kind == "text_any":
-            test: Test = lambda v: isinstance(v, str) and not need.isdisjoint(_tokens(tokenizer, v))  # noqa: E731
-        else:
-            test = lambda v: isinstance(v, str) and need <= set(_tokens(tokenizer, v))  # noqa: E731
-        return _any_value(test, key), None
-    # On an indexed key, a point's texts are one document, as the index holds them
     any_of = kind == "text_any"
 
+    def holds(tokens: Iterable[str]) -> bool:
+        return not need.isdisjoint(tokens) if any_of else need.issubset(tokens)
+
+    if params is None or ctx.prefix:  # each string on its own
+        return _any_value(lambda v: isinstance(v, str) and holds(_tokens(tokenizer, v)), key), None
+
     def pred(_pid: PointId, payload: Payload | None) -> bool:
+        # on an indexed key a point's strings are one document, as the index holds them
         have: set[str] = set()
         for v in values_at(payload, key):
             if isinstance(v, str):
                 have.update(_tokens(tokenizer, v))
-        return not need.isdisjoint(have) if any_of else need <= have
+        return holds(have)
 
     return pred, Tokens(key, need, any_of)
 
 
 @functools.lru_cache(maxsize=4096)  # (filters call it per point; texts repeat)
-def _tokens(params: TextParams, text: str) -> list[str]:
-    return params.doc_tokens(text)
+def _tokens(params: TextParams, text: str) -> tuple[str, ...]:
+    return tuple(params.doc_tokens(text))
 
 
 def _values_count(spec: Any, key: str, field: str) -> Predicate:

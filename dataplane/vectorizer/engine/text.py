@@ -16,6 +16,7 @@ Qdrant's other options are refused by name rather than approximated: the
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,7 +188,7 @@ def _stopwords(raw: Any, lowercase: bool, field: str) -> frozenset[str]:
     return frozenset(w.lower() if lowercase else w for w in words)
 
 
-def has_phrase(tokens: list[str], phrase: list[str]) -> bool:
+def has_phrase(tokens: Sequence[str], phrase: Sequence[str]) -> bool:
     """Whether ``phrase`` occurs in ``tokens`` as consecutive tokens."""
-    n = len(phrase)
-    return any(tokens[i : i + n] == phrase for i in range(len(tokens) - n + 1))
+    n, want = len(phrase), tuple(phrase)
+    return any(tuple(tokens[i : i + n]) == want for i in range(len(tokens) - n + 1))
