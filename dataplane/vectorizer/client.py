@@ -244,7 +244,7 @@ class VectorizerClient:
         metric: str = "cosine",
         index: str = "hnsw",
         hnsw: dict[str, int] | None = None,
-        payload_indexes: dict[str, str] | None = None,
+        payload_indexes: dict[str, str | dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "name": name,
@@ -264,9 +264,12 @@ class VectorizerClient:
     async def delete_collection(self, name: str) -> None:
         await self.request("DELETE", f"/collections/{_seg(name)}")
 
-    async def create_payload_index(self, collection: str, key: str, schema: str) -> int:
+    async def create_payload_index(
+        self, collection: str, key: str, schema: str | dict[str, Any]
+    ) -> int:
         """Index the values at payload ``key`` (keyword, integer, float, bool, datetime,
-        uuid, text or geo); returns the write's sequence."""
+        uuid, text or geo; or the object form, such as a text index's tokenizer
+        ``{"type": "text", "tokenizer": "word", ...}``); returns the write's sequence."""
         path = f"/collections/{_seg(collection)}/payload_indexes/{_seg(key)}"
         return int(
             (await self.request("PUT", path, {"schema": schema}))["payload_index"]["sequence"]

@@ -240,6 +240,10 @@ def test_native_indexes_and_a_replica(server_factory: type[ServerProcess], tmp_p
         {"id": i, "vector": _vectors(20)[i].tolist(), "payload": _payload(i)} for i in range(20)
     ]
     assert primary.request("POST", "/collections/c/vectors", {"vectors": points})[0] == 200
+    notes = [
+        {"id": 100 + i, "vector": _vectors(3)[i].tolist(), "payload": {"note": text}}
+        for i, text in enumerate(["Red-Fox ran", "red-fox ran", "Red Fox"])
+    ]
     status, made = primary.request(
         "PUT", "/collections/c/payload_indexes/price", {"schema": "integer"}
     )
@@ -248,6 +252,17 @@ def test_native_indexes_and_a_replica(server_factory: type[ServerProcess], tmp_p
     assert status == 422 and bad["error"]["field"] == "schema", bad
     status, bad = primary.request("PUT", "/collections/c/payload_indexes/x", {"type": "keyword"})
     assert status in (400, 422), bad
+    # a text index's tokenizer in the object form, as Qdrant's create_payload_index takes it
+    words = {"type": "text", "tokenizer": "whitespace", "lowercase": False}
+    status, made = primary.request("PUT", "/collections/c/payload_indexes/note", {"schema": words})
+    assert status == 201 and made["payload_index"]["schema"] == words, made
+    status, bad = primary.request(
+        "PUT", "/collections/c/payload_indexes/x", {"schema": {"type": "text", "tokenizer": "x"}}
+    )
+    assert status == 422 and bad["error"]["field"].startswith("schema"), bad
+    assert primary.request("POST", "/collections/c/vectors", {"vectors": notes})[0] == 200
+    exact = {"must": [{"key": "note", "match": {"text": "Red-Fox"}}]}  # one token, case kept
+    assert primary.request("POST", "/collections/c/count", {"filter": exact})[1]["count"] == 1
     replica = server_factory(
         data_dir=tmp_path / "r", args=["--role", "replica", "--primary-url", primary.url]
     ).start()
@@ -261,12 +276,13 @@ def test_native_indexes_and_a_replica(server_factory: type[ServerProcess], tmp_p
         assert time.monotonic() < deadline, "the replica never caught up"
         time.sleep(0.1)
     info = replica.request("GET", "/collections/c")[1]["collection"]
-    assert info["payload_indexes"] == {"city": "keyword", "price": "integer"}
+    assert info["payload_indexes"] == {"city": "keyword", "price": "integer", "note": words}
     assert replica.request("POST", "/collections/c/count", {"filter": flt})[1]["count"] == 4
+    assert replica.request("POST", "/collections/c/count", {"filter": exact})[1]["count"] == 1
     status, gone = primary.request("DELETE", "/collections/c/payload_indexes/city")
     assert status == 200 and gone["deleted"] == "city"
     info = primary.request("GET", "/collections/c")[1]["collection"]
-    assert info["payload_indexes"] == {"price": "integer"}
+    assert info["payload_indexes"] == {"price": "integer", "note": words}
 
 
 async def test_the_sdk_creates_and_drops_payload_indexes(server: ServerProcess) -> None:

@@ -25,12 +25,13 @@ class CreateCollection(_Body):
     metric: str = "cosine"
     index: str = "hnsw"
     hnsw: HnswIn | None = None
-    # payload key -> index type: keyword, integer, float, bool, datetime, uuid, text, geo
-    payload_indexes: dict[str, str] | None = None
+    # payload key -> index type (keyword, integer, float, bool, datetime, uuid, text,
+    # geo), or Qdrant's object form ({"type": "text", "tokenizer": ...})
+    payload_indexes: dict[str, str | dict[str, Any]] | None = None
 
 
 class CreatePayloadIndex(_Body):
-    schema: str
+    schema: str | dict[str, Any]
 
 
 class PointIn(_Body):
