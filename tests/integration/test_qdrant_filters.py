@@ -51,6 +51,8 @@ def test_answers_as_local_mode(client: QdrantClient) -> None:
             client.create_payload_index("c", "loc", models.PayloadSchemaType.GEO)
             client.create_payload_index("c", "tags", models.PayloadSchemaType.INTEGER)
             client.create_payload_index("c", "items[].k", models.PayloadSchemaType.INTEGER)
+            client.create_payload_index("c", "o[].e", models.PayloadSchemaType.INTEGER)
+            client.create_payload_index("c", "e", models.PayloadSchemaType.INTEGER)
         for flt in filters:
             want = _ids(local, flt)
             assert _ids(client, flt) == want, flt

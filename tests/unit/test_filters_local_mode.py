@@ -16,6 +16,8 @@ from vectorizer.engine.filters import compile_filter
 
 WORDS = ["good", "cheap", "Goodness", "hardware", "alpha", "beta", "Beta", "x_y", "über"]
 N = 400
+# values at the edges of is_empty and is_null
+EMPTYISH: list[Any] = [None, [], [None], [[]], [None, 1], [[None]], 0, 1, "", {}, [1], False]
 
 
 def _point(rng: random.Random) -> dict[str, Any]:
@@ -35,6 +37,14 @@ def _point(rng: random.Random) -> dict[str, Any]:
             }
             for _ in range(rng.randint(0, 3))
         ] + rng.choice([[], ["not an object"], [[{"k": 1}]]])
+    if rng.random() < 0.8:
+        payload["e"] = rng.choice(EMPTYISH)
+    if rng.random() < 0.5:
+        payload["o"] = (
+            {"e": rng.choice(EMPTYISH)}
+            if rng.random() < 0.8
+            else [{"e": rng.choice(EMPTYISH)} for _ in range(rng.randint(0, 2))]
+        )
     if rng.random() < 0.85:
         n = rng.randint(0, 5)
         text = " ".join(rng.choice(WORDS) for _ in range(n))
@@ -126,6 +136,25 @@ CONDITIONS: list[models.Condition] = [
         )
     ),
     models.HasVectorCondition(has_vector=""),
+    models.IsEmptyCondition(is_empty=models.PayloadField(key="e")),
+    models.IsEmptyCondition(is_empty=models.PayloadField(key="o.e")),
+    models.IsEmptyCondition(is_empty=models.PayloadField(key="o[].e")),
+    models.IsNullCondition(is_null=models.PayloadField(key="e")),
+    models.IsNullCondition(is_null=models.PayloadField(key="o.e")),
+    _field("e", is_empty=True),
+    _field("e", is_empty=False),
+    _field("o.e", is_null=True),
+    _field("o[].e", is_null=False),
+    # paths: a key reaches into objects only, `[]` into every element, `[n]` into one
+    _field("o.e", match=models.MatchValue(value=1)),
+    _field("o[].e", match=models.MatchValue(value=1)),
+    _field("o[0].e", is_null=True),
+    _field("e[1]", match=models.MatchValue(value=1)),
+    _field("items[1].k", range=models.Range(gte=1)),
+    _field("items.k", values_count=models.ValuesCount(gte=1)),
+    models.SliceCondition(slice=models.Slice(total=1, index=0)),
+    models.SliceCondition(slice=models.Slice(total=3, index=1)),
+    models.SliceCondition(slice=models.Slice(total=7, index=6)),
     _field("text", match=models.MatchText(text="good")),
     _field("text", match=models.MatchText(text="GOOD cheap")),
     _field("text", match=models.MatchText(text="beta, alpha")),

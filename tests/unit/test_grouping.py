@@ -30,7 +30,11 @@ def test_facet_counts_points_once_per_distinct_value_and_orders_ties_by_kind_the
     # b: 2; then the count-1 values by kind (strings, integers, booleans), then value
     assert facet(payloads, "tag", 10) == [("b", 2), ("a", 1), ("c", 1), (1, 1), (2, 1), (True, 1)]
     assert facet(payloads, "tag", 2) == [("b", 2), ("a", 1)]
-    assert facet([{"a": {"b": [3, 3, 4]}}, {"a": [{"b": 3}]}], "a.b", 5) == [(3, 2), (4, 1)]
+    # a key reaches into objects only; `[]` into arrays (Qdrant's JSON paths)
+    nested = [{"a": {"b": [3, 3, 4]}}, {"a": [{"b": 3}, {"b": 5}]}]
+    assert facet(nested, "a.b", 5) == [(3, 1), (4, 1)]
+    assert facet(nested, "a[].b", 5) == [(3, 1), (5, 1)]
+    assert facet(nested, "a[1].b", 5) == [(5, 1)]
 
 
 def test_group_ids_are_distinct_strings_and_integers() -> None:

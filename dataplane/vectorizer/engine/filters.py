@@ -6,11 +6,13 @@ field conditions with ``match`` (``value``, ``any``, ``except``, ``prefix``,
 ``range`` (``gt``, ``gte``, ``lt``, ``lte``: numbers, or RFC 3339 datetimes compared with
 datetime strings in the payload), ``geo_radius``, ``geo_bounding_box`` and
 ``geo_polygon`` (see ``geo``) and ``values_count``; ``has_id``, ``has_vector``,
-``is_empty``, ``is_null``; and ``nested``, a filter that one element of an array of
+``is_empty``, ``is_null`` (also as a field condition's ``is_empty``/``is_null``
+flags), ``slice``; and ``nested``, a filter that one element of an array of
 objects must pass on its own.
 
-Keys are dotted paths into the payload; ``a[]`` steps into every element of an array
-and an array value matches when any of its elements does, as in Qdrant.
+Keys are Qdrant's JSON paths (``steps``): ``a.b`` steps into objects only, ``a[].b``
+into every element of an array, ``a[2].b`` into one; an array value matches when any of
+its elements does.
 
 Beside its predicate, a filter has a ``Lookup`` (``lookup_of``): the part of it a
 payload index can answer (matched values, ranges, ids, a text index's tokens), combined
@@ -28,11 +30,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import siphash24
 
 from vectorizer.engine import geo
 from vectorizer.engine.text import DEFAULT, TextParams, has_phrase
@@ -53,6 +59,8 @@ _FIELD_KINDS = (
     "geo_bounding_box",
     "geo_polygon",
     "values_count",
+    "is_empty",
+    "is_null",
 )
 _GEO: dict[str, Callable[[Any, str], Test]] = {
     "geo_radius": geo.radius,
@@ -60,6 +68,10 @@ _GEO: dict[str, Callable[[Any, str], Test]] = {
     "geo_polygon": geo.polygon,
 }
 _TEXT_MATCHES = ("text", "text_any", "phrase")
+_FLAGS = ("is_empty", "is_null")  # a field condition's boolean forms of the conditions
+_MAX_SLICES = 2**32 - 1
+_ZERO_KEY = bytes(16)
+_U64 = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -258,9 +270,12 @@ def _condition(spec: Any, field: str, ctx: _Context) -> _Compiled:
         return _has_vector(spec, field), None
     if "nested" in spec:
         return _nested(spec, field, ctx), None
-    if "is_empty" in spec:
+    if "slice" in spec:
+        _not_nested(ctx, "slice", field)
+        return _slice(spec, field), None
+    if "is_empty" in spec and "key" not in spec:
         return _is_empty(_single_key(spec, "is_empty", field), f"{field}.is_empty"), None
-    if "is_null" in spec:
+    if "is_null" in spec and "key" not in spec:
         return _is_null(_single_key(spec, "is_null", field), f"{field}.is_null"), None
     if "key" in spec:
         return _field_condition(spec, field, ctx)
@@ -329,10 +344,10 @@ def _nested(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
         raise ValidationError("key must be a non-empty payload path", field=f"{at}.key")
     inner_ctx = dataclasses.replace(ctx, prefix=f"{ctx.prefix}{array}[].")
     inner, _ = _filter(raw["filter"], f"{at}.filter", inner_ctx)
-    parts = array.split(".")
+    path = steps(array)
 
     def pred(pid: PointId, payload: Payload | None) -> bool:
-        for value in _raw_lookup(payload, parts):
+        for value in _raw_lookup(payload, path):
             if isinstance(value, list):
                 for element in value:
                     if isinstance(element, dict) and inner(pid, element):
@@ -342,18 +357,58 @@ def _nested(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
     return pred
 
 
-def _is_empty(key: str, field: str) -> Predicate:
+def _is_empty(key: str, field: str, wanted: bool = True) -> Predicate:
+    """Qdrant's is_empty: the key reaches no value, or only nulls and empty arrays (an
+    array holding a null is not empty)."""
+    path = steps(key)
+
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        return next(iter(values_at(payload, key)), _MISSING) is _MISSING
+        empty = all(v is None or v == [] for v in _raw_lookup(payload, path))
+        return empty is wanted
 
     return pred
 
 
-def _is_null(key: str, field: str) -> Predicate:
+def _is_null(key: str, field: str, wanted: bool = True) -> Predicate:
+    """Qdrant's is_null: a value at the key is null, or an array holding a null (its
+    #10101); a missing key is not null."""
+    path = steps(key)
+
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        return any(v is None for v in _raw_lookup(payload, key.split(".")))
+        null = any(
+            v is None or (isinstance(v, list) and None in v) for v in _raw_lookup(payload, path)
+        )
+        return null is wanted
 
     return pred
+
+
+def _slice(spec: dict[str, Any], field: str) -> Predicate:
+    """Qdrant's slice condition: the points whose id falls into slice ``index`` of
+    ``total`` (SipHash-2-4 of the id's bytes, as Qdrant hashes them, modulo ``total``)."""
+    raw, at = spec["slice"], f"{field}.slice"
+    if len(spec) != 1 or not isinstance(raw, dict) or set(raw) != {"total", "index"}:
+        raise ValidationError("slice is {total, index}", field=at)
+    total, index = raw["total"], raw["index"]
+    if isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= _MAX_SLICES:
+        raise ValidationError(f"total is an integer in 1..{_MAX_SLICES}", field=f"{at}.total")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total:
+        raise ValidationError("index is an integer in 0..total-1", field=f"{at}.index")
+    return lambda pid, _payload: _id_hash(pid) % total == index
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _id_hash(pid: PointId) -> int:
+    """SipHash-2-4 (zero key) of an id as Qdrant hashes it: an integer's 8 little-endian
+    bytes, a UUID's 16 bytes; another string id (which Qdrant does not have) its UTF-8."""
+    if isinstance(pid, int):
+        data = pid.to_bytes(8, "little")
+    else:
+        try:
+            data = uuid.UUID(pid).bytes
+        except ValueError:
+            data = pid.encode()
+    return int(siphash24.siphash24(data, key=_ZERO_KEY).intdigest()) & _U64
 
 
 def _field_condition(spec: dict[str, Any], field: str, ctx: _Context) -> _Compiled:
@@ -367,6 +422,10 @@ def _field_condition(spec: dict[str, Any], field: str, ctx: _Context) -> _Compil
     arg, at = spec[kind], f"{field}.{kind}"
     if kind == "values_count":
         return _values_count(arg, key, at), None
+    if kind in _FLAGS:  # {key, is_empty: true}: the same as {is_empty: {key}}; false: not
+        if not isinstance(arg, bool):
+            raise ValidationError(f"{kind} is true or false", field=at)
+        return (_is_empty if kind == "is_empty" else _is_null)(key, at, arg), None
     if kind == "match" and isinstance(arg, dict) and len(arg) == 1 and set(arg) <= {*_TEXT_MATCHES}:
         return _text_match(arg, key, at, ctx)
     lookup: Lookup | None = None
@@ -397,7 +456,7 @@ def _any_value(test: Test, key: str) -> Predicate:
 
 
 def _top_level(key: str) -> bool:
-    return "." not in key and not key.endswith("[]")
+    return "." not in key and "[" not in key
 
 
 def _scalar(value: Any) -> bool:
@@ -491,7 +550,7 @@ def _values_count(spec: Any, key: str, field: str) -> Predicate:
                 "values_count bounds are non-negative integers", field=f"{field}.{op}"
             )
     gt, gte, lt, lte = (spec.get(op) for op in _RANGE_OPS)
-    parts = key.split(".")
+    path = steps(key)
 
     def within(n: int) -> bool:
         return (
@@ -502,7 +561,7 @@ def _values_count(spec: Any, key: str, field: str) -> Predicate:
         )
 
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        counts = [_count(v) for v in _raw_lookup(payload, parts)]
+        counts = [_count(v) for v in _raw_lookup(payload, path)]
         return any(within(n) for n in counts or (0,))
 
     return pred
@@ -615,33 +674,58 @@ def values_at(payload: Payload | None, key: str) -> Iterable[Any]:
 
 
 def _path_values(payload: Payload | None, key: str) -> Iterator[Any]:
-    for value in _raw_lookup(payload, key.split(".")):
+    for value in _raw_lookup(payload, steps(key)):
         if isinstance(value, list):
             yield from (v for v in value if v is not None)
         elif value is not None:
             yield value
 
 
-def _raw_lookup(node: Any, parts: list[str]) -> Iterator[Any]:
-    if not parts:
+# One step of a path: a key, then the array steps after it: [] (None: every element) or
+# [n] (one element).
+Step = tuple[str, tuple[int | None, ...]]
+_ARRAY_STEPS = re.compile(r"(?:\[\d*\])+")
+
+
+@functools.lru_cache(maxsize=4096)
+def steps(key: str) -> tuple[Step, ...]:
+    """``key`` as Qdrant's JSON paths read it: ``a.b``, ``a[].b``, ``a[0].b``. A part
+    whose brackets are not all ``[]`` or ``[n]`` is one literal key."""
+    out = []
+    for part in key.split("."):
+        at = part.find("[")
+        if at > 0 and _ARRAY_STEPS.fullmatch(part, at):
+            inner = part[at + 1 : -1].split("][")
+            out.append((part[:at], tuple(int(i) if i else None for i in inner)))
+        else:
+            out.append((part, ()))
+    return tuple(out)
+
+
+def _raw_lookup(node: Any, path: tuple[Step, ...]) -> Iterator[Any]:
+    """The values ``path`` reaches from ``node``, arrays at its end kept whole. A key
+    reaches into objects only: ``a.b`` finds nothing in an array at ``a`` (``a[].b``
+    does), as in Qdrant."""
+    if not path:
         yield node
         return
-    head, rest = parts[0], parts[1:]
-    step_into_array = head.endswith("[]")
-    name = head[:-2] if step_into_array else head
     if not isinstance(node, dict):
         return
+    (name, arrays), rest = path[0], path[1:]
     child = node.get(name, _MISSING)
-    if child is _MISSING:
+    if child is not _MISSING:
+        yield from _elements(child, arrays, rest)
+
+
+def _elements(value: Any, arrays: tuple[int | None, ...], rest: tuple[Step, ...]) -> Iterator[Any]:
+    if not arrays:
+        yield from _raw_lookup(value, rest)
         return
-    if step_into_array:
-        if isinstance(child, list):
-            for item in child:
-                yield from _raw_lookup(item, rest)
+    if not isinstance(value, list):
         return
-    if isinstance(child, list) and rest:
-        # Qdrant lets `a.b` reach into an array of objects without the [] marker.
-        for item in child:
-            yield from _raw_lookup(item, rest)
-        return
-    yield from _raw_lookup(child, rest)
+    index, more = arrays[0], arrays[1:]
+    if index is None:
+        for item in value:
+            yield from _elements(item, more, rest)
+    elif index < len(value):
+        yield from _elements(value[index], more, rest)
