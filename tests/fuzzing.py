@@ -6,6 +6,7 @@ pass, Hypothesis settings, and strategies for hostile values, bodies and request
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import re
@@ -473,6 +474,20 @@ def vectors(dim: int = DIM) -> st.SearchStrategy[list[Any]]:
 
 # Payloads a client could mean: mostly plain keys and values, now and then a weird one
 # (a lone surrogate makes the whole body malformed, so they must stay the exception).
+datetimes = st.sampled_from(
+    [
+        "2026-01-01",
+        "2026-01-01T10:00:00Z",
+        "2026-03-04T05:06:07.891+02:00",
+        "2026-13-01",
+        "0001-01-01",
+    ]
+)
+geo_points = st.builds(
+    lambda lon, lat: {"lon": lon, "lat": lat},
+    st.floats(-181, 181, allow_nan=False),
+    st.floats(-91, 91, allow_nan=False),
+)
 plain_keys = st.one_of(
     st.sampled_from(["i", "tag", "a", "a.b", "n", "nested"]), st.text(max_size=8)
 )
@@ -483,6 +498,8 @@ payload_values = st.recursive(
         st.integers(-(2**63), 2**63 - 1),
         st.floats(allow_nan=False, allow_infinity=False),
         st.text(max_size=10),
+        datetimes,
+        geo_points,
     ),
     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(plain_keys, kids, max_size=3),
     max_leaves=8,
@@ -496,6 +513,10 @@ payloads = st.one_of(
 payload_keys = st.one_of(
     st.sampled_from(["i", "tag", "a.b", "nested.x", "tags[]"]), st.text(min_size=1, max_size=6)
 )
+
+
+def optional(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({}, optional=fields)
 
 
 def conditions() -> st.SearchStrategy[dict[str, Any]]:
@@ -518,6 +539,58 @@ def conditions() -> st.SearchStrategy[dict[str, Any]]:
         st.builds(lambda v: {"has_id": v}, st.lists(ids(), max_size=3)),
         st.builds(lambda k: {"is_empty": {"key": k}}, payload_keys),
         st.builds(lambda k: {"is_null": {"key": k}}, payload_keys),
+        st.builds(
+            lambda k, kind, v: {"key": k, "match": {kind: v}},
+            payload_keys,
+            st.sampled_from(["text_any", "phrase", "prefix", "substring"]),
+            st.text(max_size=6) | st.integers(0, 3),
+        ),
+        st.builds(
+            lambda k, c, r: {"key": k, "geo_radius": {"center": c, "radius": r}},
+            payload_keys,
+            geo_points,
+            st.floats(-1, 3e7, allow_nan=False),
+        ),
+        st.builds(
+            lambda k, a, b: {"key": k, "geo_bounding_box": {"top_left": a, "bottom_right": b}},
+            payload_keys,
+            geo_points,
+            geo_points,
+        ),
+        st.builds(
+            lambda k, ring: {"key": k, "geo_polygon": {"exterior": {"points": ring}}},
+            payload_keys,
+            st.lists(geo_points, min_size=2, max_size=4).map(lambda r: [*r, r[0]]),
+        ),
+        st.builds(
+            lambda k, c: {"key": k, "values_count": c},
+            payload_keys,
+            optional(gte=st.integers(-1, 3), lt=st.integers(0, 4)),
+        ),
+        st.builds(
+            lambda k, c: {"nested": {"key": k, "filter": {"must": c}}},
+            st.sampled_from(["a", "a[]", "nested", "tags"]) | payload_keys,
+            st.lists(
+                st.builds(
+                    lambda k, v: {"key": k, "match": {"value": v}},
+                    st.sampled_from(["b", "c", "x"]),
+                    match_value,
+                ),
+                max_size=2,
+            ),
+        ),
+        st.sampled_from([{"has_vector": ""}, {"has_vector": "image"}]),
+        st.builds(
+            lambda t, i: {"slice": {"total": t, "index": i}},
+            st.integers(-1, 5) | st.just(2**32),
+            st.integers(-1, 5),
+        ),
+        st.builds(
+            lambda k, flag, v: {"key": k, flag: v},
+            payload_keys | st.sampled_from(["a[0].b", "tags[1]", "a.b[]"]),
+            st.sampled_from(["is_empty", "is_null"]),
+            st.booleans() | st.just(1),
+        ),
     )
 
 
@@ -544,18 +617,18 @@ filters: st.SearchStrategy[dict[str, Any]] = st.recursive(
     ),
     max_leaves=4,
 )
+selector_paths = st.one_of(
+    payload_keys,
+    st.sampled_from(["a[].b", "a[]", "a[0]", "a[].b[].c", "nested.x[]", "[]", "a.", ""]),
+)
 with_payloads = st.one_of(
     st.none(),
     st.booleans(),
-    st.lists(payload_keys, max_size=2),
-    st.builds(lambda k: {"include": k}, st.lists(payload_keys, max_size=2)),
-    st.builds(lambda k: {"exclude": k}, st.lists(payload_keys, max_size=2)),
+    st.lists(selector_paths, max_size=2),
+    st.builds(lambda k: {"include": k}, st.lists(selector_paths, max_size=2)),
+    st.builds(lambda k: {"exclude": k}, st.lists(selector_paths, max_size=2)),
 )
 limits = st.one_of(st.integers(1, 20), st.sampled_from([1, 10_000, 10_001, 0]))
-
-
-def optional(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.fixed_dictionaries({}, optional=fields)
 
 
 def search_body() -> st.SearchStrategy[dict[str, Any]]:
@@ -575,27 +648,97 @@ def search_body() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def query_body() -> st.SearchStrategy[dict[str, Any]]:
-    query = st.one_of(
+def _examples() -> st.SearchStrategy[list[Any]]:
+    return st.lists(ids() | vectors(), max_size=3)
+
+
+def _context_pairs() -> st.SearchStrategy[Any]:
+    pair = st.builds(
+        lambda p, n: {"positive": p, "negative": n}, ids() | vectors(), ids() | vectors()
+    )
+    return pair | st.lists(pair, max_size=3)
+
+
+def _queries() -> st.SearchStrategy[Any]:
+    """Every kind of query the query API takes, now and then a wrong one."""
+    nearest = vectors() | ids()
+    return st.one_of(
         st.none(),
         vectors(),
         ids(),
-        st.builds(lambda v: {"nearest": v}, vectors() | ids()),
+        st.builds(lambda v: {"nearest": v}, nearest),
+        st.builds(
+            lambda v, mmr: {"nearest": v, "mmr": mmr},
+            nearest,
+            optional(
+                diversity=st.floats(-0.5, 1.5, allow_nan=False),
+                candidates_limit=st.integers(0, 120) | st.just(10_001),
+            ),
+        ),
+        st.builds(
+            lambda pos, neg, rest: {"recommend": {"positive": pos, "negative": neg, **rest}},
+            _examples(),
+            _examples(),
+            optional(strategy=st.sampled_from(["average_vector", "best_score", "sum_scores", "x"])),
+        ),
+        st.builds(lambda c: {"context": c}, _context_pairs()),
+        st.builds(
+            lambda t, c: {"discover": {"target": t, "context": c}}, nearest, _context_pairs()
+        ),
+        st.builds(lambda f: {"fusion": f}, st.sampled_from(["rrf", "dbsf", "RRF", "x"])),
+        st.builds(
+            lambda r: {"rrf": r},
+            optional(
+                k=st.integers(-1, 100),
+                weights=st.lists(st.floats(-1, 3, allow_nan=False), max_size=4),
+            ),
+        ),
         st.sampled_from(
             [
-                {"recommend": {"positive": [1]}},
-                {"fusion": "rrf"},
                 {"text": "hi"},
                 {"sample": "random"},
                 {"order_by": "i"},
                 {"order_by": {"key": "n", "direction": "desc", "start_from": 3}},
+                {"order_by": {"key": "d", "start_from": "2026-01-01T00:00:00Z"}},
+                {"order_by": {"key": "d", "direction": "desc", "start_from": "2026-02-30"}},
             ]
         ),
     )
+
+
+def _prefetch_fields() -> dict[str, st.SearchStrategy[Any]]:
+    return {
+        "filter": filters,
+        "limit": limits,
+        "score_threshold": st.floats(-1, 1),
+        "params": optional(hnsw_ef=st.integers(1, 64), exact=st.booleans()),
+        "using": st.sampled_from(["", "image"]),
+    }
+
+
+def _prefetches() -> st.SearchStrategy[dict[str, Any]]:
+    """Prefetches nest: a few levels here, mutations bring the deep ones."""
+
+    def nesting(inner: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+        return st.builds(
+            lambda q, kids, rest: {"query": q, "prefetch": kids, **rest},
+            _queries(),
+            inner | st.lists(inner, max_size=3),
+            optional(**_prefetch_fields()),
+        )
+
+    leaf = st.builds(
+        lambda q, rest: {"query": q, **rest}, _queries(), optional(**_prefetch_fields())
+    )
+    return st.recursive(leaf, nesting, max_leaves=4)
+
+
+def query_body() -> st.SearchStrategy[dict[str, Any]]:
     return st.builds(
         lambda q, rest: {"query": q, **rest},
-        query,
+        _queries(),
         optional(
+            prefetch=_prefetches() | st.lists(_prefetches(), max_size=3),
             limit=limits,
             offset=st.integers(0, 5),
             filter=filters,
@@ -615,10 +758,27 @@ def recommend_body() -> st.SearchStrategy[dict[str, Any]]:
         st.lists(ids() | vectors(), max_size=3),
         st.lists(ids() | vectors(), max_size=2),
         optional(
-            strategy=st.sampled_from(["average_vector", "best_score", "x"]),
+            strategy=st.sampled_from(["average_vector", "best_score", "sum_scores", "x"]),
             filter=filters,
             with_payload=with_payloads,
             score_threshold=st.floats(-1, 1),
+        ),
+    )
+
+
+def discover_body() -> st.SearchStrategy[dict[str, Any]]:
+    """A legacy discovery: a target and/or context pairs of ids or vectors."""
+    pair = st.builds(
+        lambda p, n: {"positive": p, "negative": n}, ids() | vectors(), ids() | vectors()
+    )
+    return st.builds(
+        lambda rest: {"limit": 3, **rest},
+        optional(
+            target=ids() | vectors(),
+            context=st.lists(pair, max_size=3),
+            filter=filters,
+            with_payload=with_payloads,
+            offset=st.integers(0, 3),
         ),
     )
 
@@ -630,6 +790,31 @@ def selector() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+index_schemas = st.one_of(
+    st.sampled_from(
+        ["keyword", "integer", "float", "bool", "datetime", "uuid", "text", "geo", "Keyword", "x"]
+    ),
+    st.sampled_from(
+        [
+            {"type": "text", "tokenizer": "word", "lowercase": True, "min_token_len": 2},
+            {"type": "text", "tokenizer": "prefix", "max_token_len": 0},
+            {"type": "text", "phrase_matching": True, "stopwords": {"custom": ["a", 1]}},
+            {"type": "text", "tokenizer": "multilingual", "stemmer": {"type": "snowball"}},
+            {"type": "text", "tokenizer": "whitespace", "lowercase": "no"},
+            {"type": "integer", "lookup": True, "range": False},
+            {"type": "keyword", "is_tenant": True, "on_disk": True},
+            {"type": "float", "is_principal": True},
+            {"type": "datetime"},
+            {"type": "nope"},
+            {"tokenizer": "word"},
+            {},
+        ]
+    ),
+    st.none(),
+)
+
+
+@functools.cache  # (built once: the tree of strategies costs more to build than to draw)
 def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
     """(method, path after ``/collections/{name}``, valid-looking body)."""
     point = st.builds(
@@ -716,6 +901,45 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
         ),
         st.tuples(
             st.just("POST"),
+            st.just("/points/recommend/batch"),
+            st.builds(
+                lambda r: {"searches": [{**x, "limit": 3} for x in r]},
+                st.lists(recommend_body(), max_size=3),
+            ),
+        ),
+        st.tuples(st.just("POST"), st.just("/points/discover"), discover_body()),
+        st.tuples(
+            st.just("POST"),
+            st.just("/points/discover/batch"),
+            st.builds(lambda d: {"searches": d}, st.lists(discover_body(), max_size=3)),
+        ),
+        st.tuples(
+            st.just("POST"),
+            st.just("/points/payload/delete"),
+            st.builds(
+                lambda k, s: {"keys": k, **s}, st.lists(selector_paths, max_size=3), selector()
+            ),
+        ),
+        st.tuples(
+            st.just("POST"),
+            st.just("/points/batch"),
+            st.builds(
+                lambda ops: {"operations": ops},
+                st.lists(
+                    st.one_of(
+                        st.builds(lambda p: {"upsert": {"points": p}}, st.lists(point, max_size=2)),
+                        st.builds(lambda s: {"delete": s}, selector()),
+                        st.builds(
+                            lambda p, s: {"set_payload": {"payload": p, **s}}, payloads, selector()
+                        ),
+                        st.builds(lambda s: {"clear_payload": s}, selector()),
+                    ),
+                    max_size=3,
+                ),
+            ),
+        ),
+        st.tuples(
+            st.just("POST"),
             st.just("/points/recommend/groups"),
             st.builds(
                 lambda r, g: {**r, "group_by": g, "group_size": 2, "limit": 3},
@@ -788,7 +1012,7 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
             st.builds(
                 lambda k, s: {"field_name": k, "field_schema": s},
                 payload_keys,
-                st.sampled_from(["keyword", "integer", {"type": "text"}]),
+                index_schemas,
             ),
         ),
         st.tuples(st.just("DELETE"), payload_keys.map(lambda k: f"/index/{quote(k)}"), st.none()),
