@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 # Examples per test (each is one request, plus reads where a test checks the sentinels).
 SCHEMA_EXAMPLES_PER_OPERATION = 12
 GARBAGE_EXAMPLES = 400
-QDRANT_EXAMPLES = 500
+QDRANT_EXAMPLES = 2000
 POISON_EXAMPLES = 150
 REPLICATION_EXAMPLES = 60
 
