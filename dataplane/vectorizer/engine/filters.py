@@ -175,6 +175,14 @@ def compile_filter(
     return pred
 
 
+def compile_condition(spec: Any, field: str) -> Predicate:
+    """A predicate for one condition, any that a filter's ``must`` may list, its errors
+    naming ``field``. Its full-text matches tokenize by default: only a filter (through
+    ``bind``) reads them as a collection's text indexes do."""
+    pred, _lookup = _condition(spec, field, _Context({}, set()))
+    return pred
+
+
 def lookup_of(predicate: Predicate) -> Lookup | None:
     """What a payload index can answer of the filter ``predicate`` was compiled from."""
     return _LOOKUPS.get(predicate)
