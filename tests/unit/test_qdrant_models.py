@@ -379,7 +379,7 @@ def test_query_request_forms() -> None:
         ),
         ({"query": {"context": []}}, "needs at least one pair"),
         ({"query": {"context": {"positive": [1], "negative": True}}}, "query.context.negative"),
-        ({"query": {"formula": {"sum": []}}}, "formula queries are not supported"),
+        ({"query": {"formula": {"sum": []}}}, "a formula rescores what prefetches find"),
         (
             {"query": {"order_by": {"key": "a", "direction": "sideways"}}},
             "query.order_by.direction",

@@ -3,11 +3,10 @@
 Errors are ``ValidationError``s that name the offending field.
 
 What is refused, and why: named, sparse and multi-vectors (a collection holds one
-unnamed dense vector); server-side inference (documents, images); formula queries;
-shard keys and custom sharding (one node, one shard). Performance and storage knobs
-(quantization, on-disk flags, optimizer and WAL settings) are accepted and ignored: they
-do not change results, and ``GET /collections/{name}`` reports the configuration
-actually in force.
+unnamed dense vector); server-side inference (documents, images); shard keys and custom
+sharding (one node, one shard). Performance and storage knobs (quantization, on-disk
+flags, optimizer and WAL settings) are accepted and ignored: they do not change
+results, and ``GET /collections/{name}`` reports the configuration actually in force.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from typing import Any, NoReturn, Protocol
 from vectorizer.engine import payloads, scoring, validation
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
 from vectorizer.engine.filters import Payload, micros, payload_key
+from vectorizer.engine.formula import Formula
+from vectorizer.engine.formula import parse as parse_formula
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 from vectorizer.qdrant.schemas import (
@@ -62,7 +63,6 @@ DISTANCES: dict[Metric, str] = {metric: name for name, metric in METRICS.items()
 
 _INFERENCE_KEYS = frozenset({"text", "image", "object", "model"})
 _NOT_NEAREST = (
-    "formula",
     "relevance_feedback",
     "text",
 )
@@ -560,7 +560,7 @@ class Fusion:
 class Search:
     """One nearest-neighbour search (or, with neither vector nor point, an id-ordered page).
     With ``prefetch``, the query ranks only the points its sub-searches found (or, with
-    ``fusion``, merges their lists)."""
+    ``fusion``, merges their lists, or with ``formula`` rescores those points)."""
 
     vector: list[Any] | None
     point: PointId | None
@@ -578,6 +578,7 @@ class Search:
     sample: bool = False  # no vector: random points
     prefetch: tuple[Search, ...] = ()
     fusion: Fusion | None = None
+    formula: Formula | None = None
     mmr: Mmr | None = None
     context: Context | None = None
 
@@ -680,15 +681,17 @@ def _queried(
         for i, raw in enumerate(_listed_prefetches(body.prefetch))
     )
     fusion = _fusion(body.query, len(prefetch), f"{at}query")
+    formula = None if fusion else _formula(body.query, len(prefetch), at)
     if prefetch and body.query is None:
         raise ValidationError("a query is needed to merge the prefetches", field=f"{at}query")
-    recommend = None if fusion else _recommend(body.query, at)
-    context = None if fusion else _context_query(body.query, at)
-    order_by, sample = (None, False) if fusion else _listing(body.query, at)
-    scored = recommend or context or fusion or order_by is not None or sample
+    merging = fusion is not None or formula is not None
+    recommend = None if merging else _recommend(body.query, at)
+    context = None if merging else _context_query(body.query, at)
+    order_by, sample = (None, False) if merging else _listing(body.query, at)
+    scored = recommend or context or merging or order_by is not None or sample
     vector, point = (None, None) if scored else _query(body.query, at)
     mmr = None if scored else _mmr(body.query, max_limit, at)
-    unscored = vector is None and point is None and not (recommend or context or fusion)
+    unscored = vector is None and point is None and not (recommend or context or merging)
     if unscored and body.score_threshold is not None:
         raise ValidationError(
             "score_threshold needs a vector to score by", field=f"{at}score_threshold"
@@ -705,7 +708,9 @@ def _queried(
         sample=sample,
         field=f"{at}query",
     )
-    return dataclasses.replace(search, prefetch=prefetch, fusion=fusion, mmr=mmr, context=context)
+    return dataclasses.replace(
+        search, prefetch=prefetch, fusion=fusion, formula=formula, mmr=mmr, context=context
+    )
 
 
 def _context_query(raw: Any, at: str) -> Context | None:
@@ -783,6 +788,24 @@ def _mmr(raw: Any, max_limit: int, at: str) -> Mmr | None:
             raise ValidationError("an integer", field=f"{field}.candidates_limit")
         in_range(candidates, f"{field}.candidates_limit", 1, MAX_MMR_CANDIDATES)
     return Mmr(float(diversity), candidates)
+
+
+def _formula(raw: Any, prefetches: int, at: str) -> Formula | None:
+    """``{"formula": expression, "defaults": {variable: value}}``: the points the
+    prefetches found, rescored (``engine.formula``)."""
+    if not isinstance(raw, dict) or "formula" not in raw:
+        return None
+    field = f"{at}query"
+    extra = set(raw) - {"formula", "defaults"}
+    if extra:
+        raise ValidationError(
+            "a formula query is {formula, defaults?}", field=f"{field}.{min(extra)}"
+        )
+    if not prefetches:
+        raise ValidationError(
+            "a formula rescores what prefetches find: give some (as in Qdrant)", field=field
+        )
+    return parse_formula(raw["formula"], raw.get("defaults"), f"{field}.formula", canonical_filter)
 
 
 def _listed_prefetches(raw: Any) -> list[Any]:
@@ -984,7 +1007,7 @@ def _query(raw: Any, at: str = "") -> tuple[list[Any] | None, PointId | None]:
         if kind is not None:
             raise ValidationError(
                 f"{kind} queries are not supported; nearest, recommend, discover, "
-                "context, order_by, sample and fusion queries are",
+                "context, order_by, sample, fusion and formula queries are",
                 field=f"{at}query",
             )
     return _query_input(raw, f"{at}query")

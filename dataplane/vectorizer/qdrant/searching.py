@@ -1,5 +1,6 @@
 """Running a parsed Qdrant search against a collection: nearest neighbours, listings,
-recommendations, and queries over prefetches (rescored, or fused with ``engine.fusion``)."""
+recommendations, and queries over prefetches (ranked again, fused with
+``engine.fusion``, or rescored by an ``engine.formula``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 
 from vectorizer.engine import exact, fusion, scoring
 from vectorizer.engine.collection import Collection, ScoredPoint
-from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.filters import Predicate, compile_filter
+from vectorizer.engine.formula import Formula
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.qdrant import models, responses
 from vectorizer.qdrant.errors import point_not_found
@@ -151,9 +153,12 @@ def run_search(coll: Collection, s: models.Search) -> Hits:
 
 
 def _merged(coll: Collection, s: models.Search) -> Hits:
-    """A query over prefetches: their lists fused, or the points they found ranked by
-    the query (and only those, as in Qdrant: the query's filter was already theirs)."""
+    """A query over prefetches: their lists fused or rescored by a formula, or the
+    points they found ranked by the query (and only those, as in Qdrant: the query's
+    filter was already theirs)."""
     lists = [[(hit["id"], hit["score"]) for hit in run_search(coll, p)] for p in s.prefetch]
+    if s.formula is not None:
+        return _shown(coll, s, _rescored(coll, s.formula, lists))
     if s.fusion is None:
         found = list(dict.fromkeys(pid for ranked in lists for pid, _ in ranked))
         if not found:
@@ -164,10 +169,48 @@ def _merged(coll: Collection, s: models.Search) -> Hits:
         fused = fusion.rrf(lists, s.fusion.k, s.fusion.weights)
     else:
         fused = fusion.dbsf(lists, coll.config.metric.higher_is_better)
-    if s.threshold is not None:  # of the fused score
-        fused = [(pid, score) for pid, score in fused if score >= s.threshold]
+    return _shown(coll, s, fused)
+
+
+def _rescored(
+    coll: Collection, formula: Formula, lists: list[list[tuple[PointId, float]]]
+) -> list[tuple[PointId, float]]:
+    """Every point the prefetches found, with its formula score, best first. Equal
+    scores keep the order the prefetches found the points in (the first prefetch's
+    best first), as qdrant-client's local mode does (Qdrant: hash order)."""
+    found = list(dict.fromkeys(pid for ranked in lists for pid, _ in ranked))
+    scores = [dict(ranked) for ranked in lists]
+    checks = [_matching(coll, spec, found) for spec in formula.conditions]
+    rescored = []
+    for pid in found:
+        point = coll.get(pid, with_vector=False)
+        assert point is not None  # (found by the prefetches, on this same loop turn)
+        score = formula.score(pid, point.payload, [m.get(pid) for m in scores], checks)
+        rescored.append((pid, score))
+    rescored.sort(key=lambda hit: -hit[1])  # (stable)
+    return rescored
+
+
+def _matching(coll: Collection, condition: Any, ids: list[PointId]) -> Predicate:
+    """Whether a point among ``ids`` meets ``condition``, decided by the collection as it
+    decides a filter (its payload and text indexes)."""
+    meets = set(coll.ids_matching(_compiled({"must": [{"has_id": ids}, condition]})))
+    return lambda pid, _payload: pid in meets
+
+
+def _compiled(spec: dict[str, Any]) -> Predicate:
+    predicate = compile_filter(spec)
+    assert predicate is not None  # (a filter spec)
+    return predicate
+
+
+def _shown(coll: Collection, s: models.Search, ranked: list[tuple[PointId, float]]) -> Hits:
+    """The page of ``ranked`` (id, score) best first that ``s`` asks for, above its
+    threshold, shown as it asks."""
+    if s.threshold is not None:  # (of the fused or formula score)
+        ranked = [(pid, score) for pid, score in ranked if score >= s.threshold]
     hits = []
-    for pid, score in fused[s.offset : s.offset + s.limit]:
+    for pid, score in ranked[s.offset : s.offset + s.limit]:
         point = coll.get(pid, with_vector=s.with_vector)
         assert point is not None  # (found by the prefetches, on this same loop turn)
         hit = ScoredPoint(pid, score, point.payload, point.vector)
