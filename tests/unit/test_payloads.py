@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from vectorizer.engine.payloads import merged_at, parse_key
+from vectorizer.engine.paths import parse as parse_key
+from vectorizer.engine.payloads import merged_at
 from vectorizer.errors import ValidationError
 
 

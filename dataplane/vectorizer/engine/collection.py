@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from vectorizer.engine import exact, grouping, ordering, payloads, scoring
+from vectorizer.engine import exact, grouping, ordering, paths, payloads, scoring
 from vectorizer.engine.config import CollectionConfig, IndexKind
 from vectorizer.engine.field_index import BYTES_PER_VALUE, Narrowed, PayloadIndex, Schema
 from vectorizer.engine.files import load_json, save_array, write_json_arrays
@@ -576,7 +576,7 @@ class Collection:
     ) -> None:
         """Merge ``payload`` into the points' payloads (under ``key``, a path, when given),
         or replace them with it (``overwrite``)."""
-        steps = None if key is None else payloads.parse_key(key)
+        steps = None if key is None else paths.parse(key)
         for pid in ids:
             slot = self._id_slots[pid]
             old = self._payloads[slot]

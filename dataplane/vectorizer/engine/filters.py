@@ -10,7 +10,7 @@ datetime strings in the payload), ``geo_radius``, ``geo_bounding_box`` and
 flags), ``slice``; and ``nested``, a filter that one element of an array of
 objects must pass on its own.
 
-Keys are Qdrant's JSON paths (``steps``): ``a.b`` steps into objects only, ``a[].b``
+Keys are Qdrant's JSON paths (``paths``): ``a.b`` steps into objects only, ``a[].b``
 into every element of an array, ``a[2].b`` into one; an array value matches when any of
 its elements does.
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -40,7 +39,7 @@ from typing import Any
 
 import siphash24
 
-from vectorizer.engine import geo
+from vectorizer.engine import geo, paths
 from vectorizer.engine.text import DEFAULT, TextParams, has_phrase
 from vectorizer.engine.validation import PointId, point_id
 from vectorizer.errors import ValidationError
@@ -352,10 +351,10 @@ def _nested(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
         raise ValidationError("key must be a non-empty payload path", field=f"{at}.key")
     inner_ctx = dataclasses.replace(ctx, prefix=f"{ctx.prefix}{array}[].")
     inner, _ = _filter(raw["filter"], f"{at}.filter", inner_ctx)
-    path = steps(array)
+    path = paths.lenient(array)
 
     def pred(pid: PointId, payload: Payload | None) -> bool:
-        for value in _raw_lookup(payload, path):
+        for value in paths.reach(payload, path):
             if isinstance(value, list):
                 for element in value:
                     if isinstance(element, dict) and inner(pid, element):
@@ -368,10 +367,10 @@ def _nested(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
 def _is_empty(key: str, field: str, wanted: bool = True) -> Predicate:
     """Qdrant's is_empty: the key reaches no value, or only nulls and empty arrays (an
     array holding a null is not empty)."""
-    path = steps(key)
+    path = paths.lenient(key)
 
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        empty = all(v is None or v == [] for v in _raw_lookup(payload, path))
+        empty = all(v is None or v == [] for v in paths.reach(payload, path))
         return empty is wanted
 
     return pred
@@ -380,11 +379,11 @@ def _is_empty(key: str, field: str, wanted: bool = True) -> Predicate:
 def _is_null(key: str, field: str, wanted: bool = True) -> Predicate:
     """Qdrant's is_null: a value at the key is null, or an array holding a null (its
     #10101); a missing key is not null."""
-    path = steps(key)
+    path = paths.lenient(key)
 
     def pred(_pid: PointId, payload: Payload | None) -> bool:
         null = any(
-            v is None or (isinstance(v, list) and None in v) for v in _raw_lookup(payload, path)
+            v is None or (isinstance(v, list) and None in v) for v in paths.reach(payload, path)
         )
         return null is wanted
 
@@ -558,7 +557,7 @@ def _values_count(spec: Any, key: str, field: str) -> Predicate:
                 "values_count bounds are non-negative integers", field=f"{field}.{op}"
             )
     gt, gte, lt, lte = (spec.get(op) for op in _RANGE_OPS)
-    path = steps(key)
+    path = paths.lenient(key)
 
     def within(n: int) -> bool:
         return (
@@ -569,7 +568,7 @@ def _values_count(spec: Any, key: str, field: str) -> Predicate:
         )
 
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        counts = [_count(v) for v in _raw_lookup(payload, path)]
+        counts = [_count(v) for v in paths.reach(payload, path)]
         return any(within(n) for n in counts or (0,))
 
     return pred
@@ -682,58 +681,8 @@ def values_at(payload: Payload | None, key: str) -> Iterable[Any]:
 
 
 def _path_values(payload: Payload | None, key: str) -> Iterator[Any]:
-    for value in _raw_lookup(payload, steps(key)):
+    for value in paths.reach(payload, paths.lenient(key)):
         if isinstance(value, list):
             yield from (v for v in value if v is not None)
         elif value is not None:
             yield value
-
-
-# One step of a path: a key, then the array steps after it: [] (None: every element) or
-# [n] (one element).
-Step = tuple[str, tuple[int | None, ...]]
-_ARRAY_STEPS = re.compile(r"(?:\[\d*\])+")
-
-
-@functools.lru_cache(maxsize=4096)
-def steps(key: str) -> tuple[Step, ...]:
-    """``key`` as Qdrant's JSON paths read it: ``a.b``, ``a[].b``, ``a[0].b``. A part
-    whose brackets are not all ``[]`` or ``[n]`` is one literal key."""
-    out = []
-    for part in key.split("."):
-        at = part.find("[")
-        if at > 0 and _ARRAY_STEPS.fullmatch(part, at):
-            inner = part[at + 1 : -1].split("][")
-            out.append((part[:at], tuple(int(i) if i else None for i in inner)))
-        else:
-            out.append((part, ()))
-    return tuple(out)
-
-
-def _raw_lookup(node: Any, path: tuple[Step, ...]) -> Iterator[Any]:
-    """The values ``path`` reaches from ``node``, arrays at its end kept whole. A key
-    reaches into objects only: ``a.b`` finds nothing in an array at ``a`` (``a[].b``
-    does), as in Qdrant."""
-    if not path:
-        yield node
-        return
-    if not isinstance(node, dict):
-        return
-    (name, arrays), rest = path[0], path[1:]
-    child = node.get(name, _MISSING)
-    if child is not _MISSING:
-        yield from _elements(child, arrays, rest)
-
-
-def _elements(value: Any, arrays: tuple[int | None, ...], rest: tuple[Step, ...]) -> Iterator[Any]:
-    if not arrays:
-        yield from _raw_lookup(value, rest)
-        return
-    if not isinstance(value, list):
-        return
-    index, more = arrays[0], arrays[1:]
-    if index is None:
-        for item in value:
-            yield from _elements(item, more, rest)
-    elif index < len(value):
-        yield from _elements(value[index], more, rest)

@@ -42,9 +42,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from vectorizer.engine import geo, payloads
+from vectorizer.engine import geo, paths
 from vectorizer.engine.filters import Payload, Predicate, compile_condition, micros, payload_key
-from vectorizer.engine.payloads import Step
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 
@@ -64,7 +63,7 @@ _OPERATORS = frozenset(
     (*_VARIADIC, *_UNARY, *_DECAYS, "div", "pow", "geo_distance", "datetime", "datetime_key")
 )
 
-Path = tuple[Step, ...]
+Path = paths.Path
 Variable = int | Path  # a prefetch's index, or a payload path
 
 
@@ -172,7 +171,7 @@ def _variable(raw: str, field: str) -> Variable:
                 field=field,
             )
         return int(match.group(1) or 0)
-    return tuple(payloads.parse_key(payload_key(raw, field), field))
+    return tuple(paths.parse(payload_key(raw, field), field))
 
 
 # ---- parsing -----------------------------------------------------------------------------
@@ -503,10 +502,9 @@ _FUNCTIONS: dict[str, tuple[Callable[[float], float], str]] = {
 
 
 def _values(payload: Payload | None, path: Path, wildcard: bool) -> list[Any]:
-    """Every value ``path`` reaches (keys into objects, ``[]`` into every element, ``[n]``
-    into one); an array reached is flattened one level unless the path ends in ``[]``."""
-    found: list[Any] = []
-    _reach(payload, path, 0, found)
+    """Every value ``path`` reaches (``paths.reach``); an array reached is flattened one
+    level unless the path ends in ``[]``."""
+    found = list(paths.reach(payload, path))
     if wildcard:
         return found
     out: list[Any] = []
@@ -516,22 +514,6 @@ def _values(payload: Payload | None, path: Path, wildcard: bool) -> list[Any]:
         else:
             out.append(value)
     return out
-
-
-def _reach(node: Any, path: Path, at: int, found: list[Any]) -> None:
-    if at == len(path):
-        found.append(node)
-        return
-    step = path[at]
-    if isinstance(step, str):
-        if isinstance(node, dict) and step in node:
-            _reach(node[step], path, at + 1, found)
-    elif isinstance(node, list):
-        if step is None:
-            for item in node:
-                _reach(item, path, at + 1, found)
-        elif step < len(node):
-            _reach(node[step], path, at + 1, found)
 
 
 def _is_number(value: Any) -> bool:

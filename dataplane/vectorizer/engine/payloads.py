@@ -12,30 +12,11 @@ the old payload).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from vectorizer.engine import paths
 from vectorizer.engine.filters import Payload
-from vectorizer.errors import ValidationError
-
-Step = str | int | None  # a key, an array index, or every element ([])
-
-_PART = re.compile(r'([^\[\]".]+)((?:\[\d*\])*)')
-_INDEX = re.compile(r"\[(\d*)\]")
-
-
-def parse_key(key: str, field: str = "key") -> list[Step]:
-    """The steps of ``key``; a ValidationError naming ``field`` if it is not a path."""
-    steps: list[Step] = []
-    for part in key.split(".") if key else [""]:
-        match = _PART.fullmatch(part)
-        if match is None:
-            raise ValidationError(
-                f"{key!r} is not a payload path (like a.b, a[].b or a[0].b)", field=field
-            )
-        steps.append(match.group(1))
-        steps.extend(int(i) if i else None for i in _INDEX.findall(match.group(2)))
-    return steps
+from vectorizer.engine.paths import Step
 
 
 def merged_at(node: Any, steps: list[Step], payload: Payload) -> Any:
@@ -62,11 +43,11 @@ def merged_at(node: Any, steps: list[Step], payload: Payload) -> Any:
 Tree = dict[Step, "Tree | bool"]
 
 
-def selector_tree(paths: list[str], field: str) -> Tree:
+def selector_tree(keys: list[str], field: str) -> Tree:
     """The paths of a payload selector merged into one prefix tree."""
     tree: Tree = {}
-    for i, path in enumerate(paths):
-        *parents, last = parse_key(path, f"{field}[{i}]")
+    for i, key in enumerate(keys):
+        *parents, last = paths.parse(key, f"{field}[{i}]")
         node: Tree | bool = tree
         for step in parents:
             if node is True:

@@ -25,7 +25,15 @@ from typing import Any
 import orjson
 
 from vectorizer.engine import aliases as alias_ops
-from vectorizer.engine import field_index, filters, memory, payloads, records, snapshot, validation
+from vectorizer.engine import (
+    field_index,
+    filters,
+    memory,
+    paths,
+    records,
+    snapshot,
+    validation,
+)
 from vectorizer.engine.collection import INITIAL_CAPACITY, Collection, memory_for
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path
@@ -907,7 +915,7 @@ def _set_payload(
         "overwrite": overwrite,
     }
     if key is not None:  # (absent in records written before keys: the same as None)
-        payloads.parse_key(key)  # a bad path is refused before it reaches the log
+        paths.parse(key)  # a bad path is refused before it reaches the log
         op["key"] = key
     return op
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from vectorizer.engine import payloads, scoring, validation
+from vectorizer.engine import paths, payloads, scoring, validation
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
 from vectorizer.engine.filters import Payload, micros, payload_key
 from vectorizer.engine.formula import Formula
@@ -343,7 +343,7 @@ def set_payload(body: SetPayload, *, overwrite: bool) -> Selection:
     if body.key is not None:
         if overwrite:
             raise ValidationError("key is for set_payload; overwrite_payload has none", field="key")
-        payloads.parse_key(body.key)
+        paths.parse(body.key)
     return selection(body.points, body.filter, body.shard_key)
 
 
