@@ -814,6 +814,17 @@ index_schemas = st.one_of(
 )
 
 
+def _with_batch(
+    path: str, body: st.SearchStrategy[dict[str, Any]]
+) -> list[st.SearchStrategy[tuple[str, str, Any]]]:
+    """A search route and its batch form (``{searches: [...]}``)."""
+    batch = st.builds(lambda b: {"searches": b}, st.lists(body, max_size=3))
+    return [
+        st.tuples(st.just("POST"), st.just(path), body),
+        st.tuples(st.just("POST"), st.just(f"{path}/batch"), batch),
+    ]
+
+
 @functools.cache  # (built once: the tree of strategies costs more to build than to draw)
 def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
     """(method, path after ``/collections/{name}``, valid-looking body)."""
@@ -854,18 +865,8 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
             st.builds(lambda p: {"points": p}, st.lists(point, min_size=1, max_size=4)),
         ),
         st.tuples(st.just("PUT"), st.just("/points"), batch),
-        st.tuples(st.just("POST"), st.just("/points/search"), search_body()),
-        st.tuples(
-            st.just("POST"),
-            st.just("/points/search/batch"),
-            st.builds(lambda s: {"searches": s}, st.lists(search_body(), max_size=3)),
-        ),
-        st.tuples(st.just("POST"), st.just("/points/query"), query_body()),
-        st.tuples(
-            st.just("POST"),
-            st.just("/points/query/batch"),
-            st.builds(lambda s: {"searches": s}, st.lists(query_body(), max_size=3)),
-        ),
+        *_with_batch("/points/search", search_body()),
+        *_with_batch("/points/query", query_body()),
         st.tuples(
             st.just("POST"),
             st.just("/points/query/groups"),
@@ -907,12 +908,7 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
                 st.lists(recommend_body(), max_size=3),
             ),
         ),
-        st.tuples(st.just("POST"), st.just("/points/discover"), discover_body()),
-        st.tuples(
-            st.just("POST"),
-            st.just("/points/discover/batch"),
-            st.builds(lambda d: {"searches": d}, st.lists(discover_body(), max_size=3)),
-        ),
+        *_with_batch("/points/discover", discover_body()),
         st.tuples(
             st.just("POST"),
             st.just("/points/payload/delete"),
