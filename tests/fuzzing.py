@@ -862,7 +862,14 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
         st.tuples(
             st.just("PUT"),
             st.just("/points"),
-            st.builds(lambda p: {"points": p}, st.lists(point, min_size=1, max_size=4)),
+            st.builds(
+                lambda p, rest: {"points": p, **rest},
+                st.lists(point, min_size=1, max_size=4),
+                optional(
+                    update_filter=filters,
+                    update_mode=st.sampled_from(["upsert", "insert_only", "update_only", "x"]),
+                ),
+            ),
         ),
         st.tuples(st.just("PUT"), st.just("/points"), batch),
         *_with_batch("/points/search", search_body()),

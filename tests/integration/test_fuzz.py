@@ -671,7 +671,7 @@ def poisoned_write(draw: st.DrawFn) -> tuple[str, str, bytes]:
                     st.sampled_from(
                         [
                             {"shard_key": "s"},
-                            {"update_filter": {"must": []}},
+                            {"update_filter": {"must": [{"key": "i", "range": {"gt": "x"}}]}},
                             {"update_mode": 5},
                             {"batch": {"ids": [7], "vectors": [[1.0, 1.0, 1.0]]}},
                             {"unknown": True},

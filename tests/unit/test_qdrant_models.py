@@ -221,8 +221,8 @@ def test_upsert_batch() -> None:
         ({"batch": {"ids": [1], "vectors": [[1]], "payloads": []}}, "same length"),
         ({"batch": {"ids": [1], "vectors": {"img": [[1]]}}}, "named vectors"),
         ({"points": [{"id": 1, "vector": [1]}], "shard_key": "a"}, "shard keys"),
-        ({"points": [{"id": 1, "vector": [1]}], "update_mode": "insert_only"}, "update_mode"),
-        ({"points": [{"id": 1, "vector": [1]}], "update_filter": {"must": []}}, "update_filter"),
+        ({"points": [{"id": 1, "vector": [1]}], "update_mode": "replace"}, "update_mode"),
+        ({"points": [{"id": 1, "vector": [1]}], "update_filter": {"bogus": []}}, "update_filter"),
     ],
 )
 def test_upsert_rejects(body: dict[str, Any], match: str) -> None:

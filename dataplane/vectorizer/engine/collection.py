@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import msgspec
 import numpy as np
@@ -37,6 +37,9 @@ INITIAL_CAPACITY = 1024
 EXACT_BELOW = 2048
 # A filter estimated to match at most this many points is answered exactly over its matches,
 # so a selective filter still gets the true top-k.
+# How a write treats points that exist and those that do not (Qdrant's update_mode).
+WriteMode = Literal["upsert", "insert_only", "update_only"]
+WRITE_MODES: tuple[WriteMode, ...] = ("upsert", "insert_only", "update_only")
 EXACT_FILTER_MAX = 20_000
 _SAMPLE = 256
 # Per point beside its floats: the id, its dict entry, list slots and bookkeeping.
@@ -144,6 +147,33 @@ class Collection:
         if slot is None:
             return None
         return self._point(slot, True, with_vector)
+
+    def conditional(
+        self,
+        ids: list[PointId],
+        payloads: list[Payload | None] | None,
+        condition: Predicate | None,
+        mode: WriteMode,
+    ) -> list[int]:
+        """Positions of the points a conditional write changes, in order, as Qdrant
+        decides them one after another: an existing point only when ``condition``
+        accepts its payload (as the batch has left it so far) and ``mode`` is not
+        ``insert_only``, a new one unless ``mode`` is ``update_only``. ``payloads`` are
+        what the write gives each point (None: it keeps its own)."""
+        accepts = self._bound(condition)
+        now: dict[PointId, Payload | None] = {}  # points this write has given payloads
+        kept = []
+        for i, pid in enumerate(ids):
+            current = None
+            if pid in now or pid in self._id_slots:
+                current = now[pid] if pid in now else self._payloads[self._id_slots[pid]]
+                if mode == "insert_only" or (accepts is not None and not accepts(pid, current)):
+                    continue
+            elif mode == "update_only":
+                continue
+            kept.append(i)
+            now[pid] = payloads[i] if payloads is not None else current
+        return kept
 
     def _bound(self, predicate: Predicate | None) -> Predicate | None:
         """``predicate`` with its full-text matches read as this collection's text

@@ -34,7 +34,7 @@ from vectorizer.engine import (
     snapshot,
     validation,
 )
-from vectorizer.engine.collection import INITIAL_CAPACITY, Collection, memory_for
+from vectorizer.engine.collection import INITIAL_CAPACITY, Collection, WriteMode, memory_for
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path
 from vectorizer.engine.filters import Payload, Predicate
@@ -653,19 +653,39 @@ class Store:
         payloads: list[Payload | None],
         *,
         field: str = "vectors",
+        condition: Predicate | None = None,
+        mode: WriteMode = "upsert",
     ) -> int:
-        """Insert or replace points. ``rows`` is a list of vectors or an (n, dim) matrix."""
+        """Insert or replace points. ``rows`` is a list of vectors or an (n, dim) matrix.
+        Qdrant's conditional upsert: an existing point is replaced only when
+        ``condition`` accepts it, and ``mode`` may insert only or update only
+        (``Collection.conditional``, decided as the write commits)."""
         with tracer.start_as_current_span("insert", attributes={"vectorizer.points": len(ids)}):
-            return await self._upsert(name, ids, rows, payloads, field)
+            return await self._upsert(name, ids, rows, payloads, field, condition, mode)
 
     async def _upsert(
-        self, name: str, ids: list[Any], rows: Any, payloads: list[Payload | None], field: str
+        self,
+        name: str,
+        ids: list[Any],
+        rows: Any,
+        payloads: list[Payload | None],
+        field: str,
+        condition: Predicate | None,
+        mode: WriteMode,
     ) -> int:
         await self._gate()
         coll = self.collection(name)
         clean_ids = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
         vectors = validation.matrix(rows, coll.config.dimension, field=field)
         vectors = coll.config.metric.prepare(vectors, field=field)
+        if condition is not None or mode != "upsert":
+            kept = coll.conditional(clean_ids, payloads, condition, mode)
+            if not kept:
+                return self.sequence
+            if len(kept) < len(clean_ids):
+                clean_ids = [clean_ids[i] for i in kept]
+                payloads = [payloads[i] for i in kept]
+                vectors = vectors[kept]
         seq = self._commit(
             {"op": "upsert", "collection": name, "ids": clean_ids, "payloads": payloads},
             vectors,
@@ -689,10 +709,17 @@ class Store:
         return await self._durable(self._commit(op, prepared))
 
     async def update_vectors(
-        self, name: str, ids: list[Any], rows: Any, *, field: str = "points"
+        self,
+        name: str,
+        ids: list[Any],
+        rows: Any,
+        *,
+        field: str = "points",
+        condition: Predicate | None = None,
     ) -> int:
         """Atomically replace the vectors of existing points (payloads kept); ``rows`` are
-        ``ids``' new vectors, in order. Errors name ``field[i].id`` or ``field[i]``."""
+        ``ids``' new vectors, in order. Errors name ``field[i].id`` or ``field[i]``. With
+        ``condition``, only the points it accepts change."""
         await self._gate()
         coll = self.collection(name)
         clean = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
@@ -708,6 +735,11 @@ class Store:
         vectors = coll.config.metric.prepare(
             validation.matrix(rows, coll.config.dimension, field=field), field=field
         )
+        if condition is not None:
+            kept = coll.conditional(clean, None, condition, "update_only")
+            if not kept:
+                return self.sequence
+            clean, vectors = [clean[i] for i in kept], vectors[kept]
         op = {"op": "update_vectors", "collection": name, "ids": clean}
         return await self._durable(self._commit(op, vectors, points_field=field))
 

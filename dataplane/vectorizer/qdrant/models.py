@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 from vectorizer.engine import paths, payloads, scoring, validation
+from vectorizer.engine.collection import WRITE_MODES, WriteMode
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
-from vectorizer.engine.filters import Payload, micros, payload_key
+from vectorizer.engine.filters import Payload, Predicate, compile_filter, micros, payload_key
 from vectorizer.engine.formula import Formula
 from vectorizer.engine.formula import parse as parse_formula
 from vectorizer.engine.validation import PointId
@@ -253,15 +254,20 @@ class PointsIn:
     vectors: list[Any]
     payloads: list[Payload | None]
     field: str
+    condition: Predicate | None = None  # update_filter: which existing points change
+    mode: WriteMode = "upsert"  # update_mode
 
 
 def upsert_points(body: Upsert, max_points: int) -> PointsIn:
-    """Ids, vectors and payloads of a ``PointsList`` or ``PointsBatch``."""
+    """Ids, vectors and payloads of a ``PointsList`` or ``PointsBatch``, and the
+    conditions of a conditional upsert (``update_filter``, ``update_mode``)."""
     no_shard_key(body.shard_key)
-    if body.update_filter is not None:
-        raise ValidationError("update_filter is not supported", field="update_filter")
-    if body.update_mode not in (None, "upsert"):
-        raise ValidationError("only update_mode 'upsert' is supported", field="update_mode")
+    mode = body.update_mode or "upsert"
+    if mode not in WRITE_MODES:
+        raise ValidationError(
+            f"update_mode is one of {', '.join(WRITE_MODES)}", field="update_mode"
+        )
+    condition = compile_filter(canonical_filter(body.update_filter), "update_filter")
     if (body.points is None) == (body.batch is None):
         raise ValidationError("give exactly one of points or batch", field="points")
     out = _points_list(body.points) if body.points is not None else _batch(body.batch)
@@ -269,7 +275,7 @@ def upsert_points(body: Upsert, max_points: int) -> PointsIn:
         raise ValidationError("no points to upsert", field=out.field)
     if len(out.ids) > max_points:
         raise ValidationError(f"at most {max_points} points per request", field=out.field)
-    return out
+    return dataclasses.replace(out, condition=condition, mode=mode)
 
 
 def _points_list(points: list[dict[str, Any]]) -> PointsIn:
@@ -351,11 +357,13 @@ def delete_payload(body: DeletePayload) -> tuple[Selection, list[str]]:
     return selection(body.points, body.filter, body.shard_key), list(_paths(body.keys, "keys"))
 
 
-def update_vectors(body: UpdateVectors, max_points: int) -> tuple[list[PointId], list[Any]]:
-    """Ids and new vectors of ``PointVectors`` entries (checked further by the store)."""
+def update_vectors(
+    body: UpdateVectors, max_points: int
+) -> tuple[list[PointId], list[Any], Predicate | None]:
+    """Ids and new vectors of ``PointVectors`` entries (checked further by the store),
+    and the ``update_filter`` the points must pass to change."""
     no_shard_key(body.shard_key)
-    if body.update_filter is not None:
-        raise ValidationError("update_filter is not supported", field="update_filter")
+    condition = compile_filter(canonical_filter(body.update_filter), "update_filter")
     if len(body.points) > max_points:
         raise ValidationError(f"at most {max_points} points per request", field="points")
     ids, vectors = [], []
@@ -365,7 +373,7 @@ def update_vectors(body: UpdateVectors, max_points: int) -> tuple[list[PointId],
             raise ValidationError("a point's vectors are {id, vector}", field=where)
         ids.append(point_id(p["id"], f"{where}.id"))
         vectors.append(dense_vector(p["vector"], f"{where}.vector"))
-    return ids, vectors
+    return ids, vectors, condition
 
 
 def delete_vectors(body: DeleteVectors) -> NoReturn:

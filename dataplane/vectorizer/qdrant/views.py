@@ -181,7 +181,13 @@ async def delete_field_index(request: web.Request) -> Any:
 async def _upsert(request: web.Request, body: schemas.Upsert) -> int:
     points = models.upsert_points(body, request.app[SETTINGS].max_batch_points)
     seq = await _store(request).upsert(
-        request.match_info["name"], points.ids, points.vectors, points.payloads, field=points.field
+        request.match_info["name"],
+        points.ids,
+        points.vectors,
+        points.payloads,
+        field=points.field,
+        condition=points.condition,
+        mode=points.mode,
     )
     inserted(request, len(points.ids))
     return seq
@@ -242,8 +248,10 @@ async def _delete_payload(request: web.Request, body: schemas.DeletePayload) -> 
 
 
 async def _update_vectors(request: web.Request, body: schemas.UpdateVectors) -> int:
-    ids, vectors = models.update_vectors(body, request.app[SETTINGS].max_batch_points)
-    seq = await _store(request).update_vectors(request.match_info["name"], ids, vectors)
+    ids, vectors, condition = models.update_vectors(body, request.app[SETTINGS].max_batch_points)
+    seq = await _store(request).update_vectors(
+        request.match_info["name"], ids, vectors, condition=condition
+    )
     inserted(request, len(ids))
     return seq
 
