@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from vectorizer.engine import field_index, memory, snapshot
@@ -197,9 +198,19 @@ async def test_a_full_sync_counts_the_payload_indexes_it_will_rebuild(tmp_path: 
     await primary.open()
     await primary.create_collection("c", {"dimension": 4, "payload_indexes": {"k": "keyword"}})
     await primary.create_field_index("c", "n", "integer")
-    await primary.upsert("c", list(range(300)), np.ones((300, 4), np.float32), [{"k": "a"}] * 300)
+    await primary.create_field_index("c", "t", {"type": "text"})
+    points = [{"k": "a", "n": i, "t": "red green blue"} for i in range(300)]
+    await primary.upsert("c", list(range(300)), np.ones((300, 4), np.float32), points)
     snap = await primary.snapshot()
-    assert snapshot.index_values(snap.path) == 300 * 2
+    # a value per point and key, and each point's three tokens in the text index
+    assert snapshot.index_values(snap.path) == 300 * 3 + 300 * 3
+    # a snapshot from older code did not count them: points times indexed keys
+    manifest_path = snap.path / snapshot.MANIFEST
+    manifest = orjson.loads(manifest_path.read_bytes())
+    for entry in manifest["collections"]:
+        del entry["index_values"]
+    manifest_path.write_bytes(orjson.dumps(manifest))
+    assert snapshot.index_values(snap.path) == 300 * 3
     await primary.close(take_snapshot=False)
 
     replica = await guarded(tmp_path / "r", 16 << 20)

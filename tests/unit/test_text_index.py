@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from vectorizer.engine import field_index
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind
-from vectorizer.engine.filters import bind, compile_filter, lookup_of
+from vectorizer.engine.filters import bind, compile_filter, lookup_of, values_at
 from vectorizer.engine.store import Store, StoreOptions
 from vectorizer.engine.text import TextParams, parse_text_params
 from vectorizer.engine.wal import FsyncPolicy
@@ -253,6 +253,14 @@ def test_text_indexes_answer_as_their_tokenizer_reads(
         elif kind == "delete":
             coll.delete([pid])
             payloads.pop(pid, None)
+    # what memory estimates count: each point's distinct tokens, kept through the writes
+    tokenizer = texts["t"]
+    assert tokenizer is not None
+    held = sum(
+        len({t for v in values_at(p, "t") if isinstance(v, str) for t in tokenizer.doc_tokens(v)})
+        for p in payloads.values()
+    )
+    assert coll._fields.fields["t"].token_entries == held
     for match in queries:
         for spec in (
             {"must": [{"key": "t", "match": match}]},

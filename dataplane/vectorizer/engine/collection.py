@@ -712,6 +712,7 @@ class Collection:
             "config": self.config.to_dict(),
             "count": len(self),
             "slots": high,
+            "index_values": self._fields.values(),
         }
 
     @classmethod

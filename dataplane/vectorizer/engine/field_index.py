@@ -112,6 +112,7 @@ class FieldIndex:
     def __init__(self, key: str, schema: str, text: TextParams | None = None) -> None:
         self.key, self.schema, self.text = key, schema, text
         self.points = 0  # points with at least one value here
+        self.token_entries = 0  # (a text index) the distinct tokens of each point, summed
         # floats with integral values (5.0): they share 5's entries, so integers cannot be
         # told from them while any is held
         self._integral_floats = 0
@@ -125,8 +126,10 @@ class FieldIndex:
         self._by_token: dict[str, set[int]] = {}
 
     def add(self, slot: int, payload: Payload | None) -> None:
-        for token in self._tokens(payload):
+        tokens = self._tokens(payload)
+        for token in tokens:
             self._by_token.setdefault(token, set()).add(slot)
+        self.token_entries += len(tokens)
         seen = False
         for h, number, integral in self._entries(payload):
             seen = True
@@ -142,8 +145,10 @@ class FieldIndex:
 
     def remove(self, slot: int, payload: Payload | None) -> None:
         """Undo ``add`` of the same payload."""
-        for token in self._tokens(payload):
+        tokens = self._tokens(payload)
+        for token in tokens:
             _discard(self._by_token, token, slot)
+        self.token_entries -= len(tokens)
         seen = False
         for h, number, integral in self._entries(payload):
             seen = True
@@ -299,6 +304,11 @@ class PayloadIndex:
 
     def __bool__(self) -> bool:
         return bool(self.fields)
+
+    def values(self) -> int:
+        """About how many entries the indexes hold (a value per point and key, and a
+        text index's tokens): what memory estimates count at ``BYTES_PER_VALUE``."""
+        return sum(i.points + i.token_entries for i in self.fields.values())
 
     def create(
         self, key: str, schema: Schema, payloads: Iterable[tuple[int, Payload | None]]

@@ -130,11 +130,14 @@ def load_latest(directory: Path, defaults: HnswParams) -> Loaded | None:
 
 
 def index_values(path: Path) -> int:
-    """About how many values the payload indexes of a snapshot hold: each collection's
-    points times its indexed keys (what a node rebuilds on loading it)."""
+    """About how many values the payload indexes of a snapshot hold (what a node
+    rebuilds on loading it): as counted when it was taken, text indexes' tokens too, or
+    (a snapshot from older code) each collection's points times its indexed keys."""
     manifest = orjson.loads((path / MANIFEST).read_bytes())
     return sum(
-        int(entry["count"]) * len(entry["config"].get("payload_indexes") or {})
+        int(entry.get("index_values", 0))
+        if "index_values" in entry
+        else int(entry["count"]) * len(entry["config"].get("payload_indexes") or {})
         for entry in manifest["collections"]
     )
 
