@@ -209,5 +209,9 @@ def test_filters_accept_what_local_mode_accepts(
     pred = compile_filter(spec)
     assert pred is not None
     ours = sorted(i for i, p in payloads.items() if pred(i, p))
+    # the same filter with its unset fields sent as nulls (as some clients send them)
+    with_nulls = compile_filter(flt.model_dump(mode="json", by_alias=True))
+    assert with_nulls is not None
+    assert sorted(i for i, p in payloads.items() if with_nulls(i, p)) == ours
     page, _ = client.scroll("c", scroll_filter=flt, limit=N + 1)
     assert ours == sorted(int(p.id) for p in page)

@@ -265,6 +265,8 @@ def _min_should(raw: Any, field: str, ctx: _Context) -> tuple[list[Predicate], i
 
 
 def _condition(spec: Any, field: str, ctx: _Context) -> _Compiled:
+    if isinstance(spec, dict):  # a null field is an absent one (clients send both)
+        spec = {k: v for k, v in spec.items() if v is not None}
     if not isinstance(spec, dict) or not spec:
         raise ValidationError("a condition is a non-empty object", field=field)
     if set(spec) & set(_CLAUSES):
