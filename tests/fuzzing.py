@@ -739,6 +739,9 @@ def query_body() -> st.SearchStrategy[dict[str, Any]]:
         _queries(),
         optional(
             prefetch=_prefetches() | st.lists(_prefetches(), max_size=3),
+            lookup_from=st.sampled_from(
+                [{"collection": FUZZ}, {"collection": "nowhere"}, {"collection": FUZZ, "vector": 1}]
+            ),
             limit=limits,
             offset=st.integers(0, 5),
             filter=filters,

@@ -382,7 +382,7 @@ def test_legacy_recommend_and_grouped_routes_answer_like_the_query_api(
         ("recommend", {"positive": [1], "limit": 2, "using": "image"}, "using"),
         (
             "recommend",
-            {"positive": [1], "limit": 2, "lookup_from": {"collection": "x"}},
+            {"positive": [1], "limit": 2, "lookup_from": {"collection": 7}},
             "lookup_from",
         ),
         ("recommend", {"positive": [1]}, "limit"),

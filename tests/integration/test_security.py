@@ -695,3 +695,13 @@ def test_a_group_lookup_needs_the_looked_up_collection_too(node: Node) -> None:
     assert "'c'" in str(got)
     assert node.call("POST", path, {**body, "with_lookup": "other"}, as_="scoped")[0] == 200
     assert node.call("POST", path, body, as_="admin")[0] == 200
+
+
+def test_lookup_from_needs_the_looked_up_collection_too(node: Node) -> None:
+    path = "/qdrant/collections/other/points/query"
+    body = {"query": {"recommend": {"positive": [1]}}, "lookup_from": {"collection": "c"}}
+    status, got, _ = node.call("POST", path, body, as_="scoped")  # may read other, not c
+    assert status == 403, got
+    assert "'c'" in str(got)
+    nested = {"prefetch": [{**body, "limit": 3}], "query": {"fusion": "rrf"}}
+    assert node.call("POST", path, nested, as_="scoped")[0] == 403

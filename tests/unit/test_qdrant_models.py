@@ -400,7 +400,7 @@ def test_query_request_forms() -> None:
         ({"query": [1], "prefetch": {"query": [1], "offset": 2}}, "prefetch[0].offset"),
         ({"query": [1], "prefetch": [{"query": {"discover": {}}}]}, "prefetch[0].query.discover"),
         ({"query": {"rrf": {"k": 2, "weights": [1, 1]}}, "prefetch": {"query": [1]}}, "one weight"),
-        ({"query": [1], "lookup_from": {"collection": "x"}}, "lookup_from"),
+        ({"query": [1], "lookup_from": {"collection": "x", "vector": "v"}}, "lookup_from"),
         ({"query": [1], "shard_key": "k"}, "shard keys"),
         ({"query": [1], "using": "img"}, "named vectors"),
         ({"score_threshold": 0.1}, "needs a vector"),

@@ -589,6 +589,7 @@ class Search:
     formula: Formula | None = None
     mmr: Mmr | None = None
     context: Context | None = None
+    lookup: str | None = None  # lookup_from: the collection ids in the query are points of
 
     def tree(self) -> Iterator[Search]:
         """This search and every prefetch under it."""
@@ -628,17 +629,18 @@ def recommend_request(body: RecommendRequest, max_limit: int) -> Search:
 def recommend_search(body: Recommended, limit: int, offset: int, max_limit: int) -> Search:
     """The search a legacy recommendation body (plain or grouped) asks for."""
     no_shard_key(body.shard_key)
-    _one_vector(body.using, body.lookup_from)
+    lookup = _vectors_from(body.using, body.lookup_from)
     spec = {"positive": body.positive, "negative": body.negative, "strategy": body.strategy}
     recommend = _recommendation(spec, "")
-    return _search(body, limit, offset, max_limit, recommend=recommend, field="positive")
+    search = _search(body, limit, offset, max_limit, recommend=recommend, field="positive")
+    return dataclasses.replace(search, lookup=lookup)
 
 
 def discover_request(body: DiscoverRequest, max_limit: int) -> Search:
     """The search a legacy discovery body asks for: toward ``target`` within the context
     pairs, or (without a target) by the pairs alone."""
     no_shard_key(body.shard_key)
-    _one_vector(body.using, body.lookup_from)
+    lookup = _vectors_from(body.using, body.lookup_from)
     if body.target is None and not body.context:
         raise ValidationError("give a target, context pairs or both", field="target")
     if body.target is None:
@@ -646,15 +648,25 @@ def discover_request(body: DiscoverRequest, max_limit: int) -> Search:
     else:
         found = discovery(body.target, body.context, "")
     search = _search(body, body.limit, body.offset or 0, max_limit, field="target")
-    return dataclasses.replace(search, context=found)
+    return dataclasses.replace(search, context=found, lookup=lookup)
 
 
-def _one_vector(using: str | None, lookup_from: Any, at: str = "") -> None:
-    """Refuse what needs named vectors or examples from another collection."""
-    if lookup_from is not None:
-        raise ValidationError("lookup_from is not supported", field=f"{at}lookup_from")
+def _vectors_from(using: str | None, lookup_from: Any, at: str = "") -> str | None:
+    """The collection whose points' vectors ids in the query stand for: another one
+    (``lookup_from``'s), or None for the searched one. Named vectors are refused."""
     if using not in (None, ""):
         raise ValidationError("named vectors are not supported", field=f"{at}using")
+    if lookup_from is None:
+        return None
+    field = f"{at}lookup_from"
+    if not isinstance(lookup_from, dict) or set(lookup_from) - {"collection", "vector"}:
+        raise ValidationError("lookup_from is {collection, vector?}", field=field)
+    name = lookup_from.get("collection")
+    if not isinstance(name, str) or not name:
+        raise ValidationError("lookup_from.collection is a collection name", field=field)
+    if lookup_from.get("vector") not in (None, ""):
+        raise ValidationError("named vectors are not supported", field=f"{field}.vector")
+    return name
 
 
 def query_request(body: QueryRequest, max_limit: int) -> Search:
@@ -683,7 +695,7 @@ def _queried(
         raise ValidationError(
             f"prefetches nest at most {MAX_PREFETCH_DEPTH} deep", field=f"{at}prefetch"
         )
-    _one_vector(body.using, body.lookup_from, at)
+    lookup = _vectors_from(body.using, body.lookup_from, at)
     prefetch = tuple(
         _prefetch(raw, max_limit, f"{at}prefetch[{i}].", depth + 1)
         for i, raw in enumerate(_listed_prefetches(body.prefetch))
@@ -717,7 +729,13 @@ def _queried(
         field=f"{at}query",
     )
     return dataclasses.replace(
-        search, prefetch=prefetch, fusion=fusion, formula=formula, mmr=mmr, context=context
+        search,
+        prefetch=prefetch,
+        fusion=fusion,
+        formula=formula,
+        mmr=mmr,
+        context=context,
+        lookup=lookup,
     )
 
 
@@ -865,7 +883,9 @@ def _fusion(raw: Any, prefetches: int, field: str) -> Fusion | None:
 
 
 def _query_ids(search: Search) -> list[PointId]:
-    """The points whose vectors ``search`` queries by."""
+    """The points of the searched collection whose vectors ``search`` queries by."""
+    if search.lookup is not None:  # (another collection's points)
+        return []
     ids = [search.point] if search.point is not None else []
     examples: tuple[Example, ...] = ()
     if search.recommend is not None:

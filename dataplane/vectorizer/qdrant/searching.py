@@ -5,7 +5,7 @@ recommendations, and queries over prefetches (ranked again, fused with
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from vectorizer.qdrant.errors import point_not_found
 
 Hits = list[dict[str, Any]]
 Score = Callable[[Matrix], exact.Scores]  # a score of rows of vectors, higher is better
+Lookups = Mapping[str, Collection]  # the collections lookup_from names, by name
 
 
 def _listed(coll: Collection, s: models.Search) -> Hits:
@@ -47,10 +48,11 @@ def _listed(coll: Collection, s: models.Search) -> Hits:
 
 
 class _Examples:
-    """Examples of a query as stored vectors (rows), and the ids among them."""
+    """Examples of a query as stored vectors (rows), and the ids among them that are
+    points of the searched collection (``source`` holds the points ids stand for)."""
 
-    def __init__(self, coll: Collection) -> None:
-        self.coll = coll
+    def __init__(self, coll: Collection, source: Collection) -> None:
+        self.coll, self.source = coll, source
         self.ids: list[PointId] = []
 
     def rows(self, examples: Sequence[models.Example], fields: Sequence[str]) -> Matrix:
@@ -60,16 +62,25 @@ class _Examples:
             if isinstance(example, list):
                 out.append(metric.vector(example, dim, field=field)[0])
                 continue
-            point = coll.get(example, with_vector=True)
-            if point is None:
-                raise point_not_found(example)
-            self.ids.append(example)
-            out.append(np.asarray(point.vector, dtype=np.float32))
+            out.append(_stored_vector(coll, self.source, example, field)[0])
+            if self.source is coll:
+                self.ids.append(example)
         return np.asarray(out, dtype=np.float32).reshape(len(out), dim)
 
     def listed(self, examples: Sequence[models.Example], field: str, then: str = "") -> Matrix:
         """``rows`` of examples listed at ``field`` (each ``field[i]`` + ``then``)."""
         return self.rows(examples, [f"{field}[{i}]{then}" for i in range(len(examples))])
+
+
+def _stored_vector(coll: Collection, source: Collection, pid: PointId, field: str) -> Matrix:
+    """The vector of point ``pid`` of ``source``, as a query of ``coll`` (whose dimension
+    it must have: ``lookup_from`` names a collection of the same size)."""
+    point = source.get(pid, with_vector=True)
+    if point is None:
+        raise point_not_found(pid)
+    if source is coll:  # (stored as the metric wants it)
+        return np.asarray([point.vector], dtype=np.float32)
+    return coll.config.metric.vector(point.vector, coll.config.dimension, field=field)
 
 
 def _scorer(coll: Collection, s: models.Search, ex: _Examples) -> Score | list[float]:
@@ -104,16 +115,19 @@ def _average(positive: Matrix, negative: Matrix) -> list[float]:
     return [float(x) for x in query]
 
 
-def run_search(coll: Collection, s: models.Search) -> Hits:
-    """The hits of ``s``, shown as it asks (payload, vector)."""
+def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = None) -> Hits:
+    """The hits of ``s``, shown as it asks (payload, vector). ``lookups`` are the
+    collections its ``lookup_from``s name (``lookup_names``), by name."""
+    lookups = lookups or {}
     if s.prefetch:
-        return _merged(coll, s)
+        return _merged(coll, s, lookups)
     if s.vector is None and s.point is None and s.recommend is None and s.context is None:
         return _listed(coll, s)
     spec, raw = s.filter, s.vector
     shown: dict[str, Any] = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
+    source = coll if s.lookup is None else lookups[s.lookup]
     if s.recommend is not None or s.context is not None:
-        examples = _Examples(coll)
+        examples = _Examples(coll, source)
         scorer = _scorer(coll, s, examples)
         if examples.ids:  # (as in Qdrant) the example points are never hits
             spec = models.exclude_ids(spec, examples.ids)
@@ -130,11 +144,11 @@ def run_search(coll: Collection, s: models.Search) -> Hits:
             )
             return [responses.scored_point(h, s.payload) for h in hits]
     elif s.point is not None:
-        # Query by id: that point's vector, and (as in Qdrant) never the point itself.
-        ref = coll.get(s.point, with_vector=True)
-        if ref is None:
-            raise point_not_found(s.point)
-        spec, raw = models.exclude_ids(spec, [s.point]), ref.vector
+        # Query by id: that point's vector, and (as in Qdrant) never the point itself
+        # (unless it is another collection's, named by lookup_from).
+        raw = _stored_vector(coll, source, s.point, s.field)[0].tolist()
+        if source is coll:
+            spec = models.exclude_ids(spec, [s.point])
     query = coll.config.metric.vector(raw, coll.config.dimension, field=s.field)
     asked: dict[str, Any] = {
         "offset": s.offset,
@@ -152,11 +166,18 @@ def run_search(coll: Collection, s: models.Search) -> Hits:
     return [responses.scored_point(h, s.payload) for h in hits]
 
 
-def _merged(coll: Collection, s: models.Search) -> Hits:
+def lookup_names(searches: Sequence[models.Search]) -> set[str]:
+    """The collections the ``lookup_from``s of ``searches`` (and their prefetches) name."""
+    return {p.lookup for s in searches for p in s.tree() if p.lookup is not None}
+
+
+def _merged(coll: Collection, s: models.Search, lookups: Lookups) -> Hits:
     """A query over prefetches: their lists fused or rescored by a formula, or the
     points they found ranked by the query (and only those, as in Qdrant: the query's
     filter was already theirs)."""
-    lists = [[(hit["id"], hit["score"]) for hit in run_search(coll, p)] for p in s.prefetch]
+    lists = [
+        [(hit["id"], hit["score"]) for hit in run_search(coll, p, lookups)] for p in s.prefetch
+    ]
     if s.formula is not None:
         return _shown(coll, s, _rescored(coll, s.formula, lists))
     if s.fusion is None:
@@ -164,7 +185,7 @@ def _merged(coll: Collection, s: models.Search) -> Hits:
         if not found:
             return []
         only = {"must": [{"has_id": found}]}
-        return run_search(coll, dataclasses.replace(s, prefetch=(), filter=only))
+        return run_search(coll, dataclasses.replace(s, prefetch=(), filter=only), lookups)
     if s.fusion.method == "rrf":
         fused = fusion.rrf(lists, s.fusion.k, s.fusion.weights)
     else:

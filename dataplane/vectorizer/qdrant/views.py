@@ -23,7 +23,7 @@ from vectorizer.engine.validation import PointId
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
 from vectorizer.qdrant import groups, models, responses, schemas
 from vectorizer.qdrant.errors import collection_not_found, for_qdrant, point_not_found
-from vectorizer.qdrant.searching import run_search
+from vectorizer.qdrant.searching import lookup_names, run_search
 from vectorizer.security.limits import check_batch
 from vectorizer.security.roles import Permission
 from vectorizer.server.exchange import inserted, searched
@@ -509,7 +509,7 @@ async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf
     search = search_of(body, request.app[SETTINGS].max_search_limit)
     if search.prefetch:
         _batch([search], request, "prefetch")
-    hits = run_search(_searched_collection(request, [search]), search)
+    hits = run_search(_searched_collection(request, [search]), search, _lookups(request, [search]))
     searched(request, len(hits))
     return hits
 
@@ -520,7 +520,8 @@ async def _search_many(request: web.Request, kind: type[_Batch], search_of: Sear
     max_limit = request.app[SETTINGS].max_search_limit
     searches = _batch([search_of(s, max_limit) for s in body.searches], request)
     coll = _searched_collection(request, searches)
-    results = [run_search(coll, s) for s in searches]
+    lookups = _lookups(request, searches)
+    results = [run_search(coll, s, lookups) for s in searches]
     searched(request, *map(len, results))
     return results
 
@@ -564,13 +565,10 @@ def _groups(request: web.Request, asked: groups.QueryGroups) -> dict[str, Any]:
     )
     lookup = asked.lookup
     if lookup is not None:
-        authorize_also(request, Permission.READ, lookup.collection)
-        try:
-            looked_in = _store(request).collection(lookup.collection)
-        except CollectionNotFound:
-            raise collection_not_found(lookup.collection) from None
+        looked_in = _also_read(request, lookup.collection)
+    lookups = _lookups(request, [shown])
     found = grouping.search_groups(
-        lambda k: run_search(coll, asked.hits(k)),
+        lambda k: run_search(coll, asked.hits(k), lookups),
         lambda hit: hit["payload"],
         asked.group_by,
         asked.group_size,
@@ -619,6 +617,21 @@ def _batch(
         field,
     )
     return searches
+
+
+def _also_read(request: web.Request, name: str) -> Collection:
+    """Another collection a request reads (a group lookup, a ``lookup_from``): the
+    caller must be allowed to, and it must exist."""
+    authorize_also(request, Permission.READ, name)
+    try:
+        return _store(request).collection(name)
+    except CollectionNotFound:
+        raise collection_not_found(name) from None
+
+
+def _lookups(request: web.Request, searches: list[models.Search]) -> dict[str, Collection]:
+    """The collections the ``lookup_from``s of ``searches`` name, by name."""
+    return {name: _also_read(request, name) for name in lookup_names(searches)}
 
 
 def _searched_collection(request: web.Request, searches: list[models.Search]) -> Collection:
