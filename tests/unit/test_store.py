@@ -15,6 +15,7 @@ from vectorizer.errors import (
     CollectionNotFound,
     DimensionMismatch,
     InsufficientStorage,
+    ValidationError,
     VectorNotFound,
 )
 
@@ -212,4 +213,17 @@ async def test_meeting_the_reserve_takes_a_snapshot_to_make_room(tmp_path: Path)
     with pytest.raises(InsufficientStorage):  # nothing new in the log: no second snapshot
         await s.upsert("a", [3], [[1, 1]], [None])
     assert not s._room_wanted
+    await s.close(take_snapshot=False)
+
+
+async def test_an_upsert_needs_one_vector_and_one_payload_per_id(tmp_path: Path) -> None:
+    s = await fresh(tmp_path)
+    await s.create_collection("c", {"dimension": 2})
+    seq = s.sequence
+    rows = np.ones((2, 2), np.float32)
+    for ids, payloads in (([1, 2, 3], [None] * 3), ([1, 2], [None])):
+        with pytest.raises(ValidationError) as err:
+            await s.upsert("c", ids, rows, payloads)
+        assert err.value.field == "vectors"
+    assert s.sequence == seq and len(s.collection("c")) == 0
     await s.close(take_snapshot=False)

@@ -678,6 +678,8 @@ class Store:
         clean_ids = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
         vectors = validation.matrix(rows, coll.config.dimension, field=field)
         vectors = coll.config.metric.prepare(vectors, field=field)
+        if not len(clean_ids) == len(vectors) == len(payloads):
+            raise ValidationError("one vector and one payload per id", field=field)
         if condition is not None or mode != "upsert":
             kept = coll.conditional(clean_ids, payloads, condition, mode)
             if not kept:
