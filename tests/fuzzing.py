@@ -921,6 +921,16 @@ def qdrant_requests() -> st.SearchStrategy[tuple[str, str, Any]]:
         *_with_batch("/points/discover", discover_body()),
         st.tuples(
             st.just("POST"),
+            st.sampled_from(["/points/search/matrix/pairs", "/points/search/matrix/offsets"]),
+            optional(
+                filter=filters,
+                sample=st.integers(-1, 30) | st.just(1001),
+                limit=st.integers(-1, 5) | st.just(10_001),
+                using=st.sampled_from(["", "image"]),
+            ),
+        ),
+        st.tuples(
+            st.just("POST"),
             st.just("/points/payload/delete"),
             st.builds(
                 lambda k, s: {"keys": k, **s}, st.lists(selector_paths, max_size=3), selector()

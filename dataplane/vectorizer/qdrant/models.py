@@ -40,6 +40,7 @@ from vectorizer.qdrant.schemas import (
     RecommendRequest,
     ScrollRequest,
     Searched,
+    SearchMatrixRequest,
     SearchParams,
     SearchRequest,
     SetPayload,
@@ -1054,6 +1055,30 @@ def _params(params: SearchParams | None) -> tuple[int | None, bool]:
     if ef is not None:
         in_range(ef, "params.hnsw_ef", 1, 4096)
     return ef, params.exact
+
+
+@dataclass(frozen=True)
+class MatrixAsk:
+    """A distance matrix: ``sample`` points drawn among those ``filter`` accepts, and
+    for each its ``limit`` nearest among the others drawn."""
+
+    filter: Any
+    sample: int
+    limit: int
+
+
+def search_matrix(body: SearchMatrixRequest, max_sample: int, max_results: int) -> MatrixAsk:
+    """What a ``search/matrix`` body asks for: a search per sampled point, so the sample
+    is bounded like a batch (``max_batch_searches``, and its hits ``max_batch_results``)."""
+    no_shard_key(body.shard_key)
+    _vectors_from(body.using, None)
+    sample = in_range(10 if body.sample is None else body.sample, "sample", 1, max_sample)
+    limit = in_range(3 if body.limit is None else body.limit, "limit", 1, max_results)
+    if sample * limit > max_results:
+        raise ValidationError(
+            f"sample x limit is at most {max_results} neighbours in all", field="limit"
+        )
+    return MatrixAsk(canonical_filter(body.filter), sample, limit)
 
 
 def in_range(value: int, field: str, lo: int, hi: int) -> int:

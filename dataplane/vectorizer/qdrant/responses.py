@@ -14,6 +14,7 @@ from typing import Any
 from vectorizer import __version__
 from vectorizer.engine.collection import EXACT_BELOW, Collection, Point, ScoredPoint
 from vectorizer.engine.config import IndexKind
+from vectorizer.engine.validation import PointId
 from vectorizer.engine.wal import FsyncPolicy
 from vectorizer.qdrant.models import DISTANCES, PayloadSelector
 
@@ -89,6 +90,29 @@ def point_group(
 
 def facet_hits(counts: list[tuple[str | int | bool, int]]) -> dict[str, Any]:
     return {"hits": [{"value": value, "count": n} for value, n in counts]}
+
+
+def matrix_pairs(ids: list[PointId], rows: list[list[tuple[PointId, float]]]) -> dict[str, Any]:
+    """A distance matrix as Qdrant's pairs: each sampled point ``a`` with its nearest."""
+    return {
+        "pairs": [
+            {"a": a, "b": b, "score": score}
+            for a, row in zip(ids, rows, strict=True)
+            for b, score in row
+        ]
+    }
+
+
+def matrix_offsets(ids: list[PointId], rows: list[list[tuple[PointId, float]]]) -> dict[str, Any]:
+    """A distance matrix as Qdrant's sparse offsets into ``ids``."""
+    at = {pid: i for i, pid in enumerate(ids)}
+    cells = [(i, at[b], score) for i, row in enumerate(rows) for b, score in row]
+    return {
+        "offsets_row": [i for i, _, _ in cells],
+        "offsets_col": [j for _, j, _ in cells],
+        "scores": [score for _, _, score in cells],
+        "ids": ids,
+    }
 
 
 def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int) -> dict[str, Any]:

@@ -54,6 +54,8 @@ ROUTES: list[web.RouteDef] = [
     web.post(_C + "/points/query/batch", views.query_batch),
     web.post(_C + "/points/query/groups", views.query_groups),
     web.post(_C + "/facet", views.facet),
+    web.post(_C + "/points/search/matrix/pairs", views.search_matrix_pairs),
+    web.post(_C + "/points/search/matrix/offsets", views.search_matrix_offsets),
 ]
 
 # Request body of each operation that takes one, for the OpenAPI document.
@@ -86,4 +88,6 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", _C + "/points/query/batch"): schemas.QueryRequestBatch,
     ("POST", _C + "/points/query/groups"): schemas.QueryGroupsRequest,
     ("POST", _C + "/facet"): schemas.FacetRequest,
+    ("POST", _C + "/points/search/matrix/pairs"): schemas.SearchMatrixRequest,
+    ("POST", _C + "/points/search/matrix/offsets"): schemas.SearchMatrixRequest,
 }

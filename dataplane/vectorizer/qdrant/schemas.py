@@ -313,6 +313,14 @@ class FacetRequest(_Body):
     shard_key: Any = None
 
 
+class SearchMatrixRequest(_Body):
+    filter: dict[str, Any] | None = None
+    sample: int | None = None
+    limit: int | None = None
+    using: str | None = None
+    shard_key: Any = None
+
+
 class CreateFieldIndex(_Body):
     field_name: str
     field_schema: Any = None

@@ -237,3 +237,27 @@ def _shown(coll: Collection, s: models.Search, ranked: list[tuple[PointId, float
         hit = ScoredPoint(pid, score, point.payload, point.vector)
         hits.append(responses.scored_point(hit, s.payload))
     return hits
+
+
+def distance_matrix(
+    coll: Collection, ask: models.MatrixAsk
+) -> tuple[list[PointId], list[list[tuple[PointId, float]]]]:
+    """Qdrant's distance matrix: ``ask.sample`` points drawn at random among those its
+    filter accepts, in id order (integers first), and for each its ``ask.limit`` nearest
+    among the others drawn, best first, by an exact search (scores as a search gives
+    them). Fewer than two points drawn: no matrix."""
+    predicate = compile_filter(ask.filter)
+    drawn = coll.sample(ask.sample, predicate, with_payload=False, with_vector=True)
+    if len(drawn) < 2:
+        return [], []
+    drawn.sort(key=lambda p: (0, "", p.id) if isinstance(p.id, int) else (1, p.id, 0))
+    ids = [p.id for p in drawn]
+    rows = []
+    for i, point in enumerate(drawn):
+        others = compile_filter({"must": [{"has_id": ids[:i] + ids[i + 1 :]}]})
+        query = np.asarray([point.vector], dtype=np.float32)  # (stored as the metric wants)
+        hits = coll.search(
+            query, ask.limit, predicate=others, exact_search=True, with_payload=False
+        )
+        rows.append([(hit.id, hit.score) for hit in hits])
+    return ids, rows

@@ -23,7 +23,7 @@ from vectorizer.engine.validation import PointId
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
 from vectorizer.qdrant import groups, models, responses, schemas
 from vectorizer.qdrant.errors import collection_not_found, for_qdrant, point_not_found
-from vectorizer.qdrant.searching import lookup_names, run_search
+from vectorizer.qdrant.searching import distance_matrix, lookup_names, run_search
 from vectorizer.security.limits import check_batch
 from vectorizer.security.roles import Permission
 from vectorizer.server.exchange import inserted, searched
@@ -431,6 +431,29 @@ async def facet(request: web.Request) -> Any:
     asked = groups.facet(body, request.app[SETTINGS].max_search_limit)
     counts = _collection(request).facet(asked.key, asked.limit, compile_filter(asked.filter))
     return responses.facet_hits(counts)
+
+
+@qdrant_view
+async def search_matrix_pairs(request: web.Request) -> Any:
+    """Sampled points and each one's nearest among them, as (a, b, score) pairs."""
+    return responses.matrix_pairs(*await _distance_matrix(request))
+
+
+@qdrant_view
+async def search_matrix_offsets(request: web.Request) -> Any:
+    """Sampled points and each one's nearest among them, as offsets into their ids."""
+    return responses.matrix_offsets(*await _distance_matrix(request))
+
+
+async def _distance_matrix(
+    request: web.Request,
+) -> tuple[list[PointId], list[list[tuple[PointId, float]]]]:
+    body = await _body(request, schemas.SearchMatrixRequest, optional=True)
+    conf = request.app[SETTINGS]
+    ask = models.search_matrix(body, conf.max_batch_searches, conf.max_batch_results)
+    ids, rows = distance_matrix(_collection(request), ask)
+    searched(request, *map(len, rows))
+    return ids, rows
 
 
 @qdrant_view

@@ -115,6 +115,8 @@ _QDRANT: dict[tuple[str, str], Rule] = {
     ("POST", _Q + "/points/query/batch"): _path(P.READ),
     ("POST", _Q + "/points/query/groups"): _path(P.READ),
     ("POST", _Q + "/facet"): _path(P.READ),
+    ("POST", _Q + "/points/search/matrix/pairs"): _path(P.READ),
+    ("POST", _Q + "/points/search/matrix/offsets"): _path(P.READ),
 }
 
 RULES: dict[tuple[str, str], Rule] = {**_NATIVE, **_AUTH, **_REPLICATION, **_QDRANT}
