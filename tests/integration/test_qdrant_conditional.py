@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient, models
 
+from tests.integration.test_metrics import scrape
 from tests.servers import ServerProcess
 
 DIM = 4
+INSERTED = "vectorizer_inserted_vectors_total{}"
 
 
 def _vec(rng: random.Random) -> list[float]:
@@ -111,7 +113,7 @@ def test_conditional_writes_as_local_mode(server: ServerProcess, client: QdrantC
     local.close()
 
 
-def test_conditions_hold_some_points_back(client: QdrantClient) -> None:
+def test_conditions_hold_some_points_back(server: ServerProcess, client: QdrantClient) -> None:
     client.create_collection(
         "c", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT)
     )
@@ -119,7 +121,9 @@ def test_conditions_hold_some_points_back(client: QdrantClient) -> None:
     client.upsert("c", points=old)
     new = [models.PointStruct(id=i, vector=[0, 1.0, 0, 0], payload={"v": 10}) for i in range(6)]
     keep_high = models.Filter(must=[models.FieldCondition(key="v", range=models.Range(gte=2))])
+    before = scrape(server)[INSERTED]
     client.upsert("c", points=new, update_filter=keep_high)
+    assert scrape(server)[INSERTED] == before + 4  # the points written, not those sent
     got = {p.id: p.payload["v"] for p in client.scroll("c", limit=10)[0] if p.payload}
     # 0 and 1 fail the filter and keep their state; 2 and 3 pass; 4 and 5 are new
     assert got == {0: 0, 1: 1, 2: 10, 3: 10, 4: 10, 5: 10}

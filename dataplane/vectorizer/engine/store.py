@@ -653,13 +653,25 @@ class Store:
         payloads: list[Payload | None],
         *,
         field: str = "vectors",
+    ) -> int:
+        """Insert or replace points. ``rows`` is a list of vectors or an (n, dim) matrix."""
+        return (await self.upsert_if(name, ids, rows, payloads, field=field))[0]
+
+    async def upsert_if(
+        self,
+        name: str,
+        ids: list[Any],
+        rows: Any,
+        payloads: list[Payload | None],
+        *,
+        field: str = "vectors",
         condition: Predicate | None = None,
         mode: WriteMode = "upsert",
-    ) -> int:
-        """Insert or replace points. ``rows`` is a list of vectors or an (n, dim) matrix.
-        Qdrant's conditional upsert: an existing point is replaced only when
-        ``condition`` accepts it, and ``mode`` may insert only or update only
-        (``Collection.conditional``, decided as the write commits)."""
+    ) -> tuple[int, int]:
+        """``upsert``, as Qdrant's conditional upsert: an existing point is replaced only
+        when ``condition`` accepts it, and ``mode`` may insert only or update only
+        (``Collection.conditional``, decided as the write commits). Returns the
+        sequence and how many points were written."""
         with tracer.start_as_current_span("insert", attributes={"vectorizer.points": len(ids)}):
             return await self._upsert(name, ids, rows, payloads, field, condition, mode)
 
@@ -672,7 +684,7 @@ class Store:
         field: str,
         condition: Predicate | None,
         mode: WriteMode,
-    ) -> int:
+    ) -> tuple[int, int]:
         await self._gate()
         coll = self.collection(name)
         clean_ids = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
@@ -683,7 +695,7 @@ class Store:
         if condition is not None or mode != "upsert":
             kept = coll.conditional(clean_ids, payloads, condition, mode)
             if not kept:
-                return self.sequence
+                return self.sequence, 0
             if len(kept) < len(clean_ids):
                 clean_ids = [clean_ids[i] for i in kept]
                 payloads = [payloads[i] for i in kept]
@@ -693,7 +705,7 @@ class Store:
             vectors,
             points_field=field,
         )
-        return await self._durable(seq)
+        return await self._durable(seq), len(clean_ids)
 
     async def update_point(
         self, name: str, pid: PointId, vector: Any | None, payload: Payload | None

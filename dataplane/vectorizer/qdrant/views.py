@@ -180,7 +180,7 @@ async def delete_field_index(request: web.Request) -> Any:
 
 async def _upsert(request: web.Request, body: schemas.Upsert) -> int:
     points = models.upsert_points(body, request.app[SETTINGS].max_batch_points)
-    seq = await _store(request).upsert(
+    seq, written = await _store(request).upsert_if(
         request.match_info["name"],
         points.ids,
         points.vectors,
@@ -189,7 +189,7 @@ async def _upsert(request: web.Request, body: schemas.Upsert) -> int:
         condition=points.condition,
         mode=points.mode,
     )
-    inserted(request, len(points.ids))
+    inserted(request, written)
     return seq
 
 
