@@ -34,6 +34,7 @@ from vectorizer.engine.filters import (
     Payload,
     Range,
     Tokens,
+    document_tokens,
     hashable,
     timestamp,
     values_at,
@@ -126,10 +127,11 @@ class FieldIndex:
         self._by_token: dict[str, set[int]] = {}
 
     def add(self, slot: int, payload: Payload | None) -> None:
-        tokens = self._tokens(payload)
-        for token in tokens:
-            self._by_token.setdefault(token, set()).add(slot)
-        self.token_entries += len(tokens)
+        if self.text is not None:
+            tokens = document_tokens(self.text, payload, self.key)
+            for token in tokens:
+                self._by_token.setdefault(token, set()).add(slot)
+            self.token_entries += len(tokens)
         seen = False
         for h, number, integral in self._entries(payload):
             seen = True
@@ -145,10 +147,11 @@ class FieldIndex:
 
     def remove(self, slot: int, payload: Payload | None) -> None:
         """Undo ``add`` of the same payload."""
-        tokens = self._tokens(payload)
-        for token in tokens:
-            _discard(self._by_token, token, slot)
-        self.token_entries -= len(tokens)
+        if self.text is not None:
+            tokens = document_tokens(self.text, payload, self.key)
+            for token in tokens:
+                _discard(self._by_token, token, slot)
+            self.token_entries -= len(tokens)
         seen = False
         for h, number, integral in self._entries(payload):
             seen = True
@@ -167,16 +170,6 @@ class FieldIndex:
             if isinstance(v, str | int | float):  # bool is an int
                 integral = isinstance(v, float) and v.is_integer()
                 yield hashable(v), self._number(v), integral
-
-    def _tokens(self, payload: Payload | None) -> set[str]:
-        """The tokens of the strings at the key, one document per point as in Qdrant."""
-        if self.text is None:
-            return set()
-        out: set[str] = set()
-        for v in values_at(payload, self.key):
-            if isinstance(v, str):
-                out.update(self.text.doc_tokens(v))
-        return out
 
     def tokens(self, lookup: Tokens) -> set[int] | None:
         """Slots whose texts hold all (or any) of the tokens; None without a text index."""

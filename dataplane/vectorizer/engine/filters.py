@@ -531,14 +531,19 @@ def _text_match(spec: dict[str, Any], key: str, field: str, ctx: _Context) -> _C
         return _any_value(lambda v: isinstance(v, str) and holds(_tokens(tokenizer, v)), key), None
 
     def pred(_pid: PointId, payload: Payload | None) -> bool:
-        # on an indexed key a point's strings are one document, as the index holds them
-        have: set[str] = set()
-        for v in values_at(payload, key):
-            if isinstance(v, str):
-                have.update(_tokens(tokenizer, v))
-        return holds(have)
+        return holds(document_tokens(tokenizer, payload, key))
 
     return pred, Tokens(key, need, any_of)
+
+
+def document_tokens(params: TextParams, payload: Payload | None, key: str) -> set[str]:
+    """The tokens of the strings at ``key``: on a key with a text index a point's
+    strings are one document, as Qdrant's index (and ours) holds them."""
+    out: set[str] = set()
+    for v in values_at(payload, key):
+        if isinstance(v, str):
+            out.update(_tokens(params, v))
+    return out
 
 
 @functools.lru_cache(maxsize=4096)  # (filters call it per point; texts repeat)

@@ -135,7 +135,7 @@ def index_values(path: Path) -> int:
     (a snapshot from older code) each collection's points times its indexed keys."""
     manifest = orjson.loads((path / MANIFEST).read_bytes())
     return sum(
-        int(entry.get("index_values", 0))
+        int(entry["index_values"])
         if "index_values" in entry
         else int(entry["count"]) * len(entry["config"].get("payload_indexes") or {})
         for entry in manifest["collections"]

@@ -141,13 +141,14 @@ def parse_text_params(raw: dict[str, Any], field: str) -> TextParams:
         raise ValidationError(
             "ascii_folding is not supported on a text index", field=f"{field}.ascii_folding"
         )
+    lowercase = _flag(raw, "lowercase", True, field)
     return TextParams(
         tokenizer=tokenizer,
-        lowercase=_flag(raw, "lowercase", True, field),
+        lowercase=lowercase,
         min_token_len=_length(raw, "min_token_len", field),
         max_token_len=_length(raw, "max_token_len", field),
         phrase_matching=_flag(raw, "phrase_matching", False, field),
-        stopwords=_stopwords(raw.get("stopwords"), _flag(raw, "lowercase", True, field), field),
+        stopwords=_stopwords(raw.get("stopwords"), lowercase, field),
     )
 
 

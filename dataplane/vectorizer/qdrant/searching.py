@@ -252,12 +252,13 @@ def distance_matrix(
         return [], []
     drawn.sort(key=lambda p: (0, "", p.id) if isinstance(p.id, int) else (1, p.id, 0))
     ids = [p.id for p in drawn]
+    among = compile_filter({"must": [{"has_id": ids}]})
     rows = []
-    for i, point in enumerate(drawn):
-        others = compile_filter({"must": [{"has_id": ids[:i] + ids[i + 1 :]}]})
+    for point in drawn:
         query = np.asarray([point.vector], dtype=np.float32)  # (stored as the metric wants)
+        # one more than asked: the point itself is among them (once), and not its own
         hits = coll.search(
-            query, ask.limit, predicate=others, exact_search=True, with_payload=False
+            query, ask.limit + 1, predicate=among, exact_search=True, with_payload=False
         )
-        rows.append([(hit.id, hit.score) for hit in hits])
+        rows.append([(hit.id, hit.score) for hit in hits if hit.id != point.id][: ask.limit])
     return ids, rows
