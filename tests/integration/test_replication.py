@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiohttp import WSMsgType
 
 from tests.faultproxy import FaultProxy
 from tests.servers import ServerProcess
+from tests.writemodel import State, Writer, check_indexes, diff, read_state, same
 from vectorizer.client import Point, VectorizerClient
 from vectorizer.errors import (
     NodeFenced,
@@ -643,3 +645,94 @@ async def test_switchover_fenced_primary_keeps_streaming_until_the_target_caught
     assert (await vp.replication_stats())["full_syncs"] == 0  # nothing diverged
     status = await vp.replication_status()
     assert status["role"] == "replica" and status["history"] == [[1, 1], [2, 6]]
+
+
+# ---- every kind of write, held to a model (tests/writemodel.py) ---------------------------
+
+
+async def _model_states(url: str, writers: list[Writer]) -> list[tuple[Writer, State]]:
+    async with aiohttp.ClientSession() as http:
+        return [(w, await read_state(http, url, w.names)) for w in writers]
+
+
+async def test_a_replica_holds_every_kind_of_write_through_full_sync_and_kill_9(
+    cluster: Cluster,
+) -> None:
+    """Writes of every kind stream to the primary while a replica joins (a full sync: the
+    primary's log was truncated behind its snapshots), is killed with SIGKILL and comes
+    back; once the stream stops, the replica holds exactly what the primary and the model
+    hold, and its payload indexes answer as the payloads say."""
+    small_log = ["--snapshot-interval-s", "1", "--snapshots-retained", "1"]
+    p = await cluster.start("p", *small_log, "--wal-segment-bytes", "4096")
+    vp = cluster.client(p)
+    rnd = random.Random(11)
+    writers = [Writer([f"w{w}a", f"w{w}b"], random.Random(rnd.random())) for w in range(3)]
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession() as http:
+        tasks = [asyncio.create_task(w.run(http, p.url, stop)) for w in writers]
+        await asyncio.sleep(1.5)
+        r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+        vr = cluster.client(r)
+        await asyncio.sleep(1.0)
+        r.kill()
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(r.start)
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*tasks)
+    for w in writers:
+        assert not w.failures and w.in_flight is None, w.failures
+    assert sum(w.writes for w in writers) > 300
+    await eventually(lambda: caught_up(vp, vr))
+    assert (await vr.replication_stats())["full_syncs"] >= 1
+    for (w, on_p), (_, on_r) in zip(
+        await _model_states(p.url, writers), await _model_states(r.url, writers), strict=True
+    ):
+        assert same(on_p, w.state), diff(on_p, w.state)
+        assert same(on_r, w.state), diff(on_r, w.state)
+    async with aiohttp.ClientSession() as http:
+        for w in writers:
+            await check_indexes(http, r.url, w.state)
+
+
+async def test_failover_in_sync_mode_keeps_every_kind_of_acknowledged_write(
+    cluster: Cluster,
+) -> None:
+    """With one synchronous replica, the primary killed with SIGKILL in the middle of a
+    stream of every kind of write: the replica promoted holds every acknowledged write
+    (the ones in flight whole or not at all), and so does the one re-pointed at it."""
+    p = await cluster.start("p", "--sync-replicas", "1")
+    vp = cluster.client(p)
+    r1 = await cluster.start("r1", "--role", "replica", "--primary-url", p.url)
+    r2 = await cluster.start("r2", "--role", "replica", "--primary-url", p.url)
+    v1, v2 = cluster.client(r1), cluster.client(r2)
+    await eventually(lambda: caught_up(vp, v1))
+    await eventually(lambda: caught_up(vp, v2))
+    rnd = random.Random(12)
+    writers = [Writer([f"w{w}a", f"w{w}b"], random.Random(rnd.random())) for w in range(3)]
+    async with aiohttp.ClientSession() as http:
+        tasks = [asyncio.create_task(w.run(http, p.url)) for w in writers]
+        await asyncio.sleep(2.5)
+        p.kill()
+        async with asyncio.timeout(30):
+            await asyncio.gather(*tasks)
+    for w in writers:
+        assert not w.failures, w.failures
+    assert sum(w.writes for w in writers) > 100
+
+    s1, s2 = (
+        (await v1.replication_status())["sequence"],
+        (await v2.replication_status())["sequence"],
+    )
+    (new, vnew), (other, vother) = ((r1, v1), (r2, v2)) if s1 >= s2 else ((r2, v2), (r1, v1))
+    await vnew.promote(2)
+    await vother.follow(new.url, 2)
+    await eventually(lambda: caught_up(vnew, vother))
+    on_new, on_other = (
+        await _model_states(new.url, writers),
+        await _model_states(other.url, writers),
+    )
+    for (w, held), (_, copied) in zip(on_new, on_other, strict=True):
+        candidates = w.in_flight or [w.state]
+        assert any(same(held, c) for c in candidates), diff(held, w.state)
+        assert same(copied, held), diff(copied, held)
