@@ -476,6 +476,47 @@ def test_delete_payload_keys(client: QdrantClient) -> None:
     assert client.retrieve("docs", ids=[1])[0].payload["i"] == 1  # type: ignore[index]  # (all or nothing)
 
 
+def test_payload_paths_quote_keys_nulls_remove_and_arrays_delete(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    """Keys with dots are reached quoted (filters, indexes, selectors, writes); a null in
+    set_payload removes its key; delete_payload takes array paths; all as the log
+    replays them after kill -9."""
+    make(client, n=3)
+    client.set_payload("docs", {"user.name": "ann", "items": [{"k": 1, "v": 2}]}, points=[1])
+    client.set_payload("docs", {"user.name": "bob", "items": [{"k": 3}]}, points=[2])
+    quoted = models.Filter(must=[eq('"user.name"', "ann")])
+    assert ids_of(client.scroll("docs", scroll_filter=quoted)[0]) == [1]
+    assert (
+        client.count("docs", count_filter=models.Filter(must=[eq("user.name", "ann")])).count == 0
+    )
+    client.create_payload_index("docs", '"user.name"', models.PayloadSchemaType.KEYWORD)
+    assert ids_of(client.scroll("docs", scroll_filter=quoted)[0]) == [1]
+    shown = client.retrieve("docs", ids=[2], with_payload=['"user.name"', "items[].k"])
+    assert shown[0].payload == {"user.name": "bob", "items": [{"k": 3}]}
+
+    client.set_payload("docs", {"city": None, "tags": None, "new": 1}, points=[1])
+    client.set_payload("docs", {"v": None}, points=[1], key="items[]")
+    client.delete_payload("docs", keys=["items[].k", '"user.name"'], points=[2])
+    want = {
+        1: {"i": 1, "user.name": "ann", "items": [{"k": 1}], "new": 1},
+        2: {"i": 2, "city": "London", "tags": ["even"], "items": [{}]},
+    }
+    assert {p.id: p.payload for p in client.retrieve("docs", ids=[1, 2])} == want
+    assert (
+        client.count("docs", count_filter=models.Filter(must=[eq('"user.name"', "bob")])).count == 0
+    )
+
+    server.kill()
+    server.start()
+    again = QdrantClient(url=server.url, prefix="qdrant", timeout=30, check_compatibility=False)
+    try:
+        assert {p.id: p.payload for p in again.retrieve("docs", ids=[1, 2])} == want
+        assert ids_of(again.scroll("docs", scroll_filter=quoted)[0]) == [1]
+    finally:
+        again.close()
+
+
 def test_update_vectors_keeps_payloads(client: QdrantClient, server: ServerProcess) -> None:
     make(client, n=30)
     new = [0.0, 0.0, 1.0, -1.0]

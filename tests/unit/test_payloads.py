@@ -16,7 +16,8 @@ def test_parse_key() -> None:
     assert parse_key("a") == ["a"]
     assert parse_key("a.b_c-d") == ["a", "b_c-d"]
     assert parse_key("a[].b[2][]") == ["a", None, "b", 2, None]
-    for bad in ("", "a.", ".a", "a[x]", "a[", "[0]", 'a."b.c"', "a]"):
+    assert parse_key('a."b.c"[0]') == ["a", "b.c", 0]
+    for bad in ("", "a.", ".a", "a[x]", "a[", "[0]", 'a."b', 'a."b"c', 'a."b\\c"', "a]"):
         with pytest.raises(ValidationError) as exc:
             parse_key(bad, "body.key")
         assert exc.value.field == "body.key"

@@ -249,7 +249,7 @@ def test_set_payload_key_is_a_path_and_only_for_set_payload() -> None:
 
     assert models.set_payload(body("nested.list[].x"), overwrite=False).ids == [1]
     assert error_of(lambda b: models.set_payload(b, overwrite=True), body("n")).startswith("key:")
-    for bad in ("", "a..b", 'a."b"', "a[x]", "a[", "[0]"):
+    for bad in ("", "a..b", 'a."b', 'a."b"c', "a[x]", "a[", "[0]"):
         assert error_of(lambda b: models.set_payload(b, overwrite=False), body(bad)).startswith(
             "key:"
         )

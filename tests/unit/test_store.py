@@ -227,3 +227,40 @@ async def test_an_upsert_needs_one_vector_and_one_payload_per_id(tmp_path: Path)
         assert err.value.field == "vectors"
     assert s.sequence == seq and len(s.collection("c")) == 0
     await s.close(take_snapshot=False)
+
+
+async def test_payload_records_of_older_versions_replay_as_they_were_applied(
+    tmp_path: Path,
+) -> None:
+    """A set_payload record without "nulls_remove" kept nulls as values, a delete_payload
+    record without "json_paths" split its keys at the dots: replayed the same, while new
+    writes follow Qdrant (a null removes its key; keys are payload paths)."""
+    s = await fresh(tmp_path)
+    await s.create_collection("a", {"dimension": 2})
+    start = {"k": 1, "a": [{"b": 1}], "m": {"n": 1, "o": 2}}
+    await s.upsert("a", [1, 2], np.eye(2, dtype=np.float32), [start, start])
+    # two records as older versions logged them
+    legacy_set = {"op": "set_payload", "collection": "a", "ids": [1], "payload": {"k": None}}
+    legacy_delete = {
+        "op": "delete_payload",
+        "collection": "a",
+        "ids": [1],
+        "keys": ["a[].b", "m.n"],
+    }
+    for op in ({**legacy_set, "overwrite": False}, legacy_delete):
+        await s._durable(s._commit(op))
+    await s.set_payload("a", [2], {"k": None}, overwrite=False)
+    await s.delete_payload("a", [2], None, ["a[].b", "m.n"])
+    old = {"k": None, "a": [{"b": 1}], "m": {"o": 2}}
+    new = {"a": [{}], "m": {"o": 2}}
+
+    def check(store: Store) -> None:
+        p1, p2 = store.collection("a").get(1), store.collection("a").get(2)
+        assert p1 is not None and p1.payload == old
+        assert p2 is not None and p2.payload == new
+
+    check(s)
+    await s.close(take_snapshot=False)
+    r = await fresh(tmp_path)
+    check(r)
+    await r.close(take_snapshot=False)

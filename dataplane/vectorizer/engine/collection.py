@@ -602,29 +602,44 @@ class Collection:
         return self._index.staged if self._index is not None else 0
 
     def set_payload(
-        self, ids: Iterable[PointId], payload: Payload, overwrite: bool, key: str | None = None
+        self,
+        ids: Iterable[PointId],
+        payload: Payload,
+        overwrite: bool,
+        key: str | None = None,
+        nulls_remove: bool = True,
     ) -> None:
-        """Merge ``payload`` into the points' payloads (under ``key``, a path, when given),
-        or replace them with it (``overwrite``)."""
+        """Merge ``payload`` into the points' payloads (under ``key``, a path, when given;
+        a null removing its key unless ``nulls_remove`` is off, as for records logged
+        before that rule), or replace them with it (``overwrite``)."""
         steps = None if key is None else paths.parse(key)
         for pid in ids:
             slot = self._id_slots[pid]
             old = self._payloads[slot]
             if steps is not None:
-                self._store_payload(slot, payloads.merged_at(old, steps, payload))
-            elif overwrite or old is None:
+                self._store_payload(slot, payloads.merged_at(old, steps, payload, nulls_remove))
+            elif overwrite:
                 self._store_payload(slot, dict(payload))
             else:
-                self._store_payload(slot, {**old, **payload})
+                self._store_payload(slot, payloads.merged(old, payload, nulls_remove))
 
-    def delete_payload(self, ids: Iterable[PointId], keys: list[str]) -> None:
-        """Remove ``keys`` (dotted paths reach into nested objects) from the payloads."""
-        paths = [key.split(".") for key in keys]
+    def delete_payload(
+        self, ids: Iterable[PointId], keys: list[str], json_paths: bool = True
+    ) -> None:
+        """Remove ``keys`` from the payloads: payload paths (``a.b``, ``a[].b``,
+        ``"a.b"``), or, for records logged before paths (``json_paths`` off), keys
+        split at their dots."""
+        steps: list[list[paths.Step]] = [
+            paths.parse(key) if json_paths else list(key.split(".")) for key in keys
+        ]
         for pid in ids:
             slot = self._id_slots[pid]
             old = self._payloads[slot]
-            if old is not None:
-                self._store_payload(slot, _without(old, paths))
+            new = old
+            for path in steps:
+                new = payloads.removed_at(new, path) if new is not None else None
+            if new is not old:
+                self._store_payload(slot, new)
 
     def _store_payload(self, slot: int, payload: Payload | None) -> None:
         """Give a live point a new payload, and the indexes its values."""
@@ -745,19 +760,3 @@ class Collection:
                 directory / "hnsw.bin", config.dimension, config.metric, config.hnsw, capacity
             )
         return self
-
-
-def _without(payload: Payload, paths: list[list[str]]) -> Payload:
-    """A copy of ``payload`` less ``paths``; objects along a path are copied, not changed
-    (a payload may be shared with a reader that holds the old one)."""
-    out = dict(payload)
-    for path in paths:
-        node = out
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                break
-            node[part] = node = dict(child)
-        else:
-            node.pop(path[-1], None)
-    return out

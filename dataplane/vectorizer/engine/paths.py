@@ -1,5 +1,7 @@
 """Payload paths as Qdrant reads them: ``a.b`` steps into objects only (an array at
-``a`` has no ``b``), ``a[]`` into every element of an array, ``a[2]`` into one.
+``a`` has no ``b``), ``a[]`` into every element of an array, ``a[2]`` into one, and
+``a."b.c"`` to the key ``b.c`` (a quoted key holds any characters but a quote and a
+backslash).
 
 One parser and one walker for filters, formulas, payload writes and projections.
 """
@@ -16,22 +18,35 @@ from vectorizer.errors import ValidationError
 Step = str | int | None  # a key, an array index, or every element ([])
 Path = tuple[Step, ...]
 
-_PART = re.compile(r'([^\[\]".]+)((?:\[\d*\])*)')
+# A key, bare (no dot, bracket or quote) or quoted (any characters but a quote or a
+# backslash, as Qdrant's parser takes them: ``meta."user.name"``), then its indexes.
+_PART = re.compile(r'(?:([^\[\]".]+)|"([^"\\]*)")((?:\[\d*\])*)')
 _INDEX = re.compile(r"\[(\d*)\]")
 
 
 def parse(key: str, field: str = "key") -> list[Step]:
     """The steps of ``key``; a ValidationError naming ``field`` if it is not a path."""
     steps: list[Step] = []
-    for part in key.split(".") if key else [""]:
-        match = _PART.fullmatch(part)
+    at = 0
+    while True:
+        match = _PART.match(key, at)
         if match is None:
-            raise ValidationError(
-                f"{key!r} is not a payload path (like a.b, a[].b or a[0].b)", field=field
-            )
-        steps.append(match.group(1))
-        steps.extend(int(i) if i else None for i in _INDEX.findall(match.group(2)))
-    return steps
+            raise _not_a_path(key, field)
+        bare, quoted, indexes = match.groups()
+        steps.append(bare if quoted is None else quoted)
+        steps.extend(int(i) if i else None for i in _INDEX.findall(indexes))
+        at = match.end()
+        if at == len(key):
+            return steps
+        if key[at] != "." or at + 1 == len(key):
+            raise _not_a_path(key, field)
+        at += 1
+
+
+def _not_a_path(key: str, field: str) -> ValidationError:
+    return ValidationError(
+        f'{key!r} is not a payload path (like a.b, a[].b, a[0].b or a."b.c")', field=field
+    )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,13 +1,15 @@
-"""Payload paths: setting a payload under a key (Qdrant's ``set_payload`` with ``key``),
-and the parts of payloads a read shows (``with_payload``'s include and exclude).
+"""Payload writes at paths, as Qdrant makes them, and the parts of payloads a read shows
+(``with_payload``'s include and exclude).
 
 A key is a path: ``a.b`` steps into objects, ``a[2]`` into one element of an array and
-``a[]`` into every element. The payload given is merged (top-level keys replaced) into
-the object the path leads to; what is not an object there becomes one, and the path is
-made as it goes, as Qdrant does: a missing key is created, an index past the end of an
-array changes nothing, and ``[]`` over something that is not an array leaves an empty
-array. Objects and arrays along the path are copied, never changed (a reader may hold
-the old payload).
+``a[]`` into every element. ``set_payload`` merges the payload given (top-level keys
+replaced, a null removing its key) into the object the path leads to; what is not an
+object there becomes one, and the path is made as it goes: a missing key is created, an
+index past the end of an array changes nothing, and ``[]`` over something that is not an
+array leaves an empty array. ``delete_payload`` removes a key where a path ends, or
+empties the array where it ends in ``[]``; a path ending in an index removes nothing
+(it would not be idempotent). Objects and arrays along a path are copied, never changed
+(a reader may hold the old payload).
 """
 
 from __future__ import annotations
@@ -19,22 +21,62 @@ from vectorizer.engine.filters import Payload
 from vectorizer.engine.paths import Step
 
 
-def merged_at(node: Any, steps: list[Step], payload: Payload) -> Any:
+def merged(node: Any, payload: Payload, nulls_remove: bool = True) -> Payload:
+    """A copy of ``node`` (an object, or a fresh one) with ``payload``'s keys set, a null
+    removing its key (Qdrant's merge). ``nulls_remove`` off keeps nulls as values, as
+    records logged before this rule are replayed."""
+    out = dict(node) if isinstance(node, dict) else {}
+    if not nulls_remove:
+        out.update(payload)
+        return out
+    for key, value in payload.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def merged_at(node: Any, steps: list[Step], payload: Payload, nulls_remove: bool = True) -> Any:
     """``node`` with ``payload`` merged in where ``steps`` lead."""
     if not steps:
-        merged = dict(node) if isinstance(node, dict) else {}
-        merged.update(payload)
-        return merged
+        return merged(node, payload, nulls_remove)
     head, rest = steps[0], steps[1:]
     if isinstance(head, str):
         obj = dict(node) if isinstance(node, dict) else {}
-        obj[head] = merged_at(obj.get(head), rest, payload)
+        obj[head] = merged_at(obj.get(head), rest, payload, nulls_remove)
         return obj
     items = list(node) if isinstance(node, list) else []
     if head is None:
-        return [merged_at(item, rest, payload) for item in items]
+        return [merged_at(item, rest, payload, nulls_remove) for item in items]
     if head < len(items):
-        items[head] = merged_at(items[head], rest, payload)
+        items[head] = merged_at(items[head], rest, payload, nulls_remove)
+    return items
+
+
+def removed_at(node: Any, steps: list[Step]) -> Any:
+    """``node`` less what ``steps`` (one or more) lead to, as Qdrant's delete_payload
+    removes a path; ``node`` itself where the path reaches nothing."""
+    head, rest = steps[0], steps[1:]
+    if isinstance(head, str):
+        if not isinstance(node, dict) or head not in node:
+            return node
+        out = dict(node)
+        if rest:
+            out[head] = removed_at(node[head], rest)
+        else:
+            del out[head]
+        return out
+    if not isinstance(node, list):
+        return node
+    if not rest:
+        return [] if head is None else node  # an index is not removed: not idempotent
+    if head is None:
+        return [removed_at(item, rest) for item in node]
+    if head >= len(node):
+        return node
+    items = list(node)
+    items[head] = removed_at(node[head], rest)
     return items
 
 

@@ -771,7 +771,10 @@ class Store:
             ids = coll.ids_matching(predicate)
         if not ids:
             return 0, self.sequence
-        op = {"op": "delete_payload", "collection": name, "ids": ids, "keys": keys}
+        for i, key in enumerate(keys):
+            paths.parse(key, f"keys[{i}]")  # a bad path is refused before it reaches the log
+        op: records.Op = {"op": "delete_payload", "collection": name, "ids": ids, "keys": keys}
+        op["json_paths"] = True  # (records before it split keys at their dots: replayed so)
         return len(ids), await self._durable(self._commit(op))
 
     async def set_payload(
@@ -889,9 +892,12 @@ class Store:
                 assert vectors is not None
                 coll.update_vectors(op["ids"], vectors)
             elif kind == "set_payload":
-                coll.set_payload(op["ids"], op["payload"], op["overwrite"], op.get("key"))
+                nulls_remove = op.get("nulls_remove", False)  # (absent in older records)
+                coll.set_payload(
+                    op["ids"], op["payload"], op["overwrite"], op.get("key"), nulls_remove
+                )
             elif kind == "delete_payload":
-                coll.delete_payload(op["ids"], op["keys"])
+                coll.delete_payload(op["ids"], op["keys"], op.get("json_paths", False))
             elif kind == "delete":
                 coll.delete(op["ids"])
             elif kind == "create_field_index":
@@ -959,6 +965,7 @@ def _set_payload(
         "ids": ids,
         "payload": payload,
         "overwrite": overwrite,
+        "nulls_remove": True,  # a null in a merged payload removes its key
     }
     if key is not None:  # (absent in records written before keys: the same as None)
         paths.parse(key)  # a bad path is refused before it reaches the log
