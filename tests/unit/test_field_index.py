@@ -285,6 +285,24 @@ def test_indexes_answer_lookups_with_the_points_they_name() -> None:
     assert coll.config.payload_indexes == {"price": "integer"}
 
 
+def test_a_geo_index_counts_the_points_holding_geo_points() -> None:
+    coll = Collection("c", CollectionConfig(DIM, index=IndexKind.EXACT), capacity=8)
+    here = {"lon": 2.35, "lat": 48.85}
+    payloads: list[dict[str, Any] | None] = [
+        {"loc": here},
+        {"loc": [here, {"lon": 1, "lat": 2}]},
+        {"loc": "not a point"},
+        {"loc": {"lon": "2", "lat": 1}},
+        None,
+    ]
+    coll.upsert(list(range(5)), np.ones((5, DIM), np.float32), payloads)
+    coll.create_field_index("loc", "geo")
+    assert coll.payload_schema()["loc"]["points"] == 2
+    coll.set_payload([2], {"loc": here}, False)
+    coll.delete([0])
+    assert coll.payload_schema()["loc"]["points"] == 2
+
+
 def test_a_broad_part_is_read_not_gathered() -> None:
     """Of the parts of a `must`, only those naming few points are gathered; the points
     of the most selective part are then read for the rest."""

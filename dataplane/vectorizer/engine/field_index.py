@@ -25,6 +25,7 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
+from vectorizer.engine import geo
 from vectorizer.engine.filters import (
     AnyOf,
     Ids,
@@ -112,7 +113,7 @@ class FieldIndex:
 
     def __init__(self, key: str, schema: str, text: TextParams | None = None) -> None:
         self.key, self.schema, self.text = key, schema, text
-        self.points = 0  # points with at least one value here
+        self.points = 0  # points with at least one value here (a geo index: a geo point)
         self.token_entries = 0  # (a text index) the distinct tokens of each point, summed
         # floats with integral values (5.0): they share 5's entries, so integers cannot be
         # told from them while any is held
@@ -143,7 +144,7 @@ class FieldIndex:
                     slots = self._by_number[number] = set()
                     self._ordered.add(number)  # type: ignore[union-attr]
                 slots.add(slot)
-        self.points += seen
+        self.points += self._counted(payload, seen)
 
     def remove(self, slot: int, payload: Payload | None) -> None:
         """Undo ``add`` of the same payload."""
@@ -159,7 +160,14 @@ class FieldIndex:
             _discard(self._by_value, h, slot)
             if number is not None and _discard(self._by_number, number, slot):
                 self._ordered.remove(number)  # type: ignore[union-attr]
-        self.points -= seen
+        self.points -= self._counted(payload, seen)
+
+    def _counted(self, payload: Payload | None, has_scalar: bool) -> bool:
+        """Whether the point counts among ``points``: it holds a scalar here, or, for a
+        geo index, a geo point (as Qdrant counts the points an index holds)."""
+        if self.schema != "geo":
+            return has_scalar
+        return any(geo.stored_point(v) is not None for v in values_at(payload, self.key))
 
     def _entries(
         self, payload: Payload | None
