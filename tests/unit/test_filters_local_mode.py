@@ -167,6 +167,8 @@ CONDITIONS: list[models.Condition] = [
     _field("text", match=models.MatchPhrase(phrase="good good")),
     _field("text", match=models.MatchPrefix(prefix="Good")),
     _field("text", match=models.MatchSubstring(substring="ood")),
+    models.Filter(),  # an empty nested filter: every point passes
+    models.Filter(should=[models.Filter(), _field("e", is_empty=True)]),
 ]
 
 

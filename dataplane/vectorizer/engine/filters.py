@@ -265,11 +265,12 @@ def _min_should(raw: Any, field: str, ctx: _Context) -> tuple[list[Predicate], i
 
 
 def _condition(spec: Any, field: str, ctx: _Context) -> _Compiled:
-    if isinstance(spec, dict):  # a null field is an absent one (clients send both)
-        spec = {k: v for k, v in spec.items() if v is not None}
-    if not isinstance(spec, dict) or not spec:
+    if not isinstance(spec, dict):
+        raise ValidationError("a condition is an object", field=field)
+    given, spec = spec, {k: v for k, v in spec.items() if v is not None}  # null = absent
+    if not spec and not set(given) <= set(_CLAUSES):
         raise ValidationError("a condition is a non-empty object", field=field)
-    if set(spec) & set(_CLAUSES):
+    if not spec or set(spec) & set(_CLAUSES):  # ({} is an empty filter: every point passes)
         return _filter(spec, field, ctx)
     if "has_id" in spec:
         _not_nested(ctx, "has_id", field)
