@@ -41,6 +41,7 @@ from tests.fuzzing import (
     FUZZ,
     FUZZ_IDS,
     MAX_BODY_BYTES,
+    MIDDLE,
     RAW_BODIES,
     VALID_NATIVE,
     Api,
@@ -285,7 +286,7 @@ def test_garbage_at_every_route_gets_a_structured_error(fuzzed: Fuzzed) -> None:
     def garbage_request(draw: st.DrawFn) -> tuple[str, str, bytes | None, str | None]:
         method, template = draw(st.sampled_from(routes))
         valid = VALID_NATIVE.get((method, template))
-        if draw(st.integers(0, 9)) == 0:
+        if draw(st.integers(0, 9)) == MIDDLE:
             method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
 
         def fill(m: re.Match[str]) -> str:
@@ -350,10 +351,12 @@ def test_qdrant_mutations_get_qdrant_errors(fuzzed: Fuzzed) -> None:
         if body is not None and draw(st.booleans()):
             body = draw(mutated(body))
         raw = None if body is None else encode(body)
-        if draw(st.integers(0, 19)) == 0:
+        if draw(st.integers(0, 19)) == MIDDLE:
             raw = draw(raw_bodies)
         ctype = (
-            "application/json" if draw(st.integers(0, 9)) else draw(st.sampled_from(CONTENT_TYPES))
+            "application/json"
+            if draw(st.integers(0, 9)) != MIDDLE
+            else draw(st.sampled_from(CONTENT_TYPES))
         )
         return method, f"/qdrant/collections/{quote(name)}{suffix}", raw, ctype
 
