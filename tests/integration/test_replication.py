@@ -379,13 +379,39 @@ async def writers(
     return tasks
 
 
-async def test_kill_9_primary_in_sync_mode_loses_no_acknowledged_write(cluster: Cluster) -> None:
+Node = tuple[ServerProcess, VectorizerClient]
+
+
+async def sync_primary_with_two_replicas(cluster: Cluster) -> tuple[Node, Node, Node]:
+    """A primary that acknowledges a write once one replica has it, and its two
+    replicas, caught up."""
     p = await cluster.start("p", "--sync-replicas", "1")
     vp = cluster.client(p)
     r1 = await cluster.start("r1", "--role", "replica", "--primary-url", p.url)
     r2 = await cluster.start("r2", "--role", "replica", "--primary-url", p.url)
     v1, v2 = cluster.client(r1), cluster.client(r2)
     await eventually(lambda: caught_up(vp, v1))
+    await eventually(lambda: caught_up(vp, v2))
+    return (p, vp), (r1, v1), (r2, v2)
+
+
+async def promote_the_further(one: Node, two: Node) -> tuple[Node, Node]:
+    """Promote whichever replica is further ahead (as the operator does) at epoch 2 and
+    re-point the other at it; (new primary, other) once the other caught up."""
+    s1, s2 = (
+        (await one[1].replication_status())["sequence"],
+        (await two[1].replication_status())["sequence"],
+    )
+    (new, vnew), (other, vother) = (one, two) if s1 >= s2 else (two, one)
+    promoted = await vnew.promote(2)
+    assert promoted["role"] == "primary" and promoted["epoch"] == 2
+    await vother.follow(new.url, 2)
+    await eventually(lambda: caught_up(vnew, vother))
+    return (new, vnew), (other, vother)
+
+
+async def test_kill_9_primary_in_sync_mode_loses_no_acknowledged_write(cluster: Cluster) -> None:
+    (p, vp), one, two = await sync_primary_with_two_replicas(cluster)
     await vp.create_collection("c", 8)  # acknowledged once a replica has it
     acked: dict[int, list[float]] = {}
     tasks = await writers(vp, acked)
@@ -393,16 +419,7 @@ async def test_kill_9_primary_in_sync_mode_loses_no_acknowledged_write(cluster: 
     await asyncio.gather(*tasks, return_exceptions=True)
     assert len(acked) > 50
 
-    # Promote whichever replica is further ahead (as the operator does), re-point the other.
-    s1, s2 = (
-        (await v1.replication_status())["sequence"],
-        (await v2.replication_status())["sequence"],
-    )
-    (new, vnew), (other, vother) = ((r1, v1), (r2, v2)) if s1 >= s2 else ((r2, v2), (r1, v1))
-    promoted = await vnew.promote(2)
-    assert promoted["role"] == "primary" and promoted["epoch"] == 2
-    await vother.follow(new.url, 2)
-    await eventually(lambda: caught_up(vnew, vother))
+    (_, vnew), (_, vother) = await promote_the_further(one, two)
     for vz in (vnew, vother):
         held = await all_points(vz, "c")
         missing = [pid for pid in acked if pid not in held]
@@ -701,13 +718,7 @@ async def test_failover_in_sync_mode_keeps_every_kind_of_acknowledged_write(
     """With one synchronous replica, the primary killed with SIGKILL in the middle of a
     stream of every kind of write: the replica promoted holds every acknowledged write
     (the ones in flight whole or not at all), and so does the one re-pointed at it."""
-    p = await cluster.start("p", "--sync-replicas", "1")
-    vp = cluster.client(p)
-    r1 = await cluster.start("r1", "--role", "replica", "--primary-url", p.url)
-    r2 = await cluster.start("r2", "--role", "replica", "--primary-url", p.url)
-    v1, v2 = cluster.client(r1), cluster.client(r2)
-    await eventually(lambda: caught_up(vp, v1))
-    await eventually(lambda: caught_up(vp, v2))
+    (p, _), one, two = await sync_primary_with_two_replicas(cluster)
     rnd = random.Random(12)
     writers = [Writer([f"w{w}a", f"w{w}b"], random.Random(rnd.random())) for w in range(3)]
     async with aiohttp.ClientSession() as http:
@@ -720,14 +731,7 @@ async def test_failover_in_sync_mode_keeps_every_kind_of_acknowledged_write(
         assert not w.failures, w.failures
     assert sum(w.writes for w in writers) > 100
 
-    s1, s2 = (
-        (await v1.replication_status())["sequence"],
-        (await v2.replication_status())["sequence"],
-    )
-    (new, vnew), (other, vother) = ((r1, v1), (r2, v2)) if s1 >= s2 else ((r2, v2), (r1, v1))
-    await vnew.promote(2)
-    await vother.follow(new.url, 2)
-    await eventually(lambda: caught_up(vnew, vother))
+    (new, _), (other, _) = await promote_the_further(one, two)
     on_new, on_other = (
         await _model_states(new.url, writers),
         await _model_states(other.url, writers),
