@@ -78,6 +78,15 @@ def k_filter(value: int) -> dict[str, Any]:
     return {"must": [{"key": "k", "match": {"value": value}}]}
 
 
+def merge(p: Payload, new: Payload) -> None:
+    """set_payload's merge: the new keys replace, a null removes its key."""
+    for key, value in new.items():
+        if value is None:
+            p.pop(key, None)
+        else:
+            p[key] = copy.deepcopy(value)
+
+
 def delete_path(p: Payload, key: str) -> None:
     head, _, rest = key.partition(".")
     if not rest:
@@ -254,7 +263,7 @@ class Planner:
         def step(s: State) -> None:
             for _, p in s[name].points.values():
                 if matches_k(p, value):
-                    p.update(copy.deepcopy(extra))
+                    merge(p, extra)
 
         body = {"payload": extra, "filter": k_filter(value)}
         return Write("POST", f"/qdrant/collections/{name}/points/payload", body, [step])
@@ -264,14 +273,16 @@ class Planner:
         ids = self.some(existing)
         kind = self.rnd.choice(["set", "overwrite", "delete", "clear"])
         if kind == "set":
-            new = payload(self.rnd)
+            new: Payload = payload(self.rnd)
+            if self.rnd.random() < 0.3:  # a null removes its key
+                new[self.rnd.choice(["k", "tag", "t", "o", "n"])] = None
 
-            def merge(s: State) -> None:
+            def merged(s: State) -> None:
                 for i in ids:
                     if i in s[name].points:
-                        s[name].points[i][1].update(copy.deepcopy(new))
+                        merge(s[name].points[i][1], new)
 
-            return "POST", "set_payload", {"payload": new, "points": ids}, merge
+            return "POST", "set_payload", {"payload": new, "points": ids}, merged
         if kind == "overwrite":
             new = payload(self.rnd)
 
