@@ -740,3 +740,47 @@ async def test_failover_in_sync_mode_keeps_every_kind_of_acknowledged_write(
         candidates = w.in_flight or [w.state]
         assert any(same(held, c) for c in candidates), diff(held, w.state)
         assert same(copied, held), diff(copied, held)
+
+
+async def test_a_replica_behind_a_faulty_link_holds_every_kind_of_write(
+    cluster: Cluster,
+) -> None:
+    """Writes of every kind stream to the primary while the replica's link is cut (long
+    enough for the primary to see it gone), healed, slowed to a trickle and freed, and
+    one byte of a new connection's stream is flipped: once the stream stops, the replica
+    holds exactly what the primary and the model hold."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    proxy = await FaultProxy(p.port).start()
+    rnd = random.Random(13)
+    writers = [Writer([f"w{w}a", f"w{w}b"], random.Random(rnd.random())) for w in range(3)]
+    stop = asyncio.Event()
+    try:
+        r = await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        vr = cluster.client(r)
+        async with aiohttp.ClientSession() as http:
+            tasks = [asyncio.create_task(w.run(http, p.url, stop)) for w in writers]
+            await asyncio.sleep(0.8)
+            proxy.cut()
+            await asyncio.sleep(2.0)  # past the disconnect timeout (1.5 s)
+            proxy.corrupt_once(5_000)  # the reconnection's stream
+            proxy.heal()
+            await asyncio.sleep(0.8)
+            proxy.throttle(20_000)
+            await asyncio.sleep(0.8)
+            proxy.throttle(None)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*tasks)
+        for w in writers:
+            assert not w.failures and w.in_flight is None, w.failures
+        assert sum(w.writes for w in writers) > 300
+        await eventually(lambda: caught_up(vp, vr), timeout=60)
+        assert proxy.corrupted == 1  # the fault was there to be survived
+        for (w, on_p), (_, on_r) in zip(
+            await _model_states(p.url, writers), await _model_states(r.url, writers), strict=True
+        ):
+            assert same(on_p, w.state), diff(on_p, w.state)
+            assert same(on_r, w.state), diff(on_r, w.state)
+    finally:
+        await proxy.close()
