@@ -784,3 +784,33 @@ async def test_a_replica_behind_a_faulty_link_holds_every_kind_of_write(
             assert same(on_r, w.state), diff(on_r, w.state)
     finally:
         await proxy.close()
+
+
+async def test_a_record_damaged_on_the_way_is_sent_again_not_applied(cluster: Cluster) -> None:
+    """One byte flipped in the vectors of a record on its way to the replica (valid
+    JSON still, the floats only wrong): the replica refuses it by its checksum, the link
+    is dropped and the record sent again; the replica ends with the primary's vectors."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 256, metric="euclidean")
+    proxy = await FaultProxy(p.port).start()
+    try:
+        r = await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        vr = cluster.client(r)
+        await eventually(lambda: caught_up(vp, vr))
+        proxy.cut()
+
+        async def gone() -> bool:
+            return (await vp.replicas())[0]["status"] == "Disconnected"
+
+        await eventually(gone)
+        # one record of 1,000 vectors (1 MB of floats) for the reconnection to carry
+        rng = np.random.default_rng(5)
+        await vp.upsert("c", [Point(i, rng.normal(size=256).tolist()) for i in range(1000)])
+        proxy.corrupt_once(200_000)  # far into the floats of that record
+        proxy.heal()
+        await eventually(lambda: caught_up(vp, vr))
+        assert proxy.corrupted == 1
+        assert await all_points(vr, "c") == await all_points(vp, "c")
+    finally:
+        await proxy.close()

@@ -71,6 +71,15 @@ RESERVE_MARGIN = 64 << 20
 _SHRINKING = frozenset(
     {"delete", "delete_collection", "delete_payload", "aliases", "delete_field_index"}
 )
+# every operation ``_apply`` knows (a replicated record of another kind is refused unlogged)
+_KINDS = _SHRINKING | {
+    "create_collection",
+    "upsert",
+    "update",
+    "update_vectors",
+    "set_payload",
+    "create_field_index",
+}
 _MEASURE_TTL_S = 0.1
 # The memory limit AUTO_LIMIT finds: the cgroup's, or the machine's memory.
 AUTO_LIMIT = -1
@@ -498,6 +507,8 @@ class Store:
         if seq != self.sequence + 1:
             raise StorageError(f"replicated record {seq} does not follow {self.sequence}")
         op, vectors = records.decode(body)
+        if op.get("op") not in _KINDS:  # refused before it is logged: it could not be applied
+            raise CorruptLog(f"replicated record {seq} has an unknown operation {op.get('op')!r}")
         if not _shrinks(op):
             self._check_replica_memory(seq, op, vectors)
         self._append(seq, body, op, vectors)

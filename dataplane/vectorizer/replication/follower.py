@@ -154,6 +154,7 @@ class Follower:
                     sequence=self.store.sequence,
                     history=[list(h) for h in history],
                     confirms_snapshots=True,
+                    record_checksums=True,
                 )
             )
             welcome = await self._receive_json(ws)
@@ -184,7 +185,10 @@ class Follower:
                 self.stats.bytes_received += len(msg.data)
                 if msg.data[:1] == protocol.FILE_CHUNK:
                     raise LinkError("snapshot data outside a snapshot")
-                seq, body, traceparent = protocol.parse_record(msg.data)
+                try:
+                    seq, body, traceparent = protocol.parse_record(msg.data)
+                except protocol.DamagedRecord as exc:  # dropped: the primary sends it again
+                    raise LinkError(str(exc)) from None
                 if seq <= self.store.sequence:
                     continue  # already held (a resent record after a reconnect)
                 parent = tracing.extract({"traceparent": traceparent}) if traceparent else None

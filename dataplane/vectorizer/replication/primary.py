@@ -58,6 +58,8 @@ class ReplicaInfo:
     full_syncs: int = 0
     # it answers each snapshot header before any file data is sent (take or refuse)
     confirms_snapshots: bool = False
+    # it checks each record's CRC-32 (protocol.CHECKED_RECORD); older replicas do not
+    record_checksums: bool = False
     answers: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue, repr=False)
     refused_sync: str | None = None  # why it refused the last snapshot announced to it
 
@@ -232,6 +234,7 @@ class PrimaryHub:
             node_id=node_id,
             address=str(hello.get("address") or ""),
             confirms_snapshots=hello.get("confirms_snapshots") is True,
+            record_checksums=hello.get("record_checksums") is True,
         )
         old = self.replicas.get(node_id)
         if old is not None:
@@ -303,7 +306,9 @@ class PrimaryHub:
                     "replication.send", attributes={"vectorizer.records": len(batch)}
                 ):
                     for seq, body, traceparent in batch:
-                        frame = protocol.record_frame(seq, body, traceparent)
+                        frame = protocol.record_frame(
+                            seq, body, traceparent, checksum=info.record_checksums
+                        )
                         await ws.send_bytes(frame)
                         self._count(info, len(frame))
                         next_seq = seq + 1

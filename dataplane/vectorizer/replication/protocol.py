@@ -2,7 +2,7 @@
 
 Text frames are JSON objects with a ``type``:
 - replica → primary: ``hello`` {node_id, address, epoch, sequence, history,
-  confirms_snapshots}, ``ack`` {sequence} (durable on the replica), ``heartbeat``
+  confirms_snapshots, record_checksums}, ``ack`` {sequence} (durable on the replica), ``heartbeat``
   {sequence}, ``snapshot_take`` {} or ``snapshot_refused`` {code, message} (the answer
   to a ``snapshot`` header when the hello said ``confirms_snapshots``: the primary sends
   no file data before it)
@@ -15,22 +15,30 @@ Text frames are JSON objects with a ``type``:
 Binary frames carry data from the primary: ``b"R" + u64 sequence + record body`` (a log
 record exactly as the primary logged it), ``b"T" + u64 sequence + u16 length + W3C
 traceparent + record body`` (the same, for a write that was traced), and ``b"F" + u32
-file index + bytes`` (a piece of a snapshot file during a full sync).
+file index + bytes`` (a piece of a snapshot file during a full sync). To a replica whose
+hello said ``record_checksums`` (every replica since they exist), records go as
+``b"C"`` / ``b"D"``: the same as R / T with a u32 CRC-32 of the sequence and the body
+after the sequence, so that a record damaged on the way is refused before it is logged
+(the link is dropped and the record sent again), never logged and applied as it came.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import Any
 
 import orjson
 
 RECORD = b"R"
 TRACED_RECORD = b"T"
+CHECKED_RECORD = b"C"
+CHECKED_TRACED_RECORD = b"D"
 FILE_CHUNK = b"F"
 _SEQ = struct.Struct("<Q")
 _IDX = struct.Struct("<I")
 _LEN = struct.Struct("<H")
+_CRC = struct.Struct("<I")
 CHUNK_BYTES = 1 << 20
 STREAM_PATH = "/replication/stream"
 # how long a primary waits for a replica to take or refuse a snapshot it announced
@@ -48,11 +56,20 @@ def parse(text: str) -> dict[str, Any]:
     return raw
 
 
-def record_frame(seq: int, body: bytes, traceparent: str | None = None) -> bytes:
+class DamagedRecord(ValueError):
+    """A record frame whose checksum does not match what it carries."""
+
+
+def record_frame(
+    seq: int, body: bytes, traceparent: str | None = None, checksum: bool = True
+) -> bytes:
+    packed = _SEQ.pack(seq)
+    check = _CRC.pack(zlib.crc32(body, zlib.crc32(packed))) if checksum else b""
     if traceparent:
         tp = traceparent.encode()
-        return TRACED_RECORD + _SEQ.pack(seq) + _LEN.pack(len(tp)) + tp + body
-    return RECORD + _SEQ.pack(seq) + body
+        kind = CHECKED_TRACED_RECORD if checksum else TRACED_RECORD
+        return kind + packed + check + _LEN.pack(len(tp)) + tp + body
+    return (CHECKED_RECORD if checksum else RECORD) + packed + check + body
 
 
 def chunk_frame(index: int, data: bytes) -> bytes:
@@ -60,14 +77,25 @@ def chunk_frame(index: int, data: bytes) -> bytes:
 
 
 def parse_record(frame: bytes) -> tuple[int, bytes, str | None]:
-    """(sequence, body, traceparent or None) of an R or T frame."""
+    """(sequence, body, traceparent or None) of a record frame; ``DamagedRecord`` if its
+    checksum does not match."""
+    kind = frame[:1]
     (seq,) = _SEQ.unpack_from(frame, 1)
     at = 1 + _SEQ.size
-    if frame[:1] == RECORD:
-        return seq, frame[at:], None
-    (n,) = _LEN.unpack_from(frame, at)
-    at += _LEN.size
-    return seq, frame[at + n :], frame[at : at + n].decode()
+    check = None
+    if kind in (CHECKED_RECORD, CHECKED_TRACED_RECORD):
+        (check,) = _CRC.unpack_from(frame, at)
+        at += _CRC.size
+    traceparent = None
+    if kind in (TRACED_RECORD, CHECKED_TRACED_RECORD):
+        (n,) = _LEN.unpack_from(frame, at)
+        at += _LEN.size
+        traceparent = frame[at : at + n].decode(errors="replace")
+        at += n
+    body = frame[at:]
+    if check is not None and zlib.crc32(body, zlib.crc32(frame[1 : 1 + _SEQ.size])) != check:
+        raise DamagedRecord(f"record {seq} arrived damaged (its checksum does not match)")
+    return seq, body, traceparent
 
 
 def parse_chunk(frame: bytes) -> tuple[int, bytes]:
