@@ -28,13 +28,14 @@ def test_a_damaged_byte_of_a_checked_record_is_refused(traceparent: str | None) 
     frame = protocol.record_frame(7, b"a record body", traceparent)
     tp_at = 1 + 8 + 4 + 2  # (a traceparent is not covered: it only names a trace)
     tp_end = tp_at + (len(traceparent) if traceparent else 0)
-    for i in range(1, len(frame)):
+    for i in range(len(frame)):  # the frame's kind too: R or T is refused where C/D is due
         if traceparent and tp_at <= i < tp_end:
             continue
-        damaged = bytearray(frame)
-        damaged[i] ^= 0x04
-        with pytest.raises(protocol.DamagedRecord):
-            protocol.parse_record(bytes(damaged))
+        for flip in (0x04, 0x11):  # (C ^ 0x11 is R)
+            damaged = bytearray(frame)
+            damaged[i] ^= flip
+            with pytest.raises(protocol.DamagedRecord):
+                protocol.parse_record(bytes(damaged), checked=True)
 
 
 async def test_a_record_of_an_unknown_operation_is_refused_unlogged(tmp_path: Path) -> None:

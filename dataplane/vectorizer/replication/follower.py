@@ -173,11 +173,14 @@ class Follower:
             self._adopt(their_epoch, their_history)
             acker = asyncio.create_task(self._ack_loop(ws))
             try:
-                await self._apply_loop(ws, their_epoch)
+                checked = welcome.get("record_checksums") is True  # (older primaries: none)
+                await self._apply_loop(ws, their_epoch, checked)
             finally:
                 await stop(acker)
 
-    async def _apply_loop(self, ws: aiohttp.ClientWebSocketResponse, epoch: int) -> None:
+    async def _apply_loop(
+        self, ws: aiohttp.ClientWebSocketResponse, epoch: int, checked: bool
+    ) -> None:
         while True:
             msg = await ws.receive(timeout=self.config.silence_s)
             self.stats.last_heard = time.monotonic()
@@ -186,7 +189,7 @@ class Follower:
                 if msg.data[:1] == protocol.FILE_CHUNK:
                     raise LinkError("snapshot data outside a snapshot")
                 try:
-                    seq, body, traceparent = protocol.parse_record(msg.data)
+                    seq, body, traceparent = protocol.parse_record(msg.data, checked)
                 except protocol.DamagedRecord as exc:  # dropped: the primary sends it again
                     raise LinkError(str(exc)) from None
                 if seq <= self.store.sequence:

@@ -259,6 +259,7 @@ class PrimaryHub:
                 history=[list(h) for h in history],
                 sequence=self.store.sequence,
                 mode="full" if full else "incremental",
+                record_checksums=info.record_checksums,
             )
             if full:
                 log.info(

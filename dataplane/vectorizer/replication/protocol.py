@@ -2,11 +2,12 @@
 
 Text frames are JSON objects with a ``type``:
 - replica → primary: ``hello`` {node_id, address, epoch, sequence, history,
-  confirms_snapshots, record_checksums}, ``ack`` {sequence} (durable on the replica), ``heartbeat``
-  {sequence}, ``snapshot_take`` {} or ``snapshot_refused`` {code, message} (the answer
+  confirms_snapshots, record_checksums}, ``ack`` {sequence} (durable on the replica),
+  ``heartbeat`` {sequence}, ``snapshot_take`` {} or ``snapshot_refused`` {code, message} (the answer
   to a ``snapshot`` header when the hello said ``confirms_snapshots``: the primary sends
   no file data before it)
-- primary → replica: ``welcome`` {epoch, history, sequence, mode: incremental|full},
+- primary → replica: ``welcome`` {epoch, history, sequence, mode: incremental|full,
+  record_checksums (the records will carry them)},
   ``heartbeat`` {epoch, sequence}, ``snapshot`` {sequence, files: [{name, size, sha256}],
   index_values (what its payload indexes will hold)},
   ``snapshot_done`` {}, ``keys`` {file: {revision, keys}} (the API keys, hashed only,
@@ -19,7 +20,8 @@ file index + bytes`` (a piece of a snapshot file during a full sync). To a repli
 hello said ``record_checksums`` (every replica since they exist), records go as
 ``b"C"`` / ``b"D"``: the same as R / T with a u32 CRC-32 of the sequence and the body
 after the sequence, so that a record damaged on the way is refused before it is logged
-(the link is dropped and the record sent again), never logged and applied as it came.
+(the link is dropped and the record sent again), never logged and applied as it came;
+the welcome says so, and the replica then takes no record without one.
 """
 
 from __future__ import annotations
@@ -76,14 +78,20 @@ def chunk_frame(index: int, data: bytes) -> bytes:
     return FILE_CHUNK + _IDX.pack(index) + data
 
 
-def parse_record(frame: bytes) -> tuple[int, bytes, str | None]:
+_CHECKED = (CHECKED_RECORD, CHECKED_TRACED_RECORD)
+_ANY_RECORD = (RECORD, TRACED_RECORD, *_CHECKED)
+
+
+def parse_record(frame: bytes, checked: bool = False) -> tuple[int, bytes, str | None]:
     """(sequence, body, traceparent or None) of a record frame; ``DamagedRecord`` if its
-    checksum does not match."""
+    checksum does not match, or if it has none where ``checked`` says they all do."""
     kind = frame[:1]
+    if kind not in (_CHECKED if checked else _ANY_RECORD):
+        raise DamagedRecord(f"a record frame of kind {kind!r} (damaged, or not checked)")
     (seq,) = _SEQ.unpack_from(frame, 1)
     at = 1 + _SEQ.size
     check = None
-    if kind in (CHECKED_RECORD, CHECKED_TRACED_RECORD):
+    if kind in _CHECKED:
         (check,) = _CRC.unpack_from(frame, at)
         at += _CRC.size
     traceparent = None
