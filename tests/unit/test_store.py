@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vectorizer.engine import records
 from vectorizer.engine.store import RESERVE_MARGIN, Store, StoreOptions
 from vectorizer.engine.wal import CorruptLog, FsyncPolicy
 from vectorizer.errors import (
@@ -15,6 +16,7 @@ from vectorizer.errors import (
     CollectionNotFound,
     DimensionMismatch,
     InsufficientStorage,
+    StorageFailed,
     ValidationError,
     VectorNotFound,
 )
@@ -263,4 +265,28 @@ async def test_payload_records_of_older_versions_replay_as_they_were_applied(
     await s.close(take_snapshot=False)
     r = await fresh(tmp_path)
     check(r)
+    await r.close(take_snapshot=False)
+
+
+async def test_a_record_that_cannot_be_applied_is_cut_off_the_log(tmp_path: Path) -> None:
+    """A record that fails half-way through being applied (here a replicated upsert into
+    a collection this node does not hold) must not stay in the log, where every restart
+    would fail on it: it is cut off again, and the node takes no more writes until it
+    restarts (memory may hold part of it) and comes back without it."""
+    s = await fresh(tmp_path)
+    await s.create_collection("a", {"dimension": 2})
+    await s.upsert("a", [1], np.ones((1, 2), np.float32), [None])
+    stray = records.encode(
+        {"op": "upsert", "collection": "gone", "ids": [2], "payloads": [None]},
+        np.ones((1, 2), np.float32),
+    )
+    with pytest.raises(StorageFailed):
+        await s.apply_replicated(3, stray)
+    assert s.sequence == 2 and s.failure is not None and "cut off the log" in s.failure
+    with pytest.raises(StorageFailed):
+        await s.upsert("a", [3], np.ones((1, 2), np.float32), [None])
+    await s.close(take_snapshot=False)
+    r = await fresh(tmp_path)  # the log replays: the record is not in it
+    assert r.sequence == 2 and r.failure is None and len(r.collection("a")) == 1
+    await r.upsert("a", [3], np.ones((1, 2), np.float32), [None])
     await r.close(take_snapshot=False)

@@ -344,9 +344,13 @@ class Store:
             "wal.append", attributes={"vectorizer.sequence": seq, "vectorizer.op": op["op"]}
         ):
             written = self._wal.append(seq, body)
+            try:
+                self._apply(op, vectors)
+            except Exception as exc:  # a record the log must not keep: it could not replay
+                log.exception("record %d could not be applied", seq)
+                raise self._wal.take_back(seq, written, f"{type(exc).__name__}: {exc}") from exc
             self._log_bytes_since_snapshot += written
             self._free_bytes -= written
-            self._apply(op, vectors)
             self.sequence = seq
             for listener in self.on_commit:
                 listener(seq, body)

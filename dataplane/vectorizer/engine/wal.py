@@ -243,6 +243,19 @@ class WriteAheadLog:
                 f"a failed append ({exc}) could not be cut off the log ({again})"
             ) from again
 
+    def take_back(self, seq: int, written: int, why: str) -> StorageFailed:
+        """Cut record ``seq``, just appended (``written`` bytes), off the log again: it
+        could not be applied. Memory may hold part of it, so the log then takes no more
+        records (the node restarts and replays the log without it); returns the error."""
+        assert self._fd is not None and seq == self.last_seq
+        try:
+            os.ftruncate(self._fd, self._size - written)
+        except OSError as exc:
+            return self._fail(f"record {seq} could not be applied ({why}) nor cut off ({exc})")
+        self._size -= written
+        self.last_seq = self._written = seq - 1
+        return self._fail(f"record {seq} could not be applied ({why}) and was cut off the log")
+
     def _fail(self, why: str) -> StorageFailed:
         """Stop taking records (for good: see ``StorageFailed``); returns the error."""
         if self.failure is None:
