@@ -672,6 +672,25 @@ async def _model_states(url: str, writers: list[Writer]) -> list[tuple[Writer, S
         return [(w, await read_state(http, url, w.names)) for w in writers]
 
 
+async def _stop_writers(
+    stop: asyncio.Event, tasks: list[asyncio.Task[None]], writers: list[Writer]
+) -> None:
+    """Stop the writers; every write they sent was acknowledged."""
+    stop.set()
+    await asyncio.gather(*tasks)
+    for w in writers:
+        assert not w.failures and w.in_flight is None, w.failures
+    assert sum(w.writes for w in writers) > 300
+
+
+async def _both_hold_the_model(primary: str, replica: str, writers: list[Writer]) -> None:
+    for (w, on_p), (_, on_r) in zip(
+        await _model_states(primary, writers), await _model_states(replica, writers), strict=True
+    ):
+        assert same(on_p, w.state), diff(on_p, w.state)
+        assert same(on_r, w.state), diff(on_r, w.state)
+
+
 async def test_a_replica_holds_every_kind_of_write_through_full_sync_and_kill_9(
     cluster: Cluster,
 ) -> None:
@@ -695,18 +714,10 @@ async def test_a_replica_holds_every_kind_of_write_through_full_sync_and_kill_9(
         await asyncio.sleep(0.5)
         await asyncio.to_thread(r.start)
         await asyncio.sleep(1.0)
-        stop.set()
-        await asyncio.gather(*tasks)
-    for w in writers:
-        assert not w.failures and w.in_flight is None, w.failures
-    assert sum(w.writes for w in writers) > 300
+        await _stop_writers(stop, tasks, writers)
     await eventually(lambda: caught_up(vp, vr))
     assert (await vr.replication_stats())["full_syncs"] >= 1
-    for (w, on_p), (_, on_r) in zip(
-        await _model_states(p.url, writers), await _model_states(r.url, writers), strict=True
-    ):
-        assert same(on_p, w.state), diff(on_p, w.state)
-        assert same(on_r, w.state), diff(on_r, w.state)
+    await _both_hold_the_model(p.url, r.url, writers)
     async with aiohttp.ClientSession() as http:
         for w in writers:
             await check_indexes(http, r.url, w.state)
@@ -770,18 +781,10 @@ async def test_a_replica_behind_a_faulty_link_holds_every_kind_of_write(
             await asyncio.sleep(0.8)
             proxy.throttle(None)
             await asyncio.sleep(0.5)
-            stop.set()
-            await asyncio.gather(*tasks)
-        for w in writers:
-            assert not w.failures and w.in_flight is None, w.failures
-        assert sum(w.writes for w in writers) > 300
+            await _stop_writers(stop, tasks, writers)
         await eventually(lambda: caught_up(vp, vr), timeout=60)
         assert proxy.corrupted == 1  # the fault was there to be survived
-        for (w, on_p), (_, on_r) in zip(
-            await _model_states(p.url, writers), await _model_states(r.url, writers), strict=True
-        ):
-            assert same(on_p, w.state), diff(on_p, w.state)
-            assert same(on_r, w.state), diff(on_r, w.state)
+        await _both_hold_the_model(p.url, r.url, writers)
     finally:
         await proxy.close()
 
