@@ -3,7 +3,9 @@ refuses (and the ones it lets through)."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -17,7 +19,7 @@ from vectorizer.engine.collection import (
     Collection,
     memory_for,
 )
-from vectorizer.engine.config import CollectionConfig, HnswParams
+from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind
 from vectorizer.engine.store import Store, StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
 from vectorizer.errors import InsufficientMemory, error_class_for
@@ -222,3 +224,25 @@ async def test_a_full_sync_counts_the_payload_indexes_it_will_rebuild(tmp_path: 
         replica.check_snapshot_fits(files, index_values=many)
     assert f"payload indexes over {many} values" in refused.value.message
     await replica.close(take_snapshot=False)
+
+
+def test_an_index_is_admitted_by_the_entries_it_will_hold() -> None:
+    """Before an index exists, its entries are estimated from a sample of the payloads:
+    a text index holds each point's distinct tokens, a keyword index over arrays each
+    point's distinct values (not one entry per point, as the estimate once assumed)."""
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(500)]
+    n = 3000
+    coll = Collection("c", CollectionConfig(2, index=IndexKind.EXACT), capacity=8)
+    payloads: list[dict[str, Any] | None] = [
+        {"title": " ".join(rng.sample(words, rng.randint(4, 8))), "tags": ["a", "b", "c"]}
+        for _ in range(n)
+    ]
+    coll.upsert(list(range(n)), np.ones((n, 2), np.float32), payloads)
+    for key, schema in (("title", {"type": "text"}), ("tags", "keyword"), ("none", "integer")):
+        estimate = coll.index_entries(key, schema)
+        coll.create_field_index(key, schema)
+        index = coll._fields.fields[key]
+        built = sum(len(s) for s in index._by_value.values()) + index.token_entries
+        assert abs(estimate - built) <= 0.1 * built, (key, estimate, built)
+    assert coll.index_entries("title", {"type": "text"}) > 6 * n  # ~7 a point, not 1

@@ -23,7 +23,13 @@ import numpy.typing as npt
 
 from vectorizer.engine import exact, grouping, ordering, paths, payloads, scoring
 from vectorizer.engine.config import CollectionConfig, IndexKind
-from vectorizer.engine.field_index import BYTES_PER_VALUE, Narrowed, PayloadIndex, Schema
+from vectorizer.engine.field_index import (
+    BYTES_PER_VALUE,
+    Narrowed,
+    PayloadIndex,
+    Schema,
+    entries_per_point,
+)
 from vectorizer.engine.files import load_json, save_array, write_json_arrays
 from vectorizer.engine.filters import Payload, Predicate, bind, lookup_of
 from vectorizer.engine.grouping import FacetValue
@@ -647,6 +653,14 @@ class Collection:
             self._fields.remove(slot, self._payloads[slot])
             self._fields.add(slot, payload)
         self._payloads[slot] = payload
+
+    def index_entries(self, key: str, schema: Schema, sample: int = 1000) -> int:
+        """About how many entries an index of ``schema`` on ``key`` would hold here,
+        from a random sample of the points (a text index holds each point's tokens)."""
+        slots = list(self._id_slots.values())
+        picked = random.sample(slots, min(sample, len(slots)))
+        per_point = entries_per_point(key, schema, (self._payloads[s] for s in picked))
+        return round(per_point * len(slots))
 
     def create_field_index(self, key: str, schema: Schema) -> None:
         """Index the values at payload ``key`` (replacing an index of another type)."""

@@ -60,6 +60,22 @@ GATHER_RATIO = 4
 BYTES_PER_VALUE = 120
 
 
+def entries_per_point(key: str, schema: Schema, payloads: Iterable[Payload | None]) -> float:
+    """About how many entries an index of ``schema`` on ``key`` would hold per point,
+    from these points' payloads: their distinct scalars there, and (a text index) their
+    distinct tokens. What a memory estimate counts at ``BYTES_PER_VALUE`` before the
+    index exists."""
+    _, text = schema_parts(schema)
+    points = entries = 0
+    for payload in payloads:
+        points += 1
+        scalars = {hashable(v) for v in values_at(payload, key) if isinstance(v, str | int | float)}
+        entries += len(scalars)
+        if text is not None:
+            entries += len(document_tokens(text, payload, key))
+    return entries / points if points else 0.0
+
+
 def parse_schema(raw: Any, field: str = "field_schema") -> Schema:
     """The index schema of ``raw``: a name (``"keyword"``) or Qdrant's object form
     (``{"type": "keyword", ...}``). A text index's object form keeps its tokenizer's

@@ -488,7 +488,7 @@ class Store:
             config = CollectionConfig.parse(op["config"], self.options.hnsw_defaults)
             return memory_for(config, INITIAL_CAPACITY)
         if op["op"] == "create_field_index" and (coll := self._collections.get(op["collection"])):
-            return len(coll) * field_index.BYTES_PER_VALUE
+            return coll.index_entries(op["key"], op["schema"]) * field_index.BYTES_PER_VALUE
         if vectors is None or (coll := self._collections.get(op["collection"])) is None:
             return 0
         return coll.memory_to_add(len(vectors))
