@@ -71,15 +71,6 @@ RESERVE_MARGIN = 64 << 20
 _SHRINKING = frozenset(
     {"delete", "delete_collection", "delete_payload", "aliases", "delete_field_index"}
 )
-# every operation ``_apply`` knows (a replicated record of another kind is refused unlogged)
-_KINDS = _SHRINKING | {
-    "create_collection",
-    "upsert",
-    "update",
-    "update_vectors",
-    "set_payload",
-    "create_field_index",
-}
 _MEASURE_TTL_S = 0.1
 # The memory limit AUTO_LIMIT finds: the cgroup's, or the machine's memory.
 AUTO_LIMIT = -1
@@ -897,30 +888,10 @@ class Store:
         elif kind == "aliases":
             alias_ops.apply(self._aliases, op["changes"])
         else:
-            coll = self._collections[op["collection"]]
-            if kind == "upsert":
-                assert vectors is not None
-                coll.upsert(op["ids"], vectors, op["payloads"])
-            elif kind == "update":
-                coll.update(op["id"], vectors, op["payload"])
-            elif kind == "update_vectors":
-                assert vectors is not None
-                coll.update_vectors(op["ids"], vectors)
-            elif kind == "set_payload":
-                nulls_remove = op.get("nulls_remove", False)  # (absent in older records)
-                coll.set_payload(
-                    op["ids"], op["payload"], op["overwrite"], op.get("key"), nulls_remove
-                )
-            elif kind == "delete_payload":
-                coll.delete_payload(op["ids"], op["keys"], op.get("json_paths", False))
-            elif kind == "delete":
-                coll.delete(op["ids"])
-            elif kind == "create_field_index":
-                coll.create_field_index(op["key"], op["schema"])
-            elif kind == "delete_field_index":
-                coll.drop_field_index(op["key"])
-            else:
+            apply = _COLLECTION_OPS.get(kind)
+            if apply is None:
                 raise CorruptLog(f"unknown log operation {kind!r}")
+            apply(self._collections[op["collection"]], op, vectors)
 
     # ---- snapshots ---------------------------------------------------------------------
 
@@ -1003,3 +974,38 @@ def _unstorable_payload(op: records.Op, points_field: str) -> str:
         except orjson.JSONEncodeError:
             return f"{points_field}[{i}].payload"
     return "payload"
+
+
+# ---- what each logged operation on a collection does to it (``Store._apply``) ----------
+
+
+def _upsert(coll: Collection, op: records.Op, vectors: Matrix | None) -> None:
+    assert vectors is not None
+    coll.upsert(op["ids"], vectors, op["payloads"])
+
+
+def _update_vectors(coll: Collection, op: records.Op, vectors: Matrix | None) -> None:
+    assert vectors is not None
+    coll.update_vectors(op["ids"], vectors)
+
+
+def _set_payload_op(coll: Collection, op: records.Op, _: Matrix | None) -> None:
+    nulls_remove = op.get("nulls_remove", False)  # (absent in older records)
+    coll.set_payload(op["ids"], op["payload"], op["overwrite"], op.get("key"), nulls_remove)
+
+
+_COLLECTION_OPS: dict[str, Callable[[Collection, records.Op, Matrix | None], object]] = {
+    "upsert": _upsert,
+    "update": lambda coll, op, vectors: coll.update(op["id"], vectors, op["payload"]),
+    "update_vectors": _update_vectors,
+    "set_payload": _set_payload_op,
+    # (records before "json_paths" split keys at their dots, and replay so)
+    "delete_payload": lambda coll, op, _: coll.delete_payload(
+        op["ids"], op["keys"], op.get("json_paths", False)
+    ),
+    "delete": lambda coll, op, _: coll.delete(op["ids"]),
+    "create_field_index": lambda coll, op, _: coll.create_field_index(op["key"], op["schema"]),
+    "delete_field_index": lambda coll, op, _: coll.drop_field_index(op["key"]),
+}
+# every operation ``_apply`` knows (a replicated record of another kind is refused unlogged)
+_KINDS = frozenset({"create_collection", "delete_collection", "aliases", *_COLLECTION_OPS})
