@@ -139,18 +139,19 @@ class Planner:
     # -- collections
 
     def create(self, name: str) -> Write:
-        indexes = {k: t for k, t in INDEX_TYPES.items() if self.rnd.random() < 0.3}
+        native = self.rnd.random() < 0.5  # (only the native create takes payload indexes)
+        indexes = {k: t for k, t in INDEX_TYPES.items() if native and self.rnd.random() < 0.3}
 
         def step(s: State) -> None:
             s[name] = Coll(indexes=dict(indexes))
 
-        if self.rnd.random() < 0.5:
+        if native:
             body: Any = {"name": name, "dimension": DIM, "metric": "euclidean"}
             if indexes:
                 body["payload_indexes"] = indexes
             return Write("POST", "/collections", body, [step])
         vectors = {"size": DIM, "distance": "Euclid"}
-        return Write("PUT", f"/qdrant/collections/{name}", {"vectors": vectors}, [_created(name)])
+        return Write("PUT", f"/qdrant/collections/{name}", {"vectors": vectors}, [step])
 
     def drop(self, name: str) -> Write:
         def step(s: State) -> None:
@@ -359,13 +360,6 @@ class Planner:
             steps.append(gone)
         body = {"operations": operations}
         return Write("POST", f"/qdrant/collections/{name}/points/batch", body, steps)
-
-
-def _created(name: str) -> Step:
-    def step(s: State) -> None:
-        s[name] = Coll()
-
-    return step
 
 
 def _upserted(name: str, pts: list[tuple[int, list[float], Payload]]) -> Step:
