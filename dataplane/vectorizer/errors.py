@@ -103,6 +103,15 @@ class DimensionMismatch(ValidationError):
     code = "dimension_mismatch"
 
 
+class InvalidSnapshot(ValidationError):
+    """A snapshot file to recover from that is damaged, or not one of ours."""
+
+    code = "invalid_snapshot"
+
+    def __init__(self, message: str, *, field: str | None = "snapshot", **details: Any) -> None:
+        super().__init__(message, field=field, **details)
+
+
 class PayloadTooLarge(VectorizerError):
     code = "payload_too_large"
     status = 413
@@ -123,6 +132,10 @@ class AliasNotFound(NotFound):
 
 class VectorNotFound(NotFound):
     code = "vector_not_found"
+
+
+class SnapshotNotFound(NotFound):
+    code = "snapshot_not_found"
 
 
 class RouteNotFound(NotFound):

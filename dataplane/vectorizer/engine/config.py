@@ -68,6 +68,25 @@ class Metric(StrEnum):
         out: Matrix = (vectors / norms).astype(np.float32, copy=False)
         return out
 
+    def restore(self, vectors: Matrix, field: str = "vector") -> Matrix:
+        """Vectors read back as they were stored (``prepare``d once): kept bit for bit,
+        but for cosine rows that are not of unit length, which are prepared again
+        (normalizing a unit vector again would move it by a rounding error)."""
+        if self is not Metric.COSINE:
+            return vectors
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            norms = np.linalg.norm(vectors, axis=1)
+        off = ~(np.abs(norms - 1) <= _UNIT_TOLERANCE)
+        if not off.any():
+            return vectors
+        out = vectors.copy()
+        out[off] = self.prepare(vectors[off], field)
+        return out
+
+
+# How far from 1 the norm of a stored cosine vector may be (float32 rounding is ~1e-7).
+_UNIT_TOLERANCE = 1e-5
+
 
 class IndexKind(StrEnum):
     HNSW = "hnsw"

@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import orjson
 
 from vectorizer.engine import aliases as alias_ops
 from vectorizer.engine import (
+    collection_snapshots,
     field_index,
     filters,
     memory,
@@ -46,10 +48,12 @@ from vectorizer.errors import (
     CollectionNotFound,
     InsufficientMemory,
     InsufficientStorage,
+    InvalidSnapshot,
     NotReady,
     ShuttingDown,
     StorageError,
     ValidationError,
+    VectorizerError,
     VectorNotFound,
 )
 from vectorizer.observability.tracing import tracer
@@ -69,8 +73,21 @@ RESERVE_MARGIN = 64 << 20
 # Writes that add nothing to the next snapshot (or only names: aliases), taken whatever
 # the room on disk or in memory.
 _SHRINKING = frozenset(
-    {"delete", "delete_collection", "delete_payload", "aliases", "delete_field_index"}
+    {
+        "delete",
+        "delete_collection",
+        "delete_payload",
+        "aliases",
+        "delete_field_index",
+        "replace_collection",
+    }
 )
+# Collection snapshot files (Qdrant's), a folder per collection.
+COLLECTION_SNAPSHOTS = "collection-snapshots"
+# A collection being recovered from a snapshot file fills a hidden collection of this
+# name before it takes the real one's place. No client can name it (collection names
+# are letters, digits, '-' and '_').
+RECOVERING = "~recovering~"
 _MEASURE_TTL_S = 0.1
 # The memory limit AUTO_LIMIT finds: the cgroup's, or the machine's memory.
 AUTO_LIMIT = -1
@@ -106,6 +123,9 @@ class Store:
         self.on_snapshot: Callable[[float, int], None] | None = None  # seconds, bytes
         self._wal = self._new_wal()
         self._snap_dir = data_dir / "snapshots"
+        self.collection_snapshots_dir = data_dir / COLLECTION_SNAPSHOTS
+        self._recovery_lock = asyncio.Lock()  # one recovery from a snapshot file at a time
+        self._recovering: set[str] = set()  # hidden collections being filled
         self._last_snapshot: snapshot.SnapshotInfo | None = None
         self._log_bytes_since_snapshot = 0
         self._writable = asyncio.Event()
@@ -156,6 +176,7 @@ class Store:
             self._wipe()
             (self.data_dir / SYNC_MARKER).unlink()
         snapshot.remove_partial(self._snap_dir)
+        collection_snapshots.remove_partial(self.collection_snapshots_dir)
         started = time.monotonic()
         snap_seq = 0
         loaded = snapshot.load_latest(self._snap_dir, self.options.hnsw_defaults)
@@ -201,6 +222,9 @@ class Store:
         while True:
             await asyncio.sleep(1.0)
             self.fold()
+            for name in [n for n in self._collections if n.startswith(RECOVERING)]:
+                if name not in self._recovering:  # a recovery a crash or failover cut short
+                    self._drop_hidden(name)
             self._follow_memory_limit()
             interval = self.options.snapshot_interval_s
             due = interval > 0 and time.monotonic() - last >= interval
@@ -243,7 +267,7 @@ class Store:
         """The collection called ``name``, or the one ``name`` is an alias of."""
         self._check_ready()
         coll = self._collections.get(self._aliases.get(name, name))
-        if coll is None:
+        if coll is None or coll.name.startswith(RECOVERING):
             raise CollectionNotFound(f"collection {name!r} does not exist", field="collection")
         return coll
 
@@ -262,15 +286,20 @@ class Store:
 
     def collections(self) -> list[Collection]:
         self._check_ready()
-        return sorted(self._collections.values(), key=lambda c: c.name)
+        return sorted(self._visible().values(), key=lambda c: c.name)
+
+    def _visible(self) -> dict[str, Collection]:
+        """The collections clients see (not those being recovered)."""
+        colls = self._collections
+        return {n: c for n, c in colls.items() if not n.startswith(RECOVERING)}
 
     def stats(self) -> dict[str, Any]:
         snap = self._last_snapshot
         return {
             "ready": self.ready,
             "sequence": self.sequence,
-            "collections": len(self._collections),
-            "vectors": sum(len(c) for c in self._collections.values()),
+            "collections": len(self._visible()),
+            "vectors": sum(len(c) for c in self._visible().values()),
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "wal": {
                 "first_sequence": self._wal.first_seq,
@@ -634,7 +663,7 @@ class Store:
     async def delete_collection(self, name: str) -> int:
         """Delete the collection called ``name`` (never through an alias) and its aliases."""
         await self._gate()
-        if name not in self._collections:
+        if name not in self._visible():
             alias = (
                 f" ({name!r} is an alias of {self._aliases[name]!r})"
                 if name in self._aliases
@@ -648,7 +677,7 @@ class Store:
     async def update_aliases(self, actions: list[alias_ops.AliasAction]) -> int:
         """Create, delete and rename aliases in one step: all of ``actions`` or none."""
         await self._gate()
-        changes = alias_ops.plan(actions, self._aliases, self._collections)
+        changes = alias_ops.plan(actions, self._aliases, self._visible())
         return await self._durable(self._commit({"op": "aliases", "changes": changes}))
 
     async def upsert(
@@ -887,11 +916,139 @@ class Store:
             self._aliases = {a: c for a, c in self._aliases.items() if c != op["name"]}
         elif kind == "aliases":
             alias_ops.apply(self._aliases, op["changes"])
+        elif kind == "replace_collection":  # (the old one's aliases now name the new one)
+            coll = self._collections.pop(op["source"])
+            coll.name = op["name"]
+            self._collections[op["name"]] = coll
         else:
             apply = _COLLECTION_OPS.get(kind)
             if apply is None:
                 raise CorruptLog(f"unknown log operation {kind!r}")
             apply(self._collections[op["collection"]], op, vectors)
+
+    # ---- collection snapshot files (Qdrant's) -----------------------------------------------
+
+    async def snapshot_collection(self, name: str) -> collection_snapshots.Description:
+        """A snapshot file of collection ``name`` (or of the one it is an alias of), cut
+        from a node snapshot taken now."""
+        target = self.collection(name).name
+        self._check_room()
+        info = await self.snapshot()
+        with self.pinned(info.sequence):  # (no await between: it cannot be pruned first)
+            pack = collection_snapshots.pack
+            folder = self.collection_snapshots_dir / target
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    None, pack, info.path, target, folder
+                )
+            except StopIteration:  # deleted while the node snapshot waited its turn
+                raise CollectionNotFound(
+                    f"collection {name!r} does not exist", field="collection"
+                ) from None
+            except OSError as exc:
+                raise StorageError.refused(exc, f"writing a snapshot of {target!r}") from exc
+
+    async def recover_collection(self, name: str, archive: Path) -> int:
+        """Replace collection ``name`` (or create it) with the collection in the snapshot
+        file ``archive``. Its points arrive as ordinary logged upserts into a hidden
+        collection, which then takes the name in one record: a crash or a failover
+        midway leaves the old collection as it was (and the hidden one is dropped), and
+        replicas follow the same records."""
+        validation.collection_name(name, field="collection")
+        self._check_ready()
+        loop = asyncio.get_running_loop()
+        work = self.collection_snapshots_dir / f".tmp-recovery-{uuid.uuid4().hex}"
+        async with self._recovery_lock:
+            room = max(self.disk_free() - self.disk_reserve(), 0)
+            try:
+                source = await loop.run_in_executor(
+                    None, collection_snapshots.unpack, archive, work, room
+                )
+                try:
+                    config = CollectionConfig.parse(source.config, self.options.hnsw_defaults)
+                except ValidationError as exc:
+                    raise InvalidSnapshot(f"its collection's configuration: {exc}") from None
+                points = await loop.run_in_executor(None, source.points, config.dimension)
+                return await self._recover_from(name, config, points)
+            finally:
+                await loop.run_in_executor(None, shutil.rmtree, work, True)
+
+    async def _recover_from(
+        self, name: str, config: CollectionConfig, points: collection_snapshots.Points
+    ) -> int:
+        hidden = RECOVERING + name
+        self._recovering.add(hidden)
+        try:
+            await self._gate()
+            self._check_not_alias(name)
+            if hidden in self._collections:  # left by a recovery that was cut short
+                self._commit({"op": "delete_collection", "name": hidden})
+            need = memory_for(config, len(points.live))
+            self._require_memory(
+                need,
+                self.memory_high_water(),
+                lambda used: (
+                    f"the snapshot's {len(points.live)} points take about {need >> 20} MiB "
+                    f"beside the collection they replace, and memory is at {used >> 20} of "
+                    f"{self.memory_high_water() >> 20} MiB allowed"
+                ),
+                field="snapshot",
+            )
+            self._commit({"op": "create_collection", "name": hidden, "config": config.to_dict()})
+            for ids, rows, payloads in points.batches():
+                await asyncio.sleep(0)  # other requests go on between the batches
+                await self._gate()
+                self._commit_recovered(hidden, config, ids, rows, payloads)
+            await self._gate()
+            self._check_not_alias(name)  # (an alias may have taken the name meanwhile)
+            seq = self._commit({"op": "replace_collection", "name": name, "source": hidden})
+        except BaseException:
+            self._drop_hidden(hidden)
+            raise
+        finally:
+            self._recovering.discard(hidden)
+        return await self._durable(seq)
+
+    def _commit_recovered(
+        self,
+        hidden: str,
+        config: CollectionConfig,
+        ids: list[Any],
+        rows: Any,  # a Matrix, checked like a client's vectors
+        payloads: list[Any],
+    ) -> None:
+        try:
+            clean = [validation.point_id(pid, "snapshot") for pid in ids]
+            vectors = config.metric.restore(
+                validation.matrix(rows, config.dimension, field="snapshot"), field="snapshot"
+            )
+        except ValidationError as exc:
+            raise InvalidSnapshot(f"a point of the snapshot: {exc}") from None
+        op = {"op": "upsert", "collection": hidden, "ids": clean, "payloads": payloads}
+        self._commit(op, vectors, points_field="snapshot")
+
+    def _check_not_alias(self, name: str) -> None:
+        if name in self._aliases:
+            raise CollectionExists(
+                f"{name!r} is an alias of collection {self._aliases[name]!r}", field="collection"
+            )
+
+    def _drop_hidden(self, hidden: str) -> None:
+        """Drop the hidden collection of a recovery that did not finish, if this node may
+        write now (else the maintenance loop tries again every second)."""
+        if hidden not in self._collections or self._closing or self.failure is not None:
+            return
+        if not self.ready or not self._writable.is_set():  # a snapshot is being written
+            return
+        try:
+            if self.write_guard is not None:
+                self.write_guard()  # a replica leaves it to its primary's record
+            self._commit({"op": "delete_collection", "name": hidden})
+        except VectorizerError:
+            return
+        log.warning(
+            "dropped what an unfinished recovery of %r had restored", hidden[len(RECOVERING) :]
+        )
 
     # ---- snapshots ---------------------------------------------------------------------
 
@@ -1008,4 +1165,6 @@ _COLLECTION_OPS: dict[str, Callable[[Collection, records.Op, Matrix | None], obj
     "delete_field_index": lambda coll, op, _: coll.drop_field_index(op["key"]),
 }
 # every operation ``_apply`` knows (a replicated record of another kind is refused unlogged)
-_KINDS = frozenset({"create_collection", "delete_collection", "aliases", *_COLLECTION_OPS})
+_KINDS = frozenset(
+    {"create_collection", "delete_collection", "aliases", "replace_collection", *_COLLECTION_OPS}
+)

@@ -1,0 +1,300 @@
+"""Snapshots of one collection as one file (Qdrant's collection snapshots): made from a
+node snapshot, listed, deleted, and read back to recover a collection from.
+
+A file is a plain tar archive: ``MANIFEST.json`` (format, the sequence and time of the
+node snapshot it came from, the collection's name, configuration, point count and each
+file's SHA-256) and the collection's files from that node snapshot under
+``collection/`` (``vectors.npy``, ``alive.npy``, ``points.json``, ``hnsw.bin``). Beside
+each file in the node's ``collection-snapshots/<collection>/`` folder, ``<file>.checksum``
+holds the SHA-256 of the whole file, as Qdrant keeps it.
+
+Reading one back trusts nothing: only the expected regular files, within the room
+given, each matching the manifest's checksum, arrays of the declared shape and no
+pickles; whatever is off is an ``InvalidSnapshot`` naming what.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+
+from vectorizer.engine.files import fsync_path, load_json
+from vectorizer.engine.snapshot import MANIFEST
+from vectorizer.engine.validation import Matrix
+from vectorizer.errors import InvalidSnapshot, SnapshotNotFound
+
+FORMAT = 1
+KIND = "vectorizer-collection-snapshot"
+SUFFIX = ".snapshot"
+CHECKSUM_SUFFIX = ".checksum"
+_TMP_PREFIX = ".tmp-"
+_DIR = "collection/"
+_GRAPH = "hnsw.bin"
+FILES = frozenset({"vectors.npy", "alive.npy", "points.json", _GRAPH})
+_MANIFEST_MAX = 1 << 20
+_TIME_IN_NAME = "%Y-%m-%d-%H-%M-%S"
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}-\d+-(\d{4}(?:-\d\d){5})" + re.escape(SUFFIX))
+# Points per recovered batch, and floats per batch at most (wide vectors: fewer points).
+BATCH_POINTS = 1000
+BATCH_FLOATS = 2 << 20
+
+
+@dataclass(frozen=True)
+class Description:
+    """One snapshot file as Qdrant describes it."""
+
+    name: str
+    creation_time: str  # UTC, ISO 8601 without a zone (Qdrant's form)
+    size: int
+    checksum: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "creation_time": self.creation_time,
+            "size": self.size,
+            "checksum": self.checksum,
+        }
+
+
+def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
+    """Write collection ``collection`` of the node snapshot at ``node_snapshot`` into a
+    new file in ``directory`` (blocking: run it off the loop), atomically."""
+    manifest = orjson.loads((node_snapshot / MANIFEST).read_bytes())
+    entry = next(e for e in manifest["collections"] if e["name"] == collection)
+    created = datetime.fromtimestamp(manifest["created_at"], UTC)
+    name = f"{collection}-{manifest['sequence']}-{created.strftime(_TIME_IN_NAME)}{SUFFIX}"
+    own = {
+        "format": FORMAT,
+        "kind": KIND,
+        "sequence": manifest["sequence"],
+        "created_at": manifest["created_at"],
+        "collection": {key: entry[key] for key in ("name", "config", "count", "files")},
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    final, tmp = directory / name, directory / f"{_TMP_PREFIX}{name}-{os.getpid()}"
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            _add_bytes(tar, MANIFEST, orjson.dumps(own, option=orjson.OPT_INDENT_2))
+            for file in sorted(entry["files"]):
+                tar.add(node_snapshot / entry["dir"] / file, arcname=_DIR + file)
+        fsync_path(tmp)
+        checksum = sha256(tmp)
+        sidecar = directory / (name + CHECKSUM_SUFFIX)
+        sidecar.write_text(checksum)
+        fsync_path(sidecar)
+        os.rename(tmp, final)  # the file's arrival is what makes it a snapshot
+        fsync_path(directory)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return describe(final)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def listed(directory: Path) -> list[Description]:
+    """The snapshot files in ``directory``, oldest first."""
+    if not directory.is_dir():
+        return []
+    files = sorted(p for p in directory.iterdir() if _NAME_RE.fullmatch(p.name))
+    return [describe(p) for p in files]
+
+
+def describe(path: Path) -> Description:
+    """A snapshot file's description: its time is the node snapshot's, from its name."""
+    match = _NAME_RE.fullmatch(path.name)
+    assert match is not None
+    created = datetime.strptime(match.group(1), _TIME_IN_NAME).strftime("%Y-%m-%dT%H:%M:%S")
+    sidecar = path.with_name(path.name + CHECKSUM_SUFFIX)
+    checksum = sidecar.read_text().strip() if sidecar.exists() else sha256(path)
+    return Description(path.name, created, path.stat().st_size, checksum)
+
+
+def find(directory: Path, name: str) -> Path:
+    """The snapshot file called ``name`` in ``directory`` (no other path ever)."""
+    path = directory / name
+    if _NAME_RE.fullmatch(name) is None or not path.is_file():
+        raise SnapshotNotFound(f"snapshot {name!r} does not exist", field="snapshot_name")
+    return path
+
+
+def delete(directory: Path, name: str) -> None:
+    path = find(directory, name)
+    path.with_name(name + CHECKSUM_SUFFIX).unlink(missing_ok=True)
+    path.unlink()
+    fsync_path(directory)
+
+
+def remove_partial(directory: Path) -> None:
+    """Remove files a crash left half-written (in every collection's folder)."""
+    if directory.is_dir():
+        for stale in directory.glob(f"*/{_TMP_PREFIX}*"):
+            stale.unlink(missing_ok=True)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---- reading one back ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """A verified snapshot's collection, extracted into ``directory``."""
+
+    directory: Path
+    config: dict[str, Any]
+    count: int
+
+    def points(self, dimension: int) -> Points:
+        """Its live points, checked against the manifest and each other (blocking: the
+        ids and payloads are parsed)."""
+        vectors = _array(self.directory / "vectors.npy")
+        alive = _array(self.directory / "alive.npy")
+        ids, payloads = _points(self.directory / "points.json", len(vectors))
+        if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[1] != dimension:
+            raise InvalidSnapshot(f"vectors.npy holds no {dimension}-wide float32 rows")
+        if alive.dtype != np.bool_ or alive.shape != (len(vectors),):
+            raise InvalidSnapshot("alive.npy does not match vectors.npy")
+        live = [s for s in np.flatnonzero(alive).tolist() if ids[s] is not None]
+        if len(live) != self.count:
+            raise InvalidSnapshot(f"{len(live)} live points, the manifest says {self.count}")
+        return Points(vectors, ids, payloads, live)
+
+
+@dataclass(frozen=True)
+class Points:
+    vectors: Matrix  # mapped from the extracted file
+    ids: list[Any]
+    payloads: list[Any]
+    live: list[int]  # the slots holding points
+
+    def batches(self) -> Iterator[tuple[list[Any], Matrix, list[Any]]]:
+        """(ids, vectors, payloads) a batch at a time (fewer points when they are wide)."""
+        step = max(1, min(BATCH_POINTS, BATCH_FLOATS // max(self.vectors.shape[1], 1)))
+        ids, payloads = self.ids, self.payloads
+        for start in range(0, len(self.live), step):
+            slots = self.live[start : start + step]
+            yield [ids[s] for s in slots], self.vectors[slots], [payloads[s] for s in slots]
+
+
+def unpack(archive: Path, into: Path, room: int) -> Unpacked:
+    """Check and extract the snapshot file ``archive`` into the new folder ``into``,
+    taking at most ``room`` bytes there (blocking: run it off the loop)."""
+    try:
+        with tarfile.open(archive, "r:") as tar:
+            return _unpack(tar, into, room)
+    except (tarfile.TarError, EOFError) as exc:
+        raise InvalidSnapshot(f"not a snapshot file ({exc})") from None
+
+
+def _unpack(tar: tarfile.TarFile, into: Path, room: int) -> Unpacked:
+    members: dict[str, tarfile.TarInfo] = {}
+    for member in tar:
+        name = member.name
+        if name != MANIFEST and not (name.startswith(_DIR) and name[len(_DIR) :] in FILES):
+            raise InvalidSnapshot(f"unexpected entry {name!r} in the snapshot")
+        if not member.isfile() or name in members:
+            raise InvalidSnapshot(f"entry {name!r} is not one regular file")
+        members[name] = member
+    if MANIFEST not in members or members[MANIFEST].size > _MANIFEST_MAX:
+        raise InvalidSnapshot("the snapshot has no manifest (or an oversized one)")
+    manifest = _manifest(_read(tar, members[MANIFEST]).read())
+    entry = manifest["collection"]
+    files: dict[str, str] = entry["files"]
+    if {_DIR + f for f in files} != set(members) - {MANIFEST}:
+        raise InvalidSnapshot("the snapshot's files are not the ones its manifest lists")
+    need = sum(members[_DIR + f].size for f in files if f != _GRAPH)
+    if need > room:
+        raise InvalidSnapshot(
+            f"the snapshot's collection takes {need >> 20} MiB on disk and there is room for "
+            f"{room >> 20} MiB"
+        )
+    into.mkdir()
+    for file, digest in files.items():
+        # The graph is only checked, not extracted: it is rebuilt as the points arrive.
+        target = None if file == _GRAPH else into / file
+        if _copy(_read(tar, members[_DIR + file]), target) != digest:
+            raise InvalidSnapshot(f"{file} does not match its checksum")
+    return Unpacked(into, entry["config"], entry["count"])
+
+
+def _manifest(raw: bytes) -> dict[str, Any]:
+    try:
+        manifest = orjson.loads(raw)
+        entry = manifest["collection"]
+        ok = (
+            manifest["format"] == FORMAT
+            and manifest["kind"] == KIND
+            and isinstance(entry["config"], dict)
+            and isinstance(entry["count"], int)
+            and isinstance(entry["files"], dict)
+            and all(isinstance(d, str) for d in entry["files"].values())
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise InvalidSnapshot("the snapshot's manifest is not one this node reads")
+    result: dict[str, Any] = manifest
+    return result
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    f = tar.extractfile(member)
+    assert f is not None  # a regular file (checked)
+    return f
+
+
+def _copy(source: IO[bytes], path: Path | None) -> str:
+    """Write ``source`` to ``path`` (None: nowhere); returns its SHA-256."""
+    h = hashlib.sha256()
+    with open(path or os.devnull, "wb") as out:
+        while chunk := source.read(1 << 20):
+            h.update(chunk)
+            out.write(chunk)
+    return h.hexdigest()
+
+
+def _array(path: Path) -> np.ndarray[Any, Any]:
+    try:
+        array: np.ndarray[Any, Any] = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InvalidSnapshot(f"{path.name} is not a numpy array ({exc})") from None
+    return array
+
+
+def _points(path: Path, rows: int) -> tuple[list[Any], list[Any]]:
+    """The ids and payloads of ``rows`` slots (the ids are checked as they are written)."""
+    try:
+        points = load_json(path)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidSnapshot(f"points.json is not JSON ({exc})") from None
+    ids = points.get("ids") if isinstance(points, dict) else None
+    payloads = points.get("payloads") if isinstance(points, dict) else None
+    if not isinstance(ids, list) or not isinstance(payloads, list):
+        raise InvalidSnapshot("points.json holds no ids and payloads")
+    if len(ids) != rows or len(payloads) != rows:
+        raise InvalidSnapshot("points.json does not match vectors.npy")
+    if not all(p is None or isinstance(p, dict) for p in payloads):
+        raise InvalidSnapshot("points.json holds a payload that is not an object")
+    return ids, payloads
