@@ -8,7 +8,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from vectorizer.qdrant import schemas, views
+from vectorizer.qdrant import schemas, snapshots, views
 from vectorizer.server.schemas import ChangeAliases
 
 PREFIX = "/qdrant"
@@ -56,6 +56,12 @@ ROUTES: list[web.RouteDef] = [
     web.post(_C + "/facet", views.facet),
     web.post(_C + "/points/search/matrix/pairs", views.search_matrix_pairs),
     web.post(_C + "/points/search/matrix/offsets", views.search_matrix_offsets),
+    web.post(_C + "/snapshots", snapshots.create_snapshot),
+    web.get(_C + "/snapshots", snapshots.list_snapshots),
+    web.put(_C + "/snapshots/recover", snapshots.recover_snapshot),
+    web.post(_C + "/snapshots/upload", snapshots.upload_snapshot),
+    web.get(_C + "/snapshots/{snapshot_name}", snapshots.download_snapshot),
+    web.delete(_C + "/snapshots/{snapshot_name}", snapshots.delete_snapshot),
 ]
 
 # Request body of each operation that takes one, for the OpenAPI document.
@@ -90,4 +96,5 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", _C + "/facet"): schemas.FacetRequest,
     ("POST", _C + "/points/search/matrix/pairs"): schemas.SearchMatrixRequest,
     ("POST", _C + "/points/search/matrix/offsets"): schemas.SearchMatrixRequest,
+    ("PUT", _C + "/snapshots/recover"): schemas.SnapshotRecover,
 }

@@ -324,3 +324,10 @@ class SearchMatrixRequest(_Body):
 class CreateFieldIndex(_Body):
     field_name: str
     field_schema: Any = None
+
+
+class SnapshotRecover(_Body):
+    location: str
+    priority: str | None = None
+    checksum: str | None = None
+    api_key: str | None = None

@@ -117,6 +117,13 @@ _QDRANT: dict[tuple[str, str], Rule] = {
     ("POST", _Q + "/facet"): _path(P.READ),
     ("POST", _Q + "/points/search/matrix/pairs"): _path(P.READ),
     ("POST", _Q + "/points/search/matrix/offsets"): _path(P.READ),
+    # a snapshot file holds every point: reading one is reading the collection
+    ("POST", _Q + "/snapshots"): _path(P.COLLECTIONS),
+    ("GET", _Q + "/snapshots"): _path(P.READ),
+    ("PUT", _Q + "/snapshots/recover"): _path(P.COLLECTIONS),
+    ("POST", _Q + "/snapshots/upload"): _path(P.COLLECTIONS),
+    ("GET", _Q + "/snapshots/{snapshot_name}"): _path(P.READ),
+    ("DELETE", _Q + "/snapshots/{snapshot_name}"): _path(P.COLLECTIONS),
 }
 
 RULES: dict[tuple[str, str], Rule] = {**_NATIVE, **_AUTH, **_REPLICATION, **_QDRANT}

@@ -1,0 +1,242 @@
+"""Qdrant's collection snapshots: make, list, download and delete snapshot files, and
+recover a collection from one (uploaded, fetched from a URL, or a file of this node's).
+
+The files are this node's (``<data dir>/collection-snapshots/<collection>/``): they
+outlive the collection, so a deleted collection can be recovered from its last one.
+A recovery replaces the collection through the log (``Store.recover_collection``), so
+it is durable and replicas follow it. ``wait=false`` is taken as ``true``: each call
+answers once done. ``priority`` is accepted and has nothing to choose between here
+(no peers share a collection's shards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from vectorizer.engine import collection_snapshots, validation
+from vectorizer.engine.store import Store
+from vectorizer.errors import (
+    InsufficientStorage,
+    InvalidSnapshot,
+    RequestTimeout,
+    StorageError,
+    ValidationError,
+    VectorizerError,
+)
+from vectorizer.qdrant import schemas
+from vectorizer.qdrant.errors import for_qdrant
+from vectorizer.qdrant.views import qdrant_view
+from vectorizer.server.http import read_as
+from vectorizer.server.keys import SETTINGS, STORE
+
+PRIORITIES = frozenset({"snapshot", "replica", "no_sync"})
+_CHUNK = 1 << 20
+
+
+@qdrant_view
+async def create_snapshot(request: web.Request) -> Any:
+    """Snapshot the collection now into a new file; its description."""
+    description = await request.app[STORE].snapshot_collection(request.match_info["name"])
+    return description.to_dict()
+
+
+@qdrant_view
+async def list_snapshots(request: web.Request) -> Any:
+    """The collection's snapshot files, oldest first."""
+    folder = _folder(request)
+    files = await asyncio.get_running_loop().run_in_executor(
+        None, collection_snapshots.listed, folder
+    )
+    return [d.to_dict() for d in files]
+
+
+async def download_snapshot(request: web.Request) -> web.StreamResponse:
+    """The snapshot file itself (not enveloped)."""
+    try:
+        path = collection_snapshots.find(_folder(request), request.match_info["snapshot_name"])
+    except VectorizerError as err:
+        raise for_qdrant(err, request.match_info["name"]) from None
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{path.name}"',
+        },
+    )
+
+
+@qdrant_view
+async def delete_snapshot(request: web.Request) -> Any:
+    """Delete one snapshot file of the collection."""
+    collection_snapshots.delete(_folder(request), request.match_info["snapshot_name"])
+    return True
+
+
+@qdrant_view
+async def recover_snapshot(request: web.Request) -> Any:
+    """Replace (or create) the collection from the snapshot file at ``location``: an
+    http(s) URL, or ``file://`` naming a snapshot file of this node."""
+    body = await read_as(request, schemas.SnapshotRecover)
+    _check_priority(body.priority, "priority")
+    store = request.app[STORE]
+    url = urlsplit(body.location)
+    if url.scheme == "file":
+        path = _own_file(store, unquote(url.path))
+        await _check_sum(path, body.checksum)
+        return await _recover(request, path)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ValidationError("an http(s):// URL or a file:// path", field="location")
+    async with _incoming(store) as path:
+        await _fetch(request, body.location, body.api_key, path)
+        await _check_sum(path, body.checksum)
+        return await _recover(request, path)
+
+
+@qdrant_view
+async def upload_snapshot(request: web.Request) -> Any:
+    """Replace (or create) the collection from a snapshot file sent as the multipart
+    field ``snapshot``."""
+    _check_priority(request.query.get("priority"), "priority")
+    store = request.app[STORE]
+    async with _incoming(store) as path:
+        await _receive(request, path)
+        await _check_sum(path, request.query.get("checksum"))
+        return await _recover(request, path)
+
+
+async def _recover(request: web.Request, path: Path) -> bool:
+    await request.app[STORE].recover_collection(request.match_info["name"], path)
+    return True
+
+
+def _folder(request: web.Request) -> Path:
+    """The folder of the snapshot files of the path's collection (or of the one it is
+    an alias of); the name is checked, so the path stays in the node's folder."""
+    store = request.app[STORE]
+    name = validation.collection_name(request.match_info["name"], field="collection")
+    return store.collection_snapshots_dir / store.resolve(name)
+
+
+def _check_priority(priority: str | None, field: str) -> None:
+    if priority is not None and priority not in PRIORITIES:
+        raise ValidationError(f"one of {', '.join(sorted(PRIORITIES))}", field=field)
+
+
+def _own_file(store: Store, raw: str) -> Path:
+    """A ``file://`` location: only a snapshot file of this node's (no other file of the
+    machine is read on a client's word)."""
+    base = store.collection_snapshots_dir.resolve()
+    path = Path(raw).resolve()
+    if not path.is_relative_to(base) or path.suffix != collection_snapshots.SUFFIX:
+        raise ValidationError(
+            f"a file:// location must be a snapshot file under {base}", field="location"
+        )
+    if not path.is_file():
+        raise ValidationError(f"no snapshot file at {path}", field="location")
+    return path
+
+
+class _incoming:  # noqa: N801 - used as a context manager, like a function
+    """A fresh path in the node's snapshot folder to receive a file into, removed after."""
+
+    def __init__(self, store: Store) -> None:
+        self._path = store.collection_snapshots_dir / f".tmp-incoming-{uuid.uuid4().hex}"
+
+    async def __aenter__(self) -> Path:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        return self._path
+
+    async def __aexit__(self, *_: object) -> None:
+        self._path.unlink(missing_ok=True)
+
+
+async def _receive(request: web.Request, path: Path) -> None:
+    reader = await request.multipart()
+    async for part in reader:
+        if isinstance(part, aiohttp.BodyPartReader) and part.name == "snapshot":
+            await _write(request, path, _chunks(part))
+            return
+    raise ValidationError(
+        "a multipart form with the file in the field 'snapshot'", field="snapshot"
+    )
+
+
+async def _chunks(part: aiohttp.BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(_CHUNK):
+        yield chunk
+
+
+async def _fetch(request: web.Request, url: str, api_key: str | None, path: Path) -> None:
+    settings = request.app[SETTINGS]
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=settings.request_body_timeout_s, sock_read=None
+    )
+    headers = {"api-key": api_key} if api_key else None
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, headers=headers) as response,
+        ):
+            if response.status != 200:
+                raise ValidationError(
+                    f"fetching the snapshot: {url} answered {response.status}", field="location"
+                )
+            await _write(request, path, response.content.iter_chunked(_CHUNK))
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ValidationError(
+            f"fetching the snapshot from {url}: {exc or type(exc).__name__}", field="location"
+        ) from None
+
+
+async def _write(request: web.Request, path: Path, chunks: AsyncIterator[bytes]) -> None:
+    """Write the file as it arrives: within the disk's room (less the node's reserve),
+    and with no pause between pieces longer than ``request_body_timeout_s``."""
+    store = request.app[STORE]
+    idle = request.app[SETTINGS].request_body_timeout_s
+    room = max(store.disk_free() - store.disk_reserve(), 0)
+    written = 0
+    loop = asyncio.get_running_loop()
+    f = await loop.run_in_executor(None, path.open, "wb")
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    chunk = await anext(chunks, None)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the snapshot stopped arriving for {idle:g}s", field="snapshot"
+                ) from None
+            if chunk is None:
+                return
+            written += len(chunk)
+            if written > room:
+                raise InsufficientStorage(
+                    f"the snapshot file is larger than the {room >> 20} MiB of room on the "
+                    "node's disk (its reserve kept)"
+                )
+            try:
+                await loop.run_in_executor(None, f.write, chunk)
+            except OSError as exc:
+                raise StorageError.refused(exc, "receiving the snapshot file") from exc
+    finally:
+        f.close()
+
+
+async def _check_sum(path: Path, expected: str | None) -> None:
+    if expected is None:
+        return
+    actual = await asyncio.get_running_loop().run_in_executor(
+        None, collection_snapshots.sha256, path
+    )
+    if actual != expected.lower():
+        raise InvalidSnapshot(
+            f"the snapshot's SHA-256 is {actual}, not {expected}", field="checksum"
+        )

@@ -1,0 +1,245 @@
+"""Qdrant's collection snapshots on a real server: qdrant-client makes, lists, deletes
+and recovers from them; uploads; bad files and locations refused with nothing changed;
+kill -9 during a recovery; a replica following one."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from tests.servers import ServerProcess
+
+Q = "/qdrant/collections"
+
+
+def make(client: QdrantClient, name: str, n: int, dim: int = 4, seed: int = 0) -> None:
+    client.create_collection(
+        name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+    )
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, dim)).tolist()
+    for start in range(0, n, 2000):
+        client.upsert(
+            name,
+            points=[
+                models.PointStruct(
+                    id=i if i % 4 else f"00000000-0000-0000-0000-{i:012d}",
+                    vector=vectors[i],
+                    payload={"i": i, "city": ["Paris", "Rome"][i % 2]} if i % 9 else {},
+                )
+                for i in range(start, min(start + 2000, n))
+            ],
+            wait=True,
+        )
+
+
+def points_of(client: QdrantClient, name: str) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    offset = None
+    while True:
+        page, offset = client.scroll(
+            name, limit=1000, offset=offset, with_vectors=True, with_payload=True
+        )
+        out.update({p.id: (p.payload, p.vector) for p in page})
+        if offset is None:
+            return out
+
+
+def test_qdrant_client_makes_lists_recovers_and_deletes(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    make(client, "docs", 300)
+    client.create_payload_index("docs", "city", models.PayloadSchemaType.KEYWORD)
+    client.delete("docs", points_selector=models.PointIdsList(points=[1, 2, 3]))
+    made = client.create_snapshot("docs")
+    assert made is not None and made.name.startswith("docs-") and made.size > 0
+    assert client.list_snapshots("docs") == [made]
+
+    url = f"{server.url}{Q}/docs/snapshots/{made.name}"
+    status, raw = _get(url)
+    assert status == 200 and hashlib.sha256(raw).hexdigest() == made.checksum
+    assert client.recover_snapshot("copy", location=url, checksum=made.checksum) is True
+
+    assert points_of(client, "copy") == points_of(client, "docs")  # vectors bit for bit
+    assert len(points_of(client, "copy")) == 297
+    assert (
+        client.get_collection("copy").payload_schema == client.get_collection("docs").payload_schema
+    )
+    query = [0.3, -0.1, 0.9, 0.2]
+    city = models.Filter(
+        must=[models.FieldCondition(key="city", match=models.MatchValue(value="Rome"))]
+    )
+    for name in ("docs", "copy"):
+        hits = client.query_points(name, query=query, query_filter=city, limit=5).points
+        assert [h.id for h in hits] == [
+            h.id
+            for h in client.query_points("docs", query=query, query_filter=city, limit=5).points
+        ]
+    assert client.list_snapshots("copy") == []  # files belong to the collection they came from
+
+    assert client.delete_snapshot("docs", made.name) is True
+    assert client.list_snapshots("docs") == []
+    assert _get(url)[0] == 404
+    with pytest.raises(UnexpectedResponse) as err:
+        client.delete_snapshot("docs", made.name)
+    assert err.value.status_code == 404
+    with pytest.raises(UnexpectedResponse) as err:
+        client.create_snapshot("nope")
+    assert err.value.status_code == 404
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+async def _upload(
+    session: aiohttp.ClientSession, url: str, data: bytes, field: str = "snapshot", **query: str
+) -> tuple[int, Any]:
+    form = aiohttp.FormData()
+    form.add_field(field, data, filename="x.snapshot", content_type="application/octet-stream")
+    async with session.post(url, data=form, params=query) as r:
+        return r.status, await r.json()
+
+
+async def _put(session: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
+    async with session.put(url, json=body) as r:
+        return r.status, await r.json()
+
+
+async def test_uploads_replace_the_collection_and_bad_ones_change_nothing(
+    client: QdrantClient, server: ServerProcess, tmp_path: Path
+) -> None:
+    make(client, "src", 500, seed=1)
+    make(client, "dst", 40, dim=3, seed=2)
+    made = client.create_snapshot("src")
+    assert made is not None
+    status, good = _get(f"{server.url}{Q}/src/snapshots/{made.name}")
+    assert status == 200
+    before = points_of(client, "dst")
+    base = f"{server.url}{Q}/dst/snapshots"
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x10
+    (tmp_path / "outside.snapshot").write_bytes(good)
+    async with aiohttp.ClientSession() as session:
+        refused = [
+            await _upload(session, base + "/upload", good[:4096]),
+            await _upload(session, base + "/upload", bytes(flipped)),
+            await _upload(session, base + "/upload", b"not a tar at all"),
+            await _upload(session, base + "/upload", good, checksum="0" * 64),
+            await _upload(session, base + "/upload", good, field="file"),
+            await _upload(session, base + "/upload", good, priority="first"),
+            await _put(session, base + "/recover", {"location": "ftp://127.0.0.1/x"}),
+            await _put(session, base + "/recover", {"location": "file:///etc/passwd"}),
+            await _put(
+                session, base + "/recover", {"location": f"file://{tmp_path}/outside.snapshot"}
+            ),
+            await _put(
+                session, base + "/recover", {"location": f"{server.url}{Q}/src/snapshots/x"}
+            ),
+            await _put(session, base + "/recover", {"location": "http://127.0.0.1:1/x.snapshot"}),
+            await _put(session, base + "/recover", {"location": "x", "unknown": 1}),
+        ]
+        for status, body in refused:
+            assert status == 400 and "error" in body["status"], body
+        assert points_of(client, "dst") == before
+        assert [c.name for c in client.get_collections().collections] == ["dst", "src"]
+
+        status, body = await _upload(session, base + "/upload", good, checksum=made.checksum)
+        assert (status, body["result"]) == (200, True)
+    assert points_of(client, "dst") == points_of(client, "src")
+    assert client.get_collection("dst").config.params.vectors.size == 4  # type: ignore[union-attr]
+    leftovers = list((server.data_dir / "collection-snapshots").glob(".tmp-*"))
+    assert leftovers == []
+
+
+def _sequence(server: ServerProcess) -> int:
+    status, stats = server.request("GET", "/stats")
+    assert status == 200
+    return int(stats["sequence"])
+
+
+async def test_kill_9_during_a_recovery_leaves_the_old_collection_and_a_finished_one_stays(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    make(client, "big", 40_000, dim=48, seed=3)
+    make(client, "dst", 30, seed=4)
+    made = client.create_snapshot("big")
+    assert made is not None
+    before = points_of(client, "dst")
+    start = _sequence(server)
+    url = f"{server.url}{Q}/dst/snapshots/recover"
+    location = f"{server.url}{Q}/big/snapshots/{made.name}"
+
+    async with aiohttp.ClientSession() as session:
+        recovery = asyncio.create_task(_put(session, url, {"location": location}))
+        deadline = time.monotonic() + 60
+        while _sequence(server) < start + 5:  # the hidden collection is filling
+            assert time.monotonic() < deadline and not recovery.done()
+            await asyncio.sleep(0.02)
+        server.kill()
+        with pytest.raises(aiohttp.ClientError):
+            await recovery
+
+    server.start()
+    assert points_of(client, "dst") == before
+    assert [c.name for c in client.get_collections().collections] == ["big", "dst"]
+    deadline = time.monotonic() + 30
+    while "dropped what an unfinished recovery of 'dst'" not in server.log():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+
+    assert client.recover_snapshot("dst", location=location) is True
+    server.kill()  # acknowledged: it survives kill -9
+    server.start()
+    assert client.count("dst").count == 40_000
+    assert points_of(client, "dst") == points_of(client, "big")
+
+
+async def test_a_replica_follows_a_recovery(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    primary = server_factory(data_dir=tmp_path / "p").start()
+    replica = server_factory(
+        data_dir=tmp_path / "r", args=["--role", "replica", "--primary-url", primary.url]
+    ).start()
+    on_primary = QdrantClient(
+        url=primary.url, prefix="qdrant", timeout=60, check_compatibility=False
+    )
+    on_replica = QdrantClient(
+        url=replica.url, prefix="qdrant", timeout=60, check_compatibility=False
+    )
+    try:
+        make(on_primary, "src", 2500, seed=5)
+        make(on_primary, "dst", 10, seed=6)
+        made = on_primary.create_snapshot("src")
+        assert made is not None
+        location = f"{primary.url}{Q}/src/snapshots/{made.name}"
+        with pytest.raises(UnexpectedResponse):  # a replica takes no writes
+            on_replica.recover_snapshot("dst", location=location)
+        assert on_primary.recover_snapshot("dst", location=location) is True
+        want = points_of(on_primary, "src")
+        deadline = time.monotonic() + 30
+        while _sequence(replica) < _sequence(primary):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert points_of(on_replica, "dst") == want
+        assert [c.name for c in on_replica.get_collections().collections] == ["dst", "src"]
+    finally:
+        on_primary.close()
+        on_replica.close()
