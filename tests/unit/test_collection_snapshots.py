@@ -246,3 +246,20 @@ async def test_a_recovery_cut_short_leaves_a_hidden_collection_that_is_dropped(
     third = await fresh(tmp_path / "node")  # its drop was logged
     assert hidden not in third._collections and state(third, "src") == before
     await third.close()
+
+
+def test_files_are_listed_by_sequence_and_other_files_ignored(tmp_path: Path) -> None:
+    names = [
+        "c-1-10-2026-01-02-00-00-00.snapshot",  # collection "c-1" at sequence 10
+        "c-9-2026-01-01-00-00-00.snapshot",
+        "c-100-2026-01-01-00-00-00.snapshot",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".tmp-c-7-2026-01-01-00-00-00.snapshot-1").write_bytes(b"x")
+    (tmp_path / "c-9-2026-01-01-00-00-00.snapshot.checksum").write_text("ab" * 32)
+    listed = cs.listed(tmp_path)
+    assert [d.name for d in listed] == [names[1], names[0], names[2]]
+    assert listed[0].checksum == "ab" * 32  # the sidecar's
+    assert listed[1].checksum == hashlib.sha256(b"x").hexdigest()  # none: computed
+    assert listed[1].creation_time == "2026-01-02T00:00:00"

@@ -44,7 +44,7 @@ _GRAPH = "hnsw.bin"
 FILES = frozenset({"vectors.npy", "alive.npy", "points.json", _GRAPH})
 _MANIFEST_MAX = 1 << 20
 _TIME_IN_NAME = "%Y-%m-%d-%H-%M-%S"
-_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}-\d+-(\d{4}(?:-\d\d){5})" + re.escape(SUFFIX))
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}-(\d+)-(\d{4}(?:-\d\d){5})" + re.escape(SUFFIX))
 # Points per recovered batch, and floats per batch at most (wide vectors: fewer points).
 BATCH_POINTS = 1000
 BATCH_FLOATS = 2 << 20
@@ -111,15 +111,16 @@ def listed(directory: Path) -> list[Description]:
     """The snapshot files in ``directory``, oldest first."""
     if not directory.is_dir():
         return []
-    files = sorted(p for p in directory.iterdir() if _NAME_RE.fullmatch(p.name))
-    return [describe(p) for p in files]
+    named = [(m, p) for p in directory.iterdir() if (m := _NAME_RE.fullmatch(p.name))]
+    named.sort(key=lambda mp: (int(mp[0].group(1)), mp[0].group(2)))  # by sequence
+    return [describe(p) for _, p in named]
 
 
 def describe(path: Path) -> Description:
     """A snapshot file's description: its time is the node snapshot's, from its name."""
     match = _NAME_RE.fullmatch(path.name)
     assert match is not None
-    created = datetime.strptime(match.group(1), _TIME_IN_NAME).strftime("%Y-%m-%dT%H:%M:%S")
+    created = datetime.strptime(match.group(2), _TIME_IN_NAME).strftime("%Y-%m-%dT%H:%M:%S")
     sidecar = path.with_name(path.name + CHECKSUM_SUFFIX)
     checksum = sidecar.read_text().strip() if sidecar.exists() else sha256(path)
     return Description(path.name, created, path.stat().st_size, checksum)
