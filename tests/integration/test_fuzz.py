@@ -87,6 +87,9 @@ UNSAFE_OPERATIONS = {
     ("POST", "/replication/follow"),
     ("POST", "/replication/fence"),
     ("GET", "/replication/stream"),
+    # fetches the snapshot from whatever URL it is given; test_qdrant_snapshots.py sends
+    # it bad locations on 127.0.0.1 (a fuzzer must not make the server call out)
+    ("PUT", "/qdrant/collections/{name}/snapshots/recover"),
 }
 
 SEED_NATIVE: list[dict[str, Any]] = [

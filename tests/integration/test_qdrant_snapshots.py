@@ -117,6 +117,17 @@ async def _upload(
         return r.status, await r.json()
 
 
+async def _post_raw(
+    session: aiohttp.ClientSession, url: str, data: bytes, content_type: str | None
+) -> tuple[int, Any]:
+    """A body that is not the multipart form the upload takes."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    async with session.post(
+        url, data=data, headers=headers, skip_auto_headers=["Content-Type"]
+    ) as r:
+        return r.status, await r.json()
+
+
 async def _put(session: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
     async with session.put(url, json=body) as r:
         return r.status, await r.json()
@@ -154,6 +165,9 @@ async def test_uploads_replace_the_collection_and_bad_ones_change_nothing(
             ),
             await _put(session, base + "/recover", {"location": "http://127.0.0.1:1/x.snapshot"}),
             await _put(session, base + "/recover", {"location": "x", "unknown": 1}),
+            await _post_raw(session, base + "/upload", good, None),
+            await _post_raw(session, base + "/upload", good, "application/octet-stream"),
+            await _post_raw(session, base + "/upload", b"--x\r\n", "multipart/form-data"),
         ]
         for status, body in refused:
             assert status == 400 and "error" in body["status"], body

@@ -159,14 +159,20 @@ class _incoming:  # noqa: N801 - used as a context manager, like a function
 
 
 async def _receive(request: web.Request, path: Path) -> None:
-    reader = await request.multipart()
-    async for part in reader:
-        if isinstance(part, aiohttp.BodyPartReader) and part.name == "snapshot":
-            await _write(request, path, _chunks(part))
-            return
-    raise ValidationError(
-        "a multipart form with the file in the field 'snapshot'", field="snapshot"
+    """The multipart field ``snapshot`` written to ``path``."""
+    wanted = ValidationError(
+        "a multipart/form-data body with the file in the field 'snapshot'", field="snapshot"
     )
+    if request.content_type != "multipart/form-data":
+        raise wanted
+    try:
+        async for part in await request.multipart():
+            if isinstance(part, aiohttp.BodyPartReader) and part.name == "snapshot":
+                await _write(request, path, _chunks(part))
+                return
+    except (ValueError, KeyError, AssertionError, RuntimeError):  # aiohttp's malformed form
+        raise wanted from None
+    raise wanted
 
 
 async def _chunks(part: aiohttp.BodyPartReader) -> AsyncIterator[bytes]:
