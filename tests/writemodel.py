@@ -3,7 +3,8 @@
 ``Planner`` draws random writes of every kind (collections created and deleted, upserts in
 both APIs and all their forms, conditional upserts, in-place updates, deletes by id and
 by filter, the payload operations, vector updates, Qdrant's operation batches, payload
-indexes made and dropped, snapshots taken) over one writer's collections, each with what
+indexes made and dropped, snapshots taken, collections recovered from snapshot files of
+themselves or another) over one writer's collections, each with what
 it does to the model. ``Writer`` sends them one after another and keeps the model of what
 was acknowledged; a write cut short (the node killed) leaves the states it may have left
 (a batch of operations: any prefix of it). ``read_state`` reads a node's collections back
@@ -48,6 +49,9 @@ class Write:
     path: str
     body: Any
     steps: list[Step]  # one per operation that commits on its own (a batch: several)
+    # A collection to take a snapshot file of first: the body is then the recovery's,
+    # from that file's download URL on the node.
+    snapshot_of: str | None = None
 
 
 def vector(rnd: random.Random) -> list[float]:
@@ -119,6 +123,7 @@ class Planner:
             (2, lambda: self.set_payload_filter(name)),
             (3, lambda: self.index(name, coll)),
             (1, lambda: self.snapshot(name)),
+            (1, lambda: self.recover(name, rnd.choice(sorted(state)))),
         ]
         if existing:
             choices += [
@@ -162,6 +167,16 @@ class Planner:
 
     def snapshot(self, name: str) -> Write:
         return Write("POST", f"/collections/{name}/snapshot", None, [lambda s: None])
+
+    def recover(self, name: str, source: str) -> Write:
+        """Collection ``name`` recovered from a snapshot file of ``source`` (perhaps
+        itself) made just before: the points and indexes ``source`` has now."""
+
+        def step(s: State) -> None:
+            s[name] = copy.deepcopy(s[source])
+
+        path = f"/qdrant/collections/{name}/snapshots/recover"
+        return Write("PUT", path, None, [step], snapshot_of=source)
 
     def index(self, name: str, coll: Coll) -> Write:
         key = self.rnd.choice(sorted(INDEX_TYPES))
@@ -394,7 +409,10 @@ class Writer:
         while stop is None or not stop.is_set():
             write = planner.plan(self.state)
             try:
-                async with http.request(write.method, url + write.path, json=write.body) as r:
+                body = write.body
+                if write.snapshot_of is not None:
+                    body = await _snapshot_file(http, url, write.snapshot_of)
+                async with http.request(write.method, url + write.path, json=body) as r:
                     status, text = r.status, await r.text()
             except (TimeoutError, aiohttp.ClientError):  # the kill
                 candidates = [self.state]
@@ -407,6 +425,15 @@ class Writer:
                 return
             self.state = applied(self.state, write.steps)
             self.writes += 1
+
+
+async def _snapshot_file(http: aiohttp.ClientSession, url: str, name: str) -> Payload:
+    """A new snapshot file of collection ``name``, as a recovery's location."""
+    path = f"/qdrant/collections/{name}/snapshots"
+    async with http.post(url + path) as r:
+        assert r.status == 200, await r.text()
+        file = (await r.json())["result"]["name"]
+    return {"location": f"{url}{path}/{file}"}
 
 
 async def read_state(http: aiohttp.ClientSession, url: str, names: list[str]) -> State:
