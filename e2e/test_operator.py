@@ -391,7 +391,16 @@ async def test_deleting_the_resource_removes_its_children(
     retention = {"pvcRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}
     apply(kubectl, ns, manifest(scratch, 1, storage=retention))
     await wait_healthy(kube, nodes, scratch, 1, limit=90.0)
-    assert await kube.get_or_none(path("persistentvolumeclaims", ns, f"data-{scratch}-0"))
+
+    async def claimed() -> bool:
+        """The StatefulSet controller makes the claim its own (what lets the garbage
+        collector delete it with the set) in a later pass than the pod's: deleted before
+        that, the claim would stay, whatever the policy."""
+        claim = await kube.get_or_none(path("persistentvolumeclaims", ns, f"data-{scratch}-0"))
+        owners = (claim or {}).get("metadata", {}).get("ownerReferences") or []
+        return any(o.get("kind") == "StatefulSet" for o in owners)
+
+    await eventually(claimed, f"claim data-{scratch}-0 owned by its StatefulSet", limit=60.0)
     kubectl.run("delete", "vzc", scratch, "-n", ns, "--wait=true", "--timeout=30s")
 
     async def claim_gone() -> bool:
