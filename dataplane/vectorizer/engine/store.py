@@ -983,17 +983,18 @@ class Store:
             self._check_not_alias(name)
             if hidden in self._collections:  # left by a recovery that was cut short
                 self._commit({"op": "delete_collection", "name": hidden})
-            need = memory_for(config, len(points.live))
-            self._require_memory(
-                need,
-                self.memory_high_water(),
-                lambda used: (
-                    f"the snapshot's {len(points.live)} points take about {need >> 20} MiB "
-                    f"beside the collection they replace, and memory is at {used >> 20} of "
-                    f"{self.memory_high_water() >> 20} MiB allowed"
-                ),
-                field="snapshot",
-            )
+            need, high = memory_for(config, len(points.live)), self.memory_high_water()
+            if high:  # (refused at once, rather than once half of it is in)
+                self._require_memory(
+                    need,
+                    high,
+                    lambda used: (
+                        f"the snapshot's {len(points.live)} points take about {need >> 20} MiB "
+                        f"beside the collection they replace, and memory is at {used >> 20} of "
+                        f"{high >> 20} MiB allowed"
+                    ),
+                    field="snapshot",
+                )
             self._commit({"op": "create_collection", "name": hidden, "config": config.to_dict()})
             for ids, rows, payloads in points.batches():
                 await asyncio.sleep(0)  # other requests go on between the batches
