@@ -12,6 +12,7 @@ answers once done. ``priority`` is accepted and has nothing to choose between he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -144,18 +145,15 @@ def _own_file(store: Store, raw: str) -> Path:
     return path
 
 
-class _incoming:  # noqa: N801 - used as a context manager, like a function
+@contextlib.asynccontextmanager
+async def _incoming(store: Store) -> AsyncIterator[Path]:
     """A fresh path in the node's snapshot folder to receive a file into, removed after."""
-
-    def __init__(self, store: Store) -> None:
-        self._path = store.collection_snapshots_dir / f".tmp-incoming-{uuid.uuid4().hex}"
-
-    async def __aenter__(self) -> Path:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        return self._path
-
-    async def __aexit__(self, *_: object) -> None:
-        self._path.unlink(missing_ok=True)
+    path = store.collection_snapshots_dir / f".tmp-incoming-{uuid.uuid4().hex}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 async def _receive(request: web.Request, path: Path) -> None:
