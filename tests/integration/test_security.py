@@ -705,3 +705,33 @@ def test_lookup_from_needs_the_looked_up_collection_too(node: Node) -> None:
     assert "'c'" in str(got)
     nested = {"prefetch": [{**body, "limit": 3}], "query": {"fusion": "rrf"}}
     assert node.call("POST", path, nested, as_="scoped")[0] == 403
+
+
+def test_collection_snapshots_need_their_permissions_and_a_fetch_carries_its_key(
+    node: Node,
+) -> None:
+    snapshots = "/qdrant/collections/c/snapshots"
+    for who in ("viewer", "editor", "scoped"):  # making files needs `collections`
+        assert node.call("POST", snapshots, as_=who)[0] == 403, who
+    count = "/qdrant/collections/{}/points/count"
+    points = node.call("POST", count.format("c"), {}, as_="admin")[1]["result"]["count"]
+    status, got, _ = node.call("POST", snapshots, as_="admin")
+    assert status == 200, got
+    made = got["result"]["name"]
+    assert node.call("GET", snapshots, as_="viewer")[0] == 200  # listing is reading
+    assert node.call("GET", snapshots, as_="scoped")[0] == 403  # not its collection
+    assert node.call("GET", f"{snapshots}/{made}", as_="scoped")[0] == 403
+    assert node.call("DELETE", f"{snapshots}/{made}", as_="editor")[0] == 403
+    recover = "/qdrant/collections/restored/snapshots/recover"
+    location = {"location": f"{node.srv.url}{snapshots}/{made}"}
+    assert node.call("PUT", recover, location, as_="editor")[0] == 403
+    status, got, _ = node.call("PUT", recover, location, as_="admin")  # the fetch has no key
+    assert status == 400 and "401" in got["status"]["error"], got
+    status, got, _ = node.call("PUT", recover, {**location, "api_key": ADMIN}, as_="admin")
+    assert status == 200, got
+    try:
+        status, got, _ = node.call("POST", count.format("restored"), {}, as_="viewer")
+        assert status == 200 and got["result"]["count"] == points, got
+    finally:
+        assert node.call("DELETE", "/qdrant/collections/restored", as_="admin")[0] == 200
+        assert node.call("DELETE", f"{snapshots}/{made}", as_="admin")[0] == 200
