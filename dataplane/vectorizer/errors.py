@@ -232,6 +232,13 @@ class StorageFailed(StorageError):
 _OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
+class DataDirInUse(StorageError):
+    """Another process holds the data directory (see ``engine.dirlock``)."""
+
+    code = "data_dir_in_use"
+    status = 503
+
+
 class InternalError(VectorizerError):
     code = "internal_error"
     status = 500

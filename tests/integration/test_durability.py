@@ -154,3 +154,27 @@ async def test_vector_updates_in_the_delta_buffer_survive_kill_9(
             assert np.allclose(rec.vector, new[pid] / np.linalg.norm(new[pid]), atol=1e-6)
             hits = await vz.search("u", new[pid].tolist(), limit=1)
             assert hits[0].id == pid
+
+
+async def test_one_server_per_data_directory(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """A second server on a directory in use is refused before it touches it; the
+    lock goes with the process, however it ends."""
+    data = tmp_path / "data"
+    srv = server_factory(data_dir=data).start()
+    async with VectorizerClient(srv.url) as vz:
+        await vz.create_collection("mine", 2)
+        await vz.upsert("mine", [Point(i, [1, i]) for i in range(20)])
+        wal = sorted(p.read_bytes() for p in (data / "wal").iterdir())
+        second = server_factory(data_dir=data, log_path=tmp_path / "second.log")
+        second.start(wait_ready=False)
+        assert second.proc is not None
+        assert second.proc.wait(30) == 1
+        assert f"is in use by another process (pid {srv.proc.pid})" in second.log()  # type: ignore[union-attr]
+        assert sorted(p.read_bytes() for p in (data / "wal").iterdir()) == wal
+        assert await vz.count("mine") == 20
+    srv.kill()
+    again = server_factory(data_dir=data, port=srv.port).start()  # kill -9 let the lock go
+    async with VectorizerClient(again.url) as vz:
+        assert await vz.count("mine") == 20

@@ -8,7 +8,9 @@ import signal
 
 from aiohttp import web
 
+from vectorizer.engine.dirlock import DirLock
 from vectorizer.engine.store import Store
+from vectorizer.errors import DataDirInUse
 from vectorizer.server.app import create_app, open_node
 from vectorizer.server.keys import GUARD, TLS
 from vectorizer.server.protocol import Runner
@@ -41,6 +43,18 @@ def make_site(runner: web.AppRunner, app: web.Application, settings: Settings) -
 
 
 async def serve(settings: Settings) -> int:
+    try:
+        lock = DirLock(settings.data_dir)  # before anything reads or writes there
+    except DataDirInUse as err:
+        log.critical("cannot start: %s", err.message)
+        return 1
+    try:
+        return await _serve(settings)
+    finally:
+        lock.release()
+
+
+async def _serve(settings: Settings) -> int:
     store = Store(settings.data_dir, settings.store_options())
     app = create_app(settings, store)
     runner = Runner(

@@ -1,0 +1,50 @@
+"""One process per data directory: an exclusive lock on ``<data dir>/LOCK``.
+
+Two servers (or a server and ``vectorizer restore``) writing one log would each
+overwrite what the other acknowledged. The lock is ``flock``'s: the kernel releases it
+when the process ends however it ends (``kill -9`` too), so a stale lock never keeps a
+node from restarting; the file holds the holder's pid for the error message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from vectorizer.errors import DataDirInUse
+
+NAME = "LOCK"
+
+
+class DirLock:
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DataDirInUse(
+                f"{data_dir} is in use by another process (pid {holder}); one server per "
+                "data directory",
+                field="data_dir",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # (closing the only descriptor releases the lock)
+            self._fd = None
+
+    def __enter__(self) -> DirLock:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
