@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from vectorizer import __version__
-from vectorizer.errors import ValidationError
+from vectorizer.errors import ValidationError, VectorizerError
 from vectorizer.hugepages import reexec_with_huge_pages
-from vectorizer.settings import ENV_PREFIX, load, setting_fields
+from vectorizer.settings import ENV_PREFIX, Settings, load, setting_fields
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +39,30 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         )
 
 
+def _restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "restore",
+        help="make a data directory hold a full snapshot file (then serve from it)",
+        description="Check a full snapshot file (made with POST /qdrant/snapshots and "
+        "downloaded from GET /qdrant/snapshots/{name}) and put it in the data directory "
+        "as its only snapshot; `vectorizer serve` then starts from it, at its sequence. "
+        "Run it while no server uses the directory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("file", type=Path, help="the full snapshot file")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Settings.data_dir,
+        help="the data directory to restore into (empty, unless --replace)",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="wipe the data the directory holds (once the file has been checked)",
+    )
+
+
 def _operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     # Listed here for `vectorizer --help`; its arguments are the operator's own
     # (main() hands them over before parsing: `vectorizer operator --help` shows them).
@@ -63,11 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"vectorizer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
+    _restore_parser(sub)
     _operator_parser(sub)
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     if command == "serve":
         return _serve(args, argv if as_process else None)
+    if command == "restore":
+        return _restore(args["file"], args["data_dir"], replace=args["replace"])
     parser.error(f"unknown command {command}")
     return 2
 
@@ -95,6 +122,18 @@ def _serve(args: dict[str, object], argv: list[str] | None) -> int:
         return _run(serve(settings))
     finally:
         tracing.shutdown()
+
+
+def _restore(file: Path, data_dir: Path, *, replace: bool) -> int:
+    from vectorizer.engine import full_snapshots
+
+    try:
+        info = full_snapshots.restore(file, data_dir, replace=replace)
+    except (VectorizerError, OSError) as err:
+        print(f"vectorizer: {getattr(err, 'message', err)}", file=sys.stderr)  # noqa: T201
+        return 2
+    print(f"restored {data_dir} to sequence {info.sequence} ({info.size_bytes} bytes)")  # noqa: T201
+    return 0
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

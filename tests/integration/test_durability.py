@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +160,8 @@ async def test_vector_updates_in_the_delta_buffer_survive_kill_9(
 async def test_one_server_per_data_directory(
     server_factory: type[ServerProcess], tmp_path: Path
 ) -> None:
-    """A second server on a directory in use is refused before it touches it; the
-    lock goes with the process, however it ends."""
+    """A second server (or a restore) on a directory in use is refused before it
+    touches it; the lock goes with the process, however it ends."""
     data = tmp_path / "data"
     srv = server_factory(data_dir=data).start()
     async with VectorizerClient(srv.url) as vz:
@@ -172,6 +173,19 @@ async def test_one_server_per_data_directory(
         assert second.proc is not None
         assert second.proc.wait(30) == 1
         assert f"is in use by another process (pid {srv.proc.pid})" in second.log()  # type: ignore[union-attr]
+        restore = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "vectorizer",
+            "restore",
+            str(tmp_path / "x.snapshot"),
+            "--data-dir",
+            str(data),
+            "--replace",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await restore.communicate()
+        assert restore.returncode == 2 and b"in use by another process" in err
         assert sorted(p.read_bytes() for p in (data / "wal").iterdir()) == wal
         assert await vz.count("mine") == 20
     srv.kill()

@@ -19,6 +19,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,16 +90,21 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
             _add_bytes(tar, MANIFEST, orjson.dumps(own, option=orjson.OPT_INDENT_2))
             for file in sorted(entry["files"]):
                 tar.add(node_snapshot / entry["dir"] / file, arcname=_DIR + file)
-        fsync_path(tmp)
-        checksum = sha256(tmp)
-        sidecar = directory / (name + CHECKSUM_SUFFIX)
-        sidecar.write_text(checksum)
-        fsync_path(sidecar)
-        os.rename(tmp, final)  # the file's arrival is what makes it a snapshot
-        fsync_path(directory)
+        seal(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     return describe(final)
+
+
+def seal(tmp: Path, final: Path) -> None:
+    """Make the written file ``tmp`` the snapshot file ``final``: durable, its checksum
+    beside it, then renamed into place (its arrival is what makes it a snapshot)."""
+    fsync_path(tmp)
+    sidecar = final.with_name(final.name + CHECKSUM_SUFFIX)
+    sidecar.write_text(sha256(tmp))
+    fsync_path(sidecar)
+    os.rename(tmp, final)
+    fsync_path(final.parent)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -142,10 +148,14 @@ def delete(directory: Path, name: str) -> None:
 
 
 def remove_partial(directory: Path) -> None:
-    """Remove files a crash left half-written (in every collection's folder)."""
+    """Remove what a crash left half-done: files being written (in every collection's
+    folder) and files and folders of recoveries (in ``directory`` itself)."""
     if directory.is_dir():
-        for stale in directory.glob(f"*/{_TMP_PREFIX}*"):
-            stale.unlink(missing_ok=True)
+        for stale in [*directory.glob(f"{_TMP_PREFIX}*"), *directory.glob(f"*/{_TMP_PREFIX}*")]:
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def sha256(path: Path) -> str:

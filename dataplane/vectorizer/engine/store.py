@@ -30,6 +30,7 @@ from vectorizer.engine import (
     collection_snapshots,
     field_index,
     filters,
+    full_snapshots,
     memory,
     paths,
     records,
@@ -124,6 +125,7 @@ class Store:
         self._wal = self._new_wal()
         self._snap_dir = data_dir / "snapshots"
         self.collection_snapshots_dir = data_dir / COLLECTION_SNAPSHOTS
+        self.full_snapshots_dir = data_dir / full_snapshots.FOLDER
         self._recovery_lock = asyncio.Lock()  # one recovery from a snapshot file at a time
         self._recovering: set[str] = set()  # hidden collections being filled
         self._last_snapshot: snapshot.SnapshotInfo | None = None
@@ -177,6 +179,7 @@ class Store:
             (self.data_dir / SYNC_MARKER).unlink()
         snapshot.remove_partial(self._snap_dir)
         collection_snapshots.remove_partial(self.collection_snapshots_dir)
+        collection_snapshots.remove_partial(self.full_snapshots_dir)
         started = time.monotonic()
         snap_seq = 0
         loaded = snapshot.load_latest(self._snap_dir, self.options.hnsw_defaults)
@@ -929,24 +932,33 @@ class Store:
     # ---- collection snapshot files (Qdrant's) -----------------------------------------------
 
     async def snapshot_collection(self, name: str) -> collection_snapshots.Description:
-        """A snapshot file of collection ``name`` (or of the one it is an alias of), cut
-        from a node snapshot taken now."""
+        """A snapshot file of collection ``name`` (or of the one it is an alias of)."""
         target = self.collection(name).name
+        folder = self.collection_snapshots_dir / target
+        try:
+            return await self._cut(collection_snapshots.pack, target, folder)
+        except StopIteration:  # deleted while the node snapshot waited its turn
+            raise CollectionNotFound(
+                f"collection {name!r} does not exist", field="collection"
+            ) from None
+
+    async def snapshot_node(self) -> collection_snapshots.Description:
+        """A snapshot file of the whole node (every collection and alias)."""
+        return await self._cut(full_snapshots.pack, self.full_snapshots_dir)
+
+    async def _cut(
+        self, pack: Callable[..., collection_snapshots.Description], *args: Any
+    ) -> collection_snapshots.Description:
+        """A file ``pack`` cuts from a node snapshot taken now (one sequence)."""
         self._check_room()
         info = await self.snapshot()
         with self.pinned(info.sequence):  # (no await between: it cannot be pruned first)
-            pack = collection_snapshots.pack
-            folder = self.collection_snapshots_dir / target
             try:
                 return await asyncio.get_running_loop().run_in_executor(
-                    None, pack, info.path, target, folder
+                    None, pack, info.path, *args
                 )
-            except StopIteration:  # deleted while the node snapshot waited its turn
-                raise CollectionNotFound(
-                    f"collection {name!r} does not exist", field="collection"
-                ) from None
             except OSError as exc:
-                raise StorageError.refused(exc, f"writing a snapshot of {target!r}") from exc
+                raise StorageError.refused(exc, "writing a snapshot file") from exc
 
     async def recover_collection(self, name: str, archive: Path) -> int:
         """Replace collection ``name`` (or create it) with the collection in the snapshot

@@ -1,0 +1,131 @@
+"""Full snapshot files: a store's node snapshot as one file, restored into another data
+directory, and every damaged or hostile file refused with the directory untouched."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from vectorizer.engine import collection_snapshots, full_snapshots
+from vectorizer.engine.aliases import CreateAlias
+from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.wal import FsyncPolicy
+from vectorizer.errors import InvalidSnapshot
+
+
+async def fresh(path: Path) -> Store:
+    s = Store(path, StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0))
+    await s.open()
+    return s
+
+
+def everything(s: Store) -> dict[str, Any]:
+    out: dict[str, Any] = {"aliases": s.aliases()}
+    for coll in s.collections():
+        points, _ = coll.scroll(10_000, with_vector=True)
+        out[coll.name] = (coll.config, {p.id: (p.payload, p.vector) for p in points})
+    return out
+
+
+async def seeded(tmp_path: Path) -> tuple[Store, Path]:
+    s = await fresh(tmp_path / "node")
+    await s.create_collection("a", {"dimension": 5, "metric": "euclidean"})
+    await s.create_collection("b", {"dimension": 2, "index": "exact"})
+    rng = np.random.default_rng(3)
+    await s.upsert(
+        "a", list(range(2500)), rng.normal(size=(2500, 5)), [{"n": i} for i in range(2500)]
+    )
+    await s.upsert("b", ["x", "y"], [[1, 0], [0, 1]], [None, {"k": [1, 2]}])
+    await s.create_field_index("a", "n", "integer")
+    await s.update_aliases([CreateAlias("al", "b")])
+    made = await s.snapshot_node()
+    return s, s.full_snapshots_dir / made.name
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
+
+
+def _tar(members: dict[str, bytes], link: str | None = None) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        if link is not None:
+            info = tarfile.TarInfo(link)
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+    return out.getvalue()
+
+
+async def test_a_full_snapshot_restores_every_collection_and_alias(tmp_path: Path) -> None:
+    s, file = await seeded(tmp_path)
+    assert collection_snapshots.listed(s.full_snapshots_dir)[0].name == file.name
+    want = everything(s)
+    await s.delete_points("a", [1, 2, 3])  # after the file: not in it
+    await s.close()
+
+    info = full_snapshots.restore(file, tmp_path / "copy")
+    restored = await fresh(tmp_path / "copy")
+    assert everything(restored) == want
+    assert restored.sequence == info.sequence
+    await restored.upsert("b", ["z"], [[1, 1]], [None])  # it takes writes from there on
+    await restored.close()
+    with pytest.raises(InvalidSnapshot, match="holds data"):
+        full_snapshots.restore(file, tmp_path / "copy")
+    full_snapshots.restore(file, tmp_path / "copy", replace=True)
+    again = await fresh(tmp_path / "copy")
+    assert everything(again) == want
+    await again.close()
+
+
+async def test_damaged_or_hostile_files_are_refused_and_leave_the_directory_alone(
+    tmp_path: Path,
+) -> None:
+    s, file = await seeded(tmp_path)
+    await s.close()
+    good = _members(file)
+    manifest = orjson.loads(good["MANIFEST.json"])
+    outside = {**manifest, "collections": [{**manifest["collections"][0], "dir": "../../x"}]}
+    vectors = next(name for name in good if name.endswith("vectors.npy"))
+    flipped = bytearray(good[vectors])
+    flipped[-3] ^= 0x20
+    cases = {
+        "truncated": _tar(good)[:3000],
+        "a path out of the folder": _tar({**good, "../escape": b"x"}),
+        "an unknown file": _tar({**good, "c00000/extra": b"x"}),
+        "a symlink": _tar(good, link="c00000/hnsw.bin"),
+        "no manifest": _tar({k: v for k, v in good.items() if k != "MANIFEST.json"}),
+        "a folder outside it in the manifest": _tar(
+            {**good, "MANIFEST.json": orjson.dumps(outside)}
+        ),
+        "a byte flipped in the vectors": _tar({**good, vectors: bytes(flipped)}),
+        "a collection missing": _tar({k: v for k, v in good.items() if not k.startswith("c00001")}),
+    }
+    target = tmp_path / "target"
+    s2 = await fresh(target)
+    await s2.create_collection("mine", {"dimension": 3})
+    await s2.close()
+    mine = await fresh(target)
+    before = everything(mine)
+    await mine.close()
+    for what, data in cases.items():
+        bad = tmp_path / "bad.snapshot"
+        bad.write_bytes(data)
+        with pytest.raises(InvalidSnapshot):
+            full_snapshots.restore(bad, target, replace=True)
+        with pytest.raises(InvalidSnapshot):
+            full_snapshots.restore(bad, tmp_path / "empty")
+        assert not list((tmp_path / "empty" / "snapshots").iterdir()), what
+        after = await fresh(target)
+        assert everything(after) == before, what
+        await after.close()
