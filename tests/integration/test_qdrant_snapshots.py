@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -257,3 +259,81 @@ async def test_a_replica_follows_a_recovery(
     finally:
         on_primary.close()
         on_replica.close()
+
+
+def _restore(file: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "vectorizer",
+        "restore",
+        str(file),
+        "--data-dir",
+        str(data_dir),
+    ]
+    return subprocess.run([*command, *extra], capture_output=True, text=True, timeout=120)
+
+
+def test_a_full_snapshot_restores_a_node(
+    client: QdrantClient, server: ServerProcess, server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    make(client, "one", 400, seed=7)
+    make(client, "two", 50, dim=3, seed=8)
+    client.create_payload_index("one", "i", models.PayloadSchemaType.INTEGER)
+    client.update_collection_aliases(
+        change_aliases_operations=[
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name="two", alias_name="second")
+            )
+        ]
+    )
+    made = client.create_full_snapshot()
+    assert made is not None and made.name.startswith("full-")
+    assert client.list_full_snapshots() == [made]
+    status, raw = _get(f"{server.url}/qdrant/snapshots/{made.name}")
+    assert status == 200 and hashlib.sha256(raw).hexdigest() == made.checksum
+    want = {name: points_of(client, name) for name in ("one", "two")}
+    client.delete("one", points_selector=models.PointIdsList(points=[5, 6]))  # after the file
+
+    file = tmp_path / "full.snapshot"
+    file.write_bytes(raw)
+    flipped = bytearray(raw)
+    flipped[len(raw) // 3] ^= 0x04
+    (tmp_path / "bad.snapshot").write_bytes(bytes(flipped))
+    target = tmp_path / "restored"
+    refused = _restore(tmp_path / "bad.snapshot", target)
+    assert refused.returncode == 2 and "vectorizer:" in refused.stderr, refused
+    assert not (target / "snapshots").exists() or not any((target / "snapshots").iterdir())
+    done = _restore(file, target)
+    assert done.returncode == 0, done.stderr
+    again = _restore(file, target)  # holds data now
+    assert again.returncode == 2 and "holds data" in again.stderr
+
+    node = server_factory(data_dir=target).start()
+    other = QdrantClient(url=node.url, prefix="qdrant", timeout=60, check_compatibility=False)
+    try:
+        assert {name: points_of(other, name) for name in ("one", "two")} == want
+        assert other.get_collection("one").payload_schema == {
+            "i": models.PayloadIndexInfo(
+                data_type=models.PayloadSchemaType.INTEGER, points=want_i(want)
+            )
+        }
+        assert [a.alias_name for a in other.get_aliases().aliases] == ["second"]
+        other.delete("one", points_selector=models.PointIdsList(points=[7]))
+    finally:
+        other.close()
+    assert node.terminate() == 0
+    assert _restore(file, target, "--replace").returncode == 0  # wiped: the writes since go
+    node.start()
+    other = QdrantClient(url=node.url, prefix="qdrant", timeout=60, check_compatibility=False)
+    try:
+        assert points_of(other, "one") == want["one"]
+    finally:
+        other.close()
+    assert client.delete_full_snapshot(made.name) is True
+    assert client.list_full_snapshots() == []
+
+
+def want_i(want: dict[str, dict[Any, Any]]) -> int:
+    """Points of "one" with an integer at "i"."""
+    return sum(1 for payload, _ in want["one"].values() if "i" in payload)

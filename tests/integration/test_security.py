@@ -735,3 +735,20 @@ def test_collection_snapshots_need_their_permissions_and_a_fetch_carries_its_key
     finally:
         assert node.call("DELETE", "/qdrant/collections/restored", as_="admin")[0] == 200
         assert node.call("DELETE", f"{snapshots}/{made}", as_="admin")[0] == 200
+
+
+def test_full_snapshots_are_node_wide(node: Node) -> None:
+    for who in ("viewer", "editor", "scoped"):
+        assert node.call("POST", "/qdrant/snapshots", as_=who)[0] == 403, who
+    status, got, _ = node.call("POST", "/qdrant/snapshots", as_="admin")
+    assert status == 200, got
+    made = got["result"]["name"]
+    try:
+        assert node.call("GET", "/qdrant/snapshots", as_="viewer")[0] == 200
+        assert (
+            node.call("GET", "/qdrant/snapshots", as_="scoped")[0] == 403
+        )  # holds every collection
+        assert node.call("GET", f"/qdrant/snapshots/{made}", as_="scoped")[0] == 403
+        assert node.call("DELETE", f"/qdrant/snapshots/{made}", as_="editor")[0] == 403
+    finally:
+        assert node.call("DELETE", f"/qdrant/snapshots/{made}", as_="admin")[0] == 200

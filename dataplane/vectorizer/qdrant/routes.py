@@ -62,6 +62,10 @@ ROUTES: list[web.RouteDef] = [
     web.post(_C + "/snapshots/upload", snapshots.upload_snapshot),
     web.get(_C + "/snapshots/{snapshot_name}", snapshots.download_snapshot),
     web.delete(_C + "/snapshots/{snapshot_name}", snapshots.delete_snapshot),
+    web.post(PREFIX + "/snapshots", snapshots.create_full_snapshot),
+    web.get(PREFIX + "/snapshots", snapshots.list_full_snapshots),
+    web.get(PREFIX + "/snapshots/{snapshot_name}", snapshots.download_full_snapshot),
+    web.delete(PREFIX + "/snapshots/{snapshot_name}", snapshots.delete_full_snapshot),
 ]
 
 # Request body of each operation that takes one, for the OpenAPI document.

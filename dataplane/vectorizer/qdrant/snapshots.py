@@ -1,5 +1,6 @@
 """Qdrant's collection snapshots: make, list, download and delete snapshot files, and
-recover a collection from one (uploaded, fetched from a URL, or a file of this node's).
+recover a collection from one (uploaded, fetched from a URL, or a file of this node's);
+and its full snapshots, of the whole node, restored with ``vectorizer restore``.
 
 The files are this node's (``<data dir>/collection-snapshots/<collection>/``): they
 outlive the collection, so a deleted collection can be recovered from its last one.
@@ -65,6 +66,10 @@ async def download_snapshot(request: web.Request) -> web.StreamResponse:
         path = collection_snapshots.find(_folder(request), request.match_info["snapshot_name"])
     except VectorizerError as err:
         raise for_qdrant(err, request.match_info["name"]) from None
+    return _file(path)
+
+
+def _file(path: Path) -> web.FileResponse:
     return web.FileResponse(
         path,
         headers={
@@ -111,6 +116,42 @@ async def upload_snapshot(request: web.Request) -> Any:
         await _receive(request, path)
         await _check_sum(path, request.query.get("checksum"))
         return await _recover(request, path)
+
+
+# ---- the whole node (restored with ``vectorizer restore``) ------------------------------------
+
+
+@qdrant_view
+async def create_full_snapshot(request: web.Request) -> Any:
+    """Snapshot every collection and alias now into a new file; its description."""
+    return (await request.app[STORE].snapshot_node()).to_dict()
+
+
+@qdrant_view
+async def list_full_snapshots(request: web.Request) -> Any:
+    """The node's full snapshot files, oldest first."""
+    folder = request.app[STORE].full_snapshots_dir
+    files = await asyncio.get_running_loop().run_in_executor(
+        None, collection_snapshots.listed, folder
+    )
+    return [d.to_dict() for d in files]
+
+
+async def download_full_snapshot(request: web.Request) -> web.StreamResponse:
+    """The full snapshot file itself (not enveloped)."""
+    folder = request.app[STORE].full_snapshots_dir
+    return _file(collection_snapshots.find(folder, request.match_info["snapshot_name"]))
+
+
+@qdrant_view
+async def delete_full_snapshot(request: web.Request) -> Any:
+    """Delete one full snapshot file."""
+    folder = request.app[STORE].full_snapshots_dir
+    collection_snapshots.delete(folder, request.match_info["snapshot_name"])
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 async def _recover(request: web.Request, path: Path) -> bool:

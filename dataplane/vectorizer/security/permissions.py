@@ -124,6 +124,11 @@ _QDRANT: dict[tuple[str, str], Rule] = {
     ("POST", _Q + "/snapshots/upload"): _path(P.COLLECTIONS),
     ("GET", _Q + "/snapshots/{snapshot_name}"): _path(P.READ),
     ("DELETE", _Q + "/snapshots/{snapshot_name}"): _path(P.COLLECTIONS),
+    # the whole node's: no collection-scoped credential may read one
+    ("POST", "/qdrant/snapshots"): _node(P.COLLECTIONS),
+    ("GET", "/qdrant/snapshots"): _node(P.READ),
+    ("GET", "/qdrant/snapshots/{snapshot_name}"): _node(P.READ),
+    ("DELETE", "/qdrant/snapshots/{snapshot_name}"): _node(P.COLLECTIONS),
 }
 
 RULES: dict[tuple[str, str], Rule] = {**_NATIVE, **_AUTH, **_REPLICATION, **_QDRANT}
