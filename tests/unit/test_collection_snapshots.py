@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,10 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.tarballs import members, tar
 from vectorizer.engine import collection_snapshots as cs
 from vectorizer.engine.aliases import CreateAlias
+from vectorizer.engine.files import sha256
 from vectorizer.engine.store import RECOVERING, Store, StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
 from vectorizer.errors import (
@@ -61,7 +62,7 @@ async def test_a_snapshot_file_recovers_the_collection_exactly(tmp_path: Path) -
     s, made = await seeded(tmp_path)
     folder = s.collection_snapshots_dir / "src"
     assert cs.listed(folder) == [made]
-    assert made.checksum == cs.sha256(folder / made.name) and made.size > 0
+    assert made.checksum == sha256(folder / made.name) and made.size > 0
     await s.recover_collection("copy", folder / made.name)
     assert state(s, "copy") == state(s, "src") and len(state(s, "copy")) == 2900
     assert s.collection("copy").payload_schema() == s.collection("src").payload_schema()
@@ -104,26 +105,6 @@ async def test_the_file_outlives_its_collection_and_is_deleted_by_name(tmp_path:
     await s.close()
 
 
-def _tar(members: dict[str, bytes], kinds: dict[str, bytes] | None = None) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for name, kind in (kinds or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type = kind
-            info.linkname = "/etc/passwd"
-            tar.addfile(info)
-    return out.getvalue()
-
-
-def _members(path: Path) -> dict[str, bytes]:
-    with tarfile.open(path) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
-
-
 def _with_manifest(members: dict[str, bytes], change: Any) -> dict[str, bytes]:
     manifest = orjson.loads(members["MANIFEST.json"])
     change(manifest)
@@ -160,7 +141,7 @@ def _hostile(good: dict[str, bytes]) -> dict[str, bytes]:
         ),
     )
     return {
-        "truncated": {"raw": _tar(good)[:5000]},
+        "truncated": {"raw": tar(good)[:5000]},
         "a byte flipped in the vectors": flipped("collection/vectors.npy"),
         "a byte flipped in the payloads": flipped("collection/points.json"),
         "a path out of the folder": {**good, "../escape": b"x"},
@@ -179,13 +160,13 @@ def _hostile(good: dict[str, bytes]) -> dict[str, bytes]:
 async def test_damaged_or_hostile_files_are_refused_and_change_nothing(tmp_path: Path) -> None:
     s, made = await seeded(tmp_path)
     folder = s.collection_snapshots_dir / "src"
-    good = _members(folder / made.name)
+    good = members(folder / made.name)
     before = state(s, "src")
     cases = _hostile(good)
-    cases["a symlink"] = {"raw": _tar(good, {"collection/hnsw.bin": tarfile.SYMTYPE})}
-    for what, members in cases.items():
+    cases["a symlink"] = {"raw": tar(good, {"collection/hnsw.bin": tarfile.SYMTYPE})}
+    for what, files in cases.items():
         path = tmp_path / "bad.snapshot"
-        path.write_bytes(members["raw"] if "raw" in members else _tar(members))
+        path.write_bytes(files["raw"] if "raw" in files else tar(files))
         with pytest.raises(InvalidSnapshot) as err:
             await s.recover_collection("src", path)
         assert err.value.field == "snapshot", what

@@ -3,7 +3,6 @@ directory, and every damaged or hostile file refused with the directory untouche
 
 from __future__ import annotations
 
-import io
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.tarballs import members, tar
 from vectorizer.engine import collection_snapshots, full_snapshots
 from vectorizer.engine.aliases import CreateAlias
 from vectorizer.engine.store import Store, StoreOptions
@@ -48,25 +48,6 @@ async def seeded(tmp_path: Path) -> tuple[Store, Path]:
     return s, s.full_snapshots_dir / made.name
 
 
-def _members(path: Path) -> dict[str, bytes]:
-    with tarfile.open(path) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
-
-
-def _tar(members: dict[str, bytes], link: str | None = None) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        if link is not None:
-            info = tarfile.TarInfo(link)
-            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
-            tar.addfile(info)
-    return out.getvalue()
-
-
 async def test_a_full_snapshot_restores_every_collection_and_alias(tmp_path: Path) -> None:
     s, file = await seeded(tmp_path)
     assert collection_snapshots.listed(s.full_snapshots_dir)[0].name == file.name
@@ -93,23 +74,23 @@ async def test_damaged_or_hostile_files_are_refused_and_leave_the_directory_alon
 ) -> None:
     s, file = await seeded(tmp_path)
     await s.close()
-    good = _members(file)
+    good = members(file)
     manifest = orjson.loads(good["MANIFEST.json"])
     outside = {**manifest, "collections": [{**manifest["collections"][0], "dir": "../../x"}]}
     vectors = next(name for name in good if name.endswith("vectors.npy"))
     flipped = bytearray(good[vectors])
     flipped[-3] ^= 0x20
     cases = {
-        "truncated": _tar(good)[:3000],
-        "a path out of the folder": _tar({**good, "../escape": b"x"}),
-        "an unknown file": _tar({**good, "c00000/extra": b"x"}),
-        "a symlink": _tar(good, link="c00000/hnsw.bin"),
-        "no manifest": _tar({k: v for k, v in good.items() if k != "MANIFEST.json"}),
-        "a folder outside it in the manifest": _tar(
+        "truncated": tar(good)[:3000],
+        "a path out of the folder": tar({**good, "../escape": b"x"}),
+        "an unknown file": tar({**good, "c00000/extra": b"x"}),
+        "a symlink": tar(good, links={"c00000/hnsw.bin": tarfile.SYMTYPE}),
+        "no manifest": tar({k: v for k, v in good.items() if k != "MANIFEST.json"}),
+        "a folder outside it in the manifest": tar(
             {**good, "MANIFEST.json": orjson.dumps(outside)}
         ),
-        "a byte flipped in the vectors": _tar({**good, vectors: bytes(flipped)}),
-        "a collection missing": _tar({k: v for k, v in good.items() if not k.startswith("c00001")}),
+        "a byte flipped in the vectors": tar({**good, vectors: bytes(flipped)}),
+        "a collection missing": tar({k: v for k, v in good.items() if not k.startswith("c00001")}),
     }
     target = tmp_path / "target"
     s2 = await fresh(target)

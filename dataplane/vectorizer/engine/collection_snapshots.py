@@ -30,7 +30,7 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from vectorizer.engine.files import fsync_path, load_json
+from vectorizer.engine.files import fsync_path, load_json, sha256
 from vectorizer.engine.snapshot import MANIFEST
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import InvalidSnapshot, SnapshotNotFound
@@ -156,14 +156,6 @@ def remove_partial(directory: Path) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
             else:
                 stale.unlink(missing_ok=True)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---- reading one back ---------------------------------------------------------------------

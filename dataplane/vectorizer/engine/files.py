@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import mmap
 import os
 import resource
@@ -100,3 +101,12 @@ def write_json_arrays(path: Path, arrays: Mapping[str, Sequence[Any]]) -> None:
                 f.write(orjson.dumps(items[start : start + _JSON_CHUNK])[1:-1])
             f.write(b"]")
         f.write(b"}")
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, read a MiB at a time (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -9,7 +9,6 @@ snapshot whose manifest or checksums do not verify is skipped at start-up.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ import orjson
 
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
-from vectorizer.engine.files import fsync_path
+from vectorizer.engine.files import fsync_path, sha256
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def _write(
         sub.mkdir()
         entry = coll.export(sub)
         entry["dir"] = sub.name
-        entry["files"] = {f.name: _sha256(f) for f in sorted(sub.iterdir())}
+        entry["files"] = {f.name: sha256(f) for f in sorted(sub.iterdir())}
         for f in sub.iterdir():
             fsync_path(f)
         fsync_path(sub)
@@ -190,7 +189,7 @@ def _load(
     for entry in manifest["collections"]:
         sub = path / entry["dir"]
         for name, digest in entry["files"].items():
-            if _sha256(sub / name) != digest:
+            if sha256(sub / name) != digest:
                 raise ValueError(f"checksum mismatch in {entry['dir']}/{name}")
         config = CollectionConfig.parse(entry["config"], defaults)
         coll = Collection.restore(sub, entry["name"], config)
@@ -203,11 +202,3 @@ def _load(
     if any(target not in out for target in aliases.values()):
         raise ValueError("an alias names a collection the snapshot does not hold")
     return out, aliases
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()

@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from vectorizer.engine import collection_snapshots, validation
+from vectorizer.engine.files import sha256
 from vectorizer.engine.store import Store
 from vectorizer.errors import (
     InsufficientStorage,
@@ -278,9 +279,7 @@ async def _write(request: web.Request, path: Path, chunks: AsyncIterator[bytes])
 async def _check_sum(path: Path, expected: str | None) -> None:
     if expected is None:
         return
-    actual = await asyncio.get_running_loop().run_in_executor(
-        None, collection_snapshots.sha256, path
-    )
+    actual = await asyncio.get_running_loop().run_in_executor(None, sha256, path)
     if actual != expected.lower():
         raise InvalidSnapshot(
             f"the snapshot's SHA-256 is {actual}, not {expected}", field="checksum"

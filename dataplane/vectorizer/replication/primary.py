@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from vectorizer.engine import snapshot
+from vectorizer.engine.files import sha256
 from vectorizer.engine.store import Store
 from vectorizer.errors import ReplicationTimeout
 from vectorizer.observability import tracing
@@ -361,7 +360,7 @@ class PrimaryHub:
         with self.store.pinned(snap.sequence):
             files = sorted(p for p in snap.path.rglob("*") if p.is_file())
             loop = asyncio.get_running_loop()
-            digests = [await loop.run_in_executor(None, _sha256, f) for f in files]
+            digests = [await loop.run_in_executor(None, sha256, f) for f in files]
             listing = [
                 {"name": str(f.relative_to(snap.path)), "size": f.stat().st_size, "sha256": d}
                 for f, d in zip(files, digests, strict=True)
@@ -400,11 +399,3 @@ class PrimaryHub:
     def _count(self, info: ReplicaInfo, n: int) -> None:
         info.bytes_sent += n
         self.bytes_sent += n
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
