@@ -126,9 +126,10 @@ def _serve(args: dict[str, object], argv: list[str] | None) -> int:
 
 def _restore(file: Path, data_dir: Path, *, replace: bool) -> int:
     from vectorizer.engine import full_snapshots
+    from vectorizer.replication import state
 
-    try:
-        info = full_snapshots.restore(file, data_dir, replace=replace)
+    try:  # (a node's replication history describes the data it replaces)
+        info = full_snapshots.restore(file, data_dir, replace=replace, describing=(state.FILE,))
     except (VectorizerError, OSError) as err:
         print(f"vectorizer: {getattr(err, 'message', err)}", file=sys.stderr)  # noqa: T201
         return 2

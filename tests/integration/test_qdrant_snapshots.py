@@ -323,7 +323,9 @@ def test_a_full_snapshot_restores_a_node(
     finally:
         other.close()
     assert node.terminate() == 0
+    assert (target / "replication.json").exists()  # its history describes the data replaced
     assert _restore(file, target, "--replace").returncode == 0  # wiped: the writes since go
+    assert not (target / "replication.json").exists()
     node.start()
     other = QdrantClient(url=node.url, prefix="qdrant", timeout=60, check_compatibility=False)
     try:

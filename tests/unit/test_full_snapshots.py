@@ -63,7 +63,13 @@ async def test_a_full_snapshot_restores_every_collection_and_alias(tmp_path: Pat
     await restored.close()
     with pytest.raises(InvalidSnapshot, match="holds data"):
         full_snapshots.restore(file, tmp_path / "copy")
-    full_snapshots.restore(file, tmp_path / "copy", replace=True)
+    (tmp_path / "other").mkdir()
+    for where in ("copy", "other"):
+        (tmp_path / where / "history.json").write_text("{}")
+    with pytest.raises(InvalidSnapshot, match="history.json"):  # describes data, so is data
+        full_snapshots.restore(file, tmp_path / "other", describing=("history.json",))
+    full_snapshots.restore(file, tmp_path / "copy", replace=True, describing=("history.json",))
+    assert not (tmp_path / "copy" / "history.json").exists()
     again = await fresh(tmp_path / "copy")
     assert everything(again) == want
     await again.close()

@@ -61,20 +61,24 @@ def pack(node_snapshot: Path, directory: Path) -> Description:
     return collection_snapshots.describe(directory / name)
 
 
-def restore(archive: Path, data_dir: Path, *, replace: bool = False) -> SnapshotInfo:
+def restore(
+    archive: Path, data_dir: Path, *, replace: bool = False, describing: tuple[str, ...] = ()
+) -> SnapshotInfo:
     """Make ``data_dir`` hold exactly the node snapshot in ``archive`` (see ``_restore``),
-    refused while a server uses it."""
+    refused while a server uses it. ``describing``: files of the directory that
+    describe the data it holds (the replication history), which go with it."""
     with DirLock(data_dir):
-        return _restore(archive, data_dir, replace)
+        return _restore(archive, data_dir, replace, [data_dir / name for name in describing])
 
 
-def _restore(archive: Path, data_dir: Path, replace: bool) -> SnapshotInfo:
+def _restore(archive: Path, data_dir: Path, replace: bool, describing: list[Path]) -> SnapshotInfo:
     """Make ``data_dir`` hold exactly the node snapshot in ``archive``. A data
     directory that holds data already is refused unless ``replace``, which wipes its
-    log and snapshots (once the file has been checked; snapshot files, keys and audit
-    logs stay)."""
+    log, snapshots and what describes them (once the file has been checked; snapshot
+    files, keys and audit logs stay)."""
     snapshots = data_dir / "snapshots"
     held = [p for p in (data_dir / "wal", snapshots) if p.exists() and any(p.iterdir())]
+    held += [p for p in describing if p.exists()]
     if held and not replace:
         raise InvalidSnapshot(
             f"{data_dir} holds data already ({', '.join(p.name for p in held)}); "
@@ -91,6 +95,8 @@ def _restore(archive: Path, data_dir: Path, replace: bool) -> SnapshotInfo:
         except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
             raise InvalidSnapshot(f"the snapshot does not load ({exc})") from None
         shutil.rmtree(data_dir / "wal", ignore_errors=True)
+        for path in describing:
+            path.unlink(missing_ok=True)
         for old in snapshots.iterdir():
             if old != incoming:
                 shutil.rmtree(old)
