@@ -4,7 +4,7 @@ KIND_NODE_IMAGE ?= kindest/node:v1.36.3
 KIND_KUBECONFIG ?= $(CURDIR)/.kind-kubeconfig
 IMAGE ?= vectorizer:0.1.0
 
-.PHONY: help install run test unit integration e2e e2e-kind e2e-binaries dev-cluster dev-cluster-down lint typecheck bench bench-replication bench-observability bench-ab bench-filters bench-quick clean
+.PHONY: help install run test unit integration e2e e2e-kind e2e-binaries dev-cluster dev-cluster-down lint typecheck bench bench-replication bench-observability bench-ab bench-filters bench-snapshots bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench-ab: ## interleaved search A/B of this checkout against another: make bench
 
 bench-filters: ## filtered counts and searches over 200k points, before and after payload indexes
 	$(PYTHON) -m benches.filters
+
+bench-snapshots: ## snapshot files of 100k points: made, recovered from, a node restored
+	$(PYTHON) -m benches.snapshots
 
 bench-quick: ## a smaller benchmark run for a quick look
 	$(PYTHON) -m benches.dataplane --n 20000 --queries 300 --concurrent-queries 3000 --updates 300
