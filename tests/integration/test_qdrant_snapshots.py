@@ -339,3 +339,39 @@ def test_a_full_snapshot_restores_a_node(
 def want_i(want: dict[str, dict[Any, Any]]) -> int:
     """Points of "one" with an integer at "i"."""
     return sum(1 for payload, _ in want["one"].values() if "i" in payload)
+
+
+async def test_wait_false_answers_at_once_and_works_in_the_background(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    make(client, "src", 3000, seed=9)
+    make(client, "dst", 5, seed=10)
+    assert client.create_snapshot("src", wait=False) is None  # 202, accepted
+    deadline = time.monotonic() + 30
+    while not client.list_snapshots("src"):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    (made,) = client.list_snapshots("src")
+    location = f"{server.url}{Q}/src/snapshots/{made.name}"
+    assert client.recover_snapshot("copy", location=location, wait=False) is None
+    want = points_of(client, "src")
+    while not client.collection_exists("copy") or client.count("copy").count < 3000:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert points_of(client, "copy") == want
+
+    before = points_of(client, "dst")
+    base = f"{server.url}{Q}/dst/snapshots"
+    async with aiohttp.ClientSession() as session:
+        status, body = await _upload(session, base + "/upload", b"not a snapshot", wait="false")
+        assert (status, body["status"], body["result"]) == (202, "accepted", None)
+        while "recovery of 'dst' failed" not in server.log():  # it fails in the background
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert points_of(client, "dst") == before
+        for bad in ("maybe", "1"):
+            status, body = await _put(session, f"{base}/recover?wait={bad}", {"location": location})
+            assert status == 400 and "wait" in body["status"]["error"], body
+        async with session.post(f"{server.url}{Q}/nope/snapshots?wait=false") as r:
+            assert r.status == 404  # refused at once, waited for or not
+    assert list((server.data_dir / "collection-snapshots").glob(".tmp-*")) == []

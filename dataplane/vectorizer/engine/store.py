@@ -18,7 +18,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -945,6 +945,22 @@ class Store:
     async def snapshot_node(self) -> collection_snapshots.Description:
         """A snapshot file of the whole node (every collection and alias)."""
         return await self._cut(full_snapshots.pack, self.full_snapshots_dir)
+
+    def in_background(self, work: Coroutine[Any, Any, object], what: str) -> None:
+        """Run ``work`` once the request that asked for it is answered (Qdrant's
+        ``wait=false``): it stops with the store, and its failure is logged."""
+        task = asyncio.create_task(self._logged(work, what))
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, object], what: str) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("%s failed", what)
+        else:
+            log.info("%s done", what)
 
     async def _cut(
         self, pack: Callable[..., collection_snapshots.Description], *args: Any

@@ -38,6 +38,15 @@ def envelope(result: Any, started: float) -> dict[str, Any]:
     return {"result": result, "status": "ok", "time": time.perf_counter() - started}
 
 
+# What a view returns for work it has started and not waited for (``wait=false``).
+ACCEPTED = object()
+
+
+def accepted(started: float) -> dict[str, Any]:
+    """Qdrant's answer to work left to run in the background (with HTTP 202)."""
+    return {"result": None, "status": "accepted", "time": time.perf_counter() - started}
+
+
 def aliases(names: dict[str, str]) -> dict[str, Any]:
     return {"aliases": [{"alias_name": a, "collection_name": c} for a, c in names.items()]}
 

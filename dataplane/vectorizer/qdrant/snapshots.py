@@ -5,17 +5,18 @@ and its full snapshots, of the whole node, restored with ``vectorizer restore``.
 The files are this node's (``<data dir>/collection-snapshots/<collection>/``): they
 outlive the collection, so a deleted collection can be recovered from its last one.
 A recovery replaces the collection through the log (``Store.recover_collection``), so
-it is durable and replicas follow it. ``wait=false`` is taken as ``true``: each call
-answers once done. ``priority`` is accepted and has nothing to choose between here
-(no peers share a collection's shards).
+it is durable and replicas follow it. With ``wait=false`` making a file or recovering
+is answered at once (202, ``accepted``) and done in the background (its failure in
+the log), as in Qdrant; an upload is received first either way. ``priority`` is
+accepted and has nothing to choose between here (no peers share a collection's
+shards).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -24,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from vectorizer.engine import collection_snapshots, validation
+from vectorizer.engine.collection_snapshots import Description
 from vectorizer.engine.files import sha256
 from vectorizer.engine.store import Store
 from vectorizer.errors import (
@@ -36,6 +38,7 @@ from vectorizer.errors import (
 )
 from vectorizer.qdrant import schemas
 from vectorizer.qdrant.errors import for_qdrant
+from vectorizer.qdrant.responses import ACCEPTED
 from vectorizer.qdrant.views import qdrant_view
 from vectorizer.server.http import read_as
 from vectorizer.server.keys import SETTINGS, STORE
@@ -47,8 +50,9 @@ _CHUNK = 1 << 20
 @qdrant_view
 async def create_snapshot(request: web.Request) -> Any:
     """Snapshot the collection now into a new file; its description."""
-    description = await request.app[STORE].snapshot_collection(request.match_info["name"])
-    return description.to_dict()
+    store, name = request.app[STORE], request.match_info["name"]
+    store.collection(name)  # (refused now, even when not waited for)
+    return await _then(request, lambda: store.snapshot_collection(name), f"snapshot of {name!r}")
 
 
 @qdrant_view
@@ -93,18 +97,23 @@ async def recover_snapshot(request: web.Request) -> Any:
     http(s) URL, or ``file://`` naming a snapshot file of this node."""
     body = await read_as(request, schemas.SnapshotRecover)
     _check_priority(body.priority, "priority")
+    _waits(request)
     store = request.app[STORE]
     url = urlsplit(body.location)
     if url.scheme == "file":
         path = _own_file(store, unquote(url.path))
         await _check_sum(path, body.checksum)
-        return await _recover(request, path)
+        return await _recover(request, path, owned=False)
     if url.scheme not in ("http", "https") or not url.netloc:
         raise ValidationError("an http(s):// URL or a file:// path", field="location")
-    async with _incoming(store) as path:
+    path = _incoming(store)
+    try:
         await _fetch(request, body.location, body.api_key, path)
         await _check_sum(path, body.checksum)
-        return await _recover(request, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return await _recover(request, path, owned=True)
 
 
 @qdrant_view
@@ -112,11 +121,15 @@ async def upload_snapshot(request: web.Request) -> Any:
     """Replace (or create) the collection from a snapshot file sent as the multipart
     field ``snapshot``."""
     _check_priority(request.query.get("priority"), "priority")
-    store = request.app[STORE]
-    async with _incoming(store) as path:
+    _waits(request)
+    path = _incoming(request.app[STORE])
+    try:
         await _receive(request, path)
         await _check_sum(path, request.query.get("checksum"))
-        return await _recover(request, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return await _recover(request, path, owned=True)
 
 
 # ---- the whole node (restored with ``vectorizer restore``) ------------------------------------
@@ -125,7 +138,7 @@ async def upload_snapshot(request: web.Request) -> Any:
 @qdrant_view
 async def create_full_snapshot(request: web.Request) -> Any:
     """Snapshot every collection and alias now into a new file; its description."""
-    return (await request.app[STORE].snapshot_node()).to_dict()
+    return await _then(request, request.app[STORE].snapshot_node, "full snapshot")
 
 
 @qdrant_view
@@ -155,9 +168,43 @@ async def delete_full_snapshot(request: web.Request) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
-async def _recover(request: web.Request, path: Path) -> bool:
-    await request.app[STORE].recover_collection(request.match_info["name"], path)
-    return True
+async def _recover(request: web.Request, path: Path, *, owned: bool) -> Any:
+    """Recover the path's collection from the file at ``path`` (removed afterwards when
+    ``owned``): before answering, or (``wait=false``) after."""
+    store, name = request.app[STORE], request.match_info["name"]
+    return await _then(
+        request,
+        lambda: _removing(store.recover_collection(name, path), path if owned else None),
+        f"recovery of {name!r}",
+    )
+
+
+async def _then(
+    request: web.Request, work: Callable[[], Coroutine[Any, Any, Any]], what: str
+) -> Any:
+    """What ``work()`` gives (a description: its dict; else true), or, with
+    ``wait=false``, ``ACCEPTED`` at once and the work done in the background."""
+    if not _waits(request):
+        request.app[STORE].in_background(work(), what)
+        return ACCEPTED
+    result = await work()
+    return result.to_dict() if isinstance(result, Description) else True
+
+
+async def _removing(work: Awaitable[object], path: Path | None) -> None:
+    try:
+        await work
+    finally:
+        if path is not None:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+def _waits(request: web.Request) -> bool:
+    """Qdrant's ``wait`` (true unless ``false``)."""
+    wait = request.query.get("wait", "true")
+    if wait not in ("true", "false"):
+        raise ValidationError("true or false", field="wait")
+    return wait == "true"
 
 
 def _folder(request: web.Request) -> Path:
@@ -187,15 +234,12 @@ def _own_file(store: Store, raw: str) -> Path:
     return path
 
 
-@contextlib.asynccontextmanager
-async def _incoming(store: Store) -> AsyncIterator[Path]:
-    """A fresh path in the node's snapshot folder to receive a file into, removed after."""
+def _incoming(store: Store) -> Path:
+    """A fresh path in the node's snapshot folder to receive a file into (a leftover
+    of a crash is removed at start-up)."""
     path = store.collection_snapshots_dir / f".tmp-incoming-{uuid.uuid4().hex}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
+    return path
 
 
 async def _receive(request: web.Request, path: Path) -> None:

@@ -45,6 +45,8 @@ def qdrant_view(handler: QdrantHandler) -> Callable[[web.Request], Awaitable[web
             result = await handler(request)
         except VectorizerError as err:
             raise for_qdrant(err, request.match_info.get("name")) from None
+        if result is responses.ACCEPTED:
+            return json_response(responses.accepted(started), status=202)
         return json_response(responses.envelope(result, started))
 
     return view
