@@ -74,8 +74,7 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
     new file in ``directory`` (blocking: run it off the loop), atomically."""
     manifest = orjson.loads((node_snapshot / MANIFEST).read_bytes())
     entry = next(e for e in manifest["collections"] if e["name"] == collection)
-    created = datetime.fromtimestamp(manifest["created_at"], UTC)
-    name = f"{collection}-{manifest['sequence']}-{created.strftime(_TIME_IN_NAME)}{SUFFIX}"
+    name = file_name(collection, manifest)
     own = {
         "format": FORMAT,
         "kind": KIND,
@@ -84,7 +83,8 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
         "collection": {key: entry[key] for key in ("name", "config", "count", "files")},
     }
     directory.mkdir(parents=True, exist_ok=True)
-    final, tmp = directory / name, directory / f"{_TMP_PREFIX}{name}-{os.getpid()}"
+    final = directory / name
+    tmp = temp_path(final)
     try:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, MANIFEST, orjson.dumps(own, option=orjson.OPT_INDENT_2))
@@ -94,6 +94,19 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
     finally:
         tmp.unlink(missing_ok=True)
     return describe(final)
+
+
+def file_name(prefix: str, manifest: dict[str, Any]) -> str:
+    """``<prefix>-<sequence>-<time>.snapshot`` for a file cut from the node snapshot
+    whose manifest is ``manifest``."""
+    created = datetime.fromtimestamp(manifest["created_at"], UTC)
+    return f"{prefix}-{manifest['sequence']}-{created.strftime(_TIME_IN_NAME)}{SUFFIX}"
+
+
+def temp_path(final: Path) -> Path:
+    """Where the file ``final`` is written before it is sealed (removed at start-up if a
+    crash leaves it: ``remove_partial``)."""
+    return final.with_name(f"{_TMP_PREFIX}{final.name}-{os.getpid()}")
 
 
 def seal(tmp: Path, final: Path) -> None:

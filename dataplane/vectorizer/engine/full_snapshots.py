@@ -19,13 +19,12 @@ import os
 import re
 import shutil
 import tarfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from vectorizer.engine import collection_snapshots, snapshot
-from vectorizer.engine.collection_snapshots import SUFFIX, Description
+from vectorizer.engine.collection_snapshots import Description
 from vectorizer.engine.config import HnswParams
 from vectorizer.engine.dirlock import DirLock
 from vectorizer.engine.files import fsync_path
@@ -34,7 +33,6 @@ from vectorizer.errors import InvalidSnapshot
 
 FOLDER = "full-snapshots"
 _PREFIX = "full"
-_TMP_PREFIX = ".tmp-"
 _DIR_RE = re.compile(r"c\d{5}")
 _MEMBER_RE = re.compile(r"c\d{5}/(" + "|".join(map(re.escape, collection_snapshots.FILES)) + ")")
 _MANIFEST_MAX = 64 << 20  # (a manifest names every collection)
@@ -44,21 +42,20 @@ def pack(node_snapshot: Path, directory: Path) -> Description:
     """Write the node snapshot at ``node_snapshot`` into a new file in ``directory``
     (blocking: run it off the loop), atomically."""
     manifest = orjson.loads((node_snapshot / MANIFEST).read_bytes())
-    created = datetime.fromtimestamp(manifest["created_at"], UTC)
-    name = f"{_PREFIX}-{manifest['sequence']}-{created:%Y-%m-%d-%H-%M-%S}{SUFFIX}"
+    final = directory / collection_snapshots.file_name(_PREFIX, manifest)
     members = [MANIFEST] + [
         f"{entry['dir']}/{file}" for entry in manifest["collections"] for file in entry["files"]
     ]
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f"{_TMP_PREFIX}{name}-{os.getpid()}"
+    tmp = collection_snapshots.temp_path(final)
     try:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for member in members:
                 tar.add(node_snapshot / member, arcname=member)
-        collection_snapshots.seal(tmp, directory / name)
+        collection_snapshots.seal(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    return collection_snapshots.describe(directory / name)
+    return collection_snapshots.describe(final)
 
 
 def restore(
