@@ -989,9 +989,12 @@ class Store:
         async with self._recovery_lock:
             room = max(self.disk_free() - self.disk_reserve(), 0)
             try:
-                source = await loop.run_in_executor(
-                    None, collection_snapshots.unpack, archive, work, room
-                )
+                try:
+                    source = await loop.run_in_executor(
+                        None, collection_snapshots.unpack, archive, work, room
+                    )
+                except OSError as exc:  # (a full disk: insufficient_storage)
+                    raise StorageError.refused(exc, "extracting the snapshot file") from exc
                 try:
                     config = CollectionConfig.parse(source.config, self.options.hnsw_defaults)
                 except ValidationError as exc:
