@@ -25,6 +25,7 @@ from vectorizer.errors import (
     InsufficientMemory,
     InvalidSnapshot,
     SnapshotNotFound,
+    StorageError,
     ValidationError,
 )
 
@@ -194,6 +195,8 @@ async def test_a_recovery_is_refused_when_it_cannot_fit(tmp_path: Path) -> None:
         await s.recover_collection("al", path)
     with pytest.raises(ValidationError):
         await s.recover_collection("../x", path)
+    with pytest.raises(StorageError, match="extracting the snapshot file"):
+        await s.recover_collection("other", tmp_path / "gone.snapshot")  # (deleted meanwhile)
     await s.close()
 
 
