@@ -9,6 +9,8 @@ import hashlib
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +102,6 @@ def test_qdrant_client_makes_lists_recovers_and_deletes(
 
 
 def _get(url: str) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=30) as r:
             return r.status, r.read()
