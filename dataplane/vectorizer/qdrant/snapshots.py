@@ -106,14 +106,9 @@ async def recover_snapshot(request: web.Request) -> Any:
         return await _recover(request, path, owned=False)
     if url.scheme not in ("http", "https") or not url.netloc:
         raise ValidationError("an http(s):// URL or a file:// path", field="location")
-    path = _incoming(store)
-    try:
-        await _fetch(request, body.location, body.api_key, path)
-        await _check_sum(path, body.checksum)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return await _recover(request, path, owned=True)
+    return await _recover_received(
+        request, lambda path: _fetch(request, body.location, body.api_key, path), body.checksum
+    )
 
 
 @qdrant_view
@@ -122,14 +117,8 @@ async def upload_snapshot(request: web.Request) -> Any:
     field ``snapshot``."""
     _check_priority(request.query.get("priority"), "priority")
     _waits(request)
-    path = _incoming(request.app[STORE])
-    try:
-        await _receive(request, path)
-        await _check_sum(path, request.query.get("checksum"))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return await _recover(request, path, owned=True)
+    checksum = request.query.get("checksum")
+    return await _recover_received(request, lambda path: _receive(request, path), checksum)
 
 
 # ---- the whole node (restored with ``vectorizer restore``) ------------------------------------
@@ -166,6 +155,21 @@ async def delete_full_snapshot(request: web.Request) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------
+
+
+async def _recover_received(
+    request: web.Request, receive: Callable[[Path], Awaitable[None]], checksum: str | None
+) -> Any:
+    """Receive a snapshot file into a fresh path, check its checksum, and recover from
+    it (the file removed afterwards, or at once if it does not arrive whole)."""
+    path = _incoming(request.app[STORE])
+    try:
+        await receive(path)
+        await _check_sum(path, checksum)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return await _recover(request, path, owned=True)
 
 
 async def _recover(request: web.Request, path: Path, *, owned: bool) -> Any:
