@@ -103,6 +103,9 @@ async def test_the_file_outlives_its_collection_and_is_deleted_by_name(tmp_path:
     assert cs.listed(folder) == [] and list(folder.iterdir()) == []
     with pytest.raises(CollectionNotFound):
         await s.snapshot_collection("nope")
+    node = await s.snapshot()  # one deleted while its node snapshot was taken:
+    with pytest.raises(CollectionNotFound):
+        cs.pack(node.path, "deleted-meanwhile", folder)
     await s.close()
 
 

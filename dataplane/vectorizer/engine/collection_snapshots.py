@@ -33,7 +33,7 @@ import orjson
 from vectorizer.engine.files import fsync_path, load_json, sha256
 from vectorizer.engine.snapshot import MANIFEST
 from vectorizer.engine.validation import Matrix
-from vectorizer.errors import InvalidSnapshot, SnapshotNotFound
+from vectorizer.errors import CollectionNotFound, InvalidSnapshot, SnapshotNotFound
 
 FORMAT = 1
 KIND = "vectorizer-collection-snapshot"
@@ -73,7 +73,9 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
     """Write collection ``collection`` of the node snapshot at ``node_snapshot`` into a
     new file in ``directory`` (blocking: run it off the loop), atomically."""
     manifest = orjson.loads((node_snapshot / MANIFEST).read_bytes())
-    entry = next(e for e in manifest["collections"] if e["name"] == collection)
+    entry = next((e for e in manifest["collections"] if e["name"] == collection), None)
+    if entry is None:  # deleted while the node snapshot waited its turn
+        raise CollectionNotFound(f"collection {collection!r} does not exist", field="collection")
     name = file_name(collection, manifest)
     own = {
         "format": FORMAT,

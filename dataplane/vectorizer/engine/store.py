@@ -935,12 +935,7 @@ class Store:
         """A snapshot file of collection ``name`` (or of the one it is an alias of)."""
         target = self.collection(name).name
         folder = self.collection_snapshots_dir / target
-        try:
-            return await self._cut(collection_snapshots.pack, target, folder)
-        except StopIteration:  # deleted while the node snapshot waited its turn
-            raise CollectionNotFound(
-                f"collection {name!r} does not exist", field="collection"
-            ) from None
+        return await self._cut(collection_snapshots.pack, target, folder)
 
     async def snapshot_node(self) -> collection_snapshots.Description:
         """A snapshot file of the whole node (every collection and alias)."""
