@@ -10,7 +10,7 @@ finding and deleting them is ``collection_snapshots``' (the same names, another 
 Restoring checks the file as a recovery does (only the expected regular files, each
 matching the manifest's checksum, every collection loading as a node would load it),
 then puts it in the empty data directory as its only snapshot: the node starts from it
-at its sequence, and replicas that follow it sync fully.
+at its sequence (its replicas are best started empty: they sync fully from it).
 """
 
 from __future__ import annotations
