@@ -297,12 +297,12 @@ class Store:
         return {n: c for n, c in colls.items() if not n.startswith(RECOVERING)}
 
     def stats(self) -> dict[str, Any]:
-        snap = self._last_snapshot
+        snap, visible = self._last_snapshot, self._visible()
         return {
             "ready": self.ready,
             "sequence": self.sequence,
-            "collections": len(self._visible()),
-            "vectors": sum(len(c) for c in self._visible().values()),
+            "collections": len(visible),
+            "vectors": sum(len(c) for c in visible.values()),
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "wal": {
                 "first_sequence": self._wal.first_seq,
@@ -666,7 +666,7 @@ class Store:
     async def delete_collection(self, name: str) -> int:
         """Delete the collection called ``name`` (never through an alias) and its aliases."""
         await self._gate()
-        if name not in self._visible():
+        if name not in self._collections or name.startswith(RECOVERING):
             alias = (
                 f" ({name!r} is an alias of {self._aliases[name]!r})"
                 if name in self._aliases

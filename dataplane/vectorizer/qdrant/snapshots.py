@@ -58,11 +58,7 @@ async def create_snapshot(request: web.Request) -> Any:
 @qdrant_view
 async def list_snapshots(request: web.Request) -> Any:
     """The collection's snapshot files, oldest first."""
-    folder = _folder(request)
-    files = await asyncio.get_running_loop().run_in_executor(
-        None, collection_snapshots.listed, folder
-    )
-    return [d.to_dict() for d in files]
+    return await _listed(_folder(request))
 
 
 async def download_snapshot(request: web.Request) -> web.StreamResponse:
@@ -133,10 +129,13 @@ async def create_full_snapshot(request: web.Request) -> Any:
 @qdrant_view
 async def list_full_snapshots(request: web.Request) -> Any:
     """The node's full snapshot files, oldest first."""
-    folder = request.app[STORE].full_snapshots_dir
-    files = await asyncio.get_running_loop().run_in_executor(
-        None, collection_snapshots.listed, folder
-    )
+    return await _listed(request.app[STORE].full_snapshots_dir)
+
+
+async def _listed(folder: Path) -> list[dict[str, Any]]:
+    """The snapshot files in ``folder`` as Qdrant describes them (read off the loop:
+    a file without its checksum beside it is hashed)."""
+    files = await asyncio.to_thread(collection_snapshots.listed, folder)
     return [d.to_dict() for d in files]
 
 
