@@ -185,6 +185,22 @@ def test_distances_map_to_native_metrics(
     assert client.get_collection("c").config.params.vectors.distance == distance  # type: ignore[union-attr]
 
 
+def test_the_default_vector_by_its_name(client: QdrantClient, server: ServerProcess) -> None:
+    """What LangChain's ``QdrantVectorStore`` sends by default: the vector named ``""``
+    (Qdrant's default vector) in the collection's config, the points and the queries."""
+    client.create_collection(
+        "lc", vectors_config={"": models.VectorParams(size=DIM, distance="Dot")}
+    )
+    assert server.request("GET", "/collections/lc")[1]["collection"]["dimension"] == DIM
+    points = [models.PointStruct(id=i, vector={"": vec(i)}, payload=payload(i)) for i in (1, 2, 3)]
+    client.upsert("lc", points=points)
+    hits = client.query_points("lc", query=vec(3), using="", limit=2, with_vectors=[""]).points
+    assert ids_of(hits) == [3, 2]
+    assert hits[0].vector == vec(3)
+    vectors = client.get_collection("lc").config.params.vectors
+    assert isinstance(vectors, models.VectorParams) and vectors.size == DIM
+
+
 def test_create_collection_options(client: QdrantClient, server: ServerProcess) -> None:
     client.create_collection(
         "tuned",

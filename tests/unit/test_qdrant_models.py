@@ -165,6 +165,15 @@ def test_collection_config_rejects(body: dict[str, Any], match: str) -> None:
     assert match in error_of(create, body)
 
 
+def test_collection_config_takes_the_default_vector_by_its_name() -> None:
+    """``{"": params}`` is Qdrant's default vector, as LangChain's store creates it."""
+    config = create({"vectors": {"": {"size": 8, "distance": "Dot"}}})
+    assert config == {"dimension": 8, "metric": "dot", "index": "hnsw", "hnsw": {}}
+    assert 'vectors[""].distance' in error_of(create, {"vectors": {"": {"size": 8}}})
+    two = {"": {"size": 8, "distance": "Dot"}, "img": {"size": 4, "distance": "Dot"}}
+    assert "named vectors" in error_of(create, {"vectors": two})
+
+
 def test_create_collection_body_refuses_unknown_fields() -> None:
     with pytest.raises(msgspec.ValidationError):
         decode(schemas.CreateCollection, {"vectors": {"size": 4, "distance": "Dot"}, "colour": 1})

@@ -194,6 +194,8 @@ def _no_extras(sparse: Any, strict_mode: dict[str, Any] | None, metadata: Any) -
 def _vector_params(raw: Any) -> VectorParams:
     if raw is None:
         raise ValidationError("vectors {size, distance} is required", field="vectors")
+    if isinstance(raw, dict) and set(raw) == {""}:  # the default vector by its name, ""
+        return convert_as(raw[""], VectorParams, 'vectors[""]')
     if isinstance(raw, dict) and "size" not in raw and "distance" not in raw:
         raise ValidationError(
             "named vectors are not supported: give one unnamed {size, distance}", field="vectors"
