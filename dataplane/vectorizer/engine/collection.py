@@ -35,7 +35,9 @@ from vectorizer.engine.filters import Payload, Predicate, bind, lookup_of
 from vectorizer.engine.grouping import FacetValue
 from vectorizer.engine.hnsw import HnswIndex
 from vectorizer.engine.ordering import OrderValue
+from vectorizer.engine.sparse import SparseIndex, SparseVector
 from vectorizer.engine.validation import Matrix, PointId, id_order
+from vectorizer.errors import ValidationError
 from vectorizer.observability import tracing
 
 INITIAL_CAPACITY = 1024
@@ -48,6 +50,8 @@ WriteMode = Literal["upsert", "insert_only", "update_only"]
 WRITE_MODES: tuple[WriteMode, ...] = ("upsert", "insert_only", "update_only")
 EXACT_FILTER_MAX = 20_000
 _SAMPLE = 256
+# A point's sparse vectors, by name (those it has).
+SparseRows = dict[str, SparseVector]
 # Per point beside its floats: the id, its dict entry, list slots and bookkeeping.
 POINT_OVERHEAD = 200
 
@@ -108,6 +112,7 @@ class Collection:
         self._fields = PayloadIndex()
         for key, schema in config.payload_indexes.items():
             self._fields.create(key, schema, ())
+        self._sparse = {n: SparseIndex(p) for n, p in config.sparse_vectors.items()}
         self._index: HnswIndex | None = None
         if config.index is IndexKind.HNSW:
             self._index = HnswIndex(dim, config.metric, config.hnsw, capacity)
@@ -388,6 +393,59 @@ class Collection:
             ]
         return [self._finish(hits, offset, threshold, with_payload, with_vector) for hits in many]
 
+    def has_sparse(self, name: str, field: str) -> str:
+        """``name``, if the collection has sparse vectors of that name."""
+        if name not in self._sparse:
+            known = ", ".join(sorted(self._sparse)) or "none"
+            raise ValidationError(
+                f"collection {self.name!r} has no sparse vector named {name!r} (it has: {known})",
+                field=field,
+            )
+        return name
+
+    def search_sparse(
+        self,
+        name: str,
+        query: SparseVector,
+        limit: int,
+        *,
+        offset: int = 0,
+        predicate: Predicate | None = None,
+        threshold: float | None = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[ScoredPoint]:
+        """The best points by the dot product of their sparse vector ``name`` with
+        ``query`` (see ``engine.sparse``): only points sharing an index with it."""
+        predicate = self._bound(predicate)
+        scored = self._sparse[name].scores(query)
+        if predicate is not None:
+            ids, payloads = cast(list[PointId], self._ids), self._payloads  # (live slots)
+            scored = {s: x for s, x in scored.items() if predicate(ids[s], payloads[s])}
+        slots = np.fromiter(scored.keys(), dtype=np.int64, count=len(scored))
+        values = np.fromiter(scored.values(), dtype=np.float64, count=len(scored))
+        scores = values.astype(np.float32)  # (as Qdrant reports them)
+        if threshold is not None:
+            keep = scores >= threshold
+            slots, scores = slots[keep], scores[keep]
+        hits = exact.best(slots, scores, limit + offset)[offset:]
+        return self._finish(hits, 0, None, with_payload, with_vector)
+
+    def sparse_scores(
+        self, name: str, query: SparseVector, pids: Iterable[PointId]
+    ) -> dict[PointId, float]:
+        """The scores of the points ``pids`` (those that exist and share an index with
+        ``query``) by their sparse vector ``name``."""
+        index = self._sparse[name]
+        weighted = index.weighted(query)
+        out = {}
+        for pid in pids:
+            slot = self._id_slots.get(pid)
+            score = None if slot is None else index.score_of(weighted, slot)
+            if score is not None:
+                out[pid] = score
+        return out
+
     def by_score(
         self,
         score: Callable[[Matrix], exact.Scores],
@@ -529,8 +587,15 @@ class Collection:
 
     # ---- mutations (store only, in log order) --------------------------------------------
 
-    def upsert(self, ids: list[PointId], vectors: Matrix, payloads: list[Payload | None]) -> None:
-        """Insert or replace points; a replaced point moves to a new slot in one step."""
+    def upsert(
+        self,
+        ids: list[PointId],
+        vectors: Matrix,
+        payloads: list[Payload | None],
+        sparse: list[SparseRows] | None = None,
+    ) -> None:
+        """Insert or replace points (with their sparse vectors: those not given are gone);
+        a replaced point moves to a new slot in one step."""
         last = {pid: i for i, pid in enumerate(ids)}
         if len(last) != len(ids):  # the same id twice in one batch: the last one wins
             keep = sorted(last.values())
@@ -539,7 +604,9 @@ class Collection:
                 vectors[keep],
                 [payloads[i] for i in keep],
             )
-        self._place(ids, vectors, payloads)
+            if sparse is not None:
+                sparse = [sparse[i] for i in keep]
+        self._place(ids, vectors, payloads, sparse=sparse)
 
     def update(self, pid: PointId, vector: Matrix | None, payload: Payload | None) -> None:
         """Replace the vector and/or payload of an existing point, atomically."""
@@ -548,12 +615,30 @@ class Collection:
         if vector is None:
             self._store_payload(slot, new_payload)
         else:
-            self._place([pid], vector, [new_payload], stage=True)
+            self._place([pid], vector, [new_payload], stage=True, overlay=True)
 
-    def update_vectors(self, ids: list[PointId], vectors: Matrix) -> None:
-        """Replace the vectors of existing points, keeping their payloads, in one step."""
-        payloads = [self._payloads[self._id_slots[pid]] for pid in ids]
-        self._place(ids, vectors, payloads, stage=True)
+    def update_vectors(
+        self, ids: list[PointId], vectors: Matrix | None, sparse: list[SparseRows] | None = None
+    ) -> None:
+        """Replace the vectors of existing points, keeping their payloads, in one step:
+        the dense ones when ``vectors`` are given, and the sparse ones ``sparse`` names
+        (the others kept)."""
+        if vectors is not None:
+            payloads = [self._payloads[self._id_slots[pid]] for pid in ids]
+            self._place(ids, vectors, payloads, stage=True, sparse=sparse, overlay=True)
+            return
+        for pid, rows in zip(ids, sparse or (), strict=True):
+            slot = self._id_slots[pid]
+            for name, vec in rows.items():
+                self._sparse[name].put(slot, vec)
+
+    def delete_vectors(self, ids: Iterable[PointId], names: Iterable[str]) -> None:
+        """Remove the named sparse vectors of the points (a point may lack them)."""
+        indexes = [self._sparse[n] for n in names]
+        for pid in ids:
+            slot = self._id_slots[pid]
+            for index in indexes:
+                index.remove(slot)
 
     def _place(
         self,
@@ -562,7 +647,11 @@ class Collection:
         payloads: list[Payload | None],
         *,
         stage: bool = False,
+        sparse: list[SparseRows] | None = None,
+        overlay: bool = False,
     ) -> None:
+        """Put points in slots. ``sparse``: their sparse vectors (None: none), replacing
+        those they had, or (``overlay``) over them (None: theirs kept)."""
         # With a graph, a new vector for an existing id goes to a fresh slot and the old
         # slot is retired afterwards: inserting a node costs a fraction of hnswlib's
         # in-place re-linking. Without a graph, overwriting in place is cheapest.
@@ -570,6 +659,7 @@ class Collection:
         # folded into the graph in batches) instead of linking each into the graph now.
         graph = self._index is not None
         old = [self._id_slots.get(pid) for pid in ids]
+        sparse_rows = self._sparse_rows(old, sparse, overlay) if self._sparse else None
         slots = [o if o is not None and not graph else self._take_slot() for o in old]
         self._vectors[slots] = vectors
         if self._index is not None:
@@ -587,11 +677,40 @@ class Collection:
             self._payloads[slot] = payload
             self._alive[slot] = True
             self._id_slots[pid] = slot
+        if sparse_rows is not None:
+            for slot, got in zip(slots, sparse_rows, strict=True):
+                for name, index in self._sparse.items():
+                    index.put(slot, got.get(name))
         for o in old:
             if o is not None and graph:
                 self._retire(o)
         if any(o is None for o in old):
             self._sorted_keys = None
+
+    def _sparse_rows(
+        self, old: list[int | None], given: list[SparseRows] | None, overlay: bool
+    ) -> list[SparseRows]:
+        """What sparse vectors each point placed has: ``given``, or (``overlay``) those
+        it had (in its ``old`` slot) with ``given`` over them."""
+        if not overlay:
+            return given if given is not None else [{} for _ in old]
+        had = [self.sparse_of_slot(o) if o is not None else {} for o in old]
+        if given is None:
+            return had
+        return [{**h, **g} for h, g in zip(had, given, strict=True)]
+
+    def sparse_of_slot(self, slot: int) -> SparseRows:
+        out = {}
+        for name, index in self._sparse.items():
+            vec = index.get(slot)
+            if vec is not None:
+                out[name] = vec
+        return out
+
+    def sparse_of(self, pid: PointId) -> SparseRows:
+        """The sparse vectors point ``pid`` has, by name (none for a missing point)."""
+        slot = self._id_slots.get(pid)
+        return {} if slot is None else self.sparse_of_slot(slot)
 
     def fold(self) -> int:
         """Start linking the staged vectors into the graph (see ``HnswIndex.fold``);
@@ -690,6 +809,8 @@ class Collection:
             self._index.delete(slot)
         if self._fields:
             self._fields.remove(slot, self._payloads[slot])
+        for index in self._sparse.values():
+            index.remove(slot)
         self._alive[slot] = False
         self._ids[slot] = None
         self._payloads[slot] = None
@@ -731,9 +852,13 @@ class Collection:
         high = self._high
         save_array(directory / "vectors.npy", self._vectors[:high])
         save_array(directory / "alive.npy", self._alive[:high])
-        write_json_arrays(
-            directory / "points.json", {"ids": self._ids[:high], "payloads": self._payloads[:high]}
-        )
+        arrays: dict[str, Any] = {"ids": self._ids[:high], "payloads": self._payloads[:high]}
+        for name, index in self._sparse.items():
+            column: list[Any] = [None] * high
+            for slot, vec in index.items():
+                column[slot] = vec.to_record()
+            arrays[f"sparse:{name}"] = column
+        write_json_arrays(directory / "points.json", arrays)
         if self._index is not None:
             self._index.save(directory / "hnsw.bin")
         return {
@@ -768,6 +893,12 @@ class Collection:
         for key, schema in config.payload_indexes.items():
             payloads = self._payloads
             self._fields.create(key, schema, ((s, payloads[s]) for s in self._id_slots.values()))
+        self._sparse = {}
+        for name, params in config.sparse_vectors.items():
+            index = self._sparse[name] = SparseIndex(params)
+            for slot, raw in enumerate(points.get(f"sparse:{name}") or ()):
+                if raw is not None and self._ids[slot] is not None:
+                    index.put(slot, SparseVector.from_record(raw))
         self._index = None
         if config.index is IndexKind.HNSW:
             self._index = HnswIndex.load(

@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +30,16 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
+from vectorizer.engine import sparse
 from vectorizer.engine.files import fsync_path, load_json, sha256
 from vectorizer.engine.snapshot import MANIFEST
 from vectorizer.engine.validation import Matrix
-from vectorizer.errors import CollectionNotFound, InvalidSnapshot, SnapshotNotFound
+from vectorizer.errors import (
+    CollectionNotFound,
+    InvalidSnapshot,
+    SnapshotNotFound,
+    ValidationError,
+)
 
 FORMAT = 1
 KIND = "vectorizer-collection-snapshot"
@@ -184,12 +190,12 @@ class Unpacked:
     config: dict[str, Any]
     count: int
 
-    def points(self, dimension: int) -> Points:
+    def points(self, dimension: int, sparse_names: Iterable[str] = ()) -> Points:
         """Its live points, checked against the manifest and each other (blocking: the
-        ids and payloads are parsed)."""
+        ids, payloads and the sparse vectors of ``sparse_names`` are parsed)."""
         vectors = _array(self.directory / "vectors.npy")
         alive = _array(self.directory / "alive.npy")
-        ids, payloads = _points(self.directory / "points.json", len(vectors))
+        ids, payloads, columns = _points(self.directory / "points.json", len(vectors), sparse_names)
         if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[1] != dimension:
             raise InvalidSnapshot(f"vectors.npy holds no {dimension}-wide float32 rows")
         if alive.dtype != np.bool_ or alive.shape != (len(vectors),):
@@ -197,7 +203,7 @@ class Unpacked:
         live = [s for s in np.flatnonzero(alive).tolist() if ids[s] is not None]
         if len(live) != self.count:
             raise InvalidSnapshot(f"{len(live)} live points, the manifest says {self.count}")
-        return Points(vectors, ids, payloads, live)
+        return Points(vectors, ids, payloads, live, _sparse_vectors(columns, live))
 
 
 @dataclass(frozen=True)
@@ -206,14 +212,21 @@ class Points:
     ids: list[Any]
     payloads: list[Any]
     live: list[int]  # the slots holding points
+    sparse: dict[int, dict[str, sparse.SparseVector]]  # by slot, those that have any
 
-    def batches(self) -> Iterator[tuple[list[Any], Matrix, list[Any]]]:
-        """(ids, vectors, payloads) a batch at a time (fewer points when they are wide)."""
+    def batches(self) -> Iterator[tuple[list[Any], Matrix, list[Any], list[Any]]]:
+        """(ids, vectors, payloads, sparse vectors by name) a batch at a time (fewer
+        points when they are wide)."""
         step = max(1, min(BATCH_POINTS, BATCH_FLOATS // max(self.vectors.shape[1], 1)))
-        ids, payloads = self.ids, self.payloads
+        ids, payloads, by_slot = self.ids, self.payloads, self.sparse
         for start in range(0, len(self.live), step):
             slots = self.live[start : start + step]
-            yield [ids[s] for s in slots], self.vectors[slots], [payloads[s] for s in slots]
+            yield (
+                [ids[s] for s in slots],
+                self.vectors[slots],
+                [payloads[s] for s in slots],
+                [by_slot.get(s, {}) for s in slots],
+            )
 
 
 def unpack(archive: Path, into: Path, room: int) -> Unpacked:
@@ -301,8 +314,11 @@ def _array(path: Path) -> np.ndarray[Any, Any]:
     return array
 
 
-def _points(path: Path, rows: int) -> tuple[list[Any], list[Any]]:
-    """The ids and payloads of ``rows`` slots (the ids are checked as they are written)."""
+def _points(
+    path: Path, rows: int, sparse_names: Iterable[str]
+) -> tuple[list[Any], list[Any], dict[str, list[Any]]]:
+    """The ids, payloads and sparse vectors (by name: a column of slots) of ``rows``
+    slots (the ids are checked as they are written)."""
     try:
         points = load_json(path)
     except orjson.JSONDecodeError as exc:
@@ -315,4 +331,30 @@ def _points(path: Path, rows: int) -> tuple[list[Any], list[Any]]:
         raise InvalidSnapshot("points.json does not match vectors.npy")
     if not all(p is None or isinstance(p, dict) for p in payloads):
         raise InvalidSnapshot("points.json holds a payload that is not an object")
-    return ids, payloads
+    columns = {}
+    for name in sparse_names:
+        column = points.get(f"sparse:{name}", [None] * rows)
+        if not isinstance(column, list) or len(column) != rows:
+            raise InvalidSnapshot(f"points.json's sparse vectors {name!r} do not match")
+        columns[name] = column
+    return ids, payloads, columns
+
+
+def _sparse_vectors(
+    columns: dict[str, list[Any]], live: list[int]
+) -> dict[int, dict[str, sparse.SparseVector]]:
+    """The live slots' sparse vectors, each checked as a client's would be."""
+    out: dict[int, dict[str, sparse.SparseVector]] = {}
+    for name, column in columns.items():
+        for slot in live:
+            raw = column[slot]
+            if raw is None:
+                continue
+            try:
+                if not isinstance(raw, list) or len(raw) != 2:
+                    raise ValidationError("not [indices, values]", field=name)
+                vec = sparse.vector({"indices": raw[0], "values": raw[1]}, name)
+            except ValidationError as exc:
+                raise InvalidSnapshot(f"a sparse vector of points.json: {exc}") from None
+            out.setdefault(slot, {})[name] = vec
+    return out

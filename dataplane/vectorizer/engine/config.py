@@ -1,4 +1,5 @@
-"""Collection configuration: metric, index kind, HNSW parameters and payload indexes."""
+"""Collection configuration: metric, index kind, HNSW parameters, payload indexes and
+sparse vectors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vectorizer.engine import field_index, validation
+from vectorizer.engine import field_index, sparse, validation
 from vectorizer.engine.filters import payload_key
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import ValidationError
@@ -122,6 +123,8 @@ class CollectionConfig:
     # payload key -> index schema (a type of ``field_index.SCHEMAS``, or a text index's
     # parameters)
     payload_indexes: dict[str, field_index.Schema] = field(default_factory=dict)
+    # name -> params of the sparse vectors its points may have beside the dense one
+    sparse_vectors: dict[str, sparse.SparseParams] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -132,6 +135,8 @@ class CollectionConfig:
         }
         if self.payload_indexes:
             out["payload_indexes"] = dict(self.payload_indexes)
+        if self.sparse_vectors:
+            out["sparse_vectors"] = {k: v.to_dict() for k, v in self.sparse_vectors.items()}
         return out
 
     @classmethod
@@ -156,7 +161,14 @@ class CollectionConfig:
             raise ValidationError("unknown HNSW parameter", field=f"hnsw.{sorted(unknown)[0]}")
         hnsw = HnswParams(**{**asdict(defaults), **hnsw_raw}).validated()
         indexes = _payload_indexes(raw.get("payload_indexes"))
-        return cls(dimension=dim, metric=metric, index=index, hnsw=hnsw, payload_indexes=indexes)
+        return cls(
+            dimension=dim,
+            metric=metric,
+            index=index,
+            hnsw=hnsw,
+            payload_indexes=indexes,
+            sparse_vectors=sparse.parse_configs(raw.get("sparse_vectors")),
+        )
 
 
 def _payload_indexes(raw: Any) -> dict[str, field_index.Schema]:

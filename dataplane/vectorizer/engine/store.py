@@ -37,11 +37,18 @@ from vectorizer.engine import (
     snapshot,
     validation,
 )
-from vectorizer.engine.collection import INITIAL_CAPACITY, Collection, WriteMode, memory_for
+from vectorizer.engine.collection import (
+    INITIAL_CAPACITY,
+    Collection,
+    SparseRows,
+    WriteMode,
+    memory_for,
+)
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path
 from vectorizer.engine.filters import Payload, Predicate
 from vectorizer.engine.snapshot import SnapshotInfo
+from vectorizer.engine.sparse import BYTES_PER_POSTING, SparseVector
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
 from vectorizer.errors import (
@@ -81,6 +88,7 @@ _SHRINKING = frozenset(
         "aliases",
         "delete_field_index",
         "replace_collection",
+        "delete_vectors",
     }
 )
 # Collection snapshot files (Qdrant's), a folder per collection.
@@ -513,8 +521,8 @@ class Store:
         if op["op"] == "create_field_index" and (coll := self._collections.get(op["collection"])):
             return coll.index_entries(op["key"], op["schema"]) * field_index.BYTES_PER_VALUE
         if vectors is None or (coll := self._collections.get(op["collection"])) is None:
-            return 0
-        return coll.memory_to_add(len(vectors))
+            return _sparse_postings(op) * BYTES_PER_POSTING
+        return coll.memory_to_add(len(vectors)) + _sparse_postings(op) * BYTES_PER_POSTING
 
     async def _durable(self, seq: int) -> int:
         await self._wal.sync(seq)
@@ -705,13 +713,15 @@ class Store:
         field: str = "vectors",
         condition: Predicate | None = None,
         mode: WriteMode = "upsert",
+        sparse: list[SparseRows] | None = None,
     ) -> tuple[int, int]:
         """``upsert``, as Qdrant's conditional upsert: an existing point is replaced only
         when ``condition`` accepts it, and ``mode`` may insert only or update only
-        (``Collection.conditional``, decided as the write commits). Returns the
-        sequence and how many points were written."""
+        (``Collection.conditional``, decided as the write commits). ``sparse``: each
+        point's sparse vectors by name. Returns the sequence and how many points were
+        written."""
         with tracer.start_as_current_span("insert", attributes={"vectorizer.points": len(ids)}):
-            return await self._upsert(name, ids, rows, payloads, field, condition, mode)
+            return await self._upsert(name, ids, rows, payloads, field, condition, mode, sparse)
 
     async def _upsert(
         self,
@@ -722,6 +732,7 @@ class Store:
         field: str,
         condition: Predicate | None,
         mode: WriteMode,
+        sparse: list[SparseRows] | None,
     ) -> tuple[int, int]:
         await self._gate()
         coll = self.collection(name)
@@ -730,6 +741,8 @@ class Store:
         vectors = coll.config.metric.prepare(vectors, field=field)
         if not len(clean_ids) == len(vectors) == len(payloads):
             raise ValidationError("one vector and one payload per id", field=field)
+        if sparse is not None:
+            _check_sparse(coll, sparse, len(clean_ids), field)
         if condition is not None or mode != "upsert":
             kept = coll.conditional(clean_ids, payloads, condition, mode)
             if not kept:
@@ -738,11 +751,16 @@ class Store:
                 clean_ids = [clean_ids[i] for i in kept]
                 payloads = [payloads[i] for i in kept]
                 vectors = vectors[kept]
-        seq = self._commit(
-            {"op": "upsert", "collection": name, "ids": clean_ids, "payloads": payloads},
-            vectors,
-            points_field=field,
-        )
+                sparse = None if sparse is None else [sparse[i] for i in kept]
+        op: records.Op = {
+            "op": "upsert",
+            "collection": name,
+            "ids": clean_ids,
+            "payloads": payloads,
+        }
+        if sparse is not None and any(sparse):
+            op["sparse"] = _sparse_columns(sparse)
+        seq = self._commit(op, vectors, points_field=field)
         return await self._durable(seq), len(clean_ids)
 
     async def update_point(
@@ -768,32 +786,74 @@ class Store:
         *,
         field: str = "points",
         condition: Predicate | None = None,
+        sparse: list[SparseRows] | None = None,
     ) -> int:
         """Atomically replace the vectors of existing points (payloads kept); ``rows`` are
-        ``ids``' new vectors, in order. Errors name ``field[i].id`` or ``field[i]``. With
-        ``condition``, only the points it accepts change."""
+        ``ids``' new vectors, in order (None: a point keeps its dense vector), and
+        ``sparse`` the sparse vectors each replaces (the others kept). Errors name
+        ``field[i].id`` or ``field[i]``. With ``condition``, only the points it accepts
+        change."""
         await self._gate()
         coll = self.collection(name)
         clean = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
         if not clean:
             raise ValidationError("no points to update", field=field)
-        if len(rows) != len(clean):
+        if len(rows) != len(clean) or (sparse is not None and len(sparse) != len(clean)):
             raise ValidationError("one vector per point", field=field)
         first: dict[PointId, int] = {}
         for i, pid in enumerate(clean):
             if first.setdefault(pid, i) != i:
                 raise ValidationError(f"point {pid!r} appears twice", field=f"{field}[{i}].id")
         self._require_points(coll, clean)
-        vectors = coll.config.metric.prepare(
-            validation.matrix(rows, coll.config.dimension, field=field), field=field
-        )
+        if sparse is not None:
+            _check_sparse(coll, sparse, len(clean), field)
         if condition is not None:
             kept = coll.conditional(clean, None, condition, "update_only")
             if not kept:
                 return self.sequence
-            clean, vectors = [clean[i] for i in kept], vectors[kept]
-        op = {"op": "update_vectors", "collection": name, "ids": clean}
+            clean, rows = [clean[i] for i in kept], [rows[i] for i in kept]
+            sparse = None if sparse is None else [sparse[i] for i in kept]
+        dense = [i for i, row in enumerate(rows) if row is not None]
+        if not dense and not (sparse and any(sparse)):
+            raise ValidationError("no vectors to update", field=field)
+        vectors = None
+        if dense:
+            given = [rows[i] for i in dense]
+            vectors = coll.config.metric.prepare(
+                validation.matrix(given, coll.config.dimension, field=field), field=field
+            )
+        op: records.Op = {"op": "update_vectors", "collection": name, "ids": clean}
+        if len(dense) < len(clean):  # (absent: every point's dense vector is given)
+            op["dense"] = dense
+        if sparse is not None and any(sparse):
+            op["sparse"] = _sparse_columns(sparse)
         return await self._durable(self._commit(op, vectors, points_field=field))
+
+    async def delete_vectors(
+        self, name: str, ids: list[PointId] | None, predicate: Predicate | None, names: list[str]
+    ) -> tuple[int, int]:
+        """Remove the named sparse vectors of the points ``ids`` (those that exist) or of
+        those ``predicate`` accepts; returns (points, sequence). The dense vector cannot
+        be removed: a point always has one."""
+        await self._gate()
+        coll = self.collection(name)
+        for i, vector_name in enumerate(names):
+            if vector_name == "":
+                raise ValidationError(
+                    "a point's dense vector cannot be deleted (delete the point, or update "
+                    "its vector)",
+                    field=f"vector[{i}]",
+                )
+            coll.has_sparse(vector_name, f"vector[{i}]")
+        if ids is not None:
+            present = [pid for pid in dict.fromkeys(ids) if pid in coll]
+        else:
+            assert predicate is not None
+            present = coll.ids_matching(predicate)
+        if not present or not names:
+            return 0, self.sequence
+        op = {"op": "delete_vectors", "collection": name, "ids": present, "vectors": names}
+        return len(present), await self._durable(self._commit(op))
 
     async def delete_payload(
         self, name: str, ids: list[PointId] | None, predicate: Predicate | None, keys: list[str]
@@ -994,7 +1054,9 @@ class Store:
                     config = CollectionConfig.parse(source.config, self.options.hnsw_defaults)
                 except ValidationError as exc:
                     raise InvalidSnapshot(f"its collection's configuration: {exc}") from None
-                points = await loop.run_in_executor(None, source.points, config.dimension)
+                points = await loop.run_in_executor(
+                    None, source.points, config.dimension, list(config.sparse_vectors)
+                )
                 return await self._recover_from(name, config, points)
             finally:
                 await loop.run_in_executor(None, shutil.rmtree, work, True)
@@ -1022,10 +1084,10 @@ class Store:
                     field="snapshot",
                 )
             self._commit({"op": "create_collection", "name": hidden, "config": config.to_dict()})
-            for ids, rows, payloads in points.batches():
+            for ids, rows, payloads, sparse in points.batches():
                 await asyncio.sleep(0)  # other requests go on between the batches
                 await self._gate()
-                self._commit_recovered(hidden, config, ids, rows, payloads)
+                self._commit_recovered(hidden, config, ids, rows, payloads, sparse)
             await self._gate()
             self._check_not_alias(name)  # (an alias may have taken the name meanwhile)
             seq = self._commit({"op": "replace_collection", "name": name, "source": hidden})
@@ -1043,6 +1105,7 @@ class Store:
         ids: list[Any],
         rows: Any,  # a Matrix, checked like a client's vectors
         payloads: list[Any],
+        sparse: list[SparseRows],
     ) -> None:
         try:
             clean = [validation.point_id(pid, "snapshot") for pid in ids]
@@ -1051,7 +1114,9 @@ class Store:
             )
         except ValidationError as exc:
             raise InvalidSnapshot(f"a point of the snapshot: {exc}") from None
-        op = {"op": "upsert", "collection": hidden, "ids": clean, "payloads": payloads}
+        op: records.Op = {"op": "upsert", "collection": hidden, "ids": clean, "payloads": payloads}
+        if any(sparse):
+            op["sparse"] = _sparse_columns(sparse)
         self._commit(op, vectors, points_field="snapshot")
 
     def _check_not_alias(self, name: str) -> None:
@@ -1163,14 +1228,61 @@ def _unstorable_payload(op: records.Op, points_field: str) -> str:
 # ---- what each logged operation on a collection does to it (``Store._apply``) ----------
 
 
+def _check_sparse(coll: Collection, sparse: list[SparseRows], points: int, field: str) -> None:
+    if len(sparse) != points:
+        raise ValidationError("one set of sparse vectors per point", field=field)
+    for i, rows in enumerate(sparse):
+        for vector_name in rows:
+            coll.has_sparse(vector_name, f"{field}[{i}].vector.{vector_name}")
+
+
+def _sparse_columns(sparse: list[SparseRows]) -> dict[str, list[Any]]:
+    """The log's form of points' sparse vectors: per name, each point's ``[indices,
+    values]`` or null."""
+    names = sorted({name for rows in sparse for name in rows})
+    return {
+        name: [v.to_record() if (v := rows.get(name)) is not None else None for rows in sparse]
+        for name in names
+    }
+
+
+def _sparse_rows(op: records.Op, points: int) -> list[SparseRows] | None:
+    """Points' sparse vectors from a record's ``sparse`` (absent: none)."""
+    columns = op.get("sparse")
+    if not columns:
+        return None
+    out: list[SparseRows] = [{} for _ in range(points)]
+    for name, column in columns.items():
+        for rows, raw in zip(out, column, strict=True):
+            if raw is not None:
+                rows[name] = SparseVector.from_record(raw)
+    return out
+
+
+def _sparse_postings(op: records.Op) -> int:
+    columns = op.get("sparse") or {}
+    return sum(len(raw[0]) for column in columns.values() for raw in column if raw is not None)
+
+
 def _upsert(coll: Collection, op: records.Op, vectors: Matrix | None) -> None:
     assert vectors is not None
-    coll.upsert(op["ids"], vectors, op["payloads"])
+    coll.upsert(op["ids"], vectors, op["payloads"], _sparse_rows(op, len(op["ids"])))
 
 
 def _update_vectors(coll: Collection, op: records.Op, vectors: Matrix | None) -> None:
-    assert vectors is not None
-    coll.update_vectors(op["ids"], vectors)
+    ids, sparse = op["ids"], _sparse_rows(op, len(op["ids"]))
+    dense = op.get("dense")
+    if dense is None or len(dense) == len(ids):  # (every point's dense vector given)
+        coll.update_vectors(ids, vectors, sparse)
+        return
+    if dense:  # some points' dense vectors (and their sparse ones), then the others'
+        assert vectors is not None
+        picked = None if sparse is None else [sparse[i] for i in dense]
+        coll.update_vectors([ids[i] for i in dense], vectors, picked)
+    given = set(dense)
+    rest = [i for i in range(len(ids)) if i not in given]
+    if sparse is not None:
+        coll.update_vectors([ids[i] for i in rest], None, [sparse[i] for i in rest])
 
 
 def _set_payload_op(coll: Collection, op: records.Op, _: Matrix | None) -> None:
@@ -1188,6 +1300,7 @@ _COLLECTION_OPS: dict[str, Callable[[Collection, records.Op, Matrix | None], obj
         op["ids"], op["keys"], op.get("json_paths", False)
     ),
     "delete": lambda coll, op, _: coll.delete(op["ids"]),
+    "delete_vectors": lambda coll, op, _: coll.delete_vectors(op["ids"], op["vectors"]),
     "create_field_index": lambda coll, op, _: coll.create_field_index(op["key"], op["schema"]),
     "delete_field_index": lambda coll, op, _: coll.drop_field_index(op["key"]),
 }

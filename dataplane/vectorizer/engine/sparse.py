@@ -1,0 +1,212 @@
+"""Sparse vectors: a few (index, weight) pairs per point, scored by dot product over the
+indices a query shares with a point, through an inverted index, as Qdrant does.
+
+A collection may hold any number of named sparse vectors beside its dense one; a point
+may have each or not. A search scores only the points that share at least one index
+with the query (no overlap: not a hit, as in Qdrant), exactly: the index holds every
+posting. With the ``idf`` modifier each query weight is multiplied by the index's
+inverse document frequency, ``ln((n - df + 0.5) / (df + 0.5) + 1)`` over the ``n``
+points that have the vector, ``df`` of them holding the index (Qdrant's formula).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from vectorizer.errors import ValidationError
+
+MAX_INDEX = 2**32 - 1
+# Names of sparse vectors: what Qdrant's clients use ("bm25", "text-sparse-new",
+# "langchain-sparse"), never "" (the dense vector's name).
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+Modifier = Literal["none", "idf"]
+MODIFIERS: tuple[Modifier, ...] = ("none", "idf")
+# Per posting in memory: a dict entry holding a float, in the postings of its index.
+BYTES_PER_POSTING = 100
+
+Indices = npt.NDArray[np.uint32]
+Weights = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SparseVector:
+    """Indices ascending and unique, each with its weight."""
+
+    indices: Indices
+    values: Weights
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, SparseVector)
+            and np.array_equal(self.indices, other.indices)
+            and np.array_equal(self.values, other.values)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_json(self) -> dict[str, list[Any]]:
+        """Qdrant's form, ``{"indices": [...], "values": [...]}``."""
+        return {"indices": self.indices.tolist(), "values": self.values.tolist()}
+
+    def to_record(self) -> list[list[Any]]:
+        """The log's and the snapshot's form, ``[indices, values]`` (float32 values print
+        as the shortest float64 that reads back to them)."""
+        return [self.indices.tolist(), self.values.tolist()]
+
+    @classmethod
+    def from_record(cls, raw: list[list[Any]]) -> SparseVector:
+        return cls(np.asarray(raw[0], dtype=np.uint32), np.asarray(raw[1], dtype=np.float32))
+
+
+def name(raw: Any, field: str) -> str:
+    if not isinstance(raw, str) or NAME_RE.fullmatch(raw) is None:
+        raise ValidationError(
+            "a sparse vector's name is 1-128 characters of ASCII letters, digits, '-', '_' and '.'",
+            field=field,
+        )
+    return raw
+
+
+def vector(raw: Any, field: str) -> SparseVector:
+    """A sparse vector of a request, ``{"indices": [...], "values": [...]}``: indices are
+    unsigned 32-bit integers without repeats, values finite numbers, one per index.
+    Sorted by index (the order it is stored and shown in)."""
+    if not isinstance(raw, dict) or set(raw) != {"indices", "values"}:
+        raise ValidationError("a sparse vector is {indices, values}", field=field)
+    indices, values = raw["indices"], raw["values"]
+    if not isinstance(indices, list) or not isinstance(values, list):
+        raise ValidationError("indices and values are lists", field=field)
+    if len(indices) != len(values):
+        raise ValidationError("indices and values must have the same length", field=field)
+    for i, x in enumerate(indices):
+        if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= MAX_INDEX:
+            raise ValidationError(
+                f"indices are integers in 0..{MAX_INDEX}", field=f"{field}.indices[{i}]"
+            )
+    for i, x in enumerate(values):
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            raise ValidationError("values are finite numbers", field=f"{field}.values[{i}]")
+    idx = np.asarray(indices, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        vals = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(vals).all():
+        raise ValidationError("values must fit in 32-bit floats", field=f"{field}.values")
+    order = np.argsort(idx, kind="stable")
+    idx, vals = idx[order], vals[order]
+    if idx.size > 1 and (idx[1:] == idx[:-1]).any():
+        raise ValidationError("indices must be unique", field=f"{field}.indices")
+    return SparseVector(idx, vals)
+
+
+@dataclass(frozen=True)
+class SparseParams:
+    modifier: Modifier = "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {} if self.modifier == "none" else {"modifier": self.modifier}
+
+    @classmethod
+    def parse(cls, raw: Any, field: str) -> SparseParams:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict) or set(raw) - {"modifier"}:
+            raise ValidationError("a sparse vector's config is {modifier?}", field=field)
+        modifier = raw.get("modifier") or "none"
+        if modifier not in MODIFIERS:
+            raise ValidationError("modifier is none or idf", field=f"{field}.modifier")
+        return cls(modifier)
+
+
+def parse_configs(raw: Any, field: str = "sparse_vectors") -> dict[str, SparseParams]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError("sparse_vectors maps names to configs", field=field)
+    return {
+        name(key, field): SparseParams.parse(value, f"{field}.{key}") for key, value in raw.items()
+    }
+
+
+class SparseIndex:
+    """One named sparse vector of a collection: each slot's vector, and postings (index ->
+    slot -> weight) that find the slots sharing an index with a query."""
+
+    def __init__(self, params: SparseParams) -> None:
+        self.params = params
+        self._rows: dict[int, SparseVector] = {}
+        self._postings: dict[int, dict[int, float]] = {}
+        self.postings = 0  # entries, for memory accounting
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, slot: int) -> bool:
+        return slot in self._rows
+
+    def get(self, slot: int) -> SparseVector | None:
+        return self._rows.get(slot)
+
+    def items(self) -> Iterable[tuple[int, SparseVector]]:
+        return self._rows.items()
+
+    def put(self, slot: int, vec: SparseVector | None) -> None:
+        """Give ``slot`` the vector ``vec`` (None: none), replacing what it had."""
+        self.remove(slot)
+        if vec is None:
+            return
+        self._rows[slot] = vec
+        postings = self._postings
+        for i, w in zip(vec.indices.tolist(), vec.values.tolist(), strict=True):
+            postings.setdefault(i, {})[slot] = w
+        self.postings += len(vec)
+
+    def remove(self, slot: int) -> None:
+        vec = self._rows.pop(slot, None)
+        if vec is None:
+            return
+        postings = self._postings
+        for i in vec.indices.tolist():
+            at = postings[i]
+            del at[slot]
+            if not at:
+                del postings[i]
+        self.postings -= len(vec)
+
+    def weighted(self, query: SparseVector) -> list[tuple[int, float]]:
+        """The query's (index, weight) pairs, with the IDF modifier applied."""
+        pairs = zip(query.indices.tolist(), query.values.tolist(), strict=True)
+        if self.params.modifier != "idf":
+            return list(pairs)
+        n = len(self._rows)
+        out = []
+        for i, w in pairs:
+            df = len(self._postings.get(i, ()))
+            out.append((i, w * math.log((n - df + 0.5) / (df + 0.5) + 1)))
+        return out
+
+    def scores(self, query: SparseVector) -> dict[int, float]:
+        """Each slot sharing an index with ``query``, and its score (the dot product)."""
+        out: dict[int, float] = {}
+        for i, w in self.weighted(query):
+            for slot, x in self._postings.get(i, {}).items():
+                out[slot] = out.get(slot, 0.0) + w * x
+        return out
+
+    def score_of(self, weighted: list[tuple[int, float]], slot: int) -> float | None:
+        """The score of one slot for a ``weighted`` query, None when they share nothing."""
+        vec = self._rows.get(slot)
+        if vec is None:
+            return None
+        mine = dict(zip(vec.indices.tolist(), vec.values.tolist(), strict=True))
+        shared = [w * mine[i] for i, w in weighted if i in mine]
+        return float(np.float32(sum(shared))) if shared else None
