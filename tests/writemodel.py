@@ -2,9 +2,10 @@
 
 ``Planner`` draws random writes of every kind (collections created and deleted, upserts in
 both APIs and all their forms, conditional upserts, in-place updates, deletes by id and
-by filter, the payload operations, vector updates, Qdrant's operation batches, payload
-indexes made and dropped, snapshots taken, collections recovered from snapshot files of
-themselves or another) over one writer's collections, each with what
+by filter, the payload operations, vector updates, sparse vectors written, updated and
+deleted, Qdrant's operation batches, payload indexes made and dropped, snapshots taken,
+collections recovered from snapshot files of themselves or another) over one writer's
+collections, each with what
 it does to the model. ``Writer`` sends them one after another and keeps the model of what
 was acknowledged; a write cut short (the node killed) leaves the states it may have left
 (a batch of operations: any prefix of it). ``read_state`` reads a node's collections back
@@ -29,14 +30,20 @@ IDS = 40  # ids drawn from range(IDS), so writes meet existing points often
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 TAGS = ["red", "green", "blue"]
 INDEX_TYPES = {"k": "integer", "tag": "keyword", "t": "text"}
+# The sparse vectors of the Qdrant collections made with some (one with Qdrant's IDF)
+SPARSE = {"i": {"modifier": "idf"}, "s": {}}
 
 Payload = dict[str, Any]
+# A point's vectors as Qdrant shows them: the dense one plain, or (with sparse vectors)
+# all of them by name, the dense one as "".
+Vectors = list[float] | dict[str, Any]
 
 
 @dataclass
 class Coll:
-    points: dict[int, tuple[list[float], Payload]] = field(default_factory=dict)
+    points: dict[int, tuple[Vectors, Payload]] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)  # key -> Qdrant data_type
+    sparse: tuple[str, ...] = ()  # the names of its sparse vectors
 
 
 State = dict[str, Coll]  # a writer's collections that exist
@@ -57,6 +64,22 @@ class Write:
 def vector(rnd: random.Random) -> list[float]:
     # Values that float32 holds exactly, so stored vectors compare equal.
     return [rnd.randrange(-512, 512) / 64 for _ in range(DIM)]
+
+
+def sparse_vector(rnd: random.Random) -> dict[str, list[Any]]:
+    """Indices sorted and values float32 holds exactly: as the node stores them."""
+    indices = sorted(rnd.sample(range(30), rnd.randint(1, 5)))
+    return {"indices": indices, "values": [rnd.randrange(1, 256) / 32 for _ in indices]}
+
+
+def with_dense(old: Vectors, dense: list[float]) -> Vectors:
+    """A point's vectors once its dense one is replaced (its sparse ones kept)."""
+    return {**old, "": dense} if isinstance(old, dict) else dense
+
+
+def shown(vectors: dict[str, Any]) -> Vectors:
+    """Vectors by name as Qdrant shows them: the dense one alone, plain."""
+    return vectors[""] if set(vectors) == {""} else vectors
 
 
 def payload(rnd: random.Random) -> Payload:
@@ -117,11 +140,12 @@ class Planner:
             (1, lambda: self.drop(name)),
             (10, lambda: self.native_upsert(name)),
             (6, lambda: self.qdrant_upsert(name)),
-            (4, lambda: self.conditional_upsert(name)),
+            (4, lambda: self.conditional_upsert(name, coll.sparse)),
             (3, lambda: self.delete_ids(name)),
             (2, lambda: self.delete_filter(name)),
             (2, lambda: self.set_payload_filter(name)),
             (3, lambda: self.index(name, coll)),
+            (4, lambda: self.qdrant_upsert(name, coll.sparse)),
             (1, lambda: self.snapshot(name)),
             (1, lambda: self.recover(name, rnd.choice(sorted(state)))),
         ]
@@ -132,11 +156,26 @@ class Planner:
                 (3, lambda: self.update_vectors(name, existing)),
                 (3, lambda: self.batch(name, existing)),
             ]
+        if existing and coll.sparse:
+            choices += [
+                (4, lambda: self.update_sparse(name, coll.sparse, existing)),
+                (2, lambda: self.delete_sparse(name, coll.sparse, existing)),
+            ]
         weights = [w for w, _ in choices]
         return rnd.choices([make for _, make in choices], weights)[0]()
 
-    def points(self, n: int) -> list[tuple[int, list[float], Payload]]:
-        return [(self.rnd.randrange(IDS), vector(self.rnd), payload(self.rnd)) for _ in range(n)]
+    def points(self, n: int, sparse: tuple[str, ...] = ()) -> list[tuple[int, Vectors, Payload]]:
+        """``n`` points with random ids; with ``sparse`` names, some with sparse vectors."""
+        return [
+            (self.rnd.randrange(IDS), self.vectors(sparse), payload(self.rnd)) for _ in range(n)
+        ]
+
+    def vectors(self, sparse: tuple[str, ...]) -> Vectors:
+        dense = vector(self.rnd)
+        if not sparse or self.rnd.random() < 0.4:
+            return dense
+        named = self.rnd.sample(sparse, self.rnd.randint(1, len(sparse)))
+        return {"": dense} | {n: sparse_vector(self.rnd) for n in sorted(named)}
 
     def some(self, existing: list[int]) -> list[int]:
         return self.rnd.sample(existing, min(len(existing), self.rnd.randint(1, 5)))
@@ -147,16 +186,20 @@ class Planner:
         native = self.rnd.random() < 0.5  # (only the native create takes payload indexes)
         indexes = {k: t for k, t in INDEX_TYPES.items() if native and self.rnd.random() < 0.3}
 
+        sparse = () if native else tuple(SPARSE)
+
         def step(s: State) -> None:
-            s[name] = Coll(indexes=dict(indexes))
+            s[name] = Coll(indexes=dict(indexes), sparse=sparse)
 
         if native:
             body: Any = {"name": name, "dimension": DIM, "metric": "euclidean"}
             if indexes:
                 body["payload_indexes"] = indexes
             return Write("POST", "/collections", body, [step])
-        vectors = {"size": DIM, "distance": "Euclid"}
-        return Write("PUT", f"/qdrant/collections/{name}", {"vectors": vectors}, [step])
+        body = {"vectors": {"size": DIM, "distance": "Euclid"}}
+        if sparse:
+            body["sparse_vectors"] = SPARSE
+        return Write("PUT", f"/qdrant/collections/{name}", body, [step])
 
     def drop(self, name: str) -> Write:
         def step(s: State) -> None:
@@ -200,17 +243,17 @@ class Planner:
         body = {"vectors": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
         return Write("POST", f"/collections/{name}/vectors", body, [_upserted(name, pts)])
 
-    def qdrant_upsert(self, name: str) -> Write:
-        pts = self.points(self.rnd.choice([1, 5, 20]))
-        if self.rnd.random() < 0.5:
+    def qdrant_upsert(self, name: str, sparse: tuple[str, ...] = ()) -> Write:
+        pts = self.points(self.rnd.choice([1, 5, 20]), sparse)
+        if self.rnd.random() < 0.5 or any(isinstance(v, dict) for _, v, _ in pts):
             body: Any = {"points": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
         else:
             ids, vecs, pays = zip(*pts, strict=True)
             body = {"batch": {"ids": list(ids), "vectors": list(vecs), "payloads": list(pays)}}
         return Write("PUT", f"/qdrant/collections/{name}/points", body, [_upserted(name, pts)])
 
-    def conditional_upsert(self, name: str) -> Write:
-        pts = self.points(self.rnd.choice([1, 5, 10]))
+    def conditional_upsert(self, name: str, sparse: tuple[str, ...] = ()) -> Write:
+        pts = self.points(self.rnd.choice([1, 5, 10]), sparse)
         body: Any = {"points": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
         mode = self.rnd.choice(["insert_only", "update_only", "filter"])
         value = self.rnd.randrange(5)
@@ -244,7 +287,9 @@ class Planner:
 
         def step(s: State) -> None:
             v, p = s[name].points[pid]
-            s[name].points[pid] = (body.get("vector", v), copy.deepcopy(body.get("payload", p)))
+            if "vector" in body:
+                v = with_dense(v, body["vector"])
+            s[name].points[pid] = (v, copy.deepcopy(body.get("payload", p)))
 
         return Write("PUT", f"/collections/{name}/vectors/{pid}", body, [step])
 
@@ -336,13 +381,51 @@ class Planner:
 
         def step(s: State) -> None:
             for i, v in new.items():
-                s[name].points[i] = (v, s[name].points[i][1])
+                old, p = s[name].points[i]
+                s[name].points[i] = (with_dense(old, v), p)
 
         return {"points": [{"id": i, "vector": v} for i, v in new.items()]}, step
 
     def update_vectors(self, name: str, existing: list[int]) -> Write:
         body, step = self.vectors_op(name, existing)
         return Write("PUT", f"/qdrant/collections/{name}/points/vectors", body, [step])
+
+    def update_sparse(self, name: str, sparse: tuple[str, ...], existing: list[int]) -> Write:
+        """New sparse vectors for some points (a dense one too, for some), the others
+        they have kept."""
+        new: dict[int, dict[str, Any]] = {}
+        for i in self.some(existing):
+            named = self.rnd.sample(sparse, self.rnd.randint(1, len(sparse)))
+            new[i] = {n: sparse_vector(self.rnd) for n in named}
+            if self.rnd.random() < 0.3:
+                new[i][""] = vector(self.rnd)
+
+        def step(s: State) -> None:
+            for i, given in new.items():
+                old, p = s[name].points[i]
+                had = old if isinstance(old, dict) else {"": old}
+                s[name].points[i] = (shown(had | copy.deepcopy(given)), p)
+
+        body = {"points": [{"id": i, "vector": v} for i, v in new.items()]}
+        return Write("PUT", f"/qdrant/collections/{name}/points/vectors", body, [step])
+
+    def delete_sparse(self, name: str, sparse: tuple[str, ...], existing: list[int]) -> Write:
+        """Some sparse vectors of some points (or of those a filter matches) removed."""
+        names = self.rnd.sample(sparse, self.rnd.randint(1, len(sparse)))
+        ids, value = self.some(existing), self.rnd.randrange(5)
+        by_filter = self.rnd.random() < 0.3
+
+        def step(s: State) -> None:
+            pts = s[name].points
+            chosen = [i for i, (_, p) in pts.items() if matches_k(p, value)] if by_filter else ids
+            for i in chosen:
+                old, p = pts[i]
+                if isinstance(old, dict):
+                    pts[i] = (shown({k: v for k, v in old.items() if k not in names}), p)
+
+        body: Payload = {"vector": names}
+        body.update({"filter": k_filter(value)} if by_filter else {"points": ids})
+        return Write("POST", f"/qdrant/collections/{name}/points/vectors/delete", body, [step])
 
     def batch(self, name: str, existing: list[int]) -> Write:
         """Qdrant's operation batch: each operation commits on its own, in order. Later
@@ -377,7 +460,7 @@ class Planner:
         return Write("POST", f"/qdrant/collections/{name}/points/batch", body, steps)
 
 
-def _upserted(name: str, pts: list[tuple[int, list[float], Payload]]) -> Step:
+def _upserted(name: str, pts: list[tuple[int, Vectors, Payload]]) -> Step:
     def step(s: State) -> None:
         for i, v, p in pts:
             s[name].points[i] = (v, copy.deepcopy(p))
@@ -465,11 +548,17 @@ def same(a: State, b: State) -> bool:
             return False
         for pid, (va, pa) in ca.points.items():
             vb, pb = cb.points[pid]
-            if pa != pb or not np.array_equal(
-                np.asarray(va, np.float32), np.asarray(vb, np.float32)
-            ):
+            if pa != pb or not _same_vectors(va, vb):
                 return False
     return True
+
+
+def _same_vectors(a: Vectors, b: Vectors) -> bool:
+    """The same dense vector in float32 (the model's are exact there), and the same
+    sparse ones."""
+    da, db = (v[""] if isinstance(v, dict) else v for v in (a, b))
+    sa, sb = ({k: x for k, x in v.items() if k} if isinstance(v, dict) else {} for v in (a, b))
+    return sa == sb and np.array_equal(np.asarray(da, np.float32), np.asarray(db, np.float32))
 
 
 def diff(actual: State, model: State) -> str:

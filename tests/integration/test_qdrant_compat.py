@@ -234,13 +234,6 @@ def test_create_collection_options(client: QdrantClient, server: ServerProcess) 
             {"vectors_config": {"image": models.VectorParams(size=4, distance="Cosine")}},
             b"named vectors are not supported",
         ),
-        (
-            {
-                "vectors_config": models.VectorParams(size=4, distance="Cosine"),
-                "sparse_vectors_config": {"text": models.SparseVectorParams()},
-            },
-            b"sparse vectors are not supported",
-        ),
         ({"vectors_config": models.VectorParams(size=0, distance="Cosine")}, b"dimension"),
     ],
 )
@@ -625,7 +618,7 @@ def test_deleting_vectors_is_refused_clearly(client: QdrantClient) -> None:
     make(client, n=3, distance=models.Distance.DOT)
     with pytest.raises(UnexpectedResponse) as exc:
         client.delete_vectors("docs", vectors=[""], points=[1])
-    assert status_of(exc) == 400 and b"every point has its one vector" in exc.value.content
+    assert status_of(exc) == 400 and b"dense vector cannot be deleted" in exc.value.content
     assert client.retrieve("docs", ids=[1], with_vectors=True)[0].vector == vec(1)
 
 
@@ -1008,7 +1001,7 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
             lambda c: c.query_points("docs", query=models.FusionQuery(fusion=models.Fusion.RRF)),
             "fusion",
         ),
-        (lambda c: c.query_points("docs", query=vec(1), using="img"), "named vectors"),
+        (lambda c: c.query_points("docs", query=vec(1), using="img"), "named dense vectors"),
         (
             lambda c: c.query_points(
                 "docs", prefetch=models.Prefetch(query=vec(1), using="img"), query=vec(1)

@@ -45,3 +45,13 @@ def test_dbsf_puts_the_nearest_first_when_lower_is_better() -> None:
     distances = [(1, 0.1), (2, 0.5), (3, 0.9)]
     assert [pid for pid, _ in dbsf([distances], higher_is_better=False)] == [1, 2, 3]
     assert [pid for pid, _ in dbsf([distances])] == [3, 2, 1]
+
+
+def test_dbsf_takes_each_lists_direction() -> None:
+    """Euclidean distances beside sparse scores (better higher): each list its own way."""
+    distances = [(1, 0.1), (2, 0.5), (3, 0.9)]
+    sparse_scores = [(3, 9.0), (2, 5.0), (1, 1.0)]
+    got = dict(dbsf([distances, sparse_scores], [False, True]))
+    assert got[1] == pytest.approx(got[3])  # best in one list, worst in the other
+    both_best = dict(dbsf([distances, [(1, 9.0), (2, 5.0), (3, 1.0)]], [False, True]))
+    assert max(both_best, key=both_best.__getitem__) == 1

@@ -152,7 +152,21 @@ def test_collection_config_m_zero_means_exact() -> None:
             },
             "multivectors",
         ),
-        ({"vectors": {"size": 4, "distance": "Cosine"}, "sparse_vectors": {"t": {}}}, "sparse"),
+        (
+            {"vectors": {"size": 4, "distance": "Cosine"}, "sparse_vectors": {"a/b": {}}},
+            "sparse_vectors.a/b",
+        ),
+        (
+            {"vectors": {"size": 4, "distance": "Cosine"}, "sparse_vectors": {"t": {"m": 1}}},
+            "sparse_vectors.t",
+        ),
+        (
+            {
+                "vectors": {"size": 4, "distance": "Cosine"},
+                "sparse_vectors": {"t": {"modifier": "bm42"}},
+            },
+            "sparse_vectors.t.modifier",
+        ),
         ({"vectors": {"size": 4, "distance": "Cosine"}, "sharding_method": "custom"}, "sharding"),
         ({"vectors": {"size": 4, "distance": "Cosine"}, "metadata": {"a": 1}}, "metadata"),
         (
@@ -223,7 +237,12 @@ def test_upsert_batch() -> None:
         ({"points": [{"id": 1, "vector": {"img": [1]}}]}, "named vectors"),
         ({"points": [{"id": 1, "vector": [[1], [2]]}]}, "multivectors"),
         ({"points": [{"id": 1, "vector": {"text": "hi", "model": "m"}}]}, "inference"),
-        ({"points": [{"id": 1, "vector": {"indices": [1], "values": [1.0]}}]}, "sparse"),
+        ({"points": [{"id": 1, "vector": {"indices": [1], "values": [1.0]}}]}, "under its name"),
+        ({"points": [{"id": 1, "vector": {"s": {"indices": [1], "values": [1.0]}}}]}, '""'),
+        (
+            {"points": [{"id": 1, "vector": {"": [1], "s": {"indices": [1], "values": []}}}]},
+            "points[0].vector.s",
+        ),
         ({"points": [{"id": 1, "vector": "abc"}]}, "list of numbers"),
         ({"points": [{"id": "42", "vector": [1]}]}, "integers"),
         ({"batch": {"ids": [1, 2], "vectors": [[1]]}}, "same length"),
@@ -301,7 +320,11 @@ def test_with_vector() -> None:
     assert models.with_vector(None, default=True) is True
     assert models.with_vector(True) is True
     assert models.with_vector([""]) is True and models.with_vector([]) is False
-    for bad in (["img"], "yes", 1):
+    assert models.with_vector(["bm25"]) is False  # (a sparse vector: shown beside)
+    assert models.sparse_shown(["", "bm25", "bm25"]) == ("bm25",)
+    assert models.sparse_shown(True) == models.ALL_SPARSE
+    assert models.sparse_shown(False) == models.sparse_shown([""]) == ()
+    for bad in ("yes", 1, [1]):
         with pytest.raises(ValidationError):
             models.with_vector(bad)
 
@@ -402,7 +425,11 @@ def test_query_request_forms() -> None:
         ({"query": {"nearest": [1], "mmr": {"candidates_limit": 0}}}, "candidates_limit"),
         ({"query": {"nearest": [1], "mmr": {"lambda": 0.5}}}, "query.mmr"),
         ({"query": {"text": "hi", "model": "m"}}, "text"),
-        ({"query": {"indices": [1], "values": [1.0]}}, "sparse"),
+        ({"query": {"indices": [1], "values": [1.0]}}, "using: a sparse query needs using"),
+        ({"query": {"indices": [1, 1], "values": [1.0, 2]}, "using": "s"}, "query.indices"),
+        ({"query": {"recommend": {"positive": [1]}}, "using": "s"}, "using: using names"),
+        ({"query": {"nearest": 1, "mmr": {}}, "using": "s"}, "query.mmr"),
+        ({"query": 1, "using": "s", "lookup_from": {"collection": "x"}}, "lookup_from"),
         ({"query": [[1], [2]]}, "multivectors"),
         ({"prefetch": {"query": [1]}}, "a query is needed to merge the prefetches"),
         ({"query": {"fusion": "rrf"}}, "a fusion merges prefetches"),
@@ -411,7 +438,7 @@ def test_query_request_forms() -> None:
         ({"query": {"rrf": {"k": 2, "weights": [1, 1]}}, "prefetch": {"query": [1]}}, "one weight"),
         ({"query": [1], "lookup_from": {"collection": "x", "vector": "v"}}, "lookup_from"),
         ({"query": [1], "shard_key": "k"}, "shard keys"),
-        ({"query": [1], "using": "img"}, "named vectors"),
+        ({"query": [1], "using": "img"}, "named dense vectors are not supported"),
         ({"score_threshold": 0.1}, "needs a vector"),
         ({"query": [1], "limit": 0}, "limit"),
         ({"query": [1], "limit": 1001}, "limit"),

@@ -418,18 +418,31 @@ class Collection:
         """The best points by the dot product of their sparse vector ``name`` with
         ``query`` (see ``engine.sparse``): only points sharing an index with it."""
         predicate = self._bound(predicate)
-        scored = self._sparse[name].scores(query)
-        if predicate is not None:
-            ids, payloads = cast(list[PointId], self._ids), self._payloads  # (live slots)
-            scored = {s: x for s, x in scored.items() if predicate(ids[s], payloads[s])}
-        slots = np.fromiter(scored.keys(), dtype=np.int64, count=len(scored))
-        values = np.fromiter(scored.values(), dtype=np.float64, count=len(scored))
-        scores = values.astype(np.float32)  # (as Qdrant reports them)
+        slots, scores = self._sparse[name].scores(query)
         if threshold is not None:
             keep = scores >= threshold
             slots, scores = slots[keep], scores[keep]
-        hits = exact.best(slots, scores, limit + offset)[offset:]
-        return self._finish(hits, 0, None, with_payload, with_vector)
+        k = limit + offset
+        if predicate is None:
+            hits = exact.best(slots, scores, k)
+        else:
+            hits = self._best_matching(slots, scores, k, predicate)
+        return self._finish(hits[offset:], 0, None, with_payload, with_vector)
+
+    def _best_matching(
+        self, slots: exact.Slots, scores: exact.Scores, k: int, predicate: Predicate
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best of ``slots`` that ``predicate`` accepts, reading the payloads of
+        the best first (four times as many as wanted, then four times more while too
+        few of them pass), not of every slot scored."""
+        ids, payloads = cast(list[PointId], self._ids), self._payloads  # (live slots)
+        take = min(slots.size, max(4 * k, 256))
+        while True:
+            best = exact.best(slots, scores, take)
+            hits = [(s, x) for s, x in best if predicate(ids[s], payloads[s])]
+            if len(hits) >= k or take == slots.size:
+                return hits[:k]
+            take = min(slots.size, take * 4)
 
     def sparse_scores(
         self, name: str, query: SparseVector, pids: Iterable[PointId]

@@ -328,14 +328,16 @@ def _has_id(spec: dict[str, Any], field: str) -> _Compiled:
 
 
 def _has_vector(spec: dict[str, Any], field: str) -> Predicate:
-    """Every point has its collection's one unnamed vector (it cannot be deleted); a
-    name is refused as named vectors are everywhere else in the API."""
+    """Every point has its collection's dense vector, ``""`` (it cannot be deleted).
+    A sparse vector's name is refused: points may lack those, and filters do not see
+    them yet."""
     name = spec["has_vector"]
     if len(spec) != 1 or not isinstance(name, str):
         raise ValidationError("has_vector is a vector name", field=f"{field}.has_vector")
     if name:
         raise ValidationError(
-            'named vectors are not supported: the collection has one unnamed vector ("")',
+            'has_vector takes "" (the dense vector, which every point has); named dense '
+            "vectors are not supported, nor are sparse vectors' names in filters",
             field=f"{field}.has_vector",
         )
     return lambda _pid, _payload: True

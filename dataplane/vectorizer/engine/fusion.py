@@ -30,20 +30,26 @@ def rrf(
     return _best_first(fused)
 
 
-def dbsf(lists: Sequence[Ranked], higher_is_better: bool = True) -> list[tuple[PointId, float]]:
+def dbsf(
+    lists: Sequence[Ranked], higher_is_better: bool | Sequence[bool] = True
+) -> list[tuple[PointId, float]]:
     """Distribution-based score fusion: each list's scores are mapped to 0..1 between its
     mean -/+ 3 sample standard deviations (not clamped: outliers go past), a list of one
-    point or of equal scores gives 0.5; summed over the lists. For a metric where lower
-    is better (Euclidean distance) the mapping is reversed, so the best is near 1.
-    (Qdrant leaves it the other way round, its issue #10611.)"""
+    point or of equal scores gives 0.5; summed over the lists. For a list whose lower
+    scores are better (Euclidean distance: ``higher_is_better``, one for all lists or
+    one per list) the mapping is reversed, so the best is near 1. (Qdrant leaves it the
+    other way round, its issue #10611.)"""
     fused: dict[PointId, float] = {}
-    for ranked in lists:
+    directions = (
+        [higher_is_better] * len(lists) if isinstance(higher_is_better, bool) else higher_is_better
+    )
+    for ranked, higher in zip(lists, directions, strict=True):
         scores = [score for _, score in ranked]
         low, high = _spread(scores)
         for pid, score in ranked:
             if high == low:
                 share = 0.5
-            elif higher_is_better:
+            elif higher:
                 share = (score - low) / (high - low)
             else:
                 share = (high - score) / (high - low)

@@ -832,9 +832,10 @@ class Store:
     async def delete_vectors(
         self, name: str, ids: list[PointId] | None, predicate: Predicate | None, names: list[str]
     ) -> tuple[int, int]:
-        """Remove the named sparse vectors of the points ``ids`` (those that exist) or of
-        those ``predicate`` accepts; returns (points, sequence). The dense vector cannot
-        be removed: a point always has one."""
+        """Remove the named sparse vectors of the points ``ids`` (each must exist: a
+        missing one refuses the request, nothing changed) or of those ``predicate``
+        accepts; returns (points, sequence). The dense vector cannot be removed: a
+        point always has one."""
         await self._gate()
         coll = self.collection(name)
         for i, vector_name in enumerate(names):
@@ -846,7 +847,8 @@ class Store:
                 )
             coll.has_sparse(vector_name, f"vector[{i}]")
         if ids is not None:
-            present = [pid for pid in dict.fromkeys(ids) if pid in coll]
+            present = list(dict.fromkeys(ids))
+            self._require_points(coll, present)
         else:
             assert predicate is not None
             present = coll.ids_matching(predicate)

@@ -2,8 +2,9 @@
 
 Errors are ``ValidationError``s that name the offending field.
 
-What is refused, and why: named, sparse and multi-vectors (a collection holds one
-unnamed dense vector); server-side inference (documents, images); shard keys and custom
+What is refused, and why: named dense vectors and multi-vectors (a collection holds
+one unnamed dense vector, named ``""``, beside any named sparse vectors); server-side
+inference (documents, images); shard keys and custom
 sharding (one node, one shard). Performance and storage knobs (quantization, on-disk
 flags, optimizer and WAL settings) are accepted and ignored: they do not change
 results, and ``GET /collections/{name}`` reports the configuration actually in force.
@@ -16,10 +17,10 @@ import functools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
-from vectorizer.engine import paths, payloads, scoring, validation
-from vectorizer.engine.collection import WRITE_MODES, WriteMode
+from vectorizer.engine import paths, payloads, scoring, sparse, validation
+from vectorizer.engine.collection import WRITE_MODES, SparseRows, WriteMode
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
 from vectorizer.engine.filters import Payload, Predicate, compile_filter, micros, payload_key
 from vectorizer.engine.formula import Formula
@@ -144,23 +145,66 @@ def collection_config(body: CreateCollection) -> dict[str, Any]:
         )
     if params.multivector_config is not None:
         raise ValidationError("multivectors are not supported", field="vectors.multivector_config")
-    _no_extras(body.sparse_vectors, body.strict_mode_config, body.metadata)
+    _no_extras(body.strict_mode_config, body.metadata)
     if body.sharding_method not in (None, "auto"):
         raise ValidationError("custom sharding is not supported", field="sharding_method")
     index, hnsw = _hnsw(body.hnsw_config, params.hnsw_config)
-    return {
+    config: dict[str, Any] = {
         "dimension": params.size,
         "metric": METRICS[params.distance].value,
         "index": index.value,
         "hnsw": hnsw,
     }
+    if body.sparse_vectors:
+        config["sparse_vectors"] = sparse_configs(body.sparse_vectors)
+    return config
+
+
+def sparse_configs(raw: Any, field: str = "sparse_vectors") -> dict[str, dict[str, Any]]:
+    """The engine's sparse vector configs for Qdrant's ``SparseVectorParams`` by name:
+    ``modifier`` (``idf`` or ``none``) is kept; ``index`` (its storage and search knobs)
+    is accepted and ignored, like the dense vector's."""
+    if not isinstance(raw, dict):
+        raise ValidationError("sparse_vectors maps names to {index?, modifier?}", field=field)
+    out = {}
+    for name, params in raw.items():
+        at = f"{field}.{name}"
+        sparse.name(name, at)
+        params = {} if params is None else params
+        if not isinstance(params, dict) or set(params) - {"index", "modifier"}:
+            raise ValidationError("a sparse vector's config is {index?, modifier?}", field=at)
+        index = params.get("index")
+        if index is not None and (
+            not isinstance(index, dict)
+            or set(index) - {"full_scan_threshold", "on_disk", "datatype"}
+        ):
+            raise ValidationError(
+                "index is {full_scan_threshold?, on_disk?, datatype?}", field=f"{at}.index"
+            )
+        modifier = params.get("modifier")
+        out[name] = sparse.SparseParams.parse(
+            {} if modifier is None else {"modifier": modifier}, at
+        ).to_dict()
+    return out
 
 
 def check_update(body: UpdateCollection, current: CollectionConfig) -> None:
     """Refuse an update that would change what a collection holds or how its graph is
     built (neither changes in place here: build a new collection and move an alias).
     The rest (optimizer, quantization and storage knobs) is accepted, as on create."""
-    _no_extras(body.sparse_vectors, body.strict_mode_config, body.metadata)
+    _no_extras(body.strict_mode_config, body.metadata)
+    if body.sparse_vectors:
+        wanted = sparse_configs(body.sparse_vectors)
+        have = {k: v.to_dict() for k, v in current.sparse_vectors.items()}
+        for name, params in wanted.items():
+            given = body.sparse_vectors[name] or {}
+            if name not in have or ("modifier" in given and params != have[name]):
+                raise ValidationError(
+                    "the sparse vectors of an existing collection cannot be added or changed: "
+                    "create a collection with the new settings, copy the points and move "
+                    "an alias to it",
+                    field=f"sparse_vectors.{name}",
+                )
     vector = None
     if body.vectors:
         if set(body.vectors) != {""}:
@@ -182,9 +226,7 @@ def _fixed(name: str) -> ValidationError:
     )
 
 
-def _no_extras(sparse: Any, strict_mode: dict[str, Any] | None, metadata: Any) -> None:
-    if sparse:
-        raise ValidationError("sparse vectors are not supported", field="sparse_vectors")
+def _no_extras(strict_mode: dict[str, Any] | None, metadata: Any) -> None:
     if strict_mode and strict_mode.get("enabled"):
         raise ValidationError("strict mode is not supported", field="strict_mode_config")
     if metadata:
@@ -196,6 +238,12 @@ def _vector_params(raw: Any) -> VectorParams:
         raise ValidationError("vectors {size, distance} is required", field="vectors")
     if isinstance(raw, dict) and set(raw) == {""}:  # the default vector by its name, ""
         return convert_as(raw[""], VectorParams, 'vectors[""]')
+    if raw == {}:
+        raise ValidationError(
+            "a collection holds one dense vector (beside any sparse ones): give vectors "
+            "{size, distance}",
+            field="vectors",
+        )
     if isinstance(raw, dict) and "size" not in raw and "distance" not in raw:
         raise ValidationError(
             "named vectors are not supported: give one unnamed {size, distance}", field="vectors"
@@ -240,7 +288,10 @@ def dense_vector(raw: Any, field: str) -> Any:
                 "server-side inference is not supported: send the vector itself", field=field
             )
         if set(raw) == {"indices", "values"}:
-            raise ValidationError("sparse vectors are not supported", field=field)
+            raise ValidationError(
+                'a sparse vector goes under its name: {"": [dense], "name": {indices, values}}',
+                field=field,
+            )
         raise ValidationError(
             "named vectors are not supported: the collection has one unnamed vector", field=field
         )
@@ -251,12 +302,44 @@ def dense_vector(raw: Any, field: str) -> Any:
     return raw
 
 
+def point_vectors(raw: Any, field: str, dense_needed: bool = True) -> tuple[Any, SparseRows]:
+    """A point's vectors: its dense vector (``raw`` itself, or ``raw[""]``; None when
+    not ``dense_needed`` and not given) and its sparse vectors by name."""
+    if not isinstance(raw, dict) or set(raw) == {""} or not _sparse_map(raw):
+        if dense_needed or not (isinstance(raw, dict) and not raw):
+            return dense_vector(raw, field), {}
+        return None, {}
+    rows = {
+        sparse.name(name, f"{field}.{name}"): sparse.vector(value, f"{field}.{name}")
+        for name, value in raw.items()
+        if name != ""
+    }
+    if "" in raw:
+        return dense_vector(raw[""], f'{field}[""]'), rows
+    if dense_needed:
+        raise ValidationError(
+            'a point needs the collection\'s dense vector: give it as "" beside the sparse ones',
+            field=field,
+        )
+    return None, rows
+
+
+def _sparse_map(raw: dict[str, Any]) -> bool:
+    """Whether ``raw`` maps vector names to vectors, every one but ``""``'s sparse (else
+    it is refused by ``dense_vector``, naming what is unsupported)."""
+    others = [v for k, v in raw.items() if k != ""]
+    return bool(others) and all(
+        isinstance(v, dict) and set(v) == {"indices", "values"} for v in others
+    )
+
+
 @dataclass(frozen=True)
 class PointsIn:
     ids: list[PointId]
     vectors: list[Any]
     payloads: list[Payload | None]
     field: str
+    sparse: list[SparseRows] | None = None  # each point's, when any has some
     condition: Predicate | None = None  # update_filter: which existing points change
     mode: WriteMode = "upsert"  # update_mode
 
@@ -282,7 +365,7 @@ def upsert_points(body: Upsert, max_points: int) -> PointsIn:
 
 
 def _points_list(points: list[dict[str, Any]]) -> PointsIn:
-    ids, vectors, payloads = [], [], []
+    ids, vectors, payloads, rows = [], [], [], []
     for i, p in enumerate(points):
         where = f"points[{i}]"
         unknown = set(p) - {"id", "vector", "payload"}
@@ -291,16 +374,20 @@ def _points_list(points: list[dict[str, Any]]) -> PointsIn:
         if "id" not in p or "vector" not in p:
             raise ValidationError("a point has an id and a vector", field=where)
         ids.append(point_id(p["id"], f"{where}.id"))
-        vectors.append(dense_vector(p["vector"], f"{where}.vector"))
+        vector, sparse_rows = point_vectors(p["vector"], f"{where}.vector")
+        vectors.append(vector)
+        rows.append(sparse_rows)
         payloads.append(payload(p.get("payload"), f"{where}.payload"))
-    return PointsIn(ids, vectors, payloads, "points")
+    return PointsIn(ids, vectors, payloads, "points", sparse=rows if any(rows) else None)
 
 
 def _batch(batch: Batch | None) -> PointsIn:
     assert batch is not None
     ids = point_ids(batch.ids, "batch.ids")
     raw = batch.vectors
-    if isinstance(raw, dict) and set(raw) == {""}:
+    columns: dict[str, Any] = {}
+    if isinstance(raw, dict) and "" in raw and all(isinstance(v, list) for v in raw.values()):
+        columns = {k: v for k, v in raw.items() if k != ""}
         raw = raw[""]
     elif isinstance(raw, dict):
         dense_vector(raw, "batch.vectors")  # raises, naming what is unsupported
@@ -315,7 +402,15 @@ def _batch(batch: Batch | None) -> PointsIn:
             "batch.ids, batch.vectors and batch.payloads must have the same length",
             field="batch",
         )
-    return PointsIn(ids, vectors, payloads, "batch.vectors")
+    rows: list[SparseRows] = [{} for _ in ids]
+    for name, column in columns.items():
+        at = f"batch.vectors.{sparse.name(name, 'batch.vectors')}"
+        if len(column) != len(ids):
+            raise ValidationError("one vector (or null) per id", field=at)
+        for i, value in enumerate(column):
+            if value is not None:
+                rows[i][name] = sparse.vector(value, f"{at}[{i}]")
+    return PointsIn(ids, vectors, payloads, "batch.vectors", sparse=rows if any(rows) else None)
 
 
 def payload(raw: Any, field: str) -> Payload | None:
@@ -360,32 +455,44 @@ def delete_payload(body: DeletePayload) -> tuple[Selection, list[str]]:
     return selection(body.points, body.filter, body.shard_key), list(_paths(body.keys, "keys"))
 
 
-def update_vectors(
-    body: UpdateVectors, max_points: int
-) -> tuple[list[PointId], list[Any], Predicate | None]:
+@dataclass(frozen=True)
+class VectorsIn:
+    """New vectors of existing points: each one's dense vector (None: kept) and the
+    sparse vectors it replaces."""
+
+    ids: list[PointId]
+    dense: list[Any]
+    sparse: list[SparseRows] | None
+    condition: Predicate | None
+
+
+def update_vectors(body: UpdateVectors, max_points: int) -> VectorsIn:
     """Ids and new vectors of ``PointVectors`` entries (checked further by the store),
     and the ``update_filter`` the points must pass to change."""
     no_shard_key(body.shard_key)
     condition = compile_filter(canonical_filter(body.update_filter), "update_filter")
     if len(body.points) > max_points:
         raise ValidationError(f"at most {max_points} points per request", field="points")
-    ids, vectors = [], []
+    ids, vectors, rows = [], [], []
     for i, p in enumerate(body.points):
         where = f"points[{i}]"
         if set(p) != {"id", "vector"}:
             raise ValidationError("a point's vectors are {id, vector}", field=where)
         ids.append(point_id(p["id"], f"{where}.id"))
-        vectors.append(dense_vector(p["vector"], f"{where}.vector"))
-    return ids, vectors, condition
+        vector, sparse_rows = point_vectors(p["vector"], f"{where}.vector", dense_needed=False)
+        if vector is None and not sparse_rows:
+            raise ValidationError("give at least one vector", field=f"{where}.vector")
+        vectors.append(vector)
+        rows.append(sparse_rows)
+    return VectorsIn(ids, vectors, rows if any(rows) else None, condition)
 
 
-def delete_vectors(body: DeleteVectors) -> NoReturn:
-    """Refused: a point always has its one vector here."""
-    raise ValidationError(
-        "deleting vectors is not supported: every point has its one vector "
-        "(delete the point, or update its vector)",
-        field="vector",
-    )
+def delete_vectors(body: DeleteVectors) -> tuple[Selection, list[str]]:
+    """The points whose vectors ``body.vector`` names go (sparse vectors: the dense one
+    cannot, which the store says)."""
+    if not isinstance(body.vector, list) or not all(isinstance(n, str) for n in body.vector):
+        raise ValidationError("vector is a list of vector names", field="vector")
+    return selection(body.points, body.filter, body.shard_key), list(dict.fromkeys(body.vector))
 
 
 # ---- reads -------------------------------------------------------------------------------
@@ -438,16 +545,29 @@ def _paths(raw: Any, field: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
+# ``sparse_shown`` of every sparse vector (``with_vector: true``)
+ALL_SPARSE = ("*",)
+
+
 def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> bool:
+    """Whether ``with_vector`` (a bool or a list of vector names) shows the dense vector."""
     if raw is None:
         return default
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, list) and all(isinstance(n, str) for n in raw):
-        if set(raw) <= {""}:
-            return bool(raw)
-        raise ValidationError("named vectors are not supported", field=field)
-    raise ValidationError("with_vector is a bool", field=field)
+        return "" in raw
+    raise ValidationError("with_vector is a bool or a list of vector names", field=field)
+
+
+def sparse_shown(raw: Any) -> tuple[str, ...]:
+    """The sparse vectors ``with_vector`` shows (``ALL_SPARSE``: every one), checked
+    against the collection when shown (``responses.show_sparse``)."""
+    if raw is True:
+        return ALL_SPARSE
+    if isinstance(raw, list):
+        return tuple(dict.fromkeys(n for n in raw if isinstance(n, str) and n != ""))
+    return ()
 
 
 @dataclass(frozen=True)
@@ -470,6 +590,7 @@ class Scroll:
     payload: PayloadSelector
     with_vector: bool
     order_by: OrderBy | None = None
+    sparse_shown: tuple[str, ...] = ()
 
 
 def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
@@ -489,6 +610,7 @@ def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
         payload=payload_selector(body.with_payload, True),
         with_vector=with_vector(body.with_vector),
         order_by=order,
+        sparse_shown=sparse_shown(body.with_vector),
     )
 
 
@@ -593,6 +715,9 @@ class Search:
     mmr: Mmr | None = None
     context: Context | None = None
     lookup: str | None = None  # lookup_from: the collection ids in the query are points of
+    using: str = ""  # the vector searched: "" the dense one, else a sparse vector's name
+    sparse_query: sparse.SparseVector | None = None  # a query of the sparse vector ``using``
+    sparse_shown: tuple[str, ...] = ()  # the sparse vectors shown with the hits
 
     def tree(self) -> Iterator[Search]:
         """This search and every prefetch under it."""
@@ -610,9 +735,23 @@ def vector_search(body: Searched, limit: int, offset: int, max_limit: int) -> Se
     no_shard_key(body.shard_key)
     raw = body.vector
     if isinstance(raw, dict) and set(raw) == {"name", "vector"}:
-        if raw["name"] != "":
+        name, raw = raw["name"], raw["vector"]
+        if _is_sparse(raw):  # a NamedSparseVector
+            using = sparse.name(name, "vector.name")
+            search = _search(
+                body,
+                limit,
+                offset,
+                max_limit,
+                field="vector",
+                with_vectors=body.with_vector
+                if body.with_vector is not None
+                else body.with_vectors,
+            )
+            query = sparse.vector(raw, "vector.vector")
+            return dataclasses.replace(search, using=using, sparse_query=query)
+        if name != "":
             raise ValidationError("named vectors are not supported", field="vector.name")
-        raw = raw["vector"]
     vector_sel = body.with_vector if body.with_vector is not None else body.with_vectors
     return _search(
         body,
@@ -698,7 +837,14 @@ def _queried(
         raise ValidationError(
             f"prefetches nest at most {MAX_PREFETCH_DEPTH} deep", field=f"{at}prefetch"
         )
-    lookup = _vectors_from(body.using, body.lookup_from, at)
+    using = _using(body.using, at)
+    lookup = _vectors_from(None, body.lookup_from, at)
+    if using and lookup is not None:
+        raise ValidationError(
+            "lookup_from reads dense vectors; a sparse vector is queried by value or by a "
+            "point of this collection",
+            field=f"{at}lookup_from",
+        )
     prefetch = tuple(
         _prefetch(raw, max_limit, f"{at}prefetch[{i}].", depth + 1)
         for i, raw in enumerate(_listed_prefetches(body.prefetch))
@@ -712,9 +858,24 @@ def _queried(
     context = None if merging else _context_query(body.query, at)
     order_by, sample = (None, False) if merging else _listing(body.query, at)
     scored = recommend or context or merging or order_by is not None or sample
-    vector, point = (None, None) if scored else _query(body.query, at)
+    vector, point, sparse_query = (None, None, None) if scored else _query(body.query, at)
+    if sparse_query is not None and not using:
+        raise ValidationError(
+            "a sparse query needs using: the name of the sparse vector it searches",
+            field=f"{at}using",
+        )
+    if using and not merging and (vector is not None or (point is None and sparse_query is None)):
+        raise ValidationError(
+            f"using names a sparse vector (named dense vectors are not supported): query "
+            f"{using!r} with {{indices, values}} or a point id (recommend, discover, context, "
+            "order_by and sample queries use the dense vector)",
+            field=f"{at}using",
+        )
     mmr = None if scored else _mmr(body.query, max_limit, at)
-    unscored = vector is None and point is None and not (recommend or context or merging)
+    if using and mmr is not None:
+        raise ValidationError("mmr needs the dense vector", field=f"{at}query.mmr")
+    queried = vector is not None or point is not None or sparse_query is not None
+    unscored = not queried and not (recommend or context or merging)
     if unscored and body.score_threshold is not None:
         raise ValidationError(
             "score_threshold needs a vector to score by", field=f"{at}score_threshold"
@@ -739,7 +900,17 @@ def _queried(
         mmr=mmr,
         context=context,
         lookup=lookup,
+        using="" if merging else using,
+        sparse_query=sparse_query,
     )
+
+
+def _using(raw: Any, at: str) -> str:
+    """The vector a query searches: ``""`` (the dense one) or a sparse vector's name
+    (which the collection is asked for when the query runs)."""
+    if raw is None or raw == "":
+        return ""
+    return sparse.name(raw, f"{at}using")
 
 
 def _context_query(raw: Any, at: str) -> Context | None:
@@ -970,6 +1141,7 @@ def _search(
         exact=exact,
         payload=payload_selector(body.with_payload, False),
         with_vector=with_vector(body.with_vector if with_vectors is None else with_vectors),
+        sparse_shown=sparse_shown(body.with_vector if with_vectors is None else with_vectors),
         field=field,
         recommend=recommend,
         order_by=order_by,
@@ -1016,7 +1188,7 @@ def _examples(raw: Any, field: str) -> tuple[PointId | list[Any], ...]:
         raise ValidationError("must be a list of point ids or vectors", field=field)
     out: list[PointId | list[Any]] = []
     for i, item in enumerate(raw):
-        vector, point = _query_input(item, f"{field}[{i}]")
+        vector, point, _ = _query_input(item, f"{field}[{i}]", sparse_allowed=False)
         if point is not None:
             out.append(point)
         elif vector is not None:
@@ -1024,10 +1196,13 @@ def _examples(raw: Any, field: str) -> tuple[PointId | list[Any], ...]:
     return tuple(out)
 
 
-def _query(raw: Any, at: str = "") -> tuple[list[Any] | None, PointId | None]:
-    """(vector, point id) of a nearest query; both None when there is no query."""
+QueryInput = tuple[list[Any] | None, PointId | None, sparse.SparseVector | None]
+
+
+def _query(raw: Any, at: str = "") -> QueryInput:
+    """(vector, point id, sparse vector) of a nearest query; all None without a query."""
     if raw is None:
-        return None, None
+        return None, None, None
     if isinstance(raw, dict):
         if "nearest" in raw:
             if set(raw) - {"nearest", "mmr"}:
@@ -1044,10 +1219,16 @@ def _query(raw: Any, at: str = "") -> tuple[list[Any] | None, PointId | None]:
     return _query_input(raw, f"{at}query")
 
 
-def _query_input(raw: Any, field: str) -> tuple[list[Any] | None, PointId | None]:
+def _query_input(raw: Any, field: str, sparse_allowed: bool = True) -> QueryInput:
     if isinstance(raw, int | str) and not isinstance(raw, bool):
-        return None, point_id(raw, field)
-    return dense_vector(raw, field), None
+        return None, point_id(raw, field), None
+    if sparse_allowed and _is_sparse(raw):
+        return None, None, sparse.vector(raw, field)
+    return dense_vector(raw, field), None, None
+
+
+def _is_sparse(raw: Any) -> bool:
+    return isinstance(raw, dict) and set(raw) == {"indices", "values"}
 
 
 def _params(params: SearchParams | None) -> tuple[int | None, bool]:

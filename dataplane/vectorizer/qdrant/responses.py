@@ -16,7 +16,7 @@ from vectorizer.engine.collection import EXACT_BELOW, Collection, Point, ScoredP
 from vectorizer.engine.config import IndexKind
 from vectorizer.engine.validation import PointId
 from vectorizer.engine.wal import FsyncPolicy
-from vectorizer.qdrant.models import DISTANCES, PayloadSelector
+from vectorizer.qdrant.models import ALL_SPARSE, DISTANCES, PayloadSelector
 
 # The Qdrant REST API version whose wire format this layer follows; qdrant-client
 # compares it with its own version (same major, minor within one) and warns otherwise.
@@ -88,6 +88,30 @@ def scored_point(
     return out
 
 
+def show_sparse(
+    coll: Collection, hits: list[dict[str, Any]], names: tuple[str, ...], field: str
+) -> list[dict[str, Any]]:
+    """Hits (or records) with the sparse vectors ``names`` asks for (``ALL_SPARSE``:
+    every one): a point's vectors by name, the dense one as ``""``; a point showing its
+    dense vector alone shows it plain (as Qdrant shows its default vector)."""
+    if not names:
+        return hits
+    every = names == ALL_SPARSE
+    if not every:
+        for name in names:
+            coll.has_sparse(name, field)
+    for hit in hits:
+        shown = {
+            name: vec.to_json()
+            for name, vec in coll.sparse_of(hit["id"]).items()
+            if every or name in names
+        }
+        dense = hit.get("vector")
+        if shown or dense is None:
+            hit["vector"] = ({"": dense} if dense is not None else {}) | shown
+    return hits
+
+
 def point_group(
     gid: str | int, hits: list[dict[str, Any]], lookup: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -145,6 +169,7 @@ def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int
                 "replication_factor": 1,
                 "write_consistency_factor": 1,
                 "on_disk_payload": False,
+                **sparse_params(coll),
             },
             "hnsw_config": {
                 # m = 0 is Qdrant's way of saying "no graph": an exact collection.
@@ -180,6 +205,14 @@ def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int
             for key, index in coll.payload_schema().items()
         },
     }
+
+
+def sparse_params(coll: Collection) -> dict[str, Any]:
+    """``{"sparse_vectors": {name: params}}`` when the collection has sparse vectors."""
+    if not coll.config.sparse_vectors:
+        return {}
+    configs = coll.config.sparse_vectors
+    return {"sparse_vectors": {name: params.to_dict() for name, params in configs.items()}}
 
 
 def flush_interval_s(fsync: FsyncPolicy) -> int:

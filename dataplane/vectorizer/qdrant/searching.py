@@ -15,6 +15,7 @@ from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import Predicate, compile_filter
 from vectorizer.engine.formula import Formula
 from vectorizer.engine.validation import Matrix, PointId
+from vectorizer.errors import ValidationError
 from vectorizer.qdrant import models, responses
 from vectorizer.qdrant.errors import point_not_found
 
@@ -121,6 +122,8 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
     lookups = lookups or {}
     if s.prefetch:
         return _merged(coll, s, lookups)
+    if s.using:
+        return _sparse_hits(coll, s)
     if s.vector is None and s.point is None and s.recommend is None and s.context is None:
         return _listed(coll, s)
     spec, raw = s.filter, s.vector
@@ -166,6 +169,34 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
     return [responses.scored_point(h, s.payload) for h in hits]
 
 
+def _sparse_hits(coll: Collection, s: models.Search) -> Hits:
+    """A nearest query of the sparse vector ``s.using``: by a sparse vector, or by the
+    one a point of the collection has (never a hit itself, as for dense vectors)."""
+    name = coll.has_sparse(s.using, s.field.removesuffix("query") + "using")
+    spec, query = s.filter, s.sparse_query
+    if query is None:
+        assert s.point is not None  # (the parser lets nothing else through)
+        if s.point not in coll:
+            raise point_not_found(s.point)
+        query = coll.sparse_of(s.point).get(name)
+        if query is None:
+            raise ValidationError(
+                f"point {s.point!r} has no sparse vector {name!r} to query by", field=s.field
+            )
+        spec = models.exclude_ids(spec, [s.point])
+    hits = coll.search_sparse(
+        name,
+        query,
+        s.limit,
+        offset=s.offset,
+        predicate=compile_filter(spec),
+        threshold=s.threshold,
+        with_payload=s.payload.enabled,
+        with_vector=s.with_vector,
+    )
+    return [responses.scored_point(h, s.payload) for h in hits]
+
+
 def lookup_names(searches: Sequence[models.Search]) -> set[str]:
     """The collections the ``lookup_from``s of ``searches`` (and their prefetches) name."""
     return {p.lookup for s in searches for p in s.tree() if p.lookup is not None}
@@ -189,7 +220,10 @@ def _merged(coll: Collection, s: models.Search, lookups: Lookups) -> Hits:
     if s.fusion.method == "rrf":
         fused = fusion.rrf(lists, s.fusion.k, s.fusion.weights)
     else:
-        fused = fusion.dbsf(lists, coll.config.metric.higher_is_better)
+        # (a sparse vector's scores, and fused ones, are better higher whatever the metric)
+        metric_wise = coll.config.metric.higher_is_better
+        directions = [bool(p.using or p.fusion) or metric_wise for p in s.prefetch]
+        fused = fusion.dbsf(lists, directions)
     return _shown(coll, s, fused)
 
 

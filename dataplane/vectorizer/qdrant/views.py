@@ -190,6 +190,7 @@ async def _upsert(request: web.Request, body: schemas.Upsert) -> int:
         field=points.field,
         condition=points.condition,
         mode=points.mode,
+        sparse=points.sparse,
     )
     inserted(request, written)
     return seq
@@ -250,16 +251,27 @@ async def _delete_payload(request: web.Request, body: schemas.DeletePayload) -> 
 
 
 async def _update_vectors(request: web.Request, body: schemas.UpdateVectors) -> int:
-    ids, vectors, condition = models.update_vectors(body, request.app[SETTINGS].max_batch_points)
+    given = models.update_vectors(body, request.app[SETTINGS].max_batch_points)
     seq = await _store(request).update_vectors(
-        request.match_info["name"], ids, vectors, condition=condition
+        request.match_info["name"],
+        given.ids,
+        given.dense,
+        condition=given.condition,
+        sparse=given.sparse,
     )
-    inserted(request, len(ids))
+    inserted(request, len(given.ids))
     return seq
 
 
 async def _delete_vectors(request: web.Request, body: schemas.DeleteVectors) -> int:
-    models.delete_vectors(body)
+    sel, names = models.delete_vectors(body)
+    predicate = None
+    if sel.ids is None:
+        predicate = compile_filter(sel.filter) or (lambda _pid, _payload: True)
+    _, seq = await _store(request).delete_vectors(
+        request.match_info["name"], sel.ids, predicate, names
+    )
+    return seq
 
 
 Write = Callable[[web.Request, Any], Awaitable[int]]
@@ -327,7 +339,7 @@ async def update_vectors(request: web.Request) -> Any:
 
 @qdrant_view
 async def delete_vectors(request: web.Request) -> Any:
-    """Refused: every point keeps its one vector."""
+    """Remove the named sparse vectors of the selected points (the dense one stays)."""
     return await _one(request, "delete_vectors")
 
 
@@ -370,7 +382,8 @@ async def get_point(request: web.Request) -> Any:
     point = coll.get(pid, with_vector=True)
     if point is None:
         raise point_not_found(pid)
-    return responses.record(point, models.PayloadSelector(True))
+    record = [responses.record(point, models.PayloadSelector(True))]
+    return responses.show_sparse(coll, record, models.ALL_SPARSE, "with_vector")[0]
 
 
 @qdrant_view
@@ -386,7 +399,10 @@ async def retrieve_points(request: web.Request) -> Any:
     if vector:
         check_answer_fits(request, len(unique), coll.config.dimension)
     found = (coll.get(pid, with_vector=vector) for pid in unique)
-    return [responses.record(p, payload) for p in found if p is not None]
+    records = [responses.record(p, payload) for p in found if p is not None]
+    return responses.show_sparse(
+        coll, records, models.sparse_shown(body.with_vector), "with_vector"
+    )
 
 
 @qdrant_view
@@ -409,8 +425,9 @@ async def scroll_points(request: web.Request) -> Any:
             with_payload=page.payload.enabled,
             with_vector=page.with_vector,
         )
+        records = [responses.record(p, page.payload, value) for p, value in rows]
         return {
-            "points": [responses.record(p, page.payload, value) for p, value in rows],
+            "points": responses.show_sparse(coll, records, page.sparse_shown, "with_vector"),
             "next_page_offset": None,
         }
     points, next_offset = coll.scroll(
@@ -420,8 +437,9 @@ async def scroll_points(request: web.Request) -> Any:
         with_payload=page.payload.enabled,
         with_vector=page.with_vector,
     )
+    records = [responses.record(p, page.payload) for p in points]
     return {
-        "points": [responses.record(p, page.payload) for p in points],
+        "points": responses.show_sparse(coll, records, page.sparse_shown, "with_vector"),
         "next_page_offset": next_offset,
     }
 
@@ -534,9 +552,10 @@ async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf
     search = search_of(body, request.app[SETTINGS].max_search_limit)
     if search.prefetch:
         _batch([search], request, "prefetch")
-    hits = run_search(_searched_collection(request, [search]), search, _lookups(request, [search]))
+    coll = _searched_collection(request, [search])
+    hits = run_search(coll, search, _lookups(request, [search]))
     searched(request, len(hits))
-    return hits
+    return responses.show_sparse(coll, hits, search.sparse_shown, "with_vector")
 
 
 async def _search_many(request: web.Request, kind: type[_Batch], search_of: SearchOf) -> list[Hits]:
@@ -548,6 +567,8 @@ async def _search_many(request: web.Request, kind: type[_Batch], search_of: Sear
     lookups = _lookups(request, searches)
     results = [run_search(coll, s, lookups) for s in searches]
     searched(request, *map(len, results))
+    for s, hits in zip(searches, results, strict=True):
+        responses.show_sparse(coll, hits, s.sparse_shown, "with_vector")
     return results
 
 
@@ -608,6 +629,7 @@ def _groups(request: web.Request, asked: groups.QueryGroups) -> dict[str, Any]:
         if shown.with_vector:
             point = coll.get(hit["id"], with_vector=True)
             hit["vector"] = None if point is None else point.vector
+    responses.show_sparse(coll, list(hits.values()), shown.sparse_shown, "with_vector")
     searched(request, len(hits))
     out = []
     for group in found:

@@ -1,0 +1,393 @@
+"""Sparse vectors through the official qdrant-client against a real ``vectorizer serve``,
+each answer checked against qdrant-client's local mode (Qdrant's semantics in Python)
+given the same writes: searches (plain and IDF, filtered, by point, fused with the
+dense vector), the shapes vectors are shown in, updates and deletes of sparse vectors,
+a kill -9, and bad input refused with nothing changed."""
+
+from __future__ import annotations
+
+import random
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from tests.servers import ServerProcess
+
+DIM = 4
+N = 300
+SPARSE = {
+    "bm25": models.SparseVectorParams(modifier=models.Modifier.IDF),
+    "splade": models.SparseVectorParams(index=models.SparseIndexParams(on_disk=True)),
+}
+
+
+def sparse(rnd: random.Random, vocabulary: int = 60) -> models.SparseVector:
+    indices = rnd.sample(range(vocabulary), rnd.randint(1, 6))
+    return models.SparseVector(indices=indices, values=[rnd.uniform(0.1, 3.0) for _ in indices])
+
+
+def points(seed: int, n: int = N) -> list[models.PointStruct]:
+    """Points with a dense vector and, some of them, one or both sparse vectors."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        vector: dict[str, Any] = {"": [rnd.gauss(0, 1) for _ in range(DIM)]}
+        for name in SPARSE:
+            if rnd.random() < 0.7:
+                vector[name] = sparse(rnd)
+        payload = {"group": i % 3, "i": i}
+        out.append(models.PointStruct(id=i, vector=vector, payload=payload))
+    return out
+
+
+def make(client: QdrantClient, name: str = "s", seed: int = 1) -> None:
+    client.create_collection(
+        name,
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+        sparse_vectors_config=SPARSE,
+    )
+    pts = points(seed)
+    client.upsert(name, points=pts[: N // 2])
+    rest = pts[N // 2 :]  # the batch form: every point given every sparse vector
+    batch_vectors: dict[str, list[Any]] = {"": [p.vector[""] for p in rest]}  # type: ignore[index]
+    for n in SPARSE:
+        batch_vectors[n] = [
+            p.vector.get(n, models.SparseVector(indices=[], values=[]))  # type: ignore[union-attr]
+            for p in rest
+        ]
+    client.upsert(
+        name,
+        points=models.Batch(
+            ids=[p.id for p in rest], vectors=batch_vectors, payloads=[p.payload for p in rest]
+        ),
+    )
+
+
+@pytest.fixture
+def both(client: QdrantClient) -> tuple[QdrantClient, QdrantClient]:
+    """The server and local mode, each holding the same collection "s"."""
+    local = QdrantClient(":memory:")
+    for c in (client, local):
+        make(c)
+    return client, local
+
+
+def shown(vector: Any) -> Any:
+    """A vector as shown, its numbers to five places (local mode keeps float64: sparse
+    values unrounded, dense ones normalized in float64)."""
+    if isinstance(vector, dict):
+        return {name: shown(v) for name, v in vector.items()}
+    if isinstance(vector, models.SparseVector):
+        return ("sparse", vector.indices, [round(x, 5) for x in vector.values])
+    if isinstance(vector, list):
+        return [round(x, 5) for x in vector]
+    return vector
+
+
+def vectors_of(records: list[Any]) -> list[Any]:
+    return [shown(r.vector) for r in records]
+
+
+def scored(hits: list[models.ScoredPoint]) -> list[tuple[Any, float]]:
+    return [(h.id, round(h.score, 4)) for h in hits]
+
+
+def same_hits(ours: list[models.ScoredPoint], theirs: list[models.ScoredPoint]) -> None:
+    assert [h.id for h in ours] == [h.id for h in theirs]
+    assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], rel=1e-5)
+
+
+def test_the_collection_reports_its_sparse_vectors(client: QdrantClient) -> None:
+    make(client)
+    params = client.get_collection("s").config.params
+    assert params.sparse_vectors is not None
+    assert params.sparse_vectors["bm25"].modifier == models.Modifier.IDF
+    assert params.sparse_vectors["splade"].modifier is None
+    assert client.count("s").count == N
+
+
+@pytest.mark.parametrize("using", ["bm25", "splade"])
+def test_sparse_searches_match_local_mode(
+    both: tuple[QdrantClient, QdrantClient], using: str
+) -> None:
+    rnd = random.Random(9)
+    group = models.Filter(
+        must=[models.FieldCondition(key="group", match=models.MatchValue(value=1))]
+    )
+    for _ in range(5):
+        query = sparse(rnd, vocabulary=20)
+        asks: list[dict[str, Any]] = [
+            {"limit": 10},
+            {"limit": 5, "offset": 3},
+            {"limit": 50, "query_filter": group},
+            {"limit": 300},  # every point sharing an index with the query, and no other
+        ]
+        for ask in asks:
+            ours, theirs = (
+                c.query_points("s", query=query, using=using, **ask).points for c in both
+            )
+            same_hits(ours, theirs)
+        every = both[1].query_points("s", query=query, using=using, limit=300).points
+        middle = len(every) // 2  # (between two scores: a float32 rounding decides nothing)
+        cut = (every[middle].score + every[middle + 1].score) / 2
+        ours, theirs = (
+            c.query_points("s", query=query, using=using, score_threshold=cut, limit=300).points
+            for c in both
+        )
+        same_hits(ours, theirs)
+
+
+def test_a_sparse_query_by_point_and_the_legacy_search(
+    both: tuple[QdrantClient, QdrantClient], server: ServerProcess
+) -> None:
+    ours, theirs = (c.query_points("s", query=7, using="splade", limit=10).points for c in both)
+    same_hits(ours, theirs)
+    assert 7 not in [h.id for h in ours]
+    query = {"indices": [1, 2, 3], "values": [1.0, 0.5, 2.0]}
+    legacy = httpx.post(
+        f"{server.url}/qdrant/collections/s/points/search",
+        json={"vector": {"name": "bm25", "vector": query}, "limit": 10},
+    ).json()["result"]
+    universal = (
+        both[0].query_points("s", query=models.SparseVector(**query), using="bm25", limit=10).points
+    )
+    assert [(h["id"], h["score"]) for h in legacy] == [(h.id, h.score) for h in universal]
+
+
+def test_hybrid_fusion_of_dense_and_sparse_matches_local_mode(
+    both: tuple[QdrantClient, QdrantClient],
+) -> None:
+    rnd = random.Random(4)
+    for method in (models.Fusion.RRF, models.Fusion.DBSF):
+        dense = [rnd.gauss(0, 1) for _ in range(DIM)]
+        prefetch = [
+            models.Prefetch(query=dense, limit=20),
+            models.Prefetch(query=sparse(rnd, 20), using="bm25", limit=20),
+            models.Prefetch(query=sparse(rnd, 20), using="splade", limit=20),
+        ]
+        ours, theirs = (
+            c.query_points(
+                "s", prefetch=prefetch, query=models.FusionQuery(fusion=method), limit=60
+            ).points
+            for c in both
+        )
+        # every point the prefetches found, fused alike (points of equal scores come in
+        # either order: Qdrant leaves that open)
+        assert {h.id: pytest.approx(h.score) for h in ours} == {h.id: h.score for h in theirs}
+        assert [h.score for h in ours] == pytest.approx([h.score for h in theirs])
+        # A sparse query ranking what the prefetches found
+        ours, theirs = (
+            c.query_points(
+                "s", prefetch=prefetch[:1], query=sparse(random.Random(5), 20), using="bm25"
+            ).points
+            for c in both
+        )
+        same_hits(ours, theirs)
+
+
+def test_vectors_are_shown_as_qdrant_shows_them(
+    both: tuple[QdrantClient, QdrantClient],
+) -> None:
+    ids = list(range(12))
+    for with_vectors in (True, ["bm25"], [""], ["", "splade"], False):
+        ours, theirs = (c.retrieve("s", ids, with_vectors=with_vectors) for c in both)
+        assert vectors_of(ours) == vectors_of(theirs), with_vectors
+        ours_page, theirs_page = (
+            c.scroll("s", limit=12, with_vectors=with_vectors)[0] for c in both
+        )
+        assert vectors_of(ours_page) == vectors_of(theirs_page)
+    query = models.SparseVector(indices=[1, 2], values=[1.0, 1.0])
+    ours, theirs = (
+        c.query_points("s", query=query, using="bm25", with_vectors=["bm25"]).points for c in both
+    )
+    assert vectors_of(ours) == vectors_of(theirs)
+
+
+def test_updating_and_deleting_sparse_vectors_matches_local_mode(
+    both: tuple[QdrantClient, QdrantClient],
+) -> None:
+    rnd = random.Random(2)
+    updates = [
+        models.PointVectors(id=1, vector={"bm25": sparse(rnd)}),  # sparse only: dense kept
+        models.PointVectors(id=2, vector={"": [1.0, 2.0, 3.0, 4.0], "splade": sparse(rnd)}),
+        models.PointVectors(id=3, vector=[0.5, 0.5, 0.5, 0.5]),  # dense only: sparse kept
+    ]
+    for c in both:
+        c.update_vectors("s", points=updates)
+        c.delete_vectors("s", vectors=["splade"], points=[4, 5])
+        group_2 = models.FieldCondition(key="group", match=models.MatchValue(value=2))
+        c.delete_vectors("s", vectors=["bm25"], points=models.Filter(must=[group_2]))
+    ours, theirs = (c.retrieve("s", list(range(20)), with_vectors=True) for c in both)
+    assert vectors_of(ours) == vectors_of(theirs)
+    query = sparse(random.Random(8), 20)
+    for using in SPARSE:
+        ours_hits, theirs_hits = (
+            c.query_points("s", query=query, using=using, limit=300).points for c in both
+        )
+        same_hits(ours_hits, theirs_hits)
+
+
+def test_acknowledged_sparse_writes_survive_kill_9(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    srv = server_factory(data_dir=tmp_path / "data").start()
+    client = QdrantClient(url=srv.url, prefix="qdrant", check_compatibility=False)
+    make(client)
+    client.update_vectors(
+        "s", points=[models.PointVectors(id=0, vector={"bm25": sparse(random.Random(3))})]
+    )
+    client.delete_vectors("s", vectors=["splade"], points=[1])
+    before = client.retrieve("s", list(range(N)), with_vectors=True)
+    query = sparse(random.Random(6), 20)
+    hits = client.query_points("s", query=query, using="bm25", limit=50).points
+    assert srv.proc is not None
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.kill()
+    srv = server_factory(data_dir=tmp_path / "data", port=srv.port).start()
+    after = client.retrieve("s", list(range(N)), with_vectors=True)
+    assert [r.vector for r in after] == [r.vector for r in before]
+    assert scored(client.query_points("s", query=query, using="bm25", limit=50).points) == scored(
+        hits
+    )
+    client.close()
+
+
+BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
+    (
+        lambda c: c.query_points("s", query=models.SparseVector(indices=[1], values=[1.0])),
+        b"using: a sparse query needs using",
+    ),
+    (
+        lambda c: c.query_points(
+            "s", query=models.SparseVector(indices=[1], values=[1.0]), using="nope"
+        ),
+        b"using: collection 's' has no sparse vector named 'nope'",
+    ),
+    (
+        lambda c: c.query_points("s", query=[1.0, 0, 0, 0], using="bm25"),
+        b"using: using names a sparse vector",
+    ),
+    (
+        lambda c: c.query_points(
+            "s",
+            query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1])),
+            using="bm25",
+        ),
+        b"using: using names a sparse vector",
+    ),
+    (
+        lambda c: c.upsert(
+            "s",
+            points=[
+                models.PointStruct(
+                    id=1, vector={"bm25": models.SparseVector(indices=[1], values=[1.0])}
+                )
+            ],
+        ),
+        b"points[0].vector: a point needs the collection's dense vector",
+    ),
+    (
+        lambda c: c.upsert(
+            "s",
+            points=[
+                models.PointStruct(
+                    id=1,
+                    vector={
+                        "": [1.0] * DIM,
+                        "bm25": models.SparseVector(indices=[3, 3], values=[1.0, 2.0]),
+                    },
+                )
+            ],
+        ),
+        b"points[0].vector.bm25.indices: indices must be unique",
+    ),
+    (
+        lambda c: c.upsert(
+            "s",
+            points=[
+                models.PointStruct(
+                    id=1,
+                    vector={
+                        "": [1.0] * DIM,
+                        "other": models.SparseVector(indices=[3], values=[1.0]),
+                    },
+                )
+            ],
+        ),
+        b"no sparse vector named 'other'",
+    ),
+    (lambda c: c.delete_vectors("s", vectors=[""], points=[1]), b"dense vector cannot be deleted"),
+    (
+        lambda c: c.delete_vectors("s", vectors=["nope"], points=[1]),
+        b"vector[0]: collection 's' has no",
+    ),
+    (
+        lambda c: c.update_vectors("s", points=[models.PointVectors(id=1, vector={})]),
+        b"give at least one vector",
+    ),
+    (lambda c: c.retrieve("s", [1], with_vectors=["nope"]), b"with_vector: collection 's' has no"),
+    (
+        lambda c: c.update_collection(
+            "s",
+            sparse_vectors_config={
+                "bm25": models.SparseVectorParams(modifier=models.Modifier.NONE)
+            },
+        ),
+        b"sparse_vectors.bm25: the sparse vectors of an existing collection cannot",
+    ),
+    (
+        lambda c: c.update_collection(
+            "s", sparse_vectors_config={"new": models.SparseVectorParams()}
+        ),
+        b"sparse_vectors.new",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "needle"), BAD)
+def test_bad_sparse_input_is_a_400_and_changes_nothing(
+    client: QdrantClient, call: Callable[[QdrantClient], Any], needle: bytes
+) -> None:
+    make(client)
+    before = client.retrieve("s", list(range(N)), with_vectors=True)
+    with pytest.raises(UnexpectedResponse) as exc:
+        call(client)
+    assert exc.value.status_code == 400
+    assert needle in exc.value.content, exc.value.content
+    assert client.retrieve("s", list(range(N)), with_vectors=True) == before
+
+
+def test_deleting_vectors_of_a_missing_point_is_a_404_and_deletes_none(
+    client: QdrantClient,
+) -> None:
+    """(Qdrant deletes the others first; here a request is refused whole.)"""
+    make(client)
+    before = client.retrieve("s", list(range(N)), with_vectors=True)
+    with pytest.raises(UnexpectedResponse) as exc:
+        client.delete_vectors("s", vectors=["bm25"], points=[0, 1, 999])
+    assert exc.value.status_code == 404 and b"999" in exc.value.content
+    assert client.retrieve("s", list(range(N)), with_vectors=True) == before
+
+
+def test_a_collection_with_a_bad_sparse_config_is_not_created(client: QdrantClient) -> None:
+    for config, needle in (
+        ({"a/b": models.SparseVectorParams()}, b"sparse_vectors.a/b"),
+        ({"": models.SparseVectorParams()}, b"sparse_vectors."),
+    ):
+        with pytest.raises(UnexpectedResponse) as exc:
+            client.create_collection(
+                "bad",
+                vectors_config=models.VectorParams(size=DIM, distance="Cosine"),
+                sparse_vectors_config=config,
+            )
+        assert exc.value.status_code == 400 and needle in exc.value.content
+        assert not client.collection_exists("bad")
+    with pytest.raises(UnexpectedResponse) as exc:  # LangChain's sparse-only collection
+        client.create_collection("bad", vectors_config={}, sparse_vectors_config=SPARSE)
+    assert b"a collection holds one dense vector" in exc.value.content
