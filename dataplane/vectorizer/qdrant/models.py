@@ -4,10 +4,10 @@ Errors are ``ValidationError``s that name the offending field.
 
 What is refused, and why: named dense vectors and multi-vectors (a collection holds
 one unnamed dense vector, named ``""``, beside any named sparse vectors); server-side
-inference (documents, images); shard keys and custom
-sharding (one node, one shard). Performance and storage knobs (quantization, on-disk
-flags, optimizer and WAL settings) are accepted and ignored: they do not change
-results, and ``GET /collections/{name}`` reports the configuration actually in force.
+inference (documents, images); shard keys and custom sharding (one node, one shard).
+Performance and storage knobs (quantization, on-disk flags, optimizer and WAL settings)
+are accepted and ignored: they do not change results, and ``GET /collections/{name}``
+reports the configuration actually in force.
 """
 
 from __future__ import annotations
@@ -734,25 +734,18 @@ def vector_search(body: Searched, limit: int, offset: int, max_limit: int) -> Se
     """The search a legacy search body (plain or grouped) asks for."""
     no_shard_key(body.shard_key)
     raw = body.vector
+    vector_sel = body.with_vector if body.with_vector is not None else body.with_vectors
     if isinstance(raw, dict) and set(raw) == {"name", "vector"}:
         name, raw = raw["name"], raw["vector"]
         if _is_sparse(raw):  # a NamedSparseVector
             using = sparse.name(name, "vector.name")
             search = _search(
-                body,
-                limit,
-                offset,
-                max_limit,
-                field="vector",
-                with_vectors=body.with_vector
-                if body.with_vector is not None
-                else body.with_vectors,
+                body, limit, offset, max_limit, field="vector", with_vectors=vector_sel
             )
             query = sparse.vector(raw, "vector.vector")
             return dataclasses.replace(search, using=using, sparse_query=query)
         if name != "":
             raise ValidationError("named vectors are not supported", field="vector.name")
-    vector_sel = body.with_vector if body.with_vector is not None else body.with_vectors
     return _search(
         body,
         limit,
