@@ -191,6 +191,41 @@ def test_hybrid_fusion_of_dense_and_sparse_matches_local_mode(
         same_hits(ours, theirs)
 
 
+def test_has_vector_filters_by_sparse_vectors_as_local_mode_does(
+    both: tuple[QdrantClient, QdrantClient],
+) -> None:
+    for c in both:  # (a point losing one after the filter was first used)
+        c.delete_vectors("s", vectors=["bm25"], points=[0, 1, 2])
+    has = models.HasVectorCondition
+    filters = [
+        models.Filter(must=[has(has_vector="bm25")]),
+        models.Filter(must_not=[has(has_vector="splade")]),
+        models.Filter(must=[has(has_vector="bm25"), has(has_vector="splade")]),
+        models.Filter(should=[has(has_vector="bm25"), has(has_vector="splade")]),
+        models.Filter(must=[has(has_vector="nope")]),  # a name it lacks: no point
+        models.Filter(must=[has(has_vector="")]),
+    ]
+    for flt in filters:
+        ours, theirs = (c.count("s", count_filter=flt).count for c in both)
+        assert ours == theirs, flt
+        ours_ids, theirs_ids = (
+            sorted(p.id for p in c.scroll("s", scroll_filter=flt, limit=N)[0]) for c in both
+        )
+        assert ours_ids == theirs_ids
+    query = sparse(random.Random(12), 20)
+    flt = models.Filter(must=[has(has_vector="splade")])
+    ours_hits, theirs_hits = (
+        c.query_points("s", query=query, using="bm25", query_filter=flt, limit=N).points
+        for c in both
+    )
+    same_hits(ours_hits, theirs_hits)
+    for c in both:
+        c.delete("s", points_selector=models.FilterSelector(filter=filters[1]))
+    assert [p.id for p in both[0].scroll("s", limit=N)[0]] == [
+        p.id for p in both[1].scroll("s", limit=N)[0]
+    ]
+
+
 def test_vectors_are_shown_as_qdrant_shows_them(
     both: tuple[QdrantClient, QdrantClient],
 ) -> None:

@@ -172,7 +172,7 @@ def test_no_filter_is_none() -> None:
             {"must": [{"nested": {"key": "a", "filter": {"must": [{"key": "b"}]}}}]},
             "filter.must[0].nested.filter.must[0]",
         ),
-        ({"must": [{"has_vector": "image"}]}, "filter.must[0].has_vector"),
+        ({"must": [{"has_vector": "a b"}]}, "filter.must[0].has_vector"),
         ({"must": [{"has_vector": None}]}, "filter.must[0]"),  # (a null field is absent)
     ],
 )

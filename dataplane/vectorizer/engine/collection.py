@@ -113,6 +113,7 @@ class Collection:
         for key, schema in config.payload_indexes.items():
             self._fields.create(key, schema, ())
         self._sparse = {n: SparseIndex(p) for n, p in config.sparse_vectors.items()}
+        self._has = self._has_sparse  # (one object: filters bound to it are cached by it)
         self._index: HnswIndex | None = None
         if config.index is IndexKind.HNSW:
             self._index = HnswIndex(dim, config.metric, config.hnsw, capacity)
@@ -189,7 +190,7 @@ class Collection:
     def _bound(self, predicate: Predicate | None) -> Predicate | None:
         """``predicate`` with its full-text matches read as this collection's text
         indexes tokenize (``filters.bind``): every public read binds what it is given."""
-        return None if predicate is None else bind(predicate, self._fields.texts)
+        return None if predicate is None else bind(predicate, self._fields.texts, self._has)
 
     def count(self, predicate: Predicate | None = None) -> int:
         predicate = self._bound(predicate)
@@ -201,7 +202,7 @@ class Collection:
         return sum(1 for _ in self._matching(predicate, narrowed))
 
     def ids_matching(self, predicate: Predicate) -> list[PointId]:
-        return [pid for pid, _ in self._matching(bind(predicate, self._fields.texts))]
+        return [pid for pid, _ in self._matching(bind(predicate, self._fields.texts, self._has))]
 
     def _matching(
         self, predicate: Predicate, narrowed: Narrowed | None = None
@@ -712,6 +713,13 @@ class Collection:
             return had
         return [{**h, **g} for h, g in zip(had, given, strict=True)]
 
+    def _has_sparse(self, name: str) -> Callable[[PointId], bool]:
+        """Whether a point has the sparse vector ``name`` (none has one it lacks)."""
+        index, id_slots = self._sparse.get(name), self._id_slots
+        if index is None:
+            return lambda _pid: False
+        return lambda pid: (slot := id_slots.get(pid)) is not None and slot in index
+
     def sparse_of_slot(self, slot: int) -> SparseRows:
         out = {}
         for name, index in self._sparse.items():
@@ -907,6 +915,7 @@ class Collection:
             payloads = self._payloads
             self._fields.create(key, schema, ((s, payloads[s]) for s in self._id_slots.values()))
         self._sparse = {}
+        self._has = self._has_sparse
         for name, params in config.sparse_vectors.items():
             index = self._sparse[name] = SparseIndex(params)
             for slot, raw in enumerate(points.get(f"sparse:{name}") or ()):

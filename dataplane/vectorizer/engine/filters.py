@@ -39,7 +39,7 @@ from typing import Any
 
 import siphash24
 
-from vectorizer.engine import geo, paths
+from vectorizer.engine import geo, paths, sparse
 from vectorizer.engine.text import DEFAULT, TextParams, has_phrase
 from vectorizer.engine.validation import PointId, point_id
 from vectorizer.errors import ValidationError
@@ -134,19 +134,24 @@ _LOOKUPS: weakref.WeakKeyDictionary[Predicate, Lookup] = weakref.WeakKeyDictiona
 
 @dataclass(frozen=True)
 class _Source:
-    """What ``bind`` recompiles a filter from: its spec, and the keys its full-text
-    matches read (whole paths, also inside ``nested``)."""
+    """What ``bind`` recompiles a filter from: its spec, the keys its full-text matches
+    read (whole paths, also inside ``nested``) and the sparse vectors ``has_vector``
+    names."""
 
     spec: Any
     field: str
     text_keys: frozenset[str]
+    vector_names: frozenset[str]
 
+
+# Whether a point has the sparse vector of a name: a collection's answer (``bind``).
+VectorTest = Callable[[str], Callable[[PointId], bool]]
 
 _SOURCES: weakref.WeakKeyDictionary[Predicate, _Source] = weakref.WeakKeyDictionary()
-# a predicate -> the text indexes it was last bound to, and the result
-_BOUND: weakref.WeakKeyDictionary[Predicate, tuple[Mapping[str, TextParams], Predicate]] = (
-    weakref.WeakKeyDictionary()
-)
+# a predicate -> what it was last bound to (text indexes, vector test), and the result
+_BOUND: weakref.WeakKeyDictionary[
+    Predicate, tuple[Mapping[str, TextParams], VectorTest | None, Predicate]
+] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -156,21 +161,28 @@ class _Context:
     text: Mapping[str, TextParams]  # keys with a text index -> its tokenizer
     text_keys: set[str]  # (collects) the keys full-text matches read
     prefix: str = ""  # inside ``nested``: the array's path and ``[].``
+    vectors: VectorTest | None = None  # the collection's sparse vectors, once bound
+    vector_names: set[str] = dataclasses.field(default_factory=set)  # (collects)
 
 
 def compile_filter(
-    spec: Any, field: str = "filter", text: Mapping[str, TextParams] | None = None
+    spec: Any,
+    field: str = "filter",
+    text: Mapping[str, TextParams] | None = None,
+    vectors: VectorTest | None = None,
 ) -> Predicate | None:
     """A predicate for ``spec``, or None when the filter accepts everything. ``text``
-    names the keys with a text index and their tokenizers (see ``bind``)."""
+    names the keys with a text index and their tokenizers, ``vectors`` tells which
+    points have a sparse vector (see ``bind``)."""
     if spec is None:
         return None
-    ctx = _Context(text or {}, set())
+    ctx = _Context(text or {}, set(), vectors=vectors)
     pred, lookup = _filter(spec, field, ctx)
     if lookup is not None:
         _LOOKUPS[pred] = lookup
-    if ctx.text_keys:
-        _SOURCES[pred] = _Source(spec, field, frozenset(ctx.text_keys))
+    if ctx.text_keys or ctx.vector_names:
+        names = frozenset(ctx.vector_names)
+        _SOURCES[pred] = _Source(spec, field, frozenset(ctx.text_keys), names)
     return pred
 
 
@@ -187,19 +199,27 @@ def lookup_of(predicate: Predicate) -> Lookup | None:
     return _LOOKUPS.get(predicate)
 
 
-def bind(predicate: Predicate, text: Mapping[str, TextParams]) -> Predicate:
-    """``predicate`` for a collection whose text indexes are ``text``: its full-text
-    matches on those keys tokenize as the indexes do (and the indexes answer them).
-    The same predicate when it has none; recompiled once per ``text`` otherwise."""
+def bind(
+    predicate: Predicate, text: Mapping[str, TextParams], vectors: VectorTest | None = None
+) -> Predicate:
+    """``predicate`` for a collection whose text indexes are ``text`` and whose points'
+    sparse vectors ``vectors`` tells: its full-text matches on those keys tokenize as
+    the indexes do (and the indexes answer them), its ``has_vector`` conditions ask the
+    collection. The same predicate when it has neither; recompiled once per ``text``
+    and ``vectors`` otherwise (a collection keeps both the same objects)."""
     source = _SOURCES.get(predicate)
-    if source is None or source.text_keys.isdisjoint(text):
+    if source is None:
         return predicate
+    if not source.vector_names:
+        vectors = None
+        if source.text_keys.isdisjoint(text):
+            return predicate
     cached = _BOUND.get(predicate)
-    if cached is not None and cached[0] is text:
-        return cached[1]
-    bound = compile_filter(source.spec, source.field, text)
+    if cached is not None and cached[0] is text and cached[1] is vectors:
+        return cached[2]
+    bound = compile_filter(source.spec, source.field, text, vectors)
     assert bound is not None  # (the spec compiled before)
-    _BOUND[predicate] = (text, bound)
+    _BOUND[predicate] = (text, vectors, bound)
     return bound
 
 
@@ -277,7 +297,7 @@ def _condition(spec: Any, field: str, ctx: _Context) -> _Compiled:
         return _has_id(spec, field)
     if "has_vector" in spec:
         _not_nested(ctx, "has_vector", field)
-        return _has_vector(spec, field), None
+        return _has_vector(spec, field, ctx), None
     if "nested" in spec:
         return _nested(spec, field, ctx), None
     if "slice" in spec:
@@ -327,20 +347,20 @@ def _has_id(spec: dict[str, Any], field: str) -> _Compiled:
     return (lambda pid, _payload: pid in ids), Ids(ids)
 
 
-def _has_vector(spec: dict[str, Any], field: str) -> Predicate:
-    """Every point has its collection's dense vector, ``""`` (it cannot be deleted).
-    A sparse vector's name is refused: points may lack those, and filters do not see
-    them yet."""
+def _has_vector(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
+    """Every point has its collection's dense vector, ``""`` (it cannot be deleted); a
+    sparse vector's name asks the collection (``bind``), and a name it does not have
+    matches no point (as in Qdrant's local mode)."""
     name = spec["has_vector"]
     if len(spec) != 1 or not isinstance(name, str):
         raise ValidationError("has_vector is a vector name", field=f"{field}.has_vector")
-    if name:
-        raise ValidationError(
-            'has_vector takes "" (the dense vector, which every point has); named dense '
-            "vectors are not supported, nor are sparse vectors' names in filters",
-            field=f"{field}.has_vector",
-        )
-    return lambda _pid, _payload: True
+    if not name:
+        return lambda _pid, _payload: True
+    ctx.vector_names.add(sparse.name(name, f"{field}.has_vector"))
+    if ctx.vectors is None:  # (not bound to a collection: it never reads points so)
+        return lambda _pid, _payload: False
+    has = ctx.vectors(name)
+    return lambda pid, _payload: has(pid)
 
 
 def _nested(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
