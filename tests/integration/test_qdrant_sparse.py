@@ -293,6 +293,11 @@ def test_acknowledged_sparse_writes_survive_kill_9(
     client.close()
 
 
+def upserting(vector: dict[str, Any]) -> Callable[[QdrantClient], Any]:
+    """An upsert of one point with ``vector``."""
+    return lambda c: c.upsert("s", points=[models.PointStruct(id=1, vector=vector)])
+
+
 BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
     (
         lambda c: c.query_points("s", query=models.SparseVector(indices=[1], values=[1.0])),
@@ -317,44 +322,15 @@ BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
         b"using: using names a sparse vector",
     ),
     (
-        lambda c: c.upsert(
-            "s",
-            points=[
-                models.PointStruct(
-                    id=1, vector={"bm25": models.SparseVector(indices=[1], values=[1.0])}
-                )
-            ],
-        ),
+        upserting({"bm25": models.SparseVector(indices=[1], values=[1.0])}),
         b"points[0].vector: a point needs the collection's dense vector",
     ),
     (
-        lambda c: c.upsert(
-            "s",
-            points=[
-                models.PointStruct(
-                    id=1,
-                    vector={
-                        "": [1.0] * DIM,
-                        "bm25": models.SparseVector(indices=[3, 3], values=[1.0, 2.0]),
-                    },
-                )
-            ],
-        ),
+        upserting({"": [1.0] * DIM, "bm25": models.SparseVector(indices=[3, 3], values=[1, 2])}),
         b"points[0].vector.bm25.indices: indices must be unique",
     ),
     (
-        lambda c: c.upsert(
-            "s",
-            points=[
-                models.PointStruct(
-                    id=1,
-                    vector={
-                        "": [1.0] * DIM,
-                        "other": models.SparseVector(indices=[3], values=[1.0]),
-                    },
-                )
-            ],
-        ),
+        upserting({"": [1.0] * DIM, "other": models.SparseVector(indices=[3], values=[1.0])}),
         b"no sparse vector named 'other'",
     ),
     (lambda c: c.delete_vectors("s", vectors=[""], points=[1]), b"dense vector cannot be deleted"),
