@@ -445,21 +445,6 @@ class Collection:
                 return hits[:k]
             take = min(slots.size, take * 4)
 
-    def sparse_scores(
-        self, name: str, query: SparseVector, pids: Iterable[PointId]
-    ) -> dict[PointId, float]:
-        """The scores of the points ``pids`` (those that exist and share an index with
-        ``query``) by their sparse vector ``name``."""
-        index = self._sparse[name]
-        weighted = index.weighted(query)
-        out = {}
-        for pid in pids:
-            slot = self._id_slots.get(pid)
-            score = None if slot is None else index.score_of(weighted, slot)
-            if score is not None:
-                out[pid] = score
-        return out
-
     def by_score(
         self,
         score: Callable[[Matrix], exact.Scores],

@@ -225,12 +225,3 @@ class SparseIndex:
             weights = np.fromiter(at.values(), dtype=np.float64, count=len(at))
             cached = self._arrays[i] = (slots, weights)
         return cached
-
-    def score_of(self, weighted: list[tuple[int, float]], slot: int) -> float | None:
-        """The score of one slot for a ``weighted`` query, None when they share nothing."""
-        vec = self._rows.get(slot)
-        if vec is None:
-            return None
-        mine = dict(zip(vec.indices.tolist(), vec.values.tolist(), strict=True))
-        shared = [w * mine[i] for i, w in weighted if i in mine]
-        return float(np.float32(sum(shared))) if shared else None
