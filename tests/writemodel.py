@@ -44,6 +44,7 @@ class Coll:
     points: dict[int, tuple[Vectors, Payload]] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)  # key -> Qdrant data_type
     sparse: tuple[str, ...] = ()  # the names of its sparse vectors
+    dense_name: str = ""  # its dense vector's name (the model calls it "")
 
 
 State = dict[str, Coll]  # a writer's collections that exist
@@ -145,7 +146,7 @@ class Planner:
             (2, lambda: self.delete_filter(name)),
             (2, lambda: self.set_payload_filter(name)),
             (3, lambda: self.index(name, coll)),
-            (4, lambda: self.qdrant_upsert(name, coll.sparse)),
+            (4, lambda: self.qdrant_upsert(name, coll.sparse, coll.dense_name)),
             (1, lambda: self.snapshot(name)),
             (1, lambda: self.recover(name, rnd.choice(sorted(state)))),
         ]
@@ -187,16 +188,18 @@ class Planner:
         indexes = {k: t for k, t in INDEX_TYPES.items() if native and self.rnd.random() < 0.3}
 
         sparse = () if native else tuple(SPARSE)
+        dense_name = "" if native or self.rnd.random() < 0.5 else "dense"
 
         def step(s: State) -> None:
-            s[name] = Coll(indexes=dict(indexes), sparse=sparse)
+            s[name] = Coll(indexes=dict(indexes), sparse=sparse, dense_name=dense_name)
 
         if native:
             body: Any = {"name": name, "dimension": DIM, "metric": "euclidean"}
             if indexes:
                 body["payload_indexes"] = indexes
             return Write("POST", "/collections", body, [step])
-        body = {"vectors": {"size": DIM, "distance": "Euclid"}}
+        vectors = {"size": DIM, "distance": "Euclid"}
+        body = {"vectors": {dense_name: vectors} if dense_name else vectors}
         if sparse:
             body["sparse_vectors"] = SPARSE
         return Write("PUT", f"/qdrant/collections/{name}", body, [step])
@@ -243,10 +246,14 @@ class Planner:
         body = {"vectors": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
         return Write("POST", f"/collections/{name}/vectors", body, [_upserted(name, pts)])
 
-    def qdrant_upsert(self, name: str, sparse: tuple[str, ...] = ()) -> Write:
+    def qdrant_upsert(self, name: str, sparse: tuple[str, ...] = (), dense_name: str = "") -> Write:
         pts = self.points(self.rnd.choice([1, 5, 20]), sparse)
         if self.rnd.random() < 0.5 or any(isinstance(v, dict) for _, v, _ in pts):
-            body: Any = {"points": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
+            body: Any = {
+                "points": [
+                    {"id": i, "vector": self.named(v, dense_name), "payload": p} for i, v, p in pts
+                ]
+            }
         else:
             ids, vecs, pays = zip(*pts, strict=True)
             body = {"batch": {"ids": list(ids), "vectors": list(vecs), "payloads": list(pays)}}
@@ -390,6 +397,14 @@ class Planner:
         body, step = self.vectors_op(name, existing)
         return Write("PUT", f"/qdrant/collections/{name}/points/vectors", body, [step])
 
+    def named(self, vectors: Vectors, dense_name: str) -> Vectors:
+        """``vectors`` as a request gives them: the dense one by the collection's name for
+        it, or (as accepted too) by "" or plain."""
+        if not dense_name or self.rnd.random() < 0.3:
+            return vectors
+        given = vectors if isinstance(vectors, dict) else {"": vectors}
+        return {(dense_name if k == "" else k): v for k, v in given.items()}
+
     def update_sparse(self, name: str, sparse: tuple[str, ...], existing: list[int]) -> Write:
         """New sparse vectors for some points (a dense one too, for some), the others
         they have kept."""
@@ -526,17 +541,28 @@ async def read_state(http: aiohttp.ClientSession, url: str, names: list[str]) ->
             if r.status == 404:
                 continue
             assert r.status == 200, await r.text()
-            schema = (await r.json())["result"]["payload_schema"]
+            info = (await r.json())["result"]
+        schema, dense = info["payload_schema"], info["config"]["params"]["vectors"]
+        dense_name = "" if "size" in dense else next(iter(dense))
         body = {"limit": 1000, "with_payload": True, "with_vector": True}
         async with http.post(f"{url}/qdrant/collections/{name}/points/scroll", json=body) as r:
             assert r.status == 200, await r.text()
             result = (await r.json())["result"]
         assert result["next_page_offset"] is None
         state[name] = Coll(
-            points={p["id"]: (p["vector"], p["payload"]) for p in result["points"]},
+            points={
+                p["id"]: (_unnamed(p["vector"], dense_name), p["payload"]) for p in result["points"]
+            },
             indexes={key: info["data_type"] for key, info in schema.items()},
         )
     return state
+
+
+def _unnamed(vectors: Vectors, dense_name: str) -> Vectors:
+    """A point's vectors as shown, the dense one called "" as the model calls it."""
+    if not dense_name or not isinstance(vectors, dict):
+        return vectors
+    return shown({("" if k == dense_name else k): v for k, v in vectors.items()})
 
 
 def same(a: State, b: State) -> bool:

@@ -231,8 +231,13 @@ def test_create_collection_options(client: QdrantClient, server: ServerProcess) 
     [
         ({"vectors_config": models.VectorParams(size=4, distance="Manhattan")}, b"Manhattan"),
         (
-            {"vectors_config": {"image": models.VectorParams(size=4, distance="Cosine")}},
-            b"named vectors are not supported",
+            {
+                "vectors_config": {
+                    "image": models.VectorParams(size=4, distance="Cosine"),
+                    "text": models.VectorParams(size=4, distance="Cosine"),
+                }
+            },
+            b"a collection holds one dense vector",
         ),
         ({"vectors_config": models.VectorParams(size=0, distance="Cosine")}, b"dimension"),
     ],

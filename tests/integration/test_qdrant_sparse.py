@@ -402,3 +402,124 @@ def test_a_collection_with_a_bad_sparse_config_is_not_created(client: QdrantClie
     with pytest.raises(UnexpectedResponse) as exc:  # LangChain's sparse-only collection
         client.create_collection("bad", vectors_config={}, sparse_vectors_config=SPARSE)
     assert b"a collection holds one dense vector" in exc.value.content
+
+
+# ---- a dense vector with a name (LlamaIndex's and Haystack's "text-dense") ------------------
+
+
+def named(client: QdrantClient) -> None:
+    """Collection "n": the dense vector named "text-dense", beside "bm25"."""
+    client.create_collection(
+        "n",
+        vectors_config={"text-dense": models.VectorParams(size=DIM, distance="Dot")},
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    pts = points(5, 100)
+    for p in pts:
+        vector = p.vector
+        assert isinstance(vector, dict)
+        vector["text-dense"] = vector.pop("")
+        vector.pop("splade", None)
+    client.upsert("n", points=pts[:50])
+    rest = pts[50:]
+    client.upsert(
+        "n",
+        points=models.Batch(
+            ids=[p.id for p in rest],
+            vectors={
+                "text-dense": [p.vector["text-dense"] for p in rest],  # type: ignore[index]
+                "bm25": [
+                    p.vector.get("bm25", models.SparseVector(indices=[], values=[]))  # type: ignore[union-attr]
+                    for p in rest
+                ],
+            },
+            payloads=[p.payload for p in rest],
+        ),
+    )
+
+
+def test_a_named_dense_vector_works_as_in_local_mode(client: QdrantClient) -> None:
+    local = QdrantClient(":memory:")
+    both = (client, local)
+    for c in both:
+        named(c)
+    config = client.get_collection("n").config.params
+    assert isinstance(config.vectors, dict) and config.vectors["text-dense"].size == DIM
+    rnd = random.Random(21)
+    dense = [rnd.gauss(0, 1) for _ in range(DIM)]
+    ours, theirs = (
+        c.query_points("n", query=dense, using="text-dense", limit=10).points for c in both
+    )
+    same_hits(ours, theirs)
+    has = models.Filter(must=[models.HasVectorCondition(has_vector="text-dense")])
+    assert client.count("n", count_filter=has).count == local.count("n", count_filter=has).count
+    prefetch = [
+        models.Prefetch(query=dense, using="text-dense", limit=20, filter=has),
+        models.Prefetch(query=sparse(rnd, 20), using="bm25", limit=20),
+    ]
+    ours, theirs = (
+        c.query_points(
+            "n", prefetch=prefetch, query=models.FusionQuery(fusion="dbsf"), limit=40
+        ).points
+        for c in both
+    )
+    assert {h.id: pytest.approx(h.score) for h in ours} == {h.id: h.score for h in theirs}
+    updates = [
+        models.PointVectors(id=1, vector={"text-dense": [1.0, 2.0, 3.0, 4.0]}),
+        models.PointVectors(id=2, vector={"bm25": sparse(rnd)}),
+    ]
+    for c in both:
+        c.update_vectors("n", points=updates)
+        c.delete_vectors("n", vectors=["bm25"], points=[3])
+    for with_vectors in (True, ["text-dense"], ["bm25"], ["text-dense", "bm25"]):
+        ours_r, theirs_r = (
+            c.retrieve("n", list(range(8)), with_vectors=with_vectors) for c in both
+        )
+        assert vectors_of(ours_r) == vectors_of(theirs_r), with_vectors
+    ours, theirs = (
+        c.query_points(
+            "n",
+            query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1, 2])),
+            using="text-dense",
+            limit=5,
+        ).points
+        for c in both
+    )
+    same_hits(ours, theirs)
+    with pytest.raises(UnexpectedResponse) as exc:
+        client.delete_vectors("n", vectors=["text-dense"], points=[1])
+    assert exc.value.status_code == 400 and b"dense vector cannot be deleted" in exc.value.content
+    client.update_collection(
+        "n", vectors_config={"text-dense": models.VectorParamsDiff(on_disk=True)}
+    )
+    with pytest.raises(UnexpectedResponse) as exc:  # one dense vector a collection
+        client.create_collection(
+            "two",
+            vectors_config={
+                "a": models.VectorParams(size=DIM, distance="Dot"),
+                "b": models.VectorParams(size=DIM, distance="Dot"),
+            },
+        )
+    assert exc.value.status_code == 400 and b"one dense vector" in exc.value.content
+    with pytest.raises(UnexpectedResponse) as exc:  # a sparse vector of the same name
+        client.create_collection(
+            "two",
+            vectors_config={"a": models.VectorParams(size=DIM, distance="Dot")},
+            sparse_vectors_config={"a": models.SparseVectorParams()},
+        )
+    assert exc.value.status_code == 400 and b"sparse_vectors.a" in exc.value.content
+    local.close()
+
+
+def test_a_named_dense_vector_survives_a_restart(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    srv = server_factory(data_dir=tmp_path / "data").start()
+    client = QdrantClient(url=srv.url, prefix="qdrant", check_compatibility=False)
+    named(client)
+    before = client.retrieve("n", list(range(100)), with_vectors=True)
+    srv.kill()
+    srv = server_factory(data_dir=tmp_path / "data", port=srv.port).start()
+    assert client.retrieve("n", list(range(100)), with_vectors=True) == before
+    assert isinstance(client.get_collection("n").config.params.vectors, dict)
+    client.close()

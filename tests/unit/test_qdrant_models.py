@@ -139,7 +139,7 @@ def test_collection_config_m_zero_means_exact() -> None:
         ({}, "vectors"),
         ({"vectors": {"size": 4, "distance": "Manhattan"}}, "Manhattan"),
         ({"vectors": {"size": 4, "distance": "cosine"}}, "not supported"),
-        ({"vectors": {"img": {"size": 4, "distance": "Cosine"}}}, "named vectors"),
+        ({"vectors": {"a": {"size": 4}, "b": {"size": 4}}}, "one dense vector"),
         ({"vectors": {"size": 4}}, "distance"),
         ({"vectors": {"size": 4, "distance": "Cosine", "colour": 1}}, "colour"),
         (
@@ -185,7 +185,7 @@ def test_collection_config_takes_the_default_vector_by_its_name() -> None:
     assert config == {"dimension": 8, "metric": "dot", "index": "hnsw", "hnsw": {}}
     assert 'vectors[""].distance' in error_of(create, {"vectors": {"": {"size": 8}}})
     two = {"": {"size": 8, "distance": "Dot"}, "img": {"size": 4, "distance": "Dot"}}
-    assert "named vectors" in error_of(create, {"vectors": two})
+    assert "one dense vector" in error_of(create, {"vectors": two})
 
 
 def test_create_collection_body_refuses_unknown_fields() -> None:

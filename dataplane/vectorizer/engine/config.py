@@ -125,6 +125,9 @@ class CollectionConfig:
     payload_indexes: dict[str, field_index.Schema] = field(default_factory=dict)
     # name -> params of the sparse vectors its points may have beside the dense one
     sparse_vectors: dict[str, sparse.SparseParams] = field(default_factory=dict)
+    # the dense vector's name in Qdrant's API ("" unless it was given one, as
+    # LlamaIndex's "text-dense")
+    vector_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -137,6 +140,8 @@ class CollectionConfig:
             out["payload_indexes"] = dict(self.payload_indexes)
         if self.sparse_vectors:
             out["sparse_vectors"] = {k: v.to_dict() for k, v in self.sparse_vectors.items()}
+        if self.vector_name:
+            out["vector_name"] = self.vector_name
         return out
 
     @classmethod
@@ -161,13 +166,23 @@ class CollectionConfig:
             raise ValidationError("unknown HNSW parameter", field=f"hnsw.{sorted(unknown)[0]}")
         hnsw = HnswParams(**{**asdict(defaults), **hnsw_raw}).validated()
         indexes = _payload_indexes(raw.get("payload_indexes"))
+        sparse_vectors = sparse.parse_configs(raw.get("sparse_vectors"))
+        vector_name = raw.get("vector_name") or ""
+        if vector_name:
+            sparse.name(vector_name, "vector_name")
+        if vector_name in sparse_vectors:
+            raise ValidationError(
+                f"{vector_name!r} names both the dense vector and a sparse one",
+                field=f"sparse_vectors.{vector_name}",
+            )
         return cls(
             dimension=dim,
             metric=metric,
             index=index,
             hnsw=hnsw,
             payload_indexes=indexes,
-            sparse_vectors=sparse.parse_configs(raw.get("sparse_vectors")),
+            sparse_vectors=sparse_vectors,
+            vector_name=vector_name,
         )
 
 

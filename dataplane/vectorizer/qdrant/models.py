@@ -136,7 +136,7 @@ def exclude_ids(spec: dict[str, Any] | None, ids: list[PointId]) -> dict[str, An
 
 def collection_config(body: CreateCollection) -> dict[str, Any]:
     """The engine's collection config for a Qdrant ``CreateCollection``."""
-    params = _vector_params(body.vectors)
+    params, vector_name = _vector_params(body.vectors)
     if params.distance not in METRICS:
         supported = ", ".join(METRICS)
         raise ValidationError(
@@ -157,6 +157,8 @@ def collection_config(body: CreateCollection) -> dict[str, Any]:
     }
     if body.sparse_vectors:
         config["sparse_vectors"] = sparse_configs(body.sparse_vectors)
+    if vector_name:
+        config["vector_name"] = vector_name
     return config
 
 
@@ -233,11 +235,18 @@ def _no_extras(strict_mode: dict[str, Any] | None, metadata: Any) -> None:
         raise ValidationError("collection metadata is not supported", field="metadata")
 
 
-def _vector_params(raw: Any) -> VectorParams:
+def _vector_params(raw: Any) -> tuple[VectorParams, str]:
+    """The dense vector's params and its name (``""``: the default vector's)."""
     if raw is None:
         raise ValidationError("vectors {size, distance} is required", field="vectors")
-    if isinstance(raw, dict) and set(raw) == {""}:  # the default vector by its name, ""
-        return convert_as(raw[""], VectorParams, 'vectors[""]')
+    if isinstance(raw, dict) and len(raw) == 1:
+        ((name, params),) = raw.items()
+        if isinstance(params, dict):  # the one dense vector, by its name
+            if name:
+                sparse.name(name, "vectors")
+            return convert_as(
+                params, VectorParams, f"vectors.{name}" if name else 'vectors[""]'
+            ), name
     if raw == {}:
         raise ValidationError(
             "a collection holds one dense vector (beside any sparse ones): give vectors "
@@ -246,9 +255,11 @@ def _vector_params(raw: Any) -> VectorParams:
         )
     if isinstance(raw, dict) and "size" not in raw and "distance" not in raw:
         raise ValidationError(
-            "named vectors are not supported: give one unnamed {size, distance}", field="vectors"
+            "a collection holds one dense vector (beside any sparse ones): give vectors "
+            "{size, distance} or {name: {size, distance}}",
+            field="vectors",
         )
-    return convert_as(raw, VectorParams, "vectors")
+    return convert_as(raw, VectorParams, "vectors"), ""
 
 
 def _hnsw(
@@ -562,7 +573,7 @@ def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> 
 
 def sparse_shown(raw: Any) -> tuple[str, ...]:
     """The sparse vectors ``with_vector`` shows (``ALL_SPARSE``: every one), checked
-    against the collection when shown (``responses.show_sparse``)."""
+    against the collection when shown (``responses.show_vectors``)."""
     if raw is True:
         return ALL_SPARSE
     if isinstance(raw, list):

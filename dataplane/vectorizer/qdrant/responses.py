@@ -88,27 +88,35 @@ def scored_point(
     return out
 
 
-def show_sparse(
+def show_vectors(
     coll: Collection, hits: list[dict[str, Any]], names: tuple[str, ...], field: str
 ) -> list[dict[str, Any]]:
     """Hits (or records) with the sparse vectors ``names`` asks for (``ALL_SPARSE``:
-    every one): a point's vectors by name, the dense one as ``""``; a point showing its
-    dense vector alone shows it plain (as Qdrant shows its default vector)."""
-    if not names:
-        return hits
-    every = names == ALL_SPARSE
-    if not every:
-        for name in names:
-            coll.has_sparse(name, field)
-    for hit in hits:
-        shown = {
-            name: vec.to_json()
-            for name, vec in coll.sparse_of(hit["id"]).items()
-            if every or name in names
-        }
-        dense = hit.get("vector")
-        if shown or dense is None:
-            hit["vector"] = ({"": dense} if dense is not None else {}) | shown
+    every one) and the dense vector under the collection's name for it: a point's
+    vectors by name; a point showing only a dense vector named ``""`` shows it plain
+    (as Qdrant shows its default vector)."""
+    if names:
+        every = names == ALL_SPARSE
+        if not every:
+            for name in names:
+                coll.has_sparse(name, field)
+        for hit in hits:
+            shown = {
+                name: vec.to_json()
+                for name, vec in coll.sparse_of(hit["id"]).items()
+                if every or name in names
+            }
+            dense = hit.get("vector")
+            if shown or dense is None:
+                hit["vector"] = ({"": dense} if dense is not None else {}) | shown
+    dense_name = coll.config.vector_name
+    if dense_name:
+        for hit in hits:
+            vector = hit.get("vector")
+            if isinstance(vector, list):
+                hit["vector"] = {dense_name: vector}
+            elif isinstance(vector, dict) and "" in vector:
+                vector[dense_name] = vector.pop("")
     return hits
 
 
@@ -160,11 +168,14 @@ def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int
         "segments_count": 1,
         "config": {
             "params": {
-                "vectors": {
-                    "size": config.dimension,
-                    "distance": DISTANCES[config.metric],
-                    "on_disk": False,
-                },
+                "vectors": _named(
+                    config.vector_name,
+                    {
+                        "size": config.dimension,
+                        "distance": DISTANCES[config.metric],
+                        "on_disk": False,
+                    },
+                ),
                 "shard_number": 1,
                 "replication_factor": 1,
                 "write_consistency_factor": 1,
@@ -205,6 +216,11 @@ def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int
             for key, index in coll.payload_schema().items()
         },
     }
+
+
+def _named(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The dense vector's params, by its name when it has one (Qdrant's two forms)."""
+    return {name: params} if name else params
 
 
 def sparse_params(coll: Collection) -> dict[str, Any]:

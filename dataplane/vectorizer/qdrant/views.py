@@ -21,7 +21,7 @@ from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.store import Store
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
-from vectorizer.qdrant import groups, models, responses, schemas
+from vectorizer.qdrant import groups, models, names, responses, schemas
 from vectorizer.qdrant.errors import collection_not_found, for_qdrant, point_not_found
 from vectorizer.qdrant.searching import distance_matrix, lookup_names, run_search
 from vectorizer.security.limits import check_batch
@@ -61,10 +61,24 @@ def _collection(request: web.Request) -> Collection:
 
 
 async def _body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
-    """The body as ``kind``; an ``optional`` body may be absent (all defaults)."""
+    """The body as ``kind``; an ``optional`` body may be absent (all defaults). The
+    collection's dense vector is ``""`` in it, whatever its name (``names``)."""
     if optional and not request.can_read_body:
         return kind()
-    return await read_as(request, kind)
+    return _by_default_name(request, await read_as(request, kind))
+
+
+def _by_default_name(request: web.Request, body: T) -> T:
+    name = request.match_info.get("name")
+    if name is None:
+        return body
+    try:
+        dense = _store(request).collection(name).config.vector_name
+    except VectorizerError:  # (no such collection yet: the view says so, if it must)
+        return body
+    if dense:
+        names.to_default(body, dense)
+    return body
 
 
 # ---- service ----------------------------------------------------------------------------
@@ -359,7 +373,8 @@ async def batch_update(request: web.Request) -> Any:
             )
         key, raw = next(iter(operation.items()))
         kind, write = BATCH_OPERATIONS[key]
-        planned.append((f"{where}.{key}", write, convert_as(raw, kind, f"{where}.{key}")))
+        parsed = _by_default_name(request, convert_as(raw, kind, f"{where}.{key}"))
+        planned.append((f"{where}.{key}", write, parsed))
     results = []
     for i, (where, write, parsed) in enumerate(planned):
         try:
@@ -383,7 +398,7 @@ async def get_point(request: web.Request) -> Any:
     if point is None:
         raise point_not_found(pid)
     record = [responses.record(point, models.PayloadSelector(True))]
-    return responses.show_sparse(coll, record, models.ALL_SPARSE, "with_vector")[0]
+    return responses.show_vectors(coll, record, models.ALL_SPARSE, "with_vector")[0]
 
 
 @qdrant_view
@@ -400,7 +415,7 @@ async def retrieve_points(request: web.Request) -> Any:
         check_answer_fits(request, len(unique), coll.config.dimension)
     found = (coll.get(pid, with_vector=vector) for pid in unique)
     records = [responses.record(p, payload) for p in found if p is not None]
-    return responses.show_sparse(
+    return responses.show_vectors(
         coll, records, models.sparse_shown(body.with_vector), "with_vector"
     )
 
@@ -427,7 +442,7 @@ async def scroll_points(request: web.Request) -> Any:
         )
         records = [responses.record(p, page.payload, value) for p, value in rows]
         return {
-            "points": responses.show_sparse(coll, records, page.sparse_shown, "with_vector"),
+            "points": responses.show_vectors(coll, records, page.sparse_shown, "with_vector"),
             "next_page_offset": None,
         }
     points, next_offset = coll.scroll(
@@ -439,7 +454,7 @@ async def scroll_points(request: web.Request) -> Any:
     )
     records = [responses.record(p, page.payload) for p in points]
     return {
-        "points": responses.show_sparse(coll, records, page.sparse_shown, "with_vector"),
+        "points": responses.show_vectors(coll, records, page.sparse_shown, "with_vector"),
         "next_page_offset": next_offset,
     }
 
@@ -555,7 +570,7 @@ async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf
     coll = _searched_collection(request, [search])
     hits = run_search(coll, search, _lookups(request, [search]))
     searched(request, len(hits))
-    return responses.show_sparse(coll, hits, search.sparse_shown, "with_vector")
+    return responses.show_vectors(coll, hits, search.sparse_shown, "with_vector")
 
 
 async def _search_many(request: web.Request, kind: type[_Batch], search_of: SearchOf) -> list[Hits]:
@@ -568,7 +583,7 @@ async def _search_many(request: web.Request, kind: type[_Batch], search_of: Sear
     results = [run_search(coll, s, lookups) for s in searches]
     searched(request, *map(len, results))
     for s, hits in zip(searches, results, strict=True):
-        responses.show_sparse(coll, hits, s.sparse_shown, "with_vector")
+        responses.show_vectors(coll, hits, s.sparse_shown, "with_vector")
     return results
 
 
@@ -629,7 +644,7 @@ def _groups(request: web.Request, asked: groups.QueryGroups) -> dict[str, Any]:
         if shown.with_vector:
             point = coll.get(hit["id"], with_vector=True)
             hit["vector"] = None if point is None else point.vector
-    responses.show_sparse(coll, list(hits.values()), shown.sparse_shown, "with_vector")
+    responses.show_vectors(coll, list(hits.values()), shown.sparse_shown, "with_vector")
     searched(request, len(hits))
     out = []
     for group in found:
@@ -637,7 +652,9 @@ def _groups(request: web.Request, asked: groups.QueryGroups) -> dict[str, Any]:
         if lookup is not None:
             pid = _lookup_id(group.id)
             point = None if pid is None else looked_in.get(pid, with_vector=lookup.with_vector)
-            record = None if point is None else responses.record(point, lookup.payload)
+            if point is not None:  # (its dense vector under its collection's name for it)
+                looked = [responses.record(point, lookup.payload)]
+                record = responses.show_vectors(looked_in, looked, (), "with_lookup")[0]
         out.append(responses.point_group(group.id, group.hits, record))
     return {"groups": out}
 
