@@ -289,7 +289,10 @@ def test_update_collection_takes_knobs_and_refuses_changes_it_cannot_make(
             },
             "hnsw_config.m",
         ),
-        ({"vectors_config": {"image": models.VectorParamsDiff(on_disk=True)}}, "named vectors"),
+        (
+            {"vectors_config": {"image": models.VectorParamsDiff(on_disk=True)}},
+            "no dense vector named 'image'",
+        ),
         ({"sparse_vectors_config": {"text": models.SparseVectorParams()}}, "sparse vectors"),
     ):
         with pytest.raises(UnexpectedResponse) as exc:
@@ -996,7 +999,7 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
         ),
         (
             lambda c: c.upsert("docs", points=[models.PointStruct(id=1, vector={"img": vec(1)})]),
-            "named vectors",
+            "no dense vector named 'img'",
         ),
         (
             lambda c: c.upsert("docs", points=[models.PointStruct(id=1, vector=[vec(1), vec(2)])]),
@@ -1006,7 +1009,10 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
             lambda c: c.query_points("docs", query=models.FusionQuery(fusion=models.Fusion.RRF)),
             "fusion",
         ),
-        (lambda c: c.query_points("docs", query=vec(1), using="img"), "named dense vectors"),
+        (
+            lambda c: c.query_points("docs", query=vec(1), using="img"),
+            "no dense vector named 'img'",
+        ),
         (
             lambda c: c.query_points(
                 "docs", prefetch=models.Prefetch(query=vec(1), using="img"), query=vec(1)

@@ -70,7 +70,7 @@ def test_answers_as_local_mode(client: QdrantClient) -> None:
 @pytest.mark.parametrize(
     ("condition", "says"),
     [
-        ({"has_vector": "a/b"}, b"filter.must[0].has_vector: a sparse vector's name"),
+        ({"has_vector": "a/b"}, b"filter.must[0].has_vector: a vector's name"),
         (
             {"nested": {"key": "items", "filter": {"must": [{"has_id": [1]}]}}},
             b"filter.must[0].nested.filter.must[0].has_id",

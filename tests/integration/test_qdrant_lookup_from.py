@@ -199,7 +199,7 @@ def test_the_same_id_is_not_excluded_and_batches_and_groups_look_up_too(
     [
         ({"collection": "nowhere"}, "nowhere"),
         ({"collection": "wide"}, "dimension"),
-        ({"collection": "users", "vector": "image"}, "named vectors"),
+        ({"collection": "users", "vector": "image"}, "dense vector: vector is unset"),
         ({"collection": 5}, "lookup_from"),
         ({"collection": "users", "shard": 1}, "lookup_from"),
     ],

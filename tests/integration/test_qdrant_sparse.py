@@ -311,7 +311,7 @@ BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
     ),
     (
         lambda c: c.query_points("s", query=[1.0, 0, 0, 0], using="bm25"),
-        b"using: using names a sparse vector",
+        b"using: no dense vector named 'bm25'",
     ),
     (
         lambda c: c.query_points(
@@ -319,7 +319,7 @@ BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
             query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1])),
             using="bm25",
         ),
-        b"using: using names a sparse vector",
+        b"using: no dense vector named 'bm25'",
     ),
     (
         upserting({"bm25": models.SparseVector(indices=[1], values=[1.0])}),

@@ -71,7 +71,7 @@ class SparseVector:
 def name(raw: Any, field: str) -> str:
     if not isinstance(raw, str) or NAME_RE.fullmatch(raw) is None:
         raise ValidationError(
-            "a sparse vector's name is 1-128 characters of ASCII letters, digits, '-', '_' and '.'",
+            "a vector's name is 1-128 characters of ASCII letters, digits, '-', '_' and '.'",
             field=field,
         )
     return raw

@@ -54,6 +54,9 @@ from vectorizer.qdrant.schemas import (
 from vectorizer.server.http import convert_as
 
 DEFAULT_LIMIT = 10
+# What a vector name that is no vector of the collection is told (``names`` has made the
+# dense vector's own name ``""`` before a body is parsed)
+ONE_DENSE = 'the collection has one dense vector, "" (or the name it was created with)'
 MAX_PREFETCH_DEPTH = 64  # as in Qdrant
 DEFAULT_RRF_K = 2  # Qdrant's: a point first in one list scores 1/2
 
@@ -210,7 +213,8 @@ def check_update(body: UpdateCollection, current: CollectionConfig) -> None:
     vector = None
     if body.vectors:
         if set(body.vectors) != {""}:
-            raise ValidationError("named vectors are not supported", field="vectors")
+            other = sorted(set(body.vectors) - {""})[0]
+            raise ValidationError(f"no dense vector named {other!r}: {ONE_DENSE}", field="vectors")
         vector = convert_as(body.vectors[""], VectorParamsDiff, 'vectors[""]').hnsw_config
     index, hnsw = _hnsw(body.hnsw_config, vector)
     m_given = any(d is not None and d.m is not None for d in (body.hnsw_config, vector))
@@ -303,8 +307,12 @@ def dense_vector(raw: Any, field: str) -> Any:
                 'a sparse vector goes under its name: {"": [dense], "name": {indices, values}}',
                 field=field,
             )
+        dense = sorted(k for k, v in raw.items() if k and not isinstance(v, dict))
         raise ValidationError(
-            "named vectors are not supported: the collection has one unnamed vector", field=field
+            f"no dense vector named {dense[0]!r}: {ONE_DENSE}"
+            if dense
+            else "a point's vectors are its dense one and sparse ones {indices, values} by name",
+            field=field,
         )
     if isinstance(raw, list) and raw and isinstance(raw[0], list):
         raise ValidationError("multivectors are not supported", field=field)
@@ -756,7 +764,9 @@ def vector_search(body: Searched, limit: int, offset: int, max_limit: int) -> Se
             query = sparse.vector(raw, "vector.vector")
             return dataclasses.replace(search, using=using, sparse_query=query)
         if name != "":
-            raise ValidationError("named vectors are not supported", field="vector.name")
+            raise ValidationError(
+                f"no dense vector named {name!r}: {ONE_DENSE}", field="vector.name"
+            )
     return _search(
         body,
         limit,
@@ -799,9 +809,12 @@ def discover_request(body: DiscoverRequest, max_limit: int) -> Search:
 
 def _vectors_from(using: str | None, lookup_from: Any, at: str = "") -> str | None:
     """The collection whose points' vectors ids in the query stand for: another one
-    (``lookup_from``'s), or None for the searched one. Named vectors are refused."""
+    (``lookup_from``'s), or None for the searched one. They search the dense vector."""
     if using not in (None, ""):
-        raise ValidationError("named vectors are not supported", field=f"{at}using")
+        raise ValidationError(
+            f"no dense vector named {using!r}: {ONE_DENSE} (recommend and discover search it)",
+            field=f"{at}using",
+        )
     if lookup_from is None:
         return None
     field = f"{at}lookup_from"
@@ -811,7 +824,10 @@ def _vectors_from(using: str | None, lookup_from: Any, at: str = "") -> str | No
     if not isinstance(name, str) or not name:
         raise ValidationError("lookup_from.collection is a collection name", field=field)
     if lookup_from.get("vector") not in (None, ""):
-        raise ValidationError("named vectors are not supported", field=f"{field}.vector")
+        raise ValidationError(
+            'lookup_from reads the other collection\'s dense vector: vector is unset or ""',
+            field=f"{field}.vector",
+        )
     return name
 
 
@@ -870,9 +886,9 @@ def _queried(
         )
     if using and not merging and (vector is not None or (point is None and sparse_query is None)):
         raise ValidationError(
-            f"using names a sparse vector (named dense vectors are not supported): query "
-            f"{using!r} with {{indices, values}} or a point id (recommend, discover, context, "
-            "order_by and sample queries use the dense vector)",
+            f"no dense vector named {using!r}: {ONE_DENSE}; a sparse vector is queried with "
+            "{indices, values} or a point id (recommend, discover, context, order_by and "
+            "sample queries use the dense vector)",
             field=f"{at}using",
         )
     mmr = None if scored else _mmr(body.query, max_limit, at)
