@@ -2,9 +2,10 @@
 
 Errors are ``ValidationError``s that name the offending field.
 
-What is refused, and why: named dense vectors and multi-vectors (a collection holds
-one unnamed dense vector, named ``""``, beside any named sparse vectors); server-side
-inference (documents, images); shard keys and custom sharding (one node, one shard).
+What is refused, and why: several dense vectors and multi-vectors (a collection holds
+one dense vector, named ``""`` here whatever its name in requests (see ``names``),
+beside any named sparse vectors); server-side inference (documents, images); shard
+keys and custom sharding (one node, one shard).
 Performance and storage knobs (quantization, on-disk flags, optimizer and WAL settings)
 are accepted and ignored: they do not change results, and ``GET /collections/{name}``
 reports the configuration actually in force.
@@ -294,7 +295,7 @@ def _hnsw(
 
 
 def dense_vector(raw: Any, field: str) -> Any:
-    """The single unnamed dense vector in ``raw``; anything else is refused by name."""
+    """The dense vector in ``raw`` (plain, or as ``""``); anything else is refused by name."""
     if isinstance(raw, dict):
         if set(raw) == {""}:
             return dense_vector(raw[""], field)

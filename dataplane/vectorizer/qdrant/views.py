@@ -105,7 +105,7 @@ async def list_collections(request: web.Request) -> Any:
 
 @qdrant_view
 async def create_collection(request: web.Request) -> Any:
-    """Create a collection with one unnamed dense vector."""
+    """Create a collection: one dense vector (unnamed or named), any sparse vectors."""
     body = await _body(request, schemas.CreateCollection)
     await _store(request).create_collection(
         request.match_info["name"], models.collection_config(body)
