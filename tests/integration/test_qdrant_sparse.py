@@ -158,6 +158,12 @@ def test_a_sparse_query_by_point_and_the_legacy_search(
         both[0].query_points("s", query=models.SparseVector(**query), using="bm25", limit=10).points
     )
     assert [(h["id"], h["score"]) for h in legacy] == [(h.id, h.score) for h in universal]
+    unknown = httpx.post(
+        f"{server.url}/qdrant/collections/s/points/search",
+        json={"vector": {"name": "nope", "vector": query}, "limit": 10},
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["status"]["error"].startswith("validation_error: vector.name: ")
 
 
 def test_hybrid_fusion_of_dense_and_sparse_matches_local_mode(

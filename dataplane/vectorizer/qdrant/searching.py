@@ -172,7 +172,9 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
 def _sparse_hits(coll: Collection, s: models.Search) -> Hits:
     """A nearest query of the sparse vector ``s.using``: by a sparse vector, or by the
     one a point of the collection has (never a hit itself, as for dense vectors)."""
-    name = coll.has_sparse(s.using, s.field.removesuffix("query") + "using")
+    # (a query's ``using``; the legacy search names its vector at ``vector.name``)
+    at = s.field.removesuffix("query") + "using" if s.field.endswith("query") else "vector.name"
+    name = coll.has_sparse(s.using, at)
     spec, query = s.filter, s.sparse_query
     if query is None:
         assert s.point is not None  # (the parser lets nothing else through)
