@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vectorizer.engine import sparse
+from vectorizer.engine import records, sparse
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind
 from vectorizer.engine.filters import compile_filter
@@ -252,3 +252,39 @@ async def test_a_collection_snapshot_file_carries_the_sparse_vectors(tmp_path: P
     query = sv(random_pairs(rnd))
     assert copy.search_sparse("s", query, 20) == original.search_sparse("s", query, 20)
     await s.close(take_snapshot=False)
+
+
+async def test_records_with_sparse_vectors_go_under_kinds_older_code_refuses(
+    tmp_path: Path,
+) -> None:
+    """Code before sparse vectors ignores fields it does not know (it would drop the
+    vectors); it refuses kinds it does not know (a replica holds until upgraded)."""
+    s = Store(tmp_path, StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0))
+    await s.open()
+    await s.create_collection("plain", {"dimension": 2})
+    await s.create_collection("c", {"dimension": 2, "sparse_vectors": {"s": {}}})
+    await s.create_collection("n", {"dimension": 2, "vector_name": "text-dense"})
+    await s.upsert_if("c", [1], dense(1), [None])
+    await s.upsert_if("c", [2], dense(1), [None], sparse=[{"s": sv({1: 1.0})}])
+    await s.update_vectors("c", [1], [[0.0, 1.0]])
+    await s.update_vectors("c", [1], [None], sparse=[{"s": sv({2: 1.0})}])
+    await s.delete_vectors("c", [1], None, ["s"])
+    log = s.read_log(1)
+    assert log is not None
+    kinds = [records.decode(body)[0]["op"] for _, body in log]
+    assert kinds == [
+        "create_collection",
+        "create_collection_v2",
+        "create_collection_v2",
+        "upsert",
+        "upsert_v2",
+        "update_vectors",
+        "update_vectors_v2",
+        "delete_vectors",
+    ]
+    await s.close(take_snapshot=False)
+    r = Store(tmp_path, StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0))
+    await r.open()  # (and the new code replays them)
+    assert r.collection("c").sparse_of(2) == {"s": sv({1: 1.0})}
+    assert r.collection("n").config.vector_name == "text-dense"
+    await r.close(take_snapshot=False)

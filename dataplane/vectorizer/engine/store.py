@@ -358,6 +358,7 @@ class Store:
     ) -> int:
         if "collection" in op:  # a point write: logged under the collection, never an alias
             op["collection"] = self.resolve(op["collection"])
+        _mark_v2(op)
         if not _shrinks(op):
             self._check_room()
             self._check_memory(op, vectors)
@@ -515,7 +516,7 @@ class Store:
     def _memory_needed(self, op: records.Op, vectors: Matrix | None) -> int:
         """Roughly what applying ``op`` adds to the heap (a growing collection holds its
         old arrays while it copies them)."""
-        if op["op"] == "create_collection":
+        if op["op"] in _CREATES:
             config = CollectionConfig.parse(op["config"], self.options.hnsw_defaults)
             return memory_for(config, INITIAL_CAPACITY)
         if op["op"] == "create_field_index" and (coll := self._collections.get(op["collection"])):
@@ -973,7 +974,7 @@ class Store:
 
     def _apply(self, op: records.Op, vectors: Matrix | None) -> None:
         kind = op["op"]
-        if kind == "create_collection":
+        if kind in _CREATES:
             config = CollectionConfig.parse(op["config"], self.options.hnsw_defaults)
             self._collections[op["name"]] = Collection(op["name"], config)
         elif kind == "delete_collection":
@@ -1230,6 +1231,23 @@ def _unstorable_payload(op: records.Op, points_field: str) -> str:
 # ---- what each logged operation on a collection does to it (``Store._apply``) ----------
 
 
+# Records with what code before sparse vectors and named dense vectors would not hold
+# but not refuse either (fields it ignores) go under kinds of their own, which it
+# refuses: a replica on older code then stops at the first of them instead of
+# dropping their sparse vectors (see docs/REPLICATION.md).
+_V2_FIELDS = {"upsert": ("sparse",), "update_vectors": ("sparse", "dense")}
+_V2_CONFIG = ("sparse_vectors", "vector_name")
+_CREATES = frozenset({"create_collection", "create_collection_v2"})
+
+
+def _mark_v2(op: records.Op) -> None:
+    kind = op["op"]
+    if any(f in op for f in _V2_FIELDS.get(kind, ())) or (
+        kind == "create_collection" and any(f in op["config"] for f in _V2_CONFIG)
+    ):
+        op["op"] = f"{kind}_v2"
+
+
 def _check_sparse(coll: Collection, sparse: list[SparseRows], points: int, field: str) -> None:
     if len(sparse) != points:
         raise ValidationError("one set of sparse vectors per point", field=field)
@@ -1294,8 +1312,10 @@ def _set_payload_op(coll: Collection, op: records.Op, _: Matrix | None) -> None:
 
 _COLLECTION_OPS: dict[str, Callable[[Collection, records.Op, Matrix | None], object]] = {
     "upsert": _upsert,
+    "upsert_v2": _upsert,
     "update": lambda coll, op, vectors: coll.update(op["id"], vectors, op["payload"]),
     "update_vectors": _update_vectors,
+    "update_vectors_v2": _update_vectors,
     "set_payload": _set_payload_op,
     # (records before "json_paths" split keys at their dots, and replay so)
     "delete_payload": lambda coll, op, _: coll.delete_payload(
@@ -1308,5 +1328,5 @@ _COLLECTION_OPS: dict[str, Callable[[Collection, records.Op, Matrix | None], obj
 }
 # every operation ``_apply`` knows (a replicated record of another kind is refused unlogged)
 _KINDS = frozenset(
-    {"create_collection", "delete_collection", "aliases", "replace_collection", *_COLLECTION_OPS}
+    {*_CREATES, "delete_collection", "aliases", "replace_collection", *_COLLECTION_OPS}
 )
