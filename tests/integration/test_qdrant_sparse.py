@@ -284,7 +284,9 @@ def test_acknowledged_sparse_writes_survive_kill_9(
         "s", points=[models.PointVectors(id=0, vector={"bm25": sparse(random.Random(3))})]
     )
     client.delete_vectors("s", vectors=["splade"], points=[1])
+    named(client)  # (and a collection whose dense vector has a name)
     before = client.retrieve("s", list(range(N)), with_vectors=True)
+    before_named = client.retrieve("n", list(range(100)), with_vectors=True)
     query = sparse(random.Random(6), 20)
     hits = client.query_points("s", query=query, using="bm25", limit=50).points
     assert srv.proc is not None
@@ -296,6 +298,8 @@ def test_acknowledged_sparse_writes_survive_kill_9(
     assert scored(client.query_points("s", query=query, using="bm25", limit=50).points) == scored(
         hits
     )
+    assert client.retrieve("n", list(range(100)), with_vectors=True) == before_named
+    assert isinstance(client.get_collection("n").config.params.vectors, dict)
     client.close()
 
 
@@ -515,17 +519,3 @@ def test_a_named_dense_vector_works_as_in_local_mode(client: QdrantClient) -> No
         )
     assert exc.value.status_code == 400 and b"sparse_vectors.a" in exc.value.content
     local.close()
-
-
-def test_a_named_dense_vector_survives_a_restart(
-    server_factory: type[ServerProcess], tmp_path: Path
-) -> None:
-    srv = server_factory(data_dir=tmp_path / "data").start()
-    client = QdrantClient(url=srv.url, prefix="qdrant", check_compatibility=False)
-    named(client)
-    before = client.retrieve("n", list(range(100)), with_vectors=True)
-    srv.kill()
-    srv = server_factory(data_dir=tmp_path / "data", port=srv.port).start()
-    assert client.retrieve("n", list(range(100)), with_vectors=True) == before
-    assert isinstance(client.get_collection("n").config.params.vectors, dict)
-    client.close()
