@@ -8,7 +8,8 @@ Qdrant's IDF modifier; the same dense vectors into a collection without sparse o
 so that the resident memory the sparse vectors take is the difference. Then one
 sequential client's latency (p50/p99) for sparse queries of 2-5 words drawn as the
 documents' (so common words come up), the same with a payload filter, and hybrid
-queries (a dense and a sparse prefetch of 50 each, fused by RRF). Writes JSON to
+queries (a dense and a sparse prefetch of 50 each, fused by RRF); and the sparse queries
+again, each right after an upsert of one new document. Writes JSON to
 ``benches/results/sparse.json``.
 """
 
@@ -73,11 +74,16 @@ def _load(conn: BlockingConnection, name: str, dense: np.ndarray, bags: list[Any
 
 
 def _latencies(
-    conn: BlockingConnection, bodies: list[dict[str, Any]]
+    conn: BlockingConnection,
+    bodies: list[dict[str, Any]],
+    before: list[bytes] | None = None,
 ) -> tuple[float, float, float]:
-    """p50 and p99 (ms) of the query bodies one after another, and the mean hits."""
+    """p50 and p99 (ms) of the query bodies one after another, and the mean hits; with
+    ``before``, each query follows one of those upserts (not timed)."""
     took, hits = [], []
-    for body in bodies:
+    for i, body in enumerate(bodies):
+        if before is not None:
+            conn.json("PUT", f"{Q}/s/points?wait=true", before[i])
         started = time.perf_counter()
         result = conn.json("POST", f"{Q}/s/points/query", orjson.dumps(body))
         took.append((time.perf_counter() - started) * 1000)
@@ -127,9 +133,28 @@ def main() -> None:
                     for i, q in enumerate(queries)
                 ],
             }
+            # each query after an upsert of one new document (which holds common words)
+            writes = [
+                orjson.dumps(
+                    {
+                        "points": [
+                            {
+                                "id": args.n + i,
+                                "vector": {"": dense[i].tolist(), "bm25": _sparse(bag)},
+                                "payload": {"shard": i % 10},
+                            }
+                        ]
+                    }
+                )
+                for i, bag in enumerate(_words(rng, args.queries, 20, 60))
+            ]
             for key, bodies in asks.items():
                 figures = _latencies(conn, bodies)
                 out[key] = dict(zip(("p50_ms", "p99_ms", "hits"), figures, strict=True))
+            figures = _latencies(conn, asks["sparse"], writes)
+            out["sparse_after_writes"] = dict(
+                zip(("p50_ms", "p99_ms", "hits"), figures, strict=True)
+            )
         finally:
             conn.close()
             srv.terminate()
@@ -139,7 +164,7 @@ def main() -> None:
         f"{out['sparse_points_per_s']:,.0f} with the sparse vector"
     )
     print(f"resident memory: ~{out['bytes_per_posting']:.0f} bytes per posting")
-    for key in asks:
+    for key in [*asks, "sparse_after_writes"]:
         r = out[key]
         print(f"{key}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, {r['hits']:.1f} hits")
     RESULTS.parent.mkdir(exist_ok=True)

@@ -126,6 +126,43 @@ def test_index_scores_as_a_brute_force_through_puts_and_removes(idf: bool) -> No
     assert len(index) == len(rows)
 
 
+@pytest.mark.parametrize("idf", [False, True])
+def test_posting_arrays_take_in_writes_between_reads(idf: bool) -> None:
+    """Long posting lists read after a few writes each time: the changes are merged
+    into the arrays (not made again), and the scores stay those of a brute force."""
+    rnd = random.Random(3)
+    index = SparseIndex(SparseParams("idf" if idf else "none"))
+    rows: dict[int, dict[int, float]] = {}
+    for slot in range(2000):
+        rows[slot] = {0: rnd.uniform(0.1, 2)} | random_pairs(rnd, vocabulary=8)
+        index.put(slot, sv(rows[slot]))
+    index.scores(sv({0: 1.0, 1: 1.0}))  # (the arrays of 0 and 1 made)
+    made = index._arrays[0]
+    for step in range(200):
+        slot = rnd.randrange(2100)
+        kind = rnd.random()
+        if kind < 0.3:
+            index.remove(slot)
+            rows.pop(slot, None)
+        elif kind < 0.4:  # removed and given again before the next read
+            index.put(slot, None)
+            rows[slot] = {0: 1.5}
+            index.put(slot, sv(rows[slot]))
+        else:
+            rows[slot] = {0: rnd.uniform(0.1, 2)} | random_pairs(rnd, vocabulary=8)
+            index.put(slot, sv(rows[slot]))
+        if step % 3 == 0:
+            query = {0: 1.0, 1: 0.5, rnd.randrange(8): 2.0}
+            slots, scores = index.scores(sv(query))
+            got = dict(zip(slots.tolist(), scores.tolist(), strict=True))
+            want = brute(rows, query, idf)
+            assert got.keys() == want.keys()
+            assert all(got[k] == pytest.approx(v, rel=1e-5) for k, v in want.items())
+            assert not index._arrays[0].changes
+    assert index._arrays[0] is not made  # (merged many times over)
+    assert index._arrays[0].slots.size == sum(1 for r in rows.values() if 0 in r)
+
+
 def collection(index: IndexKind = IndexKind.HNSW, modifier: str = "none") -> Collection:
     params = SparseParams(modifier)  # type: ignore[arg-type]
     config = CollectionConfig(

@@ -137,17 +137,37 @@ def parse_configs(raw: Any, field: str = "sparse_vectors") -> dict[str, SparsePa
     }
 
 
+Slots = npt.NDArray[np.int64]
+
+
+@dataclass
+class _Arrays:
+    """A posting list as a search reads it: two arrays (slots, weights) as they were
+    made, and what changed since (applied when next read)."""
+
+    slots: Slots
+    weights: npt.NDArray[np.float64]
+    added: dict[int, float]  # slots given the index since (absent from the arrays)
+    removed: set[int]  # slots of the arrays that lost it since
+
+    @property
+    def changes(self) -> int:
+        return len(self.added) + len(self.removed)
+
+
 class SparseIndex:
     """One named sparse vector of a collection: each slot's vector, and postings (index ->
     slot -> weight) that find the slots sharing an index with a query. A search reads a
-    posting list as two arrays (slots, weights), made when first read after it changed:
-    summing a common index's 100,000 postings is one numpy call, not a Python loop."""
+    posting list as two arrays (slots, weights): summing a common index's 100,000
+    postings is one numpy call, not a Python loop. The arrays are made when a list is
+    first read, and a write afterwards is noted beside them and merged in when it is
+    next read (a mask and a concatenation), rather than having them made again."""
 
     def __init__(self, params: SparseParams) -> None:
         self.params = params
         self._rows: dict[int, SparseVector] = {}
         self._postings: dict[int, dict[int, float]] = {}
-        self._arrays: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+        self._arrays: dict[int, _Arrays] = {}
         self._slots = 0  # above every slot that has held a vector
         self.postings = 0  # entries, for memory accounting
 
@@ -172,7 +192,9 @@ class SparseIndex:
         postings, arrays = self._postings, self._arrays
         for i, w in zip(vec.indices.tolist(), vec.values.tolist(), strict=True):
             postings.setdefault(i, {})[slot] = w
-            arrays.pop(i, None)
+            cached = arrays.get(i)
+            if cached is not None:
+                cached.added[slot] = w
         self.postings += len(vec)
         self._slots = max(self._slots, slot + 1)
 
@@ -186,7 +208,11 @@ class SparseIndex:
             del at[slot]
             if not at:
                 del postings[i]
-            arrays.pop(i, None)
+                arrays.pop(i, None)
+                continue
+            cached = arrays.get(i)
+            if cached is not None and cached.added.pop(slot, None) is None:
+                cached.removed.add(slot)
         self.postings -= len(vec)
 
     def weighted(self, query: SparseVector) -> list[tuple[int, float]]:
@@ -215,13 +241,35 @@ class SparseIndex:
         hit = np.flatnonzero(touched)
         return hit, total[hit].astype(np.float32)
 
-    def _posting(self, i: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+    def _posting(self, i: int) -> tuple[Slots, npt.NDArray[np.float64]] | None:
         cached = self._arrays.get(i)
+        if cached is not None and cached.changes:
+            if cached.changes > max(64, cached.slots.size // 4):
+                cached = None  # (many changes: made again from the postings)
+            else:
+                cached = self._merged(cached)
         if cached is None:
             at = self._postings.get(i)
             if at is None:
                 return None
             slots = np.fromiter(at.keys(), dtype=np.int64, count=len(at))
             weights = np.fromiter(at.values(), dtype=np.float64, count=len(at))
-            cached = self._arrays[i] = (slots, weights)
-        return cached
+            cached = _Arrays(slots, weights, {}, set())
+        self._arrays[i] = cached
+        return cached.slots, cached.weights
+
+    def _merged(self, cached: _Arrays) -> _Arrays:
+        """``cached`` with the changes noted beside it applied."""
+        slots, weights = cached.slots, cached.weights
+        if cached.removed:
+            gone = np.zeros(self._slots, dtype=bool)
+            gone[np.fromiter(cached.removed, dtype=np.int64, count=len(cached.removed))] = True
+            keep = ~gone[slots]
+            slots, weights = slots[keep], weights[keep]
+        if cached.added:
+            added = cached.added
+            count = len(added)
+            slots = np.concatenate([slots, np.fromiter(added.keys(), np.int64, count=count)])
+            extra = np.fromiter(added.values(), np.float64, count=count)
+            weights = np.concatenate([weights, extra])
+        return _Arrays(slots, weights, {}, set())
