@@ -799,7 +799,7 @@ class Store:
         clean = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
         if not clean:
             raise ValidationError("no points to update", field=field)
-        if len(rows) != len(clean) or (sparse is not None and len(sparse) != len(clean)):
+        if len(rows) != len(clean):
             raise ValidationError("one vector per point", field=field)
         first: dict[PointId, int] = {}
         for i, pid in enumerate(clean):

@@ -325,10 +325,10 @@ def dense_vector(raw: Any, field: str) -> Any:
 def point_vectors(raw: Any, field: str, dense_needed: bool = True) -> tuple[Any, SparseRows]:
     """A point's vectors: its dense vector (``raw`` itself, or ``raw[""]``; None when
     not ``dense_needed`` and not given) and its sparse vectors by name."""
-    if not isinstance(raw, dict) or set(raw) == {""} or not _sparse_map(raw):
-        if dense_needed or not (isinstance(raw, dict) and not raw):
-            return dense_vector(raw, field), {}
+    if raw == {} and not dense_needed:
         return None, {}
+    if not isinstance(raw, dict) or not _sparse_map(raw):
+        return dense_vector(raw, field), {}
     rows = {
         sparse.name(name, f"{field}.{name}"): sparse.vector(value, f"{field}.{name}")
         for name, value in raw.items()
