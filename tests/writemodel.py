@@ -2,8 +2,8 @@
 
 ``Planner`` draws random writes of every kind (collections created and deleted, upserts in
 both APIs and all their forms, conditional upserts, in-place updates, deletes by id and
-by filter, the payload operations, vector updates, sparse vectors written, updated and
-deleted, Qdrant's operation batches, payload indexes made and dropped, snapshots taken,
+by filter, the payload operations, vector updates, named vectors (dense and sparse)
+written, updated and deleted, Qdrant's operation batches, payload indexes made and dropped, snapshots taken,
 collections recovered from snapshot files of themselves or another) over one writer's
 collections, each with what
 it does to the model. ``Writer`` sends them one after another and keeps the model of what
@@ -32,10 +32,12 @@ TAGS = ["red", "green", "blue"]
 INDEX_TYPES = {"k": "integer", "tag": "keyword", "t": "text"}
 # The sparse vectors of the Qdrant collections made with some (one with Qdrant's IDF)
 SPARSE = {"i": {"modifier": "idf"}, "s": {}}
+# A further dense vector of some Qdrant collections (Dot: stored as given)
+IMG, IMG_DIM = "img", 3
 
 Payload = dict[str, Any]
-# A point's vectors as Qdrant shows them: the dense one plain, or (with sparse vectors)
-# all of them by name, the dense one as "".
+# A point's vectors as Qdrant shows them: the dense one plain, or (with named vectors)
+# all of them by name, the collection's own as "".
 Vectors = list[float] | dict[str, Any]
 
 
@@ -43,8 +45,8 @@ Vectors = list[float] | dict[str, Any]
 class Coll:
     points: dict[int, tuple[Vectors, Payload]] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)  # key -> Qdrant data_type
-    sparse: tuple[str, ...] = ()  # the names of its sparse vectors
-    dense_name: str = ""  # its dense vector's name (the model calls it "")
+    sparse: tuple[str, ...] = ()  # the names of its named vectors (sparse, and IMG)
+    dense_name: str = ""  # its own dense vector's name (the model calls it "")
 
 
 State = dict[str, Coll]  # a writer's collections that exist
@@ -71,6 +73,13 @@ def sparse_vector(rnd: random.Random) -> dict[str, list[Any]]:
     """Indices sorted and values float32 holds exactly: as the node stores them."""
     indices = sorted(rnd.sample(range(30), rnd.randint(1, 5)))
     return {"indices": indices, "values": [rnd.randrange(1, 256) / 32 for _ in indices]}
+
+
+def named_vector(rnd: random.Random, name: str) -> Any:
+    """A value of the named vector ``name``: IMG's dense, or a sparse one."""
+    if name == IMG:
+        return [rnd.randrange(-512, 512) / 64 for _ in range(IMG_DIM)]
+    return sparse_vector(rnd)
 
 
 def with_dense(old: Vectors, dense: list[float]) -> Vectors:
@@ -176,7 +185,7 @@ class Planner:
         if not sparse or self.rnd.random() < 0.4:
             return dense
         named = self.rnd.sample(sparse, self.rnd.randint(1, len(sparse)))
-        return {"": dense} | {n: sparse_vector(self.rnd) for n in sorted(named)}
+        return {"": dense} | {n: named_vector(self.rnd, n) for n in sorted(named)}
 
     def some(self, existing: list[int]) -> list[int]:
         return self.rnd.sample(existing, min(len(existing), self.rnd.randint(1, 5)))
@@ -188,6 +197,8 @@ class Planner:
         indexes = {k: t for k, t in INDEX_TYPES.items() if native and self.rnd.random() < 0.3}
 
         sparse = () if native else tuple(SPARSE)
+        if not native and self.rnd.random() < 0.5:
+            sparse += (IMG,)
         dense_name = "" if native or self.rnd.random() < 0.5 else "dense"
 
         def step(s: State) -> None:
@@ -198,8 +209,15 @@ class Planner:
             if indexes:
                 body["payload_indexes"] = indexes
             return Write("POST", "/collections", body, [step])
-        vectors = {"size": DIM, "distance": "Euclid"}
-        body = {"vectors": {dense_name: vectors} if dense_name else vectors}
+        vectors: dict[str, Any] = {"size": DIM, "distance": "Euclid"}
+        if IMG in sparse:  # (the collection's own first, or named "" anywhere)
+            img = {"size": IMG_DIM, "distance": "Dot"}
+            vectors = {dense_name: vectors, IMG: img}
+            if not dense_name and self.rnd.random() < 0.5:
+                vectors = {IMG: img, "": vectors[""]}
+        elif dense_name:
+            vectors = {dense_name: vectors}
+        body = {"vectors": vectors}
         if sparse:
             body["sparse_vectors"] = SPARSE
         return Write("PUT", f"/qdrant/collections/{name}", body, [step])
@@ -411,7 +429,7 @@ class Planner:
         new: dict[int, dict[str, Any]] = {}
         for i in self.some(existing):
             named = self.rnd.sample(sparse, self.rnd.randint(1, len(sparse)))
-            new[i] = {n: sparse_vector(self.rnd) for n in named}
+            new[i] = {n: named_vector(self.rnd, n) for n in named}
             if self.rnd.random() < 0.3:
                 new[i][""] = vector(self.rnd)
 
@@ -425,7 +443,7 @@ class Planner:
         return Write("PUT", f"/qdrant/collections/{name}/points/vectors", body, [step])
 
     def delete_sparse(self, name: str, sparse: tuple[str, ...], existing: list[int]) -> Write:
-        """Some sparse vectors of some points (or of those a filter matches) removed."""
+        """Some named vectors of some points (or of those a filter matches) removed."""
         names = self.rnd.sample(sparse, self.rnd.randint(1, len(sparse)))
         ids, value = self.some(existing), self.rnd.randrange(5)
         by_filter = self.rnd.random() < 0.3
@@ -580,8 +598,8 @@ def same(a: State, b: State) -> bool:
 
 
 def _same_vectors(a: Vectors, b: Vectors) -> bool:
-    """The same dense vector in float32 (the model's are exact there), and the same
-    sparse ones."""
+    """The same dense vector in float32 (the model's are exact there, and the named
+    ones' too), and the same named ones."""
     da, db = (v[""] if isinstance(v, dict) else v for v in (a, b))
     sa, sb = ({k: x for k, x in v.items() if k} if isinstance(v, dict) else {} for v in (a, b))
     return sa == sb and np.array_equal(np.asarray(da, np.float32), np.asarray(db, np.float32))

@@ -234,10 +234,16 @@ def test_create_collection_options(client: QdrantClient, server: ServerProcess) 
             {
                 "vectors_config": {
                     "image": models.VectorParams(size=4, distance="Cosine"),
-                    "text": models.VectorParams(size=4, distance="Cosine"),
+                    "text": models.VectorParams(
+                        size=4,
+                        distance="Cosine",
+                        multivector_config=models.MultiVectorConfig(
+                            comparator=models.MultiVectorComparator.MAX_SIM
+                        ),
+                    ),
                 }
             },
-            b"a collection holds one dense vector",
+            b"vectors.text.multivector_config: multivectors are not supported",
         ),
         ({"vectors_config": models.VectorParams(size=0, distance="Cosine")}, b"dimension"),
     ],
@@ -999,7 +1005,7 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
         ),
         (
             lambda c: c.upsert("docs", points=[models.PointStruct(id=1, vector={"img": vec(1)})]),
-            "no dense vector named 'img'",
+            "a point needs the collection's first dense vector",
         ),
         (
             lambda c: c.upsert("docs", points=[models.PointStruct(id=1, vector=[vec(1), vec(2)])]),

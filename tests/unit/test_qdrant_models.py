@@ -139,7 +139,10 @@ def test_collection_config_m_zero_means_exact() -> None:
         ({}, "vectors"),
         ({"vectors": {"size": 4, "distance": "Manhattan"}}, "Manhattan"),
         ({"vectors": {"size": 4, "distance": "cosine"}}, "not supported"),
-        ({"vectors": {"a": {"size": 4}, "b": {"size": 4}}}, "one dense vector"),
+        (
+            {"vectors": {"a": {"size": 4, "distance": "Dot"}, "b": {"size": 4}}},
+            "vectors.b.distance",
+        ),
         ({"vectors": {"size": 4}}, "distance"),
         ({"vectors": {"size": 4, "distance": "Cosine", "colour": 1}}, "colour"),
         (
@@ -184,8 +187,43 @@ def test_collection_config_takes_the_default_vector_by_its_name() -> None:
     config = create({"vectors": {"": {"size": 8, "distance": "Dot"}}})
     assert config == {"dimension": 8, "metric": "dot", "index": "hnsw", "hnsw": {}}
     assert 'vectors[""].distance' in error_of(create, {"vectors": {"": {"size": 8}}})
-    two = {"": {"size": 8, "distance": "Dot"}, "img": {"size": 4, "distance": "Dot"}}
-    assert "one dense vector" in error_of(create, {"vectors": two})
+    two = {
+        "img": {"size": 4, "distance": "Euclid", "hnsw_config": {"m": 0}},
+        "": {"size": 8, "distance": "Dot"},
+    }
+    assert create({"vectors": two}) == {  # ("" is the collection's own, wherever it is)
+        "dimension": 8,
+        "metric": "dot",
+        "index": "hnsw",
+        "hnsw": {},
+        "named_vectors": {
+            "img": {"dimension": 4, "metric": "euclidean", "index": "exact", "hnsw": {}}
+        },
+    }
+    first = create(
+        {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 3, "distance": "Cosine"}}}
+    )
+    assert (first["vector_name"], first["dimension"], list(first["named_vectors"])) == (
+        "a",
+        2,
+        ["b"],
+    )
+    assert "vectors.b.distance" in error_of(
+        create, {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 3}}}
+    )
+    assert "vectors.b.multivector_config" in error_of(
+        create,
+        {
+            "vectors": {
+                "a": {"size": 2, "distance": "Dot"},
+                "b": {
+                    "size": 3,
+                    "distance": "Dot",
+                    "multivector_config": {"comparator": "max_sim"},
+                },
+            }
+        },
+    )
 
 
 def test_create_collection_body_refuses_unknown_fields() -> None:
@@ -234,7 +272,7 @@ def test_upsert_batch() -> None:
         ({"points": [{"id": 1}]}, "id and a vector"),
         ({"points": [{"id": 1, "vector": [1], "colour": 2}]}, "colour"),
         ({"points": [{"id": 1, "vector": [1], "payload": [1]}]}, "JSON object"),
-        ({"points": [{"id": 1, "vector": {"img": [1]}}]}, "no dense vector named 'img'"),
+        ({"points": [{"id": 1, "vector": {"img": [1]}}]}, "the collection's first dense vector"),
         ({"points": [{"id": 1, "vector": [[1], [2]]}]}, "multivectors"),
         ({"points": [{"id": 1, "vector": {"text": "hi", "model": "m"}}]}, "inference"),
         ({"points": [{"id": 1, "vector": {"indices": [1], "values": [1.0]}}]}, "under its name"),
@@ -247,7 +285,7 @@ def test_upsert_batch() -> None:
         ({"points": [{"id": "42", "vector": [1]}]}, "integers"),
         ({"batch": {"ids": [1, 2], "vectors": [[1]]}}, "same length"),
         ({"batch": {"ids": [1], "vectors": [[1]], "payloads": []}}, "same length"),
-        ({"batch": {"ids": [1], "vectors": {"img": [[1]]}}}, "no dense vector named 'img'"),
+        ({"batch": {"ids": [1], "vectors": {"img": [[1]]}}}, "the collection's first dense vector"),
         ({"points": [{"id": 1, "vector": [1]}], "shard_key": "a"}, "shard keys"),
         ({"points": [{"id": 1, "vector": [1]}], "update_mode": "replace"}, "update_mode"),
         ({"points": [{"id": 1, "vector": [1]}], "update_filter": {"bogus": []}}, "update_filter"),
@@ -321,9 +359,9 @@ def test_with_vector() -> None:
     assert models.with_vector(True) is True
     assert models.with_vector([""]) is True and models.with_vector([]) is False
     assert models.with_vector(["bm25"]) is False  # (a sparse vector: shown beside)
-    assert models.sparse_shown(["", "bm25", "bm25"]) == ("bm25",)
-    assert models.sparse_shown(True) == models.ALL_SPARSE
-    assert models.sparse_shown(False) == models.sparse_shown([""]) == ()
+    assert models.named_shown(["", "bm25", "bm25"]) == ("bm25",)
+    assert models.named_shown(True) == models.ALL_NAMED
+    assert models.named_shown(False) == models.named_shown([""]) == ()
     for bad in ("yes", 1, [1]):
         with pytest.raises(ValidationError):
             models.with_vector(bad)
@@ -427,9 +465,6 @@ def test_query_request_forms() -> None:
         ({"query": {"text": "hi", "model": "m"}}, "text"),
         ({"query": {"indices": [1], "values": [1.0]}}, "using: a sparse query needs using"),
         ({"query": {"indices": [1, 1], "values": [1.0, 2]}, "using": "s"}, "query.indices"),
-        ({"query": {"recommend": {"positive": [1]}}, "using": "s"}, "using: no dense vector named"),
-        ({"query": {"nearest": 1, "mmr": {}}, "using": "s"}, "query.mmr"),
-        ({"query": 1, "using": "s", "lookup_from": {"collection": "x"}}, "lookup_from"),
         ({"query": [[1], [2]]}, "multivectors"),
         ({"prefetch": {"query": [1]}}, "a query is needed to merge the prefetches"),
         ({"query": {"fusion": "rrf"}}, "a fusion merges prefetches"),
@@ -438,7 +473,6 @@ def test_query_request_forms() -> None:
         ({"query": {"rrf": {"k": 2, "weights": [1, 1]}}, "prefetch": {"query": [1]}}, "one weight"),
         ({"query": [1], "lookup_from": {"collection": "x", "vector": "v"}}, "lookup_from"),
         ({"query": [1], "shard_key": "k"}, "shard keys"),
-        ({"query": [1], "using": "img"}, "using: no dense vector named 'img'"),
         ({"score_threshold": 0.1}, "needs a vector"),
         ({"query": [1], "limit": 0}, "limit"),
         ({"query": [1], "limit": 1001}, "limit"),
@@ -473,7 +507,10 @@ def test_search_request() -> None:
     assert (s.vector, s.limit, s.with_vector, s.field) == ([1, 2], 3, True, "vector")
     assert s.payload.enabled
     named = decode(schemas.SearchRequest, {"vector": {"name": "img", "vector": [1]}, "limit": 1})
-    assert "named" in error_of(models.search_request, named, 100)
+    s = models.search_request(named, 100)
+    assert (s.using, s.vector, s.sparse_query) == ("img", [1], None)
+    bad = decode(schemas.SearchRequest, {"vector": {"name": "img", "vector": "x"}, "limit": 1})
+    assert "vector.vector" in error_of(models.search_request, bad, 100)
     with pytest.raises(msgspec.ValidationError):
         decode(schemas.SearchRequest, {"vector": [1]})  # limit is required here, as in Qdrant
 

@@ -1,4 +1,5 @@
-"""One collection: vectors in slots, ids, payloads, and the index over them.
+"""One collection: vectors in slots, ids, payloads, and the index over them; a point's
+named vectors (further dense ones, sparse ones) sit in its slot too.
 
 Mutations here are deterministic and only ever called by the store, in log order,
 from a single thread; so a reader (on the same thread) sees a write entirely or not
@@ -15,14 +16,14 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from vectorizer.engine import exact, grouping, ordering, paths, payloads, scoring
-from vectorizer.engine.config import CollectionConfig, IndexKind
+from vectorizer.engine.config import CollectionConfig, IndexKind, Metric, VectorConfig
 from vectorizer.engine.field_index import (
     BYTES_PER_VALUE,
     Narrowed,
@@ -34,6 +35,7 @@ from vectorizer.engine.files import load_json, save_array, write_json_arrays
 from vectorizer.engine.filters import Payload, Predicate, bind, lookup_of
 from vectorizer.engine.grouping import FacetValue
 from vectorizer.engine.hnsw import HnswIndex
+from vectorizer.engine.named import DenseField
 from vectorizer.engine.ordering import OrderValue
 from vectorizer.engine.sparse import SparseIndex, SparseVector
 from vectorizer.engine.validation import Matrix, PointId, id_order
@@ -50,20 +52,28 @@ WriteMode = Literal["upsert", "insert_only", "update_only"]
 WRITE_MODES: tuple[WriteMode, ...] = ("upsert", "insert_only", "update_only")
 EXACT_FILTER_MAX = 20_000
 _SAMPLE = 256
-# A point's sparse vectors, by name (those it has).
-SparseRows = dict[str, SparseVector]
+# A point's named vectors, by name (those it has): sparse vectors, and (1, dim) rows of
+# named dense vectors.
+NamedRows = dict[str, SparseVector | Matrix]
 # Per point beside its floats: the id, its dict entry, list slots and bookkeeping.
 POINT_OVERHEAD = 200
 
 
 def memory_for(config: CollectionConfig, points: int) -> int:
-    """Roughly the heap ``points`` points of a collection take: the vector in the slot
-    array, and in the graph a copy of it with its links (2·m on level 0) and label."""
-    floats = 4 * config.dimension
-    per_point = floats + POINT_OVERHEAD + BYTES_PER_VALUE * len(config.payload_indexes)
-    if config.index is IndexKind.HNSW:
-        per_point += floats + 8 * config.hnsw.m + 12
+    """Roughly the heap ``points`` points of a collection take: each dense vector in its
+    slot array, and in its graph a copy of it with its links (2·m on level 0) and label
+    (named vectors counted as if every point had them)."""
+    per_point = POINT_OVERHEAD + BYTES_PER_VALUE * len(config.payload_indexes)
+    for vector in (config.main, *config.named_vectors.values()):
+        per_point += _vector_bytes(vector)
     return points * per_point
+
+
+def _vector_bytes(config: VectorConfig) -> int:
+    floats = 4 * config.dimension
+    if config.index is IndexKind.HNSW:
+        return 2 * floats + 8 * config.hnsw.m + 12
+    return floats
 
 
 # msgspec structs: a search builds one per hit, each a single C call, and they encode
@@ -83,7 +93,28 @@ class ScoredPoint(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     vector: list[float] | None = None
 
 
+class _Space(NamedTuple):
+    """A dense vector as searched: the collection's own, or a named one (a tuple: made
+    for every search)."""
+
+    vectors: Matrix  # by slot
+    metric: Metric
+    graph: HnswIndex | None
+    size: int  # how many points have it
+    present: npt.NDArray[np.bool_] | None  # by slot, for a named one (None: every point)
+
+
 _NO_SPAN = contextlib.nullcontext()
+
+
+def _within(
+    hits: list[tuple[int, float]], threshold: float | None, metric: Metric
+) -> list[tuple[int, float]]:
+    """``hits`` that score at least ``threshold`` (at most, for distances)."""
+    if threshold is None:
+        return hits
+    better = metric.higher_is_better
+    return [(s, x) for s, x in hits if (x >= threshold if better else x <= threshold)]
 
 
 def _span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[object]:
@@ -113,7 +144,8 @@ class Collection:
         for key, schema in config.payload_indexes.items():
             self._fields.create(key, schema, ())
         self._sparse = {n: SparseIndex(p) for n, p in config.sparse_vectors.items()}
-        self._has = self._has_sparse  # (one object: filters bound to it are cached by it)
+        self._named = {n: DenseField(c, capacity) for n, c in config.named_vectors.items()}
+        self._has = self._has_named  # (one object: filters bound to it are cached by it)
         self._index: HnswIndex | None = None
         if config.index is IndexKind.HNSW:
             self._index = HnswIndex(dim, config.metric, config.hnsw, capacity)
@@ -125,6 +157,11 @@ class Collection:
 
     def __contains__(self, pid: PointId) -> bool:
         return pid in self._id_slots
+
+    @property
+    def floats_per_point(self) -> int:
+        """The components of a point's dense vectors, when every one is shown."""
+        return self.config.dimension + sum(v.dimension for v in self.config.named_vectors.values())
 
     def info(self) -> dict[str, Any]:
         return {
@@ -151,7 +188,9 @@ class Collection:
         reused = min(points, len(self._free))
         fresh = points - reused
         grows = fresh > self._capacity - self._high
-        copy = self._vectors.nbytes if grows else 0
+        copy = 0
+        if grows:
+            copy = self._vectors.nbytes + sum(f.vectors.nbytes for f in self._named.values())
         return memory_for(self.config, fresh) + reused * POINT_OVERHEAD + copy
 
     def get(self, pid: PointId, *, with_vector: bool = True) -> Point | None:
@@ -357,15 +396,18 @@ class Collection:
         threshold: float | None = None,
         with_payload: bool = True,
         with_vector: bool = False,
+        using: str = "",
     ) -> list[ScoredPoint]:
-        """Best matches for a prepared ``query`` (1, dim), best first."""
+        """Best matches for a prepared ``query`` (1, dim), best first, by the dense
+        vector ``using`` ("": the collection's own; else a named one)."""
         predicate = self._bound(predicate)
-        k = min(limit + offset, len(self))
+        space = self._space(using)
+        k = min(limit + offset, space.size)
         if k <= 0:
             return []
         with _span("search", {"vectorizer.k": k, "vectorizer.filtered": predicate is not None}):
-            hits = self._search_slots(query, k, predicate, ef, exact_search)
-            return self._finish(hits, offset, threshold, with_payload, with_vector)
+            hits = self._search_slots(space, query, k, predicate, ef, exact_search)
+            return self._finish(hits, offset, threshold, with_payload, with_vector, space.metric)
 
     def search_many(
         self,
@@ -378,30 +420,75 @@ class Collection:
         threshold: float | None = None,
         with_payload: bool = True,
         with_vector: bool = False,
+        using: str = "",
     ) -> list[list[ScoredPoint]]:
         """Unfiltered searches sharing their parameters, answered together: one pass over
         the graph for all of them, with the same results as one ``search`` each."""
-        k = min(limit + offset, len(self))
+        space = self._space(using)
+        k = min(limit + offset, space.size)
         if k <= 0:
             return [[] for _ in range(len(queries))]
-        use_graph = self._index is not None and not exact_search and len(self) > EXACT_BELOW
+        index = space.graph
+        use_graph = index is not None and not exact_search and space.size > EXACT_BELOW
         with _span("search", {"vectorizer.queries": len(queries)}):
-            many = self._index.search_many(queries, k, ef) if use_graph and self._index else None
+            many = index.search_many(queries, k, ef) if use_graph and index else None
         if many is None:
             many = [
-                self._search_slots(queries[i : i + 1], k, None, ef, exact_search)
+                self._search_slots(space, queries[i : i + 1], k, None, ef, exact_search)
                 for i in range(len(queries))
             ]
-        return [self._finish(hits, offset, threshold, with_payload, with_vector) for hits in many]
+        metric = space.metric
+        return [
+            self._finish(hits, offset, threshold, with_payload, with_vector, metric)
+            for hits in many
+        ]
+
+    def _space(self, using: str) -> _Space:
+        if not using:
+            return _Space(self._vectors, self.config.metric, self._index, len(self), None)
+        named = self._named[using]
+        return _Space(named.vectors, named.config.metric, named.index, len(named), named.present)
+
+    def dense_config(self, name: str, field: str) -> VectorConfig:
+        """The config of the dense vector ``name`` ("": the collection's own)."""
+        if not name:
+            return self.config.main
+        named = self._named.get(name)
+        if named is None:
+            raise ValidationError(
+                f"collection {self.name!r} has no dense vector named {name!r} "
+                f"({self._vector_names()})",
+                field=field,
+            )
+        return named.config
+
+    def _vector_names(self) -> str:
+        names = [repr(self.config.vector_name), *map(repr, self._named)]
+        if self._sparse:
+            names.append("sparse: " + ", ".join(map(repr, self._sparse)))
+        return "it has " + ", ".join(names)
 
     def has_sparse(self, name: str, field: str) -> str:
         """``name``, if the collection has sparse vectors of that name."""
         if name not in self._sparse:
-            known = ", ".join(sorted(self._sparse)) or "none"
             raise ValidationError(
-                f"collection {self.name!r} has no sparse vector named {name!r} (it has: {known})",
+                f"collection {self.name!r} has no sparse vector named {name!r} "
+                f"({self._vector_names()})",
                 field=field,
             )
+        return name
+
+    def is_sparse(self, name: str) -> bool:
+        return name in self._sparse
+
+    def is_dense(self, name: str) -> bool:
+        return not name or name in self._named
+
+    def check_named(self, name: str, field: str) -> str:
+        """``name``, if the collection has a named vector (sparse or dense) of that name."""
+        if name in self._sparse:
+            return name
+        self.dense_config(name, field)
         return name
 
     def search_sparse(
@@ -455,12 +542,15 @@ class Collection:
         threshold: float | None = None,
         with_payload: bool = True,
         with_vector: bool = False,
+        using: str = "",
     ) -> list[ScoredPoint]:
-        """The best points by ``score`` (of rows of vectors; higher is better whatever
-        the metric: see ``scoring``), from an exact scan of the matching points."""
+        """The best points by ``score`` (of rows of the dense vector ``using``; higher is
+        better whatever the metric: see ``scoring``), from an exact scan of the matching
+        points."""
         predicate = self._bound(predicate)
-        slots = self._live_slots() if predicate is None else self._matching_slots(predicate, None)
-        hits = exact.best(slots, exact.chunked(self._vectors, slots, score), limit + offset)
+        space = self._space(using)
+        slots = self._matching_slots(space, predicate, None)
+        hits = exact.best(slots, exact.chunked(space.vectors, slots, score), limit + offset)
         if threshold is not None:
             hits = [(s, x) for s, x in hits if x >= threshold]
         return self._finish(hits[offset:], 0, None, with_payload, with_vector)
@@ -479,27 +569,23 @@ class Collection:
         threshold: float | None = None,
         with_payload: bool = True,
         with_vector: bool = False,
+        using: str = "",
     ) -> list[ScoredPoint]:
         """Maximal marginal relevance (``scoring.mmr``) among the ``candidates`` nearest
-        points (those within ``threshold``); each keeps its nearness score."""
+        points (those within ``threshold``) by the dense vector ``using``; each keeps its
+        nearness score."""
         predicate = self._bound(predicate)
-        k = min(candidates, len(self))
+        space = self._space(using)
+        k = min(candidates, space.size)
         if k <= 0:
             return []
-        hits = self._within(self._search_slots(query, k, predicate, ef, exact_search), threshold)
-        rows = self._vectors[np.asarray([s for s, _ in hits], dtype=np.int64)]
-        relevance = scoring.similarities(rows, query, self.config.metric)[:, 0]
-        order = scoring.mmr(rows, relevance, limit + offset, diversity, self.config.metric)
-        return self._finish([hits[i] for i in order[offset:]], 0, None, with_payload, with_vector)
-
-    def _within(
-        self, hits: list[tuple[int, float]], threshold: float | None
-    ) -> list[tuple[int, float]]:
-        """``hits`` that score at least ``threshold`` (at most, for distances)."""
-        if threshold is None:
-            return hits
-        better = self.config.metric.higher_is_better
-        return [(s, x) for s, x in hits if (x >= threshold if better else x <= threshold)]
+        found = self._search_slots(space, query, k, predicate, ef, exact_search)
+        hits = _within(found, threshold, space.metric)
+        rows = space.vectors[np.asarray([s for s, _ in hits], dtype=np.int64)]
+        relevance = scoring.similarities(rows, query, space.metric)[:, 0]
+        order = scoring.mmr(rows, relevance, limit + offset, diversity, space.metric)
+        picked = [hits[i] for i in order[offset:]]
+        return self._finish(picked, 0, None, with_payload, with_vector, space.metric)
 
     def _finish(
         self,
@@ -508,9 +594,12 @@ class Collection:
         threshold: float | None,
         with_payload: bool,
         with_vector: bool,
+        metric: Metric | None = None,
     ) -> list[ScoredPoint]:
+        """Hits as points; ``threshold`` is taken as ``metric`` scores (by default the
+        collection's own vector's)."""
         if threshold is not None:
-            hits = self._within(hits, threshold)
+            hits = _within(hits, threshold, metric or self.config.metric)
         if offset:
             hits = hits[offset:]
         # Hits are live slots: their ids are set.
@@ -526,12 +615,21 @@ class Collection:
         return [ScoredPoint(ids[s], x, None) for s, x in hits]
 
     def _search_slots(
-        self, query: Matrix, k: int, predicate: Predicate | None, ef: int | None, exact_search: bool
+        self,
+        space: _Space,
+        query: Matrix,
+        k: int,
+        predicate: Predicate | None,
+        ef: int | None,
+        exact_search: bool,
     ) -> list[tuple[int, float]]:
-        use_graph = self._index is not None and not exact_search and len(self) > EXACT_BELOW
+        index = space.graph
+        use_graph = index is not None and not exact_search and space.size > EXACT_BELOW
         if predicate is None:
-            hits = self._index.search(query, k, ef, None) if use_graph and self._index else None
-            return hits if hits is not None else self._exact(query, self._live_slots(), k)
+            hits = index.search(query, k, ef, None) if use_graph and index else None
+            if hits is not None:
+                return hits
+            return self._exact(space, query, self._matching_slots(space, None, None), k)
         # Few enough points named by the payload indexes: exactly over those. (Counted
         # before they are gathered: gathering a broad filter's costs more than it saves.)
         narrowed = None
@@ -543,26 +641,36 @@ class Collection:
         if (
             narrowed is None
             and use_graph
-            and self._index
+            and index
             and self._estimated_matches(predicate) > EXACT_FILTER_MAX
         ):
             ids, payloads = cast(list[PointId], self._ids), self._payloads
-            hits = self._index.search(
-                query, k, ef, lambda slot: predicate(ids[slot], payloads[slot])
-            )
+            hits = index.search(query, k, ef, lambda slot: predicate(ids[slot], payloads[slot]))
             if hits is not None:
                 return hits
-        return self._exact(query, self._matching_slots(predicate, narrowed), k)
+        return self._exact(space, query, self._matching_slots(space, predicate, narrowed), k)
 
-    def _exact(self, query: Matrix, slots: exact.Slots, k: int) -> list[tuple[int, float]]:
-        return exact.top_k(self._vectors, slots, query, self.config.metric, k)
+    def _exact(
+        self, space: _Space, query: Matrix, slots: exact.Slots, k: int
+    ) -> list[tuple[int, float]]:
+        return exact.top_k(space.vectors, slots, query, space.metric, k)
 
     def _live_slots(self) -> exact.Slots:
         return np.flatnonzero(self._alive[: self._high]).astype(np.int64)
 
-    def _matching_slots(self, predicate: Predicate, narrowed: Narrowed | None) -> exact.Slots:
-        matching = (s for _, s in self._matching(predicate, narrowed))
-        return np.asarray(sorted(matching), dtype=np.int64)
+    def _matching_slots(
+        self, space: _Space, predicate: Predicate | None, narrowed: Narrowed | None
+    ) -> exact.Slots:
+        """The slots of the points ``predicate`` accepts (None: every point) that have
+        the vector ``space``."""
+        if predicate is None:
+            slots = self._live_slots()
+        else:
+            matching = (s for _, s in self._matching(predicate, narrowed))
+            slots = np.asarray(sorted(matching), dtype=np.int64)
+        if space.present is not None:
+            slots = slots[space.present[slots]]
+        return slots
 
     def _estimated_matches(self, predicate: Predicate) -> float:
         live = self._live_slots()
@@ -591,9 +699,9 @@ class Collection:
         ids: list[PointId],
         vectors: Matrix,
         payloads: list[Payload | None],
-        sparse: list[SparseRows] | None = None,
+        sparse: list[NamedRows] | None = None,
     ) -> None:
-        """Insert or replace points (with their sparse vectors: those not given are gone);
+        """Insert or replace points (with their named vectors: those not given are gone);
         a replaced point moves to a new slot in one step."""
         last = {pid: i for i, pid in enumerate(ids)}
         if len(last) != len(ids):  # the same id twice in one batch: the last one wins
@@ -617,27 +725,51 @@ class Collection:
             self._place([pid], vector, [new_payload], stage=True, overlay=True)
 
     def update_vectors(
-        self, ids: list[PointId], vectors: Matrix | None, sparse: list[SparseRows] | None = None
+        self, ids: list[PointId], vectors: Matrix | None, sparse: list[NamedRows] | None = None
     ) -> None:
         """Replace the vectors of existing points, keeping their payloads, in one step:
-        the dense ones when ``vectors`` are given, and the sparse ones ``sparse`` names
-        (the others kept)."""
+        their own dense vectors when ``vectors`` are given, and the named ones ``sparse``
+        names (the others kept)."""
         if vectors is not None:
             payloads = [self._payloads[self._id_slots[pid]] for pid in ids]
             self._place(ids, vectors, payloads, stage=True, sparse=sparse, overlay=True)
             return
-        for pid, rows in zip(ids, sparse or (), strict=True):
-            slot = self._id_slots[pid]
-            for name, vec in rows.items():
-                self._sparse[name].put(slot, vec)
+        slots = [self._id_slots[pid] for pid in ids]
+        self._put_named(slots, sparse or [{} for _ in slots], only_given=True)
 
     def delete_vectors(self, ids: Iterable[PointId], names: Iterable[str]) -> None:
-        """Remove the named sparse vectors of the points (a point may lack them)."""
-        indexes = [self._sparse[n] for n in names]
+        """Remove the named vectors (sparse or dense) of the points (a point may lack
+        them)."""
+        fields = [self._named_field(n) for n in names]
         for pid in ids:
             slot = self._id_slots[pid]
-            for index in indexes:
-                index.remove(slot)
+            for field in fields:
+                field.remove(slot)
+
+    def _named_field(self, name: str) -> SparseIndex | DenseField:
+        """The named vector ``name`` (sparse or dense; an empty one is still there)."""
+        sparse = self._sparse.get(name)
+        return sparse if sparse is not None else self._named[name]
+
+    def _put_named(self, slots: list[int], rows: list[NamedRows], only_given: bool) -> None:
+        """Give each of ``slots`` its named vectors ``rows``: those not given are gone,
+        or (``only_given``) kept."""
+        for name, index in self._sparse.items():
+            for slot, got in zip(slots, rows, strict=True):
+                if name in got:
+                    index.put(slot, cast(SparseVector, got[name]))
+                elif not only_given:
+                    index.remove(slot)
+        for name, field in self._named.items():
+            pairs = zip(slots, rows, strict=True)
+            given = [(slot, got[name]) for slot, got in pairs if name in got]
+            if given:
+                matrix = np.concatenate([cast(Matrix, row) for _, row in given])
+                field.put([slot for slot, _ in given], matrix)
+            if not only_given:
+                for slot, got in zip(slots, rows, strict=True):
+                    if name not in got:
+                        field.remove(slot)
 
     def _place(
         self,
@@ -646,7 +778,7 @@ class Collection:
         payloads: list[Payload | None],
         *,
         stage: bool = False,
-        sparse: list[SparseRows] | None = None,
+        sparse: list[NamedRows] | None = None,
         overlay: bool = False,
     ) -> None:
         """Put points in slots. ``sparse``: their sparse vectors (None: none), replacing
@@ -658,7 +790,8 @@ class Collection:
         # folded into the graph in batches) instead of linking each into the graph now.
         graph = self._index is not None
         old = [self._id_slots.get(pid) for pid in ids]
-        sparse_rows = self._sparse_rows(old, sparse, overlay) if self._sparse else None
+        named = self._sparse or self._named
+        named_rows = self._named_rows(old, sparse, overlay) if named else None
         slots = [o if o is not None and not graph else self._take_slot() for o in old]
         self._vectors[slots] = vectors
         if self._index is not None:
@@ -676,47 +809,51 @@ class Collection:
             self._payloads[slot] = payload
             self._alive[slot] = True
             self._id_slots[pid] = slot
-        if sparse_rows is not None:
-            for slot, got in zip(slots, sparse_rows, strict=True):
-                for name, index in self._sparse.items():
-                    index.put(slot, got.get(name))
+        if named_rows is not None:
+            self._put_named(slots, named_rows, only_given=False)
         for o in old:
             if o is not None and graph:
                 self._retire(o)
         if any(o is None for o in old):
             self._sorted_keys = None
 
-    def _sparse_rows(
-        self, old: list[int | None], given: list[SparseRows] | None, overlay: bool
-    ) -> list[SparseRows]:
-        """What sparse vectors each point placed has: ``given``, or (``overlay``) those
+    def _named_rows(
+        self, old: list[int | None], given: list[NamedRows] | None, overlay: bool
+    ) -> list[NamedRows]:
+        """What named vectors each point placed has: ``given``, or (``overlay``) those
         it had (in its ``old`` slot) with ``given`` over them."""
         if not overlay:
             return given if given is not None else [{} for _ in old]
-        had = [self.sparse_of_slot(o) if o is not None else {} for o in old]
+        had = [self.named_of_slot(o) if o is not None else {} for o in old]
         if given is None:
             return had
         return [{**h, **g} for h, g in zip(had, given, strict=True)]
 
-    def _has_sparse(self, name: str) -> Callable[[PointId], bool]:
-        """Whether a point has the sparse vector ``name`` (none has one it lacks)."""
-        index, id_slots = self._sparse.get(name), self._id_slots
-        if index is None:
+    def _has_named(self, name: str) -> Callable[[PointId], bool]:
+        """Whether a point has the named vector ``name`` (none has one it lacks)."""
+        field = self._named_field(name) if name in self._sparse or name in self._named else None
+        if field is None:
             return lambda _pid: False
-        return lambda pid: (slot := id_slots.get(pid)) is not None and slot in index
+        id_slots = self._id_slots
+        return lambda pid: (slot := id_slots.get(pid)) is not None and slot in field
 
-    def sparse_of_slot(self, slot: int) -> SparseRows:
-        out = {}
+    def named_of_slot(self, slot: int) -> NamedRows:
+        out: NamedRows = {}
         for name, index in self._sparse.items():
             vec = index.get(slot)
             if vec is not None:
                 out[name] = vec
+        for name, field in self._named.items():
+            row = field.get(slot)
+            if row is not None:
+                out[name] = row
         return out
 
-    def sparse_of(self, pid: PointId) -> SparseRows:
-        """The sparse vectors point ``pid`` has, by name (none for a missing point)."""
+    def named_of(self, pid: PointId) -> NamedRows:
+        """The named vectors point ``pid`` has, by name (none for a missing point): sparse
+        vectors, and dense ones as (1, dim) rows."""
         slot = self._id_slots.get(pid)
-        return {} if slot is None else self.sparse_of_slot(slot)
+        return {} if slot is None else self.named_of_slot(slot)
 
     def fold(self) -> int:
         """Start linking the staged vectors into the graph (see ``HnswIndex.fold``);
@@ -817,6 +954,8 @@ class Collection:
             self._fields.remove(slot, self._payloads[slot])
         for index in self._sparse.values():
             index.remove(slot)
+        for field in self._named.values():
+            field.remove(slot)
         self._alive[slot] = False
         self._ids[slot] = None
         self._payloads[slot] = None
@@ -850,6 +989,8 @@ class Collection:
         self._payloads.extend([None] * (capacity - old))
         if self._index is not None:
             self._index.resize(capacity)
+        for field in self._named.values():
+            field.resize(capacity)
 
     # ---- snapshots ------------------------------------------------------------------------
 
@@ -867,6 +1008,8 @@ class Collection:
         write_json_arrays(directory / "points.json", arrays)
         if self._index is not None:
             self._index.save(directory / "hnsw.bin")
+        for n, field in enumerate(self._named.values()):
+            field.export(directory, named_prefix(n), high)
         return {
             "name": self.name,
             "config": self.config.to_dict(),
@@ -900,15 +1043,25 @@ class Collection:
             payloads = self._payloads
             self._fields.create(key, schema, ((s, payloads[s]) for s in self._id_slots.values()))
         self._sparse = {}
-        self._has = self._has_sparse
+        self._has = self._has_named
         for name, params in config.sparse_vectors.items():
             index = self._sparse[name] = SparseIndex(params)
             for slot, raw in enumerate(points.get(f"sparse:{name}") or ()):
                 if raw is not None and self._ids[slot] is not None:
                     index.put(slot, SparseVector.from_record(raw))
+        self._named = {
+            name: DenseField.restore(directory, named_prefix(n), named, capacity, self._alive)
+            for n, (name, named) in enumerate(config.named_vectors.items())
+        }
         self._index = None
         if config.index is IndexKind.HNSW:
             self._index = HnswIndex.load(
                 directory / "hnsw.bin", config.dimension, config.metric, config.hnsw, capacity
             )
         return self
+
+
+def named_prefix(n: int) -> str:
+    """How the files of a collection's ``n``-th named dense vector begin (numbered, not
+    named: a vector's name may be ``..``)."""
+    return f"named-{n}"

@@ -4,7 +4,9 @@ node snapshot, listed, deleted, and read back to recover a collection from.
 A file is a plain tar archive: ``MANIFEST.json`` (format, the sequence and time of the
 node snapshot it came from, the collection's name, configuration, point count and each
 file's SHA-256) and the collection's files from that node snapshot under
-``collection/`` (``vectors.npy``, ``alive.npy``, ``points.json``, ``hnsw.bin``). Beside
+``collection/`` (``vectors.npy``, ``alive.npy``, ``points.json``, ``hnsw.bin``, and for
+each named dense vector ``named-<n>.vectors.npy``, ``named-<n>.present.npy`` and
+``named-<n>.hnsw.bin``). Beside
 each file in the node's ``collection-snapshots/<collection>/`` folder, ``<file>.checksum``
 holds the SHA-256 of the whole file, as Qdrant keeps it.
 
@@ -22,7 +24,7 @@ import re
 import shutil
 import tarfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -48,7 +50,12 @@ CHECKSUM_SUFFIX = ".checksum"
 _TMP_PREFIX = ".tmp-"
 _DIR = "collection/"
 _GRAPH = "hnsw.bin"
-FILES = frozenset({"vectors.npy", "alive.npy", "points.json", _GRAPH})
+# The files of a collection in a snapshot (a regular expression)
+FILES = (
+    r"vectors\.npy|alive\.npy|points\.json|hnsw\.bin"
+    r"|named-\d{1,5}\.(?:vectors\.npy|present\.npy|hnsw\.bin)"
+)
+_FILE_RE = re.compile(FILES)
 _MANIFEST_MAX = 1 << 20
 _TIME_IN_NAME = "%Y-%m-%d-%H-%M-%S"
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}-(\d+)-(\d{4}(?:-\d\d){5})" + re.escape(SUFFIX))
@@ -190,9 +197,12 @@ class Unpacked:
     config: dict[str, Any]
     count: int
 
-    def points(self, dimension: int, sparse_names: Iterable[str] = ()) -> Points:
+    def points(
+        self, dimension: int, sparse_names: Iterable[str] = (), named: Iterable[int] = ()
+    ) -> Points:
         """Its live points, checked against the manifest and each other (blocking: the
-        ids, payloads and the sparse vectors of ``sparse_names`` are parsed)."""
+        ids, payloads and the sparse vectors of ``sparse_names`` are parsed; the named
+        dense vectors are those of ``named`` dimensions, in the order of the config)."""
         vectors = _array(self.directory / "vectors.npy")
         alive = _array(self.directory / "alive.npy")
         ids, payloads, columns = _points(self.directory / "points.json", len(vectors), sparse_names)
@@ -203,7 +213,18 @@ class Unpacked:
         live = [s for s in np.flatnonzero(alive).tolist() if ids[s] is not None]
         if len(live) != self.count:
             raise InvalidSnapshot(f"{len(live)} live points, the manifest says {self.count}")
-        return Points(vectors, ids, payloads, live, _sparse_vectors(columns, live))
+        dense = [self._named(n, dim, len(vectors)) for n, dim in enumerate(named)]
+        return Points(vectors, ids, payloads, live, _sparse_vectors(columns, live), dense)
+
+    def _named(self, n: int, dimension: int, rows: int) -> tuple[Matrix, Any]:
+        """The ``n``-th named dense vector's rows and which slots have one."""
+        vectors = _array(self.directory / f"named-{n}.vectors.npy")
+        present = _array(self.directory / f"named-{n}.present.npy")
+        if vectors.dtype != np.float32 or vectors.shape != (rows, dimension):
+            raise InvalidSnapshot(f"named-{n}.vectors.npy holds no {dimension}-wide float32 rows")
+        if present.dtype != np.bool_ or present.shape != (rows,):
+            raise InvalidSnapshot(f"named-{n}.present.npy does not match vectors.npy")
+        return vectors, present
 
 
 @dataclass(frozen=True)
@@ -213,19 +234,30 @@ class Points:
     payloads: list[Any]
     live: list[int]  # the slots holding points
     sparse: dict[int, dict[str, sparse.SparseVector]]  # by slot, those that have any
+    # each named dense vector's (in the config's order): rows by slot, and which have one
+    named: list[tuple[Matrix, Any]] = field(default_factory=list)
 
-    def batches(self) -> Iterator[tuple[list[Any], Matrix, list[Any], list[Any]]]:
-        """(ids, vectors, payloads, sparse vectors by name) a batch at a time (fewer
-        points when they are wide)."""
-        step = max(1, min(BATCH_POINTS, BATCH_FLOATS // max(self.vectors.shape[1], 1)))
+    def batches(
+        self, names: list[str] | None = None
+    ) -> Iterator[tuple[list[Any], Matrix, list[Any], list[dict[str, Any]]]]:
+        """(ids, vectors, payloads, named vectors by name) a batch at a time (fewer points
+        when they are wide); ``names``: the named dense vectors' names, in order."""
+        width = self.vectors.shape[1] + sum(v.shape[1] for v, _ in self.named)
+        step = max(1, min(BATCH_POINTS, BATCH_FLOATS // max(width, 1)))
         ids, payloads, by_slot = self.ids, self.payloads, self.sparse
+        dense = list(zip(names or [], self.named, strict=True))
         for start in range(0, len(self.live), step):
             slots = self.live[start : start + step]
+            rows: list[dict[str, Any]] = [dict(by_slot.get(s, {})) for s in slots]
+            for name, (vectors, present) in dense:
+                for row, s in zip(rows, slots, strict=True):
+                    if present[s]:
+                        row[name] = vectors[s : s + 1]
             yield (
                 [ids[s] for s in slots],
                 self.vectors[slots],
                 [payloads[s] for s in slots],
-                [by_slot.get(s, {}) for s in slots],
+                rows,
             )
 
 
@@ -243,7 +275,9 @@ def _unpack(tar: tarfile.TarFile, into: Path, room: int) -> Unpacked:
     members: dict[str, tarfile.TarInfo] = {}
     for member in tar:
         name = member.name
-        if name != MANIFEST and not (name.startswith(_DIR) and name[len(_DIR) :] in FILES):
+        if name != MANIFEST and not (
+            name.startswith(_DIR) and _FILE_RE.fullmatch(name[len(_DIR) :])
+        ):
             raise InvalidSnapshot(f"unexpected entry {name!r} in the snapshot")
         if not member.isfile() or name in members:
             raise InvalidSnapshot(f"entry {name!r} is not one regular file")
@@ -255,7 +289,7 @@ def _unpack(tar: tarfile.TarFile, into: Path, room: int) -> Unpacked:
     files: dict[str, str] = entry["files"]
     if {_DIR + f for f in files} != set(members) - {MANIFEST}:
         raise InvalidSnapshot("the snapshot's files are not the ones its manifest lists")
-    need = sum(members[_DIR + f].size for f in files if f != _GRAPH)
+    need = sum(members[_DIR + f].size for f in files if not f.endswith(_GRAPH))
     if need > room:
         raise InvalidSnapshot(
             f"the snapshot's collection takes {need >> 20} MiB on disk and there is room for "
@@ -264,7 +298,7 @@ def _unpack(tar: tarfile.TarFile, into: Path, room: int) -> Unpacked:
     into.mkdir()
     for file, digest in files.items():
         # The graph is only checked, not extracted: it is rebuilt as the points arrive.
-        target = None if file == _GRAPH else into / file
+        target = None if file.endswith(_GRAPH) else into / file
         if _copy(_read(tar, members[_DIR + file]), target) != digest:
             raise InvalidSnapshot(f"{file} does not match its checksum")
     return Unpacked(into, entry["config"], entry["count"])

@@ -1,5 +1,5 @@
-"""Collection configuration: metric, index kind, HNSW parameters, payload indexes and
-sparse vectors."""
+"""Collection configuration: metric, index kind, HNSW parameters, payload indexes, named
+dense vectors and sparse vectors."""
 
 from __future__ import annotations
 
@@ -115,6 +115,52 @@ class HnswParams:
 
 
 @dataclass(frozen=True)
+class VectorConfig:
+    """A named dense vector beside a collection's own: its size, metric and index."""
+
+    dimension: int
+    metric: Metric = Metric.COSINE
+    index: IndexKind = IndexKind.HNSW
+    hnsw: HnswParams = field(default_factory=HnswParams)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dimension": self.dimension,
+            "metric": self.metric.value,
+            "index": self.index.value,
+            "hnsw": asdict(self.hnsw),
+        }
+
+    @classmethod
+    def parse(cls, raw: Any, defaults: HnswParams, at: str = "") -> VectorConfig:
+        """Build from wire or log form; errors name the offending field (under ``at``)."""
+        if not isinstance(raw, dict):
+            raise ValidationError("a vector's config is an object", field=at or "vectors")
+        unknown = set(raw) - {"dimension", "metric", "index", "hnsw"}
+        if unknown:
+            raise ValidationError("unknown field", field=f"{at}{sorted(unknown)[0]}")
+        dim = validation.dimension(raw.get("dimension"), f"{at}dimension")
+        try:
+            metric = Metric(raw.get("metric", Metric.COSINE))
+        except ValueError:
+            raise ValidationError(
+                "metric must be cosine, euclidean or dot", field=f"{at}metric"
+            ) from None
+        try:
+            index = IndexKind(raw.get("index", IndexKind.HNSW))
+        except ValueError:
+            raise ValidationError("index must be hnsw or exact", field=f"{at}index") from None
+        hnsw_raw = raw.get("hnsw") or {}
+        if not isinstance(hnsw_raw, dict):
+            raise ValidationError("hnsw is an object", field=f"{at}hnsw")
+        unknown = set(hnsw_raw) - {"m", "ef_construction", "ef_search"}
+        if unknown:
+            raise ValidationError("unknown HNSW parameter", field=f"{at}hnsw.{sorted(unknown)[0]}")
+        hnsw = HnswParams(**{**asdict(defaults), **hnsw_raw}).validated(f"{at}hnsw")
+        return cls(dimension=dim, metric=metric, index=index, hnsw=hnsw)
+
+
+@dataclass(frozen=True)
 class CollectionConfig:
     dimension: int
     metric: Metric = Metric.COSINE
@@ -125,6 +171,8 @@ class CollectionConfig:
     payload_indexes: dict[str, field_index.Schema] = field(default_factory=dict)
     # name -> params of the sparse vectors its points may have beside the dense one
     sparse_vectors: dict[str, sparse.SparseParams] = field(default_factory=dict)
+    # name -> config of further dense vectors its points may have (Qdrant's named vectors)
+    named_vectors: dict[str, VectorConfig] = field(default_factory=dict)
     # the dense vector's name in Qdrant's API ("" unless it was given one, as
     # LlamaIndex's "text-dense")
     vector_name: str = ""
@@ -142,29 +190,21 @@ class CollectionConfig:
             out["sparse_vectors"] = {k: v.to_dict() for k, v in self.sparse_vectors.items()}
         if self.vector_name:
             out["vector_name"] = self.vector_name
+        if self.named_vectors:
+            out["named_vectors"] = {k: v.to_dict() for k, v in self.named_vectors.items()}
         return out
+
+    @property
+    def main(self) -> VectorConfig:
+        """The collection's own dense vector, as a named one's config."""
+        return VectorConfig(self.dimension, self.metric, self.index, self.hnsw)
 
     @classmethod
     def parse(cls, raw: dict[str, Any], defaults: HnswParams) -> CollectionConfig:
         """Build from wire or log form; errors name the offending field."""
-        dim = validation.dimension(raw.get("dimension"))
-        try:
-            metric = Metric(raw.get("metric", Metric.COSINE))
-        except ValueError:
-            raise ValidationError(
-                "metric must be cosine, euclidean or dot", field="metric"
-            ) from None
-        try:
-            index = IndexKind(raw.get("index", IndexKind.HNSW))
-        except ValueError:
-            raise ValidationError("index must be hnsw or exact", field="index") from None
-        hnsw_raw = raw.get("hnsw") or {}
-        if not isinstance(hnsw_raw, dict):
-            raise ValidationError("hnsw is an object", field="hnsw")
-        unknown = set(hnsw_raw) - {"m", "ef_construction", "ef_search"}
-        if unknown:
-            raise ValidationError("unknown HNSW parameter", field=f"hnsw.{sorted(unknown)[0]}")
-        hnsw = HnswParams(**{**asdict(defaults), **hnsw_raw}).validated()
+        main = VectorConfig.parse(
+            {k: raw[k] for k in ("dimension", "metric", "index", "hnsw") if k in raw}, defaults
+        )
         indexes = _payload_indexes(raw.get("payload_indexes"))
         sparse_vectors = sparse.parse_configs(raw.get("sparse_vectors"))
         vector_name = raw.get("vector_name") or ""
@@ -175,15 +215,35 @@ class CollectionConfig:
                 f"{vector_name!r} names both the dense vector and a sparse one",
                 field=f"sparse_vectors.{vector_name}",
             )
+        named = _named_vectors(raw.get("named_vectors"), defaults)
+        for key in named:
+            if key == vector_name or key in sparse_vectors:
+                raise ValidationError(
+                    f"{key!r} names two of the collection's vectors", field=f"named_vectors.{key}"
+                )
         return cls(
-            dimension=dim,
-            metric=metric,
-            index=index,
-            hnsw=hnsw,
+            dimension=main.dimension,
+            metric=main.metric,
+            index=main.index,
+            hnsw=main.hnsw,
             payload_indexes=indexes,
             sparse_vectors=sparse_vectors,
             vector_name=vector_name,
+            named_vectors=named,
         )
+
+
+def _named_vectors(raw: Any, defaults: HnswParams) -> dict[str, VectorConfig]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError("named_vectors maps names to configs", field="named_vectors")
+    return {
+        sparse.name(key, "named_vectors"): VectorConfig.parse(
+            value, defaults, f"named_vectors.{key}."
+        )
+        for key, value in raw.items()
+    }
 
 
 def _payload_indexes(raw: Any) -> dict[str, field_index.Schema]:

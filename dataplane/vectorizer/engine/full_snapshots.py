@@ -34,7 +34,7 @@ from vectorizer.errors import InvalidSnapshot
 FOLDER = "full-snapshots"
 _PREFIX = "full"
 _DIR_RE = re.compile(r"c\d{5}")
-_MEMBER_RE = re.compile(r"c\d{5}/(" + "|".join(map(re.escape, collection_snapshots.FILES)) + ")")
+_MEMBER_RE = re.compile(r"c\d{5}/(?:" + collection_snapshots.FILES + ")")
 _MANIFEST_MAX = 64 << 20  # (a manifest names every collection)
 
 

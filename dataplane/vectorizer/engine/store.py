@@ -10,6 +10,7 @@ replays the log after it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import math
@@ -21,8 +22,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import orjson
 
 from vectorizer.engine import aliases as alias_ops
@@ -40,7 +42,7 @@ from vectorizer.engine import (
 from vectorizer.engine.collection import (
     INITIAL_CAPACITY,
     Collection,
-    SparseRows,
+    NamedRows,
     WriteMode,
     memory_for,
 )
@@ -358,7 +360,7 @@ class Store:
     ) -> int:
         if "collection" in op:  # a point write: logged under the collection, never an alias
             op["collection"] = self.resolve(op["collection"])
-        _mark_v2(op)
+        _mark_version(op)
         if not _shrinks(op):
             self._check_room()
             self._check_memory(op, vectors)
@@ -521,9 +523,10 @@ class Store:
             return memory_for(config, INITIAL_CAPACITY)
         if op["op"] == "create_field_index" and (coll := self._collections.get(op["collection"])):
             return coll.index_entries(op["key"], op["schema"]) * field_index.BYTES_PER_VALUE
+        named = _sparse_postings(op) * BYTES_PER_POSTING + 2 * _named_bytes(op)
         if vectors is None or (coll := self._collections.get(op["collection"])) is None:
-            return _sparse_postings(op) * BYTES_PER_POSTING
-        return coll.memory_to_add(len(vectors)) + _sparse_postings(op) * BYTES_PER_POSTING
+            return named
+        return coll.memory_to_add(len(vectors)) + named
 
     async def _durable(self, seq: int) -> int:
         await self._wal.sync(seq)
@@ -714,7 +717,7 @@ class Store:
         field: str = "vectors",
         condition: Predicate | None = None,
         mode: WriteMode = "upsert",
-        sparse: list[SparseRows] | None = None,
+        sparse: list[NamedRows] | None = None,
     ) -> tuple[int, int]:
         """``upsert``, as Qdrant's conditional upsert: an existing point is replaced only
         when ``condition`` accepts it, and ``mode`` may insert only or update only
@@ -733,7 +736,7 @@ class Store:
         field: str,
         condition: Predicate | None,
         mode: WriteMode,
-        sparse: list[SparseRows] | None,
+        sparse: list[NamedRows] | None,
     ) -> tuple[int, int]:
         await self._gate()
         coll = self.collection(name)
@@ -743,7 +746,7 @@ class Store:
         if not len(clean_ids) == len(vectors) == len(payloads):
             raise ValidationError("one vector and one payload per id", field=field)
         if sparse is not None:
-            _check_sparse(coll, sparse, len(clean_ids), field)
+            _check_named(coll, sparse, len(clean_ids), field)
         if condition is not None or mode != "upsert":
             kept = coll.conditional(clean_ids, payloads, condition, mode)
             if not kept:
@@ -760,7 +763,7 @@ class Store:
             "payloads": payloads,
         }
         if sparse is not None and any(sparse):
-            op["sparse"] = _sparse_columns(sparse)
+            _named_columns(op, sparse)
         seq = self._commit(op, vectors, points_field=field)
         return await self._durable(seq), len(clean_ids)
 
@@ -787,7 +790,7 @@ class Store:
         *,
         field: str = "points",
         condition: Predicate | None = None,
-        sparse: list[SparseRows] | None = None,
+        sparse: list[NamedRows] | None = None,
     ) -> int:
         """Atomically replace the vectors of existing points (payloads kept); ``rows`` are
         ``ids``' new vectors, in order (None: a point keeps its dense vector), and
@@ -807,7 +810,7 @@ class Store:
                 raise ValidationError(f"point {pid!r} appears twice", field=f"{field}[{i}].id")
         self._require_points(coll, clean)
         if sparse is not None:
-            _check_sparse(coll, sparse, len(clean), field)
+            _check_named(coll, sparse, len(clean), field)
         if condition is not None:
             kept = coll.conditional(clean, None, condition, "update_only")
             if not kept:
@@ -827,13 +830,13 @@ class Store:
         if len(dense) < len(clean):  # (absent: every point's dense vector is given)
             op["dense"] = dense
         if sparse is not None and any(sparse):
-            op["sparse"] = _sparse_columns(sparse)
+            _named_columns(op, sparse)
         return await self._durable(self._commit(op, vectors, points_field=field))
 
     async def delete_vectors(
         self, name: str, ids: list[PointId] | None, predicate: Predicate | None, names: list[str]
     ) -> tuple[int, int]:
-        """Remove the named sparse vectors of the points ``ids`` (each must exist: a
+        """Remove the named vectors (sparse or dense) of the points ``ids`` (each must exist: a
         missing one refuses the request, nothing changed) or of those ``predicate``
         accepts; returns (points, sequence). The dense vector cannot be removed: a
         point always has one."""
@@ -846,7 +849,7 @@ class Store:
                     "its vector)",
                     field=f"vector[{i}]",
                 )
-            coll.has_sparse(vector_name, f"vector[{i}]")
+            coll.check_named(vector_name, f"vector[{i}]")
         if ids is not None:
             present = list(dict.fromkeys(ids))
             self._require_points(coll, present)
@@ -1058,7 +1061,11 @@ class Store:
                 except ValidationError as exc:
                     raise InvalidSnapshot(f"its collection's configuration: {exc}") from None
                 points = await loop.run_in_executor(
-                    None, source.points, config.dimension, list(config.sparse_vectors)
+                    None,
+                    source.points,
+                    config.dimension,
+                    list(config.sparse_vectors),
+                    [v.dimension for v in config.named_vectors.values()],
                 )
                 return await self._recover_from(name, config, points)
             finally:
@@ -1087,7 +1094,7 @@ class Store:
                     field="snapshot",
                 )
             self._commit({"op": "create_collection", "name": hidden, "config": config.to_dict()})
-            for ids, rows, payloads, sparse in points.batches():
+            for ids, rows, payloads, sparse in points.batches(list(config.named_vectors)):
                 await asyncio.sleep(0)  # other requests go on between the batches
                 await self._gate()
                 self._commit_recovered(hidden, config, ids, rows, payloads, sparse)
@@ -1108,18 +1115,19 @@ class Store:
         ids: list[Any],
         rows: Any,  # a Matrix, checked like a client's vectors
         payloads: list[Any],
-        sparse: list[SparseRows],
+        sparse: list[NamedRows],
     ) -> None:
         try:
             clean = [validation.point_id(pid, "snapshot") for pid in ids]
             vectors = config.metric.restore(
                 validation.matrix(rows, config.dimension, field="snapshot"), field="snapshot"
             )
+            _check_named(self._collections[hidden], sparse, len(clean), "snapshot")
         except ValidationError as exc:
             raise InvalidSnapshot(f"a point of the snapshot: {exc}") from None
         op: records.Op = {"op": "upsert", "collection": hidden, "ids": clean, "payloads": payloads}
         if any(sparse):
-            op["sparse"] = _sparse_columns(sparse)
+            _named_columns(op, sparse)
         self._commit(op, vectors, points_field="snapshot")
 
     def _check_not_alias(self, name: str) -> None:
@@ -1231,52 +1239,104 @@ def _unstorable_payload(op: records.Op, points_field: str) -> str:
 # ---- what each logged operation on a collection does to it (``Store._apply``) ----------
 
 
-# Records with what code before sparse vectors and named dense vectors would not hold
-# but not refuse either (fields it ignores) go under kinds of their own, which it
-# refuses: a replica on older code then stops at the first of them instead of
-# dropping their sparse vectors (see docs/REPLICATION.md).
-_V2_FIELDS = {"upsert": ("sparse",), "update_vectors": ("sparse", "dense")}
-_V2_CONFIG = ("sparse_vectors", "vector_name")
-_CREATES = frozenset({"create_collection", "create_collection_v2"})
+# Records with what older code would not hold but not refuse either (fields it ignores)
+# go under kinds of their own, which it refuses: a replica on older code then stops at
+# the first of them instead of dropping what it does not know (see docs/REPLICATION.md).
+# Version 2: sparse vectors and a named dense vector; version 3: named dense vectors
+# beside the collection's own.
+_VERSIONED_FIELDS = {
+    "upsert": (("named", 3), ("sparse", 2)),
+    "update_vectors": (("named", 3), ("sparse", 2), ("dense", 2)),
+}
+_VERSIONED_CONFIG = (("named_vectors", 3), ("sparse_vectors", 2), ("vector_name", 2))
+_CREATES = frozenset({"create_collection", "create_collection_v2", "create_collection_v3"})
 
 
-def _mark_v2(op: records.Op) -> None:
+def _mark_version(op: records.Op) -> None:
     kind = op["op"]
-    if any(f in op for f in _V2_FIELDS.get(kind, ())) or (
-        kind == "create_collection" and any(f in op["config"] for f in _V2_CONFIG)
-    ):
-        op["op"] = f"{kind}_v2"
+    fields = _VERSIONED_CONFIG if kind == "create_collection" else _VERSIONED_FIELDS.get(kind)
+    holder = op["config"] if kind == "create_collection" else op
+    for name, version in fields or ():
+        if name in holder:
+            op["op"] = f"{kind}_v{version}"
+            return
 
 
-def _check_sparse(coll: Collection, sparse: list[SparseRows], points: int, field: str) -> None:
-    if len(sparse) != points:
-        raise ValidationError("one set of sparse vectors per point", field=field)
-    for i, rows in enumerate(sparse):
-        for vector_name in rows:
-            coll.has_sparse(vector_name, f"{field}[{i}].vector.{vector_name}")
+def _check_named(coll: Collection, given: list[NamedRows], points: int, field: str) -> None:
+    """Check each point's named vectors against the collection (a sparse vector for a
+    sparse name, a dense one of the right size for a dense name); the dense ones are
+    prepared as their metric wants them, in place."""
+    if len(given) != points:
+        raise ValidationError("one set of named vectors per point", field=field)
+    for i, rows in enumerate(given):
+        for vector_name, value in rows.items():
+            at = f"{field}[{i}].vector.{vector_name}"
+            if isinstance(value, SparseVector):
+                if coll.is_dense(vector_name):
+                    raise ValidationError(
+                        f"{vector_name!r} is a dense vector: give a list of numbers", field=at
+                    )
+                coll.has_sparse(vector_name, at)
+                continue
+            if coll.is_sparse(vector_name):
+                raise ValidationError(
+                    f"{vector_name!r} is a sparse vector: give {{indices, values}}", field=at
+                )
+            config = coll.dense_config(vector_name, at)
+            if isinstance(value, np.ndarray):  # (a snapshot's row, stored prepared)
+                checked = validation.matrix(cast(Any, value), config.dimension, field=at)
+                rows[vector_name] = config.metric.restore(checked, field=at)
+            else:
+                rows[vector_name] = config.metric.vector(value, config.dimension, field=at)
 
 
-def _sparse_columns(sparse: list[SparseRows]) -> dict[str, list[Any]]:
-    """The log's form of points' sparse vectors: per name, each point's ``[indices,
-    values]`` or null."""
-    names = sorted({name for rows in sparse for name in rows})
-    return {
-        name: [v.to_record() if (v := rows.get(name)) is not None else None for rows in sparse]
-        for name in names
-    }
+def _named_columns(op: records.Op, given: list[NamedRows]) -> None:
+    """Put points' named vectors in the record ``op``, in the log's form: under
+    ``sparse``, per name, each point's ``[indices, values]`` or null; under ``named``,
+    per name, each point's dense vector (float32, little-endian, base64) or null."""
+    names = sorted({name for rows in given for name in rows})
+    sparse: dict[str, list[Any]] = {}
+    named: dict[str, list[Any]] = {}
+    for name in names:
+        column = [rows.get(name) for rows in given]
+        if any(isinstance(v, SparseVector) for v in column):
+            sparse[name] = [
+                None if v is None else cast(SparseVector, v).to_record() for v in column
+            ]
+        else:
+            named[name] = [None if v is None else _base64_row(cast(Matrix, v)) for v in column]
+    if sparse:
+        op["sparse"] = sparse
+    if named:
+        op["named"] = named
 
 
-def _sparse_rows(op: records.Op, points: int) -> list[SparseRows] | None:
-    """Points' sparse vectors from a record's ``sparse`` (absent: none)."""
-    columns = op.get("sparse")
-    if not columns:
+def _base64_row(row: Matrix) -> str:
+    return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode()
+
+
+def _named_rows(op: records.Op, points: int) -> list[NamedRows] | None:
+    """Points' named vectors from a record's ``sparse`` and ``named`` (absent: none)."""
+    sparse, named = op.get("sparse"), op.get("named")
+    if not sparse and not named:
         return None
-    out: list[SparseRows] = [{} for _ in range(points)]
-    for name, column in columns.items():
+    out: list[NamedRows] = [{} for _ in range(points)]
+    for name, column in (sparse or {}).items():
         for rows, raw in zip(out, column, strict=True):
             if raw is not None:
                 rows[name] = SparseVector.from_record(raw)
+    for name, column in (named or {}).items():
+        for rows, raw in zip(out, column, strict=True):
+            if raw is not None:
+                row = np.frombuffer(base64.b64decode(raw), dtype="<f4")
+                rows[name] = row.astype(np.float32).reshape(1, -1)
     return out
+
+
+def _named_bytes(op: records.Op) -> int:
+    """Roughly the bytes the named dense vectors of a record take when stored."""
+    columns = op.get("named") or {}
+    return sum(len(raw) * 3 // 4 for column in columns.values() for raw in column if raw)
 
 
 def _sparse_postings(op: records.Op) -> int:
@@ -1286,11 +1346,11 @@ def _sparse_postings(op: records.Op) -> int:
 
 def _upsert(coll: Collection, op: records.Op, vectors: Matrix | None) -> None:
     assert vectors is not None
-    coll.upsert(op["ids"], vectors, op["payloads"], _sparse_rows(op, len(op["ids"])))
+    coll.upsert(op["ids"], vectors, op["payloads"], _named_rows(op, len(op["ids"])))
 
 
 def _update_vectors(coll: Collection, op: records.Op, vectors: Matrix | None) -> None:
-    ids, sparse = op["ids"], _sparse_rows(op, len(op["ids"]))
+    ids, sparse = op["ids"], _named_rows(op, len(op["ids"]))
     dense = op.get("dense")
     if dense is None or len(dense) == len(ids):  # (every point's dense vector given)
         coll.update_vectors(ids, vectors, sparse)
@@ -1313,9 +1373,11 @@ def _set_payload_op(coll: Collection, op: records.Op, _: Matrix | None) -> None:
 _COLLECTION_OPS: dict[str, Callable[[Collection, records.Op, Matrix | None], object]] = {
     "upsert": _upsert,
     "upsert_v2": _upsert,
+    "upsert_v3": _upsert,
     "update": lambda coll, op, vectors: coll.update(op["id"], vectors, op["payload"]),
     "update_vectors": _update_vectors,
     "update_vectors_v2": _update_vectors,
+    "update_vectors_v3": _update_vectors,
     "set_payload": _set_payload_op,
     # (records before "json_paths" split keys at their dots, and replay so)
     "delete_payload": lambda coll, op, _: coll.delete_payload(

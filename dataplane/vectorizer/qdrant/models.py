@@ -2,10 +2,10 @@
 
 Errors are ``ValidationError``s that name the offending field.
 
-What is refused, and why: several dense vectors and multi-vectors (a collection holds
-one dense vector, named ``""`` here whatever its name in requests (see ``names``),
-beside any named sparse vectors); server-side inference (documents, images); shard
-keys and custom sharding (one node, one shard).
+What is refused, and why: multi-vectors; a point without the collection's first dense
+vector (named ``""`` here whatever its name in requests: see ``names``; the others,
+dense or sparse, are optional); server-side inference (documents, images); shard keys
+and custom sharding (one node, one shard).
 Performance and storage knobs (quantization, on-disk flags, optimizer and WAL settings)
 are accepted and ignored: they do not change results, and ``GET /collections/{name}``
 reports the configuration actually in force.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vectorizer.engine import paths, payloads, scoring, sparse, validation
-from vectorizer.engine.collection import WRITE_MODES, SparseRows, WriteMode
+from vectorizer.engine.collection import WRITE_MODES, NamedRows, WriteMode
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
 from vectorizer.engine.filters import Payload, Predicate, compile_filter, micros, payload_key
 from vectorizer.engine.formula import Formula
@@ -55,9 +55,6 @@ from vectorizer.qdrant.schemas import (
 from vectorizer.server.http import convert_as
 
 DEFAULT_LIMIT = 10
-# What a vector name that is no vector of the collection is told (``names`` has made the
-# dense vector's own name ``""`` before a body is parsed)
-ONE_DENSE = 'the collection has one dense vector, "" (or the name it was created with)'
 MAX_PREFETCH_DEPTH = 64  # as in Qdrant
 DEFAULT_RRF_K = 2  # Qdrant's: a point first in one list scores 1/2
 
@@ -68,7 +65,8 @@ METRICS: dict[str, Metric] = {
 }
 DISTANCES: dict[Metric, str] = {metric: name for name, metric in METRICS.items()}
 
-_INFERENCE_KEYS = frozenset({"text", "image", "object", "model"})
+# Qdrant's inference objects (Document, Image, InferenceObject): a model and its input
+_INFERENCE_INPUTS = frozenset({"text", "image", "object"})
 _NOT_NEAREST = (
     "relevance_feedback",
     "text",
@@ -139,31 +137,41 @@ def exclude_ids(spec: dict[str, Any] | None, ids: list[PointId]) -> dict[str, An
 
 
 def collection_config(body: CreateCollection) -> dict[str, Any]:
-    """The engine's collection config for a Qdrant ``CreateCollection``."""
-    params, vector_name = _vector_params(body.vectors)
+    """The engine's collection config for a Qdrant ``CreateCollection``: its first dense
+    vector is the collection's own, the others named vectors beside it."""
+    vectors = _vector_params(body.vectors)
+    _no_extras(body.strict_mode_config, body.metadata)
+    if body.sharding_method not in (None, "auto"):
+        raise ValidationError("custom sharding is not supported", field="sharding_method")
+    configs = [_dense_config(name, p, at, body.hnsw_config) for name, p, at in vectors]
+    (vector_name, config), named = configs[0], configs[1:]
+    if body.sparse_vectors:
+        config["sparse_vectors"] = sparse_configs(body.sparse_vectors)
+    if vector_name:
+        config["vector_name"] = vector_name
+    if named:
+        config["named_vectors"] = dict(named)
+    return config
+
+
+def _dense_config(
+    name: str, params: VectorParams, at: str, collection_hnsw: HnswConfigDiff | None
+) -> tuple[str, dict[str, Any]]:
     if params.distance not in METRICS:
         supported = ", ".join(METRICS)
         raise ValidationError(
             f"distance {params.distance!r} is not supported (use one of {supported})",
-            field="vectors.distance",
+            field=f"{at}.distance",
         )
     if params.multivector_config is not None:
-        raise ValidationError("multivectors are not supported", field="vectors.multivector_config")
-    _no_extras(body.strict_mode_config, body.metadata)
-    if body.sharding_method not in (None, "auto"):
-        raise ValidationError("custom sharding is not supported", field="sharding_method")
-    index, hnsw = _hnsw(body.hnsw_config, params.hnsw_config)
-    config: dict[str, Any] = {
+        raise ValidationError("multivectors are not supported", field=f"{at}.multivector_config")
+    index, hnsw = _hnsw(collection_hnsw, params.hnsw_config)
+    return name, {
         "dimension": params.size,
         "metric": METRICS[params.distance].value,
         "index": index.value,
         "hnsw": hnsw,
     }
-    if body.sparse_vectors:
-        config["sparse_vectors"] = sparse_configs(body.sparse_vectors)
-    if vector_name:
-        config["vector_name"] = vector_name
-    return config
 
 
 def sparse_configs(raw: Any, field: str = "sparse_vectors") -> dict[str, dict[str, Any]]:
@@ -211,18 +219,29 @@ def check_update(body: UpdateCollection, current: CollectionConfig) -> None:
                     "an alias to it",
                     field=f"sparse_vectors.{name}",
                 )
-    vector = None
-    if body.vectors:
-        if set(body.vectors) != {""}:
-            other = sorted(set(body.vectors) - {""})[0]
-            raise ValidationError(f"no dense vector named {other!r}: {ONE_DENSE}", field="vectors")
-        vector = convert_as(body.vectors[""], VectorParamsDiff, 'vectors[""]').hnsw_config
-    index, hnsw = _hnsw(body.hnsw_config, vector)
-    m_given = any(d is not None and d.m is not None for d in (body.hnsw_config, vector))
-    if m_given and (index is not current.index or hnsw.get("m", current.hnsw.m) != current.hnsw.m):
-        raise _fixed("m")
-    if hnsw.get("ef_construction", current.hnsw.ef_construction) != current.hnsw.ef_construction:
-        raise _fixed("ef_construct")
+    diffs: dict[str, HnswConfigDiff | None] = {"": None}
+    for name, raw in (body.vectors or {}).items():
+        at = f"vectors.{name}" if name else 'vectors[""]'
+        if name and name not in current.named_vectors:
+            raise ValidationError(
+                f"no dense vector named {name!r}: {_dense_names(current)}", field="vectors"
+            )
+        diffs[name] = convert_as(raw, VectorParamsDiff, at).hnsw_config
+    for name, diff in diffs.items():
+        was = current.named_vectors[name] if name else current.main
+        index, hnsw = _hnsw(body.hnsw_config, diff)
+        m_given = any(d is not None and d.m is not None for d in (body.hnsw_config, diff))
+        if m_given and (index is not was.index or hnsw.get("m", was.hnsw.m) != was.hnsw.m):
+            raise _fixed("m")
+        if hnsw.get("ef_construction", was.hnsw.ef_construction) != was.hnsw.ef_construction:
+            raise _fixed("ef_construct")
+
+
+def _dense_names(config: CollectionConfig) -> str:
+    """What a name that is no dense vector of the collection is told (``names`` has
+    made its first dense vector's name ``""`` before a body is parsed)."""
+    others = "".join(f", {name!r}" for name in config.named_vectors)
+    return f'the collection\'s dense vectors are "" (or the name it was created with){others}'
 
 
 def _fixed(name: str) -> ValidationError:
@@ -240,31 +259,28 @@ def _no_extras(strict_mode: dict[str, Any] | None, metadata: Any) -> None:
         raise ValidationError("collection metadata is not supported", field="metadata")
 
 
-def _vector_params(raw: Any) -> tuple[VectorParams, str]:
-    """The dense vector's params and its name (``""``: the default vector's)."""
+def _vector_params(raw: Any) -> list[tuple[str, VectorParams, str]]:
+    """The dense vectors' names (``""``: the default vector's), params and fields, the
+    collection's own first."""
     if raw is None:
         raise ValidationError("vectors {size, distance} is required", field="vectors")
-    if isinstance(raw, dict) and len(raw) == 1:
-        ((name, params),) = raw.items()
-        if isinstance(params, dict):  # the one dense vector, by its name
-            if name:
-                sparse.name(name, "vectors")
-            return convert_as(
-                params, VectorParams, f"vectors.{name}" if name else 'vectors[""]'
-            ), name
     if raw == {}:
         raise ValidationError(
-            "a collection holds one dense vector (beside any sparse ones): give vectors "
-            "{size, distance}",
+            "a collection holds at least one dense vector (beside any sparse ones): give "
+            "vectors {size, distance}",
             field="vectors",
         )
     if isinstance(raw, dict) and "size" not in raw and "distance" not in raw:
-        raise ValidationError(
-            "a collection holds one dense vector (beside any sparse ones): give vectors "
-            "{size, distance} or {name: {size, distance}}",
-            field="vectors",
-        )
-    return convert_as(raw, VectorParams, "vectors"), ""
+        out = []
+        for name, params in raw.items():
+            if name:
+                sparse.name(name, "vectors")
+            at = f"vectors.{name}" if name else 'vectors[""]'
+            out.append((name, convert_as(params, VectorParams, at), at))
+        if "" in raw and out[0][0] != "":  # ("" is the collection's own when given)
+            out.sort(key=lambda entry: entry[0] != "")
+        return out
+    return [("", convert_as(raw, VectorParams, "vectors"), "vectors")]
 
 
 def _hnsw(
@@ -299,7 +315,7 @@ def dense_vector(raw: Any, field: str) -> Any:
     if isinstance(raw, dict):
         if set(raw) == {""}:
             return dense_vector(raw[""], field)
-        if raw.keys() & _INFERENCE_KEYS:
+        if _inference(raw):
             raise ValidationError(
                 "server-side inference is not supported: send the vector itself", field=field
             )
@@ -308,11 +324,8 @@ def dense_vector(raw: Any, field: str) -> Any:
                 'a sparse vector goes under its name: {"": [dense], "name": {indices, values}}',
                 field=field,
             )
-        dense = sorted(k for k, v in raw.items() if k and not isinstance(v, dict))
         raise ValidationError(
-            f"no dense vector named {dense[0]!r}: {ONE_DENSE}"
-            if dense
-            else "a point's vectors are its dense one and sparse ones {indices, values} by name",
+            "a vector is a list of numbers (several go by name: {name: vector, ...})",
             field=field,
         )
     if isinstance(raw, list) and raw and isinstance(raw[0], list):
@@ -322,15 +335,17 @@ def dense_vector(raw: Any, field: str) -> Any:
     return raw
 
 
-def point_vectors(raw: Any, field: str, dense_needed: bool = True) -> tuple[Any, SparseRows]:
-    """A point's vectors: its dense vector (``raw`` itself, or ``raw[""]``; None when
-    not ``dense_needed`` and not given) and its sparse vectors by name."""
+def point_vectors(raw: Any, field: str, dense_needed: bool = True) -> tuple[Any, NamedRows]:
+    """A point's vectors: the collection's own dense vector (``raw`` itself, or
+    ``raw[""]``; None when not ``dense_needed`` and not given) and its named vectors
+    (sparse ones parsed, dense ones as given: the store checks them against the
+    collection)."""
     if raw == {} and not dense_needed:
         return None, {}
-    if not isinstance(raw, dict) or not _sparse_map(raw):
+    if not isinstance(raw, dict) or not _vector_map(raw):
         return dense_vector(raw, field), {}
     rows = {
-        sparse.name(name, f"{field}.{name}"): sparse.vector(value, f"{field}.{name}")
+        sparse.name(name, f"{field}.{name}"): named_vector(value, f"{field}.{name}")
         for name, value in raw.items()
         if name != ""
     }
@@ -338,19 +353,30 @@ def point_vectors(raw: Any, field: str, dense_needed: bool = True) -> tuple[Any,
         return dense_vector(raw[""], f'{field}[""]'), rows
     if dense_needed:
         raise ValidationError(
-            'a point needs the collection\'s dense vector: give it as "" beside the sparse ones',
+            'a point needs the collection\'s first dense vector ("", or the name it was '
+            "created with) beside its other vectors",
             field=field,
         )
     return None, rows
 
 
-def _sparse_map(raw: dict[str, Any]) -> bool:
-    """Whether ``raw`` maps vector names to vectors, every one but ``""``'s sparse (else
-    it is refused by ``dense_vector``, naming what is unsupported)."""
+def named_vector(raw: Any, field: str) -> Any:
+    """A named vector of a point: a sparse one (parsed), or a dense one (as given)."""
+    if _is_sparse(raw):
+        return sparse.vector(raw, field)
+    return dense_vector(raw, field)
+
+
+def _vector_map(raw: dict[str, Any]) -> bool:
+    """Whether ``raw`` maps vector names to vectors (else it is refused by
+    ``dense_vector``, naming what is unsupported)."""
     others = [v for k, v in raw.items() if k != ""]
-    return bool(others) and all(
-        isinstance(v, dict) and set(v) == {"indices", "values"} for v in others
-    )
+    return bool(others) and not _inference(raw) and not _is_sparse(raw)
+
+
+def _inference(raw: dict[str, Any]) -> bool:
+    """Whether ``raw`` is an inference object (a vector a model would make from it)."""
+    return "model" in raw and not raw.keys().isdisjoint(_INFERENCE_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -359,7 +385,7 @@ class PointsIn:
     vectors: list[Any]
     payloads: list[Payload | None]
     field: str
-    sparse: list[SparseRows] | None = None  # each point's, when any has some
+    sparse: list[NamedRows] | None = None  # each point's, when any has some
     condition: Predicate | None = None  # update_filter: which existing points change
     mode: WriteMode = "upsert"  # update_mode
 
@@ -409,6 +435,12 @@ def _batch(batch: Batch | None) -> PointsIn:
     if isinstance(raw, dict) and "" in raw and all(isinstance(v, list) for v in raw.values()):
         columns = {k: v for k, v in raw.items() if k != ""}
         raw = raw[""]
+    elif isinstance(raw, dict) and "" not in raw and all(isinstance(v, list) for v in raw.values()):
+        raise ValidationError(
+            'a point needs the collection\'s first dense vector ("", or the name it was '
+            "created with) beside its other vectors",
+            field="batch.vectors",
+        )
     elif isinstance(raw, dict):
         dense_vector(raw, "batch.vectors")  # raises, naming what is unsupported
     if not isinstance(raw, list):
@@ -422,14 +454,14 @@ def _batch(batch: Batch | None) -> PointsIn:
             "batch.ids, batch.vectors and batch.payloads must have the same length",
             field="batch",
         )
-    rows: list[SparseRows] = [{} for _ in ids]
+    rows: list[NamedRows] = [{} for _ in ids]
     for name, column in columns.items():
         at = f"batch.vectors.{sparse.name(name, 'batch.vectors')}"
         if len(column) != len(ids):
             raise ValidationError("one vector (or null) per id", field=at)
         for i, value in enumerate(column):
             if value is not None:
-                rows[i][name] = sparse.vector(value, f"{at}[{i}]")
+                rows[i][name] = named_vector(value, f"{at}[{i}]")
     return PointsIn(ids, vectors, payloads, "batch.vectors", sparse=rows if any(rows) else None)
 
 
@@ -482,7 +514,7 @@ class VectorsIn:
 
     ids: list[PointId]
     dense: list[Any]
-    sparse: list[SparseRows] | None
+    sparse: list[NamedRows] | None
     condition: Predicate | None
 
 
@@ -499,17 +531,17 @@ def update_vectors(body: UpdateVectors, max_points: int) -> VectorsIn:
         if set(p) != {"id", "vector"}:
             raise ValidationError("a point's vectors are {id, vector}", field=where)
         ids.append(point_id(p["id"], f"{where}.id"))
-        vector, sparse_rows = point_vectors(p["vector"], f"{where}.vector", dense_needed=False)
-        if vector is None and not sparse_rows:
+        vector, named_rows = point_vectors(p["vector"], f"{where}.vector", dense_needed=False)
+        if vector is None and not named_rows:
             raise ValidationError("give at least one vector", field=f"{where}.vector")
         vectors.append(vector)
-        rows.append(sparse_rows)
+        rows.append(named_rows)
     return VectorsIn(ids, vectors, rows if any(rows) else None, condition)
 
 
 def delete_vectors(body: DeleteVectors) -> tuple[Selection, list[str]]:
-    """The points whose vectors ``body.vector`` names go (sparse vectors: the dense one
-    cannot, which the store says)."""
+    """The points whose vectors ``body.vector`` names go (named vectors: the collection's
+    first dense one cannot, which the store says)."""
     if not isinstance(body.vector, list) or not all(isinstance(n, str) for n in body.vector):
         raise ValidationError("vector is a list of vector names", field="vector")
     return selection(body.points, body.filter, body.shard_key), list(dict.fromkeys(body.vector))
@@ -565,8 +597,8 @@ def _paths(raw: Any, field: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-# ``sparse_shown`` of every sparse vector (``with_vector: true``)
-ALL_SPARSE = ("*",)
+# ``named_shown`` of every sparse vector (``with_vector: true``)
+ALL_NAMED = ("*",)
 
 
 def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> bool:
@@ -580,11 +612,11 @@ def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> 
     raise ValidationError("with_vector is a bool or a list of vector names", field=field)
 
 
-def sparse_shown(raw: Any) -> tuple[str, ...]:
-    """The sparse vectors ``with_vector`` shows (``ALL_SPARSE``: every one), checked
+def named_shown(raw: Any) -> tuple[str, ...]:
+    """The sparse vectors ``with_vector`` shows (``ALL_NAMED``: every one), checked
     against the collection when shown (``responses.show_vectors``)."""
     if raw is True:
-        return ALL_SPARSE
+        return ALL_NAMED
     if isinstance(raw, list):
         return tuple(dict.fromkeys(n for n in raw if isinstance(n, str) and n != ""))
     return ()
@@ -610,7 +642,7 @@ class Scroll:
     payload: PayloadSelector
     with_vector: bool
     order_by: OrderBy | None = None
-    sparse_shown: tuple[str, ...] = ()
+    named_shown: tuple[str, ...] = ()
 
 
 def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
@@ -630,7 +662,7 @@ def scroll(body: ScrollRequest, max_limit: int) -> Scroll:
         payload=payload_selector(body.with_payload, True),
         with_vector=with_vector(body.with_vector),
         order_by=order,
-        sparse_shown=sparse_shown(body.with_vector),
+        named_shown=named_shown(body.with_vector),
     )
 
 
@@ -735,9 +767,11 @@ class Search:
     mmr: Mmr | None = None
     context: Context | None = None
     lookup: str | None = None  # lookup_from: the collection ids in the query are points of
-    using: str = ""  # the vector searched: "" the dense one, else a sparse vector's name
+    # the vector searched: "" the collection's own, else a named one (dense or sparse: the
+    # collection says which when the search runs)
+    using: str = ""
     sparse_query: sparse.SparseVector | None = None  # a query of the sparse vector ``using``
-    sparse_shown: tuple[str, ...] = ()  # the sparse vectors shown with the hits
+    named_shown: tuple[str, ...] = ()  # the sparse vectors shown with the hits
 
     def tree(self) -> Iterator[Search]:
         """This search and every prefetch under it."""
@@ -755,28 +789,26 @@ def vector_search(body: Searched, limit: int, offset: int, max_limit: int) -> Se
     no_shard_key(body.shard_key)
     raw = body.vector
     vector_sel = body.with_vector if body.with_vector is not None else body.with_vectors
+    using = ""
     if isinstance(raw, dict) and set(raw) == {"name", "vector"}:
         name, raw = raw["name"], raw["vector"]
+        using = "" if name == "" else sparse.name(name, "vector.name")
         if _is_sparse(raw):  # a NamedSparseVector
-            using = sparse.name(name, "vector.name")
             search = _search(
                 body, limit, offset, max_limit, field="vector", with_vectors=vector_sel
             )
             query = sparse.vector(raw, "vector.vector")
             return dataclasses.replace(search, using=using, sparse_query=query)
-        if name != "":
-            raise ValidationError(
-                f"no dense vector named {name!r}: {ONE_DENSE}", field="vector.name"
-            )
-    return _search(
+    search = _search(
         body,
         limit,
         offset,
         max_limit,
-        vector=dense_vector(raw, "vector"),
+        vector=dense_vector(raw, "vector.vector" if using else "vector"),
         field="vector",
         with_vectors=vector_sel,
     )
+    return dataclasses.replace(search, using=using)
 
 
 def recommend_request(body: RecommendRequest, max_limit: int) -> Search:
@@ -786,18 +818,18 @@ def recommend_request(body: RecommendRequest, max_limit: int) -> Search:
 def recommend_search(body: Recommended, limit: int, offset: int, max_limit: int) -> Search:
     """The search a legacy recommendation body (plain or grouped) asks for."""
     no_shard_key(body.shard_key)
-    lookup = _vectors_from(body.using, body.lookup_from)
+    lookup = _vectors_from(body.lookup_from)
     spec = {"positive": body.positive, "negative": body.negative, "strategy": body.strategy}
     recommend = _recommendation(spec, "")
     search = _search(body, limit, offset, max_limit, recommend=recommend, field="positive")
-    return dataclasses.replace(search, lookup=lookup)
+    return dataclasses.replace(search, lookup=lookup, using=_using(body.using, ""))
 
 
 def discover_request(body: DiscoverRequest, max_limit: int) -> Search:
     """The search a legacy discovery body asks for: toward ``target`` within the context
     pairs, or (without a target) by the pairs alone."""
     no_shard_key(body.shard_key)
-    lookup = _vectors_from(body.using, body.lookup_from)
+    lookup = _vectors_from(body.lookup_from)
     if body.target is None and not body.context:
         raise ValidationError("give a target, context pairs or both", field="target")
     if body.target is None:
@@ -805,17 +837,14 @@ def discover_request(body: DiscoverRequest, max_limit: int) -> Search:
     else:
         found = discovery(body.target, body.context, "")
     search = _search(body, body.limit, body.offset or 0, max_limit, field="target")
-    return dataclasses.replace(search, context=found, lookup=lookup)
+    using = _using(body.using, "")
+    return dataclasses.replace(search, context=found, lookup=lookup, using=using)
 
 
-def _vectors_from(using: str | None, lookup_from: Any, at: str = "") -> str | None:
+def _vectors_from(lookup_from: Any, at: str = "") -> str | None:
     """The collection whose points' vectors ids in the query stand for: another one
-    (``lookup_from``'s), or None for the searched one. They search the dense vector."""
-    if using not in (None, ""):
-        raise ValidationError(
-            f"no dense vector named {using!r}: {ONE_DENSE} (recommend and discover search it)",
-            field=f"{at}using",
-        )
+    (``lookup_from``'s, whose first dense vector they are), or None for the searched
+    one."""
     if lookup_from is None:
         return None
     field = f"{at}lookup_from"
@@ -859,13 +888,7 @@ def _queried(
             f"prefetches nest at most {MAX_PREFETCH_DEPTH} deep", field=f"{at}prefetch"
         )
     using = _using(body.using, at)
-    lookup = _vectors_from(None, body.lookup_from, at)
-    if using and lookup is not None:
-        raise ValidationError(
-            "lookup_from reads dense vectors; a sparse vector is queried by value or by a "
-            "point of this collection",
-            field=f"{at}lookup_from",
-        )
+    lookup = _vectors_from(body.lookup_from, at)
     prefetch = tuple(
         _prefetch(raw, max_limit, f"{at}prefetch[{i}].", depth + 1)
         for i, raw in enumerate(_listed_prefetches(body.prefetch))
@@ -885,16 +908,7 @@ def _queried(
             "a sparse query needs using: the name of the sparse vector it searches",
             field=f"{at}using",
         )
-    if using and not merging and (vector is not None or (point is None and sparse_query is None)):
-        raise ValidationError(
-            f"no dense vector named {using!r}: {ONE_DENSE}; a sparse vector is queried with "
-            "{indices, values} or a point id (recommend, discover, context, order_by and "
-            "sample queries use the dense vector)",
-            field=f"{at}using",
-        )
     mmr = None if scored else _mmr(body.query, max_limit, at)
-    if using and mmr is not None:
-        raise ValidationError("mmr needs the dense vector", field=f"{at}query.mmr")
     queried = vector is not None or point is not None or sparse_query is not None
     unscored = not queried and not (recommend or context or merging)
     if unscored and body.score_threshold is not None:
@@ -927,8 +941,8 @@ def _queried(
 
 
 def _using(raw: Any, at: str) -> str:
-    """The vector a query searches: ``""`` (the dense one) or a sparse vector's name
-    (which the collection is asked for when the query runs)."""
+    """The vector a query searches: ``""`` (the collection's own) or a named vector's
+    name (which the collection is asked for when the query runs)."""
     if raw is None or raw == "":
         return ""
     return sparse.name(raw, f"{at}using")
@@ -1162,7 +1176,7 @@ def _search(
         exact=exact,
         payload=payload_selector(body.with_payload, False),
         with_vector=with_vector(body.with_vector if with_vectors is None else with_vectors),
-        sparse_shown=sparse_shown(body.with_vector if with_vectors is None else with_vectors),
+        named_shown=named_shown(body.with_vector if with_vectors is None else with_vectors),
         field=field,
         recommend=recommend,
         order_by=order_by,
@@ -1263,26 +1277,27 @@ def _params(params: SearchParams | None) -> tuple[int | None, bool]:
 
 @dataclass(frozen=True)
 class MatrixAsk:
-    """A distance matrix: ``sample`` points drawn among those ``filter`` accepts, and
-    for each its ``limit`` nearest among the others drawn."""
+    """A distance matrix: ``sample`` points drawn among those ``filter`` accepts (that
+    have the dense vector ``using``), and for each its ``limit`` nearest among the
+    others drawn."""
 
     filter: Any
     sample: int
     limit: int
+    using: str = ""
 
 
 def search_matrix(body: SearchMatrixRequest, max_sample: int, max_results: int) -> MatrixAsk:
     """What a ``search/matrix`` body asks for: a search per sampled point, so the sample
     is bounded like a batch (``max_batch_searches``, and its hits ``max_batch_results``)."""
     no_shard_key(body.shard_key)
-    _vectors_from(body.using, None)
     sample = in_range(10 if body.sample is None else body.sample, "sample", 1, max_sample)
     limit = in_range(3 if body.limit is None else body.limit, "limit", 1, max_results)
     if sample * limit > max_results:
         raise ValidationError(
             f"sample x limit is at most {max_results} neighbours in all", field="limit"
         )
-    return MatrixAsk(canonical_filter(body.filter), sample, limit)
+    return MatrixAsk(canonical_filter(body.filter), sample, limit, _using(body.using, ""))
 
 
 def in_range(value: int, field: str, lo: int, hi: int) -> int:

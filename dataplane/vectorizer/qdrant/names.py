@@ -1,14 +1,16 @@
-"""A collection's dense vector by its name.
+"""A collection's own dense vector by its name.
 
-A collection holds one dense vector. Qdrant's default name for it is ``""``, and that
-is the name the parsing in ``models`` knows it by; but a collection may be created
-with the dense vector named (LlamaIndex names it ``"text-dense"``, Haystack
-``"text-dense"``, Semantic Kernel after its field). Requests on such a collection then
-name it so: ``to_default`` renames it to ``""`` wherever a request body names a vector
-of the collection (``using``, ``with_vector``, a point's or a batch's vectors, a named
-query vector, the vectors to delete, ``has_vector`` in filters, a collection update),
-before the body is parsed. ``""`` is taken for it as well. What is shown names it
-back (``responses.show_vectors``).
+A collection has a dense vector of its own (the first one it was created with; any
+others are named vectors beside it, like sparse ones). Qdrant's default name for it is
+``""``, and that is the name the parsing in ``models`` knows it by; but a collection
+may be created with it named (LlamaIndex names it ``"text-dense"``, Haystack
+``"text-dense"``, Semantic Kernel after its field, a multimodal collection
+``"image"``). Requests on such a collection then name it so: ``to_default`` renames it
+to ``""`` wherever a request body names a vector of the collection (``using``,
+``with_vector``, a point's or a batch's vectors, a named query vector, the vectors to
+delete, ``has_vector`` in filters, a collection update), before the body is parsed.
+``""`` is taken for it as well. What is shown names it back
+(``responses.show_vectors``).
 """
 
 from __future__ import annotations

@@ -13,10 +13,11 @@ from typing import Any
 
 from vectorizer import __version__
 from vectorizer.engine.collection import EXACT_BELOW, Collection, Point, ScoredPoint
-from vectorizer.engine.config import IndexKind
-from vectorizer.engine.validation import PointId
+from vectorizer.engine.config import CollectionConfig, IndexKind, VectorConfig
+from vectorizer.engine.sparse import SparseVector
+from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.engine.wal import FsyncPolicy
-from vectorizer.qdrant.models import ALL_SPARSE, DISTANCES, PayloadSelector
+from vectorizer.qdrant.models import ALL_NAMED, DISTANCES, PayloadSelector
 
 # The Qdrant REST API version whose wire format this layer follows; qdrant-client
 # compares it with its own version (same major, minor within one) and warns otherwise.
@@ -91,19 +92,19 @@ def scored_point(
 def show_vectors(
     coll: Collection, hits: list[dict[str, Any]], names: tuple[str, ...], field: str
 ) -> list[dict[str, Any]]:
-    """Hits (or records) with the sparse vectors ``names`` asks for (``ALL_SPARSE``:
-    every one) and the dense vector under the collection's name for it: a point's
+    """Hits (or records) with the named vectors ``names`` asks for (``ALL_NAMED``:
+    every one) and the first dense vector under the collection's name for it: a point's
     vectors by name; a point showing only a dense vector named ``""`` shows it plain
     (as Qdrant shows its default vector)."""
     if names:
-        every = names == ALL_SPARSE
+        every = names == ALL_NAMED
         if not every:
             for name in names:
-                coll.has_sparse(name, field)
+                coll.check_named(name, field)
         for hit in hits:
             shown = {
-                name: vec.to_json()
-                for name, vec in coll.sparse_of(hit["id"]).items()
+                name: _shown(vec)
+                for name, vec in coll.named_of(hit["id"]).items()
                 if every or name in names
             }
             dense = hit.get("vector")
@@ -118,6 +119,12 @@ def show_vectors(
             elif isinstance(vector, dict) and "" in vector:
                 vector[dense_name] = vector.pop("")
     return hits
+
+
+def _shown(vector: SparseVector | Matrix) -> Any:
+    if isinstance(vector, SparseVector):
+        return vector.to_json()
+    return vector[0].tolist()
 
 
 def point_group(
@@ -168,14 +175,7 @@ def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int
         "segments_count": 1,
         "config": {
             "params": {
-                "vectors": _named(
-                    config.vector_name,
-                    {
-                        "size": config.dimension,
-                        "distance": DISTANCES[config.metric],
-                        "on_disk": False,
-                    },
-                ),
+                "vectors": _vector_params(config),
                 "shard_number": 1,
                 "replication_factor": 1,
                 "write_consistency_factor": 1,
@@ -218,9 +218,21 @@ def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int
     }
 
 
-def _named(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The dense vector's params, by its name when it has one (Qdrant's two forms)."""
-    return {name: params} if name else params
+def _vector_params(config: CollectionConfig) -> dict[str, Any]:
+    """The dense vectors' params: by name, or the default vector's alone unnamed
+    (Qdrant's two forms)."""
+    own = _params(config.main)
+    if not config.vector_name and not config.named_vectors:
+        return own
+    named = {name: _params(vector) for name, vector in config.named_vectors.items()}
+    for name, vector in config.named_vectors.items():
+        if vector.index is IndexKind.EXACT:  # (the collection's own: its hnsw_config)
+            named[name]["hnsw_config"] = {"m": 0}
+    return {config.vector_name: own, **named}
+
+
+def _params(config: VectorConfig) -> dict[str, Any]:
+    return {"size": config.dimension, "distance": DISTANCES[config.metric], "on_disk": False}
 
 
 def sparse_params(coll: Collection) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from vectorizer.engine import exact, fusion, scoring
 from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import Predicate, compile_filter
 from vectorizer.engine.formula import Formula
+from vectorizer.engine.sparse import SparseVector
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.errors import ValidationError
 from vectorizer.qdrant import models, responses
@@ -49,21 +50,23 @@ def _listed(coll: Collection, s: models.Search) -> Hits:
 
 
 class _Examples:
-    """Examples of a query as stored vectors (rows), and the ids among them that are
-    points of the searched collection (``source`` holds the points ids stand for)."""
+    """Examples of a query as stored vectors (rows of the dense vector ``using``), and
+    the ids among them that are points of the searched collection (``source`` holds the
+    points ids stand for)."""
 
-    def __init__(self, coll: Collection, source: Collection) -> None:
-        self.coll, self.source = coll, source
+    def __init__(self, coll: Collection, source: Collection, using: str) -> None:
+        self.coll, self.source, self.using = coll, source, using
         self.ids: list[PointId] = []
 
     def rows(self, examples: Sequence[models.Example], fields: Sequence[str]) -> Matrix:
         coll, out = self.coll, []
-        metric, dim = coll.config.metric, coll.config.dimension
+        config = coll.dense_config(self.using, "using")
+        metric, dim = config.metric, config.dimension
         for example, field in zip(examples, fields, strict=True):
             if isinstance(example, list):
                 out.append(metric.vector(example, dim, field=field)[0])
                 continue
-            out.append(_stored_vector(coll, self.source, example, field)[0])
+            out.append(_stored_vector(coll, self.source, example, field, self.using)[0])
             if self.source is coll:
                 self.ids.append(example)
         return np.asarray(out, dtype=np.float32).reshape(len(out), dim)
@@ -73,22 +76,31 @@ class _Examples:
         return self.rows(examples, [f"{field}[{i}]{then}" for i in range(len(examples))])
 
 
-def _stored_vector(coll: Collection, source: Collection, pid: PointId, field: str) -> Matrix:
-    """The vector of point ``pid`` of ``source``, as a query of ``coll`` (whose dimension
-    it must have: ``lookup_from`` names a collection of the same size)."""
+def _stored_vector(
+    coll: Collection, source: Collection, pid: PointId, field: str, using: str
+) -> Matrix:
+    """The vector of point ``pid`` of ``source`` as a query of the dense vector ``using``
+    of ``coll``: its own ``using`` (a point of ``coll``), or the first dense vector of
+    the collection ``lookup_from`` names (which must have that vector's size)."""
     point = source.get(pid, with_vector=True)
     if point is None:
         raise point_not_found(pid)
-    if source is coll:  # (stored as the metric wants it)
+    if source is not coll:
+        config = coll.dense_config(using, "using")
+        return config.metric.vector(point.vector, config.dimension, field=field)
+    if not using:  # (stored as the metric wants it)
         return np.asarray([point.vector], dtype=np.float32)
-    return coll.config.metric.vector(point.vector, coll.config.dimension, field=field)
+    row = coll.named_of(pid).get(using)
+    if row is None:
+        raise ValidationError(f"point {pid!r} has no vector {using!r} to query by", field=field)
+    return cast(Matrix, row)
 
 
 def _scorer(coll: Collection, s: models.Search, ex: _Examples) -> Score | list[float]:
     """How ``s`` scores points: a function of rows of vectors (recommendations other
     than ``average_vector``, context and discovery queries), or the query vector of an
     ``average_vector`` recommendation."""
-    metric = coll.config.metric
+    metric = coll.dense_config(s.using, "using").metric
     if s.context is not None:
         c = s.context
         positive = ex.listed([p for p, _ in c.pairs], c.field, ".positive")
@@ -122,15 +134,26 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
     lookups = lookups or {}
     if s.prefetch:
         return _merged(coll, s, lookups)
-    if s.using:
-        return _sparse_hits(coll, s)
-    if s.vector is None and s.point is None and s.recommend is None and s.context is None:
+    queries = (s.vector, s.point, s.sparse_query, s.recommend, s.context)
+    if all(q is None for q in queries):
         return _listed(coll, s)
+    if coll.is_sparse(s.using) or (s.sparse_query is not None and not coll.is_dense(s.using)):
+        return _sparse_hits(coll, s)
     spec, raw = s.filter, s.vector
-    shown: dict[str, Any] = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
+    config = coll.dense_config(s.using, _using_field(s))
+    if s.sparse_query is not None:
+        raise ValidationError(
+            f"{s.using!r} is a dense vector: query it with a list of numbers or a point id",
+            field=s.field,
+        )
+    shown: dict[str, Any] = {
+        "with_payload": s.payload.enabled,
+        "with_vector": s.with_vector,
+        "using": s.using,
+    }
     source = coll if s.lookup is None else lookups[s.lookup]
     if s.recommend is not None or s.context is not None:
-        examples = _Examples(coll, source)
+        examples = _Examples(coll, source, s.using)
         scorer = _scorer(coll, s, examples)
         if examples.ids:  # (as in Qdrant) the example points are never hits
             spec = models.exclude_ids(spec, examples.ids)
@@ -149,10 +172,10 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
     elif s.point is not None:
         # Query by id: that point's vector, and (as in Qdrant) never the point itself
         # (unless it is another collection's, named by lookup_from).
-        raw = _stored_vector(coll, source, s.point, s.field)[0].tolist()
+        raw = _stored_vector(coll, source, s.point, s.field, s.using)[0].tolist()
         if source is coll:
             spec = models.exclude_ids(spec, [s.point])
-    query = coll.config.metric.vector(raw, coll.config.dimension, field=s.field)
+    query = config.metric.vector(raw, config.dimension, field=s.field)
     asked: dict[str, Any] = {
         "offset": s.offset,
         "predicate": compile_filter(spec),
@@ -169,18 +192,41 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
     return [responses.scored_point(h, s.payload) for h in hits]
 
 
+def _using_field(s: models.Search) -> str:
+    """Where ``s`` names the vector it searches: a query's ``using``; the legacy search
+    names it at ``vector.name``."""
+    if s.field == "vector":
+        return "vector.name"
+    return s.field.removesuffix("query") + "using" if s.field.endswith("query") else "using"
+
+
 def _sparse_hits(coll: Collection, s: models.Search) -> Hits:
     """A nearest query of the sparse vector ``s.using``: by a sparse vector, or by the
     one a point of the collection has (never a hit itself, as for dense vectors)."""
-    # (a query's ``using``; the legacy search names its vector at ``vector.name``)
-    at = s.field.removesuffix("query") + "using" if s.field.endswith("query") else "vector.name"
+    at = _using_field(s)
     name = coll.has_sparse(s.using, at)
+    if s.vector is not None:
+        raise ValidationError(
+            f"{name!r} is a sparse vector: query it with {{indices, values}} or a point id",
+            field=s.field,
+        )
+    for what, given in (
+        ("recommend", s.recommend),
+        ("discover and context", s.context),
+        ("mmr", s.mmr),
+        ("lookup_from", s.lookup),
+    ):
+        if given is not None:
+            raise ValidationError(
+                f"{what} queries search dense vectors, and {name!r} is a sparse one", field=at
+            )
     spec, query = s.filter, s.sparse_query
     if query is None:
         assert s.point is not None  # (the parser lets nothing else through)
         if s.point not in coll:
             raise point_not_found(s.point)
-        query = coll.sparse_of(s.point).get(name)
+        found = coll.named_of(s.point).get(name)
+        query = found if isinstance(found, SparseVector) else None
         if query is None:
             raise ValidationError(
                 f"point {s.point!r} has no sparse vector {name!r} to query by", field=s.field
@@ -222,11 +268,17 @@ def _merged(coll: Collection, s: models.Search, lookups: Lookups) -> Hits:
     if s.fusion.method == "rrf":
         fused = fusion.rrf(lists, s.fusion.k, s.fusion.weights)
     else:
-        # (a sparse vector's scores, and fused ones, are better higher whatever the metric)
-        metric_wise = coll.config.metric.higher_is_better
-        directions = [bool(p.using or p.fusion) or metric_wise for p in s.prefetch]
+        directions = [_higher_is_better(coll, p) for p in s.prefetch]
         fused = fusion.dbsf(lists, directions)
     return _shown(coll, s, fused)
+
+
+def _higher_is_better(coll: Collection, s: models.Search) -> bool:
+    """Whether the scores of ``s`` are better higher: a sparse vector's and fused ones
+    are; a dense vector's as its metric says."""
+    if s.fusion is not None or s.formula is not None or coll.is_sparse(s.using):
+        return True
+    return coll.dense_config(s.using, _using_field(s)).metric.higher_is_better
 
 
 def _rescored(
@@ -282,8 +334,11 @@ def distance_matrix(
     filter accepts, in id order (integers first), and for each its ``ask.limit`` nearest
     among the others drawn, best first, by an exact search (scores as a search gives
     them). Fewer than two points drawn: no matrix."""
-    predicate = compile_filter(ask.filter)
-    drawn = coll.sample(ask.sample, predicate, with_payload=False, with_vector=True)
+    using = ask.using
+    if using:
+        coll.dense_config(using, "using")
+    spec = ask.filter if not using else {"must": [{"has_vector": using}, ask.filter or {}]}
+    drawn = coll.sample(ask.sample, compile_filter(spec), with_payload=False, with_vector=True)
     if len(drawn) < 2:
         return [], []
     drawn.sort(key=lambda p: (0, "", p.id) if isinstance(p.id, int) else (1, p.id, 0))
@@ -291,10 +346,15 @@ def distance_matrix(
     among = compile_filter({"must": [{"has_id": ids}]})
     rows = []
     for point in drawn:
-        query = np.asarray([point.vector], dtype=np.float32)  # (stored as the metric wants)
+        query = _stored_vector(coll, coll, point.id, "using", using)  # (as the metric wants)
         # one more than asked: the point itself is among them (once), and not its own
         hits = coll.search(
-            query, ask.limit + 1, predicate=among, exact_search=True, with_payload=False
+            query,
+            ask.limit + 1,
+            predicate=among,
+            exact_search=True,
+            with_payload=False,
+            using=using,
         )
         rows.append([(hit.id, hit.score) for hit in hits if hit.id != point.id][: ask.limit])
     return ids, rows

@@ -398,7 +398,7 @@ async def get_point(request: web.Request) -> Any:
     if point is None:
         raise point_not_found(pid)
     record = [responses.record(point, models.PayloadSelector(True))]
-    return responses.show_vectors(coll, record, models.ALL_SPARSE, "with_vector")[0]
+    return responses.show_vectors(coll, record, models.ALL_NAMED, "with_vector")[0]
 
 
 @qdrant_view
@@ -412,11 +412,11 @@ async def retrieve_points(request: web.Request) -> Any:
     coll = _collection(request)
     unique = dict.fromkeys(ids)
     if vector:
-        check_answer_fits(request, len(unique), coll.config.dimension)
+        check_answer_fits(request, len(unique), coll.floats_per_point)
     found = (coll.get(pid, with_vector=vector) for pid in unique)
     records = [responses.record(p, payload) for p in found if p is not None]
     return responses.show_vectors(
-        coll, records, models.sparse_shown(body.with_vector), "with_vector"
+        coll, records, models.named_shown(body.with_vector), "with_vector"
     )
 
 
@@ -427,7 +427,7 @@ async def scroll_points(request: web.Request) -> Any:
     page = models.scroll(body, request.app[SETTINGS].max_search_limit)
     coll = _collection(request)
     if page.with_vector:
-        check_answer_fits(request, page.limit, coll.config.dimension)
+        check_answer_fits(request, page.limit, coll.floats_per_point)
     if page.order_by is not None:  # no next offset: pages go by order_by.start_from
         order = page.order_by
         rows = coll.ordered(
@@ -442,7 +442,7 @@ async def scroll_points(request: web.Request) -> Any:
         )
         records = [responses.record(p, page.payload, value) for p, value in rows]
         return {
-            "points": responses.show_vectors(coll, records, page.sparse_shown, "with_vector"),
+            "points": responses.show_vectors(coll, records, page.named_shown, "with_vector"),
             "next_page_offset": None,
         }
     points, next_offset = coll.scroll(
@@ -454,7 +454,7 @@ async def scroll_points(request: web.Request) -> Any:
     )
     records = [responses.record(p, page.payload) for p in points]
     return {
-        "points": responses.show_vectors(coll, records, page.sparse_shown, "with_vector"),
+        "points": responses.show_vectors(coll, records, page.named_shown, "with_vector"),
         "next_page_offset": next_offset,
     }
 
@@ -570,7 +570,7 @@ async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf
     coll = _searched_collection(request, [search])
     hits = run_search(coll, search, _lookups(request, [search]))
     searched(request, len(hits))
-    return responses.show_vectors(coll, hits, search.sparse_shown, "with_vector")
+    return responses.show_vectors(coll, hits, search.named_shown, "with_vector")
 
 
 async def _search_many(request: web.Request, kind: type[_Batch], search_of: SearchOf) -> list[Hits]:
@@ -583,7 +583,7 @@ async def _search_many(request: web.Request, kind: type[_Batch], search_of: Sear
     results = [run_search(coll, s, lookups) for s in searches]
     searched(request, *map(len, results))
     for s, hits in zip(searches, results, strict=True):
-        responses.show_vectors(coll, hits, s.sparse_shown, "with_vector")
+        responses.show_vectors(coll, hits, s.named_shown, "with_vector")
     return results
 
 
@@ -644,7 +644,7 @@ def _groups(request: web.Request, asked: groups.QueryGroups) -> dict[str, Any]:
         if shown.with_vector:
             point = coll.get(hit["id"], with_vector=True)
             hit["vector"] = None if point is None else point.vector
-    responses.show_vectors(coll, list(hits.values()), shown.sparse_shown, "with_vector")
+    responses.show_vectors(coll, list(hits.values()), shown.named_shown, "with_vector")
     searched(request, len(hits))
     out = []
     for group in found:
@@ -702,5 +702,5 @@ def _searched_collection(request: web.Request, searches: list[models.Search]) ->
     """The collection ``searches`` go to, once their answers' vectors fit in memory."""
     coll = _collection(request)
     vectors = sum(s.limit for s in searches if s.with_vector)
-    check_answer_fits(request, vectors, coll.config.dimension)
+    check_answer_fits(request, vectors, coll.floats_per_point)
     return coll

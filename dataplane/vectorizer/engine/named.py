@@ -1,0 +1,115 @@
+"""Named dense vectors: further dense vectors a collection's points may have beside
+their own (Qdrant's named vectors: an image and a text embedding of the same item).
+
+Each name has its own size, metric and index; a point may have it or not. Its vectors
+sit in the point's slot (so a slot's payload and every vector of it go together) in
+an array of their own, and, with a graph, in an HNSW graph of their own whose labels are
+those slots. A search of a named vector sees only the points that have it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from vectorizer.engine import exact
+from vectorizer.engine.config import IndexKind, VectorConfig
+from vectorizer.engine.files import save_array
+from vectorizer.engine.hnsw import HnswIndex
+from vectorizer.engine.validation import Matrix
+
+
+class DenseField:
+    """One named dense vector of a collection, by slot."""
+
+    def __init__(self, config: VectorConfig, capacity: int) -> None:
+        self.config = config
+        self.vectors: Matrix = np.zeros((capacity, config.dimension), dtype=np.float32)
+        self.present: npt.NDArray[np.bool_] = np.zeros(capacity, dtype=bool)
+        self._count = 0
+        self.index: HnswIndex | None = None
+        if config.index is IndexKind.HNSW:
+            self.index = HnswIndex(config.dimension, config.metric, config.hnsw, capacity)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, slot: int) -> bool:
+        return bool(self.present[slot])
+
+    def get(self, slot: int) -> Matrix | None:
+        """The slot's vector as a (1, dim) row (a copy), or None."""
+        return self.vectors[slot : slot + 1].copy() if self.present[slot] else None
+
+    def slots(self) -> exact.Slots:
+        return np.flatnonzero(self.present).astype(np.int64)
+
+    def put(self, slots: list[int], rows: Matrix) -> None:
+        """Give each of ``slots`` its row of ``rows`` (prepared as the metric wants),
+        replacing what it had; a batch is linked into the graph on both cores."""
+        if not slots:
+            return
+        self._count += len(slots) - int(self.present[slots].sum())
+        self.vectors[slots] = rows
+        self.present[slots] = True
+        if self.index is not None:
+            self.index.add(rows, slots)
+
+    def remove(self, slot: int) -> None:
+        if not self.present[slot]:
+            return
+        self.present[slot] = False
+        self._count -= 1
+        if self.index is not None:
+            self.index.delete(slot)
+
+    def resize(self, capacity: int) -> None:
+        old = self.vectors.shape[0]
+        vectors = np.zeros((capacity, self.config.dimension), dtype=np.float32)
+        vectors[:old] = self.vectors
+        present = np.zeros(capacity, dtype=bool)
+        present[:old] = self.present
+        self.vectors, self.present = vectors, present
+        if self.index is not None:
+            self.index.resize(capacity)
+
+    def export(self, directory: Path, prefix: str, high: int) -> None:
+        """Write the vectors of slots below ``high`` (and the graph) into ``directory``,
+        as ``<prefix>.vectors.npy``, ``<prefix>.present.npy`` and ``<prefix>.hnsw.bin``."""
+        save_array(directory / f"{prefix}.vectors.npy", self.vectors[:high])
+        save_array(directory / f"{prefix}.present.npy", self.present[:high])
+        if self.index is not None:
+            self.index.save(directory / f"{prefix}.hnsw.bin")
+
+    @classmethod
+    def restore(
+        cls,
+        directory: Path,
+        prefix: str,
+        config: VectorConfig,
+        capacity: int,
+        live: npt.NDArray[np.bool_],
+    ) -> DenseField:
+        """Read what ``export`` wrote; ``live`` (by slot) says which slots hold points."""
+        vectors = np.load(directory / f"{prefix}.vectors.npy", mmap_mode="r", allow_pickle=False)
+        present = np.load(directory / f"{prefix}.present.npy", allow_pickle=False)
+        high = int(vectors.shape[0])
+        self = cls.__new__(cls)
+        self.config = config
+        self.vectors = np.zeros((capacity, config.dimension), dtype=np.float32)
+        self.vectors[:high] = vectors
+        self.present = np.zeros(capacity, dtype=bool)
+        self.present[:high] = present & live[:high]
+        self._count = int(self.present.sum())
+        self.index = None
+        if config.index is IndexKind.HNSW:
+            self.index = HnswIndex.load(
+                directory / f"{prefix}.hnsw.bin",
+                config.dimension,
+                config.metric,
+                config.hnsw,
+                capacity,
+            )
+        return self

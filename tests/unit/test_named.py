@@ -1,0 +1,223 @@
+"""Named dense vectors beside a collection's own: config, the engine (searches of each
+vector, every write, graphs and exact search, growth), the log and snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vectorizer.engine import records
+from vectorizer.engine.collection import EXACT_BELOW, Collection, NamedRows
+from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind, Metric
+from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.sparse import SparseVector
+from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.wal import FsyncPolicy
+from vectorizer.errors import ValidationError
+
+DIM, TEXT = 4, 6
+
+
+def config(index: str = "hnsw", **extra: Any) -> CollectionConfig:
+    raw = {
+        "dimension": DIM,
+        "metric": "dot",
+        "named_vectors": {
+            "text": {"dimension": TEXT, "metric": "cosine", "index": index},
+            "e": {"dimension": 2, "metric": "euclidean", "index": "exact"},
+        },
+        **extra,
+    }
+    return CollectionConfig.parse(raw, HnswParams())
+
+
+def rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray[Any, Any]:
+    return rng.standard_normal((n, dim)).astype(np.float32)
+
+
+def unit(m: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    out: np.ndarray[Any, Any] = m / np.linalg.norm(m, axis=1, keepdims=True)
+    return out
+
+
+def fill(c: Collection, n: int, seed: int = 0) -> dict[int, np.ndarray[Any, Any]]:
+    """``n`` points; even ids have "text" (unit rows, as the store prepares them)."""
+    rng = np.random.default_rng(seed)
+    text = unit(rows(rng, n, TEXT))
+    named: list[NamedRows] = [{"text": text[i : i + 1]} if i % 2 == 0 else {} for i in range(n)]
+    c.upsert(list(range(n)), rows(rng, n, DIM), [{"i": i} for i in range(n)], named)
+    return {i: text[i] for i in range(0, n, 2)}
+
+
+def brute(text: dict[int, np.ndarray[Any, Any]], q: np.ndarray[Any, Any], k: int) -> list[int]:
+    ids = sorted(text)
+    scores = np.asarray([text[i] @ q for i in ids])
+    return [ids[j] for j in np.argsort(-scores, kind="stable")[:k]]
+
+
+def test_config_round_trips_and_refuses_clashes() -> None:
+    c = config()
+    assert CollectionConfig.parse(c.to_dict(), HnswParams()) == c
+    assert c.named_vectors["e"].index is IndexKind.EXACT and c.main.metric is Metric.DOT
+    for raw, field in (
+        ({"named_vectors": {"a/b": {"dimension": 2}}}, "named_vectors"),
+        ({"named_vectors": {"t": {"dimension": 0}}}, "named_vectors.t.dimension"),
+        ({"named_vectors": {"t": {"dimension": 2, "metric": "l1"}}}, "named_vectors.t.metric"),
+        ({"named_vectors": {"t": {"dimension": 2, "hnsw": {"m": 1}}}}, "named_vectors.t.hnsw.m"),
+        ({"named_vectors": {"t": {"dimension": 2, "colour": 1}}}, "named_vectors.t.colour"),
+        (
+            {"named_vectors": {"t": {"dimension": 2}}, "sparse_vectors": {"t": {}}},
+            "named_vectors.t",
+        ),
+        ({"named_vectors": {"t": {"dimension": 2}}, "vector_name": "t"}, "named_vectors.t"),
+        ({"named_vectors": [1]}, "named_vectors"),
+    ):
+        with pytest.raises(ValidationError) as exc:
+            CollectionConfig.parse({"dimension": 2, **raw}, HnswParams())
+        assert exc.value.field == field, raw
+
+
+@pytest.mark.parametrize(("index", "n"), [("hnsw", 5000), ("exact", 300), ("hnsw", 300)])
+def test_a_search_of_a_named_vector_sees_the_points_that_have_it(index: str, n: int) -> None:
+    """(5,000 points: 2,500 with "text", past the exact-search threshold: its graph)"""
+    c = Collection("c", config(index))
+    text = fill(c, n)
+    assert (len(text) > EXACT_BELOW) == (n == 5000)
+    rng = np.random.default_rng(9)
+    found = 0
+    for q in unit(rows(rng, 20, TEXT)):
+        want = brute(text, q, 10)
+        got = c.search(q[None, :], 10, using="text")
+        exact = c.search(q[None, :], 10, using="text", exact_search=True)
+        assert [p.id for p in exact] == want
+        assert all(p.id % 2 == 0 for p in got)  # (only points with "text")
+        found += len({p.id for p in got} & set(want))
+        evens = compile_filter({"must": [{"key": "i", "range": {"lt": n // 2}}]})
+        filtered = c.search(q[None, :], 10, using="text", predicate=evens)
+        assert all(p.id % 2 == 0 and p.id < n // 2 for p in filtered) and len(filtered) == 10
+    assert found >= 0.95 * 200
+    many = c.search_many(unit(rows(rng, 3, TEXT)), 5, using="text", exact_search=True)
+    assert all(len(hits) == 5 for hits in many)
+    assert len(c.search(unit(rows(rng, 1, TEXT)), n, using="text")) == len(text)
+    with pytest.raises(KeyError):
+        c.search(unit(rows(rng, 1, TEXT)), 3, using="nope")
+
+
+def test_every_write_keeps_a_points_named_vectors_as_it_should() -> None:
+    c = Collection("c", config())
+    fill(c, 3000)  # (with graphs: an update of the own vector moves a point's slot)
+    rng = np.random.default_rng(4)
+    t0 = c.named_of(0)["text"]
+    c.update(0, rows(rng, 1, DIM), None)  # its own vector: "text" moves with it
+    assert np.array_equal(c.named_of(0)["text"], t0)
+    assert c.search(t0, 1, using="text")[0].id == 0
+    new = unit(rows(rng, 1, TEXT))
+    c.update_vectors([2], None, [{"text": new}])  # "text" alone, in place
+    assert np.array_equal(c.named_of(2)["text"], new)
+    assert c.search(new, 1, using="text")[0].id == 2
+    c.update_vectors([4], rows(rng, 1, DIM), [{"e": rows(rng, 1, 2)}])  # own + "e": "text" kept
+    assert set(c.named_of(4)) == {"text", "e"}
+    c.delete_vectors([0, 4], ["text"])
+    assert "text" not in c.named_of(0) and set(c.named_of(4)) == {"e"}
+    assert all(p.id not in (0, 4) for p in c.search(t0, 50, using="text"))
+    c.upsert([6], rows(rng, 1, DIM), [None])  # an upsert replaces: its named vectors gone
+    assert c.named_of(6) == {}
+    c.delete([8])
+    assert all(p.id != 8 for p in c.search(t0, 3000, using="text"))
+    has = compile_filter({"must": [{"has_vector": "text"}]})
+    assert c.count(has) == 1500 - 4  # (0, 4, 6 and 8 lost it)
+
+
+def test_an_empty_sparse_vector_and_a_named_dense_one_side_by_side() -> None:
+    c = Collection("c", config(sparse_vectors={"s": {}}))
+    fill(c, 10)
+    c.delete_vectors([0, 1], ["s", "text"])  # (no point has "s" yet)
+    assert "text" not in c.named_of(0)
+    c.update_vectors(
+        [1], None, [{"s": SparseVector(np.array([1], np.uint32), np.ones(1, np.float32))}]
+    )
+    assert set(c.named_of(1)) == {"s"}
+
+
+def test_growing_past_capacity_keeps_named_vectors(tmp_path: Path) -> None:
+    c = Collection("c", config(), capacity=8)
+    text = fill(c, 100)
+    assert all(np.array_equal(c.named_of(i)["text"][0], v) for i, v in text.items())
+    export = tmp_path / "x"
+    export.mkdir()
+    c.export(export)
+    assert {p.name for p in export.iterdir()} >= {
+        "named-0.vectors.npy",
+        "named-0.present.npy",
+        "named-0.hnsw.bin",
+        "named-1.vectors.npy",
+        "named-1.present.npy",
+    }
+    copy = Collection.restore(export, "c", c.config)
+    q = unit(rows(np.random.default_rng(1), 1, TEXT))
+    assert copy.search(q, 10, using="text") == c.search(q, 10, using="text")
+    assert all(np.array_equal(copy.named_of(i)["text"][0], v) for i, v in text.items())
+
+
+def dense(n: int) -> list[list[float]]:
+    return [[1.0, float(i), 0.0, 1.0] for i in range(n)]
+
+
+async def test_named_vectors_survive_the_log_and_snapshots_under_a_new_kind(
+    tmp_path: Path,
+) -> None:
+    """Records with named dense vectors go under kinds older code refuses (v3): code
+    from before would drop them silently."""
+    options = StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0)
+    s = Store(tmp_path, options)
+    await s.open()
+    await s.create_collection("c", config().to_dict())
+    await s.upsert_if("c", [1, 2], dense(2), [None, None], sparse=[{"text": [1.0] * TEXT}, {}])
+    await s.upsert_if("c", [3], dense(1), [None])
+    await s.update_vectors("c", [2], [None], sparse=[{"e": [3.0, 4.0]}])
+    await s.delete_vectors("c", [1], None, ["text"])
+    log = s.read_log(1)
+    assert log is not None
+    kinds = [records.decode(body)[0]["op"] for _, body in log]
+    assert kinds == [
+        "create_collection_v3",
+        "upsert_v3",
+        "upsert",
+        "update_vectors_v3",
+        "delete_vectors",
+    ]
+    await s.close(take_snapshot=False)
+    r = Store(tmp_path, options)
+    await r.open()  # the log replayed
+    assert r.collection("c").named_of(1) == {}
+    assert r.collection("c").named_of(2)["e"].tolist() == [[3.0, 4.0]]
+    await r.snapshot()
+    await r.update_vectors("c", [3], [None], sparse=[{"text": [0.0, 2.0, 0, 0, 0, 0]}])
+    await r.close(take_snapshot=False)
+    r = Store(tmp_path, options)
+    await r.open()  # the snapshot, then the log after it
+    assert r.collection("c").named_of(2)["e"].tolist() == [[3.0, 4.0]]
+    assert r.collection("c").named_of(3)["text"].tolist() == [[0.0, 1.0, 0, 0, 0, 0]]
+    await r.close(take_snapshot=False)
+
+
+async def test_named_vectors_are_checked_against_their_config(tmp_path: Path) -> None:
+    s = Store(tmp_path, StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0))
+    await s.open()
+    await s.create_collection("c", config().to_dict())
+    sv = SparseVector(np.array([1], np.uint32), np.ones(1, np.float32))
+    for given, field in (
+        ({"text": [1.0] * 3}, "points[0].vector.text"),
+        ({"text": [0.0] * TEXT}, "points[0].vector.text"),  # (cosine: not zero)
+        ({"e": [float("nan"), 1.0]}, "points[0].vector.e"),
+        ({"text": sv}, "points[0].vector.text"),
+        ({"nope": [1.0]}, "points[0].vector.nope"),
+    ):
+        with pytest.raises(ValidationError) as exc:
+            await s.upsert_if("c", [1], dense(1), [None], field="points", sparse=[given])
+        assert exc.value.field is not None and exc.value.field.startswith(field), given
+    assert len(s.collection("c")) == 0
+    await s.close(take_snapshot=False)
