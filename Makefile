@@ -4,7 +4,7 @@ KIND_NODE_IMAGE ?= kindest/node:v1.36.3
 KIND_KUBECONFIG ?= $(CURDIR)/.kind-kubeconfig
 IMAGE ?= vectorizer:0.1.0
 
-.PHONY: help install run test unit integration e2e e2e-kind e2e-binaries dev-cluster dev-cluster-down lint typecheck bench bench-replication bench-observability bench-ab bench-filters bench-snapshots bench-sparse bench-quick clean
+.PHONY: help install run test unit integration e2e e2e-kind e2e-binaries dev-cluster dev-cluster-down lint typecheck bench bench-replication bench-observability bench-ab bench-filters bench-snapshots bench-sparse bench-named bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ bench-snapshots: ## snapshot files of 100k points: made, recovered from, a node 
 
 bench-sparse: ## sparse vectors over 100k documents: loading, memory, sparse and hybrid query latency
 	$(PYTHON) -m benches.sparse
+
+bench-named: ## several dense vectors per collection over 50k points: loading, memory, query latency, recall
+	$(PYTHON) -m benches.named
 
 bench-quick: ## a smaller benchmark run for a quick look
 	$(PYTHON) -m benches.dataplane --n 20000 --queries 300 --concurrent-queries 3000 --updates 300
