@@ -175,9 +175,9 @@ async def test_named_vectors_survive_the_log_and_snapshots_under_a_new_kind(
     s = Store(tmp_path, options)
     await s.open()
     await s.create_collection("c", config().to_dict())
-    await s.upsert_if("c", [1, 2], dense(2), [None, None], sparse=[{"text": [1.0] * TEXT}, {}])
+    await s.upsert_if("c", [1, 2], dense(2), [None, None], named=[{"text": [1.0] * TEXT}, {}])
     await s.upsert_if("c", [3], dense(1), [None])
-    await s.update_vectors("c", [2], [None], sparse=[{"e": [3.0, 4.0]}])
+    await s.update_vectors("c", [2], [None], named=[{"e": [3.0, 4.0]}])
     await s.delete_vectors("c", [1], None, ["text"])
     log = s.read_log(1)
     assert log is not None
@@ -195,7 +195,7 @@ async def test_named_vectors_survive_the_log_and_snapshots_under_a_new_kind(
     assert r.collection("c").named_of(1) == {}
     assert r.collection("c").named_of(2)["e"].tolist() == [[3.0, 4.0]]
     await r.snapshot()
-    await r.update_vectors("c", [3], [None], sparse=[{"text": [0.0, 2.0, 0, 0, 0, 0]}])
+    await r.update_vectors("c", [3], [None], named=[{"text": [0.0, 2.0, 0, 0, 0, 0]}])
     await r.close(take_snapshot=False)
     r = Store(tmp_path, options)
     await r.open()  # the snapshot, then the log after it
@@ -217,7 +217,7 @@ async def test_named_vectors_are_checked_against_their_config(tmp_path: Path) ->
         ({"nope": [1.0]}, "points[0].vector.nope"),
     ):
         with pytest.raises(ValidationError) as exc:
-            await s.upsert_if("c", [1], dense(1), [None], field="points", sparse=[given])
+            await s.upsert_if("c", [1], dense(1), [None], field="points", named=[given])
         assert exc.value.field is not None and exc.value.field.startswith(field), given
     assert len(s.collection("c")) == 0
     await s.close(take_snapshot=False)

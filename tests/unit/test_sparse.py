@@ -244,13 +244,13 @@ async def test_sparse_vectors_survive_the_log_and_snapshots(tmp_path: Path) -> N
     await s.open()
     await s.create_collection("c", {"dimension": 2, "sparse_vectors": {"s": {}, "t": {}}})
     rows = [{"s": sv({1: 1.0, 7: 0.5})}, {"t": sv({2: 2.0})}, {}]
-    await s.upsert_if("c", [1, 2, 3], dense(3), [None] * 3, sparse=rows)
-    await s.update_vectors("c", [2, 3], [None, [0.0, 1.0]], sparse=[{"s": sv({1: 4.0})}, {}])
+    await s.upsert_if("c", [1, 2, 3], dense(3), [None] * 3, named=rows)
+    await s.update_vectors("c", [2, 3], [None, [0.0, 1.0]], named=[{"s": sv({1: 4.0})}, {}])
     await s.delete_vectors("c", [2], None, ["t"])
     snap = await s.snapshot()
-    await s.upsert_if("c", [4], dense(1), [None], sparse=[{"t": sv({9: 1.0})}])
+    await s.upsert_if("c", [4], dense(1), [None], named=[{"t": sv({9: 1.0})}])
     with pytest.raises(ValidationError) as exc:
-        await s.upsert_if("c", [5], dense(1), [None], sparse=[{"u": sv({1: 1.0})}])
+        await s.upsert_if("c", [5], dense(1), [None], named=[{"u": sv({1: 1.0})}])
     assert exc.value.field == "vectors[0].vector.u"
     with pytest.raises(ValidationError):
         await s.delete_vectors("c", [1], None, [""])
@@ -280,7 +280,7 @@ async def test_a_collection_snapshot_file_carries_the_sparse_vectors(tmp_path: P
     await s.create_collection("c", {"dimension": 2, "sparse_vectors": {"s": {"modifier": "idf"}}})
     rnd = random.Random(5)
     rows = [{"s": sv(random_pairs(rnd))} if i % 3 else {} for i in range(2500)]
-    await s.upsert_if("c", list(range(2500)), dense(2500), [None] * 2500, sparse=rows)
+    await s.upsert_if("c", list(range(2500)), dense(2500), [None] * 2500, named=rows)
     made = await s.snapshot_collection("c")
     await s.recover_collection("copy", s.collection_snapshots_dir / "c" / made.name)
     copy, original = s.collection("copy"), s.collection("c")
@@ -302,9 +302,9 @@ async def test_records_with_sparse_vectors_go_under_kinds_older_code_refuses(
     await s.create_collection("c", {"dimension": 2, "sparse_vectors": {"s": {}}})
     await s.create_collection("n", {"dimension": 2, "vector_name": "text-dense"})
     await s.upsert_if("c", [1], dense(1), [None])
-    await s.upsert_if("c", [2], dense(1), [None], sparse=[{"s": sv({1: 1.0})}])
+    await s.upsert_if("c", [2], dense(1), [None], named=[{"s": sv({1: 1.0})}])
     await s.update_vectors("c", [1], [[0.0, 1.0]])
-    await s.update_vectors("c", [1], [None], sparse=[{"s": sv({2: 1.0})}])
+    await s.update_vectors("c", [1], [None], named=[{"s": sv({2: 1.0})}])
     await s.delete_vectors("c", [1], None, ["s"])
     log = s.read_log(1)
     assert log is not None

@@ -699,7 +699,7 @@ class Collection:
         ids: list[PointId],
         vectors: Matrix,
         payloads: list[Payload | None],
-        sparse: list[NamedRows] | None = None,
+        named: list[NamedRows] | None = None,
     ) -> None:
         """Insert or replace points (with their named vectors: those not given are gone);
         a replaced point moves to a new slot in one step."""
@@ -711,9 +711,9 @@ class Collection:
                 vectors[keep],
                 [payloads[i] for i in keep],
             )
-            if sparse is not None:
-                sparse = [sparse[i] for i in keep]
-        self._place(ids, vectors, payloads, sparse=sparse)
+            if named is not None:
+                named = [named[i] for i in keep]
+        self._place(ids, vectors, payloads, named=named)
 
     def update(self, pid: PointId, vector: Matrix | None, payload: Payload | None) -> None:
         """Replace the vector and/or payload of an existing point, atomically."""
@@ -725,17 +725,17 @@ class Collection:
             self._place([pid], vector, [new_payload], stage=True, overlay=True)
 
     def update_vectors(
-        self, ids: list[PointId], vectors: Matrix | None, sparse: list[NamedRows] | None = None
+        self, ids: list[PointId], vectors: Matrix | None, named: list[NamedRows] | None = None
     ) -> None:
         """Replace the vectors of existing points, keeping their payloads, in one step:
-        their own dense vectors when ``vectors`` are given, and the named ones ``sparse``
+        their own dense vectors when ``vectors`` are given, and the named ones ``named``
         names (the others kept)."""
         if vectors is not None:
             payloads = [self._payloads[self._id_slots[pid]] for pid in ids]
-            self._place(ids, vectors, payloads, stage=True, sparse=sparse, overlay=True)
+            self._place(ids, vectors, payloads, stage=True, named=named, overlay=True)
             return
         slots = [self._id_slots[pid] for pid in ids]
-        self._put_named(slots, sparse or [{} for _ in slots], only_given=True)
+        self._put_named(slots, named or [{} for _ in slots], only_given=True)
 
     def delete_vectors(self, ids: Iterable[PointId], names: Iterable[str]) -> None:
         """Remove the named vectors (sparse or dense) of the points (a point may lack
@@ -778,11 +778,12 @@ class Collection:
         payloads: list[Payload | None],
         *,
         stage: bool = False,
-        sparse: list[NamedRows] | None = None,
+        named: list[NamedRows] | None = None,
         overlay: bool = False,
     ) -> None:
-        """Put points in slots. ``sparse``: their sparse vectors (None: none), replacing
-        those they had, or (``overlay``) over them (None: theirs kept)."""
+        """Put points in slots. ``named``: their named vectors (None: none), replacing
+        those they had, or (``overlay``) over them (None: theirs kept); a point's named
+        vectors move with it to a new slot (relinked in their graphs)."""
         # With a graph, a new vector for an existing id goes to a fresh slot and the old
         # slot is retired afterwards: inserting a node costs a fraction of hnswlib's
         # in-place re-linking. Without a graph, overwriting in place is cheapest.
@@ -790,8 +791,8 @@ class Collection:
         # folded into the graph in batches) instead of linking each into the graph now.
         graph = self._index is not None
         old = [self._id_slots.get(pid) for pid in ids]
-        named = self._sparse or self._named
-        named_rows = self._named_rows(old, sparse, overlay) if named else None
+        has_named = bool(self._sparse or self._named)
+        named_rows = self._named_rows(old, named, overlay) if has_named else None
         slots = [o if o is not None and not graph else self._take_slot() for o in old]
         self._vectors[slots] = vectors
         if self._index is not None:

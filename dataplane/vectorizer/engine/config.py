@@ -116,7 +116,8 @@ class HnswParams:
 
 @dataclass(frozen=True)
 class VectorConfig:
-    """A named dense vector beside a collection's own: its size, metric and index."""
+    """A dense vector's size, metric and index: a named one's beside a collection's own,
+    or (``CollectionConfig.main``) the collection's own."""
 
     dimension: int
     metric: Metric = Metric.COSINE

@@ -523,10 +523,12 @@ class Store:
             return memory_for(config, INITIAL_CAPACITY)
         if op["op"] == "create_field_index" and (coll := self._collections.get(op["collection"])):
             return coll.index_entries(op["key"], op["schema"]) * field_index.BYTES_PER_VALUE
-        named = _sparse_postings(op) * BYTES_PER_POSTING + 2 * _named_bytes(op)
+        # (named dense vectors take slots of arrays and graphs sized with the collection's
+        # own: counted by memory_to_add)
+        postings = _sparse_postings(op) * BYTES_PER_POSTING
         if vectors is None or (coll := self._collections.get(op["collection"])) is None:
-            return named
-        return coll.memory_to_add(len(vectors)) + named
+            return postings
+        return coll.memory_to_add(len(vectors)) + postings
 
     async def _durable(self, seq: int) -> int:
         await self._wal.sync(seq)
@@ -717,15 +719,15 @@ class Store:
         field: str = "vectors",
         condition: Predicate | None = None,
         mode: WriteMode = "upsert",
-        sparse: list[NamedRows] | None = None,
+        named: list[NamedRows] | None = None,
     ) -> tuple[int, int]:
         """``upsert``, as Qdrant's conditional upsert: an existing point is replaced only
         when ``condition`` accepts it, and ``mode`` may insert only or update only
-        (``Collection.conditional``, decided as the write commits). ``sparse``: each
-        point's sparse vectors by name. Returns the sequence and how many points were
+        (``Collection.conditional``, decided as the write commits). ``named``: each
+        point's named vectors by name. Returns the sequence and how many points were
         written."""
         with tracer.start_as_current_span("insert", attributes={"vectorizer.points": len(ids)}):
-            return await self._upsert(name, ids, rows, payloads, field, condition, mode, sparse)
+            return await self._upsert(name, ids, rows, payloads, field, condition, mode, named)
 
     async def _upsert(
         self,
@@ -736,7 +738,7 @@ class Store:
         field: str,
         condition: Predicate | None,
         mode: WriteMode,
-        sparse: list[NamedRows] | None,
+        named: list[NamedRows] | None,
     ) -> tuple[int, int]:
         await self._gate()
         coll = self.collection(name)
@@ -745,8 +747,8 @@ class Store:
         vectors = coll.config.metric.prepare(vectors, field=field)
         if not len(clean_ids) == len(vectors) == len(payloads):
             raise ValidationError("one vector and one payload per id", field=field)
-        if sparse is not None:
-            _check_named(coll, sparse, len(clean_ids), field)
+        if named is not None:
+            _check_named(coll, named, len(clean_ids), field)
         if condition is not None or mode != "upsert":
             kept = coll.conditional(clean_ids, payloads, condition, mode)
             if not kept:
@@ -755,15 +757,15 @@ class Store:
                 clean_ids = [clean_ids[i] for i in kept]
                 payloads = [payloads[i] for i in kept]
                 vectors = vectors[kept]
-                sparse = None if sparse is None else [sparse[i] for i in kept]
+                named = None if named is None else [named[i] for i in kept]
         op: records.Op = {
             "op": "upsert",
             "collection": name,
             "ids": clean_ids,
             "payloads": payloads,
         }
-        if sparse is not None and any(sparse):
-            _named_columns(op, sparse)
+        if named is not None and any(named):
+            _named_columns(op, named)
         seq = self._commit(op, vectors, points_field=field)
         return await self._durable(seq), len(clean_ids)
 
@@ -790,11 +792,11 @@ class Store:
         *,
         field: str = "points",
         condition: Predicate | None = None,
-        sparse: list[NamedRows] | None = None,
+        named: list[NamedRows] | None = None,
     ) -> int:
         """Atomically replace the vectors of existing points (payloads kept); ``rows`` are
         ``ids``' new vectors, in order (None: a point keeps its dense vector), and
-        ``sparse`` the sparse vectors each replaces (the others kept). Errors name
+        ``named`` the named vectors each replaces (the others kept). Errors name
         ``field[i].id`` or ``field[i]``. With ``condition``, only the points it accepts
         change."""
         await self._gate()
@@ -809,16 +811,16 @@ class Store:
             if first.setdefault(pid, i) != i:
                 raise ValidationError(f"point {pid!r} appears twice", field=f"{field}[{i}].id")
         self._require_points(coll, clean)
-        if sparse is not None:
-            _check_named(coll, sparse, len(clean), field)
+        if named is not None:
+            _check_named(coll, named, len(clean), field)
         if condition is not None:
             kept = coll.conditional(clean, None, condition, "update_only")
             if not kept:
                 return self.sequence
             clean, rows = [clean[i] for i in kept], [rows[i] for i in kept]
-            sparse = None if sparse is None else [sparse[i] for i in kept]
+            named = None if named is None else [named[i] for i in kept]
         dense = [i for i, row in enumerate(rows) if row is not None]
-        if not dense and not (sparse and any(sparse)):
+        if not dense and not (named and any(named)):
             raise ValidationError("no vectors to update", field=field)
         vectors = None
         if dense:
@@ -829,8 +831,8 @@ class Store:
         op: records.Op = {"op": "update_vectors", "collection": name, "ids": clean}
         if len(dense) < len(clean):  # (absent: every point's dense vector is given)
             op["dense"] = dense
-        if sparse is not None and any(sparse):
-            _named_columns(op, sparse)
+        if named is not None and any(named):
+            _named_columns(op, named)
         return await self._durable(self._commit(op, vectors, points_field=field))
 
     async def delete_vectors(
@@ -1094,10 +1096,10 @@ class Store:
                     field="snapshot",
                 )
             self._commit({"op": "create_collection", "name": hidden, "config": config.to_dict()})
-            for ids, rows, payloads, sparse in points.batches(list(config.named_vectors)):
+            for ids, rows, payloads, named in points.batches(list(config.named_vectors)):
                 await asyncio.sleep(0)  # other requests go on between the batches
                 await self._gate()
-                self._commit_recovered(hidden, config, ids, rows, payloads, sparse)
+                self._commit_recovered(hidden, config, ids, rows, payloads, named)
             await self._gate()
             self._check_not_alias(name)  # (an alias may have taken the name meanwhile)
             seq = self._commit({"op": "replace_collection", "name": name, "source": hidden})
@@ -1115,19 +1117,19 @@ class Store:
         ids: list[Any],
         rows: Any,  # a Matrix, checked like a client's vectors
         payloads: list[Any],
-        sparse: list[NamedRows],
+        named: list[NamedRows],
     ) -> None:
         try:
             clean = [validation.point_id(pid, "snapshot") for pid in ids]
             vectors = config.metric.restore(
                 validation.matrix(rows, config.dimension, field="snapshot"), field="snapshot"
             )
-            _check_named(self._collections[hidden], sparse, len(clean), "snapshot")
+            _check_named(self._collections[hidden], named, len(clean), "snapshot")
         except ValidationError as exc:
             raise InvalidSnapshot(f"a point of the snapshot: {exc}") from None
         op: records.Op = {"op": "upsert", "collection": hidden, "ids": clean, "payloads": payloads}
-        if any(sparse):
-            _named_columns(op, sparse)
+        if any(named):
+            _named_columns(op, named)
         self._commit(op, vectors, points_field="snapshot")
 
     def _check_not_alias(self, name: str) -> None:
@@ -1333,12 +1335,6 @@ def _named_rows(op: records.Op, points: int) -> list[NamedRows] | None:
     return out
 
 
-def _named_bytes(op: records.Op) -> int:
-    """Roughly the bytes the named dense vectors of a record take when stored."""
-    columns = op.get("named") or {}
-    return sum(len(raw) * 3 // 4 for column in columns.values() for raw in column if raw)
-
-
 def _sparse_postings(op: records.Op) -> int:
     columns = op.get("sparse") or {}
     return sum(len(raw[0]) for column in columns.values() for raw in column if raw is not None)
@@ -1350,19 +1346,19 @@ def _upsert(coll: Collection, op: records.Op, vectors: Matrix | None) -> None:
 
 
 def _update_vectors(coll: Collection, op: records.Op, vectors: Matrix | None) -> None:
-    ids, sparse = op["ids"], _named_rows(op, len(op["ids"]))
+    ids, named = op["ids"], _named_rows(op, len(op["ids"]))
     dense = op.get("dense")
     if dense is None or len(dense) == len(ids):  # (every point's dense vector given)
-        coll.update_vectors(ids, vectors, sparse)
+        coll.update_vectors(ids, vectors, named)
         return
-    if dense:  # some points' dense vectors (and their sparse ones), then the others'
+    if dense:  # some points' dense vectors (and their named ones), then the others'
         assert vectors is not None
-        picked = None if sparse is None else [sparse[i] for i in dense]
+        picked = None if named is None else [named[i] for i in dense]
         coll.update_vectors([ids[i] for i in dense], vectors, picked)
     given = set(dense)
     rest = [i for i in range(len(ids)) if i not in given]
-    if sparse is not None:
-        coll.update_vectors([ids[i] for i in rest], None, [sparse[i] for i in rest])
+    if named is not None:
+        coll.update_vectors([ids[i] for i in rest], None, [named[i] for i in rest])
 
 
 def _set_payload_op(coll: Collection, op: records.Op, _: Matrix | None) -> None:

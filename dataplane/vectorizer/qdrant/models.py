@@ -385,7 +385,7 @@ class PointsIn:
     vectors: list[Any]
     payloads: list[Payload | None]
     field: str
-    sparse: list[NamedRows] | None = None  # each point's, when any has some
+    named: list[NamedRows] | None = None  # each point's named vectors, when any has some
     condition: Predicate | None = None  # update_filter: which existing points change
     mode: WriteMode = "upsert"  # update_mode
 
@@ -424,7 +424,7 @@ def _points_list(points: list[dict[str, Any]]) -> PointsIn:
         vectors.append(vector)
         rows.append(sparse_rows)
         payloads.append(payload(p.get("payload"), f"{where}.payload"))
-    return PointsIn(ids, vectors, payloads, "points", sparse=rows if any(rows) else None)
+    return PointsIn(ids, vectors, payloads, "points", named=rows if any(rows) else None)
 
 
 def _batch(batch: Batch | None) -> PointsIn:
@@ -462,7 +462,7 @@ def _batch(batch: Batch | None) -> PointsIn:
         for i, value in enumerate(column):
             if value is not None:
                 rows[i][name] = named_vector(value, f"{at}[{i}]")
-    return PointsIn(ids, vectors, payloads, "batch.vectors", sparse=rows if any(rows) else None)
+    return PointsIn(ids, vectors, payloads, "batch.vectors", named=rows if any(rows) else None)
 
 
 def payload(raw: Any, field: str) -> Payload | None:
@@ -509,12 +509,12 @@ def delete_payload(body: DeletePayload) -> tuple[Selection, list[str]]:
 
 @dataclass(frozen=True)
 class VectorsIn:
-    """New vectors of existing points: each one's dense vector (None: kept) and the
-    sparse vectors it replaces."""
+    """New vectors of existing points: each one's own dense vector (None: kept) and the
+    named vectors it replaces."""
 
     ids: list[PointId]
     dense: list[Any]
-    sparse: list[NamedRows] | None
+    named: list[NamedRows] | None
     condition: Predicate | None
 
 
@@ -597,7 +597,7 @@ def _paths(raw: Any, field: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-# ``named_shown`` of every sparse vector (``with_vector: true``)
+# ``named_shown`` of every named vector (``with_vector: true``)
 ALL_NAMED = ("*",)
 
 
@@ -613,7 +613,7 @@ def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> 
 
 
 def named_shown(raw: Any) -> tuple[str, ...]:
-    """The sparse vectors ``with_vector`` shows (``ALL_NAMED``: every one), checked
+    """The named vectors ``with_vector`` shows (``ALL_NAMED``: every one), checked
     against the collection when shown (``responses.show_vectors``)."""
     if raw is True:
         return ALL_NAMED
@@ -771,7 +771,7 @@ class Search:
     # collection says which when the search runs)
     using: str = ""
     sparse_query: sparse.SparseVector | None = None  # a query of the sparse vector ``using``
-    named_shown: tuple[str, ...] = ()  # the sparse vectors shown with the hits
+    named_shown: tuple[str, ...] = ()  # the named vectors shown with the hits
 
     def tree(self) -> Iterator[Search]:
         """This search and every prefetch under it."""

@@ -337,7 +337,9 @@ def distance_matrix(
     using = ask.using
     if using:
         coll.dense_config(using, "using")
-    spec = ask.filter if not using else {"must": [{"has_vector": using}, ask.filter or {}]}
+    spec = ask.filter
+    if using:  # (only points that have the vector)
+        spec = {"must": [{"has_vector": using}, *([spec] if spec else [])]}
     drawn = coll.sample(ask.sample, compile_filter(spec), with_payload=False, with_vector=True)
     if len(drawn) < 2:
         return [], []

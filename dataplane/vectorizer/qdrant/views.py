@@ -105,7 +105,8 @@ async def list_collections(request: web.Request) -> Any:
 
 @qdrant_view
 async def create_collection(request: web.Request) -> Any:
-    """Create a collection: one dense vector (unnamed or named), any sparse vectors."""
+    """Create a collection: its dense vectors (one unnamed, or any by name) and any
+    sparse vectors."""
     body = await _body(request, schemas.CreateCollection)
     await _store(request).create_collection(
         request.match_info["name"], models.collection_config(body)
@@ -204,7 +205,7 @@ async def _upsert(request: web.Request, body: schemas.Upsert) -> int:
         field=points.field,
         condition=points.condition,
         mode=points.mode,
-        sparse=points.sparse,
+        named=points.named,
     )
     inserted(request, written)
     return seq
@@ -271,7 +272,7 @@ async def _update_vectors(request: web.Request, body: schemas.UpdateVectors) -> 
         given.ids,
         given.dense,
         condition=given.condition,
-        sparse=given.sparse,
+        named=given.named,
     )
     inserted(request, len(given.ids))
     return seq
@@ -353,7 +354,7 @@ async def update_vectors(request: web.Request) -> Any:
 
 @qdrant_view
 async def delete_vectors(request: web.Request) -> Any:
-    """Remove the named sparse vectors of the selected points (the dense one stays)."""
+    """Remove the named vectors of the selected points (the collection's own stays)."""
     return await _one(request, "delete_vectors")
 
 
