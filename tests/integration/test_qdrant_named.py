@@ -7,6 +7,7 @@ and bad input refused with nothing changed."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import signal
 from collections.abc import Callable
@@ -189,11 +190,21 @@ def test_queries_by_point_recommend_and_discover_match_local_mode(
         ),
         models.ContextQuery(context=[models.ContextPair(positive=a, negative=b)]),
     ]
-    for query in queries:
+    # (the example points are never hits: pages after them too, with a filter or not)
+    for query, offset, flt in itertools.product(queries, (0, 7), (None, GROUP)):
         ours, theirs = (
-            x.query_points("m", query=query, using="text", limit=10, search_params=EXACT).points
+            x.query_points(
+                "m",
+                query=query,
+                using="text",
+                limit=10,
+                offset=offset,
+                query_filter=flt,
+                search_params=EXACT,
+            ).points
             for x in (client, local)
         )
+        assert {a, b, c}.isdisjoint(h.id for h in ours)
         if isinstance(query, models.ContextQuery):  # (ties at the top: compare the scores)
             assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], abs=1e-5)
         else:

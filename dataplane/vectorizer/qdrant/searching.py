@@ -152,44 +152,61 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
         "using": s.using,
     }
     source = coll if s.lookup is None else lookups[s.lookup]
+    # (as in Qdrant) the points whose vectors make the query are never hits (unless they
+    # are another collection's, named by lookup_from)
+    excluded: list[PointId] = []
     if s.recommend is not None or s.context is not None:
         examples = _Examples(coll, source, s.using)
         scorer = _scorer(coll, s, examples)
-        if examples.ids:  # (as in Qdrant) the example points are never hits
-            spec = models.exclude_ids(spec, examples.ids)
+        excluded = examples.ids
         if isinstance(scorer, list):
             raw = scorer
         else:
-            hits = coll.by_score(
+            found = coll.by_score(
                 scorer,
-                s.limit,
-                offset=s.offset,
+                s.offset + s.limit + len(excluded),
                 predicate=compile_filter(spec),
                 threshold=s.threshold,
                 **shown,
             )
+            hits = _page(found, excluded, s.offset, s.limit)
             return [responses.scored_point(h, s.payload) for h in hits]
-    elif s.point is not None:
-        # Query by id: that point's vector, and (as in Qdrant) never the point itself
-        # (unless it is another collection's, named by lookup_from).
+    elif s.point is not None:  # query by id: that point's vector
         raw = _stored_vector(coll, source, s.point, s.field, s.using)[0].tolist()
         if source is coll:
-            spec = models.exclude_ids(spec, [s.point])
+            excluded = [s.point]
     query = config.metric.vector(raw, config.dimension, field=s.field)
-    asked: dict[str, Any] = {
-        "offset": s.offset,
-        "predicate": compile_filter(spec),
-        "ef": s.ef,
-        "exact_search": s.exact,
-        "threshold": s.threshold,
-        **shown,
-    }
-    if s.mmr is not None:
+    asked: dict[str, Any] = {"ef": s.ef, "exact_search": s.exact, "threshold": s.threshold}
+    if s.mmr is not None:  # (the candidates are the excluded points' neighbours but them)
+        predicate = compile_filter(models.exclude_ids(spec, excluded) if excluded else spec)
         candidates = s.limit if s.mmr.candidates is None else s.mmr.candidates
-        hits = coll.diverse(query, s.limit, candidates, s.mmr.diversity, **asked)
+        hits = coll.diverse(
+            query,
+            s.limit,
+            candidates,
+            s.mmr.diversity,
+            offset=s.offset,
+            predicate=predicate,
+            **asked,
+            **shown,
+        )
     else:
-        hits = coll.search(query, s.limit, **asked)
+        limit = s.offset + s.limit + len(excluded)
+        found = coll.search(query, limit, predicate=compile_filter(spec), **asked, **shown)
+        hits = _page(found, excluded, s.offset, s.limit)
     return [responses.scored_point(h, s.payload) for h in hits]
+
+
+def _page(
+    hits: list[ScoredPoint], excluded: list[PointId], offset: int, limit: int
+) -> list[ScoredPoint]:
+    """``hits`` but the points ``excluded``, from ``offset``, at most ``limit``. (Asking
+    for that many more hits and leaving those points out costs a search nothing; a
+    filter excluding them would make it read every payload it meets.)"""
+    if excluded:
+        left_out = set(excluded)
+        hits = [h for h in hits if h.id not in left_out]
+    return hits[offset : offset + limit]
 
 
 def _using_field(s: models.Search) -> str:
