@@ -3,14 +3,15 @@
 ``Planner`` draws random writes of every kind (collections created and deleted, upserts in
 both APIs and all their forms, conditional upserts, in-place updates, deletes by id and
 by filter, the payload operations, vector updates, named vectors (dense and sparse)
-written, updated and deleted, Qdrant's operation batches, payload indexes made and dropped, snapshots taken,
+written, updated and deleted, named vectors added to and removed from collections,
+Qdrant's operation batches, payload indexes made and dropped, snapshots taken,
 collections recovered from snapshot files of themselves or another) over one writer's
-collections, each with what
-it does to the model. ``Writer`` sends them one after another and keeps the model of what
-was acknowledged; a write cut short (the node killed) leaves the states it may have left
-(a batch of operations: any prefix of it). ``read_state`` reads a node's collections back
-through the Qdrant routes; ``check_indexes`` asks the payload indexes what the payloads
-say. Each writer owns its collections, so its model is exact whatever the others do.
+collections, each with what it does to the model. ``Writer`` sends them one after
+another and keeps the model of what was acknowledged; a write cut short (the node
+killed) leaves the states it may have left (a batch of operations: any prefix of it).
+``read_state`` reads a node's collections back through the Qdrant routes;
+``check_indexes`` asks the payload indexes what the payloads say. Each writer owns its
+collections, so its model is exact whatever the others do.
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ class Planner:
                 (3, lambda: self.update_vectors(name, existing)),
                 (3, lambda: self.batch(name, existing)),
             ]
+        if coll.sparse:  # (a Qdrant collection)
+            choices.append((1, lambda: self.add_or_drop_img(name, coll)))
         if existing and coll.sparse:
             choices += [
                 (4, lambda: self.update_sparse(name, coll.sparse, existing)),
@@ -221,6 +224,26 @@ class Planner:
         if sparse:
             body["sparse_vectors"] = SPARSE
         return Write("PUT", f"/qdrant/collections/{name}", body, [step])
+
+    def add_or_drop_img(self, name: str, coll: Coll) -> Write:
+        """The named dense vector IMG added to a collection (which no point has yet), or
+        removed from it and its points."""
+        path = f"/qdrant/collections/{name}/vectors/{IMG}"
+        if IMG not in coll.sparse:
+
+            def add(s: State) -> None:
+                s[name].sparse += (IMG,)
+
+            body = {"dense": {"size": IMG_DIM, "distance": "Dot"}}
+            return Write("PUT", path, body, [add])
+
+        def drop(s: State) -> None:
+            s[name].sparse = tuple(n for n in s[name].sparse if n != IMG)
+            for i, (v, p) in s[name].points.items():
+                if isinstance(v, dict) and IMG in v:
+                    s[name].points[i] = (shown({k: x for k, x in v.items() if k != IMG}), p)
+
+        return Write("DELETE", path, None, [drop])
 
     def drop(self, name: str) -> Write:
         def step(s: State) -> None:

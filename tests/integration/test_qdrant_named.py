@@ -471,3 +471,92 @@ def test_a_collection_with_bad_vectors_is_not_created(client: QdrantClient) -> N
             sparse_vectors_config={"a": models.SparseVectorParams()},
         )
     assert exc.value.status_code == 400 and not client.collection_exists("bad")
+
+
+def test_vectors_added_to_and_removed_from_a_collection_as_in_local_mode(
+    both: tuple[QdrantClient, QdrantClient],
+) -> None:
+    client, local = both
+    has_extra = models.Filter(must=[models.HasVectorCondition(has_vector="extra")])
+    assert client.count("m", count_filter=has_extra).count == 0  # (a filter bound before)
+    rnd = random.Random(5)
+    extra = models.DenseVectorNameConfig(
+        dense=models.DenseVectorConfig(size=3, distance=models.Distance.EUCLID)
+    )
+    keywords = models.SparseVectorNameConfig(
+        sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)
+    )
+    updates = [
+        models.PointVectors(
+            id=i,
+            vector={
+                "extra": [rnd.randrange(-64, 64) / 8 for _ in range(3)],
+                "kw": models.SparseVector(indices=[i % 7, 10 + i % 3], values=[1.0, 2.0]),
+            },
+        )
+        for i in range(0, 400, 3)
+    ]
+    for c in both:
+        c.create_vector_name("m", "extra", extra)
+        c.create_vector_name("m", "kw", keywords)
+        c.update_vectors("m", points=updates)
+        c.delete_vector_name("m", "text")
+        c.delete_vector_name("m", "nothing")  # (none: nothing to do, as in Qdrant)
+    ours, theirs = (c.get_collection("m").config.params for c in both)
+    assert isinstance(ours.vectors, dict) and isinstance(theirs.vectors, dict)
+    assert set(ours.vectors) == set(theirs.vectors) == {"image", "tiny", "extra"}
+    assert set(ours.sparse_vectors or {}) == set(theirs.sparse_vectors or {}) == {"bm25", "kw"}
+    assert client.count("m", count_filter=has_extra).count == len(updates)
+    ids = list(range(0, 60))
+    ours_r, theirs_r = (c.retrieve("m", ids, with_vectors=True) for c in both)
+    assert [shown(r.vector) for r in ours_r] == [shown(r.vector) for r in theirs_r]
+    for using, query in (
+        ("extra", [0.5, -1.0, 2.0]),
+        ("kw", models.SparseVector(indices=[3, 11], values=[1.0, 1.0])),
+    ):
+        ours_h, theirs_h = (
+            c.query_points("m", query=query, using=using, limit=15).points for c in both
+        )
+        if using == "kw":  # (IDF ties: the same scores, tied points in either order)
+            assert [h.score for h in ours_h] == pytest.approx([h.score for h in theirs_h])
+        else:
+            same_hits(ours_h, theirs_h)
+    with pytest.raises(UnexpectedResponse) as exc:
+        client.query_points("m", query=[1.0] * 8, using="text")
+    assert exc.value.status_code == 400 and b"no dense vector named 'text'" in exc.value.content
+    for call, needle in (
+        (lambda: client.create_vector_name("m", "extra", extra), b"already has a vector"),
+        (lambda: client.create_vector_name("m", "image", extra), b"already has a vector"),
+        (lambda: client.delete_vector_name("m", "image"), b"first dense vector cannot"),
+    ):
+        with pytest.raises(UnexpectedResponse) as exc:
+            call()
+        assert exc.value.status_code == 400 and needle in exc.value.content, exc.value.content
+
+
+def test_added_vectors_survive_kill_9_and_snapshots(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    srv = server_factory(data_dir=tmp_path / "data").start()
+    client = QdrantClient(url=srv.url, prefix="qdrant", check_compatibility=False, timeout=60)
+    client.create_collection("a", vectors_config=models.VectorParams(size=2, distance="Dot"))
+    client.upsert("a", points=[models.PointStruct(id=i, vector=[1.0, i]) for i in range(20)])
+    config = models.DenseVectorNameConfig(dense=models.DenseVectorConfig(size=2, distance="Dot"))
+    client.create_vector_name("a", "x", config)
+    client.update_vectors("a", points=[models.PointVectors(id=1, vector={"x": [2.0, 3.0]})])
+    client.create_snapshot("a")  # (a node snapshot holds the added vector's files)
+    client.create_vector_name("a", "y", config)
+    client.update_vectors("a", points=[models.PointVectors(id=2, vector={"y": [4.0, 5.0]})])
+    client.delete_vector_name("a", "x")
+    client.create_vector_name("a", "x", config)  # (again: empty)
+    before = client.retrieve("a", list(range(20)), with_vectors=True)
+    assert before[2].vector == {"": [1.0, 2.0], "y": [4.0, 5.0]}
+    assert before[1].vector == [1.0, 1.0]
+    assert srv.proc is not None
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.kill()
+    srv = server_factory(data_dir=tmp_path / "data", port=srv.port).start()
+    assert client.retrieve("a", list(range(20)), with_vectors=True) == before
+    params = client.get_collection("a").config.params
+    assert isinstance(params.vectors, dict) and set(params.vectors) == {"", "y", "x"}
+    client.close()

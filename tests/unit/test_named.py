@@ -221,3 +221,44 @@ async def test_named_vectors_are_checked_against_their_config(tmp_path: Path) ->
         assert exc.value.field is not None and exc.value.field.startswith(field), given
     assert len(s.collection("c")) == 0
     await s.close(take_snapshot=False)
+
+
+async def test_vectors_added_and_dropped_are_logged_and_replayed(tmp_path: Path) -> None:
+    options = StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0)
+    s = Store(tmp_path, options)
+    await s.open()
+    await s.create_collection("c", {"dimension": 2, "vector_name": "own"})
+    await s.upsert_if("c", [1, 2], [[1.0, 0.0], [0.0, 1.0]], [None, None])
+    has_x = compile_filter({"must": [{"has_vector": "x"}]})
+    assert has_x is not None and s.collection("c").count(has_x) == 0
+    await s.add_vector("c", "x", {"dimension": 3, "metric": "dot"}, None)
+    await s.add_vector("c", "kw", None, {"modifier": "idf"})
+    await s.update_vectors("c", [1], [None], named=[{"x": [1.0, 2.0, 3.0]}])
+    assert s.collection("c").count(has_x) == 1  # (the same filter, bound again)
+    for args, field in (
+        (("x", {"dimension": 3}, None), "vector_name"),  # (taken)
+        (("own", {"dimension": 3}, None), "vector_name"),  # (the collection's own)
+        (("y", {"dimension": 0}, None), "dense.dimension"),
+        (("y", None, {"modifier": "bm42"}), "sparse.modifier"),
+        (("y", None, None), "config"),
+        (("a/b", {"dimension": 3}, None), "vector_name"),
+    ):
+        with pytest.raises(ValidationError) as exc:
+            await s.add_vector("c", *args)
+        assert exc.value.field == field, args
+    with pytest.raises(ValidationError):
+        await s.drop_vector("c", "")  # (the collection's own)
+    before = s.sequence
+    assert await s.drop_vector("c", "nothing") == before  # (nothing logged)
+    await s.drop_vector("c", "kw")
+    log = s.read_log(1)
+    assert log is not None
+    kinds = [records.decode(body)[0]["op"] for _, body in log]
+    assert kinds[-4:] == ["add_vector", "add_vector", "update_vectors_v3", "drop_vector"]
+    await s.close(take_snapshot=False)
+    r = Store(tmp_path, options)
+    await r.open()
+    c = r.collection("c")
+    assert list(c.config.named_vectors) == ["x"] and not c.config.sparse_vectors
+    assert c.named_of(1)["x"].tolist() == [[1.0, 2.0, 3.0]]
+    await r.close(take_snapshot=False)

@@ -37,7 +37,7 @@ from vectorizer.engine.grouping import FacetValue
 from vectorizer.engine.hnsw import HnswIndex
 from vectorizer.engine.named import DenseField
 from vectorizer.engine.ordering import OrderValue
-from vectorizer.engine.sparse import SparseIndex, SparseVector
+from vectorizer.engine.sparse import SparseIndex, SparseParams, SparseVector
 from vectorizer.engine.validation import Matrix, PointId, id_order
 from vectorizer.errors import ValidationError
 from vectorizer.observability import tracing
@@ -192,6 +192,13 @@ class Collection:
         if grows:
             copy = self._vectors.nbytes + sum(f.vectors.nbytes for f in self._named.values())
         return memory_for(self.config, fresh) + reused * POINT_OVERHEAD + copy
+
+    def memory_to_add_vector(self, params: VectorConfig | SparseParams) -> int:
+        """Roughly the memory another named vector takes when added: a dense one's slot
+        array and graph, sized as the collection's (a sparse one: nothing yet)."""
+        if isinstance(params, SparseParams):
+            return 0
+        return self._capacity * _vector_bytes(params)
 
     def get(self, pid: PointId, *, with_vector: bool = True) -> Point | None:
         slot = self._id_slots.get(pid)
@@ -931,6 +938,31 @@ class Collection:
         self.config = dataclasses.replace(self.config, payload_indexes=indexes)
         payloads = self._payloads
         self._fields.create(key, schema, ((s, payloads[s]) for s in self._id_slots.values()))
+
+    def add_vector(self, name: str, params: VectorConfig | SparseParams) -> None:
+        """Give the collection another named vector (dense or sparse), which no point has
+        yet."""
+        if isinstance(params, SparseParams):
+            sparse_vectors = {**self.config.sparse_vectors, name: params}
+            self.config = dataclasses.replace(self.config, sparse_vectors=sparse_vectors)
+            self._sparse[name] = SparseIndex(params)
+        else:
+            named_vectors = {**self.config.named_vectors, name: params}
+            self.config = dataclasses.replace(self.config, named_vectors=named_vectors)
+            self._named[name] = DenseField(params, self._capacity)
+        self._has = self._has_named  # (a new object: filters bound before bind again)
+
+    def drop_vector(self, name: str) -> None:
+        """Remove a named vector (dense or sparse) from the collection and its points."""
+        if name in self._sparse:
+            del self._sparse[name]
+            sparse_vectors = {k: v for k, v in self.config.sparse_vectors.items() if k != name}
+            self.config = dataclasses.replace(self.config, sparse_vectors=sparse_vectors)
+        else:
+            del self._named[name]
+            named_vectors = {k: v for k, v in self.config.named_vectors.items() if k != name}
+            self.config = dataclasses.replace(self.config, named_vectors=named_vectors)
+        self._has = self._has_named
 
     def drop_field_index(self, key: str) -> None:
         indexes = {k: v for k, v in self.config.payload_indexes.items() if k != key}

@@ -46,11 +46,12 @@ from vectorizer.engine.collection import (
     WriteMode,
     memory_for,
 )
-from vectorizer.engine.config import CollectionConfig, HnswParams
+from vectorizer.engine.config import CollectionConfig, HnswParams, VectorConfig
 from vectorizer.engine.files import fsync_path
 from vectorizer.engine.filters import Payload, Predicate
 from vectorizer.engine.snapshot import SnapshotInfo
-from vectorizer.engine.sparse import BYTES_PER_POSTING, SparseVector
+from vectorizer.engine.sparse import BYTES_PER_POSTING, SparseParams, SparseVector
+from vectorizer.engine.sparse import name as sparse_name
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
 from vectorizer.errors import (
@@ -91,6 +92,7 @@ _SHRINKING = frozenset(
         "delete_field_index",
         "replace_collection",
         "delete_vectors",
+        "drop_vector",
     }
 )
 # Collection snapshot files (Qdrant's), a folder per collection.
@@ -521,6 +523,8 @@ class Store:
         if op["op"] in _CREATES:
             config = CollectionConfig.parse(op["config"], self.options.hnsw_defaults)
             return memory_for(config, INITIAL_CAPACITY)
+        if op["op"] == "add_vector" and (coll := self._collections.get(op["collection"])):
+            return coll.memory_to_add_vector(_vector_params(op))
         if op["op"] == "create_field_index" and (coll := self._collections.get(op["collection"])):
             return coll.index_entries(op["key"], op["schema"]) * field_index.BYTES_PER_VALUE
         # (named dense vectors take slots of arrays and graphs sized with the collection's
@@ -963,6 +967,45 @@ class Store:
         }
         return await self._durable(self._commit(op))
 
+    async def add_vector(self, name: str, vector_name: str, dense: Any, sparse: Any) -> int:
+        """Give collection ``name`` another named vector: dense (``dense``, its config in
+        the wire form of ``VectorConfig``) or sparse (``sparse``, a ``SparseParams``'
+        form); errors name the field. Points have none of it until written."""
+        await self._gate()
+        coll = self.collection(name)
+        vector_name = sparse_name(vector_name, "vector_name")
+        taken = vector_name == coll.config.vector_name or coll.is_dense(vector_name)
+        if taken or coll.is_sparse(vector_name):
+            raise ValidationError(
+                f"collection {name!r} already has a vector named {vector_name!r}",
+                field="vector_name",
+            )
+        if (dense is None) == (sparse is None):
+            raise ValidationError("give a dense or a sparse vector's config", field="config")
+        op: records.Op = {"op": "add_vector", "collection": name, "name": vector_name}
+        if dense is not None:
+            op["dense"] = VectorConfig.parse(dense, self.options.hnsw_defaults, "dense.").to_dict()
+        else:
+            op["sparse"] = SparseParams.parse(sparse, "sparse").to_dict()
+        return await self._durable(self._commit(op))
+
+    async def drop_vector(self, name: str, vector_name: str) -> int:
+        """Remove a named vector (dense or sparse) from collection ``name`` and its
+        points; nothing to do when there is none (as in Qdrant). The collection's own
+        dense vector cannot go: every point has it."""
+        await self._gate()
+        coll = self.collection(name)
+        if coll.is_dense(vector_name) and not coll.is_sparse(vector_name):
+            if vector_name not in coll.config.named_vectors:
+                raise ValidationError(
+                    "the collection's first dense vector cannot be deleted: every point has it",
+                    field="vector_name",
+                )
+        elif not coll.is_sparse(vector_name):
+            return self.sequence
+        op = {"op": "drop_vector", "collection": name, "name": vector_name}
+        return await self._durable(self._commit(op))
+
     async def delete_field_index(self, name: str, key: str) -> int:
         """Drop the index at payload ``key`` (nothing to do when there is none)."""
         await self._gate()
@@ -1361,6 +1404,13 @@ def _update_vectors(coll: Collection, op: records.Op, vectors: Matrix | None) ->
         coll.update_vectors([ids[i] for i in rest], None, [named[i] for i in rest])
 
 
+def _vector_params(op: records.Op) -> VectorConfig | SparseParams:
+    """The config of the vector an ``add_vector`` record adds (checked when logged)."""
+    if "dense" in op:
+        return VectorConfig.parse(op["dense"], HnswParams())
+    return SparseParams.parse(op["sparse"], "sparse")
+
+
 def _set_payload_op(coll: Collection, op: records.Op, _: Matrix | None) -> None:
     nulls_remove = op.get("nulls_remove", False)  # (absent in older records)
     coll.set_payload(op["ids"], op["payload"], op["overwrite"], op.get("key"), nulls_remove)
@@ -1381,6 +1431,8 @@ _COLLECTION_OPS: dict[str, Callable[[Collection, records.Op, Matrix | None], obj
     ),
     "delete": lambda coll, op, _: coll.delete(op["ids"]),
     "delete_vectors": lambda coll, op, _: coll.delete_vectors(op["ids"], op["vectors"]),
+    "add_vector": lambda coll, op, _: coll.add_vector(op["name"], _vector_params(op)),
+    "drop_vector": lambda coll, op, _: coll.drop_vector(op["name"]),
     "create_field_index": lambda coll, op, _: coll.create_field_index(op["key"], op["schema"]),
     "delete_field_index": lambda coll, op, _: coll.drop_field_index(op["key"]),
 }

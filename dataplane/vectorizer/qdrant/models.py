@@ -31,6 +31,7 @@ from vectorizer.errors import ValidationError
 from vectorizer.qdrant.schemas import (
     Batch,
     CreateCollection,
+    CreateVectorName,
     DeletePayload,
     DeleteVectors,
     DiscoverRequest,
@@ -235,6 +236,23 @@ def check_update(body: UpdateCollection, current: CollectionConfig) -> None:
             raise _fixed("m")
         if hnsw.get("ef_construction", was.hnsw.ef_construction) != was.hnsw.ef_construction:
             raise _fixed("ef_construct")
+
+
+def vector_name_config(body: CreateVectorName) -> tuple[dict[str, Any] | None, Any]:
+    """The engine's config of a named vector added to a collection: (dense, None) or
+    (None, sparse)."""
+    if (body.dense is None) == (body.sparse is None):
+        raise ValidationError("give one of dense or sparse", field="dense")
+    if body.sparse is not None:
+        modifier = body.sparse.modifier
+        given = {} if modifier is None else {"modifier": modifier.lower()}
+        return None, sparse.SparseParams.parse(given, "sparse").to_dict()
+    dense = body.dense
+    assert dense is not None
+    vector = VectorParams(
+        size=dense.size, distance=dense.distance, multivector_config=dense.multivector_config
+    )
+    return _dense_config("", vector, "dense", None)[1], None
 
 
 def _dense_names(config: CollectionConfig) -> str:

@@ -74,6 +74,25 @@ class UpdateCollection(_Body):
     metadata: dict[str, Any] | None = None
 
 
+class DenseVectorConfig(_Body):
+    size: int
+    distance: str
+    multivector_config: Any = None
+    datatype: str | None = None
+
+
+class SparseVectorConfig(_Body):
+    modifier: str | None = None
+    datatype: str | None = None
+
+
+class CreateVectorName(_Body):
+    """A named vector added to an existing collection: ``{dense: ...}`` or ``{sparse: ...}``."""
+
+    dense: DenseVectorConfig | None = None
+    sparse: SparseVectorConfig | None = None
+
+
 class Batch(_Body):
     ids: list[Any]
     vectors: Any

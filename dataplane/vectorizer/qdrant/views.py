@@ -190,6 +190,27 @@ async def delete_field_index(request: web.Request) -> Any:
     return responses.update_result(seq)
 
 
+@qdrant_view
+async def create_vector_name(request: web.Request) -> Any:
+    """Add a named vector (dense or sparse) to a collection; its points have none yet."""
+    body = await read_as(request, schemas.CreateVectorName)
+    dense, sparse = models.vector_name_config(body)
+    name, vector_name = _collection(request).name, request.match_info["vector_name"]
+    seq = await _store(request).add_vector(name, vector_name, dense, sparse)
+    return responses.update_result(seq)
+
+
+@qdrant_view
+async def delete_vector_name(request: web.Request) -> Any:
+    """Remove a named vector from a collection and its points (none: nothing to do)."""
+    coll = _collection(request)
+    vector_name = request.match_info["vector_name"]
+    if vector_name == coll.config.vector_name:
+        vector_name = ""  # (the collection's own, by the name it was created with)
+    seq = await _store(request).drop_vector(coll.name, vector_name)
+    return responses.update_result(seq)
+
+
 # ---- point writes -----------------------------------------------------------------------
 # Each write is a function of the request and its parsed body that returns the sequence
 # it committed: the single-operation routes and ``POST /points/batch`` share them.

@@ -88,6 +88,8 @@ _QDRANT: dict[tuple[str, str], Rule] = {
     ("PATCH", _Q): _path(P.COLLECTIONS),
     ("DELETE", _Q): _path(P.COLLECTIONS),
     ("GET", _Q + "/exists"): _path(P.READ),
+    ("PUT", _Q + "/vectors/{vector_name}"): _path(P.COLLECTIONS),
+    ("DELETE", _Q + "/vectors/{vector_name}"): _path(P.COLLECTIONS),
     ("PUT", _Q + "/index"): _path(P.WRITE),
     ("DELETE", _Q + "/index/{field_name}"): _path(P.WRITE),
     ("PUT", _Q + "/points"): _path(P.WRITE),
