@@ -33,8 +33,10 @@ TAGS = ["red", "green", "blue"]
 INDEX_TYPES = {"k": "integer", "tag": "keyword", "t": "text"}
 # The sparse vectors of the Qdrant collections made with some (one with Qdrant's IDF)
 SPARSE = {"i": {"modifier": "idf"}, "s": {}}
-# A further dense vector of some Qdrant collections (Dot: stored as given)
+# A further dense vector of some Qdrant collections (Dot: stored as given), and a
+# multivector of some
 IMG, IMG_DIM = "img", 3
+MV, MV_DIM = "mv", 2
 
 Payload = dict[str, Any]
 # A point's vectors as Qdrant shows them: the dense one plain, or (with named vectors)
@@ -80,6 +82,10 @@ def named_vector(rnd: random.Random, name: str) -> Any:
     """A value of the named vector ``name``: IMG's dense, or a sparse one."""
     if name == IMG:
         return [rnd.randrange(-512, 512) / 64 for _ in range(IMG_DIM)]
+    if name == MV:
+        return [
+            [rnd.randrange(-512, 512) / 64 for _ in range(MV_DIM)] for _ in range(rnd.randint(1, 3))
+        ]
     return sparse_vector(rnd)
 
 
@@ -202,6 +208,8 @@ class Planner:
         sparse = () if native else tuple(SPARSE)
         if not native and self.rnd.random() < 0.5:
             sparse += (IMG,)
+        if not native and self.rnd.random() < 0.4:
+            sparse += (MV,)
         dense_name = "" if native or self.rnd.random() < 0.5 else "dense"
 
         def step(s: State) -> None:
@@ -213,11 +221,19 @@ class Planner:
                 body["payload_indexes"] = indexes
             return Write("POST", "/collections", body, [step])
         vectors: dict[str, Any] = {"size": DIM, "distance": "Euclid"}
-        if IMG in sparse:  # (the collection's own first, or named "" anywhere)
-            img = {"size": IMG_DIM, "distance": "Dot"}
-            vectors = {dense_name: vectors, IMG: img}
+        named = {
+            IMG: {"size": IMG_DIM, "distance": "Dot"},
+            MV: {
+                "size": MV_DIM,
+                "distance": "Dot",
+                "multivector_config": {"comparator": "max_sim"},
+            },
+        }
+        named = {n: v for n, v in named.items() if n in sparse}
+        if named:  # (the collection's own first, or named "" anywhere)
+            vectors = {dense_name: vectors, **named}
             if not dense_name and self.rnd.random() < 0.5:
-                vectors = {IMG: img, "": vectors[""]}
+                vectors = {**named, "": vectors[""]}
         elif dense_name:
             vectors = {dense_name: vectors}
         body = {"vectors": vectors}

@@ -233,17 +233,17 @@ def test_create_collection_options(client: QdrantClient, server: ServerProcess) 
         (
             {
                 "vectors_config": {
-                    "image": models.VectorParams(size=4, distance="Cosine"),
-                    "text": models.VectorParams(
+                    "image": models.VectorParams(
                         size=4,
                         distance="Cosine",
                         multivector_config=models.MultiVectorConfig(
                             comparator=models.MultiVectorComparator.MAX_SIM
                         ),
                     ),
+                    "text": models.VectorParams(size=4, distance="Cosine"),
                 }
             },
-            b"vectors.text.multivector_config: multivectors are not supported",
+            b"vectors.image.multivector_config: the collection's first dense vector cannot",
         ),
         ({"vectors_config": models.VectorParams(size=0, distance="Cosine")}, b"dimension"),
     ],

@@ -377,7 +377,10 @@ BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
         upserting({"image": [1.0] * 4, "other": [1.0]}),
         b"collection 'm' has no dense vector named 'other'",
     ),
-    (upserting({"image": [1.0] * 4, "text": [[1.0] * 8]}), b"multivectors are not supported"),
+    (
+        upserting({"image": [1.0] * 4, "text": [[1.0] * 8]}),
+        b"'text' is a dense vector, not a multivector",
+    ),
     (
         lambda c: c.update_vectors(
             "m", points=[models.PointVectors(id=1, vector={"text": [0.0] * 8})]

@@ -329,7 +329,7 @@ BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
             query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1])),
             using="bm25",
         ),
-        b"using: recommend queries search dense vectors, and 'bm25' is a sparse one",
+        b"using: recommend queries search dense vectors, and 'bm25' is a sparse vector",
     ),
     (
         upserting({"bm25": models.SparseVector(indices=[1], values=[1.0])}),

@@ -13,6 +13,7 @@ from vectorizer.engine import records
 from vectorizer.engine.collection import EXACT_BELOW, Collection, NamedRows
 from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind, Metric
 from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.named import MultiVector
 from vectorizer.engine.sparse import SparseVector
 from vectorizer.engine.store import Store, StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
@@ -262,3 +263,81 @@ async def test_vectors_added_and_dropped_are_logged_and_replayed(tmp_path: Path)
     assert list(c.config.named_vectors) == ["x"] and not c.config.sparse_vectors
     assert c.named_of(1)["x"].tolist() == [[1.0, 2.0, 3.0]]
     await r.close(take_snapshot=False)
+
+
+def multi_config() -> CollectionConfig:
+    raw = {
+        "dimension": 2,
+        "named_vectors": {"m": {"dimension": 3, "metric": "dot", "multivector": True}},
+    }
+    return CollectionConfig.parse(raw, HnswParams())
+
+
+def test_a_multivector_is_scored_by_max_sim_as_a_brute_force(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    c = Collection("c", multi_config(), capacity=4)  # (and grows)
+    docs = {i: rows(rng, int(rng.integers(1, 5)), 3) for i in range(0, 60, 2)}
+    named: list[NamedRows] = [{"m": MultiVector(docs[i])} if i in docs else {} for i in range(60)]
+    c.upsert(list(range(60)), rows(rng, 60, 2), [{"i": i} for i in range(60)], named)
+    query = rows(rng, 4, 3)
+
+    def max_sim(d: np.ndarray[Any, Any]) -> float:
+        return float((query @ d.T).max(axis=1).sum())
+
+    want = sorted(docs, key=lambda i: -max_sim(docs[i]))
+    got = c.search_multi("m", query, 10)
+    assert [p.id for p in got] == want[:10]
+    assert [p.score for p in got] == pytest.approx([max_sim(docs[i]) for i in want[:10]], rel=1e-5)
+    evens = compile_filter({"must": [{"key": "i", "range": {"lt": 30}}]})
+    assert [p.id for p in c.search_multi("m", query, 5, predicate=evens)] == [
+        i for i in want if i < 30
+    ][:5]
+    assert [p.id for p in c.search_multi("m", query, 5, offset=3)] == want[3:8]
+    c.delete_vectors([want[0]], ["m"])
+    c.update(want[1], rows(rng, 1, 2), None)  # (its own vector: the multivector moves along)
+    assert c.search_multi("m", query, 1)[0].id == want[1]
+    assert len(c.search_multi("m", query, 100)) == len(docs) - 1
+    export = tmp_path / "x"
+    export.mkdir()
+    c.fold()  # (as the store does before a snapshot)
+    c.settle()
+    c.export(export)
+    copy = Collection.restore(export, "c", c.config)
+    assert copy.search_multi("m", query, 100) == c.search_multi("m", query, 100)
+    assert copy.named_of(want[1]) == c.named_of(want[1])
+    with pytest.raises(ValidationError):
+        c.search(query[:1], 3, using="m")  # (not a single vector's search)
+
+
+async def test_multivectors_are_checked_and_logged(tmp_path: Path) -> None:
+    options = StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0)
+    s = Store(tmp_path, options)
+    await s.open()
+    await s.create_collection("c", multi_config().to_dict())
+    two = [[1.0, 2.0, 3.0], [0.0, 1.0, 0.5]]
+    await s.upsert_if("c", [1], [[1.0, 0.0]], [None], named=[{"m": two}])
+    for given, needle in (
+        ([1.0, 2.0, 3.0], "a multivector is a list of vectors"),
+        ([], "a multivector is a list of vectors"),
+        ([[1.0, 2.0]], "dimension"),
+        ([[1.0, float("inf"), 2.0]], "finite"),
+    ):
+        with pytest.raises(ValidationError) as exc:
+            await s.upsert_if("c", [2], [[1.0, 0.0]], [None], named=[{"m": given}])
+        assert needle in str(exc.value), given
+    await s.close(take_snapshot=False)
+    r = Store(tmp_path, options)
+    await r.open()  # (replayed from the log)
+    assert r.collection("c").named_of(1) == {"m": MultiVector(np.asarray(two, np.float32))}
+    assert 2 not in r.collection("c")
+    await r.close(take_snapshot=False)
+    with pytest.raises(ValidationError):  # (Euclidean: MaxSim takes similarities)
+        CollectionConfig.parse(
+            {
+                "dimension": 2,
+                "named_vectors": {
+                    "m": {"dimension": 2, "metric": "euclidean", "multivector": True}
+                },
+            },
+            HnswParams(),
+        )

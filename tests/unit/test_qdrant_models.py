@@ -153,7 +153,7 @@ def test_collection_config_m_zero_means_exact() -> None:
                     "multivector_config": {"comparator": "max_sim"},
                 }
             },
-            "multivectors",
+            "vectors.multivector_config: the collection's first dense vector cannot be",
         ),
         (
             {"vectors": {"size": 4, "distance": "Cosine"}, "sparse_vectors": {"a/b": {}}},
@@ -211,18 +211,15 @@ def test_collection_config_takes_the_default_vector_by_its_name() -> None:
     assert "vectors.b.distance" in error_of(
         create, {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 3}}}
     )
+    colbert = {"size": 3, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}
+    made = create({"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": colbert}})
+    assert made["named_vectors"]["b"]["multivector"] is True
+    assert "vectors.a.multivector_config: the collection's first dense vector" in error_of(
+        create, {"vectors": {"a": colbert, "b": {"size": 2, "distance": "Dot"}}}
+    )
+    odd = {**colbert, "multivector_config": {"comparator": "min_sim"}}
     assert "vectors.b.multivector_config" in error_of(
-        create,
-        {
-            "vectors": {
-                "a": {"size": 2, "distance": "Dot"},
-                "b": {
-                    "size": 3,
-                    "distance": "Dot",
-                    "multivector_config": {"comparator": "max_sim"},
-                },
-            }
-        },
+        create, {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": odd}}
     )
 
 
@@ -465,7 +462,6 @@ def test_query_request_forms() -> None:
         ({"query": {"text": "hi", "model": "m"}}, "text"),
         ({"query": {"indices": [1], "values": [1.0]}}, "using: a sparse query needs using"),
         ({"query": {"indices": [1, 1], "values": [1.0, 2]}, "using": "s"}, "query.indices"),
-        ({"query": [[1], [2]]}, "multivectors"),
         ({"prefetch": {"query": [1]}}, "a query is needed to merge the prefetches"),
         ({"query": {"fusion": "rrf"}}, "a fusion merges prefetches"),
         ({"query": [1], "prefetch": {"query": [1], "offset": 2}}, "prefetch[0].offset"),

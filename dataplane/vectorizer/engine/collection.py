@@ -35,7 +35,7 @@ from vectorizer.engine.files import load_json, save_array, write_json_arrays
 from vectorizer.engine.filters import Payload, Predicate, bind, lookup_of
 from vectorizer.engine.grouping import FacetValue
 from vectorizer.engine.hnsw import HnswIndex
-from vectorizer.engine.named import DenseField
+from vectorizer.engine.named import DenseField, MultiField, MultiVector
 from vectorizer.engine.ordering import OrderValue
 from vectorizer.engine.sparse import SparseIndex, SparseParams, SparseVector
 from vectorizer.engine.validation import Matrix, PointId, id_order
@@ -52,9 +52,11 @@ WriteMode = Literal["upsert", "insert_only", "update_only"]
 WRITE_MODES: tuple[WriteMode, ...] = ("upsert", "insert_only", "update_only")
 EXACT_FILTER_MAX = 20_000
 _SAMPLE = 256
-# A point's named vectors, by name (those it has): sparse vectors, and (1, dim) rows of
-# named dense vectors.
-NamedRows = dict[str, SparseVector | Matrix]
+# A point's named vectors, by name (those it has): sparse vectors, (1, dim) rows of named
+# dense vectors, and multivectors.
+NamedRows = dict[str, SparseVector | Matrix | MultiVector]
+# A named dense vector's field: one row a point, or a multivector's
+Field = DenseField | MultiField
 # Per point beside its floats: the id, its dict entry, list slots and bookkeeping.
 POINT_OVERHEAD = 200
 
@@ -71,6 +73,8 @@ def memory_for(config: CollectionConfig, points: int) -> int:
 
 def _vector_bytes(config: VectorConfig) -> int:
     floats = 4 * config.dimension
+    if config.multivector:  # (one row counted: a point's rows are counted as they come)
+        return floats
     if config.index is IndexKind.HNSW:
         return 2 * floats + 8 * config.hnsw.m + 12
     return floats
@@ -144,7 +148,7 @@ class Collection:
         for key, schema in config.payload_indexes.items():
             self._fields.create(key, schema, ())
         self._sparse = {n: SparseIndex(p) for n, p in config.sparse_vectors.items()}
-        self._named = {n: DenseField(c, capacity) for n, c in config.named_vectors.items()}
+        self._named = {n: _field(c, capacity) for n, c in config.named_vectors.items()}
         self._has = self._has_named  # (one object: filters bound to it are cached by it)
         self._index: HnswIndex | None = None
         if config.index is IndexKind.HNSW:
@@ -190,14 +194,16 @@ class Collection:
         grows = fresh > self._capacity - self._high
         copy = 0
         if grows:
-            copy = self._vectors.nbytes + sum(f.vectors.nbytes for f in self._named.values())
+            copy = self._vectors.nbytes + sum(
+                f.vectors.nbytes for f in self._named.values() if isinstance(f, DenseField)
+            )
         return memory_for(self.config, fresh) + reused * POINT_OVERHEAD + copy
 
     def memory_to_add_vector(self, params: VectorConfig | SparseParams) -> int:
         """Roughly the memory another named vector takes when added: a dense one's slot
         array and graph, sized as the collection's (a sparse one: nothing yet)."""
-        if isinstance(params, SparseParams):
-            return 0
+        if isinstance(params, SparseParams) or params.multivector:
+            return 0  # (its rows come with the points)
         return self._capacity * _vector_bytes(params)
 
     def get(self, pid: PointId, *, with_vector: bool = True) -> Point | None:
@@ -454,6 +460,10 @@ class Collection:
         if not using:
             return _Space(self._vectors, self.config.metric, self._index, len(self), None)
         named = self._named[using]
+        if isinstance(named, MultiField):
+            raise ValidationError(
+                f"{using!r} is a multivector: query it with a list of vectors", field="using"
+            )
         return _Space(named.vectors, named.config.metric, named.index, len(named), named.present)
 
     def dense_config(self, name: str, field: str) -> VectorConfig:
@@ -491,6 +501,9 @@ class Collection:
     def is_dense(self, name: str) -> bool:
         return not name or name in self._named
 
+    def is_multi(self, name: str) -> bool:
+        return isinstance(self._named.get(name), MultiField)
+
     def check_named(self, name: str, field: str) -> str:
         """``name``, if the collection has a named vector (sparse or dense) of that name."""
         if name in self._sparse:
@@ -522,6 +535,31 @@ class Collection:
             hits = exact.best(slots, scores, k)
         else:
             hits = self._best_matching(slots, scores, k, predicate)
+        return self._finish(hits[offset:], 0, None, with_payload, with_vector)
+
+    def search_multi(
+        self,
+        name: str,
+        query: Matrix,
+        limit: int,
+        *,
+        offset: int = 0,
+        predicate: Predicate | None = None,
+        threshold: float | None = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+    ) -> list[ScoredPoint]:
+        """The best points by MaxSim of their multivector ``name`` with ``query`` (its
+        rows prepared as the vector's metric wants them), from an exact scan of the
+        matching points that have one."""
+        predicate = self._bound(predicate)
+        field = self._named[name]
+        assert isinstance(field, MultiField)
+        space = _Space(self._vectors, field.config.metric, None, len(field), field.present)
+        slots = self._matching_slots(space, predicate, None)
+        hits = exact.best(slots, field.scores(query, slots), limit + offset)
+        if threshold is not None:
+            hits = [(s, x) for s, x in hits if x >= threshold]
         return self._finish(hits[offset:], 0, None, with_payload, with_vector)
 
     def _best_matching(
@@ -753,7 +791,7 @@ class Collection:
             for field in fields:
                 field.remove(slot)
 
-    def _named_field(self, name: str) -> SparseIndex | DenseField:
+    def _named_field(self, name: str) -> SparseIndex | Field:
         """The named vector ``name`` (sparse or dense; an empty one is still there)."""
         sparse = self._sparse.get(name)
         return sparse if sparse is not None else self._named[name]
@@ -770,9 +808,11 @@ class Collection:
         for name, field in self._named.items():
             pairs = zip(slots, rows, strict=True)
             given = [(slot, got[name]) for slot, got in pairs if name in got]
-            if given:
-                matrix = np.concatenate([cast(Matrix, row) for _, row in given])
-                field.put([slot for slot, _ in given], matrix)
+            to = [slot for slot, _ in given]
+            if isinstance(field, MultiField):
+                field.put(to, [cast(MultiVector, v) for _, v in given])
+            elif given:
+                field.put(to, np.concatenate([cast(Matrix, row) for _, row in given]))
             if not only_given:
                 for slot, got in zip(slots, rows, strict=True):
                     if name not in got:
@@ -949,7 +989,7 @@ class Collection:
         else:
             named_vectors = {**self.config.named_vectors, name: params}
             self.config = dataclasses.replace(self.config, named_vectors=named_vectors)
-            self._named[name] = DenseField(params, self._capacity)
+            self._named[name] = _field(params, self._capacity)
         self._has = self._has_named  # (a new object: filters bound before bind again)
 
     def drop_vector(self, name: str) -> None:
@@ -1041,8 +1081,8 @@ class Collection:
         write_json_arrays(directory / "points.json", arrays)
         if self._index is not None:
             self._index.save(directory / "hnsw.bin")
-        for n, field in enumerate(self._named.values()):
-            field.export(directory, named_prefix(n), high)
+        for n, named in enumerate(self._named.values()):
+            named.export(directory, named_prefix(n), high)
         return {
             "name": self.name,
             "config": self.config.to_dict(),
@@ -1083,7 +1123,9 @@ class Collection:
                 if raw is not None and self._ids[slot] is not None:
                     index.put(slot, SparseVector.from_record(raw))
         self._named = {
-            name: DenseField.restore(directory, named_prefix(n), named, capacity, self._alive)
+            name: (MultiField if named.multivector else DenseField).restore(
+                directory, named_prefix(n), named, capacity, self._alive
+            )
             for n, (name, named) in enumerate(config.named_vectors.items())
         }
         self._index = None
@@ -1092,6 +1134,10 @@ class Collection:
                 directory / "hnsw.bin", config.dimension, config.metric, config.hnsw, capacity
             )
         return self
+
+
+def _field(config: VectorConfig, capacity: int) -> Field:
+    return MultiField(config, capacity) if config.multivector else DenseField(config, capacity)
 
 
 def named_prefix(n: int) -> str:

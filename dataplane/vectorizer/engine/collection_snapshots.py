@@ -6,7 +6,8 @@ node snapshot it came from, the collection's name, configuration, point count an
 file's SHA-256) and the collection's files from that node snapshot under
 ``collection/`` (``vectors.npy``, ``alive.npy``, ``points.json``, ``hnsw.bin``, and for
 each named dense vector ``named-<n>.vectors.npy``, ``named-<n>.present.npy`` and
-``named-<n>.hnsw.bin``). Beside
+``named-<n>.hnsw.bin``, or for a multivector ``named-<n>.counts.npy`` and its rows in
+``named-<n>.vectors.npy``). Beside
 each file in the node's ``collection-snapshots/<collection>/`` folder, ``<file>.checksum``
 holds the SHA-256 of the whole file, as Qdrant keeps it.
 
@@ -23,7 +24,7 @@ import os
 import re
 import shutil
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ import orjson
 
 from vectorizer.engine import sparse
 from vectorizer.engine.files import fsync_path, load_json, sha256
+from vectorizer.engine.named import MultiVector
 from vectorizer.engine.snapshot import MANIFEST
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import (
@@ -53,12 +55,14 @@ _GRAPH = "hnsw.bin"
 # The files of a collection in a snapshot (a regular expression)
 FILES = (
     r"vectors\.npy|alive\.npy|points\.json|hnsw\.bin"
-    r"|named-\d{1,5}\.(?:vectors\.npy|present\.npy|hnsw\.bin)"
+    r"|named-\d{1,5}\.(?:vectors\.npy|present\.npy|counts\.npy|hnsw\.bin)"
 )
 _FILE_RE = re.compile(FILES)
 _MANIFEST_MAX = 1 << 20
 _TIME_IN_NAME = "%Y-%m-%d-%H-%M-%S"
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}-(\d+)-(\d{4}(?:-\d\d){5})" + re.escape(SUFFIX))
+# A named dense vector of a snapshot: a slot's row (or a multivector's rows), or None
+Named = Callable[[int], Matrix | MultiVector | None]
 # Points per recovered batch, and floats per batch at most (wide vectors: fewer points).
 BATCH_POINTS = 1000
 BATCH_FLOATS = 2 << 20
@@ -198,11 +202,15 @@ class Unpacked:
     count: int
 
     def points(
-        self, dimension: int, sparse_names: Iterable[str] = (), named: Iterable[int] = ()
+        self,
+        dimension: int,
+        sparse_names: Iterable[str] = (),
+        named: Sequence[tuple[int, bool]] = (),
     ) -> Points:
         """Its live points, checked against the manifest and each other (blocking: the
         ids, payloads and the sparse vectors of ``sparse_names`` are parsed; the named
-        dense vectors are those of ``named`` dimensions, in the order of the config)."""
+        dense vectors are those of ``named`` (dimension, multivector), in the order of
+        the config)."""
         vectors = _array(self.directory / "vectors.npy")
         alive = _array(self.directory / "alive.npy")
         ids, payloads, columns = _points(self.directory / "points.json", len(vectors), sparse_names)
@@ -213,18 +221,35 @@ class Unpacked:
         live = [s for s in np.flatnonzero(alive).tolist() if ids[s] is not None]
         if len(live) != self.count:
             raise InvalidSnapshot(f"{len(live)} live points, the manifest says {self.count}")
-        dense = [self._named(n, dim, len(vectors)) for n, dim in enumerate(named)]
-        return Points(vectors, ids, payloads, live, _sparse_vectors(columns, live), dense)
+        dense = [
+            self._multi(n, dim, len(vectors)) if multi else self._named(n, dim, len(vectors))
+            for n, (dim, multi) in enumerate(named)
+        ]
+        width = dimension + sum(dim for dim, _ in named)  # (a multivector's row: one)
+        sparse_vectors = _sparse_vectors(columns, live)
+        return Points(vectors, ids, payloads, live, sparse_vectors, dense, width)
 
-    def _named(self, n: int, dimension: int, rows: int) -> tuple[Matrix, Any]:
-        """The ``n``-th named dense vector's rows and which slots have one."""
+    def _named(self, n: int, dimension: int, rows: int) -> Named:
+        """The ``n``-th named dense vector's row of each slot (that has one)."""
         vectors = _array(self.directory / f"named-{n}.vectors.npy")
         present = _array(self.directory / f"named-{n}.present.npy")
         if vectors.dtype != np.float32 or vectors.shape != (rows, dimension):
             raise InvalidSnapshot(f"named-{n}.vectors.npy holds no {dimension}-wide float32 rows")
         if present.dtype != np.bool_ or present.shape != (rows,):
             raise InvalidSnapshot(f"named-{n}.present.npy does not match vectors.npy")
-        return vectors, present
+        return lambda s: vectors[s : s + 1] if present[s] else None
+
+    def _multi(self, n: int, dimension: int, slots: int) -> Named:
+        """The ``n``-th named vector's, a multivector: each slot's rows (that has any)."""
+        counts = _array(self.directory / f"named-{n}.counts.npy")
+        vectors = _array(self.directory / f"named-{n}.vectors.npy")
+        if counts.dtype != np.int64 or counts.shape != (slots,) or (counts < 0).any():
+            raise InvalidSnapshot(f"named-{n}.counts.npy does not match vectors.npy")
+        total = int(counts.sum())
+        if vectors.dtype != np.float32 or vectors.shape != (total, dimension):
+            raise InvalidSnapshot(f"named-{n}.vectors.npy holds no {dimension}-wide float32 rows")
+        starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
+        return lambda s: MultiVector(vectors[starts[s] : starts[s + 1]]) if counts[s] else None
 
 
 @dataclass(frozen=True)
@@ -234,25 +259,27 @@ class Points:
     payloads: list[Any]
     live: list[int]  # the slots holding points
     sparse: dict[int, dict[str, sparse.SparseVector]]  # by slot, those that have any
-    # each named dense vector's (in the config's order): rows by slot, and which have one
-    named: list[tuple[Matrix, Any]] = field(default_factory=list)
+    # each named dense vector's (in the config's order): a slot's vector, or None
+    named: list[Named] = field(default_factory=list)
+    width: int = 0  # floats of a point's dense vectors (0: its own vector's)
 
     def batches(
         self, names: list[str] | None = None
     ) -> Iterator[tuple[list[Any], Matrix, list[Any], list[dict[str, Any]]]]:
         """(ids, vectors, payloads, named vectors by name) a batch at a time (fewer points
         when they are wide); ``names``: the named dense vectors' names, in order."""
-        width = self.vectors.shape[1] + sum(v.shape[1] for v, _ in self.named)
-        step = max(1, min(BATCH_POINTS, BATCH_FLOATS // max(width, 1)))
+        width = max(self.width, self.vectors.shape[1], 1)
+        step = max(1, min(BATCH_POINTS, BATCH_FLOATS // width))
         ids, payloads, by_slot = self.ids, self.payloads, self.sparse
         dense = list(zip(names or [], self.named, strict=True))
         for start in range(0, len(self.live), step):
             slots = self.live[start : start + step]
             rows: list[dict[str, Any]] = [dict(by_slot.get(s, {})) for s in slots]
-            for name, (vectors, present) in dense:
+            for name, of_slot in dense:
                 for row, s in zip(rows, slots, strict=True):
-                    if present[s]:
-                        row[name] = vectors[s : s + 1]
+                    vector = of_slot(s)
+                    if vector is not None:
+                        row[name] = vector
             yield (
                 [ids[s] for s in slots],
                 self.vectors[slots],

@@ -123,21 +123,26 @@ class VectorConfig:
     metric: Metric = Metric.COSINE
     index: IndexKind = IndexKind.HNSW
     hnsw: HnswParams = field(default_factory=HnswParams)
+    # several rows a point, scored by MaxSim (``named.MultiField``): named vectors only
+    multivector: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "dimension": self.dimension,
             "metric": self.metric.value,
             "index": self.index.value,
             "hnsw": asdict(self.hnsw),
         }
+        if self.multivector:
+            out["multivector"] = True
+        return out
 
     @classmethod
     def parse(cls, raw: Any, defaults: HnswParams, at: str = "") -> VectorConfig:
         """Build from wire or log form; errors name the offending field (under ``at``)."""
         if not isinstance(raw, dict):
             raise ValidationError("a vector's config is an object", field=at or "vectors")
-        unknown = set(raw) - {"dimension", "metric", "index", "hnsw"}
+        unknown = set(raw) - {"dimension", "metric", "index", "hnsw", "multivector"}
         if unknown:
             raise ValidationError("unknown field", field=f"{at}{sorted(unknown)[0]}")
         dim = validation.dimension(raw.get("dimension"), f"{at}dimension")
@@ -158,7 +163,14 @@ class VectorConfig:
         if unknown:
             raise ValidationError("unknown HNSW parameter", field=f"{at}hnsw.{sorted(unknown)[0]}")
         hnsw = HnswParams(**{**asdict(defaults), **hnsw_raw}).validated(f"{at}hnsw")
-        return cls(dimension=dim, metric=metric, index=index, hnsw=hnsw)
+        multivector = raw.get("multivector", False)
+        if not isinstance(multivector, bool):
+            raise ValidationError("multivector is true or false", field=f"{at}multivector")
+        if multivector and metric is Metric.EUCLIDEAN:
+            raise ValidationError(
+                "a multivector is scored by similarity: cosine or dot", field=f"{at}metric"
+            )
+        return cls(dim, metric, index, hnsw, multivector)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from vectorizer.engine.collection import (
 from vectorizer.engine.config import CollectionConfig, HnswParams, VectorConfig
 from vectorizer.engine.files import fsync_path
 from vectorizer.engine.filters import Payload, Predicate
+from vectorizer.engine.named import MultiVector
 from vectorizer.engine.snapshot import SnapshotInfo
 from vectorizer.engine.sparse import BYTES_PER_POSTING, SparseParams, SparseVector
 from vectorizer.engine.sparse import name as sparse_name
@@ -528,8 +529,8 @@ class Store:
         if op["op"] == "create_field_index" and (coll := self._collections.get(op["collection"])):
             return coll.index_entries(op["key"], op["schema"]) * field_index.BYTES_PER_VALUE
         # (named dense vectors take slots of arrays and graphs sized with the collection's
-        # own: counted by memory_to_add)
-        postings = _sparse_postings(op) * BYTES_PER_POSTING
+        # own: counted by memory_to_add; multivectors take what their rows hold)
+        postings = _sparse_postings(op) * BYTES_PER_POSTING + _multivector_bytes(op)
         if vectors is None or (coll := self._collections.get(op["collection"])) is None:
             return postings
         return coll.memory_to_add(len(vectors)) + postings
@@ -1110,7 +1111,7 @@ class Store:
                     source.points,
                     config.dimension,
                     list(config.sparse_vectors),
-                    [v.dimension for v in config.named_vectors.values()],
+                    [(v.dimension, v.multivector) for v in config.named_vectors.values()],
                 )
                 return await self._recover_from(name, config, points)
             finally:
@@ -1328,11 +1329,30 @@ def _check_named(coll: Collection, given: list[NamedRows], points: int, field: s
                     f"{vector_name!r} is a sparse vector: give {{indices, values}}", field=at
                 )
             config = coll.dense_config(vector_name, at)
-            if isinstance(value, np.ndarray):  # (a snapshot's row, stored prepared)
+            if config.multivector:
+                rows[vector_name] = _multivector(value, config, at)
+            elif isinstance(value, np.ndarray):  # (a snapshot's row, stored prepared)
                 checked = validation.matrix(cast(Any, value), config.dimension, field=at)
                 rows[vector_name] = config.metric.restore(checked, field=at)
+            elif isinstance(value, list) and value and isinstance(value[0], list):
+                raise ValidationError(
+                    f"{vector_name!r} is a dense vector, not a multivector: give one vector",
+                    field=at,
+                )
             else:
                 rows[vector_name] = config.metric.vector(value, config.dimension, field=at)
+
+
+def _multivector(value: Any, config: VectorConfig, field: str) -> MultiVector:
+    """A multivector of a request (a list of vectors) or of a snapshot, checked and
+    prepared."""
+    if isinstance(value, MultiVector):  # (a snapshot's, stored prepared)
+        checked = validation.matrix(cast(Any, value.rows), config.dimension, field=field)
+        return MultiVector(config.metric.restore(checked, field=field))
+    if not isinstance(value, list) or not value or not isinstance(value[0], list):
+        raise ValidationError("a multivector is a list of vectors (at least one)", field=field)
+    rows = validation.matrix(value, config.dimension, field=field)
+    return MultiVector(config.metric.prepare(rows, field=field))
 
 
 def _named_columns(op: records.Op, given: list[NamedRows]) -> None:
@@ -1349,15 +1369,27 @@ def _named_columns(op: records.Op, given: list[NamedRows]) -> None:
                 None if v is None else cast(SparseVector, v).to_record() for v in column
             ]
         else:
-            named[name] = [None if v is None else _base64_row(cast(Matrix, v)) for v in column]
+            named[name] = [None if v is None else _named_record(v) for v in column]
     if sparse:
         op["sparse"] = sparse
     if named:
         op["named"] = named
 
 
-def _base64_row(row: Matrix) -> str:
-    return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode()
+def _named_record(vector: Any) -> str | list[Any]:
+    """A named dense vector's form in the log: its row as base64 (float32,
+    little-endian), or a multivector's ``[rows, base64 of them all]``."""
+    if isinstance(vector, MultiVector):
+        return [int(vector.rows.shape[0]), _base64(vector.rows)]
+    return _base64(vector)
+
+
+def _base64(rows: Matrix) -> str:
+    return base64.b64encode(np.ascontiguousarray(rows, dtype="<f4").tobytes()).decode()
+
+
+def _from_base64(raw: str) -> Matrix:
+    return np.frombuffer(base64.b64decode(raw), dtype="<f4").astype(np.float32)
 
 
 def _named_rows(op: records.Op, points: int) -> list[NamedRows] | None:
@@ -1372,10 +1404,22 @@ def _named_rows(op: records.Op, points: int) -> list[NamedRows] | None:
                 rows[name] = SparseVector.from_record(raw)
     for name, column in (named or {}).items():
         for rows, raw in zip(out, column, strict=True):
-            if raw is not None:
-                row = np.frombuffer(base64.b64decode(raw), dtype="<f4")
-                rows[name] = row.astype(np.float32).reshape(1, -1)
+            if isinstance(raw, list):  # a multivector: [rows, base64]
+                rows[name] = MultiVector(_from_base64(raw[1]).reshape(raw[0], -1))
+            elif raw is not None:
+                rows[name] = _from_base64(raw).reshape(1, -1)
     return out
+
+
+def _multivector_bytes(op: records.Op) -> int:
+    """The bytes the multivectors of a record hold."""
+    columns = op.get("named") or {}
+    return sum(
+        len(raw[1]) * 3 // 4
+        for column in columns.values()
+        for raw in column
+        if isinstance(raw, list)
+    )
 
 
 def _sparse_postings(op: records.Op) -> int:

@@ -2,7 +2,8 @@
 
 Errors are ``ValidationError``s that name the offending field.
 
-What is refused, and why: multi-vectors; a point without the collection's first dense
+What is refused, and why: a multivector as the collection's first dense vector, and
+Euclidean ones (MaxSim takes similarities); a point without the collection's first dense
 vector (named ``""`` here whatever its name in requests: see ``names``; the others,
 dense or sparse, are optional); server-side inference (documents, images); shard keys
 and custom sharding (one node, one shard).
@@ -146,6 +147,12 @@ def collection_config(body: CreateCollection) -> dict[str, Any]:
         raise ValidationError("custom sharding is not supported", field="sharding_method")
     configs = [_dense_config(name, p, at, body.hnsw_config) for name, p, at in vectors]
     (vector_name, config), named = configs[0], configs[1:]
+    if config.pop("multivector", False):
+        raise ValidationError(
+            "the collection's first dense vector cannot be a multivector here: give a "
+            "dense vector first, the multivector by a name of its own beside it",
+            field=f"{vectors[0][2]}.multivector_config",
+        )
     if body.sparse_vectors:
         config["sparse_vectors"] = sparse_configs(body.sparse_vectors)
     if vector_name:
@@ -164,15 +171,23 @@ def _dense_config(
             f"distance {params.distance!r} is not supported (use one of {supported})",
             field=f"{at}.distance",
         )
-    if params.multivector_config is not None:
-        raise ValidationError("multivectors are not supported", field=f"{at}.multivector_config")
     index, hnsw = _hnsw(collection_hnsw, params.hnsw_config)
-    return name, {
+    config: dict[str, Any] = {
         "dimension": params.size,
         "metric": METRICS[params.distance].value,
         "index": index.value,
         "hnsw": hnsw,
     }
+    if params.multivector_config is not None:
+        config["multivector"] = _max_sim(params.multivector_config, f"{at}.multivector_config")
+    return name, config
+
+
+def _max_sim(raw: Any, field: str) -> bool:
+    """Qdrant's ``multivector_config``: ``{comparator: max_sim}``, the one it has."""
+    if not isinstance(raw, dict) or raw.get("comparator") != "max_sim" or len(raw) != 1:
+        raise ValidationError("multivector_config is {comparator: max_sim}", field=field)
+    return True
 
 
 def sparse_configs(raw: Any, field: str = "sparse_vectors") -> dict[str, dict[str, Any]]:
@@ -379,10 +394,18 @@ def point_vectors(raw: Any, field: str, dense_needed: bool = True) -> tuple[Any,
 
 
 def named_vector(raw: Any, field: str) -> Any:
-    """A named vector of a point: a sparse one (parsed), or a dense one (as given)."""
+    """A named vector of a point: a sparse one (parsed), or a dense one or a multivector
+    (as given)."""
     if _is_sparse(raw):
         return sparse.vector(raw, field)
+    if is_multi(raw):
+        return raw
     return dense_vector(raw, field)
+
+
+def is_multi(raw: Any) -> bool:
+    """Whether ``raw`` is a list of vectors (a multivector)."""
+    return isinstance(raw, list) and bool(raw) and isinstance(raw[0], list)
 
 
 def _vector_map(raw: dict[str, Any]) -> bool:
@@ -1277,6 +1300,8 @@ def _query_input(raw: Any, field: str, sparse_allowed: bool = True) -> QueryInpu
         return None, point_id(raw, field), None
     if sparse_allowed and _is_sparse(raw):
         return None, None, sparse.vector(raw, field)
+    if sparse_allowed and is_multi(raw):  # (a multivector's query: its using says)
+        return raw, None, None
     return dense_vector(raw, field), None, None
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from vectorizer import __version__
 from vectorizer.engine.collection import EXACT_BELOW, Collection, Point, ScoredPoint
 from vectorizer.engine.config import CollectionConfig, IndexKind, VectorConfig
+from vectorizer.engine.named import MultiVector
 from vectorizer.engine.sparse import SparseVector
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.engine.wal import FsyncPolicy
@@ -121,9 +122,11 @@ def show_vectors(
     return hits
 
 
-def _shown(vector: SparseVector | Matrix) -> Any:
+def _shown(vector: SparseVector | Matrix | MultiVector) -> Any:
     if isinstance(vector, SparseVector):
         return vector.to_json()
+    if isinstance(vector, MultiVector):
+        return vector.rows.tolist()
     return vector[0].tolist()
 
 
@@ -228,6 +231,8 @@ def _vector_params(config: CollectionConfig) -> dict[str, Any]:
     for name, vector in config.named_vectors.items():
         if vector.index is IndexKind.EXACT:  # (the collection's own: its hnsw_config)
             named[name]["hnsw_config"] = {"m": 0}
+        if vector.multivector:
+            named[name]["multivector_config"] = {"comparator": "max_sim"}
     return {config.vector_name: own, **named}
 
 

@@ -10,10 +10,11 @@ from typing import Any, cast
 
 import numpy as np
 
-from vectorizer.engine import exact, fusion, scoring
+from vectorizer.engine import exact, fusion, scoring, validation
 from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import Predicate, compile_filter
 from vectorizer.engine.formula import Formula
+from vectorizer.engine.named import MultiVector
 from vectorizer.engine.sparse import SparseVector
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.errors import ValidationError
@@ -139,11 +140,14 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
         return _listed(coll, s)
     if coll.is_sparse(s.using) or (s.sparse_query is not None and not coll.is_dense(s.using)):
         return _sparse_hits(coll, s)
+    if coll.is_multi(s.using):
+        return _multi_hits(coll, s)
     spec, raw = s.filter, s.vector
     config = coll.dense_config(s.using, _using_field(s))
-    if s.sparse_query is not None:
+    if s.sparse_query is not None or models.is_multi(raw):
+        name = s.using or coll.config.vector_name  # (as the request named it)
         raise ValidationError(
-            f"{s.using!r} is a dense vector: query it with a list of numbers or a point id",
+            f"{name!r} is a dense vector: query it with a list of numbers or a point id",
             field=s.field,
         )
     shown: dict[str, Any] = {
@@ -217,6 +221,57 @@ def _using_field(s: models.Search) -> str:
     return s.field.removesuffix("query") + "using" if s.field.endswith("query") else "using"
 
 
+def _only_nearest(s: models.Search, name: str, kind: str) -> None:
+    """Refuse the queries that search dense vectors only, naming ``s``'s vector."""
+    for what, given in (
+        ("recommend", s.recommend),
+        ("discover and context", s.context),
+        ("mmr", s.mmr),
+        ("lookup_from", s.lookup),
+    ):
+        if given is not None:
+            raise ValidationError(
+                f"{what} queries search dense vectors, and {name!r} is a {kind}",
+                field=_using_field(s),
+            )
+
+
+def _multi_hits(coll: Collection, s: models.Search) -> Hits:
+    """A nearest query of the multivector ``s.using``: by a list of vectors, or by the
+    multivector a point of the collection has (never a hit itself)."""
+    _only_nearest(s, s.using, "multivector")
+    config = coll.dense_config(s.using, _using_field(s))
+    spec, excluded = s.filter, []
+    if s.point is not None:
+        if s.point not in coll:
+            raise point_not_found(s.point)
+        found = coll.named_of(s.point).get(s.using)
+        if not isinstance(found, MultiVector):
+            raise ValidationError(
+                f"point {s.point!r} has no vector {s.using!r} to query by", field=s.field
+            )
+        query, excluded = found.rows, [s.point]
+    else:
+        if not models.is_multi(s.vector):
+            raise ValidationError(
+                f"{s.using!r} is a multivector: query it with a list of vectors or a point id",
+                field=s.field,
+            )
+        rows = validation.matrix(cast(list[Any], s.vector), config.dimension, field=s.field)
+        query = config.metric.prepare(rows, field=s.field)
+    found_hits = coll.search_multi(
+        s.using,
+        query,
+        s.offset + s.limit + len(excluded),
+        predicate=compile_filter(spec),
+        threshold=s.threshold,
+        with_payload=s.payload.enabled,
+        with_vector=s.with_vector,
+    )
+    hits = _page(found_hits, excluded, s.offset, s.limit)
+    return [responses.scored_point(h, s.payload) for h in hits]
+
+
 def _sparse_hits(coll: Collection, s: models.Search) -> Hits:
     """A nearest query of the sparse vector ``s.using``: by a sparse vector, or by the
     one a point of the collection has (never a hit itself, as for dense vectors)."""
@@ -227,16 +282,7 @@ def _sparse_hits(coll: Collection, s: models.Search) -> Hits:
             f"{name!r} is a sparse vector: query it with {{indices, values}} or a point id",
             field=s.field,
         )
-    for what, given in (
-        ("recommend", s.recommend),
-        ("discover and context", s.context),
-        ("mmr", s.mmr),
-        ("lookup_from", s.lookup),
-    ):
-        if given is not None:
-            raise ValidationError(
-                f"{what} queries search dense vectors, and {name!r} is a sparse one", field=at
-            )
+    _only_nearest(s, name, "sparse vector")
     spec, query = s.filter, s.sparse_query
     if query is None:
         assert s.point is not None  # (the parser lets nothing else through)
