@@ -400,6 +400,11 @@ def distance_matrix(
     using = ask.using
     if using:
         coll.dense_config(using, "using")
+    if coll.is_multi(using):
+        raise ValidationError(
+            f"the distance matrix compares single vectors, and {using!r} is a multivector",
+            field="using",
+        )
     spec = ask.filter
     if using:  # (only points that have the vector)
         spec = {"must": [{"has_vector": using}, *([spec] if spec else [])]}
