@@ -530,10 +530,10 @@ class Store:
             return coll.index_entries(op["key"], op["schema"]) * field_index.BYTES_PER_VALUE
         # (named dense vectors take slots of arrays and graphs sized with the collection's
         # own: counted by memory_to_add; multivectors take what their rows hold)
-        postings = _sparse_postings(op) * BYTES_PER_POSTING + _multivector_bytes(op)
+        named = _sparse_postings(op) * BYTES_PER_POSTING + _multivector_bytes(op)
         if vectors is None or (coll := self._collections.get(op["collection"])) is None:
-            return postings
-        return coll.memory_to_add(len(vectors)) + postings
+            return named
+        return coll.memory_to_add(len(vectors)) + named
 
     async def _durable(self, seq: int) -> int:
         await self._wal.sync(seq)
