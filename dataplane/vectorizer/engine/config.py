@@ -191,12 +191,7 @@ class CollectionConfig:
     vector_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "dimension": self.dimension,
-            "metric": self.metric.value,
-            "index": self.index.value,
-            "hnsw": asdict(self.hnsw),
-        }
+        out = self.main.to_dict()
         if self.payload_indexes:
             out["payload_indexes"] = dict(self.payload_indexes)
         if self.sparse_vectors:
