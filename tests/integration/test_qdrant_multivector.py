@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import UnexpectedResponse
 
+from tests import qdrant_checks as checks
 from tests.servers import ServerProcess
 
 N = 500
@@ -60,8 +60,7 @@ def both(client: QdrantClient) -> tuple[QdrantClient, QdrantClient]:
 
 
 def same_hits(ours: list[models.ScoredPoint], theirs: list[models.ScoredPoint]) -> None:
-    assert [h.id for h in ours] == [h.id for h in theirs]
-    assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], rel=1e-4, abs=1e-4)
+    checks.same_hits(ours, theirs, rel=1e-4, abs_tol=1e-4)
 
 
 def shown(vector: Any) -> Any:
@@ -218,12 +217,7 @@ def test_bad_multivector_input_is_a_400_and_changes_nothing(
     client: QdrantClient, call: Callable[[QdrantClient], Any], needle: bytes
 ) -> None:
     make(client)
-    before = client.retrieve("c", list(range(50)), with_vectors=True)
-    with pytest.raises(UnexpectedResponse) as exc:
-        call(client)
-    assert exc.value.status_code == 400
-    assert needle in exc.value.content, exc.value.content
-    assert client.retrieve("c", list(range(50)), with_vectors=True) == before
+    checks.refused_unchanged(client, call, needle, "c", list(range(50)))
 
 
 def test_a_multivector_added_to_a_collection(client: QdrantClient) -> None:

@@ -19,6 +19,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
+from tests import qdrant_checks as checks
 from tests.servers import ServerProcess
 
 N = 2600  # "text" is on ~2,100 of them: past the exact-search threshold, so its graph
@@ -96,8 +97,7 @@ def shown(vector: Any) -> Any:
 
 
 def same_hits(ours: list[models.ScoredPoint], theirs: list[models.ScoredPoint]) -> None:
-    assert [h.id for h in ours] == [h.id for h in theirs]
-    assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], rel=1e-4, abs=1e-5)
+    checks.same_hits(ours, theirs, rel=1e-4, abs_tol=1e-5)
 
 
 EXACT = models.SearchParams(exact=True)
@@ -431,12 +431,7 @@ def test_bad_input_is_a_400_and_changes_nothing(
     client.upsert(
         "m", points=[models.PointStruct(id=i, vector=point_vectors(rnd)) for i in range(50)]
     )
-    before = client.retrieve("m", list(range(50)), with_vectors=True)
-    with pytest.raises(UnexpectedResponse) as exc:
-        call(client)
-    assert exc.value.status_code == 400
-    assert needle in exc.value.content, exc.value.content
-    assert client.retrieve("m", list(range(50)), with_vectors=True) == before
+    checks.refused_unchanged(client, call, needle, "m", list(range(50)))
 
 
 def test_a_collection_with_bad_vectors_is_not_created(client: QdrantClient) -> None:

@@ -17,6 +17,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
+from tests.qdrant_checks import refused_unchanged, same_hits
 from tests.servers import ServerProcess
 
 DIM = 4
@@ -96,11 +97,6 @@ def vectors_of(records: list[Any]) -> list[Any]:
 
 def scored(hits: list[models.ScoredPoint]) -> list[tuple[Any, float]]:
     return [(h.id, round(h.score, 4)) for h in hits]
-
-
-def same_hits(ours: list[models.ScoredPoint], theirs: list[models.ScoredPoint]) -> None:
-    assert [h.id for h in ours] == [h.id for h in theirs]
-    assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], rel=1e-5)
 
 
 def test_the_collection_reports_its_sparse_vectors(client: QdrantClient) -> None:
@@ -376,12 +372,7 @@ def test_bad_sparse_input_is_a_400_and_changes_nothing(
     client: QdrantClient, call: Callable[[QdrantClient], Any], needle: bytes
 ) -> None:
     make(client)
-    before = client.retrieve("s", list(range(N)), with_vectors=True)
-    with pytest.raises(UnexpectedResponse) as exc:
-        call(client)
-    assert exc.value.status_code == 400
-    assert needle in exc.value.content, exc.value.content
-    assert client.retrieve("s", list(range(N)), with_vectors=True) == before
+    refused_unchanged(client, call, needle, "s", list(range(N)))
 
 
 def test_deleting_vectors_of_a_missing_point_is_a_404_and_deletes_none(
