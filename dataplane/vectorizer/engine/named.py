@@ -45,9 +45,6 @@ class DenseField:
         """The slot's vector as a (1, dim) row (a copy), or None."""
         return self.vectors[slot : slot + 1].copy() if self.present[slot] else None
 
-    def slots(self) -> exact.Slots:
-        return np.flatnonzero(self.present).astype(np.int64)
-
     def put(self, slots: list[int], rows: Matrix) -> None:
         """Give each of ``slots`` its row of ``rows`` (prepared as the metric wants),
         replacing what it had; a batch is linked into the graph on both cores."""
@@ -147,10 +144,6 @@ class MultiField:
 
     def __contains__(self, slot: int) -> bool:
         return slot in self._rows
-
-    @property
-    def floats(self) -> int:
-        return sum(int(rows.size) for rows in self._rows.values())
 
     def get(self, slot: int) -> MultiVector | None:
         rows = self._rows.get(slot)
