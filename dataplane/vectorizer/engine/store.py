@@ -996,13 +996,12 @@ class Store:
         dense vector cannot go: every point has it."""
         await self._gate()
         coll = self.collection(name)
-        if coll.is_dense(vector_name) and not coll.is_sparse(vector_name):
-            if vector_name not in coll.config.named_vectors:
-                raise ValidationError(
-                    "the collection's first dense vector cannot be deleted: every point has it",
-                    field="vector_name",
-                )
-        elif not coll.is_sparse(vector_name):
+        if not vector_name:
+            raise ValidationError(
+                "the collection's first dense vector cannot be deleted: every point has it",
+                field="vector_name",
+            )
+        if not (coll.is_sparse(vector_name) or coll.is_dense(vector_name)):
             return self.sequence
         op = {"op": "drop_vector", "collection": name, "name": vector_name}
         return await self._durable(self._commit(op))
