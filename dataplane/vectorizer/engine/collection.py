@@ -474,23 +474,17 @@ class Collection:
         if named is None:
             raise ValidationError(
                 f"collection {self.name!r} has no dense vector named {name!r} "
-                f"({self._vector_names()})",
+                f"({self.config.vector_names()})",
                 field=field,
             )
         return named.config
-
-    def _vector_names(self) -> str:
-        names = [repr(self.config.vector_name), *map(repr, self._named)]
-        if self._sparse:
-            names.append("sparse: " + ", ".join(map(repr, self._sparse)))
-        return "it has " + ", ".join(names)
 
     def has_sparse(self, name: str, field: str) -> str:
         """``name``, if the collection has sparse vectors of that name."""
         if name not in self._sparse:
             raise ValidationError(
                 f"collection {self.name!r} has no sparse vector named {name!r} "
-                f"({self._vector_names()})",
+                f"({self.config.vector_names()})",
                 field=field,
             )
         return name
@@ -896,6 +890,10 @@ class Collection:
             if row is not None:
                 out[name] = row
         return out
+
+    def named_vector(self, pid: PointId, name: str) -> SparseVector | Matrix | MultiVector | None:
+        """Point ``pid``'s named vector ``name`` (None: it has none; the point exists)."""
+        return self._named_field(name).get(self._id_slots[pid])
 
     def named_of(self, pid: PointId) -> NamedRows:
         """The named vectors point ``pid`` has, by name (none for a missing point): sparse

@@ -202,6 +202,15 @@ class CollectionConfig:
             out["named_vectors"] = {k: v.to_dict() for k, v in self.named_vectors.items()}
         return out
 
+    def vector_names(self) -> str:
+        """The collection's vectors by name, for errors naming one it lacks: its own
+        first (by the name it was created with, or ``''``), then its named dense
+        vectors, then its sparse ones."""
+        names = [repr(self.vector_name), *map(repr, self.named_vectors)]
+        if self.sparse_vectors:
+            names.append("sparse: " + ", ".join(map(repr, self.sparse_vectors)))
+        return "it has " + ", ".join(names)
+
     @property
     def main(self) -> VectorConfig:
         """The collection's own dense vector, as a named one's config."""

@@ -240,7 +240,7 @@ def check_update(body: UpdateCollection, current: CollectionConfig) -> None:
         at = f"vectors.{name}" if name else 'vectors[""]'
         if name and name not in current.named_vectors:
             raise ValidationError(
-                f"no dense vector named {name!r}: {_dense_names(current)}", field="vectors"
+                f"no dense vector named {name!r} ({current.vector_names()})", field="vectors"
             )
         diffs[name] = convert_as(raw, VectorParamsDiff, at).hnsw_config
     for name, diff in diffs.items():
@@ -268,13 +268,6 @@ def vector_name_config(body: CreateVectorName) -> tuple[dict[str, Any] | None, A
         size=dense.size, distance=dense.distance, multivector_config=dense.multivector_config
     )
     return _dense_config("", vector, "dense", None)[1], None
-
-
-def _dense_names(config: CollectionConfig) -> str:
-    """What a name that is no dense vector of the collection is told (``names`` has
-    made its first dense vector's name ``""`` before a body is parsed)."""
-    others = "".join(f", {name!r}" for name in config.named_vectors)
-    return f'the collection\'s dense vectors are "" (or the name it was created with){others}'
 
 
 def _fixed(name: str) -> ValidationError:

@@ -15,7 +15,6 @@ from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import Predicate, compile_filter
 from vectorizer.engine.formula import Formula
 from vectorizer.engine.named import MultiVector
-from vectorizer.engine.sparse import SparseVector
 from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.errors import ValidationError
 from vectorizer.qdrant import models, responses
@@ -83,18 +82,26 @@ def _stored_vector(
     """The vector of point ``pid`` of ``source`` as a query of the dense vector ``using``
     of ``coll``: its own ``using`` (a point of ``coll``), or the first dense vector of
     the collection ``lookup_from`` names (which must have that vector's size)."""
+    if source is coll and using:  # (stored as the metric wants it)
+        return cast(Matrix, _point_vector(coll, pid, using, field))
     point = source.get(pid, with_vector=True)
     if point is None:
         raise point_not_found(pid)
-    if source is not coll:
-        config = coll.dense_config(using, "using")
-        return config.metric.vector(point.vector, config.dimension, field=field)
-    if not using:  # (stored as the metric wants it)
+    if source is coll:  # (stored as the metric wants it)
         return np.asarray([point.vector], dtype=np.float32)
-    row = coll.named_of(pid).get(using)
-    if row is None:
-        raise ValidationError(f"point {pid!r} has no vector {using!r} to query by", field=field)
-    return cast(Matrix, row)
+    config = coll.dense_config(using, "using")
+    return config.metric.vector(point.vector, config.dimension, field=field)
+
+
+def _point_vector(coll: Collection, pid: PointId, name: str, field: str) -> Any:
+    """Point ``pid``'s named vector ``name``, to query by: a 404 for a missing point, a
+    400 for one without that vector."""
+    if pid not in coll:
+        raise point_not_found(pid)
+    vector = coll.named_vector(pid, name)
+    if vector is None:
+        raise ValidationError(f"point {pid!r} has no vector {name!r} to query by", field=field)
+    return vector
 
 
 def _scorer(coll: Collection, s: models.Search, ex: _Examples) -> Score | list[float]:
@@ -243,13 +250,7 @@ def _multi_hits(coll: Collection, s: models.Search) -> Hits:
     config = coll.dense_config(s.using, _using_field(s))
     spec, excluded = s.filter, []
     if s.point is not None:
-        if s.point not in coll:
-            raise point_not_found(s.point)
-        found = coll.named_of(s.point).get(s.using)
-        if not isinstance(found, MultiVector):
-            raise ValidationError(
-                f"point {s.point!r} has no vector {s.using!r} to query by", field=s.field
-            )
+        found: MultiVector = _point_vector(coll, s.point, s.using, s.field)
         query, excluded = found.rows, [s.point]
     else:
         if not models.is_multi(s.vector):
@@ -283,28 +284,20 @@ def _sparse_hits(coll: Collection, s: models.Search) -> Hits:
             field=s.field,
         )
     _only_nearest(s, name, "sparse vector")
-    spec, query = s.filter, s.sparse_query
+    query, excluded = s.sparse_query, []
     if query is None:
         assert s.point is not None  # (the parser lets nothing else through)
-        if s.point not in coll:
-            raise point_not_found(s.point)
-        found = coll.named_of(s.point).get(name)
-        query = found if isinstance(found, SparseVector) else None
-        if query is None:
-            raise ValidationError(
-                f"point {s.point!r} has no sparse vector {name!r} to query by", field=s.field
-            )
-        spec = models.exclude_ids(spec, [s.point])
-    hits = coll.search_sparse(
+        query, excluded = _point_vector(coll, s.point, name, s.field), [s.point]
+    found = coll.search_sparse(
         name,
         query,
-        s.limit,
-        offset=s.offset,
-        predicate=compile_filter(spec),
+        s.offset + s.limit + len(excluded),
+        predicate=compile_filter(s.filter),
         threshold=s.threshold,
         with_payload=s.payload.enabled,
         with_vector=s.with_vector,
     )
+    hits = _page(found, excluded, s.offset, s.limit)
     return [responses.scored_point(h, s.payload) for h in hits]
 
 
