@@ -52,22 +52,11 @@ def make(client: QdrantClient, seed: int = 1) -> None:
 
 @pytest.fixture
 def both(client: QdrantClient) -> tuple[QdrantClient, QdrantClient]:
-    local = QdrantClient(":memory:")
-    for c in (client, local):
-        make(c)
-    return client, local
+    return checks.with_local(client, make)
 
 
 def same_hits(ours: list[models.ScoredPoint], theirs: list[models.ScoredPoint]) -> None:
     checks.same_hits(ours, theirs, rel=1e-4, abs_tol=1e-4)
-
-
-def shown(vector: Any) -> Any:
-    if isinstance(vector, dict):
-        return {k: shown(v) for k, v in vector.items()}
-    if isinstance(vector, list):
-        return [shown(v) for v in vector]
-    return round(vector, 4) if isinstance(vector, float) else vector
 
 
 GROUP = models.Filter(must=[models.FieldCondition(key="g", match=models.MatchValue(value=2))])
@@ -134,7 +123,7 @@ def test_multivectors_are_shown_updated_and_deleted_as_in_local_mode(
         c.update_vectors("c", points=[models.PointVectors(id=2, vector={"dense": [1.0] * 6})])
     for with_vectors in (True, ["colbert"], ["late", "dense"]):
         ours, theirs = (c.retrieve("c", list(range(40)), with_vectors=with_vectors) for c in both)
-        assert [shown(r.vector) for r in ours] == [shown(r.vector) for r in theirs]
+        assert checks.vectors_of(ours) == checks.vectors_of(theirs)
     has = models.Filter(must=[models.HasVectorCondition(has_vector="late")])
     assert both[0].count("c", count_filter=has).count == both[1].count("c", count_filter=has).count
     query = rows(rnd, 3, 4)

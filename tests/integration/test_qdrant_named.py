@@ -78,21 +78,7 @@ def make(client: QdrantClient, name: str = "m", seed: int = 1) -> None:
 @pytest.fixture
 def both(client: QdrantClient) -> tuple[QdrantClient, QdrantClient]:
     """The server and local mode, each holding the same collection "m"."""
-    local = QdrantClient(":memory:")
-    for c in (client, local):
-        make(c)
-    return client, local
-
-
-def shown(vector: Any) -> Any:
-    """A vector as shown, its numbers to four places (local mode normalizes in float64)."""
-    if isinstance(vector, dict):
-        return {name: shown(v) for name, v in vector.items()}
-    if isinstance(vector, models.SparseVector):
-        return ("sparse", vector.indices, [round(x, 4) for x in vector.values])
-    if isinstance(vector, list):
-        return [round(x, 4) for x in vector]
-    return vector
+    return checks.with_local(client, make)
 
 
 def same_hits(ours: list[models.ScoredPoint], theirs: list[models.ScoredPoint]) -> None:
@@ -267,13 +253,13 @@ def test_vectors_are_shown_as_qdrant_shows_them(both: tuple[QdrantClient, Qdrant
     ids = list(range(0, N, 97))
     for with_vectors in (True, ["text"], ["image", "bm25"], ["tiny", "text"]):
         ours, theirs = (c.retrieve("m", ids, with_vectors=with_vectors) for c in both)
-        assert [shown(r.vector) for r in ours] == [shown(r.vector) for r in theirs], with_vectors
+        assert checks.vectors_of(ours) == checks.vectors_of(theirs), with_vectors
     query = vec(random.Random(1), "text")
     ours, theirs = (
         c.query_points("m", query=query, using="text", limit=5, with_vectors=["text"]).points
         for c in both
     )
-    assert [shown(h.vector) for h in ours] == [shown(h.vector) for h in theirs]
+    assert checks.vectors_of(ours) == checks.vectors_of(theirs)
 
 
 def test_updating_and_deleting_one_vector_matches_local_mode(
@@ -295,7 +281,7 @@ def test_updating_and_deleting_one_vector_matches_local_mode(
         )
         c.upsert("m", points=[models.PointStruct(id=4, vector={"image": [1, 2, 3, 4]})])
     ours, theirs = (c.retrieve("m", list(range(70)), with_vectors=True) for c in both)
-    assert [shown(r.vector) for r in ours] == [shown(r.vector) for r in theirs]
+    assert checks.vectors_of(ours) == checks.vectors_of(theirs)
     for name in ("text", "tiny"):
         has = models.Filter(must=[models.HasVectorCondition(has_vector=name)])
         assert (
@@ -504,7 +490,7 @@ def test_vectors_added_to_and_removed_from_a_collection_as_in_local_mode(
     assert client.count("m", count_filter=has_extra).count == len(updates)
     ids = list(range(0, 60))
     ours_r, theirs_r = (c.retrieve("m", ids, with_vectors=True) for c in both)
-    assert [shown(r.vector) for r in ours_r] == [shown(r.vector) for r in theirs_r]
+    assert checks.vectors_of(ours_r) == checks.vectors_of(theirs_r)
     for using, query in (
         ("extra", [0.5, -1.0, 2.0]),
         ("kw", models.SparseVector(indices=[3, 11], values=[1.0, 1.0])),

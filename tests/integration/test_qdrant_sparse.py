@@ -16,6 +16,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
+from tests import qdrant_checks as checks
 from tests.qdrant_checks import refused_unchanged, same_hits
 from tests.servers import ServerProcess
 
@@ -72,26 +73,11 @@ def make(client: QdrantClient, name: str = "s", seed: int = 1) -> None:
 @pytest.fixture
 def both(client: QdrantClient) -> tuple[QdrantClient, QdrantClient]:
     """The server and local mode, each holding the same collection "s"."""
-    local = QdrantClient(":memory:")
-    for c in (client, local):
-        make(c)
-    return client, local
-
-
-def shown(vector: Any) -> Any:
-    """A vector as shown, its numbers to five places (local mode keeps float64: sparse
-    values unrounded, dense ones normalized in float64)."""
-    if isinstance(vector, dict):
-        return {name: shown(v) for name, v in vector.items()}
-    if isinstance(vector, models.SparseVector):
-        return ("sparse", vector.indices, [round(x, 5) for x in vector.values])
-    if isinstance(vector, list):
-        return [round(x, 5) for x in vector]
-    return vector
+    return checks.with_local(client, make)
 
 
 def vectors_of(records: list[Any]) -> list[Any]:
-    return [shown(r.vector) for r in records]
+    return checks.vectors_of(records, places=5)
 
 
 def scored(hits: list[models.ScoredPoint]) -> list[tuple[Any, float]]:
