@@ -16,21 +16,17 @@ two points' "text" vectors, and a fusion (RRF) of both vectors; and recall@10 of
 from __future__ import annotations
 
 import argparse
-import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
-import psutil
 
 from benches.dataplane import clustered
 from benches.httpclient import BlockingConnection
-from tests.servers import ServerProcess
+from benches.queries import Q, latencies, served
 
-Q = "/qdrant/collections"
 RESULTS = Path(__file__).parent / "results" / "named.json"
 IMAGE, TEXT = 128, 256
 
@@ -53,17 +49,6 @@ def _load(conn: BlockingConnection, name: str, image: np.ndarray, text: np.ndarr
     return len(image) / (time.perf_counter() - started)
 
 
-def _latencies(conn: BlockingConnection, bodies: list[dict[str, Any]]) -> tuple[float, float]:
-    """p50 and p99 (ms) of the query bodies one after another."""
-    took = []
-    for body in bodies:
-        started = time.perf_counter()
-        conn.json("POST", f"{Q}/n/points/query", orjson.dumps(body))
-        took.append((time.perf_counter() - started) * 1000)
-    took.sort()
-    return statistics.median(took), took[int(len(took) * 0.99)]
-
-
 def _ids(conn: BlockingConnection, body: dict[str, Any]) -> list[Any]:
     result = conn.json("POST", f"{Q}/n/points/query", orjson.dumps(body))
     return [p["id"] for p in result["result"]["points"]]
@@ -79,58 +64,47 @@ def main() -> None:
     qi = clustered(args.queries, IMAGE, 100, seed=2)
     qt = clustered(args.queries, TEXT, 100, seed=4)
     out: dict[str, Any] = {"n": args.n, "with_text": sum(1 for i in range(args.n) if i % 10)}
-    with tempfile.TemporaryDirectory() as tmp:
-        srv = ServerProcess(data_dir=Path(tmp) / "d", args=["--snapshot-interval-s", "0"]).start()
-        assert srv.proc is not None
-        proc = psutil.Process(srv.proc.pid)
-        conn = BlockingConnection("127.0.0.1", srv.port)
-        try:
-            rss = proc.memory_info().rss
-            out["own_only_points_per_s"] = _load(conn, "o", image, None)
-            own_bytes = proc.memory_info().rss - rss
-            rss = proc.memory_info().rss
-            out["named_points_per_s"] = _load(conn, "n", image, text)
-            named_bytes = proc.memory_info().rss - rss - own_bytes
-            out["bytes_per_text_vector"] = named_bytes / out["with_text"]
-            shard = {"must": [{"key": "shard", "match": {"value": 3}}]}
-            pairs = rng.integers(1, args.n // 10, (args.queries, 2)) * 10 + 1  # (have "text")
-            asks = {
-                "image": [{"query": q.tolist(), "using": "image"} for q in qi],
-                "text": [{"query": q.tolist(), "using": "text"} for q in qt],
-                "image_filtered": [
-                    {"query": q.tolist(), "using": "image", "filter": shard} for q in qi
-                ],
-                "text_filtered": [
-                    {"query": q.tolist(), "using": "text", "filter": shard} for q in qt
-                ],
-                "text_recommend": [
-                    {"query": {"recommend": {"positive": a.tolist()}}, "using": "text"}
-                    for a in pairs
-                ],
-                "fused_rrf": [
-                    {
-                        "prefetch": [
-                            {"query": a.tolist(), "using": "image", "limit": 50},
-                            {"query": b.tolist(), "using": "text", "limit": 50},
-                        ],
-                        "query": {"fusion": "rrf"},
-                    }
-                    for a, b in zip(qi, qt, strict=True)
-                ],
-            }
-            for key, bodies in asks.items():
-                p50, p99 = _latencies(conn, [{**b, "limit": 10} for b in bodies])
-                out[key] = {"p50_ms": p50, "p99_ms": p99}
-            for using in ("image", "text"):
-                found = 0
-                for body in asks[using]:
-                    graph = _ids(conn, {**body, "limit": 10})
-                    exact = _ids(conn, {**body, "limit": 10, "params": {"exact": True}})
-                    found += len(set(graph) & set(exact))
-                out[f"{using}_recall_at_10"] = found / (10 * len(asks[using]))
-        finally:
-            conn.close()
-            srv.terminate()
+    with served() as (conn, proc):
+        rss = proc.memory_info().rss
+        out["own_only_points_per_s"] = _load(conn, "o", image, None)
+        own_bytes = proc.memory_info().rss - rss
+        rss = proc.memory_info().rss
+        out["named_points_per_s"] = _load(conn, "n", image, text)
+        named_bytes = proc.memory_info().rss - rss - own_bytes
+        out["bytes_per_text_vector"] = named_bytes / out["with_text"]
+        shard = {"must": [{"key": "shard", "match": {"value": 3}}]}
+        pairs = rng.integers(1, args.n // 10, (args.queries, 2)) * 10 + 1  # (have "text")
+        asks = {
+            "image": [{"query": q.tolist(), "using": "image"} for q in qi],
+            "text": [{"query": q.tolist(), "using": "text"} for q in qt],
+            "image_filtered": [
+                {"query": q.tolist(), "using": "image", "filter": shard} for q in qi
+            ],
+            "text_filtered": [{"query": q.tolist(), "using": "text", "filter": shard} for q in qt],
+            "text_recommend": [
+                {"query": {"recommend": {"positive": a.tolist()}}, "using": "text"} for a in pairs
+            ],
+            "fused_rrf": [
+                {
+                    "prefetch": [
+                        {"query": a.tolist(), "using": "image", "limit": 50},
+                        {"query": b.tolist(), "using": "text", "limit": 50},
+                    ],
+                    "query": {"fusion": "rrf"},
+                }
+                for a, b in zip(qi, qt, strict=True)
+            ],
+        }
+        for key, bodies in asks.items():
+            p50, p99, _ = latencies(conn, "n", [{**b, "limit": 10} for b in bodies])
+            out[key] = {"p50_ms": p50, "p99_ms": p99}
+        for using in ("image", "text"):
+            found = 0
+            for body in asks[using]:
+                graph = _ids(conn, {**body, "limit": 10})
+                exact = _ids(conn, {**body, "limit": 10, "params": {"exact": True}})
+                found += len(set(graph) & set(exact))
+            out[f"{using}_recall_at_10"] = found / (10 * len(asks[using]))
     print(f"{args.n:,} points with 128-d 'image', {out['with_text']:,} of them with 256-d 'text'")
     print(
         f"upserts: {out['own_only_points_per_s']:,.0f} points/s with 'image' alone, "

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,12 +24,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-import psutil
 
 from benches.httpclient import BlockingConnection
-from tests.servers import ServerProcess
+from benches.queries import Q, latencies, served
 
-Q = "/qdrant/collections"
 RESULTS = Path(__file__).parent / "results" / "sparse.json"
 VOCABULARY = 30_000
 DIM = 64
@@ -73,25 +69,6 @@ def _load(conn: BlockingConnection, name: str, dense: np.ndarray, bags: list[Any
     return len(dense) / (time.perf_counter() - started)
 
 
-def _latencies(
-    conn: BlockingConnection,
-    bodies: list[dict[str, Any]],
-    before: list[bytes] | None = None,
-) -> tuple[float, float, float]:
-    """p50 and p99 (ms) of the query bodies one after another, and the mean hits; with
-    ``before``, each query follows one of those upserts (not timed)."""
-    took, hits = [], []
-    for i, body in enumerate(bodies):
-        if before is not None:
-            conn.json("PUT", f"{Q}/s/points?wait=true", before[i])
-        started = time.perf_counter()
-        result = conn.json("POST", f"{Q}/s/points/query", orjson.dumps(body))
-        took.append((time.perf_counter() - started) * 1000)
-        hits.append(len(result["result"]["points"]))
-    took.sort()
-    return statistics.median(took), took[int(len(took) * 0.99)], statistics.mean(hits)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--n", type=int, default=100_000)
@@ -103,61 +80,51 @@ def main() -> None:
     postings = sum(len(b) for b in bags)
     queries = [_sparse(b) for b in _words(rng, args.queries, 2, 5)]
     out: dict[str, Any] = {"n": args.n, "postings": postings}
-    with tempfile.TemporaryDirectory() as tmp:
-        srv = ServerProcess(data_dir=Path(tmp) / "d", args=["--snapshot-interval-s", "0"]).start()
-        assert srv.proc is not None
-        proc = psutil.Process(srv.proc.pid)
-        conn = BlockingConnection("127.0.0.1", srv.port)
-        try:
-            rss = proc.memory_info().rss
-            out["dense_points_per_s"] = _load(conn, "d", dense, None)
-            dense_bytes = proc.memory_info().rss - rss
-            rss = proc.memory_info().rss
-            out["sparse_points_per_s"] = _load(conn, "s", dense, bags)
-            out["bytes_per_posting"] = (proc.memory_info().rss - rss - dense_bytes) / postings
-            shard = {"must": [{"key": "shard", "match": {"value": 3}}]}
-            asks = {
-                "sparse": [{"query": q, "using": "bm25", "limit": 10} for q in queries],
-                "sparse_filtered": [
-                    {"query": q, "using": "bm25", "limit": 10, "filter": shard} for q in queries
-                ],
-                "hybrid_rrf": [
-                    {
-                        "prefetch": [
-                            {"query": dense[i].tolist(), "limit": 50},
-                            {"query": q, "using": "bm25", "limit": 50},
-                        ],
-                        "query": {"fusion": "rrf"},
-                        "limit": 10,
-                    }
-                    for i, q in enumerate(queries)
-                ],
-            }
-            # each query after an upsert of one new document (which holds common words)
-            writes = [
-                orjson.dumps(
-                    {
-                        "points": [
-                            {
-                                "id": args.n + i,
-                                "vector": {"": dense[i].tolist(), "bm25": _sparse(bag)},
-                                "payload": {"shard": i % 10},
-                            }
-                        ]
-                    }
-                )
-                for i, bag in enumerate(_words(rng, args.queries, 20, 60))
-            ]
-            for key, bodies in asks.items():
-                figures = _latencies(conn, bodies)
-                out[key] = dict(zip(("p50_ms", "p99_ms", "hits"), figures, strict=True))
-            figures = _latencies(conn, asks["sparse"], writes)
-            out["sparse_after_writes"] = dict(
-                zip(("p50_ms", "p99_ms", "hits"), figures, strict=True)
+    with served() as (conn, proc):
+        rss = proc.memory_info().rss
+        out["dense_points_per_s"] = _load(conn, "d", dense, None)
+        dense_bytes = proc.memory_info().rss - rss
+        rss = proc.memory_info().rss
+        out["sparse_points_per_s"] = _load(conn, "s", dense, bags)
+        out["bytes_per_posting"] = (proc.memory_info().rss - rss - dense_bytes) / postings
+        shard = {"must": [{"key": "shard", "match": {"value": 3}}]}
+        asks = {
+            "sparse": [{"query": q, "using": "bm25", "limit": 10} for q in queries],
+            "sparse_filtered": [
+                {"query": q, "using": "bm25", "limit": 10, "filter": shard} for q in queries
+            ],
+            "hybrid_rrf": [
+                {
+                    "prefetch": [
+                        {"query": dense[i].tolist(), "limit": 50},
+                        {"query": q, "using": "bm25", "limit": 50},
+                    ],
+                    "query": {"fusion": "rrf"},
+                    "limit": 10,
+                }
+                for i, q in enumerate(queries)
+            ],
+        }
+        # each query after an upsert of one new document (which holds common words)
+        writes = [
+            orjson.dumps(
+                {
+                    "points": [
+                        {
+                            "id": args.n + i,
+                            "vector": {"": dense[i].tolist(), "bm25": _sparse(bag)},
+                            "payload": {"shard": i % 10},
+                        }
+                    ]
+                }
             )
-        finally:
-            conn.close()
-            srv.terminate()
+            for i, bag in enumerate(_words(rng, args.queries, 20, 60))
+        ]
+        for key, bodies in asks.items():
+            figures = latencies(conn, "s", bodies)
+            out[key] = dict(zip(("p50_ms", "p99_ms", "hits"), figures, strict=True))
+        figures = latencies(conn, "s", asks["sparse"], writes)
+        out["sparse_after_writes"] = dict(zip(("p50_ms", "p99_ms", "hits"), figures, strict=True))
     print(f"{args.n:,} points, {postings:,} postings ({postings / args.n:.1f} a point)")
     print(
         f"upserts: {out['dense_points_per_s']:,.0f} points/s dense only, "
