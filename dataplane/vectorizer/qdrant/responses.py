@@ -98,16 +98,17 @@ def show_vectors(
     vectors by name; a point showing only a dense vector named ``""`` shows it plain
     (as Qdrant shows its default vector)."""
     if names:
-        every = names == ALL_NAMED
-        if not every:
+        if names != ALL_NAMED:
             for name in names:
                 coll.check_named(name, field)
         for hit in hits:
-            shown = {
-                name: _shown(vec)
-                for name, vec in coll.named_of(hit["id"]).items()
-                if every or name in names
-            }
+            if names == ALL_NAMED:
+                found = coll.named_of(hit["id"])
+            else:  # (only the vectors asked for are read)
+                pid = hit["id"]
+                asked = {name: coll.named_vector(pid, name) for name in names}
+                found = {name: vec for name, vec in asked.items() if vec is not None}
+            shown = {name: _shown(vec) for name, vec in found.items()}
             dense = hit.get("vector")
             if shown or dense is None:
                 hit["vector"] = ({"": dense} if dense is not None else {}) | shown
