@@ -2,7 +2,8 @@
 Qdrant routes).
 
 ``make bench-named`` (or ``python -m benches.named``): 50k points, each a 128-d "image"
-vector (the collection's own) and, for 90% of them, a 256-d "text" vector, clustered
+vector and, for 90% of them, a 256-d "text" vector (both named: the collection has no
+vector of its own, as Qdrant makes it), clustered
 (as ``make bench``'s data, whose spread decays over directions like real embeddings'), loaded in 1,000-point upserts; the same
 "image" vectors into a collection without "text", so that the resident memory "text"
 takes is the difference. Then one sequential client's latency (p50/p99) for nearest

@@ -37,10 +37,14 @@ SPARSE = {"i": {"modifier": "idf"}, "s": {}}
 # multivector of some
 IMG, IMG_DIM = "img", 3
 MV, MV_DIM = "mv", 2
+# The named dense vector that some Qdrant collections have instead of one of their own
+# (Euclid, DIM), optional on a point like the others
+TEXT = "text"
 
 Payload = dict[str, Any]
 # A point's vectors as Qdrant shows them: the dense one plain, or (with named vectors)
-# all of them by name, the collection's own as "".
+# all of them by name, the collection's own as "" (a collection without one: by name,
+# perhaps none).
 Vectors = list[float] | dict[str, Any]
 
 
@@ -48,8 +52,8 @@ Vectors = list[float] | dict[str, Any]
 class Coll:
     points: dict[int, tuple[Vectors, Payload]] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)  # key -> Qdrant data_type
-    sparse: tuple[str, ...] = ()  # the names of its named vectors (sparse, and IMG)
-    dense_name: str = ""  # its own dense vector's name (the model calls it "")
+    sparse: tuple[str, ...] = ()  # the names of its named vectors (sparse, IMG, MV, TEXT)
+    own: bool = True  # whether it has a dense vector of its own (every point has it)
 
 
 State = dict[str, Coll]  # a writer's collections that exist
@@ -82,6 +86,8 @@ def named_vector(rnd: random.Random, name: str) -> Any:
     """A value of the named vector ``name``: IMG's dense, or a sparse one."""
     if name == IMG:
         return [rnd.randrange(-512, 512) / 64 for _ in range(IMG_DIM)]
+    if name == TEXT:
+        return [rnd.randrange(-512, 512) / 64 for _ in range(DIM)]
     if name == MV:
         return [
             [rnd.randrange(-512, 512) / 64 for _ in range(MV_DIM)] for _ in range(rnd.randint(1, 3))
@@ -153,43 +159,57 @@ class Planner:
         if coll is None:
             return self.create(name)
         existing = sorted(coll.points)
+        own = coll.own
         choices: list[tuple[int, Callable[[], Write]]] = [
             (1, lambda: self.drop(name)),
-            (10, lambda: self.native_upsert(name)),
-            (6, lambda: self.qdrant_upsert(name)),
-            (4, lambda: self.conditional_upsert(name, coll.sparse)),
+            (4, lambda: self.conditional_upsert(name, coll.sparse, own)),
             (3, lambda: self.delete_ids(name)),
             (2, lambda: self.delete_filter(name)),
             (2, lambda: self.set_payload_filter(name)),
             (3, lambda: self.index(name, coll)),
-            (4, lambda: self.qdrant_upsert(name, coll.sparse, coll.dense_name)),
+            (4, lambda: self.qdrant_upsert(name, coll.sparse, own)),
             (1, lambda: self.snapshot(name)),
             (1, lambda: self.recover(name, rnd.choice(sorted(state)))),
         ]
+        if own:  # (the native API writes a collection's own vector)
+            choices += [
+                (10, lambda: self.native_upsert(name)),
+                (6, lambda: self.qdrant_upsert(name)),
+            ]
         if existing:
             choices += [
-                (4, lambda: self.native_update(name, existing)),
                 (4, lambda: self.payload_write(name, existing)),
+                (3, lambda: self.batch(name, existing, coll.sparse, own)),
+            ]
+        if existing and own:
+            choices += [
+                (4, lambda: self.native_update(name, existing)),
                 (3, lambda: self.update_vectors(name, existing)),
-                (3, lambda: self.batch(name, existing)),
             ]
         if coll.sparse:  # (a Qdrant collection)
             choices.append((1, lambda: self.add_or_drop_img(name, coll)))
         if existing and coll.sparse:
             choices += [
-                (4, lambda: self.update_sparse(name, coll.sparse, existing)),
+                (4, lambda: self.update_sparse(name, coll.sparse, existing, own)),
                 (2, lambda: self.delete_sparse(name, coll.sparse, existing)),
             ]
         weights = [w for w, _ in choices]
         return rnd.choices([make for _, make in choices], weights)[0]()
 
-    def points(self, n: int, sparse: tuple[str, ...] = ()) -> list[tuple[int, Vectors, Payload]]:
-        """``n`` points with random ids; with ``sparse`` names, some with sparse vectors."""
+    def points(
+        self, n: int, sparse: tuple[str, ...] = (), own: bool = True
+    ) -> list[tuple[int, Vectors, Payload]]:
+        """``n`` points with random ids; with ``sparse`` names, some with those named
+        vectors (without a vector of their own: any of them, or none)."""
         return [
-            (self.rnd.randrange(IDS), self.vectors(sparse), payload(self.rnd)) for _ in range(n)
+            (self.rnd.randrange(IDS), self.vectors(sparse, own), payload(self.rnd))
+            for _ in range(n)
         ]
 
-    def vectors(self, sparse: tuple[str, ...]) -> Vectors:
+    def vectors(self, sparse: tuple[str, ...], own: bool = True) -> Vectors:
+        if not own:
+            named = self.rnd.sample(sparse, self.rnd.randint(0, len(sparse)))
+            return {n: named_vector(self.rnd, n) for n in sorted(named)}
         dense = vector(self.rnd)
         if not sparse or self.rnd.random() < 0.4:
             return dense
@@ -210,10 +230,12 @@ class Planner:
             sparse += (IMG,)
         if not native and self.rnd.random() < 0.4:
             sparse += (MV,)
-        dense_name = "" if native or self.rnd.random() < 0.5 else "dense"
+        own = native or self.rnd.random() < 0.6
+        if not own:
+            sparse += (TEXT,)
 
         def step(s: State) -> None:
-            s[name] = Coll(indexes=dict(indexes), sparse=sparse, dense_name=dense_name)
+            s[name] = Coll(indexes=dict(indexes), sparse=sparse, own=own)
 
         if native:
             body: Any = {"name": name, "dimension": DIM, "metric": "euclidean"}
@@ -222,6 +244,7 @@ class Planner:
             return Write("POST", "/collections", body, [step])
         vectors: dict[str, Any] = {"size": DIM, "distance": "Euclid"}
         named = {
+            TEXT: vectors,
             IMG: {"size": IMG_DIM, "distance": "Dot"},
             MV: {
                 "size": MV_DIM,
@@ -230,12 +253,12 @@ class Planner:
             },
         }
         named = {n: v for n, v in named.items() if n in sparse}
-        if named:  # (the collection's own first, or named "" anywhere)
-            vectors = {dense_name: vectors, **named}
-            if not dense_name and self.rnd.random() < 0.5:
+        if not own:  # (named vectors only)
+            vectors = named
+        elif named:  # (the collection's own first, or named "" anywhere)
+            vectors = {"": vectors, **named}
+            if self.rnd.random() < 0.5:
                 vectors = {**named, "": vectors[""]}
-        elif dense_name:
-            vectors = {dense_name: vectors}
         body = {"vectors": vectors}
         if sparse:
             body["sparse_vectors"] = SPARSE
@@ -303,21 +326,17 @@ class Planner:
         body = {"vectors": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
         return Write("POST", f"/collections/{name}/vectors", body, [_upserted(name, pts)])
 
-    def qdrant_upsert(self, name: str, sparse: tuple[str, ...] = (), dense_name: str = "") -> Write:
-        pts = self.points(self.rnd.choice([1, 5, 20]), sparse)
+    def qdrant_upsert(self, name: str, sparse: tuple[str, ...] = (), own: bool = True) -> Write:
+        pts = self.points(self.rnd.choice([1, 5, 20]), sparse, own)
         if self.rnd.random() < 0.5 or any(isinstance(v, dict) for _, v, _ in pts):
-            body: Any = {
-                "points": [
-                    {"id": i, "vector": self.named(v, dense_name), "payload": p} for i, v, p in pts
-                ]
-            }
+            body: Any = {"points": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
         else:
             ids, vecs, pays = zip(*pts, strict=True)
             body = {"batch": {"ids": list(ids), "vectors": list(vecs), "payloads": list(pays)}}
         return Write("PUT", f"/qdrant/collections/{name}/points", body, [_upserted(name, pts)])
 
-    def conditional_upsert(self, name: str, sparse: tuple[str, ...] = ()) -> Write:
-        pts = self.points(self.rnd.choice([1, 5, 10]), sparse)
+    def conditional_upsert(self, name: str, sparse: tuple[str, ...], own: bool) -> Write:
+        pts = self.points(self.rnd.choice([1, 5, 10]), sparse, own)
         body: Any = {"points": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
         mode = self.rnd.choice(["insert_only", "update_only", "filter"])
         value = self.rnd.randrange(5)
@@ -454,22 +473,16 @@ class Planner:
         body, step = self.vectors_op(name, existing)
         return Write("PUT", f"/qdrant/collections/{name}/points/vectors", body, [step])
 
-    def named(self, vectors: Vectors, dense_name: str) -> Vectors:
-        """``vectors`` as a request gives them: the dense one by the collection's name for
-        it, or (as accepted too) by "" or plain."""
-        if not dense_name or self.rnd.random() < 0.3:
-            return vectors
-        given = vectors if isinstance(vectors, dict) else {"": vectors}
-        return {(dense_name if k == "" else k): v for k, v in given.items()}
-
-    def update_sparse(self, name: str, sparse: tuple[str, ...], existing: list[int]) -> Write:
-        """New sparse vectors for some points (a dense one too, for some), the others
-        they have kept."""
+    def update_sparse(
+        self, name: str, sparse: tuple[str, ...], existing: list[int], own: bool
+    ) -> Write:
+        """New named vectors for some points (their own too, for some), the others they
+        have kept."""
         new: dict[int, dict[str, Any]] = {}
         for i in self.some(existing):
             named = self.rnd.sample(sparse, self.rnd.randint(1, len(sparse)))
             new[i] = {n: named_vector(self.rnd, n) for n in named}
-            if self.rnd.random() < 0.3:
+            if own and self.rnd.random() < 0.3:
                 new[i][""] = vector(self.rnd)
 
         def step(s: State) -> None:
@@ -499,15 +512,17 @@ class Planner:
         body.update({"filter": k_filter(value)} if by_filter else {"points": ids})
         return Write("POST", f"/qdrant/collections/{name}/points/vectors/delete", body, [step])
 
-    def batch(self, name: str, existing: list[int]) -> Write:
+    def batch(self, name: str, existing: list[int], sparse: tuple[str, ...], own: bool) -> Write:
         """Qdrant's operation batch: each operation commits on its own, in order. Later
         operations only name points no earlier one can have deleted."""
         operations: list[Payload] = []
         steps: list[Step] = []
         for _ in range(self.rnd.randint(2, 4)):
-            kind = self.rnd.choice(["upsert", "payload", "vectors"])
+            kind = self.rnd.choice(
+                ["upsert", "payload", "vectors"] if own else ["upsert", "payload"]
+            )
             if kind == "upsert":
-                pts = self.points(3)
+                pts = self.points(3, () if own else sparse, own)
                 body = {"points": [{"id": i, "vector": v, "payload": p} for i, v, p in pts]}
                 operations.append({"upsert": body})
                 steps.append(_upserted(name, pts))
@@ -599,27 +614,17 @@ async def read_state(http: aiohttp.ClientSession, url: str, names: list[str]) ->
                 continue
             assert r.status == 200, await r.text()
             info = (await r.json())["result"]
-        schema, dense = info["payload_schema"], info["config"]["params"]["vectors"]
-        dense_name = "" if "size" in dense else next(iter(dense))
+        schema = info["payload_schema"]
         body = {"limit": 1000, "with_payload": True, "with_vector": True}
         async with http.post(f"{url}/qdrant/collections/{name}/points/scroll", json=body) as r:
             assert r.status == 200, await r.text()
             result = (await r.json())["result"]
         assert result["next_page_offset"] is None
         state[name] = Coll(
-            points={
-                p["id"]: (_unnamed(p["vector"], dense_name), p["payload"]) for p in result["points"]
-            },
+            points={p["id"]: (p["vector"], p["payload"]) for p in result["points"]},
             indexes={key: info["data_type"] for key, info in schema.items()},
         )
     return state
-
-
-def _unnamed(vectors: Vectors, dense_name: str) -> Vectors:
-    """A point's vectors as shown, the dense one called "" as the model calls it."""
-    if not dense_name or not isinstance(vectors, dict):
-        return vectors
-    return shown({("" if k == dense_name else k): v for k, v in vectors.items()})
 
 
 def same(a: State, b: State) -> bool:
@@ -638,9 +643,11 @@ def same(a: State, b: State) -> bool:
 
 def _same_vectors(a: Vectors, b: Vectors) -> bool:
     """The same dense vector in float32 (the model's are exact there, and the named
-    ones' too), and the same named ones."""
-    da, db = (v[""] if isinstance(v, dict) else v for v in (a, b))
+    ones' too), or none, and the same named ones."""
+    da, db = (v.get("") if isinstance(v, dict) else v for v in (a, b))
     sa, sb = ({k: x for k, x in v.items() if k} if isinstance(v, dict) else {} for v in (a, b))
+    if da is None or db is None:
+        return sa == sb and da is db
     return sa == sb and np.array_equal(np.asarray(da, np.float32), np.asarray(db, np.float32))
 
 

@@ -232,18 +232,15 @@ def test_create_collection_options(client: QdrantClient, server: ServerProcess) 
         ({"vectors_config": models.VectorParams(size=4, distance="Manhattan")}, b"Manhattan"),
         (
             {
-                "vectors_config": {
-                    "image": models.VectorParams(
-                        size=4,
-                        distance="Cosine",
-                        multivector_config=models.MultiVectorConfig(
-                            comparator=models.MultiVectorComparator.MAX_SIM
-                        ),
+                "vectors_config": models.VectorParams(
+                    size=4,
+                    distance="Cosine",
+                    multivector_config=models.MultiVectorConfig(
+                        comparator=models.MultiVectorComparator.MAX_SIM
                     ),
-                    "text": models.VectorParams(size=4, distance="Cosine"),
-                }
+                )
             },
-            b"vectors.image.multivector_config: the collection's first dense vector cannot",
+            b"vectors.multivector_config: an unnamed multivector is not supported",
         ),
         ({"vectors_config": models.VectorParams(size=0, distance="Cosine")}, b"dimension"),
     ],
@@ -1005,7 +1002,7 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
         ),
         (
             lambda c: c.upsert("docs", points=[models.PointStruct(id=1, vector={"img": vec(1)})]),
-            "a point needs the collection's first dense vector",
+            "a point needs the collection's own dense vector",
         ),
         (
             lambda c: c.upsert("docs", points=[models.PointStruct(id=1, vector=[vec(1), vec(2)])]),

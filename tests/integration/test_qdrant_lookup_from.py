@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from tests.servers import ServerProcess
 
@@ -199,7 +200,8 @@ def test_the_same_id_is_not_excluded_and_batches_and_groups_look_up_too(
     [
         ({"collection": "nowhere"}, "nowhere"),
         ({"collection": "wide"}, "dimension"),
-        ({"collection": "users", "vector": "image"}, "dense vector: vector is unset"),
+        ({"collection": "users", "vector": "image"}, "no dense vector named 'image'"),
+        ({"collection": "users", "vector": 3}, "lookup_from.vector"),
         ({"collection": 5}, "lookup_from"),
         ({"collection": "users", "shard": 1}, "lookup_from"),
     ],
@@ -212,3 +214,70 @@ def test_bad_lookups_are_refused(
     status, got = server.request("POST", "/qdrant/collections/items/points/query", body)
     assert status in (400, 404), got
     assert says in got["status"]["error"], got
+
+
+def _named(client: QdrantClient) -> None:
+    """ "docs" and "queries" of named vectors only: "text" in both, "title" in
+    "queries" (the same size), "kw" a sparse one; some "queries" lack "title"."""
+    rng = random.Random(12)
+
+    def vec() -> list[float]:
+        return [rng.uniform(-1, 1) for _ in range(DIM)]
+
+    text = models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    client.create_collection("docs", vectors_config={"text": text})
+    client.upsert(
+        "docs", points=[models.PointStruct(id=i, vector={"text": vec()}) for i in range(40)]
+    )
+    client.create_collection(
+        "queries",
+        vectors_config={"text": text, "title": text},
+        sparse_vectors_config={"kw": models.SparseVectorParams()},
+    )
+    points = []
+    for i in range(8):
+        vector: dict[str, Any] = {
+            "text": vec(),
+            "kw": models.SparseVector(indices=[i], values=[1.0]),
+        }
+        if i % 2:
+            vector["title"] = vec()
+        points.append(models.PointStruct(id=i, vector=vector))
+    client.upsert("queries", points=points)
+
+
+def test_named_vectors_of_another_collection_as_in_local_mode(client: QdrantClient) -> None:
+    """``lookup_from.vector`` names the other collection's vector; without it, the one
+    searched (as local mode reads it)."""
+    local = QdrantClient(":memory:")
+    for c in (client, local):
+        _named(c)
+    for lookup in (
+        models.LookupLocation(collection="queries"),
+        models.LookupLocation(collection="queries", vector="title"),
+    ):
+        for query in (
+            1,
+            models.RecommendQuery(recommend=models.RecommendInput(positive=[1, 3], negative=[5])),
+        ):
+            ours, theirs = (
+                _hits(
+                    c.query_points("docs", query=query, using="text", lookup_from=lookup, limit=6)
+                )
+                for c in (client, local)
+            )
+            assert ours == theirs, (lookup, query)
+    for lookup, says in (
+        ({"collection": "queries", "vector": "title"}, b"query: point 2 has no vector 'title'"),
+        ({"collection": "queries", "vector": "kw"}, b"'kw' of collection 'queries' is not a dense"),
+        (
+            {"collection": "queries", "vector": ""},
+            b"lookup_from.vector: collection 'queries' has no dense vector of its own",
+        ),
+    ):
+        with pytest.raises(UnexpectedResponse) as exc:
+            client.query_points(
+                "docs", query=2, using="text", lookup_from=models.LookupLocation(**lookup)
+            )
+        assert exc.value.status_code == 400 and says in exc.value.content, exc.value.content
+    local.close()

@@ -71,7 +71,7 @@ def test_config_round_trips_and_refuses_clashes() -> None:
         ({"named_vectors": {"t": {"dimension": 2, "colour": 1}}}, "named_vectors.t.colour"),
         (
             {"named_vectors": {"t": {"dimension": 2}}, "sparse_vectors": {"t": {}}},
-            "named_vectors.t",
+            "sparse_vectors.t",
         ),
         ({"named_vectors": {"t": {"dimension": 2}}, "vector_name": "t"}, "named_vectors.t"),
         ({"named_vectors": [1]}, "named_vectors"),
@@ -341,3 +341,69 @@ async def test_multivectors_are_checked_and_logged(tmp_path: Path) -> None:
             },
             HnswParams(),
         )
+
+
+def vectorless_config() -> CollectionConfig:
+    """No vector of its own: "text" (with a graph) and "e" (exact), both optional."""
+    return config(dimension=0)
+
+
+def test_a_collection_without_its_own_vector_keeps_points_in_their_slots() -> None:
+    """Without a vector of its own a point stays in its slot: an upsert or an update
+    replaces its named vectors there (relinked in their graphs), and a search of a named
+    vector sees exactly the points that have it, through its graph too."""
+    c = Collection("c", vectorless_config())
+    n = EXACT_BELOW + 600  # (the graph of "text")
+    rng = np.random.default_rng(3)
+    text = unit(rows(rng, n, TEXT))
+    none = np.zeros((n, 0), np.float32)
+    c.upsert(list(range(n)), none, [None] * n, [{"text": text[i : i + 1]} for i in range(n)])
+    slot = c._id_slots[5]
+    moved = unit(rows(rng, 1, TEXT))
+    c.upsert([5], none[:1], [{"p": 1}], [{"text": moved, "e": rows(rng, 1, 2)}])
+    c.update_vectors([6], None, [{"text": -text[7:8]}])
+    c.delete_vectors([8], ["text"])
+    assert c._id_slots[5] == slot and c.named_of(6)["text"].tolist() == (-text[7:8]).tolist()
+    hits = c.search(moved, 3, using="text")
+    assert hits[0].id == 5 and hits[0].payload == {"p": 1}
+    assert all(h.id != 8 for h in c.search(text[8:9], 20, using="text"))
+    assert c.search(text[7:8] * -1, 1, using="text")[0].id == 6
+    with pytest.raises(ValidationError) as exc:
+        c.search(text[:1], 3)
+    assert exc.value.field == "using" and "no dense vector of its own" in exc.value.message
+    assert c.get(5) is not None and c.get(5).vector is None  # type: ignore[union-attr]
+
+
+async def test_a_collection_without_its_own_vector_is_logged_under_a_new_kind(
+    tmp_path: Path,
+) -> None:
+    """Code from before would read ``dimension: 0`` as a broken record: v4 is refused
+    as a kind it does not know, like the other versions."""
+    options = StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0)
+    s = Store(tmp_path, options)
+    await s.open()
+    await s.create_collection("c", vectorless_config().to_dict())
+    await s.upsert_if("c", [1, 2], [None, None], [None, {"k": 1}], named=[{"e": [1.0, 2.0]}, {}])
+    with pytest.raises(ValidationError) as exc:
+        await s.upsert_if("c", [3, 4], [None, [1.0] * DIM], [None, None])
+    assert exc.value.field == "vectors[1]"
+    with pytest.raises(ValidationError) as exc:
+        await s.update_point("c", 1, [1.0] * DIM, None)
+    assert exc.value.field == "vector"
+    log = s.read_log(1)
+    assert log is not None
+    assert [records.decode(body)[0]["op"] for _, body in log] == [
+        "create_collection_v4",
+        "upsert_v3",
+    ]
+    await s.close(take_snapshot=False)
+    r = Store(tmp_path, options)
+    await r.open()  # (replayed from the log)
+    assert r.collection("c").named_of(1)["e"].tolist() == [[1.0, 2.0]]
+    await r.snapshot()
+    await r.close(take_snapshot=False)
+    r = Store(tmp_path, options)
+    await r.open()  # (from the snapshot)
+    assert not r.collection("c").config.has_own
+    assert r.collection("c").get(2) is not None and r.collection("c").named_of(2) == {}
+    await r.close(take_snapshot=False)

@@ -136,8 +136,8 @@ def test_collection_config_m_zero_means_exact() -> None:
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        ({}, "vectors"),
         ({"vectors": {"size": 4, "distance": "Manhattan"}}, "Manhattan"),
+        ({"vectors": {"size": 0, "distance": "Dot"}}, "vectors.size: dimension must be"),
         ({"vectors": {"size": 4, "distance": "cosine"}}, "not supported"),
         (
             {"vectors": {"a": {"size": 4, "distance": "Dot"}, "b": {"size": 4}}},
@@ -153,7 +153,7 @@ def test_collection_config_m_zero_means_exact() -> None:
                     "multivector_config": {"comparator": "max_sim"},
                 }
             },
-            "vectors.multivector_config: the collection's first dense vector cannot be",
+            "vectors.multivector_config: an unnamed multivector is not supported",
         ),
         (
             {"vectors": {"size": 4, "distance": "Cosine"}, "sparse_vectors": {"a/b": {}}},
@@ -200,27 +200,41 @@ def test_collection_config_takes_the_default_vector_by_its_name() -> None:
             "img": {"dimension": 4, "metric": "euclidean", "index": "exact", "hnsw": {}}
         },
     }
-    first = create(
-        {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 3, "distance": "Cosine"}}}
-    )
-    assert (first["vector_name"], first["dimension"], list(first["named_vectors"])) == (
-        "a",
-        2,
-        ["b"],
-    )
     assert "vectors.b.distance" in error_of(
         create, {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 3}}}
     )
     colbert = {"size": 3, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}
-    made = create({"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": colbert}})
-    assert made["named_vectors"]["b"]["multivector"] is True
-    assert "vectors.a.multivector_config: the collection's first dense vector" in error_of(
-        create, {"vectors": {"a": colbert, "b": {"size": 2, "distance": "Dot"}}}
-    )
+    made = create({"vectors": {"a": colbert, "b": {"size": 2, "distance": "Dot"}}})
+    assert made["named_vectors"]["a"]["multivector"] is True
     odd = {**colbert, "multivector_config": {"comparator": "min_sim"}}
     assert "vectors.b.multivector_config" in error_of(
         create, {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": odd}}
     )
+
+
+def test_named_vectors_only_make_a_collection_without_a_vector_of_its_own() -> None:
+    """As in Qdrant, a collection of named vectors only (or sparse ones, or none) has no
+    default vector: each named one is optional on a point."""
+    named = create(
+        {
+            "vectors": {
+                "a": {"size": 2, "distance": "Dot"},
+                "b": {"size": 3, "distance": "Cosine"},
+            },
+            "hnsw_config": {"m": 8},
+        }
+    )
+    assert named["dimension"] == 0 and "vector_name" not in named
+    assert list(named["named_vectors"]) == ["a", "b"]
+    assert named["hnsw"] == {"m": 8} and named["named_vectors"]["a"]["hnsw"] == {"m": 8}
+    config = CollectionConfig.parse(named, HnswParams())
+    assert not config.has_own and config.hnsw.m == 8
+    assert config.vector_names() == "it has 'a', 'b'"
+    assert CollectionConfig.parse(config.to_dict(), HnswParams()) == config
+    sparse_only = create({"vectors": {}, "sparse_vectors": {"bm25": {"modifier": "idf"}}})
+    assert sparse_only["dimension"] == 0 and "named_vectors" not in sparse_only
+    assert create({})["dimension"] == 0
+    assert CollectionConfig.parse(create({}), HnswParams()).vector_names() == "it has no vectors"
 
 
 def test_create_collection_body_refuses_unknown_fields() -> None:
@@ -260,6 +274,19 @@ def test_upsert_batch() -> None:
     assert upsert({"batch": {"ids": [5], "vectors": {"": [[0, 1]]}}}).vectors == [[0, 1]]
 
 
+def test_upsert_points_without_a_default_vector() -> None:
+    """Points that give only named vectors (or none) parse with no default vector: the
+    store refuses them where the collection has one of its own."""
+    sparse = {"indices": [1], "values": [1.0]}
+    listed = upsert({"points": [{"id": 1, "vector": {"img": [1]}}, {"id": 2, "vector": {}}]})
+    assert listed.vectors == [None, None] and listed.named == [{"img": [1]}, {}]
+    only_sparse = upsert({"points": [{"id": 1, "vector": {"s": sparse}}]})
+    assert only_sparse.vectors == [None] and only_sparse.named is not None
+    assert set(only_sparse.named[0]) == {"s"}
+    batch = upsert({"batch": {"ids": [1, 2], "vectors": {"img": [[1], [2]]}}})
+    assert batch.vectors == [None, None] and batch.named == [{"img": [1]}, {"img": [2]}]
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [
@@ -269,11 +296,9 @@ def test_upsert_batch() -> None:
         ({"points": [{"id": 1}]}, "id and a vector"),
         ({"points": [{"id": 1, "vector": [1], "colour": 2}]}, "colour"),
         ({"points": [{"id": 1, "vector": [1], "payload": [1]}]}, "JSON object"),
-        ({"points": [{"id": 1, "vector": {"img": [1]}}]}, "the collection's first dense vector"),
         ({"points": [{"id": 1, "vector": [[1], [2]]}]}, "multivectors"),
         ({"points": [{"id": 1, "vector": {"text": "hi", "model": "m"}}]}, "inference"),
         ({"points": [{"id": 1, "vector": {"indices": [1], "values": [1.0]}}]}, "under its name"),
-        ({"points": [{"id": 1, "vector": {"s": {"indices": [1], "values": [1.0]}}}]}, '""'),
         (
             {"points": [{"id": 1, "vector": {"": [1], "s": {"indices": [1], "values": []}}}]},
             "points[0].vector.s",
@@ -282,7 +307,6 @@ def test_upsert_batch() -> None:
         ({"points": [{"id": "42", "vector": [1]}]}, "integers"),
         ({"batch": {"ids": [1, 2], "vectors": [[1]]}}, "same length"),
         ({"batch": {"ids": [1], "vectors": [[1]], "payloads": []}}, "same length"),
-        ({"batch": {"ids": [1], "vectors": {"img": [[1]]}}}, "the collection's first dense vector"),
         ({"points": [{"id": 1, "vector": [1]}], "shard_key": "a"}, "shard keys"),
         ({"points": [{"id": 1, "vector": [1]}], "update_mode": "replace"}, "update_mode"),
         ({"points": [{"id": 1, "vector": [1]}], "update_filter": {"bogus": []}}, "update_filter"),
@@ -467,7 +491,7 @@ def test_query_request_forms() -> None:
         ({"query": [1], "prefetch": {"query": [1], "offset": 2}}, "prefetch[0].offset"),
         ({"query": [1], "prefetch": [{"query": {"discover": {}}}]}, "prefetch[0].query.discover"),
         ({"query": {"rrf": {"k": 2, "weights": [1, 1]}}, "prefetch": {"query": [1]}}, "one weight"),
-        ({"query": [1], "lookup_from": {"collection": "x", "vector": "v"}}, "lookup_from"),
+        ({"query": [1], "lookup_from": {"collection": "x", "vector": 5}}, "lookup_from.vector"),
         ({"query": [1], "shard_key": "k"}, "shard keys"),
         ({"score_threshold": 0.1}, "needs a vector"),
         ({"query": [1], "limit": 0}, "limit"),

@@ -79,10 +79,15 @@ def test_writes_name_the_dense_vector_by_default() -> None:
 
 
 def test_a_collection_may_name_its_dense_vector() -> None:
+    """A collection created with one named dense vector has it as a named vector (a
+    point may lack it, as in Qdrant); one that an earlier version created with its own
+    vector named (``vector_name``) still reads so, and its requests are renamed."""
     body = {"vectors": {NAME: {"size": 4, "distance": "Dot"}}, "sparse_vectors": {"bm25": {}}}
     config = models.collection_config(msgspec.convert(body, schemas.CreateCollection))
-    assert config["vector_name"] == NAME
-    parsed = CollectionConfig.parse(config, HnswParams())
+    assert config["dimension"] == 0 and list(config["named_vectors"]) == [NAME]
+    assert "vector_name" not in config
+    stored = {"dimension": 4, "metric": "dot", "vector_name": NAME, "sparse_vectors": {"bm25": {}}}
+    parsed = CollectionConfig.parse(stored, HnswParams())
     assert (
         parsed.vector_name == NAME
         and CollectionConfig.parse(parsed.to_dict(), HnswParams()) == parsed

@@ -67,7 +67,7 @@ def memory_for(config: CollectionConfig, points: int) -> int:
     (named vectors counted as if every point had them)."""
     per_point = POINT_OVERHEAD + BYTES_PER_VALUE * len(config.payload_indexes)
     for vector in (config.main, *config.named_vectors.values()):
-        per_point += _vector_bytes(vector)
+        per_point += _vector_bytes(vector) if vector.dimension else 0
     return points * per_point
 
 
@@ -151,7 +151,7 @@ class Collection:
         self._named = {n: _field(c, capacity) for n, c in config.named_vectors.items()}
         self._has = self._has_named  # (one object: filters bound to it are cached by it)
         self._index: HnswIndex | None = None
-        if config.index is IndexKind.HNSW:
+        if config.index is IndexKind.HNSW and config.has_own:
             self._index = HnswIndex(dim, config.metric, config.hnsw, capacity)
 
     # ---- reads -------------------------------------------------------------------------
@@ -458,6 +458,7 @@ class Collection:
 
     def _space(self, using: str) -> _Space:
         if not using:
+            self.require_own("using")
             return _Space(self._vectors, self.config.metric, self._index, len(self), None)
         named = self._named[using]
         if isinstance(named, MultiField):
@@ -469,6 +470,7 @@ class Collection:
     def dense_config(self, name: str, field: str) -> VectorConfig:
         """The config of the dense vector ``name`` ("": the collection's own)."""
         if not name:
+            self.require_own(field)
             return self.config.main
         named = self._named.get(name)
         if named is None:
@@ -478,6 +480,15 @@ class Collection:
                 field=field,
             )
         return named.config
+
+    def require_own(self, field: str) -> None:
+        """Refuse a use of the collection's own dense vector when it has none."""
+        if not self.config.has_own:
+            raise ValidationError(
+                f"collection {self.name!r} has no dense vector of its own, only named ones "
+                f"({self.config.vector_names()}): name the vector",
+                field=field,
+            )
 
     def has_sparse(self, name: str, field: str) -> str:
         """``name``, if the collection has sparse vectors of that name."""
@@ -493,7 +504,7 @@ class Collection:
         return name in self._sparse
 
     def is_dense(self, name: str) -> bool:
-        return not name or name in self._named
+        return (not name and self.config.has_own) or name in self._named
 
     def is_multi(self, name: str) -> bool:
         return isinstance(self._named.get(name), MultiField)
@@ -644,7 +655,7 @@ class Collection:
         # Hits are live slots: their ids are set.
         ids, payloads, vectors = cast(list[PointId], self._ids), self._payloads, self._vectors
         # The hottest lines of a search after the graph walk: one per hit.
-        if with_vector:
+        if with_vector and self.config.has_own:
             return [
                 ScoredPoint(ids[s], x, payloads[s] if with_payload else None, vectors[s].tolist())
                 for s, x in hits
@@ -723,7 +734,7 @@ class Collection:
         return Point(
             pid,
             self._payloads[slot] if with_payload else None,
-            self._vectors[slot].tolist() if with_vector else None,
+            self._vectors[slot].tolist() if with_vector and self.config.has_own else None,
         )
 
     def _keys_in_order(self) -> list[tuple[int, int | str]]:
@@ -1127,7 +1138,7 @@ class Collection:
             for n, (name, named) in enumerate(config.named_vectors.items())
         }
         self._index = None
-        if config.index is IndexKind.HNSW:
+        if config.index is IndexKind.HNSW and config.has_own:
             self._index = HnswIndex.load(
                 directory / "hnsw.bin", config.dimension, config.metric, config.hnsw, capacity
             )

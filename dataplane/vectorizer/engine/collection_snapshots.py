@@ -225,7 +225,7 @@ class Unpacked:
             self._multi(n, dim, len(vectors)) if multi else self._named(n, dim, len(vectors))
             for n, (dim, multi) in enumerate(named)
         ]
-        width = dimension + sum(dim for dim, _ in named)  # (a multivector's row: one)
+        width = max(1, dimension + sum(dim for dim, _ in named))  # (a multivector's row: one)
         sparse_vectors = _sparse_vectors(columns, live)
         return Points(vectors, ids, payloads, live, sparse_vectors, dense, width)
 

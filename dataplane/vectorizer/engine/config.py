@@ -3,6 +3,7 @@ dense vectors and sparse vectors."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -175,6 +176,9 @@ class VectorConfig:
 
 @dataclass(frozen=True)
 class CollectionConfig:
+    # the size of the collection's own dense vector; 0: it has none (a collection
+    # created over the Qdrant API with named vectors only, or sparse ones only: every
+    # vector of a point is then optional, as in Qdrant)
     dimension: int
     metric: Metric = Metric.COSINE
     index: IndexKind = IndexKind.HNSW
@@ -206,10 +210,16 @@ class CollectionConfig:
         """The collection's vectors by name, for errors naming one it lacks: its own
         first (by the name it was created with, or ``''``), then its named dense
         vectors, then its sparse ones."""
-        names = [repr(self.vector_name), *map(repr, self.named_vectors)]
+        names = [repr(self.vector_name)] if self.has_own else []
+        names += map(repr, self.named_vectors)
         if self.sparse_vectors:
             names.append("sparse: " + ", ".join(map(repr, self.sparse_vectors)))
-        return "it has " + ", ".join(names)
+        return "it has " + ", ".join(names) if names else "it has no vectors"
+
+    @property
+    def has_own(self) -> bool:
+        """Whether the collection has a dense vector of its own (every point has it)."""
+        return self.dimension > 0
 
     @property
     def main(self) -> VectorConfig:
@@ -218,10 +228,16 @@ class CollectionConfig:
 
     @classmethod
     def parse(cls, raw: dict[str, Any], defaults: HnswParams) -> CollectionConfig:
-        """Build from wire or log form; errors name the offending field."""
-        main = VectorConfig.parse(
-            {k: raw[k] for k in ("dimension", "metric", "index", "hnsw") if k in raw}, defaults
-        )
+        """Build from wire or log form; errors name the offending field. ``dimension: 0``
+        is a collection without a dense vector of its own (its index knobs are the
+        collection's defaults, as Qdrant shows them)."""
+        own = {k: raw[k] for k in ("dimension", "metric", "index", "hnsw") if k in raw}
+        if type(own.get("dimension")) is int and own["dimension"] == 0:
+            main = dataclasses.replace(
+                VectorConfig.parse({**own, "dimension": 1}, defaults), dimension=0
+            )
+        else:
+            main = VectorConfig.parse(own, defaults)
         indexes = _payload_indexes(raw.get("payload_indexes"))
         sparse_vectors = sparse.parse_configs(raw.get("sparse_vectors"))
         vector_name = raw.get("vector_name") or ""
@@ -232,11 +248,18 @@ class CollectionConfig:
                 f"{vector_name!r} names both the dense vector and a sparse one",
                 field=f"sparse_vectors.{vector_name}",
             )
+        if vector_name and not main.dimension:
+            raise ValidationError(
+                "a collection without a dense vector of its own names none", field="vector_name"
+            )
         named = _named_vectors(raw.get("named_vectors"), defaults)
         for key in named:
             if key == vector_name or key in sparse_vectors:
                 raise ValidationError(
-                    f"{key!r} names two of the collection's vectors", field=f"named_vectors.{key}"
+                    f"{key!r} names two of the collection's vectors",
+                    field=f"sparse_vectors.{key}"
+                    if key in sparse_vectors
+                    else f"named_vectors.{key}",
                 )
         return cls(
             dimension=main.dimension,

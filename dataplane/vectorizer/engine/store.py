@@ -748,8 +748,7 @@ class Store:
         await self._gate()
         coll = self.collection(name)
         clean_ids = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
-        vectors = validation.matrix(rows, coll.config.dimension, field=field)
-        vectors = coll.config.metric.prepare(vectors, field=field)
+        vectors = _own_vectors(coll, rows, field)
         if not len(clean_ids) == len(vectors) == len(payloads):
             raise ValidationError("one vector and one payload per id", field=field)
         if named is not None:
@@ -785,6 +784,7 @@ class Store:
             raise ValidationError("give a vector, a payload or both", field="vector")
         prepared = None
         if vector is not None:
+            coll.require_own("vector")
             prepared = coll.config.metric.vector(vector, coll.config.dimension)
         op = {"op": "update", "collection": name, "id": pid, "payload": payload}
         return await self._durable(self._commit(op, prepared))
@@ -829,10 +829,7 @@ class Store:
             raise ValidationError("no vectors to update", field=field)
         vectors = None
         if dense:
-            given = [rows[i] for i in dense]
-            vectors = coll.config.metric.prepare(
-                validation.matrix(given, coll.config.dimension, field=field), field=field
-            )
+            vectors = _own_vectors(coll, [rows[i] for i in dense], field)
         op: records.Op = {"op": "update_vectors", "collection": name, "ids": clean}
         if len(dense) < len(clean):  # (absent: every point's dense vector is given)
             op["dense"] = dense
@@ -998,7 +995,7 @@ class Store:
         coll = self.collection(name)
         if not vector_name:
             raise ValidationError(
-                "the collection's first dense vector cannot be deleted: every point has it",
+                "the collection's own dense vector cannot be deleted: every point has it",
                 field="vector_name",
             )
         if not (coll.is_sparse(vector_name) or coll.is_dense(vector_name)):
@@ -1164,9 +1161,14 @@ class Store:
     ) -> None:
         try:
             clean = [validation.point_id(pid, "snapshot") for pid in ids]
-            vectors = config.metric.restore(
-                validation.matrix(rows, config.dimension, field="snapshot"), field="snapshot"
-            )
+            if config.has_own:
+                vectors = config.metric.restore(
+                    validation.matrix(rows, config.dimension, field="snapshot"), field="snapshot"
+                )
+            elif np.shape(rows) == (len(clean), 0):
+                vectors = rows
+            else:
+                raise ValidationError("vectors for a collection without its own", field="snapshot")
             _check_named(self._collections[hidden], named, len(clean), "snapshot")
         except ValidationError as exc:
             raise InvalidSnapshot(f"a point of the snapshot: {exc}") from None
@@ -1288,23 +1290,51 @@ def _unstorable_payload(op: records.Op, points_field: str) -> str:
 # go under kinds of their own, which it refuses: a replica on older code then stops at
 # the first of them instead of dropping what it does not know (see docs/REPLICATION.md).
 # Version 2: sparse vectors and a named dense vector; version 3: named dense vectors
-# beside the collection's own.
+# beside the collection's own; version 4: a collection without a dense vector of its
+# own (``dimension: 0``, which older code refuses anyway, but as a broken record).
 _VERSIONED_FIELDS = {
     "upsert": (("named", 3), ("sparse", 2)),
     "update_vectors": (("named", 3), ("sparse", 2), ("dense", 2)),
 }
 _VERSIONED_CONFIG = (("named_vectors", 3), ("sparse_vectors", 2), ("vector_name", 2))
-_CREATES = frozenset({"create_collection", "create_collection_v2", "create_collection_v3"})
+_CREATES = frozenset(
+    {"create_collection", "create_collection_v2", "create_collection_v3", "create_collection_v4"}
+)
 
 
 def _mark_version(op: records.Op) -> None:
     kind = op["op"]
+    if kind == "create_collection" and op["config"]["dimension"] == 0:
+        op["op"] = "create_collection_v4"
+        return
     fields = _VERSIONED_CONFIG if kind == "create_collection" else _VERSIONED_FIELDS.get(kind)
     holder = op["config"] if kind == "create_collection" else op
     for name, version in fields or ():
         if name in holder:
             op["op"] = f"{kind}_v{version}"
             return
+
+
+def _own_vectors(coll: Collection, rows: Any, field: str) -> Matrix:
+    """Points' own dense vectors (a list of vectors, None for a point that gives none, or
+    a matrix), checked and prepared as their metric wants them: an (n, dim) matrix,
+    (n, 0) for a collection without a vector of its own (which takes none)."""
+    missing = [] if isinstance(rows, np.ndarray) else [i for i, r in enumerate(rows) if r is None]
+    if not coll.config.has_own:
+        absent = set(missing)
+        given = next((i for i in range(len(rows)) if i not in absent), None)
+        if given is not None:
+            coll.require_own(f"{field}[{given}]")
+        return np.zeros((len(rows), 0), dtype=np.float32)
+    if missing:
+        raise ValidationError(
+            'a point needs the collection\'s own dense vector ("", or the name it was created '
+            "with) beside its other vectors",
+            field=f"{field}[{missing[0]}]",
+        )
+    return coll.config.metric.prepare(
+        validation.matrix(rows, coll.config.dimension, field=field), field=field
+    )
 
 
 def _check_named(coll: Collection, given: list[NamedRows], points: int, field: str) -> None:

@@ -2,11 +2,12 @@
 
 Errors are ``ValidationError``s that name the offending field.
 
-What is refused, and why: a multivector as the collection's first dense vector, and
-Euclidean ones (MaxSim takes similarities); a point without the collection's first dense
-vector (named ``""`` here whatever its name in requests: see ``names``; the others,
-dense or sparse, are optional); server-side inference (documents, images); shard keys
-and custom sharding (one node, one shard).
+What is refused, and why: an unnamed multivector (a collection's own vector is a
+single one), and Euclidean ones (MaxSim takes similarities); a point without the
+collection's own dense vector where it has one (named ``""`` here whatever its name in
+requests: see ``names``; named vectors, dense or sparse, are optional), which the store
+says; server-side inference (documents, images); shard keys and custom sharding (one
+node, one shard).
 Performance and storage knobs (quantization, on-disk flags, optimizer and WAL settings)
 are accepted and ignored: they do not change results, and ``GET /collections/{name}``
 reports the configuration actually in force.
@@ -139,26 +140,30 @@ def exclude_ids(spec: dict[str, Any] | None, ids: list[PointId]) -> dict[str, An
 
 
 def collection_config(body: CreateCollection) -> dict[str, Any]:
-    """The engine's collection config for a Qdrant ``CreateCollection``: its first dense
-    vector is the collection's own, the others named vectors beside it."""
+    """The engine's collection config for a Qdrant ``CreateCollection``: an unnamed
+    dense vector (or one named ``""``) is the collection's own, which every point has;
+    named ones are named vectors beside it, which a point may lack. Without an unnamed
+    one the collection has no vector of its own (``dimension: 0``): only named dense
+    vectors, sparse ones, or none."""
     vectors = _vector_params(body.vectors)
     _no_extras(body.strict_mode_config, body.metadata)
     if body.sharding_method not in (None, "auto"):
         raise ValidationError("custom sharding is not supported", field="sharding_method")
     configs = [_dense_config(name, p, at, body.hnsw_config) for name, p, at in vectors]
-    (vector_name, config), named = configs[0], configs[1:]
-    if config.pop("multivector", False):
-        raise ValidationError(
-            "the collection's first dense vector cannot be a multivector here: give a "
-            "dense vector first, the multivector by a name of its own beside it",
-            field=f"{vectors[0][2]}.multivector_config",
-        )
+    index, hnsw = _hnsw(body.hnsw_config, None)  # (the collection's defaults, as shown)
+    config: dict[str, Any] = {"dimension": 0, "index": index.value, "hnsw": hnsw}
+    if configs and configs[0][0] == "":
+        config = configs.pop(0)[1]
+        if config.pop("multivector", False):
+            raise ValidationError(
+                "an unnamed multivector is not supported: give it a name "
+                '(vectors: {"name": {size, distance, multivector_config}})',
+                field=f"{vectors[0][2]}.multivector_config",
+            )
     if body.sparse_vectors:
         config["sparse_vectors"] = sparse_configs(body.sparse_vectors)
-    if vector_name:
-        config["vector_name"] = vector_name
-    if named:
-        config["named_vectors"] = dict(named)
+    if configs:
+        config["named_vectors"] = dict(configs)
     return config
 
 
@@ -173,7 +178,7 @@ def _dense_config(
         )
     index, hnsw = _hnsw(collection_hnsw, params.hnsw_config)
     config: dict[str, Any] = {
-        "dimension": params.size,
+        "dimension": validation.dimension(params.size, f"{at}.size"),
         "metric": METRICS[params.distance].value,
         "index": index.value,
         "hnsw": hnsw,
@@ -287,15 +292,9 @@ def _no_extras(strict_mode: dict[str, Any] | None, metadata: Any) -> None:
 
 def _vector_params(raw: Any) -> list[tuple[str, VectorParams, str]]:
     """The dense vectors' names (``""``: the default vector's), params and fields, the
-    collection's own first."""
+    default vector first."""
     if raw is None:
-        raise ValidationError("vectors {size, distance} is required", field="vectors")
-    if raw == {}:
-        raise ValidationError(
-            "a collection holds at least one dense vector (beside any sparse ones): give "
-            "vectors {size, distance}",
-            field="vectors",
-        )
+        return []
     if isinstance(raw, dict) and "size" not in raw and "distance" not in raw:
         out = []
         for name, params in raw.items():
@@ -361,12 +360,12 @@ def dense_vector(raw: Any, field: str) -> Any:
     return raw
 
 
-def point_vectors(raw: Any, field: str, dense_needed: bool = True) -> tuple[Any, NamedRows]:
+def point_vectors(raw: Any, field: str) -> tuple[Any, NamedRows]:
     """A point's vectors: the collection's own dense vector (``raw`` itself, or
-    ``raw[""]``; None when not ``dense_needed`` and not given) and its named vectors
-    (sparse ones parsed, dense ones as given: the store checks them against the
-    collection)."""
-    if raw == {} and not dense_needed:
+    ``raw[""]``; None when not given) and its named vectors (sparse ones parsed, dense
+    ones as given: the store checks them against the collection, and whether it has
+    a vector of its own that every point needs)."""
+    if raw == {}:
         return None, {}
     if not isinstance(raw, dict) or not _vector_map(raw):
         return dense_vector(raw, field), {}
@@ -377,12 +376,6 @@ def point_vectors(raw: Any, field: str, dense_needed: bool = True) -> tuple[Any,
     }
     if "" in raw:
         return dense_vector(raw[""], f'{field}[""]'), rows
-    if dense_needed:
-        raise ValidationError(
-            'a point needs the collection\'s first dense vector ("", or the name it was '
-            "created with) beside its other vectors",
-            field=field,
-        )
     return None, rows
 
 
@@ -466,20 +459,16 @@ def _batch(batch: Batch | None) -> PointsIn:
     ids = point_ids(batch.ids, "batch.ids")
     raw = batch.vectors
     columns: dict[str, Any] = {}
-    if isinstance(raw, dict) and "" in raw and all(isinstance(v, list) for v in raw.values()):
+    if isinstance(raw, dict) and all(isinstance(v, list) for v in raw.values()):
         columns = {k: v for k, v in raw.items() if k != ""}
-        raw = raw[""]
-    elif isinstance(raw, dict) and "" not in raw and all(isinstance(v, list) for v in raw.values()):
-        raise ValidationError(
-            'a point needs the collection\'s first dense vector ("", or the name it was '
-            "created with) beside its other vectors",
-            field="batch.vectors",
-        )
+        raw = raw.get("", [None] * len(ids))  # (none of the collection's own: the store says)
     elif isinstance(raw, dict):
         dense_vector(raw, "batch.vectors")  # raises, naming what is unsupported
     if not isinstance(raw, list):
         raise ValidationError("batch.vectors is a list of vectors", field="batch.vectors")
-    vectors = [dense_vector(v, f"batch.vectors[{i}]") for i, v in enumerate(raw)]
+    vectors = [
+        None if v is None else dense_vector(v, f"batch.vectors[{i}]") for i, v in enumerate(raw)
+    ]
     payloads: list[Payload | None] = [None] * len(ids)
     if batch.payloads is not None:
         payloads = list(batch.payloads)
@@ -565,7 +554,7 @@ def update_vectors(body: UpdateVectors, max_points: int) -> VectorsIn:
         if set(p) != {"id", "vector"}:
             raise ValidationError("a point's vectors are {id, vector}", field=where)
         ids.append(point_id(p["id"], f"{where}.id"))
-        vector, named_rows = point_vectors(p["vector"], f"{where}.vector", dense_needed=False)
+        vector, named_rows = point_vectors(p["vector"], f"{where}.vector")
         if vector is None and not named_rows:
             raise ValidationError("give at least one vector", field=f"{where}.vector")
         vectors.append(vector)
@@ -801,6 +790,8 @@ class Search:
     mmr: Mmr | None = None
     context: Context | None = None
     lookup: str | None = None  # lookup_from: the collection ids in the query are points of
+    # and the vector of theirs they stand for (None: the one searched, ``using``)
+    lookup_vector: str | None = None
     # the vector searched: "" the collection's own, else a named one (dense or sparse: the
     # collection says which when the search runs)
     using: str = ""
@@ -852,18 +843,19 @@ def recommend_request(body: RecommendRequest, max_limit: int) -> Search:
 def recommend_search(body: Recommended, limit: int, offset: int, max_limit: int) -> Search:
     """The search a legacy recommendation body (plain or grouped) asks for."""
     no_shard_key(body.shard_key)
-    lookup = _vectors_from(body.lookup_from)
+    lookup, lookup_vector = _vectors_from(body.lookup_from)
     spec = {"positive": body.positive, "negative": body.negative, "strategy": body.strategy}
     recommend = _recommendation(spec, "")
     search = _search(body, limit, offset, max_limit, recommend=recommend, field="positive")
-    return dataclasses.replace(search, lookup=lookup, using=_using(body.using, ""))
+    using = _using(body.using, "")
+    return dataclasses.replace(search, lookup=lookup, lookup_vector=lookup_vector, using=using)
 
 
 def discover_request(body: DiscoverRequest, max_limit: int) -> Search:
     """The search a legacy discovery body asks for: toward ``target`` within the context
     pairs, or (without a target) by the pairs alone."""
     no_shard_key(body.shard_key)
-    lookup = _vectors_from(body.lookup_from)
+    lookup, lookup_vector = _vectors_from(body.lookup_from)
     if body.target is None and not body.context:
         raise ValidationError("give a target, context pairs or both", field="target")
     if body.target is None:
@@ -872,27 +864,27 @@ def discover_request(body: DiscoverRequest, max_limit: int) -> Search:
         found = discovery(body.target, body.context, "")
     search = _search(body, body.limit, body.offset or 0, max_limit, field="target")
     using = _using(body.using, "")
-    return dataclasses.replace(search, context=found, lookup=lookup, using=using)
+    return dataclasses.replace(
+        search, context=found, lookup=lookup, lookup_vector=lookup_vector, using=using
+    )
 
 
-def _vectors_from(lookup_from: Any, at: str = "") -> str | None:
-    """The collection whose points' vectors ids in the query stand for: another one
-    (``lookup_from``'s, whose first dense vector they are), or None for the searched
-    one."""
+def _vectors_from(lookup_from: Any, at: str = "") -> tuple[str | None, str | None]:
+    """The collection whose points' vectors ids in the query stand for (``lookup_from``'s,
+    None: the searched one) and the name of their vector (None: the one searched, as
+    qdrant-client's local mode reads it; ``""``: the collection's own)."""
     if lookup_from is None:
-        return None
+        return None, None
     field = f"{at}lookup_from"
     if not isinstance(lookup_from, dict) or set(lookup_from) - {"collection", "vector"}:
         raise ValidationError("lookup_from is {collection, vector?}", field=field)
     name = lookup_from.get("collection")
     if not isinstance(name, str) or not name:
         raise ValidationError("lookup_from.collection is a collection name", field=field)
-    if lookup_from.get("vector") not in (None, ""):
-        raise ValidationError(
-            'lookup_from reads the other collection\'s dense vector: vector is unset or ""',
-            field=f"{field}.vector",
-        )
-    return name
+    vector = lookup_from.get("vector")
+    if vector is not None and not isinstance(vector, str):
+        raise ValidationError("lookup_from.vector is a vector name", field=f"{field}.vector")
+    return name, vector
 
 
 def query_request(body: QueryRequest, max_limit: int) -> Search:
@@ -922,7 +914,7 @@ def _queried(
             f"prefetches nest at most {MAX_PREFETCH_DEPTH} deep", field=f"{at}prefetch"
         )
     using = _using(body.using, at)
-    lookup = _vectors_from(body.lookup_from, at)
+    lookup, lookup_vector = _vectors_from(body.lookup_from, at)
     prefetch = tuple(
         _prefetch(raw, max_limit, f"{at}prefetch[{i}].", depth + 1)
         for i, raw in enumerate(_listed_prefetches(body.prefetch))
@@ -969,6 +961,7 @@ def _queried(
         mmr=mmr,
         context=context,
         lookup=lookup,
+        lookup_vector=lookup_vector,
         using="" if merging else using,
         sparse_query=sparse_query,
     )

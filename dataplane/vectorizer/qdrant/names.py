@@ -1,11 +1,11 @@
 """A collection's own dense vector by its name.
 
-A collection has a dense vector of its own (the first one it was created with; any
-others are named vectors beside it, like sparse ones). Qdrant's default name for it is
-``""``, and that is the name the parsing in ``models`` knows it by; but a collection
-may be created with it named (LlamaIndex names it ``"text-dense"``, Haystack
-``"text-dense"``, Semantic Kernel after its field, a multimodal collection
-``"image"``). Requests on such a collection then name it so: ``to_default`` renames it
+A collection may have a dense vector of its own (Qdrant's default vector, named
+``""``: the name the parsing in ``models`` knows it by). Collections created before
+named dense vectors became optional took the first dense vector of a create as their
+own under its name (LlamaIndex's and Haystack's ``"text-dense"``, a multimodal
+collection's ``"image"``); such collections live on in data directories, logs and
+snapshots. Requests on one name it so: ``to_default`` renames it
 to ``""`` wherever a request body names a vector of the collection (``using``,
 ``with_vector``, a point's or a batch's vectors, a named query vector, the vectors to
 delete, ``has_vector`` in filters, a collection update), before the body is parsed.

@@ -169,7 +169,7 @@ def matrix_offsets(ids: list[PointId], rows: list[list[tuple[PointId, float]]]) 
 
 def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int) -> dict[str, Any]:
     config = coll.config
-    hnsw = config.index is IndexKind.HNSW
+    hnsw = config.index is IndexKind.HNSW  # (without a vector of its own: its defaults)
     return {
         "status": "green",
         "optimizer_status": "ok",
@@ -226,7 +226,7 @@ def _vector_params(config: CollectionConfig) -> dict[str, Any]:
     """The dense vectors' params: by name, or the default vector's alone unnamed
     (Qdrant's two forms)."""
     own = _params(config.main)
-    if not config.vector_name and not config.named_vectors:
+    if config.has_own and not config.vector_name and not config.named_vectors:
         return own
     named = {name: _params(vector) for name, vector in config.named_vectors.items()}
     for name, vector in config.named_vectors.items():
@@ -234,7 +234,7 @@ def _vector_params(config: CollectionConfig) -> dict[str, Any]:
             named[name]["hnsw_config"] = {"m": 0}
         if vector.multivector:
             named[name]["multivector_config"] = {"comparator": "max_sim"}
-    return {config.vector_name: own, **named}
+    return {config.vector_name: own, **named} if config.has_own else named
 
 
 def _params(config: VectorConfig) -> dict[str, Any]:

@@ -52,10 +52,13 @@ def _listed(coll: Collection, s: models.Search) -> Hits:
 class _Examples:
     """Examples of a query as stored vectors (rows of the dense vector ``using``), and
     the ids among them that are points of the searched collection (``source`` holds the
-    points ids stand for)."""
+    points ids stand for, their vector ``lookup_vector``: see ``_stored_vector``)."""
 
-    def __init__(self, coll: Collection, source: Collection, using: str) -> None:
+    def __init__(
+        self, coll: Collection, source: Collection, using: str, lookup_vector: str | None
+    ) -> None:
         self.coll, self.source, self.using = coll, source, using
+        self.lookup_vector = lookup_vector
         self.ids: list[PointId] = []
 
     def rows(self, examples: Sequence[models.Example], fields: Sequence[str]) -> Matrix:
@@ -66,7 +69,10 @@ class _Examples:
             if isinstance(example, list):
                 out.append(metric.vector(example, dim, field=field)[0])
                 continue
-            out.append(_stored_vector(coll, self.source, example, field, self.using)[0])
+            stored = _stored_vector(
+                coll, self.source, example, field, self.using, self.lookup_vector
+            )
+            out.append(stored[0])
             if self.source is coll:
                 self.ids.append(example)
         return np.asarray(out, dtype=np.float32).reshape(len(out), dim)
@@ -77,20 +83,41 @@ class _Examples:
 
 
 def _stored_vector(
-    coll: Collection, source: Collection, pid: PointId, field: str, using: str
+    coll: Collection,
+    source: Collection,
+    pid: PointId,
+    field: str,
+    using: str,
+    lookup_vector: str | None = None,
 ) -> Matrix:
     """The vector of point ``pid`` of ``source`` as a query of the dense vector ``using``
-    of ``coll``: its own ``using`` (a point of ``coll``), or the first dense vector of
-    the collection ``lookup_from`` names (which must have that vector's size)."""
-    if source is coll and using:  # (stored as the metric wants it)
-        return cast(Matrix, _point_vector(coll, pid, using, field))
-    point = source.get(pid, with_vector=True)
-    if point is None:
-        raise point_not_found(pid)
-    if source is coll:  # (stored as the metric wants it)
-        return np.asarray([point.vector], dtype=np.float32)
+    of ``coll``: the point's vector ``lookup_vector`` (None: ``using``; ``""``: the
+    collection's own), which must be a dense one of that vector's size (``source`` is
+    ``coll``, or the collection ``lookup_from`` names)."""
+    name = using if lookup_vector is None else lookup_vector
+    if name and name == source.config.vector_name:  # (an earlier version's named own)
+        name = ""
+    if name:
+        if source is not coll:
+            source.check_named(name, "lookup_from.vector")
+        found = _point_vector(source, pid, name, field)
+        if not isinstance(found, np.ndarray):
+            raise ValidationError(
+                f"{name!r} of collection {source.name!r} is not a dense vector: it cannot "
+                "stand for a query of a dense one",
+                field=field,
+            )
+        vector: Matrix = found
+    else:
+        source.require_own("using" if source is coll else "lookup_from.vector")
+        point = source.get(pid, with_vector=True)
+        if point is None:
+            raise point_not_found(pid)
+        vector = np.asarray([point.vector], dtype=np.float32)
+    if source is coll and name == using:  # (stored as the metric wants it)
+        return vector
     config = coll.dense_config(using, "using")
-    return config.metric.vector(point.vector, config.dimension, field=field)
+    return config.metric.vector(vector[0].tolist(), config.dimension, field=field)
 
 
 def _point_vector(coll: Collection, pid: PointId, name: str, field: str) -> Any:
@@ -167,7 +194,7 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
     # are another collection's, named by lookup_from)
     excluded: list[PointId] = []
     if s.recommend is not None or s.context is not None:
-        examples = _Examples(coll, source, s.using)
+        examples = _Examples(coll, source, s.using, s.lookup_vector)
         scorer = _scorer(coll, s, examples)
         excluded = examples.ids
         if isinstance(scorer, list):
@@ -183,7 +210,7 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
             hits = _page(found, excluded, s.offset, s.limit)
             return [responses.scored_point(h, s.payload) for h in hits]
     elif s.point is not None:  # query by id: that point's vector
-        raw = _stored_vector(coll, source, s.point, s.field, s.using)[0].tolist()
+        raw = _stored_vector(coll, source, s.point, s.field, s.using, s.lookup_vector)[0].tolist()
         if source is coll:
             excluded = [s.point]
     query = config.metric.vector(raw, config.dimension, field=s.field)

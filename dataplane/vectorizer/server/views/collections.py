@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
+from vectorizer.engine import validation
 from vectorizer.server.http import json_response, read_as
 from vectorizer.server.schemas import CreateCollection, CreatePayloadIndex
 from vectorizer.server.views.common import store
@@ -16,6 +17,7 @@ async def list_collections(request: web.Request) -> web.Response:
 
 async def create_collection(request: web.Request) -> web.Response:
     body = await read_as(request, CreateCollection)
+    validation.dimension(body.dimension)  # (0, no vector of its own, is for Qdrant's routes)
     raw = msgspec.to_builtins(body)
     coll = await store(request).create_collection(body.name, raw)
     return json_response({"collection": coll.info()}, status=201)

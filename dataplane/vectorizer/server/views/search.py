@@ -23,6 +23,7 @@ def _checked_query(coll: Collection, q: Search, max_limit: int) -> Matrix:
     check_range(q.offset, "offset", 0, max_limit)
     if q.ef is not None:
         check_range(q.ef, "ef", 1, 4096)
+    coll.require_own("vector")
     return coll.config.metric.vector(q.vector, coll.config.dimension)
 
 
