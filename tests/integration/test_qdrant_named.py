@@ -349,7 +349,7 @@ BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
     ),
     (
         upserting([1.0] * 4),  # (named vectors only: a point names each of its vectors)
-        b"points[0]: collection 'm' has no dense vector of its own, only named ones",
+        b"points[0]: collection 'm' has no dense vector of its own (it has 'image', 'text'",
     ),
     (
         upserting({"": [1.0] * 4, "image": [1.0] * 4}),

@@ -273,8 +273,8 @@ def upserting(collection: str, vector: Any) -> Any:
         (upserting("m", [1.0] * 4), b"points[0]: collection 'm' has no dense vector of its own"),
         (
             upserting("s", {"": [1.0] * 4}),
-            b"points[0]: collection 's' has no dense vector of its own, only named ones "
-            b"(it has sparse: 'text-sparse')",
+            b"points[0]: collection 's' has no dense vector of its own "
+            b"(it has sparse: 'text-sparse'): name the vector",
         ),
         (
             lambda c: c.query_points("m", query=[1.0] * 8),

@@ -348,10 +348,12 @@ def vectorless_config() -> CollectionConfig:
     return config(dimension=0)
 
 
-def test_a_collection_without_its_own_vector_keeps_points_in_their_slots() -> None:
-    """Without a vector of its own a point stays in its slot: an upsert or an update
-    replaces its named vectors there (relinked in their graphs), and a search of a named
-    vector sees exactly the points that have it, through its graph too."""
+def test_a_collection_without_its_own_vector_moves_points_its_graphs_hold() -> None:
+    """Without a vector of its own, a point written again moves to a fresh slot when a
+    graph holds its vectors (as with one: a fresh node costs a fraction of hnswlib's
+    in-place relinking), its named vectors with it, kept where not given; a search of a
+    named vector sees exactly the points that have it, through its graph too. Without
+    graphs it stays in its slot."""
     c = Collection("c", vectorless_config())
     n = EXACT_BELOW + 600  # (the graph of "text")
     rng = np.random.default_rng(3)
@@ -360,18 +362,29 @@ def test_a_collection_without_its_own_vector_keeps_points_in_their_slots() -> No
     c.upsert(list(range(n)), none, [None] * n, [{"text": text[i : i + 1]} for i in range(n)])
     slot = c._id_slots[5]
     moved = unit(rows(rng, 1, TEXT))
-    c.upsert([5], none[:1], [{"p": 1}], [{"text": moved, "e": rows(rng, 1, 2)}])
+    e = rows(rng, 1, 2)
+    c.upsert([5], none[:1], [{"p": 1}], [{"text": moved, "e": e}])
+    assert c._id_slots[5] != slot and slot in c._free
+    c.update_vectors([5], None, [{"e": 2 * e}])  # ("text" kept, moved along)
     c.update_vectors([6], None, [{"text": -text[7:8]}])
     c.delete_vectors([8], ["text"])
-    assert c._id_slots[5] == slot and c.named_of(6)["text"].tolist() == (-text[7:8]).tolist()
+    assert c.named_of(5)["text"].tolist() == moved.tolist()
+    assert c.named_of(5)["e"].tolist() == (2 * e).tolist()
+    assert c.named_of(6)["text"].tolist() == (-text[7:8]).tolist()
     hits = c.search(moved, 3, using="text")
     assert hits[0].id == 5 and hits[0].payload == {"p": 1}
     assert all(h.id != 8 for h in c.search(text[8:9], 20, using="text"))
     assert c.search(text[7:8] * -1, 1, using="text")[0].id == 6
+    assert c.search(2 * e, 1, using="e")[0].id == 5
     with pytest.raises(ValidationError) as exc:
         c.search(text[:1], 3)
     assert exc.value.field == "using" and "no dense vector of its own" in exc.value.message
     assert c.get(5) is not None and c.get(5).vector is None  # type: ignore[union-attr]
+    exact = Collection("x", config(index="exact", dimension=0))
+    exact.upsert([1], none[:1], [None], [{"text": moved}])
+    slot = exact._id_slots[1]
+    exact.upsert([1], none[:1], [None], [{"text": -moved}])
+    assert exact._id_slots[1] == slot and exact.search(-moved, 1, using="text")[0].id == 1
 
 
 async def test_a_collection_without_its_own_vector_is_logged_under_a_new_kind(
