@@ -234,13 +234,13 @@ def test_create_collection_options(client: QdrantClient, server: ServerProcess) 
             {
                 "vectors_config": models.VectorParams(
                     size=4,
-                    distance="Cosine",
+                    distance="Euclid",
                     multivector_config=models.MultiVectorConfig(
                         comparator=models.MultiVectorComparator.MAX_SIM
                     ),
                 )
             },
-            b"vectors.multivector_config: an unnamed multivector is not supported",
+            b"a multivector is scored by similarity",
         ),
         ({"vectors_config": models.VectorParams(size=0, distance="Cosine")}, b"dimension"),
     ],
@@ -1002,11 +1002,11 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
         ),
         (
             lambda c: c.upsert("docs", points=[models.PointStruct(id=1, vector={"img": vec(1)})]),
-            "a point needs the collection's own dense vector",
+            "points[0].vector.img: collection 'docs' has no dense vector named 'img'",
         ),
         (
             lambda c: c.upsert("docs", points=[models.PointStruct(id=1, vector=[vec(1), vec(2)])]),
-            "multivectors",
+            "'' is a dense vector, not a multivector",
         ),
         (
             lambda c: c.query_points("docs", query=models.FusionQuery(fusion=models.Fusion.RRF)),

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from tests import qdrant_checks as checks
 from tests.servers import ServerProcess
@@ -248,6 +249,58 @@ def test_a_multivector_only_collection_works_as_in_local_mode(client: QdrantClie
     same_hits(ours, theirs)
 
 
+def unnamed_colbert(client: QdrantClient) -> None:
+    """Collection "u": an unnamed multivector (Qdrant's documented ColBERT example), its
+    points given plain, as ``""`` and in a batch."""
+    client.create_collection("u", vectors_config=COLBERT["colbert"])
+    rnd = random.Random(8)
+
+    def rows() -> list[list[float]]:
+        return [dense(rnd, 4) for _ in range(rnd.randint(1, 4))]
+
+    listed = [
+        models.PointStruct(id=i, vector=rows() if i % 2 else {"": rows()}, payload={"group": i % 2})
+        for i in range(100)
+    ]
+    client.upsert("u", points=listed)
+    client.upsert(
+        "u",
+        points=models.Batch(
+            ids=list(range(100, 150)),
+            vectors=[rows() for _ in range(50)],
+            payloads=[{"group": i % 2} for i in range(100, 150)],
+        ),
+    )
+
+
+def test_an_unnamed_multivector_works_as_in_local_mode(client: QdrantClient) -> None:
+    both = checks.with_local(client, unnamed_colbert)
+    ours_p, theirs_p = (c.get_collection("u").config.params.vectors for c in both)
+    assert isinstance(ours_p, models.VectorParams) and ours_p.multivector_config is not None
+    assert (ours_p.size, ours_p.distance) == (theirs_p.size, theirs_p.distance)  # type: ignore[union-attr]
+    rnd = random.Random(3)
+    for _ in range(5):
+        query = [dense(rnd, 4) for _ in range(3)]
+        for kwargs in ({}, {"query_filter": models.Filter(must=[GROUP.must[0]])}):  # type: ignore[index]
+            ours, theirs = (
+                c.query_points("u", query=query, limit=10, **kwargs).points for c in both
+            )
+            same_hits(ours, theirs)
+    for with_vectors in (True, [""]):
+        ours_r, theirs_r = (c.retrieve("u", [0, 1, 120], with_vectors=with_vectors) for c in both)
+        assert checks.vectors_of(ours_r) == checks.vectors_of(theirs_r), with_vectors
+    ours, theirs = (c.query_points("u", query=7, limit=5).points for c in both)  # (by id)
+    same_hits(ours, theirs)
+    new = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
+    for c in both:
+        c.update_vectors("u", points=[models.PointVectors(id=3, vector=new)])
+    ours_r, theirs_r = (c.retrieve("u", [3], with_vectors=True) for c in both)
+    assert checks.vectors_of(ours_r) == checks.vectors_of(theirs_r)
+    with pytest.raises(UnexpectedResponse) as exc:  # (a plain vector: "" is a multivector)
+        client.upsert("u", points=[models.PointStruct(id=1, vector=[1.0] * 4)])
+    assert exc.value.status_code == 400 and b"no dense vector of its own" in exc.value.content
+
+
 def test_a_collection_without_vectors_holds_payloads(client: QdrantClient) -> None:
     def make(c: QdrantClient) -> None:
         c.create_collection("p")
@@ -281,6 +334,10 @@ def upserting(collection: str, vector: Any) -> Any:
             b"using: collection 'm' has no dense vector of its own",
         ),
         (lambda c: c.query_points("s", query=[1.0] * 8), b"has no dense vector of its own"),
+        (
+            lambda c: c.retrieve("m", [1], with_vectors=["", "text"]),
+            b"with_vector: collection 'm' has no dense vector of its own",
+        ),
         (
             lambda c: c.query_points(
                 "m", query=models.RecommendQuery(recommend=models.RecommendInput(positive=[5]))

@@ -146,16 +146,6 @@ def test_collection_config_m_zero_means_exact() -> None:
         ({"vectors": {"size": 4}}, "distance"),
         ({"vectors": {"size": 4, "distance": "Cosine", "colour": 1}}, "colour"),
         (
-            {
-                "vectors": {
-                    "size": 4,
-                    "distance": "Cosine",
-                    "multivector_config": {"comparator": "max_sim"},
-                }
-            },
-            "vectors.multivector_config: an unnamed multivector is not supported",
-        ),
-        (
             {"vectors": {"size": 4, "distance": "Cosine"}, "sparse_vectors": {"a/b": {}}},
             "sparse_vectors.a/b",
         ),
@@ -206,6 +196,20 @@ def test_collection_config_takes_the_default_vector_by_its_name() -> None:
     colbert = {"size": 3, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}
     made = create({"vectors": {"a": colbert, "b": {"size": 2, "distance": "Dot"}}})
     assert made["named_vectors"]["a"]["multivector"] is True
+    unnamed = create({"vectors": colbert})  # (a named vector "": no vector of its own)
+    assert unnamed["dimension"] == 0 and unnamed["named_vectors"][""]["multivector"] is True
+    config = CollectionConfig.parse(unnamed, HnswParams())
+    assert (
+        config.named_vectors[""].multivector
+        and CollectionConfig.parse(config.to_dict(), HnswParams()) == config
+    )
+    assert upsert({"points": [{"id": 1, "vector": [[1], [2]]}]}).named == [{"": [[1], [2]]}]
+    assert upsert({"points": [{"id": 1, "vector": {"": [[1]]}}]}).named == [{"": [[1]]}]
+    assert upsert({"batch": {"ids": [1], "vectors": [[[1], [2]]]}}).named == [{"": [[1], [2]]}]
+    with pytest.raises(ValidationError):  # ("" names a collection's own, a single vector)
+        CollectionConfig.parse(
+            {"dimension": 0, "named_vectors": {"": {"dimension": 2}}}, HnswParams()
+        )
     odd = {**colbert, "multivector_config": {"comparator": "min_sim"}}
     assert "vectors.b.multivector_config" in error_of(
         create, {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": odd}}
@@ -296,7 +300,6 @@ def test_upsert_points_without_a_default_vector() -> None:
         ({"points": [{"id": 1}]}, "id and a vector"),
         ({"points": [{"id": 1, "vector": [1], "colour": 2}]}, "colour"),
         ({"points": [{"id": 1, "vector": [1], "payload": [1]}]}, "JSON object"),
-        ({"points": [{"id": 1, "vector": [[1], [2]]}]}, "multivectors"),
         ({"points": [{"id": 1, "vector": {"text": "hi", "model": "m"}}]}, "inference"),
         ({"points": [{"id": 1, "vector": {"indices": [1], "values": [1.0]}}]}, "under its name"),
         (
@@ -380,9 +383,9 @@ def test_with_vector() -> None:
     assert models.with_vector(True) is True
     assert models.with_vector([""]) is True and models.with_vector([]) is False
     assert models.with_vector(["bm25"]) is False  # (a sparse vector: shown beside)
-    assert models.named_shown(["", "bm25", "bm25"]) == ("bm25",)
+    assert models.named_shown(["", "bm25", "bm25"]) == ("", "bm25")
     assert models.named_shown(True) == models.ALL_NAMED
-    assert models.named_shown(False) == models.named_shown([""]) == ()
+    assert models.named_shown(False) == () and models.named_shown([""]) == ("",)
     for bad in ("yes", 1, [1]):
         with pytest.raises(ValidationError):
             models.with_vector(bad)

@@ -457,7 +457,7 @@ class Collection:
         ]
 
     def _space(self, using: str) -> _Space:
-        if not using:
+        if not using and "" not in self._named:  # (else an unnamed multivector)
             self.require_own("using")
             return _Space(self._vectors, self.config.metric, self._index, len(self), None)
         named = self._named[using]
@@ -468,8 +468,9 @@ class Collection:
         return _Space(named.vectors, named.config.metric, named.index, len(named), named.present)
 
     def dense_config(self, name: str, field: str) -> VectorConfig:
-        """The config of the dense vector ``name`` ("": the collection's own)."""
-        if not name:
+        """The config of the dense vector ``name`` ("": the collection's own, or its
+        unnamed multivector)."""
+        if not name and "" not in self._named:
             self.require_own(field)
             return self.config.main
         named = self._named.get(name)

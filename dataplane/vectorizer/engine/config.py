@@ -252,9 +252,9 @@ class CollectionConfig:
             raise ValidationError(
                 "a collection without a dense vector of its own names none", field="vector_name"
             )
-        named = _named_vectors(raw.get("named_vectors"), defaults)
+        named = _named_vectors(raw.get("named_vectors"), defaults, unnamed=not main.dimension)
         for key in named:
-            if key == vector_name or key in sparse_vectors:
+            if (key and key == vector_name) or key in sparse_vectors:
                 raise ValidationError(
                     f"{key!r} names two of the collection's vectors",
                     field=f"sparse_vectors.{key}"
@@ -273,17 +273,20 @@ class CollectionConfig:
         )
 
 
-def _named_vectors(raw: Any, defaults: HnswParams) -> dict[str, VectorConfig]:
+def _named_vectors(raw: Any, defaults: HnswParams, unnamed: bool) -> dict[str, VectorConfig]:
+    """Named vectors by name; ``unnamed``: one may be named ``""`` (a collection without
+    a vector of its own, whose default vector is a multivector)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ValidationError("named_vectors maps names to configs", field="named_vectors")
-    return {
-        sparse.name(key, "named_vectors"): VectorConfig.parse(
-            value, defaults, f"named_vectors.{key}."
-        )
-        for key, value in raw.items()
-    }
+    out = {}
+    for key, value in raw.items():
+        config = VectorConfig.parse(value, defaults, f"named_vectors.{key}.")
+        if key != "" or not unnamed or not config.multivector:
+            sparse.name(key, "named_vectors")
+        out[key] = config
+    return out
 
 
 def _payload_indexes(raw: Any) -> dict[str, field_index.Schema]:

@@ -748,11 +748,11 @@ class Store:
         await self._gate()
         coll = self.collection(name)
         clean_ids = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
+        if named is not None:  # (first: a multivector given as a collection's own says so)
+            _check_named(coll, named, len(clean_ids), field)
         vectors = _own_vectors(coll, rows, field)
         if not len(clean_ids) == len(vectors) == len(payloads):
             raise ValidationError("one vector and one payload per id", field=field)
-        if named is not None:
-            _check_named(coll, named, len(clean_ids), field)
         if condition is not None or mode != "upsert":
             kept = coll.conditional(clean_ids, payloads, condition, mode)
             if not kept:

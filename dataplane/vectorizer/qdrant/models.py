@@ -152,14 +152,8 @@ def collection_config(body: CreateCollection) -> dict[str, Any]:
     configs = [_dense_config(name, p, at, body.hnsw_config) for name, p, at in vectors]
     index, hnsw = _hnsw(body.hnsw_config, None)  # (the collection's defaults, as shown)
     config: dict[str, Any] = {"dimension": 0, "index": index.value, "hnsw": hnsw}
-    if configs and configs[0][0] == "":
-        config = configs.pop(0)[1]
-        if config.pop("multivector", False):
-            raise ValidationError(
-                "an unnamed multivector is not supported: give it a name "
-                '(vectors: {"name": {size, distance, multivector_config}})',
-                field=f"{vectors[0][2]}.multivector_config",
-            )
+    if configs and configs[0][0] == "" and not configs[0][1].get("multivector"):
+        config = configs.pop(0)[1]  # (an unnamed multivector stays a named vector "")
     if body.sparse_vectors:
         config["sparse_vectors"] = sparse_configs(body.sparse_vectors)
     if configs:
@@ -367,13 +361,17 @@ def point_vectors(raw: Any, field: str) -> tuple[Any, NamedRows]:
     a vector of its own that every point needs)."""
     if raw == {}:
         return None, {}
-    if not isinstance(raw, dict) or not _vector_map(raw):
+    if is_multi(raw):  # an unnamed multivector (the store says whether it is one)
+        return None, {"": raw}
+    if not isinstance(raw, dict) or (not _vector_map(raw) and not is_multi(raw.get(""))):
         return dense_vector(raw, field), {}
     rows = {
         sparse.name(name, f"{field}.{name}"): named_vector(value, f"{field}.{name}")
         for name, value in raw.items()
         if name != ""
     }
+    if is_multi(raw.get("")):
+        return None, {"": raw[""], **rows}
     if "" in raw:
         return dense_vector(raw[""], f'{field}[""]'), rows
     return None, rows
@@ -466,6 +464,8 @@ def _batch(batch: Batch | None) -> PointsIn:
         dense_vector(raw, "batch.vectors")  # raises, naming what is unsupported
     if not isinstance(raw, list):
         raise ValidationError("batch.vectors is a list of vectors", field="batch.vectors")
+    if any(is_multi(v) for v in raw):  # unnamed multivectors
+        columns[""], raw = raw, [None] * len(raw)
     vectors = [
         None if v is None else dense_vector(v, f"batch.vectors[{i}]") for i, v in enumerate(raw)
     ]
@@ -479,7 +479,7 @@ def _batch(batch: Batch | None) -> PointsIn:
         )
     rows: list[NamedRows] = [{} for _ in ids]
     for name, column in columns.items():
-        at = f"batch.vectors.{sparse.name(name, 'batch.vectors')}"
+        at = f"batch.vectors.{sparse.name(name, 'batch.vectors')}" if name else "batch.vectors"
         if len(column) != len(ids):
             raise ValidationError("one vector (or null) per id", field=at)
         for i, value in enumerate(column):
@@ -636,12 +636,13 @@ def with_vector(raw: Any, default: bool = False, field: str = "with_vector") -> 
 
 
 def named_shown(raw: Any) -> tuple[str, ...]:
-    """The named vectors ``with_vector`` shows (``ALL_NAMED``: every one), checked
-    against the collection when shown (``responses.show_vectors``)."""
+    """The named vectors ``with_vector`` shows (``ALL_NAMED``: every one; ``""``, the
+    collection's own, or where it has none its unnamed multivector), checked against
+    the collection when shown (``responses.show_vectors``)."""
     if raw is True:
         return ALL_NAMED
     if isinstance(raw, list):
-        return tuple(dict.fromkeys(n for n in raw if isinstance(n, str) and n != ""))
+        return tuple(dict.fromkeys(n for n in raw if isinstance(n, str)))
     return ()
 
 

@@ -97,6 +97,8 @@ def show_vectors(
     every one) and the first dense vector under the collection's name for it: a point's
     vectors by name; a point showing only a dense vector named ``""`` shows it plain
     (as Qdrant shows its default vector)."""
+    if coll.config.has_own and "" in names:  # (its own is the hits' "vector")
+        names = tuple(n for n in names if n)
     if names:
         if names != ALL_NAMED:
             for name in names:
@@ -112,6 +114,11 @@ def show_vectors(
             dense = hit.get("vector")
             if shown or dense is None:
                 hit["vector"] = ({"": dense} if dense is not None else {}) | shown
+    if not coll.config.has_own:  # an unnamed multivector shown alone is shown plain
+        for hit in hits:
+            vector = hit.get("vector")
+            if isinstance(vector, dict) and set(vector) == {""}:
+                hit["vector"] = vector[""]
     dense_name = coll.config.vector_name
     if dense_name:
         for hit in hits:
@@ -234,7 +241,9 @@ def _vector_params(config: CollectionConfig) -> dict[str, Any]:
             named[name]["hnsw_config"] = {"m": 0}
         if vector.multivector:
             named[name]["multivector_config"] = {"comparator": "max_sim"}
-    return {config.vector_name: own, **named} if config.has_own else named
+    if config.has_own:
+        return {config.vector_name: own, **named}
+    return named[""] if set(named) == {""} else named  # (an unnamed multivector alone: plain)
 
 
 def _params(config: VectorConfig) -> dict[str, Any]:
