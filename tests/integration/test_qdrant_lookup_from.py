@@ -274,6 +274,10 @@ def test_named_vectors_of_another_collection_as_in_local_mode(client: QdrantClie
             {"collection": "queries", "vector": ""},
             b"lookup_from.vector: collection 'queries' has no dense vector of its own",
         ),
+        (
+            {"collection": "docs", "vector": "nope"},  # (the searched collection itself)
+            b"lookup_from.vector: collection 'docs' has no dense vector named 'nope'",
+        ),
     ):
         with pytest.raises(UnexpectedResponse) as exc:
             client.query_points(

@@ -35,6 +35,7 @@ COLBERT = {
 }
 N = 2500  # "text" on ~2,250 of them: past the exact-search threshold, so its graph
 HAS_TEXT = models.Filter(must=[models.HasVectorCondition(has_vector="text")])
+HAS_DEFAULT = models.Filter(must=[models.HasVectorCondition(has_vector="")])
 GROUP = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=1))])
 
 
@@ -192,10 +193,9 @@ def test_named_vectors_are_optional_as_in_local_mode(client: QdrantClient) -> No
         )
     ours_r, theirs_r = (c.retrieve("m", [*ids, *range(N, N + 60)], with_vectors=True) for c in both)
     assert checks.vectors_of(ours_r) == checks.vectors_of(theirs_r)
-    assert (
-        client.count("m", count_filter=HAS_TEXT).count
-        == both[1].count("m", count_filter=HAS_TEXT).count
-    )
+    for has in (HAS_TEXT, HAS_DEFAULT):  # ("": none has a default vector)
+        ours_n, theirs_n = (c.count("m", count_filter=has).count for c in both)
+        assert ours_n == theirs_n, has
     for using, size in (("text", 8), ("image", 4)):
         query = dense(rnd, size)
         ours, theirs = (
@@ -278,6 +278,8 @@ def test_an_unnamed_multivector_works_as_in_local_mode(client: QdrantClient) -> 
     ours_p, theirs_p = (c.get_collection("u").config.params.vectors for c in both)
     assert isinstance(ours_p, models.VectorParams) and ours_p.multivector_config is not None
     assert (ours_p.size, ours_p.distance) == (theirs_p.size, theirs_p.distance)  # type: ignore[union-attr]
+    ours_n, theirs_n = (c.count("u", count_filter=HAS_DEFAULT).count for c in both)
+    assert ours_n == theirs_n == 150
     rnd = random.Random(3)
     for _ in range(5):
         query = [dense(rnd, 4) for _ in range(3)]
@@ -352,7 +354,7 @@ def upserting(collection: str, vector: Any) -> Any:
             lambda c: c.query_points(
                 "m", query=5, using="text", lookup_from=models.LookupLocation(collection="s")
             ),
-            b"lookup_from.vector: collection 's' has no dense vector named 'text'",
+            b"lookup_from: collection 's' has no dense vector named 'text'",
         ),
         (
             lambda c: c.upsert(

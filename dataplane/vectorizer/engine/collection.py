@@ -895,7 +895,10 @@ class Collection:
         return [{**h, **g} for h, g in zip(had, given, strict=True)]
 
     def _has_named(self, name: str) -> Callable[[PointId], bool]:
-        """Whether a point has the named vector ``name`` (none has one it lacks)."""
+        """Whether a point has the named vector ``name`` (none has one it lacks; every
+        point has the collection's own, ``""``, if it has one)."""
+        if not name and self.config.has_own:
+            return lambda _pid: True
         field = self._named_field(name) if name in self._sparse or name in self._named else None
         if field is None:
             return lambda _pid: False

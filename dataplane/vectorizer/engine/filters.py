@@ -348,17 +348,15 @@ def _has_id(spec: dict[str, Any], field: str) -> _Compiled:
 
 
 def _has_vector(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
-    """Every point has its collection's dense vector, ``""`` (it cannot be deleted); a
-    sparse vector's name asks the collection (``bind``), and a name it does not have
+    """A vector's name asks the collection (``bind``): every point has its own dense
+    vector, ``""`` (it cannot be deleted), if it has one; a name it does not have
     matches no point (as in Qdrant's local mode)."""
     name = spec["has_vector"]
     if len(spec) != 1 or not isinstance(name, str):
         raise ValidationError("has_vector is a vector name", field=f"{field}.has_vector")
-    if not name:
-        return lambda _pid, _payload: True
-    ctx.vector_names.add(sparse.name(name, f"{field}.has_vector"))
+    ctx.vector_names.add(sparse.name(name, f"{field}.has_vector") if name else name)
     if ctx.vectors is None:  # (not bound to a collection: it never reads points so)
-        return lambda _pid, _payload: False
+        return lambda _pid, _payload: not name
     has = ctx.vectors(name)
     return lambda pid, _payload: has(pid)
 

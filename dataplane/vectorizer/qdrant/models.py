@@ -2,12 +2,11 @@
 
 Errors are ``ValidationError``s that name the offending field.
 
-What is refused, and why: an unnamed multivector (a collection's own vector is a
-single one), and Euclidean ones (MaxSim takes similarities); a point without the
-collection's own dense vector where it has one (named ``""`` here whatever its name in
-requests: see ``names``; named vectors, dense or sparse, are optional), which the store
-says; server-side inference (documents, images); shard keys and custom sharding (one
-node, one shard).
+What is refused, and why: Euclidean multivectors (MaxSim takes similarities); a point
+without the collection's own dense vector where it has one (named ``""`` here whatever
+its name in requests: see ``names``; named vectors, dense or sparse, are optional),
+which the store says; server-side inference (documents, images); shard keys and custom
+sharding (one node, one shard).
 Performance and storage knobs (quantization, on-disk flags, optimizer and WAL settings)
 are accepted and ignored: they do not change results, and ``GET /collections/{name}``
 reports the configuration actually in force.

@@ -97,9 +97,12 @@ def _stored_vector(
     name = using if lookup_vector is None else lookup_vector
     if name and name == source.config.vector_name:  # (an earlier version's named own)
         name = ""
+    # the field that named the vector, for errors
+    at = "using" if source is coll else "lookup_from"
+    if lookup_vector is not None:
+        at = "lookup_from.vector"
     if name:
-        if source is not coll:
-            source.check_named(name, "lookup_from.vector")
+        source.check_named(name, at)
         found = _point_vector(source, pid, name, field)
         if not isinstance(found, np.ndarray):
             raise ValidationError(
@@ -109,7 +112,7 @@ def _stored_vector(
             )
         vector: Matrix = found
     else:
-        source.require_own("using" if source is coll else "lookup_from.vector")
+        source.require_own(at)
         point = source.get(pid, with_vector=True)
         if point is None:
             raise point_not_found(pid)
