@@ -83,7 +83,8 @@ def sparse_vector(rnd: random.Random) -> dict[str, list[Any]]:
 
 
 def named_vector(rnd: random.Random, name: str) -> Any:
-    """A value of the named vector ``name``: IMG's dense, or a sparse one."""
+    """A value of the named vector ``name``: IMG's or TEXT's dense one, MV's rows, or a
+    sparse one."""
     if name == IMG:
         return [rnd.randrange(-512, 512) / 64 for _ in range(IMG_DIM)]
     if name == TEXT:

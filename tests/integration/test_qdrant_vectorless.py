@@ -1,7 +1,7 @@
 """Collections without a default dense vector, as Qdrant makes them: sparse vectors only
 (LangChain's and fastembed's BM25 collections, ``vectors_config={}``), named dense
-vectors only (each optional on a point), a multivector only (ColBERT), or no vectors
-at all. Held to qdrant-client's local mode through the official client against a real
+vectors only (each optional on a point), a multivector only (ColBERT, named or
+unnamed), or no vectors at all. Held to qdrant-client's local mode through the official client against a real
 ``vectorizer serve``; they survive a kill -9, snapshots and snapshot files; and the
 native API, which searches a collection's own vector, refuses them by name."""
 
@@ -12,12 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from tests import qdrant_checks as checks
 from tests.servers import ServerProcess
+from vectorizer.engine.collection import NamedRows
+from vectorizer.engine.sparse import SparseVector
+from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.wal import FsyncPolicy
 
 SPARSE = {"text-sparse": models.SparseVectorParams(modifier=models.Modifier.IDF)}
 NAMED = {
@@ -172,8 +177,8 @@ def test_named_vectors_are_optional_as_in_local_mode(client: QdrantClient) -> No
     for with_vectors in (True, ["image"], ["text"], False):
         ours_r, theirs_r = (c.retrieve("m", ids, with_vectors=with_vectors) for c in both)
         assert checks.vectors_of(ours_r) == checks.vectors_of(theirs_r), with_vectors
-    # points change their vectors in place: an upsert drops the ones it does not give, an
-    # update adds or replaces, a delete removes; then searches see the change
+    # points change their vectors: an upsert drops the ones it does not give, an update
+    # adds or replaces, a delete removes; then searches see the change
     text_only = next(
         r.id for r in both[1].retrieve("m", ids, with_vectors=True) if set(r.vector) == {"text"}
     )  # type: ignore[arg-type]
@@ -226,7 +231,7 @@ def test_a_multivector_only_collection_works_as_in_local_mode(client: QdrantClie
     rnd = random.Random(2)
     for _ in range(5):
         query = [dense(rnd, 4) for _ in range(3)]
-        for kwargs in ({}, {"query_filter": models.Filter(must=[GROUP.must[0]])}):  # type: ignore[index]
+        for kwargs in ({}, {"query_filter": GROUP}):
             ours, theirs = (
                 c.query_points("c", query=query, using="colbert", limit=10, **kwargs).points
                 for c in both
@@ -283,7 +288,7 @@ def test_an_unnamed_multivector_works_as_in_local_mode(client: QdrantClient) -> 
     rnd = random.Random(3)
     for _ in range(5):
         query = [dense(rnd, 4) for _ in range(3)]
-        for kwargs in ({}, {"query_filter": models.Filter(must=[GROUP.must[0]])}):  # type: ignore[index]
+        for kwargs in ({}, {"query_filter": GROUP}):
             ours, theirs = (
                 c.query_points("u", query=query, limit=10, **kwargs).points for c in both
             )
@@ -437,4 +442,61 @@ def test_vectorless_collections_survive_kill_9_snapshots_and_snapshot_files(
     assert client.recover_snapshot("copy", location=location, checksum=snapshot.checksum)
     assert client.retrieve("copy", list(range(50)), with_vectors=True) == at_snapshot
     assert set(client.get_collection("copy").config.params.vectors or {}) == set(NAMED)  # type: ignore[arg-type]
+    client.close()
+
+
+async def test_a_collection_an_earlier_version_made_keeps_its_named_own_vector(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """Before collections without a vector of their own, a create of named vectors took
+    the first as the collection's own under its name (LlamaIndex's "text-dense"). Such a
+    collection, in a data directory, is served as it was: requests name its own vector
+    so, every point has it, and it cannot be deleted."""
+    options = StoreOptions(fsync=FsyncPolicy("always"), snapshot_interval_s=0)
+    store = Store(tmp_path / "data", options)
+    await store.open()
+    stored = {"dimension": 4, "metric": "dot", "vector_name": "text-dense"}
+    await store.create_collection("old", {**stored, "sparse_vectors": {"bm25": {}}})
+    sv = SparseVector(np.array([1, 3], np.uint32), np.ones(2, np.float32))
+    named: list[NamedRows] = [{"bm25": sv} if i % 2 else {} for i in range(20)]
+    rows = [[float(i), 1.0, 0.0, 2.0] for i in range(20)]
+    await store.upsert_if("old", list(range(20)), rows, [{"n": i} for i in range(20)], named=named)
+    await store.close(take_snapshot=False)
+    srv = server_factory(data_dir=tmp_path / "data").start()
+    client = QdrantClient(url=srv.url, prefix="qdrant", check_compatibility=False, timeout=60)
+    params = client.get_collection("old").config.params
+    assert set(params.vectors or {}) == {"text-dense"}  # type: ignore[arg-type]
+    point = client.retrieve("old", [3], with_vectors=True)[0]
+    assert point.vector == {
+        "text-dense": [3.0, 1.0, 0.0, 2.0],
+        "bm25": models.SparseVector(indices=[1, 3], values=[1.0, 1.0]),
+    }
+    hits = client.query_points(
+        "old", query=[1.0, 0.0, 0.0, 0.0], using="text-dense", limit=2
+    ).points
+    assert [h.id for h in hits] == [19, 18]
+    client.upsert("old", points=[models.PointStruct(id=30, vector={"text-dense": [0.0] * 4})])
+    assert client.retrieve("old", [30], with_vectors=["text-dense"])[0].vector == {
+        "text-dense": [0.0] * 4
+    }
+    for call, needle in (
+        (
+            lambda: client.upsert(
+                "old",
+                points=[
+                    models.PointStruct(
+                        id=31, vector={"bm25": models.SparseVector(indices=[2], values=[1.0])}
+                    )
+                ],
+            ),
+            b"a point needs the collection's own dense vector",
+        ),
+        (
+            lambda: client.delete_vector_name("old", "text-dense"),
+            b"own dense vector cannot be deleted",
+        ),
+    ):
+        with pytest.raises(UnexpectedResponse) as exc:
+            call()
+        assert exc.value.status_code == 400 and needle in exc.value.content, exc.value.content
     client.close()
