@@ -301,7 +301,8 @@ def test_an_unnamed_multivector_works_as_in_local_mode(client: QdrantClient) -> 
     new = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
     for c in both:
         c.update_vectors("u", points=[models.PointVectors(id=3, vector=new)])
-    ours_r, theirs_r = (c.retrieve("u", [3], with_vectors=True) for c in both)
+        c.delete_vectors("u", vectors=[""], points=[4, 5])
+    ours_r, theirs_r = (c.retrieve("u", [3, 4, 5], with_vectors=True) for c in both)
     assert checks.vectors_of(ours_r) == checks.vectors_of(theirs_r)
     with pytest.raises(UnexpectedResponse) as exc:  # (a plain vector: "" is a multivector)
         client.upsert("u", points=[models.PointStruct(id=1, vector=[1.0] * 4)])

@@ -842,12 +842,13 @@ class Store:
     ) -> tuple[int, int]:
         """Remove the named vectors (sparse or dense) of the points ``ids`` (each must exist: a
         missing one refuses the request, nothing changed) or of those ``predicate``
-        accepts; returns (points, sequence). The dense vector cannot be removed: a
-        point always has one."""
+        accepts; returns (points, sequence). A collection's own dense vector cannot be
+        removed: a point always has it (an unnamed multivector, ``""`` where there is
+        no own one, can)."""
         await self._gate()
         coll = self.collection(name)
         for i, vector_name in enumerate(names):
-            if vector_name == "":
+            if vector_name == "" and coll.config.has_own:  # (else an unnamed multivector)
                 raise ValidationError(
                     "a point's dense vector cannot be deleted (delete the point, or update "
                     "its vector)",
