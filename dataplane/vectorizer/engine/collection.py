@@ -457,8 +457,7 @@ class Collection:
         ]
 
     def _space(self, using: str) -> _Space:
-        if not using and "" not in self._named:  # (else an unnamed multivector)
-            self.require_own("using")
+        if self._is_own(using, "using"):
             return _Space(self._vectors, self.config.metric, self._index, len(self), None)
         named = self._named[using]
         if isinstance(named, MultiField):
@@ -470,8 +469,7 @@ class Collection:
     def dense_config(self, name: str, field: str) -> VectorConfig:
         """The config of the dense vector ``name`` ("": the collection's own, or its
         unnamed multivector)."""
-        if not name and "" not in self._named:
-            self.require_own(field)
+        if self._is_own(name, field):
             return self.config.main
         named = self._named.get(name)
         if named is None:
@@ -481,6 +479,14 @@ class Collection:
                 field=field,
             )
         return named.config
+
+    def _is_own(self, name: str, field: str) -> bool:
+        """Whether ``name`` is the collection's own dense vector (``""``, refused where it
+        has none; but ``""`` is a named vector where it is an unnamed multivector)."""
+        if name or "" in self._named:
+            return False
+        self.require_own(field)
+        return True
 
     def require_own(self, field: str) -> None:
         """Refuse a use of the collection's own dense vector when it has none."""

@@ -94,9 +94,10 @@ def show_vectors(
     coll: Collection, hits: list[dict[str, Any]], names: tuple[str, ...], field: str
 ) -> list[dict[str, Any]]:
     """Hits (or records) with the named vectors ``names`` asks for (``ALL_NAMED``:
-    every one) and the first dense vector under the collection's name for it: a point's
-    vectors by name; a point showing only a dense vector named ``""`` shows it plain
-    (as Qdrant shows its default vector)."""
+    every one), and the collection's own dense vector under the name an earlier version
+    created it with: a point's vectors by name; a point showing only its vector named
+    ``""`` (its own, or an unnamed multivector) shows it plain (as Qdrant shows its
+    default vector)."""
     if coll.config.has_own and "" in names:  # (its own is the hits' "vector")
         names = tuple(n for n in names if n)
     if names:
@@ -113,12 +114,8 @@ def show_vectors(
             shown = {name: _shown(vec) for name, vec in found.items()}
             dense = hit.get("vector")
             if shown or dense is None:
-                hit["vector"] = ({"": dense} if dense is not None else {}) | shown
-    if not coll.config.has_own:  # an unnamed multivector shown alone is shown plain
-        for hit in hits:
-            vector = hit.get("vector")
-            if isinstance(vector, dict) and set(vector) == {""}:
-                hit["vector"] = vector[""]
+                merged = ({"": dense} if dense is not None else {}) | shown
+                hit["vector"] = merged[""] if set(merged) == {""} else merged
     dense_name = coll.config.vector_name
     if dense_name:
         for hit in hits:
