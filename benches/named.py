@@ -26,7 +26,7 @@ import orjson
 
 from benches.dataplane import clustered
 from benches.httpclient import BlockingConnection
-from benches.queries import Q, latencies, served
+from benches.queries import Q, grown, latencies, served
 
 RESULTS = Path(__file__).parent / "results" / "named.json"
 IMAGE, TEXT = 128, 256
@@ -66,13 +66,11 @@ def main() -> None:
     qt = clustered(args.queries, TEXT, 100, seed=4)
     out: dict[str, Any] = {"n": args.n, "with_text": sum(1 for i in range(args.n) if i % 10)}
     with served() as (conn, proc):
-        rss = proc.memory_info().rss
-        out["own_only_points_per_s"] = _load(conn, "o", image, None)
-        own_bytes = proc.memory_info().rss - rss
-        rss = proc.memory_info().rss
-        out["named_points_per_s"] = _load(conn, "n", image, text)
-        named_bytes = proc.memory_info().rss - rss - own_bytes
-        out["bytes_per_text_vector"] = named_bytes / out["with_text"]
+        out["image_only_points_per_s"], image_bytes = grown(
+            proc, lambda: _load(conn, "o", image, None)
+        )
+        out["named_points_per_s"], both_bytes = grown(proc, lambda: _load(conn, "n", image, text))
+        out["bytes_per_text_vector"] = (both_bytes - image_bytes) / out["with_text"]
         shard = {"must": [{"key": "shard", "match": {"value": 3}}]}
         pairs = rng.integers(1, args.n // 10, (args.queries, 2)) * 10 + 1  # (have "text")
         asks = {
@@ -108,7 +106,7 @@ def main() -> None:
             out[f"{using}_recall_at_10"] = found / (10 * len(asks[using]))
     print(f"{args.n:,} points with 128-d 'image', {out['with_text']:,} of them with 256-d 'text'")
     print(
-        f"upserts: {out['own_only_points_per_s']:,.0f} points/s with 'image' alone, "
+        f"upserts: {out['image_only_points_per_s']:,.0f} points/s with 'image' alone, "
         f"{out['named_points_per_s']:,.0f} with 'text' too"
     )
     print(f"resident memory: ~{out['bytes_per_text_vector']:,.0f} bytes per 'text' vector")

@@ -7,7 +7,7 @@ import contextlib
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +53,11 @@ def latencies(
         hits.append(len(result["result"]["points"]))
     took.sort()
     return statistics.median(took), took[int(len(took) * 0.99)], statistics.mean(hits)
+
+
+def grown(proc: psutil.Process, load: Callable[[], float]) -> tuple[float, int]:
+    """What ``load`` returns (a rate) and how many bytes the server's resident memory
+    grew by meanwhile."""
+    rss = proc.memory_info().rss
+    rate = load()
+    return rate, proc.memory_info().rss - rss

@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from benches.httpclient import BlockingConnection
-from benches.queries import Q, latencies, served
+from benches.queries import Q, grown, latencies, served
 
 RESULTS = Path(__file__).parent / "results" / "sparse.json"
 VOCABULARY = 30_000
@@ -81,12 +81,9 @@ def main() -> None:
     queries = [_sparse(b) for b in _words(rng, args.queries, 2, 5)]
     out: dict[str, Any] = {"n": args.n, "postings": postings}
     with served() as (conn, proc):
-        rss = proc.memory_info().rss
-        out["dense_points_per_s"] = _load(conn, "d", dense, None)
-        dense_bytes = proc.memory_info().rss - rss
-        rss = proc.memory_info().rss
-        out["sparse_points_per_s"] = _load(conn, "s", dense, bags)
-        out["bytes_per_posting"] = (proc.memory_info().rss - rss - dense_bytes) / postings
+        out["dense_points_per_s"], dense_bytes = grown(proc, lambda: _load(conn, "d", dense, None))
+        out["sparse_points_per_s"], both_bytes = grown(proc, lambda: _load(conn, "s", dense, bags))
+        out["bytes_per_posting"] = (both_bytes - dense_bytes) / postings
         shard = {"must": [{"key": "shard", "match": {"value": 3}}]}
         asks = {
             "sparse": [{"query": q, "using": "bm25", "limit": 10} for q in queries],
