@@ -941,7 +941,7 @@ def _queried(
         raise ValidationError(
             "score_threshold needs a vector to score by", field=f"{at}score_threshold"
         )
-    search = _search(
+    return _search(
         body,
         limit,
         offset,
@@ -952,9 +952,6 @@ def _queried(
         order_by=order_by,
         sample=sample,
         field=f"{at}query",
-    )
-    return dataclasses.replace(
-        search,
         prefetch=prefetch,
         fusion=fusion,
         formula=formula,
@@ -1189,8 +1186,11 @@ def _search(
     with_vectors: Any = None,
     order_by: OrderBy | None = None,
     sample: bool = False,
+    **more: Any,
 ) -> Search:
-    """A search with ``body``'s options; ``with_vectors`` stands for ``with_vector``."""
+    """A search with ``body``'s options; ``with_vectors`` stands for ``with_vector``;
+    ``more`` are further fields of the search (one constructor call: a
+    ``dataclasses.replace`` after it cost a query ~5 us)."""
     ef, exact = _params(body.params)
     return Search(
         vector=vector,
@@ -1208,6 +1208,7 @@ def _search(
         recommend=recommend,
         order_by=order_by,
         sample=sample,
+        **more,
     )
 
 
