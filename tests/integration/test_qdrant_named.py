@@ -7,6 +7,7 @@ and bad input refused with nothing changed."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from collections.abc import Callable
@@ -553,3 +554,53 @@ def test_added_vectors_survive_kill_9_and_snapshots(
     params = client.get_collection("a").config.params
     assert isinstance(params.vectors, dict) and set(params.vectors) == {"", "y", "x"}
     client.close()
+
+
+async def test_concurrent_searches_answered_together_each_get_their_own_answer(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    """Plain searches in flight together share one graph pass (``SearchBatcher``), as do
+    those of one batch request; each still gets the answer it gets alone, whatever
+    vector, limit, offset, threshold, payload selector or vectors it asks for (the
+    legacy search too)."""
+    make(client)
+    rnd = random.Random(11)
+    asks: list[tuple[str, dict[str, Any]]] = []
+    for i in range(48):
+        using = ("image", "text", "tiny")[i % 3]
+        body: dict[str, Any] = {
+            "query": vec(rnd, using),
+            "using": using,
+            "limit": (3, 10)[i % 2],
+            "offset": (0, 2)[i % 5 == 0],
+            "with_payload": (True, False, ["group"])[i % 3 - 1],
+            "with_vector": (False, True, ["text"])[i % 4 % 3],
+        }
+        if i % 7 == 0:
+            body["score_threshold"] = 0.0
+        if i % 11 == 0:
+            body["filter"] = {"must": [{"key": "group", "match": {"value": 1}}]}
+        asks.append(("query", body))
+        if i % 6 == 0:
+            legacy = {"vector": {"name": using, "vector": vec(rnd, using)}, "limit": 5}
+            asks.append(("search", legacy))
+
+    async def ask(http: httpx.AsyncClient, route: str, body: dict[str, Any]) -> Any:
+        answer = await http.post(f"{server.url}/qdrant/collections/m/points/{route}", json=body)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["result"]
+
+    limits = httpx.Limits(max_connections=len(asks))
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        together = await asyncio.gather(*(ask(http, route, body) for route, body in asks))
+        alone = [await ask(http, route, body) for route, body in asks]
+        # a batch request's plain searches are answered in one pass too
+        for route in ("query", "search"):
+            batch = [body for r, body in asks if r == route]
+            answers = await ask(http, f"{route}/batch", {"searches": batch})
+            assert answers == [a for (r, _), a in zip(asks, alone, strict=True) if r == route]
+    assert together == alone
+    for (route, body), answer in zip(asks, together, strict=True):
+        hits = answer["points"] if route == "query" else answer
+        if "score_threshold" not in body:  # (each vector is on hundreds of points)
+            assert len(hits) == body["limit"]

@@ -166,9 +166,71 @@ def _average(positive: Matrix, negative: Matrix) -> list[float]:
     return [float(x) for x in query]
 
 
+def plain_nearest(coll: Collection, s: models.Search) -> tuple[Matrix, dict[str, Any]] | None:
+    """The query and ``Collection.search`` arguments of ``s`` if it is a plain nearest
+    search (a dense vector, no filter, prefetch, examples or diversity), which concurrent
+    ones may answer together (``SearchBatcher``); None for any other search."""
+    if (
+        s.vector is None
+        or s.filter is not None
+        or s.prefetch
+        or s.point is not None
+        or s.recommend is not None
+        or s.context is not None
+        or s.mmr is not None
+        or s.sparse_query is not None
+        or not coll.is_dense(s.using)
+        or coll.is_multi(s.using)
+        or models.is_multi(s.vector)
+    ):
+        return None
+    config = coll.dense_config(s.using, _using_field(s))
+    query = config.metric.vector(s.vector, config.dimension, field=s.field)
+    return query, {
+        "limit": s.limit,
+        "offset": s.offset,
+        "ef": s.ef,
+        "exact_search": s.exact,
+        "threshold": s.threshold,
+        "with_payload": s.payload.enabled,
+        "with_vector": s.with_vector,
+        "using": s.using,
+    }
+
+
+def scored_points(hits: list[ScoredPoint], s: models.Search) -> Hits:
+    """``hits`` as Qdrant shows them, with the payload ``s`` selects."""
+    return [responses.scored_point(h, s.payload) for h in hits]
+
+
+def run_searches(
+    coll: Collection, searches: Sequence[models.Search], lookups: Lookups
+) -> list[Hits]:
+    """The hits of each of ``searches`` (a batch request's): the plain nearest ones that
+    share their parameters in one graph pass on every core, the others one by one. (The
+    plain ones are checked first: of two bad searches, a plain one's error is told.)"""
+    together: dict[tuple[Any, ...], tuple[dict[str, Any], list[tuple[int, Matrix]]]] = {}
+    for i, s in enumerate(searches):
+        if (plain := plain_nearest(coll, s)) is not None:
+            query, params = plain
+            together.setdefault(tuple(params.values()), (params, []))[1].append((i, query))
+    results: dict[int, Hits] = {}
+    for params, members in together.values():
+        queries = np.vstack([query for _, query in members])
+        for (i, _), hits in zip(members, coll.search_many(queries, **params), strict=True):
+            results[i] = scored_points(hits, searches[i])
+    return [
+        results[i] if i in results else run_search(coll, s, lookups) for i, s in enumerate(searches)
+    ]
+
+
 def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = None) -> Hits:
     """The hits of ``s``, shown as it asks (payload, vector). ``lookups`` are the
     collections its ``lookup_from``s name (``lookup_names``), by name."""
+    plain = plain_nearest(coll, s)
+    if plain is not None:
+        query, params = plain
+        return scored_points(coll.search(query, **params), s)
     lookups = lookups or {}
     if s.prefetch:
         return _merged(coll, s, lookups)
@@ -211,7 +273,7 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
                 **shown,
             )
             hits = _page(found, excluded, s.offset, s.limit)
-            return [responses.scored_point(h, s.payload) for h in hits]
+            return scored_points(hits, s)
     elif s.point is not None:  # query by id: that point's vector
         raw = _stored_vector(coll, source, s.point, s.field, s.using, s.lookup_vector)[0].tolist()
         if source is coll:
@@ -235,7 +297,7 @@ def run_search(coll: Collection, s: models.Search, lookups: Lookups | None = Non
         limit = s.offset + s.limit + len(excluded)
         found = coll.search(query, limit, predicate=compile_filter(spec), **asked, **shown)
         hits = _page(found, excluded, s.offset, s.limit)
-    return [responses.scored_point(h, s.payload) for h in hits]
+    return scored_points(hits, s)
 
 
 def _page(
@@ -300,7 +362,7 @@ def _multi_hits(coll: Collection, s: models.Search) -> Hits:
         with_vector=s.with_vector,
     )
     hits = _page(found_hits, excluded, s.offset, s.limit)
-    return [responses.scored_point(h, s.payload) for h in hits]
+    return scored_points(hits, s)
 
 
 def _sparse_hits(coll: Collection, s: models.Search) -> Hits:
@@ -328,7 +390,7 @@ def _sparse_hits(coll: Collection, s: models.Search) -> Hits:
         with_vector=s.with_vector,
     )
     hits = _page(found, excluded, s.offset, s.limit)
-    return [responses.scored_point(h, s.payload) for h in hits]
+    return scored_points(hits, s)
 
 
 def lookup_names(searches: Sequence[models.Search]) -> set[str]:

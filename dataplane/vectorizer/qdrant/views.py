@@ -23,12 +23,19 @@ from vectorizer.engine.validation import PointId
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
 from vectorizer.qdrant import groups, models, names, responses, schemas
 from vectorizer.qdrant.errors import collection_not_found, for_qdrant, point_not_found
-from vectorizer.qdrant.searching import distance_matrix, lookup_names, run_search
+from vectorizer.qdrant.searching import (
+    distance_matrix,
+    lookup_names,
+    plain_nearest,
+    run_search,
+    run_searches,
+    scored_points,
+)
 from vectorizer.security.limits import check_batch
 from vectorizer.security.roles import Permission
 from vectorizer.server.exchange import inserted, searched
 from vectorizer.server.http import check_answer_fits, convert_as, json_response, read_as
-from vectorizer.server.keys import SETTINGS, STORE
+from vectorizer.server.keys import SEARCH_BATCHER, SETTINGS, STORE
 from vectorizer.server.middlewares.auth import authorize_also
 from vectorizer.server.schemas import ChangeAliases
 from vectorizer.server.views.aliases import alias_actions
@@ -590,7 +597,13 @@ async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf
     if search.prefetch:
         _batch([search], request, "prefetch")
     coll = _searched_collection(request, [search])
-    hits = run_search(coll, search, _lookups(request, [search]))
+    plain = plain_nearest(coll, search)
+    if plain is not None:  # answered together with other searches in flight
+        query, params = plain
+        found = await request.app[SEARCH_BATCHER].search(coll, query, **params)
+        hits = scored_points(found, search)
+    else:
+        hits = run_search(coll, search, _lookups(request, [search]))
     searched(request, len(hits))
     return responses.show_vectors(coll, hits, search.named_shown, "with_vector")
 
@@ -602,7 +615,7 @@ async def _search_many(request: web.Request, kind: type[_Batch], search_of: Sear
     searches = _batch([search_of(s, max_limit) for s in body.searches], request)
     coll = _searched_collection(request, searches)
     lookups = _lookups(request, searches)
-    results = [run_search(coll, s, lookups) for s in searches]
+    results = run_searches(coll, searches, lookups)
     searched(request, *map(len, results))
     for s, hits in zip(searches, results, strict=True):
         responses.show_vectors(coll, hits, s.named_shown, "with_vector")

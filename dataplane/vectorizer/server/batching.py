@@ -27,7 +27,7 @@ import numpy as np
 from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.validation import Matrix
 
-Key = tuple[int, int, int, int | None, bool, float | None, bool, bool]
+Key = tuple[int, int, int, int | None, bool, float | None, bool, bool, str]
 _Joiner = tuple[Matrix, asyncio.Future[list[ScoredPoint]]]
 
 
@@ -56,6 +56,7 @@ class SearchBatcher:
             params["threshold"],
             params["with_payload"],
             params["with_vector"],
+            params.get("using", ""),  # (a Qdrant search's named vector)
         )
         joiners = self._forming.get(key)
         if joiners is not None:  # a batch is forming: join it
