@@ -9,7 +9,9 @@ Load comes from the minimal clients in ``benches/httpclient.py`` (the server and
 load generator share the machine's two cores): one blocking socket for the sequential
 client (the same queries through an asyncio connection are reported beside it), and
 32 asyncio connections drawing the 1,000 queries in turn for the concurrent phase (its
-recall is reported too: those searches run in batches).
+recall is reported too: those searches run in batches). Then the same two phases go
+through the Qdrant-compatible ``query_points`` route, which most applications use
+(through qdrant-client).
 
 Right after those two phases the same searches go to a bare aiohttp + hnswlib server
 over the same vectors (``benches/floor.py``): what the stack itself does on this machine
@@ -26,9 +28,10 @@ import json
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -88,7 +91,20 @@ class Searches:
         return float(np.mean([len(set(f) & set(t)) / 10 for f, t in pairs]))
 
 
-def sequential(port: int, path: str, qbodies: list[bytes]) -> Searches:
+HitsOf = Callable[[Any], list[Any]]  # the hits in a search's answer
+
+
+def native_hits(answer: Any) -> list[Any]:
+    return cast(list[Any], answer["results"])
+
+
+def qdrant_hits(answer: Any) -> list[Any]:
+    return cast(list[Any], answer["result"]["points"])
+
+
+def sequential(
+    port: int, path: str, qbodies: list[bytes], hits_of: HitsOf = native_hits
+) -> Searches:
     """One client, one request at a time: a plain blocking socket, which needs no event
     loop (after 50 warm-up searches)."""
     b = BlockingConnection("127.0.0.1", port)
@@ -101,14 +117,19 @@ def sequential(port: int, path: str, qbodies: list[bytes]) -> Searches:
         t = time.perf_counter()
         res = b.json("POST", path, body)
         lat.append(time.perf_counter() - t)
-        found.append([h["id"] for h in res["results"]])
+        found.append([h["id"] for h in hits_of(res)])
     took = time.perf_counter() - t0
     b.close()
     return Searches(len(qbodies) / took, lat, found)
 
 
 async def concurrent(
-    port: int, path: str, qbodies: list[bytes], connections: int, total: int
+    port: int,
+    path: str,
+    qbodies: list[bytes],
+    connections: int,
+    total: int,
+    hits_of: HitsOf = native_hits,
 ) -> Searches:
     """``total`` (at least as many as the queries) searches over ``connections`` asyncio
     connections drawing the queries in turn, each connection one request at a time; what
@@ -130,7 +151,7 @@ async def concurrent(
     took = time.perf_counter() - t0
     for c in conns:
         c.close()
-    found = [[h["id"] for h in res["results"]] for res in answers]
+    found = [[h["id"] for h in hits_of(res)] for res in answers]
     return Searches(len(lat) / took, lat, found)
 
 
@@ -242,6 +263,40 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"search, {args.connections} connections: {report['concurrent_qps']:.0f} QPS, "
                 f"p50 {report['concurrent_p50_ms']:.2f} ms, p99 {report['concurrent_p99_ms']:.2f} ms, "
                 f"recall@10 {report['concurrent_recall_at_10']:.4f} (searched in batches)"
+            )
+
+            # -- the same through the Qdrant-compatible route (qdrant-client's query_points,
+            # which asks for payloads by default) ---------------------------------------
+            query = "/qdrant/collections/bench/points/query"
+            qdrant_bodies = [
+                orjson.dumps(
+                    {"query": q, "limit": 10, "with_payload": True},
+                    option=orjson.OPT_SERIALIZE_NUMPY,
+                )
+                for q in queries
+            ]
+            q_seq = sequential(srv.port, query, qdrant_bodies, qdrant_hits)
+            q_conc = await concurrent(
+                srv.port,
+                query,
+                qdrant_bodies,
+                args.connections,
+                args.concurrent_queries,
+                qdrant_hits,
+            )
+            report.update(
+                qdrant_sequential_qps=q_seq.qps,
+                qdrant_concurrent_qps=q_conc.qps,
+                qdrant_concurrent_p50_ms=q_conc.pct(50),
+                qdrant_recall_at_10=q_seq.recall(truth),
+            )
+            print(
+                f"the same through Qdrant's query_points route: 1 client {q_seq.qps:.0f} QPS, "
+                f"{args.connections} connections {q_conc.qps:.0f} QPS "
+                f"(p50 {report['qdrant_concurrent_p50_ms']:.2f} ms, "
+                f"recall@10 {report['qdrant_recall_at_10']:.4f}): "
+                f"{100 * q_seq.qps / seq.qps:.0f}% and {100 * q_conc.qps / conc.qps:.0f}% "
+                "of the native route"
             )
 
             # -- the stack's floor, in the same minutes ----------------------------------
