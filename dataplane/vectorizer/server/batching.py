@@ -1,6 +1,7 @@
-"""Answer concurrent unfiltered searches together.
+"""Answer concurrent unfiltered searches together (the native search route's, and the
+Qdrant routes' plain nearest searches).
 
-The first search of a kind (collection and parameters) to arrive leads a batch: it
+The first search of a kind (collection, vector and parameters) to arrive leads a batch: it
 yields for one loop turn, so that the other requests handled in that turn can join,
 and for another as long as the last one brought joiners (the loop reads the sockets
 between turns, so the requests that arrived meanwhile join too), at most ``MAX_TURNS``;
