@@ -3,8 +3,8 @@ searches and results one batch holds.
 
 Decoders recurse per level, so a body of ``[[[[…]]]]`` costs stack and time out of all
 proportion to its size; it is measured before anything decodes it. The scan runs at C
-speed (regex and ``bytes.translate``; numpy for the running depth): strings are removed
-first, so brackets inside them do not count.
+speed: ``bytes.translate`` keeps the brackets and quotes, a regex removes the strings
+among them (so brackets inside strings do not count), numpy takes the running depth.
 """
 
 from __future__ import annotations
@@ -16,29 +16,44 @@ import numpy as np
 
 from vectorizer.errors import JsonTooDeep, ValidationError
 
-_ESCAPED = re.compile(rb"\\.", re.DOTALL)  # so that \" does not end a string
 _STRING = re.compile(rb'"[^"]*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
+_NOT_MARKS = bytes(b for b in range(256) if b not in b'[]{}"')  # (deleted by translate)
+_ESCAPED = re.compile(rb"\\.", re.DOTALL)  # so that \" does not end a string
+_OPENER_BIT = 2  # set in "[" (0x5b) and "{" (0x7b), clear in "]" (0x5d) and "}" (0x7d)
+
+
+def _marks(body: bytes) -> bytes:
+    """The brackets and quotes of ``body`` as a JSON lexer reads them: escapes dropped
+    first (a backslash and the byte after it), then everything but brackets and quotes
+    (one ``bytes.translate``: ~60 us for the 166 KB of 64 points of 128 floats, where
+    removing the strings from the whole body took ~90 and ``bytes.count`` ~50 a byte
+    value)."""
+    if b"\\" in body:
+        body = _ESCAPED.sub(b"", body)
+    return body.translate(None, _NOT_MARKS)
+
+
+def _depth(marks: bytes) -> int:
+    """How deeply the brackets in ``marks`` (``_marks``) nest outside strings."""
+    if b'"' in marks:
+        marks = _STRING.sub(b"", marks)
+    brackets = np.frombuffer(marks, dtype=np.uint8)
+    if brackets.size == 0:
+        return 0
+    steps = (brackets & _OPENER_BIT).astype(np.int32) - 1  # +1 for an opener, -1 a closer
+    return int(np.cumsum(steps).max())
 
 
 def json_depth(body: bytes) -> int:
     """How deeply arrays and objects nest in ``body`` (JSON assumed; 0 for scalars)."""
-    if b"\\" in body:
-        body = _ESCAPED.sub(b"", body)
-    if b'"' in body:
-        body = _STRING.sub(b"", body)
-    brackets = np.frombuffer(body.translate(None, _NOT_BRACKETS), dtype=np.uint8)
-    if brackets.size == 0:
-        return 0
-    steps = np.where(np.isin(brackets, _OPEN), 1, -1).astype(np.int32)
-    return int(np.cumsum(steps).max())
+    return _depth(_marks(body))
 
 
 def check_json_depth(body: bytes, limit: int) -> None:
-    if body.count(b"[") + body.count(b"{") <= limit:
+    marks = _marks(body)
+    if len(marks) <= limit:
         return  # cannot nest deeper than it has openers
-    depth = json_depth(body)
+    depth = _depth(marks)
     if depth > limit:
         raise JsonTooDeep(f"JSON nests {depth} levels deep; at most {limit} allowed", field="body")
 
