@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vectorizer.engine import exact
+from vectorizer.engine import collection, exact
 from vectorizer.engine.collection import EXACT_BELOW, Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind, Metric
 from vectorizer.engine.filters import compile_filter
@@ -98,6 +98,53 @@ def test_filtered_search_returns_true_top_k(selective: bool) -> None:
         assert [p.id for p in got] == truth
     else:
         assert len({p.id for p in got} & set(truth)) >= 18
+
+
+class Counted:
+    """A predicate that counts the payloads it reads."""
+
+    def __init__(self, spec: dict[str, object]) -> None:
+        self.pred, self.calls = compile_filter(spec), 0
+
+    def __call__(self, pid: object, payload: object) -> bool:
+        self.calls += 1
+        return self.pred(pid, payload)  # type: ignore[arg-type]
+
+
+def test_a_broad_filter_takes_the_matches_among_the_nearest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A filter matching most points: the matches among the nearest of an unfiltered walk
+    (a few payloads read), the same top k as exactly over the matches."""
+    monkeypatch.setattr(collection, "EXACT_FILTER_MAX", 2000)
+    coll, vecs = make(6000, seed=3)
+    spec = {"must": [{"key": "g", "match": {"any": [1, 2, 3, 4, 5, 6, 7, 8]}}]}  # 80%
+    matching = np.array([i for i in range(6000) if 0 < i % 10 < 9])
+    found = 0
+    for q in range(0, 600, 30):
+        pred = Counted(spec)
+        got = coll.search(vecs[q : q + 1], 10, predicate=pred)  # type: ignore[arg-type]
+        truth = [s for s, _ in exact.top_k(vecs, matching, vecs[q : q + 1], Metric.COSINE, 10)]
+        assert len(got) == 10 and all(0 < p.id % 10 < 9 for p in got)  # type: ignore[operator]
+        found += len({p.id for p in got} & set(truth))
+        assert pred.calls <= 256 + 10 * 3 * 2  # the sample and the nearest 3 * k / 80%
+    assert found >= 0.99 * 200
+
+
+def test_a_broad_filter_far_from_the_query_walks_the_graph_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """None of the query's nearest points match: the graph is walked with the filter."""
+    monkeypatch.setattr(collection, "EXACT_FILTER_MAX", 2000)
+    coll, vecs = make(6000, seed=4)
+    far = [i for i in range(6000) if vecs[i] @ vecs[0] < 0]  # ~half of them
+    coll.set_payload(far, {"far": True}, overwrite=False)
+    pred = Counted({"must": [{"key": "far", "match": {"value": True}}]})
+    got = coll.search(vecs[:1], 10, predicate=pred)  # type: ignore[arg-type]
+    truth = [s for s, _ in exact.top_k(vecs, np.array(far), vecs[:1], Metric.COSINE, 10)]
+    assert len(got) == 10 and {p.id for p in got} <= set(far)
+    assert len({p.id for p in got} & set(truth)) >= 9
+    assert pred.calls > 256 + 10 * 3 * 2  # (the filtered walk read more)
 
 
 def test_filter_never_returns_fewer_than_limit_while_enough_match() -> None:

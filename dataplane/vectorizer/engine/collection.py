@@ -12,6 +12,7 @@ import bisect
 import contextlib
 import dataclasses
 import itertools
+import math
 import random
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -45,13 +46,20 @@ from vectorizer.observability import tracing
 INITIAL_CAPACITY = 1024
 # Below this many live points a search is exact: cheaper than the graph and always right.
 EXACT_BELOW = 2048
-# A filter estimated to match at most this many points is answered exactly over its matches,
-# so a selective filter still gets the true top-k.
 # How a write treats points that exist and those that do not (Qdrant's update_mode).
 WriteMode = Literal["upsert", "insert_only", "update_only"]
 WRITE_MODES: tuple[WriteMode, ...] = ("upsert", "insert_only", "update_only")
+# A filter estimated to match at most this many points is answered exactly over its matches,
+# so a selective filter still gets the true top-k.
 EXACT_FILTER_MAX = 20_000
 _SAMPLE = 256
+_SAMPLE_ROUND = 32
+_sampler = np.random.default_rng()
+# A broader filter first takes the matches among the nearest k / share * POST_FILTER_MARGIN
+# points of a walk without it (at most POST_FILTER_MAX): a predicate call per visited node
+# (the filtered walk) costs more than the walk. Too few matches there: the filtered walk.
+POST_FILTER_MARGIN = 3
+POST_FILTER_MAX = 1000
 # A point's named vectors, by name (those it has): sparse vectors, (1, dim) rows of named
 # dense vectors, and multivectors.
 NamedRows = dict[str, SparseVector | Matrix | MultiVector]
@@ -695,17 +703,43 @@ class Collection:
             bound = self._fields.estimate(lookup, self._id_slots)
             if bound is not None and bound <= EXACT_FILTER_MAX:
                 narrowed = self._fields.candidates(lookup, self._id_slots)
-        if (
-            narrowed is None
-            and use_graph
-            and index
-            and self._estimated_matches(predicate) > EXACT_FILTER_MAX
-        ):
-            ids, payloads = cast(list[PointId], self._ids), self._payloads
-            hits = index.search(query, k, ef, lambda slot: predicate(ids[slot], payloads[slot]))
+        if narrowed is None and use_graph and index:
+            hits = self._on_graph(space, index, query, k, predicate, ef)
             if hits is not None:
                 return hits
         return self._exact(space, query, self._matching_slots(space, predicate, narrowed), k)
+
+    def _on_graph(
+        self,
+        space: _Space,
+        index: HnswIndex,
+        query: Matrix,
+        k: int,
+        predicate: Predicate,
+        ef: int | None,
+    ) -> list[tuple[int, float]] | None:
+        """The top ``k`` that ``predicate`` accepts, from the graph, if it is estimated to
+        accept more than ``EXACT_FILTER_MAX`` points: the matches among the nearest
+        k / share * ``POST_FILTER_MARGIN`` points of a walk without it (with that much
+        more ``ef``), or, too few matching there, a walk with it. None for a narrower
+        filter, or when the graph yields fewer than ``k``."""
+        live = self._live_slots()
+        matches = self._estimated_matches(predicate, live)
+        if matches <= EXACT_FILTER_MAX:
+            return None
+        ids, payloads = cast(list[PointId], self._ids), self._payloads
+
+        def accept(slot: int) -> bool:
+            return predicate(ids[slot], payloads[slot])
+
+        wider = math.ceil(k * live.size / matches * POST_FILTER_MARGIN)
+        if wider <= POST_FILTER_MAX:
+            wide_ef = (ef or index.params.ef_search) + wider
+            nearest = index.search(query, min(wider, space.size), wide_ef, None)
+            kept = [hit for hit in nearest or () if accept(hit[0])]
+            if len(kept) >= k:
+                return kept[:k]
+        return index.search(query, k, ef, accept)
 
     def _exact(
         self, space: _Space, query: Matrix, slots: exact.Slots, k: int
@@ -729,11 +763,24 @@ class Collection:
             slots = slots[space.present[slots]]
         return slots
 
-    def _estimated_matches(self, predicate: Predicate) -> float:
-        live = self._live_slots()
-        sample = random.sample(range(live.size), min(_SAMPLE, live.size))
-        hits = sum(1 for i in sample if predicate(self._ids[live[i]], self._payloads[live[i]]))
-        return hits / max(len(sample), 1) * live.size
+    def _estimated_matches(self, predicate: Predicate, live: exact.Slots) -> float:
+        """How many of the ``live`` points ``predicate`` accepts, from a random sample of
+        up to ``_SAMPLE`` of them, drawn in rounds: the sampling stops once the count is
+        plainly over ``EXACT_FILTER_MAX`` (two standard deviations of the hits under it),
+        so a broad filter reads ~32 payloads rather than 256."""
+        if live.size == 0:
+            return 0.0
+        ids, payloads = self._ids, self._payloads
+        hits = drawn = 0
+        while drawn < _SAMPLE:
+            for slot in _sampler.choice(live, min(_SAMPLE_ROUND, _SAMPLE - drawn)).tolist():
+                hits += predicate(ids[slot], payloads[slot])
+            drawn = min(drawn + _SAMPLE_ROUND, _SAMPLE)
+            if (hits - 2 * math.sqrt(hits)) / drawn * live.size > EXACT_FILTER_MAX:
+                break
+            if drawn >= live.size:
+                break
+        return hits / drawn * live.size
 
     def _point(self, slot: int, with_payload: bool, with_vector: bool) -> Point:
         pid = self._ids[slot]
