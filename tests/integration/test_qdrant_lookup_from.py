@@ -216,6 +216,17 @@ def test_bad_lookups_are_refused(
     assert says in got["status"]["error"], got
 
 
+def test_a_lookup_from_beside_a_vector_query_is_still_checked(
+    server: ServerProcess, client: QdrantClient
+) -> None:
+    """(A query by vector has no ids to look up; the collection it names must exist all
+    the same, as on the searches that have some.)"""
+    _load(client)
+    body = {"query": [0.5] * DIM, "lookup_from": {"collection": "nowhere"}}
+    status, got = server.request("POST", "/qdrant/collections/items/points/query", body)
+    assert status == 404 and "nowhere" in got["status"]["error"], got
+
+
 def _named(client: QdrantClient) -> None:
     """ "docs" and "queries" of named vectors only: "text" in both, "title" in
     "queries" (the same size), "kw" a sparse one; some "queries" lack "title"."""

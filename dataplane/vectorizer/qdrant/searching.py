@@ -168,8 +168,9 @@ def _average(positive: Matrix, negative: Matrix) -> list[float]:
 
 def plain_nearest(coll: Collection, s: models.Search) -> tuple[Matrix, dict[str, Any]] | None:
     """The query and ``Collection.search`` arguments of ``s`` if it is a plain nearest
-    search (a dense vector, no filter, prefetch, examples or diversity), which concurrent
-    ones may answer together (``SearchBatcher``); None for any other search."""
+    search (a dense vector, no filter, prefetch, examples, diversity or lookup_from),
+    which concurrent ones may answer together (``SearchBatcher``); None for any other
+    search."""
     if (
         s.vector is None
         or s.filter is not None
@@ -178,6 +179,7 @@ def plain_nearest(coll: Collection, s: models.Search) -> tuple[Matrix, dict[str,
         or s.recommend is not None
         or s.context is not None
         or s.mmr is not None
+        or s.lookup is not None  # (its collection is checked as the search runs)
         or s.sparse_query is not None
         or not coll.is_dense(s.using)
         or coll.is_multi(s.using)
