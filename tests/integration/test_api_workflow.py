@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -212,6 +213,33 @@ async def test_concurrent_unfiltered_searches_answered_together_stay_correct(
             if i % 2 == 0:
                 assert hits[0].id == i and hits[0].payload == {"i": i}
         assert results[64] == []
+
+
+async def test_a_batch_answers_each_query_as_it_is_answered_alone(server: ServerProcess) -> None:
+    """The unfiltered queries of a batch that share their parameters are answered in one
+    pass; each gets what it gets alone, and a bad one fails alone."""
+    rng = np.random.default_rng(10)
+    base = rng.normal(size=(3000, 16)).astype(np.float32)
+    async with VectorizerClient(server.url) as vz:
+        await vz.create_collection("b", 16)
+        await vz.upsert("b", [Point(i, base[i].tolist(), {"i": i % 3}) for i in range(3000)])
+        queries: list[dict[str, Any]] = []
+        for i in range(40):
+            q: dict[str, Any] = {"vector": base[i].tolist(), "limit": (3, 7)[i % 2]}
+            if i % 3 == 0:
+                q["offset"] = 2
+            if i % 5 == 0:
+                q["filter"] = {"must": [{"key": "i", "match": {"value": 1}}]}
+            if i % 7 == 0:
+                q["with_vector"] = True
+            queries.append(q)
+        queries.insert(11, {"vector": [1.0, 2.0]})  # (the wrong dimension)
+        batch = await vz.batch_search("b", queries)
+        assert isinstance(batch[11], DimensionMismatch)
+        for q, got in zip(queries, batch, strict=True):
+            if len(q["vector"]) == 16:
+                alone = await vz.search("b", **q)
+                assert got == alone and len(alone) == q["limit"]
 
 
 def environ(pid: int) -> list[bytes]:

@@ -19,6 +19,7 @@ from vectorizer.engine.validation import Matrix, PointId
 from vectorizer.errors import ValidationError
 from vectorizer.qdrant import models, responses
 from vectorizer.qdrant.errors import point_not_found
+from vectorizer.server.batching import answer_together
 
 Hits = list[dict[str, Any]]
 Score = Callable[[Matrix], exact.Scores]  # a score of rows of vectors, higher is better
@@ -211,18 +212,13 @@ def run_searches(
     """The hits of each of ``searches`` (a batch request's): the plain nearest ones that
     share their parameters in one graph pass on every core, the others one by one. (The
     plain ones are checked first: of two bad searches, a plain one's error is told.)"""
-    together: dict[tuple[Any, ...], tuple[dict[str, Any], list[tuple[int, Matrix]]]] = {}
-    for i, s in enumerate(searches):
-        if (plain := plain_nearest(coll, s)) is not None:
-            query, params = plain
-            together.setdefault(tuple(params.values()), (params, []))[1].append((i, query))
-    results: dict[int, Hits] = {}
-    for params, members in together.values():
-        queries = np.vstack([query for _, query in members])
-        for (i, _), hits in zip(members, coll.search_many(queries, **params), strict=True):
-            results[i] = scored_points(hits, searches[i])
+    plain = {
+        i: asked for i, s in enumerate(searches) if (asked := plain_nearest(coll, s)) is not None
+    }
+    found = answer_together(coll, plain)
     return [
-        results[i] if i in results else run_search(coll, s, lookups) for i, s in enumerate(searches)
+        scored_points(found[i], s) if i in found else run_search(coll, s, lookups)
+        for i, s in enumerate(searches)
     ]
 
 

@@ -21,6 +21,7 @@ back on.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -100,3 +101,19 @@ class SearchBatcher:
         for (_, f), hits in zip(live, results[1:], strict=True):
             f.set_result(hits)
         return results[0]
+
+
+def answer_together(
+    coll: Collection, asks: Mapping[int, tuple[Matrix, dict[str, Any]]]
+) -> dict[int, list[ScoredPoint]]:
+    """The hits of the unfiltered searches of one batch request, by their place in it
+    (``asks``: each one's query and ``Collection.search_many`` arguments): those sharing
+    their arguments in one graph pass on every core."""
+    together: dict[tuple[Any, ...], tuple[dict[str, Any], list[int]]] = {}
+    for i, (_, params) in asks.items():
+        together.setdefault(tuple(sorted(params.items())), (params, []))[1].append(i)
+    hits: dict[int, list[ScoredPoint]] = {}
+    for params, members in together.values():
+        queries = np.vstack([asks[i][0] for i in members])
+        hits.update(zip(members, coll.search_many(queries, **params), strict=True))
+    return hits

@@ -11,6 +11,7 @@ from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import VectorizerError
 from vectorizer.security.limits import check_batch
+from vectorizer.server.batching import answer_together
 from vectorizer.server.exchange import searched
 from vectorizer.server.http import check_answer_fits, read_as, struct_response
 from vectorizer.server.keys import SEARCH_BATCHER
@@ -81,12 +82,23 @@ async def batch_search(request: web.Request) -> web.Response:
         "queries",
     )
     _check_answers_fit(request, coll, body.queries, max_limit)
-    results: list[dict[str, Any]] = []
+    answers: dict[int, list[ScoredPoint] | VectorizerError] = {}
+    plain: dict[int, tuple[Matrix, dict[str, Any]]] = {}  # answered together after
     for i, q in enumerate(body.queries):
         try:
-            results.append({"index": i, "status": "ok", "results": run_search(coll, q, max_limit)})
+            if q.filter is None:
+                plain[i] = (_checked_query(coll, q, max_limit), _params(q))
+            else:
+                answers[i] = run_search(coll, q, max_limit)
         except VectorizerError as err:
-            results.append({"index": i, "status": "error", "error": err.to_dict()})
+            answers[i] = err
+    answers.update(answer_together(coll, plain))
+    results: list[dict[str, Any]] = [
+        {"index": i, "status": "error", "error": found.to_dict()}
+        if isinstance(found, VectorizerError)
+        else {"index": i, "status": "ok", "results": found}
+        for i, found in sorted(answers.items())
+    ]
     searched(request, *(len(r["results"]) for r in results if r["status"] == "ok"))
     failed = sum(1 for r in results if r["status"] == "error")
     return struct_response(
