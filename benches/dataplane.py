@@ -91,6 +91,11 @@ class Searches:
         return float(np.mean([len(set(f) & set(t)) / 10 for f, t in pairs]))
 
 
+def query_bodies(queries: np.ndarray, key: str, **fields: Any) -> list[bytes]:
+    """One request body per row of ``queries``: ``{key: row, **fields}``."""
+    return [orjson.dumps({key: q, **fields}, option=orjson.OPT_SERIALIZE_NUMPY) for q in queries]
+
+
 HitsOf = Callable[[Any], list[Any]]  # the hits in a search's answer
 
 
@@ -219,13 +224,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
 
             search = "/collections/bench/search"
-            qbodies = [
-                orjson.dumps(
-                    {"vector": q, "limit": 10, "with_payload": False},
-                    option=orjson.OPT_SERIALIZE_NUMPY,
-                )
-                for q in queries
-            ]
+            qbodies = query_bodies(queries, "vector", limit=10, with_payload=False)
             for body in qbodies[:50]:  # warm-up
                 await s.json("POST", search, body)
 
@@ -268,13 +267,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             # -- the same through the Qdrant-compatible route (qdrant-client's query_points,
             # which asks for payloads by default) ---------------------------------------
             query = "/qdrant/collections/bench/points/query"
-            qdrant_bodies = [
-                orjson.dumps(
-                    {"query": q, "limit": 10, "with_payload": True},
-                    option=orjson.OPT_SERIALIZE_NUMPY,
-                )
-                for q in queries
-            ]
+            qdrant_bodies = query_bodies(queries, "query", limit=10, with_payload=True)
             q_seq = sequential(srv.port, query, qdrant_bodies, qdrant_hits)
             q_conc = await concurrent(
                 srv.port,
