@@ -131,6 +131,22 @@ def test_a_broad_filter_takes_the_matches_among_the_nearest(
     assert found >= 0.99 * 200
 
 
+@pytest.mark.parametrize("deleted", [0, 9000])
+def test_a_filters_share_is_estimated_from_a_sample_of_live_points(deleted: int) -> None:
+    """Sampled among the live points whether most slots are live (drawn at random, the
+    free ones passed over) or most were freed by deletes (drawn from the live ones)."""
+    coll, _ = make(12000, seed=5)
+    coll.delete(list(range(deleted)))
+    live = 12000 - deleted
+    for share in (0.1, 0.5, 0.9):
+        cut = int(10 * share)  # the payloads' "g" is i % 10
+        estimates = [
+            coll._estimated_matches(compile_filter({"must": [{"key": "g", "range": {"lt": cut}}]}))
+            for _ in range(20)
+        ]
+        assert abs(np.mean(estimates) / live - share) < 0.05, (share, np.mean(estimates))
+
+
 def test_a_broad_filter_far_from_the_query_walks_the_graph_with_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

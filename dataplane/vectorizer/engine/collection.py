@@ -723,8 +723,7 @@ class Collection:
         k / share * ``POST_FILTER_MARGIN`` points of a walk without it (with that much
         more ``ef``), or, too few matching there, a walk with it. None for a narrower
         filter, or when the graph yields fewer than ``k``."""
-        live = self._live_slots()
-        matches = self._estimated_matches(predicate, live)
+        matches = self._estimated_matches(predicate)
         if matches <= EXACT_FILTER_MAX:
             return None
         ids, payloads = cast(list[PointId], self._ids), self._payloads
@@ -732,7 +731,7 @@ class Collection:
         def accept(slot: int) -> bool:
             return predicate(ids[slot], payloads[slot])
 
-        wider = math.ceil(k * live.size / matches * POST_FILTER_MARGIN)
+        wider = math.ceil(k * len(self) / matches * POST_FILTER_MARGIN)
         if wider <= POST_FILTER_MAX:
             wide_ef = (ef or index.params.ef_search) + wider
             nearest = index.search(query, min(wider, space.size), wide_ef, None)
@@ -763,24 +762,31 @@ class Collection:
             slots = slots[space.present[slots]]
         return slots
 
-    def _estimated_matches(self, predicate: Predicate, live: exact.Slots) -> float:
-        """How many of the ``live`` points ``predicate`` accepts, from a random sample of
-        up to ``_SAMPLE`` of them, drawn in rounds: the sampling stops once the count is
-        plainly over ``EXACT_FILTER_MAX`` (two standard deviations of the hits under it),
-        so a broad filter reads ~32 payloads rather than 256."""
-        if live.size == 0:
+    def _estimated_matches(self, predicate: Predicate) -> float:
+        """How many points ``predicate`` accepts, from a random sample of up to
+        ``_SAMPLE`` of them, drawn in rounds: the sampling stops once the count is plainly
+        over ``EXACT_FILTER_MAX`` (two standard deviations of the hits under it), so a
+        broad filter reads ~32 payloads rather than 256. Slots are drawn at random and
+        the free ones passed over, unless most are free (then from the live ones' list)."""
+        live = len(self)
+        if live == 0:
             return 0.0
+        pool = None if 2 * live >= self._high else self._live_slots()
         ids, payloads = self._ids, self._payloads
         hits = drawn = 0
-        while drawn < _SAMPLE:
-            for slot in _sampler.choice(live, min(_SAMPLE_ROUND, _SAMPLE - drawn)).tolist():
+        while drawn < min(_SAMPLE, live):
+            want = min(_SAMPLE_ROUND, _SAMPLE - drawn)
+            if pool is None:  # (at least half of the draws are live)
+                slots = _sampler.integers(0, self._high, 2 * want)
+                slots = slots[self._alive[slots]][:want]
+            else:
+                slots = _sampler.choice(pool, want)
+            for slot in slots.tolist():
                 hits += predicate(ids[slot], payloads[slot])
-            drawn = min(drawn + _SAMPLE_ROUND, _SAMPLE)
-            if (hits - 2 * math.sqrt(hits)) / drawn * live.size > EXACT_FILTER_MAX:
+            drawn += len(slots)
+            if drawn and (hits - 2 * math.sqrt(hits)) / drawn * live > EXACT_FILTER_MAX:
                 break
-            if drawn >= live.size:
-                break
-        return hits / drawn * live.size
+        return hits / max(drawn, 1) * live
 
     def _point(self, slot: int, with_payload: bool, with_vector: bool) -> Point:
         pid = self._ids[slot]
