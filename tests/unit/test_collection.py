@@ -127,7 +127,7 @@ def test_a_broad_filter_takes_the_matches_among_the_nearest(
         truth = [s for s, _ in exact.top_k(vecs, matching, vecs[q : q + 1], Metric.COSINE, 10)]
         assert len(got) == 10 and all(0 < p.id % 10 < 9 for p in got)  # type: ignore[operator]
         found += len({p.id for p in got} & set(truth))
-        assert pred.calls <= 256 + 10 * 3 * 2  # the sample and the nearest 3 * k / 80%
+        assert pred.calls <= 256 + 10 * 3 * 2  # the sample, the nearest 3k / share (~80%)
     assert found >= 0.99 * 200
 
 
