@@ -37,10 +37,20 @@ def scores_of(vectors: Matrix, slots: Slots, query: Matrix, metric: Metric) -> S
 
 
 def chunked(vectors: Matrix, slots: Slots, score: Callable[[Matrix], Scores]) -> Scores:
-    """``score`` of the rows ``slots`` of ``vectors``, gathered a chunk at a time."""
+    """``score`` of the rows ``slots`` of ``vectors``, gathered a chunk at a time; or,
+    when they are most of the rows up to the last of them (a collection's live points),
+    every such row scored where it lies (no copies) and theirs picked out."""
     rows = max(1, CHUNK_BYTES // max(1, vectors.shape[1] * vectors.itemsize))
     if slots.size <= rows:
         return score(vectors[slots])
+    upto = int(slots.max()) + 1
+    if 2 * slots.size >= upto:
+        every: Scores = np.empty(upto, dtype=np.float32)
+        for start in range(0, upto, rows):
+            stop = min(upto, start + rows)
+            every[start:stop] = score(vectors[start:stop])
+        picked: Scores = every[slots]
+        return picked
     out: Scores = np.empty(slots.size, dtype=np.float32)
     for start in range(0, slots.size, rows):
         part = slots[start : start + rows]
