@@ -163,6 +163,25 @@ def test_a_broad_filter_far_from_the_query_walks_the_graph_with_it(
     assert pred.calls > 256 + 10 * 3 * 2  # (the filtered walk read more)
 
 
+@pytest.mark.parametrize("metric", list(Metric))
+def test_a_selective_filter_reads_payloads_in_score_order(metric: Metric) -> None:
+    """Every point scored, then payloads read best first until k pass: the exact top k of
+    the matches (whichever way the metric ranks), and only the payloads of the points
+    that score better than the k-th match are read."""
+    coll, vecs = make(6000, metric=metric, seed=6)
+    coll.delete(list(range(1, 6000, 7)))  # (freed slots are never hits)
+    spec = {"must": [{"key": "i", "range": {"gte": 3000}}]}  # half, but few enough: exact
+    for q in (3000, 4500, 10):
+        pred = Counted(spec)
+        got = coll.search(vecs[q : q + 1], 10, predicate=pred)  # type: ignore[arg-type]
+        live = np.array([i for i in range(3000, 6000) if i % 7 != 1])
+        truth = exact.top_k(vecs, live, vecs[q : q + 1], metric, 10)
+        assert [(p.id, round(p.score, 4)) for p in got] == [(s, round(x, 4)) for s, x in truth]
+        everything = exact.top_k(vecs, np.arange(6000), vecs[q : q + 1], metric, 6000)
+        kth = [s for s, _ in everything if s % 7 != 1].index(truth[-1][0])  # its rank
+        assert pred.calls <= 256 + max(kth + 1, 4 * 10)  # (the sample, then in order)
+
+
 def test_filter_never_returns_fewer_than_limit_while_enough_match() -> None:
     coll, vecs = make(5000, seed=2)
     pred = compile_filter({"must": [{"key": "i", "match": {"any": [4999, 17, 2500]}}]})

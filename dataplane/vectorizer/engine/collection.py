@@ -583,19 +583,38 @@ class Collection:
         return self._finish(hits[offset:], 0, None, with_payload, with_vector)
 
     def _best_matching(
-        self, slots: exact.Slots, scores: exact.Scores, k: int, predicate: Predicate
+        self,
+        slots: exact.Slots,
+        scores: exact.Scores,
+        k: int,
+        predicate: Predicate,
+        higher_is_better: bool = True,
     ) -> list[tuple[int, float]]:
         """The ``k`` best of ``slots`` that ``predicate`` accepts, reading the payloads of
-        the best first (four times as many as wanted, then four times more while too
-        few of them pass), not of every slot scored."""
+        the best first, in order, until ``k`` pass: the best 4k (at least 256) ranked,
+        then four times as many of the rest while too few pass, until what is left is
+        mostly unread: then every payload left is read and its matches ranked. Each
+        payload is read at most once, and none past the k-th match in score order."""
         ids, payloads = cast(list[PointId], self._ids), self._payloads  # (live slots)
-        take = min(slots.size, max(4 * k, 256))
-        while True:
-            best = exact.best(slots, scores, take)
-            hits = [(s, x) for s, x in best if predicate(ids[s], payloads[s])]
-            if len(hits) >= k or take == slots.size:
-                return hits[:k]
-            take = min(slots.size, take * 4)
+        key = -scores if higher_is_better else scores
+        hits: list[tuple[int, float]] = []
+        take = max(4 * k, 256)
+        while 2 * take < slots.size:
+            part = np.argpartition(key, take - 1)[:take]
+            part = part[np.argsort(key[part], kind="stable")]
+            for slot, score in zip(slots[part].tolist(), scores[part].tolist(), strict=True):
+                if predicate(ids[slot], payloads[slot]):
+                    hits.append((slot, score))
+                    if len(hits) == k:
+                        return hits
+            rest = np.ones(slots.size, dtype=bool)
+            rest[part] = False
+            slots, scores, key = slots[rest], scores[rest], key[rest]
+            take *= 8
+        keep = np.fromiter(
+            (predicate(ids[slot], payloads[slot]) for slot in slots.tolist()), bool, slots.size
+        )
+        return hits + exact.best(slots[keep], scores[keep], k - len(hits), higher_is_better)
 
     def by_score(
         self,
@@ -707,7 +726,13 @@ class Collection:
             hits = self._on_graph(space, index, query, k, predicate, ef)
             if hits is not None:
                 return hits
-        return self._exact(space, query, self._matching_slots(space, predicate, narrowed), k)
+        if narrowed is not None:
+            return self._exact(space, query, self._matching_slots(space, predicate, narrowed), k)
+        # Every point scored (no payload read), then the payloads of the best read first:
+        # the same top k as scoring the matches of a scan of every payload.
+        slots = self._matching_slots(space, None, None)
+        scores = exact.scores_of(space.vectors, slots, query, space.metric)
+        return self._best_matching(slots, scores, k, predicate, space.metric.higher_is_better)
 
     def _on_graph(
         self,
