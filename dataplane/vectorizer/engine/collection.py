@@ -726,12 +726,19 @@ class Collection:
             hits = self._on_graph(space, index, query, k, predicate, ef)
             if hits is not None:
                 return hits
-        if narrowed is not None:
-            return self._exact(space, query, self._matching_slots(space, predicate, narrowed), k)
-        # Every point scored (no payload read), then the payloads of the best read first:
-        # the same top k as scoring the matches of a scan of every payload.
-        slots = self._matching_slots(space, None, None)
+        # Every candidate (those the indexes name, or every point) scored, no payload
+        # read; then the payloads of the best read first until k pass: the same top k as
+        # scoring the matches of a scan of every candidate's payload.
+        if narrowed is None:
+            slots, exactly = self._live_slots(), False
+        else:
+            slots = np.fromiter(sorted(narrowed[0]), np.int64, len(narrowed[0]))
+            exactly = narrowed[1]
+        if space.present is not None:
+            slots = slots[space.present[slots]]
         scores = exact.scores_of(space.vectors, slots, query, space.metric)
+        if exactly:
+            return exact.best(slots, scores, k, space.metric.higher_is_better)
         return self._best_matching(slots, scores, k, predicate, space.metric.higher_is_better)
 
     def _on_graph(
