@@ -592,7 +592,7 @@ class Collection:
     ) -> list[tuple[int, float]]:
         """The ``k`` best of ``slots`` that ``predicate`` accepts, reading the payloads of
         the best first, in order, until ``k`` pass: the best 4k (at least 256) ranked,
-        then four times as many of the rest while too few pass, until what is left is
+        then eight times as many of the rest while too few pass, until what is left is
         mostly unread: then every payload left is read and its matches ranked. Each
         payload is read at most once, and none past the k-th match in score order."""
         ids, payloads = cast(list[PointId], self._ids), self._payloads  # (live slots)
