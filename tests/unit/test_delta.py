@@ -36,6 +36,7 @@ def batch_params(**overrides: Any) -> dict[str, Any]:
         "threshold": None,
         "with_payload": False,
         "with_vector": False,
+        "using": "",
     }
     return params | overrides
 

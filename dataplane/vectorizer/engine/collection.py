@@ -736,9 +736,9 @@ class Collection:
             exactly = narrowed[1]
         if space.present is not None:
             slots = slots[space.present[slots]]
-        scores = exact.scores_of(space.vectors, slots, query, space.metric)
         if exactly:
-            return exact.best(slots, scores, k, space.metric.higher_is_better)
+            return self._exact(space, query, slots, k)
+        scores = exact.scores_of(space.vectors, slots, query, space.metric)
         return self._best_matching(slots, scores, k, predicate, space.metric.higher_is_better)
 
     def _on_graph(

@@ -58,7 +58,7 @@ class SearchBatcher:
             params["threshold"],
             params["with_payload"],
             params["with_vector"],
-            params.get("using", ""),  # (a Qdrant search's named vector)
+            params["using"],
         )
         joiners = self._forming.get(key)
         if joiners is not None:  # a batch is forming: join it

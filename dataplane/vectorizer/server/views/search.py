@@ -37,6 +37,7 @@ def _params(q: Search) -> dict[str, Any]:
         "threshold": q.threshold,
         "with_payload": q.with_payload,
         "with_vector": q.with_vector,
+        "using": "",  # (the native API searches the collection's own vector)
     }
 
 
