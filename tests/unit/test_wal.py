@@ -125,7 +125,7 @@ def test_fsync_policy_parse(raw: str, mode: str, ms: int) -> None:
     assert (p.mode, p.interval_ms) == (mode, ms)
 
 
-@pytest.mark.parametrize("raw", ["sometimes", "0", "-5", ""])
+@pytest.mark.parametrize("raw", ["sometimes", "0", "-5", "", "²", "٣ms"])
 def test_fsync_policy_rejects(raw: str) -> None:
     with pytest.raises(ValidationError):
         FsyncPolicy.parse(raw)

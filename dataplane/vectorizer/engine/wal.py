@@ -50,7 +50,7 @@ class FsyncPolicy:
         if text in ("always", "never"):
             return cls(mode=text)  # type: ignore[arg-type]
         digits = text.removesuffix("ms")
-        if digits.isdigit() and int(digits) > 0:
+        if digits.isascii() and digits.isdigit() and int(digits) > 0:
             return cls(mode="interval", interval_ms=int(digits))
         raise ValidationError(
             "wal_fsync is 'always', 'never' or an interval in milliseconds", field="wal_fsync"
