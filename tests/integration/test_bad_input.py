@@ -282,6 +282,9 @@ BAD: list[tuple[str, str, Any, int, str, str | None]] = [
     ("GET", "/collections/..%2F..%2Fetc%2Fpasswd", None, 404, "collection_not_found", "collection"),
     ("GET", "/collections/c/vectors/99", None, 404, "vector_not_found", "id"),
     ("GET", "/collections/c/vectors?limit=abc", None, 422, "validation_error", "limit"),
+    # Digits outside ASCII ("²", "٣") are not an integer either.
+    ("GET", "/collections/c/vectors?limit=%C2%B2", None, 422, "validation_error", "limit"),
+    ("GET", "/collections/c/vectors?limit=%D9%A3", None, 422, "validation_error", "limit"),
     ("PUT", "/collections/c/vectors/1", {"vector": [1, 2]}, 422, "dimension_mismatch", "vector"),
     ("PUT", "/collections/c/vectors/1", {}, 422, "validation_error", "vector"),
     ("PUT", "/collections/c/vectors/99", {"payload": {}}, 404, "vector_not_found", "id"),
@@ -450,6 +453,24 @@ def test_unparsable_http_gets_a_structured_error(
     with urllib.request.urlopen(seeded.url + "/metrics") as r:
         metrics = r.read().decode()
     assert 'vectorizer_api_errors_total{code="malformed_request"}' in metrics
+
+
+@pytest.mark.parametrize("path", ["/collections/c/vectors", "/qdrant/collections/c/points"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_body_not_in_its_content_encoding_is_a_malformed_request(
+    seeded: ServerProcess, path: str, encoding: str
+) -> None:
+    before = snapshot_state(seeded)
+    body = orjson.dumps({"vectors": [{"id": 1, "vector": [9, 9, 9]}]})
+    method = "PUT" if path.startswith("/qdrant") else "POST"
+    status, got = seeded.request(method, path, body, headers={"Content-Encoding": encoding})
+    assert status == 400, got
+    if path.startswith("/qdrant"):
+        assert got["status"]["error"].startswith("malformed_request: "), got
+    else:
+        assert got["error"]["code"] == "malformed_request" and got["error"]["field"] == "body"
+    assert snapshot_state(seeded) == before
+    assert "unhandled error" not in seeded.log()
 
 
 def test_an_invalid_limit_is_a_validation_error_even_with_vectors(seeded: ServerProcess) -> None:

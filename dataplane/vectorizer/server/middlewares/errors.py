@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from vectorizer import errors
 from vectorizer.server.exchange import EXCHANGE
@@ -63,6 +63,16 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
             if name in exc.headers:
                 resp.headers[name] = exc.headers[name]
         return resp
+    if isinstance(exc, web.RequestPayloadError | http_exceptions.HttpProcessingError):
+        # The body's bytes could not be decoded (a Content-Encoding they are not in, a
+        # chunk that is not one): the client's mistake, and the rest of the
+        # connection's stream cannot be trusted.
+        err = errors.MalformedRequest(
+            f"the request body could not be read: {_why(exc)}", field="body"
+        )
+        resp = error_response(request, err)
+        resp.force_close()
+        return resp
     log.error(
         "unhandled error in %s %s after %.1f ms",
         request.method,
@@ -85,3 +95,10 @@ def _explain(request: web.Request, exc: web.HTTPException) -> str:
     if exc.status == 405:
         return f"{route} is not allowed{also}"
     return exc.reason or "request failed"
+
+
+def _why(exc: Exception) -> str:
+    """aiohttp's reason for a body it could not read, without its status prefix."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, http_exceptions.HttpProcessingError) else exc
+    text = cause.message if isinstance(cause, http_exceptions.HttpProcessingError) else str(cause)
+    return " ".join(str(text).split())[:200]
