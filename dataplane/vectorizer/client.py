@@ -19,7 +19,10 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import numpy as np
+import numpy.typing as npt
 import orjson
+from yarl import URL
 
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import VectorizerError, error_class_for
@@ -27,16 +30,17 @@ from vectorizer.observability import tracing
 from vectorizer.security.tls import client_context
 
 Payload = dict[str, Any]
+Vector = Sequence[float] | npt.NDArray[np.floating[Any]]  # numbers, or a numpy row
 
 
 @dataclass(frozen=True)
 class Point:
     id: PointId
-    vector: Sequence[float]
+    vector: Vector
     payload: Payload | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "vector": list(self.vector), "payload": self.payload}
+        return {"id": self.id, "vector": self.vector, "payload": self.payload}
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,14 @@ class Record:
 
 
 class ClientError(VectorizerError):
-    """A response that is not a structured Vectorizer error (e.g. a proxy's HTML page)."""
+    """A response that is not a structured Vectorizer error (e.g. a proxy's HTML page);
+    ``http_status`` is the status it came with."""
 
     code = "client_error"
+
+    def __init__(self, message: str, *, http_status: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.http_status = http_status
 
 
 class VectorizerClient:
@@ -90,6 +99,7 @@ class VectorizerClient:
         server_hostname: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self._base = str(URL(self.url))  # percent-encoded, as the paths added to it are
         # The name the certificate must carry when the URL holds an address (e.g. a pod IP).
         self._server_hostname = server_hostname
         auth: dict[str, str] = {}
@@ -125,12 +135,12 @@ class VectorizerClient:
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request; returns the decoded JSON or raises the mapped error."""
-        data = None if body is None else orjson.dumps(body)
+        data = None if body is None else orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
         headers = dict(self._headers)
         tracing.inject(headers)  # continue the caller's trace, when there is one
         async with self._client().request(
             method,
-            self.url + path,
+            URL(self._base + path, encoded=True),  # (no dot segments resolved: see _seg)
             data=data,
             headers=headers,
             ssl=self._ssl,
@@ -140,19 +150,20 @@ class VectorizerClient:
         try:
             decoded = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            raise ClientError(f"HTTP {resp.status}: not JSON", status=resp.status) from None
+            raise ClientError(f"HTTP {resp.status}: not JSON", http_status=resp.status) from None
         if resp.status < 400:
             return decoded
         if not isinstance(decoded, dict) or not isinstance(decoded.get("error"), dict):
-            raise ClientError(f"HTTP {resp.status}", status=resp.status)
+            raise ClientError(f"HTTP {resp.status}", http_status=resp.status)
         err = decoded["error"]
-        cls = error_class_for(str(err.get("code")))
-        raise cls(
+        details = err.get("details")
+        failure = error_class_for(str(err.get("code")))(
             str(err.get("message")),
             field=err.get("field"),
-            request_id=decoded.get("request_id"),
-            **(err.get("details") or {}),
+            **(details if isinstance(details, dict) else {}),
         )
+        failure.request_id = decoded.get("request_id")
+        raise failure
 
     # ---- node -------------------------------------------------------------------------
 
@@ -323,13 +334,13 @@ class VectorizerClient:
         collection: str,
         pid: PointId,
         *,
-        vector: Sequence[float] | None = None,
+        vector: Vector | None = None,
         payload: Payload | None = None,
     ) -> int:
         """Atomically replace the vector and/or payload of an existing point."""
         body: dict[str, Any] = {}
         if vector is not None:
-            body["vector"] = list(vector)
+            body["vector"] = vector
         if payload is not None:
             body["payload"] = payload
         path = f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}"
@@ -374,7 +385,7 @@ class VectorizerClient:
     async def search(
         self,
         collection: str,
-        vector: Sequence[float],
+        vector: Vector,
         *,
         limit: int = 10,
         filter: dict[str, Any] | None = None,
@@ -409,7 +420,7 @@ class VectorizerClient:
 
 
 def _search_body(
-    vector: Sequence[float],
+    vector: Vector,
     limit: int,
     filter: dict[str, Any] | None,
     threshold: float | None,
@@ -420,7 +431,7 @@ def _search_body(
     with_vector: bool,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "vector": list(vector),
+        "vector": vector,
         "limit": limit,
         "offset": offset,
         "exact": exact,
@@ -437,4 +448,7 @@ def _search_body(
 
 
 def _seg(value: str) -> str:
-    return quote(value, safe="")
+    """``value`` as one path segment: percent-encoded, and ``.`` and ``..`` (ids a point
+    may have) spelled ``%2E`` so that no client or proxy takes them for dot segments."""
+    seg = quote(value, safe="")
+    return seg.replace(".", "%2E") if seg in (".", "..") else seg

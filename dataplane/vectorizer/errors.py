@@ -15,6 +15,7 @@ class VectorizerError(Exception):
 
     code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
+    request_id: str | None = None  # the server's id of the failed request (set by the SDK)
 
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
         super().__init__(message)

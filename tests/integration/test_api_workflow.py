@@ -94,6 +94,28 @@ async def test_crud_workflow(server: ServerProcess) -> None:
         assert await vz.list_collections() == []
 
 
+async def test_the_sdk_takes_any_id_and_numpy_rows(server: ServerProcess) -> None:
+    """Ids that are dot segments reach their point (no client or proxy may resolve
+    them away); numpy rows are vectors; errors carry the request id."""
+    async with VectorizerClient(server.url) as vz:
+        await vz.create_collection("odd", 3, metric="dot")
+        rows = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], dtype=np.float32)
+        await vz.upsert(
+            "odd", [Point(pid, rows[i], {"i": i}) for i, pid in enumerate([".", "..", "a.b"])]
+        )
+        for i, pid in enumerate([".", "..", "a.b"]):
+            got = await vz.get("odd", pid)
+            assert (got.id, got.payload, got.vector) == (pid, {"i": i}, rows[i].tolist())
+        await vz.update("odd", "..", vector=np.array([0, 0, 10.0]))
+        hits = await vz.search("odd", np.array([0, 0, 1], dtype=np.float64), limit=1)
+        assert [h.id for h in hits] == [".."]
+        await vz.delete("odd", ".")
+        assert sorted(r.id for r in (await vz.list_points("odd"))[0]) == ["..", "a.b"]
+        with pytest.raises(VectorNotFound) as failed:
+            await vz.get("odd", ".")
+        assert failed.value.request_id and "request_id" not in failed.value.details
+
+
 async def test_aliases_through_the_sdk(server: ServerProcess) -> None:
     async with VectorizerClient(server.url) as vz:
         await vz.create_collection("v1", 2)
