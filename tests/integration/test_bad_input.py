@@ -473,6 +473,37 @@ def test_a_body_not_in_its_content_encoding_is_a_malformed_request(
     assert "unhandled error" not in seeded.log()
 
 
+@pytest.mark.parametrize("metric", ["dot", "euclidean"])
+def test_vectors_whose_scores_would_overflow_are_refused(
+    seeded: ServerProcess, metric: str
+) -> None:
+    """Finite float32 components, but too long a vector: its scores would be infinite
+    (answered as null, and ranked anyhow)."""
+    name = f"long-{metric}"
+    assert (
+        seeded.request("POST", "/collections", {"name": name, "dimension": 2, "metric": metric})[0]
+        == 201
+    )
+    good = [{"id": 1, "vector": [1.0, 1.0]}, {"id": 2, "vector": [6e18, -1e18]}]
+    assert seeded.request("POST", f"/collections/{name}/vectors", {"vectors": good})[0] == 200
+    bad = [{"id": 3, "vector": [2.0, 2.0]}, {"id": 4, "vector": [3e38, -3e38]}]
+    status, got = seeded.request("POST", f"/collections/{name}/vectors", {"vectors": bad})
+    assert (status, got["error"]["code"], got["error"]["field"]) == (
+        422,
+        "validation_error",
+        "vectors[1]",
+    ), got
+    status, got = seeded.request("POST", f"/collections/{name}/search", {"vector": [3e38, 1.0]})
+    assert (status, got["error"]["field"]) == (422, "vector"), got
+    status, got = seeded.request("POST", f"/collections/{name}/search", {"vector": [6e18, 1e18]})
+    assert (
+        status == 200 and [h["id"] for h in got["results"]] == [2, 1] if metric == "dot" else [1, 2]
+    )
+    assert all(isinstance(h["score"], float) for h in got["results"]), got
+    assert seeded.request("GET", f"/collections/{name}")[1]["collection"]["vector_count"] == 2
+    assert seeded.request("DELETE", f"/collections/{name}")[0] == 200
+
+
 def test_an_invalid_limit_is_a_validation_error_even_with_vectors(seeded: ServerProcess) -> None:
     # Checked before the answer's size is: a 422 on limit, not a 507.
     body = {"vector": [1, 2, 3], "limit": 10**9, "with_vector": True}

@@ -115,7 +115,8 @@ SEED_QDRANT: list[dict[str, Any]] = [
         "payload": {"city": "K\u00f8benhavn", "tags": [1, 2.5, None, True]},
     },
     {"id": 0, "vector": [0.0, 0.0, 0.0], "payload": {}},
-    {"id": 12345678901234, "vector": [1e30, -1e30, 3.4e38], "payload": {"k": {"a": {"b": [[]]}}}},
+    # (Euclid: near the longest vector a distance can take, validation.NORM_MAX ~6.5e18)
+    {"id": 12345678901234, "vector": [1e-30, -1e18, 6e18], "payload": {"k": {"a": {"b": [[]]}}}},
 ]
 SENTINEL_INT_IDS = [1, 2, 2**64 - 1]
 SENTINEL_STR_IDS = ["doc-\u03b1", "s-3"]

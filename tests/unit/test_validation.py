@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from vectorizer.engine import validation
+from vectorizer.engine import exact, validation
 from vectorizer.engine.config import Metric
+from vectorizer.engine.validation import NORM_MAX
 from vectorizer.errors import DimensionMismatch, ValidationError
 
 
@@ -65,6 +67,8 @@ GOOD_VECTORS = [
     [1e-30, -1e-30],  # squares underflow float32: the norm is taken again in float64
     [3e38, -3e38],  # near the float32 limit: the sum of squares overflows, the row does not
     [0.0, 0.0],  # refused for cosine only
+    [4.6e18, -4.6e18],  # about as long as a dot product or a distance may take (NORM_MAX)
+    [4.7e18, 4.7e18],  # longer: for cosine only (the others' scores could overflow)
 ]
 BAD_VECTORS = [
     [float("nan"), 1.0],
@@ -92,10 +96,28 @@ def test_metric_vector_is_prepare_of_validation_vector(metric: Metric, values: o
         assert row.dtype == np.float32 and row.shape == (1, 2)
         return "ok", row.tobytes()
 
-    expected = outcome(lambda: metric.prepare(validation.vector(values, 2)))
+    expected = outcome(lambda: metric.prepare(validation.vector(values, 2), single=True))
     assert outcome(lambda: metric.vector(values, 2)) == expected
-    if values in GOOD_VECTORS and (metric is not Metric.COSINE or any(values)):  # type: ignore[operator]
-        assert expected[0] == "ok"
+    if values in GOOD_VECTORS:
+        assert isinstance(values, list)
+        fine = any(values) if metric is Metric.COSINE else math.hypot(*values) <= NORM_MAX
+        assert (expected[0] == "ok") == fine, expected
+
+
+@pytest.mark.parametrize("metric", [Metric.DOT, Metric.EUCLIDEAN])
+def test_vectors_too_long_to_score_are_refused_by_name(metric: Metric) -> None:
+    near = 0.999 * NORM_MAX
+    rows = np.array([[1.0, 2.0], [near, 0.0], [0.0, -1e19], [1.0, 1.0]], dtype=np.float32)
+    with pytest.raises(ValidationError) as err:
+        metric.prepare(rows, "points")
+    assert err.value.field == "points[2]"
+    with pytest.raises(ValidationError) as err:
+        metric.vector([0.0, -1e19], 2, "query")
+    assert err.value.field == "query"
+    # The longest vectors allowed score finitely against each other, whichever way.
+    longest = metric.prepare(rows[[1, 1, 0]] * np.float32([[1, 1], [-1, 1], [1, 1]]), "points")
+    exact_scores = exact.scores_of(longest, np.arange(3), longest[1:2], metric)
+    assert np.isfinite(exact_scores).all(), exact_scores
 
 
 def test_cosine_normalises_vectors_near_the_float32_limits() -> None:

@@ -16,8 +16,6 @@ from vectorizer.engine.filters import payload_key
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import ValidationError
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 
 class Metric(StrEnum):
     COSINE = "cosine"
@@ -29,8 +27,9 @@ class Metric(StrEnum):
         return self is not Metric.EUCLIDEAN
 
     def vector(self, values: Any, dim: int, field: str = "vector") -> Matrix:
-        """One vector of a request, checked and prepared: ``prepare(validation.vector(…))``
-        with one sum of squares serving both the finiteness check and the norm."""
+        """One vector of a request, checked and prepared, ``prepare(validation.vector(…),
+        single=True)``, with one sum of squares serving the finiteness check, the norm
+        and the bound on length."""
         if type(values) is list and len(values) == dim:  # the common case
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
@@ -43,20 +42,24 @@ class Metric(StrEnum):
             if math.isfinite(squares) and squares > 0:
                 if self is Metric.COSINE:
                     row /= np.float32(math.sqrt(squares))
-                return row
-        return self.prepare(validation.vector(values, dim, field), field)
+                    return row
+                if squares <= validation.NORM_MAX**2:
+                    return row
+        return self.prepare(validation.vector(values, dim, field), field, single=True)
 
-    def prepare(self, vectors: Matrix, field: str = "vector") -> Matrix:
-        """Vectors as stored and queried: unit length for cosine, unchanged otherwise.
+    def prepare(self, vectors: Matrix, field: str = "vector", single: bool = False) -> Matrix:
+        """Vectors as stored and queried: unit length for cosine; for the other metrics
+        unchanged, if none is longer than ``validation.NORM_MAX`` (the first that is
+        names ``field``, indexed unless ``single``).
 
         Norms are taken in float32, and again in float64 where float32 over- or
         underflows (a finite vector near the float32 limits, or a tiny non-zero one)."""
         if self is not Metric.COSINE:
-            return vectors
+            return validation.bounded(vectors, field, single)
         if vectors.shape[0] == 1:  # a query or an update: fewer numpy calls
             with np.errstate(over="ignore", under="ignore"):
                 norm = math.sqrt(np.dot(vectors[0], vectors[0]))
-            if 0 < norm < _FLOAT32_MAX:  # else the general path below takes it in float64
+            if 0 < norm < validation.FLOAT32_MAX:  # else the general path below takes it in float64
                 row: Matrix = vectors / np.float32(norm)
                 return row
         with np.errstate(over="ignore", under="ignore"):

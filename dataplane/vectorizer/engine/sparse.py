@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from vectorizer.engine.validation import FLOAT32_MAX, NORM_MAX
 from vectorizer.errors import ValidationError
 
 MAX_INDEX = 2**32 - 1
@@ -101,6 +102,12 @@ def vector(raw: Any, field: str) -> SparseVector:
         vals = np.asarray(values, dtype=np.float32)
     if not np.isfinite(vals).all():
         raise ValidationError("values must fit in 32-bit floats", field=f"{field}.values")
+    if math.fsum(float(x) ** 2 for x in vals.tolist()) > NORM_MAX**2:
+        raise ValidationError(
+            f"a sparse vector may be at most {NORM_MAX:.2g} long: longer ones make scores "
+            "overflow 32-bit floats",
+            field=f"{field}.values",
+        )
     order = np.argsort(idx, kind="stable")
     idx, vals = idx[order], vals[order]
     if idx.size > 1 and (idx[1:] == idx[:-1]).any():
@@ -229,7 +236,8 @@ class SparseIndex:
 
     def scores(self, query: SparseVector) -> tuple[npt.NDArray[np.int64], Weights]:
         """The slots sharing an index with ``query`` (ascending) and their scores (the dot
-        product, summed in float64, given as float32 as Qdrant gives them)."""
+        product, summed in float64, given as float32 as Qdrant gives them: within its
+        range, which only an ``idf`` weight on vectors near ``NORM_MAX`` could leave)."""
         total = np.zeros(self._slots, dtype=np.float64)
         touched = np.zeros(self._slots, dtype=bool)
         for i, w in self.weighted(query):
@@ -239,7 +247,7 @@ class SparseIndex:
                 total[slots] += w * weights  # (a slot is once in a posting list)
                 touched[slots] = True
         hit = np.flatnonzero(touched)
-        return hit, total[hit].astype(np.float32)
+        return hit, np.clip(total[hit], -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
 
     def _posting(self, i: int) -> tuple[Slots, npt.NDArray[np.float64]] | None:
         cached = self._arrays.get(i)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,6 +14,13 @@ from vectorizer.errors import DimensionMismatch, ValidationError
 
 PointId = int | str
 Matrix = npt.NDArray[np.float32]
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Vectors no longer than this score finitely in float32 against each other, with room
+# for rounding: a dot product is at most the product of two lengths (FLOAT32_MAX / 8), a
+# squared distance the square of their sum (FLOAT32_MAX / 2).
+NORM_MAX = math.sqrt(FLOAT32_MAX / 8)  # ~6.5e18
+_SQUARED_NORM_MAX = np.float32(FLOAT32_MAX / 8)
 
 COLLECTION_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 MAX_DIMENSION = 65536
@@ -107,6 +115,22 @@ def matrix(
             "vector components must be numbers", field=where(_first_non_numeric(rows))
         )
     return _finite(out, where)
+
+
+def bounded(rows: Matrix, field: str, single: bool = False) -> Matrix:
+    """``rows`` if none is longer than ``NORM_MAX`` (a vector scored as it is, by dot
+    product or distance: longer ones make scores overflow to infinity)."""
+    with np.errstate(over="ignore"):
+        squares = np.einsum("ij,ij->i", rows, rows)
+    fits = squares <= _SQUARED_NORM_MAX
+    if not fits.all():
+        bad = int(np.argmin(fits))
+        raise ValidationError(
+            f"a vector may be at most {NORM_MAX:.2g} long for this metric: longer ones "
+            "make scores overflow 32-bit floats",
+            field=field if single else f"{field}[{bad}]",
+        )
+    return rows
 
 
 def as_float32(values: Any) -> Matrix:
