@@ -72,6 +72,60 @@ def test_damage_in_the_middle_refuses_to_start(tmp_path: Path) -> None:
         reopen(tmp_path)
 
 
+def frame_starts(seg: Path) -> list[int]:
+    """Where each record of a segment begins."""
+    data, starts, pos = seg.read_bytes(), [], 0
+    while pos < len(data):
+        starts.append(pos)
+        pos += FRAME.size + FRAME.unpack_from(data, pos)[0]
+    return starts
+
+
+@pytest.mark.parametrize("damage", ["two flipped bits", "a page of zeros", "records swapped"])
+def test_damage_spanning_records_in_the_middle_refuses_to_start(
+    tmp_path: Path, damage: str
+) -> None:
+    """Valid records after the damage, however many records it spans: not a torn tail
+    (cutting there would drop acknowledged records)."""
+    write_log(tmp_path, 60)
+    seg = next(tmp_path.iterdir())
+    data = bytearray(seg.read_bytes())
+    at = frame_starts(seg)
+    if damage == "two flipped bits":
+        data[at[30] + FRAME.size + 1] ^= 0x04
+        data[at[31] + FRAME.size + 1] ^= 0x10
+    elif damage == "a page of zeros":
+        data[at[20] + 3 : at[20] + 3 + 1500] = bytes(1500)
+    else:  # an older record where a newer one belongs
+        data[at[40] : at[42]] = data[at[10] : at[12]]
+    seg.write_bytes(bytes(data))
+    size = seg.stat().st_size
+    with pytest.raises(CorruptLog, match="valid records follow"):
+        reopen(tmp_path)
+    assert seg.stat().st_size == size  # nothing cut
+
+
+@pytest.mark.parametrize("tail", ["zeros after the last", "the last two zeroed", "garbage"])
+def test_a_damaged_tail_is_still_cut(tmp_path: Path, tail: str) -> None:
+    write_log(tmp_path, 60)
+    seg = next(tmp_path.iterdir())
+    data = bytearray(seg.read_bytes())
+    at = [*frame_starts(seg), len(data)]  # (and where the next one would)
+    if tail == "zeros after the last":  # (a power loss on some file systems)
+        data += bytes(4096)
+        kept = 60
+    elif tail == "the last two zeroed":
+        data[at[58] :] = bytes(len(data) - at[58])
+        kept = 58
+    else:
+        data[at[59] + 5 :] = os.urandom(len(data) - at[59] - 5 + 3000)
+        kept = 59
+    seg.write_bytes(bytes(data))
+    wal = reopen(tmp_path)
+    assert wal.last_seq == kept and seg.stat().st_size == at[kept]
+    assert [s for s, _ in wal.read_from(1)] == list(range(1, kept + 1))
+
+
 def test_damaged_older_segment_refuses_to_start(tmp_path: Path) -> None:
     write_log(tmp_path, 30, segment_bytes=200)
     first = sorted(tmp_path.iterdir())[0]

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from vectorizer.engine.files import Mapped, fsync_path, mapped
 from vectorizer.errors import StorageError, StorageFailed, ValidationError
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FRAME = struct.Struct("<IIQ")
 _SEQ = struct.Struct("<Q")
+_SEQ_AT = 8  # the sequence field's offset in a frame
 MAX_RECORD = 1 << 30
 _SEGMENT_RE = re.compile(r"(\d{20})\.wal")
 
@@ -370,13 +373,21 @@ class WriteAheadLog:
 
 
 def _valid_frame_after(data: Mapped, pos: int, expected: int) -> bool:
-    """Whether a valid record numbered after the damaged one exists later in ``data``."""
-    for seq in (expected, expected + 1):
-        needle = _SEQ.pack(seq)
-        at = data.find(needle, pos + 1)
-        while at != -1:
-            start = at - 8
-            if start > pos and _parse_at(data, start) is not None:
+    """Whether a valid record numbered ``expected`` or later begins anywhere after
+    ``pos``: then the damage at ``pos`` is not a torn tail, however many records it spans
+    (two flipped bits, a lost page of zeros). The sequence field is read at every byte
+    offset, eight alignments of numpy-wide reads; each that could follow (each record
+    takes at least ``FRAME.size`` bytes) is checked as a whole frame."""
+    highest = expected + (len(data) - pos) // FRAME.size
+    first_field = pos + 1 + _SEQ_AT  # the sequence field of a frame at pos + 1
+    for align in range(8):
+        base = first_field + align
+        count = (len(data) - base) // 8
+        if count <= 0:
+            continue
+        seqs = np.frombuffer(data, dtype="<u8", count=count, offset=base)
+        for i in np.flatnonzero((seqs >= expected) & (seqs <= highest)).tolist():
+            if _parse_at(data, base + 8 * i - _SEQ_AT) is not None:
                 return True
-            at = data.find(needle, at + 1)
+        del seqs  # (the mapping cannot close while an array views it)
     return False
