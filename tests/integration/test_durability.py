@@ -157,6 +157,17 @@ async def test_vector_updates_in_the_delta_buffer_survive_kill_9(
             assert hits[0].id == pid
 
 
+def test_a_data_directory_that_is_a_file_refuses_to_start_plainly(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    (tmp_path / "data").write_text("not a directory")
+    srv = server_factory(data_dir=tmp_path / "data", log_path=tmp_path / "srv.log")
+    srv.start(wait_ready=False)
+    assert srv.proc is not None and srv.proc.wait(30) == 1
+    assert "cannot start: the data directory" in srv.log() and "Traceback" not in srv.log()
+    assert (tmp_path / "data").read_text() == "not a directory"
+
+
 async def test_one_server_per_data_directory(
     server_factory: type[ServerProcess], tmp_path: Path
 ) -> None:

@@ -116,6 +116,41 @@ async def test_damaged_newest_snapshot_falls_back_to_older(tmp_path: Path) -> No
     await r.close(take_snapshot=False)
 
 
+async def test_a_damaged_snapshot_is_set_aside_so_the_good_one_is_retained(
+    tmp_path: Path,
+) -> None:
+    """After a fallback the damaged snapshot no longer counts among those retained: the
+    next snapshot keeps the good one behind it (and the log back to it), so a second
+    damaged snapshot still falls back."""
+    s = await fresh(tmp_path, segment_bytes=256, snapshots_retained=2)
+    await s.create_collection("a", {"dimension": 4})
+    await s.upsert("a", [1], np.ones((1, 4)), [None])
+    good = await s.snapshot()
+    await s.upsert("a", [2], np.ones((1, 4)), [None])
+    damaged = await s.snapshot()
+    await s.upsert("a", [3], np.ones((1, 4)), [None])
+    await s.close(take_snapshot=False)
+    next(damaged.path.glob("c00000/points.json")).write_bytes(b"{}")
+
+    r = await fresh(tmp_path, segment_bytes=256, snapshots_retained=2)
+    snaps = tmp_path / "snapshots"
+    assert sorted(p.name for p in snaps.iterdir()) == [
+        f".damaged-{damaged.path.name}",
+        good.path.name,
+    ]
+    for i in range(4, 30):
+        await r.upsert("a", [i], np.ones((1, 4)), [None])
+    newer = await r.snapshot()
+    assert {good.path.name, newer.path.name} <= {p.name for p in snaps.iterdir()}
+    await r.close(take_snapshot=False)
+    (newer.path / "MANIFEST.json").unlink()  # the newest damaged too
+
+    again = await fresh(tmp_path, segment_bytes=256, snapshots_retained=2)
+    assert sorted(p.id for p in again.collection("a").scroll(100)[0]) == list(range(1, 30))
+    assert f".damaged-{newer.path.name}" in {p.name for p in snaps.iterdir()}
+    await again.close(take_snapshot=False)
+
+
 async def test_missing_log_records_refuse_to_start(tmp_path: Path) -> None:
     s = await fresh(tmp_path, segment_bytes=256, snapshots_retained=1)
     await s.create_collection("a", {"dimension": 4})

@@ -32,6 +32,8 @@ MANIFEST = "MANIFEST.json"
 # primary. Found at start-up they are leftovers of a crash (or a full disk): removed.
 TMP_PREFIX = ".tmp-"
 INCOMING_PREFIX = ".incoming-"
+# Snapshots found damaged at a start that an older one served: kept, never loaded.
+DAMAGED_PREFIX = ".damaged-"
 _NAME_RE = re.compile(r"\d{20}")
 
 
@@ -119,13 +121,53 @@ def remove_partial(directory: Path) -> None:
 
 def load_latest(directory: Path, defaults: HnswParams) -> Loaded | None:
     """The newest snapshot that verifies, with its collections and aliases; None when
-    there is none."""
+    there is none.
+
+    Newer ones that did not verify (or lost their manifest) are then set aside as
+    ``.damaged-<name>``, kept for inspection but no longer counted among the snapshots
+    retained: else the next snapshots would prune the good one behind them, and the log
+    back to it, keeping the damaged one in its place. (Where none verifies they stay as
+    they are: what failed may have been this start, not the files.)"""
+    unusable = _without_manifest(directory)
     for info in list_snapshots(directory):
         try:
-            return info, *_load(info.path, defaults)
+            loaded: Loaded = (info, *_load(info.path, defaults))
         except Exception as exc:  # any damage: fall back to an older snapshot
             log.error("snapshot %s is unusable (%s); trying an older one", info.path.name, exc)
+            unusable.append(info.path)
+            continue
+        for path in unusable:
+            if int(path.name) > info.sequence:
+                _set_aside(path)
+        return loaded
     return None
+
+
+def _without_manifest(directory: Path) -> list[Path]:
+    """Snapshot folders that lost their manifest (written complete, then damaged: a
+    folder gets its final name only once whole)."""
+    if not directory.exists():
+        return []
+    found = [p for p in directory.iterdir() if _NAME_RE.fullmatch(p.name) and p.is_dir()]
+    lost = [p for p in found if not (p / MANIFEST).exists()]
+    for path in lost:
+        log.error("snapshot %s has no %s; it is unusable", path.name, MANIFEST)
+    return lost
+
+
+def _set_aside(path: Path) -> None:
+    aside = path.with_name(f"{DAMAGED_PREFIX}{path.name}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{DAMAGED_PREFIX}{path.name}-{n}")
+    try:
+        path.rename(aside)
+        fsync_path(path.parent)
+    except OSError as exc:  # (it stays where it is, and counts among those retained)
+        log.error("snapshot %s could not be set aside: %s", path.name, exc)
+        return
+    log.error("snapshot %s set aside as %s (not loaded, not retained)", path.name, aside.name)
 
 
 def index_values(path: Path) -> int:

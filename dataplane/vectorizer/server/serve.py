@@ -48,6 +48,9 @@ async def serve(settings: Settings) -> int:
     except DataDirInUse as err:
         log.critical("cannot start: %s", err.message)
         return 1
+    except OSError as exc:  # not a directory, not writable, …
+        log.critical("cannot start: the data directory %s: %s", settings.data_dir, exc)
+        return 1
     try:
         return await _serve(settings)
     finally:
