@@ -353,6 +353,21 @@ def test_upsert_list_and_batch_are_visible_natively(
     assert body["vector"] == [4, 3, 2, 1] and body["payload"] is None
 
 
+def test_a_path_id_of_32_decimal_digits_beyond_u64_is_a_uuid(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    """Qdrant reads a path id as an unsigned 64-bit integer if it is one, else a UUID:
+    a UUID's 32 hex digits may all be decimal ones."""
+    make(client, n=0)
+    u = "12345678-1234-5678-1234-567812345678"
+    client.upsert("docs", points=[models.PointStruct(id=u, vector=[1, 2, 3, 4])])
+    for spelling in (u, u.replace("-", "")):
+        status, body = server.request("GET", f"/qdrant/collections/docs/points/{spelling}")
+        assert status == 200 and body["result"]["id"] == u, body
+    status, body = server.request("GET", f"/qdrant/collections/docs/points/{2**64}")
+    assert status == 400 and "0..2^64-1" in body["status"]["error"], body
+
+
 def test_native_writes_are_visible_through_qdrant(
     client: QdrantClient, server: ServerProcess
 ) -> None:

@@ -88,8 +88,10 @@ def point_id(raw: Any, field: str = "id") -> PointId:
 
 
 def path_point_id(raw: str) -> PointId:
-    """An id from a URL path: digits are an integer, anything else a (UUID) string."""
-    if raw.isascii() and raw.isdigit():
+    """An id from a URL path: digits are an integer (if an unsigned 64-bit one: else a
+    UUID's 32 hex digits may all be decimal ones), anything else a (UUID) string; as
+    Qdrant reads it."""
+    if raw.isascii() and raw.isdigit() and (int(raw) <= validation.MAX_UINT64 or len(raw) != 32):
         return point_id(int(raw))
     return point_id(raw)
 
