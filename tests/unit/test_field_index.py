@@ -303,6 +303,42 @@ def test_a_geo_index_counts_the_points_holding_geo_points() -> None:
     assert coll.payload_schema()["loc"]["points"] == 2
 
 
+@pytest.mark.parametrize(
+    ("schema", "counted"),
+    [
+        ("integer", {0, 6}),
+        ("float", {0, 1, 6}),
+        ("keyword", {2, 3, 4, 6}),
+        ("text", {2, 3, 4, 6}),
+        ("bool", {5}),
+        ("datetime", {3}),
+        ("uuid", {4}),
+    ],
+)
+def test_an_index_counts_the_points_holding_values_of_its_type(
+    schema: str, counted: set[int]
+) -> None:
+    """As Qdrant counts them: an integer index's points hold an integer there, not a
+    string or an object (every scalar is still indexed for matches)."""
+    coll = Collection("c", CollectionConfig(DIM, index=IndexKind.EXACT), capacity=8)
+    payloads: list[dict[str, Any] | None] = [
+        {"k": 5},
+        {"k": 5.5},
+        {"k": "five"},
+        {"k": "2024-01-02T03:04:05Z"},
+        {"k": "3fa85f64-5717-4562-b3fc-2c963f66afa6"},
+        {"k": True},
+        {"k": [{"nested": 1}, "x", 7]},
+        {"k": {"nested": 1}},
+        None,
+    ]
+    coll.upsert(list(range(len(payloads))), np.ones((len(payloads), DIM), np.float32), payloads)
+    coll.create_field_index("k", schema)
+    assert coll.payload_schema()["k"]["points"] == len(counted)
+    coll.delete(sorted(counted)[:1])
+    assert coll.payload_schema()["k"]["points"] == len(counted) - 1
+
+
 def test_a_broad_part_is_read_not_gathered() -> None:
     """Of the parts of a `must`, only those naming few points are gathered; the points
     of the most selective part are then read for the rest."""

@@ -20,7 +20,8 @@ config keep.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -58,6 +59,27 @@ GATHER_RATIO = 4
 # Roughly the heap one indexed value takes: its set entry, and a share of the dict entry,
 # set and sorted-list slot of its value.
 BYTES_PER_VALUE = 120
+
+
+def _is_uuid(v: str) -> bool:
+    try:
+        uuid.UUID(v)
+    except ValueError:
+        return False
+    return True
+
+
+# What a value of each index type is (the values the index counts its points by).
+_FITS: dict[str, Callable[[Any], bool]] = {
+    "keyword": lambda v: isinstance(v, str),
+    "text": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "datetime": lambda v: isinstance(v, str) and timestamp(v) is not None,
+    "uuid": lambda v: isinstance(v, str) and _is_uuid(v),
+    "geo": lambda v: geo.stored_point(v) is not None,
+}
 
 
 def entries_per_point(key: str, schema: Schema, payloads: Iterable[Payload | None]) -> float:
@@ -179,11 +201,13 @@ class FieldIndex:
         self.points -= self._counted(payload, seen)
 
     def _counted(self, payload: Payload | None, has_scalar: bool) -> bool:
-        """Whether the point counts among ``points``: it holds a scalar here, or, for a
-        geo index, a geo point (as Qdrant counts the points an index holds)."""
-        if self.schema != "geo":
-            return has_scalar
-        return any(geo.stored_point(v) is not None for v in values_at(payload, self.key))
+        """Whether the point counts among ``points``: it holds a value of the index's
+        type here (an integer index: an integer, not a string; a geo index: a geo
+        point), as Qdrant counts the points an index holds."""
+        if not has_scalar and self.schema != "geo":
+            return False
+        fits = _FITS[self.schema]
+        return any(fits(v) for v in values_at(payload, self.key))
 
     def _entries(
         self, payload: Payload | None
