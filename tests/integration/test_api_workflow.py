@@ -174,6 +174,48 @@ async def test_openapi_document_lists_every_route(server: ServerProcess) -> None
         assert schema["$ref"].rsplit("/", 1)[1] in doc["components"]["schemas"], where
 
 
+def test_openapi_document_is_valid_and_says_what_the_server_reads(server: ServerProcess) -> None:
+    """A valid OpenAPI 3.1 document (unique operation ids among others), with the query
+    parameters the views read, the bodies a request may leave out, and each API's error
+    shape."""
+    from openapi_spec_validator import validate
+
+    doc = server.request("GET", "/openapi.json")[1]
+    validate(doc)
+    listing = doc["paths"]["/collections/{name}/vectors"]["get"]
+    assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} == {
+        "limit",
+        "offset",
+        "with_vector",
+        "with_payload",
+    }
+    count = doc["paths"]["/collections/{name}/count"]["post"]
+    assert count["requestBody"]["required"] is False
+    assert server.request("POST", "/collections", {"name": "c", "dimension": 2})[0] == 201
+    assert server.request("POST", "/collections/c/count") == (200, {"count": 0})
+    qcount = doc["paths"]["/qdrant/collections/{name}/points/count"]["post"]
+    assert qcount["requestBody"]["required"] is False
+    assert doc["paths"]["/collections/{name}/search"]["post"]["requestBody"]["required"]
+    refs = {
+        path: op["responses"]["default"]["content"]["application/json"]["schema"]["$ref"]
+        for path, ops in doc["paths"].items()
+        for op in ops.values()
+    }
+    assert {r for p, r in refs.items() if p.startswith("/qdrant")} == {
+        "#/components/schemas/QdrantError"
+    }
+    assert {r for p, r in refs.items() if not p.startswith("/qdrant")} == {
+        "#/components/schemas/Error"
+    }
+    status, got = server.request(
+        "POST", "/collections/c/vectors", {"vectors": [{"id": 1, "vector": [1]}]}
+    )
+    assert status == 422 and got["error"]["details"] == {"expected": 2, "got": 1}
+    assert set(got["error"]) <= set(
+        doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+    )
+
+
 async def test_many_collections(server: ServerProcess) -> None:
     async with VectorizerClient(server.url) as vz:
         names = [f"c-{i:03d}" for i in range(120)]

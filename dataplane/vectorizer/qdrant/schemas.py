@@ -7,13 +7,13 @@ checked by the functions in ``vectorizer.qdrant.models``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True):
-    pass
+    BODY_OPTIONAL: ClassVar[bool] = False  # (see the native schemas' _Body)
 
 
 class HnswConfigDiff(_Body):
@@ -160,6 +160,7 @@ class UpdateOperations(_Body):
 
 
 class ScrollRequest(_Body):
+    BODY_OPTIONAL = True
     offset: Any = None
     limit: int | None = None
     filter: dict[str, Any] | None = None
@@ -170,6 +171,7 @@ class ScrollRequest(_Body):
 
 
 class CountRequest(_Body):
+    BODY_OPTIONAL = True
     filter: dict[str, Any] | None = None
     exact: bool = True
     shard_key: Any = None
@@ -333,6 +335,7 @@ class FacetRequest(_Body):
 
 
 class SearchMatrixRequest(_Body):
+    BODY_OPTIONAL = True
     filter: dict[str, Any] | None = None
     sample: int | None = None
     limit: int | None = None

@@ -67,11 +67,9 @@ def _collection(request: web.Request) -> Collection:
     return _store(request).collection(request.match_info["name"])
 
 
-async def _body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
-    """The body as ``kind``; an ``optional`` body may be absent (all defaults). The
-    collection's dense vector is ``""`` in it, whatever its name (``names``)."""
-    if optional and not request.can_read_body:
-        return kind()
+async def _body(request: web.Request, kind: type[T]) -> T:
+    """The body as ``kind`` (``read_as``: absent, if ``kind`` allows it, all defaults).
+    The collection's dense vector is ``""`` in it, whatever its name (``names``)."""
     return _by_default_name(request, await read_as(request, kind))
 
 
@@ -452,7 +450,7 @@ async def retrieve_points(request: web.Request) -> Any:
 @qdrant_view
 async def scroll_points(request: web.Request) -> Any:
     """A page of points in id order, optionally filtered; ``next_page_offset`` continues."""
-    body = await _body(request, schemas.ScrollRequest, optional=True)
+    body = await _body(request, schemas.ScrollRequest)
     page = models.scroll(body, request.app[SETTINGS].max_search_limit)
     coll = _collection(request)
     if page.with_vector:
@@ -512,7 +510,7 @@ async def search_matrix_offsets(request: web.Request) -> Any:
 async def _distance_matrix(
     request: web.Request,
 ) -> tuple[list[PointId], list[list[tuple[PointId, float]]]]:
-    body = await _body(request, schemas.SearchMatrixRequest, optional=True)
+    body = await _body(request, schemas.SearchMatrixRequest)
     conf = request.app[SETTINGS]
     ask = models.search_matrix(body, conf.max_batch_searches, conf.max_batch_results)
     ids, rows = distance_matrix(_collection(request), ask)
@@ -523,7 +521,7 @@ async def _distance_matrix(
 @qdrant_view
 async def count_points(request: web.Request) -> Any:
     """Count the points matching a filter (always exact)."""
-    body = await _body(request, schemas.CountRequest, optional=True)
+    body = await _body(request, schemas.CountRequest)
     models.no_shard_key(body.shard_key)
     coll = _collection(request)
     return {"count": coll.count(compile_filter(models.canonical_filter(body.filter)))}

@@ -113,7 +113,10 @@ async def read_json(request: web.Request) -> Any:
 
 
 async def read_as(request: web.Request, kind: type[T]) -> T:
-    """The body decoded straight into a msgspec type; unknown or mistyped fields are a 422."""
+    """The body decoded straight into a msgspec type; unknown or mistyped fields are a 422.
+    A type whose ``BODY_OPTIONAL`` is set may come without a body: all its defaults."""
+    if getattr(kind, "BODY_OPTIONAL", False) and not request.can_read_body:
+        return kind()
     return decode_as(await read_json_bytes(request), kind)
 
 

@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 
 from vectorizer import __version__
+from vectorizer.qdrant.snapshots import PRIORITIES
 from vectorizer.security.permissions import rule_for
 from vectorizer.security.roles import Permission
 from vectorizer.server import schemas
@@ -29,20 +30,55 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", "/auth/keys/{key_id}/rotate"): schemas.RotateKey,
 }
 
+# Query parameters the native views read (``views.common.query_int`` / ``query_bool``)
+# and the Qdrant snapshot routes'.
+_ID: dict[str, Any] = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]}
+_BOOL: dict[str, Any] = {"type": "boolean"}
+_RECOVERY: dict[str, dict[str, Any]] = {
+    "wait": _BOOL,
+    "priority": {"type": "string", "enum": sorted(PRIORITIES)},
+    "checksum": {"type": "string"},
+}
+QUERY_PARAMETERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("GET", "/collections/{name}/vectors"): {
+        "limit": {"type": "integer", "minimum": 1, "default": 100},
+        "offset": _ID,
+        "with_vector": {**_BOOL, "default": False},
+        "with_payload": {**_BOOL, "default": True},
+    },
+    ("GET", "/collections/{name}/vectors/{id}"): {"with_vector": {**_BOOL, "default": True}},
+    ("PUT", "/qdrant/collections/{name}/snapshots/recover"): {"wait": _BOOL},
+    ("POST", "/qdrant/collections/{name}/snapshots/upload"): _RECOVERY,
+}
+
 _ERROR = {
     "type": "object",
-    "required": ["error"],
+    "required": ["error", "request_id"],
     "properties": {
         "error": {
             "type": "object",
-            "required": ["code", "message"],
+            "required": ["code", "message", "field"],
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "field": {"type": ["string", "null"]},
+                "details": {"type": "object"},  # e.g. a dimension_mismatch's expected, got
             },
         },
         "request_id": {"type": "string"},
+    },
+}
+# Errors under /qdrant, in Qdrant's shape.
+_QDRANT_ERROR = {
+    "type": "object",
+    "required": ["status", "time"],
+    "properties": {
+        "status": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}},
+        },
+        "time": {"type": "number"},
     },
 }
 
@@ -71,42 +107,24 @@ def build() -> dict[str, Any]:
     )
     ref_of = dict(zip(structs, refs, strict=True))
     components["Error"] = _ERROR
+    components["QdrantError"] = _QDRANT_ERROR
     paths: dict[str, dict[str, Any]] = {}
-    for route in [*ROUTES, *REPLICATION_ROUTES, *QDRANT_ROUTES]:
-        assert isinstance(route, web.RouteDef)
-        method, path = route.method.upper(), route.path
-        op: dict[str, Any] = {
-            "operationId": f"{method.lower()}_{route.handler.__name__}",
-            "summary": (route.handler.__doc__ or route.handler.__name__).strip().splitlines()[0],
-            "responses": {
-                "2XX": {
-                    "description": "success",
-                    "content": {_MEDIA_TYPES.get(path, "application/json"): {}},
-                },
-                "default": {
-                    "description": "structured error",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
-                },
-            },
-        }
-        params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
-        if params:
-            op["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                for p in params
-            ]
-        body = bodies.get((method, path))
-        if body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": ref_of[body]}},
-            }
-        rule = rule_for(method, path)
-        if rule is not None and rule.permission is Permission.PUBLIC:
-            op["security"] = []
-        paths.setdefault(path, {})[method.lower()] = op
+    tables = (("", ROUTES), ("replication_", REPLICATION_ROUTES), ("qdrant_", QDRANT_ROUTES))
+    for api, routes in tables:
+        for route in routes:
+            assert isinstance(route, web.RouteDef)
+            method, path = route.method.upper(), route.path
+            op = _operation(api, method, path, route.handler)
+            body = bodies.get((method, path))
+            if body is not None:
+                op["requestBody"] = {
+                    "required": not body.BODY_OPTIONAL,  # type: ignore[attr-defined]
+                    "content": {"application/json": {"schema": ref_of[body]}},
+                }
+            rule = rule_for(method, path)
+            if rule is not None and rule.permission is Permission.PUBLIC:
+                op["security"] = []
+            paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "Vectorizer", "version": __version__},
@@ -115,6 +133,38 @@ def build() -> dict[str, Any]:
         # Needed only when the node runs with auth_enabled (see SECURITY.md).
         "security": [{"apiKey": []}, {"bearer": []}],
     }
+
+
+def _operation(api: str, method: str, path: str, handler: Any) -> dict[str, Any]:
+    """An operation without its body: id (the API's prefix, the method and the handler:
+    unique, as OpenAPI wants), summary, parameters and responses."""
+    error = "QdrantError" if api == "qdrant_" else "Error"
+    op: dict[str, Any] = {
+        "operationId": f"{api}{method.lower()}_{handler.__name__}",
+        "summary": (handler.__doc__ or handler.__name__).strip().splitlines()[0],
+        "responses": {
+            "2XX": {
+                "description": "success",
+                "content": {_MEDIA_TYPES.get(path, "application/json"): {}},
+            },
+            "default": {
+                "description": "structured error",
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{error}"}}
+                },
+            },
+        },
+    }
+    parameters = [
+        {"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in path.split("/")
+        if p.startswith("{")
+    ]
+    for name, schema in QUERY_PARAMETERS.get((method, path), {}).items():
+        parameters.append({"name": name, "in": "query", "required": False, "schema": schema})
+    if parameters:
+        op["parameters"] = parameters
+    return op
 
 
 async def document(request: web.Request) -> web.Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -10,7 +10,9 @@ PointIdIn = int | str
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True):
-    pass
+    # A request may leave the body out (all defaults): read by ``http.read_as`` and by
+    # the OpenAPI document.
+    BODY_OPTIONAL: ClassVar[bool] = False
 
 
 class HnswIn(_Body):
@@ -67,6 +69,7 @@ class BatchSearch(_Body):
 
 
 class Count(_Body):
+    BODY_OPTIONAL = True
     filter: dict[str, Any] | None = None
 
 
@@ -85,6 +88,7 @@ class CreateKey(_Body):
 
 
 class RotateKey(_Body):
+    BODY_OPTIONAL = True
     grace_s: float = 0.0  # how long the old secret keeps working
 
 

@@ -46,7 +46,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 async def rotate_key(request: web.Request) -> web.Response:
     """A new secret for a key; the old one works for ``grace_s`` more seconds (default 0)."""
-    body = await read_as(request, RotateKey) if request.can_read_body else RotateKey()
+    body = await read_as(request, RotateKey)
     record, secret = request.app[GUARD].keys.rotate(request.match_info["key_id"], body.grace_s)
     return json_response({"key": record.public(), "secret": secret})
 

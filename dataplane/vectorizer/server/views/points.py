@@ -99,5 +99,5 @@ async def list_points(request: web.Request) -> web.Response:
 
 async def count(request: web.Request) -> web.Response:
     coll = store(request).collection(request.match_info["name"])
-    body = await read_as(request, Count) if request.can_read_body else Count()
+    body = await read_as(request, Count)
     return json_response({"count": coll.count(compile_filter(body.filter))})
