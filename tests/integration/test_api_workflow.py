@@ -33,6 +33,14 @@ async def test_crud_workflow(server: ServerProcess) -> None:
             "docs", [Point(i, [i, 1, 0, 0], {"n": i, "even": i % 2 == 0}) for i in range(10)]
         )
         await vz.upsert("docs", [Point("s-1", [0, 0, 1, 0], {"n": -1})])
+        twice = [
+            Point("s-2", [0, 0, 1, 0], {"n": 1}).to_json(),
+            {"id": "s-2", "vector": [0, 0, 0, 1], "payload": {"n": 2}},
+        ]
+        answer = await vz.request("POST", "/collections/docs/vectors", {"vectors": twice})
+        assert answer["upserted"] == 1  # the last one wins
+        assert (await vz.get("docs", "s-2")).payload == {"n": 2}
+        await vz.delete("docs", "s-2")
 
         rec = await vz.get("docs", 3)
         assert rec.payload == {"n": 3, "even": False} and rec.vector == [3, 1, 0, 0]

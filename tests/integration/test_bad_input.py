@@ -369,6 +369,16 @@ def test_a_batch_within_its_bounds_is_answered_and_one_too_large_is_refused(
     one_bad = {"collection": "c", "queries": [{"vector": [1, 2, 3], "limit": 10**9}] * 2}
     status, body = seeded.request("POST", "/batch_search", one_bad)
     assert status == 200 and body["failed"] == 2, body
+    # A limit and an offset may each reach max_search_limit: both count.
+    deep = {"vector": [1, 2, 3], "limit": 10_000, "offset": 10_000}
+    status, body = seeded.request(
+        "POST", "/batch_search", {"collection": "c", "queries": [deep] * 5}
+    )
+    assert status == 200 and body["succeeded"] == 5, body
+    status, body = seeded.request(
+        "POST", "/batch_search", {"collection": "c", "queries": [deep] * 6}
+    )
+    assert status == 422 and "at most 100000 results" in body["error"]["message"], body
     for route, key, search in (
         ("search/batch", "searches", {"vector": [1, 2, 3], "limit": 5}),
         ("query/batch", "searches", {"query": [1, 2, 3], "limit": 5}),

@@ -63,14 +63,14 @@ def check_batch(
 ) -> None:
     """A batch of searches holds at most ``max_searches`` searches asking for at most
     ``max_results`` results in all (each search's limit plus offset, as far as
-    ``max_limit`` allows: a search over it fails on its own): one request's work and
-    answer stay bounded, however small its body."""
+    ``max_limit`` allows each of the two: a search over it fails on its own): one
+    request's work and answer stay bounded, however small its body."""
     sizes = list(sizes)
     if len(sizes) > max_searches:
         raise ValidationError(
             f"a batch holds at most {max_searches} searches, got {len(sizes)}", field=field
         )
-    total = sum(min(max(size, 0), max_limit) for size in sizes)
+    total = sum(min(max(size, 0), 2 * max_limit) for size in sizes)
     if total > max_results:
         raise ValidationError(
             f"the searches of a batch may ask for at most {max_results} results in all (the "

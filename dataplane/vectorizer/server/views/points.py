@@ -33,8 +33,9 @@ async def upsert(request: web.Request) -> web.Response:
         [p.vector for p in body.vectors],
         [p.payload for p in body.vectors],
     )
-    inserted(request, len(body.vectors))
-    return json_response({"upserted": len(body.vectors), "sequence": seq})
+    written = len({p.id for p in body.vectors})  # (an id given twice: the last one wins)
+    inserted(request, written)
+    return json_response({"upserted": written, "sequence": seq})
 
 
 async def get_point(request: web.Request) -> web.Response:
@@ -57,10 +58,10 @@ async def update_point(request: web.Request) -> web.Response:
 
 
 async def delete_point(request: web.Request) -> web.Response:
-    pid = path_id(request)
-    deleted, seq = await store(request).delete_points(request.match_info["name"], [pid])
+    pid, name = path_id(request), request.match_info["name"]
+    deleted, seq = await store(request).delete_points(name, [pid])
     if not deleted:
-        raise VectorNotFound(f"no point with id {pid!r}", field="id")
+        raise VectorNotFound(f"no point with id {pid!r} in {name!r}", field="id")
     return json_response({"deleted": pid, "sequence": seq})
 
 
