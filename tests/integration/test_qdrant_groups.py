@@ -500,3 +500,11 @@ def test_scroll_in_datetime_order_reports_microseconds(client: QdrantClient) -> 
         ),
     ).points
     assert [int(p.id) for p in listed] == [2]
+    # Neither index nor start_from: the key holds a number (17), listed by numbers.
+    assert [int(p.id) for p in client.scroll("t", limit=10, order_by="at")[0]] == [5]
+    client.delete("t", [5])  # no number left there, datetime strings: listed by those
+    page, _ = client.scroll("t", limit=10, order_by="at")
+    assert [(int(p.id), p.order_value) for p in page][:2] == [
+        (3, noon - 12 * 3600 * 10**6 - 500_000),
+        (0, noon),
+    ]

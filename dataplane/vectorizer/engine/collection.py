@@ -316,9 +316,11 @@ class Collection:
     ) -> list[tuple[Point, OrderValue]]:
         """Points in the order of the numbers at payload ``key`` (see ``ordering``), or
         of its datetimes: when ``datetimes`` says so, or (None) when the key has a
-        datetime index."""
+        datetime index, or has no index and the points hold no numbers there but
+        datetime strings (listed by those, rather than not at all)."""
         predicate = self._bound(predicate)
         index = self._fields.fields.get(key)
+        guess = datetimes is None and index is None and start is None
         if datetimes is None:
             datetimes = index is not None and index.schema == "datetime"
         walk = None if index is None else index.in_order(descending, start, datetimes)
@@ -326,14 +328,20 @@ class Collection:
             picked = self._walked(walk, limit, predicate, descending)
         else:
             payloads = self._payloads
-            picked = ordering.ordered(
-                ((pid, payloads[s]) for pid, s in self._entries(predicate)),
-                key,
-                descending=descending,
-                start=start,
-                limit=limit,
-                datetimes=datetimes,
-            )
+
+            def listed(by_datetimes: bool) -> list[tuple[PointId, OrderValue]]:
+                return ordering.ordered(
+                    ((pid, payloads[s]) for pid, s in self._entries(predicate)),
+                    key,
+                    descending=descending,
+                    start=start,
+                    limit=limit,
+                    datetimes=by_datetimes,
+                )
+
+            picked = listed(datetimes)
+            if not picked and guess:
+                picked = listed(True)
         slots = self._id_slots
         return [(self._point(slots[pid], with_payload, with_vector), v) for pid, v in picked]
 
