@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import urllib.request
 import uuid
 from typing import Any
 
@@ -351,6 +352,19 @@ def test_upsert_list_and_batch_are_visible_natively(
     client.upsert("docs", points=[models.PointStruct(id=7, vector=[4, 3, 2, 1])])
     status, body = server.request("GET", "/collections/docs/vectors/7")
     assert body["vector"] == [4, 3, 2, 1] and body["payload"] is None
+
+
+def test_qdrant_probes_answer_in_plain_text(server: ServerProcess) -> None:
+    """Kubernetes probes written for Qdrant (/healthz, /livez, /readyz) work under the
+    prefix, in Qdrant's words."""
+    for probe, text in (
+        ("healthz", "healthz check passed"),
+        ("livez", "livez check passed"),
+        ("readyz", "all shards are ready"),
+    ):
+        with urllib.request.urlopen(f"{server.url}/qdrant/{probe}") as r:
+            assert (r.status, r.read().decode()) == (200, text)
+            assert r.headers["Content-Type"].startswith("text/plain")
 
 
 def test_a_path_id_of_32_decimal_digits_beyond_u64_is_a_uuid(

@@ -40,7 +40,13 @@ def test_head_follows_get_and_unknown_routes_need_a_credential() -> None:
 
 def test_only_probes_are_public(tmp_path: Path) -> None:
     public = {r for r, rule in RULES.items() if rule.permission is P.PUBLIC}
-    assert public == {("GET", "/health"), ("GET", "/ready")}
+    assert public == {
+        ("GET", "/health"),
+        ("GET", "/ready"),
+        ("GET", "/qdrant/healthz"),  # (Qdrant's probes, public in Qdrant too)
+        ("GET", "/qdrant/livez"),
+        ("GET", "/qdrant/readyz"),
+    }
     assert RULES[("GET", "/metrics")].permission is P.METRICS
 
 

@@ -17,6 +17,9 @@ _C = PREFIX + "/collections/{name}"
 ROUTES: list[web.RouteDef] = [
     web.get(PREFIX, views.root),
     web.get(PREFIX + "/", views.root_slash),
+    web.get(PREFIX + "/healthz", views.healthz),
+    web.get(PREFIX + "/livez", views.livez),
+    web.get(PREFIX + "/readyz", views.readyz),
     web.get(PREFIX + "/collections", views.list_collections),
     # (before the collection routes: "aliases" is no collection's name here)
     web.post(PREFIX + "/collections/aliases", views.update_aliases),

@@ -99,6 +99,33 @@ async def root_slash(request: web.Request) -> web.Response:
     return await root(request)
 
 
+async def healthz(request: web.Request) -> web.Response:
+    """Qdrant's liveness probe, in plain text: the process answers; 503 once its log
+    has failed (as the native ``/health``)."""
+    return _alive(request, "healthz")
+
+
+async def livez(request: web.Request) -> web.Response:
+    """Qdrant's other name for ``/healthz``."""
+    return _alive(request, "livez")
+
+
+def _alive(request: web.Request, probe: str) -> web.Response:
+    failure = _store(request).failure
+    if failure is not None:
+        return web.Response(text=f"log failed: {failure}", status=503)
+    return web.Response(text=f"{probe} check passed")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Qdrant's readiness probe, in plain text: recovered and not shutting down (as the
+    native ``/ready``)."""
+    s = _store(request)
+    if s.failure is not None or not s.ready:
+        return web.Response(text="some shards are not ready", status=503)
+    return web.Response(text="all shards are ready")
+
+
 # ---- collections ------------------------------------------------------------------------
 
 

@@ -79,6 +79,9 @@ _Q = "/qdrant/collections/{name}"
 _QDRANT: dict[tuple[str, str], Rule] = {
     ("GET", "/qdrant"): _node(P.SELF),
     ("GET", "/qdrant/"): _node(P.SELF),
+    ("GET", "/qdrant/healthz"): _node(P.PUBLIC),
+    ("GET", "/qdrant/livez"): _node(P.PUBLIC),
+    ("GET", "/qdrant/readyz"): _node(P.PUBLIC),
     ("GET", "/qdrant/collections"): _node(P.READ),
     ("POST", "/qdrant/collections/aliases"): _node(P.COLLECTIONS),
     ("GET", "/qdrant/aliases"): _node(P.READ),

@@ -84,7 +84,12 @@ _QDRANT_ERROR = {
 
 
 # Success bodies that are not JSON.
-_MEDIA_TYPES = {"/metrics": "text/plain"}
+_MEDIA_TYPES = {
+    "/metrics": "text/plain",
+    "/qdrant/healthz": "text/plain",
+    "/qdrant/livez": "text/plain",
+    "/qdrant/readyz": "text/plain",
+}
 
 _SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
