@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from tests.servers import ServerProcess
+from vectorizer.server.openapi import PLAIN_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,9 @@ def check_response(sent: Sent, expect_error: bool = False) -> None:
     assert 200 <= sent.status < 300 or 400 <= sent.status < 500, f"unexpected status\n{where}"
     if expect_error:
         assert sent.status >= 400, f"a malformed request was accepted\n{where}"
-    if sent.status < 300 and sent.path.split("?")[0] == "/metrics":
+    if sent.status < 300 and sent.path.split("?")[0] in PLAIN_TEXT:  # metrics, probes
         ctype = sent.headers.get("content-type", "")
-        assert ctype.startswith("text/plain"), f"metrics are Prometheus text\n{where}"
+        assert ctype.startswith("text/plain"), f"a plain text answer\n{where}"
         return
     ctype = sent.headers.get("content-type", "")
     assert ctype.startswith("application/json"), f"Content-Type {ctype!r}\n{where}"

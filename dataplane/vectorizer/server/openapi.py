@@ -84,12 +84,7 @@ _QDRANT_ERROR = {
 
 
 # Success bodies that are not JSON.
-_MEDIA_TYPES = {
-    "/metrics": "text/plain",
-    "/qdrant/healthz": "text/plain",
-    "/qdrant/livez": "text/plain",
-    "/qdrant/readyz": "text/plain",
-}
+PLAIN_TEXT = frozenset({"/metrics", "/qdrant/healthz", "/qdrant/livez", "/qdrant/readyz"})
 
 _SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -150,7 +145,7 @@ def _operation(api: str, method: str, path: str, handler: Any) -> dict[str, Any]
         "responses": {
             "2XX": {
                 "description": "success",
-                "content": {_MEDIA_TYPES.get(path, "application/json"): {}},
+                "content": {"text/plain" if path in PLAIN_TEXT else "application/json": {}},
             },
             "default": {
                 "description": "structured error",
