@@ -601,6 +601,27 @@ def _raw_request(port: int, head: bytes, trickle: bytes, every_s: float) -> tupl
         return answer, time.monotonic() - started
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"X-API-Key: \xe9",
+        b"api-key: vz_\xe9",
+        b"Authorization: Bearer \xe9",
+        b"Authorization: Bearer \xe9.\xe9.\xe9",
+    ],
+)
+@pytest.mark.parametrize("path", [b"/collections", b"/qdrant/collections"])
+def test_credentials_that_are_not_utf8_are_refused_not_failed(
+    node: Node, header: bytes, path: bytes
+) -> None:
+    head = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + header + b"\r\nConnection: close\r\n\r\n"
+    answer, _ = _raw_request(node.srv.port, head, b"", 0)
+    status_line, _, body = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"401", answer
+    assert b"unauthenticated" in body and b"Traceback" not in body
+    assert "Traceback" not in node.srv.log()
+
+
 def test_slow_body_is_cut_off(node: Node) -> None:
     before = node.state()
     body = orjson.dumps(UPSERT)

@@ -119,6 +119,8 @@ class Authenticator:
             raise AuthenticationFailed("bearer tokens are not accepted here", "jwt not configured")
         if len(token) > MAX_CREDENTIAL:
             raise AuthenticationFailed("invalid bearer token: too long", "token too long")
+        if not token.isascii():  # (a JWT is base64url and dots)
+            raise AuthenticationFailed("invalid bearer token: malformed token", "malformed token")
         try:
             return self._jwt.verify(token)
         except InvalidToken as exc:

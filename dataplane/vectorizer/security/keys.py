@@ -85,7 +85,9 @@ class KeyFile(msgspec.Struct, kw_only=True):
 
 
 def digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    """SHA-256 of the key's bytes (a header's bytes that are not UTF-8 come back as they
+    were sent: aiohttp decodes them with ``surrogateescape``)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def key_id_of(presented: str) -> str | None:
