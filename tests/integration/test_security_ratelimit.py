@@ -69,3 +69,32 @@ async def test_rate_limit_holds_within_ten_percent(
     assert refused > accepted  # the load really was above the limit
     assert abs(measured - RATE) <= 0.1 * RATE
     assert retry_after == {"1"}
+
+
+async def test_refused_calls_count_against_the_rate_too(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """A limited key cannot send calls it may not make without end (each one an audit
+    line): they spend its rate like any other, and say so in their headers."""
+    srv = server_factory(
+        data_dir=tmp_path / "data",
+        args=["--auth-enabled", "true", "--auth-admin-key", ADMIN, "--rate-limit-rps", "0.1"]
+        + ["--rate-limit-burst", "3"],
+    ).start()
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            srv.url + "/auth/keys",
+            json={"name": "v", "role": "viewer"},
+            headers={"X-API-Key": ADMIN},
+        ) as r:
+            viewer = {"X-API-Key": (await r.json())["secret"]}
+        statuses = []
+        for _ in range(5):  # a viewer may not create collections
+            async with s.post(
+                srv.url + "/collections", json={"name": "x", "dimension": 2}, headers=viewer
+            ) as r:
+                statuses.append(r.status)
+                assert "X-RateLimit-Remaining" in r.headers
+        assert statuses == [403, 403, 403, 429, 429]
+        async with s.get(srv.url + "/collections", headers=viewer) as r:
+            assert r.status == 429  # what it may do waits too

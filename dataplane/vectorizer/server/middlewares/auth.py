@@ -1,5 +1,5 @@
 """Admit a request: authenticate the caller, check the route's permission (the one place
-RBAC happens) and the caller's rate.
+RBAC happens) and the caller's rate (before the permission: a refused call counts too).
 
 The rule comes from ``security.permissions`` by route template; views never check
 roles. Failures raise ``Unauthenticated`` (401: no or bad credentials) or ``Forbidden``
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 
 async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str) -> None:
-    """Let the request through or raise: its rule, then who it is, what it may do, and
-    whether it is within its rate. Sets the rule (and the principal once authenticated)."""
+    """Let the request through or raise: its rule, then who it is, whether it is within
+    its rate, and what it may do. Sets the rule (and the principal once authenticated)."""
     rule = rule_for(request.method, None if template == UNMATCHED else template)
     if rule is None:  # fail closed; tests/unit/test_security_rbac.py keeps this from happening
         log.error("route %s %s has no permission rule; refusing it", request.method, template)
@@ -58,8 +58,10 @@ async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str)
         ex.audit_claimed = exc.claimed
         raise Unauthenticated(exc.message) from None
     ex.principal = principal
-    await authorize(request, ex, principal, rule)
+    # The rate first: a call the principal may not make costs it a request too (else a
+    # limited key could send refused calls, each an audit line, without end).
     check_rate(ex, guard, principal)
+    await authorize(request, ex, principal, rule)
 
 
 def is_public(rule: Rule, metrics_public: bool) -> bool:
