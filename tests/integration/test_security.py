@@ -758,6 +758,42 @@ def test_collection_snapshots_need_their_permissions_and_a_fetch_carries_its_key
         assert node.call("DELETE", f"{snapshots}/{made}", as_="admin")[0] == 200
 
 
+def test_a_scoped_admin_recovers_only_from_its_own_collections_snapshot_files(
+    node: Node,
+) -> None:
+    """A file:// recovery puts the file's data in the recovered collection: the caller
+    must be allowed to read the collection the file is a snapshot of."""
+    status, got, _ = node.call(
+        "POST", "/auth/keys", {"name": "sa", "role": "admin", "collections": ["other"]}, as_="admin"
+    )
+    assert status == 201, got
+    node.keys["scoped-admin"] = got["secret"]
+    made = {}
+    for name in ("c", "other"):
+        status, got, _ = node.call("POST", f"/qdrant/collections/{name}/snapshots", as_="admin")
+        assert status == 200, got
+        made[name] = node.srv.data_dir / "collection-snapshots" / name / got["result"]["name"]
+        assert made[name].is_file()
+    before = node.state()
+    recover = "/qdrant/collections/other/snapshots/recover"
+    try:
+        for location in (made["c"], made["c"].with_name("no-such.snapshot")):
+            status, got, rid = node.call(
+                "PUT", recover, {"location": f"file://{location}"}, as_="scoped-admin"
+            )
+            assert status == 403, got  # (the same whether the file exists or not)
+            assert str(node.srv.data_dir) not in got["status"]["error"]
+            assert node.audit_line(rid)["reason"] == "outside the credential's collection scope"
+        assert node.state() == before
+        status, got, _ = node.call(
+            "PUT", recover, {"location": f"file://{made['other']}"}, as_="scoped-admin"
+        )
+        assert status == 200, got
+    finally:
+        for name, path in made.items():
+            node.call("DELETE", f"/qdrant/collections/{name}/snapshots/{path.name}", as_="admin")
+
+
 def test_full_snapshots_are_node_wide(node: Node) -> None:
     for who in ("viewer", "editor", "scoped"):
         assert node.call("POST", "/qdrant/snapshots", as_=who)[0] == 403, who

@@ -40,8 +40,10 @@ from vectorizer.qdrant import schemas
 from vectorizer.qdrant.errors import for_qdrant
 from vectorizer.qdrant.responses import ACCEPTED
 from vectorizer.qdrant.views import qdrant_view
+from vectorizer.security.roles import Permission
 from vectorizer.server.http import read_as
 from vectorizer.server.keys import SETTINGS, STORE
+from vectorizer.server.middlewares.auth import authorize_also
 
 PRIORITIES = frozenset({"snapshot", "replica", "no_sync"})
 _CHUNK = 1 << 20
@@ -97,7 +99,7 @@ async def recover_snapshot(request: web.Request) -> Any:
     store = request.app[STORE]
     url = urlsplit(body.location)
     if url.scheme == "file":
-        path = _own_file(store, unquote(url.path))
+        path = _own_file(request, store, unquote(url.path))
         await _check_sum(path, body.checksum)
         return await _recover(request, path, owned=False)
     if url.scheme not in ("http", "https") or not url.netloc:
@@ -223,17 +225,26 @@ def _check_priority(priority: str | None, field: str) -> None:
         raise ValidationError(f"one of {', '.join(sorted(PRIORITIES))}", field=field)
 
 
-def _own_file(store: Store, raw: str) -> Path:
+def _own_file(request: web.Request, store: Store, raw: str) -> Path:
     """A ``file://`` location: only a snapshot file of this node's (no other file of the
-    machine is read on a client's word)."""
+    machine is read on a client's word), of a collection the caller may read (its data
+    is what the recovered collection will hold). Refused before it is looked for, and
+    in words that name no folder of the node: no probing for other files."""
     base = store.collection_snapshots_dir.resolve()
     path = Path(raw).resolve()
-    if not path.is_relative_to(base) or path.suffix != collection_snapshots.SUFFIX:
+    inside = path.is_relative_to(base) and len(path.relative_to(base).parts) == 2
+    if not inside or path.suffix != collection_snapshots.SUFFIX:
         raise ValidationError(
-            f"a file:// location must be a snapshot file under {base}", field="location"
+            "a file:// location must be a collection's snapshot file on this node (as "
+            "the snapshot listing names it, under the node's collection snapshot folder)",
+            field="location",
         )
+    authorize_also(request, Permission.READ, path.relative_to(base).parts[0])
     if not path.is_file():
-        raise ValidationError(f"no snapshot file at {path}", field="location")
+        raise ValidationError(
+            f"no snapshot file {path.name!r} of collection {path.parent.name!r}",
+            field="location",
+        )
     return path
 
 
