@@ -51,8 +51,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.REPLICATION: _REPLICATION,
 }
 
-# Node-wide permissions a collection-scoped principal still has (they reveal no collection).
-SCOPE_FREE = frozenset({Permission.SELF, Permission.METRICS})
+# Node-wide permissions a collection-scoped principal still has (they reveal no
+# collection: not metrics, whose labels name every collection).
+SCOPE_FREE = frozenset({Permission.SELF})
 
 
 @dataclass(frozen=True)
