@@ -18,6 +18,7 @@ from vectorizer.engine.config import HnswParams
 from vectorizer.engine.store import StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
 from vectorizer.errors import ValidationError
+from vectorizer.security.secrets import MIN_HS256, MIN_KEY
 
 ENV_PREFIX = "VECTORIZER_"
 
@@ -313,17 +314,17 @@ def check_security(s: Settings) -> None:
         raise ValidationError("TLS intervals must be > 0", field="tls_reload_interval_s")
     for name in ("auth_admin_key", "replication_key"):
         value = getattr(s, name)
-        if value and len(value) < 16:
-            raise ValidationError(f"{name} must be at least 16 characters", field=name)
+        if value and len(value) < MIN_KEY:
+            raise ValidationError(f"{name} must be at least {MIN_KEY} characters", field=name)
         if value and getattr(s, name + "_file"):
             raise ValidationError(f"give {name} or {name}_file, not both", field=name)
     if s.jwt_hs256_secret and s.jwt_hs256_secret_file:
         raise ValidationError(
             "give jwt_hs256_secret or jwt_hs256_secret_file, not both", field="jwt_hs256_secret"
         )
-    if s.jwt_hs256_secret and len(s.jwt_hs256_secret) < 32:
+    if s.jwt_hs256_secret and len(s.jwt_hs256_secret) < MIN_HS256:
         raise ValidationError(
-            "jwt_hs256_secret must be at least 32 characters", field="jwt_hs256_secret"
+            f"jwt_hs256_secret must be at least {MIN_HS256} characters", field="jwt_hs256_secret"
         )
     for name in (
         "auth_admin_key_file",

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from vectorizer.security.roles import Role
-from vectorizer.security.secrets import Secret
+from vectorizer.security.secrets import MIN_HS256, Secret
 from vectorizer.security.tokens import InvalidToken, JwtVerifier
 
 SECRET = "s" * 64
@@ -133,3 +133,18 @@ def test_secret_file_is_reread_when_it_changes(tmp_path: Path) -> None:
     with pytest.raises(InvalidToken, match="bad signature"):
         v.verify(old)
     assert v.verify(jwt.encode(claims(), "t" * 64, algorithm="HS256"))
+
+
+def test_a_secret_file_too_short_is_not_used(tmp_path: Path) -> None:
+    """As a short value given directly is refused at start-up: a short file is not
+    taken, at start or when it changes (the last good value stays)."""
+    f = tmp_path / "secret"
+    f.write_text("b\n")
+    assert Secret(path=str(f), recheck_s=0, min_length=MIN_HS256).get() is None
+    f.write_text(SECRET)
+    secret = Secret(path=str(f), recheck_s=0, min_length=MIN_HS256)
+    assert secret.get() == SECRET
+    f.write_text("short")
+    assert secret.get() == SECRET
+    f.write_text("u" * (MIN_HS256 + 1))
+    assert secret.get() == "u" * (MIN_HS256 + 1)

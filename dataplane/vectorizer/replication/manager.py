@@ -30,7 +30,7 @@ from vectorizer.replication.follower import Follower, FollowerConfig
 from vectorizer.replication.primary import PrimaryHub, Thresholds
 from vectorizer.replication.state import History, NodeState, Role, last_epoch, new_node_id
 from vectorizer.security.keys import KeyStore
-from vectorizer.security.secrets import Secret
+from vectorizer.security.secrets import MIN_KEY, Secret
 from vectorizer.security.tls import client_context
 from vectorizer.settings import Settings
 from vectorizer.tasks import stop
@@ -49,7 +49,9 @@ class ReplicationManager:
         # call) would persist a transition over the real state.
         self.started = False
         # The replica's credential towards its primary (a file is re-read when it changes).
-        self._credential = Secret(settings.replication_key, settings.replication_key_file)
+        self._credential = Secret(
+            settings.replication_key, settings.replication_key_file, min_length=MIN_KEY
+        )
         self.hub = PrimaryHub(
             store,
             Thresholds(

@@ -10,7 +10,7 @@ from vectorizer.security.authn import Authenticator
 from vectorizer.security.keys import KeyStore
 from vectorizer.security.ratelimit import RateLimiter
 from vectorizer.security.roles import Principal, RateLimit
-from vectorizer.security.secrets import Secret
+from vectorizer.security.secrets import MIN_HS256, MIN_KEY, Secret
 from vectorizer.security.tokens import JwtVerifier
 from vectorizer.settings import Settings
 
@@ -29,7 +29,7 @@ class Guard:
     def from_settings(cls, settings: Settings) -> Guard:
         keys = KeyStore(settings.data_dir)
         jwt = JwtVerifier(
-            Secret(settings.jwt_hs256_secret, settings.jwt_hs256_secret_file),
+            Secret(settings.jwt_hs256_secret, settings.jwt_hs256_secret_file, min_length=MIN_HS256),
             Secret(path=settings.jwt_public_key_file),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
@@ -40,8 +40,12 @@ class Guard:
         )
         authenticator = Authenticator(
             keys,
-            admin_key=Secret(settings.auth_admin_key, settings.auth_admin_key_file),
-            replication_key=Secret(settings.replication_key, settings.replication_key_file),
+            admin_key=Secret(
+                settings.auth_admin_key, settings.auth_admin_key_file, min_length=MIN_KEY
+            ),
+            replication_key=Secret(
+                settings.replication_key, settings.replication_key_file, min_length=MIN_KEY
+            ),
             jwt=jwt,
             replication_cert_names=names,
         )

@@ -14,14 +14,22 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+MIN_KEY = 16  # characters of the bootstrap admin key and the replication key
+MIN_HS256 = 32  # characters of the JWT HS256 secret
+
 
 class Secret:
-    """The current value of a secret (``None`` when it is not configured or unreadable)."""
+    """The current value of a secret (``None`` when it is not configured or unreadable).
+    A file's value shorter than ``min_length`` is refused, as a short value given
+    directly is at start-up: the last good value stays (none, if it never had one)."""
 
-    def __init__(self, value: str = "", path: str = "", recheck_s: float = 2.0) -> None:
+    def __init__(
+        self, value: str = "", path: str = "", recheck_s: float = 2.0, min_length: int = 0
+    ) -> None:
         self._value = value or None
         self._path = Path(path) if path else None
         self._recheck_s = recheck_s
+        self._min_length = min_length
         self._checked = 0.0
         self._signature: tuple[int, int, int] | None = None
         if self._path is not None:
@@ -48,7 +56,16 @@ class Secret:
         except OSError as exc:
             log.error("cannot read secret file %s: %s", self._path, exc)
             return  # keep the last good value
-        if self._signature is not None:
+        self._signature = signature  # (not read again until it changes)
+        if text and len(text) < self._min_length:
+            log.error(
+                "secret file %s holds %d characters, fewer than the %d required; %s",
+                self._path,
+                len(text),
+                self._min_length,
+                "keeping the last good value" if self._value else "it is not used",
+            )
+            return
+        if self._value is not None:
             log.info("secret file %s changed; using the new value", self._path)
-        self._signature = signature
         self._value = text or None
