@@ -103,7 +103,7 @@ def test_a_search_of_a_named_vector_sees_the_points_that_have_it(index: str, n: 
     many = c.search_many(unit(rows(rng, 3, TEXT)), 5, using="text", exact_search=True)
     assert all(len(hits) == 5 for hits in many)
     assert len(c.search(unit(rows(rng, 1, TEXT)), n, using="text")) == len(text)
-    with pytest.raises(KeyError):
+    with pytest.raises(ValidationError):  # (the views check the name first, too)
         c.search(unit(rows(rng, 1, TEXT)), 3, using="nope")
 
 
@@ -263,6 +263,39 @@ async def test_vectors_added_and_dropped_are_logged_and_replayed(tmp_path: Path)
     assert list(c.config.named_vectors) == ["x"] and not c.config.sparse_vectors
     assert c.named_of(1)["x"].tolist() == [[1.0, 2.0, 3.0]]
     await r.close(take_snapshot=False)
+
+
+def test_a_batch_of_a_vector_dropped_meanwhile_is_a_validation_error() -> None:
+    """A batched search is checked when it joins and run a loop turn later: the vector
+    may be gone by then, which is the caller's 4xx, not a KeyError."""
+    c = Collection("c", config())
+    fill(c, 40)
+    c.drop_vector("text")
+    with pytest.raises(ValidationError, match="no dense vector named 'text'") as exc:
+        c.search_many(unit(rows(np.random.default_rng(1), 2, TEXT)), 5, using="text")
+    assert exc.value.field == "using"
+
+
+def test_only_searches_showing_no_named_vector_are_batched() -> None:
+    """Named vectors are read after the search: a batched one (which waits loop turns,
+    writes landing meanwhile) would show them newer than its hits' payloads."""
+    import msgspec
+
+    from vectorizer.qdrant import models, schemas, searching
+
+    c = Collection("c", config())
+    fill(c, 40)
+    plain = Collection("p", CollectionConfig.parse({"dimension": DIM}, HnswParams()))
+    for coll, with_vector, batched in (
+        (c, False, True),
+        (c, [""], True),  # its own vector comes with the hits
+        (c, True, False),
+        (c, ["text"], False),
+        (plain, True, True),  # no named vector to read
+    ):
+        raw = {"query": [1.0] * DIM, "limit": 3, "with_vector": with_vector}
+        search = models.query_request(msgspec.convert(raw, schemas.QueryRequest), 10_000)
+        assert (searching.plain_nearest(coll, search) is not None) == batched, with_vector
 
 
 def multi_config() -> CollectionConfig:

@@ -475,7 +475,9 @@ class Collection:
     def _space(self, using: str) -> _Space:
         if self._is_own(using, "using"):
             return _Space(self._vectors, self.config.metric, self._index, len(self), None)
-        named = self._named[using]
+        named = self._named.get(using)
+        if named is None:  # (removed since the search was checked: a batch waited a turn)
+            raise self._no_dense(using, "using")
         if isinstance(named, MultiField):
             raise ValidationError(
                 f"{using!r} is a multivector: query it with a list of vectors", field="using"
@@ -489,12 +491,15 @@ class Collection:
             return self.config.main
         named = self._named.get(name)
         if named is None:
-            raise ValidationError(
-                f"collection {self.name!r} has no dense vector named {name!r} "
-                f"({self.config.vector_names()})",
-                field=field,
-            )
+            raise self._no_dense(name, field)
         return named.config
+
+    def _no_dense(self, name: str, field: str) -> ValidationError:
+        return ValidationError(
+            f"collection {self.name!r} has no dense vector named {name!r} "
+            f"({self.config.vector_names()})",
+            field=field,
+        )
 
     def _is_own(self, name: str, field: str) -> bool:
         """Whether ``name`` is the collection's own dense vector (``""``, refused where it

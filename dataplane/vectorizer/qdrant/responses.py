@@ -90,6 +90,16 @@ def scored_point(
     return out
 
 
+def reads_named(coll: Collection, names: tuple[str, ...]) -> bool:
+    """Whether ``show_vectors`` reads the points' named vectors for ``names`` (the
+    collection's own dense vector comes with the hits)."""
+    if coll.config.has_own:
+        names = tuple(n for n in names if n)
+    if names == ALL_NAMED:
+        return bool(coll.config.named_vectors or coll.config.sparse_vectors)
+    return bool(names)
+
+
 def show_vectors(
     coll: Collection, hits: list[dict[str, Any]], names: tuple[str, ...], field: str
 ) -> list[dict[str, Any]]:

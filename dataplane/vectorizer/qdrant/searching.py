@@ -169,11 +169,13 @@ def _average(positive: Matrix, negative: Matrix) -> list[float]:
 
 def plain_nearest(coll: Collection, s: models.Search) -> tuple[Matrix, dict[str, Any]] | None:
     """The query and ``Collection.search`` arguments of ``s`` if it is a plain nearest
-    search (a dense vector, no filter, prefetch, examples, diversity or lookup_from),
-    which concurrent ones may answer together (``SearchBatcher``); None for any other
-    search."""
+    search (a dense vector, no filter, prefetch, examples, diversity or lookup_from,
+    showing no named vector: those are read after the search, which a batch's waiting
+    turns would let writes come between), which concurrent ones may answer together
+    (``SearchBatcher``); None for any other search."""
     if (
         s.vector is None
+        or responses.reads_named(coll, s.named_shown)
         or s.filter is not None
         or s.prefetch
         or s.point is not None
