@@ -101,6 +101,39 @@ def test_qdrant_client_makes_lists_recovers_and_deletes(
     assert err.value.status_code == 404
 
 
+async def test_snapshots_asked_at_once_are_each_made_whole(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    """Calls with no write between them are cut from one node snapshot, so name one
+    file: it is cut once, whole, its checksum its own (they wrote it all at once)."""
+    make(client, "docs", 3000)
+    async with aiohttp.ClientSession() as s:
+
+        async def snap(path: str) -> tuple[int, Any]:
+            async with s.post(server.url + path) as r:
+                return r.status, await r.json()
+
+        for path in (f"{Q}/docs/snapshots", "/qdrant/snapshots"):
+            for round_ in range(2):
+                answers = await asyncio.gather(*(snap(path) for _ in range(8)))
+                assert all(status == 200 for status, _ in answers), answers
+                names = {got["result"]["name"] for _, got in answers}
+                assert len(names) == 1, names
+                client.upsert("docs", [models.PointStruct(id=round_, vector=[1, 2, 3, 4])])
+    listed = [*client.list_snapshots("docs"), *client.list_full_snapshots()]
+    assert len(listed) == 4
+    for made in listed:
+        full = made.name.startswith("full-")
+        url = (
+            f"{server.url}/qdrant/snapshots/{made.name}"
+            if full
+            else f"{server.url}{Q}/docs/snapshots/{made.name}"
+        )
+        status, raw = _get(url)
+        assert status == 200 and hashlib.sha256(raw).hexdigest() == made.checksum, made.name
+    assert "ERROR" not in server.log()
+
+
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=30) as r:

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tarfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,6 +104,8 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
     }
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
+    if (cut := already_cut(final)) is not None:
+        return cut
     tmp = temp_path(final)
     try:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -122,10 +125,18 @@ def file_name(prefix: str, manifest: dict[str, Any]) -> str:
     return f"{prefix}-{manifest['sequence']}-{created.strftime(_TIME_IN_NAME)}{SUFFIX}"
 
 
+def already_cut(final: Path) -> Description | None:
+    """``final``, if an earlier call cut it already: from the same node snapshot (its
+    name says which), so the same file; not cut again."""
+    if final.is_file() and final.with_name(final.name + CHECKSUM_SUFFIX).is_file():
+        return describe(final)
+    return None
+
+
 def temp_path(final: Path) -> Path:
-    """Where the file ``final`` is written before it is sealed (removed at start-up if a
-    crash leaves it: ``remove_partial``)."""
-    return final.with_name(f"{_TMP_PREFIX}{final.name}-{os.getpid()}")
+    """Where the file ``final`` is written before it is sealed, a path of its own (removed
+    at start-up if a crash leaves it: ``remove_partial``)."""
+    return final.with_name(f"{_TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex}")
 
 
 def seal(tmp: Path, final: Path) -> None:

@@ -47,6 +47,8 @@ def pack(node_snapshot: Path, directory: Path) -> Description:
         f"{entry['dir']}/{file}" for entry in manifest["collections"] for file in entry["files"]
     ]
     directory.mkdir(parents=True, exist_ok=True)
+    if (cut := collection_snapshots.already_cut(final)) is not None:
+        return cut
     tmp = collection_snapshots.temp_path(final)
     try:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:

@@ -148,6 +148,7 @@ class Store:
         self._snapshot_lock = asyncio.Lock()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._cutting = asyncio.Lock()  # snapshot files are cut one at a time
         self._pins: Counter[int] = Counter()
         self._free_bytes = 0  # free disk space as last measured, less what was logged since
         self._free_measured = -math.inf
@@ -1069,14 +1070,16 @@ class Store:
     async def _cut(
         self, pack: Callable[..., collection_snapshots.Description], *args: Any
     ) -> collection_snapshots.Description:
-        """A file ``pack`` cuts from a node snapshot taken now (one sequence)."""
+        """A file ``pack`` cuts from a node snapshot taken now (one sequence). One cut at
+        a time: two at once from one node snapshot would write the same file."""
         self._check_room()
         info = await self.snapshot()
         with self.pinned(info.sequence):  # (no await between: it cannot be pruned first)
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    None, pack, info.path, *args
-                )
+                async with self._cutting:
+                    return await asyncio.get_running_loop().run_in_executor(
+                        None, pack, info.path, *args
+                    )
             except OSError as exc:
                 raise StorageError.refused(exc, "writing a snapshot file") from exc
 
