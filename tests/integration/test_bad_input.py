@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import struct
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -512,6 +514,27 @@ def test_vectors_whose_scores_would_overflow_are_refused(
     assert all(isinstance(h["score"], float) for h in got["results"]), got
     assert seeded.request("GET", f"/collections/{name}")[1]["collection"]["vector_count"] == 2
     assert seeded.request("DELETE", f"/collections/{name}")[0] == 200
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+def test_a_client_hanging_up_mid_body_changes_nothing_and_is_no_server_error(
+    seeded: ServerProcess, reset: bool
+) -> None:
+    before = snapshot_state(seeded)
+    with socket.create_connection(("127.0.0.1", seeded.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /collections/c/vectors HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+            + b'{"vectors": [{"id": 77, "vector": [1, 2, 3]}'
+        )
+        time.sleep(0.05)
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + 5
+    while "the client closed the connection" not in seeded.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "the client closed the connection" in seeded.log()
+    assert "unhandled error" not in seeded.log()
+    assert snapshot_state(seeded) == before
 
 
 def test_an_invalid_limit_is_a_validation_error_even_with_vectors(seeded: ServerProcess) -> None:

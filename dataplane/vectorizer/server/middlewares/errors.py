@@ -17,6 +17,7 @@ from vectorizer.server.http import json_response
 log = logging.getLogger(__name__)
 
 QDRANT_PREFIX = "/qdrant"
+CLIENT_CLOSED = 499  # the client went away before the answer (nginx's convention)
 
 _BY_STATUS: dict[int, type[errors.VectorizerError]] = {
     400: errors.MalformedJson,
@@ -71,6 +72,13 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
             f"the request body could not be read: {_why(exc)}", field="body"
         )
         resp = error_response(request, err)
+        resp.force_close()
+        return resp
+    if isinstance(exc, ConnectionResetError):  # hung up mid-body: no one to answer
+        log.info("%s %s: the client closed the connection", request.method, request.path)
+        err = errors.MalformedRequest("the connection closed before the request arrived")
+        resp = error_response(request, err)
+        resp.set_status(CLIENT_CLOSED, "Client Closed Request")
         resp.force_close()
         return resp
     log.error(

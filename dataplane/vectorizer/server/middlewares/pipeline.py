@@ -28,14 +28,12 @@ from vectorizer.server.exchange import EXCHANGE, Exchange
 from vectorizer.server.keys import GUARD, IDLE_POLLER, METRICS, REPLICATION, SETTINGS
 from vectorizer.server.middlewares.audit import audit_request
 from vectorizer.server.middlewares.auth import admit
-from vectorizer.server.middlewares.errors import failure_response
+from vectorizer.server.middlewares.errors import CLIENT_CLOSED, failure_response
 from vectorizer.server.middlewares.headers import add_security_headers
 from vectorizer.server.middlewares.metrics import observe_request, route_template
 from vectorizer.server.middlewares.replication import add_staleness_headers
 from vectorizer.server.middlewares.request_id import HEADER, request_id
 from vectorizer.server.middlewares.tracing import finish_span, server_span
-
-CLIENT_CLOSED = 499  # the client went away before the answer (nginx's convention)
 
 _NO_SPAN = contextlib.nullcontext()
 
