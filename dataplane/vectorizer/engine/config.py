@@ -43,7 +43,7 @@ class Metric(StrEnum):
                 if self is Metric.COSINE:
                     row /= np.float32(math.sqrt(squares))
                     return row
-                if squares <= validation.NORM_MAX**2:
+                if squares <= validation.SQUARED_NORM_MAX:
                     return row
         return self.prepare(validation.vector(values, dim, field), field, single=True)
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from vectorizer.engine.validation import FLOAT32_MAX, NORM_MAX
+from vectorizer.engine.validation import FLOAT32_MAX, NORM_MAX, SQUARED_NORM_MAX
 from vectorizer.errors import ValidationError
 
 MAX_INDEX = 2**32 - 1
@@ -102,7 +102,7 @@ def vector(raw: Any, field: str) -> SparseVector:
         vals = np.asarray(values, dtype=np.float32)
     if not np.isfinite(vals).all():
         raise ValidationError("values must fit in 32-bit floats", field=f"{field}.values")
-    if math.fsum(float(x) ** 2 for x in vals.tolist()) > NORM_MAX**2:
+    if math.fsum(float(x) ** 2 for x in vals.tolist()) > SQUARED_NORM_MAX:
         raise ValidationError(
             f"a sparse vector may be at most {NORM_MAX:.2g} long: longer ones make scores "
             "overflow 32-bit floats",

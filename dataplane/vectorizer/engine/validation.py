@@ -20,7 +20,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # for rounding: a dot product is at most the product of two lengths (FLOAT32_MAX / 8), a
 # squared distance the square of their sum (FLOAT32_MAX / 2).
 NORM_MAX = math.sqrt(FLOAT32_MAX / 8)  # ~6.5e18
-_SQUARED_NORM_MAX = np.float32(FLOAT32_MAX / 8)
+SQUARED_NORM_MAX = np.float32(FLOAT32_MAX / 8)  # (compared in float32, as computed)
 
 COLLECTION_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 MAX_DIMENSION = 65536
@@ -122,7 +122,7 @@ def bounded(rows: Matrix, field: str, single: bool = False) -> Matrix:
     product or distance: longer ones make scores overflow to infinity)."""
     with np.errstate(over="ignore"):
         squares = np.einsum("ij,ij->i", rows, rows)
-    fits = squares <= _SQUARED_NORM_MAX
+    fits = squares <= SQUARED_NORM_MAX
     if not fits.all():
         bad = int(np.argmin(fits))
         raise ValidationError(
