@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -359,6 +360,42 @@ async def test_primary_restart(cluster: Cluster) -> None:
     await seed(vp, 20, start=500)
     await eventually(lambda: caught_up(vp, vr))
     assert await vr.count("c") == 50
+
+
+async def test_a_replica_ahead_of_its_primary_is_synced_fully(cluster: Cluster) -> None:
+    """A primary back with an empty disk is behind its replica: the replica's records
+    are not the primary's, so it is synced whole, never streamed from its position."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 40, batch=5)  # (9 records: more than the primary will have again)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    p.kill()
+    shutil.rmtree(p.data_dir)  # (a replaced disk)
+    await asyncio.to_thread(p.start)
+    await vp.create_collection("other", 4)
+    await vp.create_collection("c", 8)
+    await seed(vp, 3)
+    assert (await vp.replication_status())["sequence"] == 3
+
+    async def synced() -> bool:  # (its sequence is past the primary's from the start)
+        return await vr.count("c") == 3 and await caught_up(vp, vr)
+
+    await eventually(synced)
+    assert await all_points(vr, "c") == await all_points(vp, "c")
+    assert sorted(c["name"] for c in await vr.list_collections()) == ["c", "other"]
+
+
+async def test_a_replica_refuses_a_snapshot_recovery_even_unwaited(cluster: Cluster) -> None:
+    p = await cluster.start("p")
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    recover = "/qdrant/collections/c/snapshots/recover"
+    for query in ("", "?wait=false"):
+        status, got = r.request("PUT", recover + query, {"location": "http://127.0.0.1:9/x"})
+        assert status == 409 and "not_primary" in got["status"]["error"], got
+    assert "Traceback" not in r.log()
 
 
 async def writers(

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from vectorizer.errors import (
     ValidationError,
     VectorNotFound,
 )
+from vectorizer.tasks import stop
 
 
 def opts(**kw: object) -> StoreOptions:
@@ -148,6 +151,38 @@ async def test_a_damaged_snapshot_is_set_aside_so_the_good_one_is_retained(
     again = await fresh(tmp_path, segment_bytes=256, snapshots_retained=2)
     assert sorted(p.id for p in again.collection("a").scroll(100)[0]) == list(range(1, 30))
     assert f".damaged-{newer.path.name}" in {p.name for p in snaps.iterdir()}
+    await again.close(take_snapshot=False)
+
+
+async def test_an_install_stopped_midway_finishes_first(tmp_path: Path) -> None:
+    """A follower stopped (a promotion, say) while it installs a full sync: the install
+    ends whole before the stop does, never leaving the log closed and the marker that
+    wipes the node at its next start."""
+    primary = await fresh(tmp_path / "p")
+    await primary.create_collection("a", {"dimension": 4})
+    await primary.upsert("a", list(range(50)), np.eye(4)[np.arange(50) % 4], [None] * 50)
+    info = await primary.snapshot()
+    await primary.close(take_snapshot=False)
+    replica = await fresh(tmp_path / "r")
+    incoming = tmp_path / "r" / "snapshots" / ".incoming-test"
+    shutil.copytree(info.path, incoming)
+    wipe, wiping = replica._wipe, threading.Event()
+
+    def slow_wipe() -> None:
+        wiping.set()
+        time.sleep(0.5)
+        wipe()
+
+    replica._wipe = slow_wipe  # type: ignore[method-assign]
+    task = asyncio.create_task(replica.install_snapshot(incoming))
+    assert await asyncio.to_thread(wiping.wait, 10)  # the marker is down, the log closed
+    await stop(task)  # as a promotion stops the follower
+    assert not (tmp_path / "r" / "SYNC_IN_PROGRESS").exists()
+    assert replica.sequence == info.sequence and len(replica.collection("a")) == 50
+    await replica.upsert("a", [99], np.ones((1, 4)), [None])  # the log is open
+    await replica.close(take_snapshot=False)
+    again = await fresh(tmp_path / "r")
+    assert len(again.collection("a")) == 51
     await again.close(take_snapshot=False)
 
 

@@ -359,6 +359,16 @@ class Store:
         if self.write_guard is not None:
             self.write_guard()
 
+    def check_writable(self) -> None:
+        """Refuse now what ``_gate`` would refuse (not waiting out a snapshot): for work
+        answered before it starts (Qdrant's ``wait=false``), or that receives a file
+        first."""
+        if self._closing:
+            raise ShuttingDown("the node is shutting down")
+        self._check_ready()
+        if self.write_guard is not None:
+            self.write_guard()
+
     def _commit(
         self, op: records.Op, vectors: Matrix | None = None, *, points_field: str = "vectors"
     ) -> int:
@@ -640,6 +650,18 @@ class Store:
         loaded = await loop.run_in_executor(
             None, snapshot.load_dir, incoming, self.options.hnsw_defaults
         )
+        # From here on the node's files change: a cancellation (a promotion, a follow or
+        # a fence stopping this follower) waits for the install to end, else it would
+        # leave the log closed and the marker that wipes the node at its next start.
+        replacing = asyncio.ensure_future(self._replace_with(incoming, loaded))
+        try:
+            await asyncio.shield(replacing)
+        except asyncio.CancelledError:
+            await replacing
+            raise
+
+    async def _replace_with(self, incoming: Path, loaded: snapshot.Loaded) -> None:
+        loop = asyncio.get_running_loop()
         info, collections, names = loaded
         marker = self.data_dir / SYNC_MARKER
         marker.write_bytes(b"")

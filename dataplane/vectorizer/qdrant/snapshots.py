@@ -163,6 +163,7 @@ async def _recover_received(
 ) -> Any:
     """Receive a snapshot file into a fresh path, check its checksum, and recover from
     it (the file removed afterwards, or at once if it does not arrive whole)."""
+    request.app[STORE].check_writable()  # (a replica refuses before receiving a file)
     path = _incoming(request.app[STORE])
     try:
         await receive(path)
@@ -177,6 +178,12 @@ async def _recover(request: web.Request, path: Path, *, owned: bool) -> Any:
     """Recover the path's collection from the file at ``path`` (removed afterwards when
     ``owned``): before answering, or (``wait=false``) after."""
     store, name = request.app[STORE], request.match_info["name"]
+    try:
+        store.check_writable()  # (refused now, even when not waited for)
+    except BaseException:
+        if owned:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise
     return await _then(
         request,
         lambda: _removing(store.recover_collection(name, path), path if owned else None),

@@ -242,7 +242,10 @@ class PrimaryHub:
         their_seq = int(hello["sequence"])
         their_history = tuple((int(e), int(s)) for e, s in hello.get("history", []))
         diverged = divergence(their_history, history, their_seq)
-        full = diverged is not None or their_seq + 1 < self.store.log_first_sequence
+        # A replica ahead of this primary holds records this one never wrote (a primary
+        # that lost its disk, say): nothing it has can be trusted.
+        ahead = their_seq > self.store.sequence
+        full = ahead or diverged is not None or their_seq + 1 < self.store.log_first_sequence
         info.acked = their_seq if not full else 0
         self.replicas[node_id] = info
         self._links.add(ws)
@@ -262,10 +265,11 @@ class PrimaryHub:
             )
             if full:
                 log.info(
-                    "replica %s needs a full sync (diverged at %s, asked for %d)",
+                    "replica %s needs a full sync (diverged at %s, asked for %d%s)",
                     node_id,
                     diverged,
                     their_seq + 1,
+                    f", ahead of this primary at {self.store.sequence}" if ahead else "",
                 )
                 next_seq = await self._full_sync(ws, info) + 1
             else:
