@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,37 @@ async def test_vector_updates_in_the_delta_buffer_survive_kill_9(
             assert np.allclose(rec.vector, new[pid] / np.linalg.norm(new[pid]), atol=1e-6)
             hits = await vz.search("u", new[pid].tolist(), limit=1)
             assert hits[0].id == pid
+
+
+def test_sigterm_during_recovery_keeps_the_directory_locked_until_recovery_ends(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """A recovery runs on a thread, which a SIGTERM cannot stop: the process waits for
+    it before it lets the data directory's lock go (a second server opening the
+    directory meanwhile would find it being written)."""
+    data = tmp_path / "data"
+    first = server_factory(data_dir=data, args=["--snapshot-interval-s", "0"]).start()
+    assert first.request("POST", "/collections", {"name": "c", "dimension": 32})[0] == 201
+    rng = np.random.default_rng(0)
+    for b in range(40):  # a log to replay: a few seconds of graph building
+        rows = rng.normal(size=(1000, 32)).tolist()
+        pts = [{"id": b * 1000 + i, "vector": rows[i]} for i in range(1000)]
+        assert first.request("POST", "/collections/c/vectors", {"vectors": pts})[0] == 200
+    first.kill()  # (no snapshot at shutdown: the restart replays the log)
+    again = server_factory(data_dir=data, port=first.port, log_path=tmp_path / "again.log")
+    again.start(wait_ready=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # listening and still recovering
+        try:
+            if again.request("GET", "/ready")[0] == 503:
+                break
+        except OSError:
+            pass
+        time.sleep(0.02)
+    assert again.terminate() == 0
+    log = again.log()
+    assert "recovered 1 collections" in log, log
+    assert log.index("recovered 1 collections") < log.index('"stopped"'), log
 
 
 def test_a_data_directory_that_is_a_file_refuses_to_start_plainly(

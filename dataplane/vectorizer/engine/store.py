@@ -178,8 +178,16 @@ class Store:
     # ---- lifetime ----------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Recover from disk (off the loop, so health checks answer meanwhile)."""
-        await asyncio.get_running_loop().run_in_executor(None, self._recover)
+        """Recover from disk (off the loop, so health checks answer meanwhile). Stopped
+        meanwhile (a SIGTERM during recovery), it waits for the recovery's thread to end
+        (a thread cannot be cancelled): until then the node's files are being written,
+        and its data directory must stay locked."""
+        recovering = asyncio.get_running_loop().run_in_executor(None, self._recover)
+        try:
+            await asyncio.shield(recovering)
+        except asyncio.CancelledError:
+            await asyncio.wait({recovering})
+            raise
         self.ready = True
         self._tasks.append(asyncio.create_task(self._maintain()))
         if self.options.fsync.mode == "interval":

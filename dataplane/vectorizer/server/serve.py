@@ -16,6 +16,7 @@ from vectorizer.server.keys import GUARD, TLS
 from vectorizer.server.protocol import Runner
 from vectorizer.server.tls_site import TlsSite
 from vectorizer.settings import Settings
+from vectorizer.tasks import stop as stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ async def _serve(settings: Settings) -> int:
     log.info("shutting down")
     stopping.cancel()
     if not opening.done():
-        opening.cancel()
+        await stop_tasks(opening)  # (a recovery under way ends first: see Store.open)
     await runner.cleanup()
     log.info("stopped")
     return code
