@@ -41,6 +41,7 @@ class ServerProcess:
     client_cert: tuple[Path, Path] | None = None  # (certificate, key) this client presents
     api_key: str | None = None
     cgroup: Path | None = None  # a cgroup directory the process starts in (tests/cgroups.py)
+    cwd: Path | None = None  # the directory it starts in (else the tests')
 
     @property
     def scheme(self) -> str:
@@ -62,6 +63,7 @@ class ServerProcess:
         self.log_path = self.log_path or self.data_dir.parent / f"server-{self.port}.log"
         cmd = [
             sys.executable,
+            "-P",  # (the installed package, whatever lies in cwd)
             "-m",
             "vectorizer",
             "serve",
@@ -79,7 +81,7 @@ class ServerProcess:
             # exec, which is unsafe while other threads hold locks)
             join = self._join_cgroup if self.cgroup is not None else None
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=join
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=join, cwd=self.cwd
             )
         if wait_ready:
             self.wait_ready(timeout)

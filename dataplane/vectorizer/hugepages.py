@@ -33,7 +33,9 @@ def reexec_plan(
     env = huge_pages_environ(environ)
     if env is None:
         return None
-    return [sys.executable, "-m", "vectorizer", *argv], env
+    # -P: the directory the server was started in is not put first on the import path,
+    # where a file named vectorizer.py would be run instead of the server.
+    return [sys.executable, "-P", "-m", "vectorizer", *argv], env
 
 
 def huge_pages_environ(environ: Mapping[str, str]) -> dict[str, str] | None:

@@ -341,3 +341,21 @@ async def test_the_server_runs_with_huge_pages_in_the_same_process(
                 assert (await c.search("h", [1.0, 0.0, 0.0, 0.0], limit=1))[0].id == 1
         finally:
             srv.terminate()
+
+
+@pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc",
+    reason="not a glibc system: the server re-executes itself only on glibc",
+)
+def test_the_re_executed_server_is_the_server_whatever_the_directory(tmp_path: Path) -> None:
+    """Started where a file named vectorizer.py lies, the re-executed server is still
+    the installed one, not that file."""
+    (tmp_path / "vectorizer.py").write_text("open('ran', 'w').close()\n")
+    srv = ServerProcess(data_dir=tmp_path / "data", env={"GLIBC_TUNABLES": ""}, cwd=tmp_path)
+    try:
+        srv.start()
+        assert srv.proc is not None
+        assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ(srv.proc.pid)
+        assert not (tmp_path / "ran").exists()
+    finally:
+        srv.kill()

@@ -9,7 +9,7 @@ def test_glibc_gets_the_tunable_added_once() -> None:
     plan = reexec_plan(["serve", "--port", "1"], {"PATH": "/bin"}, "glibc")
     assert plan is not None
     command, env = plan
-    assert command == [sys.executable, "-m", "vectorizer", "serve", "--port", "1"]
+    assert command == [sys.executable, "-P", "-m", "vectorizer", "serve", "--port", "1"]
     assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
     assert reexec_plan(["serve"], env, "glibc") is None  # the re-executed process stays
 
