@@ -68,8 +68,10 @@ async def test_a_full_snapshot_restores_every_collection_and_alias(tmp_path: Pat
         (tmp_path / where / "history.json").write_text("{}")
     with pytest.raises(InvalidSnapshot, match="history.json"):  # describes data, so is data
         full_snapshots.restore(file, tmp_path / "other", describing=("history.json",))
+    (tmp_path / "copy" / "snapshots" / "notes.txt").write_text("a stray file")
     full_snapshots.restore(file, tmp_path / "copy", replace=True, describing=("history.json",))
     assert not (tmp_path / "copy" / "history.json").exists()
+    assert not (tmp_path / "copy" / "snapshots" / "notes.txt").exists()
     again = await fresh(tmp_path / "copy")
     assert everything(again) == want
     await again.close()

@@ -93,12 +93,14 @@ def _restore(archive: Path, data_dir: Path, replace: bool, describing: list[Path
             info, _, _ = snapshot.load_dir(incoming, HnswParams())
         except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
             raise InvalidSnapshot(f"the snapshot does not load ({exc})") from None
+        # (whatever else lies among the snapshots goes too, files as well as folders:
+        # failing on one midway would leave the log gone and the restore undone)
+        for old in snapshots.iterdir():
+            if old != incoming:
+                _remove(old)
         shutil.rmtree(data_dir / "wal", ignore_errors=True)
         for path in describing:
             path.unlink(missing_ok=True)
-        for old in snapshots.iterdir():
-            if old != incoming:
-                shutil.rmtree(old)
         final = snapshots / f"{sequence:020d}"
         os.rename(incoming, final)
         fsync_path(snapshots)
@@ -107,6 +109,13 @@ def _restore(archive: Path, data_dir: Path, replace: bool, describing: list[Path
         shutil.rmtree(incoming, ignore_errors=True)
         raise
     return SnapshotInfo(sequence, final, info.created_at, info.size_bytes)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _extract(archive: Path, into: Path) -> int:
