@@ -6,6 +6,7 @@ file given by ``--config`` (or ``VECTORIZER_CONFIG``) > the defaults below.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -246,6 +247,14 @@ def load(
     settings.store_options()
     if settings.log_format not in ("json", "text"):
         raise ValidationError("log_format must be json or text", field="log_format")
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ValidationError(
+            f"log_level must be one of {', '.join(LOG_LEVELS)}", field="log_level"
+        )
+    if not settings.host.strip():  # (an empty host would listen on every interface)
+        raise ValidationError(
+            "host must be an address or a name (0.0.0.0: every interface)", field="host"
+        )
     if settings.tracing_exporter not in ("none", "console", "otlp"):
         raise ValidationError(
             "tracing_exporter must be none, console or otlp", field="tracing_exporter"
@@ -261,7 +270,32 @@ def load(
     return settings
 
 
+# Inclusive bounds of numeric settings (floats must be finite too).
+RANGES: dict[str, tuple[float, float]] = {
+    "port": (0, 65535),
+    "wal_segment_bytes": (1024, 1 << 40),
+    "snapshot_interval_s": (0, 10**9),
+    "snapshot_wal_bytes": (1, 1 << 50),
+    "snapshots_retained": (1, 1000),
+    "max_body_bytes": (1, 1 << 40),
+    "max_search_limit": (1, 1 << 31),
+    "max_batch_points": (1, 1 << 31),
+    "sync_timeout_ms": (1, 10**9),
+    "heartbeat_interval_ms": (1, 10**9),
+    "lagging_threshold_ms": (1, 10**9),
+    "disconnect_timeout_ms": (1, 10**9),
+    "reconnect_interval_ms": (1, 10**9),
+    "jwt_leeway_s": (0, 10**9),
+    "rate_limit_rps": (0, 10**9),
+}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def check_limits(s: Settings) -> None:
+    for name, (lo, hi) in RANGES.items():
+        value = getattr(s, name)
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValidationError(f"{name} must be in {lo:g}..{hi:g}", field=name)
     if s.request_body_timeout_s <= 0:
         raise ValidationError("request_body_timeout_s must be > 0", field="request_body_timeout_s")
     if not 1 <= s.max_json_depth <= 1000:

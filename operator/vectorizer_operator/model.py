@@ -54,10 +54,14 @@ def is_security_setting(name: str) -> bool:
     return name in SECURITY_SETTINGS or name.endswith(FILE_SUFFIX)
 
 
-# Narrower than the type alone says; applied only while the setting exists.
+# Narrower than the type alone says; applied only while the setting exists (the data
+# plane's own bounds, as its settings check them).
 _SETTING_CONSTRAINTS: dict[str, Json] = {
-    "log_level": {"enum": ["debug", "info", "warning", "error"]},
+    "log_level": {"enum": list(dataplane_settings.LOG_LEVELS)},
     "wal_fsync": {"pattern": "^(always|never|[0-9]+)$"},
+    **{
+        name: {"minimum": lo, "maximum": hi} for name, (lo, hi) in dataplane_settings.RANGES.items()
+    },
 }
 
 

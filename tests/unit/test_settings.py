@@ -35,6 +35,22 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
         ({}, {"VECTORIZER_SNAPSHOT_ON_SHUTDOWN": "perhaps"}, None),
         ({"idle_poll_us": "-1"}, {}, None),
         ({}, {"VECTORIZER_IDLE_POLL_US": "1000000"}, None),
+        ({"port": "70000"}, {}, None),  # (it wrapped around to 4464)
+        ({"port": "-1"}, {}, None),
+        ({"host": ""}, {}, None),  # (every interface, unasked)
+        ({}, {"VECTORIZER_HOST": " "}, None),
+        ({"snapshots_retained": "0"}, {}, None),  # (every snapshot failed)
+        ({"log_level": "loud"}, {}, None),
+        ({"max_body_bytes": "0"}, {}, None),
+        ({"max_search_limit": "0"}, {}, None),
+        ({"max_batch_points": "0"}, {}, None),
+        ({"wal_segment_bytes": "-5"}, {}, None),
+        ({"snapshot_interval_s": "nan"}, {}, None),
+        ({"snapshot_interval_s": "-1"}, {}, None),
+        ({"heartbeat_interval_ms": "0"}, {}, None),
+        ({"sync_timeout_ms": "-1"}, {}, None),
+        ({"jwt_leeway_s": "-5"}, {}, None),
+        ({"rate_limit_rps": "nan"}, {}, None),
     ],
 )
 def test_bad_settings_are_refused(
