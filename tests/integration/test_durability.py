@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.servers import ServerProcess
 from vectorizer.client import Point, VectorizerClient
@@ -187,6 +189,29 @@ def test_sigterm_during_recovery_keeps_the_directory_locked_until_recovery_ends(
     log = again.log()
     assert "recovered 1 collections" in log, log
     assert log.index("recovered 1 collections") < log.index('"stopped"'), log
+
+
+@pytest.mark.parametrize("trouble", ["port in use", "audit log path a directory"])
+def test_settings_that_cannot_work_refuse_to_start_plainly(
+    server_factory: type[ServerProcess], tmp_path: Path, trouble: str
+) -> None:
+    args: list[str] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if trouble == "port in use" else None
+        if trouble == "audit log path a directory":
+            args = ["--auth-enabled", "true", "--auth-admin-key", "k" * 20]
+            args += ["--audit-log-path", str(tmp_path)]
+        srv = server_factory(
+            data_dir=tmp_path / "data",
+            args=args,
+            log_path=tmp_path / "srv.log",
+            **({"port": port} if port else {}),
+        )
+        srv.start(wait_ready=False)
+        assert srv.proc is not None and srv.proc.wait(30) == 1
+    assert "cannot start: " in srv.log() and "Traceback" not in srv.log(), srv.log()
 
 
 def test_a_data_directory_that_is_a_file_refuses_to_start_plainly(

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from vectorizer.engine.dirlock import DirLock
 from vectorizer.engine.store import Store
-from vectorizer.errors import DataDirInUse
+from vectorizer.errors import DataDirInUse, VectorizerError
 from vectorizer.server.app import create_app, open_node
 from vectorizer.server.keys import GUARD, TLS
 from vectorizer.server.protocol import Runner
@@ -60,19 +60,26 @@ async def serve(settings: Settings) -> int:
 
 async def _serve(settings: Settings) -> int:
     store = Store(settings.data_dir, settings.store_options())
-    app = create_app(settings, store)
-    runner = Runner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        # After an answer that left the body unread (401, 408, 413, …) aiohttp keeps
-        # reading it for this long so the client sees the answer; a slow client must not
-        # hold the connection longer than that.
-        lingering_time=min(LINGER_S, settings.request_body_timeout_s),
-    )
-    await runner.setup()
-    site = make_site(runner, app, settings)
-    await site.start()
+    runner: Runner | None = None
+    try:  # what the settings name must exist and work: files, the address, the port
+        app = create_app(settings, store)
+        runner = Runner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            # After an answer that left the body unread (401, 408, 413, …) aiohttp keeps
+            # reading it for this long so the client sees the answer; a slow client must
+            # not hold the connection longer than that.
+            lingering_time=min(LINGER_S, settings.request_body_timeout_s),
+        )
+        await runner.setup()
+        site = make_site(runner, app, settings)
+        await site.start()
+    except (OSError, VectorizerError) as exc:  # (a port in use, a host unknown, a bad file)
+        log.critical("cannot start: %s", getattr(exc, "message", exc))
+        if runner is not None:
+            await runner.cleanup()
+        return 1
     log.info("listening on %s (data in %s)", site.name, settings.data_dir)
 
     loop = asyncio.get_running_loop()
