@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 from vectorizer import __version__
 from vectorizer.errors import ValidationError, VectorizerError
 from vectorizer.hugepages import reexec_with_huge_pages
-from vectorizer.settings import ENV_PREFIX, Settings, load, setting_fields
+from vectorizer.settings import ENV_PREFIX, Settings, load, setting_fields, unknown_environment
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +24,6 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Run the data-plane server. Every setting can also come from the "
         f"environment ({ENV_PREFIX}<NAME>) or a YAML file (--config); "
         "flags win over the environment, which wins over the file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--config", type=Path, default=None, help=f"YAML settings file ({ENV_PREFIX}CONFIG)"
@@ -53,8 +54,10 @@ def _restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Settings.data_dir,
-        help="the data directory to restore into (empty, unless --replace)",
+        default=None,
+        help="the data directory to restore into (empty, unless --replace); default: the "
+        f"one `vectorizer serve` would use ({ENV_PREFIX}DATA_DIR, {ENV_PREFIX}CONFIG's, "
+        f"else {Settings.data_dir})",
     )
     p.add_argument(
         "--replace",
@@ -94,7 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         return _serve(args, argv if as_process else None)
     if command == "restore":
-        return _restore(args["file"], args["data_dir"], replace=args["replace"])
+        data_dir = args["data_dir"]
+        if not isinstance(data_dir, Path):
+            try:
+                data_dir = load({}).data_dir
+            except ValidationError as err:
+                print(f"vectorizer: {err.message}", file=sys.stderr)  # noqa: T201
+                return 2
+        return _restore(args["file"], data_dir, replace=args["replace"])
     parser.error(f"unknown command {command}")
     return 2
 
@@ -112,6 +122,10 @@ def _serve(args: dict[str, object], argv: list[str] | None) -> int:
     from vectorizer.server.serve import serve
 
     logs.setup(settings.log_level, settings.log_format)
+    for name in unknown_environment(os.environ):
+        logging.getLogger("vectorizer.settings").warning(
+            "%s names no setting: ignored (see vectorizer serve --help)", name
+        )
     tracing.setup(
         settings.tracing_exporter,
         settings.tracing_sample_ratio,

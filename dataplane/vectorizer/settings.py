@@ -187,6 +187,19 @@ def setting_fields() -> list[Any]:
     return list(fields(Settings))
 
 
+def unknown_environment(env: Mapping[str, str]) -> list[str]:
+    """``VECTORIZER_*`` variables that name no setting (a misspelt one is otherwise
+    silently ignored); the operator's own (``VECTORIZER_OPERATOR_*``) are not ours."""
+    known = {ENV_PREFIX + f.name.upper() for f in fields(Settings)} | {ENV_PREFIX + "CONFIG"}
+    return sorted(
+        name
+        for name in env
+        if name.startswith(ENV_PREFIX)
+        and not name.startswith(ENV_PREFIX + "OPERATOR_")
+        and name not in known
+    )
+
+
 def convert(name: str, raw: Any) -> Any:
     """Coerce a raw value (string from env/flags, or YAML scalar) to the field's type."""
     kind = {f.name: f.type for f in fields(Settings)}[name]
@@ -201,13 +214,21 @@ def convert(name: str, raw: Any) -> Any:
                 return False
             raise ValueError(raw)
         if kind == "int":
-            if isinstance(raw, bool):
-                raise ValueError(raw)
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)  # (not 15002.9 read as 15002)
             return int(raw)
         if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             return float(raw)
+        # A string (or, from YAML, a number: a node id of digits): not a list, a
+        # mapping or null, which str() would turn into "['a']" or "None".
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise TypeError(raw)
         if kind == "Path":
-            return Path(str(raw))
+            if not str(raw).strip():
+                raise ValueError(raw)  # (not "." unasked)
+            return Path(str(raw)).expanduser()
         return str(raw)
     except (TypeError, ValueError):
         raise ValidationError(f"{name}: cannot read {raw!r} as {kind}", field=name) from None

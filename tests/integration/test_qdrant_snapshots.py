@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -340,6 +341,15 @@ def test_a_full_snapshot_restores_a_node(
     assert done.returncode == 0, done.stderr
     again = _restore(file, target)  # holds data now
     assert again.returncode == 2 and "holds data" in again.stderr
+    by_env = subprocess.run(  # no --data-dir: the one `vectorizer serve` would use
+        [sys.executable, "-m", "vectorizer", "restore", str(file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "VECTORIZER_DATA_DIR": str(target)},
+        cwd=tmp_path,
+    )
+    assert by_env.returncode == 2 and "holds data" in by_env.stderr, by_env.stderr
 
     node = server_factory(data_dir=target).start()
     other = QdrantClient(url=node.url, prefix="qdrant", timeout=60, check_compatibility=False)

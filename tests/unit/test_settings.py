@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from vectorizer.errors import ValidationError
-from vectorizer.settings import Settings, load
+from vectorizer.settings import Settings, load, unknown_environment
 
 
 def test_defaults() -> None:
@@ -22,6 +22,14 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
     assert s.port == 3000 and s.host == "10.0.0.1" and s.log_level == "debug"
     assert s.snapshot_on_shutdown is False
     assert load({}, env={**env, "VECTORIZER_CONFIG": str(cfg)}).port == 2000
+
+
+def test_a_data_dir_with_a_tilde_is_the_home_directory(tmp_path: Path) -> None:
+    assert load({"data_dir": "~/vz"}, env={}).data_dir == Path.home() / "vz"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("port: 15003.0\nnode_id: 12345\n")  # (whole numbers, digits as a name)
+    s = load({}, env={}, config_file=cfg)
+    assert (s.port, s.node_id) == (15003, "12345")
 
 
 @pytest.mark.parametrize(
@@ -51,6 +59,13 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
         ({"sync_timeout_ms": "-1"}, {}, None),
         ({"jwt_leeway_s": "-5"}, {}, None),
         ({"rate_limit_rps": "nan"}, {}, None),
+        ({}, {}, "data_dir:\n"),  # (null: it became ./None)
+        ({}, {}, "data_dir: ''\n"),  # (it became the current directory)
+        ({"data_dir": ""}, {}, None),
+        ({}, {}, "host: [a, b]\n"),
+        ({}, {}, "node_id: {x: 1}\n"),
+        ({}, {}, "port: 15002.9\n"),
+        ({}, {}, "idle_poll_us: true\n"),
     ],
 )
 def test_bad_settings_are_refused(
@@ -62,3 +77,9 @@ def test_bad_settings_are_refused(
         cfg.write_text(file_text)
     with pytest.raises(ValidationError):
         load(flags, env=env, config_file=cfg)
+
+
+def test_a_misspelt_environment_variable_is_named() -> None:
+    env = {"VECTORIZER_WAL_FSYNCC": "never", "VECTORIZER_PORT": "1", "VECTORIZER_CONFIG": "x"}
+    env |= {"VECTORIZER_OPERATOR_NAMESPACE": "ns", "PATH": "/bin"}
+    assert unknown_environment(env) == ["VECTORIZER_WAL_FSYNCC"]
