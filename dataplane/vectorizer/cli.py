@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -119,7 +120,7 @@ def _serve(args: dict[str, object], argv: list[str] | None) -> int:
     if settings.huge_pages and argv is not None:
         reexec_with_huge_pages(argv)  # returns when already done (or not glibc)
     from vectorizer.observability import logs, tracing
-    from vectorizer.server.serve import serve
+    from vectorizer.server.serve import STOP_SIGNALS, serve
 
     logs.setup(settings.log_level, settings.log_format)
     for name in unknown_environment(os.environ):
@@ -135,6 +136,8 @@ def _serve(args: dict[str, object], argv: list[str] | None) -> int:
     try:
         return _run(serve(settings))
     finally:
+        for sig in STOP_SIGNALS:  # (closing, the loop put back the default: dying of one)
+            signal.signal(sig, signal.SIG_IGN)
         tracing.shutdown()
 
 

@@ -47,7 +47,7 @@ class Settings:
     snapshot_interval_s: float = _opt(300.0, "seconds between periodic snapshots (0 = off)")
     snapshot_wal_bytes: int = _opt(256 << 20, "log growth that triggers a snapshot early")
     snapshots_retained: int = _opt(2, "snapshots kept on disk")
-    snapshot_on_shutdown: bool = _opt(True, "take a snapshot on SIGTERM/SIGINT")
+    snapshot_on_shutdown: bool = _opt(True, "take a snapshot on SIGTERM/SIGINT/SIGHUP")
     disk_reserve_bytes: int = _opt(
         -1,
         "free disk space kept so that the next snapshot fits: below it, writes that add data "

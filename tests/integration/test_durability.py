@@ -129,6 +129,26 @@ async def test_sigterm_flushes_snapshots_and_exits_zero(
     assert "0 log records" in srv2.log()  # recovered from the snapshot alone
 
 
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM], ids=["hup", "term-storm"])
+def test_a_stop_signal_and_more_of_them_end_in_a_clean_exit(
+    server_factory: type[ServerProcess], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGHUP stops the server as SIGTERM does; signals still arriving while it tears
+    down do not kill it (exit 0, its snapshot taken)."""
+    srv = server_factory(data_dir=tmp_path / "data").start()
+    assert srv.request("POST", "/collections", {"name": "s", "dimension": 2})[0] == 201
+    assert srv.proc is not None
+    srv.proc.send_signal(sig)
+    deadline = time.monotonic() + 30
+    while srv.proc.poll() is None and time.monotonic() < deadline:
+        if sig is signal.SIGTERM:
+            srv.proc.send_signal(sig)
+        time.sleep(0.01)
+    assert srv.proc.wait(5) == 0, srv.log()
+    assert '"stopped"' in srv.log()
+    assert [p.name for p in (tmp_path / "data" / "snapshots").iterdir()] == [f"{1:020d}"]
+
+
 async def test_vector_updates_in_the_delta_buffer_survive_kill_9(
     server_factory: type[ServerProcess], tmp_path: Path
 ) -> None:

@@ -43,6 +43,10 @@ def make_site(runner: web.AppRunner, app: web.Application, settings: Settings) -
     )
 
 
+# A clean stop: SIGTERM (Kubernetes), SIGINT (Ctrl-C), SIGHUP (the terminal went away).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 async def serve(settings: Settings) -> int:
     try:
         lock = DirLock(settings.data_dir)  # before anything reads or writes there
@@ -84,7 +88,7 @@ async def _serve(settings: Settings) -> int:
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     opening = asyncio.create_task(open_node(app))
     stopping = asyncio.create_task(stop.wait())
@@ -101,4 +105,7 @@ async def _serve(settings: Settings) -> int:
         await stop_tasks(opening)  # (a recovery under way ends first: see Store.open)
     await runner.cleanup()
     log.info("stopped")
+    for sig in STOP_SIGNALS:  # (the loop's teardown is no time to die of one: exit 0)
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
     return code
