@@ -388,6 +388,22 @@ async def test_a_replica_ahead_of_its_primary_is_synced_fully(cluster: Cluster) 
     assert sorted(c["name"] for c in await vr.list_collections()) == ["c", "other"]
 
 
+async def test_a_node_cannot_be_told_to_follow_itself(cluster: Cluster) -> None:
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 4)
+    status, got = p.request("POST", "/replication/follow", {"primary_url": p.url, "epoch": 1})
+    assert status == 422 and got["error"]["field"] == "primary_url", got
+    assert (await vp.replication_status())["role"] == "primary"
+    await seed(vp, 3, dim=4)  # still takes writes
+    # Under another name it cannot tell: its own stream then refuses it (by node id).
+    other_name = p.url.replace("127.0.0.1", "localhost")
+    status, got = p.request("POST", "/replication/follow", {"primary_url": other_name, "epoch": 1})
+    assert status == 200, got
+    await eventually(lambda: asyncio.sleep(0, "same_node" in p.log()))
+    assert (await vp.replication_status())["connected"] is False
+
+
 async def test_a_replica_refuses_a_snapshot_recovery_even_unwaited(cluster: Cluster) -> None:
     p = await cluster.start("p")
     r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)

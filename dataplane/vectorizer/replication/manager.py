@@ -60,6 +60,7 @@ class ReplicationManager:
                 disconnect_s=settings.disconnect_timeout_ms / 1000,
             ),
             node=lambda: (self.state.epoch, self.state.history),
+            own_id=lambda: self.state.node_id,
             step_down=self._step_down,
             is_primary=self._may_stream,
             keys=lambda: (self.keys.revision, self.keys.export()),
@@ -178,6 +179,8 @@ class ReplicationManager:
     async def follow(self, primary_url: Any, epoch: Any) -> dict[str, Any]:
         if not isinstance(primary_url, str) or not primary_url.startswith(("http://", "https://")):
             raise ValidationError("primary_url must be an http(s) URL", field="primary_url")
+        if primary_url.rstrip("/") == self.advertise_url.rstrip("/"):
+            raise ValidationError("a node cannot follow itself", field="primary_url")
         epoch = self._check_epoch(epoch, strictly_higher=False)
         was_primary = self.state.role is Role.PRIMARY
         self._persist(self.state.following(primary_url, epoch))
