@@ -47,3 +47,31 @@ def test_state_persists_atomically(tmp_path: Path) -> None:
     state.save(tmp_path, s)
     assert state.load(tmp_path) == s
     assert not (tmp_path / (state.FILE + ".tmp")).exists()
+
+
+def test_a_follower_adopts_its_primarys_history_only_as_far_as_it_holds_records() -> None:
+    """A replica at 100 following a primary whose epoch 2 began at 4001 holds no record
+    of epoch 2: promoted, its own epoch begins at 101, after epoch 1 (not after 2, which
+    would hide from a node at 600 that records 101-600 differ)."""
+    from types import SimpleNamespace
+
+    from vectorizer.replication.follower import Follower, FollowerConfig
+
+    adopted: list[tuple[int, state.History]] = []
+    store = SimpleNamespace(sequence=100)
+    follower = Follower(
+        store,  # type: ignore[arg-type]
+        "http://primary",
+        FollowerConfig("c", "http://c", 1.0, 1.0, 1.0),
+        node=lambda: (1, ()),
+        adopt=lambda epoch, history: adopted.append((epoch, history)),
+    )
+    follower._their, follower._adopted = (2, ((1, 1), (2, 4001))), None
+    follower._adopt_held()
+    assert adopted == [(2, ((1, 1),))]
+    promoted = NodeState(role=Role.REPLICA, epoch=2, history=adopted[-1][1]).promoted(3, 101)
+    assert promoted.history == ((1, 1), (3, 101))
+    assert divergence(((1, 1),), promoted.history, 600) == 100  # a node at 600 resyncs
+    store.sequence = 4001  # its first record of epoch 2 applied
+    follower._adopt_held()
+    assert adopted[-1] == (2, ((1, 1), (2, 4001))) and len(adopted) == 2

@@ -91,6 +91,10 @@ class Follower:
         self._keys = keys  # adopt the primary's API keys
         self.stats = FollowerStats()
         self._applied = asyncio.Event()
+        # The primary's epoch and history, and the part of it adopted: only as far as the
+        # records this node holds (a promotion must not claim records it never got).
+        self._their: tuple[int, History] = (0, ())
+        self._adopted: History | None = None
 
     def lag(self) -> tuple[int, float]:
         ops = max(self.stats.primary_sequence - self.store.sequence, 0)
@@ -170,7 +174,8 @@ class Follower:
             their_history = tuple((int(e), int(s)) for e, s in welcome["history"])
             if welcome["mode"] == "full":
                 await self._full_sync(ws)
-            self._adopt(their_epoch, their_history)
+            self._their, self._adopted = (their_epoch, their_history), None
+            self._adopt_held()
             acker = asyncio.create_task(self._ack_loop(ws))
             try:
                 checked = welcome.get("record_checksums") is True  # (older primaries: none)
@@ -199,6 +204,8 @@ class Follower:
                     "replication.apply", context=parent, attributes={"vectorizer.sequence": seq}
                 ):
                     await self.store.apply_replicated(seq, body)
+                if self._adopted != self._their[1]:
+                    self._adopt_held()
                 self.stats.primary_sequence = max(self.stats.primary_sequence, seq)
                 self._mark_progress()
             elif msg.type == WSMsgType.TEXT:
@@ -217,6 +224,15 @@ class Follower:
                     raise LinkError(f"primary: {data.get('code')}: {data.get('message')}")
             else:
                 raise LinkError(f"link closed ({msg.type.name})")
+
+    def _adopt_held(self) -> None:
+        """Adopt the primary's history as far as the records held reach (an epoch that
+        begins after them is adopted once its first record is applied)."""
+        epoch, history = self._their
+        held = tuple(h for h in history if h[1] <= self.store.sequence)
+        if held != self._adopted:
+            self._adopt(epoch, held)
+            self._adopted = held
 
     def _mark_progress(self) -> None:
         if self.store.sequence >= self.stats.primary_sequence:
