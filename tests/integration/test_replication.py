@@ -396,12 +396,30 @@ async def test_a_node_cannot_be_told_to_follow_itself(cluster: Cluster) -> None:
     assert status == 422 and got["error"]["field"] == "primary_url", got
     assert (await vp.replication_status())["role"] == "primary"
     await seed(vp, 3, dim=4)  # still takes writes
-    # Under another name it cannot tell: its own stream then refuses it (by node id).
+    # Under another name: it was primary at that epoch (and is not at a newer one).
     other_name = p.url.replace("127.0.0.1", "localhost")
-    status, got = p.request("POST", "/replication/follow", {"primary_url": other_name, "epoch": 1})
-    assert status == 200, got
-    await eventually(lambda: asyncio.sleep(0, "same_node" in p.log()))
-    assert (await vp.replication_status())["connected"] is False
+    for epoch in (1, 2):
+        status, got = p.request(
+            "POST", "/replication/follow", {"primary_url": other_name, "epoch": epoch}
+        )
+        assert status == 409 and got["error"]["code"] == "stale_epoch", got
+    assert (await vp.replication_status())["role"] == "primary"
+
+
+async def test_follow_refuses_an_epoch_its_primary_is_not_at(cluster: Cluster) -> None:
+    """A replica told a wrong (newer) epoch would make its primary step down, fenced for
+    a promotion that never happened; and a node that was primary at an epoch cannot
+    follow another primary of that same epoch (two promoted beside each other)."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    q = await cluster.start("q")  # a second primary at epoch 1
+    status, got = r.request("POST", "/replication/follow", {"primary_url": p.url, "epoch": 50})
+    assert status == 409 and got["error"]["code"] == "stale_epoch", got
+    assert (await vp.replication_status())["role"] == "primary"
+    await vp.create_collection("still", 2)  # it still takes writes
+    status, got = q.request("POST", "/replication/follow", {"primary_url": p.url, "epoch": 1})
+    assert status == 409 and "was primary at epoch 1" in got["error"]["message"], got
 
 
 async def test_a_replica_refuses_a_snapshot_recovery_even_unwaited(cluster: Cluster) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import msgspec
 
 from vectorizer.engine.store import Store
@@ -60,7 +61,6 @@ class ReplicationManager:
                 disconnect_s=settings.disconnect_timeout_ms / 1000,
             ),
             node=lambda: (self.state.epoch, self.state.history),
-            own_id=lambda: self.state.node_id,
             step_down=self._step_down,
             is_primary=self._may_stream,
             keys=lambda: (self.keys.revision, self.keys.export()),
@@ -182,6 +182,17 @@ class ReplicationManager:
         if primary_url.rstrip("/") == self.advertise_url.rstrip("/"):
             raise ValidationError("a node cannot follow itself", field="primary_url")
         epoch = self._check_epoch(epoch, strictly_higher=False)
+        if self._may_stream() and epoch == last_epoch(self.state.history):
+            # It wrote as primary at this epoch: a primary of the same epoch elsewhere was
+            # promoted beside it, and their records cannot be told apart.
+            raise StaleEpoch(
+                f"this node was primary at epoch {epoch}: follow a primary of a newer "
+                "epoch (promote the one to follow again)",
+                field="epoch",
+                epoch=self.state.epoch,
+            )
+        if epoch > self.state.epoch:  # new to this node: the node to follow must be at it
+            await self._check_target_epoch(primary_url, epoch)
         was_primary = self.state.role is Role.PRIMARY
         self._persist(self.state.following(primary_url, epoch))
         if was_primary:
@@ -247,6 +258,30 @@ class ReplicationManager:
             keys=self._adopt_keys,
         )
         self._follow_task = asyncio.create_task(self.follower.run())
+
+    async def _check_target_epoch(self, primary_url: str, epoch: int) -> None:
+        """Refuse an epoch newer than the node to follow says it is at: this node's hello
+        would carry it and make that primary step down for a promotion that never was.
+        (An epoch this node has seen, it may carry to an older primary: that is how one
+        learns of its successor. Unreachable, the node cannot say: the follower keeps
+        trying.)"""
+        url = primary_url.rstrip("/") + "/replication/status"
+        ssl_ctx: ssl.SSLContext | bool = (
+            self._replication_tls() if url.startswith("https://") else True
+        )
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+                session.get(url, headers=self._replication_headers(), ssl=ssl_ctx) as resp,
+            ):
+                status = await resp.json() if resp.status == 200 else None
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            return
+        theirs = status.get("epoch") if isinstance(status, dict) else None
+        if isinstance(theirs, int) and theirs < epoch:
+            raise StaleEpoch(
+                f"{primary_url} is at epoch {theirs}, not {epoch}", field="epoch", epoch=theirs
+            )
 
     def _replication_headers(self) -> dict[str, str]:
         credential = self._credential.get()

@@ -79,10 +79,8 @@ class PrimaryHub:
         step_down: Callable[[int], None],
         is_primary: Callable[[], bool],
         keys: Callable[[], tuple[int, dict[str, Any]]] | None = None,
-        own_id: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
-        self._own_id = own_id  # this node's id: a hello with it is this node following itself
         self._keys = keys  # (revision, key file) of this node's API keys, sent to replicas
         self.thresholds = thresholds
         self._node = node  # (epoch, history) now
@@ -221,10 +219,6 @@ class PrimaryHub:
             await ws.send_str(protocol.message("error", code="protocol", message="expected hello"))
             return
         node_id = str(hello["node_id"])
-        if self._own_id is not None and node_id == self._own_id():
-            message = "this is the node itself: a node cannot follow itself"
-            await ws.send_str(protocol.message("error", code="same_node", message=message))
-            return
         epoch, history = self._node()
         their_epoch = int(hello["epoch"])
         if their_epoch > epoch:
