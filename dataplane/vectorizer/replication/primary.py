@@ -218,7 +218,6 @@ class PrimaryHub:
         if hello.get("type") != "hello":
             await ws.send_str(protocol.message("error", code="protocol", message="expected hello"))
             return
-        node_id = str(hello["node_id"])
         epoch, history = self._node()
         their_epoch = int(hello["epoch"])
         if their_epoch > epoch:
@@ -229,6 +228,7 @@ class PrimaryHub:
         if not self._is_primary():
             await ws.send_str(protocol.message("error", code="not_primary", message="not primary"))
             return
+        node_id = str(hello["node_id"])
         info = ReplicaInfo(
             node_id=node_id,
             address=str(hello.get("address") or ""),
