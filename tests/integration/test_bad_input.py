@@ -361,6 +361,12 @@ def test_bad_request_is_structured_and_harmless(
     assert snapshot_state(seeded) == before
 
 
+def test_a_missing_point_is_named_with_its_collection(seeded: ServerProcess) -> None:
+    for method in ("GET", "DELETE"):
+        status, got = seeded.request(method, "/collections/c/vectors/99")
+        assert status == 404 and got["error"]["message"] == "no point with id 99 in 'c'", got
+
+
 def test_a_batch_within_its_bounds_is_answered_and_one_too_large_is_refused(
     seeded: ServerProcess,
 ) -> None:
