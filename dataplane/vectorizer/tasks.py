@@ -1,9 +1,13 @@
-"""Stopping asyncio tasks without losing a cancellation."""
+"""Stopping asyncio tasks without losing a cancellation, and work that must not stop
+half-way."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 async def stop(*tasks: asyncio.Task[Any]) -> None:
@@ -26,3 +30,15 @@ async def stop(*tasks: asyncio.Task[Any]) -> None:
     for task in tasks:
         if not task.cancelled() and (error := task.exception()) is not None:
             raise error
+
+
+async def to_the_end(work: Awaitable[T]) -> T:
+    """Await ``work``; cancelled meanwhile, wait for it to end first and then raise the
+    cancellation: for work that must not stop half-way (a thread cannot be cancelled
+    anyway; files half-replaced must be finished)."""
+    future = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait({future})
+        raise

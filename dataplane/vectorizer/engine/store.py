@@ -69,7 +69,7 @@ from vectorizer.errors import (
     VectorNotFound,
 )
 from vectorizer.observability.tracing import tracer
-from vectorizer.tasks import stop
+from vectorizer.tasks import stop, to_the_end
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +182,7 @@ class Store:
         meanwhile (a SIGTERM during recovery), it waits for the recovery's thread to end
         (a thread cannot be cancelled): until then the node's files are being written,
         and its data directory must stay locked."""
-        recovering = asyncio.get_running_loop().run_in_executor(None, self._recover)
-        try:
-            await asyncio.shield(recovering)
-        except asyncio.CancelledError:
-            await asyncio.wait({recovering})
-            raise
+        await to_the_end(asyncio.get_running_loop().run_in_executor(None, self._recover))
         self.ready = True
         self._tasks.append(asyncio.create_task(self._maintain()))
         if self.options.fsync.mode == "interval":
@@ -357,20 +352,15 @@ class Store:
     # committing (durability): validate → log → apply is one step on the loop.
 
     async def _gate(self) -> None:
-        if self._closing:
-            raise ShuttingDown("the node is shutting down")
-        self._check_ready()
-        if not self._writable.is_set():
+        self.check_writable()
+        if not self._writable.is_set():  # a snapshot is being written: wait it out
             await self._writable.wait()
-            if self._closing:
-                raise ShuttingDown("the node is shutting down")
-        if self.write_guard is not None:
-            self.write_guard()
+            self.check_writable()  # (closed, or stepped down, meanwhile?)
 
     def check_writable(self) -> None:
-        """Refuse now what ``_gate`` would refuse (not waiting out a snapshot): for work
-        answered before it starts (Qdrant's ``wait=false``), or that receives a file
-        first."""
+        """Refuse now what ``_gate`` refuses, without waiting out a snapshot: also for
+        work answered before it starts (Qdrant's ``wait=false``), or that receives a
+        file first."""
         if self._closing:
             raise ShuttingDown("the node is shutting down")
         self._check_ready()
@@ -661,12 +651,7 @@ class Store:
         # From here on the node's files change: a cancellation (a promotion, a follow or
         # a fence stopping this follower) waits for the install to end, else it would
         # leave the log closed and the marker that wipes the node at its next start.
-        replacing = asyncio.ensure_future(self._replace_with(incoming, loaded))
-        try:
-            await asyncio.shield(replacing)
-        except asyncio.CancelledError:
-            await replacing
-            raise
+        await to_the_end(self._replace_with(incoming, loaded))
 
     async def _replace_with(self, incoming: Path, loaded: snapshot.Loaded) -> None:
         loop = asyncio.get_running_loop()
