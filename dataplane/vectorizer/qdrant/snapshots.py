@@ -93,6 +93,7 @@ async def delete_snapshot(request: web.Request) -> Any:
 async def recover_snapshot(request: web.Request) -> Any:
     """Replace (or create) the collection from the snapshot file at ``location``: an
     http(s) URL, or ``file://`` naming a snapshot file of this node."""
+    request.app[STORE].check_writable()  # (now, even when not waited for)
     body = await read_as(request, schemas.SnapshotRecover)
     _check_priority(body.priority, "priority")
     _waits(request)
@@ -113,6 +114,7 @@ async def recover_snapshot(request: web.Request) -> Any:
 async def upload_snapshot(request: web.Request) -> Any:
     """Replace (or create) the collection from a snapshot file sent as the multipart
     field ``snapshot``."""
+    request.app[STORE].check_writable()  # (before receiving a file, even when not waited for)
     _check_priority(request.query.get("priority"), "priority")
     _waits(request)
     checksum = request.query.get("checksum")
@@ -163,7 +165,6 @@ async def _recover_received(
 ) -> Any:
     """Receive a snapshot file into a fresh path, check its checksum, and recover from
     it (the file removed afterwards, or at once if it does not arrive whole)."""
-    request.app[STORE].check_writable()  # (a replica refuses before receiving a file)
     path = _incoming(request.app[STORE])
     try:
         await receive(path)
@@ -178,12 +179,6 @@ async def _recover(request: web.Request, path: Path, *, owned: bool) -> Any:
     """Recover the path's collection from the file at ``path`` (removed afterwards when
     ``owned``): before answering, or (``wait=false``) after."""
     store, name = request.app[STORE], request.match_info["name"]
-    try:
-        store.check_writable()  # (refused now, even when not waited for)
-    except BaseException:
-        if owned:
-            await asyncio.to_thread(path.unlink, missing_ok=True)
-        raise
     return await _then(
         request,
         lambda: _removing(store.recover_collection(name, path), path if owned else None),
