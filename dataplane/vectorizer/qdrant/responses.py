@@ -90,11 +90,15 @@ def scored_point(
     return out
 
 
+def _named_read(coll: Collection, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The vectors of ``names`` read by name: not the collection's own dense vector,
+    which comes with the hits as their "vector"."""
+    return tuple(n for n in names if n) if coll.config.has_own else names
+
+
 def reads_named(coll: Collection, names: tuple[str, ...]) -> bool:
-    """Whether ``show_vectors`` reads the points' named vectors for ``names`` (the
-    collection's own dense vector comes with the hits)."""
-    if coll.config.has_own:
-        names = tuple(n for n in names if n)
+    """Whether ``show_vectors`` reads the points' named vectors for ``names``."""
+    names = _named_read(coll, names)
     if names == ALL_NAMED:
         return bool(coll.config.named_vectors or coll.config.sparse_vectors)
     return bool(names)
@@ -108,8 +112,7 @@ def show_vectors(
     created it with: a point's vectors by name; a point showing only its vector named
     ``""`` (its own, or an unnamed multivector) shows it plain (as Qdrant shows its
     default vector)."""
-    if coll.config.has_own and "" in names:  # (its own is the hits' "vector")
-        names = tuple(n for n in names if n)
+    names = _named_read(coll, names)
     if names:
         if names != ALL_NAMED:
             for name in names:
