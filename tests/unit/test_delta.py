@@ -111,6 +111,10 @@ def test_merged_results_equal_exact_search_over_the_same_points() -> None:
     many = coll.search_many(np.vstack([q, new[7:8]]), 10)
     assert [h.id for h in many[0]] == [h.id for h in got]
     assert many[1][0].id == 70
+    # Scored as alone to the last bit (a product of many queries rounded otherwise).
+    queries = np.vstack([new[i : i + 1] + 0.01 * i for i in range(40)])
+    together = coll.search_many(queries, 10)
+    assert together == [coll.search(queries[i : i + 1], 10) for i in range(40)]
 
 
 def test_filters_apply_to_staged_vectors() -> None:

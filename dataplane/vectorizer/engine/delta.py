@@ -76,13 +76,17 @@ class DeltaBuffer:
         return out
 
     def scores(self, queries: Matrix, metric: Metric) -> tuple[Slots, Scores]:
-        """The held slots and their exact scores against each query, shape (queries, n)."""
+        """The held slots and their exact scores against each query, shape (queries, n).
+
+        One query at a time: a product of many queries rounds differently (another BLAS
+        routine), and a search answered in a batch must score as it would alone."""
         n = len(self)
         vectors, slots = self._vectors[:n], self._slots[:n]
-        if metric is not Metric.EUCLIDEAN:
-            return slots, (queries @ vectors.T).astype(np.float64)
         out = np.empty((queries.shape[0], n), dtype=np.float64)
-        for i, q in enumerate(queries):  # differences, not expanded squares: exact near 0
-            diff = vectors - q
-            out[i] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        for i, q in enumerate(queries):
+            if metric is not Metric.EUCLIDEAN:
+                out[i] = vectors @ q
+            else:  # differences, not expanded squares: exact near 0
+                diff = vectors - q
+                out[i] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         return slots, out
