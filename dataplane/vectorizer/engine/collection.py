@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from vectorizer.engine import exact, grouping, ordering, paths, payloads, scoring
+from vectorizer.engine import exact, grouping, ordering, paths, payloads, scoring, twins
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric, VectorConfig
 from vectorizer.engine.field_index import (
     BYTES_PER_VALUE,
@@ -71,8 +71,9 @@ POINT_OVERHEAD = 200
 
 def memory_for(config: CollectionConfig, points: int) -> int:
     """Roughly the heap ``points`` points of a collection take: each dense vector in its
-    slot array, and in its graph a copy of it with its links (2·m on level 0) and label
-    (named vectors counted as if every point had them)."""
+    slot array, and in its graph a copy of it with its links (2·m on level 0), label
+    and entry in the table of equal vectors (named vectors counted as if every point had
+    them)."""
     per_point = POINT_OVERHEAD + BYTES_PER_VALUE * len(config.payload_indexes)
     for vector in (config.main, *config.named_vectors.values()):
         per_point += _vector_bytes(vector) if vector.dimension else 0
@@ -84,7 +85,7 @@ def _vector_bytes(config: VectorConfig) -> int:
     if config.multivector:  # (one row counted: a point's rows are counted as they come)
         return floats
     if config.index is IndexKind.HNSW:
-        return 2 * floats + 8 * config.hnsw.m + 12
+        return 2 * floats + 8 * config.hnsw.m + 12 + twins.BYTES_PER_NODE
     return floats
 
 
@@ -1032,18 +1033,25 @@ class Collection:
         return {} if slot is None else self.named_of_slot(slot)
 
     def fold(self) -> int:
-        """Start linking the staged vectors into the graph (see ``HnswIndex.fold``);
+        """Start linking the staged vectors into the graphs (see ``HnswIndex.fold``);
         returns how many. Like any mutation it runs on the store's thread."""
-        return self._index.fold() if self._index is not None else 0
+        return sum(index.fold() for index in self._indexes())
 
     def settle(self) -> None:
         """Wait until a fold in progress has linked its batch."""
-        if self._index is not None:
-            self._index.settle()
+        for index in self._indexes():
+            index.settle()
 
     @property
     def staged(self) -> int:
-        return self._index.staged if self._index is not None else 0
+        return sum(index.staged for index in self._indexes())
+
+    def _indexes(self) -> list[HnswIndex]:
+        """Every graph: the own vector's and the named dense vectors'. (Updates stage
+        only the own vector's; a named graph stages the twin that takes the place of a
+        deleted node, see ``twins.py``.)"""
+        named = [f.index for f in self._named.values() if isinstance(f, DenseField)]
+        return [i for i in (self._index, *named) if i is not None]
 
     def set_payload(
         self,
@@ -1259,7 +1267,12 @@ class Collection:
         self._index = None
         if config.index is IndexKind.HNSW and config.has_own:
             self._index = HnswIndex.load(
-                directory / "hnsw.bin", config.dimension, config.metric, config.hnsw, capacity
+                directory / "hnsw.bin",
+                config.dimension,
+                config.metric,
+                config.hnsw,
+                self._vectors,
+                sorted(self._id_slots.values()),
             )
         return self
 

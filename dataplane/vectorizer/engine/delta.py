@@ -44,6 +44,11 @@ class DeltaBuffer:
         held: list[int] = self._slots[: len(self)].tolist()
         return held
 
+    def get(self, slot: int) -> Matrix | None:
+        """The vector held for ``slot`` as a (1, dim) row (a copy), or None."""
+        row = self._row.get(slot)
+        return None if row is None else self._vectors[row : row + 1].copy()
+
     def add(self, vector: Matrix, slot: int) -> None:
         """Hold ``vector`` (one row) for ``slot``; the caller folds the buffer when full."""
         row = self._row.get(slot)

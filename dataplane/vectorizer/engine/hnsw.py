@@ -9,6 +9,10 @@ exactly and merges with the graph's hits, and folded into the graph in one batch
 the buffer fills, when the node is idle, and before a snapshot saves the graph. A
 search therefore sees a staged vector at once, exactly as if it were in the graph.
 
+Of a group of points with equal vectors only one is a graph node, the others its twins
+(``twins.py``: many copies of one vector otherwise become an island that traps every
+search); a search expands each node it finds into its group.
+
 A fold links its batch on the fold thread, in the background: updates go on staging
 meanwhile (the delta buffer is a fresh one), so the graph work of updates is off their
 path. hnswlib does not allow anything else while the graph changes, so every other use
@@ -33,6 +37,7 @@ import numpy.typing as npt
 from vectorizer.engine.config import HnswParams, Metric
 from vectorizer.engine.delta import DeltaBuffer
 from vectorizer.engine.files import check_written
+from vectorizer.engine.twins import Twins
 from vectorizer.engine.validation import Matrix
 
 _SPACE = {Metric.COSINE: "ip", Metric.DOT: "ip", Metric.EUCLIDEAN: "l2"}
@@ -61,12 +66,24 @@ class HnswIndex:
 
     @classmethod
     def load(
-        cls, path: Path, dim: int, metric: Metric, params: HnswParams, capacity: int
+        cls,
+        path: Path,
+        dim: int,
+        metric: Metric,
+        params: HnswParams,
+        vectors: Matrix,
+        slots: list[int],
     ) -> HnswIndex:
+        """The graph saved at ``path``, for the points in ``slots`` (``vectors`` by slot,
+        the capacity its length)."""
         index = hnswlib.Index(space=_SPACE[metric], dim=dim)
-        index.load_index(str(path), max_elements=capacity)
+        index.load_index(str(path), max_elements=len(vectors))
         self = cls.__new__(cls)
         self._attach(index, dim, metric, params)
+        unlinked = self._twins.rebuild(vectors, slots, self._holds)
+        self._linked = len(slots) - self._twins.count - len(unlinked)
+        for slot in unlinked:
+            self.stage(vectors[slot : slot + 1], slot)
         return self
 
     def _attach(self, index: hnswlib.Index, dim: int, metric: Metric, params: HnswParams) -> None:
@@ -79,6 +96,8 @@ class HnswIndex:
         self._folding: Future[None] | None = None
         self._deferred: list[int] = []  # slots to mark deleted once the fold is done
         self._settling = threading.Lock()  # held while a finished fold's deletes apply
+        self._twins = Twins(index.get_max_elements())
+        self._linked = 0  # live graph nodes (once the fold in progress is done)
 
     @property
     def staged(self) -> int:
@@ -115,9 +134,13 @@ class HnswIndex:
 
     def resize(self, capacity: int) -> None:
         self._graph().resize_index(capacity)
+        self._twins.resize(capacity)
 
     def add(self, vectors: Matrix, slots: list[int]) -> None:
-        _link(self._graph(), vectors, slots)
+        graph = self._graph()
+        vectors, slots = self._nodes_of(vectors, slots)
+        if slots:
+            _link(graph, vectors, slots)
 
     def stage(self, vector: Matrix, slot: int) -> None:
         """Make ``vector`` (one row) searchable under ``slot`` now; it joins the graph at
@@ -133,12 +156,49 @@ class HnswIndex:
             return 0
         graph = self._graph()  # one fold at a time
         vectors, slots = self._delta.drain()
-        self._folding = _folder().submit(_link, graph, vectors, slots)
-        return len(slots)
+        staged = len(slots)
+        vectors, slots = self._nodes_of(vectors, slots)
+        if slots:
+            self._folding = _folder().submit(_link, graph, vectors, slots)
+        return staged
+
+    def _nodes_of(self, vectors: Matrix, slots: list[int]) -> tuple[Matrix, list[int]]:
+        """The rows (and slots) of a batch to link, its twins kept aside; counted as
+        linked. Called with the graph idle."""
+        rows = self._twins.sort_out(vectors, slots, self._vector_of)
+        if len(rows) < len(slots):
+            vectors, slots = vectors[rows], [slots[r] for r in rows]
+        self._linked += len(slots)
+        return vectors, slots
+
+    def _vector_of(self, slot: int) -> Matrix | None:
+        """The vector of a graph node or a staged slot, as a (1, dim) row (a copy)."""
+        staged = self._delta.get(slot)
+        if staged is not None:
+            return staged
+        try:
+            vector: Matrix = self._graph().get_items([slot], return_type="numpy")
+        except RuntimeError:  # not in the graph, or deleted there
+            return None
+        return vector
+
+    def _holds(self, slot: int) -> bool:
+        """Whether ``slot`` is a live node of the graph."""
+        return self._vector_of(slot) is not None
 
     def delete(self, slot: int) -> None:
+        node, heir = self._twins.forget(slot)
+        if not node:
+            return  # a twin: in neither the graph nor the buffer
+        vector = self._vector_of(slot) if heir is not None else None  # (seldom: a group's)
+        self._retire(slot)
+        if vector is not None and heir is not None:
+            self.stage(vector, heir)  # the twin in its place
+
+    def _retire(self, slot: int) -> None:
         if self._delta.remove(slot):  # a staged slot is not in the graph (or is deleted)
             return
+        self._linked -= 1
         if self._folding is not None and not self._folding.done():
             # An update retires its old slot: no need to wait for the fold. Every other
             # use of the graph waits for it, and marks these deleted first.
@@ -150,12 +210,19 @@ class HnswIndex:
         self, query: Matrix, k: int, ef: int | None, accept: Callable[[int], bool] | None
     ) -> Hits | None:
         """Top ``k`` as (slot, score), or None when the graph yields fewer than ``k``."""
-        found = self._knn(query, k, ef, accept, 1)
+        twins = self._twins
+        nodes = twins.any_of(accept) if twins and accept is not None else accept
+        found = self._knn(query, k, ef, nodes, 1)
         if found is None:
             return None
         if len(self._delta):
-            return self._merged(query, k, *found, accept)[0]
-        return self._hits(found[0][0], found[1][0])
+            hits = self._merged(query, k, *found, nodes)[0]
+        else:
+            hits = self._hits(found[0][0], found[1][0])
+        if not twins:
+            return hits
+        hits = twins.expand(hits, k, accept)
+        return hits if len(hits) == k else None
 
     def search_many(self, queries: Matrix, k: int, ef: int | None) -> list[Hits] | None:
         """Top ``k`` for each row of ``queries``; None when any query yields fewer than ``k``."""
@@ -163,9 +230,15 @@ class HnswIndex:
         if found is None:
             return None
         if len(self._delta):
-            return self._merged(queries, k, *found, None)
-        labels, dists = found
-        return [self._hits(labels[i], dists[i]) for i in range(len(queries))]
+            many = self._merged(queries, k, *found, None)
+        else:
+            labels, dists = found
+            many = [self._hits(labels[i], dists[i]) for i in range(len(queries))]
+        twins = self._twins
+        if not twins:
+            return many
+        many = [twins.expand(hits, k, None) for hits in many]
+        return many if all(len(hits) == k for hits in many) else None
 
     def _knn(
         self,
@@ -176,6 +249,10 @@ class HnswIndex:
         threads: int,
     ) -> tuple[Labels, Distances] | None:
         graph = self._graph()
+        if self._twins:  # (fewer nodes than points)
+            k = min(k, self._linked)
+            if k <= 0:
+                return None
         want = max(ef or self.params.ef_search, k)
         if want != self._ef:
             graph.set_ef(want)

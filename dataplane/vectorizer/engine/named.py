@@ -51,6 +51,9 @@ class DenseField:
         if not slots:
             return
         self._count += len(slots) - int(self.present[slots].sum())
+        if self.index is not None:  # (a slot's old vector leaves the graph's groups first)
+            for slot in np.asarray(slots)[self.present[slots]].tolist():
+                self.index.delete(slot)
         self.vectors[slots] = rows
         self.present[slots] = True
         if self.index is not None:
@@ -109,7 +112,8 @@ class DenseField:
                 config.dimension,
                 config.metric,
                 config.hnsw,
-                capacity,
+                self.vectors,
+                np.flatnonzero(self.present).tolist(),
             )
         return self
 
