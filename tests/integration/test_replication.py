@@ -115,6 +115,11 @@ async def all_points(vz: VectorizerClient, collection: str) -> dict[Any, Any]:
             return out
 
 
+def epochs(history: list[list[Any]]) -> list[list[Any]]:
+    """A history's (epoch, first sequence) entries, without their random timeline ids."""
+    return [entry[:2] for entry in history]
+
+
 async def seed(vz: VectorizerClient, n: int, dim: int = 8, start: int = 0, batch: int = 50) -> None:
     rng = np.random.default_rng(start)
     for b in range(start, start + n, batch):
@@ -183,7 +188,8 @@ async def test_incremental_stream_headers_and_stats(cluster: Cluster) -> None:
 
     status = await vr.replication_status()
     assert status["role"] == "replica" and status["primary"] == p.url and status["epoch"] == 1
-    assert status["history"] == (await vp.replication_status())["history"] == [[1, 1]]
+    assert status["history"] == (await vp.replication_status())["history"]
+    assert epochs(status["history"]) == [[1, 1]] and len(status["history"][0][2]) == 12
     rstats = await vr.replication_stats()
     assert rstats["full_syncs"] == 0 and rstats["bytes_received"] > 100 * 8 * 4
 
@@ -386,6 +392,36 @@ async def test_a_replica_ahead_of_its_primary_is_synced_fully(cluster: Cluster) 
     await eventually(synced)
     assert await all_points(vr, "c") == await all_points(vp, "c")
     assert sorted(c["name"] for c in await vr.list_collections()) == ["c", "other"]
+
+
+async def test_a_primary_back_on_an_empty_disk_and_past_its_replica_is_told_apart(
+    cluster: Cluster,
+) -> None:
+    """The same, but the replica is away while the new primary writes past its sequence:
+    by epoch and sequence alone the two logs looked like one (epoch 1 from sequence 1),
+    and the replica streamed on from its own position, its old records merged with the
+    new. Each promotion's timeline id tells them apart: a full sync."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 20, batch=5)  # (5 records)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    assert r.terminate() == 0
+    p.kill()
+    shutil.rmtree(p.data_dir)  # (a replaced disk)
+    await asyncio.to_thread(p.start)
+    await vp.create_collection("c", 8)
+    await seed(vp, 30, start=1000, batch=3)  # (11 records: past the replica's 5)
+    await asyncio.to_thread(r.start)
+
+    async def synced() -> bool:  # (the count goes up once the installed snapshot serves)
+        return (await vr.replication_stats())["full_syncs"] >= 1 and await caught_up(vp, vr)
+
+    await eventually(synced)
+    assert await all_points(vr, "c") == await all_points(vp, "c")
+    assert await vr.count("c") == 30
 
 
 async def test_a_node_cannot_be_told_to_follow_itself(cluster: Cluster) -> None:
@@ -633,9 +669,8 @@ async def test_old_primary_rejoins_and_discards_its_divergent_writes(cluster: Cl
         assert "only-on-r" in held_a and "only-on-a-0" not in held_a and 0 in held_a
         status = await va.replication_status()
         assert status["role"] == "replica" and status["epoch"] == 2
-        assert (
-            status["history"] == (await vr.replication_status())["history"] == [[1, 1], [2, 3]]
-        )  # create + one batch, then epoch 2
+        assert status["history"] == (await vr.replication_status())["history"]
+        assert epochs(status["history"]) == [[1, 1], [2, 3]]  # create + one batch, epoch 2
         assert (await va.replication_stats())["full_syncs"] == 1
         with pytest.raises(NotPrimary):
             await va.upsert("c", [Point(5, [1.0] * 8)])
@@ -732,7 +767,8 @@ async def test_switchover_fenced_primary_keeps_streaming_until_the_target_caught
     assert await all_points(vp, "c") == await all_points(vr, "c")
     assert (await vp.replication_stats())["full_syncs"] == 0  # nothing diverged
     status = await vp.replication_status()
-    assert status["role"] == "replica" and status["history"] == [[1, 1], [2, 6]]
+    assert status["role"] == "replica" and epochs(status["history"]) == [[1, 1], [2, 6]]
+    assert status["history"] == (await vr.replication_status())["history"]
 
 
 # ---- every kind of write, held to a model (tests/writemodel.py) ---------------------------

@@ -23,7 +23,7 @@ STATUS = {
     "epoch": 3,
     "sequence": 42,
     "primary": "http://vz-0.vz-headless.db.svc.cluster.local:15002",
-    "history": [[1, 1], [3, 30]],
+    "history": [[1, 1], [3, 30, "9f1c2b7a0d3e"]],  # (an older node's entry: two numbers)
     "node_id": "vz-1",
     "ready": True,
     "lag_operations": 2,

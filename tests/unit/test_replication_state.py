@@ -5,25 +5,45 @@ from pathlib import Path
 import pytest
 
 from vectorizer.replication import state
-from vectorizer.replication.state import NodeState, Role, divergence, epoch_at
+from vectorizer.replication.state import (
+    History,
+    NodeState,
+    Role,
+    divergence,
+    epoch_at,
+    parse_history,
+)
+
+
+def line(*entries: tuple[int, int]) -> History:
+    """A history of one timeline per epoch ("t<epoch>"), as one line of promotions."""
+    return tuple((e, s, f"t{e}") for e, s in entries)
 
 
 def test_epoch_at_steps_through_history() -> None:
-    h = ((1, 1), (2, 101), (4, 150))
-    assert [epoch_at(h, s) for s in (0, 1, 100, 101, 149, 150, 10**6)] == [0, 1, 1, 2, 2, 4, 4]
+    h = line((1, 1), (2, 101), (4, 150))
+    got = [epoch_at(h, s)[0] for s in (0, 1, 100, 101, 149, 150, 10**6)]
+    assert got == [0, 1, 1, 2, 2, 4, 4]
+    assert epoch_at(h, 120) == (2, "t2") and epoch_at(h, 0) == (0, "")
 
 
 @pytest.mark.parametrize(
     ("mine", "theirs", "my_seq", "expected"),
     [
         ((), (), 0, None),  # fresh replica, fresh primary
-        ((), ((1, 1),), 0, None),  # fresh replica joins
-        (((1, 1),), ((1, 1), (2, 101)), 100, None),  # replica had exactly what epoch 1 wrote
-        (((1, 1),), ((1, 1), (2, 101)), 105, 100),  # it got records epoch 1 never kept
-        (((1, 1),), ((1, 1), (2, 101)), 120, 100),  # the old primary, rejoining
-        (((1, 1), (3, 50)), ((1, 1), (2, 40)), 60, 39),  # two different branches
-        (((1, 1), (2, 40)), ((1, 1), (2, 40), (3, 90)), 80, None),  # behind on the same line
-        (((1, 1), (2, 40)), ((1, 1), (2, 40)), 70, None),  # same epoch, same line
+        ((), line((1, 1)), 0, None),  # fresh replica joins
+        (line((1, 1)), line((1, 1), (2, 101)), 100, None),  # had exactly what epoch 1 wrote
+        (line((1, 1)), line((1, 1), (2, 101)), 105, 100),  # got records epoch 1 never kept
+        (line((1, 1)), line((1, 1), (2, 101)), 120, 100),  # the old primary, rejoining
+        (line((1, 1), (3, 50)), line((1, 1), (2, 40)), 60, 39),  # two different branches
+        (line((1, 1), (2, 40)), line((1, 1), (2, 40), (3, 90)), 80, None),  # behind, same line
+        (line((1, 1), (2, 40)), line((1, 1), (2, 40)), 70, None),  # same epoch, same line
+        # A primary back on an empty disk: epoch 1 from sequence 1 again, another timeline.
+        (((1, 1, "old"),), ((1, 1, "new"),), 50, 0),
+        (((1, 1, "a"), (2, 9, "b")), ((1, 1, "a"), (2, 9, "c")), 20, 8),  # one epoch twice
+        # Histories from before timelines ("") match any: as compared before them.
+        (((1, 1, ""),), ((1, 1, "new"),), 50, None),
+        (((1, 1, ""), (3, 50, "")), line((1, 1), (2, 40)), 60, 39),
     ],
 )
 def test_divergence(
@@ -35,7 +55,9 @@ def test_divergence(
 def test_transitions_only_raise_the_epoch() -> None:
     s = NodeState(Role.REPLICA)
     p = s.promoted(3, 51)
-    assert (p.role, p.epoch, p.history) == (Role.PRIMARY, 3, ((3, 51),))
+    assert (p.role, p.epoch, [h[:2] for h in p.history]) == (Role.PRIMARY, 3, [(3, 51)])
+    again = s.promoted(3, 51)  # the same promotion made twice: two timelines
+    assert again.history[0][2] != p.history[0][2] and len(p.history[0][2]) == 12
     f = p.following("http://x", 2)
     assert f.role is Role.REPLICA and f.epoch == 3 and f.primary_url == "http://x"
     assert f.fenced(1).epoch == 3 and f.fenced(7).epoch == 7
@@ -43,10 +65,18 @@ def test_transitions_only_raise_the_epoch() -> None:
 
 def test_state_persists_atomically(tmp_path: Path) -> None:
     assert state.load(tmp_path) is None
-    s = NodeState(Role.PRIMARY, 2, ((1, 1), (2, 9)), None, "n1")
+    s = NodeState(Role.PRIMARY, 2, line((1, 1), (2, 9)), None, "n1")
     state.save(tmp_path, s)
     assert state.load(tmp_path) == s
     assert not (tmp_path / (state.FILE + ".tmp")).exists()
+
+
+def test_a_state_file_from_before_timelines_still_loads(tmp_path: Path) -> None:
+    raw = '{"role": "replica", "epoch": 2, "history": [[1, 1], [2, 9]], "node_id": "n1"}'
+    (tmp_path / state.FILE).write_text(raw)
+    loaded = state.load(tmp_path)
+    assert loaded is not None and loaded.history == ((1, 1, ""), (2, 9, ""))
+    assert parse_history([[1, 1, "x"], [2, 9]]) == ((1, 1, "x"), (2, 9, ""))
 
 
 def test_a_follower_adopts_its_primarys_history_only_as_far_as_it_holds_records() -> None:
@@ -66,12 +96,12 @@ def test_a_follower_adopts_its_primarys_history_only_as_far_as_it_holds_records(
         node=lambda: (1, ()),
         adopt=lambda epoch, history: adopted.append((epoch, history)),
     )
-    follower._their, follower._adopted = (2, ((1, 1), (2, 4001))), None
+    follower._their, follower._adopted = (2, line((1, 1), (2, 4001))), None
     follower._adopt_held()
-    assert adopted == [(2, ((1, 1),))]
+    assert adopted == [(2, line((1, 1)))]
     promoted = NodeState(role=Role.REPLICA, epoch=2, history=adopted[-1][1]).promoted(3, 101)
-    assert promoted.history == ((1, 1), (3, 101))
-    assert divergence(((1, 1),), promoted.history, 600) == 100  # a node at 600 resyncs
+    assert [h[:2] for h in promoted.history] == [(1, 1), (3, 101)]
+    assert divergence(line((1, 1)), promoted.history, 600) == 100  # a node at 600 resyncs
     store.sequence = 4001  # its first record of epoch 2 applied
     follower._adopt_held()
-    assert adopted[-1] == (2, ((1, 1), (2, 4001))) and len(adopted) == 2
+    assert adopted[-1] == (2, line((1, 1), (2, 4001))) and len(adopted) == 2

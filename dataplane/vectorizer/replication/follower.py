@@ -28,7 +28,7 @@ from vectorizer.engine.store import Store
 from vectorizer.errors import InsufficientMemory
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
-from vectorizer.replication.state import History
+from vectorizer.replication.state import History, history_json, parse_history
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Follower:
                     address=self.config.address,
                     epoch=epoch,
                     sequence=self.store.sequence,
-                    history=[list(h) for h in history],
+                    history=history_json(history),
                     confirms_snapshots=True,
                     record_checksums=True,
                 )
@@ -171,7 +171,7 @@ class Follower:
                 raise LinkError(f"primary epoch {their_epoch} is older than ours ({epoch})")
             self.stats.connected = True
             self.stats.primary_sequence = int(welcome["sequence"])
-            their_history = tuple((int(e), int(s)) for e, s in welcome["history"])
+            their_history = parse_history(welcome["history"])
             if welcome["mode"] == "full":
                 await self._full_sync(ws)
             self._their, self._adopted = (their_epoch, their_history), None

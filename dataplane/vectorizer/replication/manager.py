@@ -29,7 +29,14 @@ from vectorizer.errors import (
 from vectorizer.replication import state as node_state
 from vectorizer.replication.follower import Follower, FollowerConfig
 from vectorizer.replication.primary import PrimaryHub, Thresholds
-from vectorizer.replication.state import History, NodeState, Role, last_epoch, new_node_id
+from vectorizer.replication.state import (
+    History,
+    NodeState,
+    Role,
+    history_json,
+    last_epoch,
+    new_node_id,
+)
 from vectorizer.security.keys import KeyStore
 from vectorizer.security.secrets import MIN_KEY, Secret
 from vectorizer.security.tls import client_context
@@ -323,7 +330,7 @@ class ReplicationManager:
             "epoch": self.state.epoch,
             "sequence": self.store.sequence,
             "primary": self.state.primary_url if self.state.role is Role.REPLICA else None,
-            "history": [list(h) for h in self.state.history],
+            "history": history_json(self.state.history),
             "node_id": self.state.node_id,
             "address": self.advertise_url,
             "ready": self.store.ready,

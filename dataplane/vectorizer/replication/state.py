@@ -1,9 +1,12 @@
 """A node's replication identity: role, epoch and history, persisted; pure decisions on them.
 
 The epoch only grows: +1 at every promotion. The history lists ``(epoch, first
-sequence)`` for each epoch this node's data went through, so two nodes can tell where
-their logs part ways: the records a node holds beyond the point where the primary's
-next epoch began were never part of the primary's log.
+sequence, timeline)`` for each epoch this node's data went through, so two nodes can
+tell where their logs part ways: the records a node holds beyond the point where the
+primary's next epoch began were never part of the primary's log. ``timeline`` is a
+random id drawn at each promotion: two promotions to one epoch at one sequence (a
+primary back on an empty disk, epoch 1 again from sequence 1) are still told apart.
+Histories written before it (two numbers an entry) have ``""``, which matches any.
 """
 
 from __future__ import annotations
@@ -26,11 +29,22 @@ class Role(StrEnum):
     FENCED = "fenced"
 
 
-History = tuple[tuple[int, int], ...]
+Entry = tuple[int, int, str]  # (epoch, its first sequence, its timeline's id)
+History = tuple[Entry, ...]
 
 
 def new_node_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def parse_history(raw: Any) -> History:
+    """A history as stored or sent: ``[epoch, first sequence, timeline]`` entries (or
+    ``[epoch, first sequence]``, from before timelines)."""
+    return tuple((int(h[0]), int(h[1]), str(h[2]) if len(h) > 2 else "") for h in raw)
+
+
+def history_json(history: History) -> list[list[int | str]]:
+    return [list(h) for h in history]
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,7 @@ class NodeState:
         return {
             "role": self.role.value,
             "epoch": self.epoch,
-            "history": [list(h) for h in self.history],
+            "history": history_json(self.history),
             "primary_url": self.primary_url,
             "node_id": self.node_id,
         }
@@ -55,7 +69,7 @@ class NodeState:
         return cls(
             role=Role(raw["role"]),
             epoch=int(raw["epoch"]),
-            history=tuple((int(e), int(s)) for e, s in raw["history"]),
+            history=parse_history(raw["history"]),
             primary_url=raw.get("primary_url"),
             node_id=str(raw["node_id"]),
         )
@@ -66,7 +80,7 @@ class NodeState:
             self,
             role=Role.PRIMARY,
             epoch=epoch,
-            history=(*self.history, (epoch, next_sequence)),
+            history=(*self.history, (epoch, next_sequence, new_node_id())),
             primary_url=None,
         )
 
@@ -102,14 +116,20 @@ def save(data_dir: Path, state: NodeState) -> None:
         os.close(fd)
 
 
-def epoch_at(history: History, sequence: int) -> int:
-    """The epoch that wrote record ``sequence`` according to ``history`` (0 before any)."""
-    epoch = 0
-    for e, first in history:
+def epoch_at(history: History, sequence: int) -> tuple[int, str]:
+    """The epoch (and its timeline) that wrote record ``sequence`` according to
+    ``history`` ((0, "") before any)."""
+    epoch: tuple[int, str] = (0, "")
+    for e, first, timeline in history:
         if first > sequence:
             break
-        epoch = e
+        epoch = (e, timeline)
     return epoch
+
+
+def _same(a: tuple[int, str], b: tuple[int, str]) -> bool:
+    """One epoch of one timeline (an unknown timeline, from an older node, matches)."""
+    return a[0] == b[0] and (a[1] == b[1] or not a[1] or not b[1])
 
 
 def divergence(mine: History, theirs: History, my_sequence: int) -> int | None:
@@ -119,11 +139,11 @@ def divergence(mine: History, theirs: History, my_sequence: int) -> int | None:
     ``my_sequence``. Otherwise the last shared sequence: my records after it were never
     written by the primary's timeline and must be discarded.
     """
-    boundaries = sorted({first for _, first in mine} | {first for _, first in theirs})
+    boundaries = sorted({h[1] for h in mine} | {h[1] for h in theirs})
     for b in boundaries:
         if b > my_sequence:
             break
-        if epoch_at(mine, b) != epoch_at(theirs, b):
+        if not _same(epoch_at(mine, b), epoch_at(theirs, b)):
             return b - 1
     return None
 
