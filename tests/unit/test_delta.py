@@ -60,17 +60,21 @@ def fresh_vectors(metric: Metric, n: int, seed: int = 99) -> np.ndarray:
 def test_buffer_scores_match_exact_scores(metric: Metric) -> None:
     rng = np.random.default_rng(1)
     vecs = rng.normal(size=(40, 8)).astype(np.float32)
-    buf = DeltaBuffer(8, capacity=64)
+    buf = DeltaBuffer(8, hnsw._SPACE[metric], capacity=64)
     for slot, v in enumerate(vecs):
         buf.add(v[None, :], slot + 100)
     assert buf.remove(105) and not buf.remove(105) and 105 not in buf
     held = [s for s in range(100, 140) if s != 105]
     assert sorted(buf.slots()) == held
     queries = rng.normal(size=(3, 8)).astype(np.float32)
-    slots, scores = buf.scores(queries, metric)
-    for q, row in zip(queries, scores, strict=True):
-        truth = exact.scores(vecs[np.asarray(slots) - 100], q[None, :], metric)
-        assert row == pytest.approx(truth, abs=1e-4)
+    labels, distances = buf.nearest(queries)
+    for q, slots, row in zip(queries, labels, distances, strict=True):
+        assert sorted(slots.tolist()) == held and list(row) == sorted(row)
+        truth = exact.scores(vecs[slots.astype(np.int64) - 100], q[None, :], metric)
+        if metric is Metric.EUCLIDEAN:
+            assert np.sqrt(row) == pytest.approx(truth, abs=1e-4)
+        else:
+            assert 1 - row == pytest.approx(truth, abs=1e-4)
     drained, drained_slots = buf.drain()
     assert len(buf) == 0 and sorted(drained_slots) == held
     assert np.array_equal(drained[drained_slots.index(139)], vecs[39])
@@ -115,6 +119,22 @@ def test_merged_results_equal_exact_search_over_the_same_points() -> None:
     queries = np.vstack([new[i : i + 1] + 0.01 * i for i in range(40)])
     together = coll.search_many(queries, 10)
     assert together == [coll.search(queries[i : i + 1], 10) for i in range(40)]
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_a_staged_vector_scores_the_same_to_the_last_bit_once_folded(metric: Metric) -> None:
+    # Scores do not move by an ulp when the idle fold runs between two equal searches.
+    coll, _ = make(metric)
+    new = fresh_vectors(metric, 30)
+    for pid, v in enumerate(new):
+        coll.update(pid, v[None, :], None)
+    queries = new[:10] + 0.1
+    staged = [coll.search(q[None, :], 10) for q in queries]
+    assert coll.staged == 30
+    coll.fold()
+    coll.settle()
+    assert coll.staged == 0
+    assert [coll.search(q[None, :], 10) for q in queries] == staged
 
 
 def test_filters_apply_to_staged_vectors() -> None:

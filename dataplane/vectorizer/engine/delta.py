@@ -6,14 +6,18 @@ core. So an updated vector waits here, in a small contiguous matrix that every s
 scores exactly and merges with the graph's hits, and joins the graph in batches (see
 ``HnswIndex.fold``). The buffer is bounded, so the exact part of a search stays a few
 microseconds.
+
+It is scored by hnswlib's brute-force index in the graph's space: the very distance
+code the graph uses, so a vector scores the same to the last bit before and after it
+is folded, and whether its search was answered alone or in a batch.
 """
 
 from __future__ import annotations
 
+import hnswlib
 import numpy as np
 import numpy.typing as npt
 
-from vectorizer.engine.config import Metric
 from vectorizer.engine.validation import Matrix
 
 # Updated vectors held before they are folded into the graph in one batch. Scoring 256
@@ -21,14 +25,23 @@ from vectorizer.engine.validation import Matrix
 DELTA_CAPACITY = 256
 
 Slots = npt.NDArray[np.int64]
-Scores = npt.NDArray[np.float64]
+Labels = npt.NDArray[np.uint64]
+Distances = npt.NDArray[np.float32]
 
 
 class DeltaBuffer:
-    def __init__(self, dim: int, capacity: int = DELTA_CAPACITY) -> None:
+    def __init__(self, dim: int, space: str, capacity: int = DELTA_CAPACITY) -> None:
+        """``space``: the graph's hnswlib space ("ip" or "l2")."""
         self._vectors: Matrix = np.empty((capacity, dim), dtype=np.float32)
         self._slots: Slots = np.empty(capacity, dtype=np.int64)
         self._row: dict[int, int] = {}  # slot -> row
+        self._space = space
+        self._scorer = self._new_scorer()
+
+    def _new_scorer(self) -> hnswlib.BFIndex:
+        scorer = hnswlib.BFIndex(space=self._space, dim=self._vectors.shape[1])
+        scorer.init_index(max_elements=len(self._slots))
+        return scorer
 
     def __len__(self) -> int:
         return len(self._row)
@@ -59,12 +72,14 @@ class DeltaBuffer:
             self._row[slot] = row
             self._slots[row] = slot
         self._vectors[row] = vector.reshape(-1)
+        self._scorer.add_items(self._vectors[row : row + 1], [slot])  # (replaces one held)
 
     def remove(self, slot: int) -> bool:
         """Forget ``slot``; False when it is not held here."""
         row = self._row.pop(slot, None)
         if row is None:
             return False
+        self._scorer.delete_vector(slot)
         last = len(self._row)  # the old last row, now one past the end
         if row != last:
             moved = int(self._slots[last])
@@ -78,20 +93,11 @@ class DeltaBuffer:
         n = len(self)
         out = self._vectors[:n].copy(), self._slots[:n].tolist()
         self._row.clear()
+        self._scorer = self._new_scorer()
         return out
 
-    def scores(self, queries: Matrix, metric: Metric) -> tuple[Slots, Scores]:
-        """The held slots and their exact scores against each query, shape (queries, n).
-
-        One query at a time: a product of many queries rounds differently (another BLAS
-        routine), and a search answered in a batch must score as it would alone."""
-        n = len(self)
-        vectors, slots = self._vectors[:n], self._slots[:n]
-        out = np.empty((queries.shape[0], n), dtype=np.float64)
-        for i, q in enumerate(queries):
-            if metric is not Metric.EUCLIDEAN:
-                out[i] = vectors @ q
-            else:  # differences, not expanded squares: exact near 0
-                diff = vectors - q
-                out[i] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        return slots, out
+    def nearest(self, queries: Matrix) -> tuple[Labels, Distances]:
+        """Every held slot for each query, nearest first, as hnswlib's graph answers:
+        slots and distances, shape (queries, held). Not called when empty."""
+        found: tuple[Labels, Distances] = self._scorer.knn_query(queries, k=len(self))
+        return found

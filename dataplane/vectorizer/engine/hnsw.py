@@ -92,7 +92,7 @@ class HnswIndex:
         self._index = index
         index.set_ef(params.ef_search)
         self._ef = params.ef_search
-        self._delta = DeltaBuffer(dim)
+        self._delta = DeltaBuffer(dim, _SPACE[metric])
         self._folding: Future[None] | None = None
         self._deferred: list[int] = []  # slots to mark deleted once the fold is done
         self._settling = threading.Lock()  # held while a finished fold's deletes apply
@@ -286,22 +286,15 @@ class HnswIndex:
         """The graph's hits and the delta buffer's, best ``k`` of both for each query.
 
         No slot is in both: a staged slot is absent from the graph or deleted there."""
-        dslots, dscores = self._delta.scores(queries, self.metric)
+        staged, distances = self._delta.nearest(queries)
         better = self.metric.higher_is_better
-        candidates = dslots.tolist()
-        if accept is not None:
-            keep = [i for i, s in enumerate(candidates) if accept(s)]
-            candidates = [candidates[i] for i in keep]
-            dscores = dscores[:, keep]
         out = []
         for i in range(len(queries)):
-            hits = self._hits(labels[i], dists[i])
-            row = dscores[i]
-            if len(candidates) > k:  # only the buffer's own best k can make the cut
-                part = np.argpartition(-row if better else row, k - 1)[:k]
-                hits += [(candidates[j], float(row[j])) for j in part.tolist()]
+            if accept is None:  # (only the buffer's own best k can make the cut)
+                extra = self._hits(staged[i][:k], distances[i][:k])
             else:
-                hits += list(zip(candidates, row.tolist(), strict=True))
+                extra = [h for h in self._hits(staged[i], distances[i]) if accept(h[0])][:k]
+            hits = self._hits(labels[i], dists[i]) + extra
             hits.sort(key=_score, reverse=better)
             out.append(hits[:k])
         return out
