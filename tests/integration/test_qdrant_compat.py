@@ -1058,7 +1058,6 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
             ),
             "hnsw_ef",
         ),
-        (lambda c: c.query_points("docs", query=[0.0, 0.0, 0.0, 0.0]), "non-zero"),
     ],
 )
 def test_bad_input_is_400(client: QdrantClient, call: Any, needle: str) -> None:
@@ -1127,3 +1126,21 @@ async def test_async_client_round_trip(server: ServerProcess) -> None:
         assert exc.value.status_code == 404
     finally:
         await client.close()
+
+
+def test_zero_vectors_are_stored_in_cosine_collections_and_score_zero(
+    client: QdrantClient,
+) -> None:
+    """As in Qdrant: a zero vector (an empty text's embedding, say) is kept as it is, not
+    refused; it scores 0 against any query, and a zero query scores 0 against all."""
+    make(client, n=20)
+    zeros = [0.0] * DIM
+    client.upsert("docs", points=[models.PointStruct(id=100 + i, vector=zeros) for i in range(3)])
+    got = client.retrieve("docs", [100], with_vectors=True)
+    assert got[0].vector == zeros
+    hits = client.query_points("docs", query=vec(1), limit=23).points
+    assert [p.score for p in hits if p.id >= 100] == [0.0, 0.0, 0.0]
+    by_zero = client.query_points("docs", query=zeros, limit=5).points
+    assert len(by_zero) == 5 and all(p.score == 0.0 for p in by_zero)
+    client.update_vectors("docs", points=[models.PointVectors(id=1, vector=zeros)])
+    assert client.retrieve("docs", [1], with_vectors=True)[0].vector == zeros

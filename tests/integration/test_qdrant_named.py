@@ -370,12 +370,6 @@ BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
         b"'text' is a dense vector, not a multivector",
     ),
     (
-        lambda c: c.update_vectors(
-            "m", points=[models.PointVectors(id=1, vector={"text": [0.0] * 8})]
-        ),
-        b"cosine needs non-zero vectors",
-    ),
-    (
         lambda c: c.query_points("m", query=[1.0] * 8, using="nope"),
         b"using: collection 'm' has no dense vector named 'nope'",
     ),

@@ -48,7 +48,8 @@ class Metric(StrEnum):
         return self.prepare(validation.vector(values, dim, field), field, single=True)
 
     def prepare(self, vectors: Matrix, field: str = "vector", single: bool = False) -> Matrix:
-        """Vectors as stored and queried: unit length for cosine; for the other metrics
+        """Vectors as stored and queried: unit length for cosine (a zero vector stays
+        zero, scoring 0 against any other, as in Qdrant); for the other metrics
         unchanged, if none is longer than ``validation.NORM_MAX`` (the first that is
         names ``field``, indexed unless ``single``).
 
@@ -68,8 +69,7 @@ class Metric(StrEnum):
         if odd.any():
             wide = np.linalg.norm(vectors.astype(np.float64), axis=1, keepdims=True)
             norms = np.where(odd, wide, norms)
-        if (norms == 0).any():
-            raise ValidationError("cosine needs non-zero vectors", field=field)
+        norms[norms == 0] = 1.0  # (a zero vector)
         out: Matrix = (vectors / norms).astype(np.float32, copy=False)
         return out
 
