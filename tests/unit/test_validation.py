@@ -66,7 +66,7 @@ GOOD_VECTORS = [
     [1, 2],  # integers are numbers
     [1e-30, -1e-30],  # squares underflow float32: the norm is taken again in float64
     [3e38, -3e38],  # near the float32 limit: the sum of squares overflows, the row does not
-    [0.0, 0.0],  # refused for cosine only
+    [0.0, 0.0],  # kept as it is for cosine too (scores 0, as in Qdrant)
     [4.6e18, -4.6e18],  # about as long as a dot product or a distance may take (NORM_MAX)
     [4.7e18, 4.7e18],  # longer: for cosine only (the others' scores could overflow)
 ]
@@ -100,7 +100,7 @@ def test_metric_vector_is_prepare_of_validation_vector(metric: Metric, values: o
     assert outcome(lambda: metric.vector(values, 2)) == expected
     if values in GOOD_VECTORS:
         assert isinstance(values, list)
-        fine = any(values) if metric is Metric.COSINE else math.hypot(*values) <= NORM_MAX
+        fine = metric is Metric.COSINE or math.hypot(*values) <= NORM_MAX
         assert (expected[0] == "ok") == fine, expected
 
 
