@@ -9,7 +9,9 @@ microseconds.
 
 It is scored by hnswlib's brute-force index in the graph's space: the very distance
 code the graph uses, so a vector scores the same to the last bit before and after it
-is folded, and whether its search was answered alone or in a batch.
+is folded, and whether its search was answered alone or in a batch. (That index is
+only ever added to: its ``delete_vector`` corrupts it when the last row goes, in hnswlib
+0.8. A removal makes the next search build it again from the held rows: ~60 us for 256.)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class DeltaBuffer:
         self._slots: Slots = np.empty(capacity, dtype=np.int64)
         self._row: dict[int, int] = {}  # slot -> row
         self._space = space
-        self._scorer = self._new_scorer()
+        self._scorer: hnswlib.BFIndex | None = self._new_scorer()  # None: to build again
 
     def _new_scorer(self) -> hnswlib.BFIndex:
         scorer = hnswlib.BFIndex(space=self._space, dim=self._vectors.shape[1])
@@ -72,14 +74,15 @@ class DeltaBuffer:
             self._row[slot] = row
             self._slots[row] = slot
         self._vectors[row] = vector.reshape(-1)
-        self._scorer.add_items(self._vectors[row : row + 1], [slot])  # (replaces one held)
+        if self._scorer is not None:  # (a slot held already: its row replaced in place)
+            self._scorer.add_items(self._vectors[row : row + 1], [slot])
 
     def remove(self, slot: int) -> bool:
         """Forget ``slot``; False when it is not held here."""
         row = self._row.pop(slot, None)
         if row is None:
             return False
-        self._scorer.delete_vector(slot)
+        self._scorer = None
         last = len(self._row)  # the old last row, now one past the end
         if row != last:
             moved = int(self._slots[last])
@@ -96,8 +99,17 @@ class DeltaBuffer:
         self._scorer = self._new_scorer()
         return out
 
-    def nearest(self, queries: Matrix) -> tuple[Labels, Distances]:
-        """Every held slot for each query, nearest first, as hnswlib's graph answers:
-        slots and distances, shape (queries, held). Not called when empty."""
-        found: tuple[Labels, Distances] = self._scorer.knn_query(queries, k=len(self))
+    def nearest(self, queries: Matrix, k: int) -> tuple[Labels, Distances]:
+        """The ``k`` held slots (at most all) nearest each query, nearest first, as
+        hnswlib's graph answers: slots and distances, shape (queries, k). Not called
+        when empty. (One thread: a few hundred rows take microseconds, a thread pool's
+        start-up ten times as long.)"""
+        scorer = self._scorer
+        if scorer is None:
+            n = len(self)
+            scorer = self._scorer = self._new_scorer()
+            scorer.add_items(self._vectors[:n], self._slots[:n])
+        found: tuple[Labels, Distances] = scorer.knn_query(
+            queries, k=min(k, len(self)), num_threads=1
+        )
         return found

@@ -286,14 +286,14 @@ class HnswIndex:
         """The graph's hits and the delta buffer's, best ``k`` of both for each query.
 
         No slot is in both: a staged slot is absent from the graph or deleted there."""
-        staged, distances = self._delta.nearest(queries)
+        # Only the buffer's own best k can make the cut (of those ``accept`` takes).
+        staged, distances = self._delta.nearest(queries, k if accept is None else len(self._delta))
         better = self.metric.higher_is_better
         out = []
         for i in range(len(queries)):
-            if accept is None:  # (only the buffer's own best k can make the cut)
-                extra = self._hits(staged[i][:k], distances[i][:k])
-            else:
-                extra = [h for h in self._hits(staged[i], distances[i]) if accept(h[0])][:k]
+            extra = self._hits(staged[i], distances[i])
+            if accept is not None:
+                extra = [hit for hit in extra if accept(hit[0])][:k]
             hits = self._hits(labels[i], dists[i]) + extra
             hits.sort(key=_score, reverse=better)
             out.append(hits[:k])
