@@ -9,9 +9,10 @@ microseconds.
 
 It is scored by hnswlib's brute-force index in the graph's space: the very distance
 code the graph uses, so a vector scores the same to the last bit before and after it
-is folded, and whether its search was answered alone or in a batch. (That index is
-only ever added to: its ``delete_vector`` corrupts it when the last row goes, in hnswlib
-0.8. A removal makes the next search build it again from the held rows: ~60 us for 256.)
+is folded, and whether its search was answered alone or in a batch. That index is only
+ever added to (its ``delete_vector`` corrupts it when its last row goes, in hnswlib
+0.8): a removed slot stays in it, passed over, until ``_PASSED_MAX`` are, and it is
+built again from the rows held (~60 us for 256 rows).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from vectorizer.engine.validation import Matrix
 # rows costs a search a few microseconds; a fold of 256 rows stays a short pause.
 DELTA_CAPACITY = 256
 
+# Removed slots passed over in the brute-force index before it is built again: a search
+# asks it for k more rows per such slot. (Built again at once, a point updated over and
+# over cost each search after it ~50 us more.)
+_PASSED_MAX = 16
+
 Slots = npt.NDArray[np.int64]
 Labels = npt.NDArray[np.uint64]
 Distances = npt.NDArray[np.float32]
@@ -38,11 +44,19 @@ class DeltaBuffer:
         self._slots: Slots = np.empty(capacity, dtype=np.int64)
         self._row: dict[int, int] = {}  # slot -> row
         self._space = space
-        self._scorer: hnswlib.BFIndex | None = self._new_scorer()  # None: to build again
+        self._scorer: hnswlib.BFIndex | None = None  # None: to build from the rows held
+        self._scored = 0  # rows in the scorer: the slots held and those passed over
+        self._passed: set[int] = set()  # slots removed since, still in the scorer
 
-    def _new_scorer(self) -> hnswlib.BFIndex:
-        scorer = hnswlib.BFIndex(space=self._space, dim=self._vectors.shape[1])
-        scorer.init_index(max_elements=len(self._slots))
+    def _scorer_now(self) -> hnswlib.BFIndex:
+        scorer = self._scorer
+        if scorer is None:
+            n = len(self)
+            scorer = self._scorer = hnswlib.BFIndex(space=self._space, dim=self._vectors.shape[1])
+            scorer.init_index(max_elements=len(self._slots) + _PASSED_MAX)
+            if n:
+                scorer.add_items(self._vectors[:n], self._slots[:n])
+            self._scored, self._passed = n, set()
         return scorer
 
     def __len__(self) -> int:
@@ -67,6 +81,7 @@ class DeltaBuffer:
     def add(self, vector: Matrix, slot: int) -> None:
         """Hold ``vector`` (one row) for ``slot``; the caller folds the buffer when full."""
         row = self._row.get(slot)
+        scored = row is not None or slot in self._passed  # (its row replaced in place)
         if row is None:
             if self.full:
                 raise OverflowError("the delta buffer is full; fold it first")
@@ -74,15 +89,26 @@ class DeltaBuffer:
             self._row[slot] = row
             self._slots[row] = slot
         self._vectors[row] = vector.reshape(-1)
-        if self._scorer is not None:  # (a slot held already: its row replaced in place)
-            self._scorer.add_items(self._vectors[row : row + 1], [slot])
+        scorer = self._scorer
+        if scorer is None:
+            return
+        if not scored:
+            if self._scored == scorer.get_max_elements():
+                self._scorer = None  # full of removed rows: built again when next used
+                return
+            self._scored += 1
+        self._passed.discard(slot)
+        scorer.add_items(self._vectors[row : row + 1], [slot])
 
     def remove(self, slot: int) -> bool:
         """Forget ``slot``; False when it is not held here."""
         row = self._row.pop(slot, None)
         if row is None:
             return False
-        self._scorer = None
+        if self._scorer is not None:
+            self._passed.add(slot)
+            if len(self._passed) > _PASSED_MAX:
+                self._scorer = None  # built again when next used
         last = len(self._row)  # the old last row, now one past the end
         if row != last:
             moved = int(self._slots[last])
@@ -96,7 +122,7 @@ class DeltaBuffer:
         n = len(self)
         out = self._vectors[:n].copy(), self._slots[:n].tolist()
         self._row.clear()
-        self._scorer = self._new_scorer()
+        self._scorer = None
         return out
 
     def nearest(self, queries: Matrix, k: int) -> tuple[Labels, Distances]:
@@ -104,12 +130,22 @@ class DeltaBuffer:
         hnswlib's graph answers: slots and distances, shape (queries, k). Not called
         when empty. (One thread: a few hundred rows take microseconds, a thread pool's
         start-up ten times as long.)"""
-        scorer = self._scorer
-        if scorer is None:
-            n = len(self)
-            scorer = self._scorer = self._new_scorer()
-            scorer.add_items(self._vectors[:n], self._slots[:n])
+        scorer = self._scorer_now()
+        k = min(k, len(self))
+        passed = self._passed
         found: tuple[Labels, Distances] = scorer.knn_query(
-            queries, k=min(k, len(self)), num_threads=1
+            queries, k=min(k + len(passed), self._scored), num_threads=1
         )
-        return found
+        if not passed:
+            return found
+        # Each row holds at least k slots still held (at most len(passed) passed over).
+        labels, distances = found[0].tolist(), found[1].tolist()
+        kept = [[j for j, slot in enumerate(row) if slot not in passed][:k] for row in labels]
+        return (
+            np.array(
+                [[row[j] for j in js] for row, js in zip(labels, kept, strict=True)], np.uint64
+            ),
+            np.array(
+                [[row[j] for j in js] for row, js in zip(distances, kept, strict=True)], np.float32
+            ),
+        )
