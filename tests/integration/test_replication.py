@@ -557,6 +557,27 @@ async def test_kill_9_primary_in_async_mode_reports_the_possible_loss(cluster: C
     assert len(lost) <= max(3 * 2, promoted["possibly_lost_operations"] + 3), lost
 
 
+async def test_a_replica_restarted_while_its_primary_is_down_says_what_it_missed_is_unknown(
+    cluster: Cluster,
+) -> None:
+    """It has not heard the primary's sequence since it started: promoted, it reports
+    the operations it may have lost as unknown (null), not as 0."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    assert r.terminate() == 0
+    await seed(vp, 20)  # (the replica misses these)
+    p.kill()
+    await asyncio.to_thread(r.start)
+    promoted = await vr.promote(2)
+    assert promoted["possibly_lost_operations"] is None, promoted
+    assert promoted["last_known_primary_sequence"] is None
+    assert "what it had is unknown" in r.log()
+
+
 async def test_partitioned_replica_catches_up_after_healing(cluster: Cluster) -> None:
     p = await cluster.start("p")
     vp = cluster.client(p)

@@ -74,7 +74,8 @@ class ReplicationManager:
         )
         self.follower: Follower | None = None
         self._follow_task: asyncio.Task[None] | None = None
-        self._last_primary_sequence = 0  # what the old primary had, as far as we heard
+        # What the old primary had, as far as this node heard (None: not since it started).
+        self._last_primary_sequence: int | None = None
         self.promoted_at: float | None = None
         self.on_sync_timeout: Callable[[], object] | None = None  # for metrics
         store.write_guard = self._write_guard
@@ -163,19 +164,18 @@ class ReplicationManager:
     async def promote(self, epoch: Any) -> dict[str, Any]:
         """Become primary at ``epoch`` (higher than any this node has seen)."""
         epoch = self._check_epoch(epoch, strictly_higher=True)
-        heard = (
-            self.follower.stats.primary_sequence if self.follower else self._last_primary_sequence
-        )
         await self._stop_following()
+        heard = self._last_primary_sequence
         self._persist(self.state.promoted(epoch, self.store.sequence + 1))
         self.promoted_at = time.time()
-        lost = max(heard - self.store.sequence, 0)
+        lost = None if heard is None else max(heard - self.store.sequence, 0)
         log.warning(
-            "promoted to primary at epoch %d, sequence %d (%d operations the old "
-            "primary had were never received)",
+            "promoted to primary at epoch %d, sequence %d (%s)",
             epoch,
             self.store.sequence,
-            lost,
+            "no word from the old primary since this node started: what it had is unknown"
+            if lost is None
+            else f"{lost} operations the old primary had were never received",
         )
         return {
             **self.status(),
@@ -310,7 +310,7 @@ class ReplicationManager:
             raise ValueError(f"bad keys message from the primary: {exc}") from None
 
     async def _stop_following(self) -> None:
-        if self.follower is not None:
+        if self.follower is not None and self.follower.stats.heard:
             self._last_primary_sequence = self.follower.stats.primary_sequence
         if self._follow_task is not None:
             await stop(self._follow_task)
