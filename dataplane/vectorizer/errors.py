@@ -15,6 +15,9 @@ class VectorizerError(Exception):
 
     code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
+    # A state of the node that the client is told about (not ready, fenced, full): a 5xx
+    # the server logs as a warning, not as an error of its own.
+    expected: ClassVar[bool] = False
     request_id: str | None = None  # the server's id of the failed request (set by the SDK)
 
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
@@ -159,6 +162,7 @@ class CollectionExists(VectorizerError):
 
 class NotReady(VectorizerError):
     code = "not_ready"
+    expected = True
     status = 503
 
 
@@ -180,6 +184,7 @@ class StaleEpoch(VectorizerError):
 
 class NodeFenced(VectorizerError):
     code = "node_fenced"
+    expected = True
     status = 503
 
 
@@ -187,6 +192,7 @@ class ReplicationTimeout(VectorizerError):
     """The write is durable here but too few replicas confirmed it in time."""
 
     code = "replication_timeout"
+    expected = True
     status = 503
 
 
@@ -209,6 +215,7 @@ class InsufficientStorage(StorageError):
     and the node takes writes again once there is room; reads go on meanwhile."""
 
     code = "insufficient_storage"
+    expected = True
     status = 507
 
 
@@ -218,6 +225,7 @@ class InsufficientMemory(VectorizerError):
     kernel never has to kill the node; reads and deletes go on meanwhile."""
 
     code = "insufficient_memory"
+    expected = True
     status = 507
 
 

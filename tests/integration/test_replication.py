@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import numpy as np
+import orjson
 import pytest
 from aiohttp import WSMsgType
 
@@ -660,6 +661,10 @@ async def test_two_primaries_the_lower_epoch_is_fenced(cluster: Cluster) -> None
     assert (await va.replication_status())["epoch"] == 2
     with pytest.raises(NodeFenced):
         await va.upsert("c", [Point(1, [1.0] * 8)])
+    # A refusal the node is meant to give: a warning in its log, not an error.
+    logged = [orjson.loads(line) for line in a.log().splitlines() if line.startswith("{")]
+    refusals = [r for r in logged if "takes no writes" in r["message"]]
+    assert refusals and {r["level"] for r in refusals} == {"WARNING"}, refusals
     # c refuses to take a's log: it stays at epoch 2 and holds no write from a.
     assert (await vc.replication_status())["epoch"] == 2
     await vc.follow(r.url, 2)

@@ -52,7 +52,8 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
     """The structured answer to what a handler raised (a redirect is re-raised as is)."""
     if isinstance(exc, errors.VectorizerError):
         if exc.status >= 500:
-            log.error("request %s %s failed: %s", request.method, request.path, exc)
+            level = logging.WARNING if exc.expected else logging.ERROR
+            log.log(level, "request %s %s failed: %s", request.method, request.path, exc)
         return error_response(request, exc)
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
