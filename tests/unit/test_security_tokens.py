@@ -86,6 +86,14 @@ def _unsigned(payload: dict[str, Any], alg: str = "none") -> str:
             "'collections'",
         ),
         (lambda k: jwt.encode(claims(nbf=time.time() + 60), SECRET, algorithm="HS256"), "not yet"),
+        (
+            lambda k: jwt.encode(claims(exp=str(int(time.time()) + 60)), SECRET, algorithm="HS256"),
+            "'exp' must be a number",
+        ),
+        (
+            lambda k: jwt.encode(claims(iat=str(int(time.time()))), SECRET, algorithm="HS256"),
+            "'iat' must be a number",
+        ),
         (lambda k: "not.a.token", "malformed"),
     ],
 )
@@ -148,3 +156,15 @@ def test_a_secret_file_too_short_is_not_used(tmp_path: Path) -> None:
     assert secret.get() == SECRET
     f.write_text("u" * (MIN_HS256 + 1))
     assert secret.get() == "u" * (MIN_HS256 + 1)
+
+
+def test_an_unusable_public_key_file_is_reported_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = tmp_path / "jwt.pub"
+    bad.write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+    with caplog.at_level("ERROR"):
+        verifier = JwtVerifier(Secret(""), Secret(path=str(bad)))
+    assert "jwt_public_key_file is not a PEM public key" in caplog.text
+    with pytest.raises(InvalidToken):  # and no RS256 token passes
+        verifier.verify(_unsigned(claims(), alg="RS256"))

@@ -23,6 +23,10 @@ from vectorizer.security.secrets import Secret
 log = logging.getLogger(__name__)
 
 
+# Claims that are times: JSON numbers of seconds since the epoch (RFC 7519's NumericDate).
+_TIMES = ("exp", "nbf", "iat")
+
+
 class InvalidToken(Exception):
     """The token proves nothing; the message says why (for the client and the audit log)."""
 
@@ -43,6 +47,8 @@ class JwtVerifier:
         self._audience = audience or None
         self._leeway = leeway_s
         self._parsed: tuple[str, RSAPublicKey] | None = None
+        if rs256_public_key.configured:
+            self._public_key()  # (an unusable key file is reported at start-up, not later)
 
     @property
     def configured(self) -> bool:
@@ -68,7 +74,7 @@ class JwtVerifier:
             ["exp", "sub"] + (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
         )
         try:
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[alg],
@@ -91,6 +97,11 @@ class JwtVerifier:
             raise InvalidToken(f"missing claim {exc.claim!r}") from None
         except jwt.PyJWTError:
             raise InvalidToken("invalid token") from None
+        for name in _TIMES:  # (PyJWT also takes a string of digits)
+            when = claims.get(name)
+            if when is not None and (isinstance(when, bool) or not isinstance(when, int | float)):
+                raise InvalidToken(f"{name!r} must be a number (seconds since the epoch)")
+        return claims
 
     def _public_key(self) -> RSAPublicKey | None:
         pem = self._rs256.get()
