@@ -187,6 +187,18 @@ def setting_fields() -> list[Any]:
     return list(fields(Settings))
 
 
+def not_defaults(s: Settings) -> str:
+    """The settings that differ from their defaults, as ``name=value`` (a secret's value
+    shown as ``<set>``): what a start-up log line names, so that which flag, variable or
+    file took effect can be read from the log."""
+    shown = []
+    for f in fields(Settings):
+        value = getattr(s, f.name)
+        if value != f.default:
+            shown.append(f"{f.name}={'<set>' if f.metadata['secret'] else repr(value)}")
+    return ", ".join(shown) or "none"
+
+
 def unknown_environment(env: Mapping[str, str]) -> list[str]:
     """``VECTORIZER_*`` variables that name no setting (a misspelt one is otherwise
     silently ignored); the operator's own (``VECTORIZER_OPERATOR_*``) are not ours."""

@@ -359,3 +359,8 @@ def test_the_re_executed_server_is_the_server_whatever_the_directory(tmp_path: P
         assert not (tmp_path / "ran").exists()
     finally:
         srv.kill()
+
+
+def test_the_start_up_log_names_the_settings_in_effect(server: ServerProcess) -> None:
+    line = next(x for x in server.log().splitlines() if "settings other than the defaults" in x)
+    assert f"port={server.port}" in line and "data_dir=" in line

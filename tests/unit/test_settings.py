@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from vectorizer.errors import ValidationError
-from vectorizer.settings import Settings, load, unknown_environment
+from vectorizer.settings import Settings, load, not_defaults, unknown_environment
 
 
 def test_defaults() -> None:
@@ -83,3 +83,10 @@ def test_a_misspelt_environment_variable_is_named() -> None:
     env = {"VECTORIZER_WAL_FSYNCC": "never", "VECTORIZER_PORT": "1", "VECTORIZER_CONFIG": "x"}
     env |= {"VECTORIZER_OPERATOR_NAMESPACE": "ns", "PATH": "/bin"}
     assert unknown_environment(env) == ["VECTORIZER_WAL_FSYNCC"]
+
+
+def test_the_start_up_log_names_the_settings_not_at_their_defaults_and_hides_secrets() -> None:
+    assert not_defaults(Settings()) == "none"
+    s = Settings(port=16000, auth_admin_key="k" * 20, wal_fsync="never")
+    assert not_defaults(s) == "port=16000, wal_fsync='never', auth_admin_key=<set>"
+    assert "k" * 20 not in not_defaults(s)

@@ -15,7 +15,7 @@ from vectorizer.server.app import create_app, open_node
 from vectorizer.server.keys import GUARD, TLS
 from vectorizer.server.protocol import Runner
 from vectorizer.server.tls_site import TlsSite
-from vectorizer.settings import Settings
+from vectorizer.settings import Settings, not_defaults
 from vectorizer.tasks import stop as stop_tasks
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ async def _serve(settings: Settings) -> int:
             await runner.cleanup()
         return 1
     log.info("listening on %s (data in %s)", site.name, settings.data_dir)
+    log.info("settings other than the defaults: %s", not_defaults(settings))
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
