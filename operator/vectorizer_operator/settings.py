@@ -33,12 +33,18 @@ class OperatorSettings:
     standalone: bool = _opt(False, "skip leader election (a single replica, or tests)")
     lease_namespace: str = _opt("", "namespace of the Lease (default: $POD_NAMESPACE)")
     identity: str = _opt("", "this replica's name in the Lease (default: $POD_NAME)")
-    lease_duration_s: float = _opt(15.0, "seconds a leader holds the Lease without renewing")
+    lease_duration_s: float = _opt(
+        15.0, "seconds a leader holds the Lease without renewing", bounds=(1.0, 3600.0)
+    )
     liveness: str = _opt("http://0.0.0.0:8080/healthz", "liveness endpoint URL (empty: none)")
-    metrics_port: int = _opt(9102, "port of the operator's Prometheus /metrics endpoint (0: none)")
+    metrics_port: int = _opt(
+        9102, "port of the operator's Prometheus /metrics endpoint (0: none)", bounds=(0, 65535)
+    )
     metrics_address: str = _opt("0.0.0.0", "address the /metrics endpoint listens on")
     log_format: str = _opt("json", "json or text", choices=("json", "text"))
-    log_level: str = _opt("info", "debug, info, warning or error")
+    log_level: str = _opt(
+        "info", "debug, info, warning or error", choices=("debug", "info", "warning", "error")
+    )
     default_image: str = _opt(
         f"vectorizer:{__version__}", "image for clusters whose spec sets none"
     )
@@ -46,13 +52,19 @@ class OperatorSettings:
     pod_address: str = _opt(
         "ip", "how the operator reaches a node: ip (pod IP) or dns", choices=("ip", "dns")
     )
-    resync_s: float = _opt(10.0, "seconds between checks of a healthy cluster")
-    dataplane_timeout_s: float = _opt(3.0, "timeout of one call to a node")
+    resync_s: float = _opt(
+        10.0, "seconds between checks of a healthy cluster", bounds=(0.5, 86400.0)
+    )
+    dataplane_timeout_s: float = _opt(3.0, "timeout of one call to a node", bounds=(0.1, 600.0))
     max_catchup_lag: int = _opt(
-        100, "operations a replica may be behind and still count as caught up"
+        100,
+        "operations a replica may be behind and still count as caught up",
+        bounds=(0, 2**62),
     )
     switchover_timeout_s: float = _opt(
-        30.0, "how long a switchover may wait for the new primary to catch up"
+        30.0,
+        "how long a switchover may wait for the new primary to catch up",
+        bounds=(1.0, 86400.0),
     )
 
     def resolved(self, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -92,6 +104,9 @@ def convert(name: str, raw: Any) -> Any:
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ValueError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+    bounds = f.metadata.get("bounds")
+    if bounds and not bounds[0] <= value <= bounds[1]:  # (a NaN is in no bounds)
+        raise ValueError(f"{name}: {raw!r} is not between {bounds[0]} and {bounds[1]}")
     return value
 
 

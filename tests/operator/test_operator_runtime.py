@@ -32,6 +32,20 @@ def test_settings_defaults_env_and_flags() -> None:
         load({"pod_address": "carrier-pigeon"}, env={})
     with pytest.raises(ValueError):
         load({}, env={"VECTORIZER_OPERATOR_STANDALONE": "maybe"})
+    for name, raw in (
+        ("metrics_port", "-1"),
+        ("metrics_port", "70000"),
+        ("resync_s", "-5"),
+        ("resync_s", "nan"),
+        ("lease_duration_s", "0"),
+        ("dataplane_timeout_s", "inf"),
+        ("max_catchup_lag", "-1"),
+        ("switchover_timeout_s", "0"),
+        ("log_level", "loud"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            load({name: raw}, env={})
+    assert load({"metrics_port": "0", "log_level": "debug"}, env={}).metrics_port == 0
 
 
 def test_cli_flags() -> None:
