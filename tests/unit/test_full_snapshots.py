@@ -113,6 +113,10 @@ async def test_damaged_or_hostile_files_are_refused_and_leave_the_directory_alon
         with pytest.raises(InvalidSnapshot):
             full_snapshots.restore(bad, target, replace=True)
         with pytest.raises(InvalidSnapshot):
+            full_snapshots.restore(bad, tmp_path / "new")
+        assert not (tmp_path / "new").exists(), what  # (made for it, gone again)
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        with pytest.raises(InvalidSnapshot):
             full_snapshots.restore(bad, tmp_path / "empty")
         assert not list((tmp_path / "empty" / "snapshots").iterdir()), what
         after = await fresh(target)

@@ -65,9 +65,16 @@ def restore(
 ) -> SnapshotInfo:
     """Make ``data_dir`` hold exactly the node snapshot in ``archive`` (see ``_restore``),
     refused while a server uses it. ``describing``: files of the directory that
-    describe the data it holds (the replication history), which go with it."""
-    with DirLock(data_dir):
-        return _restore(archive, data_dir, replace, [data_dir / name for name in describing])
+    describe the data it holds (the replication history), which go with it. A directory
+    made for it is gone again when it fails."""
+    made = not data_dir.exists()
+    try:
+        with DirLock(data_dir):
+            return _restore(archive, data_dir, replace, [data_dir / name for name in describing])
+    except BaseException:
+        if made:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        raise
 
 
 def _restore(archive: Path, data_dir: Path, replace: bool, describing: list[Path]) -> SnapshotInfo:
