@@ -425,6 +425,16 @@ async def test_a_primary_back_on_an_empty_disk_and_past_its_replica_is_told_apar
     assert await vr.count("c") == 30
 
 
+async def test_epochs_out_of_range_are_refused_saying_what_is_allowed(cluster: Cluster) -> None:
+    r = await cluster.start("r", "--role", "replica")
+    for body in (b'{"epoch": -1}', b'{"epoch": 1180591620717411303424}', b'{"epoch": 1.5}'):
+        for route in ("promote", "fence"):
+            status, got = r.request("POST", f"/replication/{route}", body)
+            assert status == 422 and got["error"]["field"] == "epoch", got
+            assert got["error"]["message"] == f"epoch must be an integer from 0 to {2**63 - 1}"
+    assert (await cluster.client(r).replication_status())["epoch"] == 0
+
+
 async def test_a_node_cannot_be_told_to_follow_itself(cluster: Cluster) -> None:
     p = await cluster.start("p")
     vp = cluster.client(p)

@@ -46,6 +46,10 @@ from vectorizer.tasks import stop
 log = logging.getLogger(__name__)
 
 
+# The largest epoch: it travels as a 64-bit signed integer (JSON, the operator's status).
+EPOCH_MAX = 2**63 - 1
+
+
 class ReplicationManager:
     def __init__(self, store: Store, settings: Settings, keys: KeyStore | None = None) -> None:
         self.store = store
@@ -151,8 +155,9 @@ class ReplicationManager:
     # ---- transitions ---------------------------------------------------------------------
 
     def _check_epoch(self, epoch: Any, *, strictly_higher: bool) -> int:
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValidationError("epoch must be a non-negative integer", field="epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= EPOCH_MAX:
+            # (JSON numbers beyond 64 bits arrive as floats: said as what is allowed)
+            raise ValidationError(f"epoch must be an integer from 0 to {EPOCH_MAX}", field="epoch")
         if epoch < self.state.epoch or (strictly_higher and epoch == self.state.epoch):
             raise StaleEpoch(
                 f"epoch {epoch} is not newer than this node's epoch {self.state.epoch}",
