@@ -116,6 +116,19 @@ async def all_points(vz: VectorizerClient, collection: str) -> dict[Any, Any]:
             return out
 
 
+async def primary_and_replica(
+    cluster: Cluster,
+) -> tuple[ServerProcess, VectorizerClient, ServerProcess, VectorizerClient]:
+    """A primary "p" with an empty collection "c" (8-d) and a replica "r" caught up with it."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    vr = cluster.client(r)
+    await eventually(lambda: caught_up(vp, vr))
+    return p, vp, r, vr
+
+
 def epochs(history: list[list[Any]]) -> list[list[Any]]:
     """A history's (epoch, first sequence) entries, without their random timeline ids."""
     return [entry[:2] for entry in history]
@@ -546,12 +559,7 @@ async def test_kill_9_primary_in_sync_mode_loses_no_acknowledged_write(cluster: 
 
 
 async def test_kill_9_primary_in_async_mode_reports_the_possible_loss(cluster: Cluster) -> None:
-    p = await cluster.start("p")
-    vp = cluster.client(p)
-    await vp.create_collection("c", 8)
-    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
-    vr = cluster.client(r)
-    await eventually(lambda: caught_up(vp, vr))
+    p, vp, r, vr = await primary_and_replica(cluster)
     acked: dict[int, list[float]] = {}
     tasks = await writers(vp, acked)
     p.kill()
@@ -573,12 +581,7 @@ async def test_a_replica_restarted_while_its_primary_is_down_says_what_it_missed
 ) -> None:
     """It has not heard the primary's sequence since it started: promoted, it reports
     the operations it may have lost as unknown (null), not as 0."""
-    p = await cluster.start("p")
-    vp = cluster.client(p)
-    await vp.create_collection("c", 8)
-    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
-    vr = cluster.client(r)
-    await eventually(lambda: caught_up(vp, vr))
+    p, vp, r, vr = await primary_and_replica(cluster)
     assert r.terminate() == 0
     await seed(vp, 20)  # (the replica misses these)
     p.kill()
@@ -784,12 +787,7 @@ async def test_sync_write_concern_times_out_without_replicas(cluster: Cluster) -
 async def test_switchover_fenced_primary_keeps_streaming_until_the_target_caught_up(
     cluster: Cluster,
 ) -> None:
-    p = await cluster.start("p")
-    vp = cluster.client(p)
-    await vp.create_collection("c", 8)
-    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
-    vr = cluster.client(r)
-    await eventually(lambda: caught_up(vp, vr))
+    p, vp, r, vr = await primary_and_replica(cluster)
     await seed(vp, 200)
     fenced = await vp.fence()
     assert fenced["role"] == "fenced" and fenced["epoch"] == 1
