@@ -60,9 +60,7 @@ class NodeStatus:
                 epoch=int(raw["epoch"]),
                 sequence=int(raw["sequence"]),
                 primary=str(raw["primary"]) if raw.get("primary") else None,
-                # (epoch, first sequence) of each entry; data planes since timelines
-                # add the timeline's id, which the operator has no use for.
-                history=tuple((int(h[0]), int(h[1])) for h in raw.get("history") or ()),
+                history=tuple((int(e), int(s)) for e, s in raw.get("history") or ()),
                 node_id=str(raw.get("node_id") or ""),
                 ready=bool(raw.get("ready")),
                 lag_operations=None if lag_ops is None else int(lag_ops),

@@ -129,11 +129,6 @@ async def primary_and_replica(
     return p, vp, r, vr
 
 
-def epochs(history: list[list[Any]]) -> list[list[Any]]:
-    """A history's (epoch, first sequence) entries, without their random timeline ids."""
-    return [entry[:2] for entry in history]
-
-
 async def seed(vz: VectorizerClient, n: int, dim: int = 8, start: int = 0, batch: int = 50) -> None:
     rng = np.random.default_rng(start)
     for b in range(start, start + n, batch):
@@ -165,6 +160,27 @@ async def _full_sync_frames(url: str, node_id: str, answer: str | None) -> list[
             if msg.type == WSMsgType.TEXT and '"snapshot_done"' in msg.data:
                 break
     return frames
+
+
+async def test_a_replica_from_before_timelines_streams_on_and_reads_the_welcome(
+    cluster: Cluster,
+) -> None:
+    """Rolling upgrades: a replica on older code says its history as pairs, without
+    timelines; the primary takes it as the same timeline (incremental, no full sync) and
+    its welcome still holds pairs that such a replica reads, the ids beside them."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 20)
+    status = await vp.replication_status()
+    hello = {"type": "hello", "node_id": "old", "address": "", "epoch": 1}
+    hello |= {"sequence": status["sequence"], "history": [[1, 1]]}
+    url = p.url + "/replication/stream"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_json(hello)
+        welcome = await ws.receive_json(timeout=10)
+    assert welcome["mode"] == "incremental", welcome
+    assert welcome["history"] == [[1, 1]] and welcome["timelines"] == status["timelines"]
 
 
 async def test_a_snapshot_goes_only_to_a_replica_that_takes_it(cluster: Cluster) -> None:
@@ -203,7 +219,8 @@ async def test_incremental_stream_headers_and_stats(cluster: Cluster) -> None:
     status = await vr.replication_status()
     assert status["role"] == "replica" and status["primary"] == p.url and status["epoch"] == 1
     assert status["history"] == (await vp.replication_status())["history"]
-    assert epochs(status["history"]) == [[1, 1]] and len(status["history"][0][2]) == 12
+    assert status["history"] == [[1, 1]] and len(status["timelines"][0]) == 12
+    assert status["timelines"] == (await vp.replication_status())["timelines"]
     rstats = await vr.replication_stats()
     assert rstats["full_syncs"] == 0 and rstats["bytes_received"] > 100 * 8 * 4
 
@@ -708,8 +725,8 @@ async def test_old_primary_rejoins_and_discards_its_divergent_writes(cluster: Cl
         assert "only-on-r" in held_a and "only-on-a-0" not in held_a and 0 in held_a
         status = await va.replication_status()
         assert status["role"] == "replica" and status["epoch"] == 2
-        assert status["history"] == (await vr.replication_status())["history"]
-        assert epochs(status["history"]) == [[1, 1], [2, 3]]  # create + one batch, epoch 2
+        assert status["history"] == [[1, 1], [2, 3]]  # create + one batch, then epoch 2
+        assert status["timelines"] == (await vr.replication_status())["timelines"]
         assert (await va.replication_stats())["full_syncs"] == 1
         with pytest.raises(NotPrimary):
             await va.upsert("c", [Point(5, [1.0] * 8)])
@@ -801,8 +818,8 @@ async def test_switchover_fenced_primary_keeps_streaming_until_the_target_caught
     assert await all_points(vp, "c") == await all_points(vr, "c")
     assert (await vp.replication_stats())["full_syncs"] == 0  # nothing diverged
     status = await vp.replication_status()
-    assert status["role"] == "replica" and epochs(status["history"]) == [[1, 1], [2, 6]]
-    assert status["history"] == (await vr.replication_status())["history"]
+    assert status["role"] == "replica" and status["history"] == [[1, 1], [2, 6]]
+    assert status["timelines"] == (await vr.replication_status())["timelines"]
 
 
 # ---- every kind of write, held to a model (tests/writemodel.py) ---------------------------

@@ -23,7 +23,8 @@ STATUS = {
     "epoch": 3,
     "sequence": 42,
     "primary": "http://vz-0.vz-headless.db.svc.cluster.local:15002",
-    "history": [[1, 1], [3, 30, "9f1c2b7a0d3e"]],  # (an older node's entry: two numbers)
+    "history": [[1, 1], [3, 30]],
+    "timelines": ["5d0a1c9e2b7f", "9f1c2b7a0d3e"],  # (the operator has no use for them)
     "node_id": "vz-1",
     "ready": True,
     "lag_operations": 2,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from vectorizer.replication import state
@@ -11,6 +12,7 @@ from vectorizer.replication.state import (
     Role,
     divergence,
     epoch_at,
+    history_json,
     parse_history,
 )
 
@@ -76,7 +78,18 @@ def test_a_state_file_from_before_timelines_still_loads(tmp_path: Path) -> None:
     (tmp_path / state.FILE).write_text(raw)
     loaded = state.load(tmp_path)
     assert loaded is not None and loaded.history == ((1, 1, ""), (2, 9, ""))
-    assert parse_history([[1, 1, "x"], [2, 9]]) == ((1, 1, "x"), (2, 9, ""))
+    with_ids = {"history": [[1, 1], [2, 9]], "timelines": ["x", "y"]}
+    assert parse_history(with_ids) == ((1, 1, "x"), (2, 9, "y"))
+    assert parse_history({**with_ids, "timelines": ["x"]}) == ((1, 1, ""), (2, 9, ""))
+
+
+def test_the_history_is_written_as_before_with_the_ids_beside_it(tmp_path: Path) -> None:
+    # Nodes and operators from before timelines read "history" as [epoch, sequence] pairs.
+    s = NodeState(Role.PRIMARY, 2, line((1, 1), (2, 9)), None, "n1")
+    state.save(tmp_path, s)
+    raw = orjson.loads((tmp_path / state.FILE).read_bytes())
+    assert raw["history"] == [[1, 1], [2, 9]] and raw["timelines"] == ["t1", "t2"]
+    assert all(len(entry) == 2 for entry in history_json(s.history)["history"])
 
 
 def test_a_follower_adopts_its_primarys_history_only_as_far_as_it_holds_records() -> None:

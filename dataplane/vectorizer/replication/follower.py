@@ -157,7 +157,7 @@ class Follower:
                     address=self.config.address,
                     epoch=epoch,
                     sequence=self.store.sequence,
-                    history=history_json(history),
+                    **history_json(history),
                     confirms_snapshots=True,
                     record_checksums=True,
                 )
@@ -172,7 +172,7 @@ class Follower:
                 raise LinkError(f"primary epoch {their_epoch} is older than ours ({epoch})")
             self.stats.connected = self.stats.heard = True
             self.stats.primary_sequence = int(welcome["sequence"])
-            their_history = parse_history(welcome["history"])
+            their_history = parse_history(welcome)
             if welcome["mode"] == "full":
                 await self._full_sync(ws)
             self._their, self._adopted = (their_epoch, their_history), None

@@ -335,7 +335,7 @@ class ReplicationManager:
             "epoch": self.state.epoch,
             "sequence": self.store.sequence,
             "primary": self.state.primary_url if self.state.role is Role.REPLICA else None,
-            "history": history_json(self.state.history),
+            **history_json(self.state.history),
             "node_id": self.state.node_id,
             "address": self.advertise_url,
             "ready": self.store.ready,

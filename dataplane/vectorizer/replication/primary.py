@@ -240,7 +240,7 @@ class PrimaryHub:
             info.operations_synced, info.full_syncs = old.operations_synced, old.full_syncs
             info.refused_sync = old.refused_sync
         their_seq = int(hello["sequence"])
-        their_history = parse_history(hello.get("history", []))
+        their_history = parse_history(hello)
         diverged = divergence(their_history, history, their_seq)
         # A replica ahead of this primary holds records this one never wrote (a primary
         # that lost its disk, say): nothing it has can be trusted.
@@ -258,7 +258,7 @@ class PrimaryHub:
                 info,
                 "welcome",
                 epoch=epoch,
-                history=history_json(history),
+                **history_json(history),
                 sequence=self.store.sequence,
                 mode="full" if full else "incremental",
                 record_checksums=info.record_checksums,

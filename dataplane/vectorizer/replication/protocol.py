@@ -1,12 +1,12 @@
 """The replication stream's messages (one WebSocket per replica at ``/replication/stream``).
 
 Text frames are JSON objects with a ``type``:
-- replica → primary: ``hello`` {node_id, address, epoch, sequence, history,
+- replica → primary: ``hello`` {node_id, address, epoch, sequence, history, timelines,
   confirms_snapshots, record_checksums}, ``ack`` {sequence} (durable on the replica),
   ``heartbeat`` {sequence}, ``snapshot_take`` {} or ``snapshot_refused`` {code, message} (the answer
   to a ``snapshot`` header when the hello said ``confirms_snapshots``: the primary sends
   no file data before it)
-- primary → replica: ``welcome`` {epoch, history, sequence, mode: incremental|full,
+- primary → replica: ``welcome`` {epoch, history, timelines, sequence, mode: incremental|full,
   record_checksums (the records will carry them)},
   ``heartbeat`` {epoch, sequence}, ``snapshot`` {sequence, files: [{name, size, sha256}],
   index_values (what its payload indexes will hold)},

@@ -6,13 +6,18 @@ tell where their logs part ways: the records a node holds beyond the point where
 primary's next epoch began were never part of the primary's log. ``timeline`` is a
 random id drawn at each promotion: two promotions to one epoch at one sequence (a
 primary back on an empty disk, epoch 1 again from sequence 1) are still told apart.
-Histories written before it (two numbers an entry) have ``""``, which matches any.
+
+Stored and sent as before, ``history`` a list of ``[epoch, first sequence]``, with the
+ids beside it in ``timelines`` (one each): nodes and operators that predate timelines
+read what they always did, and a history from them, with no ids, has ``""``, which
+matches any.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -37,14 +42,19 @@ def new_node_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def parse_history(raw: Any) -> History:
-    """A history as stored or sent: ``[epoch, first sequence, timeline]`` entries (or
-    ``[epoch, first sequence]``, from before timelines)."""
-    return tuple((int(h[0]), int(h[1]), str(h[2]) if len(h) > 2 else "") for h in raw)
+def parse_history(raw: Mapping[str, Any]) -> History:
+    """The history in a message or a state file (``history`` and ``timelines``; ids
+    missing or not one per entry are unknown)."""
+    entries = raw.get("history") or []
+    timelines = raw.get("timelines")
+    if not isinstance(timelines, list) or len(timelines) != len(entries):
+        timelines = [""] * len(entries)
+    return tuple((int(e), int(s), str(t)) for (e, s), t in zip(entries, timelines, strict=True))
 
 
-def history_json(history: History) -> list[list[int | str]]:
-    return [list(h) for h in history]
+def history_json(history: History) -> dict[str, Any]:
+    """``history`` and ``timelines`` of a message or a state file."""
+    return {"history": [[e, s] for e, s, _ in history], "timelines": [t for *_, t in history]}
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class NodeState:
         return {
             "role": self.role.value,
             "epoch": self.epoch,
-            "history": history_json(self.history),
+            **history_json(self.history),
             "primary_url": self.primary_url,
             "node_id": self.node_id,
         }
@@ -69,7 +79,7 @@ class NodeState:
         return cls(
             role=Role(raw["role"]),
             epoch=int(raw["epoch"]),
-            history=parse_history(raw["history"]),
+            history=parse_history(raw),
             primary_url=raw.get("primary_url"),
             node_id=str(raw["node_id"]),
         )
