@@ -221,7 +221,7 @@ class VectorizerClient:
     # ---- replication control (used by the operator) ----------------------------------------
 
     async def replication_status(self) -> dict[str, Any]:
-        """``{role, epoch, sequence, primary, history, node_id, ready, lag_*}``."""
+        """``{role, epoch, sequence, primary, history, timelines, node_id, ready, lag_*}``."""
         return dict(await self.request("GET", "/replication/status"))
 
     async def replication_stats(self) -> dict[str, Any]:
