@@ -300,3 +300,41 @@ async def test_the_sdk_creates_and_drops_payload_indexes(server: ServerProcess) 
         with pytest.raises(ValidationError) as err:
             await vz.create_payload_index("c", "x", "varchar")
         assert err.value.field == "schema"
+
+
+def test_qdrant_index_options_are_checked_kept_and_shown(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """The object form's storage options (``is_tenant``, ``lookup``/``range``, ``on_disk``)
+    change nothing here but are shown back in ``payload_schema`` as given, across a
+    restart; an option of another type is a 400 naming it."""
+    srv = server_factory(data_dir=tmp_path / "d").start()
+    client = QdrantClient(url=srv.url, prefix="qdrant", timeout=60, check_compatibility=False)
+    _load(client, _vectors(1000), [_payload(i) for i in range(1000)])
+    tenant = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+    client.create_payload_index("c", "city", field_schema=tenant)
+    ranges = models.IntegerIndexParams(
+        type=models.IntegerIndexType.INTEGER, lookup=False, range=True, on_disk=True
+    )
+    client.create_payload_index("c", "price", field_schema=ranges)
+    for options in ({"type": "bool", "lookup": True}, {"type": "keyword", "is_tenant": 1}):
+        body = {"field_name": "when", "field_schema": options}
+        status, got = srv.request("PUT", "/qdrant/collections/c/index", body)
+        assert status == 400 and "field_schema." in got["status"]["error"], got
+
+    def shown() -> dict[str, Any]:
+        info = client.get_collection("c").payload_schema
+        return {k: v.params.model_dump(exclude_none=True) for k, v in info.items()}
+
+    want = {
+        "city": {"type": "keyword", "is_tenant": True},
+        "price": {"type": "integer", "lookup": False, "range": True, "on_disk": True},
+    }
+    assert shown() == want
+    srv.kill()
+    srv.start()
+    assert shown() == want
+    paris = models.FieldCondition(key="city", match=models.MatchValue(value="Paris"))
+    assert client.count("c", count_filter=models.Filter(must=[paris])).count == 200
+    client.close()
+    srv.kill()

@@ -392,7 +392,17 @@ def test_ordered_listings_and_facets_walk_the_index() -> None:
 
 def test_schemas_are_parsed_and_inferred() -> None:
     assert field_index.parse_schema("keyword") == "keyword"
-    assert field_index.parse_schema({"type": "integer", "lookup": True, "range": True}) == "integer"
+    options = {"type": "integer", "lookup": True, "range": False, "on_disk": None}
+    assert field_index.parse_schema(options) == {"type": "integer", "lookup": True, "range": False}
+    assert field_index.parse_schema({"type": "keyword", "is_tenant": None}) == "keyword"
+    for bad, field in (
+        ({"type": "keyword", "lookup": True}, "field_schema.lookup"),  # (an integer's)
+        ({"type": "float", "is_principal": "yes"}, "field_schema.is_principal"),
+        ({"type": "bool", "colour": 1}, "field_schema.colour"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            field_index.parse_schema(bad)
+        assert err.value.field == field
     with pytest.raises(ValidationError) as err:
         field_index.parse_schema("varchar")
     assert err.value.field == "field_schema"

@@ -47,6 +47,18 @@ from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 
 SCHEMAS = ("keyword", "integer", "float", "bool", "datetime", "uuid", "text", "geo")
+# The options of Qdrant's object form of each type but text (whose tokenizer is its own,
+# see ``text.parse_text_params``): booleans that tune its storage, which this engine has
+# no use for. They are checked, kept and shown back in ``payload_schema`` as given.
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "keyword": ("is_tenant", "on_disk", "enable_hnsw"),
+    "integer": ("lookup", "range", "is_principal", "on_disk", "enable_hnsw"),
+    "float": ("is_principal", "on_disk", "enable_hnsw"),
+    "bool": ("on_disk", "enable_hnsw"),
+    "datetime": ("is_principal", "on_disk", "enable_hnsw"),
+    "uuid": ("is_tenant", "on_disk", "enable_hnsw"),
+    "geo": ("on_disk", "enable_hnsw"),
+}
 # a type's name, or a text index's parameters (``TextParams.to_dict``)
 Schema = str | dict[str, Any]
 _NUMBERS = ("integer", "float")
@@ -101,20 +113,32 @@ def entries_per_point(key: str, schema: Schema, payloads: Iterable[Payload | Non
 def parse_schema(raw: Any, field: str = "field_schema") -> Schema:
     """The index schema of ``raw``: a name (``"keyword"``) or Qdrant's object form
     (``{"type": "keyword", ...}``). A text index's object form keeps its tokenizer's
-    parameters (``text.parse_text_params``); the other types' options tune storage and
-    are accepted and not needed."""
+    parameters (``text.parse_text_params``); the other types' options (``_OPTIONS``)
+    are checked and kept as given (none given: the name alone)."""
     name = raw.get("type") if isinstance(raw, dict) else raw
     if name not in SCHEMAS:
         raise ValidationError(f"an index type is one of {', '.join(SCHEMAS)}", field=field)
-    if name == "text" and isinstance(raw, dict):
+    if not isinstance(raw, dict):
+        return str(name)
+    if name == "text":
         return parse_text_params(raw, field).to_dict()
-    return str(name)
+    allowed = _OPTIONS[name]
+    for key, value in raw.items():
+        if key != "type" and key not in allowed:
+            raise ValidationError(
+                f"a {name} index takes {', '.join(allowed)}", field=f"{field}.{key}"
+            )
+        if key != "type" and value is not None and not isinstance(value, bool):
+            raise ValidationError(f"{key} is true or false", field=f"{field}.{key}")
+    given = {k: v for k, v in raw.items() if k != "type" and v is not None}
+    return {"type": name, **given} if given else str(name)
 
 
 def schema_parts(schema: Schema) -> tuple[str, TextParams | None]:
     """An index's type, and (a text index) its tokenizer."""
     if isinstance(schema, dict):  # (parse_schema made it)
-        return str(schema["type"]), parse_text_params(schema, "schema")
+        name = str(schema["type"])
+        return name, parse_text_params(schema, "schema") if name == "text" else None
     return schema, TextParams() if schema == "text" else None
 
 
@@ -442,7 +466,7 @@ class PayloadIndex:
 
     def schema(self) -> dict[str, dict[str, Any]]:
         """Qdrant's ``payload_schema``: each indexed key's type, the parameters it was
-        created with (a text index's, given in the object form) and its points."""
+        created with (given in the object form) and its points."""
         return {
             k: {
                 "data_type": i.schema,
