@@ -499,6 +499,21 @@ async def test_follow_refuses_an_epoch_its_primary_is_not_at(cluster: Cluster) -
     assert status == 409 and "was primary at epoch 1" in got["error"]["message"], got
 
 
+async def test_follow_refuses_a_replica_and_names_its_primary(cluster: Cluster) -> None:
+    """A replica streams to no one: following it was accepted and retried for ever."""
+    p = await cluster.start("p")
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    s = await cluster.start("s", "--role", "replica")  # a replica of no one yet
+    status, got = s.request("POST", "/replication/follow", {"primary_url": r.url, "epoch": 1})
+    assert status == 409 and got["error"]["code"] == "not_primary", got
+    assert got["error"]["field"] == "primary_url" and got["error"]["details"]["primary"] == p.url
+    assert (await cluster.client(s).replication_status())["primary"] is None
+    # Its primary, fenced (a switchover's target catches up from it), may be followed.
+    assert p.request("POST", "/replication/fence", {"epoch": 1})[0] == 200
+    status, got = s.request("POST", "/replication/follow", {"primary_url": p.url, "epoch": 1})
+    assert status == 200 and got["primary"] == p.url, got
+
+
 async def test_a_replica_refuses_a_snapshot_recovery_even_unwaited(cluster: Cluster) -> None:
     p = await cluster.start("p")
     r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)

@@ -203,8 +203,7 @@ class ReplicationManager:
                 field="epoch",
                 epoch=self.state.epoch,
             )
-        if epoch > self.state.epoch:  # new to this node: the node to follow must be at it
-            await self._check_target_epoch(primary_url, epoch)
+        await self._check_target(primary_url, epoch)
         was_primary = self.state.role is Role.PRIMARY
         self._persist(self.state.following(primary_url, epoch))
         if was_primary:
@@ -271,12 +270,14 @@ class ReplicationManager:
         )
         self._follow_task = asyncio.create_task(self.follower.run())
 
-    async def _check_target_epoch(self, primary_url: str, epoch: int) -> None:
-        """Refuse an epoch newer than the node to follow says it is at: this node's hello
-        would carry it and make that primary step down for a promotion that never was.
-        (An epoch this node has seen, it may carry to an older primary: that is how one
-        learns of its successor. Unreachable, the node cannot say: the follower keeps
-        trying.)"""
+    async def _check_target(self, primary_url: str, epoch: int) -> None:
+        """Refuse a node to follow that says it is a replica (it streams to no one: the
+        follower would retry for ever), and an epoch newer than the one it says it is
+        at: this node's hello would carry it and make that primary step down for a
+        promotion that never was. (An epoch this node has seen, it may carry to an older
+        primary: that is how one learns of its successor. A fenced primary may be
+        followed: a switchover's target catches up from it. Unreachable, the node cannot
+        say: the follower keeps trying.)"""
         url = primary_url.rstrip("/") + "/replication/status"
         ssl_ctx: ssl.SSLContext | bool = (
             self._replication_tls() if url.startswith("https://") else True
@@ -289,8 +290,19 @@ class ReplicationManager:
                 status = await resp.json() if resp.status == 200 else None
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
             return
-        theirs = status.get("epoch") if isinstance(status, dict) else None
-        if isinstance(theirs, int) and theirs < epoch:
+        if not isinstance(status, dict):
+            return
+        if status.get("role") == "replica":
+            their_primary = status.get("primary")
+            raise NotPrimary(
+                f"{primary_url} is a replica"
+                + (f" of {their_primary}" if their_primary else "")
+                + ": follow a primary",
+                field="primary_url",
+                primary=their_primary,
+            )
+        theirs = status.get("epoch")
+        if epoch > self.state.epoch and isinstance(theirs, int) and theirs < epoch:
             raise StaleEpoch(
                 f"{primary_url} is at epoch {theirs}, not {epoch}", field="epoch", epoch=theirs
             )
