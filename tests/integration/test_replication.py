@@ -117,10 +117,11 @@ async def all_points(vz: VectorizerClient, collection: str) -> dict[Any, Any]:
 
 
 async def primary_and_replica(
-    cluster: Cluster,
+    cluster: Cluster, primary: str = "p"
 ) -> tuple[ServerProcess, VectorizerClient, ServerProcess, VectorizerClient]:
-    """A primary "p" with an empty collection "c" (8-d) and a replica "r" caught up with it."""
-    p = await cluster.start("p")
+    """A primary (node "p") with an empty collection "c" (8-d), and a replica "r" caught
+    up with it."""
+    p = await cluster.start(primary)
     vp = cluster.client(p)
     await vp.create_collection("c", 8)
     r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
@@ -681,12 +682,7 @@ async def test_lagging_status_while_a_replica_is_paused(cluster: Cluster) -> Non
 
 
 async def test_two_primaries_the_lower_epoch_is_fenced(cluster: Cluster) -> None:
-    a = await cluster.start("a")
-    va = cluster.client(a)
-    await va.create_collection("c", 8)
-    r = await cluster.start("r", "--role", "replica", "--primary-url", a.url)
-    vr = cluster.client(r)
-    await eventually(lambda: caught_up(va, vr))
+    a, va, r, vr = await primary_and_replica(cluster, primary="a")
     await vr.promote(2)  # now two nodes believe they are primary: a (1) and r (2)
     with pytest.raises(StaleEpoch):
         await vr.promote(2)
