@@ -219,10 +219,8 @@ class HnswIndex:
             hits = self._merged(query, k, *found, nodes)[0]
         else:
             hits = self._hits(found[0][0], found[1][0])
-        if not twins:
-            return hits
-        hits = twins.expand(hits, k, accept)
-        return hits if len(hits) == k else None
+        points = self._points([hits], k, accept)
+        return None if points is None else points[0]
 
     def search_many(self, queries: Matrix, k: int, ef: int | None) -> list[Hits] | None:
         """Top ``k`` for each row of ``queries``; None when any query yields fewer than ``k``."""
@@ -234,10 +232,17 @@ class HnswIndex:
         else:
             labels, dists = found
             many = [self._hits(labels[i], dists[i]) for i in range(len(queries))]
-        twins = self._twins
-        if not twins:
+        return self._points(many, k, None)
+
+    def _points(
+        self, many: list[Hits], k: int, accept: Callable[[int], bool] | None
+    ) -> list[Hits] | None:
+        """Hits of graph nodes as hits of points: each group's twins after its node (see
+        ``twins.py``); None when a query has fewer than ``k`` (its caller searches
+        exactly then)."""
+        if not self._twins:
             return many
-        many = [twins.expand(hits, k, None) for hits in many]
+        many = [self._twins.expand(hits, k, accept) for hits in many]
         return many if all(len(hits) == k for hits in many) else None
 
     def _knn(

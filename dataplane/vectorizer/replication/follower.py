@@ -50,10 +50,9 @@ class LinkError(Exception):
 @dataclass
 class FollowerStats:
     primary_sequence: int = 0
-    heard: bool = False  # from a primary since this node started (else the above is 0)
     bytes_received: int = 0
     caught_up_at: float = 0.0  # monotonic time we last held everything the primary had
-    last_heard: float = 0.0
+    last_heard: float = 0.0  # monotonic time of the primary's last word (0: none since start)
     last_sync: float | None = None  # wall time of the last full sync
     connected: bool = False
     syncing: bool = False
@@ -170,7 +169,7 @@ class Follower:
             their_epoch = int(welcome["epoch"])
             if their_epoch < epoch:
                 raise LinkError(f"primary epoch {their_epoch} is older than ours ({epoch})")
-            self.stats.connected = self.stats.heard = True
+            self.stats.connected, self.stats.last_heard = True, time.monotonic()
             self.stats.primary_sequence = int(welcome["sequence"])
             their_history = parse_history(welcome)
             if welcome["mode"] == "full":

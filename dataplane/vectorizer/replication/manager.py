@@ -327,7 +327,7 @@ class ReplicationManager:
             raise ValueError(f"bad keys message from the primary: {exc}") from None
 
     async def _stop_following(self) -> None:
-        if self.follower is not None and self.follower.stats.heard:
+        if self.follower is not None and self.follower.stats.last_heard:
             self._last_primary_sequence = self.follower.stats.primary_sequence
         if self._follow_task is not None:
             await stop(self._follow_task)
