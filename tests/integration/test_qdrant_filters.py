@@ -53,6 +53,7 @@ def test_answers_as_local_mode(client: QdrantClient) -> None:
             client.create_payload_index("c", "items[].k", models.PayloadSchemaType.INTEGER)
             client.create_payload_index("c", "o[].e", models.PayloadSchemaType.INTEGER)
             client.create_payload_index("c", "e", models.PayloadSchemaType.INTEGER)
+            client.create_payload_index("c", "m", models.PayloadSchemaType.INTEGER)
         for flt in filters:
             want = _ids(local, flt)
             assert _ids(client, flt) == want, flt
@@ -96,6 +97,9 @@ def test_answers_as_local_mode(client: QdrantClient) -> None:
             b"filter.must[0].geo_radius.center.lat",
         ),
         ({"key": "tags", "values_count": {"gt": -1}}, b"filter.must[0].values_count.gt"),
+        # Qdrant's match takes no floats, and lists of strings or of integers only
+        ({"key": "tags", "match": {"value": 1.0}}, b"filter.must[0].match.value"),
+        ({"key": "tags", "match": {"any": [1, "a"]}}, b"filter.must[0].match.any"),
     ],
 )
 def test_bad_conditions_are_a_400_naming_the_field(

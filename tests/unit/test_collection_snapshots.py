@@ -186,7 +186,10 @@ async def test_a_recovery_is_refused_when_it_cannot_fit(tmp_path: Path) -> None:
     path = s.collection_snapshots_dir / "src" / made.name
     with pytest.raises(InvalidSnapshot, match="room for 0 MiB"):
         cs.unpack(path, tmp_path / "x", room=0)
-    s.memory_limit = s.memory_used() + (1 << 20)  # far less than 2,900 points more
+    # far below what this process holds, so refused however its resident memory moves
+    # while the file is unpacked before the check (a limit 1 MiB above the use measured
+    # here failed this test once in a full unit run, not reproduced in six more)
+    s.memory_limit = 1 << 20
     with pytest.raises(InsufficientMemory):
         await s.recover_collection("other", path)
     assert [c.name for c in s.collections()] == ["src"]

@@ -31,6 +31,7 @@ STAMPS = ["2024-05-01T10:00:00Z", "2024-05-01T12:00:00+02:00", "2024-05-02", "no
 _scalar = (
     st.integers(-3, 3)
     | st.floats(-3, 3, allow_nan=False)
+    | st.sampled_from([1.0, -1.0, 0.0])  # integral floats: not the integers to a match
     | st.sampled_from(["a", "b", "c"])
     | st.booleans()
     | st.none()
@@ -73,12 +74,13 @@ _conditions = st.one_of(
     st.builds(
         lambda k, v: {"key": k, "match": {"any": v}},
         _keys,
-        st.lists(st.integers(-3, 3) | st.sampled_from(["a", "c"]), max_size=3),
+        st.lists(st.integers(-3, 3), max_size=3)
+        | st.lists(st.sampled_from(["a", "c"]), max_size=3),
     ),
     st.builds(
         lambda k, v: {"key": k, "match": {"except": v}},
         _keys,
-        st.lists(st.sampled_from(["a", 1]), max_size=2),
+        st.lists(st.just("a"), max_size=2) | st.lists(st.sampled_from([1, -1]), max_size=2),
     ),
     st.builds(
         lambda k, bounds: {"key": k, "range": {op: v for op, v in bounds if v is not None}},
@@ -130,7 +132,9 @@ BATTERY = [
     for condition in (
         {"match": {"value": 1}},
         {"match": {"value": "a"}},
-        {"match": {"any": [True, -1]}},
+        {"match": {"value": True}},
+        {"match": {"any": [0, -1]}},
+        {"match": {"except": [1]}},
         {"range": {"gte": 0, "lte": 1.5}},
         {"range": {"gt": 0, "gte": 0, "lt": 1, "lte": 1}},  # equal bounds: the open one holds
         {"range": {"gt": "2024-05-01T09:00:00Z"}},

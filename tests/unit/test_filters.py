@@ -115,6 +115,13 @@ def test_no_filter_is_none() -> None:
         ({"bogus": []}, "filter"),
         ({"must": [{"key": "a"}]}, "filter.must[0]"),
         ({"must": [{"key": "a", "match": {"value": [1]}}]}, "filter.must[0].match.value"),
+        # as in Qdrant: no floats to match, lists of strings or of integers only
+        ({"must": [{"key": "a", "match": {"value": 1.5}}]}, "filter.must[0].match.value"),
+        ({"must": [{"key": "a", "match": {"value": 1.0}}]}, "filter.must[0].match.value"),
+        ({"must": [{"key": "a", "match": {"any": [1, "a"]}}]}, "filter.must[0].match.any"),
+        ({"must": [{"key": "a", "match": {"any": [True]}}]}, "filter.must[0].match.any"),
+        ({"must": [{"key": "a", "match": {"any": "a"}}]}, "filter.must[0].match.any"),
+        ({"must": [{"key": "a", "match": {"except": [2.0]}}]}, "filter.must[0].match.except"),
         ({"must": [{"key": "a", "range": {"gt": "x"}}]}, "filter.must[0].range.gt"),
         ({"must": [{"key": "a", "range": {"between": 1}}]}, "filter.must[0].range"),
         ({"must": [{"key": "a", "range": {"gt": 1, "lt": "2024-01-01"}}]}, "filter.must[0].range"),
@@ -224,7 +231,9 @@ _values = st.recursive(
         [
             {"match": {"value": 1}},
             {"match": {"value": "a"}},
-            {"match": {"any": [True, 2]}},
+            {"match": {"value": True}},
+            {"match": {"any": [-1, 2]}},
+            {"match": {"except": [1]}},
             {"match": {"except": ["a"]}},
             {"range": {"gte": 0, "lt": 2.5}},
         ]

@@ -18,6 +18,8 @@ WORDS = ["good", "cheap", "Goodness", "hardware", "alpha", "beta", "Beta", "x_y"
 N = 400
 # values at the edges of is_empty and is_null
 EMPTYISH: list[Any] = [None, [], [None], [[]], [None, 1], [[None]], 0, 1, "", {}, [1], False]
+# 1, 1.0 and true are three values to Qdrant's matches (Python finds them equal)
+MIXED: list[Any] = [1, 1.0, True, "1", 2, 2.5, [1.0, 2], [True, 1], [1.0], None, "a", 0, False]
 
 
 def _point(rng: random.Random) -> dict[str, Any]:
@@ -49,6 +51,8 @@ def _point(rng: random.Random) -> dict[str, Any]:
         n = rng.randint(0, 5)
         text = " ".join(rng.choice(WORDS) for _ in range(n))
         payload["text"] = rng.choice([text, text + ",", text.upper(), [text, "alpha"], 7])
+    if rng.random() < 0.8:  # JSON kinds that Python's == mixes up
+        payload["m"] = rng.choice(MIXED)
     return payload
 
 
@@ -167,6 +171,15 @@ CONDITIONS: list[models.Condition] = [
     _field("text", match=models.MatchPhrase(phrase="good good")),
     _field("text", match=models.MatchPrefix(prefix="Good")),
     _field("text", match=models.MatchSubstring(substring="ood")),
+    _field("m", match=models.MatchValue(value=1)),
+    _field("m", match=models.MatchValue(value=True)),
+    _field("m", match=models.MatchValue(value=0)),
+    _field("m", match=models.MatchValue(value="1")),
+    _field("m", match=models.MatchAny(any=[1, 2])),
+    _field("m", match=models.MatchAny(any=["1", "a"])),
+    _field("m", match=models.MatchExcept(**{"except": [1]})),
+    _field("m", match=models.MatchExcept(**{"except": ["a"]})),
+    _field("m", range=models.Range(gte=1, lte=1)),
     models.Filter(),  # an empty nested filter: every point passes
     models.Filter(should=[models.Filter(), _field("e", is_empty=True)]),
 ]

@@ -177,8 +177,8 @@ class FieldIndex:
         self.key, self.schema, self.text = key, schema, text
         self.points = 0  # points with at least one value here (a geo index: a geo point)
         self.token_entries = 0  # (a text index) the distinct tokens of each point, summed
-        # floats with integral values (5.0): they share 5's entries, so integers cannot be
-        # told from them while any is held
+        # floats with integral values (5.0): they share 5's place among the ordered
+        # numbers, so an ordered listing cannot tell which it holds while any is here
         self._integral_floats = 0
         self._by_value: dict[tuple[str, Any], set[int]] = {}
         # numbers (or datetimes' timestamps) in order, each once, for ranges
@@ -294,17 +294,11 @@ class FieldIndex:
         high = lt if high_open else lte
         return self._ordered.irange(low, high, (not low_open, not high_open))
 
-    def facet_counts(self) -> dict[FacetKey, int] | None:
+    def facet_counts(self) -> dict[FacetKey, int]:
         """Points per string, integer and boolean value here (as ``grouping.facet``
-        counts them), or None while integers cannot be told from equal floats."""
-        if self._integral_floats:
-            return None
+        counts them: floats are not facets)."""
         counts: dict[FacetKey, int] = {}
-        for (kind, value), slots in self._by_value.items():
-            if kind == "num":  # an integral float key now stands for integers
-                if isinstance(value, float) and not value.is_integer():
-                    continue
-                value = int(value)
+        for (_kind, value), slots in self._by_value.items():
             key = facet_key(value)
             if key is not None:
                 counts[key] = len(slots)

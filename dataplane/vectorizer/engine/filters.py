@@ -489,10 +489,6 @@ def _top_level(key: str) -> bool:
     return "." not in key and "[" not in key
 
 
-def _scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float) or value is None
-
-
 def _match(spec: Any, key: str, field: str) -> tuple[Test, Lookup | None]:
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ValidationError(
@@ -502,12 +498,20 @@ def _match(spec: Any, key: str, field: str) -> tuple[Test, Lookup | None]:
         )
     ((kind, arg),) = spec.items()
     if kind == "value":
-        if not isinstance(arg, str | int | float) or arg is None:
-            raise ValidationError("match.value is a string, number or bool", field=f"{field}.value")
-        return (lambda v: _same(v, arg)), Match(key, frozenset([hashable(arg)]))
+        # as in Qdrant: a string, an integer or a bool, matching values of its own kind
+        # only (1 matches neither 1.0 nor true)
+        if not isinstance(arg, str | int) or isinstance(arg, float):
+            raise ValidationError(
+                "match.value is a string, an integer or a bool", field=f"{field}.value"
+            )
+        wanted = hashable(arg)
+        return (lambda v: hashable(v) == wanted), Match(key, frozenset([wanted]))
     if kind in ("any", "except"):
-        if not isinstance(arg, list) or not all(_scalar(x) and x is not None for x in arg):
-            raise ValidationError(f"match.{kind} is a list of values", field=f"{field}.{kind}")
+        if not _strings_or_integers(arg):
+            raise ValidationError(
+                f"match.{kind} is a list of strings or a list of integers",
+                field=f"{field}.{kind}",
+            )
         keys = frozenset(hashable(x) for x in arg)
         if kind == "any":
             return (lambda v: hashable(v) in keys), Match(key, keys)
@@ -679,19 +683,25 @@ def micros(text: str) -> int | None:
     return None if moment is None else (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def _same(stored: Any, wanted: Any) -> bool:
-    # JSON booleans and numbers are distinct kinds: true must not match 1.
-    if isinstance(stored, bool) or isinstance(wanted, bool):
-        return isinstance(stored, bool) and isinstance(wanted, bool) and stored == wanted
-    return bool(stored == wanted)
+def _strings_or_integers(values: Any) -> bool:
+    """Whether ``values`` is what Qdrant's ``any`` and ``except`` take: a list of strings
+    or a list of integers (not bools, not floats, not both kinds)."""
+    if not isinstance(values, list):
+        return False
+    return all(isinstance(v, str) for v in values) or all(
+        isinstance(v, int) and not isinstance(v, bool) for v in values
+    )
 
 
 def hashable(value: Any) -> tuple[str, Any]:
-    """``value`` as matched: JSON kinds kept apart (true is not 1), 1 and 1.0 the same."""
+    """``value`` as matched: each JSON kind apart, as Qdrant matches them (true is not 1,
+    and 1.0 is a float, not the integer 1)."""
     if isinstance(value, bool):
         return ("bool", value)
-    if isinstance(value, int | float):
-        return ("num", value)
+    if isinstance(value, int):
+        return ("int", value)
+    if isinstance(value, float):
+        return ("float", value)
     if isinstance(value, str):
         return ("str", value)
     return ("other", id(value))
