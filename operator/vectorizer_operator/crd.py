@@ -1,11 +1,13 @@
 """The VectorizerCluster CustomResourceDefinition, generated from ``model``.
 
     python -m vectorizer_operator.crd            # print the CRD
-    python -m vectorizer_operator.crd --write    # update crds/ and the Helm chart's copy
+    python -m vectorizer_operator.crd --write    # update crds/ and the Helm chart's files
     python -m vectorizer_operator.crd --check    # exit 1 if a committed copy is stale
 
 The committed YAML files are outputs: a test fails when they differ from what this
-module generates (for instance after a data-plane setting was added).
+module generates (for instance after a data-plane setting was added). So is the
+operator chart's ``values.schema.json`` (``chart_values``: the operator's settings
+decide its choices and bounds).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from vectorizer_operator import model, naming
+from vectorizer_operator import chart_values, model, naming
 from vectorizer_operator.schema import Json, Rule, openapi
 
 HEADER = (
@@ -30,6 +32,7 @@ OUTPUTS = (
     REPO_ROOT / "crds" / FILE_NAME,
     REPO_ROOT / "charts" / "vectorizer-operator" / "crds" / FILE_NAME,
 )
+VALUES_SCHEMA = REPO_ROOT / "charts" / "vectorizer-operator" / "values.schema.json"
 
 NAME_RULE = Rule(
     f"size(self.metadata.name) <= {naming.MAX_NAME_LENGTH}",
@@ -121,13 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="fail if a copy is out of date")
     args = p.parse_args(argv)
     text = render()
+    outputs = dict.fromkeys(OUTPUTS, text) | {VALUES_SCHEMA: chart_values.render()}
     if args.write:
-        for path in OUTPUTS:
+        for path, content in outputs.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            path.write_text(content)
         return 0
     if args.check:
-        stale = [str(p) for p in OUTPUTS if not p.exists() or p.read_text() != text]
+        stale = [str(p) for p, c in outputs.items() if not p.exists() or p.read_text() != c]
         for name in stale:
             sys.stderr.write(f"stale: {name} (run python -m vectorizer_operator.crd --write)\n")
         return 1 if stale else 0

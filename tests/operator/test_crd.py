@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from tests.operator.fakes import Sim
-from vectorizer_operator import crd, model, naming
+from vectorizer_operator import chart_values, crd, model, naming, settings
 from vectorizer_operator.model import parse_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +41,42 @@ def test_check_mode_fails_on_a_stale_copy(
 ) -> None:
     stale = tmp_path / "crd.yaml"
     stale.write_text("old")
+    values = tmp_path / "values.schema.json"
     monkeypatch.setattr(crd, "OUTPUTS", (stale,))
+    monkeypatch.setattr(crd, "VALUES_SCHEMA", values)
     assert crd.main(["--check"]) == 1
-    assert "stale" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"stale: {stale}" in err and f"stale: {values}" in err
     assert crd.main(["--write"]) == 0 and stale.read_text() == crd.render()
+    assert values.read_text() == chart_values.render()
+    assert crd.main(["--check"]) == 0
+
+
+def test_the_chart_refuses_the_settings_the_operator_refuses() -> None:
+    """values.schema.json is generated (committed fresh) and holds the operator's own
+    choices and bounds for the values the chart passes on to it."""
+    assert crd.VALUES_SCHEMA.read_text() == chart_values.render(), (
+        "values.schema.json is stale: run `python -m vectorizer_operator.crd --write`"
+    )
+    values = yaml.safe_load((crd.VALUES_SCHEMA.parent / "values.yaml").read_text())
+    schema = json.loads(crd.VALUES_SCHEMA.read_text())
+    jsonschema.validate(values, schema)
+    for path, setting, value in [
+        (("logLevel",), "log_level", "verbose"),
+        (("logFormat",), "log_format", "xml"),
+        (("resyncSeconds",), "resync_s", 0.1),
+        (("maxCatchupLag",), "max_catchup_lag", -1),
+        (("leaderElection", "leaseDurationSeconds"), "lease_duration_s", 0.5),
+    ]:
+        with pytest.raises(ValueError):  # the operator refuses it at start-up
+            settings.convert(setting, str(value))
+        bad = json.loads(json.dumps(values))
+        at = bad
+        for key in path[:-1]:
+            at = at[key]
+        at[path[-1]] = value
+        with pytest.raises(jsonschema.ValidationError):  # and so does Helm
+            jsonschema.validate(bad, schema)
 
 
 def test_crd_identity() -> None:
