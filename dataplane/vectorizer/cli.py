@@ -120,7 +120,8 @@ def _serve(args: dict[str, object], argv: list[str] | None) -> int:
     if settings.huge_pages and argv is not None:
         reexec_with_huge_pages(argv)  # returns when already done (or not glibc)
     from vectorizer.observability import logs, tracing
-    from vectorizer.server.serve import STOP_SIGNALS, serve
+    from vectorizer.server.serve import serve
+    from vectorizer.stopsignals import STOP_SIGNALS
 
     logs.setup(settings.log_level, settings.log_format)
     for name in unknown_environment(os.environ):

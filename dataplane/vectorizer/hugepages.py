@@ -18,6 +18,8 @@ import platform
 import sys
 from collections.abc import Mapping, Sequence
 
+from vectorizer import stopsignals
+
 TUNABLE = "glibc.malloc.hugetlb"
 ENV = "GLIBC_TUNABLES"
 
@@ -55,4 +57,9 @@ def reexec_with_huge_pages(argv: Sequence[str]) -> None:
         command, env = plan
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(command[0], command, env)
+        stopsignals.hold()  # (a stop signal meanwhile waits for the new image)
+        try:
+            os.execve(command[0], command, env)
+        except OSError:
+            stopsignals.note()
+            raise

@@ -149,6 +149,39 @@ def test_a_stop_signal_and_more_of_them_end_in_a_clean_exit(
     assert [p.name for p in (tmp_path / "data" / "snapshots").iterdir()] == [f"{1:020d}"]
 
 
+def _caught(pid: int) -> int:
+    """The signals process ``pid`` has handlers for (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16)
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+@pytest.mark.parametrize("later_s", [0.0, 0.3], ids=["at-once", "later"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["term", "int"])
+def test_a_stop_signal_during_start_up_is_a_clean_stop(
+    server_factory: type[ServerProcess], tmp_path: Path, sig: signal.Signals, later_s: float
+) -> None:
+    """From its first moment (before its modules load, across its re-execution for huge
+    pages, while the store opens), `vectorizer serve` takes a stop signal as it does
+    once serving: exit 0, no traceback. Until the event loop took them over, ~1 s in,
+    SIGTERM killed it and SIGINT raised a KeyboardInterrupt."""
+    srv = server_factory(data_dir=tmp_path / "data").start(wait_ready=False)
+    assert srv.proc is not None
+    deadline = time.monotonic() + 30
+    while not _caught(srv.proc.pid) & (1 << (signal.SIGTERM - 1)):
+        assert srv.proc.poll() is None and time.monotonic() < deadline, srv.log()
+        time.sleep(0.001)
+    assert "listening on" not in srv.log()  # (read after the mask: caught before that)
+    time.sleep(later_s)  # (0.3 s: about when it re-executes itself for huge pages)
+    srv.proc.send_signal(sig)
+    assert srv.proc.wait(30) == 0, srv.log()
+    assert "Traceback" not in srv.log() and '"stopped"' in srv.log(), srv.log()
+
+
 async def test_vector_updates_in_the_delta_buffer_survive_kill_9(
     server_factory: type[ServerProcess], tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ import signal
 
 from aiohttp import web
 
+from vectorizer import stopsignals
 from vectorizer.engine.dirlock import DirLock
 from vectorizer.engine.store import Store
 from vectorizer.errors import DataDirInUse, VectorizerError
@@ -16,6 +17,7 @@ from vectorizer.server.keys import GUARD, TLS
 from vectorizer.server.protocol import Runner
 from vectorizer.server.tls_site import TlsSite
 from vectorizer.settings import Settings, not_defaults
+from vectorizer.stopsignals import STOP_SIGNALS
 from vectorizer.tasks import stop as stop_tasks
 
 log = logging.getLogger(__name__)
@@ -41,10 +43,6 @@ def make_site(runner: web.AppRunner, app: web.Application, settings: Settings) -
         handshake_timeout_s=settings.tls_handshake_timeout_s,
         on_reject=audit,
     )
-
-
-# A clean stop: SIGTERM (Kubernetes), SIGINT (Ctrl-C), SIGHUP (the terminal went away).
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 async def serve(settings: Settings) -> int:
@@ -91,6 +89,8 @@ async def _serve(settings: Settings) -> int:
     stop = asyncio.Event()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    if stopsignals.noted():  # (one came while the server started)
+        stop.set()
     opening = asyncio.create_task(open_node(app))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
