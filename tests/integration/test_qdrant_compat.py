@@ -883,7 +883,7 @@ def test_query_by_point_id_excludes_that_point(client: QdrantClient) -> None:
 def test_query_without_query_lists_points_in_id_order(client: QdrantClient) -> None:
     make(client, n=10)
     hits = client.query_points("docs", limit=3, offset=2).points
-    assert ids_of(hits) == [3, 4, 5] and all(h.score == 0 for h in hits)
+    assert ids_of(hits) == [3, 4, 5] and all(h.score == 1.0 for h in hits)  # as in Qdrant
 
 
 def test_query_batch_points(client: QdrantClient) -> None:

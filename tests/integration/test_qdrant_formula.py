@@ -172,6 +172,23 @@ def test_formulas_score_as_the_local_mode_does(
     assert len(got[0]) >= 60  # (the prefetches overlap: fewer than 100)
 
 
+def test_a_prefetch_without_a_vector_scores_1(client: QdrantClient, local: QdrantClient) -> None:
+    """Points a prefetch lists (no query: by id; or in a payload order) score 1, as
+    Qdrant's listings do, so a formula multiplying by ``$score`` ranks by its other
+    factor (they scored 0 here, and every such product tied at 0)."""
+    query = models.FormulaQuery(formula={"mult": ["$score", "meta.boost"]})
+    for prefetch in (
+        models.Prefetch(limit=50),
+        models.Prefetch(query=models.OrderByQuery(order_by="when"), limit=50),
+    ):
+        got, want = (
+            _pairs(c.query_points("c", prefetch=prefetch, query=query, limit=50).points)
+            for c in (client, local)
+        )
+        assert got[0] == want[0] and got[1] == pytest.approx(want[1], rel=1e-5)
+        assert len(set(got[1])) == 50  # ranked by meta.boost, no ties
+
+
 def test_paging_thresholds_and_what_is_shown(client: QdrantClient, local: QdrantClient) -> None:
     query = models.FormulaQuery(formula={"sum": ["$score", {"mult": [0.5, _tag("h1")]}]})
     asked: dict[str, Any] = {

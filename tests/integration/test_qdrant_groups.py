@@ -411,7 +411,7 @@ def between_i(below: int) -> models.FieldCondition:
 
 def test_queries_that_list_by_payload_order_or_at_random(client: QdrantClient) -> None:
     """``query_points`` with an ``order_by`` or a random ``sample`` query: points in the
-    scroll's order (with their order values, scoring 0) or drawn at random."""
+    scroll's order (with their order values, scoring 1 as in Qdrant) or drawn at random."""
     n = 300
     prices = [int(p) for p in np.random.default_rng(14).integers(0, 50, size=n)]
     _load(client, "listed", _vectors(n, 15), [{"price": p, "i": i} for i, p in enumerate(prices)])
@@ -419,7 +419,7 @@ def test_queries_that_list_by_payload_order_or_at_random(client: QdrantClient) -
 
     got = client.query_points("listed", query=models.OrderByQuery(order_by="price"), limit=12)
     assert [(p.order_value, p.id) for p in got.points] == by_price[:12]
-    assert all(p.score == 0 and p.payload == {"price": prices[p.id], "i": p.id} for p in got.points)
+    assert all(p.score == 1 and p.payload == {"price": prices[p.id], "i": p.id} for p in got.points)
     desc = models.OrderBy(key="price", direction=models.Direction.DESC, start_from=30)
     got = client.query_points(
         "listed", query=models.OrderByQuery(order_by=desc), limit=5, offset=3, with_payload=False

@@ -75,11 +75,12 @@ def record(
 def scored_point(
     hit: ScoredPoint | Point, payload: PayloadSelector, order_value: float | None = None
 ) -> dict[str, Any]:
-    """A search hit; a plain point (a query without a vector) scores 0, as in Qdrant."""
+    """A search hit; a plain point (listed by a query without a vector) scores 1, as
+    Qdrant's listings do (its ``query_scroll``)."""
     out: dict[str, Any] = {
         "id": hit.id,
         "version": POINT_VERSION,
-        "score": hit.score if isinstance(hit, ScoredPoint) else 0.0,
+        "score": hit.score if isinstance(hit, ScoredPoint) else 1.0,
     }
     if payload.enabled:
         out["payload"] = payload.apply(hit.payload)

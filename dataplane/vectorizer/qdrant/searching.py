@@ -27,7 +27,7 @@ Lookups = Mapping[str, Collection]  # the collections lookup_from names, by name
 
 
 def _listed(coll: Collection, s: models.Search) -> Hits:
-    """A query without a vector lists points (scoring 0, as in Qdrant): in the order of a
+    """A query without a vector lists points (scoring 1, as in Qdrant): in the order of a
     payload value, at random, or by id."""
     predicate = compile_filter(s.filter)
     shown: dict[str, Any] = {"with_payload": s.payload.enabled, "with_vector": s.with_vector}
