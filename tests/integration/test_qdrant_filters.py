@@ -68,6 +68,32 @@ def test_answers_as_local_mode(client: QdrantClient) -> None:
     local.close()
 
 
+def test_quoted_keys_name_the_key_inside_the_quotes(client: QdrantClient) -> None:
+    """``'"user name"'`` is the key ``user name`` (quotes name a key holding spaces,
+    dots or brackets) for filters, facets, ordered listings and groups, as in Qdrant:
+    without a dot or bracket, the quotes were read as part of the name (nothing
+    matched)."""
+    payloads = {1: {"user name": "bob", "n": 3, "a.b": 7}, 2: {"user name": "amy", "n": 4}}
+    local = QdrantClient(":memory:")
+    for c in (client, local):
+        _load(c, payloads)
+    field = models.FieldCondition
+    for c in (client, local):
+        for flt, want in [
+            (field(key='"user name"', match=models.MatchValue(value="bob")), [1]),
+            (field(key='"n"', match=models.MatchAny(any=[3, 4])), [1, 2]),
+            (field(key='"n"', range=models.Range(gte=4)), [2]),
+            (field(key='"a.b"', match=models.MatchValue(value=7)), [1]),
+        ]:
+            assert _ids(c, models.Filter(must=[flt])) == want, (c, flt)
+        facet = c.facet("c", '"user name"').hits
+        assert sorted((h.value, h.count) for h in facet) == [("amy", 1), ("bob", 1)]
+        assert [p.id for p in c.scroll("c", order_by='"n"')[0]] == [1, 2]
+        groups = c.query_points_groups("c", query=[1.0] * DIM, group_by='"user name"').groups
+        assert sorted(g.id for g in groups) == ["amy", "bob"]
+    local.close()
+
+
 @pytest.mark.parametrize(
     ("condition", "says"),
     [

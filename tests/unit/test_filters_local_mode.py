@@ -180,6 +180,11 @@ CONDITIONS: list[models.Condition] = [
     _field("m", match=models.MatchExcept(**{"except": [1]})),
     _field("m", match=models.MatchExcept(**{"except": ["a"]})),
     _field("m", range=models.Range(gte=1, lte=1)),
+    # a quoted key is the key inside the quotes, dot or no dot
+    _field('"m"', match=models.MatchValue(value=1)),
+    _field('"m"', match=models.MatchExcept(**{"except": ["a"]})),
+    _field('"m"', range=models.Range(gte=1)),
+    _field('"o".e', is_null=True),
     models.Filter(),  # an empty nested filter: every point passes
     models.Filter(should=[models.Filter(), _field("e", is_empty=True)]),
 ]

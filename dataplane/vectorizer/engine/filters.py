@@ -486,7 +486,9 @@ def _any_value(test: Test, key: str) -> Predicate:
 
 
 def _top_level(key: str) -> bool:
-    return "." not in key and "[" not in key
+    """Whether ``key`` names a top-level key as it is written (a quoted key, ``"a b"``,
+    is a path: its quotes are not part of the name)."""
+    return "." not in key and "[" not in key and '"' not in key
 
 
 def _match(spec: Any, key: str, field: str) -> tuple[Test, Lookup | None]:
