@@ -126,6 +126,34 @@ def test_groups_are_the_best_hits_of_the_best_groups(client: QdrantClient) -> No
     )
 
 
+def test_prefetches_of_a_grouped_query_fetch_group_size_times_more(client: QdrantClient) -> None:
+    """As Qdrant does (``increase_limit_for_group``): each prefetch of a grouped query
+    asks for ``group_size`` times its limit, so groups fill from the fused ranking of
+    6 points each instead of the 2 asked (groups of 2 hits, scores from short lists)."""
+    vectors = {"a": models.VectorParams(size=2, distance=models.Distance.DOT)}
+    vectors["b"] = vectors["a"]
+    client.create_collection("gpf", vectors_config=vectors)
+    client.upsert(  # by "a" the nearest are 1, 2, 3, ...; by "b" 10, 9, 8, ...
+        "gpf",
+        [
+            models.PointStruct(id=i, vector={"a": [1, -i], "b": [1, i]}, payload={"g": i % 2})
+            for i in range(1, 11)
+        ],
+    )
+    prefetch = [models.Prefetch(query=[0, 1], using=u, limit=2) for u in ("a", "b")]
+    got = client.query_points_groups(
+        "gpf",
+        "g",
+        prefetch=prefetch,
+        query=models.FusionQuery(fusion=models.Fusion.RRF),
+        limit=2,
+        group_size=3,
+    )
+    assert _got(got) == [(1, [1, 9, 5]), (0, [10, 2, 6])]
+    # RRF (k 2) over the two lists of 6: 1 / (rank + 2), summed
+    assert [h.score for h in got.groups[0].hits] == pytest.approx([1 / 2, 1 / 3, 1 / 6 + 1 / 7])
+
+
 def test_a_rare_group_deep_in_the_ranking_is_found(client: QdrantClient) -> None:
     """Groups are filled by asking for more hits until they are complete: a group whose
     points rank in the thousands still gets all of them (the graph path, 5,000 points)."""

@@ -100,11 +100,30 @@ def _grouped(body: _Grouping, search: Search, max_limit: int, max_hits: int) -> 
     if limit * group_size > max_hits:
         raise ValidationError(f"limit x group_size may be at most {max_hits}", field="group_size")
     return QueryGroups(
-        search=search,
+        search=_prefetching_more(search, group_size, max_hits),
         group_by=payload_key(body.group_by, "group_by"),
         group_size=group_size,
         limit=limit,
         lookup=None if body.with_lookup is None else _lookup(body.with_lookup),
+    )
+
+
+def _prefetching_more(search: Search, group_size: int, max_hits: int) -> Search:
+    """``search`` with every prefetch under it asking for ``group_size`` times as many
+    points, as Qdrant does for grouped queries (each group wants that many hits), at
+    most ``max_hits`` (nor fewer than it asked)."""
+    if not search.prefetch:
+        return search
+    return dataclasses.replace(
+        search,
+        prefetch=tuple(
+            _prefetching_more(
+                dataclasses.replace(p, limit=max(p.limit, min(p.limit * group_size, max_hits))),
+                group_size,
+                max_hits,
+            )
+            for p in search.prefetch
+        ),
     )
 
 
