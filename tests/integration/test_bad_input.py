@@ -295,6 +295,15 @@ BAD: list[tuple[str, str, Any, int, str, str | None]] = [
         "body",
     ),
     ("POST", "/batch_search", b'{"collection": "\xc3"}', 400, "malformed_json", "body"),
+    # A number out of range deep in a free-form object: named up to the object
+    (
+        "POST",
+        "/collections/c/search",
+        b'{"vector": [1, 2, 3], "filter": {"must": [{"key": "a", "range": {"gt": 1e400}}]}}',
+        422,
+        "validation_error",
+        "filter",
+    ),
     # One invalid id refuses the whole delete (point 1 stays).
     ("POST", "/collections/c/vectors/delete", {"ids": [1, -1]}, 422, "validation_error", "ids[1]"),
     ("POST", "/collections/c/vectors/delete", {"ids": [2, "7"]}, 422, "validation_error", "ids[1]"),

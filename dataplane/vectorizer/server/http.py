@@ -152,7 +152,9 @@ def convert_as(value: Any, kind: type[T], prefix: str = "") -> T:
 def _message_and_field(text: str) -> tuple[str, str | None]:
     m = _AT.search(text)
     path = m.group("path") if m else ""
-    field = path.lstrip(".") or None
+    # msgspec writes the keys of a free-form object (a filter, a payload) as "[...]":
+    # the field is named up to the first of them
+    field = path.split("[...]", 1)[0].lstrip(".") or None
     unknown = re.search(r"unknown field `([^`]+)`", text)
     if unknown:
         field = _join(field or "", unknown.group(1))
