@@ -502,7 +502,7 @@ def _match(spec: Any, key: str, field: str) -> tuple[Test, Lookup | None]:
     if kind == "value":
         # as in Qdrant: a string, an integer or a bool, matching values of its own kind
         # only (1 matches neither 1.0 nor true)
-        if not isinstance(arg, str | int) or isinstance(arg, float):
+        if not isinstance(arg, str | int):  # (bool is an int)
             raise ValidationError(
                 "match.value is a string, an integer or a bool", field=f"{field}.value"
             )
