@@ -581,7 +581,7 @@ def test_records_and_scored_points_parse_as_qdrant_models() -> None:
     listed = responses.scored_point(
         Point(3, {"a": 1}, None), models.PayloadSelector(True, include=("b",))
     )
-    assert listed == {"id": 3, "version": 0, "score": 0.0, "payload": {}}
+    assert listed == {"id": 3, "version": 0, "score": 1.0, "payload": {}}
 
 
 def test_envelope_and_update_result() -> None:

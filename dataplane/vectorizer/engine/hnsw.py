@@ -13,6 +13,10 @@ Of a group of points with equal vectors only one is a graph node, the others its
 (``twins.py``: many copies of one vector otherwise become an island that traps every
 search); a search expands each node it finds into its group.
 
+In a dot-product collection the graph and the buffer hold the vectors times a power of
+two (``dotscale.py``: hnswlib's ``1 - <a, b>`` in float32 cannot tell small products
+apart); everything else here sees them as stored.
+
 A fold links its batch on the fold thread, in the background: updates go on staging
 meanwhile (the delta buffer is a fresh one), so the graph work of updates is off their
 path. hnswlib does not allow anything else while the graph changes, so every other use
@@ -36,6 +40,7 @@ import numpy.typing as npt
 
 from vectorizer.engine.config import HnswParams, Metric
 from vectorizer.engine.delta import DeltaBuffer
+from vectorizer.engine.dotscale import Scale
 from vectorizer.engine.files import check_written
 from vectorizer.engine.twins import Twins
 from vectorizer.engine.validation import Matrix
@@ -80,6 +85,11 @@ class HnswIndex:
         index.load_index(str(path), max_elements=len(vectors))
         self = cls.__new__(cls)
         self._attach(index, dim, metric, params)
+        for slot in slots:  # (a dot-product graph's factor: see dotscale.py)
+            held = self._graph_row(slot)
+            if held is not None:
+                self._scale.adopt(held, vectors[slot])
+                break
         unlinked = self._twins.rebuild(vectors, slots, self._holds)
         self._linked = len(slots) - self._twins.count - len(unlinked)
         for slot in unlinked:
@@ -98,6 +108,7 @@ class HnswIndex:
         self._settling = threading.Lock()  # held while a finished fold's deletes apply
         self._twins = Twins(index.get_max_elements())
         self._linked = 0  # live graph nodes (once the fold in progress is done)
+        self._scale = Scale(metric is Metric.DOT)  # the graph's and buffer's rows: scaled
 
     @property
     def staged(self) -> int:
@@ -138,16 +149,16 @@ class HnswIndex:
 
     def add(self, vectors: Matrix, slots: list[int]) -> None:
         graph = self._graph()
-        vectors, slots = self._nodes_of(vectors, slots)
+        held, slots = self._nodes_of(vectors, self._scale.data(vectors), slots)
         if slots:
-            _link(graph, vectors, slots)
+            _link(graph, held, slots)
 
     def stage(self, vector: Matrix, slot: int) -> None:
         """Make ``vector`` (one row) searchable under ``slot`` now; it joins the graph at
         the next fold (at once when the buffer is full)."""
         if self._delta.full:
             self.fold()
-        self._delta.add(vector, slot)
+        self._delta.add(self._scale.data(vector), slot)
 
     def fold(self) -> int:
         """Start linking every staged vector into the graph, in one batch on the fold
@@ -155,32 +166,39 @@ class HnswIndex:
         if not len(self._delta):
             return 0
         graph = self._graph()  # one fold at a time
-        vectors, slots = self._delta.drain()
+        held, slots = self._delta.drain()
         staged = len(slots)
-        vectors, slots = self._nodes_of(vectors, slots)
+        held, slots = self._nodes_of(self._scale.restore(held), held, slots)
         if slots:
-            self._folding = _folder().submit(_link, graph, vectors, slots)
+            self._folding = _folder().submit(_link, graph, held, slots)
         return staged
 
-    def _nodes_of(self, vectors: Matrix, slots: list[int]) -> tuple[Matrix, list[int]]:
-        """The rows (and slots) of a batch to link, its twins kept aside; counted as
-        linked. Called with the graph idle."""
+    def _nodes_of(
+        self, vectors: Matrix, held: Matrix, slots: list[int]
+    ) -> tuple[Matrix, list[int]]:
+        """The rows (and slots) of a batch to link, as the graph holds them (``held``,
+        the same rows as ``vectors``), its twins kept aside; counted as linked. Called
+        with the graph idle."""
         rows = self._twins.sort_out(vectors, slots, self._vector_of)
         if len(rows) < len(slots):
-            vectors, slots = vectors[rows], [slots[r] for r in rows]
+            held, slots = held[rows], [slots[r] for r in rows]
         self._linked += len(slots)
-        return vectors, slots
+        return held, slots
 
     def _vector_of(self, slot: int) -> Matrix | None:
         """The vector of a graph node or a staged slot, as a (1, dim) row (a copy)."""
-        staged = self._delta.get(slot)
-        if staged is not None:
-            return staged
+        held = self._delta.get(slot)
+        if held is None:
+            held = self._graph_row(slot)
+        return None if held is None else self._scale.restore(held)
+
+    def _graph_row(self, slot: int) -> Matrix | None:
+        """A graph node's row as the graph holds it, or None (not a live node)."""
         try:
-            vector: Matrix = self._graph().get_items([slot], return_type="numpy")
+            row: Matrix = self._graph().get_items([slot], return_type="numpy")
         except RuntimeError:  # not in the graph, or deleted there
             return None
-        return vector
+        return row
 
     def _holds(self, slot: int) -> bool:
         """Whether ``slot`` is a live node of the graph."""
@@ -212,26 +230,31 @@ class HnswIndex:
         """Top ``k`` as (slot, score), or None when the graph yields fewer than ``k``."""
         twins = self._twins
         nodes = twins.any_of(accept) if twins and accept is not None else accept
+        query, divisors = self._scale.queries(query)
         found = self._knn(query, k, ef, nodes, 1)
         if found is None:
             return None
         if len(self._delta):
-            hits = self._merged(query, k, *found, nodes)[0]
+            hits = self._merged(query, k, *found, nodes, divisors)[0]
         else:
-            hits = self._hits(found[0][0], found[1][0])
+            hits = self._hits(found[0][0], found[1][0], None if divisors is None else divisors[0])
         points = self._points([hits], k, accept)
         return None if points is None else points[0]
 
     def search_many(self, queries: Matrix, k: int, ef: int | None) -> list[Hits] | None:
         """Top ``k`` for each row of ``queries``; None when any query yields fewer than ``k``."""
+        queries, divisors = self._scale.queries(queries)
         found = self._knn(queries, k, ef, None, 1 if len(queries) < 4 else -1)
         if found is None:
             return None
         if len(self._delta):
-            many = self._merged(queries, k, *found, None)
+            many = self._merged(queries, k, *found, None, divisors)
         else:
             labels, dists = found
-            many = [self._hits(labels[i], dists[i]) for i in range(len(queries))]
+            many = [
+                self._hits(labels[i], dists[i], None if divisors is None else divisors[i])
+                for i in range(len(queries))
+            ]
         return self._points(many, k, None)
 
     def _points(
@@ -270,12 +293,18 @@ class HnswIndex:
             return None
         return found
 
-    def _hits(self, labels: Labels, dists: Distances) -> Hits:
+    def _hits(self, labels: Labels, dists: Distances, divisor: float | None = None) -> Hits:
         """One row of hnswlib's answer as (slot, score); a few Python floats are cheaper
-        than another round of numpy calls."""
+        than another round of numpy calls. ``divisor``: the query's and the graph's
+        factors (a dot product's, see dotscale.py)."""
         if self.metric is Metric.EUCLIDEAN:
             return [
                 (s, math.sqrt(max(d, 0.0)))
+                for s, d in zip(labels.tolist(), dists.tolist(), strict=True)
+            ]
+        if divisor:
+            return [
+                (s, (1.0 - d) / divisor)
                 for s, d in zip(labels.tolist(), dists.tolist(), strict=True)
             ]
         return [(s, 1.0 - d) for s, d in zip(labels.tolist(), dists.tolist(), strict=True)]
@@ -287,8 +316,10 @@ class HnswIndex:
         labels: Labels,
         dists: Distances,
         accept: Callable[[int], bool] | None,
+        divisors: list[float] | None,
     ) -> list[Hits]:
-        """The graph's hits and the delta buffer's, best ``k`` of both for each query.
+        """The graph's hits and the delta buffer's, best ``k`` of both for each query
+        (``queries`` and ``divisors`` as ``Scale.queries`` gives them).
 
         No slot is in both: a staged slot is absent from the graph or deleted there."""
         # Only the buffer's own best k can make the cut (of those ``accept`` takes).
@@ -296,10 +327,11 @@ class HnswIndex:
         better = self.metric.higher_is_better
         out = []
         for i in range(len(queries)):
-            extra = self._hits(staged[i], distances[i])
+            divisor = None if divisors is None else divisors[i]
+            extra = self._hits(staged[i], distances[i], divisor)
             if accept is not None:
                 extra = [hit for hit in extra if accept(hit[0])][:k]
-            hits = self._hits(labels[i], dists[i]) + extra
+            hits = self._hits(labels[i], dists[i], divisor) + extra
             hits.sort(key=_score, reverse=better)
             out.append(hits[:k])
         return out
