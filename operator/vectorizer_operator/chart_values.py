@@ -41,7 +41,7 @@ def _port() -> Json:
 
 def values_schema() -> Json:
     return {
-        "$schema": "https://json-schema.org/draft-07/schema#",
+        "$schema": "http://json-schema.org/draft-07/schema#",
         "$comment": COMMENT,
         "type": "object",
         "required": ["image", "leaderElection", "logFormat", "logLevel"],

@@ -161,7 +161,7 @@ def test_the_query_filter_holds_in_nested_prefetches_and_query_points_are_left_o
 
 def test_grouped_queries_take_prefetches(client: QdrantClient, data: np.ndarray) -> None:
     q = _unit(10)
-    found = _top(data, q, 40)
+    found = _top(data, q, 40 * 3)  # a grouped query's prefetch takes group_size x its limit
     got = client.query_points_groups(
         "c",
         group_by="city",
