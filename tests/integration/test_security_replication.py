@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
@@ -136,3 +137,50 @@ async def test_a_replica_with_a_wrong_key_is_refused_until_its_secret_is_fixed(
             return bool((await vr.replication_status())["sequence"] == 1)
 
         await eventually(following, timeout=40)
+
+
+async def test_a_stream_opened_with_a_key_since_revoked_is_closed_before_the_next_write(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """Credentials are checked when the stream opens and again whenever the API keys
+    change (and every second): a write made after its key was revoked never goes out
+    on a stream that key opened (it used to, for as long as the stream lived)."""
+    auth = ["--auth-enabled", "true", "--auth-admin-key", ADMIN]
+    primary = server_factory(data_dir=tmp_path / "p", args=[*FAST, *auth]).start()
+    async with VectorizerClient(primary.url, api_key=ADMIN) as vp:
+        await vp.create_collection("c", 4)
+        record, key = await vp.create_key("streamer", "admin")
+        status = await vp.replication_status()
+        hello = {
+            "type": "hello",
+            "node_id": "listener",
+            "address": "",
+            "epoch": status["epoch"],
+            "sequence": status["sequence"],
+            "history": status["history"],
+            "record_checksums": True,
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                primary.url.replace("http", "ws") + "/replication/stream",
+                headers={"X-API-Key": key},
+            ) as ws,
+        ):
+            await ws.send_str(orjson.dumps(hello).decode())
+            assert orjson.loads((await ws.receive(timeout=10)).data)["type"] == "welcome"
+            await vp.upsert("c", [Point(1, [1.0, 0, 0, 0], {"before": True})])
+            seen = b""
+            while b"before" not in seen:  # the write before revocation streams
+                msg = await ws.receive(timeout=10)
+                seen += msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+            await vp.revoke_key(record["id"])
+            await vp.upsert("c", [Point(2, [1.0, 0, 0, 0], {"after_revocation": True})])
+            after = b""
+            deadline = asyncio.get_running_loop().time() + 10
+            while b"unauthenticated" not in after and b"after_revocation" not in after:
+                msg = await ws.receive(timeout=max(deadline - asyncio.get_running_loop().time(), 0))
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    break
+                after += msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+            assert b"unauthenticated" in after and b"after_revocation" not in after

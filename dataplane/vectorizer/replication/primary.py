@@ -213,7 +213,12 @@ class PrimaryHub:
         for ws in list(self._links):
             await ws.close(code=1001, message=b"no longer primary")
 
-    async def serve(self, ws: web.WebSocketResponse) -> None:
+    async def serve(
+        self, ws: web.WebSocketResponse, admitted: Callable[[], bool] | None = None
+    ) -> None:
+        """Stream this primary's log to the replica at the other end of ``ws``, for as
+        long as ``admitted()`` (its credentials, checked again whenever the API keys
+        change and every second) holds."""
         hello = protocol.parse(await ws.receive_str(timeout=10))
         if hello.get("type") != "hello":
             await ws.send_str(protocol.message("error", code="protocol", message="expected hello"))
@@ -274,7 +279,7 @@ class PrimaryHub:
                 next_seq = await self._full_sync(ws, info) + 1
             else:
                 next_seq = their_seq + 1
-            await self._stream(ws, info, next_seq, wake, reader)
+            await self._stream(ws, info, next_seq, wake, reader, admitted)
         except SyncRefused as exc:
             log.warning("replica %s refused a full sync: %s", node_id, exc)
         finally:
@@ -291,16 +296,26 @@ class PrimaryHub:
         next_seq: int,
         wake: asyncio.Event,
         reader: asyncio.Task[None],
+        admitted: Callable[[], bool] | None,
     ) -> None:
         last_beat = 0.0
         keys_sent = -1
+        checked = time.monotonic()
         while not ws.closed and not reader.done() and self._is_primary():
             wake.clear()
-            if self._keys is not None:
-                revision, key_file = self._keys()
-                if revision != keys_sent:  # hashes only: a replica checks keys, never issues them
-                    await self._send_json(ws, info, "keys", file=key_file)
-                    keys_sent = revision
+            revision, key_file = self._keys() if self._keys is not None else (keys_sent, {})
+            now = time.monotonic()
+            if admitted is not None and (revision != keys_sent or now - checked >= 1.0):
+                checked = now
+                if not admitted():  # (a key revoked now: before a record goes out)
+                    log.warning("replica %s: its credentials are no longer valid", info.node_id)
+                    await self._send_json(
+                        ws, info, "error", code="unauthenticated", message="credentials revoked"
+                    )
+                    return
+            if revision != keys_sent:  # hashes only: a replica checks keys, never issues them
+                await self._send_json(ws, info, "keys", file=key_file)
+                keys_sent = revision
             if next_seq <= self.store.sequence:
                 batch = self._records_from(next_seq)
                 if batch is None:  # the log moved on while we were away: snapshot again

@@ -11,6 +11,7 @@ from vectorizer.replication.manager import ReplicationManager
 from vectorizer.server.http import json_response, read_json
 from vectorizer.server.keys import REPLICATION
 from vectorizer.server.middlewares.audit import audit_stream_opened
+from vectorizer.server.middlewares.auth import still_admitted
 
 
 def _manager(request: web.Request) -> ReplicationManager:
@@ -69,7 +70,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=1 << 20)  # replicas send only small messages
     await ws.prepare(request)
     audit_stream_opened(request)
-    await manager.hub.serve(ws)
+    await manager.hub.serve(ws, still_admitted(request))
     await ws.close()
     return ws
 

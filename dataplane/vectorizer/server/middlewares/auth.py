@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,7 +23,7 @@ from vectorizer.security.permissions import Rule, rule_for
 from vectorizer.security.roles import ANONYMOUS, Permission, Principal
 from vectorizer.server.exchange import EXCHANGE, Exchange
 from vectorizer.server.http import read_json_bytes
-from vectorizer.server.keys import STORE
+from vectorizer.server.keys import GUARD, STORE
 from vectorizer.server.middlewares.metrics import UNMATCHED
 from vectorizer.server.middlewares.ratelimit import check_rate
 
@@ -62,6 +63,25 @@ async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str)
     # limited key could send refused calls, each an audit line, without end).
     check_rate(ex, guard, principal)
     await authorize(request, ex, principal, rule)
+
+
+def still_admitted(request: web.Request) -> Callable[[], bool] | None:
+    """For a stream that outlives its admission (the replication stream): whether the
+    credentials it was opened with would still be admitted to it now (not revoked, not
+    expired, not rotated past their grace). None when nothing is checked (no auth)."""
+    guard = request.app[GUARD]
+    if not guard.enabled:
+        return None
+    given = credentials(request, verified_peer_certificate(request))
+
+    def admitted() -> bool:
+        try:
+            principal = guard.authenticator.authenticate(given)
+        except AuthenticationFailed:
+            return False
+        return principal.granted(Permission.REPLICATION_STREAM)
+
+    return admitted
 
 
 def is_public(rule: Rule, metrics_public: bool) -> bool:
