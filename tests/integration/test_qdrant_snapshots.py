@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
@@ -417,3 +418,46 @@ async def test_wait_false_answers_at_once_and_works_in_the_background(
         async with session.post(f"{server.url}{Q}/nope/snapshots?wait=false") as r:
             assert r.status == 404  # refused at once, waited for or not
     assert list((server.data_dir / "collection-snapshots").glob(".tmp-*")) == []
+
+
+async def test_a_source_api_key_goes_to_the_source_origin_only(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    """``recover_snapshot``'s ``api_key`` is sent to the location's origin, and on a
+    redirect within it, but not to another origin a redirect leads to (aiohttp sent it
+    on to wherever the source redirected)."""
+    make(client, "src", 50)
+    made = client.create_snapshot("src")
+    assert made is not None
+    status, snapshot = _get(f"{server.url}{Q}/src/snapshots/{made.name}")
+    assert status == 200
+    seen: list[tuple[str, str | None]] = []
+
+    async def handle(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        seen.append((f"{request.host}{request.path}", request.headers.get("api-key")))
+        if request.path == "/moved":  # to the same origin
+            raise aiohttp.web.HTTPFound("/elsewhere")
+        if request.path == "/elsewhere":  # to another origin (another host name)
+            raise aiohttp.web.HTTPFound(f"http://localhost:{port}/file")
+        return aiohttp.web.Response(body=snapshot)
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            body = {"location": f"http://127.0.0.1:{port}/moved", "api_key": "source-secret"}
+            status, answer = await _put(session, f"{server.url}{Q}/copy/snapshots/recover", body)
+        assert status == 200, answer
+        assert seen == [
+            (f"127.0.0.1:{port}/moved", "source-secret"),
+            (f"127.0.0.1:{port}/elsewhere", "source-secret"),
+            (f"localhost:{port}/file", None),
+        ]
+        assert client.count("copy").count == 50
+    finally:
+        await runner.cleanup()

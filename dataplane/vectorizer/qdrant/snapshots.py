@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from vectorizer.engine import collection_snapshots, validation
 from vectorizer.engine.collection_snapshots import Description
@@ -47,6 +48,8 @@ from vectorizer.server.middlewares.auth import authorize_also
 
 PRIORITIES = frozenset({"snapshot", "replica", "no_sync"})
 _CHUNK = 1 << 20
+_REDIRECTS = 5  # followed at most (aiohttp's default is 10)
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 @qdrant_view
@@ -285,18 +288,36 @@ async def _fetch(request: web.Request, url: str, api_key: str | None, path: Path
     timeout = aiohttp.ClientTimeout(
         total=None, connect=settings.request_body_timeout_s, sock_read=None
     )
-    headers = {"api-key": api_key} if api_key else None
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, headers=headers) as response,
-        ):
-            if response.status != 200:
-                raise ValidationError(
-                    f"fetching the snapshot: {url} answered {response.status}", field="location"
-                )
-            await _write(request, path, response.content.iter_chunked(_CHUNK))
-    except (aiohttp.ClientError, OSError) as exc:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            target = URL(url)
+            for _ in range(_REDIRECTS + 1):
+                # The source's api_key goes to the source's origin only, not to wherever
+                # it redirects (aiohttp would send every header on).
+                same = target.origin() == URL(url).origin()
+                headers = {"api-key": api_key} if api_key and same else None
+                async with session.get(target, headers=headers, allow_redirects=False) as response:
+                    location = response.headers.get("Location")
+                    if response.status in _REDIRECT_STATUSES and location:
+                        target = target.join(URL(location))
+                        if target.scheme not in ("http", "https"):
+                            raise ValidationError(
+                                f"fetching the snapshot: {url} redirected to {target.scheme}:",
+                                field="location",
+                            )
+                        continue
+                    if response.status != 200:
+                        raise ValidationError(
+                            f"fetching the snapshot: {target} answered {response.status}",
+                            field="location",
+                        )
+                    await _write(request, path, response.content.iter_chunked(_CHUNK))
+                    return
+            raise ValidationError(
+                f"fetching the snapshot: {url} redirected more than {_REDIRECTS} times",
+                field="location",
+            )
+    except (aiohttp.ClientError, OSError, ValueError) as exc:  # (a Location yarl cannot read)
         raise ValidationError(
             f"fetching the snapshot from {url}: {exc or type(exc).__name__}", field="location"
         ) from None
