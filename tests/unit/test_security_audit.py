@@ -41,3 +41,32 @@ def test_rotation_by_size_and_count(tmp_path: Path) -> None:
         assert p.stat().st_size <= 2048
         assert all(isinstance(line["n"], int) for line in lines(p))
     assert lines(path)[-1]["n"] == 499
+
+
+def test_a_flood_of_refusals_is_counted_not_written_line_by_line(tmp_path: Path) -> None:
+    """Anyone who reaches the port can send failed logins without end: beyond a burst
+    per source (and for all sources together) they are counted into ``audit_suppressed``
+    lines, so they cannot rotate the calls that matter out of the log. Every line was
+    written before (3,000 refusals rotated a 200 KB log)."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, max_bytes=1 << 20, backups=1)
+    log.record("request", principal="key:admin", route="/auth/keys", source="10.0.0.1")
+    for _ in range(3000):
+        log.record("authentication_failed", status=401, source="10.0.0.9")
+    for i in range(300):  # from many sources: the global budget holds
+        log.record("rate_limited", status=429, source=f"10.1.{i // 250}.{i % 250}")
+    log.record("request", principal="key:admin", route="/collections", source="10.0.0.1")
+    log.close()  # (writes what is still counted)
+    got = lines(path)
+    failed = [g for g in got if g["event"] == "authentication_failed"]
+    limited = [g for g in got if g["event"] == "rate_limited"]
+    counted = {
+        (g["of"], g["source"]): g["suppressed"] for g in got if g["event"] == "audit_suppressed"
+    }
+    assert 20 <= len(failed) < 40 and len(limited) <= 200
+    assert sum(n for (of, _), n in counted.items() if of == "authentication_failed") == 3000 - len(
+        failed
+    )
+    assert sum(n for (of, _), n in counted.items() if of == "rate_limited") == 300 - len(limited)
+    assert [g["route"] for g in got if g["event"] == "request"] == ["/auth/keys", "/collections"]
+    assert len(got) < 300
