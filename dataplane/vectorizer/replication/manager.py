@@ -30,12 +30,14 @@ from vectorizer.replication import state as node_state
 from vectorizer.replication.follower import Follower, FollowerConfig
 from vectorizer.replication.primary import PrimaryHub, Thresholds
 from vectorizer.replication.state import (
+    EPOCH_MAX,
     History,
     NodeState,
     Role,
     history_json,
     last_epoch,
     new_node_id,
+    valid_epoch,
 )
 from vectorizer.security.keys import KeyStore
 from vectorizer.security.secrets import MIN_KEY, Secret
@@ -44,10 +46,6 @@ from vectorizer.settings import Settings
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
-
-
-# The largest epoch: it travels as a 64-bit signed integer (JSON, the operator's status).
-EPOCH_MAX = 2**63 - 1
 
 
 class ReplicationManager:
@@ -78,6 +76,10 @@ class ReplicationManager:
         )
         self.follower: Follower | None = None
         self._follow_task: asyncio.Task[None] | None = None
+        # One transition (promote, follow, fence) at a time: each waits (for the old
+        # follower to stop, for the target's status), and two interleaved left a second
+        # follower running beside the one the state named.
+        self._transition = asyncio.Lock()
         # What the old primary had, as far as this node heard (None: not since it started).
         self._last_primary_sequence: int | None = None
         self.promoted_at: float | None = None
@@ -110,6 +112,8 @@ class ReplicationManager:
                 loaded = replace(loaded, node_id=self.settings.node_id)
             if loaded.role is Role.REPLICA and self.settings.primary_url:
                 loaded = loaded.following(self.settings.primary_url, loaded.epoch)
+            if loaded.role is Role.PRIMARY:
+                loaded = loaded.restarted(self.store.sequence + 1)
             self._persist(loaded)
         log.info(
             "replication: %s at epoch %d (node %s)",
@@ -155,7 +159,7 @@ class ReplicationManager:
     # ---- transitions ---------------------------------------------------------------------
 
     def _check_epoch(self, epoch: Any, *, strictly_higher: bool) -> int:
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= EPOCH_MAX:
+        if not valid_epoch(epoch):
             # (JSON numbers beyond 64 bits arrive as floats: said as what is allowed)
             raise ValidationError(f"epoch must be an integer from 0 to {EPOCH_MAX}", field="epoch")
         if epoch < self.state.epoch or (strictly_higher and epoch == self.state.epoch):
@@ -168,6 +172,21 @@ class ReplicationManager:
 
     async def promote(self, epoch: Any) -> dict[str, Any]:
         """Become primary at ``epoch`` (higher than any this node has seen)."""
+        async with self._transition:
+            return await self._promote(epoch)
+
+    async def follow(self, primary_url: Any, epoch: Any) -> dict[str, Any]:
+        """Become a replica of ``primary_url`` (at ``epoch`` or the node's own)."""
+        async with self._transition:
+            return await self._follow(primary_url, epoch)
+
+    async def fence(self, epoch: Any = None) -> dict[str, Any]:
+        """Stop taking writes now. A fenced primary still streams what it has, so that a
+        switchover target can catch up before it is promoted."""
+        async with self._transition:
+            return await self._fence(epoch)
+
+    async def _promote(self, epoch: Any) -> dict[str, Any]:
         epoch = self._check_epoch(epoch, strictly_higher=True)
         await self._stop_following()
         heard = self._last_primary_sequence
@@ -188,7 +207,7 @@ class ReplicationManager:
             "last_known_primary_sequence": heard,
         }
 
-    async def follow(self, primary_url: Any, epoch: Any) -> dict[str, Any]:
+    async def _follow(self, primary_url: Any, epoch: Any) -> dict[str, Any]:
         if not isinstance(primary_url, str) or not primary_url.startswith(("http://", "https://")):
             raise ValidationError("primary_url must be an http(s) URL", field="primary_url")
         if primary_url.rstrip("/") == self.advertise_url.rstrip("/"):
@@ -212,9 +231,7 @@ class ReplicationManager:
         self._start_following(primary_url)
         return self.status()
 
-    async def fence(self, epoch: Any = None) -> dict[str, Any]:
-        """Stop taking writes now. A fenced primary still streams what it has, so that a
-        switchover target can catch up before it is promoted."""
+    async def _fence(self, epoch: Any = None) -> dict[str, Any]:
         if epoch is not None:
             epoch = self._check_epoch(epoch, strictly_higher=False)
         self._persist(self.state.fenced(epoch))
@@ -224,12 +241,19 @@ class ReplicationManager:
         return self.status()
 
     def _may_stream(self) -> bool:
-        """Primary, or fenced while still at the epoch its own data was written in (not
-        after learning of a newer primary, whose timeline may have left ours)."""
+        """Primary, or a fenced primary while still at the epoch its own data was written
+        in (not after learning of a newer primary, whose timeline may have left ours). A
+        fenced replica (it has a primary) wrote nothing of its own: it streams to no one,
+        and may follow its primary again at the same epoch."""
         role = self.state.role
         if role is Role.PRIMARY:
             return True
-        return role is Role.FENCED and self.state.epoch == last_epoch(self.state.history)
+        return (
+            role is Role.FENCED
+            and self.state.primary_url is None
+            and bool(self.state.history)
+            and self.state.epoch == last_epoch(self.state.history)
+        )
 
     def _step_down(self, epoch: int) -> None:
         """A newer primary exists: stop taking writes now (called from a replica's hello)."""
@@ -251,6 +275,7 @@ class ReplicationManager:
         )
 
     def _start_following(self, primary_url: str) -> None:
+        assert self._follow_task is None or self._follow_task.done(), "one follower at a time"
         s = self.settings
         self.follower = Follower(
             self.store,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from vectorizer.engine import snapshot
 from vectorizer.engine.files import sha256
@@ -27,7 +27,13 @@ from vectorizer.engine.store import Store
 from vectorizer.errors import ReplicationTimeout
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
-from vectorizer.replication.state import History, divergence, history_json, parse_history
+from vectorizer.replication.state import (
+    History,
+    divergence,
+    history_json,
+    parse_history,
+    valid_epoch,
+)
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ class PrimaryHub:
         self._wakeups: set[asyncio.Event] = set()
         self._ack_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._links: set[web.WebSocketResponse] = set()
+        self._link_of: dict[str, web.WebSocketResponse] = {}  # each replica's live link
         self.bytes_sent = 0
         store.on_commit.append(self._on_commit)
 
@@ -219,12 +226,14 @@ class PrimaryHub:
         """Stream this primary's log to the replica at the other end of ``ws``, for as
         long as ``admitted()`` (its credentials, checked again whenever the API keys
         change and every second) holds."""
-        hello = protocol.parse(await ws.receive_str(timeout=10))
-        if hello.get("type") != "hello":
-            await ws.send_str(protocol.message("error", code="protocol", message="expected hello"))
+        try:
+            hello = _hello(await ws.receive_str(timeout=10))
+        except (ValueError, TypeError, KeyError) as exc:  # (not text, not JSON, not a hello)
+            message = f"expected a hello: {exc}"
+            await ws.send_str(protocol.message("error", code="protocol", message=message))
             return
         epoch, history = self._node()
-        their_epoch = int(hello["epoch"])
+        their_epoch = hello["epoch"]
         if their_epoch > epoch:
             # Someone promoted a newer primary: this node must stop taking writes at once.
             self._step_down(their_epoch)
@@ -233,7 +242,11 @@ class PrimaryHub:
         if not self._is_primary():
             await ws.send_str(protocol.message("error", code="not_primary", message="not primary"))
             return
-        node_id = str(hello["node_id"])
+        node_id = hello["node_id"]
+        stale = self._link_of.get(node_id)
+        if stale is not None:  # the replica reconnected (or another node took its id):
+            # one link per node id, or its acks land on a record no longer counted
+            await stale.close(code=WSCloseCode.POLICY_VIOLATION, drain=False)
         info = ReplicaInfo(
             node_id=node_id,
             address=str(hello.get("address") or ""),
@@ -244,8 +257,8 @@ class PrimaryHub:
         if old is not None:
             info.operations_synced, info.full_syncs = old.operations_synced, old.full_syncs
             info.refused_sync = old.refused_sync
-        their_seq = int(hello["sequence"])
-        their_history = parse_history(hello)
+        their_seq = hello["sequence"]
+        their_history = hello["history"]
         diverged = divergence(their_history, history, their_seq)
         # A replica ahead of this primary holds records this one never wrote (a primary
         # that lost its disk, say): nothing it has can be trusted.
@@ -254,6 +267,7 @@ class PrimaryHub:
         info.acked = their_seq if not full else 0
         self.replicas[node_id] = info
         self._links.add(ws)
+        self._link_of[node_id] = ws
         wake = asyncio.Event()
         self._wakeups.add(wake)
         reader = asyncio.create_task(self._read(ws, info))
@@ -287,6 +301,8 @@ class PrimaryHub:
             info.syncing = False
             self._wakeups.discard(wake)
             self._links.discard(ws)
+            if self._link_of.get(node_id) is ws:
+                del self._link_of[node_id]
             await stop(reader)
 
     async def _stream(
@@ -418,3 +434,20 @@ class PrimaryHub:
     def _count(self, info: ReplicaInfo, n: int) -> None:
         info.bytes_sent += n
         self.bytes_sent += n
+
+
+def _hello(text: str) -> dict[str, Any]:
+    """A replica's hello, checked: ``epoch`` and ``sequence`` integers in range (an epoch
+    from a hello can fence this primary: a string or a float is no epoch), ``node_id``
+    a string, ``history`` parsed. ValueError (or KeyError, TypeError) otherwise."""
+    hello = protocol.parse(text)
+    if hello["type"] != "hello":
+        raise ValueError(f"a {hello['type']!r} message")
+    if not valid_epoch(hello.get("epoch")):
+        raise ValueError("epoch is not an integer from 0 to 2**63-1")
+    sequence = hello.get("sequence")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise ValueError("sequence is not a non-negative integer")
+    if not isinstance(hello.get("node_id"), str) or not hello["node_id"]:
+        raise ValueError("node_id is not a string")
+    return {**hello, "history": parse_history(hello)}

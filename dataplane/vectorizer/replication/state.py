@@ -21,11 +21,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
 FILE = "replication.json"
+# The largest epoch: it travels as a 64-bit signed integer (JSON, the operator's status).
+EPOCH_MAX = 2**63 - 1
+
+
+def valid_epoch(value: Any) -> TypeGuard[int]:
+    """Whether ``value`` is an epoch: an integer from 0 to ``EPOCH_MAX`` (not a bool,
+    not a float or a string that would convert)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= EPOCH_MAX
 
 
 class Role(StrEnum):
@@ -93,6 +101,16 @@ class NodeState:
             history=(*self.history, (epoch, next_sequence, new_node_id())),
             primary_url=None,
         )
+
+    def restarted(self, next_sequence: int) -> NodeState:
+        """A primary starting again: its records from ``next_sequence`` on are a new
+        timeline of its epoch. Records it streamed but lost in a crash (past its log's
+        last fsync) may still be on replicas; they part from this timeline there and are
+        replaced by a full sync, not streamed on from as if they were the primary's."""
+        kept = self.history
+        if kept and kept[-1][1] == next_sequence:  # nothing written since: a new id only
+            kept = kept[:-1]
+        return replace(self, history=(*kept, (self.epoch, next_sequence, new_node_id())))
 
     def following(self, primary_url: str, epoch: int) -> NodeState:
         return replace(

@@ -1,0 +1,149 @@
+"""Replication edge cases a failover drill found: a primary that lost its log tail, a
+second link under a live replica's id, hellos that are not hellos, control calls sent
+at once, and a fenced replica."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.integration import test_replication
+from tests.integration.test_replication import (
+    Cluster,
+    all_points,
+    caught_up,
+    eventually,
+    primary_and_replica,
+    seed,
+)
+from vectorizer.client import Point
+
+cluster = test_replication.cluster  # (the fixture)
+
+
+async def _hello(url: str, hello: dict[str, Any]) -> dict[str, Any]:
+    """Send one hello on the stream; the primary's first answer."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_json(hello)
+        answer: dict[str, Any] = await ws.receive_json(timeout=10)
+        return answer
+
+
+async def test_a_primary_that_lost_its_log_tail_resyncs_the_replica_that_had_it(
+    cluster: Cluster,
+) -> None:
+    """A primary loses records it had streamed (a crash before its log was on disk:
+    here its data directory as it was before them), then writes others under the same
+    sequences. Its replica held the lost ones: by epoch and sequence the logs looked
+    alike and it streamed on from its position (its points were not the primary's).
+    Each start of a primary begins a new timeline: a full sync."""
+    p, vp, r, vr = await primary_and_replica(cluster)
+    await seed(vp, 20, batch=5)  # (records 2-5)
+    await eventually(lambda: caught_up(vp, vr))
+    assert p.terminate() == 0
+    before = p.data_dir.with_name("p-before")
+    shutil.copytree(p.data_dir, before)
+    await asyncio.to_thread(p.start)
+    await seed(vp, 20, start=500, batch=5)  # (records 6-9: the replica has them)
+    await eventually(lambda: caught_up(vp, vr))
+    assert r.terminate() == 0
+    p.kill()
+    shutil.rmtree(p.data_dir)
+    before.rename(p.data_dir)  # (records 6-9 lost)
+    await asyncio.to_thread(p.start)
+    await seed(vp, 40, start=1000, batch=5)  # (records 6-13: others)
+    await asyncio.to_thread(r.start)
+
+    async def synced() -> bool:
+        return (await vr.replication_stats())["full_syncs"] >= 1 and await caught_up(vp, vr)
+
+    await eventually(synced)
+    assert await all_points(vr, "c") == await all_points(vp, "c")
+    assert await vr.count("c") == 60
+
+
+@pytest.mark.parametrize(
+    "epoch", ["7", 3.9, 2**64 - 1, None, True], ids=["string", "float", "huge", "none", "bool"]
+)
+async def test_a_hello_with_a_bad_epoch_is_refused_and_fences_nothing(
+    cluster: Cluster, epoch: Any
+) -> None:
+    """An epoch from a hello can fence the primary: one that is no epoch (a string or a
+    float that int() took, one past 64 bits that fenced it for good) is a protocol
+    error, and the primary stays primary."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    url = p.url.replace("http", "ws") + "/replication/stream"
+    hello = {"type": "hello", "node_id": "x", "epoch": epoch, "sequence": 0, "history": []}
+    answer = await _hello(url, hello)
+    assert answer["type"] == "error" and answer["code"] == "protocol", answer
+    status = await vp.replication_status()
+    assert status["role"] == "primary" and status["epoch"] == 1
+    for bad in ({"type": "hello"}, {"type": "ack", "sequence": 1}):  # (no traceback either)
+        assert (await _hello(url, bad))["code"] == "protocol"
+    await vp.create_collection("c", 4)  # still takes writes
+
+
+async def test_a_second_link_under_a_live_replica_id_replaces_the_first(cluster: Cluster) -> None:
+    """A hello naming a connected replica's id (the replica reconnecting, or a stray
+    link) takes its place: the old link is closed and the replica, reconnecting, is
+    counted again. The primary used to keep the old link streaming while counting the
+    new one's record, so once the stray link went, sync writes timed out for good."""
+    p = await cluster.start("p", "--sync-replicas", "1", "--sync-timeout-ms", "3000")
+    vp = cluster.client(p)
+    await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    await vp.create_collection("c", 4)  # (confirmed by the replica)
+    status = await vp.replication_status()
+    url = p.url.replace("http", "ws") + "/replication/stream"
+    hello = {"type": "hello", "node_id": "r", "epoch": 1, "sequence": status["sequence"]}
+    assert (await _hello(url, {**hello, "history": status["history"]}))["type"] == "welcome"
+
+    async def connected_again() -> bool:
+        reps = await vp.replicas()
+        return [(x["id"], x["status"]) for x in reps] == [("r", "Connected")]
+
+    await eventually(connected_again)
+    await vp.upsert("c", [Point(1, [1.0, 0, 0, 0])])  # (sync: needs the replica's ack)
+
+
+async def test_follow_calls_sent_at_once_leave_one_follower(cluster: Cluster) -> None:
+    """Control calls run one at a time: eight follows at once to two primaries used to
+    leave a second follower running beside the one the state named (both primaries
+    full-synced the replica back and forth)."""
+    a = await cluster.start("a")
+    b = await cluster.start("b")
+    va, vb = cluster.client(a), cluster.client(b)
+    await va.create_collection("from_a", 4)
+    await vb.create_collection("from_b", 4)
+    r = await cluster.start("r", "--role", "replica")
+    vr = cluster.client(r)
+    await asyncio.gather(*(vr.follow(a.url if i % 2 else b.url, 1) for i in range(8)))
+    named = (await vr.replication_status())["primary"]
+    source, other = (va, vb) if named == a.url else (vb, va)
+    await eventually(lambda: caught_up(source, vr))
+    await asyncio.sleep(2)  # (a stray follower would have synced the other's data by now)
+    want = [c["name"] for c in await source.list_collections()]
+    assert [c["name"] for c in await vr.list_collections()] == want
+    assert [x["status"] for x in await other.replicas()] in ([], ["Disconnected"])
+
+
+async def test_a_fenced_replica_follows_its_primary_again_and_streams_to_no_one(
+    cluster: Cluster,
+) -> None:
+    """Fencing a replica (it takes no writes anyway) made it look like a fenced primary:
+    following its primary again at the same epoch was refused ("this node was primary
+    at epoch 1"), and other nodes could follow it."""
+    p, vp, r, vr = await primary_and_replica(cluster)
+    await vr.fence()
+    url = r.url.replace("http", "ws") + "/replication/stream"
+    status = await vr.replication_status()
+    hello = {"type": "hello", "node_id": "x", "epoch": 1, "sequence": 0, "history": []}
+    assert (await _hello(url, hello))["code"] == "not_primary", status
+    await vr.follow(p.url, 1)
+    await seed(vp, 10)
+    await eventually(lambda: caught_up(vp, vr))
+    assert await vr.count("c") == 10
