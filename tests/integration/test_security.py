@@ -565,6 +565,10 @@ async def test_replication_stream_without_credentials(node: Node) -> None:
             assert err.value.status == status
             line = await asyncio.to_thread(node.audit_line, rid)
             assert line["route"] == "/replication/stream" and line["status"] == status
+    # an admin without an upgrade: told what the route is (it was "malformed_json")
+    status, got, _ = await asyncio.to_thread(node.call, "GET", "/replication/stream", as_="admin")
+    assert status == 400 and got["error"]["code"] == "malformed_request", got
+    assert "WebSocket" in got["error"]["message"]
 
 
 def _raw_request(port: int, head: bytes, trickle: bytes, every_s: float) -> tuple[bytes, float]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vectorizer.errors import NotReady, ValidationError
+from vectorizer.errors import MalformedRequest, NotReady, ValidationError
 from vectorizer.replication.manager import ReplicationManager
 from vectorizer.server.http import json_response, read_json
 from vectorizer.server.keys import REPLICATION
@@ -68,6 +68,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """The replication stream (WebSocket): a replica follows this primary's log."""
     manager = _manager(request)  # refused before the upgrade; the replica retries
     ws = web.WebSocketResponse(max_msg_size=1 << 20)  # replicas send only small messages
+    if not ws.can_prepare(request).ok:
+        raise MalformedRequest("the replication stream is a WebSocket: send an upgrade request")
     await ws.prepare(request)
     audit_stream_opened(request)
     await manager.hub.serve(ws, still_admitted(request))
