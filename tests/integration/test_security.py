@@ -725,9 +725,10 @@ def test_a_group_lookup_needs_the_looked_up_collection_too(node: Node) -> None:
 def test_lookup_from_needs_the_looked_up_collection_too(node: Node) -> None:
     path = "/qdrant/collections/other/points/query"
     body = {"query": {"recommend": {"positive": [1]}}, "lookup_from": {"collection": "c"}}
-    status, got, _ = node.call("POST", path, body, as_="scoped")  # may read other, not c
+    status, got, rid = node.call("POST", path, body, as_="scoped")  # may read other, not c
     assert status == 403, got
     assert "'c'" in str(got)
+    assert node.audit_line(rid)["collection"] == "c"  # the one refused (it said "other")
     nested = {"prefetch": [{**body, "limit": 3}], "query": {"fusion": "rrf"}}
     assert node.call("POST", path, nested, as_="scoped")[0] == 403
 

@@ -118,6 +118,8 @@ def check_allowed(
         permission, request.app[STORE].resolve(collection)
     ):
         return
+    if collection is not None:  # (a second collection a view reaches: the one refused)
+        ex.audit_collection = collection
     if not principal.granted(permission):
         ex.audit_reason = f"role {principal.role.value} lacks {permission.value}"
         raise Forbidden(f"the {principal.role.value} role may not do this ({permission.value})")
