@@ -50,14 +50,17 @@ class Scale:
         """Vectors read from the graph as they were stored."""
         return vectors if self.factor == 1.0 else vectors / np.float32(self.factor)
 
-    def adopt(self, held: Matrix, stored: Matrix) -> None:
+    def adopt(self, held: Matrix, stored: Matrix) -> bool:
         """Take the factor from a loaded graph: ``held`` is a node's row in it, ``stored``
-        the point's vector (a graph saved before the factor existed holds it at 1)."""
+        the point's vector (a graph saved before the factor existed holds it at 1).
+        False when this row cannot tell (a zero vector): ask another."""
         if self._active and not self._chosen:
             held_norm, norm = float(np.linalg.norm(held)), float(np.linalg.norm(stored))
-            if held_norm > 0 and norm > 0:
-                self.factor = 2.0 ** round(math.log2(held_norm / norm))
-                self._chosen = True
+            if held_norm == 0 or norm == 0:
+                return False
+            self.factor = 2.0 ** round(math.log2(held_norm / norm))
+            self._chosen = True
+        return True
 
     def queries(self, queries: Matrix) -> tuple[Matrix, list[float] | None]:
         """The queries to ask the graph, and what to divide each one's ``1 - d`` by (None:

@@ -87,8 +87,7 @@ class HnswIndex:
         self._attach(index, dim, metric, params)
         for slot in slots:  # (a dot-product graph's factor: see dotscale.py)
             held = self._graph_row(slot)
-            if held is not None:
-                self._scale.adopt(held, vectors[slot])
+            if held is not None and self._scale.adopt(held, vectors[slot]):
                 break
         unlinked = self._twins.rebuild(vectors, slots, self._holds)
         self._linked = len(slots) - self._twins.count - len(unlinked)
