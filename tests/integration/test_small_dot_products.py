@@ -11,25 +11,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.integration.test_equal_vectors import search, upsert
 from tests.servers import ServerProcess
 
 DIM, N = 16, 3000
-
-
-def search(srv: ServerProcess, q: list[float], exact: bool) -> list[Any]:
-    body = {"vector": q, "limit": 10, "exact": exact, "with_payload": False}
-    status, answer = srv.request("POST", "/collections/c/search", body)
-    assert status == 200, answer
-    results: list[Any] = answer["results"]
-    return results
 
 
 def check(srv: ServerProcess, queries: np.ndarray[Any, Any]) -> float:
     """Recall@10 of the graph against exact searches; the scores of shared hits agree."""
     found = 0
     for q in queries.tolist():
-        exact = {r["id"]: r["score"] for r in search(srv, q, exact=True)}
-        graph = {r["id"]: r["score"] for r in search(srv, q, exact=False)}
+        exact = {r["id"]: r["score"] for r in search(srv, q, 10, exact=True)}
+        graph = {r["id"]: r["score"] for r in search(srv, q, 10)}
         found += len(graph.keys() & exact.keys())
         for pid in graph.keys() & exact.keys():
             assert graph[pid] == pytest.approx(exact[pid], rel=1e-5), pid
@@ -42,10 +35,7 @@ def test_small_dot_products_are_told_apart(tmp_path: Path) -> None:
     try:
         body = {"name": "c", "dimension": DIM, "metric": "dot"}
         assert srv.request("POST", "/collections", body)[0] == 201
-        vectors = (rng.normal(size=(N, DIM)) * 1e-4).tolist()
-        for i in range(0, N, 1000):
-            pts = [{"id": i + j, "vector": v} for j, v in enumerate(vectors[i : i + 1000])]
-            assert srv.request("POST", "/collections/c/vectors", {"vectors": pts})[0] == 200
+        upsert(srv, 0, rng.normal(size=(N, DIM)) * 1e-4)
         queries = rng.normal(size=(30, DIM)) * 1e-4
         assert check(srv, queries) >= 0.95
         assert srv.request("POST", "/collections/c/snapshot")[0] in (200, 201)
