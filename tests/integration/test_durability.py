@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -285,6 +286,7 @@ async def test_one_server_per_data_directory(
     touches it; the lock goes with the process, however it ends."""
     data = tmp_path / "data"
     srv = server_factory(data_dir=data).start()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700  # (its log holds every point)
     async with VectorizerClient(srv.url) as vz:
         await vz.create_collection("mine", 2)
         await vz.upsert("mine", [Point(i, [1, i]) for i in range(20)])

@@ -20,7 +20,9 @@ NAME = "LOCK"
 
 class DirLock:
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # Created for the node's eyes only: its log and snapshots hold every vector and
+        # payload (a directory that exists keeps the mode it was given).
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(data_dir / NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
