@@ -34,7 +34,7 @@ class Scale:
     def __init__(self, active: bool) -> None:
         self.factor = 1.0
         self._chosen = not active
-        self._active = active
+        self.active = active
 
     def data(self, vectors: Matrix) -> Matrix:
         """``vectors`` as the graph holds them (the same array when the factor is 1)."""
@@ -54,7 +54,7 @@ class Scale:
         """Take the factor from a loaded graph: ``held`` is a node's row in it, ``stored``
         the point's vector (a graph saved before the factor existed holds it at 1).
         False when this row cannot tell (a zero vector): ask another."""
-        if self._active and not self._chosen:
+        if self.active and not self._chosen:
             held_norm, norm = float(np.linalg.norm(held)), float(np.linalg.norm(stored))
             if held_norm == 0 or norm == 0:
                 return False
@@ -65,7 +65,7 @@ class Scale:
     def queries(self, queries: Matrix) -> tuple[Matrix, list[float] | None]:
         """The queries to ask the graph, and what to divide each one's ``1 - d`` by (None:
         nothing, every factor being 1)."""
-        if not self._active:
+        if not self.active:
             return queries, None
         norms = np.linalg.norm(queries, axis=1)
         factors = [_power_of_two(n) if n > 0 else 1.0 for n in norms.tolist()]

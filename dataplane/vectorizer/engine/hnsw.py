@@ -85,7 +85,7 @@ class HnswIndex:
         index.load_index(str(path), max_elements=len(vectors))
         self = cls.__new__(cls)
         self._attach(index, dim, metric, params)
-        for slot in slots:  # (a dot-product graph's factor: see dotscale.py)
+        for slot in slots if self._scale.active else ():  # (a dot graph's factor: dotscale.py)
             held = self._graph_row(slot)
             if held is not None and self._scale.adopt(held, vectors[slot]):
                 break

@@ -291,10 +291,11 @@ async def _fetch(request: web.Request, url: str, api_key: str | None, path: Path
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             target = URL(url)
+            origin = target.origin()
             for _ in range(_REDIRECTS + 1):
                 # The source's api_key goes to the source's origin only, not to wherever
                 # it redirects (aiohttp would send every header on).
-                same = target.origin() == URL(url).origin()
+                same = target.origin() == origin
                 headers = {"api-key": api_key} if api_key and same else None
                 async with session.get(target, headers=headers, allow_redirects=False) as response:
                     location = response.headers.get("Location")

@@ -72,7 +72,7 @@ class ReplicationManager:
             node=lambda: (self.state.epoch, self.state.history),
             step_down=self._step_down,
             is_primary=self._may_stream,
-            keys=lambda: (self.keys.revision, self.keys.export()),
+            keys=lambda: (self.keys.revision, self.keys.export),
         )
         self.follower: Follower | None = None
         self._follow_task: asyncio.Task[None] | None = None

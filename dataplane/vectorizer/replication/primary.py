@@ -84,10 +84,11 @@ class PrimaryHub:
         node: Callable[[], tuple[int, History]],
         step_down: Callable[[int], None],
         is_primary: Callable[[], bool],
-        keys: Callable[[], tuple[int, dict[str, Any]]] | None = None,
+        keys: Callable[[], tuple[int, Callable[[], dict[str, Any]]]] | None = None,
     ) -> None:
         self.store = store
-        self._keys = keys  # (revision, key file) of this node's API keys, sent to replicas
+        # (revision, its key file when asked) of this node's API keys, sent to replicas
+        self._keys = keys
         self.thresholds = thresholds
         self._node = node  # (epoch, history) now
         self._step_down = step_down
@@ -98,8 +99,7 @@ class PrimaryHub:
         self._recent_bytes = 0
         self._wakeups: set[asyncio.Event] = set()
         self._ack_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._links: set[web.WebSocketResponse] = set()
-        self._link_of: dict[str, web.WebSocketResponse] = {}  # each replica's live link
+        self._links: dict[str, web.WebSocketResponse] = {}  # each replica's live link
         self.bytes_sent = 0
         store.on_commit.append(self._on_commit)
 
@@ -217,7 +217,7 @@ class PrimaryHub:
             ev.set()
 
     async def close_all(self) -> None:
-        for ws in list(self._links):
+        for ws in list(self._links.values()):
             await ws.close(code=1001, message=b"no longer primary")
 
     async def serve(
@@ -243,7 +243,7 @@ class PrimaryHub:
             await ws.send_str(protocol.message("error", code="not_primary", message="not primary"))
             return
         node_id = hello["node_id"]
-        stale = self._link_of.get(node_id)
+        stale = self._links.get(node_id)
         if stale is not None:  # the replica reconnected (or another node took its id):
             # one link per node id, or its acks land on a record no longer counted
             await stale.close(code=WSCloseCode.POLICY_VIOLATION, drain=False)
@@ -266,8 +266,7 @@ class PrimaryHub:
         full = ahead or diverged is not None or their_seq + 1 < self.store.log_first_sequence
         info.acked = their_seq if not full else 0
         self.replicas[node_id] = info
-        self._links.add(ws)
-        self._link_of[node_id] = ws
+        self._links[node_id] = ws
         wake = asyncio.Event()
         self._wakeups.add(wake)
         reader = asyncio.create_task(self._read(ws, info))
@@ -300,9 +299,8 @@ class PrimaryHub:
             info.connected = False
             info.syncing = False
             self._wakeups.discard(wake)
-            self._links.discard(ws)
-            if self._link_of.get(node_id) is ws:
-                del self._link_of[node_id]
+            if self._links.get(node_id) is ws:
+                del self._links[node_id]
             await stop(reader)
 
     async def _stream(
@@ -319,7 +317,7 @@ class PrimaryHub:
         checked = time.monotonic()
         while not ws.closed and not reader.done() and self._is_primary():
             wake.clear()
-            revision, key_file = self._keys() if self._keys is not None else (keys_sent, {})
+            revision, key_file = self._keys() if self._keys is not None else (keys_sent, dict)
             now = time.monotonic()
             if admitted is not None and (revision != keys_sent or now - checked >= 1.0):
                 checked = now
@@ -330,7 +328,7 @@ class PrimaryHub:
                     )
                     return
             if revision != keys_sent:  # hashes only: a replica checks keys, never issues them
-                await self._send_json(ws, info, "keys", file=key_file)
+                await self._send_json(ws, info, "keys", file=key_file())
                 keys_sent = revision
             if next_seq <= self.store.sequence:
                 batch = self._records_from(next_seq)
