@@ -119,6 +119,7 @@ def _serve(args: dict[str, object], argv: list[str] | None) -> int:
         return 2
     if settings.huge_pages and argv is not None:
         reexec_with_huge_pages(argv)  # returns when already done (or not glibc)
+    _private_files()
     from vectorizer.observability import logs, tracing
     from vectorizer.server.serve import serve
     from vectorizer.stopsignals import STOP_SIGNALS
@@ -142,10 +143,18 @@ def _serve(args: dict[str, object], argv: list[str] | None) -> int:
         tracing.shutdown()
 
 
+def _private_files() -> None:
+    """Files and directories this process creates are its user's only (PostgreSQL's
+    postmaster does the same): the log, snapshots and graphs hold every vector and
+    payload, and a volume's directory may be readable by others."""
+    os.umask(0o077)
+
+
 def _restore(file: Path, data_dir: Path, *, replace: bool) -> int:
     from vectorizer.engine import full_snapshots
     from vectorizer.replication import state
 
+    _private_files()
     try:  # (a node's replication history describes the data it replaces)
         info = full_snapshots.restore(file, data_dir, replace=replace, describing=(state.FILE,))
     except (VectorizerError, OSError) as err:

@@ -461,3 +461,42 @@ async def test_a_source_api_key_goes_to_the_source_origin_only(
         assert client.count("copy").count == 50
     finally:
         await runner.cleanup()
+
+
+def _shared_bits(root: Path) -> dict[str, int]:
+    """Every file and directory under ``root`` that its group or others may use."""
+    return {
+        str(p.relative_to(root)): p.stat().st_mode & 0o077
+        for p in root.rglob("*")
+        if p.stat().st_mode & 0o077
+    }
+
+
+def test_files_in_a_premade_data_directory_are_the_nodes_only(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """A volume's directory keeps the mode the platform gave it (0755 here), but what the
+    node writes into it (log, snapshots, graphs, its history) and what a restore writes
+    is the node's user's only."""
+    data, restored = tmp_path / "data", tmp_path / "restored"
+    for folder in (data, restored):
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o755)
+    node = server_factory(data_dir=data).start()
+    client = QdrantClient(url=node.url, prefix="qdrant", timeout=60, check_compatibility=False)
+    try:
+        make(client, "one", 300, seed=3)
+        client.create_payload_index("one", "i", models.PayloadSchemaType.INTEGER)
+        assert client.create_snapshot("one") is not None
+        full = client.create_full_snapshot()
+        assert full is not None
+        status, raw = _get(f"{node.url}/qdrant/snapshots/{full.name}")
+        assert status == 200
+    finally:
+        client.close()
+    assert node.terminate() == 0  # (a snapshot on the way out)
+    (tmp_path / "full.snapshot").write_bytes(raw)
+    assert _restore(tmp_path / "full.snapshot", restored).returncode == 0
+    for folder in (data, restored):
+        assert len(list(folder.rglob("*"))) > 5
+        assert _shared_bits(folder) == {}, folder
