@@ -107,3 +107,51 @@ def test_bad_bounds_name_the_field(
             "POST", f"/qdrant/collections/m/points/search/matrix/{kind}", body
         )
         assert status == 400 and field in got["status"]["error"], got
+
+
+def test_a_matrix_of_sparse_vectors_and_of_multivectors_answers_as_local_mode(
+    client: QdrantClient,
+) -> None:
+    """Qdrant draws the points that have the vector ``using`` and searches each one's
+    vector among them, whatever its kind (the matrix refused all but dense ones)."""
+    rng = random.Random(5)
+    local = QdrantClient(":memory:")
+    multi = models.VectorParams(
+        size=3,
+        distance=models.Distance.COSINE,
+        multivector_config=models.MultiVectorConfig(
+            comparator=models.MultiVectorComparator.MAX_SIM
+        ),
+    )
+    points = [
+        models.PointStruct(
+            id=i,
+            vector={
+                "m": [[rng.uniform(-1, 1) for _ in range(3)] for _ in range(1 + i % 3)],
+                "s": models.SparseVector(
+                    indices=sorted(rng.sample(range(6), 3)),
+                    values=[rng.uniform(0.1, 1) for _ in range(3)],
+                ),
+            },
+        )
+        for i in range(12)
+    ]
+    for c in (client, local):
+        c.create_collection(
+            "k",
+            vectors_config={"m": multi},
+            sparse_vectors_config={"s": models.SparseVectorParams()},
+        )
+        c.upsert("k", points=points)
+    try:
+        for using in ("s", "m"):
+            ask: dict[str, Any] = {"sample": 50, "limit": 3, "using": using}
+            got = client.search_matrix_pairs("k", **ask)
+            want = local.search_matrix_pairs("k", **ask)
+            assert len(got.pairs) == 36, using
+            assert [(p.a, p.b) for p in got.pairs] == [(p.a, p.b) for p in want.pairs], using
+            assert [p.score for p in got.pairs] == pytest.approx(
+                [p.score for p in want.pairs], abs=1e-5
+            )
+    finally:
+        local.close()

@@ -190,10 +190,6 @@ BAD: list[tuple[Callable[[QdrantClient], Any], bytes]] = [
         lambda c: c.query_points("c", query=0, using="colbert"),  # (0 has none)
         b"point 0 has no vector 'colbert'",
     ),
-    (
-        lambda c: c.search_matrix_pairs("c", using="colbert"),
-        b"using: the distance matrix compares single vectors",
-    ),
 ]
 
 

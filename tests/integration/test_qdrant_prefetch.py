@@ -208,6 +208,11 @@ def test_grouped_queries_take_prefetches(client: QdrantClient, data: np.ndarray)
             {"prefetch": [{"query": [0.1] * (DIM + 1)}], "query": {"fusion": "rrf"}},
             "prefetch[0].query",
         ),
+        (  # (Qdrant: "Fusion queries cannot be combined with the 'using' field")
+            {"prefetch": [{"query": [0.1] * DIM}], "query": {"fusion": "rrf"}, "using": "a"},
+            "using",
+        ),
+        ({"query": {"order_by": "price"}, "score_threshold": 0.5}, "score_threshold"),
     ],
 )
 def test_bad_prefetches_name_the_field(
@@ -235,3 +240,49 @@ def test_prefetches_nest_at_most_64_deep_and_count_toward_the_batch_bounds(
         QdrantClient(url=server.url, prefix="qdrant", check_compatibility=False).query_points(
             "c", query=models.FusionQuery(fusion=models.Fusion.RRF)
         )
+
+
+def test_dbsf_reads_scores_of_examples_as_higher_better_on_euclid(
+    client: QdrantClient,
+) -> None:
+    """Recommendations by best_score/sum_scores, context and discovery queries score
+    higher-better for every metric: DBSF over them on a Euclid vector ranks as
+    qdrant-client's local mode does (it read them as distances: the worst hits first)."""
+    local = QdrantClient(":memory:")
+    euclid = {"b": models.VectorParams(size=2, distance=models.Distance.EUCLID)}
+    for c in (client, local):
+        c.create_collection("e", vectors_config=euclid)
+        c.upsert(
+            "e", [models.PointStruct(id=i, vector={"b": [float(i), 0.0]}) for i in range(1, 9)]
+        )
+    pair = models.ContextPair(positive=[1.0, 0.0], negative=[8.0, 0.0])
+    queries: list[Any] = [
+        models.RecommendQuery(
+            recommend=models.RecommendInput(positive=[[1.0, 0.0]], strategy=strategy)
+        )
+        for strategy in (models.RecommendStrategy.BEST_SCORE, models.RecommendStrategy.SUM_SCORES)
+    ]
+    queries += [
+        models.ContextQuery(context=[pair]),
+        models.DiscoverQuery(discover=models.DiscoverInput(target=[2.2, 0.0], context=[pair])),
+    ]
+    try:
+        for query in queries:
+            prefetch = [models.Prefetch(query=query, using="b", limit=5)]
+            fused = models.FusionQuery(fusion=models.Fusion.DBSF)
+            got, want = (
+                c.query_points("e", prefetch=prefetch, query=fused, limit=5).points
+                for c in (client, local)
+            )
+            assert _ids(got) == _ids(want), query
+            assert [p.score for p in got] == pytest.approx([p.score for p in want], abs=1e-4)
+    finally:
+        local.close()
+
+
+def test_a_random_sample_takes_a_score_threshold(client: QdrantClient, data: np.ndarray) -> None:
+    """As Qdrant (which refuses a threshold only without a query or with order_by) and
+    its local mode: the sample is drawn as without one."""
+    sample = models.SampleQuery(sample=models.Sample.RANDOM)
+    got = client.query_points("c", query=sample, score_threshold=0.5, limit=7).points
+    assert len(got) == 7 and len(set(_ids(got))) == 7

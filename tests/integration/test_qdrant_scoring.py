@@ -227,3 +227,34 @@ def test_the_legacy_discover_routes_answer_as_the_query_api(
     ):
         status, answer = server.request("POST", "/qdrant/collections/c/points/discover", bad)
         assert status == 400 and field in answer["status"]["error"], answer
+
+
+def test_average_vector_averages_the_examples_as_given(client: QdrantClient) -> None:
+    """As in Qdrant (and its local mode): a raw example is averaged as given with the
+    stored ones and only the average is normalized for cosine (normalizing each example
+    first weighed a long one like a short one)."""
+    local = QdrantClient(":memory:")
+    for c in (client, local):
+        c.create_collection("a", vectors_config=models.VectorParams(size=2, distance="Cosine"))
+        c.upsert(
+            "a",
+            [
+                models.PointStruct(id=1, vector=[1.0, 0.0]),
+                models.PointStruct(id=2, vector=[1.0, 0.1]),
+                models.PointStruct(id=3, vector=[0.1, 1.0]),
+                models.PointStruct(id=4, vector=[0.7, 0.6]),
+            ],
+        )
+    asked = [
+        models.RecommendInput(positive=[1, [0.0, 10.0]]),
+        models.RecommendInput(positive=[[0.0, 10.0], [1.0, 0.0]], negative=[[0.0, 0.5]]),
+        models.RecommendInput(positive=[2], negative=[[30.0, 1.0]]),
+    ]
+    try:
+        for recommend in asked:
+            query = models.RecommendQuery(recommend=recommend)
+            got, want = (c.query_points("a", query=query, limit=3).points for c in (client, local))
+            assert [p.id for p in got] == [p.id for p in want], recommend
+            assert [p.score for p in got] == pytest.approx([p.score for p in want], abs=1e-5)
+    finally:
+        local.close()

@@ -936,9 +936,16 @@ def _queried(
             "a sparse query needs using: the name of the sparse vector it searches",
             field=f"{at}using",
         )
+    if fusion is not None and using:  # (Qdrant's rule: a formula reads no vector either)
+        raise ValidationError(
+            "a fusion query cannot be combined with using: it merges its prefetches, "
+            "whose own using name the vectors they search",
+            field=f"{at}using",
+        )
     mmr = None if scored else _mmr(body.query, max_limit, at)
     queried = vector is not None or point is not None or sparse_query is not None
-    unscored = not queried and not (recommend or context or merging)
+    # (a random sample takes a threshold and ignores it, as Qdrant and its local mode do)
+    unscored = not queried and not (recommend or context or merging or sample)
     if unscored and body.score_threshold is not None:
         raise ValidationError(
             "score_threshold needs a vector to score by", field=f"{at}score_threshold"

@@ -62,25 +62,36 @@ class _Examples:
         self.lookup_vector = lookup_vector
         self.ids: list[PointId] = []
 
-    def rows(self, examples: Sequence[models.Example], fields: Sequence[str]) -> Matrix:
+    def rows(
+        self, examples: Sequence[models.Example], fields: Sequence[str], prepared: bool = True
+    ) -> Matrix:
+        """The examples' vectors, each prepared as the metric wants a query (unit length
+        for cosine), or, not ``prepared``, as given (a stored one as stored)."""
         coll, out = self.coll, []
         config = coll.dense_config(self.using, "using")
         metric, dim = config.metric, config.dimension
         for example, field in zip(examples, fields, strict=True):
             if isinstance(example, list):
-                out.append(metric.vector(example, dim, field=field)[0])
+                if prepared:
+                    out.append(metric.vector(example, dim, field=field)[0])
+                else:
+                    row = validation.vector(example, dim, field)
+                    out.append(validation.bounded(row, field, single=True)[0])
                 continue
             stored = _stored_vector(
-                coll, self.source, example, field, self.using, self.lookup_vector
+                coll, self.source, example, field, self.using, self.lookup_vector, prepared
             )
             out.append(stored[0])
             if self.source is coll:
                 self.ids.append(example)
         return np.asarray(out, dtype=np.float32).reshape(len(out), dim)
 
-    def listed(self, examples: Sequence[models.Example], field: str, then: str = "") -> Matrix:
+    def listed(
+        self, examples: Sequence[models.Example], field: str, then: str = "", prepared: bool = True
+    ) -> Matrix:
         """``rows`` of examples listed at ``field`` (each ``field[i]`` + ``then``)."""
-        return self.rows(examples, [f"{field}[{i}]{then}" for i in range(len(examples))])
+        fields = [f"{field}[{i}]{then}" for i in range(len(examples))]
+        return self.rows(examples, fields, prepared)
 
 
 def _stored_vector(
@@ -90,11 +101,13 @@ def _stored_vector(
     field: str,
     using: str,
     lookup_vector: str | None = None,
+    prepared: bool = True,
 ) -> Matrix:
     """The vector of point ``pid`` of ``source`` as a query of the dense vector ``using``
     of ``coll``: the point's vector ``lookup_vector`` (None: ``using``; ``""``: the
     collection's own), which must be a dense one of that vector's size (``source`` is
-    ``coll``, or the collection ``lookup_from`` names)."""
+    ``coll``, or the collection ``lookup_from`` names); prepared as ``using``'s metric
+    wants a query, or, not ``prepared``, as ``source`` stores it."""
     name = using if lookup_vector is None else lookup_vector
     if name and name == source.config.vector_name:  # (an earlier version's named own)
         name = ""
@@ -121,6 +134,8 @@ def _stored_vector(
     if source is coll and name == using:  # (stored as the metric wants it)
         return vector
     config = coll.dense_config(using, "using")
+    if not prepared:
+        return validation.vector(vector[0], config.dimension, field=field)
     return config.metric.vector(vector[0].tolist(), config.dimension, field=field)
 
 
@@ -150,9 +165,12 @@ def _scorer(coll: Collection, s: models.Search, ex: _Examples) -> Score | list[f
         return lambda rows: scoring.discovery(rows, target, positive, negative, metric)
     rec = s.recommend
     assert rec is not None
-    positive = ex.listed(rec.positive, f"{rec.prefix}positive")
-    negative = ex.listed(rec.negative, f"{rec.prefix}negative")
-    if rec.strategy == "average_vector":
+    # (as in Qdrant, average_vector averages the examples as given or stored, and the
+    # average is then prepared as a query: for cosine, normalized once, at the end)
+    averaged = rec.strategy == "average_vector"
+    positive = ex.listed(rec.positive, f"{rec.prefix}positive", prepared=not averaged)
+    negative = ex.listed(rec.negative, f"{rec.prefix}negative", prepared=not averaged)
+    if averaged:
         return _average(positive, negative)
     strategy = rec.strategy
     return lambda rows: scoring.recommendation(rows, positive, negative, metric, strategy)
@@ -422,10 +440,13 @@ def _merged(coll: Collection, s: models.Search, lookups: Lookups) -> Hits:
 
 
 def _higher_is_better(coll: Collection, s: models.Search) -> bool:
-    """Whether the scores of ``s`` are better higher: a sparse vector's and fused ones
-    are; a dense vector's as its metric says."""
+    """Whether the scores of ``s`` are better higher: a sparse vector's, fused ones and
+    those of recommendations by examples' scores, discovery and context queries are; a
+    dense vector's distance as its metric says."""
     if s.fusion is not None or s.formula is not None or coll.is_sparse(s.using):
         return True
+    if s.context is not None or (s.recommend and s.recommend.strategy != "average_vector"):
+        return True  # (scores of examples: higher is better for every metric)
     return coll.dense_config(s.using, _using_field(s)).metric.higher_is_better
 
 
@@ -480,36 +501,39 @@ def distance_matrix(
 ) -> tuple[list[PointId], list[list[tuple[PointId, float]]]]:
     """Qdrant's distance matrix: ``ask.sample`` points drawn at random among those its
     filter accepts, in id order (integers first), and for each its ``ask.limit`` nearest
-    among the others drawn, best first, by an exact search (scores as a search gives
-    them). Fewer than two points drawn: no matrix."""
+    among the others drawn, best first, by an exact search of the vector ``ask.using``
+    (dense, sparse or multi; scores as a search gives them). Fewer than two points
+    drawn: no matrix."""
     using = ask.using
-    if using:
-        coll.dense_config(using, "using")
-    if coll.is_multi(using):
-        raise ValidationError(
-            f"the distance matrix compares single vectors, and {using!r} is a multivector",
-            field="using",
-        )
     spec = ask.filter
     if using:  # (only points that have the vector)
+        coll.check_named(using, "using")
         spec = {"must": [{"has_vector": using}, *([spec] if spec else [])]}
-    drawn = coll.sample(ask.sample, compile_filter(spec), with_payload=False, with_vector=True)
+    drawn = coll.sample(ask.sample, compile_filter(spec), with_payload=False, with_vector=False)
     if len(drawn) < 2:
         return [], []
     drawn.sort(key=lambda p: (0, "", p.id) if isinstance(p.id, int) else (1, p.id, 0))
     ids = [p.id for p in drawn]
     among = compile_filter({"must": [{"has_id": ids}]})
     rows = []
-    for point in drawn:
-        query = _stored_vector(coll, coll, point.id, "using", using)  # (as the metric wants)
+    for pid in ids:
         # one more than asked: the point itself is among them (once), and not its own
-        hits = coll.search(
-            query,
-            ask.limit + 1,
-            predicate=among,
-            exact_search=True,
-            with_payload=False,
-            using=using,
-        )
-        rows.append([(hit.id, hit.score) for hit in hits if hit.id != point.id][: ask.limit])
+        hits = _nearest_to(coll, pid, using, ask.limit + 1, among)
+        rows.append([(hit.id, hit.score) for hit in hits if hit.id != pid][: ask.limit])
     return ids, rows
+
+
+def _nearest_to(
+    coll: Collection, pid: PointId, using: str, limit: int, among: Predicate | None
+) -> list[ScoredPoint]:
+    """The points ``among`` nearest to point ``pid`` by its vector ``using``, exactly."""
+    if coll.is_sparse(using):
+        query = _point_vector(coll, pid, using, "using")
+        return coll.search_sparse(using, query, limit, predicate=among, with_payload=False)
+    if coll.is_multi(using):
+        multi: MultiVector = _point_vector(coll, pid, using, "using")
+        return coll.search_multi(using, multi.rows, limit, predicate=among, with_payload=False)
+    query = _stored_vector(coll, coll, pid, "using", using)  # (as the metric wants)
+    return coll.search(
+        query, limit, predicate=among, exact_search=True, with_payload=False, using=using
+    )
