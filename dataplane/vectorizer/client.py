@@ -25,7 +25,7 @@ import orjson
 from yarl import URL
 
 from vectorizer.engine.validation import PointId
-from vectorizer.errors import VectorizerError, error_class_for
+from vectorizer.errors import ValidationError, VectorizerError, error_class_for
 from vectorizer.observability import tracing
 from vectorizer.security.tls import client_context
 
@@ -135,7 +135,7 @@ class VectorizerClient:
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request; returns the decoded JSON or raises the mapped error."""
-        data = None if body is None else orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        data = None if body is None else orjson.dumps(body, _numpy, orjson.OPT_SERIALIZE_NUMPY)
         headers = dict(self._headers)
         tracing.inject(headers)  # continue the caller's trace, when there is one
         async with self._client().request(
@@ -210,6 +210,9 @@ class VectorizerClient:
 
     async def list_keys(self) -> list[dict[str, Any]]:
         return list((await self.request("GET", "/auth/keys"))["keys"])
+
+    async def get_key(self, key_id: str) -> dict[str, Any]:
+        return dict((await self.request("GET", f"/auth/keys/{_seg(key_id)}"))["key"])
 
     async def rotate_key(self, key_id: str, *, grace_s: float = 0.0) -> tuple[dict[str, Any], str]:
         res = await self.request("POST", f"/auth/keys/{_seg(key_id)}/rotate", {"grace_s": grace_s})
@@ -325,9 +328,10 @@ class VectorizerClient:
         )
 
     async def get(self, collection: str, pid: PointId, *, with_vector: bool = True) -> Record:
-        path = f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}"
-        flag = "true" if with_vector else "false"
-        return Record.from_json(await self.request("GET", f"{path}?with_vector={flag}"))
+        path = _point_path(collection, pid)
+        return Record.from_json(
+            await self.request("GET", f"{path}?with_vector={_flag(with_vector)}")
+        )
 
     async def update(
         self,
@@ -343,11 +347,10 @@ class VectorizerClient:
             body["vector"] = vector
         if payload is not None:
             body["payload"] = payload
-        path = f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}"
-        return int((await self.request("PUT", path, body))["sequence"])
+        return int((await self.request("PUT", _point_path(collection, pid), body))["sequence"])
 
     async def delete(self, collection: str, pid: PointId) -> None:
-        await self.request("DELETE", f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}")
+        await self.request("DELETE", _point_path(collection, pid))
 
     async def delete_many(
         self,
@@ -356,7 +359,13 @@ class VectorizerClient:
         ids: Iterable[PointId] | None = None,
         filter: dict[str, Any] | None = None,
     ) -> int:
-        body = {"ids": list(ids)} if ids is not None else {"filter": filter}
+        """Delete the points ``ids`` names, or those ``filter`` matches (one of the two:
+        the server refuses both, or neither); returns how many were deleted."""
+        body: dict[str, Any] = {}
+        if ids is not None:
+            body["ids"] = list(ids)
+        if filter is not None:
+            body["filter"] = filter
         path = f"/collections/{_seg(collection)}/vectors/delete"
         return int((await self.request("POST", path, body))["deleted"])
 
@@ -367,8 +376,11 @@ class VectorizerClient:
         limit: int = 100,
         offset: PointId | None = None,
         with_vector: bool = False,
+        with_payload: bool = True,
     ) -> tuple[list[Record], PointId | None]:
-        query = f"?limit={limit}&with_vector={'true' if with_vector else 'false'}"
+        query = (
+            f"?limit={limit}&with_vector={_flag(with_vector)}&with_payload={_flag(with_payload)}"
+        )
         if offset is not None:
             query += f"&offset={quote(str(offset), safe='')}"
         res = await self.request("GET", f"/collections/{_seg(collection)}/vectors{query}")
@@ -445,6 +457,31 @@ def _search_body(
     if ef is not None:
         body["ef"] = ef
     return body
+
+
+def _numpy(value: Any) -> Any:
+    """What orjson's numpy support leaves: arrays that are not C-contiguous (a column,
+    a strided slice) and numpy scalars of other types."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _point_path(collection: str, pid: PointId) -> str:
+    """The path of point ``pid``. A path segment of digits names an integer id, so a
+    string id of digits (which no point can have) is refused here rather than read as
+    that integer's point."""
+    if isinstance(pid, str) and pid.isascii() and pid.isdigit():
+        raise ValidationError(
+            "a string id must not be all digits (the integer id is meant?)", field="id"
+        )
+    return f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}"
 
 
 def _seg(value: str) -> str:

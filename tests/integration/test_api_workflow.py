@@ -17,6 +17,7 @@ from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
     DimensionMismatch,
+    ValidationError,
     VectorNotFound,
 )
 
@@ -122,6 +123,48 @@ async def test_the_sdk_takes_any_id_and_numpy_rows(server: ServerProcess) -> Non
         with pytest.raises(VectorNotFound) as failed:
             await vz.get("odd", ".")
         assert failed.value.request_id and "request_id" not in failed.value.details
+
+
+async def test_the_sdk_takes_ids_with_braces_strided_rows_and_both_selectors(
+    server: ServerProcess,
+) -> None:
+    """Ids holding braces are reachable by path (aiohttp's default pattern refused
+    them); a column or strided slice of a numpy matrix is a vector; ids and a filter
+    together are refused, not read as the ids alone (which deleted what the filter
+    kept); a string id of digits is refused, not read as the integer's point."""
+    async with VectorizerClient(server.url) as vz:
+        await vz.create_collection("br", 3, metric="dot")
+        grid = np.arange(1, 19, dtype=np.float32).reshape(6, 3)
+        columns = np.asfortranarray(grid.T)  # (rows of it are strided views)
+        ids = ["{doc-1}", "a}b", "{", "x{y}z", 7, "plain"]
+        await vz.upsert("br", [Point(pid, grid[i], {"keep": i < 3}) for i, pid in enumerate(ids)])
+        for i, pid in enumerate(ids):
+            assert (await vz.get("br", pid)).vector == grid[i].tolist()
+        strided = np.arange(30, dtype=np.float32)[::10]
+        await vz.update("br", "{doc-1}", vector=strided, payload={"keep": True, "x": 1})
+        assert (await vz.get("br", "{doc-1}")).vector == [0, 10, 20]
+        hits = await vz.search("br", columns[:, 0], limit=1)
+        assert [h.id for h in hits] == ["plain"]
+        await vz.delete("br", "a}b")
+        assert await vz.count("br") == 5
+        assert (await vz.get_collection("br"))["name"] == "br"
+        dropped = {"must": [{"key": "keep", "match": {"value": False}}]}
+        with pytest.raises(ValidationError):
+            await vz.delete_many("br", ids=ids, filter=dropped)
+        assert await vz.count("br") == 5
+        assert await vz.delete_many("br", filter=dropped) == 3
+        records, _ = await vz.list_points("br", with_payload=False)
+        assert sorted(map(str, (r.id for r in records))) == ["{", "{doc-1}"]
+        assert all(r.payload is None for r in records)
+        with pytest.raises(ValidationError) as failed:
+            await vz.get("br", "7")
+        assert failed.value.field == "id"
+        status, got = server.request(
+            "PUT", "/collections/br/payload_indexes/%7Bk%7D", {"schema": "keyword"}
+        )
+        assert status == 201 and got["payload_index"]["key"] == "{k}", got
+        status, got = server.request("GET", "/qdrant/collections/br/points/%7Bdoc-1%7D")
+        assert status == 200 and got["result"]["id"] == "{doc-1}", got
 
 
 async def test_aliases_through_the_sdk(server: ServerProcess) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
@@ -48,11 +49,25 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app.on_shutdown.append(_stop_replication)  # before aiohttp waits for open streams
     app.cleanup_ctx.append(_security)
     app.cleanup_ctx.append(_close_store)
-    app.router.add_routes(ROUTES)
-    app.router.add_routes(REPLICATION_ROUTES)
-    app.router.add_routes(QDRANT_ROUTES)
+    for routes in (ROUTES, REPLICATION_ROUTES, QDRANT_ROUTES):
+        app.router.add_routes(_any_segment(routes))
     app.middlewares.append(pipeline(app))
     return app
+
+
+_VARIABLE = re.compile(r"\{(\w+)\}")
+
+
+def _any_segment(routes: Iterable[web.RouteDef]) -> list[web.RouteDef]:
+    """``routes`` with each path variable matching any one segment: aiohttp's default
+    pattern (``[^{}/]+``) refuses braces, which point ids, payload keys and key ids may
+    hold (the tables keep the plain templates, as the route's ``canonical`` shows them)."""
+    return [
+        web.RouteDef(
+            route.method, _VARIABLE.sub(r"{\1:[^/]+}", route.path), route.handler, route.kwargs
+        )
+        for route in routes
+    ]
 
 
 async def open_node(app: web.Application) -> None:
