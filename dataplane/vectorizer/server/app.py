@@ -16,6 +16,7 @@ from vectorizer.replication.views import ROUTES as REPLICATION_ROUTES
 from vectorizer.security.guard import Guard
 from vectorizer.security.tls import ServerTls, ServerTlsConfig
 from vectorizer.server.batching import SearchBatcher
+from vectorizer.server.http import expect_continue
 from vectorizer.server.idlepoll import idle_poller
 from vectorizer.server.keys import (
     GUARD,
@@ -50,7 +51,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app.cleanup_ctx.append(_security)
     app.cleanup_ctx.append(_close_store)
     for routes in (ROUTES, REPLICATION_ROUTES, QDRANT_ROUTES):
-        app.router.add_routes(_any_segment(routes))
+        app.router.add_routes(_registered(routes))
     app.middlewares.append(pipeline(app))
     return app
 
@@ -58,13 +59,17 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
 _VARIABLE = re.compile(r"\{(\w+)\}")
 
 
-def _any_segment(routes: Iterable[web.RouteDef]) -> list[web.RouteDef]:
-    """``routes`` with each path variable matching any one segment: aiohttp's default
-    pattern (``[^{}/]+``) refuses braces, which point ids, payload keys and key ids may
-    hold (the tables keep the plain templates, as the route's ``canonical`` shows them)."""
+def _registered(routes: Iterable[web.RouteDef]) -> list[web.RouteDef]:
+    """``routes`` as the app registers them: each path variable matching any one segment
+    (aiohttp's default pattern, ``[^{}/]+``, refuses braces, which point ids, payload
+    keys and key ids may hold; the tables keep the plain templates, as the route's
+    ``canonical`` shows them), and ``Expect`` headers answered by ``expect_continue``."""
     return [
         web.RouteDef(
-            route.method, _VARIABLE.sub(r"{\1:[^/]+}", route.path), route.handler, route.kwargs
+            route.method,
+            _VARIABLE.sub(r"{\1:[^/]+}", route.path),
+            route.handler,
+            {"expect_handler": expect_continue, **route.kwargs},
         )
         for route in routes
     ]

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from vectorizer.errors import MalformedJson, PayloadTooLarge, RequestTimeout, ValidationError
 from vectorizer.security.limits import check_json_depth
@@ -46,6 +46,22 @@ def struct_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
+async def expect_continue(request: web.Request) -> None:
+    """Answer ``Expect: 100-continue`` with ``100 Continue`` unless the body announced is
+    over ``max_body_bytes`` (the view's 413 is then the answer, before the client sends
+    it). Other expectations are ignored, as RFC 9110 allows (aiohttp answered them with
+    a plain-text 417 before any middleware ran)."""
+    if request.version != HttpVersion11:
+        return
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return
+    length = request.content_length
+    if length is not None and length > request.app[SETTINGS].max_body_bytes:
+        return
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # (as aiohttp's own handler: no answer began)
+
+
 async def read_body(request: web.Request) -> bytes:
     """The whole body, within ``max_body_bytes`` and ``request_body_timeout_s``.
 
@@ -54,6 +70,10 @@ async def read_body(request: web.Request) -> bytes:
     and the connection is closed (its unread bytes are not worth waiting for).
     """
     settings = request.app[SETTINGS]
+    announced = request.content_length
+    if announced is not None and announced > settings.max_body_bytes:  # (none of it read)
+        limit = settings.max_body_bytes
+        raise PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body")
     content = request.content
     if content.is_eof():  # all of it has arrived: take it, no wait to bound
         body = content.read_nowait()

@@ -13,6 +13,7 @@ cannot be trusted).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
@@ -70,6 +71,15 @@ class _Handler(RequestHandler):
             metrics.request(request.method, UNMATCHED, status, 0.0)
             metrics.error(err.code)
         return resp
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        if isinstance(kw.get("exc_info"), web.RequestPayloadError):
+            # aiohttp reading on past a body it could not decode (a Content-Encoding it
+            # is not in), already answered as malformed_request: the client's mistake,
+            # not a traceback at ERROR per request
+            log.debug("dropped the rest of a request body that could not be read")
+            return
+        super().log_exception(*args, **kw)
 
 
 def _path(exc: BaseException | None) -> str:
