@@ -247,10 +247,40 @@ def convert(name: str, raw: Any) -> Any:
 
 
 def load(
-    flags: Mapping[str, Any], env: Mapping[str, str] | None = None, config_file: Path | None = None
+    flags: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    *,
+    say_source: bool = True,
 ) -> Settings:
-    """Merge defaults < file < environment < flags (flags with value None are unset)."""
-    env = os.environ if env is None else env
+    """Merge defaults < file < environment < flags (flags with value None are unset). An
+    error names the setting and (``say_source``) where its value came from."""
+    sources: dict[str, str] = {}  # where each setting not left at its default was read
+    try:
+        return _load(flags, os.environ if env is None else env, config_file, sources)
+    except ValidationError as err:
+        name = _HNSW_FIELDS.get(err.field or "", err.field or "")
+        if name == err.field and not (say_source and name in sources):
+            raise
+        message = err.message
+        if name != err.field:  # ("m must be ..." of the index's field hnsw.m)
+            param = (err.field or "").rpartition(".")[2]
+            message = name + message.removeprefix(param) if message.startswith(param) else message
+        if say_source and name in sources:
+            message = f"{message} (from {sources[name]})"
+        raise ValidationError(message, field=name) from None
+
+
+# The collections' default index parameters, as HnswParams names its errors' fields.
+_HNSW_FIELDS = {f"hnsw.{p}": f"hnsw_{p}" for p in ("m", "ef_construction", "ef_search")}
+
+
+def _load(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    config_file: Path | None,
+    sources: dict[str, str],
+) -> Settings:
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
     path = config_file or (
@@ -268,12 +298,15 @@ def load(
         for key, raw in doc.items():
             if key not in names:
                 raise ValidationError(f"unknown setting {key!r} in {path}", field=str(key))
+            sources[key] = f"config file {path}"
             values[key] = convert(key, raw)
     for name in names:
         if (raw_env := env.get(ENV_PREFIX + name.upper())) is not None:
+            sources[name] = f"environment variable {ENV_PREFIX}{name.upper()}"
             values[name] = convert(name, raw_env)
     for name, raw in flags.items():
         if name in names and raw is not None:
+            sources[name] = f"flag --{name.replace('_', '-')}"
             values[name] = convert(name, raw)
     settings = Settings(**values)
     settings.fsync_policy  # noqa: B018 - validates wal_fsync early

@@ -121,12 +121,9 @@ def _parse_config(raw: Any, path: str) -> dict[str, Any]:
         if bad_bool or not isinstance(value, checks[kind]):
             raise SpecError(f"{path}.{key}: must be of type {kind}, not {value!r}")
     try:  # the data plane's own validation, on exactly what the pods will receive
-        dataplane_settings.load({}, env=config_env(raw), config_file=None)
+        dataplane_settings.load({}, env=config_env(raw), config_file=None, say_source=False)
     except ValidationError as err:
-        name = err.field or "?"
-        # The data plane may name a nested field ("hnsw.m") for a flat setting ("hnsw_m").
-        name = name.replace(".", "_") if name.replace(".", "_") in raw else name
-        raise SpecError(f"{path}.{name}: {err.message}") from None
+        raise SpecError(f"{path}.{err.field or '?'}: {err.message}") from None
     return dict(raw)
 
 

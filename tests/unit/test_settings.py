@@ -79,6 +79,29 @@ def test_bad_settings_are_refused(
         load(flags, env=env, config_file=cfg)
 
 
+def test_an_error_names_the_setting_and_where_its_value_came_from(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("hnsw_m: 1\nport: 1000\n")
+    cases = [
+        ({}, {"VECTORIZER_PORT": "abc"}, "port", "environment variable VECTORIZER_PORT"),
+        ({}, {}, "hnsw_m", f"config file {cfg}"),  # (its field was the index's: hnsw.m)
+        ({"port": "99999", "hnsw_m": "8"}, {}, "port", "flag --port"),
+        (
+            {"hnsw_m": "8"},
+            {"VECTORIZER_LOG_FORMAT": "xml"},
+            "log_format",
+            "environment variable VECTORIZER_LOG_FORMAT",
+        ),
+        ({"hnsw_ef_search": "0", "hnsw_m": "8"}, {}, "hnsw_ef_search", "flag --hnsw-ef-search"),
+    ]
+    for flags, env, field, source in cases:
+        with pytest.raises(ValidationError) as refused:
+            load(flags, env=env, config_file=cfg)
+        assert refused.value.field == field, refused.value
+        assert refused.value.message.startswith(field), refused.value.message
+        assert refused.value.message.endswith(f"(from {source})"), refused.value.message
+
+
 def test_a_misspelt_environment_variable_is_named() -> None:
     env = {"VECTORIZER_WAL_FSYNCC": "never", "VECTORIZER_PORT": "1", "VECTORIZER_CONFIG": "x"}
     env |= {"VECTORIZER_OPERATOR_NAMESPACE": "ns", "PATH": "/bin"}
