@@ -171,9 +171,10 @@ class VectorizerClient:
         return dict(await self.request("GET", "/health"))
 
     async def ready(self) -> bool:
+        """Whether the node serves: False too when it cannot be reached."""
         try:
             await self.request("GET", "/ready")
-        except VectorizerError:
+        except (VectorizerError, aiohttp.ClientError, TimeoutError):
             return False
         return True
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, free_port
 from vectorizer.client import Point, VectorizerClient
 from vectorizer.errors import (
     AliasNotFound,
@@ -165,6 +165,9 @@ async def test_the_sdk_takes_ids_with_braces_strided_rows_and_both_selectors(
         assert status == 201 and got["payload_index"]["key"] == "{k}", got
         status, got = server.request("GET", "/qdrant/collections/br/points/%7Bdoc-1%7D")
         assert status == 200 and got["result"]["id"] == "{doc-1}", got
+        assert await vz.ready()
+    async with VectorizerClient(f"http://127.0.0.1:{free_port()}", timeout=5) as nobody:
+        assert not await nobody.ready()  # (unreachable: not ready, not an exception)
 
 
 async def test_aliases_through_the_sdk(server: ServerProcess) -> None:
