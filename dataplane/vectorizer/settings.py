@@ -225,6 +225,8 @@ def convert(name: str, raw: Any) -> Any:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
+        if kind in ("int", "float") and isinstance(raw, str) and "_" in raw:
+            raise ValueError(raw)  # (Python's digit grouping: "8_0" is not port 80)
         if kind == "int":
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)  # (not 15002.9 read as 15002)

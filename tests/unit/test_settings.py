@@ -66,6 +66,8 @@ def test_a_data_dir_with_a_tilde_is_the_home_directory(tmp_path: Path) -> None:
         ({}, {}, "node_id: {x: 1}\n"),
         ({}, {}, "port: 15002.9\n"),
         ({}, {}, "idle_poll_us: true\n"),
+        ({"port": "8_0"}, {}, None),  # (int() reads it as 80)
+        ({}, {"VECTORIZER_MEMORY_HIGH_WATER": "0_5"}, None),
     ],
 )
 def test_bad_settings_are_refused(
