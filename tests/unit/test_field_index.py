@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from vectorizer.engine import field_index
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, IndexKind
-from vectorizer.engine.filters import compile_filter, lookup_of
+from vectorizer.engine.datetimes import micros
+from vectorizer.engine.filters import Range, compile_filter, lookup_of
 from vectorizer.errors import ValidationError
 
 DIM = 4
@@ -26,7 +27,15 @@ INDEXES = {
     "o.k": "integer",
     "a[]": "keyword",
 }
-STAMPS = ["2024-05-01T10:00:00Z", "2024-05-01T12:00:00+02:00", "2024-05-02", "not a date"]
+STAMPS = [
+    "2024-05-01T10:00:00Z",
+    "2024-05-01T12:00:00+02:00",
+    "2024-05-02",
+    "not a date",
+    "20240501",  # (ISO 8601, but not a datetime to Qdrant)
+    "3000-01-01T00:00:00.000001Z",  # far-future instants a microsecond apart
+    "3000-01-01T00:00:00.000002Z",
+]
 
 _scalar = (
     st.integers(-3, 3)
@@ -102,10 +111,12 @@ _conditions = st.one_of(
         st.none() | st.integers(-3, 3) | st.floats(-3, 3),
     ),
     st.builds(
-        lambda k, op: {"key": k, "range": {op: "2024-05-01T10:00:00Z"}},
+        lambda k, op, at: {"key": k, "range": {op: at}},
         _keys,
         st.sampled_from(["gt", "gte", "lt", "lte"]),
+        st.sampled_from(["2024-05-01T10:00:00Z", "3000-01-01T00:00:00.000001Z"]),
     ),
+    st.builds(lambda k: {"key": k, "range": {}}, _keys),
     st.builds(lambda ids: {"has_id": ids}, st.lists(_ids, max_size=4)),
     st.builds(lambda k: {"is_empty": {"key": k}}, _keys),
 )
@@ -138,6 +149,8 @@ BATTERY = [
         {"range": {"gte": 0, "lte": 1.5}},
         {"range": {"gt": 0, "gte": 0, "lt": 1, "lte": 1}},  # equal bounds: the open one holds
         {"range": {"gt": "2024-05-01T09:00:00Z"}},
+        {"range": {"gt": "3000-01-01T00:00:00.000001Z"}},
+        {"range": {}},  # (every number)
     )
 ]
 
@@ -218,7 +231,12 @@ def test_indexed_reads_answer_as_unindexed_ones(
                 want = [(p.id, type(v), v) for p, v in plain.ordered(key, 4, pred, **asked)]
                 assert got == want, (key, spec, descending, start)
             # by datetimes: the datetime index walked (in microseconds), the scan
-            for descending, start in ((False, None), (True, None), (False, 1714557600 * 10**6)):
+            for descending, start in (
+                (False, None),
+                (True, None),
+                (False, 1714557600 * 10**6),
+                (True, 32503680000000001),  # (3000-01-01T00:00:00.000001Z)
+            ):
                 asked = {"descending": descending, "start": start, "with_payload": False}
                 got = [(p.id, v) for p, v in indexed.ordered("t", 4, pred, **asked)]
                 want = [(p.id, v) for p, v in plain.ordered("t", 4, pred, datetimes=True, **asked)]
@@ -419,3 +437,76 @@ def test_schemas_are_parsed_and_inferred() -> None:
     for mixed in ([{"k": 1}, {"k": "a"}], [{"x": 1}], [{"k": {"a": 1}}]):
         with pytest.raises(ValidationError):
             infer(mixed, "k")
+
+
+def _range_lookup(bounds: dict[str, Any], key: str = "t") -> Range:
+    pred = compile_filter({"must": [{"key": key, "range": bounds}]})
+    assert pred is not None
+    lookup = lookup_of(pred)
+    assert isinstance(lookup, Range)
+    return lookup
+
+
+def test_datetime_indexes_keep_microseconds() -> None:
+    """A datetime index keeps Qdrant's i64 microseconds: far-future instants a
+    microsecond apart stay apart in its ranges and in its order, and an ordered listing
+    reports the same values with the index as without it."""
+    stamps = [f"3000-01-01T00:00:00.00000{i}Z" for i in (1, 2, 3)]
+    at = [micros(s) for s in stamps]
+    assert at == [32503680000000001, 32503680000000002, 32503680000000003]
+    index = field_index.FieldIndex("t", "datetime")
+    for slot, stamp in enumerate(stamps):
+        index.add(slot, {"t": stamp})
+    for op, slots in (("gt", {2}), ("gte", {1, 2}), ("lt", {0}), ("lte", {0, 1})):
+        assert index.range(_range_lookup({op: stamps[1]})) == slots, op
+        assert index.estimate(_range_lookup({op: stamps[1]})) == len(slots), op
+    walk = index.in_order(False, None, datetimes=True)
+    assert walk is not None and list(walk) == [(at[0], {0}), (at[1], {1}), (at[2], {2})]
+    walk = index.in_order(True, at[1], datetimes=True)
+    assert walk is not None and list(walk) == [(at[1], {1}), (at[0], {0})]
+
+    plain, indexed = (
+        Collection(name, CollectionConfig(DIM, index=IndexKind.EXACT), capacity=4) for name in "pi"
+    )
+    indexed.create_field_index("t", "datetime")
+    for coll in (plain, indexed):
+        vectors = np.ones((3, DIM), dtype=np.float32)
+        coll.upsert([1, 2, 3], vectors, [{"t": stamp} for stamp in stamps])
+        for op, ids in (("gt", [3]), ("gte", [2, 3]), ("lt", [1]), ("lte", [1, 2])):
+            pred = compile_filter({"must": [{"key": "t", "range": {op: stamps[1]}}]})
+            assert pred is not None
+            assert sorted(coll.ids_matching(pred)) == ids, (coll.name, op)
+    for descending in (False, True):
+        listed = [(p.id, v) for p, v in indexed.ordered("t", 3, descending=descending)]
+        scanned = plain.ordered("t", 3, descending=descending, datetimes=True)
+        assert listed == [(p.id, v) for p, v in scanned]
+        assert sorted(v for _, v in listed) == at
+        assert all(type(v) is int for _, v in listed)
+
+
+def test_only_what_qdrant_reads_as_a_datetime_fills_a_datetime_index() -> None:
+    """ISO 8601's other forms are keywords to Qdrant: a datetime index does not hold
+    them, and an index created without a type over them is a keyword index."""
+    others = ["20240101", "2024-W01-1", "2024-01-01T10", "2024-01-01T10:00:00,5"]
+    index = field_index.FieldIndex("t", "datetime")
+    for slot, text in enumerate([*others, "2024-01-01t10:00:00z"]):
+        index.add(slot, {"t": text})
+    assert index.points == 1
+    walk = index.in_order(False, None, datetimes=True)
+    assert walk is not None and list(walk) == [(micros("2024-01-01T10:00:00Z"), {4})]
+    assert index.range(_range_lookup({"gte": "2000-01-01"})) == {4}
+    infer = field_index.infer_schema
+    assert infer([{"k": "20240101"}, {"k": "20231231"}], "k") == "keyword"
+    assert infer([{"k": text} for text in others], "k") == "keyword"
+    assert infer([{"k": "2024-01-01t10:00:00z"}, {"k": "2024-01-02"}], "k") == "datetime"
+
+
+def test_a_range_without_bounds_takes_every_number_an_index_holds() -> None:
+    index = field_index.FieldIndex("n", "integer")
+    for slot, value in enumerate([1, 2.5, "a", True, None, -3]):
+        index.add(slot, {"n": value})
+    for bounds in ({}, {"gt": None}):
+        lookup = _range_lookup(bounds, "n")
+        assert not lookup.datetimes
+        assert index.range(lookup) == {0, 1, 5}
+        assert index.estimate(lookup) == 3

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vectorizer.engine import filters
+from vectorizer.engine import datetimes, filters
 from vectorizer.engine.filters import compile_filter
 from vectorizer.errors import ValidationError
 
@@ -214,6 +214,59 @@ def test_datetime_ranges_compare_rfc3339_strings() -> None:
     assert matching({"gt": 1714564799}) == [6]  # numbers stay numbers
 
 
+def _datetimes_matching(stamps: dict[int, Any], bounds: dict[str, Any]) -> list[int]:
+    pred = compile_filter({"must": [{"key": "t", "range": bounds}]})
+    assert pred is not None
+    return [i for i, t in stamps.items() if pred(i, {"t": t})]
+
+
+def test_datetime_ranges_compare_microseconds() -> None:
+    """Qdrant compares datetimes as i64 microseconds: instants a microsecond apart stay
+    apart, far in the future too (float seconds cannot tell them apart past about year
+    2242)."""
+    stamps = {i: f"3000-01-01T00:00:00.00000{i}Z" for i in (1, 2, 3)}
+    middle = stamps[2]
+    assert _datetimes_matching(stamps, {"gt": middle}) == [3]
+    assert _datetimes_matching(stamps, {"gte": middle}) == [2, 3]
+    assert _datetimes_matching(stamps, {"lt": middle}) == [1]
+    assert _datetimes_matching(stamps, {"lte": middle}) == [1, 2]
+    assert _datetimes_matching(stamps, {"gt": stamps[1], "lt": stamps[3]}) == [2]
+    pred = compile_filter({"must": [{"key": "t", "range": {"gt": middle}}]})
+    assert pred is not None
+    lookup = filters.lookup_of(pred)
+    assert isinstance(lookup, filters.Range) and lookup.datetimes
+    assert lookup.gt == datetimes.micros(middle) and isinstance(lookup.gt, int)
+
+
+def test_only_what_qdrant_reads_as_a_datetime_is_one() -> None:
+    """ISO 8601's other forms are strings, not datetimes, as in Qdrant: they match no
+    datetime range, and a bound in one is refused; RFC 3339 in lower case is one."""
+    stamps = {
+        1: "20240101",
+        2: "2024-W01-1",
+        3: "2024-01-01T10",
+        4: "2024-01-01T10:00:00,5",
+        5: "2024-01-01T10:00:00Z",
+        6: "2024-01-01t10:00:00z",
+        7: "2024-01-01 10:00:00 UTC",
+    }
+    assert _datetimes_matching(stamps, {"gte": "2000-01-01T00:00:00Z"}) == [5, 6, 7]
+    assert _datetimes_matching(stamps, {"lte": "2024-01-01t10:00:00z"}) == [5, 6, 7]
+    for bound in ("20000101", "2000-01-01T00", "2000-01-01T00:00"):
+        with pytest.raises(ValidationError) as err:
+            compile_filter({"must": [{"key": "t", "range": {"gte": bound}}]})
+        assert err.value.field == "filter.must[0].range.gte", bound
+
+
+@pytest.mark.parametrize("bounds", [{}, {"gt": None}, {"gte": None, "lt": None, "lte": None}])
+def test_a_range_without_bounds_holds_every_number(bounds: dict[str, Any]) -> None:
+    """Qdrant's range is all optional bounds (qdrant-client sends ``models.Range()`` as
+    ``{}``): without any it is a number range holding every number, not a datetime."""
+    assert run({"must": [{"key": "price", "range": bounds}]}) == [1, 2, 3]
+    assert run({"must_not": [{"key": "price", "range": bounds}]}) == ["x", "y"]
+    assert _datetimes_matching({1: "2024-01-01T10:00:00Z", 2: 5, 3: True}, bounds) == [2]
+
+
 _leaves = st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-3, 3) | st.sampled_from("ab")
 _values = st.recursive(
     _leaves,
@@ -253,11 +306,11 @@ def test_top_level_keys_filter_as_paths_do(payload: Any, condition: dict[str, An
 
 
 def test_micros_are_exact_and_utc_by_default() -> None:
-    assert filters.micros("2024-05-01T12:00:00Z") == 1714564800 * 10**6
-    assert filters.micros("2024-05-01T12:00:00") == 1714564800 * 10**6  # no zone: UTC
-    assert filters.micros("2024-05-01T14:00:00.123456+02:00") == 1714564800 * 10**6 + 123456
-    assert filters.micros("2024-05-01") == 1714521600 * 10**6
-    assert filters.micros("yesterday") is None
+    assert datetimes.micros("2024-05-01T12:00:00Z") == 1714564800 * 10**6
+    assert datetimes.micros("2024-05-01T12:00:00") == 1714564800 * 10**6  # no zone: UTC
+    assert datetimes.micros("2024-05-01T14:00:00.123456+02:00") == 1714564800 * 10**6 + 123456
+    assert datetimes.micros("2024-05-01") == 1714521600 * 10**6
+    assert datetimes.micros("yesterday") is None
 
 
 def _accepts(spec: dict[str, Any], payload: Any) -> bool:

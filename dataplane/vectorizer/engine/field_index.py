@@ -8,10 +8,11 @@ knows how many points can match without sampling.
 Every index maps each scalar at its key (arrays flattened, as filters see them) to the
 slots holding it, so ``match`` (value / any) is answered for any kind; ``integer`` and
 ``float`` indexes also keep their numbers in order for ``range``, and ``datetime``
-indexes the timestamps of RFC 3339 strings for datetime ranges. ``text`` indexes also
-map each token of the strings at their key (as their tokenizer makes them: see
-``text``) to the slots holding it, for full-text matches. ``geo`` is accepted (Qdrant's
-clients create it) and narrows only by value.
+indexes the instants of datetime strings (Qdrant's formats, see ``datetimes``) in
+integer microseconds, as Qdrant keeps them, for datetime ranges and ordered listings.
+``text`` indexes also map each token of the strings at their key (as their tokenizer
+makes them: see ``text``) to the slots holding it, for full-text matches. ``geo`` is
+accepted (Qdrant's clients create it) and narrows only by value.
 
 An index's schema is its type's name, or (a ``text`` index created with Qdrant's object
 form) its ``TextParams`` as a dict: the form the log, snapshots and the collection's
@@ -27,6 +28,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from vectorizer.engine import geo
+from vectorizer.engine.datetimes import micros
 from vectorizer.engine.filters import (
     AnyOf,
     Ids,
@@ -38,7 +40,6 @@ from vectorizer.engine.filters import (
     Tokens,
     document_tokens,
     hashable,
-    timestamp,
     values_at,
 )
 from vectorizer.engine.grouping import FacetKey, facet_key
@@ -88,7 +89,7 @@ _FITS: dict[str, Callable[[Any], bool]] = {
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "bool": lambda v: isinstance(v, bool),
-    "datetime": lambda v: isinstance(v, str) and timestamp(v) is not None,
+    "datetime": lambda v: isinstance(v, str) and micros(v) is not None,
     "uuid": lambda v: isinstance(v, str) and _is_uuid(v),
     "geo": lambda v: geo.stored_point(v) is not None,
 }
@@ -155,7 +156,7 @@ def infer_schema(payloads: Iterable[Payload | None], key: str, field: str = "fie
             elif isinstance(v, float):
                 kinds.add("float")
             elif isinstance(v, str):
-                kinds.add("datetime" if timestamp(v) is not None else "keyword")
+                kinds.add("datetime" if micros(v) is not None else "keyword")
             else:
                 kinds.add("object")
     if kinds == {"integer", "float"}:
@@ -181,9 +182,9 @@ class FieldIndex:
         # numbers, so an ordered listing cannot tell which it holds while any is here
         self._integral_floats = 0
         self._by_value: dict[tuple[str, Any], set[int]] = {}
-        # numbers (or datetimes' timestamps) in order, each once, for ranges
-        self._ordered: SortedList[float] | None = None
-        self._by_number: dict[float, set[int]] = {}
+        # numbers (or datetimes, in microseconds) in order, each once, for ranges
+        self._ordered: SortedList[int | float] | None = None
+        self._by_number: dict[int | float, set[int]] = {}
         if schema in _NUMBERS or schema == "datetime":
             self._ordered = SortedList()
         # a text index: each token of the strings here -> the slots holding it
@@ -235,7 +236,7 @@ class FieldIndex:
 
     def _entries(
         self, payload: Payload | None
-    ) -> Iterator[tuple[tuple[str, Any], float | None, bool]]:
+    ) -> Iterator[tuple[tuple[str, Any], int | float | None, bool]]:
         """For each scalar at the key: its value as matched, where it sits in the ordered
         values (if this index orders it), and whether it is an integral float."""
         for v in values_at(payload, self.key):
@@ -253,12 +254,12 @@ class FieldIndex:
         postings.sort(key=len)
         return set(postings[0]).intersection(*postings[1:]) if postings else set()
 
-    def _number(self, v: Any) -> float | None:
+    def _number(self, v: Any) -> int | float | None:
         """Where ``v`` sits in the ordered values, if this index orders it."""
         if self._ordered is None or isinstance(v, bool):
             return None
         if self.schema == "datetime":
-            return timestamp(v) if isinstance(v, str) else None
+            return micros(v) if isinstance(v, str) else None
         return v if isinstance(v, int | float) else None
 
     def match(self, values: Iterable[tuple[str, Any]]) -> set[int]:
@@ -282,7 +283,7 @@ class FieldIndex:
             return None
         return sum(len(self._by_number[n]) for n in bounds)
 
-    def _bounds(self, lookup: Range) -> Iterator[float] | None:
+    def _bounds(self, lookup: Range) -> Iterator[int | float] | None:
         """The ordered numbers within the range, or None when this index does not order
         the kind the range compares (numbers, or datetimes)."""
         if self._ordered is None or lookup.datetimes != (self.schema == "datetime"):
@@ -305,24 +306,24 @@ class FieldIndex:
         return counts
 
     def in_order(
-        self, descending: bool, start: float | None, datetimes: bool = False
-    ) -> Iterator[tuple[float, set[int]]] | None:
-        """(value, slots) in the order of the numbers (or ``datetimes``, in microseconds)
-        here, from ``start`` (inclusive), as ``ordering.ordered`` lists them; None when
-        this index cannot list them so (it does not order that kind, or integers cannot
-        be told from equal floats)."""
+        self, descending: bool, start: int | float | None, datetimes: bool = False
+    ) -> Iterator[tuple[int | float, set[int]]] | None:
+        """(value, slots) in the order of the numbers (or ``datetimes``, in microseconds,
+        as the index keeps them) here, from ``start`` (inclusive), as ``ordering.ordered``
+        lists them; None when this index cannot list them so (it does not order that
+        kind, or integers cannot be told from equal floats)."""
         if self._ordered is None or (self._integral_floats and not datetimes):
             return None
         if (self.schema == "datetime") != datetimes:
             return None
-        if datetimes and start is not None:
-            start = start / 1e6  # (the index keeps seconds)
         if descending:
             keys = self._ordered.irange(maximum=start, reverse=True)
         else:
             keys = self._ordered.irange(minimum=start)
-        shown = (lambda t: round(t * 1e6)) if datetimes else _as_stored
-        return ((shown(n), self._by_number[n]) for n in keys)
+        by_number = self._by_number
+        if datetimes:
+            return ((n, by_number[n]) for n in keys)
+        return ((_as_stored(n), by_number[n]) for n in keys)
 
     def range(self, lookup: Range) -> set[int] | None:
         """Slots with a value within the bounds (None: see ``_bounds``)."""
@@ -345,7 +346,7 @@ def _discard(index: dict[Any, set[int]], key: Any, slot: int) -> bool:
     return True
 
 
-def _as_stored(n: float) -> float:
+def _as_stored(n: int | float) -> int | float:
     """A number key as the payloads hold it: while no integral float is held, an
     integral key stands for integers (the key is the first value that made it)."""
     return int(n) if isinstance(n, float) and n.is_integer() else n

@@ -3,8 +3,9 @@
 Supported: ``must`` / ``should`` / ``must_not`` / ``min_should`` (nested filters too);
 field conditions with ``match`` (``value``, ``any``, ``except``, ``prefix``,
 ``substring``, and the full-text ``text``, ``text_any`` and ``phrase``: see ``text``),
-``range`` (``gt``, ``gte``, ``lt``, ``lte``: numbers, or RFC 3339 datetimes compared with
-datetime strings in the payload), ``geo_radius``, ``geo_bounding_box`` and
+``range`` (``gt``, ``gte``, ``lt``, ``lte``: numbers, or datetimes compared with
+datetime strings in the payload, in Qdrant's formats and to the microsecond: see
+``datetimes``), ``geo_radius``, ``geo_bounding_box`` and
 ``geo_polygon`` (see ``geo``) and ``values_count``; ``has_id``, ``has_vector``,
 ``is_empty``, ``is_null`` (also as a field condition's ``is_empty``/``is_null``
 flags), ``slice``; and ``nested``, a filter that one element of an array of
@@ -34,12 +35,12 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import siphash24
 
 from vectorizer.engine import geo, paths, sparse
+from vectorizer.engine.datetimes import micros
 from vectorizer.engine.text import DEFAULT, TextParams, has_phrase
 from vectorizer.engine.validation import PointId, point_id
 from vectorizer.errors import ValidationError
@@ -83,14 +84,14 @@ class Match:
 
 @dataclass(frozen=True)
 class Range:
-    """Points with a number (or, for ``datetimes``, an RFC 3339 string: its timestamp)
-    at ``key`` within the bounds."""
+    """Points with a number (or, for ``datetimes``, a datetime string: its microseconds
+    since the epoch, ``micros``) at ``key`` within the bounds."""
 
     key: str
-    gt: float | None
-    gte: float | None
-    lt: float | None
-    lte: float | None
+    gt: int | float | None
+    gte: int | float | None
+    lt: int | float | None
+    lte: int | float | None
     datetimes: bool
 
 
@@ -615,23 +616,25 @@ def _count(value: Any) -> int:
 
 
 def _range(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Lookup]:
-    """Numbers between number bounds, or (Qdrant's datetime range) RFC 3339 strings
-    between datetime bounds; a time without a zone is UTC, as in Qdrant."""
-    if not isinstance(spec, dict) or not spec or set(spec) - set(_RANGE_OPS):
+    """Numbers between number bounds, or (Qdrant's datetime range) datetime strings
+    between datetime bounds, compared as Qdrant does, in whole microseconds (``micros``:
+    Qdrant's formats; a time without a zone is UTC). Without bounds (``{}``, or only
+    nulls) it is a number range, as Qdrant reads it: every number is in it."""
+    if not isinstance(spec, dict) or set(spec) - set(_RANGE_OPS):
         raise ValidationError("range takes gt, gte, lt, lte", field=field)
-    bounds: dict[str, float] = {}
+    bounds: dict[str, int | float] = {}
     kinds = set()
     for op, bound in spec.items():
         if bound is None:
             continue
         if isinstance(bound, str):
-            stamp = timestamp(bound)
-            if stamp is None:
+            at = micros(bound)
+            if at is None:
                 raise ValidationError(
                     "a datetime bound is RFC 3339, like 2024-05-01T12:00:00Z",
                     field=f"{field}.{op}",
                 )
-            bounds[op], kind = stamp, "datetime"
+            bounds[op], kind = at, "datetime"
         elif isinstance(bound, bool) or not isinstance(bound, int | float):
             raise ValidationError("range bounds are numbers or datetimes", field=f"{field}.{op}")
         else:
@@ -642,7 +645,7 @@ def _range(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Look
     gt, gte, lt, lte = (bounds.get(op) for op in _RANGE_OPS)
     lookup = Range(key, gt, gte, lt, lte, datetimes="datetime" in kinds)
 
-    def within(v: float) -> bool:  # Range.within, with the bounds in locals: per point
+    def within(v: int | float) -> bool:  # Range.within, with the bounds in locals: per point
         return (
             (gt is None or v > gt)
             and (gte is None or v >= gte)
@@ -652,37 +655,9 @@ def _range(spec: Any, key: str, field: str) -> tuple[Callable[[Any], bool], Look
 
     if lookup.datetimes:
         return (
-            lambda v: isinstance(v, str) and (t := timestamp(v)) is not None and within(t)
+            lambda v: isinstance(v, str) and (at := micros(v)) is not None and within(at)
         ), lookup
     return (lambda v: not isinstance(v, bool) and isinstance(v, int | float) and within(v)), lookup
-
-
-@functools.lru_cache(maxsize=4096)  # repeated values (dates) parse once; ~0.3 us otherwise
-def _moment(text: str) -> datetime | None:
-    """The instant an RFC 3339 / ISO 8601 time names (UTC when it has no zone), or None
-    when ``text`` is not one."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-@functools.lru_cache(maxsize=4096)  # (filters call it per point)
-def timestamp(text: str) -> float | None:
-    """Seconds since the epoch of a datetime string (``_moment``), or None."""
-    moment = _moment(text)
-    return None if moment is None else moment.timestamp()
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def micros(text: str) -> int | None:
-    """Microseconds since the epoch of a datetime string (``_moment``), as Qdrant orders
-    and reports datetimes; None when ``text`` is not one."""
-    moment = _moment(text)
-    return None if moment is None else (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _strings_or_integers(values: Any) -> bool:

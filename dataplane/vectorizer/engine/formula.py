@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from vectorizer.engine import geo, paths
-from vectorizer.engine.filters import Payload, Predicate, compile_condition, micros, payload_key
+from vectorizer.engine.datetimes import micros
+from vectorizer.engine.filters import Payload, Predicate, compile_condition, payload_key
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 

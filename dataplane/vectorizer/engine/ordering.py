@@ -4,8 +4,9 @@ As in Qdrant: a point is listed once per distinct number at the key (an array of
 numbers lists it once for each), points without a number there are not listed, equal
 values go by id, and ``start_from`` is inclusive (at least it ascending, at most it
 descending). Paging goes by ``start_from``, not by an offset. Ordered by datetimes, the
-values are the RFC 3339 strings at the key, as microseconds since the epoch (what
-Qdrant reports as ``order_value``); other values are not listed.
+values are the datetime strings at the key (in Qdrant's formats: see ``datetimes``), as
+integer microseconds since the epoch (what Qdrant reports as ``order_value``, and what a
+datetime index keeps); other values are not listed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import heapq
 from collections.abc import Iterable
 from typing import Any
 
-from vectorizer.engine.filters import Payload, micros, values_at
+from vectorizer.engine.datetimes import micros
+from vectorizer.engine.filters import Payload, values_at
 from vectorizer.engine.validation import PointId, id_order
 
 OrderValue = int | float

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from vectorizer.engine import paths, payloads, scoring, sparse, validation
 from vectorizer.engine.collection import WRITE_MODES, NamedRows, WriteMode
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
-from vectorizer.engine.filters import Payload, Predicate, compile_filter, micros, payload_key
+from vectorizer.engine.datetimes import micros
+from vectorizer.engine.filters import Payload, Predicate, compile_filter, payload_key
 from vectorizer.engine.formula import Formula
 from vectorizer.engine.formula import parse as parse_formula
 from vectorizer.engine.validation import PointId
