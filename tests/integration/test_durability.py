@@ -1,4 +1,5 @@
-"""Acknowledged writes survive kill -9; a torn log tail is cut, not fatal; SIGTERM is clean."""
+"""Acknowledged writes survive kill -9; a torn log tail is cut, not fatal; SIGTERM is clean;
+a snapshot that does not load is never passed over for less than it held."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import asyncio
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +318,70 @@ async def test_one_server_per_data_directory(
     again = server_factory(data_dir=data, port=srv.port).start()  # kill -9 let the lock go
     async with VectorizerClient(again.url) as vz:
         assert await vz.count("mine") == 20
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` and its bytes (but the lock, which names its holder)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "LOCK"
+    }
+
+
+def _restored(source: ServerProcess, file: Path, data: Path) -> None:
+    """A full snapshot of ``source`` in ``file``, restored into the new ``data``."""
+    status, made = source.request("POST", "/qdrant/snapshots?wait=true")
+    assert status == 200, made
+    with urllib.request.urlopen(f"{source.url}/qdrant/snapshots/{made['result']['name']}") as r:
+        file.write_bytes(r.read())
+    done = subprocess.run(
+        [sys.executable, "-m", "vectorizer", "restore", str(file), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("trouble", ["unreadable for one start", "damaged"])
+async def test_a_restored_node_whose_snapshot_does_not_load_refuses_to_start(
+    server_factory: type[ServerProcess], tmp_path: Path, trouble: str
+) -> None:
+    """A data directory made by `vectorizer restore` holds one snapshot and no log. If that
+    snapshot does not load at a start, the node refuses to start, every file left as it
+    is: started empty it would acknowledge writes under the sequences the snapshot holds,
+    and lose them once the snapshot loads again. Once it loads, the node serves it."""
+    source = server_factory(data_dir=tmp_path / "source").start()
+    async with VectorizerClient(source.url) as vz:
+        await vz.create_collection("c", 4)
+        await vz.upsert("c", [Point(i, [i, 1, 2, 3], {"i": i}) for i in range(50)])
+    data = tmp_path / "restored"
+    await asyncio.to_thread(_restored, source, tmp_path / "full.snapshot", data)
+    (points,) = data.glob("snapshots/*/c00000/points.json")
+    good = points.read_bytes()
+    if trouble == "damaged":
+        points.write_bytes(bytes([good[0] ^ 0x01]) + good[1:])  # one flipped bit
+    else:
+        points.rename(tmp_path / "away")
+    before = _files(data)
+
+    node = server_factory(data_dir=data, log_path=tmp_path / "node.log")
+    node.start(wait_ready=False)
+    assert node.proc is not None and node.proc.wait(30) == 1
+    log = node.log()
+    assert f"cannot start: snapshot {points.parent.parent.name} does not load" in log, log
+    assert "recovered" not in log and "Traceback" not in log, log
+    assert _files(data) == before
+
+    points.unlink(missing_ok=True)
+    points.write_bytes(good)
+    node.start()
+    async with VectorizerClient(node.url) as vz:
+        assert await vz.count("c") == 50
+        assert (await vz.stats())["sequence"] == int(points.parent.parent.name)
+        await vz.upsert("c", [Point(99, [1, 1, 1, 1])])  # it goes on from there
+    node.kill()
+    node.start()
+    async with VectorizerClient(node.url) as vz:
+        assert await vz.count("c") == 51

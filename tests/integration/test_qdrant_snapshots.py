@@ -1,12 +1,16 @@
 """Qdrant's collection snapshots on a real server: qdrant-client makes, lists, deletes
 and recovers from them; uploads; bad files and locations refused with nothing changed;
-kill -9 during a recovery; a replica following one."""
+kill -9 during a recovery; a replica following one; full snapshots restored, a restore
+killed at any step."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +27,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from tests.servers import ServerProcess
+from tests.tarballs import tar
 
 Q = "/qdrant/collections"
 
@@ -377,6 +382,129 @@ def test_a_full_snapshot_restores_a_node(
         other.close()
     assert client.delete_full_snapshot(made.name) is True
     assert client.list_full_snapshots() == []
+
+
+# The calls by which a restore changes the data directory (killed at one, it has done
+# everything before it and nothing after).
+_CHANGES = ("rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir")
+_TRACED = re.compile(r"\d+\s+(\w+)\(")
+
+
+def _strace_works() -> bool:
+    if shutil.which("strace") is None:
+        return False
+    probe = subprocess.run(["strace", "-qq", "-o", os.devnull, "true"], capture_output=True)
+    return probe.returncode == 0  # (ptrace may be forbidden here)
+
+
+def _restore_traced(
+    file: Path, data_dir: Path, trace: Path, kill_at: tuple[str, int] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """`vectorizer restore --replace` under strace, killed (SIGKILL) at the ``kill_at``
+    call (its name, and which of the calls of that name); and the calls that changed the
+    directory, in order."""
+    inject = (
+        [] if kill_at is None else ["-e", f"inject={kill_at[0]}:signal=SIGKILL:when={kill_at[1]}"]
+    )
+    command = [
+        *("strace", "-f", "-qq", "-o", str(trace), "-e", "trace=" + ",".join(_CHANGES)),
+        *inject,
+        *(sys.executable, "-m", "vectorizer", "restore", str(file)),
+        *("--data-dir", str(data_dir), "--replace"),
+    ]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # (renames of Python's own files)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    calls = [m.group(1) for line in trace.read_text().splitlines() if (m := _TRACED.match(line))]
+    return done, calls
+
+
+@pytest.mark.skipif(not _strace_works(), reason="needs strace (and ptrace)")
+def test_a_restore_killed_at_any_step_leaves_the_old_data_or_the_restored(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """kill -9 of `vectorizer restore --replace` at each call that changes the data
+    directory (every rename, unlink and rmdir: strace kills it there) leaves a directory
+    the node serves either its old data or the restored data from, whole: never nothing.
+    Once the restore is committed (the old data begins to go only then) it stays done."""
+    old = tmp_path / "old"
+    node = server_factory(data_dir=old).start()
+    client = QdrantClient(url=node.url, prefix="qdrant", timeout=60, check_compatibility=False)
+    try:
+        make(client, "restored", 120, seed=1)
+        made = client.create_full_snapshot()
+        assert made is not None
+        status, raw = _get(f"{node.url}/qdrant/snapshots/{made.name}")
+        assert status == 200
+        restored = {"restored": points_of(client, "restored")}
+        client.delete_collection("restored")
+        make(client, "old", 80, seed=2)
+        held = {"old": points_of(client, "old")}
+    finally:
+        client.close()
+    node.kill()  # (the old data partly in the log only, beside its history)
+    history = (old / "replication.json").read_bytes()
+    file = tmp_path / "full.snapshot"
+    file.write_bytes(raw)
+    probe = tmp_path / "probe"
+    shutil.copytree(old, probe)
+    done, calls = _restore_traced(file, probe, tmp_path / "trace")
+    assert done.returncode == 0, done.stderr
+
+    outcomes = []
+    for at, call in enumerate(calls):
+        data = tmp_path / f"killed-{at}"
+        shutil.copytree(old, data)
+        killed, _ = _restore_traced(
+            file, data, tmp_path / "trace", (call, calls[: at + 1].count(call))
+        )
+        assert killed.returncode == -9, (at, call, killed.stderr)
+        node = server_factory(data_dir=data).start()
+        client = QdrantClient(url=node.url, prefix="qdrant", timeout=60, check_compatibility=False)
+        try:
+            names = [c.name for c in client.get_collections().collections]
+            serves = {name: points_of(client, name) for name in names}
+        finally:
+            client.close()
+        node.kill()
+        assert serves in (held, restored), (at, call, names)
+        outcomes.append("restored" if serves == restored else "old")
+        if serves == restored:  # (the history of the old data went with it: a new one)
+            assert (data / "replication.json").read_bytes() != history
+    assert outcomes[0] == "old" and outcomes[-1] == "restored", outcomes
+    assert outcomes == sorted(outcomes, key=("old", "restored").index), outcomes
+
+
+def test_a_snapshot_past_the_sequences_a_node_takes_is_refused(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """A full snapshot ending at a sequence the node could not log the next record after
+    is refused (exit 2), the directory untouched; the highest it takes, 2**63 - 1, serves
+    and takes writes."""
+    target = tmp_path / "data"
+    node = server_factory(data_dir=target).start()
+    assert node.request("PUT", f"{Q}/mine", {"vectors": {"size": 2, "distance": "Dot"}})[0] == 200
+    node.kill()
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file() and p.name != "LOCK"}
+    for sequence in (2**64 - 1, 2**63 - 1):
+        manifest = {"format": 1, "sequence": sequence, "created_at": 0, "collections": []}
+        file = tmp_path / f"{sequence}.snapshot"
+        file.write_bytes(tar({"MANIFEST.json": json.dumps({**manifest, "aliases": {}}).encode()}))
+        done = _restore(file, target, "--replace")
+        if sequence >= 2**63:
+            assert done.returncode == 2, done
+            assert f"ends at sequence {sequence}, past the highest" in done.stderr, done.stderr
+            after = target.rglob("*")
+            assert {p: p.read_bytes() for p in after if p.is_file() and p.name != "LOCK"} == before
+            continue
+        assert done.returncode == 0, done.stderr
+        node.start()
+        assert (
+            node.request("PUT", f"{Q}/next", {"vectors": {"size": 2, "distance": "Dot"}})[0] == 200
+        )
+        node.kill()
+        node.start()
+        assert node.request("GET", "/stats")[1]["sequence"] == 2**63
+        assert node.request("GET", f"{Q}/next")[0] == 200
 
 
 def want_i(want: dict[str, dict[Any, Any]]) -> int:

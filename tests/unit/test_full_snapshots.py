@@ -3,6 +3,8 @@ directory, and every damaged or hostile file refused with the directory untouche
 
 from __future__ import annotations
 
+import json
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,9 @@ import pytest
 from tests.tarballs import members, tar
 from vectorizer.engine import collection_snapshots, full_snapshots
 from vectorizer.engine.aliases import CreateAlias
-from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.store import SYNC_MARKER, Store, StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
-from vectorizer.errors import InvalidSnapshot
+from vectorizer.errors import InvalidSnapshot, StorageError
 
 
 async def fresh(path: Path) -> Store:
@@ -122,3 +124,143 @@ async def test_damaged_or_hostile_files_are_refused_and_leave_the_directory_alon
         after = await fresh(target)
         assert everything(after) == before, what
         await after.close()
+
+
+class Killed(BaseException):
+    """The restore's process dying (kill -9) at some step."""
+
+
+def killed_at(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
+    """The ``nth`` rename of the restore kills it (the first commits, the second puts the
+    snapshot in place)."""
+    rename, seen = full_snapshots.os.rename, []
+
+    def dying(src: Any, dst: Any) -> None:
+        seen.append(src)
+        if len(seen) == nth:
+            raise Killed
+        rename(src, dst)
+
+    monkeypatch.setattr(full_snapshots.os, "rename", dying)
+
+
+async def node_holding_mine(path: Path) -> dict[str, Any]:
+    s = await fresh(path)
+    await s.create_collection("mine", {"dimension": 3})
+    await s.upsert("mine", [1, 2], [[1, 0, 0], [0, 1, 0]], [None, {"k": 1}])
+    await s.close(take_snapshot=False)  # (in the log only)
+    (path / "replication.json").write_text("{}")
+    mine = await fresh(path)
+    held = everything(mine)
+    await mine.close(take_snapshot=False)
+    return held
+
+
+async def test_a_restore_killed_before_its_commit_leaves_the_old_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s, file = await seeded(tmp_path)
+    await s.close()
+    target = tmp_path / "target"
+    old = await node_holding_mine(target)
+    with monkeypatch.context() as m:
+        killed_at(m, 1)
+        with pytest.raises(Killed):
+            full_snapshots.restore(file, target, replace=True, describing=("replication.json",))
+    assert not (target / full_snapshots.RESTORE_MARKER).exists()
+    assert (target / "replication.json").exists()
+    after = await fresh(target)
+    assert everything(after) == old
+    await after.close(take_snapshot=False)
+    assert not list((target / "snapshots").glob(".incoming-*"))  # a leftover: removed
+
+
+@pytest.mark.parametrize("then", ["the node starts", "the restore runs again"])
+async def test_a_restore_killed_once_committed_is_finished_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """Killed after the old data began to go (here: at the rename that puts the restored
+    snapshot in place, the old log and history gone already), the restore is finished by
+    the next start, or by the next restore (which then goes on with its own work)."""
+    s, file = await seeded(tmp_path)
+    want = everything(s)
+    await s.close()
+    target = tmp_path / "target"
+    await node_holding_mine(target)
+    with monkeypatch.context() as m:
+        killed_at(m, 2)
+        with pytest.raises(Killed):
+            full_snapshots.restore(file, target, replace=True, describing=("replication.json",))
+    assert (target / full_snapshots.RESTORE_MARKER).exists()
+    assert not (target / "wal").exists() and not (target / "replication.json").exists()
+    (incoming,) = (target / "snapshots").iterdir()
+    assert incoming.name.startswith(".incoming-restore-")
+    if then == "the restore runs again":
+        with pytest.raises(InvalidSnapshot, match="holds data already"):
+            full_snapshots.restore(file, target)  # (finished first: data, so refused)
+    after = await fresh(target)
+    assert everything(after) == want
+    await after.close(take_snapshot=False)
+    assert not (target / full_snapshots.RESTORE_MARKER).exists()
+
+
+async def test_a_committed_restore_whose_snapshot_is_gone_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s, file = await seeded(tmp_path)
+    await s.close()
+    target = tmp_path / "target"
+    with monkeypatch.context() as m:
+        killed_at(m, 2)
+        with pytest.raises(Killed):
+            full_snapshots.restore(file, target)
+    for folder in (target / "snapshots").iterdir():
+        shutil.rmtree(folder)
+    with pytest.raises(StorageError, match="was committed, but its snapshot"):
+        await Store(target, StoreOptions()).open()
+    with pytest.raises(StorageError, match="was committed, but its snapshot"):
+        full_snapshots.restore(file, target, replace=True)
+    (target / full_snapshots.RESTORE_MARKER).write_text("{")
+    with pytest.raises(StorageError, match="does not say which restore"):
+        await Store(target, StoreOptions()).open()
+
+
+async def test_a_restore_replaces_a_full_sync_cut_short(tmp_path: Path) -> None:
+    """A replica's full sync cut short leaves a marker that wipes the node at its next
+    start: a restore over it takes it away, else it would wipe the restored data."""
+    s, file = await seeded(tmp_path)
+    want = everything(s)
+    await s.close()
+    target = tmp_path / "target"
+    await node_holding_mine(target)
+    (target / SYNC_MARKER).write_bytes(b"")
+    with pytest.raises(InvalidSnapshot, match=SYNC_MARKER):
+        full_snapshots.restore(file, tmp_path / "target")
+    full_snapshots.restore(file, target, replace=True)
+    assert not (target / SYNC_MARKER).exists()
+    after = await fresh(target)
+    assert everything(after) == want
+    await after.close(take_snapshot=False)
+
+
+@pytest.mark.parametrize("sequence", [2**63, 2**64 - 1, 2**64, True, -1, 2**63 - 1])
+async def test_a_sequence_no_node_could_continue_from_is_refused(
+    tmp_path: Path, sequence: int
+) -> None:
+    manifest = {"format": 1, "sequence": sequence, "created_at": 0, "collections": []}
+    file = tmp_path / "one.snapshot"  # (json: orjson writes no integer past 2**64 - 1)
+    file.write_bytes(tar({"MANIFEST.json": json.dumps({**manifest, "aliases": {}}).encode()}))
+    target = tmp_path / "target"
+    if sequence is True or not 0 <= sequence < 2**63:
+        with pytest.raises(InvalidSnapshot):
+            full_snapshots.restore(file, target)
+        assert not target.exists()
+        return
+    full_snapshots.restore(file, target)
+    s = await fresh(target)
+    assert s.sequence == sequence
+    await s.create_collection("next", {"dimension": 2})
+    await s.close(take_snapshot=False)
+    again = await fresh(target)
+    assert again.sequence == sequence + 1 and len(again.collection("next")) == 0
+    await again.close()

@@ -200,6 +200,46 @@ async def test_missing_log_records_refuse_to_start(tmp_path: Path) -> None:
         await r.open()
 
 
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("trouble", ["damaged", "unreadable for a moment"])
+async def test_a_snapshot_that_does_not_load_is_passed_over_only_for_all_it_held(
+    tmp_path: Path, trouble: str
+) -> None:
+    """A restored data directory (one snapshot, no log) whose snapshot does not load does
+    not start empty (and take writes the snapshot would shadow at the next start): it
+    refuses, every file left as it is, and starts from the snapshot once it loads again.
+    So too where an older snapshot loads but the log after it ends before the newer one."""
+    s = await fresh(tmp_path, snapshots_retained=2)
+    await s.create_collection("a", {"dimension": 4})
+    await s.upsert("a", [1, 2], np.ones((2, 4)), [None, None])
+    older = await s.snapshot()
+    await s.upsert("a", [3], np.ones((1, 4)), [None])
+    newest = await s.snapshot()
+    await s.close(take_snapshot=False)
+    shutil.rmtree(tmp_path / "wal")  # as `vectorizer restore` leaves it (with one snapshot)
+    for only_newest in (False, True):
+        if only_newest:
+            shutil.rmtree(older.path)
+        points = next(newest.path.glob("c00000/points.json"))
+        good = points.read_bytes()
+        if trouble == "damaged":
+            points.write_bytes(good.replace(b"[", b"[ ", 1))
+        else:
+            points.rename(points.with_name("away"))
+        before = files_of(tmp_path)
+        with pytest.raises(CorruptLog, match=f"snapshot {newest.path.name} does not load"):
+            await Store(tmp_path, opts(snapshots_retained=2)).open()
+        assert files_of(tmp_path) == before  # nothing set aside, nothing dropped
+        points.with_name("away").unlink(missing_ok=True)
+        points.write_bytes(good)
+        r = await fresh(tmp_path, snapshots_retained=2)
+        assert r.sequence == newest.sequence and len(r.collection("a")) == 3
+        await r.close(take_snapshot=False)
+
+
 async def test_bad_writes_change_nothing(tmp_path: Path) -> None:
     s = await fresh(tmp_path)
     await s.create_collection("a", {"dimension": 3})

@@ -154,6 +154,23 @@ def test_truncate_before_drops_whole_old_segments(tmp_path: Path) -> None:
     wal.close()
 
 
+def test_start_drops_only_records_a_snapshot_holds(tmp_path: Path) -> None:
+    """Opened after a snapshot newer than every record, the log starts again after it;
+    opened before records it holds (acknowledged ones), it refuses rather than drop them."""
+    write_log(tmp_path, 12, segment_bytes=200)
+    segments = sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir())
+    for next_seq in (5, 12):
+        with pytest.raises(CorruptLog, match="refusing to start rather than drop them"):
+            reopen(tmp_path).start(next_seq)
+        assert sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir()) == segments
+    wal = reopen(tmp_path)
+    wal.start(20)  # a snapshot at 19 holds them all
+    assert [p.name for p in tmp_path.iterdir()] == [f"{20:020d}.wal"]
+    wal.append(20, b"next")
+    wal.close()
+    assert [s for s, _ in reopen(tmp_path).read_from(1)] == [20]
+
+
 async def test_group_commit_covers_concurrent_writers(tmp_path: Path) -> None:
     wal = WriteAheadLog(tmp_path, FsyncPolicy("always"))
     wal.recover()

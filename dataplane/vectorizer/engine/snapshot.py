@@ -4,7 +4,8 @@ Layout: ``snapshots/<seq, 20 digits>/MANIFEST.json`` plus one folder per collect
 (``c00000`` …) holding ``vectors.npy``, ``alive.npy`` (numpy, no pickle),
 ``points.json`` (ids and payloads) and ``hnsw.bin`` (hnswlib's own format). A snapshot
 is built in a temporary folder, fsynced, renamed into place and the parent fsynced; a
-snapshot whose manifest or checksums do not verify is skipped at start-up.
+snapshot whose manifest or checksums do not verify is passed over at start-up, where an
+older snapshot or the log holds what it held (else the node refuses to start).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import orjson
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path, sha256
+from vectorizer.engine.wal import MAX_SEQUENCE, CorruptLog
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ INCOMING_PREFIX = ".incoming-"
 # Snapshots found damaged at a start that an older one served: kept, never loaded.
 DAMAGED_PREFIX = ".damaged-"
 _NAME_RE = re.compile(r"\d{20}")
+# In the data directory while a replica's full sync replaces its data (``Store``'s).
+SYNC_MARKER = "SYNC_IN_PROGRESS"
 
 
 @dataclass(frozen=True)
@@ -119,15 +123,23 @@ def remove_partial(directory: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def load_latest(directory: Path, defaults: HnswParams) -> Loaded | None:
+def load_latest(
+    directory: Path, defaults: HnswParams, log_holds: range = range(1, 1)
+) -> Loaded | None:
     """The newest snapshot that verifies, with its collections and aliases; None when
     there is none.
 
-    Newer ones that did not verify (or lost their manifest) are then set aside as
-    ``.damaged-<name>``, kept for inspection but no longer counted among the snapshots
-    retained: else the next snapshots would prune the good one behind them, and the log
-    back to it, keeping the damaged one in its place. (Where none verifies they stay as
-    they are: what failed may have been this start, not the files.)"""
+    One that does not verify is passed over only for what holds all it held: an older
+    snapshot (or none) and the log after it up to its sequence (``log_holds``: the
+    sequences of the records the log holds). Otherwise ``CorruptLog``, and every file
+    stays as it is: what failed may have been this start, not the files (one unreadable
+    for a moment), and a node started without that snapshot's data would take writes
+    numbered as if it had never held it, which the snapshot would shadow once it loads.
+
+    Newer ones that did not verify (or lost their manifest) are set aside as
+    ``.damaged-<name>`` once an older one loads in their place, kept for inspection but no
+    longer counted among the snapshots retained: else the next snapshots would prune the
+    good one behind them, and the log back to it, keeping the damaged one in its place."""
     unusable = _without_manifest(directory)
     for info in list_snapshots(directory):
         try:
@@ -136,11 +148,39 @@ def load_latest(directory: Path, defaults: HnswParams) -> Loaded | None:
             log.error("snapshot %s is unusable (%s); trying an older one", info.path.name, exc)
             unusable.append(info.path)
             continue
+        _check_held(unusable, info, log_holds)
         for path in unusable:
             if int(path.name) > info.sequence:
                 _set_aside(path)
         return loaded
+    _check_held(unusable, None, log_holds)
     return None
+
+
+def _check_held(unusable: list[Path], loaded: SnapshotInfo | None, log_holds: range) -> None:
+    """Refuse to start when what loads (``loaded``, or no snapshot, and the log after it)
+    ends before an unusable snapshot does."""
+    reach = loaded.sequence if loaded else 0
+    if log_holds.start <= reach + 1:  # (else the log does not follow on from it)
+        reach = max(reach, log_holds.stop - 1)
+    beyond = [p for p in unusable if int(p.name) > reach]
+    if not beyond:
+        return
+    lost = max(beyond, key=lambda p: int(p.name))
+    log_part = (
+        f"the log of records {log_holds.start} to {log_holds.stop - 1}"
+        if log_holds
+        else "an empty log"
+    )
+    what = f"{f'snapshot {loaded.path.name}' if loaded else 'no snapshot'} and {log_part}"
+    raise CorruptLog(
+        f"snapshot {lost.name} does not load (see the errors above), and what does ({what}) "
+        f"reaches record {reach} only, not {int(lost.name)}: refusing to start rather than "
+        "serve without that snapshot's data (every file is left as it is). If a file could "
+        "not be read at this start only, start again; if the snapshot is damaged, restore a "
+        f"snapshot file (vectorizer restore --replace), or move snapshots/{lost.name} out of "
+        "the data directory to start without what it held"
+    )
 
 
 def _without_manifest(directory: Path) -> list[Path]:
@@ -227,6 +267,8 @@ def _load(
         raise ValueError(f"unknown snapshot format {manifest.get('format')!r}")
     if check_name and manifest.get("sequence") != int(path.name):
         raise ValueError("manifest does not match its folder")
+    if not 0 <= int(manifest["sequence"]) <= MAX_SEQUENCE:
+        raise ValueError(f"sequence {manifest['sequence']} is beyond {MAX_SEQUENCE}")
     out: dict[str, Collection] = {}
     for entry in manifest["collections"]:
         sub = path / entry["dir"]

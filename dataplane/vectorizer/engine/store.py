@@ -74,8 +74,9 @@ from vectorizer.tasks import stop, to_the_end
 log = logging.getLogger(__name__)
 
 # Present while a full sync replaces this node's data; found at start-up, it means the
-# replacement was cut short, so the partial state is wiped and the node syncs again.
-SYNC_MARKER = "SYNC_IN_PROGRESS"
+# replacement was cut short, so the partial state is wiped and the node syncs again. (A
+# restore replaces it with the data it restores: ``full_snapshots.WIPED``.)
+SYNC_MARKER = snapshot.SYNC_MARKER
 
 
 # The free disk space a node keeps so that its next snapshot fits (see ``_check_room``):
@@ -190,6 +191,9 @@ class Store:
 
     def _recover(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # (before anything else: a restore cut short once committed is finished, and its
+        # snapshot, still in a folder that reads as a leftover, is not removed as one)
+        full_snapshots.finish_restore(self.data_dir)
         if (self.data_dir / SYNC_MARKER).exists():
             log.warning("a full sync was interrupted; discarding the partial data to sync again")
             self._wipe()
@@ -199,11 +203,14 @@ class Store:
         collection_snapshots.remove_partial(self.full_snapshots_dir)
         started = time.monotonic()
         snap_seq = 0
-        loaded = snapshot.load_latest(self._snap_dir, self.options.hnsw_defaults)
+        self._wal.recover()
+        # (a snapshot that does not load is passed over only where an older one, or none,
+        # and the log hold all it held; else recovery refuses, see ``load_latest``)
+        log_holds = range(self._wal.first_seq, self._wal.last_seq + 1)
+        loaded = snapshot.load_latest(self._snap_dir, self.options.hnsw_defaults, log_holds)
         if loaded is not None:
             self._last_snapshot, self._collections, self._aliases = loaded
             snap_seq = self._last_snapshot.sequence
-        self._wal.recover()
         if self._wal.last_seq > snap_seq and self._wal.first_seq > snap_seq + 1:
             raise CorruptLog(
                 f"the log starts at record {self._wal.first_seq} but the newest usable snapshot "

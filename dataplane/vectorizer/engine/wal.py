@@ -34,6 +34,11 @@ FRAME = struct.Struct("<IIQ")
 _SEQ = struct.Struct("<Q")
 _SEQ_AT = 8  # the sequence field's offset in a frame
 MAX_RECORD = 1 << 30
+# The highest sequence a snapshot may end at (a restored one's is checked against it): the
+# log's frames and the replication state hold sequences up to 2**64 - 1, so a node there
+# could not log its next record; this leaves room for 2**63 more, and every sequence fits
+# a signed 64-bit integer, as clients of the API may read it.
+MAX_SEQUENCE = (1 << 63) - 1
 _SEGMENT_RE = re.compile(r"(\d{20})\.wal")
 
 
@@ -181,7 +186,14 @@ class WriteAheadLog:
     # ---- writing -----------------------------------------------------------------------
 
     def start(self, next_seq: int) -> None:
-        """Open for appending; ``next_seq`` is the sequence of the next record."""
+        """Open for appending; ``next_seq`` is the sequence of the next record. Records
+        before it that the log holds (all of them older than the snapshot recovery loaded)
+        are dropped; records from it on are never: they were acknowledged."""
+        if self.last_seq >= next_seq:
+            raise CorruptLog(
+                f"the log holds records up to {self.last_seq}, after record {next_seq - 1} "
+                "where recovery ended: refusing to start rather than drop them"
+            )
         if self._segments and self.last_seq + 1 != next_seq:
             # Everything retained is older than what a snapshot already holds.
             for seg in self._segments:
