@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -195,8 +196,26 @@ def not_defaults(s: Settings) -> str:
     for f in fields(Settings):
         value = getattr(s, f.name)
         if value != f.default:
-            shown.append(f"{f.name}={'<set>' if f.metadata['secret'] else repr(value)}")
+            shown.append(
+                f"{f.name}={'<set>' if f.metadata['secret'] else repr(_no_password(value))}"
+            )
     return ", ".join(shown) or "none"
+
+
+def _no_password(value: Any) -> Any:
+    """``value``, a URL's password (``https://user:pass@host``, an OTLP collector's, a
+    primary's) shown as ``<set>``."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    try:
+        url = urlsplit(value)
+        password = url.password
+    except ValueError:
+        return value
+    if not password:
+        return value
+    netloc = url.netloc.replace(f":{password}@", ":<set>@", 1)
+    return urlunsplit(url._replace(netloc=netloc))
 
 
 def unknown_environment(env: Mapping[str, str]) -> list[str]:

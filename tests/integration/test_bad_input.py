@@ -474,6 +474,28 @@ def test_unparsable_http_gets_a_structured_error(
     assert 'vectorizer_api_errors_total{code="malformed_request"}' in metrics
 
 
+@pytest.mark.parametrize(
+    "header",
+    [b"X-API-Key: vz_abc_SECRET-TOKEN-123\x01", b"Authorization: Bearer SECRET-TOKEN-123\x7f"],
+)
+def test_a_credential_in_an_unparsable_header_is_neither_logged_nor_echoed(
+    seeded: ServerProcess, header: bytes
+) -> None:
+    """aiohttp's reason for a header it cannot parse quotes the header: its first line
+    only is told (the log line also carries the request id the answer names)."""
+    status, headers, body = raw_exchange(
+        seeded, b"GET /collections HTTP/1.1\r\n" + header + b"\r\n\r\n"
+    )
+    assert status == 400 and body["error"]["code"] == "malformed_request", body
+    assert "SECRET-TOKEN" not in orjson.dumps(body).decode()
+    time.sleep(0.2)
+    assert "SECRET-TOKEN" not in seeded.log()
+    line = next(
+        orjson.loads(ln) for ln in seeded.log().splitlines() if headers["x-request-id"] in ln
+    )
+    assert line["request_id"] == headers["x-request-id"] and "unparsable" in line["message"]
+
+
 @pytest.mark.parametrize("path", ["/collections/c/vectors", "/qdrant/collections/c/points"])
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_a_body_not_in_its_content_encoding_is_a_malformed_request(

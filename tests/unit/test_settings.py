@@ -115,3 +115,11 @@ def test_the_start_up_log_names_the_settings_not_at_their_defaults_and_hides_sec
     s = Settings(port=16000, auth_admin_key="k" * 20, wal_fsync="never")
     assert not_defaults(s) == "port=16000, wal_fsync='never', auth_admin_key=<set>"
     assert "k" * 20 not in not_defaults(s)
+
+
+def test_the_start_up_log_hides_a_urls_password() -> None:
+    s = Settings(otlp_endpoint="http://collector:S3cr@t@127.0.0.1:4318/v1/traces")
+    assert not_defaults(s) == "otlp_endpoint='http://collector:<set>@127.0.0.1:4318/v1/traces'"
+    assert (
+        not_defaults(Settings(primary_url="https://user@h:1")) == "primary_url='https://user@h:1'"
+    )

@@ -21,6 +21,18 @@ class _RequestContext(logging.Filter):
         return True
 
 
+# Control characters (and Unicode's line breaks) as escapes, ``\n`` spelt ``\\n``.
+_ESCAPED = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)}
+
+
+class _OneLine(logging.Formatter):
+    """Text logs: each record's line holds no control character (a client's path may
+    hold a newline, which wrote a line of the client's own), its traceback below it."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_ESCAPED)
+
+
 def setup(level: str, fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestContext())
@@ -34,7 +46,7 @@ def setup(level: str, fmt: str = "json") -> None:
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -19,6 +19,7 @@ from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
 from vectorizer.errors import MalformedRequest
+from vectorizer.observability import context
 from vectorizer.observability.metrics import RequestMetrics
 from vectorizer.server.keys import METRICS, SETTINGS
 from vectorizer.server.middlewares.errors import render
@@ -59,8 +60,12 @@ class _Handler(RequestHandler):
         if status >= 500 or request.writer.output_size > 0:
             return super().handle_error(request, status, exc, message)
         err = MalformedRequest(_reason(exc, message))
-        log.info("unparsable request from %s: %s", request.remote, err.message)
         rid = request_id(request)  # type: ignore[arg-type]  # (only its headers are read)
+        token = context.request_id.set(rid)
+        try:
+            log.info("unparsable request from %s: %s", request.remote, err.message)
+        finally:
+            context.request_id.reset(token)
         resp = render(err, _path(exc), rid)
         resp.set_status(status)
         resp.headers["X-Request-ID"] = rid
@@ -93,4 +98,8 @@ def _reason(exc: BaseException | None, message: str | None) -> str:
     if isinstance(exc, http_exceptions.LineTooLong):
         return f"the request line or a header is longer than {exc.args[1]} bytes"
     text = exc.message if isinstance(exc, http_exceptions.HttpProcessingError) else message
-    return f"not a valid HTTP request: {str(text or 'unreadable')[:200]}"
+    # Only aiohttp's reason, its first line: the lines after it echo the bytes it could
+    # not parse (a header with a bad character: an API key, a bearer token), which
+    # neither the log nor the answer may show.
+    reason = str(text or "unreadable").strip().splitlines()[0].rstrip(":").strip()
+    return f"not a valid HTTP request: {reason[:200]}"

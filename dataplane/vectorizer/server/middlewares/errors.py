@@ -53,7 +53,7 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
     if isinstance(exc, errors.VectorizerError):
         if exc.status >= 500:
             level = logging.WARNING if exc.expected else logging.ERROR
-            log.log(level, "request %s %s failed: %s", request.method, request.path, exc)
+            log.log(level, "request %s %s failed: %s", request.method, _shown(request), exc)
         return error_response(request, exc)
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
@@ -76,7 +76,7 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
         resp.force_close()
         return resp
     if isinstance(exc, ConnectionResetError):  # hung up mid-body: no one to answer
-        log.info("%s %s: the client closed the connection", request.method, request.path)
+        log.info("%s %s: the client closed the connection", request.method, _shown(request))
         err = errors.MalformedRequest("the connection closed before the request arrived")
         resp = error_response(request, err)
         resp.set_status(CLIENT_CLOSED, "Client Closed Request")
@@ -90,6 +90,12 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
         exc_info=exc,
     )
     return error_response(request, errors.InternalError("internal error; see the server log"))
+
+
+def _shown(request: web.Request) -> str:
+    """The path as a log line names it: its first 200 characters (a client chose it)."""
+    path = request.path
+    return path if len(path) <= 200 else f"{path[:200]}..."
 
 
 def _explain(request: web.Request, exc: web.HTTPException) -> str:
