@@ -2,8 +2,12 @@
 
 Each cluster has a due time. A reconcile says when it wants to be looked at again
 (soon while something is in progress, ``resync`` when all is well); watch events
-wake a cluster at once; errors back off. Only the leader reconciles. At most one
-reconcile per cluster runs at a time, and a few clusters run concurrently.
+wake a cluster at once; errors back off. Only the leader reconciles: no pass starts
+while it does not lead, and when its term ends the running passes are cancelled
+(``cancel_running``) or, if they get to act first, stopped by ``NotLeading`` from the
+leader-only ports (see leader.py); either way the cluster is due again at once, for
+the next term. At most one reconcile per cluster runs at a time, and a few clusters
+run concurrently.
 
 This is the "timer" of the operator. It is not a kopf timer because those put a
 finalizer on every cluster, so that deleting a cluster would hang while the operator
@@ -19,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from vectorizer.tasks import stop
+from vectorizer_operator.leader import NotLeading
 from vectorizer_operator.metrics import OperatorMetrics
 from vectorizer_operator.reconcile.cluster import Result
 
@@ -90,6 +95,12 @@ class ClusterLoop:
             log.debug("reconciled %s/%s in %.2fs: %s", *key, self._clock() - started, result.phase)
         except asyncio.CancelledError:
             raise
+        except NotLeading as err:
+            # Not a failure: the term ended mid-pass. Every action is idempotent, so the
+            # next leader (maybe this replica again) simply starts the pass afresh.
+            log.info("reconciling %s/%s stopped: %s", *key, err)
+            self._due[key] = self._clock()
+            return
         except Exception:
             if self.metrics is not None:
                 self.metrics.observe_reconcile(*key, self._clock() - started, error=True)
@@ -123,10 +134,19 @@ class ClusterLoop:
             return self._idle_s
         return min(max(min(self._due.values()) - self._clock(), 0.0), self._idle_s)
 
+    def cancel_running(self) -> None:
+        """Cancel every running pass now (the term ended); each is due again at once."""
+        now = self._clock()
+        for key, task in self._running.items():
+            if task.cancel():
+                log.info("reconciling %s/%s cancelled: no longer the leader", *key)
+                self._due[key] = now
+
     async def run_once(self) -> None:
         """Start every due reconcile (tests drive the loop with this)."""
         self._schedule_new()
         if not self._is_leader():
+            self.cancel_running()
             return
         for key in self._ready():
             del self._due[key]  # consumed; _one schedules the next pass

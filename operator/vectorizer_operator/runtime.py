@@ -16,7 +16,13 @@ from vectorizer.tasks import stop
 from vectorizer_operator.builders import BuildOptions
 from vectorizer_operator.dataplane_client import DataPlane, ReplicationClient
 from vectorizer_operator.kube import KubeClient
-from vectorizer_operator.leader import ElectionSettings, LeaderElector, LeaseStore
+from vectorizer_operator.leader import (
+    ElectionSettings,
+    LeaderElector,
+    LeaderOnlyDataPlane,
+    LeaderOnlyKube,
+    LeaseStore,
+)
 from vectorizer_operator.loop import ClusterLoop, Key
 from vectorizer_operator.metrics import MetricsServer, OperatorMetrics
 from vectorizer_operator.reconcile.cluster import Reconciler, ReconcileSettings
@@ -61,7 +67,6 @@ class Runtime:
         dataplane: DataPlane,
         leases: LeaseStore | None = None,
     ) -> Runtime:
-        reconciler = Reconciler(kube, dataplane, reconcile_settings(settings))
         elector: LeaderElector | None = None
         if not settings.standalone and leases is not None:
             elector = LeaderElector(
@@ -74,10 +79,17 @@ class Runtime:
                 ),
             )
         is_leader = (lambda: True) if elector is None else (lambda: elector.is_leader)
+        if elector is not None:
+            # Every write of a pass asks whether we still lead at that moment: a pass
+            # resumed after a pause runs before the election task can end the term.
+            kube = LeaderOnlyKube(kube, is_leader)
+            dataplane = LeaderOnlyDataPlane(dataplane, is_leader)
+        reconciler = Reconciler(kube, dataplane, reconcile_settings(settings))
         metrics = OperatorMetrics()
         loop = ClusterLoop(reconciler.reconcile, keys=keys, is_leader=is_leader, metrics=metrics)
         if elector is not None:
             elector.on_elected = loop.wake_all
+            elector.on_stopped = loop.cancel_running
         return cls(settings, loop, elector, metrics)
 
     @classmethod

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from vectorizer_operator.leader import NotLeading
 from vectorizer_operator.loop import ClusterLoop
+from vectorizer_operator.metrics import OperatorMetrics
 from vectorizer_operator.reconcile.cluster import Result
 
 
@@ -132,3 +134,58 @@ async def test_run_loops_until_cancelled() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert len(rec.calls) >= 3 and loop.passes == len(rec.calls)
+
+
+async def test_the_end_of_a_term_cancels_running_passes_and_reschedules_them() -> None:
+    clock, leading = Clock(), [True]
+    started, gate = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def hangs(namespace: str, name: str) -> Result:
+        started.set()
+        await gate.wait()
+        finished.append(name)  # what a pass would do after the deadline
+        return Result(10.0)
+
+    loop = ClusterLoop(hangs, keys=lambda: [("db", "a")], is_leader=lambda: leading[0], clock=clock)
+    await loop.run_once()
+    await started.wait()
+    clock.t = 7.0
+    leading[0] = False
+    loop.cancel_running()
+    gate.set()
+    await loop.drain()
+    assert finished == [] and loop._due == {("db", "a"): 7.0}
+    started.clear()
+    leading[0] = True  # elected again: the pass starts afresh
+    await loop.run_once()
+    await started.wait()
+    await loop.drain()
+    assert finished == ["a"]
+
+
+async def test_a_loop_that_finds_itself_no_longer_leading_cancels_its_passes() -> None:
+    leading = [True]
+    gate = asyncio.Event()
+
+    async def hangs(namespace: str, name: str) -> Result:
+        await gate.wait()
+        return Result(10.0)
+
+    loop = ClusterLoop(hangs, keys=lambda: [("db", "a")], is_leader=lambda: leading[0])
+    await loop.run_once()
+    await asyncio.sleep(0)
+    leading[0] = False
+    await loop.run_once()
+    await loop.drain()
+    assert loop.passes == 1 and ("db", "a") in loop._due
+
+
+async def test_a_pass_stopped_for_not_leading_is_no_failure() -> None:
+    clock = Clock()
+    metrics = OperatorMetrics()
+    rec = Recorder({("db", "a"): NotLeading("not the leader any more: not doing apply")})
+    loop = ClusterLoop(rec, keys=lambda: [("db", "a")], clock=clock, metrics=metrics)
+    await tick(loop)
+    assert loop._failures == {} and loop._due == {("db", "a"): 0.0}  # no back-off
+    assert metrics.registry.get_sample_value("vectorizer_operator_reconcile_errors_total") == 0
