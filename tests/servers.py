@@ -137,12 +137,20 @@ class ServerProcess:
         return code
 
     def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        source: str | None = None,
     ) -> tuple[int, Any]:
-        """A blocking JSON request (for quick checks in sync tests)."""
+        """A blocking JSON request (for quick checks in sync tests); ``source``: the local
+        address to send it from (any of 127.0.0.0/8: the node tells sources apart)."""
         import orjson
 
         data = None if body is None else (body if isinstance(body, bytes) else orjson.dumps(body))
+        if source is not None:
+            return self._request_from(source, method, path, data, headers or {})
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
         if self.api_key is not None:
@@ -155,6 +163,32 @@ class ServerProcess:
         except urllib.error.HTTPError as e:
             raw = e.read()
             return e.code, orjson.loads(raw) if raw else None
+
+    def _request_from(
+        self, source: str, method: str, path: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        import http.client
+
+        import orjson
+
+        host, port, at = "127.0.0.1", self.port, (source, 0)
+        conn: http.client.HTTPConnection
+        if self.ca_file is not None:
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=30, source_address=at, context=self.ssl_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=30, source_address=at)
+        sent = {"Content-Type": "application/json", **headers}
+        if self.api_key is not None:
+            sent.setdefault("X-API-Key", self.api_key)
+        try:
+            conn.request(method, path, body=data, headers=sent)
+            resp = conn.getresponse()
+            raw = resp.read()
+            return resp.status, orjson.loads(raw) if raw else None
+        finally:
+            conn.close()
 
 
 class Pki:
