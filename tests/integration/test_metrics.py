@@ -36,8 +36,6 @@ REQUIRED = [
     "vectorizer_replication_lag_ms",
     "vectorizer_replication_bytes_sent_total",
     "vectorizer_replication_bytes_received_total",
-    "vectorizer_cache_requests_total",
-    "vectorizer_cache_hit_rate",
     "vectorizer_memory_usage_bytes",
     "vectorizer_memory_anonymous_bytes",
     "vectorizer_memory_limit_bytes",
@@ -121,3 +119,61 @@ def test_disk_and_memory_guard_gauges(server: ServerProcess) -> None:
     assert anonymous <= m["vectorizer_memory_usage_bytes{}"]  # a part of the resident set
     assert m["vectorizer_api_errors_total{code=insufficient_storage}"] == 0
     assert m["vectorizer_api_errors_total{code=insufficient_memory}"] == 0
+
+
+def test_a_batch_search_observes_one_latency_per_query(server: ServerProcess) -> None:
+    """ "Time to answer one search query": a batch of 100 queries was one observation of
+    the whole batch's time. Each query now counts, with an equal share of the time."""
+    server.request("POST", "/collections", {"name": "b", "dimension": 4, "index": "exact"})
+    pts = [{"id": i, "vector": [i, 1, 2, 3]} for i in range(1, 201)]
+    assert server.request("POST", "/collections/b/vectors", {"vectors": pts})[0] == 200
+    before = scrape(server)
+    queries = [{"vector": [1, 2, 3, float(q)], "limit": 3} for q in range(100)]
+    status, body = server.request("POST", "/batch_search", {"collection": "b", "queries": queries})
+    assert status == 200 and len(body["results"]) == 100
+    after = scrape(server)
+
+    def delta(key: str) -> float:
+        return after[key] - before.get(key, 0.0)
+
+    assert delta("vectorizer_search_requests_total{}") == 100
+    assert delta("vectorizer_search_latency_seconds_count{}") == 100
+    assert delta("vectorizer_search_results_count_count{}") == 100
+    batch_took = delta("vectorizer_http_request_duration_seconds_sum{route=/batch_search}")
+    assert 0 < delta("vectorizer_search_latency_seconds_sum{}") <= batch_took * (1 + 1e-9)
+
+
+def test_a_qdrant_batch_counts_the_points_of_every_upsert(server: ServerProcess) -> None:
+    """Two upserts of 5 and 3 points in one ``POST /points/batch`` counted 3 (the last
+    operation's points replaced the first's)."""
+    collection = {"vectors": {"size": 2, "distance": "Cosine"}}
+    assert server.request("PUT", "/qdrant/collections/q", collection)[0] == 200
+    before = scrape(server)
+    ops = {
+        "operations": [
+            {"upsert": {"points": [{"id": i, "vector": [i, 1.0]} for i in range(1, 6)]}},
+            {"update_vectors": {"points": [{"id": 1, "vector": [2.0, 2.0]}]}},
+            {"upsert": {"points": [{"id": i, "vector": [i, 2.0]} for i in range(10, 13)]}},
+        ]
+    }
+    assert server.request("POST", "/qdrant/collections/q/points/batch", ops)[0] == 200
+    after = scrape(server)
+    assert (
+        after["vectorizer_inserted_vectors_total{}"] - before["vectorizer_inserted_vectors_total{}"]
+        == 9
+    )
+    assert (
+        after["vectorizer_insert_requests_total{}"] - before["vectorizer_insert_requests_total{}"]
+        == 1
+    )
+    assert after["vectorizer_vectors_total{collection=q}"] == 8
+
+
+def test_no_series_that_nothing_updates(server: ServerProcess) -> None:
+    """There is no query cache: its counter and hit rate stayed at 0 for ever, and a
+    dashboard or alert built on them could only mislead."""
+    server.request("POST", "/collections", {"name": "m", "dimension": 2})
+    server.request("POST", "/collections/m/vectors", {"vectors": [{"id": 1, "vector": [1, 1]}]})
+    for _ in range(3):
+        server.request("POST", "/collections/m/search", {"vector": [1, 1], "limit": 1})
+    assert not [k for k in scrape(server) if k.startswith("vectorizer_cache")]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -11,6 +15,8 @@ from vectorizer.security.audit import MAX_FIELD, AuditLog
 
 
 def lines(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
     return [orjson.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -70,3 +76,61 @@ def test_a_flood_of_refusals_is_counted_not_written_line_by_line(tmp_path: Path)
     assert sum(n for (of, _), n in counted.items() if of == "rate_limited") == 300 - len(limited)
     assert [g["route"] for g in got if g["event"] == "request"] == ["/auth/keys", "/collections"]
     assert len(got) < 300
+
+
+async def _lines_when(path: Path, done: Callable[[list[dict[str, object]]], bool]) -> bool:
+    """Whether the writer thread has written lines that satisfy ``done`` within 2 s."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if done(lines(path)):
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+def _refused(got: list[dict[str, object]]) -> int:
+    return sum(1 for g in got if g["event"] == "authentication_failed")
+
+
+def _suppressed(got: list[dict[str, object]]) -> int:
+    return sum(int(str(g["suppressed"])) for g in got if g["event"] == "audit_suppressed")
+
+
+async def test_suppressed_refusals_are_written_within_a_second_when_nothing_follows(
+    tmp_path: Path,
+) -> None:
+    """SECURITY.md: suppressed refusals are counted and written once a second. They were
+    written only with the next audited line, so a burst followed by silence left no
+    trace until the node stopped."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, max_bytes=1 << 20, backups=1)
+    try:
+        for _ in range(100):
+            log.record("authentication_failed", status=401, source="10.0.0.9")
+        started = time.monotonic()
+        assert await _lines_when(path, lambda got: _suppressed(got) > 0)
+        assert time.monotonic() - started < 2.0
+        got = lines(path)
+        assert _suppressed(got) == 100 - _refused(got) > 0
+        # A second burst is counted anew and written at most once a second.
+        for _ in range(30):
+            log.record("authentication_failed", status=401, source="10.0.0.9")
+        assert await _lines_when(path, lambda got: _suppressed(got) == 130 - _refused(got))
+        summaries = [g for g in lines(path) if g["event"] == "audit_suppressed"]
+        assert len(summaries) == 2
+        first, second = (dt.datetime.fromisoformat(str(g["time"])) for g in summaries)
+        assert (second - first).total_seconds() >= 0.9
+    finally:
+        log.close()
+
+
+async def test_closing_writes_the_counts_once_and_stops_the_timer(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, max_bytes=1 << 20, backups=1)
+    for _ in range(50):
+        log.record("rate_limited", status=429, source="10.0.0.7")
+    log.close()
+    got = lines(path)
+    assert _suppressed(got) == 50 - sum(1 for g in got if g["event"] == "rate_limited")
+    await asyncio.sleep(1.3)  # the timer, cancelled, writes nothing more (and raises nothing)
+    assert lines(path) == got

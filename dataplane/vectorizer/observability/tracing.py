@@ -4,17 +4,26 @@ With the exporter ``none`` (the default) no tracer provider is installed: every 
 the API's no-op span and costs next to nothing. W3C ``traceparent`` headers are read on
 every request and written by the SDK, and log records carried across replication keep
 their trace as the parent of the replica's apply span.
+
+Sampling is decided once per trace. A request without a (valid) trace context is
+sampled by the tracing middleware, before any span work (an unsampled request then
+costs a few microseconds, not a span): its server span is a root the sampler always
+keeps. Every other root (a snapshot, a replication send) is sampled here by its trace
+id at ``sample_ratio``; every span with a parent follows its parent's decision.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.sampling import Sampler
 
 tracer = trace.get_tracer("vectorizer")
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -34,7 +43,6 @@ def setup(exporter: str, sample_ratio: float, otlp_endpoint: str, service: str) 
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     span_exporter: SpanExporter
     if exporter == "console":
@@ -45,13 +53,47 @@ def setup(exporter: str, sample_ratio: float, otlp_endpoint: str, service: str) 
         span_exporter = OTLPSpanExporter(endpoint=otlp_endpoint)
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
-        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+        sampler=sampler(sample_ratio),
     )
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(provider)
     global _installed
     _installed = True
     return True
+
+
+def sampler(sample_ratio: float) -> Sampler:
+    """Parent-based; for roots, ``sample_ratio`` by trace id, except server spans: the
+    middleware sampled those requests already (at ``sample_ratio``), and a second draw
+    here made the real rate its square."""
+    from opentelemetry.sdk.trace.sampling import (
+        Decision,
+        ParentBased,
+        SamplingResult,
+        TraceIdRatioBased,
+    )
+
+    class RootSampler(TraceIdRatioBased):
+        def should_sample(
+            self,
+            parent_context: otel_context.Context | None,
+            trace_id: int,
+            name: str,
+            kind: trace.SpanKind | None = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: trace.TraceState | None = None,
+        ) -> SamplingResult:
+            if kind is trace.SpanKind.SERVER:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
+            return super().should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+
+        def get_description(self) -> str:
+            return f"ServerSpansOrTraceIdRatioBased{{{self.rate}}}"
+
+    return ParentBased(RootSampler(sample_ratio))
 
 
 def unsampled_context() -> otel_context.Context:

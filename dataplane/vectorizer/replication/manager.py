@@ -27,7 +27,7 @@ from vectorizer.errors import (
     ValidationError,
 )
 from vectorizer.replication import state as node_state
-from vectorizer.replication.follower import Follower, FollowerConfig
+from vectorizer.replication.follower import Follower, FollowerConfig, FollowerStats
 from vectorizer.replication.primary import PrimaryHub, Thresholds
 from vectorizer.replication.state import (
     EPOCH_MAX,
@@ -75,6 +75,9 @@ class ReplicationManager:
             keys=lambda: (self.keys.revision, self.keys.export),
         )
         self.follower: Follower | None = None
+        # What the followers before ``follower`` counted: the replication counters are
+        # totals over the process's life, whatever roles and primaries it had.
+        self._past_followers = FollowerStats()
         self._follow_task: asyncio.Task[None] | None = None
         # One transition (promote, follow, fence) at a time: each waits (for the old
         # follower to stop, for the target's status), and two interleaved left a second
@@ -276,6 +279,11 @@ class ReplicationManager:
 
     def _start_following(self, primary_url: str) -> None:
         assert self._follow_task is None or self._follow_task.done(), "one follower at a time"
+        if self.follower is not None:
+            past, old = self._past_followers, self.follower.stats
+            past.bytes_received += old.bytes_received
+            past.full_syncs += old.full_syncs
+            past.failed_syncs += old.failed_syncs
         s = self.settings
         self.follower = Follower(
             self.store,
@@ -388,23 +396,38 @@ class ReplicationManager:
         }
 
     def stats(self) -> dict[str, Any]:
+        """The node's figures: lag and sequences of its current role, and counters
+        (bytes, full syncs) over the process's life, which never go back on a role change."""
         ops, ms = self.lag()
         f = self.follower.stats if self.follower and self.state.role is Role.REPLICA else None
         snap = self.store.stats()["snapshot"]
         replicas = self.hub.describe() if self.state.role is not Role.REPLICA else []
         pending = max((r["lag_operations"] for r in replicas), default=0) if f is None else ops
+        received = self._received()
         return {
             "role": self.state.role.value,
             "epoch": self.state.epoch,
             "lag_ms": ms if ms is not None else max((r["lag_ms"] for r in replicas), default=0.0),
             "bytes_sent": self.hub.bytes_sent,
-            "bytes_received": f.bytes_received if f else 0,
+            "bytes_received": received.bytes_received,
             "last_sync": f.last_sync if f else None,
             "operations_pending": pending,
             "snapshot_size": snap["size_bytes"] if snap else 0,
             "connected_replicas": self.hub.connected_count(),
             "primary_sequence": f.primary_sequence if f else self.store.sequence,
             "replica_sequence": self.store.sequence if f else None,
-            "full_syncs": f.full_syncs if f else sum(r["full_syncs"] for r in replicas),
-            "failed_syncs": f.failed_syncs if f else 0,
+            "full_syncs": self.hub.full_syncs + received.full_syncs,
+            "full_syncs_sent": self.hub.full_syncs,
+            "full_syncs_received": received.full_syncs,
+            "failed_syncs": received.failed_syncs,
         }
+
+    def _received(self) -> FollowerStats:
+        """The followers' counters, the current one's included."""
+        past = self._past_followers
+        now = self.follower.stats if self.follower is not None else FollowerStats()
+        return FollowerStats(
+            bytes_received=past.bytes_received + now.bytes_received,
+            full_syncs=past.full_syncs + now.full_syncs,
+            failed_syncs=past.failed_syncs + now.failed_syncs,
+        )

@@ -11,6 +11,7 @@ Statuses (thresholds are settings):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import time
@@ -69,6 +70,57 @@ class ReplicaInfo:
     refused_sync: str | None = None  # why it refused the last snapshot announced to it
 
 
+class CommitClock:
+    """When each record was committed, in bounded memory, for the age of the oldest
+    record a replica lacks (its lag), however long it has been away.
+
+    A record's time is kept when it comes ``RESOLUTION_S`` or more after the last time
+    kept; a record between two kept ones is dated at the first of them. Past
+    ``MAX_POINTS`` older times are thinned, keeping every date within ``PRECISION`` of
+    the record's age (a backlog of a day is dated to within minutes, one of a second to
+    the millisecond). Dates are never later than the truth, so a lag is never
+    under-reported; records committed before the clock started are dated at its start.
+    """
+
+    RESOLUTION_S = 0.001
+    PRECISION = 0.01
+    MAX_POINTS = 4096
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+        self._seqs: list[int] = []
+        self._times: list[float] = []
+
+    def committed(self, seq: int, at: float) -> None:
+        if self._times and at - self._times[-1] < self.RESOLUTION_S:
+            return
+        self._seqs.append(seq)
+        self._times.append(at)
+        if len(self._seqs) > self.MAX_POINTS:
+            self._thin(at)
+
+    def committed_at(self, seq: int) -> float:
+        """The (monotonic) time record ``seq`` was committed, at the earliest."""
+        i = bisect.bisect_right(self._seqs, seq) - 1
+        return self._times[i] if i >= 0 else self._started
+
+    def _thin(self, now: float) -> None:
+        """Drop the times whose records the time kept before them dates closely enough:
+        every record up to the next kept time is younger than that time, and is dated
+        at most ``PRECISION`` of its age early."""
+        seqs, times = self._seqs, self._times
+        kept = [0]
+        for i in range(1, len(seqs) - 1):
+            if times[i + 1] - times[kept[-1]] > self.PRECISION * (now - times[i + 1]):
+                kept.append(i)
+        kept.append(len(seqs) - 1)
+        self._seqs = [seqs[i] for i in kept]
+        self._times = [times[i] for i in kept]
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     heartbeat_s: float
@@ -94,23 +146,28 @@ class PrimaryHub:
         self._step_down = step_down
         self._is_primary = is_primary
         self.replicas: dict[str, ReplicaInfo] = {}
-        # (sequence, body, commit time, traceparent of the write when it was traced)
-        self._recent: deque[tuple[int, bytes, float, str | None]] = deque()
+        # (sequence, body, traceparent of the write when it was traced)
+        self._recent: deque[tuple[int, bytes, str | None]] = deque()
+        # when records were committed, linked replicas or not: a replica that went away
+        # still lags, and by the age of the oldest record it lacks
+        self.clock = CommitClock()
         self._recent_bytes = 0
         self._wakeups: set[asyncio.Event] = set()
         self._ack_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._links: dict[str, web.WebSocketResponse] = {}  # each replica's live link
         self.bytes_sent = 0
+        self.full_syncs = 0  # snapshots sent whole, to any replica
         store.on_commit.append(self._on_commit)
 
     # ---- records as they are committed ---------------------------------------------------
 
     def _on_commit(self, seq: int, body: bytes) -> None:
+        self.clock.committed(seq, time.monotonic())
         if not self._links:  # nobody to stream to: keep no copies (and no gaps later)
             self._recent.clear()
             self._recent_bytes = 0
             return
-        self._recent.append((seq, body, time.monotonic(), tracing.current_traceparent()))
+        self._recent.append((seq, body, tracing.current_traceparent()))
         self._recent_bytes += len(body)
         while len(self._recent) > RECENT_RECORDS or self._recent_bytes > RECENT_BYTES:
             self._recent_bytes -= len(self._recent.popleft()[1])
@@ -121,22 +178,21 @@ class PrimaryHub:
         """Records from ``seq`` on: from memory when recent, else from the log files."""
         if self._recent and self._recent[0][0] <= seq:
             count = self._recent[-1][0] - seq + 1  # the newest records: index from the right
-            picked = (self._recent[-i] for i in range(count, 0, -1))
-            return [(s, body, tp) for s, body, _t, tp in picked]
+            return [self._recent[-i] for i in range(count, 0, -1)]
         retained = self.store.read_log(seq)
         return None if retained is None else [(s, body, None) for s, body in retained]
 
     def commit_age_ms(self, seq: int) -> float:
-        """How long ago record ``seq`` was committed (0 when unknown or not yet written)."""
-        if not self._recent or seq > self._recent[-1][0]:
+        """How long ago record ``seq`` was committed (0 when not yet written)."""
+        if seq > self.store.sequence:
             return 0.0
-        first = self._recent[0][0]
-        t = self._recent[max(seq - first, 0)][2]
-        return (time.monotonic() - t) * 1000
+        return max(time.monotonic() - self.clock.committed_at(seq), 0.0) * 1000
 
     # ---- observation ---------------------------------------------------------------------
 
     def lag(self, info: ReplicaInfo) -> tuple[int, float]:
+        """Records the replica lacks and the age of the oldest of them, linked or not (a
+        replica counts for as long as the primary runs: it is listed until then)."""
         ops = max(self.store.sequence - info.acked, 0)
         return ops, (self.commit_age_ms(info.acked + 1) if ops else 0.0)
 
@@ -419,6 +475,7 @@ class PrimaryHub:
             await self._send_json(ws, info, "snapshot_done")
         info.syncing = False
         info.full_syncs += 1
+        self.full_syncs += 1
         log.info("sent a snapshot at sequence %d to %s", snap.sequence, info.node_id)
         return snap.sequence
 

@@ -12,12 +12,14 @@ anyone who reaches the port can send without end, so they are throttled: each ki
 each source address writes up to ``REFUSALS_PER_S`` lines a second (bursts of
 ``REFUSAL_BURST``), all sources together up to ``ALL_REFUSALS_PER_S``. Beyond that they
 are counted, and the counts are written as ``audit_suppressed`` lines ({of, source,
-suppressed}) with the next line after a second: a flood leaves its trace without
-rotating the rest of the log away.
+suppressed}) a second after the first refusal counted (or with the next line written
+after a second, whichever comes first; at most once a second), and at close: a flood
+leaves its trace without rotating the rest of the log away, even when nothing follows it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
@@ -84,6 +86,9 @@ class AuditLog:
         self._buckets = RateLimiter()
         self._suppressed: dict[tuple[str, str], int] = {}  # (event, source) -> refusals
         self._summarized = time.monotonic()
+        # Writes the counts when no line comes to carry them: started on the event loop
+        # by the first refusal counted, one at a time, cancelled by a summary or close.
+        self._timer: asyncio.TimerHandle | None = None
 
     def record(self, event: str, **fields: Any) -> None:
         if not self._open:
@@ -106,9 +111,26 @@ class AuditLog:
         if key not in self._suppressed and len(self._suppressed) >= _SOURCES_COUNTED:
             key = (event, "*")
         self._suppressed[key] = self._suppressed.get(key, 0) + 1
+        if self._timer is None:
+            self._start_timer()
         return False
 
+    def _start_timer(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a tool, a test): written with the next line or at close
+            return
+        self._timer = loop.call_later(_SUMMARY_EVERY_S, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._open and self._suppressed:
+            self._summarize()
+
     def _summarize(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         counts, self._suppressed = self._suppressed, {}
         self._summarized = time.monotonic()
         ranked = sorted(counts.items(), key=lambda kv: -kv[1])
@@ -131,7 +153,7 @@ class AuditLog:
         thread."""
         if self._open:
             if self._suppressed:
-                self._summarize()
+                self._summarize()  # (which stops the timer)
             self._open = False
             self._listener.stop()
             for h in self._listener.handlers:

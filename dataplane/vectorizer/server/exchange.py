@@ -48,5 +48,7 @@ def searched(request: web.Request, *result_counts: int) -> None:
 
 
 def inserted(request: web.Request, points: int) -> None:
-    """A view tells the metrics: points written by an insert/update request."""
-    request[EXCHANGE].inserted = points
+    """A view tells the metrics: points written by an insert/update request (added up
+    when one request writes several times, as the operations of a Qdrant batch do)."""
+    ex = request[EXCHANGE]
+    ex.inserted = points if ex.inserted is None else ex.inserted + points
