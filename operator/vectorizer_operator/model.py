@@ -8,6 +8,7 @@ field names, types and validation), so the two cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -125,6 +126,59 @@ def _parse_config(raw: Any, path: str) -> dict[str, Any]:
     except ValidationError as err:
         raise SpecError(f"{path}.{err.field or '?'}: {err.message}") from None
     return dict(raw)
+
+
+# ---- labels and annotations --------------------------------------------------------------
+
+# Kubernetes' qualified names (apimachinery's IsQualifiedName / IsValidLabelValue): the
+# API server refuses anything else on an object, so a spec holding one is refused here,
+# before any child is changed.
+_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAME_MAX, _PREFIX_MAX = 63, 253
+
+
+def qualified_name_problem(key: str) -> str | None:
+    """Why ``key`` is not a valid label or annotation key (None when it is)."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not prefix:
+        return "the prefix before '/' is empty"
+    if prefix and (len(prefix) > _PREFIX_MAX or not _DNS_SUBDOMAIN_RE.match(prefix)):
+        return f"the prefix {prefix!r} is not a DNS subdomain (lowercase, at most 253 characters)"
+    if not name or len(name) > _NAME_MAX or not _NAME_RE.match(name):
+        return (
+            "the name must be at most 63 characters: letters, digits, '-', '_' and '.', "
+            "starting and ending with a letter or digit"
+        )
+    return None
+
+
+def _string_map(raw: Any, path: str, what: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: must be a mapping of {what} keys to strings")
+    for key, value in raw.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise SpecError(f"{path}[{key!r}]: keys and values must be strings")
+        problem = qualified_name_problem(key)
+        if problem is not None:
+            raise SpecError(f"{path}[{key!r}]: not a valid {what} key: {problem}")
+    return dict(raw)
+
+
+def _parse_annotations(raw: Any, path: str) -> dict[str, str]:
+    return _string_map(raw, path, "annotation")
+
+
+def _parse_labels(raw: Any, path: str) -> dict[str, str]:
+    out = _string_map(raw, path, "label")
+    for key, value in out.items():
+        if value and (len(value) > _NAME_MAX or not _NAME_RE.match(value)):
+            raise SpecError(
+                f"{path}[{key!r}]: {value!r} is not a valid label value (at most 63 "
+                "characters: letters, digits, '-', '_' and '.', starting and ending with a "
+                "letter or digit)"
+            )
+    return out
 
 
 # ---- quantities -------------------------------------------------------------------------
@@ -275,7 +329,9 @@ class ServicesSpec:
         "ClusterIP", doc="Service type.", enum=("ClusterIP", "NodePort", "LoadBalancer")
     )
     annotations: dict[str, str] = prop(
-        doc="Annotations for the Services (e.g. for a load balancer).", factory=dict
+        doc="Annotations for the Services (e.g. for a load balancer).",
+        factory=dict,
+        parser=_parse_annotations,
     )
 
 
@@ -294,7 +350,9 @@ class AffinitySpec:
     topology_key: str = prop(
         "kubernetes.io/hostname", doc="Node label that defines a topology domain.", min_length=1
     )
-    node_selector: dict[str, str] = prop(doc="Node labels the pods require.", factory=dict)
+    node_selector: dict[str, str] = prop(
+        doc="Node labels the pods require.", factory=dict, parser=_parse_labels
+    )
     tolerations: tuple[Toleration, ...] = prop(doc="Taints the pods tolerate.", factory=tuple)
 
 
@@ -343,6 +401,7 @@ class PodMonitorSpec:
     labels: dict[str, str] = prop(
         doc="Extra labels, e.g. the ones your Prometheus' podMonitorSelector matches.",
         factory=dict,
+        parser=_parse_labels,
     )
 
 
@@ -352,7 +411,9 @@ class PrometheusRuleSpec:
 
     enabled: bool = prop(True, doc="Create a PrometheusRule (needs the Prometheus Operator).")
     labels: dict[str, str] = prop(
-        doc="Extra labels, e.g. the ones your Prometheus' ruleSelector matches.", factory=dict
+        doc="Extra labels, e.g. the ones your Prometheus' ruleSelector matches.",
+        factory=dict,
+        parser=_parse_labels,
     )
     runbook_base_url: str = prop(
         "https://github.com/vectorizer/vectorizer/blob/main/docs/runbooks",

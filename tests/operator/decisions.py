@@ -66,7 +66,11 @@ def inst(
             phase="Running",
             ready=ready,
             terminating=terminating,
-            labels={naming.LABEL_REVISION: revision, **(labels or {})},
+            labels={
+                **naming.common_labels(NAME),  # the pod template's
+                naming.LABEL_REVISION: revision,
+                **(labels or {}),
+            },
             revision=revision,
             uid=f"uid-{name}",
         )

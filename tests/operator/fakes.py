@@ -10,9 +10,11 @@ uses in production (``reconcile.ports.Kube`` and ``dataplane_client.DataPlane``)
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
+import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +23,7 @@ from vectorizer_operator import naming
 from vectorizer_operator.builders import BuildOptions
 from vectorizer_operator.dataplane_client import PLAIN, Access, DataPlaneError, NodeStatus
 from vectorizer_operator.kube import RESOURCES
+from vectorizer_operator.pki import split_bundle
 from vectorizer_operator.reconcile.cluster import Reconciler, ReconcileSettings, Result
 from vectorizer_operator.reconcile.observe import serves_tls
 from vectorizer_operator.reconcile.ports import KubeApiError
@@ -46,7 +49,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def matches(labels: dict[str, str], selector: str) -> bool:
     for term in filter(None, selector.split(",")):
-        if "=" in term:
+        if term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif "=" in term:
             k, v = term.split("=", 1)
             if labels.get(k) != v:
                 return False
@@ -69,6 +75,7 @@ class FakeKube:
             (naming.MONITORING_API_VERSION, "PrometheusRule"),
         }
         self._rv = 0
+        self.applied_data: dict[Key, set[str]] = {}  # data keys the applier owns
 
     def _next_rv(self) -> str:
         self._rv += 1
@@ -131,6 +138,7 @@ class FakeKube:
         key = self.key_of(manifest)
         live = self.objects.get(key)
         if live is None:
+            self.applied_data[key] = set(manifest.get("data") or {})
             return copy.deepcopy(self.put(manifest))
         if manifest["kind"] == "StatefulSet" and live.get("spec", {}).get(
             "volumeClaimTemplates"
@@ -139,9 +147,17 @@ class FakeKube:
                 422, "spec: Forbidden: updates to statefulset spec for fields other than ..."
             )
         merged = merge_patch(live, {k: v for k, v in manifest.items() if k != "status"})
-        for k in ("spec", "data"):  # the applier owns these fields entirely here
-            if k in manifest:
-                merged[k] = copy.deepcopy(manifest[k])
+        if "spec" in manifest:  # the applier owns the spec entirely here
+            merged["spec"] = copy.deepcopy(manifest["spec"])
+        if "data" in manifest:
+            # Keys the applier set before and no longer sets are removed; keys another
+            # manager added (kubectl edit) stay: server-side apply leaves what it does
+            # not own.
+            before = self.applied_data.get(key, set())
+            foreign = {k: v for k, v in (live.get("data") or {}).items() if k not in before}
+            merged["data"] = {**foreign, **copy.deepcopy(manifest["data"])}
+        if "data" in manifest:
+            self.applied_data[key] = set(manifest["data"])
         merged["metadata"]["labels"] = dict(manifest["metadata"].get("labels") or {})
         if merged != live:
             if merged.get("spec") != live.get("spec"):
@@ -229,6 +245,10 @@ class FakeNode:
     connected: bool | None = None
     up: bool = True
     streams: bool = True  # follows its primary's log when it can
+    # What a caller needs, as its pod was started: the admin key (auth on), and over
+    # HTTPS a trust store holding one of these CA certificates (DER).
+    api_key: str | None = None
+    cas: frozenset[bytes] | None = None
 
     def report(self) -> NodeStatus:
         return NodeStatus(
@@ -254,19 +274,25 @@ class FakeDataPlane:
         self.calls: list[tuple[str, str, Any]] = []
         self.accesses: list[tuple[str, Access]] = []  # how each status call reached its node
 
-    def _node(self, url: str) -> tuple[str, FakeNode]:
+    def _node(self, url: str, access: Access) -> tuple[str, FakeNode]:
         name = self.routes.get(url)
         node = self.nodes.get(name or "")
         if name is None or node is None or not node.up:
             raise DataPlaneError(f"{url}: connection refused")
+        if url.startswith("https://") and node.cas is not None:
+            trusted = access.ssl.get_ca_certs(binary_form=True) if access.ssl else []
+            if not node.cas & {bytes(c) for c in trusted}:
+                raise DataPlaneError(f"{url}: certificate verify failed")
+        if node.api_key is not None and access.api_key != node.api_key:
+            raise DataPlaneError(f"{url}: missing or invalid credentials", code="unauthorized")
         return name, node
 
     async def status(self, url: str, access: Access = PLAIN) -> NodeStatus:
         self.accesses.append((url, access))
-        return self._node(url)[1].report()
+        return self._node(url, access)[1].report()
 
     async def promote(self, url: str, epoch: int, access: Access = PLAIN) -> None:
-        name, node = self._node(url)
+        name, node = self._node(url, access)
         self.calls.append(("promote", name, epoch))
         if epoch <= node.epoch:
             raise DataPlaneError("stale", code="stale_epoch")
@@ -275,14 +301,14 @@ class FakeDataPlane:
         node.lag_operations, node.connected = None, None
 
     async def follow(self, url: str, primary_url: str, epoch: int, access: Access = PLAIN) -> None:
-        name, node = self._node(url)
+        name, node = self._node(url, access)
         self.calls.append(("follow", name, primary_url))
         if epoch < node.epoch:
             raise DataPlaneError("stale", code="stale_epoch")
         node.role, node.primary, node.epoch = "replica", primary_url, max(node.epoch, epoch)
 
     async def fence(self, url: str, epoch: int, access: Access = PLAIN) -> None:
-        name, node = self._node(url)
+        name, node = self._node(url, access)
         self.calls.append(("fence", name, epoch))
         if epoch < node.epoch:
             raise DataPlaneError("stale", code="stale_epoch")
@@ -431,6 +457,8 @@ class Sim:
         self.dp.routes[f"{scheme}://{ip}:{naming.HTTP_PORT}"] = name
         node = self.dp.nodes.setdefault(name, FakeNode())
         node.up, node.connected, node.lag_operations = True, None, None
+        assert pod is not None
+        node.api_key, node.cas = self._pod_material(pod)
         claim = naming.pvc(self.name, ordinal)
         if self.kube.find("v1", "PersistentVolumeClaim", claim) is None:
             template = sts["spec"]["volumeClaimTemplates"][0]
@@ -448,6 +476,32 @@ class Sim:
                 }
             )
 
+    def _secret_value(self, name: str | None, key: str) -> bytes | None:
+        secret = self.kube.find("v1", "Secret", name) if name else None
+        raw = ((secret or {}).get("data") or {}).get(key)
+        return base64.b64decode(raw) if raw else None
+
+    def _pod_material(self, pod: Json) -> tuple[str | None, frozenset[bytes] | None]:
+        """The admin key the pod's node requires and the CAs its certificate chains to,
+        from the Secrets its spec mounts, as they are when it starts."""
+        spec = pod["spec"]
+        volumes = {v["name"]: v for v in spec.get("volumes") or ()}
+        env = {e["name"] for c in spec["containers"] for e in c.get("env") or ()}
+        key = None
+        if naming.env_name("auth_admin_key_file") in env:
+            sources = volumes[naming.CREDENTIALS_VOLUME]["projected"]["sources"]
+            for source in sources:
+                for item in source["secret"].get("items") or ():
+                    if item["path"] == naming.ADMIN_KEY_FILE:
+                        raw = self._secret_value(source["secret"]["name"], item["key"])
+                        key = raw.decode().strip() if raw else None
+        cas = None
+        if serves_tls(spec):
+            secret = volumes[naming.TLS_VOLUME]["secret"]["secretName"]
+            bundle = self._secret_value(secret, naming.CA_CERT_KEY) or b""
+            cas = frozenset(ssl.PEM_cert_to_DER_cert(c.decode()) for c in split_bundle(bundle))
+        return key, cas
+
     def replicate(self) -> None:
         """Replicas streaming from a live primary catch up with it."""
         by_url = {self.url(naming.ordinal(self.name, n) or 0): n for n in self.dp.nodes}
@@ -457,6 +511,15 @@ class Sim:
                 continue
             source = self.dp.nodes.get(by_url.get(node.primary, ""))
             if source is None or not source.up or source.role != "primary" or not node.streams:
+                node.connected = False
+                continue
+            https = node.primary.startswith("https://")
+            if (https and not (node.cas or frozenset()) & (source.cas or frozenset())) or (
+                source.api_key is not None and node.api_key is None
+            ):
+                # A pod started without TLS (or with another CA) cannot verify an HTTPS
+                # primary, one without auth has no replication key: the link fails (the lag it reported
+                # last stays, as the data plane's does).
                 node.connected = False
                 continue
             node.sequence, node.epoch = source.sequence, max(node.epoch, source.epoch)

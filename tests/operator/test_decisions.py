@@ -43,6 +43,15 @@ def test_a_wrong_role_label_is_corrected_and_right_ones_left_alone() -> None:
     assert plan_labels(obs, "vz-0") == [SetPodLabels("vz-1", {ROLE: "replica"})]
 
 
+def test_a_pod_that_lost_its_selector_labels_gets_them_back() -> None:
+    p = primary(0)
+    assert p.pod is not None
+    labels = {k: v for k, v in p.pod.labels.items() if k != naming.LABEL_CLUSTER}
+    stripped = replace(p, pod=replace(p.pod, labels={**labels, INSTANCE: "vz-0", ROLE: "primary"}))
+    obs = observe(stripped)
+    assert plan_labels(obs, "vz-0") == [SetPodLabels("vz-0", {naming.LABEL_CLUSTER: "vz"})]
+
+
 def test_only_the_chosen_primary_may_carry_the_primary_label() -> None:
     stale = inst(1, node("primary"))
     assert desired_role(stale, "vz-0") == "fenced"
@@ -150,11 +159,19 @@ def test_single_instance_switchover_method_restarts() -> None:
 
 def test_a_broken_outdated_pod_is_replaced_at_once() -> None:
     """A spec fixing a crashing revision must reach pods that never get ready."""
-    obs = observe(inst(0, None), inst(1, None), replica(2, follows=0), update_revision="rev2")
+    down = {"ready": False}
+    obs = observe(
+        inst(0, None, **down), inst(1, None, **down), replica(2, follows=0), update_revision="rev2"
+    )
     assert plan_broken(obs, None) == DeletePod(
         "vz-1", "replacing a pod that does not serve with the current revision"
     )
-    obs = observe(inst(0, None), replica(1), update_revision="rev2", status=healthy_status())
+    obs = observe(
+        inst(0, None, **down),
+        replica(1, revision="rev2"),
+        update_revision="rev2",
+        status=healthy_status(),
+    )
     assert plan_broken(obs, "vz-0") == DeletePod(
         "vz-0", "replacing a pod that does not serve with the current revision"
     )
@@ -397,7 +414,12 @@ def test_decide_repoints_before_it_deletes() -> None:
 
 
 def test_decide_replaces_broken_pods_even_without_a_primary() -> None:
-    obs = observe(inst(0, None), inst(1, None), update_revision="rev2", status=healthy_status())
+    obs = observe(
+        inst(0, None, ready=False),
+        inst(1, None, ready=False),
+        update_revision="rev2",
+        status=healthy_status(),
+    )
     plan = decide(obs, max_lag=0, switchover_timeout_s=30)
     assert plan.delete == DeletePod(
         "vz-1", "replacing a pod that does not serve with the current revision"

@@ -75,12 +75,41 @@ def test_metadata_and_status_are_read() -> None:
         ({"config": {"snapshot_on_shutdown": 1}}, "spec.config.snapshot_on_shutdown"),
         ({"config": {"hnsw_m": 0}}, "spec.config.hnsw_m"),
         ({"config": {"some_future_secret": "x"}}, "spec.config.some_future_secret"),
+        ({"services": {"annotations": {"bad key!": "x"}}}, "spec.services.annotations['bad key!']"),
+        ({"services": {"annotations": {"/x": "y"}}}, "spec.services.annotations['/x']"),
+        (
+            {"services": {"annotations": {"Bad_Prefix/x": "y"}}},
+            "spec.services.annotations['Bad_Prefix/x']",
+        ),
+        ({"services": {"annotations": {"a": 1}}}, "spec.services.annotations['a']"),
+        ({"affinity": {"nodeSelector": {"zone": "a b"}}}, "spec.affinity.nodeSelector['zone']"),
+        (
+            {"monitoring": {"podMonitor": {"labels": {"-x": "y"}}}},
+            "spec.monitoring.podMonitor.labels['-x']",
+        ),
+        (
+            {"monitoring": {"prometheusRule": {"labels": {"x" * 64: "y"}}}},
+            f"spec.monitoring.prometheusRule.labels['{'x' * 64}']",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(spec: dict[str, Any], path: str) -> None:
     with pytest.raises(SpecError) as err:
         parse_cluster(cluster_body(**spec))
     assert str(err.value).startswith(path + ":"), str(err.value)
+
+
+def test_valid_label_and_annotation_keys_are_accepted() -> None:
+    annotations = {
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+        "example.com/Any_Value.1": "any value at all: ok!",
+        "plain": "",
+    }
+    c = make_cluster(
+        services={"annotations": annotations},
+        affinity={"nodeSelector": {"topology.kubernetes.io/zone": "eu-west-1a", "gpu": ""}},
+    )
+    assert c.spec.services.annotations == annotations
 
 
 def test_sync_mode_needs_fewer_sync_replicas_than_instances() -> None:

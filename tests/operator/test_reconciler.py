@@ -358,3 +358,83 @@ async def test_a_silent_primary_is_degraded_and_recovers() -> None:
     sim.node(0).up = True
     status = await sim.settle()
     assert status["currentPrimary"] == "vz-0" and sim.dp.of("promote") == [("vz-0", 1)]
+
+
+@pytest.mark.parametrize("ordinal", [0, 2])
+async def test_a_pod_whose_cluster_label_was_removed_is_found_and_relabelled(
+    ordinal: int,
+) -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    pod = sim.pod(ordinal)
+    assert pod is not None
+    uid = pod["metadata"]["uid"]
+    del pod["metadata"]["labels"][naming.LABEL_CLUSTER]  # released by the StatefulSet
+    await sim.step()
+    pod = sim.pod(ordinal)
+    assert pod is not None and pod["metadata"]["uid"] == uid  # the same pod, not replaced
+    assert pod["metadata"]["labels"][naming.LABEL_CLUSTER] == "vz"
+    await sim.settle()
+    name = naming.pod("vz", ordinal)
+    entry = next(i for i in sim.status["instancesStatus"] if i["name"] == name)
+    assert entry["phase"] == "Running" and entry["ready"]
+    assert sim.role_labels()[name] == ("primary" if ordinal == 0 else "replica")
+
+
+async def test_a_cluster_deleted_during_a_pass_is_not_an_error() -> None:
+    sim = Sim(instances=1)
+    await sim.settle()
+    # The status write finds the resource gone (deleted after the pass read it).
+    sim.kube.fail[("patch_status", naming.KIND)] = KubeApiError(404, "not found", "NotFound")
+    assert (await sim.step()).requeue_after is None
+    sim.edit_spec(config={"port": 1})  # an invalid spec takes the other path
+    assert (await sim.step()).requeue_after is None
+
+
+async def test_an_invalid_annotation_key_fails_the_spec_before_anything_changes() -> None:
+    sim = Sim(instances=3)
+    await sim.settle()
+    sts = sim.kube.find("apps/v1", "StatefulSet", "vz")
+    assert sts is not None
+    template = sts["spec"]["template"]
+    sim.edit_spec(config={"hnsw_m": 32}, services={"annotations": {"bad key!": "x"}})
+    sim.kube.calls.clear()
+    await sim.step()
+    await sim.step()
+    assert [c for c in sim.kube.calls if c[0] in ("apply", "delete")] == []
+    sts = sim.kube.find("apps/v1", "StatefulSet", "vz")
+    assert sts is not None and sts["spec"]["template"] == template  # nothing rolled out
+    status = sim.status
+    assert status["phase"] == "Failed"
+    assert status["phaseReason"].startswith("spec.services.annotations['bad key!']:")
+    assert {c["observedGeneration"] for c in status["conditions"]} == {status["observedGeneration"]}
+
+
+async def test_conditions_observe_the_generation_the_status_observed() -> None:
+    sim = Sim(instances=1)
+    await sim.settle()
+    sim.kube.fail[("apply", "Service")] = KubeApiError(422, "invalid")
+    sim.edit_spec(config={"hnsw_m": 32})
+    await sim.step()
+    status = sim.status
+    assert status["observedGeneration"] == 1  # the Services were not applied
+    assert {c["observedGeneration"] for c in status["conditions"]} == {1}
+    del sim.kube.fail[("apply", "Service")]
+    status = await sim.settle()
+    assert {c["observedGeneration"] for c in status["conditions"]} == {2}
+    assert status["observedGeneration"] == 2
+
+
+async def test_keys_added_to_the_configmap_are_removed() -> None:
+    """spec.config is the one source of truth: a key added by hand never reaches a pod."""
+    sim = Sim(instances=1, config={"hnsw_m": 32})
+    await sim.settle()
+    await sim.kube.patch(
+        "v1", "ConfigMap", NS, "vz-config", {"data": {"VECTORIZER_SNAPSHOTS_RETAINED": "7"}}
+    )
+    await sim.step()
+    cm = sim.kube.find("v1", "ConfigMap", "vz-config")
+    assert cm is not None and cm["data"] == {"VECTORIZER_HNSW_M": "32"}
+    sim.kube.calls.clear()
+    await sim.step()
+    assert not [c for c in sim.kube.calls if c[:2] == ("patch", "ConfigMap")]  # no churn

@@ -448,3 +448,140 @@ async def test_security_problems_degrade_the_cluster_with_an_event() -> None:
     assert sim.status["phase"] != "Healthy"
     warnings = [m for t, r, m in sim.kube.events if r == "SecurityMaterial"]
     assert warnings == ["spec.tls.secretName: Secret missing does not exist (yet)"]
+
+
+# ---- turning TLS or auth off, or moving them to other Secrets --------------------------
+
+
+async def roll_out(sim: Sim, max_steps: int = 60) -> list[str]:
+    """Step until Healthy; the pods deleted, in order. Checks at every pass that at most
+    one instance is being replaced and that no instance Ready per Kubernetes is ever
+    reported unreachable (the operator keeps reaching pods on the old revision)."""
+    deleted: list[str] = []
+    for _ in range(max_steps):
+        sim.kube.calls.clear()
+        result = await sim.step()
+        now = [c[2] for c in sim.kube.calls if c[0] == "delete" and c[1] == "Pod"]
+        assert len(now) <= 1, f"deleted {now} in one pass"
+        deleted += now
+        unreachable = [
+            (i["name"], i.get("message"))
+            for i in sim.status.get("instancesStatus") or ()
+            if i.get("ready") and i.get("message") and "not connected" not in i["message"]
+        ]
+        assert not unreachable, unreachable
+        if result.phase == "Healthy" and not now:
+            return deleted
+    raise AssertionError(f"not Healthy: {sim.status.get('phase')}: {sim.status.get('phaseReason')}")
+
+
+def user_tls_secret(name: str, ca_name: str = "user CA") -> Json:
+    now = datetime.now(UTC)
+    ca = pki.new_ca(ca_name, now=now, validity=3650 * DAY)
+    pair = pki.issue(
+        ca,
+        common_name="vz-r",
+        dns_names=naming.server_dns_names("vz", NS, "cluster.local"),
+        now=now,
+        validity=90 * DAY,
+    )
+    b64 = {
+        "tls.crt": pair.cert_pem,
+        "tls.key": pair.key_pem,
+        "ca.crt": ca.cert_pem,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": NS},
+        "data": {k: base64.b64encode(v).decode() for k, v in b64.items()},
+    }
+
+
+def user_key_secret(name: str, key: str) -> Json:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS},
+        "data": {"api-key": base64.b64encode(key.encode()).decode()},
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tls": {"enabled": False}},
+        {"auth": {"enabled": False}},
+        {"tls": {"enabled": False}, "auth": {"enabled": False}},
+        {"tls": {"secretName": "mine-tls"}},
+        {"auth": {"adminKeySecret": {"name": "mine-key"}}},
+    ],
+    ids=["tls-off", "auth-off", "both-off", "tls-secret", "admin-key-secret"],
+)
+async def test_changing_tls_or_auth_rolls_one_pod_at_a_time_primary_last(change: Json) -> None:
+    sim = Sim(instances=3)
+    sim.kube.put(user_tls_secret("mine-tls"))
+    sim.kube.put(user_key_secret("mine-key", "k" * 24))
+    await sim.settle()
+    sim.write(5)
+    sim.edit_spec(**change)
+    deleted = await roll_out(sim)
+    assert deleted == ["vz-2", "vz-1", "vz-0"]
+    assert sim.status["currentPrimary"] == "vz-0" and sim.dp.of("promote") == [("vz-0", 1)]
+    events = [m for _, r, m in sim.kube.events if r == "RollingUpdate"]
+    assert not [m for m in events if "does not serve" in m], events
+
+
+def test_a_ready_pod_the_operator_cannot_reach_is_not_broken() -> None:
+    """Unreachable is not "not serving": Kubernetes says the pods are Ready."""
+    from tests.operator.decisions import healthy_status, inst, observe
+    from vectorizer_operator.reconcile.rolling import plan_broken
+
+    obs = observe(inst(0, None), inst(1, None), inst(2, None), update_revision="rev2")
+    assert plan_broken(obs, "vz-0") is None
+    # The primary is never replaced as broken while a replica is outdated.
+    obs = observe(
+        inst(0, None, ready=False), inst(1, None), update_revision="rev2", status=healthy_status()
+    )
+    assert plan_broken(obs, "vz-0") is None
+    # One at a time: nothing while another pod is being replaced.
+    obs = observe(
+        inst(0, None, ready=False),
+        inst(1, None, ready=False),
+        inst(2, None, revision="rev2", terminating=True),
+        update_revision="rev2",
+    )
+    assert plan_broken(obs, None) is None
+
+
+@pytest.mark.parametrize("change", [{"tls": {"enabled": True}}, {"auth": {"enabled": True}}])
+async def test_switchover_update_turning_tls_or_auth_on_replaces_the_old_primary(
+    change: Json,
+) -> None:
+    sim = Sim(
+        instances=3,
+        primaryUpdateMethod="switchover",
+        tls={"enabled": False},
+        auth={"enabled": False},
+    )
+    await sim.settle()
+    sim.write(5)
+    sim.edit_spec(**change)
+    stale_lag: list[Any] = []
+    for _ in range(80):
+        result = await sim.step()
+        for i in sim.status.get("instancesStatus") or ():
+            if "not connected to its primary" in (i.get("message") or ""):
+                stale_lag.append(i.get("lagOperations"))
+        if result.phase == "Healthy":
+            break
+    assert sim.status["phase"] == "Healthy", sim.status.get("phaseReason")
+    assert sim.status["currentPrimary"] != "vz-0"
+    assert all(i["updated"] for i in sim.status["instancesStatus"])
+    for ordinal in range(3):
+        node = sim.node(ordinal)
+        assert node.role == "primary" or node.connected, (ordinal, node)
+    # A replica not connected to its primary never reports lag 0 (it is behind by an
+    # unknown amount), which it did while the old primary could not follow.
+    assert stale_lag and all(lag is None for lag in stale_lag)

@@ -23,8 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from vectorizer_operator import naming
+from vectorizer_operator import naming, pki
 from vectorizer_operator.builders import BuildOptions, ChildRef, absent_children, desired_children
+from vectorizer_operator.builders.security import admin_key_selector, tls_secret_name
 from vectorizer_operator.builders.statefulset import preserve_immutable
 from vectorizer_operator.dataplane_client import Access, DataPlane, DataPlaneError
 from vectorizer_operator.model import Cluster, ClusterStatus, SpecError, cluster_stub, parse_cluster
@@ -59,7 +60,13 @@ from vectorizer_operator.reconcile.observe import (
 )
 from vectorizer_operator.reconcile.plan import decide
 from vectorizer_operator.reconcile.ports import Json, Kube, KubeApiError
-from vectorizer_operator.reconcile.security import SecretsSeen, plan_security, secrets_to_read
+from vectorizer_operator.reconcile.security import (
+    SecretsSeen,
+    plan_security,
+    secret_value,
+    secrets_to_read,
+    valid_key,
+)
 from vectorizer_operator.schema import json_name
 
 log = logging.getLogger(__name__)
@@ -100,6 +107,11 @@ class _Memory:
     # CA bundle (rebuilt only when the bundle changes).
     api_key: str | None = None
     trust: tuple[bytes, ssl.SSLContext] | None = None
+    # How this pass reaches each pod, by pod name: a pod still on an older revision
+    # (TLS or auth turned off, another Secret) is called with what that revision was
+    # given, not with the spec's (see ``_pod_access``).
+    access: dict[str, Access] = field(default_factory=dict)
+    contexts: dict[bytes, ssl.SSLContext] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,11 +137,52 @@ def node_url(pod: PodView, cluster: Cluster, settings: ReconcileSettings) -> str
 def node_access(
     pod: PodView, cluster: Cluster, settings: ReconcileSettings, memory: _Memory
 ) -> Access:
-    """The admin key, and for an HTTPS pod the CA bundle and the name its certificate has."""
+    """The admin key, and for an HTTPS pod the CA bundle and the name its certificate has.
+
+    What ``_pod_access`` worked out for this pod in this pass; the spec's otherwise.
+    """
+    known = memory.access.get(pod.name)
+    if known is not None:
+        return known
     if not pod.tls or memory.trust is None:
         return Access(api_key=memory.api_key)
     fqdn = naming.pod_fqdn(cluster.name, cluster.namespace, pod.name, settings.build.cluster_domain)
     return Access(api_key=memory.api_key, ssl=memory.trust[1], server_hostname=fqdn)
+
+
+def ours(cluster: Cluster, pod: Json) -> bool:
+    """A pod of the cluster's StatefulSet, whether or not it has its selector label."""
+    meta = pod.get("metadata") or {}
+    controllers = [o for o in meta.get("ownerReferences") or () if o.get("controller")]
+    sts = naming.statefulset(cluster.name)
+    if any(o.get("kind") != "StatefulSet" or o.get("name") != sts for o in controllers):
+        return False  # somebody else's
+    if controllers:
+        return True
+    labels = meta.get("labels") or {}
+    return (
+        labels.get(naming.LABEL_POD_INSTANCE) == meta.get("name")
+        or labels.get(naming.LABEL_INSTANCE) == cluster.name
+    )
+
+
+def spec_tls_secret(cluster: Cluster) -> str | None:
+    return tls_secret_name(cluster) if cluster.spec.tls.enabled else None
+
+
+def spec_admin_key(cluster: Cluster) -> tuple[str, str] | None:
+    if not cluster.spec.auth.enabled:
+        return None
+    selector = admin_key_selector(cluster)
+    return selector.name, selector.key
+
+
+def foreign_material(cluster: Cluster, pods: Sequence[PodView]) -> set[str]:
+    """Secrets pods on another revision were given and the spec no longer names."""
+    tls, key = spec_tls_secret(cluster), spec_admin_key(cluster)
+    out = {p.tls_secret for p in pods if p.tls and p.tls_secret and p.tls_secret != tls}
+    out |= {p.admin_key[0] for p in pods if p.admin_key is not None and p.admin_key != key}
+    return out
 
 
 def trust_context(bundle: bytes) -> ssl.SSLContext:
@@ -204,7 +257,8 @@ class Reconciler:
             await self._event(stub, "Warning", "InvalidSpec", message)
             memory.last_spec_error = message
         status = status_mod.failed_status(stub, message, now=self.now())
-        await self._write_status(stub, status)
+        if not await self._write_status(stub, status):
+            return Result(None)
         return Result(self.settings.resync_s, status_mod.FAILED)
 
     # ---- security material -------------------------------------------------------------
@@ -266,7 +320,9 @@ class Reconciler:
             self.kube.list("v1", "PersistentVolumeClaim", ns, selector),
         )
         sts = StatefulSetView.from_json(sts_raw)
+        pods_raw = pods_raw + await self._unlabelled_pods(cluster, sts, pods_raw)
         pods = pod_views(cluster, pods_raw)
+        memory.access = await self._pod_access(cluster, pods, memory)
         by_ordinal = {p.ordinal: p for p in pods}
         instances = await asyncio.gather(
             *(self._instance(cluster, n, by_ordinal.get(n)) for n in ordinals(cluster, sts, pods))
@@ -293,6 +349,91 @@ class Reconciler:
             switchover_elapsed_s=elapsed,
             switchover_allowed=allowed,
         )
+
+    async def _unlabelled_pods(
+        self, cluster: Cluster, sts: StatefulSetView | None, listed: Sequence[Json]
+    ) -> list[Json]:
+        """Pods of the StatefulSet's names that the label query missed.
+
+        Someone removed the cluster label: the StatefulSet controller released the pod
+        (it no longer matches the selector) but cannot create another of that name, so
+        the pod runs unseen; found by name, its labels are restored (``plan_labels``) and
+        the controller adopts it again.
+        """
+        seen = {str((p.get("metadata") or {}).get("name")) for p in listed}
+        upto = max(cluster.spec.instances, sts.replicas if sts else 0)
+        missing = {naming.pod(cluster.name, n) for n in range(upto)} - seen
+        if not missing:
+            return []
+        # Only pods without the label at all (the operator may list, not get, pods).
+        unlabelled = await self.kube.list(
+            "v1", "Pod", cluster.namespace, f"!{naming.LABEL_CLUSTER}"
+        )
+        return [
+            p
+            for p in unlabelled
+            if (p.get("metadata") or {}).get("name") in missing and ours(cluster, p)
+        ]
+
+    async def _pod_access(
+        self, cluster: Cluster, pods: Sequence[PodView], memory: _Memory
+    ) -> dict[str, Access]:
+        """How to reach each pod: with the CA and admin key its own revision was given.
+
+        While TLS or auth is turned off, or moved to another Secret, the pods not yet
+        replaced still serve HTTPS with the old certificate or require the old key; the
+        spec's material (none, or the new Secret's) would not reach them, and a pod the
+        operator cannot reach looks like one that does not serve.
+        """
+        names = sorted(foreign_material(cluster, pods))
+        found: dict[str, Json | None] = {}
+        if names:
+            ns = cluster.namespace
+            try:
+                read = await asyncio.gather(
+                    *(self.kube.get("v1", "Secret", ns, name) for name in names)
+                )
+            except KubeApiError as err:
+                log.warning("%s/%s: cannot read the pods' Secrets: %s", ns, cluster.name, err)
+                read = [None] * len(names)
+            found = dict(zip(names, read, strict=True))
+        tls, key = spec_tls_secret(cluster), spec_admin_key(cluster)
+        spec_bundle = memory.trust[0] if memory.trust is not None else None
+        used: dict[bytes, ssl.SSLContext] = {}
+        out: dict[str, Access] = {}
+        for pod in pods:
+            api_key = memory.api_key
+            if pod.admin_key is not None and pod.admin_key != key:
+                secret, item = pod.admin_key
+                api_key = valid_key(secret_value(found.get(secret), item)) or api_key
+            if not pod.tls:
+                out[pod.name] = Access(api_key=api_key)
+                continue
+            bundle = spec_bundle
+            if pod.tls_secret is not None and pod.tls_secret != tls:
+                own = secret_value(found.get(pod.tls_secret), naming.CA_CERT_KEY)
+                if own and pki.split_bundle(own):
+                    # Trust both: the pod may reload a certificate from either CA.
+                    bundle = own + (spec_bundle or b"")
+            if bundle is None:
+                out[pod.name] = Access(api_key=api_key)
+                continue
+            context = used.get(bundle) or memory.contexts.get(bundle)
+            if context is None and memory.trust is not None and memory.trust[0] == bundle:
+                context = memory.trust[1]
+            if context is None:
+                try:
+                    context = trust_context(bundle)
+                except (ssl.SSLError, ValueError):
+                    out[pod.name] = Access(api_key=api_key)
+                    continue
+            used[bundle] = context
+            fqdn = naming.pod_fqdn(
+                cluster.name, cluster.namespace, pod.name, self.settings.build.cluster_domain
+            )
+            out[pod.name] = Access(api_key=api_key, ssl=context, server_hostname=fqdn)
+        memory.contexts = used
+        return out
 
     async def _instance(self, cluster: Cluster, ordinal: int, pod: PodView | None) -> Instance:
         name = naming.pod(cluster.name, ordinal)
@@ -352,7 +493,8 @@ class Reconciler:
             observed_generation=generation,
             monitoring=monitoring,
         )
-        await self._write_status(cluster, status)
+        if not await self._write_status(cluster, status):
+            return Result(None)  # deleted while the pass ran: the garbage collector has it
         busy = done.acted or done.errors or phase.name != status_mod.HEALTHY
         return Result(s.busy_resync_s if busy else s.resync_s, phase.name)
 
@@ -371,6 +513,8 @@ class Reconciler:
                 result = await self.kube.apply(manifest)
                 if manifest["kind"] == "StatefulSet":
                     sts_applied = result
+                if manifest["kind"] == "ConfigMap":
+                    await self._drop_foreign_data(manifest, result)
             except KubeApiError as err:
                 what = f"{manifest['kind']} {manifest['metadata']['name']}"
                 log.error(
@@ -380,6 +524,26 @@ class Reconciler:
         for ref in absent_children(cluster):
             done.acted = await self._delete_if_ours(cluster, ref) or done.acted
         return sts_applied
+
+    async def _drop_foreign_data(self, manifest: Json, live: Json) -> None:
+        """spec.config is the ConfigMap's one source of truth.
+
+        Server-side apply leaves keys another field manager added (``kubectl edit``), and
+        pods would read them as settings on their next restart: remove them.
+        """
+        wanted = manifest.get("data") or {}
+        foreign = sorted(set(live.get("data") or {}) - set(wanted))
+        if not foreign:
+            return
+        meta = manifest["metadata"]
+        log.info(
+            "%s/%s: removing keys not from spec.config: %s",
+            meta["namespace"],
+            meta["name"],
+            ", ".join(foreign),
+        )
+        patch = {"data": dict.fromkeys(foreign)}
+        await self.kube.patch("v1", "ConfigMap", meta["namespace"], meta["name"], patch)
 
     async def _delete_if_ours(self, cluster: Cluster, ref: ChildRef) -> bool:
         live = await self.kube.get(ref.api_version, ref.kind, cluster.namespace, ref.name)
@@ -498,10 +662,23 @@ class Reconciler:
 
     # ---- report ----------------------------------------------------------------------
 
-    async def _write_status(self, cluster: Cluster, status: ClusterStatus) -> None:
-        await self.kube.patch_status(
-            naming.API_VERSION, naming.KIND, cluster.namespace, cluster.name, status_patch(status)
-        )
+    async def _write_status(self, cluster: Cluster, status: ClusterStatus) -> bool:
+        """False when the cluster was deleted meanwhile (nothing more to do)."""
+        try:
+            await self.kube.patch_status(
+                naming.API_VERSION,
+                naming.KIND,
+                cluster.namespace,
+                cluster.name,
+                status_patch(status),
+            )
+        except KubeApiError as err:
+            if err.status != 404:
+                raise
+            log.info("%s/%s: deleted during the pass", cluster.namespace, cluster.name)
+            self.forget(cluster.namespace, cluster.name)
+            return False
+        return True
 
     async def _event(self, cluster: Cluster, type_: str, reason: str, message: str) -> None:
         ref = {

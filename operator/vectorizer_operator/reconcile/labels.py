@@ -6,7 +6,10 @@
 - A node that does not answer keeps its label (the Service drops it anyway when the
   pod is not Ready), unless that label is ``primary`` and it is not the chosen
   primary: then the label is removed.
-- Every pod also gets ``vectorizer.io/instance=<pod name>``.
+- Every pod also gets ``vectorizer.io/instance=<pod name>``, and keeps the labels of
+  the pod template (the StatefulSet's selector among them: a pod that lost its
+  ``vectorizer.io/cluster`` label is released by the StatefulSet and left out of the
+  Services until it is restored).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def plan_labels(obs: Observation, primary: str | None) -> list[SetPodLabels]:
         if pod is None or pod.terminating:
             continue
         want: dict[str, str | None] = {
+            # The StatefulSet's selector among them: a pod that lost it is released.
+            **naming.common_labels(obs.cluster.name),
             naming.LABEL_POD_INSTANCE: inst.name,
             naming.LABEL_ROLE: desired_role(inst, primary),
         }

@@ -29,6 +29,11 @@ class PodView:
     revision: str | None
     uid: str | None = None
     tls: bool = False  # the data plane in this pod serves HTTPS (from its pod spec)
+    # What the pod's revision was given (from its pod spec), so the operator can keep
+    # reaching a pod that still runs an older revision while TLS or auth changes: the
+    # Secret holding its certificate and CA bundle, and its admin key (Secret, key).
+    tls_secret: str | None = None
+    admin_key: tuple[str, str] | None = None
 
     @property
     def running(self) -> bool:
@@ -57,6 +62,8 @@ class PodView:
             revision=labels.get(naming.LABEL_REVISION),
             uid=meta.get("uid") or None,
             tls=serves_tls(raw.get("spec") or {}),
+            tls_secret=mounted_tls_secret(raw.get("spec") or {}),
+            admin_key=mounted_admin_key(raw.get("spec") or {}),
         )
 
 
@@ -67,6 +74,36 @@ def serves_tls(pod_spec: Json) -> bool:
         if container.get("name") == naming.CONTAINER_NAME:
             return any(e.get("name") == wanted for e in container.get("env") or ())
     return False
+
+
+def _volume(pod_spec: Json, name: str) -> Json:
+    return next((v for v in pod_spec.get("volumes") or () if v.get("name") == name), {})
+
+
+def mounted_tls_secret(pod_spec: Json) -> str | None:
+    """The Secret the pod's certificate (and the CA bundle that verifies it) comes from."""
+    if not serves_tls(pod_spec):
+        return None
+    name = (_volume(pod_spec, naming.TLS_VOLUME).get("secret") or {}).get("secretName")
+    return str(name) if name else None
+
+
+def mounted_admin_key(pod_spec: Json) -> tuple[str, str] | None:
+    """(Secret, key) of the admin key the pod requires; None when it runs without auth."""
+    wanted = naming.env_name("auth_admin_key_file")
+    for container in pod_spec.get("containers") or ():
+        env = container.get("env") or ()
+        if container.get("name") == naming.CONTAINER_NAME and all(
+            e.get("name") != wanted for e in env
+        ):
+            return None
+    projected = _volume(pod_spec, naming.CREDENTIALS_VOLUME).get("projected") or {}
+    for source in projected.get("sources") or ():
+        secret = source.get("secret") or {}
+        for item in secret.get("items") or ():
+            if item.get("path") == naming.ADMIN_KEY_FILE and secret.get("name"):
+                return str(secret["name"]), str(item.get("key") or naming.API_KEY_KEY)
+    return None
 
 
 @dataclass(frozen=True)

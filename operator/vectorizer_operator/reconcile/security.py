@@ -102,7 +102,7 @@ def _not_ours(kind: str, name: str) -> str:
 # ---- API keys ----------------------------------------------------------------------------
 
 
-def _valid_key(raw: bytes | None) -> str | None:
+def valid_key(raw: bytes | None) -> str | None:
     if raw is None:
         return None
     try:
@@ -121,7 +121,7 @@ def _key(
     what: str,
     token: Callable[[], str],
 ) -> str | None:
-    key = _valid_key(secret_value(seen, selector.key))
+    key = valid_key(secret_value(seen, selector.key))
     if key is not None:
         return key
     if not generated:

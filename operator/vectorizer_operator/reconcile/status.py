@@ -148,7 +148,7 @@ def _condition(
     true: bool,
     reason: str,
     message: str | None,
-    generation: int,
+    generation: int | None,
     now: str,
 ) -> Condition:
     status = "True" if true else "False"
@@ -167,10 +167,15 @@ def conditions(
     now: str,
     monitoring: MonitoringCondition | None = None,
     refused: Refusal | None = None,
+    *,
+    observed_generation: int | None = None,
 ) -> tuple[Condition, ...]:
+    """``observed_generation`` is status.observedGeneration's: the spec generation whose
+    children were applied (a pass whose apply failed, or a spec that is Failed, did not
+    act on the newest one), so the two never disagree."""
     previous = cluster.status.conditions or ()
     reason = _REASONS.get(phase.name, "Unknown")
-    gen = cluster.generation
+    gen = observed_generation
     progressing = phase.name in PROGRESSING_PHASES
     degraded = phase.name in (DEGRADED, FAILED)
     out: tuple[Condition, ...] = (
@@ -198,6 +203,14 @@ def instance_status(inst: Instance, update_revision: str | None) -> InstanceStat
     updated = None
     if pod is not None and pod.revision and update_revision:
         updated = pod.revision == update_revision
+    # A replica that is not connected to its primary is behind by an unknown amount: its
+    # node may still say 0 (nothing was left to apply when the link dropped).
+    disconnected = node is not None and node.role == naming.ROLE_REPLICA and node.connected is False
+    message = inst.error
+    if message is None and disconnected:
+        message = "not connected to its primary" + (
+            f" {node.primary}" if node and node.primary else ""
+        )
     return InstanceStatus(
         name=inst.name,
         role=node.role if node else None,
@@ -205,11 +218,11 @@ def instance_status(inst: Instance, update_revision: str | None) -> InstanceStat
         phase=phase,
         epoch=node.epoch if node else None,
         sequence=node.sequence if node else None,
-        lag_operations=node.lag_operations if node else None,
-        lag_ms=node.lag_ms if node else None,
+        lag_operations=node.lag_operations if node and not disconnected else None,
+        lag_ms=node.lag_ms if node and not disconnected else None,
         updated=updated,
         writes_refused=node.writes_refused if node else None,
-        message=inst.error,
+        message=message,
     )
 
 
@@ -241,7 +254,14 @@ def build_status(
         instances_status=tuple(
             instance_status(i, sts.update_revision if sts else None) for i in obs.instances
         ),
-        conditions=conditions(cluster, phase, now, monitoring, refusal(obs, topo.current_primary)),
+        conditions=conditions(
+            cluster,
+            phase,
+            now,
+            monitoring,
+            refusal(obs, topo.current_primary),
+            observed_generation=observed_generation,
+        ),
     )
 
 
@@ -265,7 +285,7 @@ def failed_status(cluster: Cluster, message: str, *, now: str) -> ClusterStatus:
         # Nothing was applied or observed: the monitoring and write conditions, if any,
         # stay as they were.
         conditions=(
-            *conditions(cluster, phase, now),
+            *conditions(cluster, phase, now, observed_generation=old.observed_generation),
             *(c for c in old.conditions or () if c.type in (MONITORING, WRITES_REFUSED)),
         ),
     )
