@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, free_port
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -146,3 +146,24 @@ def test_new_traces_are_sampled_at_the_ratio_not_its_square(
     }
     sampled = len({rid for rid in traced if str(rid).startswith("sample-")})
     assert 850 <= sampled <= 1150, f"{sampled} of {n} requests traced at ratio 0.5"
+
+
+def test_a_collector_that_does_not_answer_does_not_hold_a_stopping_node(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """The exporter retries an unreachable collector for ~10 s; a stop waits at most
+    2 s for the last spans (and still writes its snapshot and exits 0)."""
+    nobody = f"http://127.0.0.1:{free_port()}/v1/traces"
+    args = ["--tracing-exporter", "otlp", "--tracing-sample-ratio", "1", "--otlp-endpoint", nobody]
+    srv = server_factory(data_dir=tmp_path / "d", args=args, log_path=tmp_path / "s.log").start()
+    assert srv.request("POST", "/collections", {"name": "t", "dimension": 2})[0] == 201
+    assert (
+        srv.request("POST", "/collections/t/vectors", {"vectors": [{"id": 1, "vector": [1, 2]}]})[0]
+        == 200
+    )
+    began = time.monotonic()
+    assert srv.terminate() == 0
+    assert time.monotonic() - began < 7.5, srv.log()
+    assert "spans not exported within 2s of stopping were dropped" in srv.log()
+    again = server_factory(data_dir=tmp_path / "d").start()
+    assert again.request("POST", "/collections/t/count", {})[1]["count"] == 1

@@ -14,7 +14,9 @@ id at ``sample_ratio``; every span with a parent follows its parent's decision.
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.sampling import Sampler
 
+log = logging.getLogger(__name__)
 tracer = trace.get_tracer("vectorizer")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _installed = False
@@ -54,6 +57,7 @@ def setup(exporter: str, sample_ratio: float, otlp_endpoint: str, service: str) 
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
         sampler=sampler(sample_ratio),
+        shutdown_on_exit=False,  # (``shutdown`` stops it, in bounded time; not atexit)
     )
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(provider)
@@ -108,10 +112,21 @@ def unsampled_context() -> otel_context.Context:
     return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
 
 
-def shutdown() -> None:
+SHUTDOWN_S = 2.0  # what a stopping node waits for its last spans to be exported
+
+
+def shutdown(timeout_s: float = SHUTDOWN_S) -> None:
+    """Export the spans still queued and stop, waiting at most ``timeout_s``: a collector
+    that does not answer held a stopping node for ~10 s of the exporter's retries (the
+    spans are then dropped; the node's data is safe by then)."""
     provider = trace.get_tracer_provider()
-    if hasattr(provider, "shutdown"):
-        provider.shutdown()
+    if not hasattr(provider, "shutdown"):
+        return
+    stopping = threading.Thread(target=provider.shutdown, name="tracing-shutdown", daemon=True)
+    stopping.start()
+    stopping.join(timeout_s)
+    if stopping.is_alive():
+        log.warning("tracing: spans not exported within %.0fs of stopping were dropped", timeout_s)
 
 
 def extract(headers: Mapping[str, str]) -> otel_context.Context:
