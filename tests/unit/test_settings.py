@@ -37,6 +37,8 @@ def test_a_data_dir_with_a_tilde_is_the_home_directory(tmp_path: Path) -> None:
     [
         ({"port": "many"}, {}, None),
         ({}, {"VECTORIZER_WAL_FSYNC": "sometimes"}, None),
+        ({}, {"VECTORIZER_WAL_FSYNC": "99999999999999999999"}, None),  # (never, unsaid)
+        ({"wal_fsync": "3600001ms"}, {}, None),
         ({}, {}, "bogus_setting: 1\n"),
         ({}, {}, "- a list\n"),
         ({}, {"VECTORIZER_HNSW_M": "1"}, None),

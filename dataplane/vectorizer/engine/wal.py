@@ -34,6 +34,7 @@ FRAME = struct.Struct("<IIQ")
 _SEQ = struct.Struct("<Q")
 _SEQ_AT = 8  # the sequence field's offset in a frame
 MAX_RECORD = 1 << 30
+MAX_FSYNC_INTERVAL_MS = 3_600_000
 # The highest sequence a snapshot may end at (a restored one's is checked against it): the
 # log's frames and the replication state hold sequences up to 2**64 - 1, so a node there
 # could not log its next record; this leaves room for 2**63 more, and every sequence fits
@@ -58,10 +59,12 @@ class FsyncPolicy:
         if text in ("always", "never"):
             return cls(mode=text)  # type: ignore[arg-type]
         digits = text.removesuffix("ms")
-        if digits.isascii() and digits.isdigit() and int(digits) > 0:
+        if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_FSYNC_INTERVAL_MS:
             return cls(mode="interval", interval_ms=int(digits))
         raise ValidationError(
-            "wal_fsync is 'always', 'never' or an interval in milliseconds", field="wal_fsync"
+            "wal_fsync is 'always', 'never' or an interval in milliseconds "
+            f"(1..{MAX_FSYNC_INTERVAL_MS}: an hour; longer is 'never' in disguise)",
+            field="wal_fsync",
         )
 
 
