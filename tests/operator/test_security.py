@@ -540,11 +540,13 @@ def test_a_ready_pod_the_operator_cannot_reach_is_not_broken() -> None:
 
     obs = observe(inst(0, None), inst(1, None), inst(2, None), update_revision="rev2")
     assert plan_broken(obs, "vz-0") is None
-    # The primary is never replaced as broken while a replica is outdated.
+    # A primary Kubernetes says is not Ready is replaced, even while a replica is
+    # outdated: it serves nothing, and the rollout would wait for it for good.
     obs = observe(
         inst(0, None, ready=False), inst(1, None), update_revision="rev2", status=healthy_status()
     )
-    assert plan_broken(obs, "vz-0") is None
+    deleted = plan_broken(obs, "vz-0")
+    assert deleted is not None and deleted.pod == "vz-0"
     # One at a time: nothing while another pod is being replaced.
     obs = observe(
         inst(0, None, ready=False),

@@ -86,7 +86,10 @@ def plan_broken(obs: Observation, primary: str | None) -> DeletePod | None:
     "Does not serve" is Kubernetes' word (the pod is not Ready), never the operator's
     failing to reach it: a Ready pod the operator cannot call (e.g. while TLS or auth
     changes) waits for the ordinary rollout. One pod per pass and none while another is
-    being replaced; replicas first, and the primary only once no replica is outdated.
+    being replaced; replicas first. A primary that is not Ready is replaced too, even
+    while replicas are outdated: it serves nothing, and the ordinary rollout waits for
+    every instance to be Ready (a crash-looping primary whose fix is the new spec would
+    block it for good).
     """
     sts = obs.statefulset
     if sts is None or not sts.update_revision or not sts.settled:
@@ -96,11 +99,9 @@ def plan_broken(obs: Observation, primary: str | None) -> DeletePod | None:
         return None  # a replacement is under way
     outdated = [i for i in members if is_outdated(i, sts.update_revision)]
     broken = [i for i in outdated if not ready_per_kubernetes(i)]
-    if any(i.name != primary for i in outdated):
-        broken = [i for i in broken if i.name != primary]
     if not broken:
         return None
-    victim = max(broken, key=lambda i: i.ordinal)
+    victim = max(broken, key=lambda i: (i.name != primary, i.ordinal))
     return DeletePod(victim.name, "replacing a pod that does not serve with the current revision")
 
 
