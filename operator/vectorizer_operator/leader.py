@@ -239,17 +239,24 @@ class NotLeading(Exception):
     """
 
 
-class LeaderOnlyKube:
-    """``reconcile.ports.Kube`` for a pass under leader election: reads go through; each
-    write first asks ``is_leader`` at that moment and raises ``NotLeading`` if not."""
+class _LeaderOnly:
+    """A port whose writes first ask ``is_leader`` at that moment (``_check``)."""
 
-    def __init__(self, kube: Kube, is_leader: Callable[[], bool]) -> None:
-        self._kube = kube
+    def __init__(self, is_leader: Callable[[], bool]) -> None:
         self._is_leader = is_leader
 
     def _check(self, what: str) -> None:
         if not self._is_leader():
             raise NotLeading(f"not the leader any more: not doing {what}")
+
+
+class LeaderOnlyKube(_LeaderOnly):
+    """``reconcile.ports.Kube`` for a pass under leader election: reads go through; each
+    write first asks ``is_leader`` at that moment and raises ``NotLeading`` if not."""
+
+    def __init__(self, kube: Kube, is_leader: Callable[[], bool]) -> None:
+        super().__init__(is_leader)
+        self._kube = kube
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None:
         return await self._kube.get(api_version, kind, namespace, name)
@@ -287,17 +294,13 @@ class LeaderOnlyKube:
         await self._kube.emit_event(involved, type_, reason, message)
 
 
-class LeaderOnlyDataPlane:
+class LeaderOnlyDataPlane(_LeaderOnly):
     """``DataPlane`` for a pass under leader election: status reads go through; promote,
     follow and fence first ask ``is_leader`` at that moment."""
 
     def __init__(self, dataplane: DataPlane, is_leader: Callable[[], bool]) -> None:
+        super().__init__(is_leader)
         self._dataplane = dataplane
-        self._is_leader = is_leader
-
-    def _check(self, what: str) -> None:
-        if not self._is_leader():
-            raise NotLeading(f"not the leader any more: not doing {what}")
 
     async def status(self, url: str, access: Access = PLAIN) -> NodeStatus:
         return await self._dataplane.status(url, access)
