@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -384,46 +383,46 @@ def test_a_full_snapshot_restores_a_node(
     assert client.list_full_snapshots() == []
 
 
-# The calls by which a restore changes the data directory (killed at one, it has done
-# everything before it and nothing after).
-_CHANGES = ("rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir")
-_TRACED = re.compile(r"\d+\s+(\w+)\(")
+# Runs `vectorizer restore` with an audit hook that logs each call by which it changes
+# the data directory (os.rename, os.remove and os.rmdir: Python raises these audit events
+# before the system call, for shutil.rmtree's too) and, at the ``kill_at``-th (0: never),
+# sends the process SIGKILL: killed there, it has done everything before it and nothing
+# after.
+_KILLED_AT = """
+import os, signal, sys
+log, kill_at = sys.argv[1], int(sys.argv[2])
+seen = 0
+def hook(event, args):
+    global seen
+    if event in ("os.rename", "os.remove", "os.rmdir"):
+        seen += 1
+        with open(log, "a") as f:
+            f.write(event + "\\n")
+        if seen == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(hook)
+from vectorizer.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
 
 
-def _strace_works() -> bool:
-    if shutil.which("strace") is None:
-        return False
-    probe = subprocess.run(["strace", "-qq", "-o", os.devnull, "true"], capture_output=True)
-    return probe.returncode == 0  # (ptrace may be forbidden here)
-
-
-def _restore_traced(
-    file: Path, data_dir: Path, trace: Path, kill_at: tuple[str, int] | None = None
+def _restore_killed(
+    file: Path, data_dir: Path, log: Path, kill_at: int = 0
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """`vectorizer restore --replace` under strace, killed (SIGKILL) at the ``kill_at``
-    call (its name, and which of the calls of that name); and the calls that changed the
-    directory, in order."""
-    inject = (
-        [] if kill_at is None else ["-e", f"inject={kill_at[0]}:signal=SIGKILL:when={kill_at[1]}"]
-    )
-    command = [
-        *("strace", "-f", "-qq", "-o", str(trace), "-e", "trace=" + ",".join(_CHANGES)),
-        *inject,
-        *(sys.executable, "-m", "vectorizer", "restore", str(file)),
-        *("--data-dir", str(data_dir), "--replace"),
-    ]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # (renames of Python's own files)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
-    calls = [m.group(1) for line in trace.read_text().splitlines() if (m := _TRACED.match(line))]
-    return done, calls
+    """`vectorizer restore --replace`, killed (SIGKILL) at its ``kill_at``-th call that
+    changes the directory; and those calls, in order."""
+    log.unlink(missing_ok=True)
+    command = [sys.executable, "-c", _KILLED_AT, str(log), str(kill_at), "restore", str(file)]
+    command += ["--data-dir", str(data_dir), "--replace"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return done, log.read_text().split() if log.exists() else []
 
 
-@pytest.mark.skipif(not _strace_works(), reason="needs strace (and ptrace)")
 def test_a_restore_killed_at_any_step_leaves_the_old_data_or_the_restored(
     server_factory: type[ServerProcess], tmp_path: Path
 ) -> None:
     """kill -9 of `vectorizer restore --replace` at each call that changes the data
-    directory (every rename, unlink and rmdir: strace kills it there) leaves a directory
+    directory (every rename, unlink and rmdir: ``_restore_killed``) leaves a directory
     the node serves either its old data or the restored data from, whole: never nothing.
     Once the restore is committed (the old data begins to go only then) it stays done."""
     old = tmp_path / "old"
@@ -447,16 +446,14 @@ def test_a_restore_killed_at_any_step_leaves_the_old_data_or_the_restored(
     file.write_bytes(raw)
     probe = tmp_path / "probe"
     shutil.copytree(old, probe)
-    done, calls = _restore_traced(file, probe, tmp_path / "trace")
-    assert done.returncode == 0, done.stderr
+    done, calls = _restore_killed(file, probe, tmp_path / "calls")
+    assert done.returncode == 0 and calls, done.stderr
 
     outcomes = []
     for at, call in enumerate(calls):
         data = tmp_path / f"killed-{at}"
         shutil.copytree(old, data)
-        killed, _ = _restore_traced(
-            file, data, tmp_path / "trace", (call, calls[: at + 1].count(call))
-        )
+        killed, _ = _restore_killed(file, data, tmp_path / "calls", at + 1)
         assert killed.returncode == -9, (at, call, killed.stderr)
         node = server_factory(data_dir=data).start()
         client = QdrantClient(url=node.url, prefix="qdrant", timeout=60, check_compatibility=False)
