@@ -130,9 +130,11 @@ class Killed(BaseException):
     """The restore's process dying (kill -9) at some step."""
 
 
-def killed_at(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
-    """The ``nth`` rename of the restore kills it (the first commits, the second puts the
-    snapshot in place)."""
+def restore_killed_at(
+    monkeypatch: pytest.MonkeyPatch, nth: int, file: Path, target: Path, **kw: Any
+) -> None:
+    """Restore ``file`` into ``target``, killed at its ``nth`` rename (the first commits,
+    the second puts the snapshot in place)."""
     rename, seen = full_snapshots.os.rename, []
 
     def dying(src: Any, dst: Any) -> None:
@@ -141,7 +143,10 @@ def killed_at(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
             raise Killed
         rename(src, dst)
 
-    monkeypatch.setattr(full_snapshots.os, "rename", dying)
+    with monkeypatch.context() as m:
+        m.setattr(full_snapshots.os, "rename", dying)
+        with pytest.raises(Killed):
+            full_snapshots.restore(file, target, **kw)
 
 
 async def node_holding_mine(path: Path) -> dict[str, Any]:
@@ -163,10 +168,7 @@ async def test_a_restore_killed_before_its_commit_leaves_the_old_data(
     await s.close()
     target = tmp_path / "target"
     old = await node_holding_mine(target)
-    with monkeypatch.context() as m:
-        killed_at(m, 1)
-        with pytest.raises(Killed):
-            full_snapshots.restore(file, target, replace=True, describing=("replication.json",))
+    restore_killed_at(monkeypatch, 1, file, target, replace=True, describing=("replication.json",))
     assert not (target / full_snapshots.RESTORE_MARKER).exists()
     assert (target / "replication.json").exists()
     after = await fresh(target)
@@ -187,10 +189,7 @@ async def test_a_restore_killed_once_committed_is_finished_not_lost(
     await s.close()
     target = tmp_path / "target"
     await node_holding_mine(target)
-    with monkeypatch.context() as m:
-        killed_at(m, 2)
-        with pytest.raises(Killed):
-            full_snapshots.restore(file, target, replace=True, describing=("replication.json",))
+    restore_killed_at(monkeypatch, 2, file, target, replace=True, describing=("replication.json",))
     assert (target / full_snapshots.RESTORE_MARKER).exists()
     assert not (target / "wal").exists() and not (target / "replication.json").exists()
     (incoming,) = (target / "snapshots").iterdir()
@@ -210,10 +209,7 @@ async def test_a_committed_restore_whose_snapshot_is_gone_refuses_to_start(
     s, file = await seeded(tmp_path)
     await s.close()
     target = tmp_path / "target"
-    with monkeypatch.context() as m:
-        killed_at(m, 2)
-        with pytest.raises(Killed):
-            full_snapshots.restore(file, target)
+    restore_killed_at(monkeypatch, 2, file, target)
     for folder in (target / "snapshots").iterdir():
         shutil.rmtree(folder)
     with pytest.raises(StorageError, match="was committed, but its snapshot"):
