@@ -93,14 +93,15 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
 
 
 def _shown(request: web.Request) -> str:
-    """The path as a log line names it: its first 200 characters (a client chose it)."""
+    """The path as a log line or an error names it: its first 200 characters (a client
+    chose it)."""
     path = request.path
     return path if len(path) <= 200 else f"{path[:200]}..."
 
 
 def _explain(request: web.Request, exc: web.HTTPException) -> str:
     """aiohttp's reason ("Not Found"), with the route it is about."""
-    route = f"{request.method} {request.path[:200]}"
+    route = f"{request.method} {_shown(request)}"
     allowed = exc.headers.get("Allow", "") if exc.status == 405 else ""
     also = f" (this path answers {allowed})" if allowed else ""
     if request.path.startswith(QDRANT_PREFIX) and exc.status in (404, 405):
