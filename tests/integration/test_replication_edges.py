@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.faultproxy import FaultProxy
 from tests.integration import test_replication
 from tests.integration.test_replication import (
     Cluster,
@@ -20,7 +21,8 @@ from tests.integration.test_replication import (
     primary_and_replica,
     seed,
 )
-from vectorizer.client import Point
+from vectorizer.client import Point, VectorizerClient
+from vectorizer.errors import ReplicationTimeout
 
 cluster = test_replication.cluster  # (the fixture)
 
@@ -147,3 +149,65 @@ async def test_a_fenced_replica_follows_its_primary_again_and_streams_to_no_one(
     await seed(vp, 10)
     await eventually(lambda: caught_up(vp, vr))
     assert await vr.count("c") == 10
+
+
+async def test_a_write_with_nothing_to_do_waits_for_what_made_it_so(cluster: Cluster) -> None:
+    """Sync write concern: a delete of a point another delete removed a moment before
+    (not yet confirmed by the replica) was answered 200 at once, and a client retrying
+    a delete that timed out took that for a success: after a failover the point was
+    back. A write that finds nothing to do is answered once the state it found is as
+    durable and confirmed as a write's."""
+    p = await cluster.start("p", "--sync-replicas", "1", "--sync-timeout-ms", "1000")
+    vp = cluster.client(p)
+    proxy = await FaultProxy(p.port).start()
+    try:
+        await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        await vp.create_collection("c", 4)
+        await vp.upsert("c", [Point(i, [1.0, i, 0, 0]) for i in range(1, 4)])
+        proxy.cut()  # (the replica confirms nothing more)
+        first = asyncio.create_task(vp.delete_many("c", ids=[1]))
+        await eventually(lambda: _gone(vp, 1))
+        for again in (
+            vp.delete_many("c", ids=[1]),
+            vp.delete_many("c", filter={"must": [{"has_id": [1]}]}),
+            vp.delete("c", 1),
+        ):
+            with pytest.raises(ReplicationTimeout):
+                await again
+        with pytest.raises(ReplicationTimeout):
+            await first
+        proxy.heal()
+        assert await vp.delete_many("c", ids=[1]) == 0  # (confirmed now: at once)
+    finally:
+        await proxy.close()
+
+
+async def _gone(vz: VectorizerClient, pid: int) -> bool:
+    return await vz.count("c") == 2
+
+
+async def test_replicas_linked_through_a_promotion_take_the_new_history(
+    cluster: Cluster,
+) -> None:
+    """A fenced primary promoted again (a switchover given up) streamed the new epoch's
+    records on its old links: the replica applied them under the old history, reported
+    epoch 1, and its next link started over with a full sync. Links end at an epoch
+    change; the replica reconnects and reads the new history."""
+    p, vp, r, vr = await primary_and_replica(cluster)
+    await seed(vp, 10)
+    await vp.fence()
+    await vp.promote(2)
+    await seed(vp, 10, start=100)
+    want = (await vp.replication_status())["history"]
+    assert want == [[1, 1], [2, 3]]
+
+    async def adopted() -> bool:
+        status = await vr.replication_status()
+        return bool(status["history"] == want and status["epoch"] == 2)
+
+    await eventually(adopted, timeout=10)
+    assert r.terminate() == 0
+    await asyncio.to_thread(r.start)
+    await eventually(lambda: caught_up(vp, vr))
+    assert (await vr.replication_stats())["full_syncs"] == 0
+    assert await all_points(vr, "c") == await all_points(vp, "c")

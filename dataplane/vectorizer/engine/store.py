@@ -557,6 +557,15 @@ class Store:
             await self.confirm(seq)
         return seq
 
+    async def settled(self) -> int:
+        """The answer of a write that finds nothing to do: the current sequence, once it
+        is as durable (and as confirmed by replicas) as a write's acknowledgement. What
+        it found may rest on a write still in flight (a point another delete removed a
+        moment before): answered at once, it reported a state that a crash or a failover
+        could still undo, and a client retrying a write that timed out took it for a
+        success."""
+        return await self._durable(self.sequence)
+
     # ---- replication ---------------------------------------------------------------------
 
     async def apply_replicated(self, seq: int, body: bytes) -> None:
@@ -779,7 +788,7 @@ class Store:
         if condition is not None or mode != "upsert":
             kept = coll.conditional(clean_ids, payloads, condition, mode)
             if not kept:
-                return self.sequence, 0
+                return await self.settled(), 0
             if len(kept) < len(clean_ids):
                 clean_ids = [clean_ids[i] for i in kept]
                 payloads = [payloads[i] for i in kept]
@@ -844,7 +853,7 @@ class Store:
         if condition is not None:
             kept = coll.conditional(clean, None, condition, "update_only")
             if not kept:
-                return self.sequence
+                return await self.settled()
             clean, rows = [clean[i] for i in kept], [rows[i] for i in kept]
             named = None if named is None else [named[i] for i in kept]
         dense = [i for i, row in enumerate(rows) if row is not None]
@@ -885,7 +894,7 @@ class Store:
             assert predicate is not None
             present = coll.ids_matching(predicate)
         if not present or not names:
-            return 0, self.sequence
+            return 0, await self.settled()
         op = {"op": "delete_vectors", "collection": name, "ids": present, "vectors": names}
         return len(present), await self._durable(self._commit(op))
 
@@ -902,7 +911,7 @@ class Store:
             assert predicate is not None
             ids = coll.ids_matching(predicate)
         if not ids:
-            return 0, self.sequence
+            return 0, await self.settled()
         for i, key in enumerate(keys):
             paths.parse(key, f"keys[{i}]")  # a bad path is refused before it reaches the log
         op: records.Op = {"op": "delete_payload", "collection": name, "ids": ids, "keys": keys}
@@ -935,7 +944,7 @@ class Store:
         clean = [validation.point_id(pid, f"{field}[{i}]") for i, pid in enumerate(ids)]
         present = [pid for pid in dict.fromkeys(clean) if pid in coll]
         if not present:
-            return 0, self.sequence
+            return 0, await self.settled()
         seq = self._commit({"op": "delete", "collection": name, "ids": present})
         return len(present), await self._durable(seq)
 
@@ -944,7 +953,7 @@ class Store:
         await self._gate()
         ids = self.collection(name).ids_matching(predicate)
         if not ids:
-            return 0, self.sequence
+            return 0, await self.settled()
         seq = self._commit({"op": "delete", "collection": name, "ids": ids})
         return len(ids), await self._durable(seq)
 
@@ -961,7 +970,7 @@ class Store:
         await self._gate()
         ids = self.collection(name).ids_matching(predicate)
         if not ids:
-            return 0, self.sequence
+            return 0, await self.settled()
         op = _set_payload(name, ids, payload, overwrite, key)
         return len(ids), await self._durable(self._commit(op))
 
@@ -1023,7 +1032,7 @@ class Store:
                 field="vector_name",
             )
         if not (coll.is_sparse(vector_name) or coll.is_dense(vector_name)):
-            return self.sequence
+            return await self.settled()
         op = {"op": "drop_vector", "collection": name, "name": vector_name}
         return await self._durable(self._commit(op))
 
@@ -1031,7 +1040,7 @@ class Store:
         """Drop the index at payload ``key`` (nothing to do when there is none)."""
         await self._gate()
         if key not in self.collection(name).config.payload_indexes:
-            return self.sequence
+            return await self.settled()
         op = {"op": "delete_field_index", "collection": name, "key": key}
         return await self._durable(self._commit(op))
 

@@ -305,7 +305,7 @@ async def _write_payload(
         )
         return written[1]
     if not sel.ids:
-        return store.sequence
+        return await store.settled()
     return await store.set_payload(coll.name, sel.ids, payload, overwrite=overwrite, key=key)
 
 

@@ -149,15 +149,31 @@ class ReplicationManager:
         )
 
     async def _confirm(self, seq: int) -> None:
-        if self.state.role is Role.PRIMARY and self.settings.sync_replicas > 0:
-            try:
-                await self.hub.wait_for_acks(
-                    seq, self.settings.sync_replicas, self.settings.sync_timeout_ms / 1000
-                )
-            except ReplicationTimeout:
-                if self.on_sync_timeout is not None:
-                    self.on_sync_timeout()
-                raise
+        needed = self.settings.sync_replicas
+        if needed <= 0:
+            return
+        try:
+            self._check_still_streaming(seq, needed)
+            await self.hub.wait_for_acks(seq, needed, self.settings.sync_timeout_ms / 1000)
+            self._check_still_streaming(seq, needed)
+        except ReplicationTimeout:
+            if self.on_sync_timeout is not None:
+                self.on_sync_timeout()
+            raise
+
+    def _check_still_streaming(self, seq: int, needed: int) -> None:
+        """Refuse to acknowledge a write once this node no longer streams its timeline:
+        fenced by a newer primary, or told to follow, while the write was made durable
+        here or confirmed (no replica will confirm it through this node now, and those
+        that did will leave this timeline). A primary fenced for a switchover still
+        streams, and its replicas' confirmations count."""
+        if not self._may_stream():
+            raise ReplicationTimeout(
+                f"write {seq} is durable on this node, but it stopped being the primary "
+                f"({self.state.role}) before {needed} replicas confirmed it; it is not "
+                "acknowledged and may or may not survive a failover",
+                sequence=seq,
+            )
 
     # ---- transitions ---------------------------------------------------------------------
 

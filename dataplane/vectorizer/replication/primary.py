@@ -348,7 +348,7 @@ class PrimaryHub:
                 next_seq = await self._full_sync(ws, info) + 1
             else:
                 next_seq = their_seq + 1
-            await self._stream(ws, info, next_seq, wake, reader, admitted)
+            await self._stream(ws, info, epoch, next_seq, wake, reader, admitted)
         except SyncRefused as exc:
             log.warning("replica %s refused a full sync: %s", node_id, exc)
         finally:
@@ -363,15 +363,25 @@ class PrimaryHub:
         self,
         ws: web.WebSocketResponse,
         info: ReplicaInfo,
+        epoch: int,
         next_seq: int,
         wake: asyncio.Event,
         reader: asyncio.Task[None],
         admitted: Callable[[], bool] | None,
     ) -> None:
+        """Ship records from ``next_seq`` on, for as long as this node streams at the
+        ``epoch`` the link was welcomed at: promoted again (a fenced primary after an
+        abandoned switchover), the link ends before a record of the new epoch goes out,
+        and the replica reconnects to read the new history in its welcome (else it
+        applied the new epoch's records under the old history, and its next link had to
+        start over with a full sync)."""
         last_beat = 0.0
         keys_sent = -1
         checked = time.monotonic()
         while not ws.closed and not reader.done() and self._is_primary():
+            if self._node()[0] != epoch:
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"new epoch: reconnect")
+                return
             wake.clear()
             revision, key_file = self._keys() if self._keys is not None else (keys_sent, dict)
             now = time.monotonic()
@@ -403,7 +413,6 @@ class PrimaryHub:
                         next_seq = seq + 1
             now = time.monotonic()
             if now - last_beat >= self.thresholds.heartbeat_s:
-                epoch, _ = self._node()
                 await self._send_json(
                     ws, info, "heartbeat", epoch=epoch, sequence=self.store.sequence
                 )
