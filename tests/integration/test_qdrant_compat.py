@@ -462,6 +462,41 @@ def test_set_overwrite_and_clear_payload(client: QdrantClient, server: ServerPro
     assert status_of(exc) == 404
 
 
+def test_payload_writes_given_ids_and_a_filter_take_the_ids(
+    client: QdrantClient, server: ServerProcess
+) -> None:
+    """As Qdrant's payload operations ("an explicit id list takes precedence over the
+    filter"): both given was a 400 here. Neither is still refused."""
+    make(client, n=6)
+    everyone = {"must": [{"key": "i", "range": {"gte": 0}}]}
+    writes = [
+        ("points/payload", {"payload": {"x": 1}}),
+        ("points/payload?wait=true", {"payload": {"y": 2}, "key": "sub"}),
+        ("points/payload/delete", {"keys": ["city"]}),
+    ]
+    for route, body in writes:
+        status, answer = server.request(
+            "POST", f"/qdrant/collections/docs/{route}", {**body, "points": [1], "filter": everyone}
+        )
+        assert status == 200, answer
+    got = {i: server.request("GET", f"/collections/docs/vectors/{i}")[1]["payload"] for i in (1, 2)}
+    assert got[1] == {"i": 1, "tags": ["odd"], "x": 1, "sub": {"y": 2}}
+    assert got[2] == payload(2)
+    status, answer = server.request(
+        "PUT",
+        "/qdrant/collections/docs/points/payload",
+        {"payload": {}, "points": [2], "filter": everyone},
+    )
+    assert (
+        status == 200 and server.request("GET", "/collections/docs/vectors/2")[1]["payload"] == {}
+    )
+    status, answer = server.request(
+        "POST", "/qdrant/collections/docs/points/payload", {"payload": {}}
+    )
+    assert status == 400 and "points" in answer["status"]["error"]
+    assert server.request("GET", "/collections/docs/vectors/1")[1]["payload"] == got[1]
+
+
 def test_set_payload_under_a_key_survives_a_restart(
     client: QdrantClient, server: ServerProcess
 ) -> None:
@@ -583,7 +618,6 @@ def test_update_vectors_keeps_payloads(client: QdrantClient, server: ServerProce
     bad = [
         ([models.PointVectors(id=1, vector=new), models.PointVectors(id=404, vector=new)], 404),
         ([models.PointVectors(id=1, vector=[1.0, 2.0])], 400),
-        ([models.PointVectors(id=1, vector=new), models.PointVectors(id=1, vector=new)], 400),
         ([models.PointVectors(id=2, vector={"named": new})], 400),
     ]
     for points, status in bad:

@@ -273,9 +273,17 @@ def test_updating_and_deleting_one_vector_matches_local_mode(
     new_image = [
         models.PointVectors(id=i, vector={"image": vec(rnd, "image")}) for i in range(1, 60, 3)
     ]
+    # one point named thrice: its entries merge in order (Qdrant; was a 400 here)
+    sparse = models.SparseVector(indices=[3], values=[1.0])
+    merged = [
+        models.PointVectors(id=61, vector={"image": vec(rnd, "image")}),
+        models.PointVectors(id=61, vector={"text": vec(rnd, "text"), "bm25": sparse}),
+        models.PointVectors(id=61, vector={"image": vec(rnd, "image")}),
+    ]
     for c in both:
         c.update_vectors("m", points=new_text)
         c.update_vectors("m", points=new_image)  # (its other vectors stay)
+        c.update_vectors("m", points=merged)
         c.delete_vectors("m", vectors=["tiny", "text"], points=list(range(2, 60, 3)))
         c.delete_vectors(
             "m", vectors=["text"], points=models.Filter(must=[models.HasIdCondition(has_id=[5, 8])])

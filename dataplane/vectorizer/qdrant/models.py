@@ -511,9 +511,11 @@ def no_shard_key(shard_key: Any) -> None:
 
 
 def selection(points: list[Any] | None, filt: dict[str, Any] | None, shard_key: Any) -> Selection:
+    """The points a write names: by id or by filter. Given both, the ids (as Qdrant's
+    payload operations: "an explicit id list takes precedence over the filter")."""
     no_shard_key(shard_key)
-    if (points is None) == (filt is None):
-        raise ValidationError("give exactly one of points or filter", field="points")
+    if points is None and filt is None:
+        raise ValidationError("give points (a list of ids) or a filter", field="points")
     if points is not None:
         return Selection(point_ids(points, "points"), None)
     return Selection(None, canonical_filter(filt))
@@ -550,15 +552,25 @@ def update_vectors(body: UpdateVectors, max_points: int) -> VectorsIn:
     condition = compile_filter(canonical_filter(body.update_filter), "update_filter")
     if len(body.points) > max_points:
         raise ValidationError(f"at most {max_points} points per request", field="points")
-    ids, vectors, rows = [], [], []
+    ids: list[PointId] = []
+    vectors: list[Any] = []
+    rows: list[NamedRows] = []
+    first: dict[PointId, int] = {}
     for i, p in enumerate(body.points):
         where = f"points[{i}]"
         if set(p) != {"id", "vector"}:
             raise ValidationError("a point's vectors are {id, vector}", field=where)
-        ids.append(point_id(p["id"], f"{where}.id"))
+        pid = point_id(p["id"], f"{where}.id")
         vector, named_rows = point_vectors(p["vector"], f"{where}.vector")
         if vector is None and not named_rows:
             raise ValidationError("give at least one vector", field=f"{where}.vector")
+        if (at := first.setdefault(pid, len(ids))) < len(ids):
+            # One point named twice: its entries merge in order, a later vector of a
+            # name replacing an earlier one (Qdrant's "merge updates on same point ID").
+            vectors[at] = vectors[at] if vector is None else vector
+            rows[at] = {**rows[at], **named_rows}
+            continue
+        ids.append(pid)
         vectors.append(vector)
         rows.append(named_rows)
     return VectorsIn(ids, vectors, rows if any(rows) else None, condition)
