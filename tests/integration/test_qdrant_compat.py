@@ -487,9 +487,12 @@ def test_payload_writes_given_ids_and_a_filter_take_the_ids(
         "/qdrant/collections/docs/points/payload",
         {"payload": {}, "points": [2], "filter": everyone},
     )
-    assert (
-        status == 200 and server.request("GET", "/collections/docs/vectors/2")[1]["payload"] == {}
+    assert status == 200
+    assert server.request("GET", "/collections/docs/vectors/2")[1]["payload"] == {}
+    status, answer = server.request(
+        "POST", "/qdrant/collections/docs/points/delete", {"points": [3], "filter": everyone}
     )
+    assert status == 200 and client.count("docs").count == 5  # (a PointsSelector: the same)
     status, answer = server.request(
         "POST", "/qdrant/collections/docs/points/payload", {"payload": {}}
     )
@@ -1111,7 +1114,6 @@ def test_malformed_bodies_are_400(server: ServerProcess, client: QdrantClient) -
         ("POST", search, {"vector": vec(1), "limit": 1, "bogus": 1}),
         ("PUT", "/qdrant/collections/docs/points", {"points": [{"id": 1}]}),
         ("PUT", "/qdrant/collections/docs/points", {"batch": {"ids": [1, 2], "vectors": [vec(1)]}}),
-        ("POST", "/qdrant/collections/docs/points/delete", {"points": [1], "filter": {}}),
     ]
     for method, path, body in cases:
         status, reply = server.request(method, path, body)
