@@ -137,10 +137,12 @@ class KubeClient:
         )
         return list(found.get("items") or [])
 
-    async def apply(self, manifest: Json) -> Json:
+    async def apply(self, manifest: Json, *, dry_run: bool = False) -> Json:
         meta = manifest["metadata"]
         url = path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"])
         query = {"fieldManager": naming.FIELD_MANAGER, "force": "true"}
+        if dry_run:
+            query["dryRun"] = "All"
         return await self.request(
             "PATCH", url, query=query, body=manifest, content_type=APPLY_PATCH
         )

@@ -252,7 +252,13 @@ class _LeaderOnly:
 
 class LeaderOnlyKube(_LeaderOnly):
     """``reconcile.ports.Kube`` for a pass under leader election: reads go through; each
-    write first asks ``is_leader`` at that moment and raises ``NotLeading`` if not."""
+    write first asks ``is_leader`` at that moment and raises ``NotLeading`` if not.
+
+    A dry-run apply goes through like a read: the API server stores nothing and calls
+    only admission webhooks without side effects, so a replica that stopped leading
+    changes nothing by asking; what it would do next (the apply, the status, the
+    event) is a write and is checked.
+    """
 
     def __init__(self, kube: Kube, is_leader: Callable[[], bool]) -> None:
         super().__init__(is_leader)
@@ -267,9 +273,11 @@ class LeaderOnlyKube(_LeaderOnly):
     async def serves(self, api_version: str, kind: str) -> bool:
         return await self._kube.serves(api_version, kind)
 
-    async def apply(self, manifest: Json) -> Json:
-        self._check(f"apply {manifest.get('kind')} {manifest.get('metadata', {}).get('name')}")
-        return await self._kube.apply(manifest)
+    async def apply(self, manifest: Json, *, dry_run: bool = False) -> Json:
+        if not dry_run:
+            what = f"{manifest.get('kind')} {manifest.get('metadata', {}).get('name')}"
+            self._check(f"apply {what}")
+        return await self._kube.apply(manifest, dry_run=dry_run)
 
     async def patch(
         self, api_version: str, kind: str, namespace: str, name: str, patch: Json

@@ -6,6 +6,9 @@ the highest ordinals when scaled down), the kubelet (pods Running and Ready with
 IP), the claims, and the replication streams (a replica following a live primary
 catches up with it). The operator under test talks to it through the same ports it
 uses in production (``reconcile.ports.Kube`` and ``dataplane_client.DataPlane``).
+
+``FakeKube`` refuses, as the API server does (HTTP 422, worded as it words them), the
+invalid StatefulSets the tests use: see ``statefulset_problems``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import base64
 import copy
 import hashlib
 import json
+import re
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vectorizer_operator import naming
+from vectorizer_operator import naming, quantity
 from vectorizer_operator.builders import BuildOptions
 from vectorizer_operator.dataplane_client import PLAIN, Access, DataPlaneError, NodeStatus
 from vectorizer_operator.kube import RESOURCES
@@ -59,6 +63,124 @@ def matches(labels: dict[str, str], selector: str) -> bool:
         elif term not in labels:
             return False
     return True
+
+
+# ---- the API server's validation, for the cases the tests use ------------------------------
+# The wording is the API server's (k8s.io/kubernetes pkg/apis/core/validation), checked
+# against kube-apiserver v1.36 with server-side dry runs. Only these cases are modelled:
+# a StatefulSet the fake accepts may still be refused by a real API server.
+
+_STANDARD_CONTAINER_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
+_NAME_PART_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAME_PART = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start "
+    "and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', "
+    "regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+_PREFIX_PART = (
+    "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+    "characters, '-' or '.', and must start and end with an alphanumeric character (e.g. "
+    "'example.com', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+
+
+def _invalid(path: str, value: object, detail: str) -> str:
+    return f'{path}: Invalid value: "{value}": {detail}'
+
+
+def _qualified_name(path: str, key: str) -> list[str]:
+    prefix, slash, name = key.rpartition("/")
+    out = []
+    if slash and not _PREFIX_RE.match(prefix):
+        out.append(_invalid(path, key, _PREFIX_PART))
+    if not _NAME_PART_RE.match(name):
+        out.append(_invalid(path, key, _NAME_PART))
+    return out
+
+
+def _standard(name: str) -> bool:
+    return name in _STANDARD_CONTAINER_RESOURCES or name.startswith("hugepages-")
+
+
+def _above_limit(name: str, request: str, limits: Json) -> bool:
+    limit = limits.get(name)
+    return limit is not None and quantity.parse(request) > quantity.parse(limit)
+
+
+def _resource_problems(path: str, resources: Json) -> list[str]:
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    out = []
+    for part, quantities in (("limits", limits), ("requests", requests)):
+        for name, value in sorted(quantities.items()):
+            where = f"{path}.{part}[{name}]"
+            if not _standard(name) and "/" not in name:
+                out.append(
+                    _invalid(where, name, "must be a standard resource type or fully qualified")
+                )
+                out.append(_invalid(where, name, "must be a standard resource for containers"))
+            if quantity.parse(value) < 0:
+                out.append(_invalid(where, value, "must be greater than or equal to 0"))
+            if part == "requests" and _above_limit(name, value, limits):
+                detail = f"must be less than or equal to {name} limit of {limits[name]}"
+                out.append(_invalid(f"{path}.requests", value, detail))
+    return out
+
+
+def _toleration_problems(path: str, tolerations: list[Json]) -> list[str]:
+    out = []
+    for n, toleration in enumerate(tolerations):
+        where = f"{path}[{n}]"
+        key, operator = toleration.get("key") or "", toleration.get("operator") or ""
+        if key:
+            out += _qualified_name(f"{where}.key", key)
+        elif operator != "Exists":
+            detail = (
+                "operator must be Exists when `key` is empty, which means "
+                '"match all values and all keys"'
+            )
+            out.append(_invalid(f"{where}.operator", operator, detail))
+        if operator == "Exists" and toleration.get("value"):
+            detail = "value must be empty when `operator` is 'Exists'"
+            out.append(_invalid(f"{where}.operator", toleration["value"], detail))
+    return out
+
+
+def _anti_affinity_problems(path: str, anti: Json) -> list[str]:
+    out = []
+    required = "requiredDuringSchedulingIgnoredDuringExecution"
+    for n, term in enumerate(anti.get(required) or ()):
+        out += _qualified_name(f"{path}.{required}[{n}].topologyKey", term.get("topologyKey", ""))
+    preferred = "preferredDuringSchedulingIgnoredDuringExecution"
+    for n, weighted in enumerate(anti.get(preferred) or ()):
+        where = f"{path}.{preferred}[{n}].podAffinityTerm.topologyKey"
+        out += _qualified_name(where, weighted["podAffinityTerm"].get("topologyKey", ""))
+    return out
+
+
+def statefulset_problems(manifest: Json) -> list[str]:
+    """What the API server's validation of the pod template says about ``manifest``."""
+    path = "spec.template.spec"
+    pod = manifest["spec"]["template"]["spec"]
+    out = []
+    for n, container in enumerate(pod.get("containers") or ()):
+        out += _resource_problems(
+            f"{path}.containers[{n}].resources", container.get("resources") or {}
+        )
+    anti = (pod.get("affinity") or {}).get("podAntiAffinity") or {}
+    out += _anti_affinity_problems(f"{path}.affinity.podAntiAffinity", anti)
+    out += _toleration_problems(f"{path}.tolerations", pod.get("tolerations") or [])
+    return out
+
+
+def refusal(manifest: Json, problems: list[str]) -> KubeApiError:
+    """422 Invalid, with the message the API server writes (several causes in brackets)."""
+    listed = problems[0] if len(problems) == 1 else f"[{', '.join(problems)}]"
+    group = manifest["apiVersion"].rpartition("/")[0]  # "apps"; "" for the core group
+    kind = f"{manifest['kind']}.{group}" if group else manifest["kind"]
+    what = f'{kind} "{manifest["metadata"]["name"]}"'
+    return KubeApiError(422, f"{what} is invalid: {listed}", "Invalid")
 
 
 class FakeKube:
@@ -132,12 +254,20 @@ class FakeKube:
             and matches(o["metadata"].get("labels") or {}, selector)
         ]
 
-    async def apply(self, manifest: Json) -> Json:
-        self.calls.append(("apply", manifest["kind"], manifest["metadata"]["name"]))
-        self._check("apply", manifest["kind"], manifest["apiVersion"])
+    async def apply(self, manifest: Json, *, dry_run: bool = False) -> Json:
+        """Server-side apply; ``dry_run`` validates the same and stores nothing."""
+        method = "dry-run" if dry_run else "apply"
+        self.calls.append((method, manifest["kind"], manifest["metadata"]["name"]))
+        self._check(method, manifest["kind"], manifest["apiVersion"])
+        if manifest["kind"] == "StatefulSet":
+            problems = statefulset_problems(manifest)
+            if problems:
+                raise refusal(manifest, problems)
         key = self.key_of(manifest)
         live = self.objects.get(key)
         if live is None:
+            if dry_run:
+                return copy.deepcopy(manifest)
             self.applied_data[key] = set(manifest.get("data") or {})
             return copy.deepcopy(self.put(manifest))
         if manifest["kind"] == "StatefulSet" and live.get("spec", {}).get(
@@ -146,6 +276,20 @@ class FakeKube:
             raise KubeApiError(
                 422, "spec: Forbidden: updates to statefulset spec for fields other than ..."
             )
+        merged = self._merged(key, live, manifest)
+        if dry_run:
+            return copy.deepcopy(merged)
+        if "data" in manifest:
+            self.applied_data[key] = set(manifest["data"])
+        if merged != live:
+            if merged.get("spec") != live.get("spec"):
+                merged["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
+            merged["metadata"]["resourceVersion"] = self._next_rv()
+            self.objects[key] = merged
+        return copy.deepcopy(self.objects[key])
+
+    def _merged(self, key: Key, live: Json, manifest: Json) -> Json:
+        """``live`` with ``manifest`` applied over it (not stored)."""
         merged = merge_patch(live, {k: v for k, v in manifest.items() if k != "status"})
         if "spec" in manifest:  # the applier owns the spec entirely here
             merged["spec"] = copy.deepcopy(manifest["spec"])
@@ -156,15 +300,8 @@ class FakeKube:
             before = self.applied_data.get(key, set())
             foreign = {k: v for k, v in (live.get("data") or {}).items() if k not in before}
             merged["data"] = {**foreign, **copy.deepcopy(manifest["data"])}
-        if "data" in manifest:
-            self.applied_data[key] = set(manifest["data"])
         merged["metadata"]["labels"] = dict(manifest["metadata"].get("labels") or {})
-        if merged != live:
-            if merged.get("spec") != live.get("spec"):
-                merged["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
-            merged["metadata"]["resourceVersion"] = self._next_rv()
-            self.objects[key] = merged
-        return copy.deepcopy(self.objects[key])
+        return merged
 
     async def patch(
         self, api_version: str, kind: str, namespace: str, name: str, patch: Json
@@ -318,6 +455,19 @@ class FakeDataPlane:
         return [(n, arg) for k, n, arg in self.calls if k == kind]
 
 
+def controller_reference(owner: Json) -> Json:
+    """The owner reference a controller puts on what it creates (the StatefulSet's pods)."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 def cluster_body(name: str = "vz", namespace: str = NS, **spec: Any) -> Json:
     return {
         "apiVersion": naming.API_VERSION,
@@ -442,6 +592,7 @@ class Sim:
                     "namespace": NS,
                     "labels": labels,
                     "uid": f"{name}-{self._ips}",
+                    "ownerReferences": [controller_reference(sts)],
                 },
                 "spec": copy.deepcopy(sts["spec"]["template"]["spec"]),
                 "status": {

@@ -269,6 +269,20 @@ def test_a_primary_restarting_for_an_upgrade_is_upgrading_not_degraded() -> None
     assert phase_of(was_healthy).name == st.DEGRADED
 
 
+def test_a_primary_not_ready_yet_is_waited_for_as_the_primary() -> None:
+    """Back from its restart, answering as primary but not Ready yet: it follows nobody."""
+    upgrading = {**healthy_status(), "phase": "Upgrading"}
+    restarted = inst(0, node("primary"), ready=False)
+    obs = observe(restarted, replica(1), status=upgrading)
+    assert phase_of(obs) == st.Phase(st.UPGRADING, "waiting for the primary vz-0 to be ready")
+    both = observe(restarted, replica(1, ready=False), replica(2), status=upgrading)
+    assert phase_of(both).reason == (
+        "waiting for the primary vz-0 to be ready and for vz-1 to be ready and follow the primary"
+    )
+    replicas = observe(primary(0), replica(1, ready=False), status=upgrading)
+    assert phase_of(replicas).reason == "waiting for vz-1 to be ready and follow the primary"
+
+
 def test_switchover_phase() -> None:
     topo = Topology(State.SWITCHOVER, "moving", "vz-0", "vz-1", 1)
     assert phase_of(observe(primary(0), replica(1)), topo).name == st.SWITCHOVER
@@ -349,6 +363,16 @@ def test_status_reports_each_instance() -> None:
     assert by_name["vz-0"].role == "primary" and by_name["vz-0"].sequence == 12
     assert by_name["vz-1"].lag_operations == 1 and by_name["vz-1"].updated is True
     assert by_name["vz-2"].phase == "Missing" and by_name["vz-2"].ready is False
+
+
+def test_terminating_pods_are_not_counted_ready() -> None:
+    """A pod being deleted may still say Ready (a deleted cluster's, or one rolling)."""
+    obs = observe(primary(0), replica(1), replica(2, terminating=True), status=healthy_status())
+    topo = plan_replication(obs, max_lag=0, switchover_timeout_s=30)
+    status = st.build_status(obs, topo, st.Phase(st.DEGRADED, "x"), now="T", observed_generation=1)
+    assert (status.instances, status.ready_instances) == (3, 2)
+    by_name = {i.name: i for i in status.instances_status or ()}
+    assert (by_name["vz-2"].phase, by_name["vz-2"].ready) == ("Terminating", False)
 
 
 def test_failed_status_keeps_the_replication_fields() -> None:

@@ -153,6 +153,7 @@ VERBS = {
     "get": ["get"],
     "list": ["list"],
     "apply": ["create", "patch"],
+    "dry-run": ["create", "patch"],  # authorized like the apply it tries out
     "patch": ["patch"],
     "delete": ["delete"],
 }

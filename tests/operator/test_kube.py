@@ -92,6 +92,23 @@ async def test_apply_is_a_forced_server_side_apply(kube: Any) -> None:
     assert req["query"] == {"fieldManager": "vectorizer-operator", "force": "true"}
 
 
+async def test_a_dry_run_apply_asks_the_api_server_to_store_nothing(kube: Any) -> None:
+    client, seen = kube
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "vz", "namespace": "db"},
+    }
+    await client.apply(manifest, dry_run=True)
+    req = seen[0]
+    assert (req["method"], req["path"], req["type"]) == (
+        "PATCH",
+        "/apis/apps/v1/namespaces/db/statefulsets/vz",
+        APPLY_PATCH,
+    )
+    assert req["query"] == {"fieldManager": "vectorizer-operator", "force": "true", "dryRun": "All"}
+
+
 async def test_status_patch_delete_and_event(kube: Any) -> None:
     client, seen = kube
     await client.patch_status(
@@ -123,7 +140,7 @@ async def test_errors_carry_status_and_reason(kube: Any) -> None:
                 "metadata": {"name": "broken", "namespace": "db"},
             }
         )
-    assert (err.value.status, err.value.reason) == (422, "Invalid")
+    assert (err.value.status, err.value.reason, err.value.message) == (422, "Invalid", "bad spec")
     assert "bad spec" in str(err.value)
 
 

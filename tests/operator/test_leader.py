@@ -208,3 +208,18 @@ async def test_writes_of_a_pass_ask_whether_we_lead_at_that_moment() -> None:
     assert kube.find("v1", "Pod", "p") is not None
     with pytest.raises(DataPlaneError):  # a read goes through (to a node that is not there)
         await nodes.status("http://n")
+
+
+async def test_a_dry_run_is_not_a_write() -> None:
+    """It stores nothing, so it goes through like a read; the apply after it does not."""
+    kube = FakeKube()
+    leading = [False]
+    guarded = LeaderOnlyKube(kube, lambda: leading[0])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": NS}}
+    assert await guarded.apply(pod, dry_run=True) == pod
+    assert kube.calls == [("dry-run", "Pod", "p")] and kube.objects == {}
+    with pytest.raises(NotLeading):
+        await guarded.apply(pod)
+    leading[0] = True
+    assert await guarded.apply(pod, dry_run=False)
+    assert kube.find("v1", "Pod", "p") is not None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.operator.fakes import NS, Sim
+from tests.operator.conftest import make_cluster
+from tests.operator.fakes import NS, FakeKube, Sim, cluster_body, controller_reference
 from vectorizer_operator import naming
 from vectorizer_operator.dataplane_client import DataPlaneError
+from vectorizer_operator.reconcile.cluster import ours
 from vectorizer_operator.reconcile.ports import KubeApiError
 
 CHILDREN = [
@@ -438,3 +442,185 @@ async def test_keys_added_to_the_configmap_are_removed() -> None:
     sim.kube.calls.clear()
     await sim.step()
     assert not [c for c in sim.kube.calls if c[:2] == ("patch", "ConfigMap")]  # no churn
+
+
+# ---- a spec the API server refuses ----------------------------------------------------------
+
+REFUSED_MEMORY = (
+    'the API server refuses StatefulSet vz: StatefulSet.apps "vz" is invalid: '
+    'spec.template.spec.containers[0].resources.requests: Invalid value: "1Gi": '
+    "must be less than or equal to memory limit of 100Mi"
+)
+
+
+def writes(sim: Sim) -> list[tuple[str, str, str]]:
+    return [c for c in sim.kube.calls if c[0] in ("apply", "patch", "delete")]
+
+
+async def test_a_statefulset_the_api_server_refuses_changes_nothing_until_fixed() -> None:
+    """Never half a change: the ConfigMap is not updated ahead of a refused StatefulSet."""
+    sim = Sim(instances=3)
+    await sim.settle()
+    config = sim.kube.find("v1", "ConfigMap", "vz-config")
+    sts = sim.kube.find("apps/v1", "StatefulSet", "vz")
+    assert config is not None and sts is not None
+    data, template = dict(config["data"]), sts["spec"]["template"]
+    sim.edit_spec(
+        config={"hnsw_ef_search": 77},
+        resources={"requests": {"memory": "1Gi"}, "limits": {"memory": "100Mi"}},
+    )
+    sim.kube.calls.clear()
+    for _ in range(3):
+        result = await sim.step()
+    assert result.phase == "Failed"
+    assert writes(sim) == []
+    assert sim.kube.find("v1", "ConfigMap", "vz-config")["data"] == data  # type: ignore[index]
+    sts = sim.kube.find("apps/v1", "StatefulSet", "vz")
+    assert sts is not None and sts["spec"]["template"] == template
+    status = sim.status
+    assert status["phaseReason"] == REFUSED_MEMORY
+    assert (status["observedGeneration"], status["currentPrimary"]) == (1, "vz-0")
+    assert [e for e in sim.kube.events if e[1] == "InvalidSpec"] == [
+        ("Warning", "InvalidSpec", REFUSED_MEMORY)  # once, not every pass
+    ]
+    sim.edit_spec(resources={"limits": {"memory": "2Gi"}})
+    status = await sim.settle(40)
+    assert status["observedGeneration"] == 3
+    config = sim.kube.find("v1", "ConfigMap", "vz-config")
+    assert config is not None and config["data"]["VECTORIZER_HNSW_EF_SEARCH"] == "77"
+    resources = {"requests": {"memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    assert [p["spec"]["containers"][0]["resources"] for p in sim.pods()] == [resources] * 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        (
+            {"affinity": {"topologyKey": "bad key!"}},
+            "spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnored"
+            'DuringExecution[0].podAffinityTerm.topologyKey: Invalid value: "bad key!": '
+            "name part must consist of alphanumeric characters",
+        ),
+        (
+            {"affinity": {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}},
+            'spec.template.spec.tolerations[0].operator: Invalid value: "v": '
+            "value must be empty when `operator` is 'Exists'",
+        ),
+        (
+            {"resources": {"limits": {"foo": "1"}}},
+            'spec.template.spec.containers[0].resources.limits[foo]: Invalid value: "foo": '
+            "must be a standard resource type or fully qualified",
+        ),
+        (
+            {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}},
+            'spec.template.spec.containers[0].resources.requests: Invalid value: "2": '
+            "must be less than or equal to cpu limit of 1",
+        ),
+    ],
+)
+async def test_what_the_api_server_refuses_fails_the_spec(
+    spec: dict[str, Any], reason: str
+) -> None:
+    sim = Sim(instances=1)
+    await sim.settle()
+    config = sim.kube.find("v1", "ConfigMap", "vz-config")
+    assert config is not None
+    sim.edit_spec(config={"hnsw_m": 32}, **spec)
+    sim.kube.calls.clear()
+    assert (await sim.step()).phase == "Failed"
+    assert writes(sim) == []
+    assert sim.kube.find("v1", "ConfigMap", "vz-config") == config
+    assert reason in sim.status["phaseReason"]
+    assert sim.status["phaseReason"].startswith("the API server refuses StatefulSet vz: ")
+
+
+async def test_a_new_cluster_the_api_server_refuses_creates_nothing() -> None:
+    sim = Sim(instances=1, affinity={"topologyKey": "bad key!"})
+    assert (await sim.step()).phase == "Failed"
+    created = {k[1] for k in sim.kube.objects} - {naming.KIND, "Secret"}
+    assert created == set()  # but the Secrets, issued before the children are checked
+
+
+async def test_dry_runs_only_for_children_that_changed() -> None:
+    sim = Sim(instances=1)
+    await sim.settle()
+    sim.kube.calls.clear()
+    await sim.step()
+    assert [c for c in sim.kube.calls if c[0] == "dry-run"] == []  # the steady state
+    sim.edit_spec(config={"hnsw_m": 32})
+    await sim.step()
+    assert [c for c in sim.kube.calls if c[0] == "dry-run"] == [
+        ("dry-run", "ConfigMap", "vz-config"),
+        ("dry-run", "StatefulSet", "vz"),
+    ]
+    sim.kube.calls.clear()
+    sim.reconciler = sim.new_reconciler()  # an operator restart forgets what was accepted
+    await sim.step()
+    await sim.step()
+    dry_runs = [c[1] for c in sim.kube.calls if c[0] == "dry-run"]
+    assert sorted(dry_runs) == sorted(kind for _, kind, _ in CHILDREN)  # once each
+
+
+async def test_a_dry_run_that_fails_applies_nothing_and_is_retried() -> None:
+    sim = Sim(instances=1)
+    await sim.settle()
+    sim.kube.fail[("dry-run", "StatefulSet")] = KubeApiError(500, "etcd is sad")
+    sim.edit_spec(config={"hnsw_m": 32})
+    sim.kube.calls.clear()
+    result = await sim.step()
+    assert result.phase == "Degraded" and result.requeue_after == sim.settings.busy_resync_s
+    assert "etcd is sad" in sim.status["phaseReason"]
+    kinds = {kind for _, kind, _ in CHILDREN}
+    assert [c for c in writes(sim) if c[1] in kinds] == []
+    assert sim.status["observedGeneration"] == 1
+    del sim.kube.fail[("dry-run", "StatefulSet")]
+    status = await sim.settle()
+    assert status["observedGeneration"] == 2
+    config = sim.kube.find("v1", "ConfigMap", "vz-config")
+    assert config is not None and config["data"] == {"VECTORIZER_HNSW_M": "32"}
+
+
+# ---- a cluster created again under the same name ---------------------------------------------
+
+
+async def test_a_recreated_cluster_does_not_count_the_old_clusters_pods() -> None:
+    """``kubectl delete vzc vz --wait=false``, then the same name applied again."""
+    sim = Sim(instances=3)
+    await sim.settle()
+    for key in [k for k in sim.kube.objects if k[1] not in ("Pod", "PersistentVolumeClaim")]:
+        del sim.kube.objects[key]  # the garbage collector took the StatefulSet and the rest
+    for pod in sim.pods():  # ... and deletes the pods, which take their time to stop
+        pod["metadata"]["deletionTimestamp"] = "2030-01-01T00:00:00Z"
+    again = cluster_body("vz", instances=3)
+    again["metadata"]["uid"] = "uid-vz-again"
+    sim.kube.put(again)
+    calls, asked = len(sim.dp.calls), len(sim.dp.accesses)
+    await sim.reconciler.reconcile(NS, "vz")
+    status = sim.status
+    assert (status["instances"], status["readyInstances"]) == (0, 0)
+    assert {i["phase"] for i in status["instancesStatus"]} == {"Missing"}
+    assert sim.dp.calls[calls:] == [] and sim.dp.accesses[asked:] == []  # old nodes left alone
+    for pod in sim.pods():
+        del sim.kube.objects[FakeKube.key_of(pod)]  # gone at last
+    status = await sim.settle()
+    assert (status["instances"], status["readyInstances"]) == (3, 3)
+    assert status["currentPrimary"] == "vz-0"  # the claims were kept: its data is back
+
+
+def test_ours_means_controlled_by_the_statefulset_that_exists_now() -> None:
+    cluster = make_cluster()
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "vz", "uid": "s1"}}
+    old = {**sts, "metadata": {"name": "vz", "uid": "s0"}}
+
+    def pod(*owners: dict[str, Any], **labels: str) -> dict[str, Any]:
+        refs = [controller_reference(o) for o in owners]
+        return {"metadata": {"name": "vz-0", "labels": labels, "ownerReferences": refs}}
+
+    assert ours(cluster, pod(sts), "s1")
+    assert not ours(cluster, pod(old), "s1")  # a deleted cluster's, still terminating
+    assert not ours(cluster, pod(sts), None)  # no StatefulSet now: whose ever it was, not ours
+    other = {**sts, "kind": "ReplicaSet"}
+    assert not ours(cluster, pod(other), "s1")
+    # Released by the StatefulSet (no controller): ours by its labels.
+    assert ours(cluster, pod(**{naming.LABEL_POD_INSTANCE: "vz-0"}), "s1")
+    assert not ours(cluster, pod(), "s1")

@@ -8,8 +8,9 @@ over) simply continues. The steps, each short:
    removes the children; an invalid spec: report it, change nothing);
 2. observe the StatefulSet, pods, claims and every node's replication status;
 3. decide (pure functions): who is primary, how many pods, which pod rolls next;
-4. apply the children (server-side apply restores deleted or edited ones), then
-   act on the nodes, labels, claims and pods;
+4. apply the children (server-side apply restores deleted or edited ones; changed
+   ones are dry-run first, so a spec the API server refuses changes nothing and is
+   reported like an invalid one), then act on the nodes, labels, claims and pods;
 5. write the status.
 """
 
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 
 from vectorizer_operator import naming, pki
 from vectorizer_operator.builders import BuildOptions, ChildRef, absent_children, desired_children
+from vectorizer_operator.builders.common import content_hash
 from vectorizer_operator.builders.security import admin_key_selector, tls_secret_name
 from vectorizer_operator.builders.statefulset import preserve_immutable
 from vectorizer_operator.dataplane_client import Access, DataPlane, DataPlaneError
@@ -103,6 +105,10 @@ class _Memory:
     resize_warned: set[tuple[str, str]] = field(default_factory=set)
     monitoring_reported: str | None = None  # the MonitoringReady reason last sent as an event
     security_reported: tuple[str, ...] = ()  # security problems last sent as events
+    # Content hash of each child's manifest the API server last accepted, by
+    # (apiVersion, kind, name): a manifest seen here needs no dry run before it is
+    # applied again (see ``_refusal``).
+    accepted: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # How this pass reaches the nodes: the admin key, and a context trusting the cluster
     # CA bundle (rebuilt only when the bundle changes).
     api_key: str | None = None
@@ -150,15 +156,24 @@ def node_access(
     return Access(api_key=memory.api_key, ssl=memory.trust[1], server_hostname=fqdn)
 
 
-def ours(cluster: Cluster, pod: Json) -> bool:
-    """A pod of the cluster's StatefulSet, whether or not it has its selector label."""
+def ours(cluster: Cluster, pod: Json, statefulset_uid: str | None) -> bool:
+    """A pod of the cluster's StatefulSet, whether or not it has its selector label.
+
+    A controlled pod must be controlled by the StatefulSet that exists now
+    (``statefulset_uid``; None when there is none), not merely by one of its name: the
+    pods of a deleted cluster keep their labels and owner reference while they
+    terminate, and the cluster created again under the same name must not count them.
+    """
     meta = pod.get("metadata") or {}
     controllers = [o for o in meta.get("ownerReferences") or () if o.get("controller")]
-    sts = naming.statefulset(cluster.name)
-    if any(o.get("kind") != "StatefulSet" or o.get("name") != sts for o in controllers):
-        return False  # somebody else's
     if controllers:
-        return True
+        sts = naming.statefulset(cluster.name)
+        return statefulset_uid is not None and all(
+            o.get("kind") == "StatefulSet"
+            and o.get("name") == sts
+            and o.get("uid") == statefulset_uid
+            for o in controllers
+        )
     labels = meta.get("labels") or {}
     return (
         labels.get(naming.LABEL_POD_INSTANCE) == meta.get("name")
@@ -189,6 +204,10 @@ def trust_context(bundle: bytes) -> ssl.SSLContext:
     context = ssl.create_default_context(cadata=bundle.decode())
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+def _child_key(manifest: Json) -> tuple[str, str, str]:
+    return manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"]
 
 
 def status_patch(status: ClusterStatus) -> Json:
@@ -245,19 +264,21 @@ class Reconciler:
             cluster = parse_cluster(body)
         except SpecError as err:
             return await self._invalid(body, str(err), memory)
-        memory.last_spec_error = None
         problems = await self._apply_security(cluster, memory)
         obs = await self._observe(cluster, memory)
         return await self._converge(obs, memory, problems)
 
     async def _invalid(self, body: Json, message: str, memory: _Memory) -> Result:
-        stub = cluster_stub(body)
+        return await self._failed(cluster_stub(body), message, memory)
+
+    async def _failed(self, cluster: Cluster, message: str, memory: _Memory) -> Result:
+        """The spec cannot be acted upon: say so (one event per message), change nothing."""
         if memory.last_spec_error != message:
-            log.warning("%s/%s: invalid spec: %s", stub.namespace, stub.name, message)
-            await self._event(stub, "Warning", "InvalidSpec", message)
+            log.warning("%s/%s: invalid spec: %s", cluster.namespace, cluster.name, message)
+            await self._event(cluster, "Warning", "InvalidSpec", message)
             memory.last_spec_error = message
-        status = status_mod.failed_status(stub, message, now=self.now())
-        if not await self._write_status(stub, status):
+        status = status_mod.failed_status(cluster, message, now=self.now())
+        if not await self._write_status(cluster, status):
             return Result(None)
         return Result(self.settings.resync_s, status_mod.FAILED)
 
@@ -320,8 +341,9 @@ class Reconciler:
             self.kube.list("v1", "PersistentVolumeClaim", ns, selector),
         )
         sts = StatefulSetView.from_json(sts_raw)
-        pods_raw = pods_raw + await self._unlabelled_pods(cluster, sts, pods_raw)
-        pods = pod_views(cluster, pods_raw)
+        owner = sts.uid if sts is not None else None
+        listed = [p for p in pods_raw if ours(cluster, p, owner)]
+        pods = pod_views(cluster, listed + await self._unlabelled_pods(cluster, sts, pods_raw))
         memory.access = await self._pod_access(cluster, pods, memory)
         by_ordinal = {p.ordinal: p for p in pods}
         instances = await asyncio.gather(
@@ -372,7 +394,8 @@ class Reconciler:
         return [
             p
             for p in unlabelled
-            if (p.get("metadata") or {}).get("name") in missing and ours(cluster, p)
+            if (p.get("metadata") or {}).get("name") in missing
+            and ours(cluster, p, sts.uid if sts is not None else None)
         ]
 
     async def _pod_access(
@@ -456,7 +479,21 @@ class Reconciler:
         cluster = obs.cluster
         plan = decide(obs, max_lag=s.max_catchup_lag, switchover_timeout_s=s.switchover_timeout_s)
         done = _Pass(errors=list(problems))
-        applied = await self._apply_children(obs, plan.scale.replicas, done)
+        children = await self._desired_children(cluster, plan.scale.replicas)
+        applied: Json | None = None
+        try:
+            refusal = await self._refusal(cluster, children, memory)
+        except KubeApiError as err:
+            # Whether the API server would take the change is unknown: apply none of
+            # it this pass rather than risk applying half of it.
+            message = f"cannot check the changed children before applying them: {err}"
+            log.error("%s/%s: %s", cluster.namespace, cluster.name, message)
+            done.errors.append(message)
+        else:
+            if refusal is not None:
+                return await self._failed(cluster, refusal, memory)
+            memory.last_spec_error = None
+            applied = await self._apply_children(cluster, children, done, memory)
         # A new StatefulSet generation without a scale: the pod template changed, and the
         # pods are now outdated, though the observation (taken before) cannot show it.
         new_template = (
@@ -498,19 +535,52 @@ class Reconciler:
         busy = done.acted or done.errors or phase.name != status_mod.HEALTHY
         return Result(s.busy_resync_s if busy else s.resync_s, phase.name)
 
-    async def _apply_children(self, obs: Observation, replicas: int, done: _Pass) -> Json | None:
-        """Apply every child; returns the StatefulSet as applied (None if that failed)."""
-        cluster = obs.cluster
-        sts_live: Json | None = None
-        sts_applied: Json | None = None
+    async def _desired_children(self, cluster: Cluster, replicas: int) -> list[Json]:
+        """Every child as it will be applied (the StatefulSet keeps its immutable fields)."""
+        out = []
         for manifest in desired_children(cluster, self.settings.build, replicas=replicas):
             if manifest["kind"] == "StatefulSet":
-                sts_live = sts_live or await self.kube.get(
+                live = await self.kube.get(
                     "apps/v1", "StatefulSet", cluster.namespace, manifest["metadata"]["name"]
                 )
-                manifest = preserve_immutable(manifest, sts_live)
+                manifest = preserve_immutable(manifest, live)
+            out.append(manifest)
+        return out
+
+    async def _refusal(
+        self, cluster: Cluster, children: Sequence[Json], memory: _Memory
+    ) -> str | None:
+        """Why the API server would refuse a child, asked before any child is changed.
+
+        The CRD and ``parse_cluster`` cannot check everything the API server checks (a
+        request above its limit, a toleration ``Exists`` with a value, a bad topology
+        key); applied in order, the ConfigMap would change and then the StatefulSet be
+        refused, and a pod restarting meanwhile would read the new settings with the old
+        template. So each child whose manifest the API server has not accepted before
+        is applied first as a dry run (nothing stored); in the steady state every
+        manifest was accepted, and nothing extra is sent. Other errors are raised.
+        """
+        for manifest in children:
+            if memory.accepted.get(_child_key(manifest)) == content_hash(manifest):
+                continue
+            try:
+                await self.kube.apply(manifest, dry_run=True)
+            except KubeApiError as err:
+                if err.status != 422:  # 422 Invalid: the API server refuses the content
+                    raise
+                what = f"{manifest['kind']} {manifest['metadata']['name']}"
+                return f"the API server refuses {what}: {err.message}"
+        return None
+
+    async def _apply_children(
+        self, cluster: Cluster, children: Sequence[Json], done: _Pass, memory: _Memory
+    ) -> Json | None:
+        """Apply every child; returns the StatefulSet as applied (None if that failed)."""
+        sts_applied: Json | None = None
+        for manifest in children:
             try:
                 result = await self.kube.apply(manifest)
+                memory.accepted[_child_key(manifest)] = content_hash(manifest)
                 if manifest["kind"] == "StatefulSet":
                     sts_applied = result
                 if manifest["kind"] == "ConfigMap":

@@ -113,6 +113,7 @@ class StatefulSetView:
     observed_generation: int
     update_revision: str | None
     current_revision: str | None
+    uid: str | None = None  # its pods' owner references name it
 
     @property
     def settled(self) -> bool:
@@ -134,6 +135,7 @@ class StatefulSetView:
             observed_generation=int(status.get("observedGeneration") or 0),
             update_revision=status.get("updateRevision") or None,
             current_revision=status.get("currentRevision") or None,
+            uid=meta.get("uid") or None,
         )
 
 

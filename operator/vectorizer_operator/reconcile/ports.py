@@ -13,6 +13,7 @@ class KubeApiError(Exception):
     def __init__(self, status: int, message: str, reason: str = "") -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+        self.message = message
         self.reason = reason
 
 
@@ -23,8 +24,13 @@ class Kube(Protocol):
     async def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Json]:
         """Objects matching a label selector."""
 
-    async def apply(self, manifest: Json) -> Json:
-        """Server-side apply (force) as the operator's field manager: creates or repairs."""
+    async def apply(self, manifest: Json, *, dry_run: bool = False) -> Json:
+        """Server-side apply (force) as the operator's field manager: creates or repairs.
+
+        ``dry_run``: the API server validates and admits the change (``dryRun=All``) and
+        answers with the object it would store, storing nothing; a refusal raises the
+        same error the real apply would.
+        """
 
     async def patch(
         self, api_version: str, kind: str, namespace: str, name: str, patch: Json

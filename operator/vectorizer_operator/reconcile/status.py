@@ -23,7 +23,7 @@ from vectorizer_operator import naming
 from vectorizer_operator.model import Cluster, ClusterStatus, Condition, InstanceStatus
 from vectorizer_operator.reconcile.monitoring import CONDITION as MONITORING
 from vectorizer_operator.reconcile.monitoring import MonitoringCondition
-from vectorizer_operator.reconcile.observe import Instance, Observation, same_url
+from vectorizer_operator.reconcile.observe import Instance, Observation, PodView, same_url
 from vectorizer_operator.reconcile.replication import State, Topology
 from vectorizer_operator.reconcile.rolling import RolloutPlan, is_outdated
 from vectorizer_operator.reconcile.scaling import ScalePlan
@@ -93,6 +93,16 @@ def _not_serving(obs: Observation) -> list[str]:
     return [i.name for i in obs.instances if i.ordinal < obs.desired and not i.serving]
 
 
+def _waiting(pending: Sequence[str], primary: str | None) -> str:
+    """What a phase waits for. The primary (restarting in place, say) is waited for to be
+    ready; it follows nobody."""
+    replicas = [name for name in pending if name != primary]
+    parts = [f"the primary {primary} to be ready"] if primary in pending else []
+    if replicas:
+        parts.append(f"{', '.join(replicas)} to be ready and follow the primary")
+    return "waiting for " + " and for ".join(parts)
+
+
 def _not_following(obs: Observation, primary: str | None) -> list[str]:
     """Wanted replicas that do not stream from the primary (lag alone is not counted)."""
     if primary is None:
@@ -127,7 +137,7 @@ def choose_phase(
     sts = obs.statefulset
     extra = [i.name for i in obs.instances if i.ordinal >= obs.desired and i.pod is not None]
     pending = sorted(set(_not_serving(obs)) | set(_not_following(obs, topo.current_primary)))
-    waiting = f"waiting for {', '.join(pending)} to be ready and follow the primary"
+    waiting = _waiting(pending, topo.current_primary)
     if scale.scaling(obs) or (sts is not None and sts.replicas != obs.desired) or extra:
         return Phase(SCALING, scale.waiting or f"scaling to {obs.desired} instances")
     if pending and previous in (None, SETTING_UP, SCALING, UPGRADING):
@@ -192,6 +202,12 @@ def conditions(
     return (*out, _condition(previous, MONITORING, m.ready, m.reason, m.message, gen, now))
 
 
+def is_ready(pod: PodView | None) -> bool:
+    """Ready and staying: a pod being deleted may still say Ready while it shuts down,
+    but it is on its way out (its endpoints are no longer ready either)."""
+    return pod is not None and pod.ready and not pod.terminating
+
+
 def instance_status(inst: Instance, update_revision: str | None) -> InstanceStatus:
     pod, node = inst.pod, inst.node
     if pod is None:
@@ -214,7 +230,7 @@ def instance_status(inst: Instance, update_revision: str | None) -> InstanceStat
     return InstanceStatus(
         name=inst.name,
         role=node.role if node else None,
-        ready=pod.ready if pod else False,
+        ready=is_ready(pod),
         phase=phase,
         epoch=node.epoch if node else None,
         sequence=node.sequence if node else None,
@@ -238,7 +254,7 @@ def build_status(
     cluster = obs.cluster
     sts = obs.statefulset
     members = [i for i in obs.instances if i.pod is not None]
-    ready = [i for i in members if i.pod is not None and i.pod.ready]
+    ready = [i for i in members if is_ready(i.pod)]
     return ClusterStatus(
         phase=phase.name,
         phase_reason=phase.reason,
