@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import orjson
 import pytest
 
@@ -184,3 +185,57 @@ async def test_a_stream_opened_with_a_key_since_revoked_is_closed_before_the_nex
                     break
                 after += msg.data if isinstance(msg.data, bytes) else msg.data.encode()
             assert b"unauthenticated" in after and b"after_revocation" not in after
+
+
+async def test_a_full_sync_stops_once_the_key_that_opened_it_is_revoked(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """The re-check covers a snapshot being sent too: a stream opened with a key, then
+    revoked while its full sync ran, received the whole snapshot (as slowly as its
+    reader liked) before being told. Now the snapshot stops at the next chunk."""
+    auth = ["--auth-enabled", "true", "--auth-admin-key", ADMIN]
+    primary = server_factory(data_dir=tmp_path / "p", args=[*FAST, *auth]).start()
+    rng = np.random.default_rng(0)
+    async with VectorizerClient(primary.url, api_key=ADMIN, timeout=60) as vp:
+        await vp.create_collection("big", 512, index="exact")
+        for b in range(12):  # (~24 MiB of vectors: far beyond what sockets buffer)
+            rows = rng.random((1000, 512), dtype=np.float32)
+            await vp.upsert("big", [Point(b * 1000 + i, rows[i]) for i in range(1000)])
+        record, key = await vp.create_key("streamer", "admin")
+        hello = {  # (ahead of the primary: it must send everything)
+            "type": "hello",
+            "node_id": "listener",
+            "address": "",
+            "epoch": 0,
+            "sequence": 10**9,
+            "history": [],
+            "record_checksums": True,
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                primary.url.replace("http", "ws") + "/replication/stream",
+                headers={"X-API-Key": key},
+                max_msg_size=0,
+            ) as ws,
+        ):
+            await ws.send_str(orjson.dumps(hello).decode())
+            assert orjson.loads((await ws.receive(timeout=10)).data)["mode"] == "full"
+            header = orjson.loads((await ws.receive(timeout=30)).data)
+            total = sum(f["size"] for f in header["files"])
+            assert total > 20 << 20, total
+            await vp.revoke_key(record["id"])
+            await asyncio.sleep(1)  # (the primary fills the buffers meanwhile)
+            received, texts = 0, []
+            while (msg := await ws.receive(timeout=30)).type in (
+                aiohttp.WSMsgType.BINARY,
+                aiohttp.WSMsgType.TEXT,
+            ):
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    received += len(msg.data)
+                else:
+                    texts.append(orjson.loads(msg.data)["type"])
+                    if texts[-1] == "error":
+                        break
+            assert texts == ["error"], texts  # (no "snapshot_done")
+            assert received < total / 2, (received, total)

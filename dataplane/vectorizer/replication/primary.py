@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,43 @@ RECENT_BYTES = 64 << 20
 class SyncRefused(Exception):
     """The replica did not take the snapshot announced to it (it had no room for it, or
     it went away): none of the snapshot's data was sent."""
+
+
+class CredentialsRevoked(Exception):
+    """The credentials that opened a link are no longer valid (the replica was told)."""
+
+
+class Admission:
+    """A link's credentials, checked again whenever the API keys change and at least
+    every second, before anything more goes out on it (a record, a snapshot's header,
+    each of its chunks: a full sync of a large node lasts as long as its reader likes).
+    """
+
+    INTERVAL_S = 1.0
+
+    def __init__(
+        self,
+        admitted: Callable[[], bool] | None,
+        revision: Callable[[], object],
+        tell: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._admitted = admitted
+        self._revision = revision
+        self._tell = tell  # (says to the replica that its credentials were revoked)
+        self._seen = revision()
+        self._checked = time.monotonic()
+
+    async def check(self) -> None:
+        """Raise ``CredentialsRevoked`` (after telling the replica) once they are not valid."""
+        if self._admitted is None:
+            return
+        now, revision = time.monotonic(), self._revision()
+        if revision == self._seen and now - self._checked < self.INTERVAL_S:
+            return
+        self._seen, self._checked = revision, now
+        if not self._admitted():
+            await self._tell()
+            raise CredentialsRevoked
 
 
 @dataclass
@@ -326,6 +363,13 @@ class PrimaryHub:
         wake = asyncio.Event()
         self._wakeups.add(wake)
         reader = asyncio.create_task(self._read(ws, info))
+        admission = Admission(
+            admitted,
+            self._key_revision,
+            lambda: self._send_json(
+                ws, info, "error", code="unauthenticated", message="credentials revoked"
+            ),
+        )
         try:
             await self._send_json(
                 ws,
@@ -345,12 +389,14 @@ class PrimaryHub:
                     their_seq + 1,
                     f", ahead of this primary at {self.store.sequence}" if ahead else "",
                 )
-                next_seq = await self._full_sync(ws, info) + 1
+                next_seq = await self._full_sync(ws, info, admission) + 1
             else:
                 next_seq = their_seq + 1
-            await self._stream(ws, info, epoch, next_seq, wake, reader, admitted)
+            await self._stream(ws, info, epoch, next_seq, wake, reader, admission)
         except SyncRefused as exc:
             log.warning("replica %s refused a full sync: %s", node_id, exc)
+        except CredentialsRevoked:
+            log.warning("replica %s: its credentials are no longer valid", node_id)
         finally:
             info.connected = False
             info.syncing = False
@@ -367,7 +413,7 @@ class PrimaryHub:
         next_seq: int,
         wake: asyncio.Event,
         reader: asyncio.Task[None],
-        admitted: Callable[[], bool] | None,
+        admission: Admission,
     ) -> None:
         """Ship records from ``next_seq`` on, for as long as this node streams at the
         ``epoch`` the link was welcomed at: promoted again (a fenced primary after an
@@ -377,34 +423,26 @@ class PrimaryHub:
         start over with a full sync)."""
         last_beat = 0.0
         keys_sent = -1
-        checked = time.monotonic()
         while not ws.closed and not reader.done() and self._is_primary():
             if self._node()[0] != epoch:
                 await ws.close(code=WSCloseCode.GOING_AWAY, message=b"new epoch: reconnect")
                 return
             wake.clear()
             revision, key_file = self._keys() if self._keys is not None else (keys_sent, dict)
-            now = time.monotonic()
-            if admitted is not None and (revision != keys_sent or now - checked >= 1.0):
-                checked = now
-                if not admitted():  # (a key revoked now: before a record goes out)
-                    log.warning("replica %s: its credentials are no longer valid", info.node_id)
-                    await self._send_json(
-                        ws, info, "error", code="unauthenticated", message="credentials revoked"
-                    )
-                    return
+            await admission.check()
             if revision != keys_sent:  # hashes only: a replica checks keys, never issues them
                 await self._send_json(ws, info, "keys", file=key_file())
                 keys_sent = revision
             if next_seq <= self.store.sequence:
                 batch = self._records_from(next_seq)
                 if batch is None:  # the log moved on while we were away: snapshot again
-                    next_seq = await self._full_sync(ws, info) + 1
+                    next_seq = await self._full_sync(ws, info, admission) + 1
                     continue
                 with tracing.tracer.start_as_current_span(
                     "replication.send", attributes={"vectorizer.records": len(batch)}
                 ):
                     for seq, body, traceparent in batch:
+                        await admission.check()
                         frame = protocol.record_frame(
                             seq, body, traceparent, checksum=info.record_checksums
                         )
@@ -452,7 +490,9 @@ class PrimaryHub:
             raise SyncRefused(f"{info.refused_sync}: {answer.get('message')}")
         raise SyncRefused("the link closed before it answered")
 
-    async def _full_sync(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> int:
+    async def _full_sync(
+        self, ws: web.WebSocketResponse, info: ReplicaInfo, admission: Admission
+    ) -> int:
         info.syncing = True
         snap = await self.store.snapshot()
         with self.store.pinned(snap.sequence):
@@ -464,6 +504,7 @@ class PrimaryHub:
                 for f, d in zip(files, digests, strict=True)
             ]
             indexed = await loop.run_in_executor(None, snapshot.index_values, snap.path)
+            await admission.check()
             await self._send_json(
                 ws,
                 info,
@@ -478,15 +519,20 @@ class PrimaryHub:
             for index, f in enumerate(files):
                 with await loop.run_in_executor(None, open, f, "rb") as fh:
                     while chunk := await loop.run_in_executor(None, fh.read, protocol.CHUNK_BYTES):
+                        await admission.check()
                         frame = protocol.chunk_frame(index, chunk)
                         await ws.send_bytes(frame)
                         self._count(info, len(frame))
+            await admission.check()
             await self._send_json(ws, info, "snapshot_done")
         info.syncing = False
         info.full_syncs += 1
         self.full_syncs += 1
         log.info("sent a snapshot at sequence %d to %s", snap.sequence, info.node_id)
         return snap.sequence
+
+    def _key_revision(self) -> object:
+        return self._keys()[0] if self._keys is not None else None
 
     async def _send_json(
         self, ws: web.WebSocketResponse, info: ReplicaInfo, kind: str, **f: Any
