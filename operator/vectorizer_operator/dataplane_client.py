@@ -60,7 +60,7 @@ class NodeStatus:
                 epoch=int(raw["epoch"]),
                 sequence=int(raw["sequence"]),
                 primary=str(raw["primary"]) if raw.get("primary") else None,
-                history=tuple((int(e), int(s)) for e, s in raw.get("history") or ()),
+                history=tuple((int(e), int(s)) for e, s, *_ in raw.get("history") or ()),
                 node_id=str(raw.get("node_id") or ""),
                 ready=bool(raw.get("ready")),
                 lag_operations=None if lag_ops is None else int(lag_ops),

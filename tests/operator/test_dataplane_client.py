@@ -138,3 +138,6 @@ def test_minimal_status() -> None:
     assert s.writes_refused is None  # (nodes before it was reported send nothing)
     raw = {"role": "primary", "epoch": 1, "sequence": 0, "writes_refused": "insufficient_memory"}
     assert NodeStatus.from_json(raw).writes_refused == "insufficient_memory"
+    # (nodes on six commits of 2026-11-30 put the timeline's id in each history entry)
+    raw = {"role": "primary", "epoch": 2, "sequence": 9, "history": [[1, 1, "a"], [2, 5, "b"]]}
+    assert NodeStatus.from_json(raw).history == ((1, 1), (2, 5))

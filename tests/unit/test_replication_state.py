@@ -83,6 +83,23 @@ def test_a_state_file_from_before_timelines_still_loads(tmp_path: Path) -> None:
     assert parse_history({**with_ids, "timelines": ["x"]}) == ((1, 1, ""), (2, 9, ""))
 
 
+def test_a_state_file_with_ids_inside_its_entries_still_loads(tmp_path: Path) -> None:
+    """Six commits of 2026-11-30 (dffb8bd to 953466a) wrote [epoch, sequence, id]: a
+    node last run on them could not start ("too many values to unpack")."""
+    raw = '{"role": "primary", "epoch": 2, "history": [[1, 1, "a"], [2, 9, "b"]], "node_id": "n"}'
+    (tmp_path / state.FILE).write_text(raw)
+    loaded = state.load(tmp_path)
+    assert loaded is not None and loaded.history == ((1, 1, "a"), (2, 9, "b"))
+    beside = {"history": [[1, 1, "a"]], "timelines": ["x"]}
+    assert parse_history(beside) == ((1, 1, "x"),)  # (the ids beside win)
+
+
+def test_an_unreadable_state_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / state.FILE).write_text('{"role": "primary", "epoch": 1, "history": [[1]]}')
+    with pytest.raises(ValueError, match=r"cannot read the replication state in .*replication"):
+        state.load(tmp_path)
+
+
 def test_the_history_is_written_as_before_with_the_ids_beside_it(tmp_path: Path) -> None:
     # Nodes and operators from before timelines read "history" as [epoch, sequence] pairs.
     s = NodeState(Role.PRIMARY, 2, line((1, 1), (2, 9)), None, "n1")

@@ -52,12 +52,17 @@ def new_node_id() -> str:
 
 def parse_history(raw: Mapping[str, Any]) -> History:
     """The history in a message or a state file (``history`` and ``timelines``; ids
-    missing or not one per entry are unknown)."""
+    missing or not one per entry are unknown). Entries of three, ``[epoch, first
+    sequence, timeline]``, are what six commits of 2026-11-30 wrote (dffb8bd to
+    953466a, which moved the ids beside): still read, their ids taken when no
+    ``timelines`` come beside them."""
     entries = raw.get("history") or []
     timelines = raw.get("timelines")
     if not isinstance(timelines, list) or len(timelines) != len(entries):
-        timelines = [""] * len(entries)
-    return tuple((int(e), int(s), str(t)) for (e, s), t in zip(entries, timelines, strict=True))
+        timelines = [entry[2] if len(entry) == 3 else "" for entry in entries]
+    return tuple(
+        (int(e), int(s), str(t)) for (e, s, *_), t in zip(entries, timelines, strict=True)
+    )
 
 
 def history_json(history: History) -> dict[str, Any]:
@@ -125,7 +130,10 @@ def load(data_dir: Path) -> NodeState | None:
     path = data_dir / FILE
     if not path.exists():
         return None
-    return NodeState.from_json(orjson.loads(path.read_bytes()))
+    try:
+        return NodeState.from_json(orjson.loads(path.read_bytes()))
+    except (ValueError, TypeError, KeyError) as exc:  # (orjson's errors are ValueErrors)
+        raise ValueError(f"cannot read the replication state in {path}: {exc!r}") from exc
 
 
 def save(data_dir: Path, state: NodeState) -> None:
