@@ -60,9 +60,7 @@ def parse_history(raw: Mapping[str, Any]) -> History:
     timelines = raw.get("timelines")
     if not isinstance(timelines, list) or len(timelines) != len(entries):
         timelines = [entry[2] if len(entry) == 3 else "" for entry in entries]
-    return tuple(
-        (int(e), int(s), str(t)) for (e, s, *_), t in zip(entries, timelines, strict=True)
-    )
+    return tuple((int(e), int(s), str(t)) for (e, s, *_), t in zip(entries, timelines, strict=True))
 
 
 def history_json(history: History) -> dict[str, Any]:
