@@ -675,6 +675,16 @@ def test_security_headers_on_real_responses(node: Node) -> None:
         assert r.headers["X-RateLimit-Limit"] == "1000"
 
 
+def test_probes_answer_strangers_without_the_nodes_state(node: Node) -> None:
+    """/ready and /health answer without a credential (probes carry none) and, with auth
+    on, without the node's sequence (or why it failed): the body told strangers what
+    the headers hide. Callers with a credential read it at /stats."""
+    for who in (None, "viewer"):
+        assert node.call("GET", "/ready", as_=who)[:2] == (200, {"status": "ready"})
+    assert node.call("GET", "/health")[1]["status"] == "healthy"
+    assert isinstance(node.call("GET", "/stats", as_="viewer")[1]["sequence"], int)
+
+
 def test_an_alias_is_allowed_what_its_collection_is(node: Node) -> None:
     def aliases(*pairs: tuple[str, str | None]) -> dict[str, Any]:
         return {

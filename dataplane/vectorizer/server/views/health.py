@@ -14,12 +14,25 @@ from vectorizer.server.keys import METRICS, SETTINGS
 from vectorizer.server.views.common import store
 
 
+def _known(request: web.Request) -> bool:
+    """Whether the answer may tell the node's state (its sequence, why it failed): not
+    with auth on. These routes answer everyone (probes carry no credentials) and
+    authenticate no one, and strangers learn nothing of the node, as from the headers;
+    callers with a credential read it at /stats and /replication/status."""
+    return not request.app[SETTINGS].auth_enabled
+
+
+def _failed(request: web.Request, failure: str) -> web.Response:
+    told = {"reason": failure} if _known(request) else {}
+    return json_response({"status": "failed", **told}, status=503)
+
+
 async def health(request: web.Request) -> web.Response:
     """Liveness: the process answers. Recovery in progress is still alive; a node whose
     log failed is not (only a restart, recovering from disk, brings it back)."""
     failure = store(request).failure
     if failure is not None:
-        return json_response({"status": "failed", "reason": failure}, status=503)
+        return _failed(request, failure)
     return json_response({"status": "healthy", "version": __version__, "timestamp": time.time()})
 
 
@@ -27,10 +40,11 @@ async def ready(request: web.Request) -> web.Response:
     """Readiness: recovered and not shutting down."""
     s = store(request)
     if s.failure is not None:
-        return json_response({"status": "failed", "reason": s.failure}, status=503)
+        return _failed(request, s.failure)
+    told = {"sequence": s.sequence} if _known(request) else {}
     if not s.ready:
-        return json_response({"status": "not_ready", "sequence": s.sequence}, status=503)
-    return json_response({"status": "ready", "sequence": s.sequence})
+        return json_response({"status": "not_ready", **told}, status=503)
+    return json_response({"status": "ready", **told})
 
 
 async def metrics(request: web.Request) -> web.Response:
