@@ -60,6 +60,9 @@ _sampler = np.random.default_rng()
 # (the filtered walk) costs more than the walk. Too few matches there: the filtered walk.
 POST_FILTER_MARGIN = 3
 POST_FILTER_MAX = 1000
+# Fewer matches than 1 / ANTI_CORRELATED of the filter's share among those nearest points:
+# the filter and the query are anti-correlated, and the search is exact (see _on_graph).
+ANTI_CORRELATED = 3
 # A point's named vectors, by name (those it has): sparse vectors, (1, dim) rows of named
 # dense vectors, and multivectors.
 NamedRows = dict[str, SparseVector | Matrix | MultiVector]
@@ -766,9 +769,11 @@ class Collection:
     ) -> list[tuple[int, float]] | None:
         """The top ``k`` that ``predicate`` accepts, from the graph, if it is estimated to
         accept more than ``EXACT_FILTER_MAX`` points: the matches among the nearest
-        k / share * ``POST_FILTER_MARGIN`` points of a walk without it (with that much
-        more ``ef``), or, too few matching there, a walk with it. None for a narrower
-        filter, or when the graph yields fewer than ``k``."""
+        k / share * ``POST_FILTER_MARGIN`` points (at most ``POST_FILTER_MAX``) of a walk
+        without it (with that much more ``ef``), or, too few matching there, a walk with
+        it. None (exactly, then) for a narrower filter, for one that matches far fewer
+        of those nearest points than its share, or when the graph yields fewer than
+        ``k``."""
         matches = self._estimated_matches(predicate)
         if matches <= EXACT_FILTER_MAX:
             return None
@@ -777,13 +782,18 @@ class Collection:
         def accept(slot: int) -> bool:
             return predicate(ids[slot], payloads[slot])
 
-        wider = math.ceil(k * len(self) / matches * POST_FILTER_MARGIN)
-        if wider <= POST_FILTER_MAX:
-            wide_ef = (ef or index.params.ef_search) + wider
-            nearest = index.search(query, min(wider, space.size), wide_ef, None)
-            kept = [hit for hit in nearest or () if accept(hit[0])]
-            if len(kept) >= k:
-                return kept[:k]
+        wider = min(math.ceil(k * len(self) / matches * POST_FILTER_MARGIN), POST_FILTER_MAX)
+        wide_ef = (ef or index.params.ef_search) + wider
+        nearest = index.search(query, min(wider, space.size), wide_ef, None) or []
+        kept = [hit for hit in nearest if accept(hit[0])]
+        if len(kept) >= k:
+            return kept[:k]
+        if len(kept) * ANTI_CORRELATED < len(nearest) * matches / len(self):
+            # Far fewer matches near the query than the filter's share (the matches lie
+            # away from it, in other clusters): the filtered walk fills its candidates
+            # with the first matches it meets and stops (recall@10 0.2-0.9 measured on
+            # clustered data, whatever ef). Exactly instead.
+            return None
         return index.search(query, k, ef, accept)
 
     def _exact(
