@@ -15,7 +15,13 @@ search); a search expands each node it finds into its group.
 
 In a dot-product collection the graph and the buffer hold the vectors times a power of
 two (``dotscale.py``: hnswlib's ``1 - <a, b>`` in float32 cannot tell small products
-apart); everything else here sees them as stored.
+apart); everything else here sees them as stored. The factor follows the vectors: when
+their median norm has moved far from the one it was chosen for, the graph is built again
+at another, in the background (``_start_rebuild``), while searches go on in the old
+graph and changes go on into it as well, noted; the loop then takes the new graph up in
+one step (``_adopt``), with the changes noted applied to it and the buffer's rows scaled
+anew. A graph that holds nothing any more simply starts afresh at the next vectors'
+factor. A snapshot saves whichever graph is in place: its rows carry its factor.
 
 A fold links its batch on the fold thread, in the background: updates go on staging
 meanwhile (the delta buffer is a fresh one), so the graph work of updates is off their
@@ -28,11 +34,15 @@ looks (it left the delta buffer when its fold began).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hnswlib
 import numpy as np
@@ -40,12 +50,18 @@ import numpy.typing as npt
 
 from vectorizer.engine.config import HnswParams, Metric
 from vectorizer.engine.delta import DeltaBuffer
-from vectorizer.engine.dotscale import Scale
+from vectorizer.engine.dotscale import Norms, Scale, drifted
 from vectorizer.engine.files import check_written
 from vectorizer.engine.twins import Twins
 from vectorizer.engine.validation import Matrix
 
+log = logging.getLogger(__name__)
+
 _SPACE = {Metric.COSINE: "ip", Metric.DOT: "ip", Metric.EUCLIDEAN: "l2"}
+
+# Rows a rebuild links between looks at whether it is still wanted, and rows of the
+# stored vectors counted (``Norms``) at a time when a graph is loaded.
+_REBUILD_CHUNK = 4096
 
 Hits = list[tuple[int, float]]  # (slot, score), best first
 Labels = npt.NDArray[np.uint64]
@@ -61,6 +77,51 @@ def _folder() -> ThreadPoolExecutor:
     if _fold_thread is None:
         _fold_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hnsw-fold")
     return _fold_thread
+
+
+_rebuild_jobs: queue.SimpleQueue[Callable[[], None]] | None = None
+_rebuild_start = threading.Lock()
+
+
+def _in_background(work: Callable[[], Any]) -> Future[Any]:
+    """``work`` done on the rebuild thread (rebuilds of all graphs take turns). It is a
+    daemon, unlike the fold thread: a rebuild can take a minute, and an exit does not
+    wait for one (nothing is lost: the graph in place is the one saved)."""
+    global _rebuild_jobs
+    with _rebuild_start:
+        if _rebuild_jobs is None:
+            _rebuild_jobs = queue.SimpleQueue()
+            threading.Thread(
+                target=_serve, args=(_rebuild_jobs,), name="hnsw-rebuild", daemon=True
+            ).start()
+    done: Future[Any] = Future()
+
+    def job() -> None:
+        if done.set_running_or_notify_cancel():
+            try:
+                done.set_result(work())
+            except BaseException as exc:  # (handed to whoever takes the result)
+                done.set_exception(exc)
+
+    _rebuild_jobs.put(job)
+    return done
+
+
+def _serve(jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
+    while True:
+        jobs.get()()
+
+
+@dataclass
+class _Rebuild:
+    """A dot-product graph being built again at another factor, on the rebuild thread."""
+
+    scale: Scale  # the factor the new graph holds its rows at
+    done: Future[hnswlib.Index | None]  # None: cancelled
+    cancelled: threading.Event
+    # Slots linked into the old graph (True) or retired from it (False) since the new
+    # one's rows were read from it: the last of each, to apply to the new graph.
+    changed: dict[int, bool] = field(default_factory=dict)
 
 
 class HnswIndex:
@@ -89,6 +150,10 @@ class HnswIndex:
             held = self._graph_row(slot)
             if held is not None and self._scale.adopt(held, vectors[slot]):
                 break
+        if self._norms is not None:  # (counted before anything is staged; looked at soon)
+            for at in range(0, len(slots), _REBUILD_CHUNK):
+                part = slots[at : at + _REBUILD_CHUNK]
+                self._norms.add(vectors[part], part)
         unlinked = self._twins.rebuild(vectors, slots, self._holds)
         self._linked = len(slots) - self._twins.count - len(unlinked)
         for slot in unlinked:
@@ -108,6 +173,11 @@ class HnswIndex:
         self._twins = Twins(index.get_max_elements())
         self._linked = 0  # live graph nodes (once the fold in progress is done)
         self._scale = Scale(metric is Metric.DOT)  # the graph's and buffer's rows: scaled
+        # A dot graph's: the norms of the vectors it stands for, and its rebuild at
+        # another factor in progress (``dotscale.py``).
+        self._norms = Norms(index.get_max_elements()) if self._scale.active else None
+        self._rebuild: _Rebuild | None = None
+        self.rebuilds = 0  # rebuilds started (at another factor)
 
     @property
     def staged(self) -> int:
@@ -115,7 +185,9 @@ class HnswIndex:
         return len(self._delta)
 
     def settle(self) -> None:
-        """Wait for a fold in progress to finish linking its batch."""
+        """Wait for a fold in progress to finish linking its batch (and, in a dot-product
+        graph, for a rebuild in progress to finish and take the old graph's place)."""
+        self._adopt(wait=True)
         self._graph()
 
     def _graph(self) -> hnswlib.Index:
@@ -145,23 +217,33 @@ class HnswIndex:
     def resize(self, capacity: int) -> None:
         self._graph().resize_index(capacity)
         self._twins.resize(capacity)
+        if self._norms is not None:
+            self._norms.resize(capacity)
 
     def add(self, vectors: Matrix, slots: list[int]) -> None:
+        self._adopt()
+        self._count(vectors, slots)
         graph = self._graph()
         held, slots = self._nodes_of(vectors, self._scale.data(vectors), slots)
         if slots:
+            self._note(slots, True)
             _link(graph, held, slots)
+        self._look()
 
     def stage(self, vector: Matrix, slot: int) -> None:
         """Make ``vector`` (one row) searchable under ``slot`` now; it joins the graph at
         the next fold (at once when the buffer is full)."""
+        self._adopt()
         if self._delta.full:
             self.fold()
+        self._count(vector, [slot])
         self._delta.add(self._scale.data(vector), slot)
 
     def fold(self) -> int:
         """Start linking every staged vector into the graph, in one batch on the fold
         thread; returns how many. The graph is busy until it is done (``settle``)."""
+        self._adopt()
+        self._look()  # (first: a rebuild reads the graph once no fold changes it)
         if not len(self._delta):
             return 0
         graph = self._graph()  # one fold at a time
@@ -169,8 +251,122 @@ class HnswIndex:
         staged = len(slots)
         held, slots = self._nodes_of(self._scale.restore(held), held, slots)
         if slots:
+            self._note(slots, True)
             self._folding = _folder().submit(_link, graph, held, slots)
         return staged
+
+    # ---- a dot-product graph's factor (dotscale.py) ------------------------------------
+
+    def _count(self, vectors: Matrix, slots: list[int]) -> None:
+        """Count the norms of vectors the graph or the buffer is to hold. When they hold
+        nothing (every point deleted), they start afresh if these vectors are far from
+        their factor."""
+        norms = self._norms
+        if norms is None:
+            return
+        if not norms.held and (
+            self._rebuild is not None or drifted(self._scale, Norms.exponent_of(vectors))
+        ):
+            self._start_afresh()
+        norms.add(vectors, slots)
+
+    def _start_afresh(self) -> None:
+        """An empty graph and buffer in place of ones that hold no live vector (its
+        deleted nodes would still lead searches, at the old factor); the factor is chosen
+        again from the next vectors."""
+        graph = self._graph()  # (a fold in progress finishes first)
+        self._cancel_rebuild()
+        index = hnswlib.Index(space=_SPACE[self.metric], dim=graph.dim)
+        index.init_index(
+            max_elements=graph.get_max_elements(),
+            M=self.params.m,
+            ef_construction=self.params.ef_construction,
+        )
+        index.set_ef(self._ef)
+        self._index = index
+        self._delta = DeltaBuffer(graph.dim, _SPACE[self.metric])
+        self._scale = Scale(active=True)
+
+    def _look(self) -> None:
+        """Once enough has changed, see whether the median norm of the vectors has moved
+        far from the factor's, and if so start building the graph again at one that
+        fits it."""
+        norms = self._norms
+        if norms is None or self._rebuild is not None or not norms.due:
+            return
+        median = norms.median()
+        norms.looked()
+        if median is not None and drifted(self._scale, median):
+            self._start_rebuild(Scale(active=True, exponent=median))
+
+    def _start_rebuild(self, scale: Scale) -> None:
+        """Read the graph's nodes and start linking them into a new graph at ``scale``'s
+        factor on the rebuild thread. The old graph serves meanwhile; what changes in it
+        is noted (``_note``) for ``_adopt``."""
+        assert self._norms is not None
+        graph = self._graph()  # (a fold in progress finishes first)
+        staged = set(self._delta.slots())
+        rows, slots = _nodes(graph, [s for s in self._norms.slots() if s not in staged])
+        held = scale.data(self._scale.restore(rows))
+        dim = graph.dim
+        cancelled = threading.Event()
+        space, params, capacity = _SPACE[self.metric], self.params, graph.get_max_elements()
+        done = _in_background(lambda: _build(space, dim, params, capacity, held, slots, cancelled))
+        self._rebuild = _Rebuild(scale, done, cancelled)
+        self.rebuilds += 1
+        log.info(
+            "building a dot-product graph of %d nodes again (vectors' median norm 2**%d, "
+            "factor 2**%d so far)",
+            len(slots),
+            scale.exponent,
+            -self._scale.exponent,
+        )
+
+    def _note(self, slots: list[int], linked: bool) -> None:
+        """Note slots linked into the graph or retired from it while a rebuild is in
+        progress."""
+        rebuild = self._rebuild
+        if rebuild is not None:
+            for slot in slots:
+                rebuild.changed[slot] = linked
+
+    def _cancel_rebuild(self) -> None:
+        if self._rebuild is not None:
+            self._rebuild.cancelled.set()
+            self._rebuild = None
+
+    def _adopt(self, wait: bool = False) -> None:
+        """Put a finished rebuild's graph in the old one's place (``wait``: wait for it
+        to finish), with the changes noted meanwhile, and the buffer at its factor. Only
+        on the loop (the thread of every change and search): all of it in one step."""
+        rebuild = self._rebuild
+        if rebuild is None or not (wait or rebuild.done.done()):
+            return
+        graph = self._graph()  # (a fold in progress finishes first)
+        self._rebuild = None
+        try:
+            index = rebuild.done.result()
+        except Exception:
+            log.exception("building a dot-product graph again failed; the old one stays")
+            return
+        if index is None:  # (cancelled)
+            return
+        old, new = self._scale, rebuild.scale
+        if index.get_max_elements() < graph.get_max_elements():
+            index.resize_index(graph.get_max_elements())
+        rows, linked = _nodes(graph, [slot for slot, on in rebuild.changed.items() if on])
+        if linked:
+            _link(index, new.data(old.restore(rows)), linked)
+        for slot, on in rebuild.changed.items():
+            if not on:
+                with contextlib.suppress(RuntimeError):  # (not linked into the new graph)
+                    index.mark_deleted(slot)
+        held, slots = self._delta.drain()
+        delta = DeltaBuffer(graph.dim, _SPACE[self.metric])
+        for row, slot in zip(new.data(old.restore(held)), slots, strict=True):
+            delta.add(row[None], slot)
+        index.set_ef(self._ef)
+        self._index, self._scale, self._delta = index, new, delta
 
     def _nodes_of(
         self, vectors: Matrix, held: Matrix, slots: list[int]
@@ -204,6 +400,9 @@ class HnswIndex:
         return self._vector_of(slot) is not None
 
     def delete(self, slot: int) -> None:
+        self._adopt()
+        if self._norms is not None:
+            self._norms.remove(slot)
         node, heir = self._twins.forget(slot)
         if not node:
             return  # a twin: in neither the graph nor the buffer
@@ -216,6 +415,7 @@ class HnswIndex:
         if self._delta.remove(slot):  # a staged slot is not in the graph (or is deleted)
             return
         self._linked -= 1
+        self._note([slot], False)
         if self._folding is not None and not self._folding.done():
             # An update retires its old slot: no need to wait for the fold. Every other
             # use of the graph waits for it, and marks these deleted first.
@@ -227,6 +427,7 @@ class HnswIndex:
         self, query: Matrix, k: int, ef: int | None, accept: Callable[[int], bool] | None
     ) -> Hits | None:
         """Top ``k`` as (slot, score), or None when the graph yields fewer than ``k``."""
+        self._adopt()
         twins = self._twins
         nodes = twins.any_of(accept) if twins and accept is not None else accept
         query, divisors = self._scale.queries(query)
@@ -242,6 +443,7 @@ class HnswIndex:
 
     def search_many(self, queries: Matrix, k: int, ef: int | None) -> list[Hits] | None:
         """Top ``k`` for each row of ``queries``; None when any query yields fewer than ``k``."""
+        self._adopt()
         queries, divisors = self._scale.queries(queries)
         found = self._knn(queries, k, ef, None, 1 if len(queries) < 4 else -1)
         if found is None:
@@ -347,6 +549,44 @@ def _link(graph: hnswlib.Index, vectors: Matrix, slots: list[int]) -> None:
     # Batches use both cores; hnswlib releases the GIL while it builds.
     threads = 1 if len(slots) < 8 else -1
     graph.add_items(vectors, np.asarray(slots, dtype=np.uint64), num_threads=threads)
+
+
+def _nodes(graph: hnswlib.Index, slots: list[int]) -> tuple[Matrix, list[int]]:
+    """The rows of those of ``slots`` that are live nodes of ``graph`` (the others are
+    twins, or were in a fold that failed), and their slots. One at a time: hnswlib's
+    batch read took twice as long a row, and fails as a whole."""
+    rows, nodes = [], []
+    for slot in slots:
+        try:
+            rows.append(graph.get_items([slot], return_type="numpy"))
+        except RuntimeError:
+            continue
+        nodes.append(slot)
+    if not rows:
+        return np.empty((0, graph.dim), np.float32), nodes
+    return np.vstack(rows), nodes
+
+
+def _build(
+    space: str,
+    dim: int,
+    params: HnswParams,
+    capacity: int,
+    rows: Matrix,
+    slots: list[int],
+    cancelled: threading.Event,
+) -> hnswlib.Index | None:
+    """A new graph of ``rows`` (labelled ``slots``), None once ``cancelled``. One thread:
+    the loop and the fold thread keep the other core."""
+    index = hnswlib.Index(space=space, dim=dim)
+    index.init_index(max_elements=capacity, M=params.m, ef_construction=params.ef_construction)
+    labels = np.asarray(slots, dtype=np.uint64)
+    for at in range(0, len(slots), _REBUILD_CHUNK):
+        if cancelled.is_set():
+            return None
+        part = slice(at, at + _REBUILD_CHUNK)
+        index.add_items(rows[part], labels[part], num_threads=1)
+    return index
 
 
 def _score(hit: tuple[int, float]) -> float:
