@@ -9,8 +9,6 @@ primary), and a failover lost it. The fsync is held here at the system call's ed
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +16,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.held import HeldFsync
 from vectorizer.server.app import create_app, open_node
 from vectorizer.settings import Settings
 
 Client = TestClient[web.Request, web.Application]
-
-
-class HeldFsync:
-    """``os.fsync`` whose first call once armed waits for ``released`` (in the log's
-    executor thread); the others (the node's state file) go through."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._real = os.fsync
-        self.armed = False
-        self.entered = threading.Event()
-        self.released = threading.Event()
-        monkeypatch.setattr(os, "fsync", self)
-
-    def __call__(self, fd: int) -> None:
-        if self.armed:
-            self.armed = False
-            self.entered.set()
-            self.released.wait(10)
-        self._real(fd)
 
 
 @pytest.mark.parametrize(

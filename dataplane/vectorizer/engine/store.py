@@ -1023,9 +1023,12 @@ class Store:
     async def drop_vector(self, name: str, vector_name: str) -> int:
         """Remove a named vector (dense or sparse) from collection ``name`` and its
         points; nothing to do when there is none (as in Qdrant). The collection's own
-        dense vector cannot go: every point has it."""
+        dense vector cannot go: every point has it (known by ``""`` or by the name the
+        collection was created with)."""
         await self._gate()
         coll = self.collection(name)
+        if vector_name == coll.config.vector_name:
+            vector_name = ""
         if not vector_name:
             raise ValidationError(
                 "the collection's own dense vector cannot be deleted: every point has it",

@@ -67,6 +67,13 @@ def _collection(request: web.Request) -> Collection:
     return _store(request).collection(request.match_info["name"])
 
 
+def _named(request: web.Request) -> str:
+    """The collection (or alias) a write names, as the store takes it: resolved when the
+    write commits, not before its wait for a snapshot (an alias moved meanwhile, by a
+    change acknowledged first, would have had the write land in the old collection)."""
+    return request.match_info["name"]
+
+
 async def _body(request: web.Request, kind: type[T]) -> T:
     """The body as ``kind`` (``read_as``: absent, if ``kind`` allows it, all defaults).
     The collection's dense vector is ``""`` in it, whatever its name (``names``)."""
@@ -209,16 +216,17 @@ async def create_field_index(request: web.Request) -> Any:
     """Index the values at a payload key: filters on it then read only the points it
     names (the type is inferred from the stored values when not given)."""
     body = await _body(request, schemas.CreateFieldIndex)
-    name = _collection(request).name
-    seq = await _store(request).create_field_index(name, body.field_name, body.field_schema)
+    seq = await _store(request).create_field_index(
+        _named(request), body.field_name, body.field_schema
+    )
     return responses.update_result(seq)
 
 
 @qdrant_view
 async def delete_field_index(request: web.Request) -> Any:
     """Drop the index at a payload key."""
-    name = _collection(request).name
-    seq = await _store(request).delete_field_index(name, request.match_info["field_name"])
+    field_name = request.match_info["field_name"]
+    seq = await _store(request).delete_field_index(_named(request), field_name)
     return responses.update_result(seq)
 
 
@@ -227,19 +235,16 @@ async def create_vector_name(request: web.Request) -> Any:
     """Add a named vector (dense or sparse) to a collection; its points have none yet."""
     body = await read_as(request, schemas.CreateVectorName)
     dense, sparse = models.vector_name_config(body)
-    name, vector_name = _collection(request).name, request.match_info["vector_name"]
-    seq = await _store(request).add_vector(name, vector_name, dense, sparse)
+    vector_name = request.match_info["vector_name"]
+    seq = await _store(request).add_vector(_named(request), vector_name, dense, sparse)
     return responses.update_result(seq)
 
 
 @qdrant_view
 async def delete_vector_name(request: web.Request) -> Any:
     """Remove a named vector from a collection and its points (none: nothing to do)."""
-    coll = _collection(request)
     vector_name = request.match_info["vector_name"]
-    if vector_name == coll.config.vector_name:
-        vector_name = ""  # (the collection's own, by the name it was created with)
-    seq = await _store(request).drop_vector(coll.name, vector_name)
+    seq = await _store(request).drop_vector(_named(request), vector_name)
     return responses.update_result(seq)
 
 
@@ -297,16 +302,17 @@ async def _write_payload(
     overwrite: bool,
     key: str | None = None,
 ) -> int:
-    store, coll = _store(request), _collection(request)
+    store, name = _store(request), _named(request)
     if sel.ids is None:
         predicate = compile_filter(sel.filter) or (lambda _pid, _payload: True)
         written = await store.set_payload_matching(
-            coll.name, predicate, payload, overwrite=overwrite, key=key
+            name, predicate, payload, overwrite=overwrite, key=key
         )
         return written[1]
     if not sel.ids:
+        _collection(request)  # (it must exist)
         return await store.settled()
-    return await store.set_payload(coll.name, sel.ids, payload, overwrite=overwrite, key=key)
+    return await store.set_payload(name, sel.ids, payload, overwrite=overwrite, key=key)
 
 
 async def _delete_payload(request: web.Request, body: schemas.DeletePayload) -> int:
