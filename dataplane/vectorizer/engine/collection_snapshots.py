@@ -18,6 +18,7 @@ pickles; whatever is off is an ``InvalidSnapshot`` naming what.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -112,10 +113,9 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
             _add_bytes(tar, MANIFEST, orjson.dumps(own, option=orjson.OPT_INDENT_2))
             for file in sorted(entry["files"]):
                 tar.add(node_snapshot / entry["dir"] / file, arcname=_DIR + file)
-        seal(tmp, final)
+        return seal(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    return describe(final)
 
 
 def file_name(prefix: str, manifest: dict[str, Any]) -> str:
@@ -127,9 +127,11 @@ def file_name(prefix: str, manifest: dict[str, Any]) -> str:
 
 def already_cut(final: Path) -> Description | None:
     """``final``, if an earlier call cut it already: from the same node snapshot (its
-    name says which), so the same file; not cut again."""
+    name says which), so the same file; not cut again (but again if it is deleted
+    meanwhile)."""
     if final.is_file() and final.with_name(final.name + CHECKSUM_SUFFIX).is_file():
-        return describe(final)
+        with contextlib.suppress(FileNotFoundError):
+            return describe(final)
     return None
 
 
@@ -139,15 +141,19 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f"{_TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex}")
 
 
-def seal(tmp: Path, final: Path) -> None:
+def seal(tmp: Path, final: Path) -> Description:
     """Make the written file ``tmp`` the snapshot file ``final``: durable, its checksum
-    beside it, then renamed into place (its arrival is what makes it a snapshot)."""
+    beside it, then renamed into place (its arrival is what makes it a snapshot).
+    Described as written, not read back: another client may delete it at once."""
     fsync_path(tmp)
     sidecar = final.with_name(final.name + CHECKSUM_SUFFIX)
-    sidecar.write_text(sha256(tmp))
+    checksum = sha256(tmp)
+    sidecar.write_text(checksum)
     fsync_path(sidecar)
+    size = tmp.stat().st_size
     os.rename(tmp, final)
     fsync_path(final.parent)
+    return _described(final.name, size, checksum)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -157,22 +163,36 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def listed(directory: Path) -> list[Description]:
-    """The snapshot files in ``directory``, oldest first."""
+    """The snapshot files in ``directory``, oldest first (one deleted while they are
+    listed is left out)."""
     if not directory.is_dir():
         return []
     named = [(m, p) for p in directory.iterdir() if (m := _NAME_RE.fullmatch(p.name))]
     named.sort(key=lambda mp: (int(mp[0].group(1)), mp[0].group(2)))  # by sequence
-    return [describe(p) for _, p in named]
+    out = []
+    for _, path in named:
+        with contextlib.suppress(FileNotFoundError):
+            out.append(describe(path))
+    return out
 
 
 def describe(path: Path) -> Description:
-    """A snapshot file's description: its time is the node snapshot's, from its name."""
-    match = _NAME_RE.fullmatch(path.name)
+    """A snapshot file's description: its time is the node snapshot's, from its name.
+    FileNotFoundError when it is gone (deleted by another client meanwhile)."""
+    sidecar = path.with_name(path.name + CHECKSUM_SUFFIX)
+    size = path.stat().st_size
+    try:
+        checksum = sidecar.read_text().strip()
+    except FileNotFoundError:  # (a file from before checksums were kept beside it)
+        checksum = sha256(path)
+    return _described(path.name, size, checksum)
+
+
+def _described(name: str, size: int, checksum: str) -> Description:
+    match = _NAME_RE.fullmatch(name)
     assert match is not None
     created = datetime.strptime(match.group(2), _TIME_IN_NAME).strftime("%Y-%m-%dT%H:%M:%S")
-    sidecar = path.with_name(path.name + CHECKSUM_SUFFIX)
-    checksum = sidecar.read_text().strip() if sidecar.exists() else sha256(path)
-    return Description(path.name, created, path.stat().st_size, checksum)
+    return Description(name, created, size, checksum)
 
 
 def find(directory: Path, name: str) -> Path:
@@ -186,7 +206,10 @@ def find(directory: Path, name: str) -> Path:
 def delete(directory: Path, name: str) -> None:
     path = find(directory, name)
     path.with_name(name + CHECKSUM_SUFFIX).unlink(missing_ok=True)
-    path.unlink()
+    try:
+        path.unlink()
+    except FileNotFoundError:  # (another client deleted it first)
+        raise SnapshotNotFound(f"snapshot {name!r} does not exist", field="snapshot_name") from None
     fsync_path(directory)
 
 

@@ -69,10 +69,9 @@ def pack(node_snapshot: Path, directory: Path) -> Description:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for member in members:
                 tar.add(node_snapshot / member, arcname=member)
-        collection_snapshots.seal(tmp, final)
+        return collection_snapshots.seal(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    return collection_snapshots.describe(final)
 
 
 def restore(
