@@ -7,6 +7,7 @@ import struct
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -551,12 +552,99 @@ def test_expect_headers_get_the_structured_answers(seeded: ServerProcess, path: 
         seeded, f"{head}Expect: 100-continue\r\nContent-Length: 900000000\r\n\r\n".encode()
     )
     assert status == 413 and headers["content-type"].startswith("application/json"), body
+    # The body will not be read, and the client has not sent it: the connection cannot
+    # carry a next request (it would be taken for the body) and is said to close.
+    assert headers["connection"] == "close"
     with socket.create_connection(("127.0.0.1", seeded.port), timeout=10) as sock:
         sock.sendall(f"{head}Expect: 100-continue\r\nContent-Length: 2\r\n\r\n".encode())
         assert sock.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"{}")
         status, raw = _exchange_on(sock)
         assert status == 200 and b"5" in raw, raw
+
+
+def test_an_unauthenticated_call_is_refused_before_its_body_is_asked_for(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """``100 Continue`` goes out when the body is wanted, after admission: a caller
+    without a credential gets its 401 at once (and the connection closes, the body never
+    sent), one with a credential the 100 and then its answer."""
+    admin = "expect-test-admin-key-0123456789"
+    srv = server_factory(
+        data_dir=tmp_path / "data", args=["--auth-enabled", "true", "--auth-admin-key", admin]
+    ).start()
+    srv.api_key = admin
+    assert srv.request("POST", "/collections", {"name": "c", "dimension": 3})[0] == 201
+    head = (
+        "POST /collections/c/count HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Expect: 100-continue\r\nContent-Length: 2\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(f"{head}\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):  # (closed after the answer: nothing more to wait)
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:100]
+    assert b"\r\nConnection: close\r\n" in answer.partition(b"\r\n\r\n")[0] + b"\r\n"
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(f"{head}X-API-Key: {admin}\r\n\r\n".encode())
+        assert sock.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"{}")
+        status, raw = _exchange_on(sock)
+        assert status == 200 and orjson.loads(raw)["count"] == 0, raw
+
+
+def _answers(data: bytes) -> list[tuple[int, bytes]]:
+    """The answers in ``data``, in order: each one's status and body."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(
+            int(v)
+            for k, v in (ln.split(": ", 1) for ln in lines[1:])
+            if k.lower() == "content-length"
+        )
+        out.append((int(lines[0].split()[1]), rest[:length]))
+        data = rest[length:]
+    return out
+
+
+@pytest.mark.parametrize("split", [None, 1], ids=["one-segment", "head-end-across-segments"])
+def test_requests_before_bytes_that_are_not_http_are_answered_first(
+    seeded: ServerProcess, split: int | None
+) -> None:
+    """Valid requests, then bytes that are not HTTP, in one TCP segment: the requests are
+    executed and answered, in order, then the error; before, only the 400 was sent (a
+    client took it for its first request) and the write was lost. With ``split`` the
+    first request's head ends in the second segment, after ``split`` of its bytes."""
+    assert seeded.request("POST", "/collections", {"name": "piped", "dimension": 3})[0] == 201
+    try:
+        body = orjson.dumps({"vectors": [{"id": 42, "vector": [4, 2, 0]}]})
+        upsert = (
+            b"POST /collections/piped/vectors HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        count = b"POST /collections/piped/count HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        rest = body + count + b"\x00\x01NOT HTTP\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", seeded.port), timeout=10) as sock:
+            if split is None:
+                sock.sendall(upsert + rest)
+            else:
+                sock.sendall(upsert[:-split])
+                time.sleep(0.3)  # (received apart)
+                sock.sendall(upsert[-split:] + rest)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        got = _answers(answer)
+        assert [status for status, _ in got] == [200, 200, 400], got
+        assert orjson.loads(got[0][1])["upserted"] == 1
+        assert orjson.loads(got[1][1])["count"] == 1
+        assert orjson.loads(got[2][1])["error"]["code"] == "malformed_request"
+        assert seeded.request("GET", "/collections/piped/vectors/42")[0] == 200
+    finally:
+        assert seeded.request("DELETE", "/collections/piped")[0] == 200
 
 
 @pytest.mark.parametrize("metric", ["dot", "euclidean"])

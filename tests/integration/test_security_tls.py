@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +348,107 @@ async def test_a_certificate_can_be_the_replication_identity(
         assert st["address"].startswith("https://")
     line = await audited(primary, event="stream_opened", route="/replication/stream")
     assert line["principal"] == "cert:vectorizer-replica" and line["role"] == "replication"
+
+
+def hold(port: int, source: str, n: int, first: bytes = b"") -> list[socket.socket]:
+    """``n`` connections from ``source`` that send ``first`` (by default nothing), then
+    nothing more, as a client starving the listener would."""
+    held = []
+    for _ in range(n):
+        sock = socket.socket()
+        sock.settimeout(5)
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+        if first:
+            sock.sendall(first)
+        held.append(sock)
+    return held
+
+
+def closed_by_node(held: list[socket.socket]) -> int:
+    """How many of ``held`` the node has closed (EOF or reset waiting to be read)."""
+    gone = 0
+    for sock in held:
+        sock.setblocking(False)
+        try:
+            gone += sock.recv(1) == b""
+        except BlockingIOError:
+            pass
+        except OSError:
+            gone += 1
+    return gone
+
+
+def health_within(srv: ServerProcess, source: str, seconds: float) -> None:
+    """``GET /health`` over HTTPS from ``source`` is answered, and in time."""
+    began = time.monotonic()
+    assert srv.request("GET", "/health", source=source)[0] == 200
+    took = time.monotonic() - began
+    assert took < seconds, f"/health from {source} took {took:.1f}s"
+
+
+async def test_a_client_holding_silent_connections_keeps_no_one_out(
+    server_factory: type[ServerProcess], tmp_path: Path, pki: Pki
+) -> None:
+    """600 connections from one address that never send a byte (more than the 512 the
+    listener takes into their handshake at once): before, every other client was refused
+    for as long as they were held. Now that address keeps 128 (a newer one replaces its
+    oldest silent one), each dropped after 3 s of silence, and audited."""
+    cert, key = pki.issue("node", dns=["localhost"], ips=["127.0.0.1"])
+    srv = server_factory(
+        data_dir=tmp_path / "data", args=[*AUTH, *tls_args(cert, key)], ca_file=pki.ca()
+    ).start()
+    held = hold(srv.port, "127.0.0.1", 600)
+    opened = time.monotonic()
+    try:
+        health_within(srv, "127.0.0.2", 5)  # another address
+        health_within(srv, "127.0.0.1", 5)  # and the same one: a silent one makes room
+
+        # All but the 128 newest were closed at once; those after 3 s of silence, not 10.
+        async def all_closed() -> bool:
+            return closed_by_node(held) == len(held)
+
+        await eventually(all_closed, timeout=9)
+        assert time.monotonic() - opened < 7
+    finally:
+        for sock in held:
+            sock.close()
+
+    async def dropped_and_audited() -> list[dict[str, Any]]:
+        return [
+            x
+            for x in audit(srv)
+            if x["event"] == "tls_handshake_failed" and "sent nothing" in x["reason"]
+        ]
+
+    lines = await eventually(dropped_and_audited, timeout=10)
+    assert {x["source"] for x in lines} == {"127.0.0.1"}
+
+    async def summarized() -> bool:
+        return "TLS connections refused or dropped" in srv.log()
+
+    await eventually(summarized, timeout=10)  # one summary, not a line per connection
+    assert srv.log().count("TLS connections refused or dropped") <= 3
+
+
+@pytest.mark.parametrize("first", [b"", b"\x16"], ids=["silent", "stalled-handshake"])
+async def test_many_addresses_holding_connections_keep_no_one_out(
+    server_factory: type[ServerProcess], tmp_path: Path, pki: Pki, first: bytes
+) -> None:
+    """540 connections from 9 addresses (60 each, under the per-address cap), silent or
+    stalled after the first byte of a handshake: the listener is full, and a newcomer
+    takes the place of the connection silent longest (else of the oldest of the
+    address holding the most) instead of being refused."""
+    cert, key = pki.issue("node", dns=["localhost"], ips=["127.0.0.1"])
+    srv = server_factory(
+        data_dir=tmp_path / "data", args=tls_args(cert, key), ca_file=pki.ca()
+    ).start()
+    held = [sock for i in range(10, 19) for sock in hold(srv.port, f"127.0.0.{i}", 60, first)]
+    try:
+        await asyncio.sleep(0.3)  # (all accepted)
+        for _ in range(3):
+            health_within(srv, "127.0.0.2", 5)
+        assert closed_by_node(held) >= 3
+    finally:
+        for sock in held:
+            sock.close()

@@ -46,20 +46,43 @@ def struct_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
+# Set while the client holds its body back: it waits for a ``100 Continue`` not sent (yet),
+# or its announced body is refused unread (413). An answer sent before the body is all in
+# then closes the connection: a client that (as RFC 9110 allows) never sends it would
+# have its next request on the connection taken for the rest of this body.
+HELD_BACK = web.RequestKey("vectorizer.body_held_back", bool)
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
 async def expect_continue(request: web.Request) -> None:
-    """Answer ``Expect: 100-continue`` with ``100 Continue`` unless the body announced is
-    over ``max_body_bytes`` (the view's 413 is then the answer, before the client sends
-    it). Other expectations are ignored, as RFC 9110 allows (aiohttp answered them with
-    a plain-text 417 before any middleware ran)."""
+    """Answer ``Expect: 100-continue`` once the body is wanted: ``read_body`` sends the
+    ``100 Continue`` when a view or admission first reads the body, that is after the
+    route is resolved and the caller authenticated, so a refused call (401, 403, 429,
+    413 for a body announced over ``max_body_bytes``) is answered before the client
+    sends a byte of its body. A multipart body (a snapshot upload, read by aiohttp's
+    multipart reader) is asked for at once. Other expectations are ignored, as RFC 9110
+    allows (aiohttp answered them with a plain-text 417 before any middleware ran)."""
     if request.version != HttpVersion11:
         return
     if request.headers.get("Expect", "").lower() != "100-continue":
         return
     length = request.content_length
-    if length is not None and length > request.app[SETTINGS].max_body_bytes:
+    within = length is None or length <= request.app[SETTINGS].max_body_bytes
+    if within and request.content_type == "multipart/form-data":
+        await _send_continue(request)
         return
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request[HELD_BACK] = True
+
+
+async def _send_continue(request: web.Request) -> None:
+    await request.writer.write(_CONTINUE)
     request.writer.output_size = 0  # (as aiohttp's own handler: no answer began)
+
+
+def holds_body_back(request: web.BaseRequest) -> bool:
+    """Whether an answer now leaves the client holding (some of) its body back: the
+    connection cannot carry another request and is closed after the answer."""
+    return not request.content.is_eof() and request.get(HELD_BACK, False)
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -72,9 +95,14 @@ async def read_body(request: web.Request) -> bytes:
     settings = request.app[SETTINGS]
     announced = request.content_length
     if announced is not None and announced > settings.max_body_bytes:  # (none of it read)
+        request[HELD_BACK] = True  # not read: the 413 closes the connection
         limit = settings.max_body_bytes
         raise PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body")
     content = request.content
+    if request.get(HELD_BACK, False):
+        request[HELD_BACK] = False
+        if not content.is_eof():  # (a client may send it without waiting)
+            await _send_continue(request)
     if content.is_eof():  # all of it has arrived: take it, no wait to bound
         body = content.read_nowait()
     else:

@@ -7,20 +7,24 @@ text, logged at ERROR with a traceback. ``Runner`` makes them a structured JSON 
 over-long request line's path starts with /qdrant) with a request id and the security
 headers, logged at INFO as the client's mistake they are and counted with the other
 errors. The connection is closed afterwards, as aiohttp does (the rest of the stream
-cannot be trusted).
+cannot be trusted); the requests that came before the bad bytes, even in the same TCP
+segment, are answered first (``_Handler.data_received``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import http_exceptions, web
+from aiohttp.http_parser import RawRequestMessage
 from aiohttp.web_protocol import RequestHandler
 
 from vectorizer.errors import MalformedRequest
 from vectorizer.observability import context
 from vectorizer.observability.metrics import RequestMetrics
+from vectorizer.server.http import holds_body_back
 from vectorizer.server.keys import METRICS, SETTINGS
 from vectorizer.server.middlewares.errors import render
 from vectorizer.server.middlewares.headers import add_security_headers
@@ -28,6 +32,11 @@ from vectorizer.server.middlewares.metrics import UNMATCHED
 from vectorizer.server.middlewares.request_id import request_id
 
 log = logging.getLogger(__name__)
+
+_HEAD_END = b"\r\n\r\n"
+# Pieces a chunk is cut into at most (as many requests as aiohttp queues): a body full
+# of blank lines must not make each of them a call of its own.
+_MAX_CUTS = 32
 
 
 class Runner(web.AppRunner):
@@ -50,6 +59,53 @@ class _Server(web.Server):
 
 
 class _Handler(RequestHandler):
+    _edge = b""  # the last bytes received: a head's end may straddle two chunks
+
+    def data_received(self, data: bytes) -> None:
+        """aiohttp feeds a chunk to its parser whole and, when the parser raises on bytes
+        that are not HTTP, queues only the 400: requests parsed from the same chunk
+        before those bytes were dropped, unanswered and not executed (and the client,
+        given one answer, takes the 400 for its valid request). The parser streams, so
+        the chunk is fed in pieces instead, each ending where a request's head may end
+        (CRLFCRLF): every request is queued before the bytes after it are parsed, and
+        the error after them, in order (RFC 9112 section 9.3.2)."""
+        cuts = self._head_ends(data)
+        if not cuts:
+            super().data_received(data)
+            return
+        start = 0
+        for end in (*cuts, len(data)):
+            if end > start:
+                super().data_received(data[start:end])
+                start = end
+                if self._messages and not isinstance(self._messages[-1][0], RawRequestMessage):
+                    return  # an unparsable request: nothing after it is read
+
+    def _head_ends(self, data: bytes) -> list[int]:
+        """Where in ``data`` a CRLFCRLF ends (when it is not the end of ``data``)."""
+        edge = self._edge
+        self._edge = data[-3:] if len(data) >= 3 else (edge + data)[-3:]
+        cuts = []
+        if edge and (at := (edge + data[:3]).find(_HEAD_END)) != -1:
+            cuts.append(at + 4 - len(edge))
+        at = data.find(_HEAD_END)
+        while at != -1 and len(cuts) < _MAX_CUTS:
+            cuts.append(at + 4)
+            at = data.find(_HEAD_END, at + 4)
+        if cuts and cuts[-1] == len(data):
+            cuts.pop()
+        return cuts
+
+    def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
+        """Close the connection after an answer sent while the client holds its body
+        back (``http.HELD_BACK``): ``Connection: close`` tells it so. (No coroutine of
+        its own: aiohttp's is returned, to be awaited as usual.)"""
+        if holds_body_back(request) and isinstance(resp, web.StreamResponse):
+            resp.force_close()
+        return super().finish_response(request, resp, start_time)
+
     def handle_error(
         self,
         request: web.BaseRequest,

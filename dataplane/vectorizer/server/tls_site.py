@@ -1,13 +1,21 @@
 """The HTTPS listener: our own accept loop in front of aiohttp's protocol.
 
-Doing the accept ourselves (instead of ``loop.create_server(ssl=…)``) buys three things:
+Doing the accept ourselves (instead of ``loop.create_server(ssl=…)``) buys four things:
 
 - each connection gets the *current* TLS context, so reloaded certificates apply to
   the next handshake without a restart;
 - a handshake that fails (an untrusted client certificate, no certificate where one is
   required, a client that distrusts us) is seen, with the peer's address, and audited;
 - plain HTTP sent to this port is recognised by its first byte (a TLS record starts
-  with 0x16) and answered with a structured 400 ``tls_required`` instead of silence.
+  with 0x16) and answered with a structured 400 ``tls_required`` instead of silence;
+- connections not yet through their handshake are bounded so that no client can keep
+  the others out by holding connections open without speaking (the attack every
+  listener that waits for a handshake invites): at most ``MAX_PENDING_PER_SOURCE`` from
+  one address and ``MAX_PENDING`` in all, room being made by closing the connection that
+  has been silent longest rather than by refusing the newcomer (see ``_make_room``); a
+  client must send its first byte within ``FIRST_BYTE_TIMEOUT_S``. What is refused or
+  dropped is audited as a failed handshake and logged in a summary, at most every
+  ``SUMMARY_EVERY_S``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Callable
+from functools import partial
 
 import orjson
 from aiohttp import web
@@ -29,6 +39,28 @@ log = logging.getLogger(__name__)
 
 TLS_HANDSHAKE = 0x16
 MAX_PENDING = 512  # connections between accept and the end of their handshake
+MAX_PENDING_PER_SOURCE = 128  # of them from one address
+# A client sends its hello as soon as it is connected: one that has said nothing after
+# this long (or the handshake timeout, if shorter) is not a client that will.
+FIRST_BYTE_TIMEOUT_S = 3.0
+SUMMARY_EVERY_S = 5.0  # refused and dropped connections are logged together, this often
+_SOURCES_COUNTED = 1000  # sources named in a summary's tally; beyond, counted as "other"
+
+# What happened to a connection that never got through its handshake.
+SILENT = "silent"  # sent nothing within the first-byte timeout
+EVICTED = "evicted"  # closed to make room for a newer connection
+REFUSED = "refused"  # closed at once: its address had too many handshakes in progress
+FAILED = "failed"  # the handshake failed or timed out
+PLAINTEXT = "plaintext"  # plain HTTP on the TLS port (answered with a 400)
+_SAID = {
+    SILENT: "sent nothing",
+    EVICTED: "closed to make room",
+    REFUSED: "refused",
+    FAILED: "failed handshakes",
+    PLAINTEXT: "plain HTTP",
+}
+_PRESSURE = frozenset({EVICTED, REFUSED})  # the listener is full: logged as a warning
+
 _PLAINTEXT_BODY = orjson.dumps(
     {
         "error": {
@@ -48,6 +80,19 @@ PLAINTEXT_ANSWER = (
 RejectHook = Callable[[str, str, str], None]
 
 
+class _Pending:
+    """A connection accepted whose handshake has not finished."""
+
+    __slots__ = ("accepted", "conn", "counted", "first", "handed_over", "silent", "source", "task")
+
+    def __init__(self, conn: socket.socket, source: str, first: bytes | None, now: float) -> None:
+        self.conn, self.source, self.first, self.accepted = conn, source, first, now
+        self.silent = first is None  # nothing received yet
+        self.counted = False  # in the listener's tally of pending connections
+        self.handed_over = False  # the socket belongs to an asyncio transport
+        self.task: asyncio.Task[None] | None = None
+
+
 class TlsSite(web.BaseSite):
     def __init__(
         self,
@@ -64,10 +109,20 @@ class TlsSite(web.BaseSite):
         self._host, self._port = host, port
         self._tls = tls
         self._timeout = handshake_timeout_s
+        self._first_byte_timeout = min(FIRST_BYTE_TIMEOUT_S, handshake_timeout_s)
         self._on_reject = on_reject or (lambda event, source, reason: None)
         self._sock: socket.socket | None = None
         self._acceptor: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        # The connections in their handshake: by source, and those silent so far, each
+        # oldest first; how many in all.
+        self._by_source: dict[str, dict[_Pending, None]] = {}
+        self._silent: dict[_Pending, None] = {}
+        self._count = 0
+        self._recent: Counter[str] = Counter()  # refused or dropped since the last summary
+        self._recent_sources: Counter[str] = Counter()
+        self._last_reason: dict[str, str] = {}
+        self._summary: asyncio.TimerHandle | None = None
 
     @property
     def name(self) -> str:
@@ -93,6 +148,9 @@ class TlsSite(web.BaseSite):
         await stop(*tasks)
         if self._sock is not None:
             self._sock.close()
+        if self._summary is not None:
+            self._summary.cancel()
+        self._summarize()
         self._runner._unreg_site(self)
 
     async def _accept_loop(self, listener: socket.socket) -> None:
@@ -104,57 +162,191 @@ class TlsSite(web.BaseSite):
                 log.warning("accept failed: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
-            if len(self._pending) >= MAX_PENDING:
+            conn.setblocking(False)
+            try:
+                first = _peek(conn)
+            except OSError:  # reset already
                 conn.close()
                 continue
-            conn.setblocking(False)
-            task = asyncio.create_task(self._open(conn, str(addr[0])))
+            if first == b"":  # connected and left (a TCP probe): nothing to report
+                conn.close()
+                continue
+            source = str(addr[0])
+            if not self._make_room(source):
+                conn.close()
+                continue
+            pending = _Pending(conn, source, first, loop.time())
+            self._add(pending)
+            task = pending.task = asyncio.create_task(self._open(pending))
             self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            task.add_done_callback(partial(self._closed, pending))
 
-    async def _open(self, conn: socket.socket, source: str) -> None:
+    def _make_room(self, source: str) -> bool:
+        """Whether a new connection from ``source`` may be taken, closing another first
+        if need be: the oldest silent one of the same address when that address is at
+        its cap (else the newcomer is refused); when the listener is full, the one silent
+        longest, else the oldest of the address holding the most."""
+        mine = self._by_source.get(source)
+        if mine is not None and len(mine) >= MAX_PENDING_PER_SOURCE:
+            victim = next((p for p in mine if p.silent), None)
+            if victim is None:
+                self._report(
+                    REFUSED, source, f"over {MAX_PENDING_PER_SOURCE} handshakes in progress"
+                )
+                return False
+            self._evict(victim, "a newer connection from the same address")
+        elif self._count >= MAX_PENDING:
+            victim = next(iter(self._silent), None)
+            if victim is None:
+                busiest = max(self._by_source.values(), key=len)
+                victim = next(iter(busiest))
+            self._evict(victim, f"over {MAX_PENDING} handshakes in progress")
+        return True
+
+    def _add(self, p: _Pending) -> None:
+        self._by_source.setdefault(p.source, {})[p] = None
+        if p.silent:
+            self._silent[p] = None
+        self._count += 1
+        p.counted = True
+
+    def _spoke(self, p: _Pending) -> None:
+        p.silent = False
+        self._silent.pop(p, None)
+
+    def _forget(self, p: _Pending) -> None:
+        if not p.counted:
+            return
+        p.counted = False
+        mine = self._by_source[p.source]
+        del mine[p]
+        if not mine:
+            del self._by_source[p.source]
+        self._silent.pop(p, None)
+        self._count -= 1
+
+    def _evict(self, p: _Pending, why: str) -> None:
+        self._forget(p)
+        assert p.task is not None
+        p.task.cancel()  # (the socket is closed as the task ends)
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self._timeout):
-                first = await _peek(conn)
-        except (TimeoutError, OSError):
-            conn.close()
-            return
-        if not first:  # connected and left (a TCP probe): nothing to report
-            conn.close()
-            return
+        held = loop.time() - p.accepted
+        said = "having sent nothing" if p.silent else "in its handshake"
+        self._report(EVICTED, p.source, f"closed after {held:.1f}s {said}, for {why}")
+
+    def _closed(self, p: _Pending, task: asyncio.Task[None]) -> None:
+        self._forget(p)
+        if not p.handed_over:  # (once it is, closing it is the transport's business)
+            p.conn.close()
+
+    async def _open(self, p: _Pending) -> None:
+        loop = asyncio.get_running_loop()
+        conn, source, first = p.conn, p.source, p.first
+        if first is None:
+            try:
+                async with asyncio.timeout(self._first_byte_timeout):
+                    first = await _first_byte(loop, conn)
+            except TimeoutError:
+                self._report(SILENT, source, f"sent nothing in {self._first_byte_timeout:g}s")
+                return
+            except OSError:  # reset meanwhile
+                return
+            except Exception:  # one connection must never take the listener down
+                log.exception("cannot read from a connection from %s", source)
+                return
+            self._spoke(p)
+            if not first:  # connected and left (a TCP probe): nothing to report
+                return
         if first[0] != TLS_HANDSHAKE:
+            self._tally(PLAINTEXT, source, "not a TLS handshake")
             self._on_reject("plaintext_on_tls_port", source, "not a TLS handshake")
             await _answer_plaintext(loop, conn)
             return
         server = self._runner.server
         assert server is not None
+        left = self._timeout - (loop.time() - p.accepted)  # the handshake's, from accept
+        p.handed_over = True
         try:
             await loop.connect_accepted_socket(
                 server,
                 conn,
                 ssl=self._tls.context,  # read per connection: reloads apply to the next one
-                ssl_handshake_timeout=self._timeout,
+                ssl_handshake_timeout=max(left, 0.001),
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            reason = _reason(exc)
-            log.info("TLS handshake from %s failed: %s", source, reason)
-            self._on_reject("tls_handshake_failed", source, reason)
+            self._report(FAILED, source, _reason(exc))
             conn.close()
         except Exception:  # one connection must never take the listener down
             log.exception("cannot open a connection from %s", source)
             conn.close()
+        else:
+            self._forget(p)
+
+    def _report(self, kind: str, source: str, reason: str) -> None:
+        """A connection refused or dropped before its handshake ended: audited (the
+        audit log throttles these itself) and tallied for the next summary."""
+        self._tally(kind, source, reason)
+        self._on_reject("tls_handshake_failed", source, reason)
+
+    def _tally(self, kind: str, source: str, reason: str) -> None:
+        self._recent[kind] += 1
+        if source in self._recent_sources or len(self._recent_sources) < _SOURCES_COUNTED:
+            self._recent_sources[source] += 1
+        else:
+            self._recent_sources["other"] += 1
+        self._last_reason[kind] = reason
+        log.debug("TLS connection from %s: %s", source, reason)
+        if self._summary is None:
+            self._summary = asyncio.get_running_loop().call_later(SUMMARY_EVERY_S, self._summarize)
+
+    def _summarize(self) -> None:
+        """One line for what was refused or dropped since the last: how many of each
+        kind (with the last reason), and the addresses they came from most."""
+        self._summary = None
+        if not self._recent:
+            return
+        kinds = "; ".join(
+            f"{n} {_SAID[kind]} ({self._last_reason[kind]})" for kind, n in self._recent.items()
+        )
+        sources = ", ".join(f"{s} ({n})" for s, n in self._recent_sources.most_common(5))
+        level = logging.WARNING if _PRESSURE & self._recent.keys() else logging.INFO
+        log.log(
+            level,
+            "TLS connections refused or dropped before their handshake ended, over %gs: "
+            "%s; from %s (%d in progress)",
+            SUMMARY_EVERY_S,
+            kinds,
+            sources,
+            self._count,
+        )
+        self._recent.clear()
+        self._recent_sources.clear()
 
 
-async def _peek(conn: socket.socket) -> bytes:
-    """The first byte the client sends, left in the socket for the TLS layer to read."""
-    delay = 0.0005
-    while True:
+def _peek(conn: socket.socket) -> bytes | None:
+    """The first byte the client sent, left in the socket for the TLS layer to read;
+    None if nothing has come yet (b"" if the client has closed)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return None
+
+
+async def _first_byte(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> bytes:
+    while (first := _peek(conn)) is None:
+        ready = loop.create_future()
+        fd = conn.fileno()
+        loop.add_reader(fd, _wake, ready)
         try:
-            return conn.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            await asyncio.sleep(delay)  # clients send their hello at once; this rarely loops
-            delay = min(delay * 2, 0.05)
+            await ready
+        finally:
+            loop.remove_reader(fd)
+    return first
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 async def _answer_plaintext(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
