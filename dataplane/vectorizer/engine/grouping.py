@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from vectorizer.engine import paths
 from vectorizer.engine.filters import Payload, values_at
 
 FacetValue = str | int | bool
@@ -57,10 +58,14 @@ def top_facets(counts: Mapping[FacetKey, int], limit: int) -> list[tuple[FacetVa
 
 
 def group_ids(payload: Payload | None, key: str) -> list[GroupId]:
-    """The groups a point belongs to: each distinct string or integer at ``key``."""
+    """The groups a point belongs to: each distinct string or integer at ``key``; none
+    when any value there is something else (a float, a bool, null, an object, a nested
+    array), as Qdrant's ``GroupsAggregator::add_point`` refuses the whole point."""
     seen: dict[tuple[bool, GroupId], None] = {}
-    for value in values_at(payload, key):
-        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+    for reached in paths.reach(payload, paths.lenient(key)):
+        for value in reached if isinstance(reached, list) else (reached,):
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                return []
             seen[(isinstance(value, str), value)] = None
     return [value for _, value in seen]
 
