@@ -168,7 +168,9 @@ def check_response(sent: Sent, expect_error: bool = False) -> None:
     if sent.status >= 400:
         (check_qdrant_error if qdrant else check_native_error)(body, where)
     elif qdrant and sent.path.split("?")[0] not in ("/qdrant", "/qdrant/"):
-        assert isinstance(body, dict) and body.get("status") == "ok", where
+        # (202: work left to run in the background, ``wait=false``, as the document says)
+        status = "accepted" if sent.status == 202 else "ok"
+        assert isinstance(body, dict) and body.get("status") == status, where
         assert "result" in body and isinstance(body.get("time"), float), where
 
 

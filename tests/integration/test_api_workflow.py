@@ -218,8 +218,10 @@ async def test_openapi_document_lists_every_route(server: ServerProcess) -> None
         f"{method.upper()} {path}": op["requestBody"]["content"]["application/json"]["schema"]
         for path, ops in doc["paths"].items()
         for method, op in ops.items()
-        if "requestBody" in op
+        if "application/json" in op.get("requestBody", {}).get("content", {})
     }
+    upload = doc["paths"]["/qdrant/collections/{name}/snapshots/upload"]["post"]
+    assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]  # (the file)
     for where in ("POST /collections", "POST /collections/{name}/search"):
         assert where in bodies, where
     qdrant = [where for where in bodies if " /qdrant/" in where]

@@ -717,10 +717,6 @@ def poisoned_write(draw: st.DrawFn) -> tuple[str, str, bytes]:
                     lambda f: {"payload": {"was": "overwritten"}, "filter": f},
                     st.sampled_from(BAD_FILTERS),
                 ),
-                st.builds(
-                    lambda p: {"payload": {"was": "overwritten"}, "points": p, "filter": {}},
-                    good_points,
-                ),
                 st.just({"payload": {"was": "overwritten"}}),
                 st.builds(
                     lambda p: {"payload": {"was": "overwritten"}, "points": p, "key": "city"},
@@ -741,9 +737,6 @@ def poisoned_write(draw: st.DrawFn) -> tuple[str, str, bytes]:
                 with_poison(st.sampled_from(q_ids), st.sampled_from(BAD_IDS)),
             ),
             st.builds(lambda f: {"filter": f}, st.sampled_from(BAD_FILTERS)),
-            st.builds(
-                lambda p: {"points": p, "filter": {}}, st.lists(st.sampled_from(q_ids), max_size=2)
-            ),
             st.just({}),
             st.builds(
                 lambda p: {"points": p, "shard_key": "s"},

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import msgspec
 from aiohttp import web
 
-from vectorizer.errors import MalformedRequest, NotReady, ValidationError
+from vectorizer.errors import MalformedRequest, NotReady
 from vectorizer.replication.manager import ReplicationManager
-from vectorizer.server.http import json_response, read_json
+from vectorizer.server.http import json_response, read_as
 from vectorizer.server.keys import REPLICATION
 from vectorizer.server.middlewares.audit import audit_stream_opened
 from vectorizer.server.middlewares.auth import still_admitted
+from vectorizer.server.schemas import Fence, Follow, Promote
 
 
 def _manager(request: web.Request) -> ReplicationManager:
@@ -21,13 +21,6 @@ def _manager(request: web.Request) -> ReplicationManager:
     if not manager.started:
         raise NotReady("the node is still recovering; its replication state is not loaded")
     return manager
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    body = await read_json(request) if request.can_read_body else {}
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", field="body")
-    return body
 
 
 async def status(request: web.Request) -> web.Response:
@@ -48,20 +41,20 @@ async def replicas(request: web.Request) -> web.Response:
 
 async def promote(request: web.Request) -> web.Response:
     """Become primary at a higher epoch."""
-    body = await _body(request)
-    return json_response(await _manager(request).promote(body.get("epoch")))
+    body = await read_as(request, Promote)
+    return json_response(await _manager(request).promote(body.epoch))
 
 
 async def follow(request: web.Request) -> web.Response:
     """Become a replica of the given primary."""
-    body = await _body(request)
-    return json_response(await _manager(request).follow(body.get("primary_url"), body.get("epoch")))
+    body = await read_as(request, Follow)
+    return json_response(await _manager(request).follow(body.primary_url, body.epoch))
 
 
 async def fence(request: web.Request) -> web.Response:
     """Stop taking writes at once."""
-    body = await _body(request)
-    return json_response(await _manager(request).fence(body.get("epoch")))
+    body = await read_as(request, Fence)
+    return json_response(await _manager(request).fence(body.epoch))
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -86,3 +79,10 @@ ROUTES: list[web.RouteDef] = [
     web.post("/replication/fence", fence),
     web.get("/replication/stream", stream),
 ]
+
+# Request body of each operation that takes one, for the OpenAPI document.
+REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
+    ("POST", "/replication/promote"): Promote,
+    ("POST", "/replication/follow"): Follow,
+    ("POST", "/replication/fence"): Fence,
+}

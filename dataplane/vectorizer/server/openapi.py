@@ -1,19 +1,38 @@
-"""The OpenAPI 3 document, derived from the route tables and the request schemas."""
+"""The OpenAPI 3 document, derived from the route tables and the request schemas.
+
+The request schemas type what a request decodes into; the ranges, enums and patterns
+the server checks after decoding (in its own words, see ``_constraints``) are added to
+them here, from the constants those checks use. The document depends on a few settings
+(the search and batch limits, whether ``/metrics`` is public): it is built once for each
+set of them.
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from vectorizer import __version__
+from vectorizer.engine import validation
+from vectorizer.engine.collection import Point, ScoredPoint
+from vectorizer.engine.config import IndexKind, Metric
+from vectorizer.engine.field_index import SCHEMAS as INDEX_TYPES
 from vectorizer.qdrant.snapshots import PRIORITIES
+from vectorizer.replication.state import EPOCH_MAX
+from vectorizer.security import keys
 from vectorizer.security.permissions import rule_for
-from vectorizer.security.roles import Permission
+from vectorizer.security.roles import Role
 from vectorizer.server import schemas
 from vectorizer.server.http import json_response
+from vectorizer.server.keys import SETTINGS
+from vectorizer.server.middlewares.auth import is_public
+from vectorizer.settings import Settings
 
 # Request body of each native operation that takes one.
 REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
@@ -30,43 +49,70 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", "/auth/keys/{key_id}/rotate"): schemas.RotateKey,
 }
 
-# Query parameters the native views read (``views.common.query_int`` / ``query_bool``)
-# and the Qdrant snapshot routes'.
-_ID: dict[str, Any] = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]}
+# Summaries of the operations whose views have no docstring (the others' is their
+# docstring's first sentence).
+SUMMARIES: dict[tuple[str, str], str] = {
+    ("POST", "/collections/{name}/search"): "The nearest points to a vector.",
+    ("GET", "/stats"): "Node figures: sequence, collections, vectors, log, disk, memory and "
+    "snapshot.",
+    ("GET", "/collections"): "Every collection, described.",
+    ("POST", "/collections"): "Create a collection.",
+    ("GET", "/collections/{name}"): "One collection, described.",
+    ("DELETE", "/collections/{name}"): "Delete a collection and its points.",
+    ("DELETE", "/collections/{name}/payload_indexes/{key}"): "Drop the index at a payload key.",
+}
+
+# An id: an unsigned 64-bit integer, or a string of 1-256 characters not all digits
+# (``validation.point_id``).
+POINT_ID: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": validation.MAX_UINT64},
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": validation.MAX_ID_LENGTH,
+            "not": {"pattern": "^[0-9]+$"},
+        },
+    ]
+}
+COLLECTION_NAME: dict[str, Any] = {
+    "type": "string",
+    "pattern": f"^{validation.COLLECTION_NAME_RE.pattern}$",
+}
+# The ranges of the HNSW knobs (``config.HnswParams.validated``) and of a search's ``ef``
+# (``views.search``), whose checks have them inline: tests/unit/test_openapi.py and
+# tests/integration/test_openapi_contract.py hold each to its check.
+HNSW_RANGES = {"m": (2, 128), "ef_construction": (4, 4096), "ef_search": (1, 4096)}
+EF_RANGE = (1, 4096)
+
 _BOOL: dict[str, Any] = {"type": "boolean"}
 _RECOVERY: dict[str, dict[str, Any]] = {
-    "wait": _BOOL,
+    "wait": {**_BOOL, "default": True},
     "priority": {"type": "string", "enum": sorted(PRIORITIES)},
     "checksum": {"type": "string"},
 }
-QUERY_PARAMETERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    ("GET", "/collections/{name}/vectors"): {
-        "limit": {"type": "integer", "minimum": 1, "default": 100},
-        "offset": _ID,
-        "with_vector": {**_BOOL, "default": False},
-        "with_payload": {**_BOOL, "default": True},
-    },
-    ("GET", "/collections/{name}/vectors/{id}"): {"with_vector": {**_BOOL, "default": True}},
-    ("PUT", "/qdrant/collections/{name}/snapshots/recover"): {"wait": _BOOL},
-    ("POST", "/qdrant/collections/{name}/snapshots/upload"): _RECOVERY,
-}
+_SNAPSHOT_FILE = "/qdrant/collections/{name}/snapshots/{snapshot_name}"
+_FULL_SNAPSHOT_FILE = "/qdrant/snapshots/{snapshot_name}"
+# Routes that answer a file (not enveloped), and take a ``Range``.
+FILES = frozenset({("GET", _SNAPSHOT_FILE), ("GET", _FULL_SNAPSHOT_FILE)})
 
+# Success bodies that are not JSON.
+PLAIN_TEXT = frozenset({"/metrics", "/qdrant/healthz", "/qdrant/livez", "/qdrant/readyz"})
+
+_ERROR_DETAIL: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "message", "field"],
+    "properties": {
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+        "details": {"type": "object"},  # e.g. a dimension_mismatch's expected, got
+    },
+}
 _ERROR = {
     "type": "object",
     "required": ["error", "request_id"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message", "field"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "field": {"type": ["string", "null"]},
-                "details": {"type": "object"},  # e.g. a dimension_mismatch's expected, got
-            },
-        },
-        "request_id": {"type": "string"},
-    },
+    "properties": {"error": _ERROR_DETAIL, "request_id": {"type": "string"}},
 }
 # Errors under /qdrant, in Qdrant's shape.
 _QDRANT_ERROR = {
@@ -82,9 +128,17 @@ _QDRANT_ERROR = {
     },
 }
 
-
-# Success bodies that are not JSON.
-PLAIN_TEXT = frozenset({"/metrics", "/qdrant/healthz", "/qdrant/livez", "/qdrant/readyz"})
+# Qdrant's success envelope: ``result`` (each operation's own), or none for work left to
+# run in the background (``wait=false``: 202, ``accepted``).
+_QDRANT_RESPONSE = {
+    "type": "object",
+    "required": ["result", "status", "time"],
+    "properties": {
+        "result": {},
+        "status": {"type": "string", "enum": ["ok", "accepted"]},
+        "time": {"type": "number"},
+    },
+}
 
 _SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -92,37 +146,412 @@ _SECURITY_SCHEMES = {
 }
 
 
-@functools.cache
-def build() -> dict[str, Any]:
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+_INT = {"type": "integer"}
+_COUNT = {"type": "integer", "minimum": 0}
+_SEQUENCE = {"type": "integer", "minimum": 0, "description": "the log sequence of the change"}
+
+
+# A payload index's type: a name, or Qdrant's object form (``field_index.parse_schema``).
+_PAYLOAD_INDEX: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "enum": list(INDEX_TYPES)},
+        {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"type": "string", "enum": list(INDEX_TYPES)}},
+            "additionalProperties": True,  # (each type's options: field_index, text)
+        },
+    ]
+}
+
+
+def _response_components() -> dict[str, Any]:
+    """The schemas of the native API's answers (besides the engine's result structs)."""
+    hnsw = dict.fromkeys(HNSW_RANGES, _INT)
+    return {
+        "CollectionInfo": _object(
+            ["name", "dimension", "metric", "index", "hnsw", "vector_count", "capacity"],
+            name={"type": "string"},
+            # 0: no dense vector of its own (a collection made through the Qdrant API)
+            dimension={"type": "integer", "minimum": 0, "maximum": validation.MAX_DIMENSION},
+            metric={"type": "string", "enum": [m.value for m in Metric]},
+            index={"type": "string", "enum": [k.value for k in IndexKind]},
+            hnsw=_object(list(hnsw), **hnsw),
+            multivector={"type": "boolean"},
+            payload_indexes={"type": "object", "additionalProperties": _PAYLOAD_INDEX},
+            sparse_vectors={"type": "object", "additionalProperties": {"type": "object"}},
+            vector_name={"type": "string"},
+            named_vectors={"type": "object", "additionalProperties": {"type": "object"}},
+            vector_count=_COUNT,
+            capacity=_COUNT,
+        ),
+        "BatchSearchResult": {
+            "oneOf": [
+                _object(
+                    ["index", "status", "results"],
+                    index=_COUNT,
+                    status={"const": "ok"},
+                    results={"type": "array", "items": _ref("ScoredPoint")},
+                ),
+                _object(
+                    ["index", "status", "error"],
+                    index=_COUNT,
+                    status={"const": "error"},
+                    error=_ERROR_DETAIL,
+                ),
+            ]
+        },
+        "Stats": _object(
+            [
+                "version",
+                "ready",
+                "sequence",
+                "collections",
+                "vectors",
+                "uptime_seconds",
+                "wal",
+                "disk",
+                "memory",
+                "snapshot",
+                "snapshot_age_seconds",
+            ],
+            version={"type": "string"},
+            ready={"type": "boolean"},
+            sequence=_COUNT,
+            collections=_COUNT,
+            vectors=_COUNT,
+            uptime_seconds={"type": "number"},
+            wal=_object(
+                ["first_sequence", "last_sequence", "size_bytes", "fsync", "failure"],
+                first_sequence=_COUNT,
+                last_sequence=_COUNT,
+                size_bytes=_COUNT,
+                fsync={"type": "string", "enum": ["always", "interval", "never"]},
+                failure={"type": ["string", "null"]},
+            ),
+            disk=_object(["free_bytes", "reserve_bytes"], free_bytes=_INT, reserve_bytes=_INT),
+            memory=_object(
+                ["used_bytes", "limit_bytes", "high_water_bytes"],
+                used_bytes=_INT,
+                limit_bytes=_INT,
+                high_water_bytes=_INT,
+            ),
+            snapshot={
+                "anyOf": [
+                    _object(
+                        ["sequence", "created_at", "size_bytes", "name"],
+                        sequence=_COUNT,
+                        created_at={"type": "number"},
+                        size_bytes=_COUNT,
+                        name={"type": "string"},
+                    ),
+                    {"type": "null"},
+                ]
+            },
+            snapshot_age_seconds={"type": ["number", "null"]},
+        ),
+    }
+
+
+def _responses() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """The success status and body of the operations whose answers are described."""
+    collection = _object(["collection"], collection=_ref("CollectionInfo"))
+    written = {"sequence": _SEQUENCE}
+    return {
+        ("GET", "/collections"): (
+            "200",
+            _object(
+                ["collections"], collections={"type": "array", "items": _ref("CollectionInfo")}
+            ),
+        ),
+        ("POST", "/collections"): ("201", collection),
+        ("GET", "/collections/{name}"): ("200", collection),
+        ("DELETE", "/collections/{name}"): (
+            "200",
+            _object(["deleted", "sequence"], deleted={"type": "string"}, **written),
+        ),
+        ("POST", "/collections/{name}/vectors"): (
+            "200",
+            _object(["upserted", "sequence"], upserted=_COUNT, **written),
+        ),
+        ("GET", "/collections/{name}/vectors"): (
+            "200",
+            _object(
+                ["vectors", "next_offset"],
+                vectors={"type": "array", "items": _ref("Point")},
+                next_offset={"anyOf": [POINT_ID, {"type": "null"}]},
+            ),
+        ),
+        ("GET", "/collections/{name}/vectors/{id}"): ("200", _ref("Point")),
+        ("PUT", "/collections/{name}/vectors/{id}"): (
+            "200",
+            _object(["updated", "sequence"], updated=POINT_ID, **written),
+        ),
+        ("DELETE", "/collections/{name}/vectors/{id}"): (
+            "200",
+            _object(["deleted", "sequence"], deleted=POINT_ID, **written),
+        ),
+        ("POST", "/collections/{name}/vectors/delete"): (
+            "200",
+            _object(["deleted", "sequence"], deleted=_COUNT, **written),
+        ),
+        ("POST", "/collections/{name}/count"): ("200", _object(["count"], count=_COUNT)),
+        ("POST", "/collections/{name}/search"): (
+            "200",
+            _object(["results"], results={"type": "array", "items": _ref("ScoredPoint")}),
+        ),
+        ("POST", "/batch_search"): (
+            "200",
+            _object(
+                ["collection", "count", "succeeded", "failed", "results"],
+                collection={"type": "string"},
+                count=_COUNT,
+                succeeded=_COUNT,
+                failed=_COUNT,
+                results={"type": "array", "items": _ref("BatchSearchResult")},
+            ),
+        ),
+        ("GET", "/stats"): ("200", _ref("Stats")),
+        ("GET", "/health"): (
+            "200",
+            _object(
+                ["status", "version", "timestamp"],
+                status={"const": "healthy"},
+                version={"type": "string"},
+                timestamp={"type": "number"},
+            ),
+        ),
+        ("GET", "/ready"): (
+            "200",
+            _object(
+                ["status"],
+                status={"const": "ready"},
+                sequence={**_COUNT, "description": "not shown with auth on"},
+            ),
+        ),
+    }
+
+
+# Refusals that are not the API's structured errors: probes that fail, as Kubernetes
+# reads them.
+_FAILED = {"const": "failed", "description": "the log failed: only a restart brings it back"}
+_REASON = {"type": "string", "description": "why the log failed (not shown with auth on)"}
+_PROBE_FAILURES: dict[str, dict[str, Any]] = {
+    "/health": {
+        "description": "the node's log failed",
+        "content": {
+            "application/json": {"schema": _object(["status"], status=_FAILED, reason=_REASON)}
+        },
+    },
+    "/ready": {
+        "description": "not ready: still recovering (not_ready), or its log failed (failed)",
+        "content": {
+            "application/json": {
+                "schema": _object(
+                    ["status"],
+                    status={"type": "string", "enum": ["not_ready", "failed"]},
+                    sequence={**_COUNT, "description": "not_ready only; not shown with auth on"},
+                    reason=_REASON,
+                )
+            }
+        },
+    },
+    **dict.fromkeys(
+        ("/qdrant/healthz", "/qdrant/livez", "/qdrant/readyz"),
+        {
+            "description": "not alive (the log failed) or, for readyz, not ready",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Knobs:
+    """The settings the document shows."""
+
+    metrics_public: bool
+    max_search_limit: int
+    max_batch_points: int
+    max_batch_searches: int
+
+    @classmethod
+    def of(cls, conf: Settings) -> _Knobs:
+        return cls(
+            conf.metrics_public,
+            conf.max_search_limit,
+            conf.max_batch_points,
+            conf.max_batch_searches,
+        )
+
+
+def _constraints(k: _Knobs) -> dict[type[msgspec.Struct], dict[str, dict[str, Any]]]:
+    """What the server checks of each body's fields after decoding it, as JSON Schema
+    (merged into the field's schema: into its non-null branch when it may be null)."""
+    limit = k.max_search_limit
+    epoch = {"type": "integer", "minimum": 0, "maximum": EPOCH_MAX}
+    vector = {"minItems": 1, "items": {"type": "number"}}
+    return {
+        schemas.CreateCollection: {
+            "name": COLLECTION_NAME,
+            "dimension": {"minimum": 1, "maximum": validation.MAX_DIMENSION},
+            "metric": {"enum": [m.value for m in Metric]},
+            "index": {"enum": [i.value for i in IndexKind]},
+            "payload_indexes": {"additionalProperties": _PAYLOAD_INDEX},
+        },
+        schemas.HnswIn: {
+            name: {"minimum": lo, "maximum": hi} for name, (lo, hi) in HNSW_RANGES.items()
+        },
+        schemas.CreatePayloadIndex: {"schema": _PAYLOAD_INDEX},
+        schemas.PointIn: {"id": POINT_ID, "vector": vector},
+        schemas.UpsertPoints: {"vectors": {"minItems": 1, "maxItems": k.max_batch_points}},
+        schemas.UpdatePoint: {"vector": vector},
+        schemas.DeletePoints: {"ids": {"items": POINT_ID}},
+        schemas.Search: {
+            "vector": vector,
+            "limit": {"minimum": 1, "maximum": limit},
+            "offset": {"minimum": 0, "maximum": limit},
+            "ef": {"minimum": EF_RANGE[0], "maximum": EF_RANGE[1]},
+        },
+        schemas.BatchSearch: {
+            "collection": COLLECTION_NAME,
+            "queries": {"maxItems": k.max_batch_searches},
+        },
+        schemas.CreateKey: {
+            "name": {"pattern": f"^{keys._NAME.pattern}$"},
+            "role": {"enum": [r.value for r in Role]},
+            "collections": {"minItems": 1, "maxItems": 1000, "items": COLLECTION_NAME},
+            "rate_limit_rps": {"exclusiveMinimum": 0, "maximum": 1_000_000},
+            "rate_limit_burst": {"minimum": 1, "maximum": 1_000_000},
+        },
+        schemas.RotateKey: {"grace_s": {"minimum": 0, "maximum": keys.MAX_GRACE_S}},
+        # The replication bodies decode their values as they come (the manager checks
+        # them): their types are all here.
+        schemas.Promote: {"epoch": epoch},
+        schemas.Follow: {
+            "primary_url": {"type": "string", "pattern": "^https?://"},
+            "epoch": epoch,
+        },
+        schemas.Fence: {"epoch": {**epoch, "type": ["integer", "null"]}},
+    }
+
+
+# Fields the server requires that the body's struct leaves to the check after it (so
+# that a missing one is refused in the same words as a wrong one).
+_REQUIRED: dict[type[msgspec.Struct], list[str]] = {
+    schemas.Promote: ["epoch"],
+    schemas.Follow: ["primary_url", "epoch"],
+}
+
+
+def _constrain(schema: dict[str, Any], extra: dict[str, Any]) -> None:
+    branches = schema.get("anyOf")
+    if branches is not None:
+        typed = [b for b in branches if b != {"type": "null"}]
+        if len(typed) == 1 and "$ref" not in typed[0]:
+            typed[0].update(extra)
+            return
+    schema.update(extra)
+    _default_within(schema)
+
+
+def _default_within(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, its default said in words when a node's limit is set below it (a
+    default must be valid): the default still applies, and is then refused (a search's
+    ``limit``) or answered as it is (a listing's)."""
+    default = schema.get("default")
+    if isinstance(default, int) and "maximum" in schema and default > schema["maximum"]:
+        schema["description"] = f"{schema.pop('default')} when not given"
+    return schema
+
+
+# The body that is not JSON: a snapshot file, as Qdrant's upload takes it.
+_UPLOAD_ROUTE = ("POST", "/qdrant/collections/{name}/snapshots/upload")
+_UPLOAD: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": _object(
+                ["snapshot"],
+                snapshot={"type": "string", "contentMediaType": "application/octet-stream"},
+            ),
+            "encoding": {"snapshot": {"contentType": "application/octet-stream"}},
+        }
+    },
+}
+
+
+def build(conf: Settings | None = None) -> dict[str, Any]:
+    """The document for a node with these settings (by default the defaults)."""
+    return _build(_Knobs.of(Settings() if conf is None else conf))
+
+
+@functools.lru_cache(maxsize=8)
+def _build(k: _Knobs) -> dict[str, Any]:
     from vectorizer.qdrant.routes import REQUEST_BODIES as QDRANT_BODIES
     from vectorizer.qdrant.routes import ROUTES as QDRANT_ROUTES
+    from vectorizer.replication.views import REQUEST_BODIES as REPLICATION_BODIES
     from vectorizer.replication.views import ROUTES as REPLICATION_ROUTES
     from vectorizer.server.routes import ROUTES
 
-    bodies = {**REQUEST_BODIES, **QDRANT_BODIES}
-    structs = sorted(set(bodies.values()), key=lambda s: f"{s.__module__}.{s.__name__}")
+    bodies = {**REQUEST_BODIES, **REPLICATION_BODIES, **QDRANT_BODIES}
+    constraints = _constraints(k)
+    named: list[type[msgspec.Struct]] = [*bodies.values(), *constraints, Point, ScoredPoint]
+    structs = sorted(set(named), key=lambda s: f"{s.__module__}.{s.__name__}")
     # msgspec names each component (qualified where two modules use one name): use its refs.
     refs, components = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
     )
     ref_of = dict(zip(structs, refs, strict=True))
+    for struct, fields in constraints.items():
+        properties = components[ref_of[struct]["$ref"].rsplit("/", 1)[1]]["properties"]
+        for name, extra in fields.items():
+            if struct in _REQUIRED:  # (values taken as they come: the schema is all here)
+                properties[name] = {**extra}
+            else:
+                _constrain(properties[name], extra)
+    for struct, required in _REQUIRED.items():
+        components[ref_of[struct]["$ref"].rsplit("/", 1)[1]]["required"] = required
+    components.update(_response_components())
     components["Error"] = _ERROR
     components["QdrantError"] = _QDRANT_ERROR
+    components["QdrantResponse"] = _QDRANT_RESPONSE
+    components["QdrantVersion"] = _object(
+        ["title", "version"], title={"type": "string"}, version={"type": "string"}
+    )
+    responses, query = _responses(), _query_parameters(k)
     paths: dict[str, dict[str, Any]] = {}
     tables = (("", ROUTES), ("replication_", REPLICATION_ROUTES), ("qdrant_", QDRANT_ROUTES))
     for api, routes in tables:
         for route in routes:
             assert isinstance(route, web.RouteDef)
             method, path = route.method.upper(), route.path
-            op = _operation(api, method, path, route.handler)
+            op = _operation(
+                api,
+                method,
+                path,
+                route.handler,
+                responses.get((method, path)),
+                query.get((method, path), {}),
+            )
             body = bodies.get((method, path))
             if body is not None:
                 op["requestBody"] = {
                     "required": not body.BODY_OPTIONAL,  # type: ignore[attr-defined]
                     "content": {"application/json": {"schema": ref_of[body]}},
                 }
+            if (method, path) == _UPLOAD_ROUTE:
+                op["requestBody"] = _UPLOAD
             rule = rule_for(method, path)
-            if rule is not None and rule.permission is Permission.PUBLIC:
+            if rule is not None and is_public(rule, k.metrics_public):
                 op["security"] = []
             paths.setdefault(path, {})[method.lower()] = op
     return {
@@ -135,38 +564,117 @@ def build() -> dict[str, Any]:
     }
 
 
-def _operation(api: str, method: str, path: str, handler: Any) -> dict[str, Any]:
+def _query_parameters(k: _Knobs) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+    """The query parameters the native views read (``views.common.query_int`` and
+    ``query_bool``) and the Qdrant snapshot routes'."""
+    wait = _RECOVERY["wait"]
+    return {
+        ("GET", "/collections/{name}/vectors"): {
+            "limit": _default_within(
+                {"type": "integer", "minimum": 1, "maximum": k.max_search_limit, "default": 100}
+            ),
+            "offset": POINT_ID,
+            "with_vector": {**_BOOL, "default": False},
+            "with_payload": {**_BOOL, "default": True},
+        },
+        ("GET", "/collections/{name}/vectors/{id}"): {"with_vector": {**_BOOL, "default": True}},
+        ("POST", "/qdrant/collections/{name}/snapshots"): {"wait": wait},
+        ("PUT", "/qdrant/collections/{name}/snapshots/recover"): {"wait": wait},
+        ("POST", "/qdrant/collections/{name}/snapshots/upload"): _RECOVERY,
+        ("POST", "/qdrant/snapshots"): {"wait": wait},
+    }
+
+
+_SENTENCE = re.compile(r"(.+?\.)(?=\s|$)")
+
+
+def _summary(method: str, path: str, handler: Any) -> tuple[str, str | None]:
+    """The operation's summary (its view's docstring's first sentence, whole) and, when
+    the docstring says more, the docstring as its description."""
+    doc = inspect.getdoc(handler)
+    if not doc:
+        return SUMMARIES[(method, path)], None
+    doc = doc.replace("``", "`")
+    first = " ".join(doc.split("\n\n", 1)[0].split())
+    m = _SENTENCE.match(first)
+    summary = m.group(1) if m else first
+    return summary, (doc if summary != " ".join(doc.split()) else None)
+
+
+def _operation(
+    api: str,
+    method: str,
+    path: str,
+    handler: Any,
+    success: tuple[str, dict[str, Any]] | None,
+    query: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     """An operation without its body: id (the API's prefix, the method and the handler:
     unique, as OpenAPI wants), summary, parameters and responses."""
     error = "QdrantError" if api == "qdrant_" else "Error"
+    summary, description = _summary(method, path, handler)
+    if path in PLAIN_TEXT:
+        content: dict[str, Any] = {"text/plain": {"schema": {"type": "string"}}}
+    elif (method, path) in FILES:
+        content = {"application/octet-stream": {}}
+    elif api == "qdrant_":  # Qdrant's envelope (its root is not enveloped)
+        shape = "QdrantVersion" if path in ("/qdrant", "/qdrant/") else "QdrantResponse"
+        content = {"application/json": {"schema": _ref(shape)}}
+    else:
+        content = {"application/json": {}}
+    status = "2XX"
+    if success is not None:
+        status, schema = success
+        content = {"application/json": {"schema": schema}}
+    responses: dict[str, Any] = {"description": "success", "content": content}
     op: dict[str, Any] = {
         "operationId": f"{api}{method.lower()}_{handler.__name__}",
-        "summary": (handler.__doc__ or handler.__name__).strip().splitlines()[0],
-        "responses": {
-            "2XX": {
-                "description": "success",
-                "content": {"text/plain" if path in PLAIN_TEXT else "application/json": {}},
-            },
-            "default": {
-                "description": "structured error",
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{error}"}}
-                },
-            },
-        },
+        "summary": summary,
+        "responses": {status: responses},
+    }
+    if description is not None:
+        op["description"] = description
+    if path in _PROBE_FAILURES:
+        op["responses"]["503"] = _PROBE_FAILURES[path]
+    if (method, path) in FILES:
+        op["responses"]["416"] = _UNSATISFIABLE
+    op["responses"]["default"] = {
+        "description": "structured error",
+        "content": {"application/json": {"schema": _ref(error)}},
     }
     parameters = [
         {"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
         for p in path.split("/")
         if p.startswith("{")
     ]
-    for name, schema in QUERY_PARAMETERS.get((method, path), {}).items():
+    for name, schema in query.items():
         parameters.append({"name": name, "in": "query", "required": False, "schema": schema})
+    if (method, path) in FILES:
+        parameters.append(_RANGE)
     if parameters:
         op["parameters"] = parameters
     return op
 
 
+# A file download takes a byte range (RFC 9110, served by aiohttp's FileResponse): 206
+# with that part, or 416 when the range is past the file's end, with no body (not a
+# Qdrant error: the answer a client's range logic expects, the file's size in
+# Content-Range).
+_RANGE: dict[str, Any] = {
+    "name": "Range",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "examples": ["bytes=0-1023"]},
+}
+_UNSATISFIABLE: dict[str, Any] = {
+    "description": "the range is not within the file: an empty body, and the file's size "
+    "in Content-Range",
+    "headers": {
+        "Content-Range": {"schema": {"type": "string", "examples": ["bytes */4096"]}},
+    },
+}
+
+
 async def document(request: web.Request) -> web.Response:
     """This OpenAPI document."""
-    return json_response(build())
+    return json_response(build(request.app[SETTINGS]))

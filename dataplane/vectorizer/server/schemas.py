@@ -116,3 +116,22 @@ class AliasOperation(_Body):
 
 class ChangeAliases(_Body):
     actions: list[AliasOperation]
+
+
+# The replication control bodies. Their values are checked by the replication manager
+# (which says what is allowed, as it always has): here only the shape, which fields there
+# are. The OpenAPI document states their types and which are required.
+
+
+class Promote(_Body):
+    epoch: Any = None
+
+
+class Follow(_Body):
+    primary_url: Any = None
+    epoch: Any = None
+
+
+class Fence(_Body):
+    BODY_OPTIONAL = True
+    epoch: Any = None  # (none: the node's own)

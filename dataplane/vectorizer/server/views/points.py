@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from vectorizer.engine.filters import compile_filter
-from vectorizer.engine.validation import parse_path_id
+from vectorizer.engine.validation import PointId, parse_path_id
 from vectorizer.errors import ValidationError, VectorNotFound
 from vectorizer.server.exchange import inserted
 from vectorizer.server.http import check_answer_fits, json_response, read_as, struct_response
@@ -20,6 +20,7 @@ from vectorizer.server.views.common import (
 
 
 async def upsert(request: web.Request) -> web.Response:
+    """Insert or replace points (a batch of them); the last of an id given twice wins."""
     name = request.match_info["name"]
     body = await read_as(request, UpsertPoints)
     limit = settings(request).max_batch_points
@@ -39,6 +40,7 @@ async def upsert(request: web.Request) -> web.Response:
 
 
 async def get_point(request: web.Request) -> web.Response:
+    """One point: its id, payload and (unless ``?with_vector=false``) vector."""
     coll = store(request).collection(request.match_info["name"])
     pid = path_id(request)
     point = coll.get(pid, with_vector=query_bool(request, "with_vector", True))
@@ -48,6 +50,7 @@ async def get_point(request: web.Request) -> web.Response:
 
 
 async def update_point(request: web.Request) -> web.Response:
+    """Replace the vector, the payload or both of an existing point, atomically."""
     body = await read_as(request, UpdatePoint)
     pid = path_id(request)
     seq = await store(request).update_point(
@@ -58,6 +61,7 @@ async def update_point(request: web.Request) -> web.Response:
 
 
 async def delete_point(request: web.Request) -> web.Response:
+    """Delete one point."""
     pid, name = path_id(request), request.match_info["name"]
     deleted, seq = await store(request).delete_points(name, [pid])
     if not deleted:
@@ -85,7 +89,7 @@ async def list_points(request: web.Request) -> web.Response:
     coll = store(request).collection(request.match_info["name"])
     limit = query_int(request, "limit", 100, 1, settings(request).max_search_limit)
     raw_offset = request.query.get("offset")
-    offset = None if raw_offset is None else parse_path_id(raw_offset)
+    offset = None if raw_offset is None else _offset(raw_offset)
     with_vector = query_bool(request, "with_vector", False)
     if with_vector:
         check_answer_fits(request, limit, coll.config.dimension)
@@ -98,7 +102,16 @@ async def list_points(request: web.Request) -> web.Response:
     return struct_response({"vectors": points, "next_offset": next_offset})
 
 
+def _offset(raw: str) -> PointId:
+    """The ``offset`` query parameter: an id, written as in a path (its errors name it)."""
+    try:
+        return parse_path_id(raw)
+    except ValidationError as err:
+        raise ValidationError(err.message, field="offset") from None
+
+
 async def count(request: web.Request) -> web.Response:
+    """Count the points matching a filter (all of them without one)."""
     coll = store(request).collection(request.match_info["name"])
     body = await read_as(request, Count)
     return json_response({"count": coll.count(compile_filter(body.filter))})
