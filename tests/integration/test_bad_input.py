@@ -522,6 +522,14 @@ def _exchange_on(sock: socket.socket) -> tuple[int, bytes]:
     while b"\r\n\r\n" not in answer:
         answer += sock.recv(65536)
     head, _, rest = answer.partition(b"\r\n\r\n")
+    status, length = _status_and_length(head)
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return status, rest[:length]
+
+
+def _status_and_length(head: bytes) -> tuple[int, int]:
+    """An answer's status and Content-Length (0 when it has none), from its head."""
     lines = head.decode("latin-1").split("\r\n")
     length = next(
         (
@@ -531,9 +539,7 @@ def _exchange_on(sock: socket.socket) -> tuple[int, bytes]:
         ),
         0,
     )
-    while len(rest) < length:
-        rest += sock.recv(65536)
-    return int(lines[0].split()[1]), rest[:length]
+    return int(lines[0].split()[1]), length
 
 
 @pytest.mark.parametrize("path", ["/collections/c/count", "/qdrant/collections/c/points/count"])
@@ -599,13 +605,8 @@ def _answers(data: bytes) -> list[tuple[int, bytes]]:
     out = []
     while data:
         head, _, rest = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        length = next(
-            int(v)
-            for k, v in (ln.split(": ", 1) for ln in lines[1:])
-            if k.lower() == "content-length"
-        )
-        out.append((int(lines[0].split()[1]), rest[:length]))
+        status, length = _status_and_length(head)
+        out.append((status, rest[:length]))
         data = rest[length:]
     return out
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,22 @@ async def test_a_replica_with_a_wrong_key_is_refused_until_its_secret_is_fixed(
         await eventually(following, timeout=40)
 
 
+@contextlib.asynccontextmanager
+async def _stream(
+    primary: ServerProcess, key: str, heard: dict[str, Any]
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A replication stream opened with ``key``, its hello sent: a listener that checks
+    record checksums, at the epoch, sequence and history ``heard``."""
+    hello = {"type": "hello", "node_id": "listener", "address": "", **heard}
+    url = primary.url.replace("http", "ws") + "/replication/stream"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, headers={"X-API-Key": key}, max_msg_size=0) as ws,
+    ):
+        await ws.send_str(orjson.dumps({**hello, "record_checksums": True}).decode())
+        yield ws
+
+
 async def test_a_stream_opened_with_a_key_since_revoked_is_closed_before_the_next_write(
     server_factory: type[ServerProcess], tmp_path: Path
 ) -> None:
@@ -152,23 +170,8 @@ async def test_a_stream_opened_with_a_key_since_revoked_is_closed_before_the_nex
         await vp.create_collection("c", 4)
         record, key = await vp.create_key("streamer", "admin")
         status = await vp.replication_status()
-        hello = {
-            "type": "hello",
-            "node_id": "listener",
-            "address": "",
-            "epoch": status["epoch"],
-            "sequence": status["sequence"],
-            "history": status["history"],
-            "record_checksums": True,
-        }
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(
-                primary.url.replace("http", "ws") + "/replication/stream",
-                headers={"X-API-Key": key},
-            ) as ws,
-        ):
-            await ws.send_str(orjson.dumps(hello).decode())
+        heard = {k: status[k] for k in ("epoch", "sequence", "history")}
+        async with _stream(primary, key, heard) as ws:
             assert orjson.loads((await ws.receive(timeout=10)).data)["type"] == "welcome"
             await vp.upsert("c", [Point(1, [1.0, 0, 0, 0], {"before": True})])
             seen = b""
@@ -202,24 +205,8 @@ async def test_a_full_sync_stops_once_the_key_that_opened_it_is_revoked(
             rows = rng.random((1000, 512), dtype=np.float32)
             await vp.upsert("big", [Point(b * 1000 + i, rows[i]) for i in range(1000)])
         record, key = await vp.create_key("streamer", "admin")
-        hello = {  # (ahead of the primary: it must send everything)
-            "type": "hello",
-            "node_id": "listener",
-            "address": "",
-            "epoch": 0,
-            "sequence": 10**9,
-            "history": [],
-            "record_checksums": True,
-        }
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(
-                primary.url.replace("http", "ws") + "/replication/stream",
-                headers={"X-API-Key": key},
-                max_msg_size=0,
-            ) as ws,
-        ):
-            await ws.send_str(orjson.dumps(hello).decode())
+        ahead = {"epoch": 0, "sequence": 10**9, "history": []}  # (it must send everything)
+        async with _stream(primary, key, ahead) as ws:
             assert orjson.loads((await ws.receive(timeout=10)).data)["mode"] == "full"
             header = orjson.loads((await ws.receive(timeout=30)).data)
             total = sum(f["size"] for f in header["files"])
