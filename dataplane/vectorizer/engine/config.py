@@ -98,6 +98,12 @@ class IndexKind(StrEnum):
     EXACT = "exact"
 
 
+# The ranges of the HNSW knobs, and of a search's ``ef`` (checked where they are given;
+# the OpenAPI document states them from here).
+HNSW_RANGES = {"m": (2, 128), "ef_construction": (4, 4096), "ef_search": (1, 4096)}
+EF_RANGE = (1, 4096)
+
+
 @dataclass(frozen=True)
 class HnswParams:
     m: int = 16
@@ -109,7 +115,7 @@ class HnswParams:
     ef_search: int = 96
 
     def validated(self, field: str = "hnsw") -> HnswParams:
-        for name, lo, hi in (("m", 2, 128), ("ef_construction", 4, 4096), ("ef_search", 1, 4096)):
+        for name, (lo, hi) in HNSW_RANGES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValidationError(

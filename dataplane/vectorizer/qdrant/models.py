@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from vectorizer.engine import paths, payloads, scoring, sparse, validation
 from vectorizer.engine.collection import WRITE_MODES, NamedRows, WriteMode
-from vectorizer.engine.config import CollectionConfig, IndexKind, Metric
+from vectorizer.engine.config import EF_RANGE, CollectionConfig, IndexKind, Metric
 from vectorizer.engine.datetimes import micros
 from vectorizer.engine.filters import Payload, Predicate, compile_filter, payload_key
 from vectorizer.engine.formula import Formula
@@ -1323,7 +1323,7 @@ def _params(params: SearchParams | None) -> tuple[int | None, bool]:
         return None, False
     ef = params.hnsw_ef
     if ef is not None:
-        in_range(ef, "params.hnsw_ef", 1, 4096)
+        in_range(ef, "params.hnsw_ef", *EF_RANGE)
     return ef, params.exact
 
 

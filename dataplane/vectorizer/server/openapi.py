@@ -21,7 +21,7 @@ from aiohttp import web
 from vectorizer import __version__
 from vectorizer.engine import validation
 from vectorizer.engine.collection import Point, ScoredPoint
-from vectorizer.engine.config import IndexKind, Metric
+from vectorizer.engine.config import EF_RANGE, HNSW_RANGES, IndexKind, Metric
 from vectorizer.engine.field_index import SCHEMAS as INDEX_TYPES
 from vectorizer.qdrant.snapshots import PRIORITIES
 from vectorizer.replication.state import EPOCH_MAX
@@ -79,11 +79,6 @@ COLLECTION_NAME: dict[str, Any] = {
     "type": "string",
     "pattern": f"^{validation.COLLECTION_NAME_RE.pattern}$",
 }
-# The ranges of the HNSW knobs (``config.HnswParams.validated``) and of a search's ``ef``
-# (``views.search``), whose checks have them inline: tests/unit/test_openapi.py and
-# tests/integration/test_openapi_contract.py hold each to its check.
-HNSW_RANGES = {"m": (2, 128), "ef_construction": (4, 4096), "ef_search": (1, 4096)}
-EF_RANGE = (1, 4096)
 
 _BOOL: dict[str, Any] = {"type": "boolean"}
 _RECOVERY: dict[str, dict[str, Any]] = {

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from vectorizer.engine.collection import Collection, ScoredPoint
+from vectorizer.engine.config import EF_RANGE
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import VectorizerError
@@ -23,7 +24,7 @@ def _checked_query(coll: Collection, q: Search, max_limit: int) -> Matrix:
     check_range(q.limit, "limit", 1, max_limit)
     check_range(q.offset, "offset", 0, max_limit)
     if q.ef is not None:
-        check_range(q.ef, "ef", 1, 4096)
+        check_range(q.ef, "ef", *EF_RANGE)
     coll.require_own("vector")
     return coll.config.metric.vector(q.vector, coll.config.dimension)
 
