@@ -19,10 +19,10 @@ import hnswlib
 import numpy as np
 import pytest
 
-from vectorizer.engine import hnsw
+from vectorizer.engine import collection, hnsw
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams, Metric
-from vectorizer.engine.dotscale import DRIFT, Norms, Scale
+from vectorizer.engine.dotscale import DRIFT, MAX_HELD, Norms, Scale
 from vectorizer.engine.hnsw import HnswIndex
 
 Array = np.ndarray[Any, Any]
@@ -364,3 +364,78 @@ def test_a_dot_collection_whose_first_point_was_far_is_searched_right(tmp_path: 
     coll.settle()
     coll.export(tmp_path)
     assert measure(Collection.restore(tmp_path, "d", config)) >= 0.95
+
+
+@pytest.mark.parametrize("exponent", [40, 33])
+@pytest.mark.parametrize("large_first", [False, True])
+def test_norms_too_far_apart_for_one_factor_keep_the_large_ones_finite(
+    exponent: int, large_first: bool
+) -> None:
+    """The bug hunter's data: 3,000 norms of 2**-40 and 2,000 of 2**40 (dimension 16). The
+    factor of the median held the large ones at 2**80: their products overflowed float32
+    in hnswlib (recall@10 0.35; 0.76 at 2**+-33). Now capped (``MAX_HELD``)."""
+    rng = np.random.default_rng(7)
+
+    def rows(n: int, norm: float) -> Array:
+        v = rng.standard_normal((n, 16))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True) * norm).astype(np.float32)
+
+    small, large = rows(3000, 2.0**-exponent), rows(2000, 2.0**exponent)
+    data = np.vstack([small, large])
+    index = HnswIndex(16, Metric.DOT, PARAMS, 5000)
+    order = [(3000, large), (0, small)] if large_first else [(0, small), (3000, large)]
+    for first, part in order:
+        index.add(part, list(range(first, first + len(part))))
+    index.fold()
+    index.settle()
+    queries = rng.standard_normal((20, 16)).astype(np.float32)
+    found = 0
+    for q in queries:
+        hits = index.search(q[None], 10, None, None)
+        assert hits is not None
+        exact = data.astype(np.float64) @ q.astype(np.float64)
+        found += len({s for s, _ in hits} & set(np.argsort(-exact)[:10].tolist()))
+        for slot, score in hits:
+            assert score == pytest.approx(exact[slot], rel=1e-5), (slot, score)
+    assert found / 200 >= 0.95
+    assert index._scale.exponent >= exponent - MAX_HELD
+
+
+def test_searches_while_a_graph_is_built_again_score_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Until a rebuild is in place the old graph holds the vectors at a factor far off
+    theirs (here 2**-20 off): exact searches (a small collection), or the graph's hits
+    scored exactly (a larger one)."""
+    rng = np.random.default_rng(5)
+    config = CollectionConfig.parse({"dimension": DIM, "metric": "dot"}, HnswParams())
+    coll = Collection("d", config)
+    coll.upsert(
+        list(range(2500)), rng.normal(size=(2500, DIM)).astype(np.float32) * 1e3, [None] * 2500
+    )
+    small = (rng.normal(size=(6000, DIM)) * 1e-3).astype(np.float32)
+    gate = threading.Event()
+    hnsw._in_background(gate.wait)  # the rebuild waits until the gate opens
+    try:
+        for at in range(0, 6000, 2000):
+            coll.upsert(list(range(at, at + 2000)), small[at : at + 2000], [None] * 2000)
+        assert coll._index is not None and coll._index._rebuild is not None
+        queries = rng.normal(size=(20, DIM)).astype(np.float32)
+        wide = small.astype(np.float64)
+        for limit, least in [(1 << 24, 1.0), (0, 0.0)]:
+            monkeypatch.setattr(collection, "EXACT_WHILE_REBUILT", limit, raising=False)
+            found = 0
+            for q in queries:
+                hits = coll.search(q[None], 10, with_payload=False)
+                (batched,) = coll.search_many(q[None], 10, with_payload=False)
+                assert [(p.id, p.score) for p in batched] == [(p.id, p.score) for p in hits]
+                exact = wide @ q.astype(np.float64)
+                found += len({p.id for p in hits} & set(np.argsort(-exact)[:10].tolist()))
+                for p in hits:
+                    assert p.score == pytest.approx(exact[int(p.id)], rel=1e-5), p
+                assert [p.score for p in hits] == sorted((p.score for p in hits), reverse=True)
+            assert found / 200 >= least
+    finally:
+        gate.set()
+    coll.settle()
+    assert coll._index._rebuild is None

@@ -15,6 +15,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, cast
@@ -63,6 +64,14 @@ POST_FILTER_MAX = 1000
 # Fewer matches than 1 / ANTI_CORRELATED of the filter's share among those nearest points:
 # the filter and the query are anti-correlated, and the search is exact (see _on_graph).
 ANTI_CORRELATED = 3
+# While a dot-product graph is built again at another factor (``dotscale.py``), the one in
+# place holds its rows at a factor known to be far from theirs: its scores are off, and
+# its ranking can be no better than chance (norms 2**-20 off: recall@10 0.0x). Searches
+# are exact then where the vectors searched are at most this many floats (130,000 x 32;
+# 22,000 x 32 took 6 ms a query, recall@10 1.0, where the old graph's hits scored again
+# had 0.03), and the graph's hits are scored again exactly otherwise (k dot products).
+# Neither happens but in that window, seconds to a minute.
+EXACT_WHILE_REBUILT = 1 << 22
 # A point's named vectors, by name (those it has): sparse vectors, (1, dim) rows of named
 # dense vectors, and multivectors.
 NamedRows = dict[str, SparseVector | Matrix | MultiVector]
@@ -131,6 +140,20 @@ def _within(
         return hits
     better = metric.higher_is_better
     return [(s, x) for s, x in hits if (x >= threshold if better else x <= threshold)]
+
+
+def _rescored(
+    space: _Space, query: Matrix, hits: list[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """``hits`` of a graph being built again, scored exactly from the stored vectors and
+    ordered by those scores (``EXACT_WHILE_REBUILT``)."""
+    if not hits:
+        return hits
+    slots = np.fromiter((s for s, _ in hits), np.int64, len(hits))
+    scores = exact.scores(space.vectors[slots], query, space.metric).tolist()
+    rescored = list(zip(slots.tolist(), scores, strict=True))
+    rescored.sort(key=lambda hit: hit[1], reverse=space.metric.higher_is_better)
+    return rescored
 
 
 def _span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[object]:
@@ -461,10 +484,11 @@ class Collection:
         k = min(limit + offset, space.size)
         if k <= 0:
             return [[] for _ in range(len(queries))]
-        index = space.graph
-        use_graph = index is not None and not exact_search and space.size > EXACT_BELOW
+        index = self._graph_for(space, exact_search)
         with _span("search", {"vectorizer.queries": len(queries)}):
-            many = index.search_many(queries, k, ef) if use_graph and index else None
+            many = index.search_many(queries, k, ef) if index else None
+            if many is not None and index and index.rebuilding:
+                many = [_rescored(space, queries[i : i + 1], h) for i, h in enumerate(many)]
         if many is None:
             many = [
                 self._search_slots(space, queries[i : i + 1], k, None, ef, exact_search)
@@ -475,6 +499,17 @@ class Collection:
             self._finish(hits, offset, threshold, with_payload, with_vector, metric)
             for hits in many
         ]
+
+    @staticmethod
+    def _graph_for(space: _Space, exact_search: bool) -> HnswIndex | None:
+        """The graph to search ``space`` in, or None: exactly (see ``EXACT_BELOW`` and
+        ``EXACT_WHILE_REBUILT``)."""
+        index = space.graph
+        if index is None or exact_search or space.size <= EXACT_BELOW:
+            return None
+        if index.rebuilding and space.size * space.vectors.shape[1] <= EXACT_WHILE_REBUILT:
+            return None
+        return index
 
     def _space(self, using: str) -> _Space:
         if self._is_own(using, "using"):
@@ -724,12 +759,11 @@ class Collection:
         ef: int | None,
         exact_search: bool,
     ) -> list[tuple[int, float]]:
-        index = space.graph
-        use_graph = index is not None and not exact_search and space.size > EXACT_BELOW
+        index = self._graph_for(space, exact_search)
         if predicate is None:
-            hits = index.search(query, k, ef, None) if use_graph and index else None
+            hits = index.search(query, k, ef, None) if index else None
             if hits is not None:
-                return hits
+                return _rescored(space, query, hits) if index and index.rebuilding else hits
             return self._exact(space, query, self._matching_slots(space, None, None), k)
         # Few enough points named by the payload indexes: exactly over those. (Counted
         # before they are gathered: gathering a broad filter's costs more than it saves.)
@@ -739,10 +773,10 @@ class Collection:
             bound = self._fields.estimate(lookup, self._id_slots)
             if bound is not None and bound <= EXACT_FILTER_MAX:
                 narrowed = self._fields.candidates(lookup, self._id_slots)
-        if narrowed is None and use_graph and index:
+        if narrowed is None and index:
             hits = self._on_graph(space, index, query, k, predicate, ef)
             if hits is not None:
-                return hits
+                return _rescored(space, query, hits) if index.rebuilding else hits
         # Every candidate (those the indexes name, or every point) scored, no payload
         # read; then the payloads of the best read first until k pass: the same top k as
         # scoring the matches of a scan of every candidate's payload.
@@ -1055,6 +1089,18 @@ class Collection:
     @property
     def staged(self) -> int:
         return sum(index.staged for index in self._indexes())
+
+    @property
+    def graphs_put(self) -> int:
+        """Graphs put in place since this collection was made or loaded (a dot-product
+        graph built again: see ``HnswIndex.generation``); a snapshot taken since saved
+        them when this is unchanged."""
+        return sum(index.generation for index in self._indexes())
+
+    def close(self) -> list[Future[Any]]:
+        """Cancel the graphs' rebuilds in progress (the collection is deleted, replaced,
+        or its store closing); those to wait for (``HnswIndex.close``)."""
+        return [f for f in (index.close() for index in self._indexes()) if f is not None]
 
     def _indexes(self) -> list[HnswIndex]:
         """Every graph: the own vector's and the named dense vectors'. (Updates stage

@@ -16,6 +16,15 @@ put the others at norms near 3e-6 for good: recall@10 0.07, scores off by 0.12. 
 products lose nothing until the norms are some 2**-10 off (recall fell at 2**-12), so
 the factor is chosen again only where it matters, never for data of one magnitude.
 
+The factor is capped so that the largest norm held stays at most 2**``MAX_HELD``
+(``Norms.fitting``): products of rows then stay below float32's 2**128. Chosen from the
+median alone, 3,000 norms of 2**-40 and 2,000 of 2**40 held the large ones at 2**80,
+their products overflowed in hnswlib, and recall@10 was 0.35 (0.76 at 2**+-33). Where
+the norms span so much that no factor keeps both ends precise, the large ones are kept
+finite and the small ones lose precision: products are told apart only to some 2**-24
+of the held query's norm (1) times the largest held norm over 2**``MAX_HELD``, i.e.
+about 2**-80 times the largest norm times the query's.
+
 Powers of two scale float32 exactly: the vectors read back are the ones stored, the
 ranking is the one exact products give, and where norms are near 1 both factors are 1
 and nothing changes. Cosine collections need none of this (unit vectors), nor Euclidean
@@ -40,6 +49,11 @@ _MAX_EXPONENT = 100
 # the factor was chosen for before the graph is built again at another: products of
 # norms 2**-4 (2**-8) still have 2**16 float32 steps, and recall held to 2**-10.
 DRIFT = 4
+
+# The largest norm a factor is chosen to hold a vector at, as a power of two: products
+# of rows stay within float32 (2**128) even once the norms have grown ``DRIFT`` more
+# before the graph is built again (2**(2 * 60) at most).
+MAX_HELD = 56
 
 # What ``Norms`` holds for a slot: a norm's exponent is within +-_MAX_EXPONENT.
 _NOT_HELD = -128
@@ -69,7 +83,11 @@ class Scale:
         """``vectors`` as the graph holds them (the same array when the factor is 1)."""
         if not self._chosen:
             norms = _norms(vectors)
-            self.factor = _power_of_two(float(np.median(norms[norms > 0])) if norms.any() else 1)
+            positive = norms[norms > 0]
+            self.factor = 1.0
+            if positive.size:  # (the median's, unless the largest is then held too large)
+                top = _code(float(positive.max())) - MAX_HELD
+                self.factor = min(_power_of_two(float(np.median(positive))), 2.0**-top)
             self._chosen = True
         if self.factor == 1.0:
             return vectors
@@ -122,6 +140,7 @@ class Norms:
         self.held = 0  # vectors held (zero vectors too)
         self.changes = 0
         self._basis = 0  # vectors held at the last look
+        self.highest = _NOT_HELD  # the largest exponent counted since the last look
 
     def resize(self, capacity: int) -> None:
         grown = np.full(capacity, _NOT_HELD, dtype=np.int8)
@@ -134,7 +153,10 @@ class Norms:
             row = vectors.reshape(-1).astype(np.float64)
             square = float(row @ row)
             self._drop(slots[0])
-            self._put(slots[0], _code(math.sqrt(square)) if square > 0 else _ZERO)
+            code = _code(math.sqrt(square)) if square > 0 else _ZERO
+            self._put(slots[0], code)
+            if code != _ZERO and code > self.highest:
+                self.highest = code
             return
         norms = _norms(vectors)
         codes = np.full(len(slots), _ZERO, dtype=np.int8)
@@ -146,6 +168,8 @@ class Norms:
         self.held += len(slots) - int(np.count_nonzero(had != _NOT_HELD))
         self.changes += len(slots)
         self._of[at] = codes
+        if positive.any():
+            self.highest = max(self.highest, int(codes[positive].max()))
         bins = 2 * _MAX_EXPONENT + 1
         gone = np.bincount(had[np.abs(had) <= _MAX_EXPONENT] + _MAX_EXPONENT, minlength=bins)
         came = np.bincount(codes[positive].astype(np.int64) + _MAX_EXPONENT, minlength=bins)
@@ -183,7 +207,7 @@ class Norms:
         return self.changes > 0 and self.changes >= self._basis
 
     def looked(self) -> None:
-        self.changes, self._basis = 0, self.held
+        self.changes, self._basis, self.highest = 0, self.held, _NOT_HELD
 
     def median(self) -> int | None:
         """The exponent of the median norm (the lower one of two), None for none (every
@@ -197,17 +221,38 @@ class Norms:
                 return exponent - _MAX_EXPONENT
         raise AssertionError("unreachable")
 
+    def top(self) -> int | None:
+        """The exponent of the largest norm (None for none)."""
+        held = np.flatnonzero(self._counts)
+        return None if not len(held) else int(held[-1]) - _MAX_EXPONENT
+
+    def fitting(self) -> int | None:
+        """The exponent for the factor to undo: the median norm's, unless that would hold
+        the largest norm above 2**``MAX_HELD`` (None: every vector held is zero)."""
+        median, top = self.median(), self.top()
+        if median is None or top is None:
+            return None
+        return max(median, top - MAX_HELD)
+
     @staticmethod
     def exponent_of(vectors: Matrix) -> int | None:
-        """The exponent of the median norm of ``vectors`` (None: all zero)."""
+        """The exponent to hold ``vectors`` at (``fitting``; None: all zero)."""
         norms = Norms(len(vectors))
         norms.add(vectors, list(range(len(vectors))))
-        return norms.median()
+        return norms.fitting()
 
 
-def drifted(scale: Scale, median: int | None) -> bool:
-    """Whether vectors of median norm 2**``median`` are held too far from norm 1."""
-    return scale.chosen and median is not None and abs(median - scale.exponent) >= DRIFT
+def drifted(scale: Scale, exponent: int | None) -> bool:
+    """Whether vectors whose factor would undo 2**``exponent`` (``Norms.fitting``) are
+    held too far from it."""
+    return scale.chosen and exponent is not None and abs(exponent - scale.exponent) >= DRIFT
+
+
+def overflowing(scale: Scale, exponent: int) -> bool:
+    """Whether a vector of norm 2**``exponent`` is held above 2**(``MAX_HELD`` +
+    ``DRIFT``): the graph is looked at (and built again) at once, not once enough has
+    changed (``Norms.due``), its products near float32's end."""
+    return scale.chosen and exponent - scale.exponent >= MAX_HELD + DRIFT
 
 
 def _norms(vectors: Matrix) -> npt.NDArray[np.float64]:

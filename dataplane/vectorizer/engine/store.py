@@ -143,6 +143,10 @@ class Store:
         self._recovery_lock = asyncio.Lock()  # one recovery from a snapshot file at a time
         self._recovering: set[str] = set()  # hidden collections being filled
         self._last_snapshot: snapshot.SnapshotInfo | None = None
+        # Each collection's ``graphs_put`` as of the last snapshot: a graph put in place
+        # since (a dot-product graph built again) makes the next one due even with
+        # nothing logged since (the last holds the old graph, rebuilt at every start).
+        self._graphs_saved: dict[str, int] = {}
         self._log_bytes_since_snapshot = 0
         self._writable = asyncio.Event()
         self._writable.set()
@@ -211,6 +215,7 @@ class Store:
         if loaded is not None:
             self._last_snapshot, self._collections, self._aliases = loaded
             snap_seq = self._last_snapshot.sequence
+            self._graphs_saved = self._graphs_put()
         if self._wal.last_seq > snap_seq and self._wal.first_seq > snap_seq + 1:
             raise CorruptLog(
                 f"the log starts at record {self._wal.first_seq} but the newest usable snapshot "
@@ -236,10 +241,26 @@ class Store:
     async def close(self, *, take_snapshot: bool = True) -> None:
         self._closing = True
         await stop(*self._tasks)
+        # Rebuilds of dot-product graphs in progress stop at their next chunk (one that
+        # has finished is put in place first): the process must not exit while the
+        # rebuild thread is inside hnswlib (SIGABRT), nor the snapshot wait for one.
+        await self._close_collections(list(self._collections.values()))
         if take_snapshot and self.ready:
             await self.snapshot()
         self._wal.close()
         self.ready = False
+
+    @staticmethod
+    async def _close_collections(colls: list[Collection]) -> None:
+        """Cancel the graph rebuilds of ``colls`` and wait until none runs."""
+        pending = [future for coll in colls for future in coll.close()]
+        if pending:
+            started = time.monotonic()
+            await asyncio.wait([asyncio.wrap_future(f) for f in pending])
+            log.info("stopped graph rebuilds in %.3fs", time.monotonic() - started)
+
+    def _graphs_put(self) -> dict[str, int]:
+        return {name: coll.graphs_put for name, coll in self._collections.items()}
 
     async def _maintain(self) -> None:
         """Periodic snapshots: on the interval, or sooner when the log has grown large or
@@ -684,7 +705,10 @@ class Store:
         self._wal = self._new_wal()
         self._wal.recover()
         self._wal.start(info.sequence + 1)
+        for old in self._collections.values():
+            old.close()
         self._collections, self._aliases = collections, names
+        self._graphs_saved = self._graphs_put()
         self.sequence = info.sequence
         self._last_snapshot = snapshot.SnapshotInfo(
             info.sequence, final, info.created_at, info.size_bytes
@@ -1059,12 +1083,15 @@ class Store:
             config = CollectionConfig.parse(op["config"], self.options.hnsw_defaults)
             self._collections[op["name"]] = Collection(op["name"], config)
         elif kind == "delete_collection":
-            self._collections.pop(op["name"], None)
+            if (gone := self._collections.pop(op["name"], None)) is not None:
+                gone.close()  # (its graph rebuilds stop)
             self._aliases = {a: c for a, c in self._aliases.items() if c != op["name"]}
         elif kind == "aliases":
             alias_ops.apply(self._aliases, op["changes"])
         elif kind == "replace_collection":  # (the old one's aliases now name the new one)
             coll = self._collections.pop(op["source"])
+            if (gone := self._collections.get(op["name"])) is not None:
+                gone.close()
             coll.name = op["name"]
             self._collections[op["name"]] = coll
         else:
@@ -1245,8 +1272,14 @@ class Store:
         self._check_ready()
         loop = asyncio.get_running_loop()
         async with self._snapshot_lock:
-            if self._last_snapshot is not None and self._last_snapshot.sequence == self.sequence:
-                return self._last_snapshot
+            last = self._last_snapshot
+            if (
+                last is not None
+                and last.sequence == self.sequence
+                and (self._graphs_put() == self._graphs_saved or self.sequence in self._pins)
+            ):
+                # (a pinned snapshot is being sent to a replica: not replaced meanwhile)
+                return last
             with tracer.start_as_current_span(
                 "snapshot", attributes={"vectorizer.sequence": self.sequence}
             ):
@@ -1259,6 +1292,7 @@ class Store:
             seq, colls = self.sequence, list(self._collections.values())
             for coll in colls:  # on the loop, like every change: the graphs are saved whole
                 coll.fold()
+            graphs = self._graphs_put()  # (a graph put in place after this: due again)
             # Saving a graph waits for its fold (on the worker thread, not the loop).
             try:
                 info = await loop.run_in_executor(
@@ -1267,6 +1301,7 @@ class Store:
             except OSError as exc:  # e.g. a full disk: the log still holds everything
                 raise StorageError.refused(exc, f"writing the snapshot at {seq}") from exc
             self._log_bytes_since_snapshot = 0
+            self._graphs_saved = graphs
         finally:
             self._writable.set()
         if self.on_snapshot is not None:
