@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import threading
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vectorizer.engine import records
+from vectorizer.engine import records, snapshot
 from vectorizer.engine.store import RESERVE_MARGIN, Store, StoreOptions
 from vectorizer.engine.wal import CorruptLog, FsyncPolicy
 from vectorizer.errors import (
@@ -86,6 +87,37 @@ async def test_snapshot_then_log_then_restart(tmp_path: Path) -> None:
     assert r.collection("a").search(np.array([p5.vector], dtype=np.float32), 1)[0].id == 5
     await r.close(take_snapshot=True)
     assert len(list((tmp_path / "snapshots").iterdir())) == 2  # retained: 2
+
+
+@pytest.mark.parametrize("dies_at", [1, 2])
+async def test_a_snapshot_written_again_at_its_sequence_is_never_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_at: int
+) -> None:
+    """A snapshot is taken again at the same sequence when a graph was rebuilt since:
+    the old one was deleted before the new one was renamed in, and a crash between left
+    no snapshot at that sequence (with one retained, none covering the log). The old is
+    moved aside, and put back at the next start if the new one never arrived."""
+    s = await fresh(tmp_path, snapshots_retained=1)
+    await s.create_collection("a", {"dimension": 2})
+    await s.upsert("a", [1, 2], np.eye(2, dtype=np.float32), [{"n": 1}, {"n": 2}])
+    info, held = await s.snapshot(), s.collections()
+    await s.close(take_snapshot=False)
+    real, renames = os.rename, []
+
+    def dying(src: object, dst: object) -> None:
+        renames.append(dst)
+        if len(renames) == dies_at:
+            raise OSError("killed here")
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", dying)
+    with pytest.raises(OSError, match="killed here"):
+        snapshot.write(info.path.parent, info.sequence, held, {})
+    monkeypatch.undo()
+    r = await fresh(tmp_path, snapshots_retained=1)
+    assert r.sequence == info.sequence and len(r.collection("a")) == 2
+    assert sorted(p.name for p in info.path.parent.iterdir()) == [info.path.name]
+    await r.close(take_snapshot=False)
 
 
 async def test_log_is_truncated_behind_retained_snapshots(tmp_path: Path) -> None:

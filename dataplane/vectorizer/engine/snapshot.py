@@ -36,6 +36,10 @@ TMP_PREFIX = ".tmp-"
 INCOMING_PREFIX = ".incoming-"
 # Snapshots found damaged at a start that an older one served: kept, never loaded.
 DAMAGED_PREFIX = ".damaged-"
+# A snapshot being replaced by another of the same sequence (a graph rebuilt since it was
+# taken): moved aside until the new one is in place. Found at start-up, it is put back if
+# the new one never arrived, else removed.
+REPLACED_PREFIX = ".replaced-"
 _NAME_RE = re.compile(r"\d{20}")
 # In the data directory while a replica's full sync replaces its data (``Store``'s).
 SYNC_MARKER = "SYNC_IN_PROGRESS"
@@ -108,19 +112,34 @@ def _write(
     (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     fsync_path(tmp / MANIFEST)
     fsync_path(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    fsync_path(directory)
+    if final.exists():  # (one of the same sequence: moved aside, never missing)
+        aside = directory / f"{REPLACED_PREFIX}{final.name}"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(final, aside)
+        os.rename(tmp, final)
+        fsync_path(directory)
+        shutil.rmtree(aside)
+    else:
+        os.rename(tmp, final)
+        fsync_path(directory)
     size = sum(f.stat().st_size for f in final.rglob("*") if f.is_file())
     return SnapshotInfo(sequence, final, created, size)
 
 
 def remove_partial(directory: Path) -> None:
-    """Remove snapshots that were never completed (see ``TMP_PREFIX``)."""
+    """Remove snapshots that were never completed (see ``TMP_PREFIX``), and finish a
+    replacement a crash cut short (``REPLACED_PREFIX``): the old snapshot back if the new
+    one is not in its place."""
     for prefix in (TMP_PREFIX, INCOMING_PREFIX):
         for stale in directory.glob(f"{prefix}*"):
             shutil.rmtree(stale, ignore_errors=True)
+    for aside in directory.glob(f"{REPLACED_PREFIX}*"):
+        final = directory / aside.name.removeprefix(REPLACED_PREFIX)
+        if final.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.rename(aside, final)
+            fsync_path(directory)
 
 
 def load_latest(
