@@ -28,7 +28,11 @@ from vectorizer.security.roles import Principal, RateLimit, Role
 
 FILE = Path("security") / "keys.json"
 _KEY = re.compile(r"vz_(?P<id>[0-9a-f]{12})_[A-Za-z0-9_-]{43}")
-_NAME = re.compile(r"[\x20-\x7e]{1,128}")
+KEY_NAME = re.compile(r"[\x20-\x7e]{1,128}")
+# The most a key may be allowed (requests a second, and its burst); the most collections
+# it may be scoped to.
+MAX_KEY_RATE = 1_000_000
+MAX_KEY_COLLECTIONS = 1000
 _DUMMY = hashlib.sha256(b"no such key").hexdigest()
 MAX_KEYS = 10_000
 MAX_GRACE_S = 7 * 86400
@@ -260,20 +264,26 @@ def _check_fields(
     expires_at: float | None,
     now: float,
 ) -> None:
-    if _NAME.fullmatch(name) is None:
+    if KEY_NAME.fullmatch(name) is None:
         raise ValidationError("name must be 1-128 printable ASCII characters", field="name")
     if role not in {r.value for r in Role}:
         roles = ", ".join(r.value for r in Role)
         raise ValidationError(f"role must be one of {roles}", field="role")
     if collections is not None:
-        if not 1 <= len(collections) <= 1000:
-            raise ValidationError("collections must list 1..1000 names", field="collections")
+        if not 1 <= len(collections) <= MAX_KEY_COLLECTIONS:
+            raise ValidationError(
+                f"collections must list 1..{MAX_KEY_COLLECTIONS} names", field="collections"
+            )
         for i, c in enumerate(collections):
             collection_name(c, field=f"collections[{i}]")
-    if rps is not None and not 0 < rps <= 1_000_000:
-        raise ValidationError("rate_limit_rps must be in (0, 1000000]", field="rate_limit_rps")
-    if burst is not None and not 1 <= burst <= 1_000_000:
-        raise ValidationError("rate_limit_burst must be in 1..1000000", field="rate_limit_burst")
+    if rps is not None and not 0 < rps <= MAX_KEY_RATE:
+        raise ValidationError(
+            f"rate_limit_rps must be in (0, {MAX_KEY_RATE}]", field="rate_limit_rps"
+        )
+    if burst is not None and not 1 <= burst <= MAX_KEY_RATE:
+        raise ValidationError(
+            f"rate_limit_burst must be in 1..{MAX_KEY_RATE}", field="rate_limit_burst"
+        )
     if burst is not None and rps is None:
         raise ValidationError("rate_limit_burst needs rate_limit_rps", field="rate_limit_burst")
     if expires_at is not None and expires_at <= now:

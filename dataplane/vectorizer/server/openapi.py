@@ -421,11 +421,15 @@ def _constraints(k: _Knobs) -> dict[type[msgspec.Struct], dict[str, dict[str, An
             "queries": {"maxItems": k.max_batch_searches},
         },
         schemas.CreateKey: {
-            "name": {"pattern": f"^{keys._NAME.pattern}$"},
+            "name": {"pattern": f"^{keys.KEY_NAME.pattern}$"},
             "role": {"enum": [r.value for r in Role]},
-            "collections": {"minItems": 1, "maxItems": 1000, "items": COLLECTION_NAME},
-            "rate_limit_rps": {"exclusiveMinimum": 0, "maximum": 1_000_000},
-            "rate_limit_burst": {"minimum": 1, "maximum": 1_000_000},
+            "collections": {
+                "minItems": 1,
+                "maxItems": keys.MAX_KEY_COLLECTIONS,
+                "items": COLLECTION_NAME,
+            },
+            "rate_limit_rps": {"exclusiveMinimum": 0, "maximum": keys.MAX_KEY_RATE},
+            "rate_limit_burst": {"minimum": 1, "maximum": keys.MAX_KEY_RATE},
         },
         schemas.RotateKey: {"grace_s": {"minimum": 0, "maximum": keys.MAX_GRACE_S}},
         # The replication bodies decode their values as they come (the manager checks
