@@ -49,19 +49,6 @@ REQUEST_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", "/auth/keys/{key_id}/rotate"): schemas.RotateKey,
 }
 
-# Summaries of the operations whose views have no docstring (the others' is their
-# docstring's first sentence).
-SUMMARIES: dict[tuple[str, str], str] = {
-    ("POST", "/collections/{name}/search"): "The nearest points to a vector.",
-    ("GET", "/stats"): "Node figures: sequence, collections, vectors, log, disk, memory and "
-    "snapshot.",
-    ("GET", "/collections"): "Every collection, described.",
-    ("POST", "/collections"): "Create a collection.",
-    ("GET", "/collections/{name}"): "One collection, described.",
-    ("DELETE", "/collections/{name}"): "Delete a collection and its points.",
-    ("DELETE", "/collections/{name}/payload_indexes/{key}"): "Drop the index at a payload key.",
-}
-
 # An id: an unsigned 64-bit integer, or a string of 1-256 characters not all digits
 # (``validation.point_id``).
 POINT_ID: dict[str, Any] = {
@@ -587,12 +574,10 @@ def _query_parameters(k: _Knobs) -> dict[tuple[str, str], dict[str, dict[str, An
 _SENTENCE = re.compile(r"(.+?\.)(?=\s|$)")
 
 
-def _summary(method: str, path: str, handler: Any) -> tuple[str, str | None]:
+def _summary(handler: Any) -> tuple[str, str | None]:
     """The operation's summary (its view's docstring's first sentence, whole) and, when
     the docstring says more, the docstring as its description."""
-    doc = inspect.getdoc(handler)
-    if not doc:
-        return SUMMARIES[(method, path)], None
+    doc = inspect.getdoc(handler) or handler.__name__.replace("_", " ")
     doc = doc.replace("``", "`")
     first = " ".join(doc.split("\n\n", 1)[0].split())
     m = _SENTENCE.match(first)
@@ -611,7 +596,7 @@ def _operation(
     """An operation without its body: id (the API's prefix, the method and the handler:
     unique, as OpenAPI wants), summary, parameters and responses."""
     error = "QdrantError" if api == "qdrant_" else "Error"
-    summary, description = _summary(method, path, handler)
+    summary, description = _summary(handler)
     if path in PLAIN_TEXT:
         content: dict[str, Any] = {"text/plain": {"schema": {"type": "string"}}}
     elif (method, path) in FILES:

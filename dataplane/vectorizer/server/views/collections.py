@@ -12,10 +12,12 @@ from vectorizer.server.views.common import store
 
 
 async def list_collections(request: web.Request) -> web.Response:
+    """Every collection, described."""
     return json_response({"collections": [c.info() for c in store(request).collections()]})
 
 
 async def create_collection(request: web.Request) -> web.Response:
+    """Create a collection."""
     body = await read_as(request, CreateCollection)
     validation.dimension(body.dimension)  # (0, no vector of its own, is for Qdrant's routes)
     raw = msgspec.to_builtins(body)
@@ -24,12 +26,14 @@ async def create_collection(request: web.Request) -> web.Response:
 
 
 async def get_collection(request: web.Request) -> web.Response:
+    """One collection, described."""
     return json_response(
         {"collection": store(request).collection(request.match_info["name"]).info()}
     )
 
 
 async def delete_collection(request: web.Request) -> web.Response:
+    """Delete a collection and its points."""
     name = request.match_info["name"]
     seq = await store(request).delete_collection(name)
     return json_response({"deleted": name, "sequence": seq})
@@ -45,6 +49,7 @@ async def create_payload_index(request: web.Request) -> web.Response:
 
 
 async def delete_payload_index(request: web.Request) -> web.Response:
+    """Drop the index at a payload key."""
     name, key = request.match_info["name"], request.match_info["key"]
     seq = await store(request).delete_field_index(name, key)
     return json_response({"deleted": key, "sequence": seq})

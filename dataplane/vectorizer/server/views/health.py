@@ -56,4 +56,5 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
+    """Node figures: sequence, collections, vectors, log, disk, memory and snapshot."""
     return json_response({"version": __version__, **store(request).stats()})

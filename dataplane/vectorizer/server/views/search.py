@@ -56,6 +56,7 @@ def run_search(coll: Collection, q: Search, max_limit: int) -> list[ScoredPoint]
 
 
 async def search(request: web.Request) -> web.Response:
+    """The nearest points to a vector."""
     body = await read_as(request, Search)
     coll = store(request).collection(request.match_info["name"])
     max_limit = settings(request).max_search_limit
