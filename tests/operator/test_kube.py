@@ -75,38 +75,29 @@ async def test_list_with_a_selector(kube: Any) -> None:
     assert seen[0]["query"] == {"labelSelector": "vectorizer.io/cluster=vz"}
 
 
-async def test_apply_is_a_forced_server_side_apply(kube: Any) -> None:
+@pytest.mark.parametrize(
+    ("api_version", "kind", "name", "dry_run", "path"),
+    [
+        ("v1", "Service", "vz-rw", False, "/api/v1/namespaces/db/services/vz-rw"),
+        # a dry run asks the API server to store nothing
+        ("apps/v1", "StatefulSet", "vz", True, "/apis/apps/v1/namespaces/db/statefulsets/vz"),
+    ],
+    ids=["apply", "dry-run"],
+)
+async def test_apply_is_a_forced_server_side_apply(
+    kube: Any, api_version: str, kind: str, name: str, dry_run: bool, path: str
+) -> None:
     client, seen = kube
     manifest = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "vz-rw", "namespace": "db"},
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "db"},
     }
-    await client.apply(manifest)
+    await client.apply(manifest, dry_run=dry_run)
     req = seen[0]
-    assert (req["method"], req["path"], req["type"]) == (
-        "PATCH",
-        "/api/v1/namespaces/db/services/vz-rw",
-        APPLY_PATCH,
-    )
-    assert req["query"] == {"fieldManager": "vectorizer-operator", "force": "true"}
-
-
-async def test_a_dry_run_apply_asks_the_api_server_to_store_nothing(kube: Any) -> None:
-    client, seen = kube
-    manifest = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": "vz", "namespace": "db"},
-    }
-    await client.apply(manifest, dry_run=True)
-    req = seen[0]
-    assert (req["method"], req["path"], req["type"]) == (
-        "PATCH",
-        "/apis/apps/v1/namespaces/db/statefulsets/vz",
-        APPLY_PATCH,
-    )
-    assert req["query"] == {"fieldManager": "vectorizer-operator", "force": "true", "dryRun": "All"}
+    assert (req["method"], req["path"], req["type"]) == ("PATCH", path, APPLY_PATCH)
+    dry = {"dryRun": "All"} if dry_run else {}
+    assert req["query"] == {"fieldManager": "vectorizer-operator", "force": "true", **dry}
 
 
 async def test_status_patch_delete_and_event(kube: Any) -> None:
