@@ -5,7 +5,9 @@ at once, and a fenced replica."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,7 +24,12 @@ from tests.integration.test_replication import (
     seed,
 )
 from vectorizer.client import Point, VectorizerClient
-from vectorizer.errors import ReplicationTimeout
+from vectorizer.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    ReplicationTimeout,
+    VectorNotFound,
+)
 
 cluster = test_replication.cluster  # (the fixture)
 
@@ -151,17 +158,28 @@ async def test_a_fenced_replica_follows_its_primary_again_and_streams_to_no_one(
     assert await vr.count("c") == 10
 
 
+@contextlib.asynccontextmanager
+async def _sync_primary_with_replica(
+    cluster: Cluster,
+) -> AsyncIterator[tuple[VectorizerClient, FaultProxy]]:
+    """A primary with sync write concern (1 s), its client, and the proxy its replica
+    links through, which can cut the link (then nothing more is confirmed)."""
+    p = await cluster.start("p", "--sync-replicas", "1", "--sync-timeout-ms", "1000")
+    proxy = await FaultProxy(p.port).start()
+    try:
+        await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        yield cluster.client(p), proxy
+    finally:
+        await proxy.close()
+
+
 async def test_a_write_with_nothing_to_do_waits_for_what_made_it_so(cluster: Cluster) -> None:
     """Sync write concern: a delete of a point another delete removed a moment before
     (not yet confirmed by the replica) was answered 200 at once, and a client retrying
     a delete that timed out took that for a success: after a failover the point was
     back. A write that finds nothing to do is answered once the state it found is as
     durable and confirmed as a write's."""
-    p = await cluster.start("p", "--sync-replicas", "1", "--sync-timeout-ms", "1000")
-    vp = cluster.client(p)
-    proxy = await FaultProxy(p.port).start()
-    try:
-        await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+    async with _sync_primary_with_replica(cluster) as (vp, proxy):
         await vp.create_collection("c", 4)
         await vp.upsert("c", [Point(i, [1.0, i, 0, 0]) for i in range(1, 4)])
         proxy.cut()  # (the replica confirms nothing more)
@@ -178,8 +196,48 @@ async def test_a_write_with_nothing_to_do_waits_for_what_made_it_so(cluster: Clu
             await first
         proxy.heal()
         assert await vp.delete_many("c", ids=[1]) == 0  # (confirmed now: at once)
-    finally:
-        await proxy.close()
+
+
+async def test_a_write_refused_for_what_it_found_waits_for_what_made_it_so(
+    cluster: Cluster,
+) -> None:
+    """Sync write concern: retries of a collection delete, a collection create and a
+    point delete that timed out unconfirmed were refused at once (404 collection,
+    409 exists, 404 point) by the state those unconfirmed writes left, and after a
+    failover the collection and the point were back. A refusal for the state found is
+    answered once that state is confirmed: until then, 503."""
+    async with _sync_primary_with_replica(cluster) as (vp, proxy):
+        await vp.create_collection("gone", 4)
+        await vp.create_collection("c", 4)
+        await vp.upsert("c", [Point(1, [1.0, 0, 0, 0])])
+        proxy.cut()  # (the replica confirms nothing more)
+        unconfirmed = [
+            vp.delete_collection("gone"),
+            vp.create_collection("new", 4),
+            vp.delete("c", 1),
+        ]
+        for write in unconfirmed:
+            with pytest.raises(ReplicationTimeout):
+                await write
+        for again in (
+            vp.delete_collection("gone"),
+            vp.create_collection("new", 4),
+            vp.update("c", 1, payload={"a": 1}),
+        ):
+            with pytest.raises(ReplicationTimeout):
+                await again
+        async with (
+            aiohttp.ClientSession() as session,
+            session.delete(f"{vp.url}/qdrant/collections/gone") as resp,  # (false, not 404)
+        ):
+            assert resp.status == 503, await resp.text()
+        proxy.heal()
+        with pytest.raises(CollectionNotFound):  # (confirmed now: at once)
+            await vp.delete_collection("gone")
+        with pytest.raises(CollectionExists):
+            await vp.create_collection("new", 4)
+        with pytest.raises(VectorNotFound):
+            await vp.update("c", 1, payload={"a": 1})
 
 
 async def _gone(vz: VectorizerClient, pid: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -22,7 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import numpy as np
 import orjson
@@ -61,6 +62,7 @@ from vectorizer.errors import (
     InsufficientMemory,
     InsufficientStorage,
     InvalidSnapshot,
+    NotFound,
     NotReady,
     ShuttingDown,
     StorageError,
@@ -110,6 +112,32 @@ AUTO_LIMIT = -1
 _ROOM_SNAPSHOT_GAP_S = 30.0
 # A write refused for want of room this recently still counts as the node refusing writes.
 _REFUSALS_REMEMBERED_S = 60.0
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _refusals_settle(
+    write: Callable[Concatenate[Store, _P], Awaitable[_T]],
+) -> Callable[Concatenate[Store, _P], Awaitable[_T]]:
+    """A write refused for the state it found (no such collection or point, a name
+    taken) is answered once that state is as durable and confirmed as an
+    acknowledgement, as a write that finds nothing to do is (``Store.settled``): the
+    state may rest on a write still in flight, which a crash or a failover can undo. A
+    client retrying a ``delete_collection`` whose first try timed out unconfirmed was
+    told 404 at once, and after the failover the collection was back. (Settling that
+    fails answers for the refusal: 503, the state could not be confirmed.)"""
+
+    @functools.wraps(write)
+    async def settling(store: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await write(store, *args, **kwargs)
+        except (NotFound, CollectionExists):
+            await store.settled()
+            raise
+
+    return settling
 
 
 @dataclass(frozen=True)
@@ -723,6 +751,7 @@ class Store:
         for snap in snapshot.list_snapshots(self._snap_dir):
             shutil.rmtree(snap.path, ignore_errors=True)
 
+    @_refusals_settle
     async def create_collection(self, name: str, raw_config: dict[str, Any]) -> Collection:
         await self._gate()
         validation.collection_name(name)
@@ -738,6 +767,7 @@ class Store:
         await self._durable(seq)
         return created
 
+    @_refusals_settle
     async def delete_collection(self, name: str) -> int:
         """Delete the collection called ``name`` (never through an alias) and its aliases."""
         await self._gate()
@@ -752,6 +782,7 @@ class Store:
             )
         return await self._durable(self._commit({"op": "delete_collection", "name": name}))
 
+    @_refusals_settle
     async def update_aliases(self, actions: list[alias_ops.AliasAction]) -> int:
         """Create, delete and rename aliases in one step: all of ``actions`` or none."""
         await self._gate()
@@ -790,6 +821,7 @@ class Store:
         with tracer.start_as_current_span("insert", attributes={"vectorizer.points": len(ids)}):
             return await self._upsert(name, ids, rows, payloads, field, condition, mode, named)
 
+    @_refusals_settle
     async def _upsert(
         self,
         name: str,
@@ -829,6 +861,7 @@ class Store:
         seq = self._commit(op, vectors, points_field=field)
         return await self._durable(seq), len(clean_ids)
 
+    @_refusals_settle
     async def update_point(
         self, name: str, pid: PointId, vector: Any | None, payload: Payload | None
     ) -> int:
@@ -845,6 +878,7 @@ class Store:
         op = {"op": "update", "collection": name, "id": pid, "payload": payload}
         return await self._durable(self._commit(op, prepared))
 
+    @_refusals_settle
     async def update_vectors(
         self,
         name: str,
@@ -893,6 +927,7 @@ class Store:
             _named_columns(op, named)
         return await self._durable(self._commit(op, vectors, points_field=field))
 
+    @_refusals_settle
     async def delete_vectors(
         self, name: str, ids: list[PointId] | None, predicate: Predicate | None, names: list[str]
     ) -> tuple[int, int]:
@@ -922,6 +957,7 @@ class Store:
         op = {"op": "delete_vectors", "collection": name, "ids": present, "vectors": names}
         return len(present), await self._durable(self._commit(op))
 
+    @_refusals_settle
     async def delete_payload(
         self, name: str, ids: list[PointId] | None, predicate: Predicate | None, keys: list[str]
     ) -> tuple[int, int]:
@@ -942,6 +978,7 @@ class Store:
         op["json_paths"] = True  # (records before it split keys at their dots: replayed so)
         return len(ids), await self._durable(self._commit(op))
 
+    @_refusals_settle
     async def set_payload(
         self,
         name: str,
@@ -958,6 +995,7 @@ class Store:
         self._require_points(coll, ids)
         return await self._durable(self._commit(_set_payload(name, ids, payload, overwrite, key)))
 
+    @_refusals_settle
     async def delete_points(
         self, name: str, ids: Iterable[Any], *, field: str = "ids"
     ) -> tuple[int, int]:
@@ -972,6 +1010,7 @@ class Store:
         seq = self._commit({"op": "delete", "collection": name, "ids": present})
         return len(present), await self._durable(seq)
 
+    @_refusals_settle
     async def delete_matching(self, name: str, predicate: Predicate) -> tuple[int, int]:
         """Delete every point the filter matches; the log records the resolved ids."""
         await self._gate()
@@ -981,6 +1020,7 @@ class Store:
         seq = self._commit({"op": "delete", "collection": name, "ids": ids})
         return len(ids), await self._durable(seq)
 
+    @_refusals_settle
     async def set_payload_matching(
         self,
         name: str,
@@ -998,6 +1038,7 @@ class Store:
         op = _set_payload(name, ids, payload, overwrite, key)
         return len(ids), await self._durable(self._commit(op))
 
+    @_refusals_settle
     async def create_field_index(
         self,
         name: str,
@@ -1022,6 +1063,7 @@ class Store:
         }
         return await self._durable(self._commit(op))
 
+    @_refusals_settle
     async def add_vector(self, name: str, vector_name: str, dense: Any, sparse: Any) -> int:
         """Give collection ``name`` another named vector: dense (``dense``, its config in
         the wire form of ``VectorConfig``) or sparse (``sparse``, a ``SparseParams``'
@@ -1044,6 +1086,7 @@ class Store:
             op["sparse"] = SparseParams.parse(sparse, "sparse").to_dict()
         return await self._durable(self._commit(op))
 
+    @_refusals_settle
     async def drop_vector(self, name: str, vector_name: str) -> int:
         """Remove a named vector (dense or sparse) from collection ``name`` and its
         points; nothing to do when there is none (as in Qdrant). The collection's own
@@ -1063,6 +1106,7 @@ class Store:
         op = {"op": "drop_vector", "collection": name, "name": vector_name}
         return await self._durable(self._commit(op))
 
+    @_refusals_settle
     async def delete_field_index(self, name: str, key: str) -> int:
         """Drop the index at payload ``key`` (nothing to do when there is none)."""
         await self._gate()
@@ -1178,6 +1222,7 @@ class Store:
             finally:
                 await loop.run_in_executor(None, shutil.rmtree, work, True)
 
+    @_refusals_settle
     async def _recover_from(
         self, name: str, config: CollectionConfig, points: collection_snapshots.Points
     ) -> int:

@@ -310,8 +310,9 @@ async def _write_payload(
         )
         return written[1]
     if not sel.ids:
+        seq = await store.settled()  # (also before refusing: see ``Store.settled``)
         _collection(request)  # (it must exist)
-        return await store.settled()
+        return seq
     return await store.set_payload(name, sel.ids, payload, overwrite=overwrite, key=key)
 
 
