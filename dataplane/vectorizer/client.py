@@ -124,9 +124,11 @@ class VectorizerClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the session the client made; a caller's session stays open, and in use
+        by this client if it is used again."""
         if self._session is not None and self._owns_session:
             await self._session.close()
-        self._session = None
+            self._session = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -135,6 +137,10 @@ class VectorizerClient:
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request; returns the decoded JSON or raises the mapped error."""
+        return (await self._exchange(method, path, body))[0]
+
+    async def _exchange(self, method: str, path: str, body: Any) -> tuple[Any, str | None]:
+        """``request``, with the server's id of the request (``X-Request-ID``)."""
         data = None if body is None else orjson.dumps(body, _numpy, orjson.OPT_SERIALIZE_NUMPY)
         headers = dict(self._headers)
         tracing.inject(headers)  # continue the caller's trace, when there is one
@@ -152,18 +158,10 @@ class VectorizerClient:
         except orjson.JSONDecodeError:
             raise ClientError(f"HTTP {resp.status}: not JSON", http_status=resp.status) from None
         if resp.status < 400:
-            return decoded
+            return decoded, resp.headers.get("X-Request-ID")
         if not isinstance(decoded, dict) or not isinstance(decoded.get("error"), dict):
             raise ClientError(f"HTTP {resp.status}", http_status=resp.status)
-        err = decoded["error"]
-        details = err.get("details")
-        failure = error_class_for(str(err.get("code")))(
-            str(err.get("message")),
-            field=err.get("field"),
-            **(details if isinstance(details, dict) else {}),
-        )
-        failure.request_id = decoded.get("request_id")
-        raise failure
+        raise _failure(decoded["error"], decoded.get("request_id"))
 
     # ---- node -------------------------------------------------------------------------
 
@@ -419,7 +417,7 @@ class VectorizerClient:
         self, collection: str, queries: Sequence[dict[str, Any]]
     ) -> list[list[Hit] | VectorizerError]:
         """One entry per query: its hits, or the error that query alone met."""
-        res = await self.request(
+        res, request_id = await self._exchange(
             "POST", "/batch_search", {"collection": collection, "queries": list(queries)}
         )
         out: list[list[Hit] | VectorizerError] = []
@@ -427,9 +425,21 @@ class VectorizerClient:
             if item["status"] == "ok":
                 out.append([Hit.from_json(h) for h in item["results"]])
             else:
-                e = item["error"]
-                out.append(error_class_for(e["code"])(e["message"], field=e.get("field")))
+                out.append(_failure(item["error"], request_id))
         return out
+
+
+def _failure(err: dict[str, Any], request_id: str | None) -> VectorizerError:
+    """The exception for an error body: its class by code, with message, field, details
+    and the id of the request that met it."""
+    details = err.get("details")
+    failure = error_class_for(str(err.get("code")))(
+        str(err.get("message")),
+        field=err.get("field"),
+        **(details if isinstance(details, dict) else {}),
+    )
+    failure.request_id = request_id
+    return failure
 
 
 def _search_body(

@@ -7,6 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 
@@ -90,6 +91,7 @@ async def test_crud_workflow(server: ServerProcess) -> None:
         )
         assert isinstance(batch[0], list) and len(batch[0]) == 2
         assert isinstance(batch[1], DimensionMismatch) and batch[1].field == "vector"
+        assert batch[1].details == {"expected": 4, "got": 2} and batch[1].request_id
 
         snap = await vz.snapshot("docs")
         assert snap["sequence"] > 0 and snap["size_bytes"] > 0
@@ -123,6 +125,25 @@ async def test_the_sdk_takes_any_id_and_numpy_rows(server: ServerProcess) -> Non
         with pytest.raises(VectorNotFound) as failed:
             await vz.get("odd", ".")
         assert failed.value.request_id and "request_id" not in failed.value.details
+
+
+async def test_a_client_on_the_callers_session_keeps_using_it(server: ServerProcess) -> None:
+    """A client given a session used it until its first ``close()``, then made one of
+    its own that no ``close()`` closed ("Unclosed client session")."""
+    sent = 0
+
+    async def count(*_: Any) -> None:
+        nonlocal sent
+        sent += 1
+
+    traced = aiohttp.TraceConfig()
+    traced.on_request_start.append(count)
+    async with aiohttp.ClientSession(trace_configs=[traced]) as session:
+        client = VectorizerClient(server.url, session=session)
+        for _ in range(2):
+            async with client as vz:
+                assert await vz.ready()
+        assert sent == 2 and not session.closed
 
 
 async def test_the_sdk_takes_ids_with_braces_strided_rows_and_both_selectors(
