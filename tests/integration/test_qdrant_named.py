@@ -512,9 +512,17 @@ def test_vectors_added_to_and_removed_from_a_collection_as_in_local_mode(
     with pytest.raises(UnexpectedResponse) as exc:
         client.query_points("m", query=[1.0] * 8, using="text")
     assert exc.value.status_code == 400 and b"no dense vector named 'text'" in exc.value.content
+    for c in both:  # the same vector again: nothing to do, as in Qdrant
+        c.create_vector_name("m", "extra", extra)
+        c.create_vector_name("m", "kw", keywords)
+    assert client.count("m", count_filter=has_extra).count == len(updates)
+    other = models.DenseVectorNameConfig(
+        dense=models.DenseVectorConfig(size=3, distance=models.Distance.DOT)
+    )
     for call, needle in (
-        (lambda: client.create_vector_name("m", "extra", extra), b"already has a vector"),
+        (lambda: client.create_vector_name("m", "extra", other), b"another configuration"),
         (lambda: client.create_vector_name("m", "image", extra), b"already has a vector"),
+        (lambda: client.create_vector_name("m", "kw", extra), b"already has a vector"),
     ):
         with pytest.raises(UnexpectedResponse) as exc:
             call()

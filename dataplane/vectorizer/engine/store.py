@@ -1071,19 +1071,29 @@ class Store:
         await self._gate()
         coll = self.collection(name)
         vector_name = sparse_name(vector_name, "vector_name")
-        taken = vector_name == coll.config.vector_name or coll.is_dense(vector_name)
-        if taken or coll.is_sparse(vector_name):
-            raise ValidationError(
-                f"collection {name!r} already has a vector named {vector_name!r}",
-                field="vector_name",
-            )
         if (dense is None) == (sparse is None):
             raise ValidationError("give a dense or a sparse vector's config", field="config")
         op: records.Op = {"op": "add_vector", "collection": name, "name": vector_name}
+        params: VectorConfig | SparseParams
         if dense is not None:
-            op["dense"] = VectorConfig.parse(dense, self.options.hnsw_defaults, "dense.").to_dict()
+            params = VectorConfig.parse(dense, self.options.hnsw_defaults, "dense.")
+            op["dense"] = params.to_dict()
         else:
-            op["sparse"] = SparseParams.parse(sparse, "sparse").to_dict()
+            params = SparseParams.parse(sparse, "sparse")
+            op["sparse"] = params.to_dict()
+        taken = vector_name == coll.config.vector_name or coll.is_dense(vector_name)
+        if taken or coll.is_sparse(vector_name):
+            config = coll.config
+            if params in (
+                config.named_vectors.get(vector_name),
+                config.sparse_vectors.get(vector_name),
+            ):
+                return await self.settled()  # the same vector again: nothing to do (as in Qdrant)
+            raise ValidationError(
+                f"collection {name!r} already has a vector named {vector_name!r}"
+                " (with another configuration)",
+                field="vector_name",
+            )
         return await self._durable(self._commit(op))
 
     @_refusals_settle
