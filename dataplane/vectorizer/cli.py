@@ -49,7 +49,6 @@ def _restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "downloaded from GET /qdrant/snapshots/{name}) and put it in the data directory "
         "as its only snapshot; `vectorizer serve` then starts from it, at its sequence. "
         "Run it while no server uses the directory.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("file", type=Path, help="the full snapshot file")
     p.add_argument(

@@ -231,6 +231,15 @@ def unknown_environment(env: Mapping[str, str]) -> list[str]:
     )
 
 
+def _one_line(exc: Exception) -> str:
+    """What went wrong reading the config file, on one line: PyYAML's own message spans
+    several, quoting the file's line under a caret."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
 def convert(name: str, raw: Any) -> Any:
     """Coerce a raw value (string from env/flags, or YAML scalar) to the field's type."""
     kind = {f.name: f.type for f in fields(Settings)}[name]
@@ -312,7 +321,7 @@ def _load(
             doc = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValidationError(
-                f"cannot read config file {path}: {exc}", field="config"
+                f"cannot read config file {path}: {_one_line(exc)}", field="config"
             ) from None
         if not isinstance(doc, dict):
             raise ValidationError(f"config file {path} must be a mapping", field="config")

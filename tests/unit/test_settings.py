@@ -106,6 +106,24 @@ def test_an_error_names_the_setting_and_where_its_value_came_from(tmp_path: Path
         assert refused.value.message.endswith(f"(from {source})"), refused.value.message
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("port: [\n", "expected the node content, but found '<stream end>' (line 2, column 1)"),
+        ("a: 1\n\x00\n", "special characters are not allowed"),
+    ],
+)
+def test_a_config_file_that_is_not_yaml_is_named_on_one_line(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ValidationError) as refused:
+        load({}, env={}, config_file=cfg)
+    assert refused.value.field == "config"
+    assert "\n" not in refused.value.message and reason in refused.value.message
+
+
 def test_a_misspelt_environment_variable_is_named() -> None:
     env = {"VECTORIZER_WAL_FSYNCC": "never", "VECTORIZER_PORT": "1", "VECTORIZER_CONFIG": "x"}
     env |= {"VECTORIZER_OPERATOR_NAMESPACE": "ns", "PATH": "/bin"}
