@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from tests.servers import ServerProcess
@@ -131,6 +132,43 @@ async def test_sigterm_flushes_snapshots_and_exits_zero(
     async with VectorizerClient(srv2.url) as vz:
         assert await vz.count("s") == 100
     assert "0 log records" in srv2.log()  # recovered from the snapshot alone
+
+
+async def test_a_body_on_its_way_when_the_stop_comes_is_read_and_answered(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """The stop closed the connections and aiohttp then dropped every byte received,
+    the rest of the body being read too: the upsert waited out the body timeout (30 s,
+    the stop with it) and got a false 408. It is read to its end and answered."""
+    data = tmp_path / "data"
+    srv = server_factory(data_dir=data).start()
+    async with VectorizerClient(srv.url) as vz:
+        await vz.create_collection("b", 4)
+    body = orjson.dumps({"vectors": [{"id": i, "vector": [i, 1, 1, 1]} for i in range(2000)]})
+    head = (
+        "POST /collections/b/vectors HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+        f"\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer, stopping = _send_across_a_stop(srv, head + body)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert srv.terminate() == 0 and time.monotonic() - stopping < 10
+    srv = server_factory(data_dir=data, port=srv.port).start()
+    async with VectorizerClient(srv.url) as vz:
+        assert await vz.count("b") == 2000
+
+
+def _send_across_a_stop(srv: ServerProcess, request: bytes) -> tuple[bytes, float]:
+    """Send the first half of ``request``, SIGTERM, then the rest: the first bytes of
+    the answer, and when the rest was sent."""
+    assert srv.proc is not None
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as sock:
+        sock.sendall(request[: len(request) // 2])
+        time.sleep(0.5)  # (its handler is reading the body)
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # (the stop has closed the connections)
+        stopping = time.monotonic()
+        sock.sendall(request[len(request) // 2 :])
+        return sock.recv(1 << 16), stopping
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM], ids=["hup", "term-storm"])

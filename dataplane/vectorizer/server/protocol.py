@@ -62,6 +62,29 @@ class _Handler(RequestHandler):
     _edge = b""  # the last bytes received: a head's end may straddle two chunks
 
     def data_received(self, data: bytes) -> None:
+        """Bytes in; while the node stops, still the body of the request being handled.
+
+        A stop closes every connection (``RequestHandler.close``, then ``shutdown``) and
+        waits for the requests being handled, but aiohttp drops every byte received
+        after that, the rest of a body arriving too: an upsert whose body was on its
+        way when SIGTERM came waited out ``request_body_timeout_s`` (30 s, the stop with
+        it) and was answered a false 408. That body is read on (nothing after it is
+        taken: the connection closes once it is answered)."""
+        closing, forced = self._close, self._force_close
+        if not (closing or forced) or not self._body_arriving():
+            self._take(data)
+            return
+        self._close = self._force_close = False
+        try:
+            self._take(data)
+        finally:
+            self._close, self._force_close = closing or self._close, forced or self._force_close
+
+    def _body_arriving(self) -> bool:
+        request = self._current_request
+        return request is not None and not request.content.is_eof()
+
+    def _take(self, data: bytes) -> None:
         """aiohttp feeds a chunk to its parser whole and, when the parser raises on bytes
         that are not HTTP, queues only the 400: requests parsed from the same chunk
         before those bytes were dropped, unanswered and not executed (and the client,
