@@ -36,7 +36,7 @@ import numpy as np
 import orjson
 
 from vectorizer.engine import sparse
-from vectorizer.engine.files import fsync_path, load_json, sha256
+from vectorizer.engine.files import fsync_path, load_json, make_dir_durably, sha256
 from vectorizer.engine.named import MultiVector
 from vectorizer.engine.snapshot import MANIFEST
 from vectorizer.engine.validation import Matrix
@@ -103,7 +103,7 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
         "created_at": manifest["created_at"],
         "collection": {key: entry[key] for key in ("name", "config", "count", "files")},
     }
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir_durably(directory)
     final = directory / name
     if (cut := already_cut(final)) is not None:
         return cut

@@ -41,6 +41,20 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def make_dir_durably(path: Path) -> None:
+    """``mkdir -p`` whose directories last: each one made is fsynced into its parent.
+    A directory's entry in its parent is durable only once the parent is fsynced; files
+    made durable inside a directory whose own entry was not could vanish with it in a
+    power loss (a snapshot, and the log truncated behind it)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)  # (made meanwhile by another: fsynced all the same)
+        fsync_path(directory.parent)
+
+
 def save_array(path: Path, array: npt.NDArray[np.generic]) -> None:
     """``np.save`` (format 1.0, no pickles) whose write errors carry their errno."""
     data = np.ascontiguousarray(array)

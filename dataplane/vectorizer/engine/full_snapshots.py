@@ -31,7 +31,7 @@ from vectorizer.engine import collection_snapshots, snapshot
 from vectorizer.engine.collection_snapshots import Description
 from vectorizer.engine.config import HnswParams
 from vectorizer.engine.dirlock import DirLock
-from vectorizer.engine.files import fsync_path
+from vectorizer.engine.files import fsync_path, make_dir_durably
 from vectorizer.engine.snapshot import MANIFEST, SYNC_MARKER, SnapshotInfo
 from vectorizer.engine.wal import MAX_SEQUENCE
 from vectorizer.errors import InvalidSnapshot, StorageError
@@ -61,7 +61,7 @@ def pack(node_snapshot: Path, directory: Path) -> Description:
     members = [MANIFEST] + [
         f"{entry['dir']}/{file}" for entry in manifest["collections"] for file in entry["files"]
     ]
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir_durably(directory)
     if (cut := collection_snapshots.already_cut(final)) is not None:
         return cut
     tmp = collection_snapshots.temp_path(final)
@@ -144,7 +144,7 @@ def _restore(
 def _holds_data(folder: Path) -> bool:
     """Whether ``folder`` (the log's, or the snapshots') holds anything but what a crash
     left half-done (removed at start-up)."""
-    partial = (snapshot.TMP_PREFIX, snapshot.INCOMING_PREFIX)
+    partial = (snapshot.TMP_PREFIX, snapshot.INCOMING_PREFIX, snapshot.DELETING_PREFIX)
     return folder.exists() and any(not p.name.startswith(partial) for p in folder.iterdir())
 
 

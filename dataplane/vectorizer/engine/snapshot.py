@@ -5,7 +5,9 @@ Layout: ``snapshots/<seq, 20 digits>/MANIFEST.json`` plus one folder per collect
 ``points.json`` (ids and payloads) and ``hnsw.bin`` (hnswlib's own format). A snapshot
 is built in a temporary folder, fsynced, renamed into place and the parent fsynced; a
 snapshot whose manifest or checksums do not verify is passed over at start-up, where an
-older snapshot or the log holds what it held (else the node refuses to start).
+older snapshot or the log holds what it held (else the node refuses to start). One is
+deleted by renaming it out of the way first (``DELETING_PREFIX``), so that a deletion cut
+short never leaves a numbered folder without its manifest.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ import orjson
 
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
-from vectorizer.engine.files import fsync_path, sha256
+from vectorizer.engine.files import fsync_path, make_dir_durably, sha256
 from vectorizer.engine.wal import MAX_SEQUENCE, CorruptLog
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,11 @@ DAMAGED_PREFIX = ".damaged-"
 # taken): moved aside until the new one is in place. Found at start-up, it is put back if
 # the new one never arrived, else removed.
 REPLACED_PREFIX = ".replaced-"
+# A snapshot being deleted (pruned): renamed to this first, then its files deleted. Found
+# at start-up it is the leftover of a deletion cut short (kill -9): removed. (Deleted in
+# place, a folder cut short kept its number and lost its manifest, the first file gone:
+# an unusable snapshot at every start, never counted or pruned again.)
+DELETING_PREFIX = ".deleting-"
 _NAME_RE = re.compile(r"\d{20}")
 # In the data directory while a replica's full sync replaces its data (``Store``'s).
 SYNC_MARKER = "SYNC_IN_PROGRESS"
@@ -70,7 +78,7 @@ def write(
 ) -> SnapshotInfo:
     """Write a snapshot of ``collections`` and ``aliases`` (alias -> collection) at
     ``sequence`` (blocking; run off the loop)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir_durably(directory)
     final = directory / f"{sequence:020d}"
     tmp = directory / f"{TMP_PREFIX}{sequence:020d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -127,10 +135,10 @@ def _write(
 
 
 def remove_partial(directory: Path) -> None:
-    """Remove snapshots that were never completed (see ``TMP_PREFIX``), and finish a
-    replacement a crash cut short (``REPLACED_PREFIX``): the old snapshot back if the new
-    one is not in its place."""
-    for prefix in (TMP_PREFIX, INCOMING_PREFIX):
+    """Remove snapshots that were never completed (see ``TMP_PREFIX``) and what is left of
+    deletions cut short (``DELETING_PREFIX``), and finish a replacement a crash cut short
+    (``REPLACED_PREFIX``): the old snapshot back if the new one is not in its place."""
+    for prefix in (TMP_PREFIX, INCOMING_PREFIX, DELETING_PREFIX):
         for stale in directory.glob(f"{prefix}*"):
             shutil.rmtree(stale, ignore_errors=True)
     for aside in directory.glob(f"{REPLACED_PREFIX}*"):
@@ -158,8 +166,13 @@ def load_latest(
     Newer ones that did not verify (or lost their manifest) are set aside as
     ``.damaged-<name>`` once an older one loads in their place, kept for inspection but no
     longer counted among the snapshots retained: else the next snapshots would prune the
-    good one behind them, and the log back to it, keeping the damaged one in its place."""
-    unusable = _without_manifest(directory)
+    good one behind them, and the log back to it, keeping the damaged one in its place.
+
+    Folders without a manifest older than the one that loads are removed: what earlier
+    code left of a prune cut short (it deleted a snapshot in place, its manifest first),
+    of no use beside the newer snapshot even if it was a damaged snapshot instead."""
+    missing = _without_manifest(directory)
+    unusable: list[Path] = []  # (those with a manifest that did not load)
     for info in list_snapshots(directory):
         try:
             loaded: Loaded = (info, *_load(info.path, defaults))
@@ -167,12 +180,23 @@ def load_latest(
             log.error("snapshot %s is unusable (%s); trying an older one", info.path.name, exc)
             unusable.append(info.path)
             continue
+        behind = [p for p in missing if int(p.name) < info.sequence]
+        unusable += _unusable([p for p in missing if p not in behind])
         _check_held(unusable, info, log_holds)
+        for path in behind:
+            log.warning(
+                "removing snapshot folder %s: it has no %s (a deletion cut short), and "
+                "snapshot %s loads in its place",
+                path.name,
+                MANIFEST,
+                info.path.name,
+            )
+        _discard(directory, behind)
         for path in unusable:
             if int(path.name) > info.sequence:
                 _set_aside(path)
         return loaded
-    _check_held(unusable, None, log_holds)
+    _check_held(unusable + _unusable(missing), None, log_holds)
     return None
 
 
@@ -203,15 +227,21 @@ def _check_held(unusable: list[Path], loaded: SnapshotInfo | None, log_holds: ra
 
 
 def _without_manifest(directory: Path) -> list[Path]:
-    """Snapshot folders that lost their manifest (written complete, then damaged: a
-    folder gets its final name only once whole)."""
+    """Snapshot folders without a manifest: a snapshot damaged after it was written whole
+    (a folder gets its final name only once whole), or what earlier code left of a
+    deletion cut short."""
     if not directory.exists():
         return []
     found = [p for p in directory.iterdir() if _NAME_RE.fullmatch(p.name) and p.is_dir()]
-    lost = [p for p in found if not (p / MANIFEST).exists()]
-    for path in lost:
+    return [p for p in found if not (p / MANIFEST).exists()]
+
+
+def _unusable(missing: list[Path]) -> list[Path]:
+    """``missing`` (folders without a manifest that no loaded snapshot supersedes), each
+    said to be unusable."""
+    for path in missing:
         log.error("snapshot %s has no %s; it is unusable", path.name, MANIFEST)
-    return lost
+    return missing
 
 
 def _set_aside(path: Path) -> None:
@@ -255,19 +285,48 @@ def list_snapshots(directory: Path) -> list[SnapshotInfo]:
 
 
 def prune(directory: Path, keep: int, pinned: set[int] | None = None) -> list[SnapshotInfo]:
-    """Delete all but the newest ``keep`` snapshots (and any pinned ones) and stale
-    temporaries; returns those kept."""
+    """Delete all but the newest ``keep`` snapshots (and any pinned ones), stale
+    temporaries and deletions, and folders without a manifest older than the newest
+    snapshot (what earlier code left of a prune cut short: see ``load_latest``); returns
+    those kept. (Run under the store's snapshot lock: no snapshot is written meanwhile.)"""
     pinned = pinned or set()
     if directory.exists():
         for p in directory.iterdir():
-            if p.name.startswith(".tmp-"):
+            if p.name.startswith((TMP_PREFIX, DELETING_PREFIX)):
                 shutil.rmtree(p, ignore_errors=True)
     snaps = list_snapshots(directory)
     kept = [s for i, s in enumerate(snaps) if i < keep or s.sequence in pinned]
-    for old in snaps:
-        if old not in kept:
-            shutil.rmtree(old.path, ignore_errors=True)
+    old = [s.path for s in snaps if s not in kept]
+    if snaps:
+        old += [p for p in _without_manifest(directory) if int(p.name) < snaps[0].sequence]
+    _discard(directory, old)
     return kept
+
+
+def _discard(directory: Path, paths: list[Path]) -> None:
+    """Delete the snapshot folders ``paths``: each renamed out of the way first (one
+    atomic step, made durable), then its files deleted. Cut short (kill -9), what is left
+    is a ``DELETING_PREFIX`` folder, removed at the next start, never a snapshot folder
+    without its manifest. A folder that cannot be renamed stays (and counts among the
+    snapshots retained); one renamed that cannot be deleted goes at the next start."""
+    doomed = []
+    for path in paths:
+        target = directory / f"{DELETING_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(path, target)
+        except OSError as exc:
+            log.error("snapshot folder %s could not be deleted: %s", path.name, exc)
+            continue
+        doomed.append(target)
+    if not doomed:
+        return
+    try:  # (renamed for good before any of its files goes)
+        fsync_path(directory)
+    except OSError as exc:
+        log.error("snapshots not deleted (left for the next start): %s", exc)
+        return
+    for target in doomed:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def load_dir(path: Path, defaults: HnswParams) -> Loaded:
