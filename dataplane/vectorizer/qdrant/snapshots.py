@@ -15,10 +15,11 @@ shards).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -27,7 +28,7 @@ from yarl import URL
 
 from vectorizer.engine import collection_snapshots, validation
 from vectorizer.engine.collection_snapshots import Description
-from vectorizer.engine.files import sha256
+from vectorizer.engine.files import make_dir_durably, sha256
 from vectorizer.engine.store import Store
 from vectorizer.errors import (
     InsufficientStorage,
@@ -50,6 +51,7 @@ PRIORITIES = frozenset({"snapshot", "replica", "no_sync"})
 _CHUNK = 1 << 20
 _REDIRECTS = 5  # followed at most (aiohttp's default is 10)
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_T = TypeVar("_T")
 
 
 @qdrant_view
@@ -257,7 +259,10 @@ def _incoming(store: Store) -> Path:
     """A fresh path in the node's snapshot folder to receive a file into (a leftover
     of a crash is removed at start-up)."""
     path = store.collection_snapshots_dir / f".tmp-incoming-{uuid.uuid4().hex}"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # (durably: the collections' snapshot files are made in it later)
+        make_dir_durably(path.parent)
+    except OSError as exc:
+        raise StorageError.refused(exc, "receiving the snapshot file") from exc
     return path
 
 
@@ -318,6 +323,8 @@ async def _fetch(request: web.Request, url: str, api_key: str | None, path: Path
                 f"fetching the snapshot: {url} redirected more than {_REDIRECTS} times",
                 field="location",
             )
+    except VectorizerError:  # (the node's own disk failing is a StorageError, not the client's)
+        raise
     except (aiohttp.ClientError, OSError, ValueError) as exc:  # (a Location yarl cannot read)
         raise ValidationError(
             f"fetching the snapshot from {url}: {exc or type(exc).__name__}", field="location"
@@ -326,13 +333,14 @@ async def _fetch(request: web.Request, url: str, api_key: str | None, path: Path
 
 async def _write(request: web.Request, path: Path, chunks: AsyncIterator[bytes]) -> None:
     """Write the file as it arrives: within the disk's room (less the node's reserve),
-    and with no pause between pieces longer than ``request_body_timeout_s``."""
+    and with no pause between pieces longer than ``request_body_timeout_s``. Every
+    error of the node's disk is a ``StorageError`` (a full one: ``insufficient_storage``),
+    the last piece's too, which reaches the disk only when the file is closed."""
     store = request.app[STORE]
     idle = request.app[SETTINGS].request_body_timeout_s
     room = max(store.disk_free() - store.disk_reserve(), 0)
     written = 0
-    loop = asyncio.get_running_loop()
-    f = await loop.run_in_executor(None, path.open, "wb")
+    f = await _on_disk(path.open, "wb")
     try:
         while True:
             try:
@@ -343,19 +351,26 @@ async def _write(request: web.Request, path: Path, chunks: AsyncIterator[bytes])
                     f"the snapshot stopped arriving for {idle:g}s", field="snapshot"
                 ) from None
             if chunk is None:
-                return
+                break
             written += len(chunk)
             if written > room:
                 raise InsufficientStorage(
                     f"the snapshot file is larger than the {room >> 20} MiB of room on the "
                     "node's disk (its reserve kept)"
                 )
-            try:
-                await loop.run_in_executor(None, f.write, chunk)
-            except OSError as exc:
-                raise StorageError.refused(exc, "receiving the snapshot file") from exc
+            await _on_disk(f.write, chunk)
+        await _on_disk(f.close)  # (what is still buffered is written now)
     finally:
-        f.close()
+        with contextlib.suppress(OSError):  # (failed already: that error is the one said)
+            f.close()
+
+
+async def _on_disk(work: Callable[..., _T], *args: Any) -> _T:
+    """``work(*args)`` off the loop, its ``OSError`` the ``StorageError`` it is."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, work, *args)
+    except OSError as exc:
+        raise StorageError.refused(exc, "receiving the snapshot file") from exc
 
 
 async def _check_sum(path: Path, expected: str | None) -> None:

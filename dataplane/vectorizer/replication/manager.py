@@ -8,6 +8,8 @@ may proceed (``write_guard``) and, in sync mode, waits through it for replicas
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import ssl
 import time
@@ -20,10 +22,12 @@ import msgspec
 
 from vectorizer.engine.store import Store
 from vectorizer.errors import (
+    InsufficientStorage,
     NodeFenced,
     NotPrimary,
     ReplicationTimeout,
     StaleEpoch,
+    StorageError,
     ValidationError,
 )
 from vectorizer.replication import state as node_state
@@ -46,6 +50,11 @@ from vectorizer.settings import Settings
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
+
+# How often a restarted primary tries again to record its new timeline (see ``start``).
+RECORD_RETRY_S = 1.0
+# The errors of a disk without room (a file of a few bytes: no file size limit at play).
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class ReplicationManager:
@@ -71,10 +80,14 @@ class ReplicationManager:
             ),
             node=lambda: (self.state.epoch, self.state.history),
             step_down=self._step_down,
-            is_primary=self._may_stream,
+            is_primary=self._streams,
             keys=lambda: (self.keys.revision, self.keys.export),
         )
         self.follower: Follower | None = None
+        # The state a restarted primary could not record (a full disk; see ``start``), and
+        # the task that tries again until it can.
+        self._unrecorded: NodeState | None = None
+        self._recording: asyncio.Task[None] | None = None
         # What the followers before ``follower`` counted: the replication counters are
         # totals over the process's life, whatever roles and primaries it had.
         self._past_followers = FollowerStats()
@@ -101,7 +114,16 @@ class ReplicationManager:
     # ---- lifetime ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the persisted state (or create it from the settings) once the store is open."""
+        """Load the persisted state (or create it from the settings) once the store is open.
+
+        A primary begins a new timeline at each start (``NodeState.restarted``). Where
+        the disk has no room to record it, the node starts all the same (reads go on, as
+        on any full disk) but takes no write and streams to no replica until it is
+        recorded, which it tries again every ``RECORD_RETRY_S`` and before each write. A
+        record written under the old timeline would be unsafe: a replica may hold
+        records this primary streamed before it crashed and then lost; those would read,
+        after another crash, as the same timeline as the records written in their place,
+        and the replica would stream on from its own."""
         loaded = node_state.load(self.store.data_dir)
         if loaded is None:
             fresh = NodeState(role=Role.REPLICA, node_id=self.settings.node_id or new_node_id())
@@ -111,13 +133,16 @@ class ReplicationManager:
                 fresh = fresh.following(self.settings.primary_url, 0)
             self._persist(fresh)
         else:
+            wanted = loaded
             if self.settings.node_id and self.settings.node_id != loaded.node_id:
-                loaded = replace(loaded, node_id=self.settings.node_id)
-            if loaded.role is Role.REPLICA and self.settings.primary_url:
-                loaded = loaded.following(self.settings.primary_url, loaded.epoch)
-            if loaded.role is Role.PRIMARY:
-                loaded = loaded.restarted(self.store.sequence + 1)
-            self._persist(loaded)
+                wanted = replace(wanted, node_id=self.settings.node_id)
+            if wanted.role is Role.REPLICA and self.settings.primary_url:
+                wanted = wanted.following(self.settings.primary_url, wanted.epoch)
+            if wanted.role is Role.PRIMARY:
+                wanted = wanted.restarted(self.store.sequence + 1)
+            self.state = loaded  # (as recorded: nothing to write when nothing changes)
+            if wanted != loaded:
+                self._start_recording(wanted)
         log.info(
             "replication: %s at epoch %d (node %s)",
             self.state.role,
@@ -129,17 +154,60 @@ class ReplicationManager:
             self._start_following(self.state.primary_url)
 
     async def stop(self) -> None:
+        if self._recording is not None:
+            await stop(self._recording)
         await self._stop_following()
         await self.hub.close_all()
 
     def _persist(self, new: NodeState) -> None:
         node_state.save(self.store.data_dir, new)
         self.state = new
+        # (a transition made meanwhile starts from the state recorded, and takes the place
+        # of the timeline not recorded: no record was written under either)
+        self._unrecorded = None
+
+    def _start_recording(self, wanted: NodeState) -> None:
+        """Persist ``wanted``, the state this start makes; a primary's, on a disk without
+        room, later (see ``start``)."""
+        try:
+            self._persist(wanted)
+        except OSError as exc:
+            if wanted.role is not Role.PRIMARY or exc.errno not in _NO_ROOM:
+                raise
+            self._unrecorded = wanted
+            log.error(
+                "this primary cannot record the new timeline its start begins (%s): it "
+                "serves reads, but takes no write and streams to no replica until it can "
+                "(tried again every %gs); make room on the disk",
+                exc.strerror or exc,
+                RECORD_RETRY_S,
+            )
+            self._recording = asyncio.create_task(self._record_when_there_is_room())
+
+    async def _record_when_there_is_room(self) -> None:
+        while self._unrecorded is not None:
+            await asyncio.sleep(RECORD_RETRY_S)
+            with contextlib.suppress(StorageError):
+                self._record_timeline()
+
+    def _record_timeline(self) -> None:
+        """Record the timeline this restarted primary began, if it is not yet;
+        ``StorageError`` (``InsufficientStorage`` on a full disk) while it cannot be."""
+        if self._unrecorded is None:
+            return
+        try:
+            self._persist(self._unrecorded)
+        except OSError as exc:
+            raise StorageError.refused(
+                exc, "this restarted primary could not record the new timeline its writes begin"
+            ) from exc
+        log.warning("the new timeline of this primary is recorded: it takes writes again")
 
     # ---- the store's hooks ---------------------------------------------------------------
 
     def _write_guard(self) -> None:
         if self.state.role is Role.PRIMARY:
+            self._record_timeline()  # (no write before its timeline is recorded)
             return
         if self.state.role is Role.FENCED:
             raise NodeFenced(f"this node is fenced at epoch {self.state.epoch} and takes no writes")
@@ -258,6 +326,12 @@ class ReplicationManager:
         if not self._may_stream():
             await self.hub.close_all()
         return self.status()
+
+    def _streams(self) -> bool:
+        """Whether replicas are streamed to: as ``_may_stream`` says, once the timeline a
+        restarted primary began is recorded (a replica welcomed before, with the history
+        without it, would go on receiving on that link the records written under it)."""
+        return self._unrecorded is None and self._may_stream()
 
     def _may_stream(self) -> bool:
         """Primary, or a fenced primary while still at the epoch its own data was written
@@ -408,7 +482,13 @@ class ReplicationManager:
                 else None
             ),
             "sync_replicas": self.settings.sync_replicas,
-            "writes_refused": self.store.writes_refused() if self.store.ready else None,
+            "writes_refused": (
+                InsufficientStorage.code
+                if self._unrecorded is not None
+                else self.store.writes_refused()
+                if self.store.ready
+                else None
+            ),
         }
 
     def stats(self) -> dict[str, Any]:
