@@ -9,6 +9,7 @@ node from restarting; the file holds the holder's pid for the error message.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -34,9 +35,17 @@ class DirLock:
                 "data directory",
                 field="data_dir",
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd: int | None = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            # The pid is only for the error message of the next one to try: a disk with no
+            # room at all (or a quota reached) must not keep the node from starting (the
+            # lock itself is the flock, held already).
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                self.release()
+                raise
 
     def release(self) -> None:
         if self._fd is not None:

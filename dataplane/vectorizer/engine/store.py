@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter
@@ -103,8 +104,8 @@ _SHRINKING = frozenset(
 COLLECTION_SNAPSHOTS = "collection-snapshots"
 # A collection being recovered from a snapshot file fills a hidden collection of this
 # name before it takes the real one's place. No client can name it (collection names
-# are letters, digits, '-' and '_').
-RECOVERING = "~recovering~"
+# are letters, digits, '-' and '_'); a snapshot may hold it (``snapshot`` checks names).
+RECOVERING = snapshot.RECOVERING
 _MEASURE_TTL_S = 0.1
 # The memory limit AUTO_LIMIT finds: the cgroup's, or the machine's memory.
 AUTO_LIMIT = -1
@@ -169,6 +170,10 @@ class Store:
         self.collection_snapshots_dir = data_dir / COLLECTION_SNAPSHOTS
         self.full_snapshots_dir = data_dir / full_snapshots.FOLDER
         self._recovery_lock = asyncio.Lock()  # one recovery from a snapshot file at a time
+        # Set when the node is stopped while ``open`` replays the log: the replay ends at
+        # the next record (see ``_recover``).
+        self._stop_replay = threading.Event()
+        self._snapshot_if_stopped = True
         self._recovering: set[str] = set()  # hidden collections being filled
         self._last_snapshot: snapshot.SnapshotInfo | None = None
         # Each collection's ``graphs_put`` as of the last snapshot: a graph put in place
@@ -210,12 +215,22 @@ class Store:
 
     # ---- lifetime ----------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, snapshot_if_stopped: bool = True) -> None:
         """Recover from disk (off the loop, so health checks answer meanwhile). Stopped
-        meanwhile (a SIGTERM during recovery), it waits for the recovery's thread to end
-        (a thread cannot be cancelled): until then the node's files are being written,
-        and its data directory must stay locked."""
-        await to_the_end(asyncio.get_running_loop().run_in_executor(None, self._recover))
+        meanwhile (a SIGTERM during recovery), the replay ends at the next record boundary
+        and, if ``snapshot_if_stopped`` and it replayed anything, a snapshot of what it
+        replayed is written (the log after it stays: the next start loads the snapshot and
+        replays only the rest); this waits for the recovery's thread to end all the same
+        (a thread cannot be cancelled): until then the node's files are being written, and
+        its data directory must stay locked. The store then stays not ready."""
+        self._snapshot_if_stopped = snapshot_if_stopped
+        recovery = asyncio.get_running_loop().run_in_executor(None, self._recover)
+        try:
+            await asyncio.shield(recovery)
+        except asyncio.CancelledError:
+            self._stop_replay.set()
+            await to_the_end(recovery)
+            raise
         self.ready = True
         self._tasks.append(asyncio.create_task(self._maintain()))
         if self.options.fsync.mode == "interval":
@@ -251,11 +266,16 @@ class Store:
             )
         replayed = 0
         for seq, body in self._wal.read_from(snap_seq + 1):
+            if self._stop_replay.is_set():  # (between records: each applied whole)
+                break
             op, vectors = records.decode(body)
             self._apply(op, vectors)
             replayed += 1
             self.sequence = seq
         self.sequence = max(self.sequence, snap_seq)
+        if self._stop_replay.is_set():
+            self._replay_stopped(snap_seq, replayed, started)
+            return
         self._wal.start(self.sequence + 1)
         log.info(
             "recovered %d collections at sequence %d (snapshot %d + %d log records) in %.2fs",
@@ -264,6 +284,53 @@ class Store:
             snap_seq,
             replayed,
             time.monotonic() - started,
+        )
+
+    def _replay_stopped(self, snap_seq: int, replayed: int, started: float) -> None:
+        """The node was stopped while the log was replayed (on the recovery thread, the
+        only one that changes the collections until the store is ready). Every record
+        replayed so far is in the collections, and the log is left as it is (not opened
+        for writing: the node took no writes), so a snapshot at ``self.sequence`` is one
+        the next start can load and replay the rest of the log after. The log is not
+        truncated here (the next snapshot does that); old snapshots are pruned as ever,
+        the log still holding everything after the oldest one kept."""
+        log.warning(
+            "stopped during recovery: replay ended at record %d of %d "
+            "(snapshot %d + %d log records) after %.2fs",
+            self.sequence,
+            self._wal.last_seq,
+            snap_seq,
+            replayed,
+            time.monotonic() - started,
+        )
+        if not replayed or not self._snapshot_if_stopped:
+            return  # (nothing a snapshot would save the next start)
+        colls = list(self._collections.values())
+        try:
+            for coll in colls:  # no graph rebuild is waited for, nor another started
+                for future in coll.close():
+                    with contextlib.suppress(Exception):
+                        future.result()
+            for coll in colls:
+                coll.fold()
+            info = snapshot.write(self._snap_dir, self.sequence, colls, dict(self._aliases))
+            self._last_snapshot = info
+            snapshot.prune(self._snap_dir, self.options.snapshots_retained)
+        except OSError as exc:  # e.g. a full disk: the log still holds everything
+            log.error(
+                "the snapshot of the records replayed failed (%s); the log holds every "
+                "write and is replayed at the next start",
+                exc,
+            )
+            return
+        except Exception:  # (a bug: said, with where it happened)
+            log.exception("the snapshot of the records replayed failed; the log holds every write")
+            return
+        log.info(
+            "snapshot at sequence %d (%d bytes) of the records replayed; the next start "
+            "replays the log after it",
+            info.sequence,
+            info.size_bytes,
         )
 
     async def close(self, *, take_snapshot: bool = True) -> None:
@@ -848,7 +915,7 @@ class Store:
         when ``condition`` accepts it, and ``mode`` may insert only or update only
         (``Collection.conditional``, decided as the write commits). ``named``: each
         point's named vectors by name. Returns the sequence and how many points were
-        written."""
+        written (distinct ids)."""
         with tracer.start_as_current_span("insert", attributes={"vectorizer.points": len(ids)}):
             return await self._upsert(name, ids, rows, payloads, field, condition, mode, named)
 
@@ -890,7 +957,8 @@ class Store:
         if named is not None and any(named):
             _named_columns(op, named)
         seq = self._commit(op, vectors, points_field=field)
-        return await self._durable(seq), len(clean_ids)
+        # (points written: an id given twice is one point, written once with its last)
+        return await self._durable(seq), len(set(clean_ids))
 
     @_refusals_settle
     async def update_point(
@@ -919,12 +987,12 @@ class Store:
         field: str = "points",
         condition: Predicate | None = None,
         named: list[NamedRows] | None = None,
-    ) -> int:
+    ) -> tuple[int, int]:
         """Atomically replace the vectors of existing points (payloads kept); ``rows`` are
         ``ids``' new vectors, in order (None: a point keeps its dense vector), and
         ``named`` the named vectors each replaces (the others kept). Errors name
         ``field[i].id`` or ``field[i]``. With ``condition``, only the points it accepts
-        change."""
+        change. Returns the sequence and how many points changed."""
         await self._gate()
         coll = self.collection(name)
         clean = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
@@ -942,7 +1010,7 @@ class Store:
         if condition is not None:
             kept = coll.conditional(clean, None, condition, "update_only")
             if not kept:
-                return await self.settled()
+                return await self.settled(), 0
             clean, rows = [clean[i] for i in kept], [rows[i] for i in kept]
             named = None if named is None else [named[i] for i in kept]
         dense = [i for i, row in enumerate(rows) if row is not None]
@@ -956,7 +1024,7 @@ class Store:
             op["dense"] = dense
         if named is not None and any(named):
             _named_columns(op, named)
-        return await self._durable(self._commit(op, vectors, points_field=field))
+        return await self._durable(self._commit(op, vectors, points_field=field)), len(clean)
 
     @_refusals_settle
     async def delete_vectors(

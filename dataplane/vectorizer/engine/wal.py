@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from vectorizer.engine.files import Mapped, fsync_path, mapped
+from vectorizer.engine.files import Mapped, fsync_path, make_dir_durably, mapped
 from vectorizer.errors import StorageError, StorageFailed, ValidationError
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class WriteAheadLog:
 
     def recover(self) -> None:
         """Check every segment; cut a torn tail; refuse a hole or damage before the tail."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dir_durably(self.directory)  # (its entry in the data directory fsynced too)
         names = sorted(p for p in self.directory.iterdir() if _SEGMENT_RE.fullmatch(p.name))
         self._segments = [_Segment(int(p.name[:20]), p) for p in names]
         expected: int | None = None

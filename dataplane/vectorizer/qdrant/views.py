@@ -327,14 +327,14 @@ async def _delete_payload(request: web.Request, body: schemas.DeletePayload) -> 
 
 async def _update_vectors(request: web.Request, body: schemas.UpdateVectors) -> int:
     given = models.update_vectors(body, request.app[SETTINGS].max_batch_points)
-    seq = await _store(request).update_vectors(
+    seq, written = await _store(request).update_vectors(
         request.match_info["name"],
         given.ids,
         given.dense,
         condition=given.condition,
         named=given.named,
     )
-    inserted(request, len(given.ids))
+    inserted(request, written)
     return seq
 
 

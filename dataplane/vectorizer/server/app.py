@@ -76,8 +76,9 @@ def _registered(routes: Iterable[web.RouteDef]) -> list[web.RouteDef]:
 
 
 async def open_node(app: web.Application) -> None:
-    """Recover the store, then take up the replication role."""
-    await app[STORE].open()
+    """Recover the store, then take up the replication role. (Stopped during recovery,
+    the store writes a snapshot of what it replayed only where one is taken at shutdown.)"""
+    await app[STORE].open(snapshot_if_stopped=app[SETTINGS].snapshot_on_shutdown)
     await app[REPLICATION].start()
 
 
