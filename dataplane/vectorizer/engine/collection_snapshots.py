@@ -35,7 +35,7 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from vectorizer.engine import sparse
+from vectorizer.engine import sparse, validation
 from vectorizer.engine.files import fsync_path, load_json, make_dir_durably, sha256
 from vectorizer.engine.named import MultiVector
 from vectorizer.engine.snapshot import MANIFEST
@@ -90,7 +90,10 @@ class Description:
 
 def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
     """Write collection ``collection`` of the node snapshot at ``node_snapshot`` into a
-    new file in ``directory`` (blocking: run it off the loop), atomically."""
+    new file in ``directory`` (blocking: run it off the loop), atomically. ``collection``
+    must be a name a client may give: its folder (``directory``, named after it) and the
+    file's name stay where they belong, whatever a restored manifest called it."""
+    validation.collection_name(collection, field="collection")
     manifest = orjson.loads((node_snapshot / MANIFEST).read_bytes())
     entry = next((e for e in manifest["collections"] if e["name"] == collection), None)
     if entry is None:  # deleted while the node snapshot waited its turn

@@ -313,5 +313,11 @@ def _extract(archive: Path, into: Path) -> int:
             f"the snapshot ends at sequence {sequence}, past the highest a node continues "
             f"from ({MAX_SEQUENCE})"
         )
+    # Every name in it (collections, folders, files, aliases) one a node could have
+    # written, and its files exactly those in the archive: the names become paths.
+    snapshot.check_manifest(manifest)
+    listed = {f"{entry['dir']}/{file}" for entry in entries for file in entry["files"]}
+    if listed != {m.name for m in members} - {MANIFEST}:
+        raise InvalidSnapshot("the snapshot's files are not the ones its manifest lists")
     result: int = sequence
     return result

@@ -16,18 +16,21 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
+from vectorizer.engine import validation
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path, make_dir_durably, sha256
 from vectorizer.engine.wal import MAX_SEQUENCE, CorruptLog
+from vectorizer.errors import InvalidSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,10 @@ REPLACED_PREFIX = ".replaced-"
 # an unusable snapshot at every start, never counted or pruned again.)
 DELETING_PREFIX = ".deleting-"
 _NAME_RE = re.compile(r"\d{20}")
+# The prefix of the hidden collection a recovery from a collection snapshot file fills
+# (``store.RECOVERING``): the one collection name a snapshot may hold that no client may
+# give.
+RECOVERING = "~recovering~"
 # In the data directory while a replica's full sync replaces its data (``Store``'s).
 SYNC_MARKER = "SYNC_IN_PROGRESS"
 
@@ -331,26 +338,114 @@ def _discard(directory: Path, paths: list[Path]) -> None:
 
 def load_dir(path: Path, defaults: HnswParams) -> Loaded:
     """Verify and load one snapshot folder (whatever its name)."""
+    collections, aliases = _load(path, defaults, check_name=False)
     manifest = orjson.loads((path / MANIFEST).read_bytes())
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     info = SnapshotInfo(int(manifest["sequence"]), path, float(manifest["created_at"]), size)
-    return info, *_load(path, defaults, check_name=False)
+    return info, collections, aliases
+
+
+def check_manifest(manifest: Any) -> None:
+    """Refuse (``InvalidSnapshot``) a manifest naming anything a node could not have
+    written: a collection name no client may give (but the hidden one of a recovery,
+    ``RECOVERING`` + a name), two collections of one name or one folder, a folder or file
+    that is not a plain name in its folder, an alias no client may name or naming no
+    collection of the snapshot, or a field of the wrong type. (Names are paths and URLs
+    later: a collection named ``../x`` would have its snapshot files written outside the
+    data directory, a file ``../../dev/zero`` be read forever.)"""
+    if not isinstance(manifest, dict):
+        raise InvalidSnapshot("the snapshot's manifest is not an object")
+    sequence = manifest.get("sequence")
+    if type(sequence) is not int or not 0 <= sequence <= MAX_SEQUENCE:
+        raise InvalidSnapshot(
+            f"the snapshot's sequence {sequence!r} is not one in 0..{MAX_SEQUENCE}"
+        )
+    created = manifest.get("created_at")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise InvalidSnapshot("the snapshot's creation time is not a number")
+    entries = manifest.get("collections")
+    if not isinstance(entries, list):
+        raise InvalidSnapshot("the snapshot's manifest lists no collections")
+    names: set[str] = set()
+    dirs: set[str] = set()
+    for i, entry in enumerate(entries):
+        at = f"collection {i} of the snapshot's manifest"
+        if not isinstance(entry, dict):
+            raise InvalidSnapshot(f"{at} is not an object")
+        name = entry.get("name")
+        if not stored_collection_name(name):
+            raise InvalidSnapshot(f"{at} has a name no collection may have: {name!r}")
+        if name in names:
+            raise InvalidSnapshot(f"two collections of the snapshot are called {name!r}")
+        names.add(name)
+        folder = entry.get("dir")
+        if not validation.plain_name(folder) or folder.startswith("."):
+            raise InvalidSnapshot(
+                f"collection {name!r} has a folder that is not its own: {folder!r}"
+            )
+        if folder in dirs:
+            raise InvalidSnapshot(f"two collections of the snapshot share the folder {folder!r}")
+        dirs.add(folder)
+        files = entry.get("files")
+        if not isinstance(files, dict):
+            raise InvalidSnapshot(f"collection {name!r} lists no files")
+        for file, digest in files.items():
+            if not validation.plain_name(file) or not isinstance(digest, str):
+                raise InvalidSnapshot(
+                    f"collection {name!r} lists a file outside its folder: {file!r}"
+                )
+        count = entry.get("count")
+        if type(count) is not int or count < 0:
+            raise InvalidSnapshot(f"collection {name!r} has no point count")
+        if not isinstance(entry.get("config"), dict):
+            raise InvalidSnapshot(f"collection {name!r} has no configuration")
+    aliases = manifest.get("aliases", {})  # (none before aliases existed)
+    if not isinstance(aliases, dict):
+        raise InvalidSnapshot("the snapshot's aliases are not an object")
+    for alias, target in aliases.items():
+        if validation.COLLECTION_NAME_RE.fullmatch(alias) is None or alias in names:
+            raise InvalidSnapshot(f"the snapshot has an alias no client may name: {alias!r}")
+        if not isinstance(target, str) or target not in names:
+            raise InvalidSnapshot(
+                f"alias {alias!r} names a collection the snapshot does not hold: {target!r}"
+            )
+
+
+def stored_collection_name(name: Any) -> TypeGuard[str]:
+    """Whether a snapshot may hold a collection called ``name``: one a client may name, or
+    the hidden one a recovery of such a collection fills (``RECOVERING`` + its name)."""
+    if isinstance(name, str) and name.startswith(RECOVERING):
+        name = name[len(RECOVERING) :]
+    return isinstance(name, str) and validation.COLLECTION_NAME_RE.fullmatch(name) is not None
+
+
+def _regular(path: Path, what: str, directory: bool = False) -> None:
+    """Refuse ``path`` unless it is a regular file (or a folder) itself, not a link."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        raise InvalidSnapshot(f"{what} is missing from the snapshot ({exc.strerror})") from None
+    if not (stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)):
+        kind = "a folder" if directory else "a regular file"
+        raise InvalidSnapshot(f"{what} is not {kind} of the snapshot")
 
 
 def _load(
     path: Path, defaults: HnswParams, check_name: bool = True
 ) -> tuple[dict[str, Collection], dict[str, str]]:
     manifest = orjson.loads((path / MANIFEST).read_bytes())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"unknown snapshot format {manifest.get('format')!r}")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        format_ = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ValueError(f"unknown snapshot format {format_!r}")
     if check_name and manifest.get("sequence") != int(path.name):
         raise ValueError("manifest does not match its folder")
-    if not 0 <= int(manifest["sequence"]) <= MAX_SEQUENCE:
-        raise ValueError(f"sequence {manifest['sequence']} is beyond {MAX_SEQUENCE}")
+    check_manifest(manifest)
     out: dict[str, Collection] = {}
     for entry in manifest["collections"]:
         sub = path / entry["dir"]
+        _regular(sub, f"folder {entry['dir']}", directory=True)
         for name, digest in entry["files"].items():
+            _regular(sub / name, f"{entry['dir']}/{name}")
             if sha256(sub / name) != digest:
                 raise ValueError(f"checksum mismatch in {entry['dir']}/{name}")
         config = CollectionConfig.parse(entry["config"], defaults)
@@ -360,7 +455,5 @@ def _load(
                 f"collection {entry['name']} has {len(coll)} points, expected {entry['count']}"
             )
         out[coll.name] = coll
-    aliases: dict[str, str] = manifest.get("aliases", {})  # (none before aliases existed)
-    if any(target not in out for target in aliases.values()):
-        raise ValueError("an alias names a collection the snapshot does not hold")
+    aliases: dict[str, str] = manifest.get("aliases", {})  # (checked: each names one of out)
     return out, aliases

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,18 @@ def collection_name(name: Any, field: str = "name") -> str:
             field=field,
         )
     return name
+
+
+def plain_name(name: Any) -> TypeGuard[str]:
+    """Whether ``name`` names a file (or folder) right in its folder: one path component,
+    never the folder itself, its parent, an absolute path or another path (files named in
+    a snapshot's manifest)."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and name not in (".", "..")
+        and not any(c in name for c in "/\\\0")
+    )
 
 
 def dimension(value: Any, field: str = "dimension") -> int:
