@@ -33,6 +33,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from vectorizer.errors import all_codes
+from vectorizer.observability.buckets import FSYNC as _FSYNC
+from vectorizer.observability.buckets import LATENCY as _LATENCY
+from vectorizer.observability.buckets import RESULTS as _RESULTS
 
 # The *_created series only add noise to every scrape.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -40,10 +43,6 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 if TYPE_CHECKING:
     from vectorizer.engine.store import Store
     from vectorizer.replication.manager import ReplicationManager
-
-_LATENCY = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-_RESULTS = (0, 1, 5, 10, 20, 50, 100, 500, 1000, 10000)
-_FSYNC = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class Metrics:
@@ -213,8 +212,21 @@ def _histogram(name: str, doc: str, hist: _Histogram) -> HistogramMetricFamily:
     return HistogramMetricFamily(name, doc, buckets=hist.buckets(), sum_value=hist.total)
 
 
+def _gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
+    """A gauge; without a sample when ``value`` is None (not known yet)."""
+    return GaugeMetricFamily(name, doc, value=value)
+
+
 class NodeCollector(Collector):
-    """Gauges and counters read from the node at scrape time."""
+    """Gauges and counters read from the node at scrape time.
+
+    Until the node has recovered (the store loaded, the replication state read), what it
+    holds is not yet known: the gauges read from them are exported without a sample
+    rather than as the placeholders they hold meanwhile (sequence 0, epoch 0, no
+    collection, no snapshot, the role the settings give). A false 0 followed by the real
+    value again looks like a reset or a jump to a rule (writes arriving, an epoch
+    change); a gap is only a gap. ``vectorizer_ready`` says which it is.
+    """
 
     def __init__(self, store: Store, replication: ReplicationManager) -> None:
         self.store = store
@@ -224,15 +236,23 @@ class NodeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         store, repl = self.store, self.replication
         stats = store.stats()
+        recovered = store.ready
+        started = recovered and repl.started  # (the replication state is read after)
+
+        def known(value: float) -> float | None:
+            return value if recovered else None
+
         vectors = GaugeMetricFamily(
             "vectorizer_vectors_total", "Points stored, by collection", labels=["collection"]
         )
-        if store.ready:
+        if recovered:
             for coll in store.collections():
                 vectors.add_metric([coll.name], len(coll))
         yield vectors
-        yield GaugeMetricFamily(
-            "vectorizer_collections_total", "Collections on this node", value=stats["collections"]
+        yield _gauge(
+            "vectorizer_collections_total",
+            "Collections on this node",
+            known(stats["collections"]),
         )
         yield GaugeMetricFamily(
             "vectorizer_memory_usage_bytes",
@@ -261,63 +281,66 @@ class NodeCollector(Collector):
             "Free space on the data directory's volume",
             value=disk["free_bytes"],
         )
-        yield GaugeMetricFamily(
+        yield _gauge(  # (the automatic reserve is sized from the snapshot recovery loads)
             "vectorizer_disk_reserve_bytes",
             "Free space below which writes that add data are refused (0: no reserve)",
-            value=disk["reserve_bytes"],
+            known(disk["reserve_bytes"]),
         )
         yield GaugeMetricFamily(
             "vectorizer_ready",
             "1 when the node has recovered and serves requests",
             value=1 if store.ready else 0,
         )
-        yield GaugeMetricFamily(
+        yield _gauge(
             "vectorizer_wal_size_bytes",
             "Bytes in retained write-ahead log segments",
-            value=stats["wal"]["size_bytes"],
+            known(stats["wal"]["size_bytes"]),
         )
-        yield GaugeMetricFamily(
+        yield _gauge(
             "vectorizer_wal_sequence",
             "Sequence number of the newest applied record",
-            value=stats["sequence"],
+            known(stats["sequence"]),
         )
-        yield GaugeMetricFamily(
+        yield _gauge(
             "vectorizer_wal_first_sequence",
             "Oldest sequence still retained in the log",
-            value=stats["wal"]["first_sequence"],
+            known(stats["wal"]["first_sequence"]),
         )
         age = stats["snapshot_age_seconds"]
-        yield GaugeMetricFamily(
+        yield _gauge(
             "vectorizer_snapshot_age_seconds",
             "Seconds since the newest snapshot (since start when there is none)",
-            value=age if age is not None else stats["uptime_seconds"],
+            known(age if age is not None else stats["uptime_seconds"]),
         )
         snap = stats["snapshot"]
-        yield GaugeMetricFamily(
+        yield _gauge(
             "vectorizer_snapshot_size_bytes",
             "Size of the newest snapshot",
-            value=snap["size_bytes"] if snap else 0,
+            known(snap["size_bytes"] if snap else 0),
         )
         role = GaugeMetricFamily(
             "vectorizer_replication_role", "1 for this node's current role", labels=["role"]
         )
-        for name in ("primary", "replica", "fenced"):
-            role.add_metric([name], 1 if repl.state.role.value == name else 0)
+        if started:
+            for name in ("primary", "replica", "fenced"):
+                role.add_metric([name], 1 if repl.state.role.value == name else 0)
         yield role
-        yield GaugeMetricFamily(
-            "vectorizer_replication_epoch", "This node's replication epoch", value=repl.state.epoch
+        yield _gauge(
+            "vectorizer_replication_epoch",
+            "This node's replication epoch",
+            repl.state.epoch if started else None,
         )
         rstats = repl.stats()
-        yield GaugeMetricFamily(
+        yield _gauge(
             "vectorizer_replication_lag_ms",
             "Replication lag: on a replica its own, on a primary the largest of its replicas "
             "(linked or not): the age of the oldest record one lacks",
-            value=float(rstats["lag_ms"] or 0.0),
+            float(rstats["lag_ms"] or 0.0) if started else None,
         )
-        yield GaugeMetricFamily(
+        yield _gauge(
             "vectorizer_replication_lag_operations",
             "Operations not yet applied (replica) or not yet confirmed by the slowest replica",
-            value=float(rstats["operations_pending"] or 0),
+            float(rstats["operations_pending"] or 0) if started else None,
         )
         yield GaugeMetricFamily(
             "vectorizer_replication_connected_replicas",

@@ -129,6 +129,12 @@ def shutdown(timeout_s: float = SHUTDOWN_S) -> None:
         log.warning("tracing: spans not exported within %.0fs of stopping were dropped", timeout_s)
 
 
+def root() -> otel_context.Context:
+    """A context without a span: one started under it begins a trace of its own (where
+    no context is given, a span takes whatever context is current)."""
+    return otel_context.Context()
+
+
 def extract(headers: Mapping[str, str]) -> otel_context.Context:
     """The caller's trace context; ``headers`` may be aiohttp's case-insensitive mapping
     (read in place, no copy)."""

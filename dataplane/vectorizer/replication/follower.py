@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import shutil
@@ -51,7 +52,11 @@ class LinkError(Exception):
 class FollowerStats:
     primary_sequence: int = 0
     bytes_received: int = 0
-    caught_up_at: float = 0.0  # monotonic time we last held everything the primary had
+    # Monotonic times that date the records this replica lacks (see ``Follower.lag``):
+    # when it last held everything the primary had, and, until it first has since this
+    # follower started, when it first learned of a record it lacked (None: not yet).
+    caught_up_at: float | None = None
+    behind_since: float | None = None
     last_heard: float = 0.0  # monotonic time of the primary's last word (0: none since start)
     last_sync: float | None = None  # wall time of the last full sync
     connected: bool = False
@@ -97,13 +102,40 @@ class Follower:
         self._adopted: History | None = None
 
     def lag(self) -> tuple[int, float]:
+        """Operations behind the primary, and the age of the oldest record lacked.
+
+        A replica does not know when the primary wrote a record: the records it lacks
+        are dated from the last time it held everything the primary had (they were
+        written after). Until it first has, since this follower started, they are dated
+        from the moment it first learned of one it lacked (they existed then): a lower
+        bound, like the primary's for the records written before it started."""
         ops = max(self.stats.primary_sequence - self.store.sequence, 0)
         if ops == 0:
             return 0, 0.0
-        return ops, (time.monotonic() - self.stats.caught_up_at) * 1000
+        stats = self.stats
+        since = stats.caught_up_at if stats.caught_up_at is not None else stats.behind_since
+        if since is None:  # (none lacked when the primary last said what it holds)
+            return ops, 0.0
+        return ops, (time.monotonic() - since) * 1000
+
+    def _heard(self, sequence: int) -> None:
+        """The primary holds records up to ``sequence`` (the newest word of it)."""
+        self.stats.primary_sequence = sequence
+        if self.stats.behind_since is None and self.store.sequence < sequence:
+            self.stats.behind_since = time.monotonic()
 
     async def run(self) -> None:
-        """Follow until cancelled."""
+        """Follow until cancelled, in a context of its own.
+
+        The task that runs this is created where the node is told to follow: inside the
+        ``POST /replication/follow`` request, whose context (request id, current span)
+        a task copies. Inherited, it stamped every log line of the link with that
+        request's id and trace, and made every record applied without a trace of its own
+        a child of that long-finished request: one trace growing for the replica's life.
+        (Cancelling this cancels the inner task, and waits for it to end.)"""
+        await asyncio.create_task(self._follow(), context=contextvars.Context())
+
+    async def _follow(self) -> None:
         # in a row: the primary does not accept our credential or certificate, or this
         # replica has no memory for the next record
         refusals = 0
@@ -170,7 +202,7 @@ class Follower:
             if their_epoch < epoch:
                 raise LinkError(f"primary epoch {their_epoch} is older than ours ({epoch})")
             self.stats.connected, self.stats.last_heard = True, time.monotonic()
-            self.stats.primary_sequence = int(welcome["sequence"])
+            self._heard(int(welcome["sequence"]))
             their_history = parse_history(welcome)
             if welcome["mode"] == "full":
                 await self._full_sync(ws)
@@ -199,14 +231,18 @@ class Follower:
                     raise LinkError(str(exc)) from None
                 if seq <= self.store.sequence:
                     continue  # already held (a resent record after a reconnect)
-                parent = tracing.extract({"traceparent": traceparent}) if traceparent else None
+                # The primary's trace when the record carries one, else a trace of its
+                # own (a root, never whatever context this task was started in).
+                parent = (
+                    tracing.extract({"traceparent": traceparent}) if traceparent else tracing.root()
+                )
                 with tracing.tracer.start_as_current_span(
                     "replication.apply", context=parent, attributes={"vectorizer.sequence": seq}
                 ):
                     await self.store.apply_replicated(seq, body)
                 if self._adopted != self._their[1]:
                     self._adopt_held()
-                self.stats.primary_sequence = max(self.stats.primary_sequence, seq)
+                self._heard(max(self.stats.primary_sequence, seq))
                 self._mark_progress()
             elif msg.type == WSMsgType.TEXT:
                 self.stats.bytes_received += len(msg.data)
@@ -214,7 +250,7 @@ class Follower:
                 if data["type"] == "heartbeat":
                     if int(data["epoch"]) < epoch:
                         raise LinkError("heartbeat from an older epoch")
-                    self.stats.primary_sequence = int(data["sequence"])
+                    self._heard(int(data["sequence"]))
                     self._mark_progress()
                 elif data["type"] == "snapshot":
                     await self._receive_snapshot(ws, data)

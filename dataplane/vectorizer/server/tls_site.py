@@ -32,7 +32,10 @@ from functools import partial
 import orjson
 from aiohttp import web
 
+from vectorizer.errors import TlsRequired
+from vectorizer.observability.metrics import RequestMetrics
 from vectorizer.security.tls import ServerTls
+from vectorizer.server.middlewares.metrics import UNMATCHED
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
@@ -60,18 +63,23 @@ _SAID = {
     PLAINTEXT: "plain HTTP",
 }
 _PRESSURE = frozenset({EVICTED, REFUSED})  # the listener is full: logged as a warning
+# The method a request is counted under when it was not parsed (aiohttp's, for the
+# requests ``protocol`` answers as malformed): HTTP is not read on this port.
+UNPARSED_METHOD = "UNKNOWN"
+# asyncio's and uvloop's timers may fire this much before their time.
+_TIMER_SLACK_S = 0.05
 
 _PLAINTEXT_BODY = orjson.dumps(
     {
         "error": {
-            "code": "tls_required",
+            "code": TlsRequired.code,
             "message": "this port speaks HTTPS only",
             "field": None,
         },
         "request_id": None,
     }
 )
-PLAINTEXT_ANSWER = (
+PLAINTEXT_ANSWER = (  # (the status of TlsRequired)
     b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
     b"Content-Length: " + str(len(_PLAINTEXT_BODY)).encode() + b"\r\n\r\n" + _PLAINTEXT_BODY
 )
@@ -260,27 +268,42 @@ class TlsSite(web.BaseSite):
         if first[0] != TLS_HANDSHAKE:
             self._tally(PLAINTEXT, source, "not a TLS handshake")
             self._on_reject("plaintext_on_tls_port", source, "not a TLS handshake")
+            self._count_plaintext()
             await _answer_plaintext(loop, conn)
             return
         server = self._runner.server
         assert server is not None
-        left = self._timeout - (loop.time() - p.accepted)  # the handshake's, from accept
+        left = max(self._timeout - (loop.time() - p.accepted), 0.001)  # from accept
+        deadline = loop.time() + left
         p.handed_over = True
         try:
             await loop.connect_accepted_socket(
                 server,
                 conn,
                 ssl=self._tls.context,  # read per connection: reloads apply to the next one
-                ssl_handshake_timeout=max(left, 0.001),
+                ssl_handshake_timeout=left,
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            self._report(FAILED, source, _reason(exc))
+            # asyncio and uvloop abort a handshake that runs out of time with a
+            # ConnectionAbortedError, not a TimeoutError: one raised once the time is up
+            # is the timeout.
+            out_of_time = loop.time() >= deadline - _TIMER_SLACK_S
+            self._report(FAILED, source, _reason(exc, out_of_time))
             conn.close()
         except Exception:  # one connection must never take the listener down
             log.exception("cannot open a connection from %s", source)
             conn.close()
         else:
             self._forget(p)
+
+    def _count_plaintext(self) -> None:
+        """Count the 400 ``tls_required`` as ``protocol`` counts the requests it answers
+        as malformed: a request on no route, and its error code. (The metrics live on the
+        runner's server when ``metrics_enabled``.)"""
+        metrics = getattr(self._runner.server, "metrics", None)
+        if isinstance(metrics, RequestMetrics):
+            metrics.request(UNPARSED_METHOD, UNMATCHED, TlsRequired.status, 0.0)
+            metrics.error(TlsRequired.code)
 
     def _report(self, kind: str, source: str, reason: str) -> None:
         """A connection refused or dropped before its handshake ended: audited (the
@@ -367,9 +390,10 @@ async def _answer_plaintext(loop: asyncio.AbstractEventLoop, conn: socket.socket
         conn.close()
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, out_of_time: bool = False) -> str:
+    """Why a handshake failed; ``out_of_time``: it failed once its time was up."""
     if isinstance(exc, ssl.SSLError):
         return str(exc.reason or exc.__class__.__name__)
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError) or (out_of_time and isinstance(exc, ConnectionAbortedError)):
         return "handshake timeout"
     return exc.__class__.__name__
