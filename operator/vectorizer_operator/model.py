@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from vectorizer import settings as dataplane_settings
 from vectorizer.errors import ValidationError
+from vectorizer.observability import buckets
 from vectorizer_operator import naming, quantity
 from vectorizer_operator.schema import Json, Rule, SpecError, dump, parse, prop
 
@@ -126,6 +127,12 @@ def _parse_config(raw: Any, path: str) -> dict[str, Any]:
     except ValidationError as err:
         raise SpecError(f"{path}.{err.field or '?'}: {err.message}") from None
     return dict(raw)
+
+
+# /metrics is public unless the settings say otherwise (the data plane's own default).
+_METRICS_PUBLIC: bool = next(
+    f.default for f in dataplane_settings.setting_fields() if f.name == "metrics_public"
+)
 
 
 # ---- labels and annotations --------------------------------------------------------------
@@ -364,6 +371,12 @@ class PodDisruptionBudgetSpec:
     max_unavailable: int = prop(1, doc="Instances that may be evicted at once.", minimum=1)
 
 
+# A quantile past a histogram's largest finite bucket reads as that bucket's bound
+# (histogram_quantile): a higher threshold could never be reached. The bound is the data
+# plane's own bucket, read from where the histogram takes it.
+SEARCH_P99_MAX_SECONDS = buckets.LATENCY[-1]
+
+
 @dataclass(frozen=True)
 class AlertThresholds:
     """When the cluster's alerts fire (see docs/runbooks/)."""
@@ -378,7 +391,12 @@ class AlertThresholds:
         maximum=1,
     )
     search_p99_seconds: float = prop(
-        0.5, doc="VectorizerSearchLatencyHigh: 99th percentile of search latency.", minimum=0
+        0.5,
+        doc="VectorizerSearchLatencyHigh: 99th percentile of search latency, at most "
+        f"{SEARCH_P99_MAX_SECONDS:g} (the data plane's largest latency bucket, which a "
+        "p99 past it reads as).",
+        minimum=0,
+        maximum=SEARCH_P99_MAX_SECONDS,
     )
     wal_size_bytes: int = prop(
         1 << 30,
@@ -402,6 +420,13 @@ class PodMonitorSpec:
         doc="Extra labels, e.g. the ones your Prometheus' podMonitorSelector matches.",
         factory=dict,
         parser=_parse_labels,
+    )
+    api_key_secret: SecretKeySelector | None = prop(
+        None,
+        doc="An API key Prometheus sends as a bearer token, from a Secret in the cluster's "
+        "namespace: an unscoped key of any role (each may read /metrics). Required when "
+        "auth is enabled and spec.config.metrics_public is false, where /metrics refuses "
+        "a scrape without one.",
     )
 
 
@@ -594,13 +619,30 @@ class ClusterSpec:
     tls: TlsSpec = prop(doc="HTTPS and its certificates.", factory=TlsSpec)
     auth: AuthSpec = prop(doc="Authentication and the generated credentials.", factory=AuthSpec)
 
+    @property
+    def metrics_need_credential(self) -> bool:
+        """Whether the pods' /metrics refuses requests without a credential."""
+        return self.auth.enabled and not self.config.get("metrics_public", _METRICS_PUBLIC)
+
     def check(self, path: str) -> None:
-        """The CEL rules again, for resources that did not pass an API server check."""
+        """The CEL rules again, for resources that did not pass an API server check;
+        then what only the operator checks."""
         repl = self.replication
         if repl.mode == "sync" and repl.sync_replicas >= self.instances:
             raise SpecError(
                 f"{path}.replication.syncReplicas: must be lower than instances "
                 f"({repl.sync_replicas} >= {self.instances}) in sync mode"
+            )
+        # A PodMonitor without a credential would be refused (401) on every scrape of a
+        # healthy pod: up == 0, VectorizerInstanceDown everywhere, and no metric at all.
+        mon = self.monitoring
+        scraped = mon.enabled and mon.pod_monitor.enabled
+        if scraped and self.metrics_need_credential and mon.pod_monitor.api_key_secret is None:
+            raise SpecError(
+                f"{path}.monitoring.podMonitor.apiKeySecret: required when auth is enabled "
+                "and config.metrics_public is false: /metrics refuses a scrape without a "
+                "credential (give an API key Secret for Prometheus, or turn the PodMonitor "
+                "off with monitoring.podMonitor.enabled: false)"
             )
 
 

@@ -175,7 +175,7 @@ def test_thresholds_and_instances_reach_the_expressions() -> None:
     by_name = {a.name: a.expr for a in alerts(cluster)}
     assert "> 1500 and" in by_name["VectorizerReplicationLagHigh"]
     assert by_name["VectorizerErrorRateHigh"].endswith("> 0.2")
-    assert by_name["VectorizerSearchLatencyHigh"].endswith("> 0.25")
+    assert by_name["VectorizerSearchLatencyHigh"].endswith(">= 0.25")
     assert by_name["VectorizerWalSizeHigh"].endswith("> 12345")
     assert "> 600 and" in by_name["VectorizerSnapshotTooOld"]
     assert "[600s]" in by_name["VectorizerSnapshotTooOld"]

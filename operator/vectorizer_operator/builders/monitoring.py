@@ -126,13 +126,15 @@ def alerts(cluster: Cluster) -> list[Alert]:
         ),
         Alert(
             "VectorizerSearchLatencyHigh",
+            # A p99 past the largest finite bucket reads as that bucket's bound, which is
+            # the threshold's maximum (AlertThresholds): ">=", so that it too can fire.
             "histogram_quantile(0.99, sum by (namespace, pod, le) "
             f"(rate(vectorizer_search_latency_seconds_bucket{sel}[5m])))"
-            f" > {t.search_p99_seconds:g}",
+            f" >= {t.search_p99_seconds:g}",
             "10m",
             "warning",
             f"Search p99 latency of {{{{ $labels.pod }}}} in {where} is {{{{ $value }}}}s",
-            f"The 99th percentile of search latency has been above "
+            f"The 99th percentile of search latency has been at or above "
             f"{t.search_p99_seconds:g}s for 10 minutes.",
         ),
         Alert(
@@ -149,7 +151,14 @@ def alerts(cluster: Cluster) -> list[Alert]:
             "VectorizerSnapshotTooOld",
             f"vectorizer_snapshot_age_seconds{sel} > {t.snapshot_age_seconds}"
             " and on(namespace, pod) "
-            f"changes(vectorizer_wal_sequence{sel}[{t.snapshot_age_seconds}s]) > 0",
+            # "Writes arrived": the sequence at the window's end above the one at its
+            # start (delta() compares the two ends; a gap between, a node recovering,
+            # changes nothing). Not changes(), nor increase() (which takes a drop for a
+            # counter reset): a dip to 0 and back, as data planes that exported 0 while
+            # they recovered still do, counted as writes on an idle node. A dip now
+            # counts only while it is the window's first sample, one evaluation, which
+            # the rule's `for` absorbs.
+            f"delta(vectorizer_wal_sequence{sel}[{t.snapshot_age_seconds}s]) > 0",
             "10m",
             "warning",
             f"Newest snapshot of {{{{ $labels.pod }}}} in {where} is "
@@ -251,6 +260,20 @@ def _scrape_tls(cluster: Cluster) -> Json:
     }
 
 
+def _scrape_auth(cluster: Cluster) -> Json:
+    """The API key Prometheus presents, as a bearer token (the data plane takes a key
+    there too); the spec refuses a PodMonitor without one where /metrics needs one."""
+    secret = cluster.spec.monitoring.pod_monitor.api_key_secret
+    if secret is None:
+        return {}
+    return {
+        "authorization": {
+            "type": "Bearer",
+            "credentials": {"name": secret.name, "key": secret.key},
+        }
+    }
+
+
 def build_pod_monitor(cluster: Cluster) -> Json | None:
     """Scrapes every instance's data-plane port; adds the cluster label the rules select."""
     mon = cluster.spec.monitoring
@@ -272,6 +295,7 @@ def build_pod_monitor(cluster: Cluster) -> Json | None:
                     "path": naming.METRICS_PATH,
                     "interval": mon.pod_monitor.interval,
                     **_scrape_tls(cluster),
+                    **_scrape_auth(cluster),
                     "relabelings": [
                         {
                             "sourceLabels": [f"__meta_kubernetes_pod_label_{cluster_label}"],
