@@ -501,6 +501,11 @@ class TlsSpec:
             "self.renewBeforeDays < self.validityDays",
             "tls.renewBeforeDays must be lower than tls.validityDays",
         ),
+        Rule(
+            "!has(self.validityDays) || !has(self.caValidityDays) || "
+            "self.validityDays < self.caValidityDays",
+            "tls.validityDays must be lower than tls.caValidityDays",
+        ),
     )
 
     enabled: bool = prop(True, doc="Serve HTTPS (and replicate over it).")
@@ -539,6 +544,12 @@ class TlsSpec:
             raise SpecError(f"{path}.secretName: give secretName or certManager, not both")
         if self.renew_before_days >= self.validity_days:
             raise SpecError(f"{path}.renewBeforeDays: must be lower than validityDays")
+        # The CA is renewed once it has less than validityDays left (no certificate it
+        # signs may outlive it): a CA of no more than that was renewed at every pass, and
+        # every renewal took the server certificate with it (18 CAs in 90 s, the cluster
+        # never healthy: the operator's own calls failed verification meanwhile).
+        if self.validity_days >= self.ca_validity_days:
+            raise SpecError(f"{path}.validityDays: must be lower than caValidityDays")
 
     @property
     def generated(self) -> bool:

@@ -376,6 +376,14 @@ def test_jwt_keys_are_mounted_from_their_secrets() -> None:
             "spec.tls.renewBeforeDays: must be lower than validityDays",
         ),
         (
+            {"tls": {"validityDays": 3650}},  # (the CA's default: renewed at every pass)
+            "spec.tls.validityDays: must be lower than caValidityDays",
+        ),
+        (
+            {"tls": {"validityDays": 60, "caValidityDays": 30}},
+            "spec.tls.validityDays: must be lower than caValidityDays",
+        ),
+        (
             {"config": {"auth_enabled": False}},
             "spec.config.auth_enabled: is set by the operator from spec.tls and spec.auth",
         ),
