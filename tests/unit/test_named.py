@@ -452,3 +452,25 @@ async def test_a_collection_without_its_own_vector_is_logged_under_a_new_kind(
     assert not r.collection("c").config.has_own
     assert r.collection("c").get(2) is not None and r.collection("c").named_of(2) == {}
     await r.close(take_snapshot=False)
+
+
+async def test_a_vector_added_again_as_it_is_is_nothing_to_do(tmp_path: Path) -> None:
+    """A vector added to a collection takes the collection's graph parameters (not the
+    node's defaults), and adding it again with the same size and metric is nothing to
+    do, whatever graph parameters it holds: a request cannot say them. Compared whole,
+    a collection of m 32, or a vector of its own m 8, refused every such request."""
+    s = Store(tmp_path, StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0))
+    await s.open()
+    config = {"dimension": 0, "hnsw": {"m": 32}}
+    config["named_vectors"] = {"own": {"dimension": 3, "hnsw": {"m": 8}}}
+    await s.create_collection("c", config)
+    await s.add_vector("c", "x", {"dimension": 3, "metric": "dot"}, None)
+    assert s.collection("c").config.named_vectors["x"].hnsw.m == 32
+    before = s.sequence
+    for vector_name in ("x", "own"):
+        metric = "dot" if vector_name == "x" else "cosine"
+        got = await s.add_vector("c", vector_name, {"dimension": 3, "metric": metric}, None)
+        assert got == s.sequence == before
+    with pytest.raises(ValidationError):
+        await s.add_vector("c", "x", {"dimension": 3, "metric": "cosine"}, None)
+    await s.close(take_snapshot=False)

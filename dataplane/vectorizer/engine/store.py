@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -1174,8 +1175,8 @@ class Store:
             raise ValidationError("give a dense or a sparse vector's config", field="config")
         op: records.Op = {"op": "add_vector", "collection": name, "name": vector_name}
         params: VectorConfig | SparseParams
-        if dense is not None:
-            params = VectorConfig.parse(dense, self.options.hnsw_defaults, "dense.")
+        if dense is not None:  # (its graph's parameters those of the collection, as in Qdrant)
+            params = VectorConfig.parse(dense, coll.config.hnsw, "dense.")
             op["dense"] = params.to_dict()
         else:
             params = SparseParams.parse(sparse, "sparse")
@@ -1183,10 +1184,8 @@ class Store:
         taken = vector_name == coll.config.vector_name or coll.is_dense(vector_name)
         if taken or coll.is_sparse(vector_name):
             config = coll.config
-            if params in (
-                config.named_vectors.get(vector_name),
-                config.sparse_vectors.get(vector_name),
-            ):
+            held = config.named_vectors.get(vector_name) or config.sparse_vectors.get(vector_name)
+            if _same_vector(params, held):
                 return await self.settled()  # the same vector again: nothing to do (as in Qdrant)
             raise ValidationError(
                 f"collection {name!r} already has a vector named {vector_name!r}"
@@ -1702,6 +1701,18 @@ def _update_vectors(coll: Collection, op: records.Op, vectors: Matrix | None) ->
     rest = [i for i in range(len(ids)) if i not in given]
     if named is not None:
         coll.update_vectors([ids[i] for i in rest], None, [named[i] for i in rest])
+
+
+def _same_vector(
+    given: VectorConfig | SparseParams, held: VectorConfig | SparseParams | None
+) -> bool:
+    """Whether ``given`` (what ``add_vector`` was asked for) is the vector ``held``
+    again: its size, metric and rows, or its modifier. A request says nothing of its
+    index (graph or exact, and the graph's parameters: the vector's own, or the
+    collection's when it was added)."""
+    if isinstance(given, VectorConfig) and isinstance(held, VectorConfig):
+        return dataclasses.replace(given, index=held.index, hnsw=held.hnsw) == held
+    return given == held
 
 
 def _vector_params(op: records.Op) -> VectorConfig | SparseParams:
