@@ -25,7 +25,7 @@ import aiohttp.web
 import numpy as np
 import pytest
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, serving
 
 DIM = 64
 QUIET = ["--log-level", "warning", "--disk-reserve-bytes", "0", "--snapshot-interval-s", "0"]
@@ -114,26 +114,23 @@ async def test_a_fetched_snapshot_that_does_not_fit_is_insufficient_storage(
 
     app = aiohttp.web.Application()
     app.router.add_get("/x.snapshot", handle)
-    runner = aiohttp.web.AppRunner(app)
-    await runner.setup()
-    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     srv = ServerProcess(data_dir=tmp_path / "data", args=QUIET).start()
     try:
         assert srv.request("POST", "/collections", {"name": "c", "dimension": 2})[0] == 201
         file_size_limit(srv, 4096)
-        location = {"location": f"http://127.0.0.1:{port}/x.snapshot"}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.put(f"{srv.url}/qdrant/collections/c/snapshots/recover", json=location) as r,
-        ):
-            status, body = r.status, await r.json()
+        async with serving(app) as port:
+            location = {"location": f"http://127.0.0.1:{port}/x.snapshot"}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.put(
+                    f"{srv.url}/qdrant/collections/c/snapshots/recover", json=location
+                ) as r,
+            ):
+                status, body = r.status, await r.json()
         assert status == 507 and body["status"]["error"].startswith("insufficient_storage"), body
         assert not list((tmp_path / "data" / "collection-snapshots").iterdir())  # removed
     finally:
         srv.kill()
-        await runner.cleanup()
 
 
 @contextlib.contextmanager

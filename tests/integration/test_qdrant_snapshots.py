@@ -25,7 +25,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, serving
 from tests.tarballs import tar
 
 Q = "/qdrant/collections"
@@ -596,24 +596,16 @@ async def test_a_source_api_key_goes_to_the_source_origin_only(
 
     app = aiohttp.web.Application()
     app.router.add_get("/{tail:.*}", handle)
-    runner = aiohttp.web.AppRunner(app)
-    await runner.setup()
-    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session:
-            body = {"location": f"http://127.0.0.1:{port}/moved", "api_key": "source-secret"}
-            status, answer = await _put(session, f"{server.url}{Q}/copy/snapshots/recover", body)
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        body = {"location": f"http://127.0.0.1:{port}/moved", "api_key": "source-secret"}
+        status, answer = await _put(session, f"{server.url}{Q}/copy/snapshots/recover", body)
         assert status == 200, answer
         assert seen == [
             (f"127.0.0.1:{port}/moved", "source-secret"),
             (f"127.0.0.1:{port}/elsewhere", "source-secret"),
             (f"localhost:{port}/file", None),
         ]
-        assert client.count("copy").count == 50
-    finally:
-        await runner.cleanup()
+    assert client.count("copy").count == 50
 
 
 def _shared_bits(root: Path) -> dict[str, int]:
