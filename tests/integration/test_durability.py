@@ -255,41 +255,6 @@ async def test_vector_updates_in_the_delta_buffer_survive_kill_9(
             assert hits[0].id == pid
 
 
-def test_sigterm_during_recovery_keeps_the_directory_locked_until_recovery_ends(
-    server_factory: type[ServerProcess], tmp_path: Path
-) -> None:
-    """A recovery runs on a thread, which a SIGTERM cannot cancel: it stops at the next
-    record (and writes a snapshot of what it replayed), and the process waits for that
-    thread to end before it lets the data directory's lock go (a second server opening
-    the directory meanwhile would find it being written)."""
-    data = tmp_path / "data"
-    first = server_factory(data_dir=data, args=["--snapshot-interval-s", "0"]).start()
-    assert first.request("POST", "/collections", {"name": "c", "dimension": 32})[0] == 201
-    rng = np.random.default_rng(0)
-    for b in range(40):  # a log to replay: a few seconds of graph building
-        rows = rng.normal(size=(1000, 32)).tolist()
-        pts = [{"id": b * 1000 + i, "vector": rows[i]} for i in range(1000)]
-        assert first.request("POST", "/collections/c/vectors", {"vectors": pts})[0] == 200
-    first.kill()  # (no snapshot at shutdown: the restart replays the log)
-    again = server_factory(data_dir=data, port=first.port, log_path=tmp_path / "again.log")
-    again.start(wait_ready=False)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # listening and still recovering
-        try:
-            if again.request("GET", "/ready")[0] == 503:
-                break
-        except OSError:
-            pass
-        time.sleep(0.02)
-    assert again.terminate() == 0
-    log = again.log()
-    # The recovery thread's last word: the snapshot of the records replayed (or, had
-    # the replay ended first, the recovery's end), before the process let the lock go.
-    last_word = "of the records replayed" if "stopped during recovery" in log else "recovered 1"
-    assert last_word in log, log
-    assert log.index(last_word) < log.index('"stopped"'), log
-
-
 @pytest.mark.parametrize("trouble", ["port in use", "audit log path a directory"])
 def test_settings_that_cannot_work_refuse_to_start_plainly(
     server_factory: type[ServerProcess], tmp_path: Path, trouble: str
