@@ -182,7 +182,7 @@ def load_latest(
     unusable: list[Path] = []  # (those with a manifest that did not load)
     for info in list_snapshots(directory):
         try:
-            loaded: Loaded = (info, *_load(info.path, defaults))
+            loaded: Loaded = (info, *_load(info.path, _manifest(info.path), defaults))
         except Exception as exc:  # any damage: fall back to an older snapshot
             log.error("snapshot %s is unusable (%s); trying an older one", info.path.name, exc)
             unusable.append(info.path)
@@ -338,8 +338,8 @@ def _discard(directory: Path, paths: list[Path]) -> None:
 
 def load_dir(path: Path, defaults: HnswParams) -> Loaded:
     """Verify and load one snapshot folder (whatever its name)."""
-    collections, aliases = _load(path, defaults, check_name=False)
-    manifest = orjson.loads((path / MANIFEST).read_bytes())
+    manifest = _manifest(path)
+    collections, aliases = _load(path, manifest, defaults, check_name=False)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     info = SnapshotInfo(int(manifest["sequence"]), path, float(manifest["created_at"]), size)
     return info, collections, aliases
@@ -430,10 +430,15 @@ def _regular(path: Path, what: str, directory: bool = False) -> None:
         raise InvalidSnapshot(f"{what} is not {kind} of the snapshot")
 
 
+def _manifest(path: Path) -> Any:
+    return orjson.loads((path / MANIFEST).read_bytes())
+
+
 def _load(
-    path: Path, defaults: HnswParams, check_name: bool = True
+    path: Path, manifest: Any, defaults: HnswParams, check_name: bool = True
 ) -> tuple[dict[str, Collection], dict[str, str]]:
-    manifest = orjson.loads((path / MANIFEST).read_bytes())
+    """The collections and aliases of the snapshot at ``path`` whose ``manifest`` (read
+    once by the caller) is checked first."""
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         format_ = manifest.get("format") if isinstance(manifest, dict) else None
         raise ValueError(f"unknown snapshot format {format_!r}")

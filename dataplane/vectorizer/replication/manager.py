@@ -482,14 +482,14 @@ class ReplicationManager:
                 else None
             ),
             "sync_replicas": self.settings.sync_replicas,
-            "writes_refused": (
-                InsufficientStorage.code
-                if self._unrecorded is not None
-                else self.store.writes_refused()
-                if self.store.ready
-                else None
-            ),
+            "writes_refused": self._writes_refused(),
         }
+
+    def _writes_refused(self) -> str | None:
+        """Why writes (that add data) are refused now, as an error code; None if not."""
+        if self._unrecorded is not None:  # (a restarted primary's timeline not recorded)
+            return InsufficientStorage.code
+        return self.store.writes_refused() if self.store.ready else None
 
     def stats(self) -> dict[str, Any]:
         """The node's figures: lag and sequences of its current role, and counters
