@@ -440,6 +440,7 @@ def engine_updates(data: np.ndarray, ids: list[int], new: np.ndarray) -> dict[st
     for b in range(0, len(data), 1000):
         rows = config.metric.prepare(data[b : b + 1000].astype(np.float32))
         coll.upsert(list(range(b, b + len(rows))), rows, [None] * len(rows))
+    coll.settle()  # (the last batch's link, on the link thread: not the updates' time)
     rows = config.metric.prepare(new.astype(np.float32))
     t0 = time.perf_counter()
     for i, pid in enumerate(ids):

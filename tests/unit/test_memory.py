@@ -3,6 +3,7 @@ refuses (and the ones it lets through)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,15 @@ def test_the_estimate_counts_vectors_graph_and_a_growths_copy() -> None:
 
 
 async def guarded(tmp_path: Path, headroom: int) -> Store:
-    """A store whose high-water mark sits ``headroom`` bytes above what is in use now."""
-    s = Store(tmp_path, StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0))
+    """A store whose high-water mark sits ``headroom`` bytes above what is in use now
+    (its limit given, not followed on the cgroup: the maintenance loop would put that
+    back while a write waits for a graph link)."""
+    options = StoreOptions(fsync=FsyncPolicy("never"), snapshot_interval_s=0)
+    s = Store(tmp_path, options)
     await s.open()
-    s.memory_limit = int((memory.anonymous_resident() + headroom) / s.options.memory_high_water)
+    limit = int((memory.anonymous_resident() + headroom) / options.memory_high_water)
+    s.options = dataclasses.replace(options, memory_limit_bytes=limit)
+    s.memory_limit = limit
     return s
 
 

@@ -8,6 +8,7 @@ at all, and replaying the log rebuilds the same state.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import dataclasses
@@ -1085,6 +1086,22 @@ class Collection:
         """Wait until a fold in progress has linked its batch."""
         for index in self._indexes():
             index.settle()
+
+    def linking(self) -> Future[None] | None:
+        """A large batch's link in progress in one of the graphs (see
+        ``HnswIndex.linking``), if any."""
+        for index in self._indexes():
+            if (busy := index.linking()) is not None:
+                return busy
+        return None
+
+    async def graphs_settled(self) -> None:
+        """Wait, without holding the loop, until no large batch is being linked into a
+        graph of this collection: what the loop does with a graph (a search, a write)
+        would otherwise wait for it holding the loop. A failed link is raised by the
+        graph's next use, not here."""
+        while (busy := self.linking()) is not None:
+            await asyncio.wait([asyncio.wrap_future(busy)])
 
     @property
     def staged(self) -> int:

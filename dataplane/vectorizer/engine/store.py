@@ -420,7 +420,9 @@ class Store:
         writes them (writes are paused then)."""
         if not self.ready or not self._writable.is_set():
             return 0
-        return sum(coll.fold() for coll in self._collections.values())
+        # (a collection whose graph is busy on another thread is folded at a later call:
+        # a fold would wait for it holding the loop)
+        return sum(c.fold() for c in self._collections.values() if c.linking() is None)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -492,11 +494,34 @@ class Store:
     # Each write method awaits only before validating (the snapshot gate) and after
     # committing (durability): validate → log → apply is one step on the loop.
 
-    async def _gate(self) -> None:
+    async def _gate(self, *names: str) -> None:
+        """Wait until a write may go on (``names``: the collections it writes, or aliases
+        of them); refuse it as ``check_writable`` does."""
         self.check_writable()
-        if not self._writable.is_set():  # a snapshot is being written: wait it out
-            await self._writable.wait()
-            self.check_writable()  # (closed, or stepped down, meanwhile?)
+        await self._quiet(names)
+        self.check_writable()  # (closed, or stepped down, meanwhile?)
+
+    async def _quiet(self, names: Iterable[str]) -> None:
+        """Wait while a snapshot is being written, and while a large batch is being
+        linked into a graph of one of the collections ``names`` (``HnswIndex.add``): a
+        write there would wait for that holding the loop. Returns with neither in
+        progress, so that what follows without yielding (a write's commit) finds the
+        graphs idle."""
+        while True:
+            if not self._writable.is_set():
+                await self._writable.wait()
+            elif (busy := self._linking(names)) is not None:
+                await busy.graphs_settled()
+            else:
+                return
+
+    def _linking(self, names: Iterable[str]) -> Collection | None:
+        """One of the collections ``names`` whose graph is being linked on another thread."""
+        for name in names:
+            coll = self._collections.get(self._aliases.get(name, name))
+            if coll is not None and coll.linking() is not None:
+                return coll
+        return None
 
     def check_writable(self) -> None:
         """Refuse now what ``_gate`` refuses, without waiting out a snapshot: also for
@@ -707,11 +732,10 @@ class Store:
 
         Like a client write it waits while a snapshot is being written."""
         self._check_ready()
-        if not self._writable.is_set():
-            await self._writable.wait()
+        op, vectors = records.decode(body)
+        await self._quiet(_written(op))
         if seq != self.sequence + 1:
             raise StorageError(f"replicated record {seq} does not follow {self.sequence}")
-        op, vectors = records.decode(body)
         if op.get("op") not in _KINDS:  # refused before it is logged: it could not be applied
             raise CorruptLog(f"replicated record {seq} has an unknown operation {op.get('op')!r}")
         if not _shrinks(op):
@@ -869,7 +893,7 @@ class Store:
     @_refusals_settle
     async def delete_collection(self, name: str) -> int:
         """Delete the collection called ``name`` (never through an alias) and its aliases."""
-        await self._gate()
+        await self._gate(name)
         if name not in self._collections or name.startswith(RECOVERING):
             alias = (
                 f" ({name!r} is an alias of {self._aliases[name]!r})"
@@ -932,7 +956,7 @@ class Store:
         mode: WriteMode,
         named: list[NamedRows] | None,
     ) -> tuple[int, int]:
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         clean_ids = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
         if named is not None:  # (first: a multivector given as a collection's own says so)
@@ -966,7 +990,7 @@ class Store:
         self, name: str, pid: PointId, vector: Any | None, payload: Payload | None
     ) -> int:
         """Atomically replace the vector and/or the payload of an existing point."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         self._require_points(coll, [pid])
         if vector is None and payload is None:
@@ -994,7 +1018,7 @@ class Store:
         ``named`` the named vectors each replaces (the others kept). Errors name
         ``field[i].id`` or ``field[i]``. With ``condition``, only the points it accepts
         change. Returns the sequence and how many points changed."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         clean = [validation.point_id(pid, f"{field}[{i}].id") for i, pid in enumerate(ids)]
         if not clean:
@@ -1036,7 +1060,7 @@ class Store:
         accepts; returns (points, sequence). A collection's own dense vector cannot be
         removed: a point always has it (an unnamed multivector, ``""`` where there is
         no own one, can)."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         for i, vector_name in enumerate(names):
             if vector_name == "" and coll.config.has_own:  # (else an unnamed multivector)
@@ -1063,7 +1087,7 @@ class Store:
     ) -> tuple[int, int]:
         """Remove payload ``keys`` from the points ``ids`` (all must exist) or those the
         filter matches, resolved as the write commits; returns (points, sequence)."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         if ids is not None:
             self._require_points(coll, ids)
@@ -1090,7 +1114,7 @@ class Store:
     ) -> int:
         """Merge ``payload`` into the points' (under ``key``, a path, when given), or
         replace theirs with it (``overwrite``)."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         self._require_points(coll, ids)
         return await self._durable(self._commit(_set_payload(name, ids, payload, overwrite, key)))
@@ -1101,7 +1125,7 @@ class Store:
     ) -> tuple[int, int]:
         """Delete by id (missing ids are ignored, invalid ones refuse the whole request);
         returns (deleted, sequence)."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         clean = [validation.point_id(pid, f"{field}[{i}]") for i, pid in enumerate(ids)]
         present = [pid for pid in dict.fromkeys(clean) if pid in coll]
@@ -1113,7 +1137,7 @@ class Store:
     @_refusals_settle
     async def delete_matching(self, name: str, predicate: Predicate) -> tuple[int, int]:
         """Delete every point the filter matches; the log records the resolved ids."""
-        await self._gate()
+        await self._gate(name)
         ids = self.collection(name).ids_matching(predicate)
         if not ids:
             return 0, await self.settled()
@@ -1131,7 +1155,7 @@ class Store:
         key: str | None = None,
     ) -> tuple[int, int]:
         """Set the payload of every point the filter matches, resolved as the write commits."""
-        await self._gate()
+        await self._gate(name)
         ids = self.collection(name).ids_matching(predicate)
         if not ids:
             return 0, await self.settled()
@@ -1150,7 +1174,7 @@ class Store:
         """Index the values at payload ``key`` of a collection (``field_index.SCHEMAS``;
         None: inferred from the values stored there); creating it again with another
         type replaces it. Errors name ``fields`` (the key's, the schema's)."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         key = filters.payload_key(key, fields[0])
         if schema is None:
@@ -1168,7 +1192,7 @@ class Store:
         """Give collection ``name`` another named vector: dense (``dense``, its config in
         the wire form of ``VectorConfig``) or sparse (``sparse``, a ``SparseParams``'
         form); errors name the field. Points have none of it until written."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         vector_name = sparse_name(vector_name, "vector_name")
         if (dense is None) == (sparse is None):
@@ -1200,7 +1224,7 @@ class Store:
         points; nothing to do when there is none (as in Qdrant). The collection's own
         dense vector cannot go: every point has it (known by ``""`` or by the name the
         collection was created with)."""
-        await self._gate()
+        await self._gate(name)
         coll = self.collection(name)
         if vector_name == coll.config.vector_name:
             vector_name = ""
@@ -1217,7 +1241,7 @@ class Store:
     @_refusals_settle
     async def delete_field_index(self, name: str, key: str) -> int:
         """Drop the index at payload ``key`` (nothing to do when there is none)."""
-        await self._gate()
+        await self._gate(name)
         if key not in self.collection(name).config.payload_indexes:
             return await self.settled()
         op = {"op": "delete_field_index", "collection": name, "key": key}
@@ -1337,7 +1361,7 @@ class Store:
         hidden = RECOVERING + name
         self._recovering.add(hidden)
         try:
-            await self._gate()
+            await self._gate(hidden)
             self._check_not_alias(name)
             if hidden in self._collections:  # left by a recovery that was cut short
                 self._commit({"op": "delete_collection", "name": hidden})
@@ -1356,9 +1380,9 @@ class Store:
             self._commit({"op": "create_collection", "name": hidden, "config": config.to_dict()})
             for ids, rows, payloads, named in points.batches(list(config.named_vectors)):
                 await asyncio.sleep(0)  # other requests go on between the batches
-                await self._gate()
+                await self._gate(hidden)
                 self._commit_recovered(hidden, config, ids, rows, payloads, named)
-            await self._gate()
+            await self._gate(hidden, name)
             self._check_not_alias(name)  # (an alias may have taken the name meanwhile)
             seq = self._commit({"op": "replace_collection", "name": name, "source": hidden})
         except BaseException:
@@ -1442,6 +1466,8 @@ class Store:
         self._writable.clear()
         started = time.perf_counter()
         try:
+            while (busy := self._linking(list(self._collections))) is not None:
+                await busy.graphs_settled()  # (no write starts another now)
             seq, colls = self.sequence, list(self._collections.values())
             for coll in colls:  # on the loop, like every change: the graphs are saved whole
                 coll.fold()
@@ -1490,6 +1516,14 @@ def _set_payload(
         paths.parse(key)  # a bad path is refused before it reaches the log
         op["key"] = key
     return op
+
+
+def _written(op: records.Op) -> list[str]:
+    """The collections a record writes: a point write's (or a change to its vectors or
+    indexes), or one made, deleted or replaced and the one that replaces it."""
+    if "collection" in op:
+        return [op["collection"]]
+    return [op[key] for key in ("name", "source") if isinstance(op.get(key), str)]
 
 
 def _shrinks(op: records.Op) -> bool:

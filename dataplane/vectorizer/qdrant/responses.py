@@ -189,7 +189,9 @@ def collection_info(coll: Collection, fsync: FsyncPolicy, wal_segment_bytes: int
     config = coll.config
     hnsw = config.index is IndexKind.HNSW  # (without a vector of its own: its defaults)
     return {
-        "status": "green",
+        # (yellow, as Qdrant's while it optimizes: a batch is being linked into a graph,
+        # and searches of the collection wait for it)
+        "status": "green" if coll.linking() is None else "yellow",
         "optimizer_status": "ok",
         "warnings": [],
         "indexed_vectors_count": len(coll) if hnsw else 0,

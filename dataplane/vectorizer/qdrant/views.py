@@ -547,7 +547,9 @@ async def _distance_matrix(
     body = await _body(request, schemas.SearchMatrixRequest)
     conf = request.app[SETTINGS]
     ask = models.search_matrix(body, conf.max_batch_searches, conf.max_batch_results)
-    ids, rows = distance_matrix(_collection(request), ask)
+    coll = _collection(request)
+    await coll.graphs_settled()
+    ids, rows = distance_matrix(coll, ask)
     searched(request, *map(len, rows))
     return ids, rows
 
@@ -635,6 +637,7 @@ async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf
         found = await request.app[SEARCH_BATCHER].search(coll, query, **params)
         hits = scored_points(found, search)
     else:
+        await coll.graphs_settled()
         hits = run_search(coll, search, _lookups(request, [search]))
     searched(request, len(hits))
     return responses.show_vectors(coll, hits, search.named_shown, "with_vector")
@@ -647,6 +650,7 @@ async def _search_many(request: web.Request, kind: type[_Batch], search_of: Sear
     searches = _batch([search_of(s, max_limit) for s in body.searches], request)
     coll = _searched_collection(request, searches)
     lookups = _lookups(request, searches)
+    await coll.graphs_settled()
     results = run_searches(coll, searches, lookups)
     searched(request, *map(len, results))
     for s, hits in zip(searches, results, strict=True):
@@ -681,6 +685,7 @@ async def _grouped(request: web.Request, kind: type[Any], groups_of: GroupsOf) -
     asked = groups_of(body, conf.max_search_limit, conf.max_batch_results)
     if asked.search.prefetch:
         _batch([asked.search], request, "prefetch")
+    await _collection(request).graphs_settled()
     return _groups(request, asked)
 
 

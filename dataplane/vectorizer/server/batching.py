@@ -68,6 +68,7 @@ class SearchBatcher:
         if self.quiet:
             self._unjoined += 1
             if self._unjoined % PROBE_EVERY:
+                await coll.graphs_settled()
                 return coll.search_many(query, **params)[0]
         joiners = self._forming[key] = []
         try:
@@ -78,6 +79,7 @@ class SearchBatcher:
                     break
                 joined = len(joiners)
                 await asyncio.sleep(0)
+            await coll.graphs_settled()  # (joiners may still come meanwhile)
         finally:
             # Even if this request was cancelled meanwhile, its joiners get answers.
             del self._forming[key]

@@ -66,6 +66,7 @@ async def search(request: web.Request) -> web.Response:
     if body.filter is None:  # answered together with other searches in flight
         results = await request.app[SEARCH_BATCHER].search(coll, query, **_params(body))
     else:
+        await coll.graphs_settled()
         results = coll.search(query, predicate=compile_filter(body.filter), **_params(body))
     searched(request, len(results))
     return struct_response({"results": results})
@@ -85,6 +86,7 @@ async def batch_search(request: web.Request) -> web.Response:
         "queries",
     )
     _check_answers_fit(request, coll, body.queries, max_limit)
+    await coll.graphs_settled()
     answers: dict[int, list[ScoredPoint] | VectorizerError] = {}
     plain: dict[int, tuple[Matrix, dict[str, Any]]] = {}  # answered together after
     for i, q in enumerate(body.queries):
