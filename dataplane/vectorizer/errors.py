@@ -7,6 +7,7 @@ status, and (where it makes sense) the request field that caused it.
 from __future__ import annotations
 
 import errno
+import math
 from typing import Any, ClassVar
 
 
@@ -79,13 +80,21 @@ class Forbidden(VectorizerError):
     status = 403
 
 
+# The longest wait a response announces (``Retry-After``, ``X-RateLimit-Reset``): 2**31 s,
+# 68 years, the value RFC 9111 (1.2.2) has a cache use for a delta-seconds too large to
+# represent. A longer wait, or one that is not a number, is announced as this: a header
+# that overflows is a plain 500 instead of the answer.
+MAX_WAIT_S = 2**31
+
+
 class RateLimited(VectorizerError):
     code = "rate_limited"
     status = 429
 
     def headers(self) -> dict[str, str]:
-        retry = self.details.get("retry_after_s", 1)
-        return {"Retry-After": str(max(1, int(-(-float(retry) // 1))))}
+        retry = float(self.details.get("retry_after_s", 1))
+        seconds = max(1, math.ceil(retry)) if retry < MAX_WAIT_S else MAX_WAIT_S
+        return {"Retry-After": str(seconds)}
 
 
 class RequestTimeout(VectorizerError):

@@ -20,6 +20,7 @@ from vectorizer.engine.config import HnswParams
 from vectorizer.engine.store import StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
 from vectorizer.errors import ValidationError
+from vectorizer.security.ratelimit import MIN_RPS
 from vectorizer.security.secrets import MIN_HS256, MIN_KEY
 
 ENV_PREFIX = "VECTORIZER_"
@@ -378,7 +379,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "disconnect_timeout_ms": (1, 10**9),
     "reconnect_interval_ms": (1, 10**9),
     "jwt_leeway_s": (0, 10**9),
-    "rate_limit_rps": (0, 10**9),
+    "rate_limit_rps": (0, 10**9),  # (0: no limit; else at least MIN_RPS, see check_limits)
     "rate_limit_burst": (1, 1 << 31),
     "request_body_timeout_s": (1e-3, 10**6),
     "max_json_depth": (1, 1000),
@@ -403,6 +404,13 @@ def check_limits(s: Settings) -> None:
         value = getattr(s, name)
         if not (math.isfinite(value) and lo <= value <= hi):
             raise ValidationError(f"{name} must be in {lo:g}..{hi:g}", field=name)
+    if 0 < s.rate_limit_rps < MIN_RPS:  # (a limit slower than that is no limit to plan by)
+        hi = RANGES["rate_limit_rps"][1]
+        raise ValidationError(
+            f"rate_limit_rps must be 0 (no limit) or in {MIN_RPS:g}..{hi:g} (the slowest: "
+            f"one request in {1 / MIN_RPS:.0f} s)",
+            field="rate_limit_rps",
+        )
 
 
 def check_security(s: Settings) -> None:

@@ -246,9 +246,9 @@ def test_the_key_bounds_are_the_checks() -> None:
     rps = key["rate_limit_rps"]["anyOf"][0]
     burst = key["rate_limit_burst"]["anyOf"][0]
     keys._check_fields("k", "viewer", None, rps["maximum"], burst["maximum"], None, now)
-    keys._check_fields("k", "viewer", None, 1e-9, burst["minimum"], None, now)
+    keys._check_fields("k", "viewer", None, rps["minimum"], burst["minimum"], None, now)
     for r, b in (
-        (rps["exclusiveMinimum"], None),
+        (rps["minimum"] * 0.99, None),
         (rps["maximum"] * 1.01, None),
         (1.0, burst["minimum"] - 1),
     ):

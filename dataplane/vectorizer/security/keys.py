@@ -24,13 +24,14 @@ import msgspec
 
 from vectorizer.engine.validation import collection_name
 from vectorizer.errors import KeyNotFound, ValidationError
+from vectorizer.security.ratelimit import MIN_RPS
 from vectorizer.security.roles import Principal, RateLimit, Role
 
 FILE = Path("security") / "keys.json"
 _KEY = re.compile(r"vz_(?P<id>[0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 KEY_NAME = re.compile(r"[\x20-\x7e]{1,128}")
-# The most a key may be allowed (requests a second, and its burst); the most collections
-# it may be scoped to.
+# The most a key may be allowed (requests a second, and its burst; the least is the
+# limiter's MIN_RPS); the most collections it may be scoped to.
 MAX_KEY_RATE = 1_000_000
 MAX_KEY_COLLECTIONS = 1000
 _DUMMY = hashlib.sha256(b"no such key").hexdigest()
@@ -276,9 +277,11 @@ def _check_fields(
             )
         for i, c in enumerate(collections):
             collection_name(c, field=f"collections[{i}]")
-    if rps is not None and not 0 < rps <= MAX_KEY_RATE:
+    if rps is not None and not MIN_RPS <= rps <= MAX_KEY_RATE:
         raise ValidationError(
-            f"rate_limit_rps must be in (0, {MAX_KEY_RATE}]", field="rate_limit_rps"
+            f"rate_limit_rps must be in {MIN_RPS:g}..{MAX_KEY_RATE} (the slowest: one "
+            f"request in {1 / MIN_RPS:.0f} s)",
+            field="rate_limit_rps",
         )
     if burst is not None and not 1 <= burst <= MAX_KEY_RATE:
         raise ValidationError(

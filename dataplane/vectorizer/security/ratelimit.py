@@ -3,6 +3,11 @@
 A request takes one token or is refused with the time until one is there. Buckets live
 in memory only (each node limits on its own); the least recently used are dropped past
 ``max_buckets`` (a dropped bucket comes back full).
+
+A rate may be no slower than ``MIN_RPS`` (the key store and the settings see to that),
+and the waits announced are at most ``MAX_WAIT_S`` whatever the rate: divided by a rate
+near the smallest float, a token's wait is infinite, and a header that cannot be
+written turns every answer to the credential into a 500.
 """
 
 from __future__ import annotations
@@ -12,6 +17,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from vectorizer.errors import MAX_WAIT_S
+
+# The slowest limit that can be set: one request in 100 000 s, a little more than a day
+# (one a day is 1/86400 = 1.16e-5). Slower is no rate a client could plan by.
+MIN_RPS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -62,9 +73,16 @@ class RateLimiter:
             allowed=allowed,
             limit=rps,
             remaining=int(bucket.tokens),
-            reset_s=(burst - bucket.tokens) / rps,
-            retry_after_s=0.0 if allowed else (1.0 - bucket.tokens) / rps,
+            reset_s=_wait(burst - bucket.tokens, rps),
+            retry_after_s=0.0 if allowed else _wait(1.0 - bucket.tokens, rps),
         )
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+def _wait(tokens: float, rps: float) -> float:
+    """Seconds until ``tokens`` more are in the bucket, at most ``MAX_WAIT_S``. Compared
+    before dividing, so that a rate below ``MIN_RPS`` stored before it was enforced (in a
+    key file, say), or one of 0, is a long wait rather than an overflow."""
+    return tokens / rps if rps * MAX_WAIT_S > tokens else float(MAX_WAIT_S)

@@ -27,6 +27,7 @@ from vectorizer.qdrant.snapshots import PRIORITIES
 from vectorizer.replication.state import EPOCH_MAX
 from vectorizer.security import keys
 from vectorizer.security.permissions import rule_for
+from vectorizer.security.ratelimit import MIN_RPS
 from vectorizer.security.roles import Role
 from vectorizer.server import schemas
 from vectorizer.server.http import json_response
@@ -415,7 +416,7 @@ def _constraints(k: _Knobs) -> dict[type[msgspec.Struct], dict[str, dict[str, An
                 "maxItems": keys.MAX_KEY_COLLECTIONS,
                 "items": COLLECTION_NAME,
             },
-            "rate_limit_rps": {"exclusiveMinimum": 0, "maximum": keys.MAX_KEY_RATE},
+            "rate_limit_rps": {"minimum": MIN_RPS, "maximum": keys.MAX_KEY_RATE},
             "rate_limit_burst": {"minimum": 1, "maximum": keys.MAX_KEY_RATE},
         },
         schemas.RotateKey: {"grace_s": {"minimum": 0, "maximum": keys.MAX_GRACE_S}},
