@@ -67,8 +67,8 @@ class Record:
 
 
 class ClientError(VectorizerError):
-    """A response that is not a structured Vectorizer error (e.g. a proxy's HTML page);
-    ``http_status`` is the status it came with."""
+    """A response that is not a structured Vectorizer error (e.g. a proxy's HTML page, or
+    a redirect); ``http_status`` is the status it came with."""
 
     code = "client_error"
 
@@ -81,7 +81,15 @@ class VectorizerClient:
     """A node's API. Credentials: ``api_key`` (sent as ``X-API-Key``) or ``token`` (a JWT,
     sent as ``Authorization: Bearer``). TLS: ``ssl`` (a context, or False to skip
     verification), or ``ca_file`` to trust and ``cert_file``/``key_file`` to present;
-    ``server_hostname``: the name to verify when the URL holds an IP address."""
+    ``server_hostname``: the name to verify when the URL holds an IP address.
+
+    Redirects are not followed: a 3xx raises ``ClientError`` (its ``details["location"]``
+    says where to), so that the credentials go to ``url`` and nowhere else. aiohttp
+    would send ``X-API-Key`` (and the caller's ``headers``) on to whatever host a
+    redirect names, an ``https`` node's key over plain ``http`` too; and the node's API
+    answers without redirects: one comes from something in between, or from a URL that
+    is not the node's.
+    """
 
     def __init__(
         self,
@@ -151,8 +159,17 @@ class VectorizerClient:
             headers=headers,
             ssl=self._ssl,
             server_hostname=self._server_hostname,
+            allow_redirects=False,  # (the credentials stay with self.url: see the class)
         ) as resp:
             raw = await resp.read()
+        if 300 <= resp.status < 400:
+            location = resp.headers.get("Location")
+            raise ClientError(
+                f"HTTP {resp.status}: redirected to {location}, not followed (the client "
+                "sends its credentials only to the URL it was given): give it the node's own",
+                http_status=resp.status,
+                location=location,
+            )
         try:
             decoded = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
