@@ -6,8 +6,13 @@ Doing the accept ourselves (instead of ``loop.create_server(ssl=…)``) buys fou
   the next handshake without a restart;
 - a handshake that fails (an untrusted client certificate, no certificate where one is
   required, a client that distrusts us) is seen, with the peer's address, and audited;
-- plain HTTP sent to this port is recognised by its first byte (a TLS record starts
-  with 0x16) and answered with a structured 400 ``tls_required`` instead of silence;
+- plain HTTP sent to this port is recognised by its first byte and answered with a
+  structured 400 ``tls_required`` instead of silence. A TLS record starts with its
+  content type (0x14 to 0x17, control characters no HTTP request starts with), and
+  every record goes to the TLS layer, not only a handshake (0x16): a client that opens
+  with an alert (what one that gives up before its hello sends, e.g. ``openssl
+  s_client`` with no cipher in common) fails its handshake there, is audited with
+  OpenSSL's reason, and is never answered in HTTP;
 - connections not yet through their handshake are bounded so that no client can keep
   the others out by holding connections open without speaking (the attack every
   listener that waits for a handshake invites): at most ``MAX_PENDING_PER_SOURCE`` from
@@ -40,7 +45,9 @@ from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
 
-TLS_HANDSHAKE = 0x16
+# The content types a TLS record starts with: change_cipher_spec, alert, handshake,
+# application_data (the byte after is the version's major, 3).
+TLS_RECORDS = frozenset({0x14, 0x15, 0x16, 0x17})
 MAX_PENDING = 512  # connections between accept and the end of their handshake
 MAX_PENDING_PER_SOURCE = 128  # of them from one address
 # A client sends its hello as soon as it is connected: one that has said nothing after
@@ -54,7 +61,7 @@ SILENT = "silent"  # sent nothing within the first-byte timeout
 EVICTED = "evicted"  # closed to make room for a newer connection
 REFUSED = "refused"  # closed at once: its address had too many handshakes in progress
 FAILED = "failed"  # the handshake failed or timed out
-PLAINTEXT = "plaintext"  # plain HTTP on the TLS port (answered with a 400)
+PLAINTEXT = "plaintext"  # not TLS on the TLS port: taken for HTTP (answered with a 400)
 _SAID = {
     SILENT: "sent nothing",
     EVICTED: "closed to make room",
@@ -265,9 +272,9 @@ class TlsSite(web.BaseSite):
             self._spoke(p)
             if not first:  # connected and left (a TCP probe): nothing to report
                 return
-        if first[0] != TLS_HANDSHAKE:
-            self._tally(PLAINTEXT, source, "not a TLS handshake")
-            self._on_reject("plaintext_on_tls_port", source, "not a TLS handshake")
+        if first[0] not in TLS_RECORDS:
+            self._tally(PLAINTEXT, source, "not a TLS record")
+            self._on_reject("plaintext_on_tls_port", source, "not a TLS record")
             self._count_plaintext()
             await _answer_plaintext(loop, conn)
             return
