@@ -566,6 +566,37 @@ def test_added_vectors_survive_kill_9_and_snapshots(
     client.close()
 
 
+def test_an_added_vector_takes_the_collections_index(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """A vector added to an exact collection (HNSW ``m = 0``) is searched exactly too, as
+    in Qdrant (it had a graph of its own); in a collection with a graph it gets one with
+    the collection's parameters."""
+    srv = server_factory(data_dir=tmp_path / "data").start()
+    client = QdrantClient(url=srv.url, prefix="qdrant", check_compatibility=False, timeout=60)
+    config = models.DenseVectorNameConfig(dense=models.DenseVectorConfig(size=2, distance="Dot"))
+    for name, m in (("exact", 0), ("graph", 8)):
+        client.create_collection(
+            name,
+            vectors_config=models.VectorParams(size=2, distance="Dot"),
+            hnsw_config=models.HnswConfigDiff(m=m),
+        )
+        client.create_vector_name(name, "x", config)
+        client.create_vector_name(name, "x", config)  # (the same again: nothing to do)
+    named = {
+        name: srv.request("GET", f"/collections/{name}")[1]["collection"]["named_vectors"]["x"]
+        for name in ("exact", "graph")
+    }
+    assert named["exact"]["index"] == "exact"
+    assert named["graph"]["index"] == "hnsw" and named["graph"]["hnsw"]["m"] == 8
+    client.upsert(
+        "exact", points=[models.PointStruct(id=1, vector={"": [1.0, 0.0], "x": [0.0, 2.0]})]
+    )
+    hits = client.query_points("exact", query=[0.0, 1.0], using="x", limit=1).points
+    assert [(h.id, h.score) for h in hits] == [(1, 2.0)]
+    client.close()
+
+
 async def test_concurrent_searches_answered_together_each_get_their_own_answer(
     client: QdrantClient, server: ServerProcess
 ) -> None:

@@ -1199,8 +1199,11 @@ class Store:
             raise ValidationError("give a dense or a sparse vector's config", field="config")
         op: records.Op = {"op": "add_vector", "collection": name, "name": vector_name}
         params: VectorConfig | SparseParams
-        if dense is not None:  # (its graph's parameters those of the collection, as in Qdrant)
-            params = VectorConfig.parse(dense, coll.config.hnsw, "dense.")
+        if dense is not None:
+            # Its index those of the collection, as in Qdrant, unless given: a graph with
+            # the collection's parameters, or none in an exact collection (HNSW m = 0).
+            inherited = {"index": coll.config.index.value, **dense}
+            params = VectorConfig.parse(inherited, coll.config.hnsw, "dense.")
             op["dense"] = params.to_dict()
         else:
             params = SparseParams.parse(sparse, "sparse")

@@ -268,7 +268,9 @@ def vector_name_config(body: CreateVectorName) -> tuple[dict[str, Any] | None, A
     vector = VectorParams(
         size=dense.size, distance=dense.distance, multivector_config=dense.multivector_config
     )
-    return _dense_config("", vector, "dense", None)[1], None
+    config = _dense_config("", vector, "dense", None)[1]
+    del config["index"], config["hnsw"]  # (the collection's: see ``Store.add_vector``)
+    return config, None
 
 
 def _fixed(name: str) -> ValidationError:
