@@ -1,8 +1,11 @@
 """Unit tests of the harness's pure parts (no cluster, no root)."""
 
+import re
 import struct
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
+from e2e.harness.kubelet.config import IMAGE_ENV
 from e2e.harness.kubelet.container import LOG_MARKER
 from e2e.harness.kubelet.dns import Records, answer
 from e2e.harness.kubelet.env import expand
@@ -89,3 +92,12 @@ def test_dns_nxdomain_and_nodata() -> None:
 def test_log_runs_split_on_markers() -> None:
     data = LOG_MARKER + b"#0 t0\nfirst\n" + LOG_MARKER + b"#1 t1\nsecond\nmore\n"
     assert split_runs(data) == [b"first\n", b"second\nmore\n"]
+
+
+def test_containers_get_the_images_python_settings() -> None:
+    """The process kubelet gives its containers what the image sets for Python (no
+    __pycache__ written into the checkout a pod runs from), as the Dockerfile does."""
+    dockerfile = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+    env = " ".join(re.findall(r"^ENV (.*)$", dockerfile.replace("\\\n", " "), re.M))
+    python = dict(re.findall(r"(PYTHON\w+)=(\S+)", env))
+    assert python and python == IMAGE_ENV

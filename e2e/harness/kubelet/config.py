@@ -11,6 +11,9 @@ STORAGE_CLASS = "standard"
 # Variables a container inherits from the kubelet's environment (an image
 # would bring its own PATH; here the host's tools are the "image").
 PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "TMPDIR")
+# What the image sets for every container (the Dockerfile's ENV): pods run from the
+# checkout would otherwise write __pycache__ into it.
+IMAGE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
 
 
 @dataclass(frozen=True)

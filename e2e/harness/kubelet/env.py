@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 
 from ..kube import JsonDict, Kube, path
-from .config import PASS_ENV
+from .config import IMAGE_ENV, PASS_ENV
 
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
@@ -81,7 +81,7 @@ class EnvBuilder:
         return data[ref["key"]]
 
     async def build(self, pod: JsonDict, container: JsonDict) -> dict[str, str]:
-        env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        env = {k: os.environ[k] for k in PASS_ENV if k in os.environ} | IMAGE_ENV
         env["HOSTNAME"] = str(pod["metadata"]["name"])
         env.update(self.service_env)
         for source in container.get("envFrom", []):
