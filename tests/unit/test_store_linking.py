@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vectorizer.engine.collection import Collection
+from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.hnsw import LINK_AWAY_FLOATS
 from vectorizer.engine.store import Store, StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
@@ -53,3 +55,23 @@ async def test_a_large_batch_is_linked_while_other_work_goes_on(tmp_path: Path) 
         assert found >= 0.95 * len(sample)
     finally:
         await s.close()
+
+
+def test_points_with_twins_written_again_leave_the_link_in_the_background() -> None:
+    """Points of equal vectors (twins, see ``twins.py``) written again in a large batch:
+    each retired node's twin takes its place before the batch's link starts, so the
+    write does not wait for the link (it read the node's row from a graph being linked,
+    holding the loop for as long as the link took)."""
+    config = CollectionConfig.parse({"dimension": DIM, "metric": "euclidean"}, HnswParams())
+    coll = Collection("c", config)
+    rng = np.random.default_rng(4)
+    basis = rng.normal(size=(8, DIM))  # (of few dimensions' information: see above)
+    base = (rng.normal(size=(500, 8)) @ basis).astype(np.float32)
+    coll.upsert(list(range(1000)), np.vstack([base, base]), [None] * 1000)  # i, i + 500 twins
+    new = (rng.normal(size=(BATCH, 8)) @ basis).astype(np.float32)
+    coll.upsert(list(range(BATCH)), new, [None] * BATCH)  # ids 0..499: the groups' nodes
+    assert coll.linking() is not None
+    coll.settle()
+    assert len(coll) == BATCH
+    for i in (0, 499, 500, 999):  # the twins of the nodes written again, and others
+        assert coll.search(new[i : i + 1], 1)[0].id == i

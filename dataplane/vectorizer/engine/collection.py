@@ -990,7 +990,7 @@ class Collection:
         those they had, or (``overlay``) over them (None: theirs kept); a point's named
         vectors move with it to a new slot (relinked in their graphs)."""
         # With a graph, a new vector for an existing id goes to a fresh slot and the old
-        # slot is retired afterwards: inserting a node costs a fraction of hnswlib's
+        # slot is retired: inserting a node costs a fraction of hnswlib's
         # in-place re-linking (a named vector's graph too: 1,000 points written again,
         # 37 ms moved against 205 ms in place). Without a graph, overwriting in place is
         # cheapest. ``stage`` puts the new vectors in the index's delta buffer (searched
@@ -1001,6 +1001,13 @@ class Collection:
         has_named = bool(self._sparse or self._named)
         named_rows = self._named_rows(old, named, overlay) if has_named else None
         slots = [o if o is not None and not graph else self._take_slot() for o in old]
+        if graph:
+            # The old slots go first, with every graph idle: a retired node's twin takes
+            # its place reading the node's row from the graph, which would wait (on the
+            # loop) for the link of a large batch started below.
+            for o in old:
+                if o is not None:
+                    self._retire(o)
         self._vectors[slots] = vectors
         if self._index is not None:
             if stage:
@@ -1019,9 +1026,6 @@ class Collection:
             self._id_slots[pid] = slot
         if named_rows is not None:
             self._put_named(slots, named_rows, only_given=False)
-        for o in old:
-            if o is not None and graph:
-                self._retire(o)
         if any(o is None for o in old):
             self._sorted_keys = None
 
