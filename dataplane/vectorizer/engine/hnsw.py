@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import math
 import queue
@@ -430,7 +431,10 @@ class HnswIndex:
     def _adopt(self, wait: bool = False) -> None:
         """Put a finished rebuild's graph in the old one's place (``wait``: wait for it
         to finish), with the changes noted meanwhile, and the buffer at its factor. Only
-        on the loop (the thread of every change and search): all of it in one step."""
+        on the loop (the thread of every change and search): all of it in one step, but
+        for the nodes linked meanwhile, when they are many (see ``add``). Not at a
+        search, which would then wait for those (searches wait for a link before they
+        start, without holding the loop: ``Collection.graphs_settled``)."""
         rebuild = self._rebuild
         if rebuild is None or not (wait or rebuild.done.done()):
             return
@@ -446,9 +450,6 @@ class HnswIndex:
         old, new = self._scale, rebuild.scale
         if index.get_max_elements() < graph.get_max_elements():
             index.resize_index(graph.get_max_elements())
-        rows, linked = _nodes(graph, [slot for slot, on in rebuild.changed.items() if on])
-        if linked:
-            _link(index, new.data(old.restore(rows)), linked)
         for slot, on in rebuild.changed.items():
             if not on:
                 with contextlib.suppress(RuntimeError):  # (not linked into the new graph)
@@ -460,6 +461,14 @@ class HnswIndex:
         index.set_ef(self._ef)
         self._index, self._scale, self._delta = index, new, delta
         self.generation += 1
+        # The nodes linked into the old graph meanwhile join the new one: many (a large
+        # batch written during the rebuild) on the link thread, like the batch itself.
+        linked = [slot for slot, on in rebuild.changed.items() if on]
+        relink = functools.partial(_relink, graph, old, index, new, linked)
+        if len(linked) * graph.dim >= LINK_AWAY_FLOATS:
+            self._folding = self._linking = _linker().submit(relink)
+        else:
+            relink()
         log.info("a dot-product graph built again is in place (factor 2**%d)", -new.exponent)
 
     def _nodes_of(
@@ -520,8 +529,9 @@ class HnswIndex:
     def search(
         self, query: Matrix, k: int, ef: int | None, accept: Callable[[int], bool] | None
     ) -> Hits | None:
-        """Top ``k`` as (slot, score), or None when the graph yields fewer than ``k``."""
-        self._adopt()
+        """Top ``k`` as (slot, score), or None when the graph yields fewer than ``k``.
+        (A search takes no rebuilt graph up: the next change or fold does, see
+        ``_adopt``; it searches the old one, as during the rebuild.)"""
         twins = self._twins
         nodes = twins.any_of(accept) if twins and accept is not None else accept
         query, divisors = self._scale.queries(query)
@@ -537,7 +547,6 @@ class HnswIndex:
 
     def search_many(self, queries: Matrix, k: int, ef: int | None) -> list[Hits] | None:
         """Top ``k`` for each row of ``queries``; None when any query yields fewer than ``k``."""
-        self._adopt()
         queries, divisors = self._scale.queries(queries)
         found = self._knn(queries, k, ef, None, 1 if len(queries) < 4 else -1)
         if found is None:
@@ -643,6 +652,16 @@ def _link(graph: hnswlib.Index, vectors: Matrix, slots: list[int]) -> None:
     # Batches use both cores; hnswlib releases the GIL while it builds.
     threads = 1 if len(slots) < 8 else -1
     graph.add_items(vectors, np.asarray(slots, dtype=np.uint64), num_threads=threads)
+
+
+def _relink(
+    graph: hnswlib.Index, scale: Scale, into: hnswlib.Index, at: Scale, slots: list[int]
+) -> None:
+    """Link into ``into`` (whose rows are at ``at``'s factor) the nodes ``slots`` of
+    ``graph`` (at ``scale``'s), those that are nodes there."""
+    rows, nodes = _nodes(graph, slots)
+    if nodes:
+        _link(into, at.data(scale.restore(rows)), nodes)
 
 
 def _nodes(graph: hnswlib.Index, slots: list[int]) -> tuple[Matrix, list[int]]:
