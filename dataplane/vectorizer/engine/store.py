@@ -57,7 +57,7 @@ from vectorizer.engine.snapshot import SnapshotInfo
 from vectorizer.engine.sparse import BYTES_PER_POSTING, SparseParams, SparseVector
 from vectorizer.engine.sparse import name as sparse_name
 from vectorizer.engine.validation import Matrix, PointId
-from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
+from vectorizer.engine.wal import CorruptLog, FsyncPolicy, LogReader, WriteAheadLog
 from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
@@ -767,10 +767,16 @@ class Store:
         await self._wal.sync(seq)
 
     def read_log(self, from_seq: int) -> list[tuple[int, bytes]] | None:
-        """Retained records from ``from_seq`` on, or None when the log no longer reaches back."""
+        """Retained records from ``from_seq`` on, all in memory at once, or None when the
+        log no longer reaches back. (A replica catching up reads ``log_reader``'s chunks.)"""
         if from_seq < self._wal.first_seq:
             return None
         return list(self._wal.read_from(from_seq))
+
+    def log_reader(self, from_seq: int) -> LogReader | None:
+        """A reader of the committed records from ``from_seq`` on, a chunk at a time off
+        the loop (see ``LogReader``), or None when the log no longer reaches back."""
+        return self._wal.reader(from_seq, self.sequence)
 
     @property
     def log_first_sequence(self) -> int:

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -176,6 +176,14 @@ class WriteAheadLog:
                         return
                     if rec_seq >= seq:
                         yield rec_seq, body
+
+    def reader(self, first: int, last: int) -> LogReader | None:
+        """A reader of records ``first`` to ``last`` (records up to ``last`` are whole in
+        the log: committed), for a thread; None when the log no longer holds ``first``."""
+        if first < self.first_seq:
+            return None
+        at = max((i for i, seg in enumerate(self._segments) if seg.first_seq <= first), default=0)
+        return LogReader(self._segments[at:], first, last)
 
     @property
     def first_seq(self) -> int:
@@ -385,6 +393,95 @@ class WriteAheadLog:
             os.close(fd)
         self._retired.clear()
         self._wake()
+
+
+class LogReader:
+    """Records ``first`` to ``last`` of the log, read a bounded chunk at a time, on any
+    thread (one read at a time): a replica catching up from the log files once made its
+    primary read all of them into memory at once, on the event loop.
+
+    What it reads is fixed when it is made (``WriteAheadLog.reader``, on the loop): the
+    segments listed then, up to record ``last``. Records after it may be half-written,
+    and the last of them may be cut off again (a record that could not be applied); so
+    it never reads past ``last``, and it reads the files rather than mapping them (a
+    mapped page cut off the file is a SIGBUS). A segment dropped before a read opens it
+    (a snapshot truncated the log behind the reader) ends the read with None, as a log
+    that no longer reaches back: the caller sends a snapshot instead, as it would have
+    had it asked for these records then."""
+
+    BUFFER = 1 << 20
+
+    def __init__(self, segments: list[_Segment], first: int, last: int) -> None:
+        self._segments = list(segments)  # (a copy: the log's list changes on the loop)
+        self.next_seq = first
+        self.last = last
+        self._offset: int | None = None  # where next_seq begins in the first segment
+
+    @property
+    def done(self) -> bool:
+        return self.next_seq > self.last
+
+    def read(self, max_bytes: int) -> list[tuple[int, bytes]] | None:
+        """The next records in order, bodies of about ``max_bytes`` (at least one record,
+        unless done: []); None when a segment it needs was dropped."""
+        out: list[tuple[int, bytes]] = []
+        size = 0
+        while not self.done and size < max_bytes:
+            if not self._segments:
+                raise CorruptLog(f"record {self.next_seq} is in none of the log's segments")
+            seg = self._segments[0]
+            try:
+                with open(seg.path, "rb", buffering=self.BUFFER) as f:
+                    size += self._read_segment(f, seg, out, max_bytes - size)
+            except FileNotFoundError:  # (only opening raises it)
+                return None
+        return out
+
+    def _read_segment(
+        self, f: BinaryIO, seg: _Segment, out: list[tuple[int, bytes]], room: int
+    ) -> int:
+        """Read records from ``seg`` (open as ``f``) into ``out`` up to ``room`` bytes of
+        bodies; move on to the next segment at its end. Returns the bytes read."""
+        if self._offset is None:  # the first read: skip the records before, unchecked
+            self._offset = self._skip_to(f, seg)
+        f.seek(self._offset)
+        size = 0
+        while not self.done and size < room:
+            header = f.read(FRAME.size)
+            if not header:  # the end of this segment: the next one goes on from here
+                self._segments.pop(0)
+                self._offset = 0
+                if self._segments and self._segments[0].first_seq != self.next_seq:
+                    raise CorruptLog(
+                        f"log segment {self._segments[0].path.name} does not start at "
+                        f"record {self.next_seq}, where {seg.path.name} ends"
+                    )
+                return size
+            length, crc, seq = FRAME.unpack(header) if len(header) == FRAME.size else (0, 0, -1)
+            body = f.read(length) if seq == self.next_seq and length <= MAX_RECORD else b""
+            if seq != self.next_seq or len(body) != length or _crc(seq, body) != crc:
+                raise CorruptLog(
+                    f"log segment {seg.path.name} is damaged at byte {self._offset} "
+                    f"(record {self.next_seq}), a record the log has committed"
+                )
+            out.append((seq, body))
+            size += length
+            self._offset += FRAME.size + length
+            self.next_seq += 1
+        return size
+
+    def _skip_to(self, f: BinaryIO, seg: _Segment) -> int:
+        """The offset of record ``next_seq`` in ``seg``, found by its frames' headers."""
+        pos, seq = 0, seg.first_seq
+        while seq < self.next_seq:
+            header = f.read(FRAME.size)
+            if len(header) < FRAME.size:
+                break  # (read as damage where the record should begin)
+            length = FRAME.unpack(header)[0]
+            pos += FRAME.size + length
+            f.seek(pos)
+            seq += 1
+        return pos
 
 
 def _valid_frame_after(data: Mapped, pos: int, expected: int) -> bool:

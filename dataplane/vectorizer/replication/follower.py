@@ -320,6 +320,8 @@ class Follower:
         shutil.rmtree(incoming, ignore_errors=True)
         incoming.mkdir(parents=True)
         loop = asyncio.get_running_loop()
+        installing = asyncio.Event()
+        beats = asyncio.create_task(self._beat_while_syncing(ws, installing))
         try:
             hashes = [hashlib.sha256() for _ in files]
             handles = []
@@ -351,6 +353,7 @@ class Follower:
             for f, digest in zip(files, hashes, strict=True):
                 if digest.hexdigest() != f["sha256"]:
                     raise LinkError(f"snapshot file {f['name']} failed its checksum")
+            installing.set()
             await self.store.install_snapshot(incoming)
             self.stats.full_syncs += 1
             self.stats.last_sync = time.time()
@@ -360,3 +363,22 @@ class Follower:
             raise
         finally:
             self.stats.syncing = False
+            await stop(beats)
+
+    async def _beat_while_syncing(
+        self, ws: aiohttp.ClientWebSocketResponse, installing: asyncio.Event
+    ) -> None:
+        """Tell the primary every heartbeat that the snapshot is still coming in (more of
+        it arrived since the last beat) or being installed: until its acks begin, once it
+        is installed, this replica said nothing, and its primary listed it Disconnected
+        for the rest of any sync longer than ``disconnect_timeout_ms``. A transfer that
+        stalls stops the beats. The heartbeat says sequence 0: it confirms nothing (what
+        this replica holds may be of another timeline, and is about to be replaced)."""
+        beaten = self.stats.bytes_received
+        while not ws.closed:
+            await asyncio.sleep(self.config.heartbeat_s)
+            if self.stats.bytes_received == beaten and not installing.is_set():
+                continue
+            beaten = self.stats.bytes_received
+            with contextlib.suppress(ConnectionError):  # (closed: the transfer finds out)
+                await ws.send_str(protocol.message("heartbeat", sequence=0))

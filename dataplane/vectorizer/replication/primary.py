@@ -1,8 +1,10 @@
 """The primary's side: stream the log to each replica, track what each has confirmed.
 
 Statuses (thresholds are settings):
-- ``Syncing``: a full sync (snapshot transfer) is in progress;
-- ``Disconnected``: no link, or nothing heard for ``disconnect_timeout_ms``;
+- ``Syncing``: a full sync (snapshot transfer) is in progress, and moved within
+  ``disconnect_timeout_ms`` (see ``PrimaryHub.status``);
+- ``Disconnected``: no link, or nothing heard for ``disconnect_timeout_ms`` (during a
+  full sync: nothing heard and nothing more sent for as long);
 - ``Lagging``: the oldest record the replica has not confirmed is older than
   ``lagging_threshold_ms``;
 - ``Connected``: otherwise.
@@ -25,6 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from vectorizer.engine import snapshot
 from vectorizer.engine.files import sha256
 from vectorizer.engine.store import Store
+from vectorizer.engine.wal import LogReader
 from vectorizer.errors import ReplicationTimeout
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 # Recent records kept in memory for live streaming (older ones are read from the log).
 RECENT_RECORDS = 50_000
 RECENT_BYTES = 64 << 20
+# Records read from the log files at a time, for a replica further behind (bodies' bytes).
+LOG_CHUNK_BYTES = 4 << 20
 
 
 class SyncRefused(Exception):
@@ -96,6 +101,7 @@ class ReplicaInfo:
     connected_at: float = field(default_factory=time.time)
     last_heard: float = field(default_factory=time.monotonic)
     last_heard_wall: float = field(default_factory=time.time)
+    last_sent: float = field(default_factory=time.monotonic)  # when a send last completed
     bytes_sent: int = 0
     operations_synced: int = 0
     full_syncs: int = 0
@@ -191,6 +197,7 @@ class PrimaryHub:
         self._recent_bytes = 0
         self._wakeups: set[asyncio.Event] = set()
         self._ack_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._stopped = False  # the node is stopping: no write waits for replicas now
         self._links: dict[str, web.WebSocketResponse] = {}  # each replica's live link
         self.bytes_sent = 0
         self.full_syncs = 0  # snapshots sent whole, to any replica
@@ -211,13 +218,12 @@ class PrimaryHub:
         for ev in self._wakeups:
             ev.set()
 
-    def _records_from(self, seq: int) -> list[tuple[int, bytes, str | None]] | None:
-        """Records from ``seq`` on: from memory when recent, else from the log files."""
+    def _recent_from(self, seq: int) -> list[tuple[int, bytes, str | None]] | None:
+        """Records from ``seq`` on when memory holds them all (None: read the log)."""
         if self._recent and self._recent[0][0] <= seq:
             count = self._recent[-1][0] - seq + 1  # the newest records: index from the right
             return [self._recent[-i] for i in range(count, 0, -1)]
-        retained = self.store.read_log(seq)
-        return None if retained is None else [(s, body, None) for s, body in retained]
+        return None
 
     def commit_age_ms(self, seq: int) -> float:
         """How long ago record ``seq`` was committed (0 when not yet written)."""
@@ -234,11 +240,19 @@ class PrimaryHub:
         return ops, (self.commit_age_ms(info.acked + 1) if ops else 0.0)
 
     def status(self, info: ReplicaInfo) -> str:
-        silent = time.monotonic() - info.last_heard > self.thresholds.disconnect_s
-        if not info.connected or silent:
+        if not info.connected:
             return "Disconnected"
+        quiet = time.monotonic() - info.last_heard
         if info.syncing:
-            return "Syncing"
+            # A replica used to say nothing while a snapshot came in (its acks begin once
+            # it is installed), and was listed Disconnected however well the transfer
+            # went. It beats while more of it arrives (older replicas do not), and a send
+            # completes only as the replica reads (one that stopped reading holds it once
+            # the socket's buffers are full): the sync lives while either happens.
+            quiet = min(quiet, time.monotonic() - info.last_sent)
+            return "Syncing" if quiet <= self.thresholds.disconnect_s else "Disconnected"
+        if quiet > self.thresholds.disconnect_s:
+            return "Disconnected"
         if self.lag(info)[1] > self.thresholds.lagging_ms:
             return "Lagging"
         return "Connected"
@@ -274,6 +288,8 @@ class PrimaryHub:
         """Return once ``needed`` replicas confirmed ``seq``; ReplicationTimeout otherwise."""
         if needed <= 0 or self._confirmed(seq) >= needed:
             return
+        if self._stopped:
+            raise self._unconfirmed(seq, needed)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (seq, needed, fut)
         self._ack_waiters.append(entry)
@@ -290,6 +306,24 @@ class PrimaryHub:
         finally:
             with contextlib.suppress(ValueError):
                 self._ack_waiters.remove(entry)
+
+    def stop_waiting(self) -> None:
+        """The node stops: every write waiting for replicas ends now, unconfirmed (503
+        ``replication_timeout``, as at its timeout: durable here, not acknowledged), and
+        so does any that would wait from now on. A replica that stopped answering (paused,
+        cut off) held the node's exit for a write's whole ``sync_timeout_ms``."""
+        self._stopped = True
+        for seq, needed, fut in self._ack_waiters:
+            if not fut.done():
+                fut.set_exception(self._unconfirmed(seq, needed))
+
+    def _unconfirmed(self, seq: int, needed: int) -> ReplicationTimeout:
+        return ReplicationTimeout(
+            f"write {seq} is durable on the primary but only {self._confirmed(seq)} of "
+            f"{needed} required replicas confirmed it before the node stopped; it is not "
+            "acknowledged and may or may not survive a failover",
+            sequence=seq,
+        )
 
     def _confirmed(self, seq: int) -> int:
         return sum(1 for i in self.replicas.values() if i.connected and i.acked >= seq)
@@ -423,6 +457,7 @@ class PrimaryHub:
         start over with a full sync)."""
         last_beat = 0.0
         keys_sent = -1
+        logged: LogReader | None = None  # where this link is in the log files, if there
         while not ws.closed and not reader.done() and self._is_primary():
             if self._node()[0] != epoch:
                 await ws.close(code=WSCloseCode.GOING_AWAY, message=b"new epoch: reconnect")
@@ -434,8 +469,15 @@ class PrimaryHub:
                 await self._send_json(ws, info, "keys", file=key_file())
                 keys_sent = revision
             if next_seq <= self.store.sequence:
-                batch = self._records_from(next_seq)
+                batch = self._recent_from(next_seq)
+                if batch is None:
+                    if logged is None or logged.done or logged.next_seq != next_seq:
+                        logged = self.store.log_reader(next_seq)
+                    batch = await self._read_log(logged)
+                    if ws.closed:  # (while the log was read: a node stopping, say)
+                        continue
                 if batch is None:  # the log moved on while we were away: snapshot again
+                    logged = None
                     next_seq = await self._full_sync(ws, info, admission) + 1
                     continue
                 with tracing.tracer.start_as_current_span(
@@ -459,6 +501,19 @@ class PrimaryHub:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.thresholds.heartbeat_s):
                         await wake.wait()
+
+    @staticmethod
+    async def _read_log(logged: LogReader | None) -> list[tuple[int, bytes, str | None]] | None:
+        """The next chunk of records from the log files, read off the loop (None: the log
+        no longer reaches back). A replica far behind was sent the whole retained log,
+        read at once, on the loop: the node stalled for as long, and held all of it in
+        memory (once for each replica catching up). Now it holds a chunk at a time, and
+        reads the next one once this one is sent: the link's pace."""
+        if logged is None:
+            return None
+        loop = asyncio.get_running_loop()
+        chunk = await loop.run_in_executor(None, logged.read, LOG_CHUNK_BYTES)
+        return None if chunk is None else [(s, body, None) for s, body in chunk]
 
     async def _read(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> None:
         try:
@@ -542,6 +597,7 @@ class PrimaryHub:
         self._count(info, len(text))
 
     def _count(self, info: ReplicaInfo, n: int) -> None:
+        info.last_sent = time.monotonic()
         info.bytes_sent += n
         self.bytes_sent += n
 
