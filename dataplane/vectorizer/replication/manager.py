@@ -154,6 +154,7 @@ class ReplicationManager:
             self._start_following(self.state.primary_url)
 
     async def stop(self) -> None:
+        self.hub.stop_waiting()  # (first: closing a link to a replica that stopped can wait)
         if self._recording is not None:
             await stop(self._recording)
         await self._stop_following()
