@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -432,3 +433,43 @@ async def test_a_record_that_cannot_be_applied_is_cut_off_the_log(tmp_path: Path
     assert r.sequence == 2 and r.failure is None and len(r.collection("a")) == 1
     await r.upsert("a", [3], np.ones((1, 2), np.float32), [None])
     await r.close(take_snapshot=False)
+
+
+async def test_a_snapshot_cancelled_while_written_is_finished_before_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node's stop cancels a periodic snapshot being written on a thread: the thread
+    finishes before the shutdown snapshot may start (it wrote the same folder beside it,
+    each removing the other's files)."""
+    s = await fresh(tmp_path)
+    await s.create_collection("c", {"dimension": 2})
+    await s.upsert("c", [1], np.ones((1, 2), np.float32), [None])
+    entered, release = threading.Event(), threading.Event()
+    writing: list[int] = []
+    real = snapshot.write
+
+    def held(*args: Any) -> snapshot.SnapshotInfo:
+        writing.append(1)
+        entered.set()
+        release.wait(10)
+        try:
+            return real(*args)
+        finally:
+            writing.pop()
+
+    monkeypatch.setattr(snapshot, "write", held)
+    first = asyncio.create_task(s.snapshot())
+    await asyncio.to_thread(entered.wait, 10)
+    first.cancel()
+    second = asyncio.create_task(s.snapshot())
+    await asyncio.sleep(0.1)
+    assert len(writing) == 1  # the second waits for the first's thread
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    info = await second
+    assert info.sequence == s.sequence and not writing
+    await s.close()
+    back = await fresh(tmp_path)
+    assert back.collection("c").get(1) is not None
+    await back.close()

@@ -43,6 +43,10 @@ async def test_a_large_batch_is_linked_while_other_work_goes_on(tmp_path: Path) 
         await asyncio.sleep(0.05)
         assert not same.done() and not snap.done()  # both wait for the link (the loop not)
         assert a.linking() is not None
+        # The snapshot waits for the link with writes going on: another collection's
+        # still go through (paused first, they waited for the link too).
+        await s.upsert("b", [2], np.ones((1, 2), np.float32), [None])
+        assert a.linking() is not None
 
         await a.graphs_settled()
         assert a.linking() is None

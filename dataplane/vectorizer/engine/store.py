@@ -1472,19 +1472,24 @@ class Store:
                 return await self._take_snapshot(loop)
 
     async def _take_snapshot(self, loop: asyncio.AbstractEventLoop) -> SnapshotInfo:
+        # Large batches being linked are done first, writes going on meanwhile: paused
+        # first, every collection's writes waited for another's link. (None starts
+        # between the last wait and the pause: nothing yields there.)
+        while (busy := self._linking(list(self._collections))) is not None:
+            await busy.graphs_settled()
         self._writable.clear()
         started = time.perf_counter()
         try:
-            while (busy := self._linking(list(self._collections))) is not None:
-                await busy.graphs_settled()  # (no write starts another now)
             seq, colls = self.sequence, list(self._collections.values())
             for coll in colls:  # on the loop, like every change: the graphs are saved whole
                 coll.fold()
             graphs = self._graphs_put()  # (a graph put in place after this: due again)
             # Saving a graph waits for its fold (on the worker thread, not the loop).
             try:
-                info = await loop.run_in_executor(
-                    None, snapshot.write, self._snap_dir, seq, colls, dict(self._aliases)
+                info = await _whole(
+                    loop.run_in_executor(
+                        None, snapshot.write, self._snap_dir, seq, colls, dict(self._aliases)
+                    )
                 )
             except OSError as exc:  # e.g. a full disk: the log still holds everything
                 raise StorageError.refused(exc, f"writing the snapshot at {seq}") from exc
@@ -1525,6 +1530,18 @@ def _set_payload(
         paths.parse(key)  # a bad path is refused before it reaches the log
         op["key"] = key
     return op
+
+
+async def _whole(work: asyncio.Future[_T]) -> _T:
+    """``work``'s result (a thread's); cancelled meanwhile, the cancellation waits for it
+    to finish first. A thread cannot be stopped: a periodic snapshot cancelled by the
+    node's stop wrote on after its lock was let go, and the shutdown snapshot wrote the
+    same folder beside it, each removing the other's files."""
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        raise
 
 
 def _written(op: records.Op) -> list[str]:
