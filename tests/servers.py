@@ -332,12 +332,14 @@ def start_all(*servers: ServerProcess) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[int]:
+async def serving(
+    app: web.Application, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
     """Run ``app`` (a stand-in for a remote source) on 127.0.0.1 at a free port, which
-    is yielded; stopped after."""
+    is yielded (with ``ssl_context``: over TLS); stopped after."""
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     try:
         assert site._server is not None

@@ -6,9 +6,7 @@ header on, ``X-API-Key`` included, to whatever host and scheme the redirect name
 
 from __future__ import annotations
 
-import contextlib
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -42,19 +40,6 @@ def collecting(seen: list[dict[str, str]]) -> web.Application:
     return app
 
 
-@contextlib.asynccontextmanager
-async def serving_tls(app: web.Application, context: ssl.SSLContext) -> AsyncIterator[int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    try:
-        assert site._server is not None
-        yield site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    finally:
-        await runner.cleanup()
-
-
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 async def test_a_redirect_to_another_origin_gets_no_credentials(status: int) -> None:
     seen: list[dict[str, str]] = []
@@ -81,7 +66,7 @@ async def test_an_https_node_never_sends_its_key_over_http(tmp_path: Path) -> No
     async with serving(collecting(seen)) as plain:
         # The same host, downgraded to plain HTTP on another port.
         target = f"http://127.0.0.1:{plain}"
-        async with serving_tls(redirecting(target, 307), context) as port:
+        async with serving(redirecting(target, 307), context) as port:
             url = f"https://127.0.0.1:{port}"
             async with VectorizerClient(url, api_key=KEY, ca_file=str(pki.ca())) as vz:
                 with pytest.raises(ClientError) as err:
