@@ -304,7 +304,7 @@ def test_many_nodes_linked_during_a_rebuild_join_the_new_graph_in_the_background
     gate = threading.Event()
     hnsw._in_background(gate.wait)  # the rebuild thread is busy until the gate opens
     try:
-        index = HnswIndex(DIM, Metric.DOT, PARAMS, 1500 + len(more))
+        index = HnswIndex(DIM, Metric.DOT, PARAMS, 1500 + len(more) + 11)
         index.add(far_point(1e6), [0])
         index.add(data[1:], list(range(1, 1500)))  # a rebuild is started: it waits
         assert index.rebuilds == 1
@@ -316,10 +316,19 @@ def test_many_nodes_linked_during_a_rebuild_join_the_new_graph_in_the_background
         gate.set()
     assert index._rebuild is not None
     index._rebuild.done.result(timeout=120)
-    index.fold()  # the new graph put in place: the batch's nodes join it in the background
-    assert not index.rebuilding and index.linking() is not None
+    # A write does not put it in place: it would wait for the batch's nodes on the loop.
+    tail = data[:11] * 2
+    base = len(data) + len(more)
+    index.add(tail[:10], list(range(base, base + 10)))
+    index.stage(tail[10:], base + 10)  # (an update's new slot)
+    assert index.rebuilding
+    assert index.fold(wait=False) == 0  # put in place (the maintenance fold): the batch's
+    # nodes join it in the background
+    assert not index.rebuilding and index.linking() is not None  # (the staged row waits)
     index.settle()
-    vectors = np.vstack([far_point(1e6), data[1:], more])
+    assert index.fold() == 1
+    index.settle()
+    vectors = np.vstack([far_point(1e6), data[1:], more, tail])
     # (0.864, as when they joined on the loop; without them, most hits would be missing)
     assert check(index, vectors, queries) >= 0.8
 

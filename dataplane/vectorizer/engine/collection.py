@@ -1081,10 +1081,10 @@ class Collection:
         slot = self._id_slots.get(pid)
         return {} if slot is None else self.named_of_slot(slot)
 
-    def fold(self) -> int:
+    def fold(self, *, wait: bool = True) -> int:
         """Start linking the staged vectors into the graphs (see ``HnswIndex.fold``);
         returns how many. Like any mutation it runs on the store's thread."""
-        return sum(index.fold() for index in self._indexes())
+        return sum(index.fold(wait=wait) for index in self._indexes())
 
     def settle(self) -> None:
         """Wait until a fold in progress has linked its batch."""

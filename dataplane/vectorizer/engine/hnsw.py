@@ -296,7 +296,6 @@ class HnswIndex:
     def add(self, vectors: Matrix, slots: list[int]) -> None:
         """Link new points into the graph: a large batch on the link thread, in the
         background (the graph is busy until it is done, see ``linking``)."""
-        self._adopt()
         self._count(vectors, slots)
         graph = self._graph()
         held, slots = self._nodes_of(vectors, self._scale.data(vectors), slots)
@@ -320,16 +319,26 @@ class HnswIndex:
     def stage(self, vector: Matrix, slot: int) -> None:
         """Make ``vector`` (one row) searchable under ``slot`` now; it joins the graph at
         the next fold (at once when the buffer is full)."""
-        self._adopt()
         if self._delta.full:
-            self.fold()
+            self.fold(adopt=False)
         self._count(vector, [slot])
         self._delta.add(self._scale.data(vector), slot)
 
-    def fold(self) -> int:
+    def fold(self, *, adopt: bool = True, wait: bool = True) -> int:
         """Start linking every staged vector into the graph, in one batch on the fold
-        thread; returns how many. The graph is busy until it is done (``settle``)."""
-        self._adopt()
+        thread; returns how many. The graph is busy until it is done (``settle``).
+
+        ``adopt``: first put a finished rebuild's graph in place (``_adopt``). Only a
+        fold does (the maintenance loop's, a snapshot's), never a write or a search: a
+        write would then wait on the loop for the nodes linked meanwhile, which join the
+        new graph on the link thread when many. ``wait``: False, when that leaves them
+        being linked, the staged vectors wait for the next fold (0) rather than the
+        loop for the link."""
+        if adopt:
+            linking = self._linking
+            self._adopt()
+            if not wait and self._linking is not linking:
+                return 0
         self._look()  # (first: a rebuild reads the graph once no fold changes it)
         if not len(self._delta):
             return 0
@@ -432,9 +441,10 @@ class HnswIndex:
         """Put a finished rebuild's graph in the old one's place (``wait``: wait for it
         to finish), with the changes noted meanwhile, and the buffer at its factor. Only
         on the loop (the thread of every change and search): all of it in one step, but
-        for the nodes linked meanwhile, when they are many (see ``add``). Not at a
-        search, which would then wait for those (searches wait for a link before they
-        start, without holding the loop: ``Collection.graphs_settled``)."""
+        for the nodes linked meanwhile, when they are many (see ``add``). Only at a fold
+        (see ``fold``), a settle or a close: a search or a write would then wait for
+        those on the loop (they wait for a link before they start, without holding it:
+        ``Collection.graphs_settled``, ``Store._quiet``)."""
         rebuild = self._rebuild
         if rebuild is None or not (wait or rebuild.done.done()):
             return
@@ -503,7 +513,6 @@ class HnswIndex:
         return self._vector_of(slot) is not None
 
     def delete(self, slot: int) -> None:
-        self._adopt()
         if self._norms is not None:
             self._norms.remove(slot)
         node, heir = self._twins.forget(slot)
@@ -530,8 +539,8 @@ class HnswIndex:
         self, query: Matrix, k: int, ef: int | None, accept: Callable[[int], bool] | None
     ) -> Hits | None:
         """Top ``k`` as (slot, score), or None when the graph yields fewer than ``k``.
-        (A search takes no rebuilt graph up: the next change or fold does, see
-        ``_adopt``; it searches the old one, as during the rebuild.)"""
+        (A search takes no rebuilt graph up: the next fold does, within a second, see
+        ``fold``; it searches the old one, as during the rebuild.)"""
         twins = self._twins
         nodes = twins.any_of(accept) if twins and accept is not None else accept
         query, divisors = self._scale.queries(query)

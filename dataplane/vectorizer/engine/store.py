@@ -422,7 +422,8 @@ class Store:
             return 0
         # (a collection whose graph is busy on another thread is folded at a later call:
         # a fold would wait for it holding the loop)
-        return sum(c.fold() for c in self._collections.values() if c.linking() is None)
+        colls = [c for c in self._collections.values() if c.linking() is None]
+        return sum(c.fold(wait=False) for c in colls)
 
     # ---- reads -------------------------------------------------------------------------
 
