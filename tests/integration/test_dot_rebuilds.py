@@ -109,9 +109,11 @@ def test_a_graph_built_again_is_saved_and_not_built_at_the_next_start(tmp_path: 
     srv = ServerProcess(data_dir=tmp_path / "data", log_path=log).start()
     try:
         create(srv)
-        upsert(srv, 0, unit(rng, 2500, 1e3))
-        small = unit(rng, 8000, 1e-3)  # (replaces the 2,500 large ones)
+        upsert(srv, 8000, unit(rng, 2500, 1e3))
+        small = unit(rng, 8000, 1e-3)  # (then the 2,500 large ones go: built again)
         upsert(srv, 0, small)
+        gone = {"ids": list(range(8000, 10_500))}
+        assert srv.request("POST", "/collections/c/vectors/delete", gone)[0] == 200
         # A snapshot while the graph is built again (the periodic one after a big load):
         # nothing is logged after it.
         assert srv.request("POST", "/collections/c/snapshot")[0] == 201
