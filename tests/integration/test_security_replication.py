@@ -12,9 +12,10 @@ import aiohttp
 import numpy as np
 import orjson
 import pytest
+from aiohttp import web
 
 from tests.integration.test_replication import FAST, eventually
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, serving
 from vectorizer.client import Point, VectorizerClient
 from vectorizer.errors import NotPrimary, Unauthenticated
 
@@ -226,3 +227,67 @@ async def test_a_full_sync_stops_once_the_key_that_opened_it_is_revoked(
                         break
             assert texts == ["error"], texts  # (no "snapshot_done")
             assert received < total / 2, (received, total)
+
+
+async def test_the_replication_key_goes_to_no_origin_a_redirect_names(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """A primary URL answering with a redirect to another origin (a compromised or
+    misconfigured proxy in front of it) got the replication key: the follower's
+    WebSocket and the follow request's status check followed redirects, and aiohttp
+    strips only ``Authorization`` when the origin changes, not ``X-API-Key``. Neither
+    follows one now: the replica says it was refused and never sends the key there."""
+    (tmp_path / "replication.key").write_text(KEY)
+    elsewhere: list[dict[str, str]] = []  # the headers each request to the other origin had
+    tried: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        elsewhere.append({**request.headers, "path": request.path})
+        return web.Response(status=404)
+
+    sink = web.Application()
+    sink.router.add_route("*", "/{tail:.*}", record)
+    async with serving(sink) as sink_port:
+
+        async def redirect(request: web.Request) -> web.Response:
+            tried.append(request.path)
+            target = f"http://127.0.0.1:{sink_port}{request.path_qs}"
+            raise web.HTTPTemporaryRedirect(target)
+
+        front = web.Application()
+        front.router.add_route("*", "/{tail:.*}", redirect)
+        async with serving(front) as front_port:
+            replica = server_factory(
+                data_dir=tmp_path / "r",
+                args=[
+                    *FAST,
+                    "--auth-enabled",
+                    "true",
+                    "--auth-admin-key",
+                    ADMIN,
+                    "--replication-key-file",
+                    str(tmp_path / "replication.key"),
+                    "--role",
+                    "replica",
+                    "--primary-url",
+                    f"http://127.0.0.1:{front_port}",
+                ],
+            ).start()
+
+            async def tried_twice(path: str, before: int = 0) -> bool:
+                return tried.count(path) >= before + 2
+
+            await eventually(lambda: tried_twice("/replication/stream"))
+            async with VectorizerClient(replica.url, api_key=ADMIN) as vr:
+                # (the status check a follow request makes, then the link it starts)
+                streams = tried.count("/replication/stream")
+                await vr.request(
+                    "POST",
+                    "/replication/follow",
+                    {"primary_url": f"http://127.0.0.1:{front_port}/", "epoch": 0},
+                )
+                assert tried.count("/replication/status") == 1
+                await eventually(lambda: tried_twice("/replication/stream", streams))
+            assert not [h for h in elsewhere if KEY in h.values()], elsewhere
+            assert "refused this replica" in replica.log()
+            assert "redirect" in replica.log()

@@ -28,7 +28,7 @@ from vectorizer.engine.snapshot import INCOMING_PREFIX
 from vectorizer.engine.store import Store
 from vectorizer.errors import InsufficientMemory
 from vectorizer.observability import tracing
-from vectorizer.replication import protocol
+from vectorizer.replication import protocol, redirects
 from vectorizer.replication.state import History, history_json, parse_history
 from vectorizer.tasks import stop
 
@@ -39,7 +39,7 @@ REFUSED_BACKOFF_S = 10.0
 
 
 def _why(exc: Exception) -> str:
-    if isinstance(exc, aiohttp.WSServerHandshakeError):
+    if isinstance(exc, (aiohttp.WSServerHandshakeError, redirects.RedirectRefused)):
         return f"HTTP {exc.status} {exc.message}"
     return str(exc)
 
@@ -145,7 +145,11 @@ class Follower:
                 await self._session()
             except asyncio.CancelledError:
                 raise
-            except (aiohttp.WSServerHandshakeError, aiohttp.ClientSSLError) as exc:
+            except (
+                aiohttp.WSServerHandshakeError,
+                aiohttp.ClientSSLError,
+                redirects.RedirectRefused,
+            ) as exc:
                 refused = not isinstance(exc, aiohttp.WSServerHandshakeError) or exc.status in (
                     401,
                     403,
@@ -171,7 +175,7 @@ class Follower:
     async def _session(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            redirects.session(timeout) as session,
             session.ws_connect(
                 self.primary_url + protocol.STREAM_PATH,
                 headers=self._headers(),

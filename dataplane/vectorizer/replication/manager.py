@@ -30,6 +30,7 @@ from vectorizer.errors import (
     StorageError,
     ValidationError,
 )
+from vectorizer.replication import redirects
 from vectorizer.replication import state as node_state
 from vectorizer.replication.follower import Follower, FollowerConfig, FollowerStats
 from vectorizer.replication.primary import PrimaryHub, Thresholds
@@ -408,7 +409,7 @@ class ReplicationManager:
         )
         try:
             async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+                redirects.session(aiohttp.ClientTimeout(total=5)) as session,
                 session.get(url, headers=self._replication_headers(), ssl=ssl_ctx) as resp,
             ):
                 status = await resp.json() if resp.status == 200 else None
