@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.logs import logged
 from vectorizer.engine import records
 from vectorizer.engine.collection import EXACT_BELOW, Collection, NamedRows
 from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind, Metric
@@ -180,8 +181,7 @@ async def test_named_vectors_survive_the_log_and_snapshots_under_a_new_kind(
     await s.upsert_if("c", [3], dense(1), [None])
     await s.update_vectors("c", [2], [None], named=[{"e": [3.0, 4.0]}])
     await s.delete_vectors("c", [1], None, ["text"])
-    log = s.read_log(1)
-    assert log is not None
+    log = logged(s)
     kinds = [records.decode(body)[0]["op"] for _, body in log]
     assert kinds == [
         "create_collection_v3",
@@ -251,8 +251,7 @@ async def test_vectors_added_and_dropped_are_logged_and_replayed(tmp_path: Path)
     before = s.sequence
     assert await s.drop_vector("c", "nothing") == before  # (nothing logged)
     await s.drop_vector("c", "kw")
-    log = s.read_log(1)
-    assert log is not None
+    log = logged(s)
     kinds = [records.decode(body)[0]["op"] for _, body in log]
     assert kinds[-4:] == ["add_vector", "add_vector", "update_vectors_v3", "drop_vector"]
     await s.close(take_snapshot=False)
@@ -435,8 +434,7 @@ async def test_a_collection_without_its_own_vector_is_logged_under_a_new_kind(
     with pytest.raises(ValidationError) as exc:
         await s.update_point("c", 1, [1.0] * DIM, None)
     assert exc.value.field == "vector"
-    log = s.read_log(1)
-    assert log is not None
+    log = logged(s)
     assert [records.decode(body)[0]["op"] for _, body in log] == [
         "create_collection_v4",
         "upsert_v3",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.logs import CHUNK, read_all
+from vectorizer.engine import records
 from vectorizer.engine.store import Store, StoreOptions
-from vectorizer.engine.wal import CorruptLog, FsyncPolicy, LogReader, WriteAheadLog
-
-CHUNK = 1000
+from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
 
 
 def body(seq: int) -> bytes:
@@ -26,17 +26,6 @@ def open_log(path: Path, n: int, segment_bytes: int = 2048) -> WriteAheadLog:
     for seq in range(1, n + 1):
         wal.append(seq, body(seq))
     return wal
-
-
-def read_all(reader: LogReader) -> list[list[tuple[int, bytes]]]:
-    chunks: list[list[tuple[int, bytes]]] = []
-    for _ in range(10_000):  # (bounded: a reader that never ends fails here)
-        chunk = reader.read(CHUNK)
-        assert chunk is not None
-        if not chunk:
-            return chunks
-        chunks.append(chunk)
-    raise AssertionError("the reader never ended")
 
 
 @pytest.mark.parametrize("first", [1, 2, 57, 199, 200])
@@ -108,8 +97,9 @@ async def test_the_store_reads_its_committed_records(tmp_path: Path) -> None:
             await store.upsert("c", [i], [[1.0, float(i)]], [{"i": i}])
         reader = store.log_reader(3)
         assert reader is not None and reader.last == store.sequence == 41
-        records = [r for chunk in read_all(reader) for r in chunk]
-        assert records == (store.read_log(3) or [])[: len(records)]
-        assert [s for s, _ in records] == list(range(3, 42))
+        got = [r for chunk in read_all(reader) for r in chunk]
+        assert [s for s, _ in got] == list(range(3, 42))
+        ops = [records.decode(body)[0] for _, body in got]
+        assert [(op["op"], op["ids"]) for op in ops] == [("upsert", [i]) for i in range(1, 40)]
     finally:
         await store.close(take_snapshot=False)

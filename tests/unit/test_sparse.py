@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.logs import logged
 from vectorizer.engine import records, sparse
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind
@@ -306,8 +307,7 @@ async def test_records_with_sparse_vectors_go_under_kinds_older_code_refuses(
     await s.update_vectors("c", [1], [[0.0, 1.0]])
     await s.update_vectors("c", [1], [None], named=[{"s": sv({2: 1.0})}])
     await s.delete_vectors("c", [1], None, ["s"])
-    log = s.read_log(1)
-    assert log is not None
+    log = logged(s)
     kinds = [records.decode(body)[0]["op"] for _, body in log]
     assert kinds == [
         "create_collection",

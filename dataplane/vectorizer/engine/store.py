@@ -767,13 +767,6 @@ class Store:
         """Wait until ``seq`` is durable in the local log (a replica's acknowledgement)."""
         await self._wal.sync(seq)
 
-    def read_log(self, from_seq: int) -> list[tuple[int, bytes]] | None:
-        """Retained records from ``from_seq`` on, all in memory at once, or None when the
-        log no longer reaches back. (A replica catching up reads ``log_reader``'s chunks.)"""
-        if from_seq < self._wal.first_seq:
-            return None
-        return list(self._wal.read_from(from_seq))
-
     def log_reader(self, from_seq: int) -> LogReader | None:
         """A reader of the committed records from ``from_seq`` on, a chunk at a time off
         the loop (see ``LogReader``), or None when the log no longer reaches back."""
