@@ -341,6 +341,7 @@ async def test_operator_killed_during_scale_up_converges(
         ({"instances": 0}, "spec.instances"),
         ({"instances": 40}, "spec.instances"),
         ({"instances": 2, "replication": {"mode": "quorum"}}, "spec.replication.mode"),
+        ({"instances": 1, "config": {"rate_limit_rps": 1e-6}}, "spec.config.rate_limit_rps"),
     ],
 )
 async def test_invalid_resource_is_rejected_with_its_field_path(

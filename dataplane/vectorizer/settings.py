@@ -379,7 +379,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "disconnect_timeout_ms": (1, 10**9),
     "reconnect_interval_ms": (1, 10**9),
     "jwt_leeway_s": (0, 10**9),
-    "rate_limit_rps": (0, 10**9),  # (0: no limit; else at least MIN_RPS, see check_limits)
+    "rate_limit_rps": (0, 10**9),  # (0: no limit; else at least MIN_RPS: OFF_OR_AT_LEAST)
     "rate_limit_burst": (1, 1 << 31),
     "request_body_timeout_s": (1e-3, 10**6),
     "max_json_depth": (1, 1000),
@@ -396,6 +396,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "tls_reload_interval_s": (1e-3, 10**6),
     "tls_handshake_timeout_s": (1e-3, 10**6),
 }
+# Limits that 0 turns off and whose other values must be at least this (within RANGES):
+# a rate limit slower than MIN_RPS (one request in 100,000 s) is no limit to plan by.
+OFF_OR_AT_LEAST: dict[str, float] = {"rate_limit_rps": MIN_RPS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -404,13 +407,11 @@ def check_limits(s: Settings) -> None:
         value = getattr(s, name)
         if not (math.isfinite(value) and lo <= value <= hi):
             raise ValidationError(f"{name} must be in {lo:g}..{hi:g}", field=name)
-    if 0 < s.rate_limit_rps < MIN_RPS:  # (a limit slower than that is no limit to plan by)
-        hi = RANGES["rate_limit_rps"][1]
-        raise ValidationError(
-            f"rate_limit_rps must be 0 (no limit) or in {MIN_RPS:g}..{hi:g} (the slowest: "
-            f"one request in {1 / MIN_RPS:.0f} s)",
-            field="rate_limit_rps",
-        )
+    for name, least in OFF_OR_AT_LEAST.items():
+        if 0 < getattr(s, name) < least:
+            hi = RANGES[name][1]
+            message = f"{name} must be 0 (no limit) or in {least:g}..{hi:g}"
+            raise ValidationError(message, field=name)
 
 
 def check_security(s: Settings) -> None:

@@ -56,14 +56,22 @@ def is_security_setting(name: str) -> bool:
     return name in SECURITY_SETTINGS or name.endswith(FILE_SUFFIX)
 
 
+def _bounds(name: str, lo: float, hi: float) -> Json:
+    out: Json = {"minimum": lo, "maximum": hi}
+    least = dataplane_settings.OFF_OR_AT_LEAST.get(name)
+    if least is not None:
+        message = f"must be 0 (no limit) or at least {least:g}"
+        rule = Rule(f"self == 0.0 || self >= {least!r}", message)
+        out["x-kubernetes-validations"] = [rule.to_json()]
+    return out
+
+
 # Narrower than the type alone says; applied only while the setting exists (the data
 # plane's own bounds, as its settings check them).
 _SETTING_CONSTRAINTS: dict[str, Json] = {
     "log_level": {"enum": list(dataplane_settings.LOG_LEVELS)},
     "wal_fsync": {"pattern": "^(always|never|[0-9]+)$"},
-    **{
-        name: {"minimum": lo, "maximum": hi} for name, (lo, hi) in dataplane_settings.RANGES.items()
-    },
+    **{name: _bounds(name, lo, hi) for name, (lo, hi) in dataplane_settings.RANGES.items()},
 }
 
 

@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from tests.operator.fakes import Sim
+from vectorizer import settings as dataplane_settings
 from vectorizer_operator import chart_values, crd, model, naming, settings
 from vectorizer_operator.model import parse_cluster
+from vectorizer_operator.schema import SpecError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "samples").glob("*.yaml"))
@@ -148,6 +150,24 @@ def test_config_schema_follows_the_data_plane_settings() -> None:
     assert set(config) == set(model.configurable_settings())
     assert config["hnsw_m"]["type"] == "integer"
     assert config["snapshot_on_shutdown"]["type"] == "boolean"
+
+
+def test_config_bounds_are_the_data_plane_s_own() -> None:
+    """Every range the node checks of a setting in spec.config is in the CRD, so that
+    `kubectl apply` refuses what the operator would; a limit that 0 turns off refuses,
+    by a CEL rule, what is above 0 but below its least value (a rate of 1e-6 passed the
+    CRD, and only the operator refused the resource after it was stored)."""
+    config = schema()["properties"]["spec"]["properties"]["config"]["properties"]
+    ranged = set(dataplane_settings.RANGES) & set(config)  # (port etc.: the operator's)
+    assert "rate_limit_rps" in ranged and len(ranged) > 20, ranged
+    for name in ranged:
+        lo, hi = dataplane_settings.RANGES[name]
+        assert (config[name]["minimum"], config[name]["maximum"]) == (lo, hi), name
+    for name, least in dataplane_settings.OFF_OR_AT_LEAST.items():
+        (rule,) = config[name]["x-kubernetes-validations"]
+        assert rule["rule"] == f"self == 0.0 || self >= {least!r}", rule
+        with pytest.raises(SpecError, match=f"config.{name}"):
+            parse_cluster({"metadata": {"name": "c"}, "spec": {"config": {name: least / 10}}})
 
 
 def test_name_rule_matches_naming() -> None:
