@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration import test_replication
 from tests.integration.test_replication import Cluster, caught_up, eventually
+from tests.servers import free_port
 from vectorizer.client import Point
 from vectorizer.errors import ReplicationTimeout
 
@@ -50,3 +51,35 @@ async def test_a_primary_stopped_while_a_write_waits_for_a_paused_replica_exits_
     await asyncio.to_thread(p.start)
     await eventually(lambda: caught_up(vp, vr))
     assert await vr.count("c") == await vp.count("c") == 1
+
+
+async def test_a_primary_told_to_follow_ends_the_writes_waiting_for_its_replicas(
+    cluster: Cluster,
+) -> None:
+    """Told to follow another node, a primary closes every replica's link: no write
+    waiting for their confirmations can get one any more. Such a write was answered only
+    at its ``sync_timeout_ms`` (60 s here); it is answered at once now, as at a stop."""
+    p = await cluster.start("p", "--sync-replicas", "1", "--sync-timeout-ms", "60000")
+    vp = cluster.client(p)
+    r = await cluster.start("r", "--role", "replica", "--primary-url", p.url)
+    await vp.create_collection("c", 4)  # (confirmed by the replica: record 1)
+    assert r.proc is not None
+    replica = r.proc.pid
+    os.kill(replica, signal.SIGSTOP)  # (it confirms nothing more)
+    try:
+        write = asyncio.create_task(vp.upsert("c", [Point(1, [1.0, 0, 0, 0])]))
+
+        async def logged() -> bool:
+            return bool((await vp.replication_status())["sequence"] == 2)
+
+        await eventually(logged)  # (the write waits for the replica now)
+        epoch = (await vp.replication_status())["epoch"]
+        started = time.monotonic()
+        nobody = f"http://127.0.0.1:{free_port()}"  # (followed all the same, retrying)
+        await vp.request("POST", "/replication/follow", {"primary_url": nobody, "epoch": epoch + 1})
+        with pytest.raises(ReplicationTimeout, match="no longer streams to its replicas"):
+            async with asyncio.timeout(20):
+                await write
+        assert time.monotonic() - started < 10
+    finally:
+        os.kill(replica, signal.SIGCONT)

@@ -289,7 +289,7 @@ class PrimaryHub:
         if needed <= 0 or self._confirmed(seq) >= needed:
             return
         if self._stopped:
-            raise self._unconfirmed(seq, needed)
+            raise self._unconfirmed(seq, needed, "before the node stopped")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (seq, needed, fut)
         self._ack_waiters.append(entry)
@@ -313,14 +313,17 @@ class PrimaryHub:
         so does any that would wait from now on. A replica that stopped answering (paused,
         cut off) held the node's exit for a write's whole ``sync_timeout_ms``."""
         self._stopped = True
+        self._end_waits("before the node stopped")
+
+    def _end_waits(self, when: str) -> None:
         for seq, needed, fut in self._ack_waiters:
             if not fut.done():
-                fut.set_exception(self._unconfirmed(seq, needed))
+                fut.set_exception(self._unconfirmed(seq, needed, when))
 
-    def _unconfirmed(self, seq: int, needed: int) -> ReplicationTimeout:
+    def _unconfirmed(self, seq: int, needed: int, when: str) -> ReplicationTimeout:
         return ReplicationTimeout(
             f"write {seq} is durable on the primary but only {self._confirmed(seq)} of "
-            f"{needed} required replicas confirmed it before the node stopped; it is not "
+            f"{needed} required replicas confirmed it {when}; it is not "
             "acknowledged and may or may not survive a failover",
             sequence=seq,
         )
@@ -344,6 +347,10 @@ class PrimaryHub:
             ev.set()
 
     async def close_all(self) -> None:
+        """Every replica's link closes (the node stops, follows another or is fenced
+        past its epoch): a write waiting for their confirmations can get none any more,
+        and ends now (it waited for its whole ``sync_timeout_ms``)."""
+        self._end_waits("before this node no longer streams to its replicas")
         for ws in list(self._links.values()):
             await ws.close(code=1001, message=b"no longer primary")
 
