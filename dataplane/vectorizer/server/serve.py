@@ -105,6 +105,9 @@ async def _serve(settings: Settings) -> int:
     if not opening.done():
         await stop_tasks(opening)  # (a recovery under way ends first: see Store.open)
     await runner.cleanup()
+    if store.failure is not None:  # (logged when it happened; the exit says it too)
+        log.critical("stopped with the write-ahead log failed: %s", store.failure)
+        code = 1
     log.info("stopped")
     for sig in STOP_SIGNALS:  # (the loop's teardown is no time to die of one: exit 0)
         loop.remove_signal_handler(sig)
