@@ -41,6 +41,16 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root``, then ``root``: a folder written without
+    fsyncs (a snapshot received from a primary) made durable as a whole, before it is
+    renamed into place (the rename, once its parent is fsynced, then names it for good)."""
+    for folder, _, files in os.walk(root, topdown=False):  # (root comes last)
+        for name in files:
+            fsync_path(Path(folder, name))
+        fsync_path(Path(folder))
+
+
 def make_dir_durably(path: Path) -> None:
     """``mkdir -p`` whose directories last: each one made is fsynced into its parent.
     A directory's entry in its parent is durable only once the parent is fsynced; files

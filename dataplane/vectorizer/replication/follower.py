@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType
 
+from vectorizer.engine.files import fsync_tree
 from vectorizer.engine.snapshot import INCOMING_PREFIX
 from vectorizer.engine.store import Store
 from vectorizer.errors import InsufficientMemory
@@ -358,6 +359,9 @@ class Follower:
                 if digest.hexdigest() != f["sha256"]:
                     raise LinkError(f"snapshot file {f['name']} failed its checksum")
             installing.set()
+            # (on disk before the install wipes the log and this node confirms records
+            # after it: else a power loss could leave a snapshot that does not load)
+            await loop.run_in_executor(None, fsync_tree, incoming)
             await self.store.install_snapshot(incoming)
             self.stats.full_syncs += 1
             self.stats.last_sync = time.time()
