@@ -291,3 +291,41 @@ async def test_the_replication_key_goes_to_no_origin_a_redirect_names(
             assert not [h for h in elsewhere if KEY in h.values()], elsewhere
             assert "refused this replica" in replica.log()
             assert "redirect" in replica.log()
+
+
+async def test_a_primary_not_ready_is_a_lost_link_not_a_refusal(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """A recovering primary answers the stream 503 (``not_ready``): the replica retries at
+    its usual interval and logs a lost link. It logged ERROR "refused this replica" at
+    every attempt (dozens per restart of its primary), which reads as a credential
+    problem to anyone alerting on it; 401 and 403 still do, and back off."""
+    tried: list[int] = []
+    answer = {"status": 503}
+
+    async def stream(request: web.Request) -> web.Response:
+        tried.append(answer["status"])
+        body = {"error": {"code": "not_ready", "message": "recovering"}}
+        return web.json_response(body, status=answer["status"])
+
+    primary = web.Application()
+    primary.router.add_get("/replication/stream", stream)
+    async with serving(primary) as port:
+        replica = server_factory(
+            data_dir=tmp_path / "r",
+            args=[*FAST, "--role", "replica", "--primary-url", f"http://127.0.0.1:{port}"],
+        ).start()
+
+        async def tried_thrice() -> bool:
+            return len(tried) >= 3
+
+        await eventually(tried_thrice)
+        lines = [orjson.loads(x) for x in replica.log().splitlines() if "HTTP 503" in x]
+        assert lines and {x["level"] for x in lines} == {"WARNING"}, lines
+        assert "refused this replica" not in replica.log()
+        answer["status"] = 403
+
+        async def refused() -> bool:
+            return "refused this replica: HTTP 403" in replica.log()
+
+        await eventually(refused)

@@ -155,7 +155,11 @@ class Follower:
                     401,
                     403,
                 )
-                log.error("primary %s refused this replica: %s", self.primary_url, _why(exc))
+                if isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status >= 500:
+                    # (a primary recovering, 503 not_ready, or a proxy before it: retried)
+                    log.warning("replication link to %s lost: %s", self.primary_url, _why(exc))
+                else:
+                    log.error("primary %s refused this replica: %s", self.primary_url, _why(exc))
             except InsufficientMemory as exc:  # held at the record before; retried
                 refused = True
                 log.error("replication from %s paused: %s", self.primary_url, exc.message)
