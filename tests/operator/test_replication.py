@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.operator.decisions import healthy_status, inst, node, observe, primary, replica, url
 from vectorizer_operator.reconcile.actions import Fence, Follow, Promote, RecordTargetPrimary
-from vectorizer_operator.reconcile.observe import Instance, Observation
+from vectorizer_operator.reconcile.observe import ClaimView, Instance, Observation
 from vectorizer_operator.reconcile.replication import (
     State,
     Topology,
@@ -58,6 +58,34 @@ def test_nodes_with_data_wait_for_everyone_then_pick_the_most_advanced() -> None
     assert bootstrap_candidate(observe(a, b, c))[0] == "vz-1"  # newest timeline beats length
     t = plan(observe(a, b, c))
     assert t.actions == (RecordTargetPrimary("vz-1"), Promote("vz-1", 3))
+
+
+def test_a_node_not_answering_on_a_bound_claim_is_waited_for() -> None:
+    """Claims kept from a deleted cluster, the first one lost: the first instance starts
+    empty on a new claim and answers within a second; the others answer only once they
+    have recovered their data. It was promoted meanwhile, and they full-synced from it:
+    every acknowledged write gone (86,800 of 86,800 points on a real cluster)."""
+    kept = (
+        ClaimView("data-vz-0", "1Gi"),
+        ClaimView("data-vz-1", "1Gi"),
+        ClaimView("data-vz-2", "1Gi"),
+    )
+    recovering = observe(fresh(0), inst(1, None), inst(2, None), claims=kept)
+    candidate, why = bootstrap_candidate(recovering)
+    assert candidate is None and "vz-1, vz-2" in why and "may hold data" in why
+    assert plan(recovering).actions == ()
+    # They answer with their data: the most advanced is promoted, past their epoch.
+    held = node("replica", epoch=1, seq=900, history=((1, 1),))
+    back = observe(fresh(0), inst(1, held), inst(2, held), claims=kept)
+    assert plan(back).actions == (RecordTargetPrimary("vz-1"), Promote("vz-1", 2))
+
+
+def test_a_node_without_a_bound_claim_holds_nothing_and_is_not_waited_for() -> None:
+    """A new cluster whose last pod cannot be scheduled yet (its claim waits for it: a
+    class that binds at the first consumer) still starts from its first instance."""
+    pending = (ClaimView("data-vz-0", "1Gi"), ClaimView("data-vz-2", "1Gi", bound=False))
+    t = plan(observe(fresh(0), fresh(1), inst(2, None, pod=False), claims=pending))
+    assert t.actions == (RecordTargetPrimary("vz-0"), Promote("vz-0", 1))
 
 
 def test_next_epoch_exceeds_everything_seen() -> None:

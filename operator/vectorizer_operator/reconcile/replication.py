@@ -220,19 +220,35 @@ def _finish_switchover(
     return Topology(State.SWITCHOVER, reason, current, target, epoch)
 
 
+def missing_of(instances: list[Instance]) -> list[Instance]:
+    return [i for i in instances if i.node is None]
+
+
 def bootstrap_candidate(obs: Observation) -> tuple[str | None, str]:
-    """(instance to promote, or None and why not yet)."""
+    """(instance to promote, or None and why not yet).
+
+    Only a cluster whose every node is known to be empty starts from its first instance.
+    A node that does not answer but has a bound claim may hold data (claims kept from a
+    deleted cluster: a node with data answers only once it has recovered it, long after
+    an empty one) and is waited for: the first instance, fresh on a new claim, was
+    promoted before them, and they full-synced from it, every acknowledged write lost."""
     wanted = [i for i in obs.instances if i.ordinal < obs.desired]
     answered = [i for i in wanted if i.node is not None]
-    fresh = all(i.node is not None and i.node.epoch == 0 and not i.node.history for i in answered)
-    if fresh:
+    missing = [i.name for i in missing_of(wanted)]
+    holding = any(i.node is not None and (i.node.epoch or i.node.history) for i in answered)
+    bound = {c.name for c in obs.claims if c.bound}
+    volumes = [
+        i.name for i in missing_of(wanted) if naming.pvc(obs.cluster.name, i.ordinal) in bound
+    ]
+    if holding and missing:
+        return None, f"nodes hold data; waiting for {', '.join(missing)} to answer"
+    if volumes:
+        return None, f"waiting for {', '.join(volumes)} to answer (a volume may hold data)"
+    if not holding:
         first = obs.instance(naming.pod(obs.cluster.name, 0))
         if first is not None and first.node is not None:
             return first.name, ""
         return None, f"waiting for {naming.pod(obs.cluster.name, 0)} to answer"
-    missing = [i.name for i in wanted if i.node is None]
-    if missing:
-        return None, f"nodes hold data; waiting for {', '.join(missing)} to answer"
 
     def key(i: Instance) -> tuple[int, int, int]:
         assert i.node is not None
