@@ -108,7 +108,11 @@ class Settings:
     jwt_audience: str = _opt("", "required 'aud' of bearer tokens (empty: not checked)")
     jwt_leeway_s: float = _opt(10.0, "clock skew allowed when checking exp/nbf/iat")
     metrics_public: bool = _opt(True, "serve /metrics without credentials when auth is on")
-    rate_limit_rps: float = _opt(100.0, "requests per second per credential (0 = no limit)")
+    rate_limit_rps: float = _opt(
+        100.0,
+        "requests per second per credential, but for the bootstrap admin key and the "
+        "replication identity (0 = no limit)",
+    )
     rate_limit_burst: int = _opt(200, "requests a credential may send at once above the rate")
     audit_log_path: str = _opt(
         "", "audit log file; empty: <data_dir>/audit/audit.jsonl when auth is on; 'off'"

@@ -98,3 +98,35 @@ async def test_refused_calls_count_against_the_rate_too(
         assert statuses == [403, 403, 403, 429, 429]
         async with s.get(srv.url + "/collections", headers=viewer) as r:
             assert r.status == 429  # what it may do waits too
+
+
+async def test_the_operator_s_key_and_replication_are_not_held_to_the_node_s_limit(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """The node's limit is for applications. The bootstrap admin key is the operator's
+    (and a replica's primary is called with the replication key): held to a limit set at
+    0.2 a second, the operator's calls were refused (429) and the cluster was never set
+    up; an application using the admin key above the limit made the operator's status
+    calls 429 too, and the cluster's status said its primary did not answer."""
+    (tmp_path / "replication.key").write_text("replication-key-for-rates-0123456789")
+    srv = server_factory(
+        data_dir=tmp_path / "data",
+        args=["--auth-enabled", "true", "--auth-admin-key", ADMIN, "--rate-limit-rps", "0.2"]
+        + ["--rate-limit-burst", "1"]
+        + ["--replication-key-file", str(tmp_path / "replication.key")],
+    ).start()
+    admin = {"X-API-Key": ADMIN}
+    replication = {"X-API-Key": (tmp_path / "replication.key").read_text()}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            srv.url + "/auth/keys", json={"name": "app", "role": "admin"}, headers=admin
+        ) as r:
+            app = {"X-API-Key": (await r.json())["secret"]}
+        statuses: dict[str, list[int]] = {"admin": [], "replication": [], "app": []}
+        for _ in range(10):
+            for who, headers in (("admin", admin), ("replication", replication), ("app", app)):
+                async with s.get(srv.url + "/replication/status", headers=headers) as r:
+                    statuses[who].append(r.status)
+                    assert (who == "app") == ("X-RateLimit-Limit" in r.headers), who
+    assert statuses["admin"] == statuses["replication"] == [200] * 10, statuses
+    assert statuses["app"] == [200] + [429] * 9, statuses

@@ -9,7 +9,7 @@ from vectorizer.security.audit import AuditLog
 from vectorizer.security.authn import Authenticator
 from vectorizer.security.keys import KeyStore
 from vectorizer.security.ratelimit import RateLimiter
-from vectorizer.security.roles import Principal, RateLimit
+from vectorizer.security.roles import Principal, RateLimit, Role
 from vectorizer.security.secrets import MIN_HS256, MIN_KEY, Secret
 from vectorizer.security.tokens import JwtVerifier
 from vectorizer.settings import Settings
@@ -76,8 +76,14 @@ class Guard:
             self.audit.close()
 
     def rate_for(self, principal: Principal) -> RateLimit | None:
-        """The principal's own limit, else the node's; None when unlimited."""
+        """The principal's own limit, else the node's; None when unlimited. The node's
+        limit is for applications: the bootstrap admin key (the operator's) and the
+        replication identity are not held to it. A limit set low, or an application
+        using the admin key at more than the limit, made the operator's own calls 429:
+        the cluster was never set up, or its status said the primary did not answer."""
         if principal.rate_limit is not None:
             return principal.rate_limit
+        if principal.kind == "bootstrap" or principal.role is Role.REPLICATION:
+            return None
         s = self.settings
         return RateLimit(s.rate_limit_rps, s.rate_limit_burst) if s.rate_limit_rps > 0 else None
