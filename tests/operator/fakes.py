@@ -421,7 +421,7 @@ class FakeDataPlane:
             if not node.cas & {bytes(c) for c in trusted}:
                 raise DataPlaneError(f"{url}: certificate verify failed")
         if node.api_key is not None and access.api_key != node.api_key:
-            raise DataPlaneError(f"{url}: missing or invalid credentials", code="unauthorized")
+            raise DataPlaneError(f"{url}: invalid API key", code="unauthenticated")  # (a 401)
         return name, node
 
     async def status(self, url: str, access: Access = PLAIN) -> NodeStatus:

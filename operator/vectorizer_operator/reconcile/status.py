@@ -6,7 +6,9 @@ for a spec that cannot be acted upon). Conditions follow the phase:
 
 - Ready: True only when Healthy;
 - Progressing: True while setting up, scaling, upgrading or switching over;
-- Degraded: True when some instance or the primary does not serve;
+- Degraded: True when some instance or the primary does not serve (phase Degraded), and
+  also while a phase of higher precedence hides a primary that does not serve (Scaling
+  with the primary down: the condition carries what is wrong, ``Phase.fault``);
 - MonitoringReady (while spec.monitoring wants a PodMonitor or PrometheusRule): True
   once applied, False when the Prometheus Operator is absent or applying failed;
 - WritesRefused: True while the primary refuses writes that add data (its disk is down
@@ -80,6 +82,9 @@ def refusal(obs: Observation, primary: str | None) -> Refusal:
 class Phase:
     name: str
     reason: str | None = None
+    # What is wrong while a phase of higher precedence than Degraded is shown (the
+    # primary does not answer while scaling): the Degraded condition is True with it.
+    fault: str | None = None
 
 
 def outdated_instances(obs: Observation) -> list[str]:
@@ -127,18 +132,24 @@ def choose_phase(
         return Phase(SWITCHOVER, topo.reason)
     previous = obs.cluster.status.phase
     outdated = outdated_instances(obs)
+    sts = obs.statefulset
+    extra = [i.name for i in obs.instances if i.ordinal >= obs.desired and i.pod is not None]
+    pending = sorted(set(_not_serving(obs)) | set(_not_following(obs, topo.current_primary)))
+    waiting = _waiting(pending, topo.current_primary)
+    scaling = bool(scale.scaling(obs) or (sts is not None and sts.replicas != obs.desired) or extra)
     if topo.state is State.DEGRADED:
+        if scaling or (pending and previous == SCALING):
+            # Scaling comes before Degraded, but a primary that does not serve is not
+            # hidden: the reason says it, and the Degraded condition is True with it.
+            what = (scale.waiting or f"scaling to {obs.desired} instances") if scaling else waiting
+            return Phase(SCALING, f"{what}; {topo.reason}", fault=topo.reason)
         primary = obs.instance(topo.current_primary)
         restarting = primary is not None and primary.pod is not None
         if previous == UPGRADING and (outdated or restarting):
             # The primary restarting in place on the new revision: expected, not a fault.
             return Phase(UPGRADING, topo.reason)
         return Phase(DEGRADED, topo.reason)
-    sts = obs.statefulset
-    extra = [i.name for i in obs.instances if i.ordinal >= obs.desired and i.pod is not None]
-    pending = sorted(set(_not_serving(obs)) | set(_not_following(obs, topo.current_primary)))
-    waiting = _waiting(pending, topo.current_primary)
-    if scale.scaling(obs) or (sts is not None and sts.replicas != obs.desired) or extra:
+    if scaling:
         return Phase(SCALING, scale.waiting or f"scaling to {obs.desired} instances")
     if pending and previous in (None, SETTING_UP, SCALING, UPGRADING):
         return Phase(previous or SETTING_UP, waiting)
@@ -188,10 +199,13 @@ def conditions(
     gen = observed_generation
     progressing = phase.name in PROGRESSING_PHASES
     degraded = phase.name in (DEGRADED, FAILED)
+    fault: tuple[bool, str, str | None] = (degraded, reason, phase.reason)
+    if phase.fault and not degraded:
+        fault = (True, _REASONS[DEGRADED], phase.fault)
     out: tuple[Condition, ...] = (
         _condition(previous, "Ready", phase.name == HEALTHY, reason, phase.reason, gen, now),
         _condition(previous, "Progressing", progressing, reason, phase.reason, gen, now),
-        _condition(previous, "Degraded", degraded, reason, phase.reason, gen, now),
+        _condition(previous, "Degraded", *fault, gen, now),
     )
     if refused is not None:
         r = refused
