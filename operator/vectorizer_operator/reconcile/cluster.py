@@ -20,10 +20,12 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from vectorizer import errors as dataplane_errors
 from vectorizer_operator import naming, pki
 from vectorizer_operator.builders import BuildOptions, ChildRef, absent_children, desired_children
 from vectorizer_operator.builders.common import content_hash
@@ -73,6 +75,13 @@ from vectorizer_operator.schema import json_name
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+# What a node answers (401) to a missing or wrong admin key.
+UNAUTHENTICATED = dataplane_errors.Unauthenticated.code
+# Previous admin keys kept at most (a key rotated several times within the grace).
+_MAX_PREVIOUS_KEYS = 4
+
 
 @dataclass(frozen=True)
 class ReconcileSettings:
@@ -85,6 +94,10 @@ class ReconcileSettings:
     busy_resync_s: float = 2.0
     # How often to ask the API server again whether it serves monitoring.coreos.com/v1.
     discovery_recheck_s: float = 300.0
+    # How long a replaced admin key is still tried on a node that refuses the new one:
+    # a node re-reads its key file once the kubelet rewrites the mounted Secret, which
+    # takes up to its sync period plus its Secret cache's TTL (a minute each by default).
+    previous_key_grace_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,12 @@ class _Memory:
     # CA bundle (rebuilt only when the bundle changes).
     api_key: str | None = None
     trust: tuple[bytes, ssl.SSLContext] | None = None
+    # Admin keys the spec's Secret held before ``api_key``, with when each was replaced.
+    # Until the kubelet rewrites the mounted file, a node accepts only the key it has:
+    # one that refuses the new key (401) is called with these, newest first. Dropped
+    # once every running node accepts the new key, or after ``previous_key_grace_s``.
+    previous_keys: dict[str, float] = field(default_factory=dict)
+    on_previous_key: set[str] = field(default_factory=set)  # pods logged as needing one
     # How this pass reaches each pod, by pod name: a pod still on an older revision
     # (TLS or auth turned off, another Secret) is called with what that revision was
     # given, not with the spec's (see ``_pod_access``).
@@ -320,7 +339,7 @@ class Reconciler:
                 log.warning("%s/%s: %s", ns, cluster.name, problem)
                 await self._event(cluster, "Warning", "SecurityMaterial", problem)
         memory.security_reported = reported
-        memory.api_key = plan.admin_key
+        self._rotate_admin_key(cluster, memory, plan.admin_key)
         if plan.trust is None:
             memory.trust = None
         elif memory.trust is None or memory.trust[0] != plan.trust:
@@ -330,6 +349,106 @@ class Reconciler:
                 memory.trust = None
                 problems.append(f"the cluster's CA bundle cannot be used: {err}")
         return problems
+
+    def _rotate_admin_key(self, cluster: Cluster, memory: _Memory, key: str | None) -> None:
+        """Make ``key`` the one sent first; the one it replaces is kept as a fallback.
+
+        Kept also when the Secret no longer holds a valid key (None): a node keeps its
+        last good key then, too (SECURITY.md). Keys are never logged.
+        """
+        now = self.clock()
+        old = memory.api_key
+        if old is not None and old != key:
+            memory.previous_keys[old] = now
+            log.info(
+                "%s/%s: the admin key changed; the previous one is still tried on nodes "
+                "that refuse the new one (for at most %gs)",
+                cluster.namespace,
+                cluster.name,
+                self.settings.previous_key_grace_s,
+            )
+        if key is not None:
+            memory.previous_keys.pop(key, None)  # rotated back to a key seen before
+        grace = self.settings.previous_key_grace_s
+        kept = sorted(
+            ((t, k) for k, t in memory.previous_keys.items() if now - t <= grace), reverse=True
+        )[:_MAX_PREVIOUS_KEYS]
+        memory.previous_keys = {k: t for t, k in kept}
+        if not memory.previous_keys:
+            memory.on_previous_key.clear()
+        memory.api_key = key
+
+    def _fallback_keys(self, memory: _Memory, tried: str | None) -> list[str]:
+        """Other admin keys a node that refused ``tried`` may still require: the spec's
+        current one, then the previous ones, newest first."""
+        by_age = sorted(memory.previous_keys.items(), key=lambda kv: kv[1], reverse=True)
+        keys = [memory.api_key, *(k for k, _ in by_age)]
+        out: list[str] = []
+        for key in keys:
+            if key is not None and key != tried and key not in out:
+                out.append(key)
+        return out
+
+    async def _call_node(
+        self,
+        cluster: Cluster,
+        pod: PodView,
+        memory: _Memory,
+        call: Callable[[Access], Awaitable[T]],
+    ) -> T:
+        """``call`` with the pod's access; refused as unauthenticated, again with each
+        other admin key it may still require (a rotation the kubelet has not brought to
+        the pod yet). The key that worked is used for the pod for the rest of the pass."""
+        access = node_access(pod, cluster, self.settings, memory)
+        try:
+            return await call(access)
+        except DataPlaneError as err:
+            if err.code != UNAUTHENTICATED or not memory.previous_keys:
+                raise
+            refused = err
+        for key in self._fallback_keys(memory, access.api_key):
+            other = replace(access, api_key=key)
+            try:
+                result = await call(other)
+            except DataPlaneError as err:
+                if err.code != UNAUTHENTICATED:
+                    raise
+                continue
+            memory.access[pod.name] = other
+            previous = key in memory.previous_keys
+            if previous and pod.name not in memory.on_previous_key:
+                log.info(
+                    "%s/%s: %s still requires the previous admin key (its mounted Secret "
+                    "is not refreshed yet)",
+                    cluster.namespace,
+                    cluster.name,
+                    pod.name,
+                )
+            if previous:
+                memory.on_previous_key.add(pod.name)
+            return result
+        raise refused
+
+    def _retire_previous_keys(
+        self, cluster: Cluster, memory: _Memory, instances: Sequence[Instance]
+    ) -> None:
+        """Stop trying the previous admin keys once every running node answered without
+        one (a node that does not answer may still hold an old key: they are kept)."""
+        if not memory.previous_keys:
+            return
+        running = [i for i in instances if i.pod is not None and i.pod.running]
+        for inst in running:
+            access = memory.access.get(inst.name)
+            if inst.node is None or (access is not None and access.api_key in memory.previous_keys):
+                return
+            memory.on_previous_key.discard(inst.name)
+        log.info(
+            "%s/%s: every node accepts the current admin key; the previous one is no longer used",
+            cluster.namespace,
+            cluster.name,
+        )
+        memory.previous_keys.clear()
+        memory.on_previous_key.clear()
 
     # ---- observe ---------------------------------------------------------------------
 
@@ -349,6 +468,7 @@ class Reconciler:
         instances = await asyncio.gather(
             *(self._instance(cluster, n, by_ordinal.get(n)) for n in ordinals(cluster, sts, pods))
         )
+        self._retire_previous_keys(cluster, memory, instances)
         status = cluster.status
         now = self.clock()
         switching = status.target_primary not in (None, status.current_primary)
@@ -463,9 +583,11 @@ class Reconciler:
         if pod is None or not pod.running:
             return Instance(name, ordinal, pod)
         memory = self._memory.setdefault((cluster.namespace, cluster.name), _Memory())
-        access = node_access(pod, cluster, self.settings, memory)
+        url = node_url(pod, cluster, self.settings)
         try:
-            node = await self.dataplane.status(node_url(pod, cluster, self.settings), access)
+            node = await self._call_node(
+                cluster, pod, memory, lambda access: self.dataplane.status(url, access)
+            )
         except DataPlaneError as err:
             return Instance(name, ordinal, pod, error=str(err))
         return Instance(name, ordinal, pod, node)
@@ -687,14 +809,11 @@ class Reconciler:
         cluster = obs.cluster
         ns = cluster.namespace
 
-        def node(name: str) -> tuple[str, Access]:
+        def pod_of(name: str) -> tuple[PodView, str]:
             inst = obs.instance(name)
             if inst is None or inst.pod is None:
                 raise DataPlaneError(f"{name} has no pod")
-            pod = inst.pod
-            return node_url(pod, cluster, self.settings), node_access(
-                pod, cluster, self.settings, memory
-            )
+            return inst.pod, node_url(inst.pod, cluster, self.settings)
 
         match action:
             case RecordTargetPrimary(instance=target):
@@ -702,18 +821,27 @@ class Reconciler:
                     naming.API_VERSION, naming.KIND, ns, cluster.name, {"targetPrimary": target}
                 )
             case Promote(instance=name, epoch=epoch):
-                where, access = node(name)
-                await self.dataplane.promote(where, epoch, access)
+                pod, where = pod_of(name)
+                await self._call_node(
+                    cluster, pod, memory, lambda a: self.dataplane.promote(where, epoch, a)
+                )
                 await self._event(
                     cluster, "Normal", "Promoted", f"{name} is primary at epoch {epoch}"
                 )
             case Follow(instance=name, primary=primary, primary_url=primary_url, epoch=epoch):
-                where, access = node(name)
-                await self.dataplane.follow(where, primary_url, epoch, access)
+                pod, where = pod_of(name)
+                await self._call_node(
+                    cluster,
+                    pod,
+                    memory,
+                    lambda a: self.dataplane.follow(where, primary_url, epoch, a),
+                )
                 await self._event(cluster, "Normal", "Following", f"{name} follows {primary}")
             case Fence(instance=name, epoch=epoch):
-                where, access = node(name)
-                await self.dataplane.fence(where, epoch, access)
+                pod, where = pod_of(name)
+                await self._call_node(
+                    cluster, pod, memory, lambda a: self.dataplane.fence(where, epoch, a)
+                )
                 if memory.switchover is not None and name == cluster.status.current_primary:
                     memory.switchover = (memory.switchover[0], self.clock())  # catch-up clock
                 await self._event(cluster, "Normal", "Fenced", f"{name} takes no more writes")
