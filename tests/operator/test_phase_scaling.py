@@ -114,3 +114,23 @@ async def test_scale_up_with_the_primary_down_reports_scaling_then_recovers() ->
     assert status["readyInstances"] == 4 and status["currentPrimary"] == "vz-0"
     assert sim.node(3).role == "replica" and sim.node(3).sequence == sim.node(0).sequence
     assert conditions(status)["Degraded"]["status"] == "False"
+
+
+async def test_a_new_template_with_the_primary_down_is_upgrading_and_still_says_so() -> None:
+    """A spec change rolled out while the primary does not answer is shown as Upgrading
+    (precedence), and it hid the primary: the reason said only "rolling out a new pod
+    template" and the Degraded condition went False. Both say it now."""
+    sim = Sim(instances=3)
+    await sim.settle()
+    sim.node(0).up = False
+    assert (await sim.step()).phase == "Degraded"
+    sim.edit_spec(config={"hnsw_m": 24})
+    result = await sim.step()
+    status = sim.status
+    assert result.phase == "Upgrading", status.get("phaseReason")
+    assert "rolling out a new pod template" in status["phaseReason"]
+    assert "primary vz-0 does not answer" in status["phaseReason"]
+    conds = conditions(status)
+    assert conds["Progressing"]["status"] == "True"
+    assert conds["Degraded"]["status"] == "True"
+    assert "primary vz-0 does not answer" in conds["Degraded"]["message"]

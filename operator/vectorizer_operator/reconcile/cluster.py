@@ -641,7 +641,10 @@ class Reconciler:
             await self._run(obs, [plan.delete], done, memory)
         phase = status_mod.choose_phase(obs, plan.topology, plan.scale, plan.rollout)
         if new_template and phase.name in (status_mod.HEALTHY, status_mod.DEGRADED):
-            phase = status_mod.Phase(status_mod.UPGRADING, "rolling out a new pod template")
+            # (what made it Degraded is not hidden by the precedence: see Phase.fault)
+            fault = phase.reason if phase.name == status_mod.DEGRADED else None
+            rolling = "rolling out a new pod template" + (f"; {fault}" if fault else "")
+            phase = status_mod.Phase(status_mod.UPGRADING, rolling, fault=fault)
         if done.errors and phase.name == status_mod.HEALTHY:
             phase = status_mod.Phase(status_mod.DEGRADED, "; ".join(done.errors))
         status = status_mod.build_status(
