@@ -115,6 +115,8 @@ class _Memory:
     switchover: tuple[str, float] | None = None  # (target, since)
     abandoned_at: float | None = None
     last_spec_error: str | None = None
+    # The last spec acted upon: while a newer one cannot be, pods are labelled from it.
+    acted_on: Cluster | None = None
     resize_warned: set[tuple[str, str]] = field(default_factory=set)
     monitoring_reported: str | None = None  # the MonitoringReady reason last sent as an event
     security_reported: tuple[str, ...] = ()  # security problems last sent as events
@@ -282,6 +284,10 @@ class Reconciler:
         try:
             cluster = parse_cluster(body)
         except SpecError as err:
+            if memory.acted_on is not None:  # (its spec, the status as it is now)
+                stub = cluster_stub(body)
+                last = replace(memory.acted_on, generation=stub.generation, status=stub.status)
+                await self._keep_roles(await self._observe(last, memory), memory)
             return await self._invalid(body, str(err), memory)
         problems = await self._apply_security(cluster, memory)
         obs = await self._observe(cluster, memory)
@@ -289,6 +295,15 @@ class Reconciler:
 
     async def _invalid(self, body: Json, message: str, memory: _Memory) -> Result:
         return await self._failed(cluster_stub(body), message, memory)
+
+    async def _keep_roles(self, obs: Observation, memory: _Memory) -> None:
+        """While the spec cannot be acted upon, nothing is changed but the pods' labels,
+        which follow what the nodes report (the Services select on them): a primary's pod
+        recreated meanwhile came back from the template without its role label, and the
+        -rw Service had no endpoint, every write failing, until the spec was fixed."""
+        s = self.settings
+        plan = decide(obs, max_lag=s.max_catchup_lag, switchover_timeout_s=s.switchover_timeout_s)
+        await self._run(obs, plan.labels, _Pass(), memory)
 
     async def _failed(self, cluster: Cluster, message: str, memory: _Memory) -> Result:
         """The spec cannot be acted upon: say so (one event per message), change nothing."""
@@ -613,8 +628,10 @@ class Reconciler:
             done.errors.append(message)
         else:
             if refusal is not None:
+                await self._keep_roles(obs, memory)
                 return await self._failed(cluster, refusal, memory)
             memory.last_spec_error = None
+            memory.acted_on = cluster
             applied = await self._apply_children(cluster, children, done, memory)
         # A new StatefulSet generation without a scale: the pod template changed, and the
         # pods are now outdated, though the observation (taken before) cannot show it.
