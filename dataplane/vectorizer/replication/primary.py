@@ -350,7 +350,7 @@ class PrimaryHub:
         """Every replica's link closes (the node stops, follows another or is fenced
         past its epoch): a write waiting for their confirmations can get none any more,
         and ends now (it waited for its whole ``sync_timeout_ms``)."""
-        self._end_waits("before this node no longer streams to its replicas")
+        self._end_waits("before this node stopped streaming to its replicas")
         for ws in list(self._links.values()):
             await ws.close(code=1001, message=b"no longer primary")
 

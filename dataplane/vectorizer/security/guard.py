@@ -78,7 +78,7 @@ class Guard:
     def rate_for(self, principal: Principal) -> RateLimit | None:
         """The principal's own limit, else the node's; None when unlimited. The node's
         limit is for applications: the bootstrap admin key (the operator's) and the
-        replication identity are not held to it. A limit set low, or an application
+        replication role (replicas) are not held to it. A limit set low, or an application
         using the admin key at more than the limit, made the operator's own calls 429:
         the cluster was never set up, or its status said the primary did not answer."""
         if principal.rate_limit is not None:
