@@ -220,10 +220,6 @@ def _finish_switchover(
     return Topology(State.SWITCHOVER, reason, current, target, epoch)
 
 
-def missing_of(instances: list[Instance]) -> list[Instance]:
-    return [i for i in instances if i.node is None]
-
-
 def bootstrap_candidate(obs: Observation) -> tuple[str | None, str]:
     """(instance to promote, or None and why not yet).
 
@@ -234,12 +230,11 @@ def bootstrap_candidate(obs: Observation) -> tuple[str | None, str]:
     promoted before them, and they full-synced from it, every acknowledged write lost."""
     wanted = [i for i in obs.instances if i.ordinal < obs.desired]
     answered = [i for i in wanted if i.node is not None]
-    missing = [i.name for i in missing_of(wanted)]
+    silent = [i for i in wanted if i.node is None]
+    missing = [i.name for i in silent]
     holding = any(i.node is not None and (i.node.epoch or i.node.history) for i in answered)
     bound = {c.name for c in obs.claims if c.bound}
-    volumes = [
-        i.name for i in missing_of(wanted) if naming.pvc(obs.cluster.name, i.ordinal) in bound
-    ]
+    volumes = [i.name for i in silent if naming.pvc(obs.cluster.name, i.ordinal) in bound]
     if holding and missing:
         return None, f"nodes hold data; waiting for {', '.join(missing)} to answer"
     if volumes:
