@@ -40,7 +40,7 @@ REFUSED_BACKOFF_S = 10.0
 
 
 def _why(exc: Exception) -> str:
-    if isinstance(exc, (aiohttp.WSServerHandshakeError, redirects.RedirectRefused)):
+    if isinstance(exc, aiohttp.ClientResponseError):  # (a handshake's or a redirect's)
         return f"HTTP {exc.status} {exc.message}"
     return str(exc)
 
