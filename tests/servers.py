@@ -26,6 +26,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def sitecustomize(folder: Path, source: str) -> dict[str, str]:
+    """The environment that makes a server process run ``source`` as it starts (a
+    ``sitecustomize`` module in ``folder``): how a test reaches into the process at the
+    edge of the world, e.g. ``os.fsync`` failing or observed. ``python -P`` (see
+    ``ServerProcess.start``) still honours ``PYTHONPATH``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(source)
+    return {"PYTHONPATH": str(folder)}
+
+
 @dataclass
 class ServerProcess:
     """One data-plane process; stop it with ``terminate`` (SIGTERM) or ``kill`` (SIGKILL).

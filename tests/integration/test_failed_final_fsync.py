@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, sitecustomize
 from vectorizer.client import Point, VectorizerClient
 
 INJECT = """
@@ -34,13 +34,11 @@ os.fsync = fsync
 async def test_a_node_whose_last_fsync_failed_exits_1(
     server_factory: type[ServerProcess], tmp_path: Path
 ) -> None:
-    (tmp_path / "inject").mkdir()
-    (tmp_path / "inject" / "sitecustomize.py").write_text(INJECT)
     armed = tmp_path / "armed"
     srv = server_factory(
         data_dir=tmp_path / "data",
         args=["--wal-fsync", "60000", "--snapshot-on-shutdown", "false"],
-        env={"PYTHONPATH": str(tmp_path / "inject"), "FSYNC_FAILS_ONCE_EXISTS": str(armed)},
+        env={**sitecustomize(tmp_path / "inject", INJECT), "FSYNC_FAILS_ONCE_EXISTS": str(armed)},
     ).start()
     async with VectorizerClient(srv.url) as client:
         await client.create_collection("c", 2)

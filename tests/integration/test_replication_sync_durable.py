@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.integration.test_replication import FAST, all_points, caught_up, eventually, seed
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, sitecustomize
 from vectorizer.client import VectorizerClient
 from vectorizer.engine.snapshot import INCOMING_PREFIX
 
@@ -47,13 +47,14 @@ async def test_a_snapshot_received_in_a_full_sync_is_fsynced_before_it_is_instal
         await seed(vp, 100, start=5000)
         await vp.snapshot("c")  # (the log starts after it: a replica needs a full sync)
         assert (await vp.stats())["wal"]["first_sequence"] > 1
-        (tmp_path / "observe").mkdir()
-        (tmp_path / "observe" / "sitecustomize.py").write_text(OBSERVE)
         fsynced = tmp_path / "fsynced.txt"
         replica = server_factory(
             data_dir=tmp_path / "r",
             args=[*FAST, "--role", "replica", "--primary-url", primary.url],
-            env={"PYTHONPATH": str(tmp_path / "observe"), "FSYNCED_PATHS_FILE": str(fsynced)},
+            env={
+                **sitecustomize(tmp_path / "observe", OBSERVE),
+                "FSYNCED_PATHS_FILE": str(fsynced),
+            },
         ).start()
         async with VectorizerClient(replica.url) as vr:
             await eventually(lambda: caught_up(vp, vr))
