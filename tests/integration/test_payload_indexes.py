@@ -252,6 +252,17 @@ def test_native_indexes_and_a_replica(server_factory: type[ServerProcess], tmp_p
     assert status == 422 and bad["error"]["field"] == "schema", bad
     status, bad = primary.request("PUT", "/collections/c/payload_indexes/x", {"type": "keyword"})
     assert status in (400, 422), bad
+    # A key is a payload path (no filter could use an index on `a..b`).
+    status, bad = primary.request(
+        "PUT", "/collections/c/payload_indexes/a..b", {"schema": "keyword"}
+    )
+    assert status == 422 and "'a..b' is not a payload path" in bad["error"]["message"], bad
+    status, bad = primary.request(
+        "POST",
+        "/collections",
+        {"name": "d", "dimension": DIM, "payload_indexes": {"a[": "keyword"}},
+    )
+    assert status == 422 and bad["error"]["field"] == "payload_indexes.a[", bad
     # a text index's tokenizer in the object form, as Qdrant's create_payload_index takes it
     words = {"type": "text", "tokenizer": "whitespace", "lowercase": False}
     status, made = primary.request("PUT", "/collections/c/payload_indexes/note", {"schema": words})

@@ -1089,6 +1089,25 @@ def test_missing_collection_is_404(client: QdrantClient, call: Any) -> None:
             "prefetch[0].using",
         ),
         (lambda c: c.scroll("docs", order_by="i", offset=1), "order_by.start_from"),
+        # Keys are Qdrant's JSON paths: a typo is refused, not read as a literal key.
+        (
+            lambda c: c.count(
+                "docs",
+                count_filter=models.Filter(
+                    must=[models.FieldCondition(key="a[", match=models.MatchValue(value=3))]
+                ),
+            ),
+            "'a[' is not a payload path",
+        ),
+        (
+            lambda c: c.create_payload_index("docs", "a..b", models.PayloadSchemaType.KEYWORD),
+            "'a..b' is not a payload path",
+        ),
+        (
+            lambda c: c.query_points_groups("docs", query=vec(1), group_by="g[x]"),
+            "'g[x]' is not a payload path",
+        ),
+        (lambda c: c.facet("docs", key="tag."), "'tag.' is not a payload path"),
         (
             lambda c: c.query_points(
                 "docs", query=vec(1), search_params=models.SearchParams(hnsw_ef=0)

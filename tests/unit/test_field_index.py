@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from vectorizer.engine import field_index
 from vectorizer.engine.collection import Collection
-from vectorizer.engine.config import CollectionConfig, IndexKind
+from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind
 from vectorizer.engine.datetimes import micros
 from vectorizer.engine.filters import Range, compile_filter, lookup_of
 from vectorizer.errors import ValidationError
@@ -510,3 +510,12 @@ def test_a_range_without_bounds_takes_every_number_an_index_holds() -> None:
         assert not lookup.datetimes
         assert index.range(lookup) == {0, 1, 5}
         assert index.estimate(lookup) == 3
+
+
+def test_a_stored_index_under_a_key_that_is_not_a_path_still_loads() -> None:
+    """New indexes must be on payload paths; one stored before keys were checked (in a
+    snapshot's or the log's config) loads as it was written."""
+    config = CollectionConfig.parse(
+        {"dimension": 2, "payload_indexes": {"a[": "keyword"}}, HnswParams()
+    )
+    assert set(config.payload_indexes) == {"a["}

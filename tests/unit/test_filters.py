@@ -180,6 +180,26 @@ def test_no_filter_is_none() -> None:
             "filter.must[0].nested.filter.must[0]",
         ),
         ({"must": [{"has_vector": "a b"}]}, "filter.must[0].has_vector"),
+        # Keys are Qdrant's paths: a typo is refused, not read as a literal key.
+        ({"must": [{"key": "a[", "match": {"value": 1}}]}, "filter.must[0].key"),
+        ({"must": [{"key": "a..b", "range": {"gt": 1}}]}, "filter.must[0].key"),
+        ({"should": [{"key": "x[]y", "values_count": {"gt": 1}}]}, "filter.should[0].key"),
+        ({"must": [{"is_empty": {"key": "a."}}]}, "filter.must[0].is_empty.key"),
+        ({"must_not": [{"is_null": {"key": ".a"}}]}, "filter.must_not[0].is_null.key"),
+        ({"must": [{"nested": {"key": "a[-1]", "filter": {}}}]}, "filter.must[0].nested.key"),
+        (
+            {
+                "must": [
+                    {
+                        "nested": {
+                            "key": "a",
+                            "filter": {"must": [{"key": "b]", "match": {"value": 1}}]},
+                        }
+                    }
+                ]
+            },
+            "filter.must[0].nested.filter.must[0].key",
+        ),
         ({"must": [{"has_vector": None}]}, "filter.must[0]"),  # (a null field is absent)
     ],
 )

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from vectorizer.engine import field_index, sparse, validation
-from vectorizer.engine.filters import payload_key
+from vectorizer.engine.filters import stored_key
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import ValidationError
 
@@ -306,7 +306,7 @@ def _payload_indexes(raw: Any) -> dict[str, field_index.Schema]:
             "payload_indexes maps payload keys to index types", field="payload_indexes"
         )
     return {
-        payload_key(key, "payload_indexes"): field_index.parse_schema(
+        stored_key(key, "payload_indexes"): field_index.parse_schema(
             schema, f"payload_indexes.{key}"
         )
         for key, schema in raw.items()

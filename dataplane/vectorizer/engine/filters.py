@@ -334,7 +334,16 @@ def _single_key(spec: dict[str, Any], name: str, field: str) -> str:
 
 
 def payload_key(key: Any, field: str) -> str:
-    """``key`` once it is a usable payload path."""
+    """``key`` once it is a payload path (Qdrant refuses any other: a typo such as
+    ``a[`` or ``a..b`` must not quietly match nothing)."""
+    checked = stored_key(key, field)
+    paths.parse(checked, field)
+    return checked
+
+
+def stored_key(key: Any, field: str) -> str:
+    """``key`` once it is a string a payload index may be stored under (a collection
+    stored before keys were checked as paths may have any)."""
     if not isinstance(key, str) or not key or len(key) > 1024:
         raise ValidationError("key must be a non-empty payload path", field=field)
     return key
@@ -375,7 +384,7 @@ def _nested(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
         raise ValidationError("key must be a non-empty payload path", field=f"{at}.key")
     inner_ctx = dataclasses.replace(ctx, prefix=f"{ctx.prefix}{array}[].")
     inner, _ = _filter(raw["filter"], f"{at}.filter", inner_ctx)
-    path = paths.lenient(array)
+    path = paths.steps(array)
 
     def pred(pid: PointId, payload: Payload | None) -> bool:
         for value in paths.reach(payload, path):
@@ -391,7 +400,7 @@ def _nested(spec: dict[str, Any], field: str, ctx: _Context) -> Predicate:
 def _is_empty(key: str, field: str, wanted: bool = True) -> Predicate:
     """Qdrant's is_empty: the key reaches no value, or only nulls and empty arrays (an
     array holding a null is not empty)."""
-    path = paths.lenient(key)
+    path = paths.steps(key)
 
     def pred(_pid: PointId, payload: Payload | None) -> bool:
         empty = all(v is None or v == [] for v in paths.reach(payload, path))
@@ -403,7 +412,7 @@ def _is_empty(key: str, field: str, wanted: bool = True) -> Predicate:
 def _is_null(key: str, field: str, wanted: bool = True) -> Predicate:
     """Qdrant's is_null: a value at the key is null, or an array holding a null (its
     #10101); a missing key is not null."""
-    path = paths.lenient(key)
+    path = paths.steps(key)
 
     def pred(_pid: PointId, payload: Payload | None) -> bool:
         null = any(
@@ -592,7 +601,7 @@ def _values_count(spec: Any, key: str, field: str) -> Predicate:
                 "values_count bounds are non-negative integers", field=f"{field}.{op}"
             )
     gt, gte, lt, lte = (spec.get(op) for op in _RANGE_OPS)
-    path = paths.lenient(key)
+    path = paths.steps(key)
 
     def within(n: int) -> bool:
         return (
@@ -696,7 +705,7 @@ def values_at(payload: Payload | None, key: str) -> Iterable[Any]:
 
 
 def _path_values(payload: Payload | None, key: str) -> Iterator[Any]:
-    for value in paths.reach(payload, paths.lenient(key)):
+    for value in paths.reach(payload, paths.steps(key)):
         if isinstance(value, list):
             yield from (v for v in value if v is not None)
         elif value is not None:

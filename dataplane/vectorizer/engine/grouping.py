@@ -62,7 +62,7 @@ def group_ids(payload: Payload | None, key: str) -> list[GroupId]:
     when any value there is something else (a float, a bool, null, an object, a nested
     array), as Qdrant's ``GroupsAggregator::add_point`` refuses the whole point."""
     seen: dict[tuple[bool, GroupId], None] = {}
-    for reached in paths.reach(payload, paths.lenient(key)):
+    for reached in paths.reach(payload, paths.steps(key)):
         for value in reached if isinstance(reached, list) else (reached,):
             if not isinstance(value, str | int) or isinstance(value, bool):
                 return []

@@ -50,13 +50,10 @@ def _not_a_path(key: str, field: str) -> ValidationError:
 
 
 @functools.lru_cache(maxsize=4096)
-def lenient(key: str) -> Path:
-    """``key``'s steps, or the whole key as one literal key where it is not a path (a
-    filter on such a key reads the key of that name, as it always has)."""
-    try:
-        return tuple(parse(key))
-    except ValidationError:
-        return (key,)
+def steps(key: str) -> Path:
+    """``key``'s steps, for a key already checked with ``parse`` (cached: a filter
+    compiled per request names the same few keys again and again)."""
+    return tuple(parse(key))
 
 
 def reach(node: Any, path: Path) -> Iterator[Any]:

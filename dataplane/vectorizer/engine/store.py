@@ -879,6 +879,8 @@ class Store:
         await self._gate()
         validation.collection_name(name)
         config = CollectionConfig.parse(raw_config, self.options.hnsw_defaults)
+        for key in config.payload_indexes:  # (any string loads: stored ones were not checked)
+            filters.payload_key(key, f"payload_indexes.{key}")
         if name in self._collections:
             raise CollectionExists(f"collection {name!r} already exists", field="name")
         if name in self._aliases:
