@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import ssl
 import time
@@ -97,7 +98,17 @@ async def test_https_plaintext_and_untrusting_clients(
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
-    assert orjson.loads(body)["error"]["code"] == "tls_required"
+    error = orjson.loads(body)
+    assert error["error"]["code"] == "tls_required"
+    # With a request id and the security headers, as every answer (they were missing).
+    lines = head.decode().split("\r\n")[1:]
+    headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines)}
+    assert re.fullmatch(r"[0-9a-f]{32}", error["request_id"])
+    assert headers["x-request-id"] == error["request_id"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["server"] == "vectorizer"
+    assert int(headers["content-length"]) == len(body)
     line = await audited(srv, event="plaintext_on_tls_port")
     assert line["source"] == "127.0.0.1"
 

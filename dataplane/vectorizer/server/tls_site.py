@@ -33,6 +33,7 @@ import ssl
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
+from http import HTTPStatus
 
 import orjson
 from aiohttp import web
@@ -40,7 +41,9 @@ from aiohttp import web
 from vectorizer.errors import TlsRequired
 from vectorizer.observability.metrics import RequestMetrics
 from vectorizer.security.tls import ServerTls
+from vectorizer.server.middlewares.headers import SECURITY_HEADERS
 from vectorizer.server.middlewares.metrics import UNMATCHED
+from vectorizer.server.middlewares.request_id import HEADER, new_request_id
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
@@ -76,20 +79,32 @@ UNPARSED_METHOD = "UNKNOWN"
 # asyncio's and uvloop's timers may fire this much before their time.
 _TIMER_SLACK_S = 0.05
 
-_PLAINTEXT_BODY = orjson.dumps(
-    {
-        "error": {
-            "code": TlsRequired.code,
-            "message": "this port speaks HTTPS only",
-            "field": None,
-        },
-        "request_id": None,
-    }
-)
-PLAINTEXT_ANSWER = (  # (the status of TlsRequired)
-    b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
-    b"Content-Length: " + str(len(_PLAINTEXT_BODY)).encode() + b"\r\n\r\n" + _PLAINTEXT_BODY
-)
+
+def plaintext_answer(rid: str) -> bytes:
+    """The 400 ``tls_required`` sent in plain HTTP to a client speaking it on the TLS
+    port: with a request id and the security headers, as every answer has them (HTTP is
+    not read here: the id is a new one)."""
+    body = orjson.dumps(
+        {
+            "error": {
+                "code": TlsRequired.code,
+                "message": "this port speaks HTTPS only",
+                "field": None,
+            },
+            "request_id": rid,
+        }
+    )
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Connection", "close"),
+        ("Content-Length", str(len(body))),
+        (HEADER, rid),
+        *SECURITY_HEADERS,
+    ]
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    status = HTTPStatus(TlsRequired.status)
+    return f"HTTP/1.1 {status.value} {status.phrase}\r\n{head}\r\n".encode() + body
+
 
 # (event, source address, reason) -> None
 RejectHook = Callable[[str, str, str], None]
@@ -386,7 +401,7 @@ async def _answer_plaintext(loop: asyncio.AbstractEventLoop, conn: socket.socket
         with contextlib.suppress(BlockingIOError):
             conn.recv(65536)
         async with asyncio.timeout(5):
-            await loop.sock_sendall(conn, PLAINTEXT_ANSWER)
+            await loop.sock_sendall(conn, plaintext_answer(new_request_id()))
         conn.shutdown(socket.SHUT_WR)
         async with asyncio.timeout(2):
             while await loop.sock_recv(conn, 65536):

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from vectorizer.security.ratelimit import Decision
 
-_ALWAYS = (
+SECURITY_HEADERS = (  # on every answer, the TLS port's plain-HTTP 400 too
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
@@ -19,7 +19,7 @@ HSTS = ("Strict-Transport-Security", "max-age=31536000")
 
 def add_security_headers(response: web.StreamResponse, tls: bool, rate: Decision | None) -> None:
     headers = response.headers
-    for name, value in _ALWAYS:
+    for name, value in SECURITY_HEADERS:
         headers.setdefault(name, value)
     if tls:
         headers[HSTS[0]] = HSTS[1]

@@ -23,4 +23,8 @@ def request_id(request: web.Request) -> str:
     given = request.headers.get(HEADER)
     if given and _SANE.fullmatch(given):
         return given
+    return new_request_id()
+
+
+def new_request_id() -> str:
     return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
