@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -268,9 +269,10 @@ def convert(name: str, raw: Any) -> Any:
             if isinstance(raw, bool):
                 raise ValueError(raw)
             return float(raw)
-        # A string (or, from YAML, a number: a node id of digits): not a list, a
-        # mapping or null, which str() would turn into "['a']" or "None".
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        # A string (or, from YAML, an integer: a node id of digits): not a list, a
+        # mapping or null, which str() would turn into "['a']" or "None", nor a
+        # fraction, which it would write its own way (1.50 as "1.5").
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
             raise TypeError(raw)
         if kind == "Path":
             if not str(raw).strip():
@@ -279,6 +281,31 @@ def convert(name: str, raw: Any) -> Any:
         return str(raw)
     except (TypeError, ValueError):
         raise ValidationError(f"{name}: cannot read {raw!r} as {kind}", field=name) from None
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML as ``safe_load`` reads it, but a number is only what it looks like: YAML
+    1.1's octal, hexadecimal, binary, sexagesimal and digit-grouped forms (``0123``,
+    ``0x1f``, ``1_000``, ``1:30``) are text, as the same value from the environment is
+    (``node_id: 0123`` was node 83)."""
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigLoader.add_implicit_resolver(
+    _INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), [*"-+0123456789"]
+)
+_ConfigLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    [*"-+0123456789."],
+)
 
 
 def load(
@@ -323,7 +350,7 @@ def _load(
     )
     if path is not None:
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
+            doc = yaml.load(path.read_text(), Loader=_ConfigLoader) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValidationError(
                 f"cannot read config file {path}: {_one_line(exc)}", field="config"

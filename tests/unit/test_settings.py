@@ -70,6 +70,14 @@ def test_a_data_dir_with_a_tilde_is_the_home_directory(tmp_path: Path) -> None:
         ({}, {}, "idle_poll_us: true\n"),
         ({"port": "8_0"}, {}, None),  # (int() reads it as 80)
         ({}, {"VECTORIZER_MEMORY_HIGH_WATER": "0_5"}, None),
+        # YAML 1.1's other number forms are text, which a number setting refuses (port
+        # 0x1f was 31, 1_000 was 1000, 1:30 was 90, 0b101 was 5).
+        ({}, {}, "port: 0x1f\n"),
+        ({}, {}, "port: 1_000\n"),
+        ({}, {}, "port: 0b101\n"),
+        ({}, {}, "snapshot_interval_s: 1:30\n"),
+        ({}, {}, "rate_limit_rps: 1_0.5\n"),
+        ({}, {}, "node_id: 1.50\n"),  # (it was "1.5")
     ],
 )
 def test_bad_settings_are_refused(
@@ -81,6 +89,15 @@ def test_bad_settings_are_refused(
         cfg.write_text(file_text)
     with pytest.raises(ValidationError):
         load(flags, env=env, config_file=cfg)
+
+
+@pytest.mark.parametrize("text", ["0123", "0x1f", "1_000", "1:30", "0b101", "0o17"])
+def test_a_node_id_in_a_config_file_is_the_text_written(tmp_path: Path, text: str) -> None:
+    """As from the environment: YAML 1.1 read 0123 as octal (node 83), 0x1f as 31."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"node_id: {text}\n")
+    assert load({}, env={}, config_file=cfg).node_id == text
+    assert load({}, env={"VECTORIZER_NODE_ID": text}).node_id == text
 
 
 def test_an_error_names_the_setting_and_where_its_value_came_from(tmp_path: Path) -> None:
