@@ -280,3 +280,470 @@ def test_snapshot_files_probes_and_metrics_are_as_documented(api: Api) -> None:
         api.call("GET", probe)
         assert "503" in api.contract.operation("GET", probe)["responses"] or probe == "/metrics"
     assert api.contract.operation("GET", "/metrics")["security"] == []
+
+
+# ---- the Qdrant bodies' bounds, on a node with small limits --------------------------------
+
+# The limits of the node below: its document's Qdrant bodies are bounded by them (and by
+# the constants the checks use), and it refuses what is past them.
+LIMITS = {
+    "max_search_limit": 20,
+    "max_batch_searches": 3,
+    "max_batch_points": 4,
+    "max_batch_results": 30,
+}
+Q = "/qdrant/collections/{name}"
+V = [1.0, 0.0]
+
+
+def _points(n: int) -> list[dict[str, Any]]:
+    return [{"id": i, "vector": V, "payload": {"g": i % 2}} for i in range(1, n + 1)]
+
+
+def _many(n: int, **search: Any) -> dict[str, Any]:
+    return {"searches": [{"limit": 1, **search}] * n}
+
+
+def _prefetched(n: int, limit: int = 1, **inner: Any) -> dict[str, Any]:
+    one = {"query": V, "limit": limit, **inner}
+    return {"prefetch": [one] * n, "query": {"fusion": "rrf"}, "limit": 1}
+
+
+_FUSED = {"query": {"fusion": "rrf"}, "limit": 1}
+_GROUPED = {
+    Q + "/points/search/groups": {"vector": V},
+    Q + "/points/recommend/groups": {"positive": [1]},
+    Q + "/points/query/groups": {"query": V},
+}
+# (the bodies that select points: by ids (point 4, deleted last) or a filter)
+_SELECTORS = {
+    Q + "/points/payload": {"payload": {"a": 1}},
+    Q + "/points/payload/clear": {},
+    Q + "/points/payload/delete": {"keys": ["a"]},
+    Q + "/points/vectors/delete": {"vector": ["s"]},
+    Q + "/points/delete": {},
+}
+
+# (method, route, a body at the edge the node accepts, the body just past it, the field
+# the node's refusal names); {name} is the collection c.
+EDGES: list[tuple[str, str, Any, Any, str]] = [
+    # searches: limit and offset within max_search_limit, hnsw_ef within EF_RANGE
+    (
+        "POST",
+        Q + "/points/search",
+        {"vector": V, "limit": 20, "offset": 20},
+        {"vector": V, "limit": 21},
+        "limit",
+    ),
+    ("POST", Q + "/points/search", {"vector": V, "limit": 1}, {"vector": V, "limit": 0}, "limit"),
+    (
+        "POST",
+        Q + "/points/search",
+        {"vector": V, "limit": 1, "offset": 0},
+        {"vector": V, "limit": 1, "offset": 21},
+        "offset",
+    ),
+    (
+        "POST",
+        Q + "/points/search",
+        {"vector": V, "limit": 1, "offset": 0},
+        {"vector": V, "limit": 1, "offset": -1},
+        "offset",
+    ),
+    (
+        "POST",
+        Q + "/points/search",
+        {"vector": V, "limit": 1, "params": {"hnsw_ef": 4096}},
+        {"vector": V, "limit": 1, "params": {"hnsw_ef": 4097}},
+        "params.hnsw_ef",
+    ),
+    (
+        "POST",
+        Q + "/points/search",
+        {"vector": V, "limit": 1, "params": {"hnsw_ef": 1}},
+        {"vector": V, "limit": 1, "params": {"hnsw_ef": 0}},
+        "params.hnsw_ef",
+    ),
+    (
+        "POST",
+        Q + "/points/recommend",
+        {"positive": [1], "limit": 20, "offset": 20},
+        {"positive": [1], "limit": 21},
+        "limit",
+    ),
+    (
+        "POST",
+        Q + "/points/recommend",
+        {"positive": [1], "limit": 1, "offset": 20},
+        {"positive": [1], "limit": 1, "offset": 21},
+        "offset",
+    ),
+    (
+        "POST",
+        Q + "/points/discover",
+        {"target": V, "limit": 20, "offset": 20},
+        {"target": V, "limit": 21},
+        "limit",
+    ),
+    (
+        "POST",
+        Q + "/points/discover",
+        {"target": V, "limit": 1, "offset": 20},
+        {"target": V, "limit": 1, "offset": 21},
+        "offset",
+    ),
+    (
+        "POST",
+        Q + "/points/query",
+        {"query": V, "limit": 20, "offset": 20},
+        {"query": V, "limit": 21},
+        "limit",
+    ),
+    ("POST", Q + "/points/query", {"limit": 1}, {"limit": 0}, "limit"),
+    ("POST", Q + "/points/query", {"query": V, "offset": 20}, {"query": V, "offset": 21}, "offset"),
+    # batches: at most max_batch_searches searches (a query's prefetches count)
+    ("POST", Q + "/points/search/batch", _many(3, vector=V), _many(4, vector=V), "searches"),
+    (
+        "POST",
+        Q + "/points/recommend/batch",
+        _many(3, positive=[1]),
+        _many(4, positive=[1]),
+        "searches",
+    ),
+    ("POST", Q + "/points/discover/batch", _many(3, target=V), _many(4, target=V), "searches"),
+    ("POST", Q + "/points/query/batch", _many(3, query=V), _many(4, query=V), "searches"),
+    ("POST", Q + "/points/query", _prefetched(2), _prefetched(3), "prefetch"),
+    (
+        "POST",
+        Q + "/points/query",
+        _prefetched(1, prefetch=[{"limit": 1}], **_FUSED),
+        _prefetched(1, prefetch=[{"limit": 1}] * 2, **_FUSED),
+        "prefetch",
+    ),
+    ("POST", Q + "/points/query", _prefetched(1, limit=20), _prefetched(1, limit=21), "limit"),
+    ("POST", Q + "/points/query", _prefetched(1, limit=1), _prefetched(1, limit=0), "limit"),
+    (
+        "POST",
+        Q + "/points/query/groups",
+        {"group_by": "g", **_prefetched(2)},
+        {"group_by": "g", **_prefetched(3)},
+        "prefetch",
+    ),
+    # groups: limit and group_size within max_search_limit (and their product)
+    *[
+        (
+            "POST",
+            route,
+            {**body, "group_by": "g", "limit": 20, "group_size": 1},
+            {**body, "group_by": "g", "limit": 21, "group_size": 1},
+            "limit",
+        )
+        for route, body in _GROUPED.items()
+    ],
+    *[
+        (
+            "POST",
+            route,
+            {**body, "group_by": "g", "limit": 1, "group_size": 20},
+            {**body, "group_by": "g", "limit": 1, "group_size": 21},
+            "group_size",
+        )
+        for route, body in _GROUPED.items()
+    ],
+    *[
+        (
+            "POST",
+            route,
+            {**body, "group_by": "g", "limit": 1, "group_size": 1},
+            {**body, "group_by": "g", "limit": 1, "group_size": 0},
+            "group_size",
+        )
+        for route, body in _GROUPED.items()
+    ],
+    # listings
+    ("POST", Q + "/points/scroll", {"limit": 20}, {"limit": 21}, "limit"),
+    ("POST", Q + "/points/scroll", {"limit": 1}, {"limit": 0}, "limit"),
+    ("POST", Q + "/facet", {"key": "g", "limit": 20}, {"key": "g", "limit": 21}, "limit"),
+    ("POST", Q + "/facet", {"key": "g", "limit": 1}, {"key": "g", "limit": 0}, "limit"),
+    # distance matrices: sample within max_batch_searches, limit within max_batch_results
+    (
+        "POST",
+        Q + "/points/search/matrix/pairs",
+        {"sample": 3, "limit": 10},
+        {"sample": 4, "limit": 1},
+        "sample",
+    ),
+    (
+        "POST",
+        Q + "/points/search/matrix/offsets",
+        {"sample": 1, "limit": 30},
+        {"sample": 1, "limit": 31},
+        "limit",
+    ),
+    (
+        "POST",
+        Q + "/points/search/matrix/offsets",
+        {"sample": 1, "limit": 1},
+        {"sample": 0, "limit": 1},
+        "sample",
+    ),
+    # writes: 1 to max_batch_points points, in a list, in columns or in a batch's upsert
+    ("PUT", Q + "/points", {"points": _points(4)}, {"points": _points(5)}, "points"),
+    ("PUT", Q + "/points", {"points": _points(1)}, {"points": []}, "points"),
+    (
+        "PUT",
+        Q + "/points",
+        {"batch": {"ids": [1, 2, 3, 4], "vectors": [V] * 4}},
+        {"batch": {"ids": [1, 2, 3, 4, 5], "vectors": [V] * 5}},
+        "batch.vectors",
+    ),
+    (
+        "PUT",
+        Q + "/points",
+        {"batch": {"ids": [1], "vectors": [V]}},
+        {"batch": {"ids": [], "vectors": []}},
+        "batch.vectors",
+    ),
+    (
+        "PUT",
+        Q + "/points/vectors",
+        {"points": [{"id": i, "vector": V} for i in range(1, 5)]},
+        {"points": [{"id": i, "vector": V} for i in range(1, 6)]},
+        "points",
+    ),
+    ("PUT", Q + "/points/vectors", {"points": [{"id": 1, "vector": V}]}, {"points": []}, "points"),
+    (
+        "POST",
+        Q + "/points/batch",
+        {"operations": [{"upsert": {"points": _points(4)}}]},
+        {"operations": [{"upsert": {"points": _points(5)}}]},
+        "operations[0].upsert.points",
+    ),
+    (
+        "POST",
+        Q + "/points/batch",
+        {"operations": [{"delete": {"points": [99]}}]},
+        {"operations": [{}]},
+        "operations[0]",
+    ),
+    (
+        "POST",
+        Q + "/points/batch",
+        {"operations": [{"delete": {"points": [99]}}]},
+        {"operations": [{"delete": {"points": [99]}, "clear_payload": {"points": [99]}}]},
+        "operations[0]",
+    ),
+    (
+        "POST",
+        Q + "/points/batch",
+        {"operations": [{"clear_payload": {"points": [4]}}]},
+        {"operations": [{"clear_payload": {"points": None}}]},
+        "operations[0].clear_payload.points",
+    ),
+    (
+        "PUT",
+        Q + "/points",
+        {"points": _points(1), "update_mode": "update_only"},
+        {"points": _points(1), "update_mode": "upsert_only"},
+        "update_mode",
+    ),
+    # which fields a body must give
+    (
+        "PUT",
+        Q + "/points",
+        {"points": _points(1), "batch": None},
+        {"points": None, "batch": None},
+        "points",
+    ),
+    (
+        "PUT",
+        Q + "/points",
+        {"points": _points(1)},
+        {"points": _points(1), "batch": {"ids": [1], "vectors": [V]}},
+        "points",
+    ),
+    *[
+        (
+            "POST",
+            route,
+            {**body, "points": [4], "filter": None},
+            {**body, "points": None, "filter": None},
+            "points",
+        )
+        for route, body in _SELECTORS.items()
+    ],
+    *[
+        ("POST", route, {**body, "filter": {"must": [{"has_id": [99]}]}}, body, "points")
+        for route, body in _SELECTORS.items()
+    ],
+    (
+        "POST",
+        "/qdrant/collections/aliases",
+        {
+            "actions": [
+                {"create_alias": {"collection_name": "c", "alias_name": "a1"}, "delete_alias": None}
+            ]
+        },
+        {"actions": [{"create_alias": None, "delete_alias": None, "rename_alias": None}]},
+        "actions[0]",
+    ),
+    (
+        "POST",
+        "/qdrant/collections/aliases",
+        {"actions": [{"delete_alias": {"alias_name": "a1"}}]},
+        {
+            "actions": [
+                {
+                    "delete_alias": {"alias_name": "a1"},
+                    "rename_alias": {"old_alias_name": "a1", "new_alias_name": "a2"},
+                }
+            ]
+        },
+        "actions[0]",
+    ),
+    (
+        "POST",
+        "/aliases",
+        {
+            "actions": [
+                {"create_alias": {"collection_name": "c", "alias_name": "a2"}, "rename_alias": None}
+            ]
+        },
+        {"actions": [{"create_alias": None}]},
+        "actions[0]",
+    ),
+    (
+        "POST",
+        C + "/vectors/delete",
+        {"ids": [99], "filter": None},
+        {"ids": None, "filter": None},
+        "ids",
+    ),
+    ("POST", C + "/vectors/delete", {"filter": {"must": [{"has_id": [99]}]}}, {}, "ids"),
+    (
+        "POST",
+        C + "/vectors/delete",
+        {"ids": [99]},
+        {"ids": [99], "filter": {"must": [{"has_id": [99]}]}},
+        "ids",
+    ),
+]
+
+# Collections: hnsw_config within the engine's HNSW_RANGES (m 0: exact), named vectors'
+# size within 1..MAX_DIMENSION and a distance Qdrant names. (Each accepted body makes a
+# collection or a vector: a name of its own.)
+CREATED: list[tuple[str, Any, Any, str]] = [
+    *[
+        (
+            "",
+            {"vectors": {"size": 2, "distance": "Dot"}, "hnsw_config": edge},
+            {"vectors": {"size": 2, "distance": "Dot"}, "hnsw_config": past},
+            field,
+        )
+        for edge, past, field in (
+            ({"m": 0}, {"m": 1}, "hnsw.m"),
+            ({"m": 2}, {"m": -1}, "hnsw.m"),
+            ({"m": 128}, {"m": 129}, "hnsw.m"),
+            ({"ef_construct": 4}, {"ef_construct": 3}, "hnsw.ef_construction"),
+            ({"ef_construct": 4096}, {"ef_construct": 4097}, "hnsw.ef_construction"),
+        )
+    ],
+    (
+        "/vectors/{vector_name}",
+        {"dense": {"size": 1, "distance": "Euclid"}},
+        {"dense": {"size": 0, "distance": "Euclid"}},
+        "dense.size",
+    ),
+    (
+        "/vectors/{vector_name}",
+        {"dense": {"size": 65536, "distance": "Cosine"}},
+        {"dense": {"size": 65537, "distance": "Cosine"}},
+        "dense.size",
+    ),
+    (
+        "/vectors/{vector_name}",
+        {"dense": {"size": 2, "distance": "Dot"}},
+        {"dense": {"size": 2, "distance": "Manhattan"}},
+        "dense.distance",
+    ),
+    (
+        "/vectors/{vector_name}",
+        {"dense": None, "sparse": {}},
+        {"dense": None, "sparse": None},
+        "dense",
+    ),
+    (
+        "/vectors/{vector_name}",
+        {"sparse": {}},
+        {"sparse": {}, "dense": {"size": 2, "distance": "Dot"}},
+        "dense",
+    ),
+]
+
+
+def _refusal(r: requests.Response) -> str:
+    """The field a refusal names (Qdrant's errors say it in their text)."""
+    body = r.json()
+    if "status" in body:
+        text: str = body["status"]["error"]
+        assert text.startswith("validation_error: "), text
+        return text.removeprefix("validation_error: ").split(": ", 1)[0]
+    assert body["error"]["code"] == "validation_error", body
+    field: str = body["error"]["field"]
+    return field
+
+
+@pytest.fixture
+def small(server_factory: Any, tmp_path: Any) -> Api:
+    args = [
+        a for name, value in LIMITS.items() for a in (f"--{name.replace('_', '-')}", str(value))
+    ]
+    return Api(server_factory(data_dir=tmp_path / "small", args=args).start())
+
+
+def test_the_qdrant_bodies_bounds_are_the_checks_the_node_makes(small: Api) -> None:
+    """Each body at an edge is accepted by the document and the node, the body just past
+    it refused by both (the node naming the field): every mismatch is listed."""
+    api, wrong = small, []
+
+    def check(method: str, template: str, path: str, body: Any, field: str | None) -> None:
+        """``body`` accepted (``field`` None) or refused for ``field``, by both."""
+        r = api.session.request(method, api.url + path, json=body, timeout=30)
+        documented = not api.contract.request_errors(method, template, body)
+        accepted = r.status_code == 200
+        named = None if accepted or r.status_code not in (400, 422) else _refusal(r)
+        if (documented, accepted, named) != (field is None, field is None, field):
+            said = "valid" if documented else "invalid"
+            wrong.append(
+                f"{method} {path} {body!r:.160}: the document says {said}, the node "
+                f"answers {r.status_code} {r.text[:160]}"
+            )
+
+    for path, body in (
+        (
+            "/qdrant/collections/c",
+            {"vectors": {"size": 2, "distance": "Dot"}, "sparse_vectors": {"s": {}}},
+        ),
+        ("/qdrant/collections/c/points?wait=true", {"points": _points(4)}),
+    ):
+        r = api.session.put(api.url + path, json=body, timeout=30)
+        assert r.status_code == 200, r.text
+    for method, template, edge, past, field in EDGES:
+        path = template.replace("{name}", "c")
+        check(method, template, path, edge, None)
+        check(method, template, path, past, field)
+    for i, (route, edge, past, field) in enumerate(CREATED):
+        template = Q + route
+        for j, (body, refused) in enumerate(((edge, None), (past, field))):
+            name, vector = ("c", f"v{i}-{j}") if route else (f"h{i}-{j}", "")
+            path = template.replace("{name}", name).replace("{vector_name}", vector)
+            check("PUT", template, path, body, refused)
+    # a recovery's priority is one of snapshots.PRIORITIES
+    r = api.session.post(api.url + "/qdrant/collections/c/snapshots", timeout=60)
+    assert r.status_code == 200, r.text
+    location = f"{api.url}/qdrant/collections/c/snapshots/{r.json()['result']['name']}"
+    template = Q + "/snapshots/recover"
+    path = template.replace("{name}", "r")
+    check("PUT", template, path, {"location": location, "priority": "replica"}, None)
+    check("PUT", template, path, {"location": location, "priority": "primary"}, "priority")
+    assert not wrong, f"{len(wrong)} mismatches:\n" + "\n".join(wrong)

@@ -334,3 +334,145 @@ def test_summaries_are_whole_first_sentences() -> None:
             assert rest == "" or rest.startswith(" "), (path, summary)
     assert op(d, "GET", "/health")["summary"] == "Liveness: the process answers."
     assert "description" in op(d, "GET", "/health")
+
+
+# ---- 9. the Qdrant bodies' bounds ----------------------------------------------------------------
+
+
+def test_the_qdrant_bounds_are_the_checks_constants_and_follow_the_settings() -> None:
+    from vectorizer.engine.collection import WRITE_MODES
+    from vectorizer.engine.config import EF_RANGE, HNSW_RANGES
+    from vectorizer.qdrant.groups import DEFAULT_GROUP_SIZE
+    from vectorizer.qdrant.models import DEFAULT_LIMIT, METRICS
+    from vectorizer.qdrant.snapshots import PRIORITIES
+
+    d = doc(max_search_limit=50, max_batch_points=7, max_batch_searches=3, max_batch_results=40)
+
+    def field(name: str, prop: str) -> dict[str, Any]:
+        """A field's schema (its non-null branch when it may be null)."""
+        found: dict[str, Any] = schema(d, name)["properties"][prop]
+        return next((b for b in found.get("anyOf", []) if b != {"type": "null"}), found)
+
+    def bounds(name: str, prop: str) -> tuple[int, int]:
+        f = field(name, prop)
+        return f["minimum"], f["maximum"]
+
+    for name in ("SearchRequest", "RecommendRequest", "DiscoverRequest", "QueryRequest"):
+        assert bounds(name, "limit") == (1, 50) and bounds(name, "offset") == (0, 50), name
+    for name in ("ScrollRequest", "FacetRequest"):
+        assert bounds(name, "limit") == (1, 50), name
+    for name in ("SearchGroupsRequest", "RecommendGroupsRequest", "QueryGroupsRequest"):
+        # limit x group_size is at most max_batch_results
+        assert bounds(name, "limit") == bounds(name, "group_size") == (1, 40), name
+    assert bounds("Prefetch", "limit") == (1, 39)  # (beside the query's result at least)
+    assert bounds("SearchParams", "hnsw_ef") == EF_RANGE
+    for name in ("SearchRequestBatch", "RecommendRequestBatch", "DiscoverRequestBatch"):
+        assert field(name, "searches")["maxItems"] == 3, name
+    assert field("QueryRequestBatch", "searches")["maxItems"] == 3
+    for name, most in (("QueryRequest", 2), ("QueryGroupsRequest", 2), ("Prefetch", 1)):
+        # (one or a list; the query is a search of the batch too, as a prefetch above)
+        given = schema(d, name)["properties"]["prefetch"]["anyOf"]
+        assert [b.get("maxItems") for b in given] == [None, most, None], name
+    assert bounds("SearchMatrixRequest", "sample") == (1, 3)
+    assert bounds("SearchMatrixRequest", "limit") == (1, 40)
+    for name, prop in (("Upsert", "points"), ("Batch", "ids"), ("UpdateVectors", "points")):
+        f = field(name, prop)
+        assert (f["minItems"], f["maxItems"]) == (1, 7), name
+    assert field("Upsert", "update_mode")["enum"] == list(WRITE_MODES)
+    m = field("HnswConfigDiff", "m")["anyOf"]
+    assert m == [{"const": 0}, dict(zip(("minimum", "maximum"), HNSW_RANGES["m"], strict=True))]
+    assert bounds("HnswConfigDiff", "ef_construct") == HNSW_RANGES["ef_construction"]
+    assert bounds("DenseVectorConfig", "size") == (1, validation.MAX_DIMENSION)
+    assert field("DenseVectorConfig", "distance")["enum"] == list(METRICS)
+    assert field("SnapshotRecover", "priority")["enum"] == sorted(PRIORITIES)
+    # the value the server takes for a limit left out, which must then be within it
+    assert schema(d, "QueryRequest")["properties"]["limit"]["default"] == DEFAULT_LIMIT
+    assert schema(d, "QueryGroupsRequest")["properties"]["group_size"]["default"] == 3
+    assert DEFAULT_GROUP_SIZE == 3
+    small = doc(max_search_limit=2)
+    limit = small["components"]["schemas"]["ScrollRequest"]["properties"]["limit"]
+    assert "default" not in limit and limit["description"] == f"{DEFAULT_LIMIT} when not given"
+    validate(small)
+    # a query has no room for a prefetch when a batch holds one search
+    one = doc(max_batch_searches=1)["components"]["schemas"]["QueryRequest"]["properties"]
+    assert {"$ref": "#/components/schemas/Prefetch"} not in one["prefetch"]["anyOf"]
+
+
+async def test_bounds_that_two_settings_make_are_the_checks(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Where the results of a batch bound a search more than max_search_limit does (a
+    group's limit x group_size, a prefetch beside its query, a matrix's sample x limit),
+    or a batch holds one search (no room for a prefetch), the document and the node agree
+    at the edge and just past it."""
+    over = {"max_search_limit": 20, "max_batch_searches": 20, "max_batch_results": 10}
+    client = await client_for(aiohttp_client, tmp_path / "a", **over)
+    single = await client_for(aiohttp_client, tmp_path / "b", max_batch_searches=1)
+    q = "/qdrant/collections/{name}"
+    grouped = {"query": [1.0, 0.0], "group_by": "g"}
+    fused: dict[str, Any] = {"query": {"fusion": "rrf"}, "limit": 1}
+    nearest = {"query": [1.0, 0.0], "limit": 1}
+    cases = [
+        (client, q + "/points/query/groups", {**grouped, "limit": 10, "group_size": 1}, True),
+        (client, q + "/points/query/groups", {**grouped, "limit": 11, "group_size": 1}, False),
+        (client, q + "/points/query/groups", {**grouped, "limit": 1, "group_size": 10}, True),
+        (client, q + "/points/query/groups", {**grouped, "limit": 1, "group_size": 11}, False),
+        (client, q + "/points/query", {**fused, "prefetch": {**nearest, "limit": 9}}, True),
+        (client, q + "/points/query", {**fused, "prefetch": {**nearest, "limit": 10}}, False),
+        (client, q + "/points/search/matrix/pairs", {"sample": 10, "limit": 1}, True),
+        (client, q + "/points/search/matrix/pairs", {"sample": 11, "limit": 1}, False),
+        (single, q + "/points/query", {**nearest, "prefetch": []}, True),
+        (single, q + "/points/query", {**fused, "prefetch": nearest}, False),
+        (single, q + "/points/query", {**fused, "prefetch": [nearest]}, False),
+    ]
+    documents = {}
+    for c in (client, single):
+        for path, body in (
+            ("/qdrant/collections/c", {"vectors": {"size": 2, "distance": "Dot"}}),
+            ("/qdrant/collections/c/points", {"points": [{"id": 1, "vector": [1, 0]}]}),
+        ):
+            assert (await c.put(path, json=body)).status == 200
+        documents[id(c)] = Contract(await (await c.get("/openapi.json")).json())
+    for c, template, body, ok in cases:
+        resp = await c.post(template.replace("{name}", "c"), json=body)
+        documented = not documents[id(c)].request_errors("POST", template, body)
+        assert (documented, resp.status == 200) == (ok, ok), (body, await resp.text())
+        assert ok or resp.status == 400, await resp.text()
+
+
+async def test_metrics_are_documented_where_served(aiohttp_client: Any, tmp_path: Path) -> None:
+    assert "/metrics" in doc()["paths"]
+    assert "/metrics" not in doc(metrics_enabled=False)["paths"]
+    client = await client_for(aiohttp_client, tmp_path, metrics_enabled=False)
+    served = await (await client.get("/openapi.json")).json()
+    assert "/metrics" not in served["paths"] and "/health" in served["paths"]
+    assert (await client.get("/metrics")).status == 404
+
+
+def test_a_body_must_give_what_the_server_needs() -> None:
+    """Fields each of which may be null or left out, but not all of them (nor, for some,
+    two): the document says which combinations the server takes."""
+    contract = Contract(doc())
+    create = {"collection_name": "c", "alias_name": "a"}
+    aliases = "/qdrant/collections/aliases"
+    for path in (aliases, "/aliases"):
+        for action, ok in (
+            ({"create_alias": create}, True),
+            ({"create_alias": create, "delete_alias": None, "rename_alias": None}, True),
+            ({"create_alias": None, "delete_alias": None, "rename_alias": None}, False),
+            ({}, False),
+            ({"create_alias": create, "delete_alias": {"alias_name": "a"}}, False),
+        ):
+            body = {"actions": [action]}
+            documented = not contract.request_errors("POST", path, body)
+            assert documented is ok, (path, action)
+    delete = "/collections/{name}/vectors/delete"
+    for body, ok in (
+        ({"ids": [1]}, True),
+        ({"ids": None, "filter": {}}, True),
+        ({"ids": None, "filter": None}, False),
+        ({}, False),
+        ({"ids": [1], "filter": {}}, False),
+    ):
+        documented = not contract.request_errors("POST", delete, body)
+        assert documented is ok, body

@@ -1,10 +1,11 @@
 """The OpenAPI 3 document, derived from the route tables and the request schemas.
 
 The request schemas type what a request decodes into; the ranges, enums and patterns
-the server checks after decoding (in its own words, see ``_constraints``) are added to
-them here, from the constants those checks use. The document depends on a few settings
-(the search and batch limits, whether ``/metrics`` is public): it is built once for each
-set of them.
+the server checks after decoding (in its own words, see ``_constraints`` for the native
+bodies and ``_qdrant_constraints`` for Qdrant's), and which fields a body must give
+(``_shapes``), are added to them here, from the constants and settings those checks use.
+The document depends on a few settings (the search and batch limits, whether
+``/metrics`` is served and public): it is built once for each set of them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +22,12 @@ from aiohttp import web
 
 from vectorizer import __version__
 from vectorizer.engine import validation
-from vectorizer.engine.collection import Point, ScoredPoint
+from vectorizer.engine.collection import WRITE_MODES, Point, ScoredPoint
 from vectorizer.engine.config import EF_RANGE, HNSW_RANGES, IndexKind, Metric
 from vectorizer.engine.field_index import SCHEMAS as INDEX_TYPES
+from vectorizer.qdrant import schemas as qdrant
+from vectorizer.qdrant.groups import DEFAULT_GROUP_SIZE
+from vectorizer.qdrant.models import DEFAULT_LIMIT, METRICS
 from vectorizer.qdrant.snapshots import PRIORITIES
 from vectorizer.replication.state import EPOCH_MAX
 from vectorizer.security import keys
@@ -361,18 +366,22 @@ _PROBE_FAILURES: dict[str, dict[str, Any]] = {
 class _Knobs:
     """The settings the document shows."""
 
+    metrics_enabled: bool
     metrics_public: bool
     max_search_limit: int
     max_batch_points: int
     max_batch_searches: int
+    max_batch_results: int
 
     @classmethod
     def of(cls, conf: Settings) -> _Knobs:
         return cls(
+            conf.metrics_enabled,
             conf.metrics_public,
             conf.max_search_limit,
             conf.max_batch_points,
             conf.max_batch_searches,
+            conf.max_batch_results,
         )
 
 
@@ -431,6 +440,143 @@ def _constraints(k: _Knobs) -> dict[type[msgspec.Struct], dict[str, dict[str, An
     }
 
 
+Ref = Callable[[type[msgspec.Struct]], dict[str, str]]  # a struct's component
+
+
+def _qdrant_constraints(
+    k: _Knobs, ref: Ref
+) -> dict[type[msgspec.Struct], dict[str, dict[str, Any]]]:
+    """What the Qdrant views check of each body's fields after decoding it
+    (``qdrant.models``, ``qdrant.groups``, ``views._batch``), as JSON Schema. A
+    ``default`` is the value the server takes for a field left out or null."""
+    limit, results = k.max_search_limit, k.max_batch_results
+    batch = {
+        "maxItems": k.max_batch_searches,
+        "description": f"their limits and offsets (and their prefetches') add up to at most "
+        f"{results}",
+    }
+    found = {"minimum": 1, "maximum": limit}  # (``models._search``)
+    paged = {"limit": found, "offset": {"minimum": 0, "maximum": limit}}
+    listed = {**found, "default": DEFAULT_LIMIT}  # (a limit the server defaults)
+    # A grouped search's limit x group_size is at most max_batch_results (each is 1 at least).
+    per_group = {"minimum": 1, "maximum": min(limit, results)}
+    product = f"limit x group_size is at most {results}"
+    groups: dict[str, dict[str, Any]] = {  # (the legacy forms': both required)
+        "limit": per_group,
+        "group_size": {**per_group, "description": product},
+    }
+    defaulted = {  # (a universal query's: the server defaults them)
+        "limit": {**groups["limit"], "default": DEFAULT_LIMIT},
+        "group_size": {**groups["group_size"], "default": DEFAULT_GROUP_SIZE},
+    }
+
+    # A query's prefetches (one or a list: ``models._listed_prefetches``) are searches of
+    # its batch (``views._batch``) as the query is, and each asks for a result at least.
+    def prefetches(most: int) -> dict[str, Any]:
+        one = ref(qdrant.Prefetch)
+        many = {"type": "array", "items": one, "maxItems": max(most, 0)}
+        return {"anyOf": [*([one] if most > 0 else []), many, {"type": "null"}]}
+
+    under = k.max_batch_searches - 1  # beside the query
+    points = {"minItems": 1, "maxItems": k.max_batch_points}  # (``models.upsert_points``)
+    hnsw_m, ef_construction = HNSW_RANGES["m"], HNSW_RANGES["ef_construction"]
+    return {
+        qdrant.SearchRequest: paged,
+        qdrant.RecommendRequest: paged,
+        qdrant.DiscoverRequest: paged,
+        qdrant.QueryRequest: {
+            "limit": listed,
+            "offset": paged["offset"],
+            "prefetch": prefetches(under),
+        },
+        qdrant.Prefetch: {
+            "limit": {**listed, "maximum": min(limit, results - 1)},
+            "prefetch": prefetches(under - 1),  # (beside the query and this prefetch)
+        },
+        qdrant.SearchRequestBatch: {"searches": batch},
+        qdrant.RecommendRequestBatch: {"searches": batch},
+        qdrant.DiscoverRequestBatch: {"searches": batch},
+        qdrant.QueryRequestBatch: {"searches": batch},
+        qdrant.SearchGroupsRequest: groups,
+        qdrant.RecommendGroupsRequest: groups,
+        qdrant.QueryGroupsRequest: {**defaulted, "prefetch": prefetches(under)},
+        qdrant.SearchParams: {"hnsw_ef": {"minimum": EF_RANGE[0], "maximum": EF_RANGE[1]}},
+        qdrant.ScrollRequest: {"limit": listed},
+        qdrant.FacetRequest: {"limit": listed},
+        # (``models.search_matrix``: a search per sampled point, as in a batch)
+        qdrant.SearchMatrixRequest: {
+            "sample": {"minimum": 1, "maximum": min(k.max_batch_searches, results)},
+            "limit": {
+                "minimum": 1,
+                "maximum": results,
+                "description": f"sample x limit is at most {results}",
+            },
+        },
+        qdrant.Upsert: {"points": points, "update_mode": {"enum": list(WRITE_MODES)}},
+        qdrant.Batch: {"ids": points},
+        qdrant.UpdateVectors: {"points": points},
+        # (``models._hnsw``: m 0 is an exact index; the engine checks the rest)
+        qdrant.HnswConfigDiff: {
+            "m": {"anyOf": [{"const": 0}, {"minimum": hnsw_m[0], "maximum": hnsw_m[1]}]},
+            "ef_construct": {"minimum": ef_construction[0], "maximum": ef_construction[1]},
+        },
+        qdrant.DenseVectorConfig: {
+            "size": {"minimum": 1, "maximum": validation.MAX_DIMENSION},
+            "distance": {"enum": list(METRICS)},
+        },
+        qdrant.SnapshotRecover: {"priority": {"enum": sorted(PRIORITIES)}},
+    }
+
+
+def _given(name: str) -> dict[str, Any]:
+    """A body with ``name``, not null (its other fields as the body's schema says: open
+    here, this schema being one of several the body must pass)."""
+    return {
+        "required": [name],
+        "properties": {name: {"not": {"type": "null"}}},
+        "additionalProperties": True,
+    }
+
+
+def _shapes(ref: Ref) -> dict[type[msgspec.Struct], dict[str, Any]]:
+    """Which fields a body must give, checked after decoding it (each may be null or left
+    out, as the struct has it, but not all of them), and what the operations of a points
+    batch are (``views.batch_update``), as JSON Schema merged into the body's."""
+    from vectorizer.qdrant.views import BATCH_OPERATIONS
+
+    ids_or_filter = {"anyOf": [_given("points"), _given("filter")]}  # (``models.selection``)
+    return {
+        # one of the three (``views.aliases.alias_actions``)
+        schemas.AliasOperation: {
+            "oneOf": [_given(a) for a in ("create_alias", "delete_alias", "rename_alias")]
+        },
+        schemas.DeletePoints: {"oneOf": [_given("ids"), _given("filter")]},
+        qdrant.Upsert: {"oneOf": [_given("points"), _given("batch")]},
+        qdrant.CreateVectorName: {"oneOf": [_given("dense"), _given("sparse")]},
+        qdrant.PointsSelector: ids_or_filter,
+        qdrant.SetPayload: ids_or_filter,
+        qdrant.DeletePayload: ids_or_filter,
+        qdrant.DeleteVectors: ids_or_filter,
+        # an object with one key of views.BATCH_OPERATIONS, that operation's body
+        qdrant.UpdateOperations: {
+            "properties": {
+                "operations": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": 1,
+                        "properties": {
+                            key: ref(body) for key, (body, _) in BATCH_OPERATIONS.items()
+                        },
+                        "additionalProperties": False,
+                    },
+                }
+            }
+        },
+    }
+
+
 # Fields the server requires that the body's struct leaves to the check after it (so
 # that a missing one is refused in the same words as a wrong one).
 _REQUIRED: dict[type[msgspec.Struct], list[str]] = {
@@ -439,24 +585,39 @@ _REQUIRED: dict[type[msgspec.Struct], list[str]] = {
 }
 
 
+def _by_name(struct: type[msgspec.Struct]) -> dict[str, str]:
+    """A reference to ``struct``'s component by its own name (only to list the structs
+    the constraints are about, before msgspec names their components)."""
+    return _ref(struct.__name__)
+
+
 def _constrain(schema: dict[str, Any], extra: dict[str, Any]) -> None:
-    branches = schema.get("anyOf")
+    """``extra`` merged into a field's ``schema`` (into its non-null branch when it may be
+    null); its ``default`` and ``description`` are the field's."""
+    extra = dict(extra)
+    said: dict[str, Any] = {
+        key: extra.pop(key) for key in ("default", "description") if key in extra
+    }
+    branches, into = schema.get("anyOf"), schema
     if branches is not None:
         typed = [b for b in branches if b != {"type": "null"}]
         if len(typed) == 1 and "$ref" not in typed[0]:
-            typed[0].update(extra)
-            return
-    schema.update(extra)
-    _default_within(schema)
+            into = typed[0]
+    into.update(extra)
+    schema.update(said)
+    _default_within(schema, into.get("maximum"))
 
 
-def _default_within(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema``, its default said in words when a node's limit is set below it (a
-    default must be valid): the default still applies, and is then refused (a search's
-    ``limit``) or answered as it is (a listing's)."""
+def _default_within(schema: dict[str, Any], maximum: int | None = None) -> dict[str, Any]:
+    """``schema``, its default said in words when a node's limit (its ``maximum``, or
+    ``maximum``) is set below it (a default must be valid): the default still applies, and
+    is then refused (a search's ``limit``) or answered as it is (a listing's)."""
     default = schema.get("default")
-    if isinstance(default, int) and "maximum" in schema and default > schema["maximum"]:
-        schema["description"] = f"{schema.pop('default')} when not given"
+    maximum = schema.get("maximum", maximum)
+    if isinstance(default, int) and maximum is not None and default > maximum:
+        given = schema.pop("default")
+        said = schema.get("description")
+        schema["description"] = f"{given} when not given" + (f"; {said}" if said else "")
     return schema
 
 
@@ -490,14 +651,27 @@ def _build(k: _Knobs) -> dict[str, Any]:
     from vectorizer.server.routes import ROUTES
 
     bodies = {**REQUEST_BODIES, **REPLICATION_BODIES, **QDRANT_BODIES}
-    constraints = _constraints(k)
-    named: list[type[msgspec.Struct]] = [*bodies.values(), *constraints, Point, ScoredPoint]
+    native = _constraints(k)
+    named: list[type[msgspec.Struct]] = [
+        *bodies.values(),
+        *native,
+        *_qdrant_constraints(k, _by_name),
+        *_shapes(_by_name),
+        Point,
+        ScoredPoint,
+    ]
     structs = sorted(set(named), key=lambda s: f"{s.__module__}.{s.__name__}")
     # msgspec names each component (qualified where two modules use one name): use its refs.
     refs, components = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
     )
     ref_of = dict(zip(structs, refs, strict=True))
+
+    def ref(struct: type[msgspec.Struct]) -> dict[str, str]:
+        return {**ref_of[struct]}
+
+    constraints = {**native, **_qdrant_constraints(k, ref)}
+    shapes = _shapes(ref)
     for struct, fields in constraints.items():
         properties = components[ref_of[struct]["$ref"].rsplit("/", 1)[1]]["properties"]
         for name, extra in fields.items():
@@ -507,6 +681,13 @@ def _build(k: _Knobs) -> dict[str, Any]:
                 _constrain(properties[name], extra)
     for struct, required in _REQUIRED.items():
         components[ref_of[struct]["$ref"].rsplit("/", 1)[1]]["required"] = required
+    for struct, shape in shapes.items():
+        component = components[ref_of[struct]["$ref"].rsplit("/", 1)[1]]
+        for key, value in shape.items():
+            if key == "properties":
+                component["properties"].update(value)
+            else:
+                component[key] = value
     components.update(_response_components())
     components["Error"] = _ERROR
     components["QdrantError"] = _QDRANT_ERROR
@@ -521,6 +702,8 @@ def _build(k: _Knobs) -> dict[str, Any]:
         for route in routes:
             assert isinstance(route, web.RouteDef)
             method, path = route.method.upper(), route.path
+            if path == "/metrics" and not k.metrics_enabled:
+                continue  # (not served: a 404)
             op = _operation(
                 api,
                 method,
