@@ -434,29 +434,14 @@ EDGES: list[tuple[str, str, Any, Any, str]] = [
         (
             "POST",
             route,
-            {**body, "group_by": "g", "limit": 20, "group_size": 1},
-            {**body, "group_by": "g", "limit": 21, "group_size": 1},
-            "limit",
+            {**body, "group_by": "g", "limit": edge[0], "group_size": edge[1]},
+            {**body, "group_by": "g", "limit": past[0], "group_size": past[1]},
+            field,
         )
-        for route, body in _GROUPED.items()
-    ],
-    *[
-        (
-            "POST",
-            route,
-            {**body, "group_by": "g", "limit": 1, "group_size": 20},
-            {**body, "group_by": "g", "limit": 1, "group_size": 21},
-            "group_size",
-        )
-        for route, body in _GROUPED.items()
-    ],
-    *[
-        (
-            "POST",
-            route,
-            {**body, "group_by": "g", "limit": 1, "group_size": 1},
-            {**body, "group_by": "g", "limit": 1, "group_size": 0},
-            "group_size",
+        for edge, past, field in (
+            ((20, 1), (21, 1), "limit"),
+            ((1, 20), (1, 21), "group_size"),
+            ((1, 1), (1, 0), "group_size"),
         )
         for route, body in _GROUPED.items()
     ],
