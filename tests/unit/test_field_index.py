@@ -519,3 +519,6 @@ def test_a_stored_index_under_a_key_that_is_not_a_path_still_loads() -> None:
         {"dimension": 2, "payload_indexes": {"a[": "keyword"}}, HnswParams()
     )
     assert set(config.payload_indexes) == {"a["}
+    coll = Collection("c", config, capacity=8)  # and indexes the values at that literal key
+    coll.upsert([1, 2], np.ones((2, 2), np.float32), [{"a[": "x"}, {"a[": "y"}])
+    assert coll.payload_schema()["a["]["points"] == 2

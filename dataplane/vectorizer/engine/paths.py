@@ -51,9 +51,13 @@ def _not_a_path(key: str, field: str) -> ValidationError:
 
 @functools.lru_cache(maxsize=4096)
 def steps(key: str) -> Path:
-    """``key``'s steps, for a key already checked with ``parse`` (cached: a filter
-    compiled per request names the same few keys again and again)."""
-    return tuple(parse(key))
+    """``key``'s steps (cached: filters name the same few keys again and again). Keys of
+    requests are checked with ``parse`` first; a payload index stored before they were
+    may be under a key that is not a path, read as one literal key as it always was."""
+    try:
+        return tuple(parse(key))
+    except ValidationError:
+        return (key,)
 
 
 def reach(node: Any, path: Path) -> Iterator[Any]:
