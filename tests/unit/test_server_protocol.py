@@ -8,7 +8,10 @@ it raises, queues only the 400: the requests it parsed from the chunk first are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,9 @@ from aiohttp import http_exceptions, web
 from aiohttp.http_parser import HttpRequestParser
 
 from vectorizer.server import protocol
+from vectorizer.server.app import create_app, open_node
+from vectorizer.server.keys import METRICS, STORE
+from vectorizer.settings import Settings
 
 GARBAGE = b"\x00\x01NOT HTTP\r\n\r\n"
 
@@ -113,3 +119,63 @@ async def test_a_body_of_blank_lines_is_fed_in_few_pieces() -> None:
     handler = server()
     cuts = handler._head_ends(b"\r\n\r\n" * 10_000)  # type: ignore[attr-defined]
     assert len(cuts) == protocol._MAX_CUTS
+
+
+SEARCH = b'POST /collections/c/search HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\n\r\n{"vector": [1.0, 0.0]}'
+
+
+@contextlib.asynccontextmanager
+async def fast_connection(
+    tmp_path: Path, keepalive_timeout: float = 75.0
+) -> AsyncIterator[tuple[web.Application, Any, Transport]]:
+    """A node's app with collection ``c`` (2-d), and one connection of its server."""
+    app = create_app(Settings(data_dir=tmp_path / "data", snapshot_on_shutdown=False))
+    await open_node(app)
+    await app[STORE].create_collection("c", {"dimension": 2})
+    runner = protocol.Runner(app, keepalive_timeout=keepalive_timeout)
+    await runner.setup()
+    try:
+        server = runner.server
+        assert isinstance(server, protocol._Server) and server.fast is not None
+        handler = server()
+        transport = Transport()
+        handler.connection_made(transport)
+        yield app, handler, transport
+        handler.connection_lost(None)
+    finally:
+        await runner.cleanup()
+
+
+async def written(transport: Transport) -> bytes:
+    for _ in range(100):
+        if transport.written:
+            break
+        await asyncio.sleep(0.001)
+    return bytes(transport.written)
+
+
+async def test_a_fast_answer_keeps_the_connection_alive_like_any_answer(tmp_path: Path) -> None:
+    """aiohttp closes a connection idle for ``keepalive_timeout`` after its last answer;
+    the fast path's answers count as answers (else a busy connection would be closed
+    under its client)."""
+    async with fast_connection(tmp_path, keepalive_timeout=0.3) as (app, handler, transport):
+        await asyncio.sleep(0.2)
+        handler.data_received(SEARCH)
+        assert (await written(transport)).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert app[METRICS].requests.fast_path == 1
+        await asyncio.sleep(0.2)  # past the first answer-less timeout, not past the answer's
+        assert not transport.closed
+        await asyncio.sleep(0.3)
+        assert transport.closed
+
+
+async def test_a_fast_answer_that_never_comes_closes_the_connection(tmp_path: Path) -> None:
+    """Its task ended without an answer (here cancelled): the requests held behind it
+    would wait for ever, so the connection is closed."""
+    async with fast_connection(tmp_path) as (_, handler, transport):
+        handler.data_received(SEARCH + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        task = handler._answering
+        assert task is not None and len(handler._held) == 1
+        task.cancel()
+        await asyncio.sleep(0.01)
+        assert transport.closed and not transport.written

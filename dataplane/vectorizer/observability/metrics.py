@@ -120,6 +120,7 @@ class RequestMetrics(Collector):
         self.insert_latency = _Histogram(_LATENCY)
         self.inserted_vectors = 0
         self.errors = dict.fromkeys(all_codes(), 0)  # every series exists from the start
+        self.fast_path = 0
 
     def request(self, method: str, route: str, status: int, took: float) -> None:
         key = (method, route, status)
@@ -161,6 +162,7 @@ class RequestMetrics(Collector):
         yield _counter(
             "vectorizer_inserted_vectors", _DOCS["inserted_vectors"], self.inserted_vectors
         )
+        yield _counter("vectorizer_http_fast_path_requests", _DOCS["fast_path"], self.fast_path)
         errors = CounterMetricFamily(
             "vectorizer_api_errors",
             _DOCS["api_errors"],
@@ -198,6 +200,10 @@ _DOCS = {
         "Time to acknowledge an insert/update request (durability and write concern included)"
     ),
     "inserted_vectors": "Points inserted or replaced",
+    "fast_path": (
+        "Searches answered beside aiohttp's request machinery (the fast path; also counted"
+        " in vectorizer_http_requests_total)"
+    ),
     "api_errors": "Error responses by stable error code",
     "http_requests": "HTTP requests by route template, method and status",
     "http_latency": "HTTP request duration by route template",

@@ -21,9 +21,9 @@ _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 # Decoded into Python objects, a JSON body of vectors takes 4-5 times its size (a float
 # of ~10 characters becomes a 24-byte object and an 8-byte list slot); with the body
 # itself and the vectors' float32 copy, about this many times its size while a write is
-# worked on. Bodies below _SMALL_BODY are not worth the check.
+# worked on. Bodies below SMALL_BODY are not worth the check.
 _DECODED_FACTOR = 6
-_SMALL_BODY = 1 << 20
+SMALL_BODY = 1 << 20
 # An answer's vectors while it is built: per component a Python float (24 bytes) and its
 # list slot (8), then ~12 bytes of JSON. Answers below _SMALL_ANSWER are not measured.
 _ANSWER_BYTES_PER_COMPONENT = 48
@@ -131,7 +131,7 @@ async def read_json_bytes(request: web.Request) -> bytes:
     body = await read_body(request)
     if not body:
         raise MalformedJson("the request needs a JSON body", field="body")
-    if len(body) > _SMALL_BODY:
+    if len(body) > SMALL_BODY:
         request.app[STORE].check_transient(
             _DECODED_FACTOR * len(body), f"a request body of {len(body) >> 20} MiB", "body"
         )

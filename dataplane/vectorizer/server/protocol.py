@@ -1,5 +1,7 @@
-"""Requests aiohttp cannot parse get the same structured errors as every other request.
+"""The connection handler: aiohttp's, with unparsable requests answered in JSON and
+plain searches answered on the fast path.
 
+Requests aiohttp cannot parse get the same structured errors as every other request.
 A request line or header over aiohttp's size limits (8190 bytes), or bytes that are not
 HTTP, are answered by aiohttp's protocol handler before any middleware runs: in plain
 text, logged at ERROR with a traceback. ``Runner`` makes them a structured JSON error
@@ -9,21 +11,35 @@ headers, logged at INFO as the client's mistake they are and counted with the ot
 errors. The connection is closed afterwards, as aiohttp does (the rest of the stream
 cannot be trusted); the requests that came before the bad bytes, even in the same TCP
 segment, are answered first (``_Handler.data_received``).
+
+Plain native searches are answered by ``fastsearch.FastSearch`` from here, without
+aiohttp's per-request machinery (see that module). The handler parses as aiohttp does
+(``_Handler._feed``) and offers each request read whole to it while aiohttp has no
+request of the connection in hand; the requests after one being answered there are
+held back and queued for aiohttp once its answer is sent, so answers keep the order
+of the requests. A stop waits for it as for aiohttp's request in hand, and the
+keep-alive timer does not close a connection whose answer is on its way. This leans on
+aiohttp's protocol handler's private parts, hence aiohttp's pin to one minor version;
+``_FAST_PATH_FITS`` turns the fast path off where they are not what it expects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import http_exceptions, web
-from aiohttp.http_parser import RawRequestMessage
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http_parser import HttpRequestParser, RawRequestMessage
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestHandler, _ErrInfo, _MsgType
 
 from vectorizer.errors import MalformedRequest
 from vectorizer.observability import context
 from vectorizer.observability.metrics import RequestMetrics
+from vectorizer.server.fastsearch import Answering, FastSearch
 from vectorizer.server.http import holds_body_back
 from vectorizer.server.keys import METRICS, SETTINGS
 from vectorizer.server.middlewares.errors import render
@@ -32,6 +48,13 @@ from vectorizer.server.middlewares.metrics import UNMATCHED
 from vectorizer.server.middlewares.request_id import request_id
 
 log = logging.getLogger(__name__)
+
+_Message = RawRequestMessage | _ErrInfo
+# What of aiohttp the fast path uses beyond what this module used before it.
+_FAST_PATH_FITS = hasattr(HttpRequestParser, "message_consumed") and all(
+    hasattr(RequestHandler, name)
+    for name in ("_max_msg_queue_size", "_buffer_paused", "_pause_reading_for_buffer")
+)
 
 _HEAD_END = b"\r\n\r\n"
 # Pieces a chunk is cut into at most (as many requests as aiohttp queues): a body full
@@ -48,18 +71,32 @@ class Runner(web.AppRunner):
         assert isinstance(server, _Server)
         if self.app[SETTINGS].metrics_enabled:
             server.metrics = self.app[METRICS].requests
+        fast = FastSearch(self.app)
+        server.fast = fast if fast.on and _FAST_PATH_FITS else None
         return server
 
 
 class _Server(web.Server):
     metrics: RequestMetrics | None = None  # where answered parse errors are counted
+    fast: FastSearch | None = None  # the fast path for plain searches, when on
 
     def __call__(self) -> RequestHandler:
-        return _Handler(self, loop=self._loop, **self._kwargs)
+        handler = _Handler(self, loop=self._loop, **self._kwargs)
+        handler._fast = self.fast
+        return handler
 
 
-class _Handler(RequestHandler):
+class _Handler(RequestHandler, Answering):
     _edge = b""  # the last bytes received: a head's end may straddle two chunks
+    _fast: FastSearch | None = None
+    # The fast path's answer being worked on, and the requests that came after it, held
+    # back from aiohttp until it is sent (answers go out in the order of the requests).
+    _answering: asyncio.Task[None] | None = None
+    _held: deque[_MsgType] | None = None
+    _given = 0  # requests handed to aiohttp (before the first, it has none in hand)
+    _parked: tuple[RawRequestMessage, StreamReader] | None = None
+    _taking = False  # a chunk is being taken (``_take``): what comes meanwhile waits
+    _later: list[bytes]
 
     def data_received(self, data: bytes) -> None:
         """Bytes in; while the node stops, still the body of the request being handled.
@@ -85,6 +122,31 @@ class _Handler(RequestHandler):
         return request is not None and not request.content.is_eof()
 
     def _take(self, data: bytes) -> None:
+        """One chunk, then whatever came in while it was taken: reading a body here
+        (the fast path's) may resume reading, and aiohttp then feeds its parser b""
+        from within; fed then, a parser that failed on the chunk's bytes would queue a
+        second 400 before the request being answered."""
+        if self._taking:
+            self._later.append(data)
+            return
+        self._taking, self._later = True, []
+        try:
+            self._take_chunk(data)
+            while self._later and not self._unparsable():
+                self._take_chunk(self._later.pop(0))
+        finally:
+            self._taking = False
+
+    def _take_chunk(self, data: bytes) -> None:
+        try:
+            self._take_pieces(data)
+        finally:
+            self._settle(final=True)
+        waiting = len(self._messages) + len(self._held or ())
+        if not self._buffer_paused and waiting >= self._max_msg_queue_size:
+            self._pause_reading_for_buffer()
+
+    def _take_pieces(self, data: bytes) -> None:
         """aiohttp feeds a chunk to its parser whole and, when the parser raises on bytes
         that are not HTTP, queues only the 400: requests parsed from the same chunk
         before those bytes were dropped, unanswered and not executed (and the client,
@@ -94,15 +156,166 @@ class _Handler(RequestHandler):
         the error after them, in order (RFC 9112 section 9.3.2)."""
         cuts = self._head_ends(data)
         if not cuts:
-            super().data_received(data)
+            self._feed(data)
             return
         start = 0
         for end in (*cuts, len(data)):
             if end > start:
-                super().data_received(data[start:end])
+                self._feed(data[start:end])
                 start = end
-                if self._messages and not isinstance(self._messages[-1][0], RawRequestMessage):
+                if self._unparsable():
                     return  # an unparsable request: nothing after it is read
+
+    def _unparsable(self) -> bool:
+        """Whether the last request queued is bytes that are not HTTP (the 400 to come
+        is the connection's last answer)."""
+        queue = self._held or self._messages
+        return bool(queue) and not isinstance(queue[-1][0], RawRequestMessage)
+
+    def _feed(self, data: bytes) -> None:
+        """aiohttp's parsing of ``data`` (``RequestHandler.data_received``), with each
+        request offered to the fast path first, while aiohttp has none in hand."""
+        parser = self._parser
+        if (
+            self._fast is None
+            or parser is None
+            or self._close
+            or self._force_close
+            or self._payload_parser is not None
+            or self._upgraded
+        ):
+            self._given += 1  # (whether or not the bytes hold a request)
+            super().data_received(data)
+            return
+        try:
+            messages, upgraded, tail = parser.feed_data(data)
+        except http_exceptions.HttpProcessingError as exc:
+            error = _ErrInfo(status=400, exc=exc, message=exc.message)
+            messages, upgraded, tail = [(error, EMPTY_PAYLOAD)], False, b""
+        for message, payload in messages:
+            self._request_count += 1
+            self._offer(message, payload)
+        self._settle(final=False)  # (its body may have come in this piece)
+        self._upgraded = upgraded
+        if upgraded and tail:
+            self._message_tail = tail
+
+    def _offer(self, message: _Message, payload: StreamReader) -> None:
+        """A request to the fast path when it is its shape, else to aiohttp's queue; one
+        whose body is not all in yet waits (``_parked``) until the chunk is fed."""
+        self._settle(final=False)  # (a request parked before this one is all in)
+        fast = self._fast
+        if (
+            fast is not None
+            and isinstance(message, RawRequestMessage)
+            and self._answering is None
+            and self._idle()
+            and fast.wants(message)
+        ):
+            if not payload.is_eof():
+                self._parked = (message, payload)
+                return
+            left = fast.take(message, payload, self)
+            if left is None:
+                self._consumed()
+                return
+            payload = left
+        self._queue(message, payload)
+
+    def _settle(self, final: bool) -> None:
+        """The parked request, all in, to the fast path; else, once the chunk is fed
+        (``final``), to aiohttp, which reads the rest of its body as it comes."""
+        parked = self._parked
+        if parked is None or self._fast is None:
+            return
+        message, payload = parked
+        if not payload.is_eof():
+            if final:
+                self._parked = None
+                self._queue(message, payload)
+            return
+        self._parked = None
+        assert isinstance(message, RawRequestMessage)
+        left = self._fast.take(message, payload, self)
+        if left is None:
+            self._consumed()
+        else:
+            self._queue(message, left)
+
+    def _consumed(self) -> None:
+        if self._parser is not None:
+            self._parser.message_consumed()  # (aiohttp does so as it takes one)
+
+    def _queue(self, message: _Message, payload: StreamReader) -> None:
+        """To aiohttp; held back while the fast path answers the request before it."""
+        if self._answering is not None:
+            self._held_back().append((message, payload))
+            return
+        self._messages.append((message, payload))
+        self._given += 1
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _idle(self) -> bool:
+        """Whether aiohttp has no request in hand or queued: it waits for one, or it was
+        never given one (its task may not have begun to wait yet)."""
+        if self._messages:
+            return False
+        waiter = self._waiter
+        return self._given == 0 or (waiter is not None and not waiter.done())
+
+    def _held_back(self) -> deque[_MsgType]:
+        if self._held is None:
+            self._held = deque()
+        return self._held
+
+    def answering(self, task: asyncio.Task[None]) -> None:
+        self._answering = task
+        task.add_done_callback(self._unanswered)
+
+    def _unanswered(self, task: asyncio.Task[None]) -> None:
+        """A fast answer's task that ended without sending it (cancelled, or a bug): the
+        client must not wait on a connection that will never answer."""
+        if self._answering is not task:
+            return
+        self._answering = None
+        if not task.cancelled():
+            log.error("a search on the fast path failed unanswered", exc_info=task.exception())
+        self.force_close()
+
+    def answer(self, response: bytes) -> None:
+        """Send the fast path's answer; then the requests held back are aiohttp's."""
+        self._answering = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # the client went away: no one to answer (as aiohttp does)
+        transport.write(response)
+        if transport.is_closing():
+            return  # the client reset the connection: nothing more of it is handled
+        if self._keepalive_timeout > 0:  # (as aiohttp does after an answer)
+            self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+            if self._keepalive_handle is None:
+                self._keepalive_handle = self._loop.call_at(
+                    self._next_keepalive_close_time, self._process_keepalive
+                )
+        held = self._held
+        while held:
+            self._queue(*held.popleft())
+
+    def _process_keepalive(self) -> None:
+        """aiohttp closes a connection idle past ``keepalive_timeout``: one whose
+        request the fast path is answering is not idle."""
+        if self._answering is not None:
+            self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+        super()._process_keepalive()
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 - aiohttp's
+        """A stop answers the request in hand first, the fast path's too."""
+        task = self._answering
+        if task is not None:
+            await asyncio.wait([task], timeout=timeout)
+        await super().shutdown(timeout)
 
     def _head_ends(self, data: bytes) -> list[int]:
         """Where in ``data`` a CRLFCRLF ends (when it is not the end of ``data``)."""

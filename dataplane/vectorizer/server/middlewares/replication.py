@@ -8,10 +8,16 @@ from vectorizer.replication.manager import ReplicationManager
 
 
 def add_staleness_headers(response: web.StreamResponse, manager: ReplicationManager) -> None:
-    headers = response.headers
-    headers["X-Vectorizer-Role"] = manager.state.role  # a StrEnum: its value, as text
-    headers["X-Vectorizer-Sequence"] = str(manager.store.sequence)
+    response.headers.update(staleness_headers(manager))
+
+
+def staleness_headers(manager: ReplicationManager) -> list[tuple[str, str]]:
+    headers = [
+        ("X-Vectorizer-Role", str(manager.state.role)),  # a StrEnum: its value, as text
+        ("X-Vectorizer-Sequence", str(manager.store.sequence)),
+    ]
     ops, ms = manager.lag()
     if ops is not None and ms is not None:
-        headers["X-Vectorizer-Lag-Operations"] = str(ops)
-        headers["X-Vectorizer-Lag-Ms"] = f"{ms:.0f}"
+        headers.append(("X-Vectorizer-Lag-Operations", str(ops)))
+        headers.append(("X-Vectorizer-Lag-Ms", f"{ms:.0f}"))
+    return headers

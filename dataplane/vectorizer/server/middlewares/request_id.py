@@ -20,10 +20,12 @@ _COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
 
 
 def request_id(request: web.Request) -> str:
-    given = request.headers.get(HEADER)
-    if given and _SANE.fullmatch(given):
-        return given
-    return new_request_id()
+    return given_request_id(request.headers.get(HEADER)) or new_request_id()
+
+
+def given_request_id(given: str | None) -> str | None:
+    """The client's id (the ``X-Request-ID`` header's value) when it is sane."""
+    return given if given and _SANE.fullmatch(given) else None
 
 
 def new_request_id() -> str:

@@ -20,7 +20,7 @@ from vectorizer.server.schemas import BatchSearch, Search
 from vectorizer.server.views.common import check_range, settings, store
 
 
-def _checked_query(coll: Collection, q: Search, max_limit: int) -> Matrix:
+def checked_query(coll: Collection, q: Search, max_limit: int) -> Matrix:
     check_range(q.limit, "limit", 1, max_limit)
     check_range(q.offset, "offset", 0, max_limit)
     if q.ef is not None:
@@ -29,7 +29,7 @@ def _checked_query(coll: Collection, q: Search, max_limit: int) -> Matrix:
     return coll.config.metric.vector(q.vector, coll.config.dimension)
 
 
-def _params(q: Search) -> dict[str, Any]:
+def search_params(q: Search) -> dict[str, Any]:
     return {
         "limit": q.limit,
         "offset": q.offset,
@@ -51,8 +51,8 @@ def _check_answers_fit(
 
 
 def run_search(coll: Collection, q: Search, max_limit: int) -> list[ScoredPoint]:
-    query = _checked_query(coll, q, max_limit)
-    return coll.search(query, predicate=compile_filter(q.filter), **_params(q))
+    query = checked_query(coll, q, max_limit)
+    return coll.search(query, predicate=compile_filter(q.filter), **search_params(q))
 
 
 async def search(request: web.Request) -> web.Response:
@@ -60,14 +60,14 @@ async def search(request: web.Request) -> web.Response:
     body = await read_as(request, Search)
     coll = store(request).collection(request.match_info["name"])
     max_limit = settings(request).max_search_limit
-    query = _checked_query(coll, body, max_limit)
+    query = checked_query(coll, body, max_limit)
     if body.with_vector:
         _check_answers_fit(request, coll, [body], max_limit)
     if body.filter is None:  # answered together with other searches in flight
-        results = await request.app[SEARCH_BATCHER].search(coll, query, **_params(body))
+        results = await request.app[SEARCH_BATCHER].search(coll, query, **search_params(body))
     else:
         await coll.graphs_settled()
-        results = coll.search(query, predicate=compile_filter(body.filter), **_params(body))
+        results = coll.search(query, predicate=compile_filter(body.filter), **search_params(body))
     searched(request, len(results))
     return struct_response({"results": results})
 
@@ -92,7 +92,7 @@ async def batch_search(request: web.Request) -> web.Response:
     for i, q in enumerate(body.queries):
         try:
             if q.filter is None:
-                plain[i] = (_checked_query(coll, q, max_limit), _params(q))
+                plain[i] = (checked_query(coll, q, max_limit), search_params(q))
             else:
                 answers[i] = run_search(coll, q, max_limit)
         except VectorizerError as err:

@@ -1,0 +1,260 @@
+"""Native searches answered beside aiohttp's per-request machinery: the fast path.
+
+At 32 connections the event loop's thread bounds a node's searches, and about a third
+of its work per search is aiohttp's machinery around the request rather than the
+search: a task, a ``web.Request``, the router, the middleware call, a ``web.Response``
+and its preparation (docs/PERFORMANCE.md). ``FastSearch.take`` answers a request that
+aiohttp's own parser has read whole, when it is exactly the common shape:
+
+- ``POST /collections/{name}/search`` over HTTP/1.1, the name plain (letters, digits,
+  ``-``, ``_``: nothing to decode), no query string;
+- a body wholly received, not compressed, not chunked, within ``max_body_bytes`` and
+  small enough not to be checked against the node's memory (``http.SMALL_BODY``);
+- only the headers in ``_PLAIN_HEADERS`` (each once), no ``Connection: close``;
+- a node without authentication, audit log or tracing (the pipeline's admission and
+  spans stay the pipeline's);
+- a body the view would accept (it is checked by the view's own functions) and that
+  does not ask for vectors back.
+
+Anything else goes aiohttp's way as before, the bytes unchanged: a request that fails
+a check is handed on with its body (``protocol._Handler``), so every error answer is
+the pipeline's own. The answer is the one the pipeline gives: the same batching, the
+same headers in the same order, request id, log context, metrics and idle polling.
+Which connection may use it (none while aiohttp has a request of it in hand, one answer
+at a time) is ``protocol._Handler``'s business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+
+import msgspec
+from aiohttp import HttpVersion11, web
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+
+from vectorizer import errors
+from vectorizer.engine.collection import Collection, ScoredPoint
+from vectorizer.engine.filters import Predicate, compile_filter
+from vectorizer.engine.validation import Matrix
+from vectorizer.observability import context
+from vectorizer.security.limits import check_json_depth
+from vectorizer.security.permissions import rule_for
+from vectorizer.security.roles import ANONYMOUS
+from vectorizer.server.exchange import Exchange
+from vectorizer.server.http import SMALL_BODY, decode_as
+from vectorizer.server.keys import (
+    GUARD,
+    IDLE_POLLER,
+    METRICS,
+    REPLICATION,
+    SEARCH_BATCHER,
+    SETTINGS,
+    STORE,
+)
+from vectorizer.server.middlewares.errors import render
+from vectorizer.server.middlewares.headers import HSTS, SECURITY_HEADERS
+from vectorizer.server.middlewares.metrics import observe_request
+from vectorizer.server.middlewares.replication import staleness_headers
+from vectorizer.server.middlewares.request_id import HEADER, given_request_id, new_request_id
+from vectorizer.server.schemas import Search
+from vectorizer.server.views.search import checked_query, search_params
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "/collections/{name}/search"
+_PATH = re.compile(r"/collections/([A-Za-z0-9_-]{1,128})/search")
+# What clients send with a plain request; the pipeline ignores them all but the id (and
+# the parser has read the framing ones). Any other header sends the request aiohttp's way.
+_PLAIN_HEADERS = frozenset(
+    {
+        b"host",
+        b"content-type",
+        b"content-length",
+        b"accept",
+        b"accept-encoding",
+        b"user-agent",
+        b"connection",
+        b"x-request-id",
+    }
+)
+_JSON = b"Content-Type: application/json\r\n"
+
+# aiohttp's read buffer size (``read_bufsize``), as its parser gives payloads
+_READ_BUFSIZE = 2**16
+
+
+class Answering(BaseProtocol):
+    """The connection's side of it (``protocol._Handler``)."""
+
+    def answering(self, task: asyncio.Task[None]) -> None:
+        """``task`` answers the connection's request in hand."""
+        raise NotImplementedError
+
+    def answer(self, response: bytes) -> None:
+        """Send ``response`` (the request in hand's answer)."""
+        raise NotImplementedError
+
+
+class FastSearch:
+    """The fast path of one node's app (see the module's docstring)."""
+
+    def __init__(self, app: web.Application) -> None:
+        settings = app[SETTINGS]
+        self._settings = settings
+        self._guard = app[GUARD]
+        self._manager = app[REPLICATION]
+        self._store = app[STORE]
+        self._batcher = app[SEARCH_BATCHER]
+        self._poller = app[IDLE_POLLER]
+        self._metrics = app[METRICS].requests if settings.metrics_enabled else None
+        self._rule = rule_for("POST", TEMPLATE)
+        security = [*SECURITY_HEADERS, HSTS] if settings.tls_enabled else SECURITY_HEADERS
+        self._security = "".join(f"{k}: {v}\r\n" for k, v in security).encode()
+        self._largest = min(settings.max_body_bytes, SMALL_BODY)
+        self.on = settings.tracing_exporter == "none"
+
+    def wants(self, message: RawRequestMessage) -> bool:
+        """Whether ``message``'s head is the fast path's shape (its body yet to be seen)."""
+        if (
+            message.method != "POST"
+            or message.version != HttpVersion11
+            or message.should_close
+            or message.upgrade
+            or message.chunked
+            or message.compression is not None
+            or self._guard.enabled
+            or self._guard.audit is not None
+            or _PATH.fullmatch(message.path) is None
+        ):
+            return False
+        seen: set[bytes] = set()
+        for raw_name, _ in message.raw_headers:
+            lower = raw_name.lower()
+            if lower not in _PLAIN_HEADERS or lower in seen:
+                return False
+            seen.add(lower)
+        length = message.headers.get("Content-Length")
+        return length is not None and 0 < int(length) <= self._largest
+
+    def take(
+        self, message: RawRequestMessage, payload: StreamReader, protocol: Answering
+    ) -> StreamReader | None:
+        """Answer ``message``, which it ``wants`` and whose body is all in ``payload``,
+        here (``protocol.answer`` gets the response's bytes, later): None. Else the
+        payload for aiohttp to handle ``message`` with (its body again: it was read)."""
+        name = message.path[len("/collections/") : -len("/search")]
+        try:
+            body = payload.read_nowait()
+        except Exception:  # noqa: BLE001 - (a payload that failed: aiohttp's to answer)
+            return payload
+        try:
+            settings = self._settings
+            check_json_depth(body, settings.max_json_depth)
+            q = decode_as(body, Search)
+            if q.with_vector:  # (the answer's size is checked against memory there)
+                raise _Elsewhere
+            coll = self._store.collection(name)
+            query = checked_query(coll, q, settings.max_search_limit)
+            predicate = compile_filter(q.filter)
+        except Exception:  # noqa: BLE001 - the pipeline answers it, as it would have
+            return _refilled(protocol, body)
+        rid = given_request_id(message.headers.get(HEADER)) or new_request_id()
+        protocol.answering(
+            asyncio.get_running_loop().create_task(
+                self._answer(rid, coll, query, q, predicate, protocol.answer)
+            )
+        )
+        return None
+
+    async def _answer(
+        self,
+        rid: str,
+        coll: Collection,
+        query: Matrix,
+        q: Search,
+        predicate: Predicate | None,
+        answer: Callable[[bytes], None],
+    ) -> None:
+        started = time.perf_counter()
+        ex = Exchange(rid, rule=self._rule, principal=ANONYMOUS)
+        token = context.request_id.set(rid)
+        if (polls := self._poller) is not None:
+            polls.began(started)
+        try:
+            results = await self._search(coll, query, q, predicate)
+            ex.searches.append(len(results))
+            status, reason, body = 200, b"OK", msgspec.json.encode({"results": results})
+            head = _JSON
+        except Exception as exc:  # noqa: BLE001 - every failure gets a structured answer
+            status, reason, head, body = self._failure(ex, exc, started)
+        finally:
+            context.request_id.reset(token)
+        took = time.perf_counter() - started
+        if polls is not None:
+            polls.answered(started + took)
+        if (metrics := self._metrics) is not None:
+            observe_request(metrics, "POST", ex, TEMPLATE, status, took)
+            metrics.fast_path += 1
+        answer(self._response(status, reason, head, body, rid))
+
+    async def _search(
+        self, coll: Collection, query: Matrix, q: Search, predicate: Predicate | None
+    ) -> list[ScoredPoint]:
+        params = search_params(q)
+        if q.filter is None:  # answered together with other searches in flight
+            return await self._batcher.search(coll, query, **params)
+        await coll.graphs_settled()
+        return coll.search(query, predicate=predicate, **params)
+
+    def _failure(
+        self, ex: Exchange, exc: Exception, started: float
+    ) -> tuple[int, bytes, bytes, bytes]:
+        """What the pipeline answers for what a search raised once under way."""
+        if isinstance(exc, errors.VectorizerError):
+            err = exc
+            if err.status >= 500:
+                level = logging.WARNING if err.expected else logging.ERROR
+                log.log(level, "request POST %s failed: %s", TEMPLATE, err)
+        else:
+            took_ms = (time.perf_counter() - started) * 1000
+            log.error("unhandled error in POST %s after %.1f ms", TEMPLATE, took_ms, exc_info=exc)
+            err = errors.InternalError("internal error; see the server log")
+        ex.error_code = err.code
+        resp = render(err, "/collections", ex.request_id)
+        assert isinstance(resp.body, bytes)
+        headers = ((k, v) for k, v in resp.headers.items() if k != "Content-Length")
+        head = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers)
+        return resp.status, resp.reason.encode(), head, resp.body
+
+    def _response(self, status: int, reason: bytes, head: bytes, body: bytes, rid: str) -> bytes:
+        stale = "".join(f"{k}: {v}\r\n" for k, v in staleness_headers(self._manager))
+        return b"".join(
+            (
+                b"HTTP/1.1 %d %s\r\n" % (status, reason),
+                head,
+                self._security,
+                stale.encode(),
+                b"%s: %s\r\nContent-Length: %d\r\nDate: %s\r\n\r\n"
+                % (HEADER.encode(), rid.encode(), len(body), rfc822_formatted_time().encode()),
+                body,
+            )
+        )
+
+
+class _Elsewhere(Exception):
+    """A request the fast path leaves to the pipeline."""
+
+
+def _refilled(protocol: BaseProtocol, body: bytes) -> StreamReader:
+    """A whole body, read here, to be read again by the pipeline."""
+    payload = StreamReader(protocol, _READ_BUFSIZE, loop=asyncio.get_running_loop())
+    payload.feed_data(body)
+    payload.feed_eof()
+    return payload

@@ -1,0 +1,324 @@
+"""Plain native searches answered on the fast path (``server/fastsearch.py``) get the
+answer the pipeline gives, in the order of the connection's requests, and a stop
+answers them in flight.
+
+A request with a header outside the fast path's short list (here ``X-Path: slow``) goes
+aiohttp's way: the same request both ways must be answered alike, byte for byte but
+for the date and the request id. ``vectorizer_http_fast_path_requests_total`` tells
+which way a request went.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from tests.integration.test_metrics import scrape
+from tests.integration.test_tls_observability import scrape as tls_scrape
+from tests.integration.test_tls_observability import tls_node
+from tests.servers import ServerProcess
+
+FAST = "vectorizer_http_fast_path_requests_total{}"
+DIM = 4
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(data_dir=tmp_path_factory.mktemp("fast") / "data").start()
+    try:
+        body = {"name": "c", "dimension": DIM, "metric": "euclidean"}
+        assert srv.request("POST", "/collections", body)[0] == 201
+        rng = np.random.default_rng(3)
+        pts = [
+            {"id": i, "vector": v, "payload": {"n": i, "even": i % 2 == 0}}
+            for i, v in enumerate(rng.normal(size=(300, DIM)).tolist())
+        ]
+        assert srv.request("POST", "/collections/c/vectors", {"vectors": pts})[0] == 200
+        alias = {"create_alias": {"alias_name": "alias_c", "collection_name": "c"}}
+        assert srv.request("POST", "/aliases", {"actions": [alias]})[0] == 200
+        yield srv
+    finally:
+        srv.kill()
+
+
+def search(name: str, body: bytes, *extra: str, rid: str | None = None) -> bytes:
+    """A search request as clients send it (``extra``: more header lines)."""
+    lines = [
+        f"POST /collections/{name}/search HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Content-Type: application/json",
+        "User-Agent: test",
+        f"Content-Length: {len(body)}",
+        *([f"X-Request-ID: {rid}"] if rid else []),
+        *extra,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def read_answer(sock: socket.socket, buf: bytearray) -> tuple[str, list[tuple[str, str]], bytes]:
+    """One answer from ``sock`` (``buf``: bytes read before): status line, headers, body."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed mid-answer: {bytes(buf)!r}"
+        buf += chunk
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = [(k, v) for k, _, v in (line.partition(": ") for line in lines[1:])]
+    length = int({k.lower(): v for k, v in headers}["content-length"])
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed mid-body"
+        rest += chunk
+    buf[:] = rest[length:]
+    return lines[0], headers, rest[:length]
+
+
+def connect(srv: ServerProcess) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    tls = srv.ssl_context()
+    return sock if tls is None else tls.wrap_socket(sock, server_hostname="localhost")
+
+
+def exchange(srv: ServerProcess, *writes: bytes, answers: int) -> list[Any]:
+    """``writes`` sent in turn on one connection; ``answers`` answers read back."""
+    with connect(srv) as sock:
+        for data in writes:
+            sock.sendall(data)
+            time.sleep(0.02)  # (each write its own segment)
+        buf = bytearray()
+        return [read_answer(sock, buf) for _ in range(answers)]
+
+
+def comparable(answer: Any) -> tuple[str, list[tuple[str, str]], Any]:
+    status, headers, body = answer
+    kept = [(k, v) for k, v in headers if k not in ("Date", "X-Request-ID")]
+    doc = orjson.loads(body)
+    if isinstance(doc, dict):
+        doc.pop("request_id", None)
+    return status, kept, doc
+
+
+# (body, whether the fast path answers it: the others are the pipeline's)
+BODIES: list[tuple[str, dict[str, Any] | bytes, bool]] = [
+    ("c", {"vector": [0.1, 0.2, 0.3, 0.4], "limit": 5}, True),
+    ("c", {"vector": [0.1, 0.2, 0.3, 0.4], "limit": 3, "offset": 2, "with_payload": False}, True),
+    ("c", {"vector": [1, 0, 0, 0], "limit": 4, "ef": 200, "exact": True}, True),
+    ("c", {"vector": [1, 0, 0, 0], "limit": 10, "threshold": 1.5}, True),
+    (
+        "c",
+        {"vector": [1, 0, 0, 0], "filter": {"must": [{"key": "even", "match": {"value": True}}]}},
+        True,
+    ),
+    ("alias_c", {"vector": [0, 1, 0, 0], "limit": 2}, True),
+    ("c", {"vector": [0, 1, 0, 0], "limit": 2, "with_vector": True}, False),
+    ("c", {"vector": [0, 1, 0], "limit": 2}, False),
+    ("c", {"vector": [0, 1, 0, "x"]}, False),
+    ("c", {"vector": [0, 1, 0, 0], "limit": 0}, False),
+    ("c", {"vector": [0, 1, 0, 0], "limit": 10**9}, False),
+    ("c", {"vector": [0, 1, 0, 0], "colour": "red"}, False),
+    (
+        "c",
+        {"vector": [0, 1, 0, 0], "filter": {"must": [{"key": "a[", "match": {"value": 1}}]}},
+        False,
+    ),
+    ("c", b'{"vector": [0, 1, 0, 0], ', False),
+    ("c", b"[" * 200 + b"]" * 200, False),
+    ("nope", {"vector": [0, 1, 0, 0]}, False),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "fast"), BODIES, ids=range(len(BODIES)))
+def test_a_search_is_answered_as_the_pipeline_answers_it(
+    node: ServerProcess, name: str, body: dict[str, Any] | bytes, fast: bool
+) -> None:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    before = scrape(node)[FAST]
+    [quick] = exchange(node, search(name, raw), answers=1)
+    assert scrape(node)[FAST] - before == (1 if fast else 0)
+    [slow] = exchange(node, search(name, raw, "X-Path: slow"), answers=1)
+    assert comparable(quick) == comparable(slow)
+    assert scrape(node)[FAST] - before == (1 if fast else 0)
+
+
+def test_the_client_request_id_and_the_metrics_are_the_pipelines(node: ServerProcess) -> None:
+    body = orjson.dumps({"vector": [0.5, 0.5, 0.5, 0.5], "limit": 3})
+    route = (
+        "vectorizer_http_requests_total{method=POST,route=/collections/{name}/search,status=200}"
+    )
+    before = scrape(node)
+    [answer] = exchange(node, search("c", body, rid="my-id.1"), answers=1)
+    assert ("X-Request-ID", "my-id.1") in answer[1]
+    [odd] = exchange(node, search("c", body, rid="not sane!"), answers=1)
+    given = dict(odd[1])["X-Request-ID"]
+    assert given != "not sane!" and len(given) == 32
+    after = scrape(node)
+    assert after[FAST] - before[FAST] == 2
+    assert after[route] - before[route] == 2
+    assert (
+        after["vectorizer_search_requests_total{}"] - before["vectorizer_search_requests_total{}"]
+        == 2
+    )
+
+
+def test_answers_come_in_the_order_of_the_requests(node: ServerProcess) -> None:
+    """Requests sent together (pipelined) or cut anywhere are answered in order: a fast
+    one before a queued one, a held-back one after the fast one before it."""
+    body = orjson.dumps({"vector": [0.1, 0.2, 0.3, 0.4], "limit": 2})
+    health = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: h\r\n\r\n"
+    slow = search("c", body, "X-Path: slow", rid="s")
+    requests = [search("c", body, rid="f1"), health, search("c", body, rid="f2"), slow]
+    requests.append(search("c", body, rid="f3"))
+    ids = ["f1", "h", "f2", "s", "f3"]
+    data = b"".join(requests)
+    cuts = [None, 10, len(requests[0]) - 5, len(requests[0]), len(requests[0]) + 3]
+    cuts += [len(data) - len(requests[-1]) + 30]
+    before = scrape(node)[FAST]
+    for cut in cuts:
+        writes = [data] if cut is None else [data[:cut], data[cut:]]
+        answers = exchange(node, *writes, answers=len(requests))
+        assert [dict(a[1])["X-Request-ID"] for a in answers] == ids, cut
+        assert all(a[0] == "HTTP/1.1 200 OK" for a in answers)
+        results = [orjson.loads(a[2])["results"] for a in answers if a is not answers[1]]
+        assert all(r == results[0] for r in results), cut
+    # (the first search of each connection at least went the fast way)
+    assert scrape(node)[FAST] - before >= len(cuts)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"vector": [0.1, 0.2, 0.3, 0.4]}', b'{"vec'], ids=["valid", "bad_json"]
+)
+def test_a_search_then_bytes_that_are_not_http_are_answered_in_order(
+    node: ServerProcess, body: bytes
+) -> None:
+    """The search's answer, then the 400 for the bytes after it (the connection's
+    last). Reading the body may make aiohttp feed its failed parser again from within:
+    that second 400 came before the search's answer, or instead of it."""
+    garbage = b"xyz\r\n\r\n"
+    for _ in range(20):  # (some of them led a batch: the answer a loop turn later)
+        [quick, bad] = exchange(node, search("c", body, rid="first") + garbage, answers=2)
+        [slow, slow_bad] = exchange(
+            node, search("c", body, "X-Path: slow", rid="first") + garbage, answers=2
+        )
+        assert comparable(quick) == comparable(slow)
+        assert dict(quick[1])["X-Request-ID"] == "first"
+        assert bad[0] == slow_bad[0] and b"malformed_request" in bad[2]
+
+
+def test_clients_that_pipeline_searches_and_reset_leave_no_tracebacks(
+    tmp_path: Path,
+) -> None:
+    """An answer written to a connection the client reset: the requests held behind it
+    are not handed to aiohttp (which would take them after the connection is gone)."""
+    srv = ServerProcess(data_dir=tmp_path / "data").start()
+    try:
+        assert srv.request("POST", "/collections", {"name": "c", "dimension": 2})[0] == 201
+        pts = [{"id": i, "vector": [float(i), 1.0]} for i in range(5)]
+        assert srv.request("POST", "/collections/c/vectors", {"vectors": pts})[0] == 200
+        request = search("c", orjson.dumps({"vector": [1.0, 1.0]}))
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+                sock.sendall(request * 10)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        time.sleep(1)
+        [answer] = exchange(srv, request, answers=1)
+        assert answer[0] == "HTTP/1.1 200 OK"
+        assert srv.terminate() == 0
+        assert "Traceback" not in srv.log() and "exception" not in srv.log(), srv.log()
+    finally:
+        srv.kill()
+
+
+def test_a_search_sent_in_pieces_is_answered(node: ServerProcess) -> None:
+    """A body that arrives after its head (another segment) is aiohttp's to read."""
+    body = orjson.dumps({"vector": [0.1, 0.2, 0.3, 0.4], "limit": 2})
+    request = search("c", body, rid="p")
+    [whole] = exchange(node, request, answers=1)
+    for cut in (len(request) - len(body), len(request) - 3, 20):
+        [answer] = exchange(node, request[:cut], request[cut:], answers=1)
+        assert comparable(answer) == comparable(whole), cut
+
+
+def test_a_keep_alive_connection_takes_many_fast_searches(node: ServerProcess) -> None:
+    bodies = [orjson.dumps({"vector": [i, 1.0, 0.0, 0.0], "limit": 1}) for i in range(200)]
+    before = scrape(node)[FAST]
+    with socket.create_connection(("127.0.0.1", node.port), timeout=30) as sock:
+        buf = bytearray()
+        for i, body in enumerate(bodies):
+            sock.sendall(search("c", body, rid=f"k{i}"))
+            status, headers, _ = read_answer(sock, buf)
+            assert status == "HTTP/1.1 200 OK" and dict(headers)["X-Request-ID"] == f"k{i}"
+    assert scrape(node)[FAST] - before == len(bodies)
+
+
+def test_a_tls_node_answers_on_the_fast_path_as_the_pipeline_does(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    srv = tls_node(server_factory, tmp_path)
+    assert srv.request("POST", "/collections", {"name": "c", "dimension": 2})[0] == 201
+    pts = [{"id": i, "vector": [float(i), 1.0]} for i in range(5)]
+    assert srv.request("POST", "/collections/c/vectors", {"vectors": pts})[0] == 200
+    body = orjson.dumps({"vector": [2.0, 1.0], "limit": 2})
+    fast = ("vectorizer_http_fast_path_requests_total", ())
+    before = tls_scrape(srv)[fast]
+    [quick] = exchange(srv, search("c", body), answers=1)
+    assert tls_scrape(srv)[fast] - before == 1
+    [slow] = exchange(srv, search("c", body, "X-Path: slow"), answers=1)
+    assert comparable(quick) == comparable(slow)
+    assert ("Strict-Transport-Security", "max-age=31536000") in quick[1]
+
+
+def test_no_fast_path_with_authentication_on(tmp_path: Path) -> None:
+    srv = ServerProcess(
+        data_dir=tmp_path / "data", args=["--auth-enabled", "true", "--auth-admin-key", "k" * 32]
+    )
+    srv.api_key = "k" * 32
+    srv.start()
+    try:
+        assert srv.request("POST", "/collections", {"name": "c", "dimension": 2})[0] == 201
+        body = orjson.dumps({"vector": [1.0, 0.0]})
+        [refused] = exchange(srv, search("c", body), answers=1)
+        assert refused[0].startswith("HTTP/1.1 401 ")
+        key = f"X-API-Key: {'k' * 32}"
+        [answer] = exchange(srv, search("c", body, key), answers=1)
+        assert answer[0] == "HTTP/1.1 200 OK"
+        assert scrape(srv)[FAST] == 0  # (/metrics is public by default)
+    finally:
+        srv.kill()
+
+
+@pytest.mark.parametrize("extra", [(), ("X-Path: slow",)], ids=["fast", "pipeline"])
+def test_a_stop_answers_the_searches_in_flight(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    """A search waiting for a large batch's link when SIGTERM comes is answered."""
+    srv = ServerProcess(data_dir=tmp_path / "data").start()
+    try:
+        body = {"name": "big", "dimension": 64, "metric": "euclidean"}
+        assert srv.request("POST", "/collections", body)[0] == 201
+        rng = np.random.default_rng(5)
+        vectors = (rng.normal(size=(40_000, 8)) @ rng.normal(size=(8, 64))).astype(np.float32)
+        pts = [{"id": i, "vector": v} for i, v in enumerate(vectors.tolist())]
+        assert srv.request("POST", "/collections/big/vectors", {"vectors": pts})[0] == 200
+        status, answer = srv.request("GET", "/qdrant/collections/big")
+        assert answer["result"]["status"] == "yellow"  # (still being linked)
+        query = orjson.dumps({"vector": vectors[7].tolist(), "limit": 1})
+        got: list[Any] = []
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as sock:
+            sock.sendall(search("big", query, *extra))
+            time.sleep(0.2)  # (taken and waiting for the link)
+            stopper = threading.Thread(target=lambda: got.append(srv.terminate(60)))
+            stopper.start()
+            status_line, _, raw = read_answer(sock, bytearray())
+            stopper.join()
+        assert status_line == "HTTP/1.1 200 OK", raw
+        assert orjson.loads(raw)["results"][0]["id"] == 7
+        assert got == [0]
+    finally:
+        srv.kill()
