@@ -26,8 +26,8 @@ at a time) is ``protocol._Handler``'s business.
 
 from __future__ import annotations
 
+import abc
 import asyncio
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -39,7 +39,6 @@ from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
-from vectorizer import errors
 from vectorizer.engine.collection import Collection, ScoredPoint
 from vectorizer.engine.filters import Predicate, compile_filter
 from vectorizer.engine.validation import Matrix
@@ -58,15 +57,13 @@ from vectorizer.server.keys import (
     SETTINGS,
     STORE,
 )
-from vectorizer.server.middlewares.errors import render
+from vectorizer.server.middlewares.errors import as_error, render
 from vectorizer.server.middlewares.headers import HSTS, SECURITY_HEADERS
 from vectorizer.server.middlewares.metrics import observe_request
 from vectorizer.server.middlewares.replication import staleness_headers
 from vectorizer.server.middlewares.request_id import HEADER, given_request_id, new_request_id
 from vectorizer.server.schemas import Search
 from vectorizer.server.views.search import checked_query, search_params
-
-log = logging.getLogger(__name__)
 
 TEMPLATE = "/collections/{name}/search"
 _PATH = re.compile(r"/collections/([A-Za-z0-9_-]{1,128})/search")
@@ -90,16 +87,16 @@ _JSON = b"Content-Type: application/json\r\n"
 _READ_BUFSIZE = 2**16
 
 
-class Answering(BaseProtocol):
+class Answering(BaseProtocol, abc.ABC):
     """The connection's side of it (``protocol._Handler``)."""
 
+    @abc.abstractmethod
     def answering(self, task: asyncio.Task[None]) -> None:
         """``task`` answers the connection's request in hand."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def answer(self, response: bytes) -> None:
         """Send ``response`` (the request in hand's answer)."""
-        raise NotImplementedError
 
 
 class FastSearch:
@@ -168,7 +165,7 @@ class FastSearch:
         rid = given_request_id(message.headers.get(HEADER)) or new_request_id()
         protocol.answering(
             asyncio.get_running_loop().create_task(
-                self._answer(rid, coll, query, q, predicate, protocol.answer)
+                self._answer(rid, message.path, coll, query, q, predicate, protocol.answer)
             )
         )
         return None
@@ -176,6 +173,7 @@ class FastSearch:
     async def _answer(
         self,
         rid: str,
+        path: str,
         coll: Collection,
         query: Matrix,
         q: Search,
@@ -193,7 +191,7 @@ class FastSearch:
             status, reason, body = 200, b"OK", msgspec.json.encode({"results": results})
             head = _JSON
         except Exception as exc:  # noqa: BLE001 - every failure gets a structured answer
-            status, reason, head, body = self._failure(ex, exc, started)
+            status, reason, head, body = self._failure(ex, exc, path, started)
         finally:
             context.request_id.reset(token)
         took = time.perf_counter() - started
@@ -214,20 +212,12 @@ class FastSearch:
         return coll.search(query, predicate=predicate, **params)
 
     def _failure(
-        self, ex: Exchange, exc: Exception, started: float
+        self, ex: Exchange, exc: Exception, path: str, started: float
     ) -> tuple[int, bytes, bytes, bytes]:
         """What the pipeline answers for what a search raised once under way."""
-        if isinstance(exc, errors.VectorizerError):
-            err = exc
-            if err.status >= 500:
-                level = logging.WARNING if err.expected else logging.ERROR
-                log.log(level, "request POST %s failed: %s", TEMPLATE, err)
-        else:
-            took_ms = (time.perf_counter() - started) * 1000
-            log.error("unhandled error in POST %s after %.1f ms", TEMPLATE, took_ms, exc_info=exc)
-            err = errors.InternalError("internal error; see the server log")
+        err = as_error(exc, "POST", path, time.perf_counter() - started)
         ex.error_code = err.code
-        resp = render(err, "/collections", ex.request_id)
+        resp = render(err, path, ex.request_id)
         assert isinstance(resp.body, bytes)
         headers = ((k, v) for k, v in resp.headers.items() if k != "Content-Length")
         head = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers)

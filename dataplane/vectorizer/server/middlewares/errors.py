@@ -51,10 +51,7 @@ def render(err: errors.VectorizerError, path: str, request_id: str) -> web.Respo
 def failure_response(request: web.Request, exc: Exception, took_s: float) -> web.Response:
     """The structured answer to what a handler raised (a redirect is re-raised as is)."""
     if isinstance(exc, errors.VectorizerError):
-        if exc.status >= 500:
-            level = logging.WARNING if exc.expected else logging.ERROR
-            log.log(level, "request %s %s failed: %s", request.method, _shown(request), exc)
-        return error_response(request, exc)
+        return error_response(request, as_error(exc, request.method, request.path, took_s))
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc
@@ -82,20 +79,28 @@ def failure_response(request: web.Request, exc: Exception, took_s: float) -> web
         resp.set_status(CLIENT_CLOSED, "Client Closed Request")
         resp.force_close()
         return resp
-    log.error(
-        "unhandled error in %s %s after %.1f ms",
-        request.method,
-        request.path,
-        took_s * 1000,
-        exc_info=exc,
-    )
-    return error_response(request, errors.InternalError("internal error; see the server log"))
+    return error_response(request, as_error(exc, request.method, request.path, took_s))
+
+
+def as_error(exc: Exception, method: str, path: str, took_s: float) -> errors.VectorizerError:
+    """What a handler raised, as the error it is answered with; logged when the node is
+    at fault (a 5xx of ours, or anything else: an internal error)."""
+    if isinstance(exc, errors.VectorizerError):
+        if exc.status >= 500:
+            level = logging.WARNING if exc.expected else logging.ERROR
+            log.log(level, "request %s %s failed: %s", method, _cut(path), exc)
+        return exc
+    log.error("unhandled error in %s %s after %.1f ms", method, path, took_s * 1000, exc_info=exc)
+    return errors.InternalError("internal error; see the server log")
 
 
 def _shown(request: web.Request) -> str:
     """The path as a log line or an error names it: its first 200 characters (a client
     chose it)."""
-    path = request.path
+    return _cut(request.path)
+
+
+def _cut(path: str) -> str:
     return path if len(path) <= 200 else f"{path[:200]}..."
 
 
