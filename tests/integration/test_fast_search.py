@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import numpy as np
 import orjson
 import pytest
@@ -276,21 +277,192 @@ def test_a_tls_node_answers_on_the_fast_path_as_the_pipeline_does(
     assert ("Strict-Transport-Security", "max-age=31536000") in quick[1]
 
 
-def test_no_fast_path_with_authentication_on(tmp_path: Path) -> None:
+ADMIN = "fast-path-admin-key-0123456789"
+HS = "h" * 48
+Keys = dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Keys]]:
+    """A node with authentication and its audit log on (as the operator runs them), the
+    collections c and d, and keys: a viewer, one scoped to c, one scoped to c with a
+    burst of three (and a rate too slow to refill within a test)."""
+    root = tmp_path_factory.mktemp("guarded")
+    (root / "jwt.secret").write_text(HS)
     srv = ServerProcess(
-        data_dir=tmp_path / "data", args=["--auth-enabled", "true", "--auth-admin-key", "k" * 32]
+        data_dir=root / "data",
+        args=["--auth-enabled", "true", "--auth-admin-key", ADMIN]
+        + ["--jwt-hs256-secret-file", str(root / "jwt.secret"), "--rate-limit-rps", "1000"],
     )
-    srv.api_key = "k" * 32
+    srv.api_key = ADMIN
     srv.start()
+    try:
+        for name in ("c", "d"):
+            assert srv.request("POST", "/collections", {"name": name, "dimension": 2})[0] == 201
+            pts = [{"id": i, "vector": [float(i), 1.0], "payload": {"i": i}} for i in range(20)]
+            assert srv.request("POST", f"/collections/{name}/vectors", {"vectors": pts})[0] == 200
+        keys = {}
+        for name, extra in (
+            ("viewer", {}),
+            ("scoped", {"collections": ["c"]}),
+            ("slow", {"collections": ["c"], "rate_limit_rps": 0.001, "rate_limit_burst": 3}),
+        ):
+            status, made = srv.request(
+                "POST", "/auth/keys", {"name": name, "role": "viewer", **extra}
+            )
+            assert status == 201, made
+            keys[name] = made["secret"]
+        yield srv, keys
+    finally:
+        srv.kill()
+
+
+def audit_lines(path: Path, *request_ids: str) -> list[dict[str, Any]]:
+    """The audit lines of ``request_ids`` in the log at ``path`` (each must have exactly
+    one), in that order."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(200):
+        # Complete lines only: the server may be mid-way through the last one.
+        lines = path.read_text().split("\n")[:-1] if path.exists() else []
+        found = {}
+        for doc in map(orjson.loads, lines):
+            found.setdefault(doc.get("request_id"), []).append(doc)
+        if all(rid in found for rid in request_ids):
+            break
+        time.sleep(0.02)
+    assert all(len(found.get(rid, ())) == 1 for rid in request_ids), found
+    return [found[rid][0] for rid in request_ids]
+
+
+def without_timing(line: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in line.items() if k not in ("time", "request_id", "duration_ms")}
+
+
+def rate_blind(answer: Any) -> Any:
+    """``comparable`` without the values that change from one call to the next."""
+    status, headers, doc = comparable(answer)
+    moving = ("X-RateLimit-Remaining", "X-RateLimit-Reset")
+    return status, [(k, "" if k in moving else v) for k, v in headers], doc
+
+
+def hs256(**claims: Any) -> str:
+    return jwt.encode({"sub": "app", "exp": time.time() + 300, **claims}, HS, algorithm="HS256")
+
+
+CREDENTIALS: list[tuple[str, Any]] = [
+    ("admin", lambda keys: f"X-API-Key: {ADMIN}"),
+    ("viewer", lambda keys: f"X-API-Key: {keys['viewer']}"),
+    ("qdrant-header", lambda keys: f"api-key: {keys['scoped']}"),
+    ("bearer-key", lambda keys: f"Authorization: Bearer {keys['viewer']}"),
+    ("jwt", lambda keys: f"Authorization: Bearer {hs256(role='viewer', collections=['c'])}"),
+]
+
+
+@pytest.mark.parametrize(("who", "credential"), CREDENTIALS, ids=[c[0] for c in CREDENTIALS])
+def test_an_admitted_search_is_answered_and_audited_as_the_pipeline_does(
+    guarded: tuple[ServerProcess, Keys], who: str, credential: Any
+) -> None:
+    srv, keys = guarded
+    body = orjson.dumps({"vector": [3.0, 1.0], "limit": 3})
+    header = credential(keys)
+    before = scrape(srv)[FAST]
+    [quick] = exchange(srv, search("c", body, header, rid=f"{who}-fast"), answers=1)
+    assert scrape(srv)[FAST] - before == 1
+    [slow] = exchange(srv, search("c", body, header, "X-Path: slow", rid=f"{who}-slow"), answers=1)
+    assert scrape(srv)[FAST] - before == 1
+    assert quick[0] == "HTTP/1.1 200 OK"
+    assert rate_blind(quick) == rate_blind(slow)
+    # The bootstrap admin key is not held to the node's rate; the other credentials are.
+    limit = dict(quick[1]).get("X-RateLimit-Limit")
+    assert limit == (None if who == "admin" else "1000")
+    fast_line, slow_line = audit_lines(
+        srv.data_dir / "audit" / "audit.jsonl", f"{who}-fast", f"{who}-slow"
+    )
+    assert fast_line["event"] == "request" and fast_line["collection"] == "c"
+    assert without_timing(fast_line) == without_timing(slow_line)
+
+
+REFUSED: list[tuple[str, str, Any, str]] = [
+    ("no-credentials", "c", lambda keys: "Accept: */*", "401"),
+    ("wrong-key", "c", lambda keys: "X-API-Key: vz_nope_0123456789abcdef", "401"),
+    (
+        "expired-jwt",
+        "c",
+        lambda keys: f"Authorization: Bearer {hs256(role='viewer', exp=1)}",
+        "401",
+    ),
+    ("out-of-scope", "d", lambda keys: f"X-API-Key: {keys['scoped']}", "403"),
+    (
+        "jwt-out-of-scope",
+        "d",
+        lambda keys: f"Authorization: Bearer {hs256(role='viewer', collections=['c'])}",
+        "403",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "name", "credential", "status"), REFUSED, ids=[r[0] for r in REFUSED]
+)
+def test_a_refused_search_is_the_pipelines_to_refuse(
+    guarded: tuple[ServerProcess, Keys], who: str, name: str, credential: Any, status: str
+) -> None:
+    srv, keys = guarded
+    body = orjson.dumps({"vector": [3.0, 1.0]})
+    before = scrape(srv)[FAST]
+    header = credential(keys)
+    [first] = exchange(srv, search(name, body, header, rid=f"{who}-1"), answers=1)
+    [second] = exchange(srv, search(name, body, header, "X-Path: slow", rid=f"{who}-2"), answers=1)
+    assert first[0].startswith(f"HTTP/1.1 {status} ")
+    assert rate_blind(first) == rate_blind(second)
+    assert scrape(srv)[FAST] == before
+    one, two = audit_lines(srv.data_dir / "audit" / "audit.jsonl", f"{who}-1", f"{who}-2")
+    assert one["status"] == int(status) and without_timing(one) == without_timing(two)
+
+
+def test_a_refused_search_costs_the_caller_one_token(
+    guarded: tuple[ServerProcess, Keys],
+) -> None:
+    """The fast path's admission takes the rate's token last: a search refused for its
+    scope, or for the rate, is the pipeline's and costs one token, not two."""
+    srv, keys = guarded
+    body = orjson.dumps({"vector": [3.0, 1.0]})
+    key = f"X-API-Key: {keys['slow']}"
+    before = scrape(srv)[FAST]
+    answers = exchange(
+        srv,
+        search("d", body, key, rid="slow-1"),  # outside its scope: 403 (a token)
+        search("c", body, key, rid="slow-2"),
+        search("c", body, key, rid="slow-3"),
+        search("c", body, key, rid="slow-4"),  # the burst of three is spent: 429
+        answers=4,
+    )
+    assert [a[0].split(" ")[1] for a in answers] == ["403", "200", "200", "429"]
+    assert [dict(a[1])["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert "Retry-After" in dict(answers[3][1])
+    assert scrape(srv)[FAST] - before == 2
+    events = [
+        line["event"]
+        for line in audit_lines(
+            srv.data_dir / "audit" / "audit.jsonl", *(f"slow-{i}" for i in range(1, 5))
+        )
+    ]
+    assert events == ["authorization_denied", "request", "request", "rate_limited"]
+
+
+def test_an_audit_log_without_authentication_gets_the_fast_paths_lines(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    srv = ServerProcess(data_dir=tmp_path / "data", args=["--audit-log-path", str(audit)]).start()
     try:
         assert srv.request("POST", "/collections", {"name": "c", "dimension": 2})[0] == 201
         body = orjson.dumps({"vector": [1.0, 0.0]})
-        [refused] = exchange(srv, search("c", body), answers=1)
-        assert refused[0].startswith("HTTP/1.1 401 ")
-        key = f"X-API-Key: {'k' * 32}"
-        [answer] = exchange(srv, search("c", body, key), answers=1)
-        assert answer[0] == "HTTP/1.1 200 OK"
-        assert scrape(srv)[FAST] == 0  # (/metrics is public by default)
+        [quick] = exchange(srv, search("c", body, rid="anon-fast"), answers=1)
+        [slow] = exchange(srv, search("c", body, "X-Path: slow", rid="anon-slow"), answers=1)
+        assert comparable(quick) == comparable(slow)
+        assert scrape(srv)[FAST] == 1
+        fast_line, slow_line = audit_lines(audit, "anon-fast", "anon-slow")
+        assert fast_line["principal"] == "anonymous"
+        assert without_timing(fast_line) == without_timing(slow_line)
     finally:
         srv.kill()
 

@@ -11,15 +11,17 @@ aiohttp's own parser has read whole, when it is exactly the common shape:
 - a body wholly received, not compressed, not chunked, within ``max_body_bytes`` and
   small enough not to be checked against the node's memory (``http.SMALL_BODY``);
 - only the headers in ``_PLAIN_HEADERS`` (each once), no ``Connection: close``;
-- a node without authentication, audit log or tracing (the pipeline's admission and
-  spans stay the pipeline's);
+- a node without tracing (spans stay the pipeline's);
 - a body the view would accept (it is checked by the view's own functions) and that
-  does not ask for vectors back.
+  does not ask for vectors back;
+- a caller ``admit`` lets in (``auth.admit_at_once``: the same authentication, RBAC
+  and rate; the rate's headers and the audit line are the pipeline's too).
 
 Anything else goes aiohttp's way as before, the bytes unchanged: a request that fails
 a check is handed on with its body (``protocol._Handler``), so every error answer is
-the pipeline's own. The answer is the one the pipeline gives: the same batching, the
-same headers in the same order, request id, log context, metrics and idle polling.
+the pipeline's own, refusals (401, 403, 429) and their audit lines included. The answer
+is the one the pipeline gives: the same batching, the same headers in the same order,
+request id, log context, metrics, audit line and idle polling.
 Which connection may use it (none while aiohttp has a request of it in hand, one answer
 at a time) is ``protocol._Handler``'s business.
 """
@@ -45,7 +47,6 @@ from vectorizer.engine.validation import Matrix
 from vectorizer.observability import context
 from vectorizer.security.limits import check_json_depth
 from vectorizer.security.permissions import rule_for
-from vectorizer.security.roles import ANONYMOUS
 from vectorizer.server.exchange import Exchange
 from vectorizer.server.http import SMALL_BODY, decode_as
 from vectorizer.server.keys import (
@@ -57,6 +58,8 @@ from vectorizer.server.keys import (
     SETTINGS,
     STORE,
 )
+from vectorizer.server.middlewares.audit import record_call
+from vectorizer.server.middlewares.auth import admit_at_once
 from vectorizer.server.middlewares.errors import as_error, render
 from vectorizer.server.middlewares.headers import HSTS, SECURITY_HEADERS
 from vectorizer.server.middlewares.metrics import observe_request
@@ -67,8 +70,9 @@ from vectorizer.server.views.search import checked_query, search_params
 
 TEMPLATE = "/collections/{name}/search"
 _PATH = re.compile(r"/collections/([A-Za-z0-9_-]{1,128})/search")
-# What clients send with a plain request; the pipeline ignores them all but the id (and
-# the parser has read the framing ones). Any other header sends the request aiohttp's way.
+# What clients send with a plain request; the pipeline ignores them all but the id and
+# the credentials (and the parser has read the framing ones). Any other header sends the
+# request aiohttp's way.
 _PLAIN_HEADERS = frozenset(
     {
         b"host",
@@ -79,6 +83,9 @@ _PLAIN_HEADERS = frozenset(
         b"user-agent",
         b"connection",
         b"x-request-id",
+        b"x-api-key",
+        b"api-key",
+        b"authorization",
     }
 )
 _JSON = b"Content-Type: application/json\r\n"
@@ -97,6 +104,11 @@ class Answering(BaseProtocol, abc.ABC):
     @abc.abstractmethod
     def answer(self, response: bytes) -> None:
         """Send ``response`` (the request in hand's answer)."""
+
+    @property
+    @abc.abstractmethod
+    def source(self) -> str | None:
+        """The client's address, as ``request.remote`` gives it."""
 
 
 class FastSearch:
@@ -126,8 +138,6 @@ class FastSearch:
             or message.upgrade
             or message.chunked
             or message.compression is not None
-            or self._guard.enabled
-            or self._guard.audit is not None
             or _PATH.fullmatch(message.path) is None
         ):
             return False
@@ -162,26 +172,32 @@ class FastSearch:
             predicate = compile_filter(q.filter)
         except Exception:  # noqa: BLE001 - the pipeline answers it, as it would have
             return _refilled(protocol, body)
-        rid = given_request_id(message.headers.get(HEADER)) or new_request_id()
+        headers = message.headers
+        ex = Exchange(given_request_id(headers.get(HEADER)) or new_request_id(), rule=self._rule)
+        if not admit_at_once(ex, self._guard, self._store, headers, protocol.transport, name):
+            return _refilled(protocol, body)  # (refused: the pipeline says why)
+        audit = None if self._guard.audit is None else (name, protocol.source)
         protocol.answering(
             asyncio.get_running_loop().create_task(
-                self._answer(rid, message.path, coll, query, q, predicate, protocol.answer)
+                self._answer(ex, message.path, coll, query, q, predicate, protocol.answer, audit)
             )
         )
         return None
 
     async def _answer(
         self,
-        rid: str,
+        ex: Exchange,
         path: str,
         coll: Collection,
         query: Matrix,
         q: Search,
         predicate: Predicate | None,
         answer: Callable[[bytes], None],
+        audit: tuple[str, str | None] | None,
     ) -> None:
+        """``audit``: the collection named and the client's address, for the audit log."""
         started = time.perf_counter()
-        ex = Exchange(rid, rule=self._rule, principal=ANONYMOUS)
+        rid = ex.request_id
         token = context.request_id.set(rid)
         if (polls := self._poller) is not None:
             polls.began(started)
@@ -200,7 +216,10 @@ class FastSearch:
         if (metrics := self._metrics) is not None:
             observe_request(metrics, "POST", ex, TEMPLATE, status, took)
             metrics.fast_path += 1
-        answer(self._response(status, reason, head, body, rid))
+        if audit is not None and (log := self._guard.audit) is not None:
+            name, source = audit
+            record_call(log, ex, "POST", TEMPLATE, {"name": name}, source, status, took * 1000)
+        answer(self._response(status, reason, head, body, ex))
 
     async def _search(
         self, coll: Collection, query: Matrix, q: Search, predicate: Predicate | None
@@ -223,16 +242,29 @@ class FastSearch:
         head = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers)
         return resp.status, resp.reason.encode(), head, resp.body
 
-    def _response(self, status: int, reason: bytes, head: bytes, body: bytes, rid: str) -> bytes:
+    def _response(
+        self, status: int, reason: bytes, head: bytes, body: bytes, ex: Exchange
+    ) -> bytes:
+        rate = (
+            ""
+            if ex.rate is None
+            else "".join(f"{k}: {v}\r\n" for k, v in ex.rate.headers().items())
+        )
         stale = "".join(f"{k}: {v}\r\n" for k, v in staleness_headers(self._manager))
         return b"".join(
             (
                 b"HTTP/1.1 %d %s\r\n" % (status, reason),
                 head,
                 self._security,
+                rate.encode(),
                 stale.encode(),
                 b"%s: %s\r\nContent-Length: %d\r\nDate: %s\r\n\r\n"
-                % (HEADER.encode(), rid.encode(), len(body), rfc822_formatted_time().encode()),
+                % (
+                    HEADER.encode(),
+                    ex.request_id.encode(),
+                    len(body),
+                    rfc822_formatted_time().encode(),
+                ),
                 body,
             )
         )

@@ -42,6 +42,7 @@ from vectorizer.observability.metrics import RequestMetrics
 from vectorizer.server.fastsearch import Answering, FastSearch
 from vectorizer.server.http import holds_body_back
 from vectorizer.server.keys import METRICS, SETTINGS
+from vectorizer.server.middlewares.audit import source_of
 from vectorizer.server.middlewares.errors import render
 from vectorizer.server.middlewares.headers import add_security_headers
 from vectorizer.server.middlewares.metrics import UNMATCHED
@@ -283,6 +284,10 @@ class _Handler(RequestHandler, Answering):
         if not task.cancelled():
             log.error("a search on the fast path failed unanswered", exc_info=task.exception())
         self.force_close()
+
+    @property
+    def source(self) -> str | None:
+        return source_of(self.peername)
 
     def answer(self, response: bytes) -> None:
         """Send the fast path's answer; then the requests held back are aiohttp's."""

@@ -8,6 +8,9 @@ API calls and are left out (probes would drown everything else).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiohttp import web
 
 from vectorizer.security import audit
@@ -49,23 +52,58 @@ def _record(
     took_ms: float,
     event: str | None = None,
 ) -> None:
+    record_call(
+        log,
+        ex,
+        request.method,
+        template,
+        request.match_info,
+        request.remote,
+        status,
+        took_ms,
+        event,
+    )
+
+
+def record_call(
+    log: audit.AuditLog,
+    ex: Exchange,
+    method: str,
+    template: str,
+    match: Mapping[str, str],
+    source: str | None,
+    status: int,
+    took_ms: float,
+    event: str | None = None,
+) -> None:
+    """The line of one call (``match``: its path's parameters; ``source``: the client's
+    address, as ``request.remote`` gives it: ``source_of``)."""
     principal = ex.principal
     code = ex.error_code
     log.record(
         event or _event(status, code),
         principal=principal.id if principal else ex.audit_claimed,
         role=principal.role.value if principal else None,
-        method=request.method,
+        method=method,
         route=template,
-        collection=ex.audit_collection or request.match_info.get("name"),
-        target=ex.audit_target or request.match_info.get("key_id"),
+        collection=ex.audit_collection or match.get("name"),
+        target=ex.audit_target or match.get("key_id"),
         status=status,
         code=code,
         reason=ex.audit_reason,
         request_id=ex.request_id,
-        source=request.remote,
+        source=source,
         duration_ms=round(took_ms, 3),
     )
+
+
+def source_of(peername: Any) -> str | None:
+    """A connection's peer address as ``request.remote`` gives it (the IP of a TCP peer)."""
+    if peername is None:
+        return None
+    if isinstance(peername, list | tuple):
+        return str(peername[0])
+    return str(peername)
 
 
 def _event(status: int, code: str | None) -> str:

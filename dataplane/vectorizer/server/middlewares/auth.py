@@ -8,15 +8,17 @@ roles. Failures raise ``Unauthenticated`` (401: no or bad credentials) or ``Forb
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from vectorizer.errors import Forbidden, Unauthenticated
+from vectorizer.engine.store import Store
+from vectorizer.errors import Forbidden, RateLimited, Unauthenticated
 from vectorizer.security.authn import AuthenticationFailed, Credentials
 from vectorizer.security.guard import Guard
 from vectorizer.security.permissions import Rule, rule_for
@@ -45,7 +47,7 @@ async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str)
     if not guard.enabled and not stream:
         ex.principal = ANONYMOUS
         return
-    cert = verified_peer_certificate(request)
+    cert = peer_certificate(request.transport)
     if stream and guard.settings.replication_require_mtls and cert is None:
         ex.audit_reason = "no verified client certificate"
         raise Unauthenticated("the replication stream needs a verified client certificate")
@@ -53,7 +55,7 @@ async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str)
         ex.principal = ANONYMOUS
         return
     try:
-        principal = guard.authenticator.authenticate(credentials(request, cert))
+        principal = guard.authenticator.authenticate(credentials(request.headers, cert))
     except AuthenticationFailed as exc:
         ex.audit_reason = exc.reason
         ex.audit_claimed = exc.claimed
@@ -65,6 +67,42 @@ async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str)
     await authorize(request, ex, principal, rule)
 
 
+def admit_at_once(
+    ex: Exchange,
+    guard: Guard,
+    store: Store,
+    headers: Mapping[str, str],
+    transport: asyncio.BaseTransport | None,
+    collection: str,
+) -> bool:
+    """``admit``'s verdict on a request aiohttp does not handle (the fast path's) to a
+    route whose rule (``ex.rule``) names its collection in the path and is neither public
+    nor the replication stream: True when it is admitted (``ex`` then has its principal
+    and rate). False when ``admit`` would refuse it: the pipeline then refuses it, with
+    its error and audit line. Nothing is spent on the way to a False: the rate's token
+    is taken last, and a refused take takes none (so the pipeline's take is the only
+    one a refused request costs)."""
+    if not guard.enabled:
+        ex.principal = ANONYMOUS
+        return True
+    assert ex.rule is not None and ex.rule.path  # (see the docstring)
+    try:
+        principal = guard.authenticator.authenticate(
+            credentials(headers, peer_certificate(transport))
+        )
+    except AuthenticationFailed:
+        return False
+    if not allowed(store, principal, ex.rule.permission, collection):
+        return False
+    try:
+        check_rate(ex, guard, principal)
+    except RateLimited:
+        ex.rate = None
+        return False
+    ex.principal = principal
+    return True
+
+
 def still_admitted(request: web.Request) -> Callable[[], bool] | None:
     """For a stream that outlives its admission (the replication stream): whether the
     credentials it was opened with would still be admitted to it now (not revoked, not
@@ -72,7 +110,7 @@ def still_admitted(request: web.Request) -> Callable[[], bool] | None:
     guard = request.app[GUARD]
     if not guard.enabled:
         return None
-    given = credentials(request, verified_peer_certificate(request))
+    given = credentials(request.headers, peer_certificate(request.transport))
 
     def admitted() -> bool:
         try:
@@ -111,12 +149,7 @@ def check_allowed(
     permission: Permission,
     collection: str | None,
 ) -> None:
-    if principal.allows(permission, collection):
-        return
-    # An alias is allowed what its collection is (a scope may also name the alias itself).
-    if collection is not None and principal.allows(
-        permission, request.app[STORE].resolve(collection)
-    ):
+    if allowed(request.app[STORE], principal, permission, collection):
         return
     if collection is not None:  # (a second collection a view reaches: the one refused)
         ex.audit_collection = collection
@@ -126,6 +159,16 @@ def check_allowed(
     ex.audit_reason = "outside the credential's collection scope"
     what = f"collection {collection!r}" if collection else "node-wide calls"
     raise Forbidden(f"this credential is not allowed {what}")
+
+
+def allowed(
+    store: Store, principal: Principal, permission: Permission, collection: str | None
+) -> bool:
+    """Whether ``principal`` may do ``permission`` to ``collection`` (node-wide: None).
+    An alias is allowed what its collection is (a scope may also name the alias itself)."""
+    return principal.allows(permission, collection) or (
+        collection is not None and principal.allows(permission, store.resolve(collection))
+    )
 
 
 async def target_collection(request: web.Request, ex: Exchange, rule: Rule) -> str | None:
@@ -152,19 +195,19 @@ def _target_type(field: str) -> Any:
     )
 
 
-def credentials(request: web.Request, cert: dict[str, Any] | None) -> Credentials:
-    api_key = request.headers.get("X-API-Key") or request.headers.get("api-key")
+def credentials(headers: Mapping[str, str], cert: dict[str, Any] | None) -> Credentials:
+    """What a request's headers (case-insensitive) and its TLS layer present."""
+    api_key = headers.get("X-API-Key") or headers.get("api-key")
     bearer = None
-    auth = request.headers.get("Authorization", "")
+    auth = headers.get("Authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         bearer = value.strip()
     return Credentials(api_key=api_key, bearer=bearer, peer_cert=cert)
 
 
-def verified_peer_certificate(request: web.Request) -> dict[str, Any] | None:
+def peer_certificate(transport: asyncio.BaseTransport | None) -> dict[str, Any] | None:
     """The client's certificate when TLS verified one (an unverified one is never seen)."""
-    transport = request.transport
     if transport is None:
         return None
     cert = transport.get_extra_info("peercert")

@@ -1,6 +1,6 @@
 """The one middleware every request aiohttp handles goes through, in this order (plain
 native searches are answered on the fast path, ``server/fastsearch.py``, with the same
-outcome: the same checks, headers, ids and metrics):
+outcome: the same checks, admission, headers, ids, metrics and audit line):
 
 1. an id (the client's ``X-Request-ID`` when sane), set before anything can fail;
 2. a server span, when tracing is configured;
