@@ -1,7 +1,8 @@
 """The audit log: one JSON line per API call, authentication failure and denial.
 
 Lines are handed to a background thread (the event loop never waits on the disk) that
-appends them to a file rotated by size, keeping ``backups`` old files. A line holds who,
+appends them, in batches, to a file rotated by size, keeping ``backups`` old files
+(``auditfile.RotatingLines``). A line holds who,
 what route (its template, never the raw path or query), which collection, the outcome
 and where from — never a secret, a token, a body or a vector. Text fields are cut to a
 bounded length, and JSON encoding escapes control characters, so a hostile collection
@@ -20,17 +21,14 @@ leaves its trace without rotating the rest of the log away, even when nothing fo
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import queue
+import functools
 import time
-from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from vectorizer.security.auditfile import RotatingLines
 from vectorizer.security.ratelimit import RateLimiter
 
 MAX_FIELD = 256
@@ -61,27 +59,12 @@ _SOURCES_COUNTED = 10_000  # beyond: counted under source "*"
 _SUMMARY_LINES = 20  # a summary's lines: the sources most refused, the rest as "*"
 
 
-class _PrivateRotatingFile(RotatingFileHandler):
-    """A rotating file only its owner can read (audit lines name principals and addresses)."""
-
-    def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
-        return super()._open()
-
-
 class AuditLog:
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler = _PrivateRotatingFile(
-            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-        )
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        self._queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        self._enqueue = QueueHandler(self._queue)
-        self._listener = QueueListener(self._queue, handler)
-        self._listener.start()
+        # (only its owner may read it: audit lines name principals and addresses)
+        self._file = RotatingLines(path, max_bytes, backups)
         self._open = True
         self._buckets = RateLimiter()
         self._suppressed: dict[tuple[str, str], int] = {}  # (event, source) -> refusals
@@ -145,8 +128,7 @@ class AuditLog:
         line: dict[str, Any] = {"time": _now(), "event": event}
         for name, value in fields.items():
             line[name] = value[:MAX_FIELD] if isinstance(value, str) else value
-        text = orjson.dumps(line).decode()
-        self._enqueue.emit(logging.makeLogRecord({"msg": text, "levelno": logging.INFO}))
+        self._file.put(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
 
     def close(self) -> None:
         """Write out every queued line (and the refusals counted), then stop the writer
@@ -155,11 +137,16 @@ class AuditLog:
             if self._suppressed:
                 self._summarize()  # (which stops the timer)
             self._open = False
-            self._listener.stop()
-            for h in self._listener.handlers:
-                h.close()
+            self._file.close()
 
 
 def _now() -> str:
+    """UTC, to the millisecond: ``2026-12-01T23:59:59.123Z``."""
     t = time.time()
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    second = int(t)
+    return f"{_second(second)}.{int((t - second) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=2)
+def _second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
