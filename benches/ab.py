@@ -9,6 +9,9 @@ B, A, ... so that the VM's drift (10-15% within an hour, see docs/PERFORMANCE.md
 on both alike. At the default sizes identical trees agree within about 2% (1.014 in
 one check); smaller runs are noisier (0.93 with 20k vectors and two rounds of 3,000).
 Judge a change by the medians.
+
+``--secured`` runs both as the operator does, authentication and the audit log on, and
+searches with an application's API key (a viewer's, its rate limit out of the way).
 """
 
 from __future__ import annotations
@@ -26,15 +29,25 @@ from benches.httpclient import Connection
 from tests.servers import ServerProcess
 
 SEARCH = "/collections/bench/search"
+ADMIN = "bench-admin-key-0123456789abcdef"
+SECURED = ["--auth-enabled", "true", "--auth-admin-key", ADMIN]
+APPLICATION = {"name": "bench", "role": "viewer", "rate_limit_rps": 1e6, "rate_limit_burst": 10**6}
 
 
-async def _load(srv: ServerProcess, vectors: list[list[float]], dim: int) -> None:
-    conn = await Connection.open("127.0.0.1", srv.port)
+async def _load(
+    srv: ServerProcess, vectors: list[list[float]], dim: int, secured: bool
+) -> dict[str, str] | None:
+    """The collection, filled; with ``secured``, the search headers of an application key."""
+    conn = await Connection.open("127.0.0.1", srv.port, {"X-API-Key": ADMIN} if secured else None)
     try:
         await conn.json("POST", "/collections", orjson.dumps({"name": "bench", "dimension": dim}))
         for start in range(0, len(vectors), 1000):
             batch = [{"id": i, "vector": vectors[i]} for i in range(start, start + 1000)]
             await conn.json("POST", "/collections/bench/vectors", orjson.dumps({"vectors": batch}))
+        if not secured:
+            return None
+        made = await conn.json("POST", "/auth/keys", orjson.dumps(APPLICATION))
+        return {"X-API-Key": made["secret"]}
     finally:
         conn.close()
 
@@ -45,21 +58,29 @@ async def run(args: argparse.Namespace) -> dict[str, list[float]]:
     bodies = [orjson.dumps({"vector": q.tolist(), "limit": 10}) for q in queries]
     b_path = args.b_dataplane
     with tempfile.TemporaryDirectory() as tmp:
-        flags = ["--snapshot-interval-s", "0"]
+        flags = ["--snapshot-interval-s", "0", *(SECURED if args.secured else [])]
         servers = {
             "A": ServerProcess(data_dir=Path(tmp) / "a", args=flags),
             "B": ServerProcess(data_dir=Path(tmp) / "b", args=flags, env={"PYTHONPATH": b_path}),
         }
         try:
-            for srv in servers.values():
+            headers = {}
+            for name, srv in servers.items():
                 srv.start()
-                await _load(srv, vectors, args.dim)
-                await concurrent(srv.port, SEARCH, bodies, args.connections, 5000)  # warm-up
+                headers[name] = await _load(srv, vectors, args.dim, args.secured)
+                await concurrent(  # warm-up
+                    srv.port, SEARCH, bodies, args.connections, 5000, headers=headers[name]
+                )
             qps: dict[str, list[float]] = {"A": [], "B": []}
             for r in range(args.rounds):
                 for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
                     done = await concurrent(
-                        servers[name].port, SEARCH, bodies, args.connections, args.queries
+                        servers[name].port,
+                        SEARCH,
+                        bodies,
+                        args.connections,
+                        args.queries,
+                        headers=headers[name],
                     )
                     qps[name].append(done.qps)
             return qps
@@ -77,6 +98,9 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--queries", type=int, default=10_000, help="searches per round")
+    p.add_argument(
+        "--secured", action="store_true", help="authentication and the audit log on, both sides"
+    )
     args = p.parse_args()
     args.b_dataplane = str(Path(args.b_source).resolve() / "dataplane")
     qps = asyncio.run(run(args))

@@ -28,7 +28,7 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -135,14 +135,16 @@ async def concurrent(
     connections: int,
     total: int,
     hits_of: HitsOf = native_hits,
+    headers: Mapping[str, str] | None = None,
 ) -> Searches:
     """``total`` (at least as many as the queries) searches over ``connections`` asyncio
     connections drawing the queries in turn, each connection one request at a time; what
-    each query found is kept from its last answer (searched in batches, on both cores)."""
+    each query found is kept from its last answer (searched in batches, on both cores).
+    ``headers``: sent with each request."""
     lat: list[float] = []
     answers: list[Any] = [None] * len(qbodies)  # (ids taken out after the clock stops)
     counter = iter(range(max(total, len(qbodies))))
-    conns = [await Connection.open("127.0.0.1", port) for _ in range(connections)]
+    conns = [await Connection.open("127.0.0.1", port, headers) for _ in range(connections)]
 
     async def worker(c: Connection) -> None:
         for i in counter:
