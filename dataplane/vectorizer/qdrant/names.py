@@ -15,12 +15,28 @@ delete, ``has_vector`` in filters, a collection update), before the body is pars
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from vectorizer.engine.store import Store
+from vectorizer.errors import VectorizerError
 from vectorizer.qdrant.schemas import UpdateCollection
+
+T = TypeVar("T")
 
 # Request fields holding a filter (``Filter`` objects)
 _FILTERS = ("filter", "update_filter")
+
+
+def by_default_name(store: Store, name: str, body: T) -> T:
+    """``body`` (parsed, for the collection ``name``) with the collection's own dense
+    vector named ``""`` in it, whatever its name."""
+    try:
+        dense = store.collection(name).config.vector_name
+    except VectorizerError:  # (no such collection yet: the view says so, if it must)
+        return body
+    if dense:
+        to_default(body, dense)
+    return body
 
 
 def to_default(body: Any, name: str) -> None:

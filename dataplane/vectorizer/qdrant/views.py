@@ -82,15 +82,7 @@ async def _body(request: web.Request, kind: type[T]) -> T:
 
 def _by_default_name(request: web.Request, body: T) -> T:
     name = request.match_info.get("name")
-    if name is None:
-        return body
-    try:
-        dense = _store(request).collection(name).config.vector_name
-    except VectorizerError:  # (no such collection yet: the view says so, if it must)
-        return body
-    if dense:
-        names.to_default(body, dense)
-    return body
+    return body if name is None else names.by_default_name(_store(request), name, body)
 
 
 # ---- service ----------------------------------------------------------------------------

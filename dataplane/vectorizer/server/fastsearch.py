@@ -1,4 +1,4 @@
-"""Native searches answered beside aiohttp's per-request machinery: the fast path.
+"""Searches answered beside aiohttp's per-request machinery: the fast path.
 
 At 32 connections the event loop's thread bounds a node's searches, and about a third
 of its work per search is aiohttp's machinery around the request rather than the
@@ -6,14 +6,15 @@ search: a task, a ``web.Request``, the router, the middleware call, a ``web.Resp
 and its preparation (docs/PERFORMANCE.md). ``FastSearch.take`` answers a request that
 aiohttp's own parser has read whole, when it is exactly the common shape:
 
-- ``POST /collections/{name}/search`` over HTTP/1.1, the name plain (letters, digits,
-  ``-``, ``_``: nothing to decode), no query string;
+- a native search or a plain Qdrant ``query_points`` (``fastroutes.ROUTES``) over
+  HTTP/1.1, the name plain (letters, digits, ``-``, ``_``: nothing to decode), no query
+  string;
 - a body wholly received, not compressed, not chunked, within ``max_body_bytes`` and
   small enough not to be checked against the node's memory (``http.SMALL_BODY``);
 - only the headers in ``_PLAIN_HEADERS`` (each once), no ``Connection: close``;
 - a node without tracing (spans stay the pipeline's);
 - a body the view would accept (it is checked by the view's own functions) and that
-  does not ask for vectors back;
+  does not ask for vectors back (``fastroutes``: the shapes each route takes);
 - a caller ``admit`` lets in (``auth.admit_at_once``: the same authentication, RBAC
   and rate; the rate's headers and the audit line are the pipeline's too).
 
@@ -30,25 +31,22 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import re
 import time
 from collections.abc import Callable
 
-import msgspec
 from aiohttp import HttpVersion11, web
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
-from vectorizer.engine.collection import Collection, ScoredPoint
-from vectorizer.engine.filters import Predicate, compile_filter
-from vectorizer.engine.validation import Matrix
+from vectorizer.engine.collection import ScoredPoint
+from vectorizer.errors import VectorizerError
 from vectorizer.observability import context
-from vectorizer.security.limits import check_json_depth
 from vectorizer.security.permissions import rule_for
 from vectorizer.server.exchange import Exchange
-from vectorizer.server.http import SMALL_BODY, decode_as
+from vectorizer.server.fastroutes import ROUTES, Asked, Route
+from vectorizer.server.http import SMALL_BODY
 from vectorizer.server.keys import (
     GUARD,
     IDLE_POLLER,
@@ -65,11 +63,7 @@ from vectorizer.server.middlewares.headers import HSTS, SECURITY_HEADERS
 from vectorizer.server.middlewares.metrics import observe_request
 from vectorizer.server.middlewares.replication import staleness_headers
 from vectorizer.server.middlewares.request_id import HEADER, given_request_id, new_request_id
-from vectorizer.server.schemas import Search
-from vectorizer.server.views.search import checked_query, search_params
 
-TEMPLATE = "/collections/{name}/search"
-_PATH = re.compile(r"/collections/([A-Za-z0-9_-]{1,128})/search")
 # What clients send with a plain request; the pipeline ignores them all but the id and
 # the credentials (and the parser has read the framing ones). Any other header sends the
 # request aiohttp's way.
@@ -123,7 +117,7 @@ class FastSearch:
         self._batcher = app[SEARCH_BATCHER]
         self._poller = app[IDLE_POLLER]
         self._metrics = app[METRICS].requests if settings.metrics_enabled else None
-        self._rule = rule_for("POST", TEMPLATE)
+        self._rules = {route.template: rule_for("POST", route.template) for route in ROUTES}
         security = [*SECURITY_HEADERS, HSTS] if settings.tls_enabled else SECURITY_HEADERS
         self._security = "".join(f"{k}: {v}\r\n" for k, v in security).encode()
         self._largest = min(settings.max_body_bytes, SMALL_BODY)
@@ -138,7 +132,7 @@ class FastSearch:
             or message.upgrade
             or message.chunked
             or message.compression is not None
-            or _PATH.fullmatch(message.path) is None
+            or self._route_of(message.path) is None
         ):
             return False
         seen: set[bytes] = set()
@@ -156,79 +150,80 @@ class FastSearch:
         """Answer ``message``, which it ``wants`` and whose body is all in ``payload``,
         here (``protocol.answer`` gets the response's bytes, later): None. Else the
         payload for aiohttp to handle ``message`` with (its body again: it was read)."""
-        name = message.path[len("/collections/") : -len("/search")]
+        found = self._route_of(message.path)
+        assert found is not None  # (it wants it)
+        route, name = found
         try:
             body = payload.read_nowait()
         except Exception:  # noqa: BLE001 - (a payload that failed: aiohttp's to answer)
             return payload
         try:
-            settings = self._settings
-            check_json_depth(body, settings.max_json_depth)
-            q = decode_as(body, Search)
-            if q.with_vector:  # (the answer's size is checked against memory there)
-                raise _Elsewhere
-            coll = self._store.collection(name)
-            query = checked_query(coll, q, settings.max_search_limit)
-            predicate = compile_filter(q.filter)
+            asked = route.ask(self._store, self._settings, name, body)
         except Exception:  # noqa: BLE001 - the pipeline answers it, as it would have
             return _refilled(protocol, body)
         headers = message.headers
-        ex = Exchange(given_request_id(headers.get(HEADER)) or new_request_id(), rule=self._rule)
+        rid = given_request_id(headers.get(HEADER)) or new_request_id()
+        ex = Exchange(rid, rule=self._rules[route.template])
         if not admit_at_once(ex, self._guard, self._store, headers, protocol.transport, name):
             return _refilled(protocol, body)  # (refused: the pipeline says why)
-        audit = None if self._guard.audit is None else (name, protocol.source)
+        audit = None if self._guard.audit is None else protocol.source
         protocol.answering(
             asyncio.get_running_loop().create_task(
-                self._answer(ex, message.path, coll, query, q, predicate, protocol.answer, audit)
+                self._answer(ex, route, name, message.path, asked, protocol.answer, audit)
             )
         )
+        return None
+
+    def _route_of(self, path: str) -> tuple[Route, str] | None:
+        for route in ROUTES:
+            if (matched := route.path.fullmatch(path)) is not None:
+                return route, matched.group(1)
         return None
 
     async def _answer(
         self,
         ex: Exchange,
+        route: Route,
+        name: str,
         path: str,
-        coll: Collection,
-        query: Matrix,
-        q: Search,
-        predicate: Predicate | None,
+        asked: Asked,
         answer: Callable[[bytes], None],
-        audit: tuple[str, str | None] | None,
+        audit: str | None,
     ) -> None:
-        """``audit``: the collection named and the client's address, for the audit log."""
+        """``audit``: the client's address, for the audit log (None: no audit log)."""
         started = time.perf_counter()
         rid = ex.request_id
         token = context.request_id.set(rid)
         if (polls := self._poller) is not None:
             polls.began(started)
         try:
-            results = await self._search(coll, query, q, predicate)
-            ex.searches.append(len(results))
-            status, reason, body = 200, b"OK", msgspec.json.encode({"results": results})
+            hits = await self._search(asked)
+            ex.searches.append(len(hits))
+            status, reason, body = 200, b"OK", asked.show(hits, started)
             head = _JSON
         except Exception as exc:  # noqa: BLE001 - every failure gets a structured answer
+            if isinstance(exc, VectorizerError):
+                exc = route.error(exc, name)
             status, reason, head, body = self._failure(ex, exc, path, started)
         finally:
             context.request_id.reset(token)
         took = time.perf_counter() - started
         if polls is not None:
             polls.answered(started + took)
+        template = route.template
         if (metrics := self._metrics) is not None:
-            observe_request(metrics, "POST", ex, TEMPLATE, status, took)
+            observe_request(metrics, "POST", ex, template, status, took)
             metrics.fast_path += 1
         if audit is not None and (log := self._guard.audit) is not None:
-            name, source = audit
-            record_call(log, ex, "POST", TEMPLATE, {"name": name}, source, status, took * 1000)
+            record_call(log, ex, "POST", template, {"name": name}, audit, status, took * 1000)
         answer(self._response(status, reason, head, body, ex))
 
-    async def _search(
-        self, coll: Collection, query: Matrix, q: Search, predicate: Predicate | None
-    ) -> list[ScoredPoint]:
-        params = search_params(q)
-        if q.filter is None:  # answered together with other searches in flight
+    async def _search(self, asked: Asked) -> list[ScoredPoint]:
+        coll, query, params = asked.coll, asked.query, asked.params
+        if not asked.filtered:  # answered together with other searches in flight
             return await self._batcher.search(coll, query, **params)
         await coll.graphs_settled()
-        return coll.search(query, predicate=predicate, **params)
+        return coll.search(query, predicate=asked.predicate, **params)
 
     def _failure(
         self, ex: Exchange, exc: Exception, path: str, started: float
@@ -268,10 +263,6 @@ class FastSearch:
                 body,
             )
         )
-
-
-class _Elsewhere(Exception):
-    """A request the fast path leaves to the pipeline."""
 
 
 def _refilled(protocol: BaseProtocol, body: bytes) -> StreamReader:
