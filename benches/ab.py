@@ -12,6 +12,8 @@ Judge a change by the medians.
 
 ``--secured`` runs both as the operator does, authentication and the audit log on, and
 searches with an application's API key (a viewer's, its rate limit out of the way).
+``--qdrant`` searches through Qdrant's ``query_points`` route (with payloads, as
+qdrant-client asks by default) instead of the native one.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from pathlib import Path
 
 import orjson
 
-from benches.dataplane import clustered, concurrent
+from benches.dataplane import clustered, concurrent, native_hits, qdrant_hits
 from benches.httpclient import Connection
 from tests.servers import ServerProcess
 
 SEARCH = "/collections/bench/search"
+QUERY = "/qdrant/collections/bench/points/query"
 ADMIN = "bench-admin-key-0123456789abcdef"
 SECURED = ["--auth-enabled", "true", "--auth-admin-key", ADMIN]
 APPLICATION = {"name": "bench", "role": "viewer", "rate_limit_rps": 1e6, "rate_limit_burst": 10**6}
@@ -55,7 +58,15 @@ async def _load(
 async def run(args: argparse.Namespace) -> dict[str, list[float]]:
     vectors = clustered(args.n, args.dim, 100, seed=1).tolist()
     queries = clustered(1000, args.dim, 100, seed=2)
-    bodies = [orjson.dumps({"vector": q.tolist(), "limit": 10}) for q in queries]
+    hits_of = qdrant_hits if args.qdrant else native_hits
+    if args.qdrant:
+        path = QUERY
+        bodies = [
+            orjson.dumps({"query": q.tolist(), "limit": 10, "with_payload": True}) for q in queries
+        ]
+    else:
+        path = SEARCH
+        bodies = [orjson.dumps({"vector": q.tolist(), "limit": 10}) for q in queries]
     b_path = args.b_dataplane
     with tempfile.TemporaryDirectory() as tmp:
         flags = ["--snapshot-interval-s", "0", *(SECURED if args.secured else [])]
@@ -69,18 +80,19 @@ async def run(args: argparse.Namespace) -> dict[str, list[float]]:
                 srv.start()
                 headers[name] = await _load(srv, vectors, args.dim, args.secured)
                 await concurrent(  # warm-up
-                    srv.port, SEARCH, bodies, args.connections, 5000, headers=headers[name]
+                    srv.port, path, bodies, args.connections, 5000, hits_of, headers[name]
                 )
             qps: dict[str, list[float]] = {"A": [], "B": []}
             for r in range(args.rounds):
                 for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
                     done = await concurrent(
                         servers[name].port,
-                        SEARCH,
+                        path,
                         bodies,
                         args.connections,
                         args.queries,
-                        headers=headers[name],
+                        hits_of,
+                        headers[name],
                     )
                     qps[name].append(done.qps)
             return qps
@@ -101,6 +113,7 @@ def main() -> None:
     p.add_argument(
         "--secured", action="store_true", help="authentication and the audit log on, both sides"
     )
+    p.add_argument("--qdrant", action="store_true", help="through Qdrant's query_points route")
     args = p.parse_args()
     args.b_dataplane = str(Path(args.b_source).resolve() / "dataplane")
     qps = asyncio.run(run(args))

@@ -179,3 +179,81 @@ async def test_a_fast_answer_that_never_comes_closes_the_connection(tmp_path: Pa
         task.cancel()
         await asyncio.sleep(0.01)
         assert transport.closed and not transport.written
+
+
+HEAD, _, BODY = SEARCH.partition(b"\r\n\r\n")
+HEAD += b"\r\n\r\n"
+
+
+async def test_a_body_that_comes_in_a_later_read_is_answered_on_the_fast_path(
+    tmp_path: Path,
+) -> None:
+    """httpx (qdrant-client's) writes a request's head and its body apart: the head
+    waits for its body, ``PARK_S`` at most."""
+    async with fast_connection(tmp_path) as (app, handler, transport):
+        handler.data_received(HEAD)
+        await asyncio.sleep(0.02)
+        assert handler._parked is not None
+        handler.data_received(BODY)
+        assert (await written(transport)).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert app[METRICS].requests.fast_path == 1
+
+
+async def test_a_body_that_does_not_come_soon_is_aiohttps_to_wait_for(tmp_path: Path) -> None:
+    async with fast_connection(tmp_path) as (app, handler, transport):
+        handler.data_received(HEAD + BODY[:5])
+        await asyncio.sleep(protocol.PARK_S + 0.05)
+        assert handler._parked is None and handler._given == 1  # aiohttp's, reading on
+        handler.data_received(BODY[5:])
+        assert (await written(transport)).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert app[METRICS].requests.fast_path == 0
+
+
+async def test_a_large_body_still_to_come_is_aiohttps_at_once(tmp_path: Path) -> None:
+    """A body that could fill aiohttp's payload buffer (which pauses reading) does not
+    wait: it would wait its whole ``PARK_S`` for bytes that cannot come."""
+    body = b'{"vector": [1.0, 0.0]' + b" " * 100_000 + b"}"
+    head = HEAD.replace(b"Content-Length: 22", b"Content-Length: %d" % len(body))
+    async with fast_connection(tmp_path) as (app, handler, transport):
+        handler.data_received(head + body[:1000])
+        assert handler._parked is None and handler._given == 1
+        handler.data_received(body[1000:])
+        assert (await written(transport)).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert app[METRICS].requests.fast_path == 0
+
+
+async def test_keepalive_does_not_close_a_connection_waiting_for_a_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "PARK_S", 2.0)
+    async with fast_connection(tmp_path, keepalive_timeout=0.3) as (app, handler, transport):
+        handler.data_received(SEARCH)
+        assert (await written(transport)).startswith(b"HTTP/1.1 200 OK\r\n")
+        transport.written.clear()
+        await asyncio.sleep(0.2)
+        handler.data_received(HEAD)
+        await asyncio.sleep(0.3)  # past the keep-alive timeout, the head waiting
+        assert not transport.closed
+        handler.data_received(BODY)
+        assert (await written(transport)).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert app[METRICS].requests.fast_path == 2
+
+
+async def test_a_connection_lost_while_a_head_waits_for_its_body(tmp_path: Path) -> None:
+    async with fast_connection(tmp_path) as (app, handler, transport):
+        handler.data_received(HEAD)
+        handler.connection_lost(ConnectionResetError())
+        assert handler._parked is None and handler._park_timer is None
+        await asyncio.sleep(protocol.PARK_S + 0.05)  # (nothing handed on, nothing raised)
+        assert not transport.written and handler._given == 0
+
+
+async def test_a_stop_while_a_head_waits_for_its_body_answers_it(tmp_path: Path) -> None:
+    async with fast_connection(tmp_path) as (app, handler, transport):
+        handler.data_received(HEAD)
+        handler.close()  # (as a stop does, first)
+        stop = asyncio.create_task(handler.shutdown(5.0))
+        await asyncio.sleep(0.02)
+        handler.data_received(BODY)
+        await stop
+        assert bytes(transport.written).startswith(b"HTTP/1.1 200 OK\r\n")

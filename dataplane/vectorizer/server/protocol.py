@@ -58,6 +58,12 @@ _FAST_PATH_FITS = hasattr(HttpRequestParser, "message_consumed") and all(
 )
 
 _HEAD_END = b"\r\n\r\n"
+# A fast path request whose body has not all come with its head waits for it over the
+# next reads this long (clients such as httpx, qdrant-client's, write a request's head
+# and its body apart), then is aiohttp's, which reads the rest as it comes. Only a body
+# this small waits: a larger one may fill aiohttp's payload buffer, which pauses reading.
+PARK_S = 0.1
+_PARK_BYTES = 1 << 16
 # Pieces a chunk is cut into at most (as many requests as aiohttp queues): a body full
 # of blank lines must not make each of them a call of its own.
 _MAX_CUTS = 32
@@ -96,6 +102,7 @@ class _Handler(RequestHandler, Answering):
     _held: deque[_MsgType] | None = None
     _given = 0  # requests handed to aiohttp (before the first, it has none in hand)
     _parked: tuple[RawRequestMessage, StreamReader] | None = None
+    _park_timer: asyncio.TimerHandle | None = None  # (hands the parked request on)
     _taking = False  # a chunk is being taken (``_take``): what comes meanwhile waits
     _later: list[bytes]
 
@@ -224,24 +231,41 @@ class _Handler(RequestHandler, Answering):
         self._queue(message, payload)
 
     def _settle(self, final: bool) -> None:
-        """The parked request, all in, to the fast path; else, once the chunk is fed
-        (``final``), to aiohttp, which reads the rest of its body as it comes."""
+        """The parked request, all in, to the fast path. Once the chunk is fed
+        (``final``) with its body still to come: a small body is waited for over the
+        next reads, ``PARK_S`` at most; a larger one is aiohttp's (``_unpark``)."""
         parked = self._parked
         if parked is None or self._fast is None:
             return
         message, payload = parked
         if not payload.is_eof():
-            if final:
-                self._parked = None
-                self._queue(message, payload)
+            if final and self._park_timer is None:
+                length = int(message.headers.get("Content-Length", 0))
+                if length <= _PARK_BYTES:
+                    self._park_timer = self._loop.call_later(PARK_S, self._unpark)
+                else:
+                    self._unpark()
             return
-        self._parked = None
-        assert isinstance(message, RawRequestMessage)
+        self._unparked()
         left = self._fast.take(message, payload, self)
         if left is None:
             self._consumed()
         else:
             self._queue(message, left)
+
+    def _unpark(self) -> None:
+        """The parked request to aiohttp, which reads the rest of its body as it comes."""
+        parked = self._unparked()
+        if parked is not None:
+            self._queue(*parked)
+
+    def _unparked(self) -> tuple[RawRequestMessage, StreamReader] | None:
+        """The parked request, no longer parked."""
+        parked, self._parked = self._parked, None
+        if self._park_timer is not None:
+            self._park_timer.cancel()
+            self._park_timer = None
+        return parked
 
     def _consumed(self) -> None:
         if self._parser is not None:
@@ -310,17 +334,23 @@ class _Handler(RequestHandler, Answering):
 
     def _process_keepalive(self) -> None:
         """aiohttp closes a connection idle past ``keepalive_timeout``: one whose
-        request the fast path is answering is not idle."""
-        if self._answering is not None:
+        request the fast path is answering, or waits for the body of, is not idle."""
+        if self._answering is not None or self._parked is not None:
             self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
         super()._process_keepalive()
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 - aiohttp's
-        """A stop answers the request in hand first, the fast path's too."""
+        """A stop answers the request in hand first, the fast path's too (one whose
+        body is still to come is aiohttp's now, to be read on as a stop does)."""
+        self._unpark()
         task = self._answering
         if task is not None:
             await asyncio.wait([task], timeout=timeout)
         await super().shutdown(timeout)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._unparked()  # (no one to answer)
+        super().connection_lost(exc)
 
     def _head_ends(self, data: bytes) -> list[int]:
         """Where in ``data`` a CRLFCRLF ends (when it is not the end of ``data``)."""
