@@ -9,8 +9,9 @@ aiohttp's own parser has read whole, when it is exactly the common shape:
 - a native search or a plain Qdrant ``query_points`` (``fastroutes.ROUTES``) over
   HTTP/1.1, the name plain (letters, digits, ``-``, ``_``: nothing to decode), no query
   string;
-- a body wholly received, not compressed, not chunked, within ``max_body_bytes`` and
-  small enough not to be checked against the node's memory (``http.SMALL_BODY``);
+- a body received (with its head, or soon after: ``protocol.PARK_S``), not compressed,
+  not chunked, within ``max_body_bytes`` and small enough not to be checked against the
+  node's memory (``http.SMALL_BODY``);
 - only the headers in ``_PLAIN_HEADERS`` (each once), no ``Connection: close``;
 - a node without tracing (spans stay the pipeline's);
 - a body the view would accept (it is checked by the view's own functions) and that

@@ -12,13 +12,16 @@ errors. The connection is closed afterwards, as aiohttp does (the rest of the st
 cannot be trusted); the requests that came before the bad bytes, even in the same TCP
 segment, are answered first (``_Handler.data_received``).
 
-Plain native searches are answered by ``fastsearch.FastSearch`` from here, without
-aiohttp's per-request machinery (see that module). The handler parses as aiohttp does
+Plain searches are answered by ``fastsearch.FastSearch`` from here, without aiohttp's
+per-request machinery (see that module). The handler parses as aiohttp does
 (``_Handler._feed``) and offers each request read whole to it while aiohttp has no
-request of the connection in hand; the requests after one being answered there are
+request of the connection in hand (one whose small body is still to come waits for it
+over the next reads, ``PARK_S`` at most, then is aiohttp's: httpx writes a request's
+head and body apart); the requests after one being answered there are
 held back and queued for aiohttp once its answer is sent, so answers keep the order
 of the requests. A stop waits for it as for aiohttp's request in hand, and the
-keep-alive timer does not close a connection whose answer is on its way. This leans on
+keep-alive timer does not close a connection whose answer (or body) is on its way; a
+stop hands a request still waiting for its body to aiohttp. This leans on
 aiohttp's protocol handler's private parts, hence aiohttp's pin to one minor version;
 ``_FAST_PATH_FITS`` turns the fast path off where they are not what it expects.
 """
