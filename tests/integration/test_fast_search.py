@@ -14,7 +14,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,19 +149,6 @@ BODIES: list[tuple[str, dict[str, Any] | bytes, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "body", "fast"), BODIES, ids=range(len(BODIES)))
-def test_a_search_is_answered_as_the_pipeline_answers_it(
-    node: ServerProcess, name: str, body: dict[str, Any] | bytes, fast: bool
-) -> None:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    before = scrape(node)[FAST]
-    [quick] = exchange(node, search(name, raw), answers=1)
-    assert scrape(node)[FAST] - before == (1 if fast else 0)
-    [slow] = exchange(node, search(name, raw, "X-Path: slow"), answers=1)
-    assert comparable(quick) == comparable(slow)
-    assert scrape(node)[FAST] - before == (1 if fast else 0)
-
-
 V = [0.1, 0.2, 0.3, 0.4]
 # Qdrant query_points bodies (name, body, whether the fast path answers it)
 QUERIES: list[tuple[str, dict[str, Any] | bytes, bool]] = [
@@ -186,15 +173,27 @@ QUERIES: list[tuple[str, dict[str, Any] | bytes, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "body", "fast"), QUERIES, ids=range(len(QUERIES)))
-def test_a_qdrant_query_is_answered_as_the_pipeline_answers_it(
-    node: ServerProcess, name: str, body: dict[str, Any] | bytes, fast: bool
+CASES = [(search, *case) for case in BODIES] + [(query, *case) for case in QUERIES]
+
+
+@pytest.mark.parametrize(
+    ("ask", "name", "body", "fast"),
+    CASES,
+    ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(CASES)],
+)
+def test_a_request_is_answered_as_the_pipeline_answers_it(
+    node: ServerProcess,
+    ask: Callable[..., bytes],
+    name: str,
+    body: dict[str, Any] | bytes,
+    fast: bool,
 ) -> None:
+    """A native search or a Qdrant query, fast and pipeline alike (``X-Path: slow``)."""
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     before = scrape(node)[FAST]
-    [quick] = exchange(node, query(name, raw), answers=1)
+    [quick] = exchange(node, ask(name, raw), answers=1)
     assert scrape(node)[FAST] - before == (1 if fast else 0)
-    [slow] = exchange(node, query(name, raw, "X-Path: slow"), answers=1)
+    [slow] = exchange(node, ask(name, raw, "X-Path: slow"), answers=1)
     assert comparable(quick) == comparable(slow)
     assert scrape(node)[FAST] - before == (1 if fast else 0)
 
