@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from vectorizer.engine.store import Store
-from vectorizer.errors import VectorizerError
+from vectorizer.engine.collection import Collection
 from vectorizer.qdrant.schemas import UpdateCollection
 
 T = TypeVar("T")
@@ -27,14 +26,10 @@ T = TypeVar("T")
 _FILTERS = ("filter", "update_filter")
 
 
-def by_default_name(store: Store, name: str, body: T) -> T:
-    """``body`` (parsed, for the collection ``name``) with the collection's own dense
-    vector named ``""`` in it, whatever its name."""
-    try:
-        dense = store.collection(name).config.vector_name
-    except VectorizerError:  # (no such collection yet: the view says so, if it must)
-        return body
-    if dense:
+def by_default_name(coll: Collection, body: T) -> T:
+    """``body`` (parsed, for ``coll``) with the collection's own dense vector named
+    ``""`` in it, whatever its name."""
+    if dense := coll.config.vector_name:
         to_default(body, dense)
     return body
 

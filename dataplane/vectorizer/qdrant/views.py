@@ -82,7 +82,13 @@ async def _body(request: web.Request, kind: type[T]) -> T:
 
 def _by_default_name(request: web.Request, body: T) -> T:
     name = request.match_info.get("name")
-    return body if name is None else names.by_default_name(_store(request), name, body)
+    if name is None:
+        return body
+    try:
+        coll = _store(request).collection(name)
+    except VectorizerError:  # (no such collection yet: the view says so, if it must)
+        return body
+    return names.by_default_name(coll, body)
 
 
 # ---- service ----------------------------------------------------------------------------

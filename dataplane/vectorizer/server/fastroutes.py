@@ -82,9 +82,9 @@ def _results(hits: list[ScoredPoint], started: float) -> bytes:
 
 def _qdrant_query(store: Store, settings: Settings, name: str, body: bytes) -> Asked:
     check_json_depth(body, settings.max_json_depth)
-    asked = names.by_default_name(store, name, decode_as(body, qdrant_schemas.QueryRequest))
-    search = models.query_request(asked, settings.max_search_limit)
     coll = store.collection(name)
+    asked = names.by_default_name(coll, decode_as(body, qdrant_schemas.QueryRequest))
+    search = models.query_request(asked, settings.max_search_limit)
     plain = None if search.prefetch or search.with_vector else plain_nearest(coll, search)
     if plain is None:
         raise Elsewhere

@@ -167,10 +167,9 @@ class FastSearch:
         ex = Exchange(rid, rule=self._rules[route.template])
         if not admit_at_once(ex, self._guard, self._store, headers, protocol.transport, name):
             return _refilled(protocol, body)  # (refused: the pipeline says why)
-        audit = None if self._guard.audit is None else protocol.source
         protocol.answering(
             asyncio.get_running_loop().create_task(
-                self._answer(ex, route, name, message.path, asked, protocol.answer, audit)
+                self._answer(ex, route, name, message.path, asked, protocol.answer, protocol.source)
             )
         )
         return None
@@ -189,9 +188,9 @@ class FastSearch:
         path: str,
         asked: Asked,
         answer: Callable[[bytes], None],
-        audit: str | None,
+        source: str | None,
     ) -> None:
-        """``audit``: the client's address, for the audit log (None: no audit log)."""
+        """``source``: the client's address, for the audit log."""
         started = time.perf_counter()
         rid = ex.request_id
         token = context.request_id.set(rid)
@@ -215,8 +214,8 @@ class FastSearch:
         if (metrics := self._metrics) is not None:
             observe_request(metrics, "POST", ex, template, status, took)
             metrics.fast_path += 1
-        if audit is not None and (log := self._guard.audit) is not None:
-            record_call(log, ex, "POST", template, {"name": name}, audit, status, took * 1000)
+        if (log := self._guard.audit) is not None:
+            record_call(log, ex, "POST", template, {"name": name}, source, status, took * 1000)
         answer(self._response(status, reason, head, body, ex))
 
     async def _search(self, asked: Asked) -> list[ScoredPoint]:
