@@ -105,13 +105,17 @@ def test_a_failing_disk_loses_its_lines_says_so_once_and_the_writer_goes_on(
             for i in range(3):  # the first needs a rotation, which fails; the rest an open
                 out.put(b"lost %d %s\n" % (i, b"." * 32))
                 time.sleep(GATHER_S * 3)
-            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-            assert len(errors) == 1 and "cannot be written" in errors[0].getMessage()
+            _until(lambda: any(r.levelno == logging.ERROR for r in caplog.records))
             root.unlink()
             root.mkdir()
             out.put(b"back\n")
             _until(lambda: path.exists() and path.read_bytes() == b"back\n")
-            assert any("written again" in r.getMessage() for r in caplog.records)
+            # (logged by the writer thread after its write: waited for, not raced)
+            _until(lambda: any("written again" in r.getMessage() for r in caplog.records))
+            # Every line before "back" was handled by then (one queue, in order): the
+            # failures were said once.
+            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+            assert len(errors) == 1 and "cannot be written" in errors[0].getMessage()
     finally:
         out.close()
 
