@@ -60,6 +60,7 @@ class Authenticator:
     ) -> None:
         self.keys = keys
         self._static = [(admin_key, BOOTSTRAP_ADMIN), (replication_key, REPLICATION)]
+        self._digests: dict[str, str] = {}  # a static secret's value -> its digest
         self._jwt = jwt
         self._cert_names = replication_cert_names
 
@@ -102,17 +103,26 @@ class Authenticator:
         matched: Principal | None = None
         for secret, principal in self._static:  # compare with every one: no early exit
             value = secret.get()
-            if value and hmac.compare_digest(digest(value), given) and matched is None:
+            if value and hmac.compare_digest(self._digest(value), given) and matched is None:
                 matched = principal
         if matched is not None:
             return matched
-        record, reason = self.keys.verify(presented)
+        record, reason = self.keys.verify(presented, given)
         if record is None:
             key_id = key_id_of(presented)
             raise AuthenticationFailed(
                 "invalid API key", reason, claimed=f"key:{key_id}" if key_id else None
             )
-        return record.principal()
+        return self.keys.principal(record)
+
+    def _digest(self, value: str) -> str:
+        """A static secret's digest, made once per value (a secret file may change)."""
+        found = self._digests.get(value)
+        if found is None:
+            if len(self._digests) >= 8:  # (old values of rotated secrets)
+                self._digests.clear()
+            found = self._digests[value] = digest(value)
+        return found
 
     def _token(self, token: str) -> Principal:
         if not self._jwt.configured:

@@ -111,6 +111,7 @@ class KeyStore:
         self._clock = clock
         self._file = KeyFile()
         self._by_id: dict[str, KeyRecord] = {}
+        self._principals: dict[str, tuple[KeyRecord, Principal]] = {}  # by key id
         # Set by the replication manager: refuses changes on a replica (keys follow the primary).
         self.write_guard: Callable[[], None] = lambda: None
         self.on_change: list[Callable[[], None]] = []
@@ -125,11 +126,13 @@ class KeyStore:
 
     # ---- checking a presented key ------------------------------------------------------
 
-    def verify(self, presented: str) -> tuple[KeyRecord | None, str]:
-        """(record, "") when the key is valid, else (None, why) — the reason is for the log."""
+    def verify(self, presented: str, given: str | None = None) -> tuple[KeyRecord | None, str]:
+        """(record, "") when the key is valid, else (None, why) — the reason is for the log.
+        ``given``: the key's ``digest``, when the caller has it already."""
         key_id = key_id_of(presented)
         record = self._by_id.get(key_id) if key_id else None
-        given = digest(presented)
+        if given is None:
+            given = digest(presented)
         if record is None:
             hmac.compare_digest(given, _DUMMY)  # the same work either way
             return None, "unknown key id" if key_id else "not an API key"
@@ -142,6 +145,13 @@ class KeyStore:
         if record.expires_at is not None and record.expires_at <= now:
             return None, "key expired"
         return record, ""
+
+    def principal(self, record: KeyRecord) -> Principal:
+        """``record.principal()``, made once per record (a changed key is a new record)."""
+        made = self._principals.get(record.id)
+        if made is None or made[0] is not record:
+            made = self._principals[record.id] = (record, record.principal())
+        return made[1]
 
     # ---- management (Admin only; the route table sees to that) ---------------------------
 
@@ -237,6 +247,7 @@ class KeyStore:
     def _set(self, new: KeyFile) -> None:
         self._file = new
         self._by_id = {r.id: r for r in new.keys}
+        self._principals = {}
 
     def _write(self, new: KeyFile) -> None:
         """Temp file (0600), fsync, rename, fsync the folder."""
