@@ -10,6 +10,7 @@ which way a request went.
 
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 import threading
@@ -342,6 +343,27 @@ def test_a_keep_alive_connection_takes_many_fast_searches(node: ServerProcess) -
     assert scrape(node)[FAST] - before == len(bodies)
 
 
+def test_a_request_aiohttp_answered_leaves_the_connection_on_the_fast_path(
+    node: ServerProcess,
+) -> None:
+    """A client that asks again as soon as it has its answer is often quicker than
+    aiohttp's task is back to waiting: its searches must not all go aiohttp's way then."""
+    upsert = post("/collections/c/vectors", b'{"vectors": [{"id": 9000, "vector": [1, 1, 1, 1]}]}')
+    missing = search("nowhere", b'{"vector": [1, 1, 1, 1]}')
+    body = orjson.dumps({"vector": [0.1, 0.2, 0.3, 0.4], "limit": 2})
+    for first in (upsert, missing, search("c", body, "X-Path: slow")):
+        before = scrape(node)[FAST]
+        with connect(node) as sock:
+            buf = bytearray()
+            sock.sendall(first)
+            read_answer(sock, buf)
+            for i in range(50):
+                sock.sendall(search("c", body, rid=f"s{i}"))
+                status, headers, _ = read_answer(sock, buf)
+                assert status == "HTTP/1.1 200 OK" and dict(headers)["X-Request-ID"] == f"s{i}"
+        assert scrape(node)[FAST] - before == 50, first[:40]
+
+
 def test_a_tls_node_answers_on_the_fast_path_as_the_pipeline_does(
     server_factory: type[ServerProcess], tmp_path: Path
 ) -> None:
@@ -545,6 +567,38 @@ def test_an_audit_log_without_authentication_gets_the_fast_paths_lines(tmp_path:
         fast_line, slow_line = audit_lines(audit, "anon-fast", "anon-slow")
         assert fast_line["principal"] == "anonymous"
         assert without_timing(fast_line) == without_timing(slow_line)
+    finally:
+        srv.kill()
+
+
+@pytest.mark.parametrize("extra", [(), ("X-Path: slow",)], ids=["fast", "pipeline"])
+def test_a_stop_while_a_head_waits_for_its_body_answers_it(
+    tmp_path: Path, extra: tuple[str, ...]
+) -> None:
+    """SIGTERM between a search's head and its body (the head waits for it on the fast
+    path, ``protocol.PARK_S``): the body is read on and the search answered."""
+    srv = ServerProcess(data_dir=tmp_path / "data").start()
+    try:
+        assert srv.request("POST", "/collections", {"name": "c", "dimension": DIM})[0] == 201
+        vectors = [{"id": i, "vector": [i, 1, 0, 0]} for i in range(10)]
+        assert srv.request("POST", "/collections/c/vectors", {"vectors": vectors})[0] == 200
+        body = orjson.dumps({"vector": [3, 1, 0, 0], "limit": 1})
+        head, _, _ = search("c", body, *extra).partition(b"\r\n\r\n")
+        with connect(srv) as sock:
+            buf = bytearray()
+            sock.sendall(search("c", body, *extra))  # (the connection's task then waits)
+            assert read_answer(sock, buf)[0] == "HTTP/1.1 200 OK"
+            time.sleep(0.2)
+            sock.sendall(head + b"\r\n\r\n")
+            time.sleep(0.01)
+            assert srv.proc is not None
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.04)  # (within the wait for the body)
+            sock.sendall(body)
+            status_line, _, raw = read_answer(sock, buf)
+        assert status_line == "HTTP/1.1 200 OK", raw
+        assert orjson.loads(raw)["results"][0]["id"] == 3
+        assert srv.proc.wait(30) == 0
     finally:
         srv.kill()
 

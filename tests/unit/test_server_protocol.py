@@ -239,6 +239,56 @@ async def test_keepalive_does_not_close_a_connection_waiting_for_a_body(
         assert app[METRICS].requests.fast_path == 2
 
 
+async def test_a_search_asked_before_aiohttp_waits_again_takes_the_fast_path(
+    tmp_path: Path,
+) -> None:
+    """A client that asks as soon as it has aiohttp's answer is quicker than aiohttp's
+    task is back to waiting for a request (here: at once, before that task resumes); its
+    search is the fast path's all the same, and so are the next ones."""
+    async with fast_connection(tmp_path) as (app, handler, transport):
+        loop = asyncio.get_running_loop()
+        slow = SEARCH.replace(b"Host: x", b"Host: x\r\nX-Path: slow")
+        sent = transport.write
+
+        def write_and_ask(data: Any) -> None:
+            sent(data)
+            if len(asked) < 3:  # (each answer brings the next search at once)
+                asked.append(loop.call_soon(handler.data_received, SEARCH))
+
+        asked: list[asyncio.Handle] = []
+        transport.write = write_and_ask  # type: ignore[method-assign]
+        handler.data_received(slow)
+        for _ in range(200):
+            if bytes(transport.written).count(b"HTTP/1.1 200 OK") == 4:
+                break
+            await asyncio.sleep(0.005)
+        assert bytes(transport.written).count(b"HTTP/1.1 200 OK") == 4
+        assert app[METRICS].requests.fast_path == 3
+
+
+async def test_a_search_asked_after_a_closing_answer_is_not_answered(tmp_path: Path) -> None:
+    """aiohttp closes the connection after an answer that says ``Connection: close``; a
+    search the client sent before it saw that is not answered on the fast path either."""
+    async with fast_connection(tmp_path) as (app, handler, transport):
+        loop = asyncio.get_running_loop()
+        closing = SEARCH.replace(b"Host: x", b"Host: x\r\nConnection: close")
+        sent = transport.write
+
+        def write_and_ask(data: Any) -> None:
+            sent(data)
+            loop.call_soon(handler.data_received, SEARCH)
+
+        transport.write = write_and_ask  # type: ignore[method-assign]
+        handler.data_received(closing)
+        for _ in range(100):
+            if transport.closed:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        assert transport.closed and bytes(transport.written).count(b"HTTP/1.1 ") == 1
+        assert app[METRICS].requests.fast_path == 0
+
+
 async def test_a_connection_lost_while_a_head_waits_for_its_body(tmp_path: Path) -> None:
     async with fast_connection(tmp_path) as (app, handler, transport):
         handler.data_received(HEAD)
@@ -248,12 +298,22 @@ async def test_a_connection_lost_while_a_head_waits_for_its_body(tmp_path: Path)
         assert not transport.written and handler._given == 0
 
 
-async def test_a_stop_while_a_head_waits_for_its_body_answers_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("at_once", [False, True], ids=["later", "before-aiohttp-takes-it"])
+async def test_a_stop_while_a_head_waits_for_its_body_answers_it(
+    tmp_path: Path, at_once: bool
+) -> None:
+    """The request is aiohttp's from the stop on; its body is read on, even when it
+    comes before aiohttp's task has taken the request in hand."""
     async with fast_connection(tmp_path) as (app, handler, transport):
         handler.data_received(HEAD)
-        handler.close()  # (as a stop does, first)
+        await asyncio.sleep(0.01)  # (aiohttp's task waits for a request, as on a live node)
+        assert handler._waiter is not None
+        handler.close()  # (as a stop does, first: it ends that wait)
+        if at_once:
+            handler.data_received(BODY)
         stop = asyncio.create_task(handler.shutdown(5.0))
         await asyncio.sleep(0.02)
-        handler.data_received(BODY)
+        if not at_once:
+            handler.data_received(BODY)
         await stop
         assert bytes(transport.written).startswith(b"HTTP/1.1 200 OK\r\n")

@@ -104,6 +104,7 @@ class _Handler(RequestHandler, Answering):
     _answering: asyncio.Task[None] | None = None
     _held: deque[_MsgType] | None = None
     _given = 0  # requests handed to aiohttp (before the first, it has none in hand)
+    _finished_count = 0  # of them, answered with the connection kept open
     _parked: tuple[RawRequestMessage, StreamReader] | None = None
     _park_timer: asyncio.TimerHandle | None = None  # (hands the parked request on)
     _taking = False  # a chunk is being taken (``_take``): what comes meanwhile waits
@@ -129,8 +130,18 @@ class _Handler(RequestHandler, Answering):
             self._close, self._force_close = closing or self._close, forced or self._force_close
 
     def _body_arriving(self) -> bool:
+        """Whether a request aiohttp has in hand or queued still reads its body."""
         request = self._current_request
-        return request is not None and not request.content.is_eof()
+        return (request is not None and not request.content.is_eof()) or any(
+            not payload.is_eof() for _, payload in self._messages
+        )
+
+    def close(self) -> None:
+        """A stop's first step: a request whose body is still to come is aiohttp's now
+        (aiohttp's ``close`` ends its wait for the next request: given it after that, it
+        would not be answered)."""
+        self._unpark()
+        super().close()
 
     def _take(self, data: bytes) -> None:
         """One chunk, then whatever came in while it was taken: reading a body here
@@ -286,12 +297,14 @@ class _Handler(RequestHandler, Answering):
             waiter.set_result(None)
 
     def _idle(self) -> bool:
-        """Whether aiohttp has no request in hand or queued: it waits for one, or it was
-        never given one (its task may not have begun to wait yet)."""
+        """Whether aiohttp has no request in hand or queued: it waits for one, or it
+        answered each it was given, none at first (its task may not wait again yet: a
+        client that asks as soon as it has its answer is often quicker, and every request
+        of the connection would be aiohttp's from then on)."""
         if self._messages:
             return False
         waiter = self._waiter
-        return self._given == 0 or (waiter is not None and not waiter.done())
+        return self._given == self._finished_count or (waiter is not None and not waiter.done())
 
     def _held_back(self) -> deque[_MsgType]:
         if self._held is None:
@@ -374,11 +387,20 @@ class _Handler(RequestHandler, Answering):
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
         """Close the connection after an answer sent while the client holds its body
-        back (``http.HELD_BACK``): ``Connection: close`` tells it so. (No coroutine of
-        its own: aiohttp's is returned, to be awaited as usual.)"""
+        back (``http.HELD_BACK``): ``Connection: close`` tells it so."""
         if holds_body_back(request) and isinstance(resp, web.StreamResponse):
             resp.force_close()
-        return super().finish_response(request, resp, start_time)
+        return self._finished(super().finish_response(request, resp, start_time))
+
+    async def _finished(
+        self, finishing: Coroutine[Any, Any, tuple[web.StreamResponse, bool]]
+    ) -> tuple[web.StreamResponse, bool]:
+        """aiohttp's answer sent: when the connection stays open, aiohttp is done with
+        the request (its task is on its way back to wait for the next: ``_idle``)."""
+        resp, reset = await finishing
+        if not reset and resp.keep_alive:
+            self._finished_count += 1
+        return resp, reset
 
     def handle_error(
         self,
