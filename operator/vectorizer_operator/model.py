@@ -652,6 +652,14 @@ class ClusterSpec:
                 f"{path}.replication.syncReplicas: must be lower than instances "
                 f"({repl.sync_replicas} >= {self.instances}) in sync mode"
             )
+        # Replicas confirm a sync write once their own fsync policy put it on disk:
+        # under never, no write would ever be confirmed (each a 503 replication_timeout).
+        if repl.mode == "sync" and self.config.get("wal_fsync") == "never":
+            raise SpecError(
+                f"{path}.config.wal_fsync: never cannot go with replication.mode sync: "
+                "replicas confirm a write once their fsync put it on disk, and with never "
+                "none would be confirmed (use always or an interval in ms, or async mode)"
+            )
         # A PodMonitor without a credential would be refused (401) on every scrape of a
         # healthy pod: up == 0, VectorizerInstanceDown everywhere, and no metric at all.
         mon = self.monitoring

@@ -269,3 +269,19 @@ async def test_replicas_linked_through_a_promotion_take_the_new_history(
     await eventually(lambda: caught_up(vp, vr))
     assert (await vr.replication_stats())["full_syncs"] == 0
     assert await all_points(vr, "c") == await all_points(vp, "c")
+
+
+async def test_what_was_sent_to_a_replica_counts_over_its_links(cluster: Cluster) -> None:
+    """``bytes_sent`` counts all that was sent to a replica, as ``operations_synced``
+    does, over every link it had: it started from nothing again at each reconnect."""
+    p, vp, r, vr = await primary_and_replica(cluster)
+    await seed(vp, 100)
+    await eventually(lambda: caught_up(vp, vr))
+    [before] = await vp.replicas()
+    await asyncio.to_thread(r.terminate)
+    await asyncio.to_thread(r.start)
+    await vp.upsert("c", [Point(10_000, [1.0] * 8)])
+    await eventually(lambda: caught_up(vp, vr))
+    [after] = await vp.replicas()
+    assert after["operations_synced"] > before["operations_synced"]
+    assert after["bytes_sent"] > before["bytes_sent"], (before, after)

@@ -55,6 +55,10 @@ def test_metadata_and_status_are_read() -> None:
         ),
         ({"replication": {"mode": "semi"}}, "spec.replication.mode"),
         (
+            {"instances": 2, "replication": {"mode": "sync"}, "config": {"wal_fsync": "never"}},
+            "spec.config.wal_fsync",
+        ),
+        (
             {"instances": 2, "replication": {"mode": "sync", "syncReplicas": 2}},
             "spec.replication.syncReplicas",
         ),

@@ -763,9 +763,15 @@ class Store:
         )
         self._memory_used += need
 
-    async def sync_log(self, seq: int) -> None:
-        """Wait until ``seq`` is durable in the local log (a replica's acknowledgement)."""
+    async def sync_log(self, seq: int) -> int:
+        """Wait until ``seq`` is durable in the local log under the fsync policy (at once
+        unless ``always``); the newest sequence on disk (a replica's acknowledgement)."""
         await self._wal.sync(seq)
+        return self._wal.durable_sequence
+
+    @property
+    def durable_sequence(self) -> int:
+        return self._wal.durable_sequence
 
     def log_reader(self, from_seq: int) -> LogReader | None:
         """A reader of the committed records from ``from_seq`` on, a chunk at a time off

@@ -309,6 +309,12 @@ class WriteAheadLog:
             os.close(old)
         self._wake()
 
+    @property
+    def durable_sequence(self) -> int:
+        """The newest sequence on disk (fsynced: by an ``always`` write, the interval's
+        fsync, a rotation; under ``never``, what the log held when it was opened)."""
+        return self._synced
+
     async def sync(self, seq: int) -> None:
         """Return once ``seq`` is durable under the policy (at once unless ``always``)."""
         if self.policy.mode != "always" or self._synced >= seq:

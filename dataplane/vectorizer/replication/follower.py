@@ -164,7 +164,9 @@ class Follower:
                 refused = True
                 log.error("replication from %s paused: %s", self.primary_url, exc.message)
             except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                log.warning("replication link to %s lost: %s", self.primary_url, exc)
+                # (a message not received in time: a TimeoutError without a text)
+                why = str(exc) or f"no message in {self.config.silence_s:g} s"
+                log.warning("replication link to %s lost: %s", self.primary_url, why)
             except Exception:
                 log.exception("replication link to %s failed", self.primary_url)
             finally:
@@ -197,9 +199,11 @@ class Follower:
                     address=self.config.address,
                     epoch=epoch,
                     sequence=self.store.sequence,
+                    durable=self.store.durable_sequence,
                     **history_json(history),
                     confirms_snapshots=True,
                     record_checksums=True,
+                    record_parts=True,
                 )
             )
             welcome = await self._receive_json(ws)
@@ -227,15 +231,25 @@ class Follower:
     async def _apply_loop(
         self, ws: aiohttp.ClientWebSocketResponse, epoch: int, checked: bool
     ) -> None:
+        parts = protocol.Parts()
         while True:
             msg = await ws.receive(timeout=self.config.silence_s)
             self.stats.last_heard = time.monotonic()
             if msg.type == WSMsgType.BINARY:
                 self.stats.bytes_received += len(msg.data)
-                if msg.data[:1] == protocol.FILE_CHUNK:
+                kind = msg.data[:1]
+                if kind == protocol.FILE_CHUNK:
                     raise LinkError("snapshot data outside a snapshot")
                 try:
-                    seq, body, traceparent = protocol.parse_record(msg.data, checked)
+                    if kind in (protocol.RECORD_PART, protocol.RECORD_LAST_PART):
+                        frame = parts.add(msg.data)
+                        if frame is None:
+                            continue  # (more of the record to come)
+                    elif parts.pending:
+                        raise protocol.DamagedRecord("a record began before the last ended")
+                    else:
+                        frame = msg.data
+                    seq, body, traceparent = protocol.parse_record(frame, checked)
                 except protocol.DamagedRecord as exc:  # dropped: the primary sends it again
                     raise LinkError(str(exc)) from None
                 if seq <= self.store.sequence:
@@ -285,15 +299,18 @@ class Follower:
         self._applied.set()
 
     async def _ack_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Confirm the newest durable sequence; heartbeats carry it too."""
+        """Confirm what this node holds (``sequence``) and what of it is on disk
+        (``durable``: under ``always`` the same, after its fsync; under an interval, as of
+        the interval's last fsync; under ``never``, nothing new): a write that waits for
+        replicas (``sync_replicas``) counts only what is on their disks."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.heartbeat_s):
                     await self._applied.wait()
             self._applied.clear()
             seq = self.store.sequence
-            await self.store.sync_log(seq)
-            await ws.send_str(protocol.message("ack", sequence=seq))
+            durable = await self.store.sync_log(seq)
+            await ws.send_str(protocol.message("ack", sequence=seq, durable=min(durable, seq)))
 
     async def _receive_json(self, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
         msg = await ws.receive(timeout=self.config.silence_s)

@@ -95,7 +95,8 @@ class Admission:
 class ReplicaInfo:
     node_id: str
     address: str
-    acked: int = 0
+    acked: int = 0  # the newest sequence it holds (its lag counts from here)
+    durable: int = 0  # the newest on its disk (what confirms a write: ``sync_replicas``)
     connected: bool = True
     syncing: bool = False
     connected_at: float = field(default_factory=time.time)
@@ -109,6 +110,7 @@ class ReplicaInfo:
     confirms_snapshots: bool = False
     # it checks each record's CRC-32 (protocol.CHECKED_RECORD); older replicas do not
     record_checksums: bool = False
+    record_parts: bool = False  # it joins a large record's pieces (protocol.RECORD_PART)
     answers: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue, repr=False)
     refused_sync: str | None = None  # why it refused the last snapshot announced to it
 
@@ -329,12 +331,13 @@ class PrimaryHub:
         )
 
     def _confirmed(self, seq: int) -> int:
-        return sum(1 for i in self.replicas.values() if i.connected and i.acked >= seq)
+        return sum(1 for i in self.replicas.values() if i.connected and i.durable >= seq)
 
-    def _acked(self, info: ReplicaInfo, seq: int) -> None:
+    def _acked(self, info: ReplicaInfo, seq: int, durable: int) -> None:
         if seq > info.acked:
             info.operations_synced += seq - info.acked
             info.acked = seq
+        info.durable = max(info.durable, min(durable, seq))
         for s, needed, fut in self._ack_waiters:
             if not fut.done() and self._confirmed(s) >= needed:
                 fut.set_result(None)
@@ -386,10 +389,12 @@ class PrimaryHub:
             address=str(hello.get("address") or ""),
             confirms_snapshots=hello.get("confirms_snapshots") is True,
             record_checksums=hello.get("record_checksums") is True,
+            record_parts=hello.get("record_parts") is True,
         )
         old = self.replicas.get(node_id)
-        if old is not None:
+        if old is not None:  # (what it was sent counts over its links, like its figures)
             info.operations_synced, info.full_syncs = old.operations_synced, old.full_syncs
+            info.bytes_sent = old.bytes_sent
             info.refused_sync = old.refused_sync
         their_seq = hello["sequence"]
         their_history = hello["history"]
@@ -399,6 +404,7 @@ class PrimaryHub:
         ahead = their_seq > self.store.sequence
         full = ahead or diverged is not None or their_seq + 1 < self.store.log_first_sequence
         info.acked = their_seq if not full else 0
+        info.durable = min(_durable(hello, their_seq), info.acked)
         self.replicas[node_id] = info
         self._links[node_id] = ws
         wake = asyncio.Event()
@@ -495,8 +501,9 @@ class PrimaryHub:
                         frame = protocol.record_frame(
                             seq, body, traceparent, checksum=info.record_checksums
                         )
-                        await ws.send_bytes(frame)
-                        self._count(info, len(frame))
+                        for message in protocol.record_messages(frame, info.record_parts):
+                            await ws.send_bytes(message)
+                            self._count(info, len(message))
                         next_seq = seq + 1
             now = time.monotonic()
             if now - last_beat >= self.thresholds.heartbeat_s:
@@ -531,7 +538,8 @@ class PrimaryHub:
                 info.last_heard = time.monotonic()
                 info.last_heard_wall = time.time()
                 if data["type"] in ("ack", "heartbeat"):
-                    self._acked(info, int(data["sequence"]))
+                    seq = int(data["sequence"])
+                    self._acked(info, seq, _durable(data, seq))
                 elif data["type"] in ("snapshot_take", "snapshot_refused"):
                     info.answers.put_nowait(data)
         finally:  # a sync waiting for an answer learns that none will come
@@ -607,6 +615,13 @@ class PrimaryHub:
         info.last_sent = time.monotonic()
         info.bytes_sent += n
         self.bytes_sent += n
+
+
+def _durable(said: dict[str, Any], sequence: int) -> int:
+    """What a replica's hello or ack says is on its disk (a replica from before they
+    said so: its ``sequence``, as before)."""
+    durable = said.get("durable", sequence)
+    return durable if type(durable) is int else 0
 
 
 def _hello(text: str) -> dict[str, Any]:

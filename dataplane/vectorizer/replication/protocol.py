@@ -1,8 +1,9 @@
 """The replication stream's messages (one WebSocket per replica at ``/replication/stream``).
 
 Text frames are JSON objects with a ``type``:
-- replica → primary: ``hello`` {node_id, address, epoch, sequence, history, timelines,
-  confirms_snapshots, record_checksums}, ``ack`` {sequence} (durable on the replica),
+- replica → primary: ``hello`` {node_id, address, epoch, sequence, durable, history,
+  timelines, confirms_snapshots, record_checksums, record_parts}, ``ack`` {sequence,
+  durable} (held by the replica, and on its disk: older replicas say only ``sequence``),
   ``heartbeat`` {sequence}, ``snapshot_take`` {} or ``snapshot_refused`` {code, message} (the answer
   to a ``snapshot`` header when the hello said ``confirms_snapshots``: the primary sends
   no file data before it)
@@ -22,12 +23,22 @@ hello said ``record_checksums`` (every replica since they exist), records go as
 after the sequence, so that a record damaged on the way is refused before it is logged
 (the link is dropped and the record sent again), never logged and applied as it came;
 the welcome says so, and the replica then takes no record without one.
+
+No message takes longer than a few of its link's seconds: a replica drops a link that
+delivers no message for ``disconnect_timeout_ms``, and a WebSocket message arrives
+whole or not at all (the bytes of one half-arrived count for nothing). Snapshot files go
+in pieces of ``CHUNK_BYTES``; to a replica whose hello said ``record_parts``, a record
+frame over ``PART_BYTES`` goes as ``b"P" + piece`` messages, the last piece as ``b"Q" +
+piece`` (the replica joins them, then reads the frame as any other). Sent whole, a
+record of a few MB never reached a replica whose link carries less than its size in
+``disconnect_timeout_ms``: every try timed out mid-record, for ever.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -37,11 +48,16 @@ TRACED_RECORD = b"T"
 CHECKED_RECORD = b"C"
 CHECKED_TRACED_RECORD = b"D"
 FILE_CHUNK = b"F"
+RECORD_PART = b"P"  # a piece of a record frame; more follow
+RECORD_LAST_PART = b"Q"  # its last piece
 _SEQ = struct.Struct("<Q")
 _IDX = struct.Struct("<I")
 _LEN = struct.Struct("<H")
 _CRC = struct.Struct("<I")
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 16  # (a replica's 5 s default timeout: links down to ~13 KB/s)
+PART_BYTES = 1 << 16
+# The most a record's pieces may add up to (a replica holds them until the last).
+MAX_PARTED_BYTES = 1 << 31
 STREAM_PATH = "/replication/stream"
 # how long a primary waits for a replica to take or refuse a snapshot it announced
 ANSWER_TIMEOUT_S = 30.0
@@ -72,6 +88,44 @@ def record_frame(
         kind = CHECKED_TRACED_RECORD if checksum else TRACED_RECORD
         return kind + packed + check + _LEN.pack(len(tp)) + tp + body
     return (CHECKED_RECORD if checksum else RECORD) + packed + check + body
+
+
+def record_messages(frame: bytes, parts: bool) -> Iterator[bytes]:
+    """The messages that carry a record frame: itself, or (``parts``: the replica joins
+    them) its pieces of ``PART_BYTES``."""
+    if not parts or len(frame) <= PART_BYTES:
+        yield frame
+        return
+    view = memoryview(frame)
+    last = (len(frame) - 1) // PART_BYTES * PART_BYTES
+    for at in range(0, last, PART_BYTES):
+        yield RECORD_PART + view[at : at + PART_BYTES]
+    yield RECORD_LAST_PART + view[last:]
+
+
+class Parts:
+    """A replica's side of ``record_messages``: the pieces of a record frame, joined."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._size = 0
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pieces)
+
+    def add(self, message: bytes) -> bytes | None:
+        """Take a ``P`` or ``Q`` message: the whole frame after its last piece, else None."""
+        piece = message[1:]
+        self._size += len(piece)
+        if self._size > MAX_PARTED_BYTES:
+            raise DamagedRecord(f"a record in pieces of more than {MAX_PARTED_BYTES} bytes")
+        self._pieces.append(piece)
+        if message[:1] != RECORD_LAST_PART:
+            return None
+        frame = b"".join(self._pieces)
+        self._pieces, self._size = [], 0
+        return frame
 
 
 def chunk_frame(index: int, data: bytes) -> bytes:
