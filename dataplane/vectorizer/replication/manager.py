@@ -97,7 +97,11 @@ class ReplicationManager:
         # follower to stop, for the target's status), and two interleaved left a second
         # follower running beside the one the state named.
         self._transition = asyncio.Lock()
-        # What the old primary had, as far as this node heard (None: not since it started).
+        # What the primary this node last followed had, as far as it heard: taken when
+        # its follower stops. None: nothing heard of it since this node started or began
+        # following it (a re-point to another primary drops what the old one had), or
+        # since this node was promoted (its own log went on from there). Not persisted: a
+        # restarted node has heard nothing yet.
         self._last_primary_sequence: int | None = None
         self.promoted_at: float | None = None
         self.on_sync_timeout: Callable[[], object] | None = None  # for metrics
@@ -105,6 +109,36 @@ class ReplicationManager:
         store.confirm = self._confirm
         self.keys.write_guard = self._write_guard  # keys change on the primary only
         self.keys.on_change.append(self.hub.wake)
+        self._refuse_a_start_following_itself()
+
+    def _is_own_url(self, url: str) -> bool:
+        return url.rstrip("/") == self.advertise_url.rstrip("/")
+
+    def _refuse_a_start_following_itself(self) -> None:
+        """Refuse ``primary_url`` naming this node where this start would follow it (a
+        new node started as a replica, or a replica by its persisted state), as
+        ``POST /replication/follow`` refuses it: here, before the store recovers and the
+        node listens, the server does not start (``ValidationError``). It dialled itself
+        every ``reconnect_interval_ms`` and was told ``not_primary`` for ever. (``start``
+        checks the state it takes up again, a recorded primary included.)"""
+        url = self.settings.primary_url
+        if not url or not self._is_own_url(url):
+            return
+        try:
+            recorded = node_state.load(self.store.data_dir)
+        except ValueError:
+            return  # (``start`` says what is wrong with it)
+        role = recorded.role if recorded is not None else Role(self.settings.role)
+        if role is Role.REPLICA:
+            self._refuse_to_follow_itself(url, "primary_url")
+
+    def _refuse_to_follow_itself(self, url: str, told: str) -> None:
+        raise ValidationError(
+            f"{told} ({url}) is this node's own address: a node cannot follow itself; "
+            "give it its primary's URL (--primary-url), or, if the node is reached under "
+            "another address, that address as --advertise-url",
+            field="primary_url",
+        )
 
     @property
     def advertise_url(self) -> str:
@@ -132,6 +166,7 @@ class ReplicationManager:
                 fresh = fresh.promoted(1, self.store.sequence + 1)
             elif self.settings.primary_url:
                 fresh = fresh.following(self.settings.primary_url, 0)
+            self._check_not_following_itself(fresh)
             self._persist(fresh)
         else:
             wanted = loaded
@@ -141,6 +176,7 @@ class ReplicationManager:
                 wanted = wanted.following(self.settings.primary_url, wanted.epoch)
             if wanted.role is Role.PRIMARY:
                 wanted = wanted.restarted(self.store.sequence + 1)
+            self._check_not_following_itself(wanted)
             self.state = loaded  # (as recorded: nothing to write when nothing changes)
             if wanted != loaded:
                 self._start_recording(wanted)
@@ -153,6 +189,15 @@ class ReplicationManager:
         self.started = True
         if self.state.role is Role.REPLICA and self.state.primary_url:
             self._start_following(self.state.primary_url)
+
+    def _check_not_following_itself(self, state: NodeState) -> None:
+        """Refuse the state a start takes up if it follows this node's own URL: from
+        ``primary_url`` (see ``_refuse_a_start_following_itself``), or recorded by a
+        start before that was refused (nothing is recorded over it here)."""
+        url = state.primary_url
+        if state.role is Role.REPLICA and url and self._is_own_url(url):
+            told = "primary_url" if self.settings.primary_url else "its recorded primary"
+            self._refuse_to_follow_itself(url, told)
 
     async def stop(self) -> None:
         self.hub.stop_waiting()  # (first: closing a link to a replica that stopped can wait)
@@ -280,13 +325,15 @@ class ReplicationManager:
         await self._stop_following()
         heard = self._last_primary_sequence
         self._persist(self.state.promoted(epoch, self.store.sequence + 1))
+        self._last_primary_sequence = None  # (said once: its log goes on from here)
         self.promoted_at = time.time()
         lost = None if heard is None else max(heard - self.store.sequence, 0)
         log.warning(
             "promoted to primary at epoch %d, sequence %d (%s)",
             epoch,
             self.store.sequence,
-            "no word from the old primary since this node started: what it had is unknown"
+            "no word from the primary it followed since this node started or began "
+            "following it: what it had is unknown"
             if lost is None
             else f"{lost} operations the old primary had were never received",
         )
@@ -299,7 +346,7 @@ class ReplicationManager:
     async def _follow(self, primary_url: Any, epoch: Any) -> dict[str, Any]:
         if not isinstance(primary_url, str) or not primary_url.startswith(("http://", "https://")):
             raise ValidationError("primary_url must be an http(s) URL", field="primary_url")
-        if primary_url.rstrip("/") == self.advertise_url.rstrip("/"):
+        if self._is_own_url(primary_url):
             raise ValidationError("a node cannot follow itself", field="primary_url")
         epoch = self._check_epoch(epoch, strictly_higher=False)
         if self._may_stream() and epoch == last_epoch(self.state.history):
@@ -371,6 +418,10 @@ class ReplicationManager:
 
     def _start_following(self, primary_url: str) -> None:
         assert self._follow_task is None or self._follow_task.done(), "one follower at a time"
+        if self.follower is None or self.follower.primary_url != primary_url.rstrip("/"):
+            # Another primary: what the last one had says nothing of what this one has
+            # (a promotion reporting it would count against the wrong log).
+            self._last_primary_sequence = None
         if self.follower is not None:
             past, old = self._past_followers, self.follower.stats
             past.bytes_received += old.bytes_received
@@ -452,10 +503,13 @@ class ReplicationManager:
             raise ValueError(f"bad keys message from the primary: {exc}") from None
 
     async def _stop_following(self) -> None:
+        """Stop the follower, if one runs, and keep what it heard of its primary's
+        sequence (once: a follower stopped before says nothing more)."""
+        if self._follow_task is None:
+            return
         if self.follower is not None and self.follower.stats.last_heard:
             self._last_primary_sequence = self.follower.stats.primary_sequence
-        if self._follow_task is not None:
-            await stop(self._follow_task)
+        await stop(self._follow_task)
         self._follow_task = None
 
     # ---- observation ---------------------------------------------------------------------

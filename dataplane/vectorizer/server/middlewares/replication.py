@@ -12,6 +12,12 @@ def add_staleness_headers(response: web.StreamResponse, manager: ReplicationMana
 
 
 def staleness_headers(manager: ReplicationManager) -> list[tuple[str, str]]:
+    """The node's role and sequence, and a replica's lag: none of them until the node
+    has loaded its replication state (``manager.started``). Before, its role is the
+    settings' placeholder (a restarted replica said ``primary``) and its sequence counts
+    up through the replay of its log; /metrics leaves them out as well."""
+    if not manager.started:
+        return []
     headers = [
         ("X-Vectorizer-Role", str(manager.state.role)),  # a StrEnum: its value, as text
         ("X-Vectorizer-Sequence", str(manager.store.sequence)),
