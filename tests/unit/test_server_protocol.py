@@ -239,6 +239,23 @@ async def test_keepalive_does_not_close_a_connection_waiting_for_a_body(
         assert app[METRICS].requests.fast_path == 2
 
 
+def asks_on_each_answer(handler: Any, transport: Transport, times: int) -> None:
+    """A client at its quickest: each answer written brings a search (the next loop
+    turn: before aiohttp's task, done with its request, resumes), ``times`` times."""
+    loop = asyncio.get_running_loop()
+    sent = transport.write
+    asked = 0
+
+    def write_and_ask(data: Any) -> None:
+        nonlocal asked
+        sent(data)
+        if asked < times:
+            asked += 1
+            loop.call_soon(handler.data_received, SEARCH)
+
+    transport.write = write_and_ask  # type: ignore[method-assign]
+
+
 async def test_a_search_asked_before_aiohttp_waits_again_takes_the_fast_path(
     tmp_path: Path,
 ) -> None:
@@ -246,18 +263,8 @@ async def test_a_search_asked_before_aiohttp_waits_again_takes_the_fast_path(
     task is back to waiting for a request (here: at once, before that task resumes); its
     search is the fast path's all the same, and so are the next ones."""
     async with fast_connection(tmp_path) as (app, handler, transport):
-        loop = asyncio.get_running_loop()
-        slow = SEARCH.replace(b"Host: x", b"Host: x\r\nX-Path: slow")
-        sent = transport.write
-
-        def write_and_ask(data: Any) -> None:
-            sent(data)
-            if len(asked) < 3:  # (each answer brings the next search at once)
-                asked.append(loop.call_soon(handler.data_received, SEARCH))
-
-        asked: list[asyncio.Handle] = []
-        transport.write = write_and_ask  # type: ignore[method-assign]
-        handler.data_received(slow)
+        asks_on_each_answer(handler, transport, times=3)
+        handler.data_received(SEARCH.replace(b"Host: x", b"Host: x\r\nX-Path: slow"))
         for _ in range(200):
             if bytes(transport.written).count(b"HTTP/1.1 200 OK") == 4:
                 break
@@ -270,16 +277,8 @@ async def test_a_search_asked_after_a_closing_answer_is_not_answered(tmp_path: P
     """aiohttp closes the connection after an answer that says ``Connection: close``; a
     search the client sent before it saw that is not answered on the fast path either."""
     async with fast_connection(tmp_path) as (app, handler, transport):
-        loop = asyncio.get_running_loop()
-        closing = SEARCH.replace(b"Host: x", b"Host: x\r\nConnection: close")
-        sent = transport.write
-
-        def write_and_ask(data: Any) -> None:
-            sent(data)
-            loop.call_soon(handler.data_received, SEARCH)
-
-        transport.write = write_and_ask  # type: ignore[method-assign]
-        handler.data_received(closing)
+        asks_on_each_answer(handler, transport, times=1)
+        handler.data_received(SEARCH.replace(b"Host: x", b"Host: x\r\nConnection: close"))
         for _ in range(100):
             if transport.closed:
                 break
