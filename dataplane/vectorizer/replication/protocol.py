@@ -24,7 +24,7 @@ after the sequence, so that a record damaged on the way is refused before it is 
 (the link is dropped and the record sent again), never logged and applied as it came;
 the welcome says so, and the replica then takes no record without one.
 
-No message takes longer than a few of its link's seconds: a replica drops a link that
+No message is larger than a slow link carries in a moment: a replica drops a link that
 delivers no message for ``disconnect_timeout_ms``, and a WebSocket message arrives
 whole or not at all (the bytes of one half-arrived count for nothing). Snapshot files go
 in pieces of ``CHUNK_BYTES``; to a replica whose hello said ``record_parts``, a record
