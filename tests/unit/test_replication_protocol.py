@@ -23,6 +23,27 @@ def test_record_frames_round_trip(traceparent: str | None, checksum: bool) -> No
     assert protocol.parse_record(frame) == (7, b"a body", traceparent)
 
 
+@pytest.mark.parametrize("size", [0, 1, protocol.PART_BYTES, protocol.PART_BYTES + 1, 200_000])
+def test_a_record_sent_in_pieces_is_joined_whole(size: int) -> None:
+    frame = protocol.record_frame(9, bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    messages = list(protocol.record_messages(frame, parts=True))
+    assert all(len(m) <= protocol.PART_BYTES + 1 for m in messages)
+    assert list(protocol.record_messages(frame, parts=False)) == [frame]
+    parts = protocol.Parts()
+    joined = [parts.frame(m) for m in messages]
+    assert joined == [None] * (len(messages) - 1) + [frame]
+    assert parts.frame(frame) == frame  # (nothing left over)
+
+
+def test_a_record_begun_before_the_last_one_ended_is_refused() -> None:
+    frame = protocol.record_frame(9, b"y" * (protocol.PART_BYTES * 2))
+    first, *_ = protocol.record_messages(frame, parts=True)
+    parts = protocol.Parts()
+    assert parts.frame(first) is None
+    with pytest.raises(protocol.DamagedRecord):
+        parts.frame(protocol.record_frame(10, b"z"))
+
+
 @pytest.mark.parametrize("traceparent", [None, TRACEPARENT])
 def test_a_damaged_byte_of_a_checked_record_is_refused(traceparent: str | None) -> None:
     frame = protocol.record_frame(7, b"a record body", traceparent)

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from vectorizer.security import authn
 from vectorizer.security.authn import (
     BOOTSTRAP_ADMIN,
     AuthenticationFailed,
@@ -84,4 +85,4 @@ def test_a_changed_admin_key_file_takes_effect(keys: KeyStore, tmp_path: Path) -
         value = "k" * (32 + i)  # (each a size of its own: a file's mtime may not move)
         path.write_text(value)
         assert auth.authenticate(Credentials(api_key=value)) is BOOTSTRAP_ADMIN
-    assert len(auth._digests) <= 8
+    assert authn._static_digest.cache_info().currsize <= 8

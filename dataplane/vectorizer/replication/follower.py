@@ -237,18 +237,12 @@ class Follower:
             self.stats.last_heard = time.monotonic()
             if msg.type == WSMsgType.BINARY:
                 self.stats.bytes_received += len(msg.data)
-                kind = msg.data[:1]
-                if kind == protocol.FILE_CHUNK:
+                if msg.data[:1] == protocol.FILE_CHUNK:
                     raise LinkError("snapshot data outside a snapshot")
                 try:
-                    if kind in (protocol.RECORD_PART, protocol.RECORD_LAST_PART):
-                        frame = parts.add(msg.data)
-                        if frame is None:
-                            continue  # (more of the record to come)
-                    elif parts.pending:
-                        raise protocol.DamagedRecord("a record began before the last ended")
-                    else:
-                        frame = msg.data
+                    frame = parts.frame(msg.data)
+                    if frame is None:
+                        continue  # (more of the record to come)
                     seq, body, traceparent = protocol.parse_record(frame, checked)
                 except protocol.DamagedRecord as exc:  # dropped: the primary sends it again
                     raise LinkError(str(exc)) from None
@@ -310,7 +304,7 @@ class Follower:
             self._applied.clear()
             seq = self.store.sequence
             durable = await self.store.sync_log(seq)
-            await ws.send_str(protocol.message("ack", sequence=seq, durable=min(durable, seq)))
+            await ws.send_str(protocol.message("ack", sequence=seq, durable=durable))
 
     async def _receive_json(self, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
         msg = await ws.receive(timeout=self.config.silence_s)

@@ -104,24 +104,26 @@ def record_messages(frame: bytes, parts: bool) -> Iterator[bytes]:
 
 
 class Parts:
-    """A replica's side of ``record_messages``: the pieces of a record frame, joined."""
+    """A replica's side of ``record_messages``: the record frames its messages carry."""
 
     def __init__(self) -> None:
         self._pieces: list[bytes] = []
         self._size = 0
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._pieces)
-
-    def add(self, message: bytes) -> bytes | None:
-        """Take a ``P`` or ``Q`` message: the whole frame after its last piece, else None."""
+    def frame(self, message: bytes) -> bytes | None:
+        """The record frame ``message`` is or completes (None: more pieces to come);
+        ``DamagedRecord`` for pieces that do not add up."""
+        kind = message[:1]
+        if kind not in (RECORD_PART, RECORD_LAST_PART):
+            if self._pieces:
+                raise DamagedRecord("a record began before the last one ended")
+            return message
         piece = message[1:]
         self._size += len(piece)
         if self._size > MAX_PARTED_BYTES:
             raise DamagedRecord(f"a record in pieces of more than {MAX_PARTED_BYTES} bytes")
         self._pieces.append(piece)
-        if message[:1] != RECORD_LAST_PART:
+        if kind == RECORD_PART:
             return None
         frame = b"".join(self._pieces)
         self._pieces, self._size = [], 0

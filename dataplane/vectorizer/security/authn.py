@@ -10,6 +10,7 @@ nothing about how much of a guess was right.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,10 @@ class Credentials:
     peer_cert: dict[str, Any] | None = None  # only a certificate the TLS layer verified
 
 
+# A static secret's digest, made once per value (a few: a secret file may change).
+_static_digest = functools.lru_cache(maxsize=8)(digest)
+
+
 def certificate_names(cert: dict[str, Any]) -> list[str]:
     """The subject CN and DNS subject-alternative names of a decoded peer certificate."""
     names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
@@ -60,7 +65,6 @@ class Authenticator:
     ) -> None:
         self.keys = keys
         self._static = [(admin_key, BOOTSTRAP_ADMIN), (replication_key, REPLICATION)]
-        self._digests: dict[str, str] = {}  # a static secret's value -> its digest
         self._jwt = jwt
         self._cert_names = replication_cert_names
 
@@ -103,7 +107,7 @@ class Authenticator:
         matched: Principal | None = None
         for secret, principal in self._static:  # compare with every one: no early exit
             value = secret.get()
-            if value and hmac.compare_digest(self._digest(value), given) and matched is None:
+            if value and hmac.compare_digest(_static_digest(value), given) and matched is None:
                 matched = principal
         if matched is not None:
             return matched
@@ -114,15 +118,6 @@ class Authenticator:
                 "invalid API key", reason, claimed=f"key:{key_id}" if key_id else None
             )
         return self.keys.principal(record)
-
-    def _digest(self, value: str) -> str:
-        """A static secret's digest, made once per value (a secret file may change)."""
-        found = self._digests.get(value)
-        if found is None:
-            if len(self._digests) >= 8:  # (old values of rotated secrets)
-                self._digests.clear()
-            found = self._digests[value] = digest(value)
-        return found
 
     def _token(self, token: str) -> Principal:
         if not self._jwt.configured:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Callable
 
 from aiohttp import HttpVersion11, web
 from aiohttp.base_protocol import BaseProtocol
@@ -169,7 +168,7 @@ class FastSearch:
             return _refilled(protocol, body)  # (refused: the pipeline says why)
         protocol.answering(
             asyncio.get_running_loop().create_task(
-                self._answer(ex, route, name, message.path, asked, protocol.answer, protocol.source)
+                self._answer(ex, route, name, message.path, asked, protocol)
             )
         )
         return None
@@ -187,10 +186,8 @@ class FastSearch:
         name: str,
         path: str,
         asked: Asked,
-        answer: Callable[[bytes], None],
-        source: str | None,
+        protocol: Answering,
     ) -> None:
-        """``source``: the client's address, for the audit log."""
         started = time.perf_counter()
         rid = ex.request_id
         token = context.request_id.set(rid)
@@ -215,8 +212,9 @@ class FastSearch:
             observe_request(metrics, "POST", ex, template, status, took)
             metrics.fast_path += 1
         if (log := self._guard.audit) is not None:
+            source = protocol.source
             record_call(log, ex, "POST", template, {"name": name}, source, status, took * 1000)
-        answer(self._response(status, reason, head, body, ex))
+        protocol.answer(self._response(status, reason, head, body, ex))
 
     async def _search(self, asked: Asked) -> list[ScoredPoint]:
         coll, query, params = asked.coll, asked.query, asked.params
