@@ -140,17 +140,24 @@ async def seed(vz: VectorizerClient, n: int, dim: int = 8, start: int = 0, batch
         await vz.upsert("c", pts)
 
 
-async def _full_sync_frames(url: str, node_id: str, answer: str | None) -> list[Any]:
+async def _full_sync_frames(
+    url: str,
+    node_id: str,
+    answer: str | None,
+    installed: Callable[[aiohttp.ClientWebSocketResponse, int], Awaitable[None]] | None = None,
+) -> list[Any]:
     """Say hello from an empty replica; answer the snapshot header (or, like a replica on
     older code, do not) and return what the primary sends after it until the link ends
-    or the snapshot is done."""
+    or the snapshot is done; then ``installed(ws, sequence)``, when given, on the link
+    still open: what a replica says once it installed the snapshot at ``sequence``."""
     hello = {"type": "hello", "node_id": node_id, "address": "", "epoch": 0, "sequence": 0}
     hello |= {"history": [], "confirms_snapshots": True} if answer else {"history": []}
     frames: list[Any] = []
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         await ws.send_json(hello)
         assert (await ws.receive_json(timeout=10))["mode"] == "full"
-        assert (await ws.receive_json(timeout=10))["type"] == "snapshot"
+        header = await ws.receive_json(timeout=10)
+        assert header["type"] == "snapshot"
         if answer == "refuse":
             refusal = {"type": "snapshot_refused", "code": "insufficient_memory", "message": "-"}
             await ws.send_json(refusal)
@@ -159,8 +166,16 @@ async def _full_sync_frames(url: str, node_id: str, answer: str | None) -> list[
         while (msg := await ws.receive(timeout=10)).type in (WSMsgType.BINARY, WSMsgType.TEXT):
             frames.append(msg.data)
             if msg.type == WSMsgType.TEXT and '"snapshot_done"' in msg.data:
+                if installed is not None:
+                    await installed(ws, header["sequence"])
                 break
     return frames
+
+
+async def _acks(ws: aiohttp.ClientWebSocketResponse, sequence: int) -> None:
+    await ws.send_json({"type": "ack", "sequence": sequence})
+    await ws.send_json({"type": "heartbeat", "sequence": 0})  # (read after the ack)
+    await asyncio.sleep(0.2)
 
 
 async def test_a_replica_from_before_timelines_streams_on_and_reads_the_welcome(
@@ -199,12 +214,45 @@ async def test_a_snapshot_goes_only_to_a_replica_that_takes_it(cluster: Cluster)
     assert reps["refuses"]["sync_refused"] == "insufficient_memory"
     assert reps["refuses"]["full_syncs"] == 0 and reps["refuses"]["bytes_sent"] < 4096
     for node, answer in (("takes", "take"), ("older", None)):
-        frames = await _full_sync_frames(url, node, answer)
+        frames = await _full_sync_frames(url, node, answer, _acks)
         assert sum(len(f) for f in frames if isinstance(f, bytes)) > 400 * 8 * 4
         assert '"snapshot_done"' in frames[-1]
     reps = {r["id"]: r for r in await vp.replicas()}
     assert reps["takes"]["full_syncs"] == reps["older"]["full_syncs"] == 1
     assert reps["takes"]["sync_refused"] is None
+
+
+async def test_a_full_sync_counts_once_the_replica_confirms_it_installed_it(
+    cluster: Cluster,
+) -> None:
+    """A snapshot sent whole is not yet installed (it may fail its checksum there, or the
+    replica stop while it installs): the replica stays Syncing, and the sync uncounted,
+    until its first ack at the snapshot's sequence; beats (sequence 0) confirm nothing.
+    A replica that goes away unconfirmed leaves it uncounted."""
+    p = await cluster.start("p", "--wal-segment-bytes", "2048")
+    vp = cluster.client(p)
+    await vp.create_collection("c", 8)
+    await seed(vp, 400)
+    await vp.snapshot("c")
+    url = p.url + "/replication/stream"
+    seen: dict[str, Any] = {}
+
+    async def installs(ws: aiohttp.ClientWebSocketResponse, sequence: int) -> None:
+        await ws.send_json({"type": "heartbeat", "sequence": 0})  # installing
+        await asyncio.sleep(0.3)
+        seen["installing"] = (await vp.replicas())[0]
+        await _acks(ws, sequence)
+        seen["installed"] = (await vp.replicas())[0]
+
+    await _full_sync_frames(url, "installs", "take", installs)
+    assert seen["installing"]["status"] == "Syncing" and seen["installing"]["full_syncs"] == 0
+    assert seen["installed"]["status"] == "Connected" and seen["installed"]["full_syncs"] == 1
+    assert seen["installed"]["sequence"] == (await vp.replication_status())["sequence"]
+
+    await _full_sync_frames(url, "fails", "take")  # (gone without a word after the last)
+    reps = {r["id"]: r for r in await vp.replicas()}
+    assert reps["fails"]["full_syncs"] == 0 and reps["fails"]["bytes_sent"] > 400 * 8 * 4
+    assert (await vp.replication_stats())["full_syncs_sent"] == 1
 
 
 async def test_incremental_stream_headers_and_stats(cluster: Cluster) -> None:

@@ -378,6 +378,7 @@ class Follower:
             # after it: else a power loss could leave a snapshot that does not load)
             await loop.run_in_executor(None, fsync_tree, incoming)
             await self.store.install_snapshot(incoming)
+            self._applied.set()  # (the primary counts the sync once this is confirmed)
             self.stats.full_syncs += 1
             self.stats.last_sync = time.time()
         except BaseException:

@@ -1,8 +1,9 @@
 """The primary's side: stream the log to each replica, track what each has confirmed.
 
 Statuses (thresholds are settings):
-- ``Syncing``: a full sync (snapshot transfer) is in progress, and moved within
-  ``disconnect_timeout_ms`` (see ``PrimaryHub.status``);
+- ``Syncing``: a full sync (snapshot transfer) is in progress, or sent and not yet
+  confirmed installed (the replica's first ack at or past its sequence), and moved
+  within ``disconnect_timeout_ms`` (see ``PrimaryHub.status``);
 - ``Disconnected``: no link, or nothing heard for ``disconnect_timeout_ms`` (during a
   full sync: nothing heard and nothing more sent for as long);
 - ``Lagging``: the oldest record the replica has not confirmed is older than
@@ -99,6 +100,9 @@ class ReplicaInfo:
     durable: int = 0  # the newest on its disk (what confirms a write: ``sync_replicas``)
     connected: bool = True
     syncing: bool = False
+    # a snapshot sent whole, at this sequence, that the replica has yet to confirm
+    # installed (its first ack at or past it): only then is it counted (``full_syncs``)
+    installing: int | None = None
     connected_at: float = field(default_factory=time.time)
     last_heard: float = field(default_factory=time.monotonic)
     last_heard_wall: float = field(default_factory=time.time)
@@ -446,7 +450,7 @@ class PrimaryHub:
             log.warning("replica %s: its credentials are no longer valid", node_id)
         finally:
             info.connected = False
-            info.syncing = False
+            info.syncing, info.installing = False, None
             self._wakeups.discard(wake)
             if self._links.get(node_id) is ws:
                 del self._links[node_id]
@@ -540,6 +544,9 @@ class PrimaryHub:
                 if data["type"] in ("ack", "heartbeat"):
                     seq = int(data["sequence"])
                     self._acked(info, seq, _durable(data, seq))
+                    installing = info.installing  # (a sync's beats say 0: they confirm none)
+                    if data["type"] == "ack" and installing is not None and seq >= installing:
+                        self._installed(info)
                 elif data["type"] in ("snapshot_take", "snapshot_refused"):
                     info.answers.put_nowait(data)
         finally:  # a sync waiting for an answer learns that none will come
@@ -563,7 +570,7 @@ class PrimaryHub:
     async def _full_sync(
         self, ws: web.WebSocketResponse, info: ReplicaInfo, admission: Admission
     ) -> int:
-        info.syncing = True
+        info.syncing, info.installing = True, None
         snap = await self.store.snapshot()
         with self.store.pinned(snap.sequence):
             files = sorted(p for p in snap.path.rglob("*") if p.is_file())
@@ -595,11 +602,19 @@ class PrimaryHub:
                         self._count(info, len(frame))
             await admission.check()
             await self._send_json(ws, info, "snapshot_done")
-        info.syncing = False
-        info.full_syncs += 1
-        self.full_syncs += 1
+        # Counted once the replica confirms it installed it (``_installed``): sent is not
+        # installed (it may fail its checksum there, or the replica stop while it
+        # installs), and until then the replica is Syncing, not Lagging.
+        info.installing = snap.sequence
         log.info("sent a snapshot at sequence %d to %s", snap.sequence, info.node_id)
         return snap.sequence
+
+    def _installed(self, info: ReplicaInfo) -> None:
+        """The replica confirmed the snapshot sent to it (it acknowledged its sequence)."""
+        info.syncing, info.installing = False, None
+        info.full_syncs += 1
+        self.full_syncs += 1
+        log.info("replica %s installed the snapshot sent to it", info.node_id)
 
     def _key_revision(self) -> object:
         return self._keys()[0] if self._keys is not None else None
