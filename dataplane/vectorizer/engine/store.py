@@ -68,6 +68,7 @@ from vectorizer.errors import (
     NotReady,
     ShuttingDown,
     StorageError,
+    StorageFailed,
     ValidationError,
     VectorizerError,
     VectorNotFound,
@@ -186,6 +187,9 @@ class Store:
         self._writable.set()
         self._snapshot_lock = asyncio.Lock()
         self._closing = False
+        # Why memory may hold part of a record the log does not (one that failed half
+        # applied, cut off the log): no snapshot is taken of it, ever (``snapshot``).
+        self._untrusted: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._cutting = asyncio.Lock()  # snapshot files are cut one at a time
         self._pins: Counter[int] = Counter()
@@ -393,7 +397,7 @@ class Store:
             room = self._room_wanted and time.monotonic() - room_at >= _ROOM_SNAPSHOT_GAP_S
             if room:
                 room_at, self._room_wanted = time.monotonic(), False
-            if due or grown or room:
+            if (due or grown or room) and self._untrusted is None:
                 last = time.monotonic()
                 try:
                     await self.snapshot()
@@ -561,6 +565,7 @@ class Store:
                 self._apply(op, vectors)
             except Exception as exc:  # a record the log must not keep: it could not replay
                 log.exception("record %d could not be applied", seq)
+                self._untrusted = f"record {seq} failed part-applied"
                 raise self._wal.take_back(seq, written, f"{type(exc).__name__}: {exc}") from exc
             self._log_bytes_since_snapshot += written
             self._free_bytes -= written
@@ -1456,8 +1461,18 @@ class Store:
     # ---- snapshots ---------------------------------------------------------------------
 
     async def snapshot(self) -> snapshot.SnapshotInfo:
-        """Write a snapshot of everything at the current sequence; writes pause meanwhile."""
+        """Write a snapshot of everything at the current sequence; writes pause meanwhile.
+
+        None once a record failed part-applied (``StorageFailed``): memory may hold part
+        of it, which the log no longer does, and a snapshot would keep that part for good
+        (and truncate the log that can rebuild memory without it) under the sequence
+        before it; the next start replays the log instead."""
         self._check_ready()
+        if self._untrusted is not None:
+            raise StorageFailed(
+                f"no snapshot can be taken: {self._untrusted} and memory may hold part of "
+                "it; the node takes none until it restarts from its log"
+            )
         loop = asyncio.get_running_loop()
         async with self._snapshot_lock:
             last = self._last_snapshot
