@@ -56,6 +56,9 @@ class ServerProcess:
     api_key: str | None = None
     cgroup: Path | None = None  # a cgroup directory the process starts in (tests/cgroups.py)
     cwd: Path | None = None  # the directory it starts in (else the tests')
+    # python -P: the package is found where it is installed, not in ``cwd``; False: as
+    # ``python -m vectorizer`` from a source folder finds it
+    isolated: bool = True
 
     @property
     def scheme(self) -> str:
@@ -77,7 +80,7 @@ class ServerProcess:
         self.log_path = self.log_path or self.data_dir.parent / f"server-{self.port}.log"
         cmd = [
             sys.executable,
-            "-P",  # (the installed package, whatever lies in cwd)
+            *(["-P"] if self.isolated else []),  # (the installed package, whatever lies in cwd)
             "-m",
             "vectorizer",
             "serve",

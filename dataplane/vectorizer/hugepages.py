@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 import platform
+import site
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import vectorizer
 from vectorizer import stopsignals
 
 TUNABLE = "glibc.malloc.hugetlb"
@@ -25,19 +28,35 @@ ENV = "GLIBC_TUNABLES"
 
 
 def reexec_plan(
-    argv: Sequence[str], environ: Mapping[str, str], libc: str
+    argv: Sequence[str], environ: Mapping[str, str], libc: str, source: str | None = None
 ) -> tuple[list[str], dict[str, str]] | None:
     """The command line and environment to re-execute ``vectorizer <argv>`` with, or None
     when there is nothing to do: not glibc, or the tunable is already set (by the first
-    start, or by the operator of the machine, whose choice stands)."""
+    start, or by the operator of the machine, whose choice stands). ``source``: the
+    folder the package was imported from, when the interpreter would not find it there
+    by itself (``package_source``)."""
     if libc != "glibc" or not sys.executable:
         return None
     env = huge_pages_environ(environ)
     if env is None:
         return None
     # -P: the directory the server was started in is not put first on the import path,
-    # where a file named vectorizer.py would be run instead of the server.
+    # where a file named vectorizer.py would be run instead of the server. The folder
+    # this start found the package in is: a start from a source folder (``cd dataplane;
+    # python -m vectorizer``) found no package after the re-exec, or another one (an
+    # editable install from elsewhere).
+    path = env.get("PYTHONPATH", "")
+    if source is not None and path.split(os.pathsep)[0] != source:
+        env["PYTHONPATH"] = os.pathsep.join((source, path)) if path else source
     return [sys.executable, "-P", "-m", "vectorizer", *argv], env
+
+
+def package_source() -> str | None:
+    """The folder this process imported ``vectorizer`` from, unless it is one where the
+    interpreter finds installed packages by itself (None)."""
+    root = Path(vectorizer.__file__).resolve().parents[1]
+    sites = [*site.getsitepackages(), site.getusersitepackages()]
+    return None if root in {Path(f).resolve() for f in sites} else str(root)
 
 
 def huge_pages_environ(environ: Mapping[str, str]) -> dict[str, str] | None:
@@ -52,7 +71,7 @@ def huge_pages_environ(environ: Mapping[str, str]) -> dict[str, str] | None:
 def reexec_with_huge_pages(argv: Sequence[str]) -> None:
     """Replace this process (same pid) with one whose malloc uses huge pages; returns
     only when there is nothing to do. Call it before any thread or file is opened."""
-    plan = reexec_plan(argv, os.environ, platform.libc_ver()[0])
+    plan = reexec_plan(argv, os.environ, platform.libc_ver()[0], package_source())
     if plan is not None:
         command, env = plan
         sys.stdout.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+import vectorizer
 from tests.servers import ServerProcess, free_port
 from vectorizer.client import Point, VectorizerClient
 from vectorizer.errors import (
@@ -426,6 +428,31 @@ def test_the_re_executed_server_is_the_server_whatever_the_directory(tmp_path: P
         assert srv.proc is not None
         assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ(srv.proc.pid)
         assert not (tmp_path / "ran").exists()
+    finally:
+        srv.kill()
+
+
+@pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc",
+    reason="not a glibc system: the server re-executes itself only on glibc",
+)
+def test_the_re_executed_server_runs_the_code_the_first_start_ran(tmp_path: Path) -> None:
+    """Started as ``python -m vectorizer serve`` from a source folder (the package found
+    in the current directory, not installed from there), the re-executed server imports
+    the same package: it found none there, or the one installed from elsewhere."""
+    source = tmp_path / "src"
+    shutil.copytree(Path(vectorizer.__file__).parent, source / "vectorizer")
+    marks = tmp_path / "imported"
+    with open(source / "vectorizer" / "__init__.py", "a") as init:
+        init.write(f"\nwith open({str(marks)!r}, 'a') as _f:\n    _f.write(__file__ + '\\n')\n")
+    env = {"GLIBC_TUNABLES": "", "PYTHONPATH": ""}
+    srv = ServerProcess(data_dir=tmp_path / "data", env=env, cwd=source, isolated=False)
+    try:
+        srv.start()
+        assert srv.proc is not None
+        assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ(srv.proc.pid)
+        imported = [Path(line).resolve() for line in marks.read_text().splitlines()]
+        assert imported == [(source / "vectorizer" / "__init__.py").resolve()] * 2
     finally:
         srv.kill()
 

@@ -22,6 +22,17 @@ def test_other_tunables_are_kept_and_an_explicit_choice_stands() -> None:
     assert reexec_plan(["serve"], chosen, "glibc") is None
 
 
+def test_the_folder_the_package_came_from_comes_first_on_the_import_path() -> None:
+    """(When the interpreter would not find it there itself: ``package_source``.)"""
+    env = {"PYTHONPATH": "/elsewhere"}
+    plan = reexec_plan(["serve"], env, "glibc", "/src")
+    assert plan is not None and plan[1]["PYTHONPATH"] == "/src:/elsewhere"
+    plan = reexec_plan(["serve"], {}, "glibc", "/src")
+    assert plan is not None and plan[1]["PYTHONPATH"] == "/src"
+    plan = reexec_plan(["serve"], {"PYTHONPATH": "/src:/x"}, "glibc", "/src")
+    assert plan is not None and plan[1]["PYTHONPATH"] == "/src:/x"
+
+
 def test_nothing_to_do_without_glibc() -> None:
     assert reexec_plan(["serve"], {}, "") is None
     assert reexec_plan(["serve"], {}, "musl") is None
