@@ -160,6 +160,7 @@ class VectorizerClient:
             ssl=self._ssl,
             server_hostname=self._server_hostname,
             allow_redirects=False,  # (the credentials stay with self.url: see the class)
+            timeout=self._timeout,  # (a caller's session has its own default: not ours)
         ) as resp:
             raw = await resp.read()
         if 300 <= resp.status < 400:
@@ -450,11 +451,12 @@ def _failure(err: dict[str, Any], request_id: str | None) -> VectorizerError:
     """The exception for an error body: its class by code, with message, field, details
     and the id of the request that met it."""
     details = err.get("details")
-    failure = error_class_for(str(err.get("code")))(
-        str(err.get("message")),
-        field=err.get("field"),
-        **(details if isinstance(details, dict) else {}),
-    )
+    cls = error_class_for(str(err.get("code")))
+    if issubclass(cls, ClientError):  # (the SDK's own, for answers that are not errors)
+        cls = VectorizerError
+    failure = cls(str(err.get("message")), field=err.get("field"))
+    # (whatever keys they hold: a detail called "field" or "message" is a detail)
+    failure.details = details if isinstance(details, dict) else {}
     failure.request_id = request_id
     return failure
 

@@ -1,0 +1,74 @@
+"""What the SDK makes of answers: its timeout on a caller's session, and error bodies
+whatever their details hold (a stand-in server: the edge of the world for the SDK)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.servers import serving
+from vectorizer.client import ClientError, VectorizerClient
+from vectorizer.errors import CollectionNotFound, VectorizerError
+
+
+def answering(status: int, body: Any, delay: float = 0.0) -> web.Application:
+    async def answer(request: web.Request) -> web.Response:
+        await asyncio.sleep(delay)
+        return web.json_response(body, status=status, headers={"X-Request-ID": "rid-1"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", answer)
+    return app
+
+
+async def test_the_timeout_holds_on_a_session_the_caller_gives() -> None:
+    """(It held only on the session the client made itself: a caller's session waited
+    out aiohttp.s default of five minutes.)"""
+    async with serving(answering(200, {}, delay=3)) as port, aiohttp.ClientSession() as session:
+        vz = VectorizerClient(f"http://127.0.0.1:{port}", timeout=0.5, session=session)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await vz.stats()
+        assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        ({"code": "collection_not_found", "message": "m", "field": "name"}, CollectionNotFound),
+        (
+            {
+                "code": "collection_not_found",
+                "message": "m",
+                "field": "name",
+                "details": {"field": "x", "message": "y"},
+            },
+            CollectionNotFound,
+        ),
+        (
+            {"code": "client_error", "message": "m", "field": None, "details": {"a": 1}},
+            VectorizerError,
+        ),
+        ({"code": "no_such_code", "message": "m", "field": None}, VectorizerError),
+    ],
+)
+async def test_an_error_body_is_its_error_whatever_its_details(
+    error: dict[str, Any], kind: type[VectorizerError]
+) -> None:
+    """Details named like the error's own arguments, and a code that is the SDK's own
+    (``client_error``, for answers that are not errors), raised TypeError instead."""
+    body = {"error": error, "request_id": "rid-1"}
+    async with serving(answering(404, body)) as port:
+        vz = VectorizerClient(f"http://127.0.0.1:{port}")
+        with pytest.raises(VectorizerError) as raised:
+            await vz.stats()
+        await vz.close()
+    assert type(raised.value) is kind and not isinstance(raised.value, ClientError)
+    assert raised.value.message == "m" and raised.value.field == error["field"]
+    assert raised.value.details == error.get("details", {})
+    assert raised.value.request_id == "rid-1"
