@@ -259,8 +259,10 @@ def convert(name: str, raw: Any) -> Any:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
-        if kind in ("int", "float") and isinstance(raw, str) and "_" in raw:
-            raise ValueError(raw)  # (Python's digit grouping: "8_0" is not port 80)
+        if kind in ("int", "float") and isinstance(raw, str) and ("_" in raw or not raw.isascii()):
+            # (Python's digit grouping, "8_0", is not port 80; nor are the digits of
+            # other scripts, full-width "８０" say, which int() reads too)
+            raise ValueError(raw)
         if kind == "int":
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)  # (not 15002.9 read as 15002)
@@ -287,14 +289,20 @@ class _ConfigLoader(yaml.SafeLoader):
     """YAML as ``safe_load`` reads it, but a number is only what it looks like: YAML
     1.1's octal, hexadecimal, binary, sexagesimal and digit-grouped forms (``0123``,
     ``0x1f``, ``1_000``, ``1:30``) are text, as the same value from the environment is
-    (``node_id: 0123`` was node 83)."""
+    (``node_id: 0123`` was node 83). So are its ``on``, ``off``, ``yes`` and ``no``
+    (``audit_log_path: off`` was False, refused as no path); a boolean setting reads
+    them from text, as from the environment."""
 
 
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
 _ConfigLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT, _BOOL)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_ConfigLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), [*"tTfF"]
+)
 _ConfigLoader.add_implicit_resolver(
     _INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), [*"-+0123456789"]
 )
@@ -389,6 +397,9 @@ def _load(
         )
     if settings.role not in ("primary", "replica"):
         raise ValidationError("role must be primary or replica", field="role")
+    for name in ("primary_url", "advertise_url", "otlp_endpoint"):
+        if (url := getattr(settings, name)) and not is_web_url(url):
+            raise ValidationError(f"{name} must be an http(s) URL with a host: {url!r}", field=name)
     check_limits(settings)
     check_security(settings)
     return settings
@@ -431,6 +442,17 @@ RANGES: dict[str, tuple[float, float]] = {
 # a rate limit slower than MIN_RPS (one request in 100,000 s) is no limit to plan by.
 OFF_OR_AT_LEAST: dict[str, float] = {"rate_limit_rps": MIN_RPS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def is_web_url(text: object) -> bool:
+    """Whether ``text`` is an http or https URL naming a host."""
+    if not isinstance(text, str):
+        return False
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # (an unbalanced IPv6 bracket, say)
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def check_limits(s: Settings) -> None:

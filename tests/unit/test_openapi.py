@@ -93,13 +93,15 @@ async def test_the_replication_bodies_keep_the_managers_words(
 ) -> None:
     client = await client_for(aiohttp_client, tmp_path)
     epoch = f"epoch must be an integer from 0 to {2**63 - 1}"
+    url = "primary_url must be an http(s) URL with a host"
     for path, body, field, message in (
         ("/replication/promote", {}, "epoch", epoch),
         ("/replication/promote", {"epoch": 1.5}, "epoch", epoch),
         ("/replication/promote", {"epoch": 2**70}, "epoch", epoch),
         ("/replication/promote", {"epoch": "2"}, "epoch", epoch),
         ("/replication/fence", {"epoch": -1}, "epoch", epoch),
-        ("/replication/follow", {"epoch": 1}, "primary_url", "primary_url must be an http(s) URL"),
+        ("/replication/follow", {"epoch": 1}, "primary_url", url),
+        ("/replication/follow", {"primary_url": "http://", "epoch": 1}, "primary_url", url),
         ("/replication/follow", {"primary_url": 5, "epoch": 1}, "primary_url", None),
         ("/replication/promote", {"epoch": 2, "epok": 3}, "epok", None),
     ):

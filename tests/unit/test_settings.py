@@ -78,6 +78,16 @@ def test_a_data_dir_with_a_tilde_is_the_home_directory(tmp_path: Path) -> None:
         ({}, {}, "snapshot_interval_s: 1:30\n"),
         ({}, {}, "rate_limit_rps: 1_0.5\n"),
         ({}, {}, "node_id: 1.50\n"),  # (it was "1.5")
+        # the digits of other scripts, which int() and float() read (port 15002)
+        ({"port": "\uff11\uff15\uff10\uff10\uff12"}, {}, None),
+        ({}, {"VECTORIZER_PORT": "\u0661\u0665\u0660\u0660\u0662"}, None),
+        ({}, {}, "snapshot_interval_s: \uff13\uff10\n"),
+        # URLs that name no host, or no http(s): a replica logged its lost link for ever
+        ({"role": "replica", "primary_url": "abc"}, {}, None),
+        ({}, {"VECTORIZER_ADVERTISE_URL": "http://"}, None),
+        ({"tracing_exporter": "otlp", "otlp_endpoint": "garbage"}, {}, None),
+        ({}, {}, "primary_url: ftp://host/\n"),
+        ({}, {}, "advertise_url: 'http://[::1'\n"),
     ],
 )
 def test_bad_settings_are_refused(
@@ -98,6 +108,31 @@ def test_a_node_id_in_a_config_file_is_the_text_written(tmp_path: Path, text: st
     cfg.write_text(f"node_id: {text}\n")
     assert load({}, env={}, config_file=cfg).node_id == text
     assert load({}, env={"VECTORIZER_NODE_ID": text}).node_id == text
+
+
+@pytest.mark.parametrize(
+    ("text", "audit", "metrics"),
+    [("off", "off", False), ("on", "on", True), ("no", "no", False), ("yes", "yes", True)],
+)
+def test_yaml_on_off_yes_no_are_the_text_written(
+    tmp_path: Path, text: str, audit: str, metrics: bool
+) -> None:
+    """As from the environment: YAML 1.1 read them as booleans, and ``audit_log_path:
+    off`` (its documented value) was refused as no text; a boolean setting reads them."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"audit_log_path: {text}\nmetrics_enabled: {text}\nnode_id: {text}\n")
+    s = load({}, env={}, config_file=cfg)
+    assert (s.audit_log_path, s.metrics_enabled, s.node_id) == (audit, metrics, text)
+    cfg.write_text("metrics_enabled: false\nsnapshot_on_shutdown: True\n")
+    s = load({}, env={}, config_file=cfg)
+    assert (s.metrics_enabled, s.snapshot_on_shutdown) == (False, True)
+
+
+def test_urls_with_a_host_are_taken() -> None:
+    env = {"VECTORIZER_ADVERTISE_URL": "https://node-0.svc:15002", "VECTORIZER_ROLE": "replica"}
+    flags = {"primary_url": "http://[::1]:15002", "otlp_endpoint": "http://collector:4318/v1"}
+    s = load(flags, env=env)
+    assert (s.primary_url, s.advertise_url) == ("http://[::1]:15002", "https://node-0.svc:15002")
 
 
 def test_an_error_names_the_setting_and_where_its_value_came_from(tmp_path: Path) -> None:

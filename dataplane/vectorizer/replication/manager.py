@@ -47,7 +47,7 @@ from vectorizer.replication.state import (
 from vectorizer.security.keys import KeyStore
 from vectorizer.security.secrets import MIN_KEY, Secret
 from vectorizer.security.tls import client_context
-from vectorizer.settings import Settings
+from vectorizer.settings import Settings, is_web_url
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
@@ -344,8 +344,10 @@ class ReplicationManager:
         }
 
     async def _follow(self, primary_url: Any, epoch: Any) -> dict[str, Any]:
-        if not isinstance(primary_url, str) or not primary_url.startswith(("http://", "https://")):
-            raise ValidationError("primary_url must be an http(s) URL", field="primary_url")
+        if not is_web_url(primary_url):
+            raise ValidationError(
+                "primary_url must be an http(s) URL with a host", field="primary_url"
+            )
         if self._is_own_url(primary_url):
             raise ValidationError("a node cannot follow itself", field="primary_url")
         epoch = self._check_epoch(epoch, strictly_higher=False)
