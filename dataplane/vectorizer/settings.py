@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from vectorizer.engine.config import HnswParams
+from vectorizer.engine.payloads import MAX_DEPTH as MAX_PAYLOAD_DEPTH
 from vectorizer.engine.store import StoreOptions
 from vectorizer.engine.wal import FsyncPolicy
 from vectorizer.errors import ValidationError
@@ -424,7 +425,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "rate_limit_rps": (0, 10**9),  # (0: no limit; else at least MIN_RPS: OFF_OR_AT_LEAST)
     "rate_limit_burst": (1, 1 << 31),
     "request_body_timeout_s": (1e-3, 10**6),
-    "max_json_depth": (1, 1000),
+    "max_json_depth": (1, MAX_PAYLOAD_DEPTH),  # (a body's payload is stored: see there)
     "idle_poll_us": (0, 100_000),
     "disk_reserve_bytes": (-1, 1 << 62),  # (-1: automatic, 0: off)
     "memory_limit_bytes": (-1, 1 << 62),  # (-1: automatic, 0: off)

@@ -708,3 +708,27 @@ def test_an_invalid_limit_is_a_validation_error_even_with_vectors(seeded: Server
     batch = {"collection": "c", "queries": [body, {"vector": [1, 2, 3], "with_vector": True}]}
     status, got = seeded.request("POST", "/batch_search", batch)
     assert status == 200 and [r["status"] for r in got["results"]] == ["error", "ok"], got
+
+
+@pytest.mark.parametrize("steps", [260, 1200])
+def test_a_payload_key_too_deep_to_store_is_refused_before_it_is_logged(
+    seeded: ServerProcess, steps: int
+) -> None:
+    """A set_payload key nests the payload by its steps, whatever the body's depth: 260
+    steps were stored, and then every snapshot of the node failed (orjson writes at most
+    254 levels), and every read that showed the point; 1,200 failed while applied, after
+    the record was logged (``storage_failed``: no writes until a restart)."""
+    before = snapshot_state(seeded)
+    key = ".".join(["a"] * steps)
+    body = {"payload": {"z": 1}, "points": [1], "key": key}
+    status, got = seeded.request("POST", "/qdrant/collections/c/points/payload?wait=true", body)
+    assert status == 400 and "nests at most 200" in got["status"]["error"], got
+    assert snapshot_state(seeded) == before
+    assert seeded.request("POST", "/collections/c/snapshot")[0] == 201
+    deep_enough = {"payload": {"z": 1}, "points": [1], "key": ".".join(["k"] * 150)}
+    path = "/qdrant/collections/c/points/payload?wait=true"
+    assert seeded.request("POST", path, deep_enough)[0] == 200
+    assert seeded.request("GET", "/qdrant/collections/c/points/1")[0] == 200
+    assert seeded.request("POST", "/collections/c/snapshot")[0] == 201
+    assert seeded.request("GET", "/health")[0] == 200
+    assert seeded.request("PUT", "/collections/c/vectors/1", {"payload": {"i": 1}})[0] == 200

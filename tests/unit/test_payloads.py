@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from vectorizer.engine.paths import parse as parse_key
-from vectorizer.engine.payloads import merged_at
+from vectorizer.engine.payloads import MAX_DEPTH, check_key_depth, depth, merged_at
 from vectorizer.errors import ValidationError
 
 
@@ -46,3 +46,27 @@ def test_merged_at(before: Any, key: str, after: Any) -> None:
     kept = copy.deepcopy(before)
     assert merged_at(before, parse_key(key), {"x": 1}) == after
     assert before == kept  # copied on the way, never changed in place
+
+
+def test_depth_counts_objects_and_arrays() -> None:
+    assert [depth(v) for v in (1, "x", None, {}, [], {"a": 1}, [[1]], {"a": [{"b": {}}]})] == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+        2,
+        4,
+    ]
+    deep: Any = {}
+    for _ in range(5000):  # (counted without recursion)
+        deep = {"a": deep}
+    assert depth(deep) == 5001
+
+
+def test_a_key_may_not_nest_a_payload_past_the_deepest_stored() -> None:
+    check_key_depth(["a"] * (MAX_DEPTH - 2), {"x": 1})
+    with pytest.raises(ValidationError) as refused:
+        check_key_depth(["a"] * (MAX_DEPTH - 2), {"x": {"y": 1}})
+    assert refused.value.field == "key"

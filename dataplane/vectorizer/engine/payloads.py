@@ -19,6 +19,37 @@ from typing import Any
 from vectorizer.engine import paths
 from vectorizer.engine.filters import Payload
 from vectorizer.engine.paths import Step
+from vectorizer.errors import ValidationError
+
+# The deepest a stored payload may nest (objects and arrays, the payload itself one):
+# the log, snapshots and answers write payloads with orjson, which refuses more than
+# 254 levels (a payload nested deeper made every snapshot of the node fail, and every
+# answer that showed it), and a write is applied recursively. Bodies are held to
+# ``max_json_depth`` (at most this); a key's steps nest a payload further.
+MAX_DEPTH = 200
+
+
+def depth(value: Any) -> int:
+    """How deep ``value`` nests objects and arrays (0: a scalar, 1: a flat object)."""
+    deepest, level = 0, [value]
+    while level:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
+            break
+        deepest += 1
+        level = [item for c in containers for item in (c.values() if isinstance(c, dict) else c)]
+    return deepest
+
+
+def check_key_depth(steps: list[Step], payload: Payload, field: str = "key") -> None:
+    """Refuse a payload that ``steps`` would nest deeper than ``MAX_DEPTH``."""
+    nests = 1 + len(steps) + depth(payload)  # (the point's payload, the path, what is set)
+    if nests > MAX_DEPTH:
+        raise ValidationError(
+            f"the key would nest the payload {nests} levels deep; a payload nests at most "
+            f"{MAX_DEPTH}",
+            field=field,
+        )
 
 
 def merged(node: Any, payload: Payload, nulls_remove: bool = True) -> Payload:

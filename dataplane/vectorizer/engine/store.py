@@ -38,6 +38,7 @@ from vectorizer.engine import (
     full_snapshots,
     memory,
     paths,
+    payloads,
     records,
     snapshot,
     validation,
@@ -1544,7 +1545,8 @@ def _set_payload(
         "nulls_remove": True,  # a null in a merged payload removes its key
     }
     if key is not None:  # (absent in records written before keys: the same as None)
-        paths.parse(key)  # a bad path is refused before it reaches the log
+        # a bad path, or one too deep to store, is refused before it reaches the log
+        payloads.check_key_depth(paths.parse(key), payload)
         op["key"] = key
     return op
 
