@@ -648,6 +648,37 @@ def test_requests_before_bytes_that_are_not_http_are_answered_first(
         assert seeded.request("DELETE", "/collections/piped")[0] == 200
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-segment", "body-apart"])
+def test_a_chunked_body_that_is_not_http_fails_its_request_at_once(
+    seeded: ServerProcess, split: bool
+) -> None:
+    """A chunk size that is not hex: the request whose body it cuts short is answered
+    400 ``malformed_request`` at once (it waited for the rest of its body, which the
+    parser would never give, and was answered a false 408 after 30 s), and changes
+    nothing."""
+    before = snapshot_state(seeded)
+    head = (
+        b"POST /collections/c/vectors HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: application/json\r\n\r\n"
+    )
+    body = b"zz\r\n{}\r\n0\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", seeded.port), timeout=10) as sock:
+        if split:
+            sock.sendall(head)
+            time.sleep(0.2)  # (received apart)
+            sock.sendall(body)
+        else:
+            sock.sendall(head + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status, raw = _answers(answer)[0]
+    error = orjson.loads(raw)["error"]
+    assert status == 400 and error["code"] == "malformed_request", raw
+    assert "chunk size" in error["message"] and "zz" not in error["message"]
+    assert snapshot_state(seeded) == before
+
+
 @pytest.mark.parametrize("metric", ["dot", "euclidean"])
 def test_vectors_whose_scores_would_overflow_are_refused(
     seeded: ServerProcess, metric: str

@@ -188,6 +188,27 @@ class _Handler(RequestHandler, Answering):
                 if self._unparsable():
                     return  # an unparsable request: nothing after it is read
 
+    def _end_bodies_cut_short(self) -> None:
+        """After bytes that are not HTTP (their 400 queued last), a body still being read
+        gets no more: its request fails at once as ``malformed_request``. aiohttp's C
+        parser leaves the body waiting (a chunk size that is not hex, say), and the
+        request was answered a false 408 once ``request_body_timeout_s`` had passed."""
+        if not self._unparsable():
+            return
+        queue = self._held or self._messages
+        error = queue[-1][0]
+        assert isinstance(error, _ErrInfo)
+        self._unpark()  # (its body is cut short too: aiohttp answers it)
+        request = self._current_request
+        bodies = [payload for _, payload in (*self._messages, *(self._held or ()))]
+        if request is not None:
+            bodies.append(request.content)
+        # (aiohttp's reason, its first line: the lines after it echo the bytes)
+        reason = str(error.message or "unreadable").strip().splitlines()[0].rstrip(":")
+        for body in bodies:
+            if not body.is_eof() and body.exception() is None:
+                body.set_exception(web.RequestPayloadError(reason))
+
     def _unparsable(self) -> bool:
         """Whether the last request queued is bytes that are not HTTP (the 400 to come
         is the connection's last answer)."""
@@ -208,6 +229,7 @@ class _Handler(RequestHandler, Answering):
         ):
             self._given += 1  # (whether or not the bytes hold a request)
             super().data_received(data)
+            self._end_bodies_cut_short()
             return
         try:
             messages, upgraded, tail = parser.feed_data(data)
@@ -218,6 +240,7 @@ class _Handler(RequestHandler, Answering):
             self._request_count += 1
             self._offer(message, payload)
         self._settle(final=False)  # (its body may have come in this piece)
+        self._end_bodies_cut_short()
         self._upgraded = upgraded
         if upgraded and tail:
             self._message_tail = tail
