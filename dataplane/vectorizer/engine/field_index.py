@@ -11,7 +11,8 @@ slots holding it, so ``match`` (value / any) is answered for any kind; ``integer
 indexes the instants of datetime strings (Qdrant's formats, see ``datetimes``) in
 integer microseconds, as Qdrant keeps them, for datetime ranges and ordered listings.
 ``text`` indexes also map each token of the strings at their key (as their tokenizer
-makes them: see ``text``) to the slots holding it, for full-text matches. ``geo`` is
+makes them: see ``text``) to the slots holding it, for full-text matches (exactly,
+but for a prefix query word longer than ``text.PREFIX_CAP``: see ``text``). ``geo`` is
 accepted (Qdrant's clients create it) and narrows only by value.
 
 An index's schema is its type's name, or (a ``text`` index created with Qdrant's object
@@ -43,7 +44,7 @@ from vectorizer.engine.filters import (
     values_at,
 )
 from vectorizer.engine.grouping import FacetKey, facet_key
-from vectorizer.engine.text import TextParams, parse_text_params
+from vectorizer.engine.text import LongPrefix, TextParams, parse_text_params
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import ValidationError
 
@@ -245,14 +246,23 @@ class FieldIndex:
                 yield hashable(v), self._number(v), integral
 
     def tokens(self, lookup: Tokens) -> set[int] | None:
-        """Slots whose texts hold all (or any) of the tokens; None without a text index."""
+        """Slots whose texts hold all (or any) of the tokens, and (a ``LongPrefix``
+        among them: see ``exactly``) maybe others; None without a text index."""
         if self.text is None:
             return None
-        postings = [self._by_token.get(t, set()) for t in lookup.tokens]
+        index_token = self.text.index_token
+        postings = [self._by_token.get(index_token(t), set()) for t in lookup.tokens]
         if lookup.any:
             return set().union(*postings)
         postings.sort(key=len)
         return set(postings[0]).intersection(*postings[1:]) if postings else set()
+
+    @staticmethod
+    def exactly(lookup: Tokens) -> bool:
+        """Whether ``tokens`` names exactly the points holding the tokens: not when one
+        is a prefix query word longer than the prefixes indexed on their own, looked up
+        under its capped prefix (the filter reads those points' texts)."""
+        return not any(isinstance(t, LongPrefix) for t in lookup.tokens)
 
     def _number(self, v: Any) -> int | float | None:
         """Where ``v`` sits in the ordered values, if this index orders it."""
@@ -276,7 +286,8 @@ class FieldIndex:
         if isinstance(lookup, Tokens):
             if self.text is None:
                 return None
-            sizes = [len(self._by_token.get(t, ())) for t in lookup.tokens]
+            index_token = self.text.index_token
+            sizes = [len(self._by_token.get(index_token(t), ())) for t in lookup.tokens]
             return sum(sizes) if lookup.any else min(sizes, default=0)
         bounds = self._bounds(lookup)
         if bounds is None:
@@ -409,13 +420,14 @@ class PayloadIndex:
             if index is None:
                 return None
             found: set[int] | None
+            exactly = True
             if isinstance(lookup, Match):
                 found = index.match(lookup.values)
             elif isinstance(lookup, Range):
                 found = index.range(lookup)
             else:
-                found = index.tokens(lookup)
-            return None if found is None else (found, True)
+                found, exactly = index.tokens(lookup), index.exactly(lookup)
+            return None if found is None else (found, exactly)
         if isinstance(lookup, Partial):
             inner = self.candidates(lookup.part, id_slots)
             return None if inner is None else (inner[0], False)

@@ -8,6 +8,17 @@ it is a stopword, and dropped if shorter than ``min_token_len`` or longer than
 ``max_token_len`` characters, in Qdrant's order. A key without a text index is matched
 with the default parameters (``word``, lowercased), as Qdrant does since 1.19.1.
 
+Qdrant's ``prefix`` tokenizer indexes every prefix of a word up to ``max_token_len``,
+or all of them without one: a word of L characters would cost about L*L/2 characters,
+so one upsert of a few long words could take gigabytes (and again at every replay of
+the log). Here a word is indexed under its prefixes up to ``PREFIX_CAP`` characters
+only (or ``min_token_len``, if more); past that it is one ``LongWord`` token, which
+stands for its longer prefixes. A query word longer than that is a ``LongPrefix``,
+equal to every ``LongWord`` it begins (and hashed alike), so a match means what it
+means in Qdrant while memory stays linear in the text: a text index looks such a
+token up under its capped prefix, which names a superset, and the filter then reads
+the candidates' texts.
+
 Qdrant's other options are refused by name rather than approximated: the
 ``multilingual`` and ``code`` tokenizers, stemmers, the stopword lists of languages,
 ``ascii_folding`` and BM25 ``scoring``: a filter must mean the same here as there.
@@ -27,6 +38,48 @@ _REFUSED_TOKENIZERS = ("multilingual", "code")
 # Accepted for Qdrant's clients and without effect here (storage and graph tuning).
 _TUNING = ("on_disk", "memory", "enable_hnsw")
 _WORD = re.compile(r"[^\W_]+")  # Rust's char::is_alphanumeric, as qdrant-client has it
+# The longest prefix of a word a prefix index holds as a token of its own (unless
+# min_token_len is longer): far above the words people type, and it bounds a word's
+# prefixes to about PREFIX_CAP**2 / 2 characters however long the word.
+PREFIX_CAP = 32
+
+
+class LongWord(str):
+    """A word of a prefix-tokenized text longer than the prefixes indexed on their own
+    (cut at ``max_token_len``): one token standing for each of its longer prefixes. It
+    equals a ``LongPrefix`` it begins with, and another ``LongWord`` of the same
+    characters; never a plain token, which is never this long."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LongPrefix):
+            return self.startswith(other)
+        return isinstance(other, LongWord) and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:  # (what a LongPrefix it equals hashes to)
+        return hash(self[:PREFIX_CAP])
+
+
+class LongPrefix(str):
+    """A prefix query word longer than the prefixes indexed on their own: it matches the
+    ``LongWord`` tokens it begins (see ``LongWord``)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LongWord):
+            return other.startswith(self)
+        return isinstance(other, LongPrefix) and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self[:PREFIX_CAP])
 
 
 @dataclass(frozen=True)
@@ -66,13 +119,27 @@ class TextParams:
             return self.doc_tokens(text)
         # Qdrant: a query word is the longest prefix indexed (no stopwords: a query may
         # be a word being typed), and none when it is shorter than any indexed prefix.
-        out = []
+        out: list[str] = []
+        cap = self.prefix_cap
         for word in _WORD.findall(text):
             token = word.lower() if self.lowercase else word
             if self.min_token_len is not None and len(token) < self.min_token_len:
                 continue
-            out.append(token if self.max_token_len is None else token[: self.max_token_len])
+            if self.max_token_len is not None:
+                token = token[: self.max_token_len]
+            out.append(token if len(token) <= cap else LongPrefix(token))
         return out
+
+    @property
+    def prefix_cap(self) -> int:
+        """The longest prefix of a word the prefix tokenizer makes a token of its own."""
+        return max(PREFIX_CAP, self.min_token_len or 0)
+
+    def index_token(self, token: str) -> str:
+        """The token a text index holds for a query token: the token itself, or (a
+        ``LongPrefix``) its prefix of ``prefix_cap`` characters, held by every word it
+        can match, and by others: the points indexed under it are a superset."""
+        return token[: self.prefix_cap] if isinstance(token, LongPrefix) else token
 
     def _split(self, text: str) -> list[str]:
         return text.split() if self.tokenizer == "whitespace" else _WORD.findall(text)
@@ -92,11 +159,14 @@ class TextParams:
         return [w for w in (self._processed(t, False) for t in _WORD.findall(text)) if w]
 
     def _prefixes(self, word: str) -> list[str]:
+        """The word's prefixes from ``min_token_len`` characters up to the whole word, or
+        ``max_token_len``; those past ``prefix_cap`` as one ``LongWord``."""
+        if self.max_token_len is not None:
+            word = word[: self.max_token_len]
         low = 1 if self.min_token_len is None else self.min_token_len
-        high = len(word) if self.max_token_len is None else min(self.max_token_len, len(word))
-        grams = [word[:n] for n in range(low, high + 1) if n < len(word)]
-        # the whole word ends the run, unless max_token_len cut it short
-        return grams + [word] if high == len(word) else grams
+        cap = self.prefix_cap
+        grams = [word[:n] for n in range(low, min(len(word), cap) + 1)]
+        return grams + [LongWord(word)] if len(word) > cap else grams
 
 
 DEFAULT = TextParams()
@@ -190,6 +260,32 @@ def _stopwords(raw: Any, lowercase: bool, field: str) -> frozenset[str]:
 
 
 def has_phrase(tokens: Sequence[str], phrase: Sequence[str]) -> bool:
-    """Whether ``phrase`` occurs in ``tokens`` as consecutive tokens."""
-    n, want = len(phrase), tuple(phrase)
-    return any(tuple(tokens[i : i + n]) == want for i in range(len(tokens) - n + 1))
+    """Whether ``phrase`` occurs in ``tokens`` as consecutive tokens.
+
+    Knuth-Morris-Pratt, so at most 3 * (len(tokens) + len(phrase)) comparisons: without
+    a text index a phrase is matched on the event loop, where comparing it at every
+    position of the text took seconds for texts of a few hundred KB."""
+    n = len(phrase)
+    if n == 0:
+        return True
+    if n > len(tokens):
+        return False
+    # border[j]: the length of the longest proper prefix of phrase[: j + 1] that also
+    # ends it, where a partial match of j + 1 tokens resumes after a mismatch
+    border = [0] * n
+    k = 0
+    for j in range(1, n):
+        while k and phrase[j] != phrase[k]:
+            k = border[k - 1]
+        if phrase[j] == phrase[k]:
+            k += 1
+        border[j] = k
+    k = 0  # phrase tokens matched so far, ending at the current token
+    for token in tokens:
+        while k and token != phrase[k]:
+            k = border[k - 1]
+        if token == phrase[k]:
+            k += 1
+            if k == n:
+                return True
+    return False
