@@ -153,10 +153,13 @@ def _defaults(raw: Any, field: str) -> _Defaults:
     values: dict[Path, Any] = {}
     for key, value in raw.items():
         var = _variable(key, f"{field}.{key}")
+        number = _float(value)
+        if number is None and _is_number(value):
+            raise ValidationError("must be a number within f64 range", field=f"{field}.{key}")
         if isinstance(var, int):
             scores.pop(var, None)
-            if _is_number(value):
-                scores[var] = float(value)
+            if number is not None:
+                scores[var] = number
         else:
             values[var] = value
     return _Defaults(scores, values)
@@ -404,7 +407,8 @@ def _params(arg: Any, field: str, required: set[str], optional: set[str]) -> dic
 
 def _constant(raw: Any, field: str) -> float:
     """A number as Qdrant's REST API reads it: an f32."""
-    value = _f32(float(raw)) if _is_number(raw) else None
+    number = _float(raw)
+    value = None if number is None else _f32(number)
     if value is None:
         raise ValidationError("must be a number within f32 range", field=field)
     return value
@@ -519,6 +523,17 @@ def _values(payload: Payload | None, path: Path, wildcard: bool) -> list[Any]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _float(value: Any) -> float | None:
+    """A number as a float; None if it is not a number, or is an integer beyond float's
+    range (the decoder keeps integers of any size whole: ``float`` raises on those)."""
+    if not _is_number(value):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def _f32(value: float) -> float | None:

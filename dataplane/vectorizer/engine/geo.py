@@ -112,7 +112,14 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite JSON number, one a float holds: the decoder keeps an integer of any size
+    whole, and ``math.isfinite`` raises on one beyond float's range."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _number(raw: Any, field: str) -> float:

@@ -95,7 +95,7 @@ def vector(raw: Any, field: str) -> SparseVector:
                 f"indices are integers in 0..{MAX_INDEX}", field=f"{field}.indices[{i}]"
             )
     for i, x in enumerate(values):
-        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        if isinstance(x, bool) or not isinstance(x, int | float) or not _finite(x):
             raise ValidationError("values are finite numbers", field=f"{field}.values[{i}]")
     idx = np.asarray(indices, dtype=np.uint32)
     with np.errstate(over="ignore"):
@@ -113,6 +113,15 @@ def vector(raw: Any, field: str) -> SparseVector:
     if idx.size > 1 and (idx[1:] == idx[:-1]).any():
         raise ValidationError("indices must be unique", field=f"{field}.indices")
     return SparseVector(idx, vals)
+
+
+def _finite(x: float) -> bool:
+    """Whether ``x`` is a number a float holds: the decoder keeps an integer of any size
+    whole, and ``math.isfinite`` raises on one beyond float's range."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)

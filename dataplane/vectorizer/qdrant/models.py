@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -528,7 +529,7 @@ def set_payload(body: SetPayload, *, overwrite: bool) -> Selection:
     if body.key is not None:
         if overwrite:
             raise ValidationError("key is for set_payload; overwrite_payload has none", field="key")
-        paths.parse(body.key)
+        payloads.check_key_depth(paths.parse(body.key), body.payload)  # (as the store does)
     return selection(body.points, body.filter, body.shard_key)
 
 
@@ -1122,14 +1123,18 @@ def _fusion(raw: Any, prefetches: int, field: str) -> Fusion | None:
     k = spec.get("k")
     if k is None:
         k = DEFAULT_RRF_K
-    elif isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValidationError("k is an integer of at least 1", field=f"{field}.rrf.k")
+    elif isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= validation.MAX_UINT64:
+        raise ValidationError("k is an integer in 1..2^64-1", field=f"{field}.rrf.k")
     weights = spec.get("weights")
     if weights is not None:
         if not isinstance(weights, list) or not all(
-            isinstance(w, int | float) and not isinstance(w, bool) for w in weights
+            isinstance(w, float) or (isinstance(w, int) and not isinstance(w, bool) and _fits(w))
+            for w in weights
         ):
-            raise ValidationError("weights is a list of numbers", field=f"{field}.rrf.weights")
+            raise ValidationError(
+                "weights is a list of numbers (within a double's range)",
+                field=f"{field}.rrf.weights",
+            )
         if len(weights) != prefetches:
             raise ValidationError(
                 f"one weight per prefetch: got {len(weights)}, expected {prefetches}",
@@ -1137,6 +1142,15 @@ def _fusion(raw: Any, prefetches: int, field: str) -> Fusion | None:
             )
         weights = tuple(float(w) for w in weights)
     return Fusion("rrf", k, weights)
+
+
+def _fits(number: int) -> bool:
+    """Whether an integer from JSON is within a double's range (float() of a larger one
+    raises OverflowError: an answer 500)."""
+    return abs(number) <= _LARGEST_DOUBLE
+
+
+_LARGEST_DOUBLE = int(sys.float_info.max)
 
 
 def _query_ids(search: Search) -> list[PointId]:
