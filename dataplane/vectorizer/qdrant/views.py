@@ -17,7 +17,7 @@ from aiohttp import web
 
 from vectorizer.engine import grouping
 from vectorizer.engine.collection import Collection
-from vectorizer.engine.filters import compile_filter
+from vectorizer.engine.filters import Predicate, compile_filter
 from vectorizer.engine.store import Store
 from vectorizer.engine.validation import PointId
 from vectorizer.errors import CollectionNotFound, ValidationError, VectorizerError
@@ -247,12 +247,40 @@ async def delete_vector_name(request: web.Request) -> Any:
 
 
 # ---- point writes -----------------------------------------------------------------------
-# Each write is a function of the request and its parsed body that returns the sequence
-# it committed: the single-operation routes and ``POST /points/batch`` share them.
+# Each write is two functions: a plan, which checks everything about the operation that
+# the request alone can refuse (ids, filters, keys, vectors) and changes nothing, and a
+# write of that plan, which returns the sequence it committed. The single-operation
+# routes and ``POST /points/batch`` share them; the batch plans every operation before
+# it writes any, so a malformed one changes nothing.
 
 
-async def _upsert(request: web.Request, body: schemas.Upsert) -> int:
-    points = models.upsert_points(body, request.app[SETTINGS].max_batch_points)
+@dataclasses.dataclass(frozen=True)
+class _Targets:
+    """The points a delete or payload write names: ``ids``, or those ``predicate``
+    accepts (None: every point), and what it writes or removes there."""
+
+    ids: list[PointId] | None
+    predicate: Predicate | None
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+    key: str | None = None  # set_payload's path to merge the payload under
+    names: list[str] = dataclasses.field(default_factory=list)  # payload keys, vector names
+
+
+def _targets(sel: models.Selection, **what: Any) -> _Targets:
+    """``sel`` with its filter compiled (the filter's errors are the request's)."""
+    predicate = None if sel.ids is not None else compile_filter(sel.filter)
+    return _Targets(sel.ids, predicate, **what)
+
+
+def _everywhere(predicate: Predicate | None) -> Predicate:
+    return predicate or (lambda _pid, _payload: True)
+
+
+def _plan_upsert(request: web.Request, body: schemas.Upsert) -> models.PointsIn:
+    return models.upsert_points(body, request.app[SETTINGS].max_batch_points)
+
+
+async def _upsert(request: web.Request, points: models.PointsIn) -> int:
     seq, written = await _store(request).upsert_if(
         request.match_info["name"],
         points.ids,
@@ -267,64 +295,71 @@ async def _upsert(request: web.Request, body: schemas.Upsert) -> int:
     return seq
 
 
-async def _delete(request: web.Request, body: schemas.PointsSelector) -> int:
-    sel = models.selection(body.points, body.filter, body.shard_key)
+def _plan_delete(request: web.Request, body: schemas.PointsSelector) -> _Targets:
+    return _targets(models.selection(body.points, body.filter, body.shard_key))
+
+
+async def _delete(request: web.Request, plan: _Targets) -> int:
     store, name = _store(request), request.match_info["name"]
-    if sel.ids is not None:
-        return (await store.delete_points(name, sel.ids))[1]
-    predicate = compile_filter(sel.filter)
-    assert predicate is not None
-    return (await store.delete_matching(name, predicate))[1]
+    if plan.ids is not None:
+        return (await store.delete_points(name, plan.ids))[1]
+    assert plan.predicate is not None  # (a selection without ids has a filter)
+    return (await store.delete_matching(name, plan.predicate))[1]
 
 
-async def _set_payload(request: web.Request, body: schemas.SetPayload) -> int:
+def _plan_set_payload(request: web.Request, body: schemas.SetPayload) -> _Targets:
     sel = models.set_payload(body, overwrite=False)
-    return await _write_payload(request, sel, body.payload, overwrite=False, key=body.key)
+    return _targets(sel, payload=body.payload, key=body.key)
 
 
-async def _overwrite_payload(request: web.Request, body: schemas.SetPayload) -> int:
-    sel = models.set_payload(body, overwrite=True)
-    return await _write_payload(request, sel, body.payload, overwrite=True)
+def _plan_overwrite_payload(request: web.Request, body: schemas.SetPayload) -> _Targets:
+    return _targets(models.set_payload(body, overwrite=True), payload=body.payload)
 
 
-async def _clear_payload(request: web.Request, body: schemas.PointsSelector) -> int:
-    sel = models.selection(body.points, body.filter, body.shard_key)
-    return await _write_payload(request, sel, {}, overwrite=True)
+def _plan_clear_payload(request: web.Request, body: schemas.PointsSelector) -> _Targets:
+    return _targets(models.selection(body.points, body.filter, body.shard_key))
 
 
-async def _write_payload(
-    request: web.Request,
-    sel: models.Selection,
-    payload: dict[str, Any],
-    *,
-    overwrite: bool,
-    key: str | None = None,
-) -> int:
+async def _set_payload(request: web.Request, plan: _Targets) -> int:
+    return await _write_payload(request, plan, overwrite=False)
+
+
+async def _overwrite_payload(request: web.Request, plan: _Targets) -> int:
+    """Replace the payloads (clear_payload: with an empty one)."""
+    return await _write_payload(request, plan, overwrite=True)
+
+
+async def _write_payload(request: web.Request, plan: _Targets, *, overwrite: bool) -> int:
     store, name = _store(request), _named(request)
-    if sel.ids is None:
-        predicate = compile_filter(sel.filter) or (lambda _pid, _payload: True)
+    if plan.ids is None:
         written = await store.set_payload_matching(
-            name, predicate, payload, overwrite=overwrite, key=key
+            name, _everywhere(plan.predicate), plan.payload, overwrite=overwrite, key=plan.key
         )
         return written[1]
-    if not sel.ids:
+    if not plan.ids:
         seq = await store.settled()  # (also before refusing: see ``Store.settled``)
         _collection(request)  # (it must exist)
         return seq
-    return await store.set_payload(name, sel.ids, payload, overwrite=overwrite, key=key)
+    return await store.set_payload(name, plan.ids, plan.payload, overwrite=overwrite, key=plan.key)
 
 
-async def _delete_payload(request: web.Request, body: schemas.DeletePayload) -> int:
+def _plan_delete_payload(request: web.Request, body: schemas.DeletePayload) -> _Targets:
     sel, keys = models.delete_payload(body)
-    predicate = None if sel.ids is not None else compile_filter(sel.filter)
+    return _targets(sel, names=keys)
+
+
+async def _delete_payload(request: web.Request, plan: _Targets) -> int:
     _, seq = await _store(request).delete_payload(
-        request.match_info["name"], sel.ids, predicate, keys
+        request.match_info["name"], plan.ids, plan.predicate, plan.names
     )
     return seq
 
 
-async def _update_vectors(request: web.Request, body: schemas.UpdateVectors) -> int:
-    given = models.update_vectors(body, request.app[SETTINGS].max_batch_points)
+def _plan_update_vectors(request: web.Request, body: schemas.UpdateVectors) -> models.VectorsIn:
+    return models.update_vectors(body, request.app[SETTINGS].max_batch_points)
+
+
+async def _update_vectors(request: web.Request, given: models.VectorsIn) -> int:
     seq, written = await _store(request).update_vectors(
         request.match_info["name"],
         given.ids,
@@ -336,36 +371,52 @@ async def _update_vectors(request: web.Request, body: schemas.UpdateVectors) -> 
     return seq
 
 
-async def _delete_vectors(request: web.Request, body: schemas.DeleteVectors) -> int:
+def _plan_delete_vectors(request: web.Request, body: schemas.DeleteVectors) -> _Targets:
     sel, names = models.delete_vectors(body)
-    predicate = None
-    if sel.ids is None:
-        predicate = compile_filter(sel.filter) or (lambda _pid, _payload: True)
+    return _targets(sel, names=names)
+
+
+async def _delete_vectors(request: web.Request, plan: _Targets) -> int:
+    predicate = None if plan.ids is not None else _everywhere(plan.predicate)
     _, seq = await _store(request).delete_vectors(
-        request.match_info["name"], sel.ids, predicate, names
+        request.match_info["name"], plan.ids, predicate, plan.names
     )
     return seq
 
 
+Plan = Callable[[web.Request, Any], Any]
 Write = Callable[[web.Request, Any], Awaitable[int]]
 
-# The operations of ``POST /points/batch``, by their key, with their body and write.
-BATCH_OPERATIONS: dict[str, tuple[type[Any], Write]] = {
-    "upsert": (schemas.Upsert, _upsert),
-    "delete": (schemas.PointsSelector, _delete),
-    "set_payload": (schemas.SetPayload, _set_payload),
-    "overwrite_payload": (schemas.SetPayload, _overwrite_payload),
-    "delete_payload": (schemas.DeletePayload, _delete_payload),
-    "clear_payload": (schemas.PointsSelector, _clear_payload),
-    "update_vectors": (schemas.UpdateVectors, _update_vectors),
-    "delete_vectors": (schemas.DeleteVectors, _delete_vectors),
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """A point write: its ``plan`` of a parsed body, then the ``write`` of that plan."""
+
+    plan: Plan
+    write: Write
+
+
+# The operations of ``POST /points/batch``, by their key, with their body and operation.
+BATCH_OPERATIONS: dict[str, tuple[type[Any], Operation]] = {
+    "upsert": (schemas.Upsert, Operation(_plan_upsert, _upsert)),
+    "delete": (schemas.PointsSelector, Operation(_plan_delete, _delete)),
+    "set_payload": (schemas.SetPayload, Operation(_plan_set_payload, _set_payload)),
+    "overwrite_payload": (
+        schemas.SetPayload,
+        Operation(_plan_overwrite_payload, _overwrite_payload),
+    ),
+    "delete_payload": (schemas.DeletePayload, Operation(_plan_delete_payload, _delete_payload)),
+    "clear_payload": (schemas.PointsSelector, Operation(_plan_clear_payload, _overwrite_payload)),
+    "update_vectors": (schemas.UpdateVectors, Operation(_plan_update_vectors, _update_vectors)),
+    "delete_vectors": (schemas.DeleteVectors, Operation(_plan_delete_vectors, _delete_vectors)),
 }
 
 
 async def _one(request: web.Request, key: str) -> Any:
     """The batch operation ``key`` on its own: its body, one update result."""
-    kind, write = BATCH_OPERATIONS[key]
-    return responses.update_result(await write(request, await _body(request, kind)))
+    kind, op = BATCH_OPERATIONS[key]
+    body = await _body(request, kind)
+    return responses.update_result(await op.write(request, op.plan(request, body)))
 
 
 @qdrant_view
@@ -419,8 +470,10 @@ async def delete_vectors(request: web.Request) -> Any:
 @qdrant_view
 async def batch_update(request: web.Request) -> Any:
     """Several writes in order, each committed on its own, as Qdrant applies them. The
-    body's shape is checked first (a malformed one changes nothing); the first operation
-    that fails stops the batch, and its error names it (the ones before it stay done)."""
+    whole body is checked first, every operation planned as its own route would plan it
+    (a malformed one changes nothing, as Qdrant parses the body whole); the first
+    operation that fails as it runs stops the batch, and its error names it (the ones
+    before it stay done)."""
     body = await _body(request, schemas.UpdateOperations)
     planned = []
     for i, operation in enumerate(body.operations):
@@ -431,18 +484,28 @@ async def batch_update(request: web.Request) -> Any:
                 field=where,
             )
         key, raw = next(iter(operation.items()))
-        kind, write = BATCH_OPERATIONS[key]
-        parsed = _by_default_name(request, convert_as(raw, kind, f"{where}.{key}"))
-        planned.append((f"{where}.{key}", write, parsed))
-    results = []
-    for i, (where, write, parsed) in enumerate(planned):
+        kind, op = BATCH_OPERATIONS[key]
+        where = f"{where}.{key}"
+        parsed = _by_default_name(request, convert_as(raw, kind, where))
         try:
-            results.append(responses.update_result(await write(request, parsed)))
+            planned.append((where, op.write, op.plan(request, parsed)))
+        except VectorizerError as err:
+            raise _naming(err, where) from None
+    results = []
+    for i, (where, write, plan_of) in enumerate(planned):
+        try:
+            results.append(responses.update_result(await write(request, plan_of)))
         except VectorizerError as err:
             done = f"; the {i} operation(s) before it were applied" if i else ""
-            field = f"{where}.{err.field}" if err.field else where
-            raise type(err)(f"{err.message}{done}", field=field, **err.details) from None
+            raise _naming(err, where, done) from None
     return results
+
+
+def _naming(err: VectorizerError, where: str, done: str = "") -> VectorizerError:
+    """``err`` of the batch's operation at ``where``: its field under it, ``done`` (what
+    was applied before it) said after its message."""
+    field = f"{where}.{err.field}" if err.field else where
+    return type(err)(f"{err.message}{done}", field=field, **err.details)
 
 
 # ---- point reads ------------------------------------------------------------------------
