@@ -46,6 +46,7 @@ from vectorizer.security.roles import Permission
 from vectorizer.server.http import read_as
 from vectorizer.server.keys import SETTINGS, STORE
 from vectorizer.server.middlewares.auth import authorize_also
+from vectorizer.settings import is_web_url
 
 PRIORITIES = frozenset({"snapshot", "replica", "no_sync"})
 _CHUNK = 1 << 20
@@ -103,12 +104,15 @@ async def recover_snapshot(request: web.Request) -> Any:
     _check_priority(body.priority, "priority")
     _waits(request)
     store = request.app[STORE]
-    url = urlsplit(body.location)
-    if url.scheme == "file":
+    try:
+        url = urlsplit(body.location)
+    except ValueError:  # (an unbalanced IPv6 bracket, say: a bad location like any other)
+        url = None
+    if url is not None and url.scheme == "file":
         path = _own_file(request, store, unquote(url.path))
         await _check_sum(path, body.checksum)
         return await _recover(request, path, owned=False)
-    if url.scheme not in ("http", "https") or not url.netloc:
+    if not is_web_url(body.location):
         raise ValidationError("an http(s):// URL or a file:// path", field="location")
     return await _recover_received(
         request, lambda path: _fetch(request, body.location, body.api_key, path), body.checksum
