@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from vectorizer.engine import formula, fusion, geo, sparse
+from vectorizer.engine import formula, geo, sparse
+from vectorizer.engine.validation import as_float
 from vectorizer.errors import ValidationError
 
 BIG = 10**400
@@ -43,6 +44,14 @@ def test_formula_constants_and_defaults() -> None:
     assert refused(formula.parse, spec, None, "f").field == "f.geo_distance.origin.lon"
 
 
-def test_rrf_k() -> None:
-    assert refused(fusion.rrf, [[(1, 0.5)]], BIG).field == "rrf.k"
-    assert fusion.rrf([[(1, 0.5)]], 2**64) == [(1, 1 / 2**64)]  # (a float holds it)
+def test_as_float() -> None:
+    assert [as_float(v) for v in (1, 2.5, -(2**64), True, "1", None, BIG, -BIG)] == [
+        1.0,
+        2.5,
+        -(2.0**64),
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]

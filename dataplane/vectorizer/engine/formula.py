@@ -45,7 +45,7 @@ from typing import Any, NoReturn
 from vectorizer.engine import geo, paths
 from vectorizer.engine.datetimes import micros
 from vectorizer.engine.filters import Payload, Predicate, compile_condition, payload_key
-from vectorizer.engine.validation import PointId
+from vectorizer.engine.validation import PointId, as_float
 from vectorizer.errors import ValidationError
 
 # Qdrant's parser meets JSON through serde_json, which nests at most 128 deep.
@@ -153,7 +153,7 @@ def _defaults(raw: Any, field: str) -> _Defaults:
     values: dict[Path, Any] = {}
     for key, value in raw.items():
         var = _variable(key, f"{field}.{key}")
-        number = _float(value)
+        number = as_float(value)
         if number is None and _is_number(value):
             raise ValidationError("must be a number within f64 range", field=f"{field}.{key}")
         if isinstance(var, int):
@@ -407,7 +407,7 @@ def _params(arg: Any, field: str, required: set[str], optional: set[str]) -> dic
 
 def _constant(raw: Any, field: str) -> float:
     """A number as Qdrant's REST API reads it: an f32."""
-    number = _float(raw)
+    number = as_float(raw)
     value = None if number is None else _f32(number)
     if value is None:
         raise ValidationError("must be a number within f32 range", field=field)
@@ -523,17 +523,6 @@ def _values(payload: Payload | None, path: Path, wildcard: bool) -> list[Any]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _float(value: Any) -> float | None:
-    """A number as a float; None if it is not a number, or is an integer beyond float's
-    range (the decoder keeps integers of any size whole: ``float`` raises on those)."""
-    if not _is_number(value):
-        return None
-    try:
-        return float(value)
-    except OverflowError:
-        return None
 
 
 def _f32(value: float) -> float | None:

@@ -10,7 +10,6 @@ import math
 from collections.abc import Sequence
 
 from vectorizer.engine.validation import PointId, id_order
-from vectorizer.errors import ValidationError
 
 Ranked = Sequence[tuple[PointId, float]]
 
@@ -21,17 +20,12 @@ def rrf(
     """Reciprocal rank fusion, Qdrant's formula: the point at 0-based position ``pos`` of
     a list of weight ``w`` gets ``1 / ((pos + 1) / w + k - 1)`` (``1 / (pos + k)`` at
     weight 1, so the first of a list scores ``1 / k``); a weight of 0 or less adds 0 but
-    keeps the point. Summed over the lists. A ``k`` beyond float's range (JSON integers
-    come whole, of any size) is a ValidationError on ``rrf.k``."""
-    try:
-        k_float = float(k)
-    except OverflowError:
-        raise ValidationError("must be within f64 range", field="rrf.k") from None
+    keeps the point. Summed over the lists."""
     fused: dict[PointId, float] = {}
     for i, ranked in enumerate(lists):
         w = 1.0 if weights is None else weights[i]
         for pos, (pid, _score) in enumerate(ranked):
-            share = 1.0 / ((pos + 1) / w + k_float - 1) if w > 0 else 0.0
+            share = 1.0 / ((pos + 1) / w + k - 1) if w > 0 else 0.0
             fused[pid] = fused.get(pid, 0.0) + share
     return _best_first(fused)
 

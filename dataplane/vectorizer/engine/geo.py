@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from vectorizer.engine.validation import as_float
 from vectorizer.errors import ValidationError
 
 # meters, the IUGG mean radius the geo crate (and so Qdrant) uses
@@ -112,14 +113,8 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 
 def _is_number(v: Any) -> bool:
-    """A finite JSON number, one a float holds: the decoder keeps an integer of any size
-    whole, and ``math.isfinite`` raises on one beyond float's range."""
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
+    """A finite JSON number (one a float holds: ``validation.as_float``)."""
+    return (number := as_float(v)) is not None and math.isfinite(number)
 
 
 def _number(raw: Any, field: str) -> float:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from vectorizer.engine.validation import FLOAT32_MAX, NORM_MAX, SQUARED_NORM_MAX
+from vectorizer.engine.validation import FLOAT32_MAX, NORM_MAX, SQUARED_NORM_MAX, as_float
 from vectorizer.errors import ValidationError
 
 MAX_INDEX = 2**32 - 1
@@ -95,7 +95,7 @@ def vector(raw: Any, field: str) -> SparseVector:
                 f"indices are integers in 0..{MAX_INDEX}", field=f"{field}.indices[{i}]"
             )
     for i, x in enumerate(values):
-        if isinstance(x, bool) or not isinstance(x, int | float) or not _finite(x):
+        if (number := as_float(x)) is None or not math.isfinite(number):
             raise ValidationError("values are finite numbers", field=f"{field}.values[{i}]")
     idx = np.asarray(indices, dtype=np.uint32)
     with np.errstate(over="ignore"):
@@ -113,15 +113,6 @@ def vector(raw: Any, field: str) -> SparseVector:
     if idx.size > 1 and (idx[1:] == idx[:-1]).any():
         raise ValidationError("indices must be unique", field=f"{field}.indices")
     return SparseVector(idx, vals)
-
-
-def _finite(x: float) -> bool:
-    """Whether ``x`` is a number a float holds: the decoder keeps an integer of any size
-    whole, and ``math.isfinite`` raises on one beyond float's range."""
-    try:
-        return math.isfinite(x)
-    except OverflowError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,18 @@ MAX_ID_LENGTH = 256
 MAX_UINT64 = 2**64 - 1
 
 
+def as_float(value: Any) -> float | None:
+    """A JSON number as a float; None for what is no number (a bool neither), and for an
+    integer beyond a double's range (the decoders keep integers whole, of any size:
+    ``float`` and ``math.isfinite`` raise OverflowError on those, an answer 500)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
 def collection_name(name: Any, field: str = "name") -> str:
     if not isinstance(name, str) or COLLECTION_NAME_RE.fullmatch(name) is None:
         raise ValidationError(

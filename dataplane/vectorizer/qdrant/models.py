@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -1128,8 +1127,7 @@ def _fusion(raw: Any, prefetches: int, field: str) -> Fusion | None:
     weights = spec.get("weights")
     if weights is not None:
         if not isinstance(weights, list) or not all(
-            isinstance(w, float) or (isinstance(w, int) and not isinstance(w, bool) and _fits(w))
-            for w in weights
+            validation.as_float(w) is not None for w in weights
         ):
             raise ValidationError(
                 "weights is a list of numbers (within a double's range)",
@@ -1142,15 +1140,6 @@ def _fusion(raw: Any, prefetches: int, field: str) -> Fusion | None:
             )
         weights = tuple(float(w) for w in weights)
     return Fusion("rrf", k, weights)
-
-
-def _fits(number: int) -> bool:
-    """Whether an integer from JSON is within a double's range (float() of a larger one
-    raises OverflowError: an answer 500)."""
-    return abs(number) <= _LARGEST_DOUBLE
-
-
-_LARGEST_DOUBLE = int(sys.float_info.max)
 
 
 def _query_ids(search: Search) -> list[PointId]:
