@@ -1464,7 +1464,7 @@ class Store:
     async def snapshot(self) -> snapshot.SnapshotInfo:
         """Write a snapshot of everything at the current sequence; writes pause meanwhile.
 
-        None once a record failed part-applied (``StorageFailed``): memory may hold part
+        Refused once a record failed part-applied (``StorageFailed``): memory may hold part
         of it, which the log no longer does, and a snapshot would keep that part for good
         (and truncate the log that can rebuild memory without it) under the sequence
         before it; the next start replays the log instead."""

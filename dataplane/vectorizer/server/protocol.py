@@ -198,7 +198,8 @@ class _Handler(RequestHandler, Answering):
         queue = self._held or self._messages
         error = queue[-1][0]
         assert isinstance(error, _ErrInfo)
-        self._unpark()  # (its body is cut short too: aiohttp answers it)
+        # (a parked request's body is whole by now: bytes after a Content-Length body
+        # are the next request's, and it was settled before the error was queued)
         request = self._current_request
         bodies = [payload for _, payload in (*self._messages, *(self._held or ()))]
         if request is not None:
