@@ -44,42 +44,41 @@ _WORD = re.compile(r"[^\W_]+")  # Rust's char::is_alphanumeric, as qdrant-client
 PREFIX_CAP = 32
 
 
-class LongWord(str):
-    """A word of a prefix-tokenized text longer than the prefixes indexed on their own
-    (cut at ``max_token_len``): one token standing for each of its longer prefixes. It
-    equals a ``LongPrefix`` it begins with, and another ``LongWord`` of the same
-    characters; never a plain token, which is never this long."""
+class _Long(str):
+    """A token past the prefixes indexed on their own: a ``LongWord`` equals the
+    ``LongPrefix`` tokens it begins with, and either kind equals its own kind of the same
+    characters; never a plain token, which is never this long. Both hash on their first
+    ``PREFIX_CAP`` characters, so that a word and a prefix it begins with hash alike."""
 
     __slots__ = ()
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, LongPrefix):
-            return self.startswith(other)
-        return isinstance(other, LongWord) and str.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:  # (what a LongPrefix it equals hashes to)
-        return hash(self[:PREFIX_CAP])
-
-
-class LongPrefix(str):
-    """A prefix query word longer than the prefixes indexed on their own: it matches the
-    ``LongWord`` tokens it begins (see ``LongWord``)."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, LongWord):
-            return other.startswith(self)
-        return isinstance(other, LongPrefix) and str.__eq__(self, other)
+        if not isinstance(other, _Long):
+            return False
+        if type(other) is type(self):
+            return str.__eq__(self, other)
+        word, prefix = (self, other) if isinstance(self, LongWord) else (other, self)
+        return word.startswith(prefix)
 
     def __ne__(self, other: object) -> bool:
         return not self == other
 
     def __hash__(self) -> int:
         return hash(self[:PREFIX_CAP])
+
+
+class LongWord(_Long):
+    """A word of a prefix-tokenized text longer than the prefixes indexed on their own
+    (cut at ``max_token_len``): one token standing for each of its longer prefixes."""
+
+    __slots__ = ()
+
+
+class LongPrefix(_Long):
+    """A prefix query word longer than the prefixes indexed on their own: it matches the
+    ``LongWord`` tokens it begins."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
