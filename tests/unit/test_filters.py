@@ -209,6 +209,15 @@ def test_bad_filters_name_the_field(spec: Any, field: str) -> None:
     assert err.value.field == field
 
 
+def test_an_over_long_key_is_refused_for_its_length() -> None:
+    key = "k" * (filters.MAX_KEY_LENGTH + 1)
+    with pytest.raises(ValidationError) as err:
+        compile_filter({"must": [{"key": key, "match": {"value": 1}}]})
+    assert err.value.field == "filter.must[0].key"
+    assert err.value.message == "key is 1025 characters long; at most 1024 allowed"
+    compile_filter({"must": [{"key": key[1:], "match": {"value": 1}}]})  # (the longest taken)
+
+
 def test_datetime_ranges_compare_rfc3339_strings() -> None:
     """Qdrant's datetime range: bounds and payload values are RFC 3339 strings; a time
     without a zone is UTC; what is not a datetime does not match."""

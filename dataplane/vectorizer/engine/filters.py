@@ -70,6 +70,7 @@ _GEO: dict[str, Callable[[Any, str], Test]] = {
 _TEXT_MATCHES = ("text", "text_any", "phrase")
 _FLAGS = ("is_empty", "is_null")  # a field condition's boolean forms of the conditions
 _MAX_SLICES = 2**32 - 1
+MAX_KEY_LENGTH = 1024  # characters of a payload key (a path) in a filter or an index
 _ZERO_KEY = bytes(16)
 _U64 = 2**64 - 1
 
@@ -344,8 +345,12 @@ def payload_key(key: Any, field: str) -> str:
 def stored_key(key: Any, field: str) -> str:
     """``key`` once it is a string a payload index may be stored under (a collection
     stored before keys were checked as paths may have any)."""
-    if not isinstance(key, str) or not key or len(key) > 1024:
+    if not isinstance(key, str) or not key:
         raise ValidationError("key must be a non-empty payload path", field=field)
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"key is {len(key)} characters long; at most {MAX_KEY_LENGTH} allowed", field=field
+        )
     return key
 
 

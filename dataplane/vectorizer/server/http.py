@@ -173,7 +173,7 @@ def decode_as(body: bytes, kind: type[T]) -> T:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         message, field = _message_and_field(str(exc))
-        raise ValidationError(message, field=field) from None
+        raise ValidationError(message, field=field or "body") from None
     except (msgspec.DecodeError, UnicodeDecodeError):
         raise _malformed(body) from None
 
@@ -194,7 +194,7 @@ def convert_as(value: Any, kind: type[T], prefix: str = "") -> T:
         return msgspec.convert(value, type=kind)
     except msgspec.ValidationError as exc:
         message, field = _message_and_field(str(exc))
-        raise ValidationError(message, field=_join(prefix, field)) from None
+        raise ValidationError(message, field=_join(prefix, field) or "body") from None
 
 
 def _message_and_field(text: str) -> tuple[str, str | None]:
@@ -203,6 +203,7 @@ def _message_and_field(text: str) -> tuple[str, str | None]:
     # msgspec writes the keys of a free-form object (a filter, a payload) as "[...]":
     # the field is named up to the first of them
     field = path.split("[...]", 1)[0].lstrip(".") or None
+    # (a key that is "" names no more than the object holding it)
     unknown = re.search(r"unknown field `([^`]+)`", text)
     if unknown:
         field = _join(field or "", unknown.group(1))
