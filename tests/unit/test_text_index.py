@@ -101,6 +101,10 @@ def test_text_index_parameters_are_parsed_and_kept() -> None:
         ({"max_token_len": "5"}, "field_schema.max_token_len"),
         ({"lowercase": "yes"}, "field_schema.lowercase"),
         ({"typo": 1}, "field_schema"),
+        # a tokenizer that is not a name is no default, whatever its truth value
+        *(({"tokenizer": v}, "field_schema.tokenizer") for v in ([], {}, 0, "", False)),
+        ({"on_disk": []}, "field_schema.on_disk"),
+        ({"enable_hnsw": "no"}, "field_schema.enable_hnsw"),
     ],
 )
 def test_what_cannot_be_reproduced_is_refused(raw: dict[str, Any], field: str) -> None:

@@ -191,7 +191,13 @@ def parse_text_params(raw: dict[str, Any], field: str) -> TextParams:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValidationError(f"unknown text index option {unknown[0]!r}", field=field)
-    tokenizer = raw.get("tokenizer") or "word"
+    tokenizer = raw.get("tokenizer")
+    if tokenizer is None:
+        tokenizer = "word"
+    elif not isinstance(tokenizer, str):
+        raise ValidationError(
+            f"tokenizer is one of {', '.join(TOKENIZERS)}", field=f"{field}.tokenizer"
+        )
     if tokenizer in _REFUSED_TOKENIZERS:
         raise ValidationError(
             f"the {tokenizer} tokenizer is not supported: use one of {', '.join(TOKENIZERS)}",
@@ -211,6 +217,8 @@ def parse_text_params(raw: dict[str, Any], field: str) -> TextParams:
             "ascii_folding is not supported on a text index", field=f"{field}.ascii_folding"
         )
     lowercase = _flag(raw, "lowercase", True, field)
+    for name in ("on_disk", "enable_hnsw"):  # (storage tuning: checked, not kept)
+        _flag(raw, name, False, field)
     return TextParams(
         tokenizer=tokenizer,
         lowercase=lowercase,
