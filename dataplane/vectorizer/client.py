@@ -68,7 +68,8 @@ class Record:
 
 class ClientError(VectorizerError):
     """A response that is not a structured Vectorizer error (e.g. a proxy's HTML page, or
-    a redirect); ``http_status`` is the status it came with."""
+    a redirect); ``http_status`` is the status it came with, and ``details["body"]``
+    the JSON it held, if any."""
 
     code = "client_error"
 
@@ -178,12 +179,21 @@ class VectorizerClient:
         if resp.status < 400:
             return decoded, resp.headers.get("X-Request-ID")
         if not isinstance(decoded, dict) or not isinstance(decoded.get("error"), dict):
-            raise ClientError(f"HTTP {resp.status}", http_status=resp.status)
+            # (a failed node's /health, say, or a proxy's JSON): kept as ``details["body"]``
+            shown = raw.decode("utf-8", "replace")
+            shown = shown if len(shown) <= 200 else f"{shown[:200]}…"
+            raise ClientError(
+                f"HTTP {resp.status}: {shown}" if raw else f"HTTP {resp.status}",
+                http_status=resp.status,
+                body=decoded,
+            )
         raise _failure(decoded["error"], decoded.get("request_id"))
 
     # ---- node -------------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
+        """The node's liveness answer. A node whose storage failed answers 503: a
+        ``ClientError`` whose ``details["body"]`` holds the answer (its ``reason``)."""
         return dict(await self.request("GET", "/health"))
 
     async def ready(self) -> bool:
@@ -451,10 +461,13 @@ def _failure(err: dict[str, Any], request_id: str | None) -> VectorizerError:
     """The exception for an error body: its class by code, with message, field, details
     and the id of the request that met it."""
     details = err.get("details")
-    cls = error_class_for(str(err.get("code")))
+    code = err.get("code")
+    cls = error_class_for(str(code))
     if issubclass(cls, ClientError):  # (the SDK's own, for answers that are not errors)
         cls = VectorizerError
     failure = cls(str(err.get("message")), field=err.get("field"))
+    if cls is VectorizerError and isinstance(code, str) and code:
+        failure.code = code  # (a code this SDK does not know is still the server's word)
     # (whatever keys they hold: a detail called "field" or "message" is a detail)
     failure.details = details if isinstance(details, dict) else {}
     failure.request_id = request_id

@@ -14,7 +14,9 @@ from typing import Any, ClassVar
 class VectorizerError(Exception):
     """Base of every error with a stable code."""
 
-    code: ClassVar[str] = "internal_error"
+    # Each class's code; an instance carries another only in the SDK, as the error of a
+    # code it does not know (a newer server's), which it keeps.
+    code: str = "internal_error"
     status: ClassVar[int] = 500
     # A state of the node that the client is told about (not ready, fenced, full): a 5xx
     # the server logs as a warning, not as an error of its own.
@@ -217,6 +219,13 @@ class StorageError(VectorizerError):
         if exc.errno in _OUT_OF_SPACE:
             return InsufficientStorage(f"{what}: {reason}; nothing of it was kept")
         return cls(f"{what}: {reason}; nothing of it was kept")
+
+
+class CorruptLog(StorageError):
+    """A write-ahead log record that does not read back as written (or an operation this
+    version does not know)."""
+
+    code = "corrupt_log"
 
 
 class InsufficientStorage(StorageError):

@@ -12,7 +12,8 @@ import pytest
 from tests.logs import CHUNK, read_all
 from vectorizer.engine import records
 from vectorizer.engine.store import Store, StoreOptions
-from vectorizer.engine.wal import CorruptLog, FsyncPolicy, WriteAheadLog
+from vectorizer.engine.wal import FsyncPolicy, WriteAheadLog
+from vectorizer.errors import CorruptLog
 
 
 def body(seq: int) -> bytes:

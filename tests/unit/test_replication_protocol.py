@@ -10,7 +10,8 @@ import pytest
 
 from vectorizer.engine import records
 from vectorizer.engine.store import Store, StoreOptions
-from vectorizer.engine.wal import CorruptLog, FsyncPolicy
+from vectorizer.engine.wal import FsyncPolicy
+from vectorizer.errors import CorruptLog
 from vectorizer.replication import protocol
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

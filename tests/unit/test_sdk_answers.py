@@ -4,6 +4,9 @@ whatever their details hold (a stand-in server: the edge of the world for the SD
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -72,3 +75,44 @@ async def test_an_error_body_is_its_error_whatever_its_details(
     assert raised.value.message == "m" and raised.value.field == error["field"]
     assert raised.value.details == error.get("details", {})
     assert raised.value.request_id == "rid-1"
+
+
+async def test_a_code_the_sdk_does_not_know_is_kept() -> None:
+    """(It became the base class's ``internal_error``: a newer server's word was lost.)"""
+    body = {"error": {"code": "brand_new", "message": "m", "field": None}, "request_id": "r"}
+    async with (
+        serving(answering(409, body)) as port,
+        VectorizerClient(f"http://127.0.0.1:{port}") as vz,
+    ):
+        with pytest.raises(VectorizerError) as raised:
+            await vz.stats()
+    assert type(raised.value) is VectorizerError and raised.value.code == "brand_new"
+    assert VectorizerError.code == "internal_error"  # (the class keeps its own)
+
+
+async def test_a_json_answer_that_is_no_error_body_is_kept_with_the_error() -> None:
+    """A failed node's /health (503, its reason) raised a bare "HTTP 503"."""
+    answer = {"status": "failed", "reason": "the log could not be written"}
+    async with (
+        serving(answering(503, answer)) as port,
+        VectorizerClient(f"http://127.0.0.1:{port}") as vz,
+    ):
+        with pytest.raises(ClientError) as raised:
+            await vz.health()
+    assert raised.value.http_status == 503 and raised.value.details == {"body": answer}
+    assert "the log could not be written" in raised.value.message
+
+
+def test_every_code_maps_to_its_class_whatever_was_imported() -> None:
+    """``corrupt_log`` lived in the engine's log module: a program importing only the SDK
+    got the base class for it (and ``all_codes`` lacked it)."""
+    probe = (
+        "import vectorizer.client\n"
+        "from vectorizer.errors import all_codes, error_class_for\n"
+        "print(error_class_for('corrupt_log').__name__, 'corrupt_log' in all_codes())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.split() == ["CorruptLog", "True"]

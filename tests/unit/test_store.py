@@ -14,10 +14,11 @@ import pytest
 
 from vectorizer.engine import records, snapshot
 from vectorizer.engine.store import RESERVE_MARGIN, Store, StoreOptions
-from vectorizer.engine.wal import CorruptLog, FsyncPolicy
+from vectorizer.engine.wal import FsyncPolicy
 from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
+    CorruptLog,
     DimensionMismatch,
     InsufficientStorage,
     StorageFailed,

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from vectorizer.engine.wal import FRAME, CorruptLog, FsyncPolicy, WriteAheadLog
-from vectorizer.errors import InsufficientStorage, StorageError, StorageFailed, ValidationError
+from vectorizer.engine.wal import FRAME, FsyncPolicy, WriteAheadLog
+from vectorizer.errors import (
+    CorruptLog,
+    InsufficientStorage,
+    StorageError,
+    StorageFailed,
+    ValidationError,
+)
 
 
 def write_log(path: Path, n: int, segment_bytes: int = 1 << 20) -> WriteAheadLog:

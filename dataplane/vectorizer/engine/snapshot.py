@@ -29,8 +29,8 @@ from vectorizer.engine import validation
 from vectorizer.engine.collection import Collection
 from vectorizer.engine.config import CollectionConfig, HnswParams
 from vectorizer.engine.files import fsync_path, make_dir_durably, sha256
-from vectorizer.engine.wal import MAX_SEQUENCE, CorruptLog
-from vectorizer.errors import InvalidSnapshot
+from vectorizer.engine.wal import MAX_SEQUENCE
+from vectorizer.errors import CorruptLog, InvalidSnapshot
 
 log = logging.getLogger(__name__)
 

@@ -58,10 +58,11 @@ from vectorizer.engine.snapshot import SnapshotInfo
 from vectorizer.engine.sparse import BYTES_PER_POSTING, SparseParams, SparseVector
 from vectorizer.engine.sparse import name as sparse_name
 from vectorizer.engine.validation import Matrix, PointId
-from vectorizer.engine.wal import CorruptLog, FsyncPolicy, LogReader, WriteAheadLog
+from vectorizer.engine.wal import FsyncPolicy, LogReader, WriteAheadLog
 from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
+    CorruptLog,
     InsufficientMemory,
     InsufficientStorage,
     InvalidSnapshot,

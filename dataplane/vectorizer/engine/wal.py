@@ -26,7 +26,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 
 from vectorizer.engine.files import Mapped, fsync_path, make_dir_durably, mapped
-from vectorizer.errors import StorageError, StorageFailed, ValidationError
+from vectorizer.errors import CorruptLog, StorageError, StorageFailed, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ MAX_FSYNC_INTERVAL_MS = 3_600_000
 # a signed 64-bit integer, as clients of the API may read it.
 MAX_SEQUENCE = (1 << 63) - 1
 _SEGMENT_RE = re.compile(r"(\d{20})\.wal")
-
-
-class CorruptLog(StorageError):
-    code = "corrupt_log"
 
 
 @dataclass(frozen=True)
