@@ -292,7 +292,29 @@ class _ConfigLoader(yaml.SafeLoader):
     ``0x1f``, ``1_000``, ``1:30``) are text, as the same value from the environment is
     (``node_id: 0123`` was node 83). So are its ``on``, ``off``, ``yes`` and ``no``
     (``audit_log_path: off`` was False, refused as no path); a boolean setting reads
-    them from text, as from the environment."""
+    them from text, as from the environment. A key given twice is an error (YAML
+    forbids it; PyYAML kept the last quietly, and a setting read as one value ran as
+    another)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # (``<<: *defaults`` merges keys that the mapping may override)
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:
+                continue  # (not hashable: PyYAML's own error says so)
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"the key {key!r} appears more than once",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"

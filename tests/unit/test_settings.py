@@ -163,6 +163,8 @@ def test_an_error_names_the_setting_and_where_its_value_came_from(tmp_path: Path
     [
         ("port: [\n", "expected the node content, but found '<stream end>' (line 2, column 1)"),
         ("a: 1\n\x00\n", "special characters are not allowed"),
+        # (PyYAML kept the last quietly: the file read as one port ran another)
+        ("port: 1\nhost: a\nport: 2\n", "the key 'port' appears more than once (line 3, "),
     ],
 )
 def test_a_config_file_that_is_not_yaml_is_named_on_one_line(
@@ -174,6 +176,13 @@ def test_a_config_file_that_is_not_yaml_is_named_on_one_line(
         load({}, env={}, config_file=cfg)
     assert refused.value.field == "config"
     assert "\n" not in refused.value.message and reason in refused.value.message
+
+
+def test_a_merged_mapping_may_still_be_overridden(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("<<: {port: 16000, host: 127.0.0.2}\nport: 16001\n")
+    got = load({}, env={}, config_file=cfg)
+    assert (got.port, got.host) == (16001, "127.0.0.2")
 
 
 def test_a_misspelt_environment_variable_is_named() -> None:
