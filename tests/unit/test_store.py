@@ -188,6 +188,26 @@ async def test_a_damaged_snapshot_is_set_aside_so_the_good_one_is_retained(
     await again.close(take_snapshot=False)
 
 
+async def test_a_damaged_only_snapshot_is_set_aside_when_the_log_holds_all(
+    tmp_path: Path,
+) -> None:
+    """With no older snapshot, the log alone loads in its place: the damaged one was left
+    where it was, reported unusable at every start and counted among those retained."""
+    s = await fresh(tmp_path, snapshots_retained=2)
+    await s.create_collection("a", {"dimension": 4})
+    await s.upsert("a", [1, 2], np.ones((2, 4)), [None, None])
+    damaged = await s.snapshot()  # (the log keeps its one segment: records 1 on)
+    await s.upsert("a", [3], np.ones((1, 4)), [None])
+    await s.close(take_snapshot=False)
+    next(damaged.path.glob("c00000/points.json")).write_bytes(b"{}")
+
+    r = await fresh(tmp_path, snapshots_retained=2)
+    assert sorted(p.id for p in r.collection("a").scroll(10)[0]) == [1, 2, 3]
+    snaps = tmp_path / "snapshots"
+    assert [p.name for p in snaps.iterdir()] == [f".damaged-{damaged.path.name}"]
+    await r.close(take_snapshot=False)
+
+
 async def test_an_install_stopped_midway_finishes_first(tmp_path: Path) -> None:
     """A follower stopped (a promotion, say) while it installs a full sync: the install
     ends whole before the stop does, never leaving the log closed and the marker that

@@ -171,9 +171,10 @@ def load_latest(
     numbered as if it had never held it, which the snapshot would shadow once it loads.
 
     Newer ones that did not verify (or lost their manifest) are set aside as
-    ``.damaged-<name>`` once an older one loads in their place, kept for inspection but no
-    longer counted among the snapshots retained: else the next snapshots would prune the
-    good one behind them, and the log back to it, keeping the damaged one in its place.
+    ``.damaged-<name>`` once an older one (or the log alone) loads in their place, kept
+    for inspection but no longer counted among the snapshots retained: else the next
+    snapshots would prune the good one behind them, and the log back to it, keeping the
+    damaged one in its place (and it would be reported unusable at every start).
 
     Folders without a manifest older than the one that loads are removed: what earlier
     code left of a prune cut short (it deleted a snapshot in place, its manifest first),
@@ -203,7 +204,10 @@ def load_latest(
             if int(path.name) > info.sequence:
                 _set_aside(path)
         return loaded
-    _check_held(unusable + _unusable(missing), None, log_holds)
+    unusable += _unusable(missing)
+    _check_held(unusable, None, log_holds)
+    for path in unusable:  # (the log holds all they held: the node starts from it)
+        _set_aside(path)
     return None
 
 
