@@ -194,3 +194,45 @@ def test_a_primary_started_on_a_full_disk_serves_reads_and_writes_once_there_is_
             assert srv.terminate() == 0
         finally:
             srv.kill()
+
+
+def test_a_primary_whose_snapshot_does_not_fit_tells_its_replica_and_syncs_it_later(
+    tmp_path: Path,
+) -> None:
+    """A replica needing a full sync from a primary whose snapshot does not fit: the
+    error left the link's view as a traceback and the replica heard only that the link
+    closed. Now the primary says why (logged, and to the replica), and the replica,
+    trying again, is synced once there is room."""
+    p = ServerProcess(
+        data_dir=tmp_path / "p",
+        args=[*QUIET, "--node-id", "p", "--snapshots-retained", "1", "--wal-segment-bytes", "2048"],
+    ).start()
+    r: ServerProcess | None = None
+    try:
+        assert p.request("POST", "/collections", {"name": "c", "dimension": DIM})[0] == 201
+        for first in range(0, 500, 100):
+            assert p.request("POST", "/collections/c/vectors", batch(first))[0] == 200
+        assert p.request("POST", "/collections/c/snapshot")[0] == 201
+        assert p.request("GET", "/stats")[1]["wal"]["first_sequence"] > 1  # (a full sync)
+        assert p.request("POST", "/collections/c/vectors", batch(500))[0] == 200
+        file_size_limit(p, 64 << 10)  # (the snapshot's vectors take 150 KiB)
+        r = ServerProcess(
+            data_dir=tmp_path / "r",
+            args=[*QUIET, "--node-id", "r", "--role", "replica", "--primary-url", p.url],
+        ).start()
+        deadline = time.monotonic() + 20
+        while "insufficient_storage" not in r.log():
+            assert time.monotonic() < deadline, (p.log(), r.log())
+            time.sleep(0.2)
+        assert "replica r cannot be synced" in p.log() and "File too large" in p.log()
+        assert r.request("GET", "/collections/c")[0] == 404  # (nothing installed)
+        file_size_limit(p, resource.RLIM_INFINITY)  # room again: no restart
+        deadline = time.monotonic() + 30
+        while r.request("GET", "/collections/c")[0] != 200 or count(r) != 600:
+            assert time.monotonic() < deadline, (p.log(), r.log())
+            time.sleep(0.2)
+    finally:
+        if r is not None:
+            r.kill()
+        p.kill()
+    assert "Traceback" not in p.log(), p.log()

@@ -274,7 +274,7 @@ class Follower:
                 elif data["type"] == "keys" and self._keys is not None:
                     self._keys(data.get("file"))
                 elif data["type"] == "error":
-                    raise LinkError(f"primary: {data.get('code')}: {data.get('message')}")
+                    raise _told(data)
             else:
                 raise LinkError(f"link closed ({msg.type.name})")
 
@@ -315,6 +315,8 @@ class Follower:
 
     async def _full_sync(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         header = await self._receive_json(ws)
+        if header["type"] == "error":  # (the primary has no snapshot to send: a full disk)
+            raise _told(header)
         if header["type"] != "snapshot":
             raise LinkError(f"expected a snapshot, got {header['type']}")
         await self._receive_snapshot(ws, header)
@@ -406,3 +408,8 @@ class Follower:
             beaten = self.stats.bytes_received
             with contextlib.suppress(ConnectionError):  # (closed: the transfer finds out)
                 await ws.send_str(protocol.message("heartbeat", sequence=0))
+
+
+def _told(error: dict[str, Any]) -> LinkError:
+    """The link's end for an error the primary sent on it."""
+    return LinkError(f"primary: {error.get('code')}: {error.get('message')}")

@@ -29,7 +29,7 @@ from vectorizer.engine import snapshot
 from vectorizer.engine.files import sha256
 from vectorizer.engine.store import Store
 from vectorizer.engine.wal import LogReader
-from vectorizer.errors import ReplicationTimeout
+from vectorizer.errors import ReplicationTimeout, StorageError
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
 from vectorizer.replication.state import (
@@ -446,6 +446,10 @@ class PrimaryHub:
             await self._stream(ws, info, epoch, next_seq, wake, reader, admission)
         except SyncRefused as exc:
             log.warning("replica %s refused a full sync: %s", node_id, exc)
+        except StorageError as exc:  # (no snapshot to send: a full disk, a failed store)
+            log.error("replica %s cannot be synced: %s (it will try again)", node_id, exc)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(protocol.message("error", code=exc.code, message=str(exc)))
         except CredentialsRevoked:
             log.warning("replica %s: its credentials are no longer valid", node_id)
         finally:
