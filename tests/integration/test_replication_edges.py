@@ -30,6 +30,7 @@ from vectorizer.errors import (
     ReplicationTimeout,
     VectorNotFound,
 )
+from vectorizer.replication.state import EPOCH_MAX, EPOCH_STEP_MAX
 
 cluster = test_replication.cluster  # (the fixture)
 
@@ -95,6 +96,32 @@ async def test_a_hello_with_a_bad_epoch_is_refused_and_fences_nothing(
     for bad in ({"type": "hello"}, {"type": "ack", "sequence": 1}):  # (no traceback either)
         assert (await _hello(url, bad))["code"] == "protocol"
     await vp.create_collection("c", 4)  # still takes writes
+
+
+async def test_a_hello_far_ahead_fences_nothing_and_one_just_ahead_still_does(
+    cluster: Cluster,
+) -> None:
+    """A hello at EPOCH_MAX (a replication credential was enough to send one) fenced the
+    primary for good: no promotion can go past it, and the operator's next epoch was out
+    of range. A hello more than EPOCH_STEP_MAX ahead is a protocol error now; one from a
+    replica of a newer primary still fences, as it must."""
+    p = await cluster.start("p")
+    vp = cluster.client(p)
+    url = p.url.replace("http", "ws") + "/replication/stream"
+    hello = {"type": "hello", "node_id": "x", "sequence": 0, "history": []}
+    for epoch in (EPOCH_MAX, 1 + EPOCH_STEP_MAX + 1):
+        answer = await _hello(url, {**hello, "epoch": epoch})
+        assert answer["type"] == "error" and answer["code"] == "protocol", answer
+        assert "more than" in answer["message"]
+        status = await vp.replication_status()
+        assert status["role"] == "primary" and status["epoch"] == 1
+    await vp.create_collection("c", 4)  # still takes writes
+    answer = await _hello(url, {**hello, "epoch": 1 + EPOCH_STEP_MAX})
+    assert answer["type"] == "error" and answer["code"] == "stale_epoch", answer
+    status = await vp.replication_status()
+    assert status["role"] == "fenced" and status["epoch"] == 1 + EPOCH_STEP_MAX
+    await vp.promote(2 + EPOCH_STEP_MAX)  # (and there is room to promote past it)
+    assert (await vp.replication_status())["role"] == "primary"
 
 
 async def test_a_second_link_under_a_live_replica_id_replaces_the_first(cluster: Cluster) -> None:

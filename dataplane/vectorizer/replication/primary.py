@@ -33,6 +33,7 @@ from vectorizer.errors import ReplicationTimeout, StorageError
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol
 from vectorizer.replication.state import (
+    EPOCH_STEP_MAX,
     History,
     divergence,
     history_json,
@@ -375,6 +376,10 @@ class PrimaryHub:
             return
         epoch, history = self._node()
         their_epoch = hello["epoch"]
+        if their_epoch > epoch + EPOCH_STEP_MAX:
+            message = f"epoch {their_epoch} is more than {EPOCH_STEP_MAX} past this node's {epoch}"
+            await ws.send_str(protocol.message("error", code="protocol", message=message))
+            return
         if their_epoch > epoch:
             # Someone promoted a newer primary: this node must stop taking writes at once.
             self._step_down(their_epoch)

@@ -28,6 +28,11 @@ import orjson
 FILE = "replication.json"
 # The largest epoch: it travels as a 64-bit signed integer (JSON, the operator's status).
 EPOCH_MAX = 2**63 - 1
+# The most a replica's hello may be ahead of this node's epoch and still fence it. Each
+# promotion goes one past the highest epoch seen, so a node that missed a million of them
+# is not one to expect; a hello further ahead is no replica's (a forged one at EPOCH_MAX
+# fenced a primary for good: no promotion could go past it).
+EPOCH_STEP_MAX = 1 << 20
 
 
 def valid_epoch(value: Any) -> TypeGuard[int]:
