@@ -39,6 +39,7 @@ from vectorizer.server.keys import SEARCH_BATCHER, SETTINGS, STORE
 from vectorizer.server.middlewares.auth import authorize_also
 from vectorizer.server.schemas import ChangeAliases
 from vectorizer.server.views.aliases import alias_actions
+from vectorizer.server.views.health import state_shown
 
 T = TypeVar("T")
 QdrantHandler = Callable[[web.Request], Awaitable[Any]]
@@ -117,8 +118,9 @@ async def livez(request: web.Request) -> web.Response:
 
 def _alive(request: web.Request, probe: str) -> web.Response:
     failure = _store(request).failure
-    if failure is not None:
-        return web.Response(text=f"log failed: {failure}", status=503)
+    if failure is not None:  # (why, only where /health says it: not with auth on)
+        why = f": {failure}" if state_shown(request) else ""
+        return web.Response(text=f"log failed{why}", status=503)
     return web.Response(text=f"{probe} check passed")
 
 

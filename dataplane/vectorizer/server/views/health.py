@@ -14,7 +14,7 @@ from vectorizer.server.keys import METRICS, SETTINGS
 from vectorizer.server.views.common import store
 
 
-def _known(request: web.Request) -> bool:
+def state_shown(request: web.Request) -> bool:
     """Whether the answer may tell the node's state (its sequence, why it failed): not
     with auth on. These routes answer everyone (probes carry no credentials) and
     authenticate no one, and strangers learn nothing of the node, as from the headers;
@@ -23,7 +23,7 @@ def _known(request: web.Request) -> bool:
 
 
 def _failed(request: web.Request, failure: str) -> web.Response:
-    told = {"reason": failure} if _known(request) else {}
+    told = {"reason": failure} if state_shown(request) else {}
     return json_response({"status": "failed", **told}, status=503)
 
 
@@ -41,7 +41,7 @@ async def ready(request: web.Request) -> web.Response:
     s = store(request)
     if s.failure is not None:
         return _failed(request, s.failure)
-    told = {"sequence": s.sequence} if _known(request) else {}
+    told = {"sequence": s.sequence} if state_shown(request) else {}
     if not s.ready:
         return json_response({"status": "not_ready", **told}, status=503)
     return json_response({"status": "ready", **told})
