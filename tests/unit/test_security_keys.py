@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 from pathlib import Path
 
@@ -142,6 +144,32 @@ def test_changes_refused_where_the_guard_says_so(store: KeyStore) -> None:
         with pytest.raises(NotPrimary):
             change()
     assert [r.id for r in store.list()] == [record.id]
+
+
+def test_a_replica_refuses_a_revoked_key_even_when_its_key_file_cannot_be_written(
+    store: KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(It wrote the file first: on a full disk the replica kept the keys revoked on the
+    primary, and they went on working there.) The keys sent again, once the disk has
+    room, are written then, though memory holds them already."""
+    record, secret = store.create("a", "viewer")
+    replica = KeyStore(tmp_path / "replica")
+    replica.adopt(store.export())
+    store.revoke(record.id)
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        replica.adopt(store.export())
+    assert replica.verify(secret)[0] is None  # refused at once
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    replica.adopt(store.export())  # (sent again when the link is back)
+    reloaded = KeyStore(tmp_path / "replica")
+    reloaded.load()
+    assert reloaded.verify(secret)[0] is None and reloaded.revision == store.revision
 
 
 def test_a_replica_adopts_the_primary_keys(store: KeyStore, tmp_path: Path) -> None:

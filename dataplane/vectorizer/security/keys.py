@@ -110,6 +110,7 @@ class KeyStore:
         self.path = data_dir / FILE
         self._clock = clock
         self._file = KeyFile()
+        self._stored = KeyFile()  # what the file holds (a replica's may lag: see adopt)
         self._by_id: dict[str, KeyRecord] = {}
         self._principals: dict[str, tuple[KeyRecord, Principal]] = {}  # by key id
         # Set by the replication manager: refuses changes on a replica (keys follow the primary).
@@ -122,7 +123,8 @@ class KeyStore:
 
     def load(self) -> None:
         if self.path.exists():
-            self._set(msgspec.json.decode(self.path.read_bytes(), type=KeyFile))
+            self._stored = msgspec.json.decode(self.path.read_bytes(), type=KeyFile)
+            self._set(self._stored)
 
     # ---- checking a presented key ------------------------------------------------------
 
@@ -228,12 +230,15 @@ class KeyStore:
         return msgspec.to_builtins(self._file)  # type: ignore[no-any-return]
 
     def adopt(self, raw: Any) -> None:
-        """Replace this node's keys with its primary's (called on a replica)."""
+        """Replace this node's keys with its primary's (called on a replica): in memory
+        first, so that a key revoked there is refused here even when the file cannot be
+        written (a full disk; the error ends the link, and the keys sent again when it is
+        back are written then)."""
         incoming = msgspec.convert(raw, type=KeyFile)
-        if incoming.revision == self._file.revision and incoming.keys == self._file.keys:
-            return
-        self._write(incoming)
-        self._set(incoming)
+        if not _same(incoming, self._file):
+            self._set(incoming)
+        if not _same(incoming, self._stored):
+            self._write(incoming)
 
     # ---- storage -------------------------------------------------------------------------
 
@@ -265,6 +270,11 @@ class KeyStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        self._stored = new
+
+
+def _same(a: KeyFile, b: KeyFile) -> bool:
+    return a.revision == b.revision and a.keys == b.keys
 
 
 def _check_fields(
