@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 import orjson
 import pytest
 
-from vectorizer.engine import field_index, memory, snapshot
+from vectorizer.engine import field_index, memory, payloads, snapshot
 from vectorizer.engine.aliases import CreateAlias
 from vectorizer.engine.collection import (
     INITIAL_CAPACITY,
@@ -22,6 +23,7 @@ from vectorizer.engine.collection import (
 )
 from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind
 from vectorizer.engine.store import Store, StoreOptions
+from vectorizer.engine.text import TextParams
 from vectorizer.engine.wal import FsyncPolicy
 from vectorizer.errors import InsufficientMemory, error_class_for
 
@@ -252,3 +254,67 @@ def test_an_index_is_admitted_by_the_entries_it_will_hold() -> None:
         built = sum(len(s) for s in index._by_value.values()) + index.token_entries
         assert abs(estimate - built) <= 0.1 * built, (key, estimate, built)
     assert coll.index_entries("title", {"type": "text"}) > 6 * n  # ~7 a point, not 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda i: {"lang": "en", "n": i, "tag": "abc"},
+        lambda i: {"title": f"t{i}" * 10, "body": "word " * 40, "n": i},
+        lambda i: {"a": {"b": {"c": [1, 2, {"d": "x"}]}}, "t": ["x", "y", f"{i}"]},
+        lambda i: {"v": [i / 7 + j for j in range(50)]},
+    ],
+    ids=["flat", "text", "nested", "numbers"],
+)
+def test_the_payload_estimate_is_near_what_decoded_payloads_take(make: Any) -> None:
+    encoded = orjson.dumps([make(i) for i in range(3000)])
+    tracemalloc.start()
+    try:
+        held = orjson.loads(encoded)
+        taken = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held and taken <= payloads.heap_bytes(encoded) <= 2 * taken
+
+
+def test_text_index_tokens_are_bounded_cheaply_and_counted_when_many() -> None:
+    word, prefix = TextParams(), TextParams(tokenizer="prefix")
+    small = {"t": "the quick brown fox", "other": "x" * 1000}
+    assert field_index.text_entries({"t": word}, small) == 10  # (19 // 2 + 1 >= 4 words)
+    assert field_index.text_entries({"t": prefix}, small) == 19  # (>= 16 prefixes)
+    assert field_index.text_entries({}, small) == 0
+    # set at a path: every string it holds may reach an index
+    assert field_index.text_entries({"a.t": word}, small, key="a") == 10 + 501
+    # past the bound's limit, the distinct tokens themselves
+    rng = random.Random(5)
+    text = " ".join(f"w{rng.randrange(10**6)}" for _ in range(60_000))
+    big = {"t": text}
+    exact = len(set(prefix.doc_tokens(text)))
+    assert len(text) * field_index.BYTES_PER_VALUE > field_index.EXACT_TOKENS_ABOVE
+    assert field_index.text_entries({"t": prefix}, big) == exact
+
+
+async def test_a_text_heavy_write_is_counted_by_the_tokens_it_indexes(tmp_path: Path) -> None:
+    """A prefix text index takes ~120 bytes a token: 50 points of 40,000 distinct words
+    take ~2 GB. The estimate counted 50 points' vectors and one entry per index, and let
+    it through; now it is refused before it is applied."""
+    s = await guarded(tmp_path, 64 << 20)
+    await s.create_collection("a", {"dimension": 4})
+    await s.create_field_index("a", "t", {"type": "text", "tokenizer": "prefix"})
+    rng = random.Random(9)
+    docs: list[dict[str, Any] | None] = [
+        {"t": " ".join(f"{rng.randrange(16**8):08x}" for _ in range(40_000))} for _ in range(50)
+    ]
+    with pytest.raises(InsufficientMemory) as refused:
+        await s.upsert("a", list(range(50)), np.ones((50, 4), np.float32), docs)
+    assert refused.value.details["needed_bytes"] > 1 << 30
+    assert len(s.collection("a")) == 0
+    del refused
+    few: list[dict[str, Any] | None] = [{"t": "a few words"}] * 20
+    await s.upsert("a", list(range(20)), np.ones((20, 4), np.float32), few)  # (small: fits)
+    one = docs[0] or {}
+    await s.set_payload("a", [0], one, overwrite=False)  # (~25 MB of tokens: fits)
+    with pytest.raises(InsufficientMemory):  # the text set on many points: each indexes it
+        await s.set_payload("a", list(range(20)), one, overwrite=False)
+    assert s.collection("a").get(1).payload == {"t": "a few words"}  # type: ignore[union-attr]
+    await s.close(take_snapshot=False)

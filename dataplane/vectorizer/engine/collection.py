@@ -24,8 +24,18 @@ from typing import Any, Literal, NamedTuple, cast
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import orjson
 
-from vectorizer.engine import exact, grouping, ordering, paths, payloads, scoring, twins
+from vectorizer.engine import (
+    exact,
+    field_index,
+    grouping,
+    ordering,
+    paths,
+    payloads,
+    scoring,
+    twins,
+)
 from vectorizer.engine.config import CollectionConfig, IndexKind, Metric, VectorConfig
 from vectorizer.engine.field_index import (
     BYTES_PER_VALUE,
@@ -234,6 +244,19 @@ class Collection:
                 f.vectors.nbytes for f in self._named.values() if isinstance(f, DenseField)
             )
         return memory_for(self.config, fresh) + reused * POINT_OVERHEAD + copy
+
+    def memory_for_payloads(
+        self, given: list[Payload | None], key: str | None = None, points: int = 1
+    ) -> int:
+        """Roughly the heap payloads take once stored: ``given``, one per point, or (a
+        ``set_payload``, at path ``key``) one merged into ``points`` points, whose text
+        indexes each take its tokens (the payload's values are shared)."""
+        heap = payloads.heap_bytes(orjson.dumps(given))
+        texts = self._fields.texts
+        if texts:
+            tokens = sum(field_index.text_entries(texts, p, key) for p in given)
+            heap += tokens * points * BYTES_PER_VALUE
+        return heap
 
     def memory_to_add_vector(self, params: VectorConfig | SparseParams) -> int:
         """Roughly the memory another named vector takes when added: a dense one's slot

@@ -363,6 +363,49 @@ def _as_stored(n: int | float) -> int | float:
     return int(n) if isinstance(n, float) and n.is_integer() else n
 
 
+# Above this many bytes of token entries by the bound, a write's text is tokenized to
+# count them exactly (the bound can be a few times the count: it would refuse writes near
+# the memory line that fit).
+EXACT_TOKENS_ABOVE = 4 << 20
+
+
+def text_entries(
+    texts: Mapping[str, TextParams], payload: Payload | None, key: str | None = None
+) -> int:
+    """About how many token entries the text indexes ``texts`` (by key) gain from a point
+    taking ``payload``: counted from the strings at their keys, or, when ``payload`` is
+    set at the path ``key`` (``set_payload``), from every string in it. A bound (a word
+    of n characters makes at most n prefixes; words take at least two characters with
+    their separator) unless that is large, then the distinct tokens themselves."""
+    if not texts or payload is None:
+        return 0
+    found = [(params, _strings(payload, None if key else at)) for at, params in texts.items()]
+    bound = sum(
+        sum(len(s) if params.tokenizer == "prefix" else len(s) // 2 + 1 for s in strings)
+        for params, strings in found
+    )
+    if bound * BYTES_PER_VALUE <= EXACT_TOKENS_ABOVE:
+        return bound
+    return sum(len({t for s in strings for t in params.doc_tokens(s)}) for params, strings in found)
+
+
+def _strings(payload: Payload, key: str | None) -> list[str]:
+    """The strings at ``key`` (None: anywhere in ``payload``)."""
+    if key is not None:
+        return [v for v in values_at(payload, key) if isinstance(v, str)]
+    out: list[str] = []
+    level: list[Any] = [payload]
+    while level:
+        out += [v for v in level if isinstance(v, str)]
+        level = [
+            item
+            for c in level
+            if isinstance(c, dict | list)
+            for item in (c.values() if isinstance(c, dict) else c)
+        ]
+    return out
+
+
 class PayloadIndex:
     """The field indexes of one collection."""
 

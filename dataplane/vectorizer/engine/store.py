@@ -546,9 +546,6 @@ class Store:
         if "collection" in op:  # a point write: logged under the collection, never an alias
             op["collection"] = self.resolve(op["collection"])
         _mark_version(op)
-        if not _shrinks(op):
-            self._check_room()
-            self._check_memory(op, vectors)
         try:
             body = records.encode(op, vectors)
         except orjson.JSONEncodeError as exc:  # JSON we decoded, but that the log cannot hold
@@ -556,6 +553,9 @@ class Store:
                 f"the payload cannot be stored ({exc}; integers are limited to 64 bits)",
                 field=_unstorable_payload(op, points_field),
             ) from None
+        if not _shrinks(op):
+            self._check_room()
+            self._check_memory(op, vectors)
         return self._append(self.sequence + 1, body, op, vectors)
 
     def _append(self, seq: int, body: bytes, op: records.Op, vectors: Matrix | None) -> int:
@@ -714,9 +714,11 @@ class Store:
         # (named dense vectors take slots of arrays and graphs sized with the collection's
         # own: counted by memory_to_add; multivectors take what their rows hold)
         named = _sparse_postings(op) * BYTES_PER_POSTING + _multivector_bytes(op)
-        if vectors is None or (coll := self._collections.get(op["collection"])) is None:
+        coll = self._collections.get(op.get("collection", ""))
+        if coll is None:
             return named
-        return coll.memory_to_add(len(vectors)) + named
+        need = named + _payload_memory(coll, op)
+        return need if vectors is None else need + coll.memory_to_add(len(vectors))
 
     async def _durable(self, seq: int) -> int:
         await self._wal.sync(seq)
@@ -1755,6 +1757,18 @@ def _multivector_bytes(op: records.Op) -> int:
         for raw in column
         if isinstance(raw, list)
     )
+
+
+def _payload_memory(coll: Collection, op: records.Op) -> int:
+    """Roughly the heap the payloads of a record take once applied (and the tokens of
+    the collection's text indexes in them)."""
+    if "payloads" in op:
+        return coll.memory_for_payloads(op["payloads"])
+    if op["op"] == "update":
+        return coll.memory_for_payloads([op["payload"]])
+    if op["op"] == "set_payload":
+        return coll.memory_for_payloads([op["payload"]], op.get("key"), len(op["ids"]))
+    return 0
 
 
 def _sparse_postings(op: records.Op) -> int:
