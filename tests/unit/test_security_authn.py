@@ -86,3 +86,21 @@ def test_a_changed_admin_key_file_takes_effect(keys: KeyStore, tmp_path: Path) -
         path.write_text(value)
         assert auth.authenticate(Credentials(api_key=value)) is BOOTSTRAP_ADMIN
     assert authn._static_digest.cache_info().currsize <= 8
+
+
+def test_a_removed_admin_key_file_withdraws_the_key(
+    keys: KeyStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """(The key read before stayed valid, as if the file could not be read for a moment,
+    and "cannot read" was logged every two seconds.) One that comes back is used again."""
+    path = tmp_path / "admin-key"
+    path.write_text(ADMIN)
+    auth = _authenticator(keys, Secret(path=str(path), recheck_s=0))
+    assert auth.authenticate(Credentials(api_key=ADMIN)) is BOOTSTRAP_ADMIN
+    path.unlink()
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed):
+            auth.authenticate(Credentials(api_key=ADMIN))
+    assert caplog.text.count("does not exist") == 1  # (said once)
+    path.write_text(ADMIN)
+    assert auth.authenticate(Credentials(api_key=ADMIN)) is BOOTSTRAP_ADMIN

@@ -18,10 +18,14 @@ MIN_KEY = 16  # characters of the bootstrap admin key and the replication key
 MIN_HS256 = 32  # characters of the JWT HS256 secret
 
 
+_GONE = (-1, -1, -1)  # the signature of a file that does not exist
+
+
 class Secret:
     """The current value of a secret (``None`` when it is not configured or unreadable).
     A file's value shorter than ``min_length`` is refused, as a short value given
-    directly is at start-up: the last good value stays (none, if it never had one)."""
+    directly is at start-up: the last good value stays (none, if it never had one), as
+    it does while the file cannot be read; a file removed withdraws the secret."""
 
     def __init__(
         self, value: str = "", path: str = "", recheck_s: float = 2.0, min_length: int = 0
@@ -53,6 +57,13 @@ class Secret:
             if signature == self._signature:
                 return
             text = self._path.read_text().strip()
+        except FileNotFoundError:
+            # Removed: the secret is withdrawn (a Secret's mount swaps its files whole,
+            # it is never missing in between), not kept as a file it cannot read is.
+            if self._value is not None or self._signature != _GONE:
+                log.error("secret file %s does not exist; the secret is not used", self._path)
+            self._value, self._signature = None, _GONE
+            return
         except OSError as exc:
             log.error("cannot read secret file %s: %s", self._path, exc)
             return  # keep the last good value
