@@ -45,6 +45,26 @@ def test_records_read_back_from_any_sequence(tmp_path: Path) -> None:
     assert dict(wal.read_from(1))[20] == b"record-20" * 3
 
 
+def test_recovery_puts_every_segment_on_disk_before_counting_it_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records a crash left in the page cache only (a "never" or interval policy) were
+    counted durable at the next start, and a replica confirmed them to its primary as
+    on its disk: a power loss could still take them."""
+    write_log(tmp_path, 50, segment_bytes=300)
+    real, synced = os.fsync, set()
+
+    def fsync(fd: int) -> None:
+        synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    wal = reopen(tmp_path)
+    segments = {str(p) for p in tmp_path.glob("*.wal")}
+    assert len(segments) > 1 and segments <= synced
+    assert wal.durable_sequence == 50
+
+
 def test_torn_tail_is_truncated_not_fatal(tmp_path: Path) -> None:
     write_log(tmp_path, 10)
     seg = next(tmp_path.iterdir())
