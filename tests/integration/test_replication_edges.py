@@ -124,6 +124,34 @@ async def test_a_hello_far_ahead_fences_nothing_and_one_just_ahead_still_does(
     assert (await vp.replication_status())["role"] == "primary"
 
 
+@pytest.mark.parametrize("how", ["hello", "follow"])
+async def test_a_write_waiting_for_replicas_is_answered_once_its_node_stops_streaming(
+    cluster: Cluster, how: str
+) -> None:
+    """Stepped down by a newer epoch's hello, or (fenced for a switchover) told to follow
+    the new primary: no replica can confirm the write any more. It waited out its whole
+    sync timeout; only a fence with an epoch answered it at once."""
+    p = await cluster.start("p", "--sync-replicas", "1", "--sync-timeout-ms", "30000")
+    vp = cluster.client(p)
+    # (a replica under "never" holds records but confirms none on its disk)
+    await cluster.start("r", "--role", "replica", "--primary-url", p.url, "--wal-fsync", "never")
+    write = asyncio.create_task(vp.create_collection("c", 4))
+    await asyncio.sleep(1)
+    assert not write.done()
+    if how == "hello":
+        url = p.url.replace("http", "ws") + "/replication/stream"
+        hello = {"type": "hello", "node_id": "x", "epoch": 2, "sequence": 0, "history": []}
+        assert (await _hello(url, hello))["code"] == "stale_epoch"
+    else:
+        q = await cluster.start("q")
+        await cluster.client(q).promote(2)
+        await vp.fence()
+        await vp.follow(q.url, 2)
+    with pytest.raises(ReplicationTimeout):
+        async with asyncio.timeout(5):  # (not the 30 s of its timeout)
+            await write
+
+
 async def test_a_second_link_under_a_live_replica_id_replaces_the_first(cluster: Cluster) -> None:
     """A hello naming a connected replica's id (the replica reconnecting, or a stray
     link) takes its place: the old link is closed and the replica, reconnecting, is

@@ -204,6 +204,7 @@ class Follower:
                     confirms_snapshots=True,
                     record_checksums=True,
                     record_parts=True,
+                    waits_for_snapshots=True,
                 )
             )
             welcome = await self._receive_json(ws)
@@ -315,6 +316,9 @@ class Follower:
 
     async def _full_sync(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         header = await self._receive_json(ws)
+        while header["type"] == "heartbeat":  # (the primary prepares the snapshot)
+            self.stats.last_heard = time.monotonic()
+            header = await self._receive_json(ws)
         if header["type"] == "error":  # (the primary has no snapshot to send: a full disk)
             raise _told(header)
         if header["type"] != "snapshot":

@@ -361,9 +361,9 @@ class ReplicationManager:
                 epoch=self.state.epoch,
             )
         await self._check_target(primary_url, epoch)
-        was_primary = self.state.role is Role.PRIMARY
+        streamed = self._may_stream()  # (a primary, or one fenced for a switchover)
         self._persist(self.state.following(primary_url, epoch))
-        if was_primary:
+        if streamed:
             await self.hub.close_all()
         await self._stop_following()
         self._start_following(primary_url)

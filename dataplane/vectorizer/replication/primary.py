@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,8 @@ class ReplicaInfo:
     # it checks each record's CRC-32 (protocol.CHECKED_RECORD); older replicas do not
     record_checksums: bool = False
     record_parts: bool = False  # it joins a large record's pieces (protocol.RECORD_PART)
+    # it takes heartbeats while a full sync's snapshot is prepared (before its header)
+    waits_for_snapshots: bool = False
     answers: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue, repr=False)
     refused_sync: str | None = None  # why it refused the last snapshot announced to it
 
@@ -384,6 +386,8 @@ class PrimaryHub:
             # Someone promoted a newer primary: this node must stop taking writes at once.
             self._step_down(their_epoch)
             await ws.send_str(protocol.message("error", code="stale_epoch", message="stepped down"))
+            if not self._is_primary():  # (a write waiting for replicas is answered now)
+                await self.close_all()
             return
         if not self._is_primary():
             await ws.send_str(protocol.message("error", code="not_primary", message="not primary"))
@@ -399,6 +403,7 @@ class PrimaryHub:
             confirms_snapshots=hello.get("confirms_snapshots") is True,
             record_checksums=hello.get("record_checksums") is True,
             record_parts=hello.get("record_parts") is True,
+            waits_for_snapshots=hello.get("waits_for_snapshots") is True,
         )
         old = self.replicas.get(node_id)
         if old is not None:  # (what it was sent counts over its links, like its figures)
@@ -580,16 +585,18 @@ class PrimaryHub:
         self, ws: web.WebSocketResponse, info: ReplicaInfo, admission: Admission
     ) -> int:
         info.syncing, info.installing = True, None
-        snap = await self.store.snapshot()
-        with self.store.pinned(snap.sequence):
-            files = sorted(p for p in snap.path.rglob("*") if p.is_file())
-            loop = asyncio.get_running_loop()
-            digests = [await loop.run_in_executor(None, sha256, f) for f in files]
-            listing = [
-                {"name": str(f.relative_to(snap.path)), "size": f.stat().st_size, "sha256": d}
-                for f, d in zip(files, digests, strict=True)
-            ]
-            indexed = await loop.run_in_executor(None, snapshot.index_values, snap.path)
+        loop = asyncio.get_running_loop()
+        with contextlib.ExitStack() as pin:
+            async with self._beating(ws, info):
+                snap = await self.store.snapshot()
+                pin.enter_context(self.store.pinned(snap.sequence))
+                files = sorted(p for p in snap.path.rglob("*") if p.is_file())
+                digests = [await loop.run_in_executor(None, sha256, f) for f in files]
+                listing = [
+                    {"name": str(f.relative_to(snap.path)), "size": f.stat().st_size, "sha256": d}
+                    for f, d in zip(files, digests, strict=True)
+                ]
+                indexed = await loop.run_in_executor(None, snapshot.index_values, snap.path)
             await admission.check()
             await self._send_json(
                 ws,
@@ -617,6 +624,25 @@ class PrimaryHub:
         info.installing = snap.sequence
         log.info("sent a snapshot at sequence %d to %s", snap.sequence, info.node_id)
         return snap.sequence
+
+    @contextlib.asynccontextmanager
+    async def _beating(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> AsyncIterator[None]:
+        """Heartbeats meanwhile, to a replica that takes them before a snapshot's header:
+        a large node's snapshot and its digests take longer than a replica waits for a
+        message, and it dropped the link, for ever (each try took a new snapshot)."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.thresholds.heartbeat_s)
+                epoch, sequence = self._node()[0], self.store.sequence
+                await self._send_json(ws, info, "heartbeat", epoch=epoch, sequence=sequence)
+
+        beats = asyncio.create_task(beat()) if info.waits_for_snapshots else None
+        try:
+            yield
+        finally:
+            if beats is not None:
+                await stop(beats)
 
     def _installed(self, info: ReplicaInfo) -> None:
         """The replica confirmed the snapshot sent to it (it acknowledged its sequence)."""

@@ -2,14 +2,16 @@
 
 Text frames are JSON objects with a ``type``:
 - replica → primary: ``hello`` {node_id, address, epoch, sequence, durable, history,
-  timelines, confirms_snapshots, record_checksums, record_parts}, ``ack`` {sequence,
-  durable} (held by the replica, and on its disk: older replicas say only ``sequence``),
-  ``heartbeat`` {sequence}, ``snapshot_take`` {} or ``snapshot_refused`` {code, message} (the answer
-  to a ``snapshot`` header when the hello said ``confirms_snapshots``: the primary sends
-  no file data before it)
+  timelines, confirms_snapshots, record_checksums, record_parts, waits_for_snapshots},
+  ``ack`` {sequence, durable} (held by the replica, and on its disk: older replicas say
+  only ``sequence``), ``heartbeat`` {sequence}, ``snapshot_take`` {} or
+  ``snapshot_refused`` {code, message} (the answer to a ``snapshot`` header when the
+  hello said ``confirms_snapshots``: the primary sends no file data before it)
 - primary → replica: ``welcome`` {epoch, history, timelines, sequence, mode: incremental|full,
   record_checksums (the records will carry them)},
-  ``heartbeat`` {epoch, sequence}, ``snapshot`` {sequence, files: [{name, size, sha256}],
+  ``heartbeat`` {epoch, sequence} (also between a full sync's welcome and its snapshot
+  header, while the snapshot is prepared, when the hello said ``waits_for_snapshots``),
+  ``snapshot`` {sequence, files: [{name, size, sha256}],
   index_values (what its payload indexes will hold)},
   ``snapshot_done`` {}, ``keys`` {file: {revision, keys}} (the API keys, hashed only,
   sent on connect and whenever they change), ``error`` {code, message}
