@@ -130,3 +130,23 @@ def test_collection_facet_and_ordered_follow_the_filter() -> None:
     rows = coll.ordered("t", 3, only_two, descending=True, with_vector=True)
     assert [(p.id, v) for p, v in rows] == [(2, 48), (5, 45), (8, 42)]
     assert rows[0][0].payload == {"k": 2, "t": 48} and rows[0][0].vector is not None
+
+
+def test_datetimes_without_an_index_page_on_from_the_microseconds_shown() -> None:
+    """Without an index on the key, the points holding datetime strings there (and no
+    numbers) are listed by them, each with its microseconds; a page asked for from the
+    last of those (a number) came back empty: a number ``start`` ruled the datetimes
+    out. Where numbers are held, a start past them still ends the listing."""
+    coll = Collection("c", CollectionConfig(2))
+    coll.upsert(
+        list(range(1, 6)),
+        np.ones((5, 2), dtype=np.float32),
+        [{"when": f"202{i}-01-01T00:00:00Z", "n": i} for i in range(1, 6)],
+    )
+    first = coll.ordered("when", 2)
+    assert [p.id for p, _ in first] == [1, 2]
+    last = first[-1][1]
+    assert isinstance(last, int)  # (microseconds)
+    assert [p.id for p, _ in coll.ordered("when", 3, start=last)] == [2, 3, 4]
+    assert [p.id for p, _ in coll.ordered("when", 3, start=last, descending=True)] == [2, 1]
+    assert coll.ordered("n", 3, start=9) == []  # (numbers: past them, nothing)

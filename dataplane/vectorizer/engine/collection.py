@@ -371,7 +371,7 @@ class Collection:
         datetime strings (listed by those, rather than not at all)."""
         predicate = self._bound(predicate)
         index = self._fields.fields.get(key)
-        guess = datetimes is None and index is None and start is None
+        guess = datetimes is None and index is None
         if datetimes is None:
             datetimes = index is not None and index.schema == "datetime"
         walk = None if index is None else index.in_order(descending, start, datetimes)
@@ -380,7 +380,9 @@ class Collection:
         else:
             payloads = self._payloads
 
-            def listed(by_datetimes: bool) -> list[tuple[PointId, OrderValue]]:
+            def listed(
+                by_datetimes: bool, start: OrderValue | None = start, limit: int = limit
+            ) -> list[tuple[PointId, OrderValue]]:
                 return ordering.ordered(
                     ((pid, payloads[s]) for pid, s in self._entries(predicate)),
                     key,
@@ -391,7 +393,9 @@ class Collection:
                 )
 
             picked = listed(datetimes)
-            if not picked and guess:
+            # (none listed from ``start`` on: past the numbers, or no numbers at all, the
+            # points holding datetimes, as the listing's first page said, in microseconds)
+            if not picked and guess and (start is None or not listed(False, None, 1)):
                 picked = listed(True)
         slots = self._id_slots
         return [(self._point(slots[pid], with_payload, with_vector), v) for pid, v in picked]
