@@ -14,10 +14,18 @@ aiohttp's own parser has read whole, when it is exactly the common shape:
   node's memory (``http.SMALL_BODY``);
 - only the headers in ``_PLAIN_HEADERS`` (each once), no ``Connection: close``;
 - a node without tracing (spans stay the pipeline's);
+- a caller ``admit`` lets in: the same authentication, RBAC and rate
+  (``auth.caller_at_once``, ``auth.within_rate_at_once``); the rate's headers and the
+  audit line are the pipeline's too;
 - a body the view would accept (it is checked by the view's own functions) and that
-  does not ask for vectors back (``fastroutes``: the shapes each route takes);
-- a caller ``admit`` lets in (``auth.admit_at_once``: the same authentication, RBAC
-  and rate; the rate's headers and the audit line are the pipeline's too).
+  does not ask for vectors back (``fastroutes``: the shapes each route takes).
+
+Who the caller is, and whether it may search the collection its path names, is known
+before the body is decoded or the store consulted: a caller refused for its credentials
+or its scope costs no more than on the pipeline (which refuses before a view reads a
+byte), and learns nothing from how long its refusal took (not even whether the
+collection exists). The rate's token is taken only once the body is found to be the fast
+path's: a request left to the pipeline has its token taken there, once, as before.
 
 Anything else goes aiohttp's way as before, the bytes unchanged: a request that fails
 a check is handed on with its body (``protocol._Handler``), so every error answer is
@@ -43,7 +51,8 @@ from aiohttp.streams import StreamReader
 from vectorizer.engine.collection import ScoredPoint
 from vectorizer.errors import VectorizerError
 from vectorizer.observability import context
-from vectorizer.security.permissions import rule_for
+from vectorizer.security.permissions import Rule, rule_for
+from vectorizer.security.roles import Permission
 from vectorizer.server.exchange import Exchange
 from vectorizer.server.fastroutes import ROUTES, Asked, Route
 from vectorizer.server.http import SMALL_BODY
@@ -57,7 +66,7 @@ from vectorizer.server.keys import (
     STORE,
 )
 from vectorizer.server.middlewares.audit import record_call
-from vectorizer.server.middlewares.auth import admit_at_once
+from vectorizer.server.middlewares.auth import caller_at_once, within_rate_at_once
 from vectorizer.server.middlewares.errors import as_error, render
 from vectorizer.server.middlewares.headers import HSTS, SECURITY_HEADERS
 from vectorizer.server.middlewares.metrics import observe_request
@@ -86,6 +95,9 @@ _JSON = b"Content-Type: application/json\r\n"
 
 # aiohttp's read buffer size (``read_bufsize``), as its parser gives payloads
 _READ_BUFSIZE = 2**16
+
+# Permissions ``admit`` treats otherwise (public, public by setting, mTLS): the pipeline's
+_NOT_HERE = frozenset({Permission.PUBLIC, Permission.METRICS, Permission.REPLICATION_STREAM})
 
 
 class Answering(BaseProtocol, abc.ABC):
@@ -117,11 +129,17 @@ class FastSearch:
         self._batcher = app[SEARCH_BATCHER]
         self._poller = app[IDLE_POLLER]
         self._metrics = app[METRICS].requests if settings.metrics_enabled else None
-        self._rules = {route.template: rule_for("POST", route.template) for route in ROUTES}
+        # Admission here is ``admit``'s for a route whose rule names its collection in
+        # the path and is neither public nor the stream; else the route is the pipeline's.
+        self._rules: dict[str, Rule] = {}
+        for route in ROUTES:
+            rule = rule_for("POST", route.template)
+            if rule is not None and rule.path and rule.permission not in _NOT_HERE:
+                self._rules[route.template] = rule
         security = [*SECURITY_HEADERS, HSTS] if settings.tls_enabled else SECURITY_HEADERS
         self._security = "".join(f"{k}: {v}\r\n" for k, v in security).encode()
         self._largest = min(settings.max_body_bytes, SMALL_BODY)
-        self.on = settings.tracing_exporter == "none"
+        self.on = settings.tracing_exporter == "none" and len(self._rules) == len(ROUTES)
 
     def wants(self, message: RawRequestMessage) -> bool:
         """Whether ``message``'s head is the fast path's shape (its body yet to be seen)."""
@@ -157,15 +175,23 @@ class FastSearch:
             body = payload.read_nowait()
         except Exception:  # noqa: BLE001 - (a payload that failed: aiohttp's to answer)
             return payload
+        headers = message.headers
+        rule = self._rules[route.template]
+        # Who asks, and may it search this collection, before the body is decoded or the
+        # store consulted (the pipeline refuses before a view reads a byte, too).
+        principal = caller_at_once(
+            self._guard, self._store, headers, protocol.transport, rule, name
+        )
+        if principal is None:
+            return _refilled(protocol, body)  # (refused: the pipeline says why)
         try:
             asked = route.ask(self._store, self._settings, name, body)
         except Exception:  # noqa: BLE001 - the pipeline answers it, as it would have
-            return _refilled(protocol, body)
-        headers = message.headers
+            return _refilled(protocol, body)  # (its token taken there: none was here)
         rid = given_request_id(headers.get(HEADER)) or new_request_id()
-        ex = Exchange(rid, rule=self._rules[route.template])
-        if not admit_at_once(ex, self._guard, self._store, headers, protocol.transport, name):
-            return _refilled(protocol, body)  # (refused: the pipeline says why)
+        ex = Exchange(rid, rule=rule)
+        if not within_rate_at_once(ex, self._guard, principal):
+            return _refilled(protocol, body)  # (the pipeline says 429, taking none)
         protocol.answering(
             asyncio.get_running_loop().create_task(
                 self._answer(ex, route, name, message.path, asked, protocol)

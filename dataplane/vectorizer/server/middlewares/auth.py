@@ -67,33 +67,36 @@ async def admit(request: web.Request, ex: Exchange, guard: Guard, template: str)
     await authorize(request, ex, principal, rule)
 
 
-def admit_at_once(
-    ex: Exchange,
+def caller_at_once(
     guard: Guard,
     store: Store,
     headers: Mapping[str, str],
     transport: asyncio.BaseTransport | None,
+    rule: Rule,
     collection: str,
-) -> bool:
-    """``admit``'s verdict on a request aiohttp does not handle (the fast path's) to a
-    route whose rule (``ex.rule``) names its collection in the path and is neither public
-    nor the replication stream: True when it is admitted (``ex`` then has its principal
-    and rate). False when ``admit`` would refuse it: the pipeline then refuses it, with
-    its error and audit line. Nothing is spent on the way to a False: the rate's token
-    is taken last, and a refused take takes none (so the pipeline's take is the only
-    one a refused request costs)."""
+) -> Principal | None:
+    """``admit``'s verdict, the rate aside (``within_rate_at_once``), on a request
+    aiohttp does not handle (the fast path's) to a route whose ``rule`` names its
+    collection in the path and is neither public nor the replication stream: who asks,
+    when it may do ``rule`` to ``collection``; None when ``admit`` would refuse it (401,
+    403), for the pipeline to refuse again, with its error and audit line. Only the
+    credentials are looked at, before the body is read or the store asked (a refusal
+    then costs what the pipeline's does, and its time tells nothing of the collection),
+    and nothing is spent: the pipeline takes the token a refused request costs."""
     if not guard.enabled:
-        ex.principal = ANONYMOUS
-        return True
-    assert ex.rule is not None and ex.rule.path  # (see the docstring)
+        return ANONYMOUS
     try:
         principal = guard.authenticator.authenticate(
             credentials(headers, peer_certificate(transport))
         )
     except AuthenticationFailed:
-        return False
-    if not allowed(store, principal, ex.rule.permission, collection):
-        return False
+        return None
+    return principal if allowed(store, principal, rule.permission, collection) else None
+
+
+def within_rate_at_once(ex: Exchange, guard: Guard, principal: Principal) -> bool:
+    """Take ``principal``'s token for the request ``ex`` (its decision then on ``ex`` for
+    the headers); False, taking none, when it is over its rate (the pipeline says 429)."""
     try:
         check_rate(ex, guard, principal)
     except RateLimited:
