@@ -30,10 +30,12 @@ def sitecustomize(folder: Path, source: str) -> dict[str, str]:
     """The environment that makes a server process run ``source`` as it starts (a
     ``sitecustomize`` module in ``folder``): how a test reaches into the process at the
     edge of the world, e.g. ``os.fsync`` failing or observed. ``python -P`` (see
-    ``ServerProcess.start``) still honours ``PYTHONPATH``."""
+    ``ServerProcess.start``) still honours ``PYTHONPATH``; the folder goes before the
+    one the tests were given (which says where the code under test is)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sitecustomize.py").write_text(source)
-    return {"PYTHONPATH": str(folder)}
+    given = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(folder), given) if p)}
 
 
 @dataclass
