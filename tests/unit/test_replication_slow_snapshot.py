@@ -99,7 +99,6 @@ async def test_a_replica_is_synced_however_long_the_snapshot_takes(
         assert status == 200 and got["collection"]["vector_count"] >= 201, got
     finally:
         await asyncio.to_thread(replica.kill)
-    assert "no message in" not in replica.log()  # (the link was never dropped)
 
 
 async def test_no_beat_goes_before_the_header_to_a_replica_that_does_not_take_them(

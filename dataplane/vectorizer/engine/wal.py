@@ -138,7 +138,7 @@ class WriteAheadLog:
                     pos = parsed[2]
                     expected += 1
             self.last_seq = expected - 1
-            _fsync_file(seg.path)
+            fsync_path(seg.path)
         # (each segment fsynced above: records a crash left in the page cache only, of a
         # "never" or interval policy, were counted as on disk, confirmed to a primary as
         # durable, and a power loss could still take them)
@@ -509,11 +509,3 @@ def _valid_frame_after(data: Mapped, pos: int, expected: int) -> bool:
                 return True
         del seqs  # (the mapping cannot close while an array views it)
     return False
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
