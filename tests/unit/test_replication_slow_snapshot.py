@@ -72,12 +72,21 @@ async def seeded(client: Client) -> None:
     assert stats["wal"]["first_sequence"] > 1  # (a new replica needs a full sync)
 
 
-async def test_a_replica_is_synced_however_long_the_snapshot_takes(
+@pytest.fixture
+async def slow_primary(
     aiohttp_client: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Client:
+    """A primary seeded past its log's first segment, its snapshots slow from now on."""
     client = await aiohttp_client(primary(tmp_path / "p"))
     await seeded(client)
     slow_snapshots(monkeypatch)
+    return client
+
+
+async def test_a_replica_is_synced_however_long_the_snapshot_takes(
+    slow_primary: Client, tmp_path: Path
+) -> None:
+    client = slow_primary
     await write(client, 999)  # (the snapshot to send is a new one, slow to make)
     url = str(client.make_url("")).rstrip("/")
     replica = ServerProcess(
@@ -102,12 +111,10 @@ async def test_a_replica_is_synced_however_long_the_snapshot_takes(
 
 
 async def test_no_beat_goes_before_the_header_to_a_replica_that_does_not_take_them(
-    aiohttp_client: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    slow_primary: Client,
 ) -> None:
     """An older replica reads the first message after a full welcome as the header."""
-    client = await aiohttp_client(primary(tmp_path / "p"))
-    await seeded(client)
-    slow_snapshots(monkeypatch)
+    client = slow_primary
     for takes, first_kind in ((False, "snapshot"), (True, "heartbeat")):
         await write(client, 999)  # (a new snapshot each time)
         ws = await client.ws_connect("/replication/stream")

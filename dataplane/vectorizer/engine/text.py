@@ -191,19 +191,14 @@ def parse_text_params(raw: dict[str, Any], field: str) -> TextParams:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValidationError(f"unknown text index option {unknown[0]!r}", field=field)
-    tokenizer = raw.get("tokenizer")
-    if tokenizer is None:
-        tokenizer = "word"
-    elif not isinstance(tokenizer, str):
-        raise ValidationError(
-            f"tokenizer is one of {', '.join(TOKENIZERS)}", field=f"{field}.tokenizer"
-        )
+    # (a falsy value that is not null is no default: [] {} 0 "" false are refused)
+    tokenizer = "word" if raw.get("tokenizer") is None else raw["tokenizer"]
     if tokenizer in _REFUSED_TOKENIZERS:
         raise ValidationError(
             f"the {tokenizer} tokenizer is not supported: use one of {', '.join(TOKENIZERS)}",
             field=f"{field}.tokenizer",
         )
-    if tokenizer not in TOKENIZERS:
+    if not isinstance(tokenizer, str) or tokenizer not in TOKENIZERS:
         raise ValidationError(
             f"tokenizer is one of {', '.join(TOKENIZERS)}", field=f"{field}.tokenizer"
         )

@@ -209,7 +209,7 @@ class Follower:
             )
             welcome = await self._receive_json(ws)
             if welcome["type"] == "error":
-                raise LinkError(f"primary refused: {welcome.get('code')}: {welcome.get('message')}")
+                raise _told(welcome)
             if welcome["type"] != "welcome":
                 raise LinkError(f"expected welcome, got {welcome['type']}")
             their_epoch = int(welcome["epoch"])
@@ -415,5 +415,6 @@ class Follower:
 
 
 def _told(error: dict[str, Any]) -> LinkError:
-    """The link's end for an error the primary sent on it."""
-    return LinkError(f"primary: {error.get('code')}: {error.get('message')}")
+    """The link's end for an error the primary sent on it (instead of its welcome, or
+    later)."""
+    return LinkError(f"primary refused: {error.get('code')}: {error.get('message')}")
