@@ -7,6 +7,8 @@ pieces, a large record in pieces the replica joins). Before, a record of a few M
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from tests.faultproxy import FaultProxy
@@ -63,5 +65,66 @@ async def test_a_full_sync_on_a_slow_link_completes(cluster: Cluster) -> None:
         assert await vr.count("c") == 2000
         stats = await vr.replication_stats()
         assert stats["full_syncs_received"] == 1 and stats["failed_syncs"] == 0, stats
+    finally:
+        await proxy.close()
+
+
+async def test_a_replica_synced_mid_stream_takes_the_history_its_snapshot_reaches(
+    cluster: Cluster,
+) -> None:
+    """A replica streaming from far back, whose primary's log was truncated under the
+    link (a snapshot), is sent a snapshot mid-stream that carries it past an epoch it
+    had not reached: it adopted that epoch's history only with its next record, so a
+    promotion before any (an idle primary) left it on an older timeline. It adopts it
+    once the snapshot is installed."""
+    flags = ("--snapshots-retained", "1", "--wal-segment-bytes", "65536")
+    p = await cluster.start("p", *flags)
+    vp = cluster.client(p)
+    await vp.create_collection("c", 256, index="exact")
+    proxy = await FaultProxy(p.port).start()
+    try:
+        r = await cluster.start("r", "--role", "replica", "--primary-url", proxy.url)
+        vr = cluster.client(r)
+        await vp.upsert("c", [Point(0, [1.0] * 256)])
+        await eventually(lambda: caught_up(vp, vr))
+        behind = (await vr.replication_status())["sequence"]
+        await asyncio.to_thread(r.terminate)
+        rng = np.random.default_rng(3)
+        for b in range(1, 6001, 500):  # (~6 MB of log: more than one chunk of reading)
+            vectors = rng.normal(size=(500, 256)).tolist()
+            await vp.upsert("c", [Point(b + i, v) for i, v in enumerate(vectors)])
+        await vp.fence()
+        await vp.promote(2)
+        await vp.upsert("c", [Point(7000, [1.0] * 256)])  # (the first record of epoch 2)
+        # Memory holds no records after a restart: the link reads them from the log
+        # files (killed: a stop's snapshot would cut the log, and the replica would be
+        # synced in full at once).
+        p.kill()
+        await asyncio.to_thread(p.start)
+        status = await vp.replication_status()
+        # (what the records reach: a restart begins a timeline at the next record)
+        want = [h for h in status["history"] if h[1] <= status["sequence"]]
+        assert want[-1] == [2, behind + 13], status
+        proxy.throttle(RATE)
+        await asyncio.to_thread(r.start)
+
+        async def streaming() -> bool:
+            return bool((await vr.replication_status())["sequence"] > behind)
+
+        await eventually(streaming, timeout=30)
+        await vp.snapshot("c")  # (the log the link reads next is gone)
+        proxy.throttle(None)
+
+        async def synced() -> bool:
+            return bool((await vr.replication_stats())["full_syncs_received"] == 1)
+
+        await eventually(synced, timeout=60)
+        await eventually(lambda: caught_up(vp, vr))
+
+        async def adopted() -> bool:  # (no record came after the snapshot)
+            return bool((await vr.replication_status())["history"] == want)
+
+        await eventually(adopted, timeout=10)
+        assert await vr.count("c") == await vp.count("c") == 6002
     finally:
         await proxy.close()

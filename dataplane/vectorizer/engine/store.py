@@ -165,6 +165,7 @@ class Store:
         self.sequence = 0
         self.ready = False
         self.started_at = time.time()
+        self.snapshots_installed = 0  # from a primary (full syncs), since the start
         self._collections: dict[str, Collection] = {}
         self._aliases: dict[str, str] = {}  # alias -> collection
         self.on_fsync: Callable[[float], None] | None = None  # for metrics
@@ -868,6 +869,7 @@ class Store:
         self._log_bytes_since_snapshot = 0
         marker.unlink()
         fsync_path(self.data_dir)
+        self.snapshots_installed += 1
         log.info("installed a snapshot at sequence %d from the primary", info.sequence)
 
     def _wipe(self) -> None:

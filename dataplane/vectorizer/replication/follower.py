@@ -270,8 +270,9 @@ class Follower:
                         raise LinkError("heartbeat from an older epoch")
                     self._heard(int(data["sequence"]))
                     self._mark_progress()
-                elif data["type"] == "snapshot":
+                elif data["type"] == "snapshot":  # (the log no longer reached back)
                     await self._receive_snapshot(ws, data)
+                    self._adopt_held()  # (now, not at the next record: there may be none)
                 elif data["type"] == "keys" and self._keys is not None:
                     self._keys(data.get("file"))
                 elif data["type"] == "error":
@@ -348,6 +349,7 @@ class Follower:
         loop = asyncio.get_running_loop()
         installing = asyncio.Event()
         beats = asyncio.create_task(self._beat_while_syncing(ws, installing))
+        installs = self.store.snapshots_installed
         try:
             hashes = [hashlib.sha256() for _ in files]
             handles = []
@@ -385,13 +387,17 @@ class Follower:
             await loop.run_in_executor(None, fsync_tree, incoming)
             await self.store.install_snapshot(incoming)
             self._applied.set()  # (the primary counts the sync once this is confirmed)
-            self.stats.full_syncs += 1
-            self.stats.last_sync = time.time()
         except BaseException:
-            self.stats.failed_syncs += 1
-            shutil.rmtree(incoming, ignore_errors=True)
+            if self.store.snapshots_installed == installs:
+                self.stats.failed_syncs += 1
+                shutil.rmtree(incoming, ignore_errors=True)
             raise
         finally:
+            # (installed, even if a promotion that waited for the install to end then
+            # cancelled this: a sync made, not a failed one)
+            if self.store.snapshots_installed != installs:
+                self.stats.full_syncs += 1
+                self.stats.last_sync = time.time()
             self.stats.syncing = False
             await stop(beats)
 
