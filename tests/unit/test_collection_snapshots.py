@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from tests.tarballs import members, tar
 from vectorizer.engine import collection_snapshots as cs
+from vectorizer.engine import store as store_module
 from vectorizer.engine.aliases import CreateAlias
 from vectorizer.engine.files import sha256
 from vectorizer.engine.store import RECOVERING, Store, StoreOptions
@@ -24,6 +26,7 @@ from vectorizer.errors import (
     CollectionNotFound,
     InsufficientMemory,
     InvalidSnapshot,
+    PayloadTooLarge,
     SnapshotNotFound,
     StorageError,
     ValidationError,
@@ -115,6 +118,15 @@ def _with_manifest(members: dict[str, bytes], change: Any) -> dict[str, bytes]:
     return {**members, "MANIFEST.json": orjson.dumps(manifest)}
 
 
+def rehashed(good: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:
+    """``good`` with its file ``name`` replaced by ``data``, the manifest's digest too:
+    a file crafted to pass the checksums."""
+    return _with_manifest(
+        {**good, f"collection/{name}": data},
+        lambda m: m["collection"]["files"].update({name: hashlib.sha256(data).hexdigest()}),
+    )
+
+
 def _hostile(good: dict[str, bytes]) -> dict[str, bytes]:
     """Files that must each be refused, by what is wrong with them."""
 
@@ -137,13 +149,14 @@ def _hostile(good: dict[str, bytes]) -> dict[str, bytes]:
     def no_kind(m: dict[str, Any]) -> None:
         del m["kind"]
 
-    bad_digest = orjson.dumps(bad_id)
-    rehashed = _with_manifest(
-        {**good, "collection/points.json": bad_digest},
-        lambda m: m["collection"]["files"].update(
-            {"points.json": hashlib.sha256(bad_digest).hexdigest()}
-        ),
-    )
+    def unknown_setting(m: dict[str, Any]) -> None:
+        m["collection"]["config"]["quantization"] = {"scalar": {}}
+
+    twice = {**points, "ids": [points["ids"][0], *points["ids"][1:-1], points["ids"][0]]}
+    deep: Any = {"a": 1}
+    for _ in range(251):  # (a client's payload nests at most 200 levels deep)
+        deep = {"a": deep}
+    too_deep = {**points, "payloads": [deep, *points["payloads"][1:]]}
     return {
         "truncated": {"raw": tar(good)[:5000]},
         "a byte flipped in the vectors": flipped("collection/vectors.npy"),
@@ -154,9 +167,12 @@ def _hostile(good: dict[str, bytes]) -> dict[str, bytes]:
         "no manifest": {k: v for k, v in good.items() if k != "MANIFEST.json"},
         "a manifest of another kind": _with_manifest(good, no_kind),
         "a count that does not match": _with_manifest(good, count),
+        "a setting this node does not know": _with_manifest(good, unknown_setting),
         "a dimension of 0": _with_manifest(good, dimension),
         "vectors of another width": sized,
-        "a negative point id": rehashed,
+        "a negative point id": rehashed(good, "points.json", orjson.dumps(bad_id)),
+        "an id twice": rehashed(good, "points.json", orjson.dumps(twice)),
+        "a payload nested too deep": rehashed(good, "points.json", orjson.dumps(too_deep)),
         "not JSON": {**good, "MANIFEST.json": b"{nope"},
     }
 
@@ -255,3 +271,67 @@ def test_files_are_listed_by_sequence_and_other_files_ignored(tmp_path: Path) ->
     assert listed[0].checksum == "ab" * 32  # the sidecar's
     assert listed[1].checksum == hashlib.sha256(b"x").hexdigest()  # none: computed
     assert listed[1].creation_time == "2026-01-02T00:00:00"
+
+
+async def test_vectors_too_long_for_their_metric_are_refused(tmp_path: Path) -> None:
+    """A client's dot-product vector longer than ``NORM_MAX`` is refused (its scores
+    overflow to infinity, ``null`` in answers); one in a crafted file was recovered."""
+    s = await fresh(tmp_path / "node")
+    await s.create_collection("d", {"dimension": 4, "metric": "dot"})
+    await s.upsert("d", [1, 2], [[1, 2, 3, 4], [4, 3, 2, 1]], [None, None])
+    made = await s.snapshot_collection("d")
+    good = members(s.collection_snapshots_dir / "d" / made.name)
+    before = state(s, "d")
+    buf = io.BytesIO()
+    np.save(buf, np.full((2, 4), 3e38, dtype=np.float32))
+    path = tmp_path / "long.snapshot"
+    path.write_bytes(tar(rehashed(good, "vectors.npy", buf.getvalue())))
+    with pytest.raises(InvalidSnapshot, match="at most"):
+        await s.recover_collection("d", path)
+    assert state(s, "d") == before
+    await s.close()
+
+
+async def test_large_payloads_are_recovered_in_records_of_bounded_size(tmp_path: Path) -> None:
+    """Recovered points were logged 1,000 at a time whatever their payloads: a batch of
+    large ones made a record past the log's limit, which replay took for damage (the
+    node, having acknowledged the recovery, refused to start). Batches are bounded by
+    their bytes too."""
+    s = await fresh(tmp_path / "node")
+    await s.create_collection("big", {"dimension": 2, "metric": "dot"})
+    blob = "x" * 400_000
+    for first in range(0, 60, 20):
+        ids = list(range(first, first + 20))
+        await s.upsert("big", ids, [[1.0, float(i)] for i in ids], [{"b": blob}] * 20)
+    made = await s.snapshot_collection("big")
+    before = state(s, "big")
+    records: list[int] = []
+    s.on_commit.append(lambda seq, body: records.append(len(body)))
+    await s.recover_collection("big", s.collection_snapshots_dir / "big" / made.name)
+    upserts = records[1:-1]  # (between the hidden collection's creation and the swap)
+    assert len(upserts) >= 3 and max(upserts) <= cs.BATCH_BYTES + 500_000, records
+    assert state(s, "big") == before
+    await s.close(take_snapshot=False)
+    again = await fresh(tmp_path / "node")  # replayed from the log
+    assert state(again, "big") == before
+    await again.close()
+
+
+async def test_a_write_past_the_log_record_limit_is_refused_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record longer than ``wal.MAX_RECORD`` was written and acknowledged, then taken
+    for damage at the next start (a body limit set over 1 GiB allowed one)."""
+    monkeypatch.setattr(store_module, "MAX_RECORD", 1 << 20)  # (the limit, made small)
+    s = await fresh(tmp_path / "node")
+    await s.create_collection("c", {"dimension": 2})
+    await s.upsert("c", [1], [[1.0, 2.0]], [{"small": 1}])
+    before, seq = state(s, "c"), s.sequence
+    with pytest.raises(PayloadTooLarge) as err:
+        await s.upsert("c", [1, 2], [[1.0, 2.0], [3.0, 4.0]], [{"b": "x" * (1 << 20)}, None])
+    assert err.value.field == "vectors"
+    assert state(s, "c") == before and s.sequence == seq
+    await s.close(take_snapshot=False)
+    again = await fresh(tmp_path / "node")
+    assert state(again, "c") == before
+    await again.close()

@@ -260,3 +260,18 @@ async def test_a_sequence_no_node_could_continue_from_is_refused(
     again = await fresh(target)
     assert again.sequence == sequence + 1 and len(again.collection("next")) == 0
     await again.close()
+
+
+async def test_a_collection_snapshot_file_is_refused_saying_where_it_goes(
+    tmp_path: Path,
+) -> None:
+    """`vectorizer restore` given a collection's file said "unexpected entry
+    'collection/alive.npy'": it says what the file is, and how to recover it."""
+    s, _ = await seeded(tmp_path)
+    coll = s.collections()[0].name
+    made = await s.snapshot_collection(coll)
+    path = s.collection_snapshots_dir / coll / made.name
+    await s.close()
+    with pytest.raises(InvalidSnapshot, match="a collection's snapshot file.*snapshots/recover"):
+        full_snapshots.restore(path, tmp_path / "new")
+    assert not (tmp_path / "new").exists()

@@ -12,7 +12,7 @@ import pytest
 from tests.logs import logged
 from vectorizer.engine import records
 from vectorizer.engine.collection import EXACT_BELOW, Collection, NamedRows
-from vectorizer.engine.config import CollectionConfig, HnswParams, IndexKind, Metric
+from vectorizer.engine.config import CONFIG_KEYS, CollectionConfig, HnswParams, IndexKind, Metric
 from vectorizer.engine.filters import compile_filter
 from vectorizer.engine.named import MultiVector
 from vectorizer.engine.sparse import SparseVector
@@ -63,6 +63,10 @@ def brute(text: dict[int, np.ndarray[Any, Any]], q: np.ndarray[Any, Any], k: int
 def test_config_round_trips_and_refuses_clashes() -> None:
     c = config()
     assert CollectionConfig.parse(c.to_dict(), HnswParams()) == c
+    full = config(
+        payload_indexes={"k": "keyword"}, sparse_vectors={"sp": {}}, vector_name="own"
+    ).to_dict()
+    assert set(full) == CONFIG_KEYS  # (a recovered file's keys are checked against them)
     assert c.named_vectors["e"].index is IndexKind.EXACT and c.main.metric is Metric.DOT
     for raw, field in (
         ({"named_vectors": {"a/b": {"dimension": 2}}}, "named_vectors"),

@@ -36,8 +36,11 @@ import numpy as np
 import orjson
 
 from vectorizer.engine import sparse, validation
+from vectorizer.engine.config import CONFIG_KEYS
 from vectorizer.engine.files import fsync_path, load_json, make_dir_durably, sha256
 from vectorizer.engine.named import MultiVector
+from vectorizer.engine.payloads import MAX_DEPTH
+from vectorizer.engine.payloads import depth as payload_depth
 from vectorizer.engine.snapshot import MANIFEST
 from vectorizer.engine.validation import Matrix
 from vectorizer.errors import (
@@ -52,7 +55,7 @@ KIND = "vectorizer-collection-snapshot"
 SUFFIX = ".snapshot"
 CHECKSUM_SUFFIX = ".checksum"
 _TMP_PREFIX = ".tmp-"
-_DIR = "collection/"
+MEMBERS_DIR = "collection/"  # (where a collection snapshot file holds its files)
 _GRAPH = "hnsw.bin"
 # The files of a collection in a snapshot (a regular expression)
 FILES = (
@@ -65,9 +68,12 @@ _TIME_IN_NAME = "%Y-%m-%d-%H-%M-%S"
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}-(\d+)-(\d{4}(?:-\d\d){5})" + re.escape(SUFFIX))
 # A named dense vector of a snapshot: a slot's row (or a multivector's rows), or None
 Named = Callable[[int], Matrix | MultiVector | None]
-# Points per recovered batch, and floats per batch at most (wide vectors: fewer points).
+# Points per recovered batch, and about the bytes of its record at most (wide vectors,
+# large payloads: fewer points). Counted by points and floats alone, a batch of large
+# payloads made a record past the log's limit (``wal.MAX_RECORD``): the node, having
+# acknowledged it, then refused to start.
 BATCH_POINTS = 1000
-BATCH_FLOATS = 2 << 20
+BATCH_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ def pack(node_snapshot: Path, collection: str, directory: Path) -> Description:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, MANIFEST, orjson.dumps(own, option=orjson.OPT_INDENT_2))
             for file in sorted(entry["files"]):
-                tar.add(node_snapshot / entry["dir"] / file, arcname=_DIR + file)
+                tar.add(node_snapshot / entry["dir"] / file, arcname=MEMBERS_DIR + file)
         return seal(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -258,13 +264,18 @@ class Unpacked:
         live = [s for s in np.flatnonzero(alive).tolist() if ids[s] is not None]
         if len(live) != self.count:
             raise InvalidSnapshot(f"{len(live)} live points, the manifest says {self.count}")
+        try:
+            held = {validation.point_id(ids[s], "snapshot") for s in live}
+        except ValidationError as exc:
+            raise InvalidSnapshot(f"a point of the snapshot: {exc.message}") from None
+        if len(held) != len(live):
+            raise InvalidSnapshot("points.json holds an id twice")
         dense = [
             self._multi(n, dim, len(vectors)) if multi else self._named(n, dim, len(vectors))
             for n, (dim, multi) in enumerate(named)
         ]
-        width = max(1, dimension + sum(dim for dim, _ in named))  # (a multivector's row: one)
         sparse_vectors = _sparse_vectors(columns, live)
-        return Points(vectors, ids, payloads, live, sparse_vectors, dense, width)
+        return Points(vectors, ids, payloads, live, sparse_vectors, dense)
 
     def _named(self, n: int, dimension: int, rows: int) -> Named:
         """The ``n``-th named dense vector's row of each slot (that has one)."""
@@ -298,31 +309,57 @@ class Points:
     sparse: dict[int, dict[str, sparse.SparseVector]]  # by slot, those that have any
     # each named dense vector's (in the config's order): a slot's vector, or None
     named: list[Named] = field(default_factory=list)
-    width: int = 0  # floats of a point's dense vectors (0: its own vector's)
 
     def batches(
         self, names: list[str] | None = None
     ) -> Iterator[tuple[list[Any], Matrix, list[Any], list[dict[str, Any]]]]:
         """(ids, vectors, payloads, named vectors by name) a batch at a time (fewer points
-        when they are wide); ``names``: the named dense vectors' names, in order."""
-        width = max(self.width, self.vectors.shape[1], 1)
-        step = max(1, min(BATCH_POINTS, BATCH_FLOATS // width))
-        ids, payloads, by_slot = self.ids, self.payloads, self.sparse
+        when they are large, ``BATCH_BYTES``); ``names``: the named dense vectors' names,
+        in order."""
         dense = list(zip(names or [], self.named, strict=True))
-        for start in range(0, len(self.live), step):
-            slots = self.live[start : start + step]
-            rows: list[dict[str, Any]] = [dict(by_slot.get(s, {})) for s in slots]
+        own = 4 * self.vectors.shape[1]
+        slots: list[int] = []
+        rows: list[dict[str, Any]] = []
+        size = 0
+        for s in self.live:
+            row: dict[str, Any] = dict(self.sparse.get(s, {}))
             for name, of_slot in dense:
-                for row, s in zip(rows, slots, strict=True):
-                    vector = of_slot(s)
-                    if vector is not None:
-                        row[name] = vector
-            yield (
-                [ids[s] for s in slots],
-                self.vectors[slots],
-                [payloads[s] for s in slots],
-                rows,
-            )
+                vector = of_slot(s)
+                if vector is not None:
+                    row[name] = vector
+            cost = own + _logged_bytes(row) + len(orjson.dumps(self.payloads[s]))
+            if slots and (len(slots) == BATCH_POINTS or size + cost > BATCH_BYTES):
+                yield self._batch(slots, rows)
+                slots, rows, size = [], [], 0
+            slots.append(s)
+            rows.append(row)
+            size += cost
+        if slots:
+            yield self._batch(slots, rows)
+
+    def _batch(
+        self, slots: list[int], rows: list[dict[str, Any]]
+    ) -> tuple[list[Any], Matrix, list[Any], list[dict[str, Any]]]:
+        return (
+            [self.ids[s] for s in slots],
+            self.vectors[slots],
+            [self.payloads[s] for s in slots],
+            rows,
+        )
+
+
+def _logged_bytes(row: dict[str, Any]) -> int:
+    """About what a point's named and sparse vectors take in the log's record (dense
+    ones in base64, sparse ones as JSON lists)."""
+    size = 64  # (the id, the slots in the record's columns)
+    for vector in row.values():
+        if isinstance(vector, sparse.SparseVector):
+            size += 24 * len(vector)
+        elif isinstance(vector, MultiVector):
+            size += 6 * vector.rows.size
+        else:
+            size += 6 * np.size(vector)
+    return size
 
 
 def unpack(archive: Path, into: Path, room: int) -> Unpacked:
@@ -340,7 +377,7 @@ def _unpack(tar: tarfile.TarFile, into: Path, room: int) -> Unpacked:
     for member in tar:
         name = member.name
         if name != MANIFEST and not (
-            name.startswith(_DIR) and _FILE_RE.fullmatch(name[len(_DIR) :])
+            name.startswith(MEMBERS_DIR) and _FILE_RE.fullmatch(name[len(MEMBERS_DIR) :])
         ):
             raise InvalidSnapshot(f"unexpected entry {name!r} in the snapshot")
         if not member.isfile() or name in members:
@@ -351,9 +388,9 @@ def _unpack(tar: tarfile.TarFile, into: Path, room: int) -> Unpacked:
     manifest = _manifest(_read(tar, members[MANIFEST]).read())
     entry = manifest["collection"]
     files: dict[str, str] = entry["files"]
-    if {_DIR + f for f in files} != set(members) - {MANIFEST}:
+    if {MEMBERS_DIR + f for f in files} != set(members) - {MANIFEST}:
         raise InvalidSnapshot("the snapshot's files are not the ones its manifest lists")
-    need = sum(members[_DIR + f].size for f in files if not f.endswith(_GRAPH))
+    need = sum(members[MEMBERS_DIR + f].size for f in files if not f.endswith(_GRAPH))
     if need > room:
         raise InvalidSnapshot(
             f"the snapshot's collection takes {need >> 20} MiB on disk and there is room for "
@@ -363,7 +400,7 @@ def _unpack(tar: tarfile.TarFile, into: Path, room: int) -> Unpacked:
     for file, digest in files.items():
         # The graph is only checked, not extracted: it is rebuilt as the points arrive.
         target = None if file.endswith(_GRAPH) else into / file
-        if _copy(_read(tar, members[_DIR + file]), target) != digest:
+        if _copy(_read(tar, members[MEMBERS_DIR + file]), target) != digest:
             raise InvalidSnapshot(f"{file} does not match its checksum")
     return Unpacked(into, entry["config"], entry["count"])
 
@@ -384,6 +421,8 @@ def _manifest(raw: bytes) -> dict[str, Any]:
         ok = False
     if not ok:
         raise InvalidSnapshot("the snapshot's manifest is not one this node reads")
+    if unknown := set(entry["config"]) - CONFIG_KEYS:  # (a setting this node would drop)
+        raise InvalidSnapshot(f"the snapshot's configuration has {sorted(unknown)[0]!r}")
     result: dict[str, Any] = manifest
     return result
 
@@ -429,6 +468,9 @@ def _points(
         raise InvalidSnapshot("points.json does not match vectors.npy")
     if not all(p is None or isinstance(p, dict) for p in payloads):
         raise InvalidSnapshot("points.json holds a payload that is not an object")
+    # (as a client's: one deeper could not be logged, snapshotted or shown again)
+    if any(p and 1 + payload_depth(p) > MAX_DEPTH for p in payloads):
+        raise InvalidSnapshot(f"points.json holds a payload nested over {MAX_DEPTH} levels deep")
     columns = {}
     for name in sparse_names:
         column = points.get(f"sparse:{name}", [None] * rows)

@@ -74,11 +74,13 @@ class Metric(StrEnum):
         return out
 
     def restore(self, vectors: Matrix, field: str = "vector") -> Matrix:
-        """Vectors read back as they were stored (``prepare``d once): kept bit for bit,
-        but for cosine rows that are not of unit length, which are prepared again
-        (normalizing a unit vector again would move it by a rounding error)."""
+        """Vectors read back from a snapshot file as they were stored (``prepare``d
+        once), checked as a client's: kept bit for bit, but for cosine rows that are not
+        of unit length, which are prepared again (normalizing a unit vector again would
+        move it by a rounding error); for the other metrics, refused if longer than
+        ``validation.NORM_MAX`` (their scores overflowed: ``null`` in answers)."""
         if self is not Metric.COSINE:
-            return vectors
+            return validation.bounded(vectors, field)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             norms = np.linalg.norm(vectors, axis=1)
         off = ~(np.abs(norms - 1) <= _UNIT_TOLERANCE)
@@ -91,6 +93,13 @@ class Metric(StrEnum):
 
 # How far from 1 the norm of a stored cosine vector may be (float32 rounding is ~1e-7).
 _UNIT_TOLERANCE = 1e-5
+
+
+# The keys of a collection's configuration as ``CollectionConfig.to_dict`` writes it.
+CONFIG_KEYS = frozenset(
+    ("dimension", "metric", "index", "hnsw", "payload_indexes", "sparse_vectors")
+    + ("vector_name", "named_vectors")
+)
 
 
 class IndexKind(StrEnum):
@@ -204,6 +213,7 @@ class CollectionConfig:
     vector_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Its wire and log form (keys among ``CONFIG_KEYS``)."""
         out = self.main.to_dict()
         if self.payload_indexes:
             out["payload_indexes"] = dict(self.payload_indexes)

@@ -277,6 +277,12 @@ def _extract(archive: Path, into: Path) -> int:
         with tarfile.open(archive, "r:") as tar:
             members = tar.getmembers()
             for m in members:
+                if m.name.startswith(collection_snapshots.MEMBERS_DIR):
+                    raise InvalidSnapshot(
+                        "a collection's snapshot file, not a node's: recover it into a running "
+                        "node (PUT /qdrant/collections/{name}/snapshots/recover, or upload it "
+                        "to .../snapshots/upload)"
+                    )
                 expected = m.name == MANIFEST or _MEMBER_RE.fullmatch(m.name) is not None
                 if not expected or not m.isfile():
                     raise InvalidSnapshot(f"unexpected entry {m.name!r} in the snapshot")

@@ -58,7 +58,7 @@ from vectorizer.engine.snapshot import SnapshotInfo
 from vectorizer.engine.sparse import BYTES_PER_POSTING, SparseParams, SparseVector
 from vectorizer.engine.sparse import name as sparse_name
 from vectorizer.engine.validation import Matrix, PointId
-from vectorizer.engine.wal import FsyncPolicy, LogReader, WriteAheadLog
+from vectorizer.engine.wal import MAX_RECORD, FsyncPolicy, LogReader, WriteAheadLog
 from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
@@ -68,6 +68,7 @@ from vectorizer.errors import (
     InvalidSnapshot,
     NotFound,
     NotReady,
+    PayloadTooLarge,
     ShuttingDown,
     StorageError,
     StorageFailed,
@@ -554,6 +555,12 @@ class Store:
                 f"the payload cannot be stored ({exc}; integers are limited to 64 bits)",
                 field=_unstorable_payload(op, points_field),
             ) from None
+        if len(body) > MAX_RECORD:  # (replay would take it for damage: no start)
+            raise PayloadTooLarge(
+                f"the write takes {len(body) >> 20} MiB in the log, over its limit of "
+                f"{MAX_RECORD >> 20} MiB a record: write it in smaller parts",
+                field=points_field if "ids" in op else None,
+            )
         if not _shrinks(op):
             self._check_room()
             self._check_memory(op, vectors)
