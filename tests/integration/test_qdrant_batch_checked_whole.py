@@ -119,6 +119,40 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
         {"delete_vectors": {"points": [1], "vector": "sp"}},
         "operations[3].delete_vectors.vector",
     ),
+    "delete_vectors no names": (
+        {"delete_vectors": {"points": [1], "vector": []}},
+        "operations[3].delete_vectors.vector",
+    ),
+    # Components the request alone refuses (Qdrant: the body's JSON does not parse);
+    # they were found only as the operation ran, the ones before it applied.
+    "update_vectors null component": (
+        {"update_vectors": {"points": [{"id": 1, "vector": [1, None]}]}},
+        "operations[3].update_vectors.points[0].vector",
+    ),
+    "update_vectors nested component": (
+        {"update_vectors": {"points": [{"id": 1, "vector": [1, [2]]}]}},
+        "operations[3].update_vectors.points[0].vector",
+    ),
+    "upsert string component": (
+        {"upsert": {"points": [{"id": 7, "vector": [1, "2"]}]}},
+        "operations[3].upsert.points[0].vector",
+    ),
+    "upsert boolean component": (
+        {"upsert": {"points": [{"id": 7, "vector": [1, True]}]}},
+        "operations[3].upsert.points[0].vector",
+    ),
+    "upsert empty vector": (
+        {"upsert": {"points": [{"id": 7, "vector": []}]}},
+        "operations[3].upsert.points[0].vector",
+    ),
+    "upsert ragged multivector": (
+        {"upsert": {"points": [{"id": 7, "vector": {"m": [[1, 2], [1, 2, 3]]}}]}},
+        "operations[3].upsert.points[0].vector.m[1]",
+    ),
+    "upsert batch column": (
+        {"upsert": {"batch": {"ids": [7], "vectors": [[1, "x"]]}}},
+        "operations[3].upsert.batch.vectors[0]",
+    ),
     "delete_vectors filter": (
         {"delete_vectors": {"filter": {"must": [{"has_id": [-1]}]}, "vector": ["sp"]}},
         "operations[3].delete_vectors.filter.must[0]",

@@ -30,7 +30,8 @@ class Metric(StrEnum):
         """One vector of a request, checked and prepared, ``prepare(validation.vector(…),
         single=True)``, with one sum of squares serving the finiteness check, the norm
         and the bound on length."""
-        if type(values) is list and len(values) == dim:  # the common case
+        # (the common case; numbers only: numpy would take "1e2" and true for some)
+        if type(values) is list and len(values) == dim and validation.all_numbers(values):
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
                     row = np.array([values], dtype=np.float32)

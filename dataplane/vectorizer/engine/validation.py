@@ -24,6 +24,9 @@ SQUARED_NORM_MAX = np.float32(FLOAT32_MAX / 8)  # (compared in float32, as compu
 
 COLLECTION_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 MAX_DIMENSION = 65536
+# The types of a vector's components as JSON decodes them (a bool is neither; numpy
+# would have taken true, and "1e2", for numbers).
+_NUMBERS = frozenset((float, int))
 MAX_ID_LENGTH = 256
 MAX_UINT64 = 2**64 - 1
 
@@ -99,6 +102,21 @@ def parse_path_id(raw: str) -> PointId:
     return point_id(raw)
 
 
+def all_numbers(values: Any) -> bool:
+    """Whether the list ``values`` holds numbers only (~2.4 us for 128)."""
+    return _NUMBERS.issuperset(map(type, values))
+
+
+def numbers(values: list[Any], field: str) -> list[Any]:
+    """``values``, a vector of a request, if it holds numbers, at least one: checked
+    before its collection is known (its length is checked against it later)."""
+    if not values:
+        raise ValidationError("a vector must not be empty", field=field)
+    if not all_numbers(values):
+        raise ValidationError("vector components must be numbers", field=field)
+    return values
+
+
 def vector(values: Any, dim: int, field: str = "vector") -> Matrix:
     """One vector as a (1, dim) float32 row, finite and of the right length."""
     return matrix([values], dim, field=field, single=True)
@@ -126,6 +144,8 @@ def matrix(
                 expected=dim,
                 got=len(row),
             )
+        if type(row) is not np.ndarray and not all_numbers(row):
+            raise ValidationError("vector components must be numbers", field=where(i))
     if len(rows) == 0:
         return np.empty((0, dim), dtype=np.float32)
     try:

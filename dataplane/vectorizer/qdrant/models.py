@@ -355,6 +355,18 @@ def dense_vector(raw: Any, field: str) -> Any:
         raise ValidationError("multivectors are not supported", field=field)
     if not isinstance(raw, list):
         raise ValidationError("a vector is a list of numbers", field=field)
+    return validation.numbers(raw, field)  # (before any write: a batch is checked whole)
+
+
+def multivector(raw: Any, field: str) -> Any:
+    """A multivector as given, if its vectors are lists of numbers of one length."""
+    for i, row in enumerate(raw):
+        if not isinstance(row, list) or len(row) != len(raw[0]):
+            raise ValidationError(
+                "a multivector's vectors are lists of numbers of one length",
+                field=f"{field}[{i}]",
+            )
+        validation.numbers(row, f"{field}[{i}]")
     return raw
 
 
@@ -366,7 +378,7 @@ def point_vectors(raw: Any, field: str) -> tuple[Any, NamedRows]:
     if raw == {}:
         return None, {}
     if is_multi(raw):  # an unnamed multivector (the store says whether it is one)
-        return None, {"": raw}
+        return None, {"": multivector(raw, field)}
     if not isinstance(raw, dict) or (not _vector_map(raw) and not is_multi(raw.get(""))):
         return dense_vector(raw, field), {}
     rows = {
@@ -375,7 +387,7 @@ def point_vectors(raw: Any, field: str) -> tuple[Any, NamedRows]:
         if name != ""
     }
     if is_multi(raw.get("")):
-        return None, {"": raw[""], **rows}
+        return None, {"": multivector(raw[""], f'{field}[""]'), **rows}
     if "" in raw:
         return dense_vector(raw[""], f'{field}[""]'), rows
     return None, rows
@@ -387,7 +399,7 @@ def named_vector(raw: Any, field: str) -> Any:
     if _is_sparse(raw):
         return sparse.vector(raw, field)
     if is_multi(raw):
-        return raw
+        return multivector(raw, field)
     return dense_vector(raw, field)
 
 
@@ -583,6 +595,8 @@ def delete_vectors(body: DeleteVectors) -> tuple[Selection, list[str]]:
     first dense one cannot, which the store says)."""
     if not isinstance(body.vector, list) or not all(isinstance(n, str) for n in body.vector):
         raise ValidationError("vector is a list of vector names", field="vector")
+    if not body.vector:  # (Qdrant's words)
+        raise ValidationError("must specify vector names to delete", field="vector")
     return selection(body.points, body.filter, body.shard_key), list(dict.fromkeys(body.vector))
 
 
