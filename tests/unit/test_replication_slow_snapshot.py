@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.servers import ServerProcess
 from vectorizer.engine import snapshot
+from vectorizer.replication import primary as primary_module
 from vectorizer.replication import protocol
 from vectorizer.server.app import create_app, open_node
 from vectorizer.settings import Settings
@@ -132,3 +133,41 @@ async def test_no_beat_goes_before_the_header_to_a_replica_that_does_not_take_th
 async def write(client: Client, point: int) -> None:
     body = {"vectors": [{"id": point, "vector": [1, point]}]}
     assert (await client.post("/collections/c/vectors", json=body)).status == 200
+
+
+async def test_replicas_synced_from_one_snapshot_share_its_digests(
+    aiohttp_client: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each full sync read all of its snapshot's files again to hash them (~5 s for an
+    840 MB node), though replicas synced with nothing written between get the same
+    snapshot: they share its description now, at once or one after another."""
+    client = await aiohttp_client(primary(tmp_path / "p"))
+    await seeded(client)
+    hashed: list[Path] = []
+    real = primary_module.sha256
+
+    def counted(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(primary_module, "sha256", counted)
+
+    async def header(node: str) -> dict[str, Any]:
+        ws = await client.ws_connect("/replication/stream")
+        hello = {"node_id": node, "epoch": 1, "sequence": 0, "history": []}
+        await ws.send_str(protocol.message("hello", **hello))
+        welcome = protocol.parse((await ws.receive(timeout=10)).data)
+        assert welcome["type"] == "welcome" and welcome["mode"] == "full", welcome
+        got = protocol.parse((await ws.receive(timeout=10)).data)
+        assert got["type"] == "snapshot", got
+        await ws.close()
+        return got
+
+    first, second = await asyncio.gather(header("r1"), header("r2"))
+    third = await header("r3")
+    assert first["files"] == second["files"] == third["files"]
+    assert len(hashed) == len(first["files"])  # (each file once)
+    await write(client, 999)  # a new snapshot: described again
+    fourth = await header("r4")
+    assert fourth["sequence"] > first["sequence"]
+    assert len(hashed) == len(first["files"]) + len(fourth["files"])

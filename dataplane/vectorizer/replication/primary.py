@@ -21,12 +21,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from vectorizer.engine import snapshot
 from vectorizer.engine.files import sha256
+from vectorizer.engine.snapshot import SnapshotInfo
 from vectorizer.engine.store import Store
 from vectorizer.engine.wal import LogReader
 from vectorizer.errors import ReplicationTimeout, StorageError
@@ -49,6 +51,8 @@ RECENT_RECORDS = 50_000
 RECENT_BYTES = 64 << 20
 # Records read from the log files at a time, for a replica further behind (bodies' bytes).
 LOG_CHUNK_BYTES = 4 << 20
+# A snapshot's files, their entries in its header, and the values its indexes hold.
+Description = tuple[list[Path], list[dict[str, Any]], int]
 
 
 class SyncRefused(Exception):
@@ -210,6 +214,10 @@ class PrimaryHub:
         self._links: dict[str, web.WebSocketResponse] = {}  # each replica's live link
         self.bytes_sent = 0
         self.full_syncs = 0  # snapshots sent whole, to any replica
+        # The last snapshot sent in full, its files, their header entries and values
+        # indexed: replicas synced from one snapshot (nothing written between) share
+        # them, rather than each reading all its files again to hash them.
+        self._described: tuple[SnapshotInfo, asyncio.Future[Description]] | None = None
         store.on_commit.append(self._on_commit)
 
     # ---- records as they are committed ---------------------------------------------------
@@ -590,13 +598,7 @@ class PrimaryHub:
             async with self._beating(ws, info):
                 snap = await self.store.snapshot()
                 pin.enter_context(self.store.pinned(snap.sequence))
-                files = sorted(p for p in snap.path.rglob("*") if p.is_file())
-                digests = [await loop.run_in_executor(None, sha256, f) for f in files]
-                listing = [
-                    {"name": str(f.relative_to(snap.path)), "size": f.stat().st_size, "sha256": d}
-                    for f, d in zip(files, digests, strict=True)
-                ]
-                indexed = await loop.run_in_executor(None, snapshot.index_values, snap.path)
+                files, listing, indexed = await self._describe(snap)
             await admission.check()
             await self._send_json(
                 ws,
@@ -624,6 +626,14 @@ class PrimaryHub:
         info.installing = snap.sequence
         log.info("sent a snapshot at sequence %d to %s", snap.sequence, info.node_id)
         return snap.sequence
+
+    async def _describe(self, snap: SnapshotInfo) -> Description:
+        """``snap``'s files, their entries in the snapshot's header (name, size, SHA-256)
+        and the values its indexes hold; described once for the replicas it goes to."""
+        held = self._described
+        if held is None or held[0] is not snap or (held[1].done() and held[1].exception()):
+            held = self._described = (snap, asyncio.ensure_future(_description(snap)))
+        return await asyncio.shield(held[1])  # (one link going away stops no other's)
 
     @contextlib.asynccontextmanager
     async def _beating(self, ws: web.WebSocketResponse, info: ReplicaInfo) -> AsyncIterator[None]:
@@ -689,3 +699,14 @@ def _hello(text: str) -> dict[str, Any]:
     if not isinstance(hello.get("node_id"), str) or not hello["node_id"]:
         raise ValueError("node_id is not a string")
     return {**hello, "history": parse_history(hello)}
+
+
+async def _description(snap: SnapshotInfo) -> Description:
+    loop = asyncio.get_running_loop()
+    files = sorted(p for p in snap.path.rglob("*") if p.is_file())
+    digests = [await loop.run_in_executor(None, sha256, f) for f in files]
+    listing = [
+        {"name": str(f.relative_to(snap.path)), "size": f.stat().st_size, "sha256": d}
+        for f, d in zip(files, digests, strict=True)
+    ]
+    return files, listing, await loop.run_in_executor(None, snapshot.index_values, snap.path)
