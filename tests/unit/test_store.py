@@ -326,6 +326,30 @@ async def test_a_create_answers_even_when_a_delete_follows_before_it_is_durable(
     await s.close(take_snapshot=False)
 
 
+async def test_a_restart_remembers_the_log_since_the_snapshot(tmp_path: Path) -> None:
+    """The log replayed at a start counted for nothing: the disk's reserve (the snapshot,
+    the log since it and a margin) shrank by it at every start, and the snapshot made
+    due by ``snapshot_wal_bytes`` came only once as much was logged again."""
+    s = await fresh(tmp_path)
+    await s.create_collection("a", {"dimension": 2})
+    await s.snapshot()
+    for i in range(20):
+        await s.upsert("a", [i], [[1, i]], [{"text": "x" * 1000}])
+    logged, reserve = s._log_bytes_since_snapshot, s.disk_reserve()
+    assert logged > 20_000
+    await s.close(take_snapshot=False)
+    again = await fresh(tmp_path, snapshot_wal_bytes=logged + 100)
+    assert again._log_bytes_since_snapshot == logged and again.disk_reserve() == reserve
+    last = again.stats()["snapshot"]["sequence"]
+    await again.upsert("a", [99], [[1, 0]], [{"text": "x" * 1000}])  # (past the mark now)
+    for _ in range(40):  # the maintenance loop, once a second
+        if again.stats()["snapshot"]["sequence"] > last:
+            break
+        await asyncio.sleep(0.1)
+    assert again.stats()["snapshot"]["sequence"] == again.sequence
+    await again.close()
+
+
 async def test_writes_that_add_data_stop_at_the_disk_reserve(tmp_path: Path) -> None:
     s = await fresh(tmp_path)
     await s.create_collection("a", {"dimension": 2})

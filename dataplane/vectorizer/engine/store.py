@@ -58,7 +58,7 @@ from vectorizer.engine.snapshot import SnapshotInfo
 from vectorizer.engine.sparse import BYTES_PER_POSTING, SparseParams, SparseVector
 from vectorizer.engine.sparse import name as sparse_name
 from vectorizer.engine.validation import Matrix, PointId
-from vectorizer.engine.wal import MAX_RECORD, FsyncPolicy, LogReader, WriteAheadLog
+from vectorizer.engine.wal import FRAME, MAX_RECORD, FsyncPolicy, LogReader, WriteAheadLog
 from vectorizer.errors import (
     CollectionExists,
     CollectionNotFound,
@@ -281,6 +281,9 @@ class Store:
             self._apply(op, vectors)
             replayed += 1
             self.sequence = seq
+            # (the log since the snapshot, as appends count it: else the disk's reserve
+            # and the snapshot that log growth makes due forgot it at every start)
+            self._log_bytes_since_snapshot += FRAME.size + len(body)
         self.sequence = max(self.sequence, snap_seq)
         if self._stop_replay.is_set():
             self._replay_stopped(snap_seq, replayed, started)
