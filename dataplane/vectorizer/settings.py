@@ -204,14 +204,14 @@ def not_defaults(s: Settings) -> str:
         value = getattr(s, f.name)
         if value != f.default:
             shown.append(
-                f"{f.name}={'<set>' if f.metadata['secret'] else repr(_no_password(value))}"
+                f"{f.name}={'<set>' if f.metadata['secret'] else repr(no_password(value))}"
             )
     return ", ".join(shown) or "none"
 
 
-def _no_password(value: Any) -> Any:
+def no_password(value: Any) -> Any:
     """``value``, a URL's password (``https://user:pass@host``, an OTLP collector's, a
-    primary's) shown as ``<set>``."""
+    primary's) shown as ``<set>``: how a URL is logged, or told to a client."""
     if not isinstance(value, str) or "@" not in value:
         return value
     try:

@@ -31,6 +31,7 @@ from vectorizer.errors import InsufficientMemory
 from vectorizer.observability import tracing
 from vectorizer.replication import protocol, redirects
 from vectorizer.replication.state import History, history_json, parse_history
+from vectorizer.settings import no_password
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class Follower:
     ) -> None:
         self.store = store
         self.primary_url = primary_url.rstrip("/")
+        self._shown = no_password(self.primary_url)  # (in logs: a password it holds hidden)
         self.config = config
         self._node = node  # (epoch, history) of this node now
         self._adopt = adopt  # take the primary's epoch and history
@@ -157,18 +159,18 @@ class Follower:
                 )
                 if isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status >= 500:
                     # (a primary recovering, 503 not_ready, or a proxy before it: retried)
-                    log.warning("replication link to %s lost: %s", self.primary_url, _why(exc))
+                    log.warning("replication link to %s lost: %s", self._shown, _why(exc))
                 else:
-                    log.error("primary %s refused this replica: %s", self.primary_url, _why(exc))
+                    log.error("primary %s refused this replica: %s", self._shown, _why(exc))
             except InsufficientMemory as exc:  # held at the record before; retried
                 refused = True
-                log.error("replication from %s paused: %s", self.primary_url, exc.message)
+                log.error("replication from %s paused: %s", self._shown, exc.message)
             except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 # (a message not received in time: a TimeoutError without a text)
                 why = str(exc) or f"no message in {self.config.silence_s:g} s"
-                log.warning("replication link to %s lost: %s", self.primary_url, why)
+                log.warning("replication link to %s lost: %s", self._shown, why)
             except Exception:
-                log.exception("replication link to %s failed", self.primary_url)
+                log.exception("replication link to %s failed", self._shown)
             finally:
                 self.stats.connected = False
                 self.stats.syncing = False

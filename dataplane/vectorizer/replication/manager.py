@@ -47,7 +47,7 @@ from vectorizer.replication.state import (
 from vectorizer.security.keys import KeyStore
 from vectorizer.security.secrets import MIN_KEY, Secret
 from vectorizer.security.tls import client_context
-from vectorizer.settings import Settings, is_web_url
+from vectorizer.settings import Settings, is_web_url, no_password
 from vectorizer.tasks import stop
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class ReplicationManager:
 
     def _refuse_to_follow_itself(self, url: str, told: str) -> None:
         raise ValidationError(
-            f"{told} ({url}) is this node's own address: a node cannot follow itself; "
+            f"{told} ({no_password(url)}) is this node's own address: a node cannot follow itself; "
             "give it its primary's URL (--primary-url), or, if the node is reached under "
             "another address, that address as --advertise-url",
             field="primary_url",
@@ -260,7 +260,7 @@ class ReplicationManager:
             raise NodeFenced(f"this node is fenced at epoch {self.state.epoch} and takes no writes")
         raise NotPrimary(
             "this node is a replica; send writes to the primary",
-            primary=self.state.primary_url,
+            primary=no_password(self.state.primary_url),
         )
 
     async def _confirm(self, seq: int) -> None:
@@ -527,7 +527,9 @@ class ReplicationManager:
             "role": self.state.role.value,
             "epoch": self.state.epoch,
             "sequence": self.store.sequence,
-            "primary": self.state.primary_url if self.state.role is Role.REPLICA else None,
+            "primary": no_password(self.state.primary_url)
+            if self.state.role is Role.REPLICA
+            else None,
             **history_json(self.state.history),
             "node_id": self.state.node_id,
             "address": self.advertise_url,
