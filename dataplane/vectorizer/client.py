@@ -24,7 +24,7 @@ import numpy.typing as npt
 import orjson
 from yarl import URL
 
-from vectorizer.engine.validation import PointId
+from vectorizer.engine.validation import PointId, point_id
 from vectorizer.errors import ValidationError, VectorizerError, error_class_for
 from vectorizer.observability import tracing
 from vectorizer.security.tls import client_context
@@ -72,6 +72,7 @@ class ClientError(VectorizerError):
     the JSON it held, if any."""
 
     code = "client_error"
+    sent_by_servers = False
 
     def __init__(self, message: str, *, http_status: int, **details: Any) -> None:
         super().__init__(message, **details)
@@ -462,9 +463,7 @@ def _failure(err: dict[str, Any], request_id: str | None) -> VectorizerError:
     and the id of the request that met it."""
     details = err.get("details")
     code = err.get("code")
-    cls = error_class_for(str(code))
-    if issubclass(cls, ClientError):  # (the SDK's own, for answers that are not errors)
-        cls = VectorizerError
+    cls = error_class_for(str(code))  # (never the SDK's own ClientError: no server's)
     failure = cls(str(err.get("message")), field=err.get("field"))
     if cls is VectorizerError and isinstance(code, str) and code:
         failure.code = code  # (a code this SDK does not know is still the server's word)
@@ -517,14 +516,14 @@ def _flag(value: bool) -> str:
 
 
 def _point_path(collection: str, pid: PointId) -> str:
-    """The path of point ``pid``. A path segment of digits names an integer id, so a
-    string id of digits (which no point can have) is refused here rather than read as
-    that integer's point."""
+    """The path of point ``pid``, checked as the server checks ids (``point_id``): the
+    path holds its text, so -1, True or 1.5 named the string ids "-1", "True" and
+    "1.5", and a string of digits that integer's point."""
     if isinstance(pid, str) and pid.isascii() and pid.isdigit():
         raise ValidationError(
             "a string id must not be all digits (the integer id is meant?)", field="id"
         )
-    return f"/collections/{_seg(collection)}/vectors/{_seg(str(pid))}"
+    return f"/collections/{_seg(collection)}/vectors/{_seg(str(point_id(pid)))}"
 
 
 def _seg(value: str) -> str:

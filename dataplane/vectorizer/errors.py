@@ -21,6 +21,9 @@ class VectorizerError(Exception):
     # A state of the node that the client is told about (not ready, fenced, full): a 5xx
     # the server logs as a warning, not as an error of its own.
     expected: ClassVar[bool] = False
+    # False for the SDK's own errors (no server sends their codes): out of ``all_codes``
+    # and ``error_class_for``, which else changed once the SDK was imported.
+    sent_by_servers: ClassVar[bool] = True
     request_id: str | None = None  # the server's id of the failed request (set by the SDK)
 
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
@@ -279,14 +282,19 @@ def _all_subclasses(cls: type[VectorizerError]) -> list[type[VectorizerError]]:
     return out
 
 
+def _sent() -> list[type[VectorizerError]]:
+    """The classes of the errors a server sends."""
+    return [c for c in _all_subclasses(VectorizerError) if c.sent_by_servers]
+
+
 def all_codes() -> list[str]:
-    """Every stable error code (bounded: a label value set for metrics)."""
-    return sorted({VectorizerError.code, *(c.code for c in _all_subclasses(VectorizerError))})
+    """Every stable error code a server sends (bounded: a label value set for metrics)."""
+    return sorted({VectorizerError.code, *(c.code for c in _sent())})
 
 
 def error_class_for(code: str) -> type[VectorizerError]:
     """The exception class for a wire code (used by the SDK); unknown codes map to the base."""
-    for cls in _all_subclasses(VectorizerError):
+    for cls in _sent():
         if cls.code == code:
             return cls
     return VectorizerError

@@ -127,6 +127,13 @@ async def test_the_sdk_takes_any_id_and_numpy_rows(server: ServerProcess) -> Non
         with pytest.raises(VectorNotFound) as failed:
             await vz.get("odd", ".")
         assert failed.value.request_id and "request_id" not in failed.value.details
+        # Ids no point can have: they named the string ids "-1", "True" and "1.5"
+        await vz.upsert("odd", [Point(s, rows[0]) for s in ("-1", "True", "1.5")])
+        for bad in (-1, True, 1.5, 2**64):
+            for call in (vz.get("odd", bad), vz.delete("odd", bad), vz.update("odd", bad)):
+                with pytest.raises(ValidationError):
+                    await call
+        assert await vz.count("odd") == 5
 
 
 async def test_a_client_on_the_callers_session_keeps_using_it(server: ServerProcess) -> None:

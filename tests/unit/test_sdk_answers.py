@@ -110,9 +110,12 @@ def test_every_code_maps_to_its_class_whatever_was_imported() -> None:
         "import vectorizer.client\n"
         "from vectorizer.errors import all_codes, error_class_for\n"
         "print(error_class_for('corrupt_log').__name__, 'corrupt_log' in all_codes())\n"
+        # (the SDK's own: no server sends it; with it, the operator's alert on server
+        # errors named it, once the SDK was imported)
+        "print(error_class_for('client_error').__name__, 'client_error' in all_codes())\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
     )
-    assert out.stdout.split() == ["CorruptLog", "True"]
+    assert out.stdout.split() == ["CorruptLog", "True", "VectorizerError", "False"]
