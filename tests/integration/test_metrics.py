@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import urllib.request
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -98,9 +99,15 @@ def test_metrics_exist_move_and_stay_bounded(server: ServerProcess) -> None:
         ]
         == 3
     )
-    # Bounded labels: route templates, never raw paths or ids.
+    # Bounded labels: route templates, never raw paths or ids; methods the API answers.
     assert not any(re.search(r"123456|789|/no/such", k) for k in after)
     assert after["vectorizer_http_requests_total{method=GET,route=unmatched,status=404}"] == 1
+    for method in ("PROPFIND", "MKCOL", "M-SEARCH", "PURGE"):  # (each a series, before)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(f"{method} /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 ")
+    methods = {k.split("method=")[1].split(",")[0] for k in scrape(server) if "method=" in k}
+    assert "OTHER" in methods and methods <= {"GET", "POST", "PUT", "DELETE", "OTHER"}, methods
 
 
 def test_disk_and_memory_guard_gauges(server: ServerProcess) -> None:

@@ -197,6 +197,20 @@ def test_start_drops_only_records_a_snapshot_holds(tmp_path: Path) -> None:
     assert [s for s, _ in reopen(tmp_path).read_from(1)] == [20]
 
 
+def test_the_fsync_of_a_rotation_is_timed_too(tmp_path: Path) -> None:
+    """A rotation's fsync runs on the loop, yet only the flusher's were timed (the
+    ``vectorizer_wal_fsync_seconds`` histogram): under an interval policy, none."""
+    wal = WriteAheadLog(tmp_path, FsyncPolicy.parse("600000"), 64)
+    timed: list[float] = []
+    wal.on_fsync = timed.append
+    wal.recover()
+    wal.start(1)
+    for seq in range(1, 11):
+        wal.append(seq, b"x" * 50)  # (each record rotates the one before it away)
+    assert len(wal._segments) == 10 and len(timed) == 9
+    wal.close()
+
+
 async def test_group_commit_covers_concurrent_writers(tmp_path: Path) -> None:
     wal = WriteAheadLog(tmp_path, FsyncPolicy("always"))
     wal.recover()

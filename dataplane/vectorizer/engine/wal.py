@@ -294,10 +294,13 @@ class WriteAheadLog:
         assert self._fd is not None
         old = self._fd
         if self.policy.mode != "never":
+            started = time.perf_counter()
             try:
                 os.fsync(old)
             except OSError as exc:
                 raise self._fail(f"fsync of the log failed ({exc})") from exc
+            if self.on_fsync is not None:  # (on the loop, so the ones most worth seeing)
+                self.on_fsync(time.perf_counter() - started)
             self._synced = self._written
         try:
             self._new_segment(next_seq)

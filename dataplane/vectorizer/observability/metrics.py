@@ -95,6 +95,11 @@ class _Histogram:
         return list(zip(les, cumulative, strict=True))
 
 
+# The methods the API answers, each a label value, and UNKNOWN (a request that could
+# not be parsed); the rest are counted as "OTHER".
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "UNKNOWN"))
+
+
 class RequestMetrics(Collector):
     """What the requests did: counted by the event loop thread that answers them, as
     plain numbers, and turned into metric families at scrape time.
@@ -123,7 +128,9 @@ class RequestMetrics(Collector):
         self.fast_path = 0
 
     def request(self, method: str, route: str, status: int, took: float) -> None:
-        key = (method, route, status)
+        # (any other method is "OTHER": the C parser takes some 35 methods, the pure
+        # Python one any token, and each would have been a series of its own)
+        key = (method if method in _METHODS else "OTHER", route, status)
         self.http[key] = self.http.get(key, 0) + 1
         latency = self.http_latency.get(route)
         if latency is None:
