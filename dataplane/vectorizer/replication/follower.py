@@ -389,17 +389,15 @@ class Follower:
             await loop.run_in_executor(None, fsync_tree, incoming)
             await self.store.install_snapshot(incoming)
             self._applied.set()  # (the primary counts the sync once this is confirmed)
-        except BaseException:
-            if self.store.snapshots_installed == installs:
-                self.stats.failed_syncs += 1
-                shutil.rmtree(incoming, ignore_errors=True)
-            raise
         finally:
-            # (installed, even if a promotion that waited for the install to end then
-            # cancelled this: a sync made, not a failed one)
+            # Installed, even if a promotion that waited for the install to end then
+            # cancelled this: a sync made. Not installed only when something raised.
             if self.store.snapshots_installed != installs:
                 self.stats.full_syncs += 1
                 self.stats.last_sync = time.time()
+            else:
+                self.stats.failed_syncs += 1
+                shutil.rmtree(incoming, ignore_errors=True)
             self.stats.syncing = False
             await stop(beats)
 
