@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import orjson
 import pytest
 
 import vectorizer
@@ -467,3 +468,32 @@ def test_the_re_executed_server_runs_the_code_the_first_start_ran(tmp_path: Path
 def test_the_start_up_log_names_the_settings_in_effect(server: ServerProcess) -> None:
     line = next(x for x in server.log().splitlines() if "settings other than the defaults" in x)
     assert f"port={server.port}" in line and "data_dir=" in line
+
+
+async def test_a_count_counts_the_collection_there_once_its_body_is_in(
+    server: ServerProcess,
+) -> None:
+    """A count whose body comes after its collection was deleted and created again counts
+    the new one (it counted the deleted one's points, and kept it in memory meanwhile)."""
+    async with VectorizerClient(server.url) as vz:
+        await vz.create_collection("recreated", 2)
+        await vz.upsert("recreated", [Point(i, [1.0, float(i)]) for i in range(5)])
+        body = b'{"filter": null}'
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        head = (
+            "POST /collections/recreated/count HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode())
+        await writer.drain()
+        await asyncio.sleep(0.3)  # (past the fast path's wait for a body: the pipeline's)
+        await vz.delete_collection("recreated")
+        await vz.create_collection("recreated", 2)
+        await vz.upsert("recreated", [Point(9, [0.0, 1.0])])
+        writer.write(body)
+        await writer.drain()
+        head_in = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        length = int(head_in.split("content-length:", 1)[1].split("\r\n", 1)[0])
+        answer = await reader.readexactly(length)
+        writer.close()
+        assert head_in.startswith("http/1.1 200") and orjson.loads(answer) == {"count": 1}

@@ -111,7 +111,8 @@ def _offset(raw: str) -> PointId:
 
 
 async def count(request: web.Request) -> web.Response:
-    """Count the points matching a filter (all of them without one)."""
-    coll = store(request).collection(request.match_info["name"])
+    """Count the points matching a filter (all of them without one): in the collection
+    of that name once the body is in (one deleted while it came is not counted)."""
     body = await read_as(request, Count)
+    coll = store(request).collection(request.match_info["name"])
     return json_response({"count": coll.count(compile_filter(body.filter))})
