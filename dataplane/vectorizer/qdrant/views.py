@@ -699,6 +699,10 @@ async def _search_one(request: web.Request, kind: type[Any], search_of: SearchOf
         query, params = plain
         found = await request.app[SEARCH_BATCHER].search(coll, query, **params)
         hits = scored_points(found, search)
+        if responses.reads_named(coll, search.named_shown):
+            # A named vector added since (writes come between a batch's pass and this
+            # turn): hits read beside the named vectors they show, in this turn.
+            hits = run_search(coll, search, _lookups(request, [search]))
     else:
         await coll.graphs_settled()
         hits = run_search(coll, search, _lookups(request, [search]))
