@@ -630,3 +630,84 @@ def test_a_stop_answers_the_searches_in_flight(tmp_path: Path, extra: tuple[str,
         assert got == [0]
     finally:
         srv.kill()
+
+
+def hang_up(srv: ServerProcess, request: bytes) -> None:
+    """``request`` sent but the last bytes of its body; then the connection closed (within
+    the fast path's wait for a body, ``protocol.PARK_S``)."""
+    with connect(srv) as sock:
+        sock.sendall(request[:-3])
+        time.sleep(0.03)
+
+
+def settled(read: Callable[[], float], want: float) -> float:
+    """``read()`` once it is ``want`` (what a closed connection left is recorded as the
+    server sees the close), or after 5 s."""
+    deadline = time.monotonic() + 5
+    while (got := read()) != want and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return got
+
+
+@pytest.mark.parametrize("extra", [(), ("X-Path: slow",)], ids=["fast", "pipeline"])
+def test_a_search_whose_client_hangs_up_before_its_body_is_counted(
+    node: ServerProcess, extra: tuple[str, ...]
+) -> None:
+    """A client gone mid-body: a 499 in the request metrics, on either path (the fast
+    path forgot a request whose body it waited for)."""
+    closed = (
+        "vectorizer_http_requests_total{method=POST,route=/collections/{name}/search,status=499}"
+    )
+    errors = "vectorizer_api_errors_total{code=malformed_request}"
+    before = scrape(node)
+    body = orjson.dumps({"vector": [0.5] * DIM, "limit": 2})
+    hang_up(node, search("c", body, *extra))
+    assert settled(lambda: scrape(node).get(closed, 0), before.get(closed, 0) + 1) == (
+        before.get(closed, 0) + 1
+    )
+    after = scrape(node)
+    assert after.get(errors, 0) == before.get(errors, 0) + 1
+    assert after[FAST] == before[FAST]  # (not answered there)
+
+
+HUNG_UP: list[tuple[str, str, Any, int]] = [
+    ("hung-admitted", "c", lambda keys: f"X-API-Key: {ADMIN}", 499),
+    ("hung-unknown", "c", lambda keys: "X-API-Key: not-a-key-of-this-node-0123456", 401),
+    ("hung-scope", "d", lambda keys: f"X-API-Key: {keys['scoped']}", 403),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "name", "credential", "status"), HUNG_UP, ids=[h[0] for h in HUNG_UP]
+)
+def test_a_search_whose_client_hangs_up_is_audited_as_the_pipeline_does(
+    guarded: tuple[ServerProcess, Keys], who: str, name: str, credential: Any, status: int
+) -> None:
+    """Its audit line is the pipeline's: a 499 for a caller let in (the fast path wrote
+    none), the refusal for one refused (the pipeline's at once: not waited for)."""
+    srv, keys = guarded
+    body = orjson.dumps({"vector": [3.0, 1.0], "limit": 2})
+    header = credential(keys)
+    hang_up(srv, search(name, body, header, rid=f"{who}-1"))
+    hang_up(srv, search(name, body, header, "X-Path: slow", rid=f"{who}-2"))
+    one, two = audit_lines(srv.data_dir / "audit" / "audit.jsonl", f"{who}-1", f"{who}-2")
+    assert one["status"] == status and without_timing(one) == without_timing(two)
+
+
+def test_a_search_over_its_rate_whose_client_hangs_up_is_audited_429(
+    guarded: tuple[ServerProcess, Keys],
+) -> None:
+    srv, _ = guarded
+    body = orjson.dumps({"vector": [3.0, 1.0], "limit": 2})
+    for path in ("fast", "slow"):
+        made = {"name": f"one-{path}", "role": "viewer", "rate_limit_rps": 0.001}
+        status, key = srv.request("POST", "/auth/keys", {**made, "rate_limit_burst": 1})
+        assert status == 201, key
+        header = f"X-API-Key: {key['secret']}"
+        extra = ("X-Path: slow",) if path == "slow" else ()
+        [spent] = exchange(srv, search("c", body, header, *extra), answers=1)
+        assert spent[0] == "HTTP/1.1 200 OK"
+        hang_up(srv, search("c", body, header, *extra, rid=f"over-{path}"))
+    one, two = audit_lines(srv.data_dir / "audit" / "audit.jsonl", "over-fast", "over-slow")
+    assert one["status"] == 429 and one["event"] == "rate_limited"
+    assert without_timing(one) | {"principal": ""} == without_timing(two) | {"principal": ""}

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import time
 
 from aiohttp import HttpVersion11, web
@@ -49,7 +50,7 @@ from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
 from vectorizer.engine.collection import ScoredPoint
-from vectorizer.errors import VectorizerError
+from vectorizer.errors import MalformedRequest, RateLimited, VectorizerError
 from vectorizer.observability import context
 from vectorizer.security.permissions import Rule, rule_for
 from vectorizer.security.roles import Permission
@@ -67,11 +68,13 @@ from vectorizer.server.keys import (
 )
 from vectorizer.server.middlewares.audit import record_call
 from vectorizer.server.middlewares.auth import caller_at_once, within_rate_at_once
-from vectorizer.server.middlewares.errors import as_error, render
+from vectorizer.server.middlewares.errors import CLIENT_CLOSED, as_error, render
 from vectorizer.server.middlewares.headers import HSTS, SECURITY_HEADERS
 from vectorizer.server.middlewares.metrics import observe_request
 from vectorizer.server.middlewares.replication import staleness_headers
 from vectorizer.server.middlewares.request_id import HEADER, given_request_id, new_request_id
+
+log = logging.getLogger(__name__)
 
 # What clients send with a plain request; the pipeline ignores them all but the id and
 # the credentials (and the parser has read the framing ones). Any other header sends the
@@ -162,15 +165,50 @@ class FastSearch:
         length = message.headers.get("Content-Length")
         return length is not None and 0 < int(length) <= self._largest
 
+    def admits(self, message: RawRequestMessage, protocol: Answering) -> bool:
+        """Whether ``admit`` would let ``message``'s caller in (the rate aside): a request
+        it ``wants`` whose body is still to come is waited for only then; one refused is
+        the pipeline's at once, which refuses before a body is read."""
+        route, name = self._found(message)
+        rule = self._rules[route.template]
+        transport = protocol.transport
+        return (
+            caller_at_once(self._guard, self._store, message.headers, transport, rule, name)
+            is not None
+        )
+
+    def lost(self, message: RawRequestMessage, protocol: Answering, since: float) -> None:
+        """A request it waited for the body of (``admits``), its client gone before the
+        body came: counted, audited and logged as the pipeline does a request whose body
+        was cut short (499 ``malformed_request``; the caller's token taken: over its
+        rate, the pipeline's 429). ``since``: when its head was read."""
+        route, name = self._found(message)
+        rule = self._rules[route.template]
+        headers = message.headers
+        principal = caller_at_once(
+            self._guard, self._store, headers, protocol.transport, rule, name
+        )
+        if principal is None:
+            return  # (its credentials lapsed meanwhile: the pipeline never saw it)
+        ex = Exchange(given_request_id(headers.get(HEADER)) or new_request_id(), rule=rule)
+        if within_rate_at_once(ex, self._guard, principal):
+            status, ex.error_code = CLIENT_CLOSED, MalformedRequest.code
+            token = context.request_id.set(ex.request_id)
+            try:
+                log.info("POST %s: the client closed the connection", message.path)
+            finally:
+                context.request_id.reset(token)
+        else:  # (refused: the caller is named as the pipeline names it)
+            status, ex.error_code, ex.principal = RateLimited.status, RateLimited.code, principal
+        self._record(ex, route.template, name, status, time.perf_counter() - since, protocol)
+
     def take(
         self, message: RawRequestMessage, payload: StreamReader, protocol: Answering
     ) -> StreamReader | None:
         """Answer ``message``, which it ``wants`` and whose body is all in ``payload``,
         here (``protocol.answer`` gets the response's bytes, later): None. Else the
         payload for aiohttp to handle ``message`` with (its body again: it was read)."""
-        found = self._route_of(message.path)
-        assert found is not None  # (it wants it)
-        route, name = found
+        route, name = self._found(message)
         try:
             body = payload.read_nowait()
         except Exception:  # noqa: BLE001 - (a payload that failed: aiohttp's to answer)
@@ -198,6 +236,11 @@ class FastSearch:
             )
         )
         return None
+
+    def _found(self, message: RawRequestMessage) -> tuple[Route, str]:
+        found = self._route_of(message.path)
+        assert found is not None  # (it wants it)
+        return found
 
     def _route_of(self, path: str) -> tuple[Route, str] | None:
         for route in ROUTES:
@@ -233,14 +276,20 @@ class FastSearch:
         took = time.perf_counter() - started
         if polls is not None:
             polls.answered(started + took)
-        template = route.template
+        self._record(ex, route.template, name, status, took, protocol)
+        if (metrics := self._metrics) is not None:
+            metrics.fast_path += 1
+        protocol.answer(self._response(status, reason, head, body, ex))
+
+    def _record(
+        self, ex: Exchange, template: str, name: str, status: int, took: float, protocol: Answering
+    ) -> None:
+        """The request's metrics and audit line, as the pipeline's."""
         if (metrics := self._metrics) is not None:
             observe_request(metrics, "POST", ex, template, status, took)
-            metrics.fast_path += 1
-        if (log := self._guard.audit) is not None:
+        if (audit := self._guard.audit) is not None:
             source = protocol.source
-            record_call(log, ex, "POST", template, {"name": name}, source, status, took * 1000)
-        protocol.answer(self._response(status, reason, head, body, ex))
+            record_call(audit, ex, "POST", template, {"name": name}, source, status, took * 1000)
 
     async def _search(self, asked: Asked) -> list[ScoredPoint]:
         coll, query, params = asked.coll, asked.query, asked.params

@@ -10,14 +10,20 @@ over-long request line's path starts with /qdrant) with a request id and the sec
 headers, logged at INFO as the client's mistake they are and counted with the other
 errors. The connection is closed afterwards, as aiohttp does (the rest of the stream
 cannot be trusted); the requests that came before the bad bytes, even in the same TCP
-segment, are answered first (``_Handler.data_received``).
+segment, are answered first (``_Handler.data_received``): as many as aiohttp queues, 32
+(its parser keeps what follows them unparsed until the queue drains, then parses it in
+one call, and a failure in it drops the requests it held: with 34 or more pipelined
+before the bad bytes, those from the 34th on go unanswered, the 400 in its place, and
+the connection closes; measured 2026-12-02, left).
 
 Plain searches are answered by ``fastsearch.FastSearch`` from here, without aiohttp's
 per-request machinery (see that module). The handler parses as aiohttp does
 (``_Handler._feed``) and offers each request read whole to it while aiohttp has no
 request of the connection in hand (one whose small body is still to come waits for it
 over the next reads, ``PARK_S`` at most, then is aiohttp's: httpx writes a request's
-head and body apart); the requests after one being answered there are
+head and body apart; only a caller ``FastSearch.admits`` waits, and one whose client
+hangs up meanwhile is recorded as the pipeline records it, ``FastSearch.lost``); the
+requests after one being answered there are
 held back and queued for aiohttp once its answer is sent, so answers keep the order
 of the requests. A stop waits for it as for aiohttp's request in hand, and the
 keep-alive timer does not close a connection whose answer (or body) is on its way; a
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Coroutine
 from typing import Any
@@ -106,6 +113,7 @@ class _Handler(RequestHandler, Answering):
     _given = 0  # requests handed to aiohttp (before the first, it has none in hand)
     _finished_count = 0  # of them, answered with the connection kept open
     _parked: tuple[RawRequestMessage, StreamReader] | None = None
+    _parked_at = 0.0  # (its head read: perf_counter)
     _park_timer: asyncio.TimerHandle | None = None  # (hands the parked request on)
     _taking = False  # a chunk is being taken (``_take``): what comes meanwhile waits
     _later: list[bytes]
@@ -258,14 +266,15 @@ class _Handler(RequestHandler, Answering):
             and self._idle()
             and fast.wants(message)
         ):
-            if not payload.is_eof():
-                self._parked = (message, payload)
+            if payload.is_eof():
+                left = fast.take(message, payload, self)
+                if left is None:
+                    self._consumed()
+                    return
+                payload = left
+            elif fast.admits(message, self):  # (else the pipeline refuses it at once)
+                self._parked, self._parked_at = (message, payload), time.perf_counter()
                 return
-            left = fast.take(message, payload, self)
-            if left is None:
-                self._consumed()
-                return
-            payload = left
         self._queue(message, payload)
 
     def _settle(self, final: bool) -> None:
@@ -389,8 +398,12 @@ class _Handler(RequestHandler, Answering):
         await super().shutdown(timeout)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._unparked()  # (no one to answer)
-        super().connection_lost(exc)
+        parked = self._unparked()  # (no one to answer: recorded as the pipeline does)
+        try:
+            if parked is not None and self._fast is not None:
+                self._fast.lost(parked[0], self, self._parked_at)
+        finally:
+            super().connection_lost(exc)
 
     def _head_ends(self, data: bytes) -> list[int]:
         """Where in ``data`` a CRLFCRLF ends (when it is not the end of ``data``)."""
