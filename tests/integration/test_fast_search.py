@@ -711,3 +711,38 @@ def test_a_search_over_its_rate_whose_client_hangs_up_is_audited_429(
     one, two = audit_lines(srv.data_dir / "audit" / "audit.jsonl", "over-fast", "over-slow")
     assert one["status"] == 429 and one["event"] == "rate_limited"
     assert without_timing(one) | {"principal": ""} == without_timing(two) | {"principal": ""}
+
+
+def half_closed(srv: ServerProcess, *requests: bytes) -> list[Any]:
+    """``requests`` sent in one write, then the client's side shut (a half-close, as ``nc
+    -N`` does); every answer read until the server closes."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+        sock.sendall(b"".join(requests))
+        sock.shutdown(socket.SHUT_WR)
+        buf, answers = bytearray(), []
+        while True:
+            if not buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return answers  # (closed by the server after its last answer)
+                buf += chunk
+            answers.append(read_answer(sock, buf))
+
+
+@pytest.mark.parametrize("extra", [(), ("X-Path: slow",)], ids=["fast", "pipeline"])
+def test_a_client_that_half_closes_gets_its_answers_then_the_close(
+    node: ServerProcess, extra: tuple[str, ...]
+) -> None:
+    """Requests sent whole before a half-close are answered, in order, on either path
+    (the pipeline answered none, the fast path most), then the server closes."""
+    body = orjson.dumps({"vector": [0.5] * DIM, "limit": 2})
+    get = b"GET /collections/c HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    for _ in range(5):
+        [one] = half_closed(node, search("c", body, *extra, rid="half-1"))
+        assert one[0] == "HTTP/1.1 200 OK" and dict(one[1])["X-Request-ID"] == "half-1"
+        assert len(orjson.loads(one[2])["results"]) == 2
+        answers = half_closed(node, search("c", body, *extra, rid="half-2"), get)
+        assert [a[0] for a in answers] == ["HTTP/1.1 200 OK"] * 2
+        assert "results" in orjson.loads(answers[0][2]) and "collection" in orjson.loads(
+            answers[1][2]
+        )

@@ -116,6 +116,7 @@ class _Handler(RequestHandler, Answering):
     _parked_at = 0.0  # (its head read: perf_counter)
     _park_timer: asyncio.TimerHandle | None = None  # (hands the parked request on)
     _taking = False  # a chunk is being taken (``_take``): what comes meanwhile waits
+    _eof = False  # the client half-closed with requests to answer (``eof_received``)
     _later: list[bytes]
 
     def data_received(self, data: bytes) -> None:
@@ -136,6 +137,37 @@ class _Handler(RequestHandler, Answering):
             self._take(data)
         finally:
             self._close, self._force_close = closing or self._close, forced or self._force_close
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # (asyncio's contract)
+        """The client has sent all it will: a half-close (``shutdown(SHUT_WR)``, as ``nc
+        -N`` and some proxies do). The requests it sent whole are answered, then the
+        connection closes (``_closing_if_done``). aiohttp let the transport close at once,
+        answering none, while the fast path's answer raced the close. With nothing to
+        answer, a body still to come (the client hung up mid-request), a WebSocket, or
+        over TLS (where asyncio closes anyway), it closes at once, as before."""
+        transport = self.transport
+        if (
+            transport is None
+            or transport.get_extra_info("ssl_object") is not None
+            or self._upgraded
+            or self._payload_parser is not None  # (a WebSocket: its reader must see it end)
+            or self._parked is not None
+            or self._body_arriving()
+            or not self._busy()
+        ):
+            return None
+        self._eof = True
+        return True
+
+    def _busy(self) -> bool:
+        """Whether a request of the connection is in hand or waits to be: aiohttp's or
+        the fast path's."""
+        return self._answering is not None or bool(self._held) or not self._idle()
+
+    def _closing_if_done(self) -> bool:
+        """After an answer, once the client half-closed: whether that was the last (the
+        connection is then to close)."""
+        return self._eof and not self._busy()
 
     def _body_arriving(self) -> bool:
         """Whether a request aiohttp has in hand or queued still reads its body."""
@@ -380,6 +412,8 @@ class _Handler(RequestHandler, Answering):
         held = self._held
         while held:
             self._queue(*held.popleft())
+        if self._closing_if_done():
+            transport.close()  # (what was written goes out first)
 
     def _process_keepalive(self) -> None:
         """aiohttp closes a connection idle past ``keepalive_timeout``: one whose
@@ -437,6 +471,8 @@ class _Handler(RequestHandler, Answering):
         resp, reset = await finishing
         if not reset and resp.keep_alive:
             self._finished_count += 1
+            if self._closing_if_done():
+                self._close = True  # (aiohttp then closes the connection)
         return resp, reset
 
     def handle_error(
