@@ -746,3 +746,25 @@ def test_a_client_that_half_closes_gets_its_answers_then_the_close(
         assert "results" in orjson.loads(answers[0][2]) and "collection" in orjson.loads(
             answers[1][2]
         )
+
+
+@pytest.mark.parametrize("lead", ["none", "fast", "slow"])
+@pytest.mark.parametrize("count", [31, 34, 40, 70])
+def test_many_pipelined_requests_then_bytes_that_are_not_http_are_all_answered(
+    node: ServerProcess, lead: str, count: int
+) -> None:
+    """More requests pipelined before bytes that are not HTTP than aiohttp queues (32):
+    each is answered, in order, then the 400. The parser kept those past the 32nd
+    unparsed, then parsed them with the bad bytes in one call, which dropped them: from
+    the 34th on they went unanswered, the 400 in the 34th's place."""
+    body = orjson.dumps({"vector": [0.5] * DIM, "limit": 2})
+    first = {"none": [], "fast": [search("c", body, rid="lead")]}.get(
+        lead, [search("c", body, "X-Path: slow", rid="lead")]
+    )
+    gets = [f"GET /ready HTTP/1.1\r\nHost: x\r\nX-Request-ID: r{i}\r\n\r\n" for i in range(count)]
+    sent = b"".join([*first, *(g.encode() for g in gets), b"\x00\x01NOT HTTP\r\n\r\n"])
+    answers = exchange(node, sent, answers=len(first) + count + 1)
+    ids = [dict(a[1]).get("X-Request-ID") for a in answers[:-1]]
+    assert ids == ["lead"] * len(first) + [f"r{i}" for i in range(count)]
+    assert all(a[0] == "HTTP/1.1 200 OK" for a in answers[:-1])
+    assert answers[-1][0].split(" ")[1] == "400" and b"malformed_request" in answers[-1][2]

@@ -114,11 +114,28 @@ async def test_many_pipelined_requests_are_all_answered() -> None:
     assert got == [(200, "GET /b 0")] * 50
 
 
+@pytest.mark.parametrize("count", [33, 34, 50, 100])
+async def test_more_pipelined_requests_than_aiohttp_queues_then_garbage_are_answered(
+    count: int,
+) -> None:
+    """The parser stops at 32 requests and parsed the rest in one call on resuming, the
+    garbage with them: those past the 33rd were dropped, the 400 in the 34th's place."""
+    assert await exchange(GET * count + GARBAGE) == [(200, "GET /b 0")] * count + [(400, "")]
+
+
 async def test_a_body_of_blank_lines_is_fed_in_few_pieces() -> None:
     server = protocol._Server(echo)  # type: ignore[arg-type]
     handler = server()
-    cuts = handler._head_ends(b"\r\n\r\n" * 10_000)  # type: ignore[attr-defined]
-    assert len(cuts) == protocol._MAX_CUTS
+    handler.connection_made(Transport())
+    fed: list[int] = []
+    feed = handler._feed  # type: ignore[attr-defined]
+    handler._feed = lambda data: (fed.append(len(data)), feed(data))  # type: ignore[attr-defined]
+    blank = b"\r\n\r\n" * 10_000
+    head = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(blank)
+    handler.data_received(head + blank)
+    handler.connection_lost(None)
+    assert len(fed) == 1 + protocol._MAX_CUTS + 1  # (the head, the cuts, the rest whole)
+    assert sum(fed) == len(head) + len(blank)
 
 
 SEARCH = b'POST /collections/c/search HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\n\r\n{"vector": [1.0, 0.0]}'

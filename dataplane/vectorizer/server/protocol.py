@@ -10,11 +10,7 @@ over-long request line's path starts with /qdrant) with a request id and the sec
 headers, logged at INFO as the client's mistake they are and counted with the other
 errors. The connection is closed afterwards, as aiohttp does (the rest of the stream
 cannot be trusted); the requests that came before the bad bytes, even in the same TCP
-segment, are answered first (``_Handler.data_received``): as many as aiohttp queues, 32
-(its parser keeps what follows them unparsed until the queue drains, then parses it in
-one call, and a failure in it drops the requests it held: with 34 or more pipelined
-before the bad bytes, those from the 34th on go unanswered, the 400 in its place, and
-the connection closes; measured 2026-12-02, left).
+segment, and however many were pipelined, are answered first (``_Handler._take_pieces``).
 
 Plain searches are answered by ``fastsearch.FastSearch`` from here, without aiohttp's
 per-request machinery (see that module). The handler parses as aiohttp does
@@ -74,8 +70,8 @@ _HEAD_END = b"\r\n\r\n"
 # this small waits: a larger one may fill aiohttp's payload buffer, which pauses reading.
 PARK_S = 0.1
 _PARK_BYTES = 1 << 16
-# Pieces a chunk is cut into at most (as many requests as aiohttp queues): a body full
-# of blank lines must not make each of them a call of its own.
+# Pieces without a request a chunk is cut into at most (as many as aiohttp queues): a
+# body full of blank lines must not make each of them a call of its own.
 _MAX_CUTS = 32
 
 
@@ -117,6 +113,7 @@ class _Handler(RequestHandler, Answering):
     _park_timer: asyncio.TimerHandle | None = None  # (hands the parked request on)
     _taking = False  # a chunk is being taken (``_take``): what comes meanwhile waits
     _eof = False  # the client half-closed with requests to answer (``eof_received``)
+    _backlog = b""  # what was read and not yet fed to the parser (``_take_pieces``)
     _later: list[bytes]
 
     def data_received(self, data: bytes) -> None:
@@ -162,7 +159,12 @@ class _Handler(RequestHandler, Answering):
     def _busy(self) -> bool:
         """Whether a request of the connection is in hand or waits to be: aiohttp's or
         the fast path's."""
-        return self._answering is not None or bool(self._held) or not self._idle()
+        return (
+            self._answering is not None
+            or bool(self._held)
+            or bool(self._backlog)
+            or not self._idle()
+        )
 
     def _closing_if_done(self) -> bool:
         """After an answer, once the client half-closed: whether that was the last (the
@@ -215,18 +217,42 @@ class _Handler(RequestHandler, Answering):
         given one answer, takes the 400 for its valid request). The parser streams, so
         the chunk is fed in pieces instead, each ending where a request's head may end
         (CRLFCRLF): every request is queued before the bytes after it are parsed, and
-        the error after them, in order (RFC 9112 section 9.3.2)."""
-        cuts = self._head_ends(data)
-        if not cuts:
-            self._feed(data)
-            return
-        start = 0
-        for end in (*cuts, len(data)):
-            if end > start:
-                self._feed(data[start:end])
-                start = end
-                if self._unparsable():
-                    return  # an unparsable request: nothing after it is read
+        the error after them, in order (RFC 9112 section 9.3.2). A body's blank lines
+        are cut at too: ``_MAX_CUTS`` of them at most, then the rest is fed whole.
+
+        The parser stops at as many requests as aiohttp queues (32) and keeps the bytes
+        after them, to parse in one call once the queue drains, where bytes that are
+        not HTTP would drop the requests before them again. So those bytes are kept
+        here instead, before the parser would stop (``_backlog``, reading paused), and
+        fed once the queue drains (aiohttp then feeds b"": ``_resume_reading_if_drained``)."""
+        lead = b"" if self._backlog else self._edge  # (the bytes fed before ``data``)
+        self._edge = (self._edge + data)[-3:]
+        data, self._backlog = self._backlog + data, b""
+        start, idle = 0, 0
+        while True:
+            if start < len(data) and self._queued() >= self._max_msg_queue_size - 2:
+                self._backlog = data[start:]  # (a piece may end two requests)
+                if not self._buffer_paused:
+                    self._pause_reading_for_buffer()
+                return
+            end = _head_end(lead if start == 0 else b"", data, start) if idle < _MAX_CUTS else -1
+            last = end == -1 or end >= len(data)
+            parsed = self._request_count
+            self._feed(data[start:] if last else data[start:end])
+            if last or self._unparsable():
+                return  # (after an unparsable request nothing is read)
+            idle += self._request_count == parsed
+            start = end
+
+    def _queued(self) -> int:
+        """Requests parsed and not yet taken up (what the parser counts to stop at)."""
+        return len(self._messages) + len(self._held or ()) + (self._parked is not None)
+
+    def _resume_reading_for_buffer(self) -> None:
+        """Reading resumes once the pieces kept back are all fed (until then each drain
+        of aiohttp's queue feeds more of them)."""
+        if not self._backlog:
+            super()._resume_reading_for_buffer()
 
     def _end_bodies_cut_short(self) -> None:
         """After bytes that are not HTTP (their 400 queued last), a body still being read
@@ -439,21 +465,6 @@ class _Handler(RequestHandler, Answering):
         finally:
             super().connection_lost(exc)
 
-    def _head_ends(self, data: bytes) -> list[int]:
-        """Where in ``data`` a CRLFCRLF ends (when it is not the end of ``data``)."""
-        edge = self._edge
-        self._edge = data[-3:] if len(data) >= 3 else (edge + data)[-3:]
-        cuts = []
-        if edge and (at := (edge + data[:3]).find(_HEAD_END)) != -1:
-            cuts.append(at + 4 - len(edge))
-        at = data.find(_HEAD_END)
-        while at != -1 and len(cuts) < _MAX_CUTS:
-            cuts.append(at + 4)
-            at = data.find(_HEAD_END, at + 4)
-        if cuts and cuts[-1] == len(data):
-            cuts.pop()
-        return cuts
-
     def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
@@ -510,6 +521,15 @@ class _Handler(RequestHandler, Answering):
             log.debug("dropped the rest of a request body that could not be read")
             return
         super().log_exception(*args, **kw)
+
+
+def _head_end(lead: bytes, data: bytes, start: int) -> int:
+    """Where in ``data`` the first CRLFCRLF from ``start`` on ends (one begun in ``lead``,
+    the bytes before ``data``, too), or -1."""
+    if lead and (at := (lead + data[:3]).find(_HEAD_END)) != -1:
+        return at - len(lead) + 4
+    at = data.find(_HEAD_END, start)
+    return -1 if at == -1 else at + 4
 
 
 def _path(exc: BaseException | None) -> str:
