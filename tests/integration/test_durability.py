@@ -7,6 +7,7 @@ import asyncio
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import pytest
 
 from tests.servers import ServerProcess
 from vectorizer.client import Point, VectorizerClient
+from vectorizer.engine import wal
 
 
 async def test_acknowledged_writes_survive_kill_9(
@@ -93,6 +95,52 @@ async def test_torn_log_tail_is_truncated_and_logged(
         await vz.upsert("t", [Point(100, [1, 1])])  # writing continues after the cut
         assert await vz.count("t") == 10
     assert "log tail torn" in srv2.log()
+
+
+def framed_vector(seq: int, dim: int) -> list[float]:
+    """A vector whose float32 bytes begin with a whole valid log frame numbered ``seq``
+    (every component finite and small): what a client can choose."""
+    for salt in range(1, 100_000):
+        body = struct.pack("<II", 0x3F800000, salt)
+        inner = wal.frame(seq, body)
+        floats = np.frombuffer(inner, dtype="<f4")
+        if np.isfinite(floats).all() and np.abs(floats).max() < 1e6:
+            return [float(x) for x in np.concatenate([floats, np.ones(dim - len(floats))])]
+    raise AssertionError("no such vector")
+
+
+def test_a_write_holding_a_log_record_is_refused_and_a_crash_loses_nothing(
+    server_factory: type[ServerProcess], tmp_path: Path
+) -> None:
+    """An upsert whose vectors hold the bytes of a log record numbered as its own (a
+    trap: torn by a kill -9 as it was written, recovery found that record after the tear
+    and refused every start) is refused whole, on either API; the node then survives a
+    kill -9 with everything it acknowledged."""
+    data = tmp_path / "data"
+    srv = server_factory(data_dir=data, args=["--snapshot-on-shutdown", "false"]).start()
+    made = {"name": "t", "dimension": 8, "metric": "euclidean"}
+    assert srv.request("POST", "/collections", made)[0] == 201
+    status, answer = srv.request(
+        "POST", "/collections/t/vectors", {"vectors": [{"id": 1, "vector": [1.0] * 8}]}
+    )
+    assert status == 200
+    trap = framed_vector(answer["sequence"] + 1, 8)
+    points = [{"id": i, "vector": trap} for i in range(2, 50)]
+    status, refused = srv.request("POST", "/collections/t/vectors", {"vectors": points})
+    assert status == 422 and refused["error"]["code"] == "validation_error", refused
+    assert refused["error"]["field"] == "vectors"
+    status, refused = srv.request(
+        "PUT", "/qdrant/collections/t/points?wait=true", {"points": points}
+    )
+    assert status == 400 and "reads as a record" in refused["status"]["error"], refused
+    status, answer = srv.request(
+        "POST", "/collections/t/vectors", {"vectors": [{"id": 2, "vector": [2.0] * 8}]}
+    )
+    assert status == 200
+    srv.kill()
+    srv2 = server_factory(data_dir=data, port=srv.port).start()
+    assert srv2.request("POST", "/collections/t/count", {})[1] == {"count": 2}
+    assert srv2.request("GET", "/stats")[1]["sequence"] == answer["sequence"]
 
 
 async def test_corruption_mid_log_refuses_to_start(

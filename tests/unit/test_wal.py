@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vectorizer.engine.wal import FRAME, FsyncPolicy, WriteAheadLog
+from vectorizer.engine.wal import FRAME, FsyncPolicy, WriteAheadLog, frame
 from vectorizer.errors import (
     CorruptLog,
     InsufficientStorage,
@@ -86,6 +86,29 @@ def test_garbage_tail_is_truncated(tmp_path: Path) -> None:
     with open(seg, "ab") as f:
         f.write(b"\x00\xff" * 40)
     assert reopen(tmp_path).last_seq == 5
+
+
+def test_a_record_holding_a_records_bytes_is_refused_whole(tmp_path: Path) -> None:
+    """A record whose bytes hold another valid frame numbered as it or later (a client
+    chooses a vector's raw float32 bytes), torn by a crash as it was written, made
+    recovery take the tear for damage before a record and refuse every start."""
+    write_log(tmp_path, 3)
+    seg = next(tmp_path.iterdir())
+    size = seg.stat().st_size
+    wal = reopen(tmp_path)
+    wal.start(4)
+    trap = b"v" * 5 + frame(4, b"inside") + b"w" * 40  # (what recovery would find)
+    with pytest.raises(ValidationError, match="reads as a record"):
+        wal.append(4, trap)
+    assert seg.stat().st_size == size and wal.last_seq == 3  # nothing written
+    wal.append(4, b"v" * 5 + frame(3, b"older") + b"w" * 40)  # (never taken for a later one)
+    wal.close()
+    assert reopen(tmp_path).last_seq == 4
+    # Why: such a record (the next, 5) torn halfway, as a kill -9 mid-write leaves it.
+    with open(seg, "ab") as f:
+        f.write(frame(5, b"v" * 5 + frame(5, b"inside") + b"w" * 40)[: FRAME.size + 60])
+    with pytest.raises(CorruptLog, match="valid records follow"):
+        reopen(tmp_path)
 
 
 def test_damage_in_the_middle_refuses_to_start(tmp_path: Path) -> None:

@@ -567,7 +567,11 @@ class Store:
         if not _shrinks(op):
             self._check_room()
             self._check_memory(op, vectors)
-        return self._append(self.sequence + 1, body, op, vectors)
+        try:
+            return self._append(self.sequence + 1, body, op, vectors)
+        except ValidationError as exc:  # (the log's: bytes that read as a record of it)
+            exc.field = exc.field or points_field
+            raise
 
     def _append(self, seq: int, body: bytes, op: records.Op, vectors: Matrix | None) -> int:
         with tracer.start_as_current_span(

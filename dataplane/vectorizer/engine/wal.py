@@ -234,7 +234,8 @@ class WriteAheadLog:
         self._segments.append(_Segment(first_seq, path))
 
     def append(self, seq: int, body: bytes) -> int:
-        """Write one record (no fsync); returns the bytes written.
+        """Write one record (no fsync); returns the bytes written. A record holding
+        another valid record's bytes is refused (``ValidationError``, nothing written).
 
         A write the disk refuses (full, over a quota or a file size limit) is cut off
         again, so the log never holds half a record before later ones: the caller gets
@@ -245,9 +246,18 @@ class WriteAheadLog:
             raise StorageError("the log is not open for writing")
         if seq != self.last_seq + 1:
             raise StorageError(f"log sequence gap: {seq} after {self.last_seq}")
+        data = frame(seq, body)
+        if _valid_frame_after(data, 0, seq):
+            # Torn by a crash as it is written, recovery would find that record after the
+            # tear, take the tear for damage before a record and refuse to start, until
+            # the log were cut by hand: a trap any writer could set.
+            raise ValidationError(
+                "the write's bytes hold what reads as a record of the write-ahead log (a "
+                "vector's components chosen so); refused: a crash while it was being "
+                "written would keep the node from starting"
+            )
         if self._size >= self.segment_bytes:
             self._rotate(seq)
-        data = frame(seq, body)
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # os.write may be partial on large writes
