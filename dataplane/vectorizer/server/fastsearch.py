@@ -53,7 +53,7 @@ from vectorizer.engine.collection import ScoredPoint
 from vectorizer.errors import MalformedRequest, RateLimited, VectorizerError
 from vectorizer.observability import context
 from vectorizer.security.permissions import Rule, rule_for
-from vectorizer.security.roles import Permission
+from vectorizer.security.roles import Permission, Principal
 from vectorizer.server.exchange import Exchange
 from vectorizer.server.fastroutes import ROUTES, Asked, Route
 from vectorizer.server.http import SMALL_BODY
@@ -165,31 +165,27 @@ class FastSearch:
         length = message.headers.get("Content-Length")
         return length is not None and 0 < int(length) <= self._largest
 
-    def admits(self, message: RawRequestMessage, protocol: Answering) -> bool:
-        """Whether ``admit`` would let ``message``'s caller in (the rate aside): a request
-        it ``wants`` whose body is still to come is waited for only then; one refused is
-        the pipeline's at once, which refuses before a body is read."""
+    def caller(self, message: RawRequestMessage, protocol: Answering) -> Principal | None:
+        """Who asks ``message`` (which it ``wants``), if ``admit`` would let it in (the
+        rate aside), else None: known from the head, before a byte of the body is read,
+        as the pipeline knows it. A request whose body is still to come is waited for
+        only when let in (a refused one is the pipeline's at once); ``take`` and ``lost``
+        are then given the caller found here."""
         route, name = self._found(message)
         rule = self._rules[route.template]
         transport = protocol.transport
-        return (
-            caller_at_once(self._guard, self._store, message.headers, transport, rule, name)
-            is not None
-        )
+        return caller_at_once(self._guard, self._store, message.headers, transport, rule, name)
 
-    def lost(self, message: RawRequestMessage, protocol: Answering, since: float) -> None:
-        """A request it waited for the body of (``admits``), its client gone before the
-        body came: counted, audited and logged as the pipeline does a request whose body
-        was cut short (499 ``malformed_request``; the caller's token taken: over its
-        rate, the pipeline's 429). ``since``: when its head was read."""
+    def lost(
+        self, message: RawRequestMessage, protocol: Answering, principal: Principal, since: float
+    ) -> None:
+        """A request it waited for the body of (its ``caller`` let in), its client gone
+        before the body came: counted, audited and logged as the pipeline does a request
+        whose body was cut short (499 ``malformed_request``; the caller's token taken:
+        over its rate, the pipeline's 429). ``since``: when its head was read."""
         route, name = self._found(message)
         rule = self._rules[route.template]
         headers = message.headers
-        principal = caller_at_once(
-            self._guard, self._store, headers, protocol.transport, rule, name
-        )
-        if principal is None:
-            return  # (its credentials lapsed meanwhile: the pipeline never saw it)
         ex = Exchange(given_request_id(headers.get(HEADER)) or new_request_id(), rule=rule)
         if within_rate_at_once(ex, self._guard, principal):
             status, ex.error_code = CLIENT_CLOSED, MalformedRequest.code
@@ -203,11 +199,16 @@ class FastSearch:
         self._record(ex, route.template, name, status, time.perf_counter() - since, protocol)
 
     def take(
-        self, message: RawRequestMessage, payload: StreamReader, protocol: Answering
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: Answering,
+        principal: Principal | None = None,
     ) -> StreamReader | None:
         """Answer ``message``, which it ``wants`` and whose body is all in ``payload``,
         here (``protocol.answer`` gets the response's bytes, later): None. Else the
-        payload for aiohttp to handle ``message`` with (its body again: it was read)."""
+        payload for aiohttp to handle ``message`` with (its body again: it was read).
+        ``principal``: its ``caller``, when found before its body came."""
         route, name = self._found(message)
         try:
             body = payload.read_nowait()
@@ -217,9 +218,8 @@ class FastSearch:
         rule = self._rules[route.template]
         # Who asks, and may it search this collection, before the body is decoded or the
         # store consulted (the pipeline refuses before a view reads a byte, too).
-        principal = caller_at_once(
-            self._guard, self._store, headers, protocol.transport, rule, name
-        )
+        if principal is None:
+            principal = self.caller(message, protocol)
         if principal is None:
             return _refilled(protocol, body)  # (refused: the pipeline says why)
         try:

@@ -17,7 +17,7 @@ per-request machinery (see that module). The handler parses as aiohttp does
 (``_Handler._feed``) and offers each request read whole to it while aiohttp has no
 request of the connection in hand (one whose small body is still to come waits for it
 over the next reads, ``PARK_S`` at most, then is aiohttp's: httpx writes a request's
-head and body apart; only a caller ``FastSearch.admits`` waits, and one whose client
+head and body apart; only a caller ``FastSearch.caller`` lets in waits, and one whose client
 hangs up meanwhile is recorded as the pipeline records it, ``FastSearch.lost``); the
 requests after one being answered there are
 held back and queued for aiohttp once its answer is sent, so answers keep the order
@@ -45,6 +45,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo, _MsgType
 from vectorizer.errors import MalformedRequest
 from vectorizer.observability import context
 from vectorizer.observability.metrics import RequestMetrics
+from vectorizer.security.roles import Principal
 from vectorizer.server.fastsearch import Answering, FastSearch
 from vectorizer.server.http import holds_body_back
 from vectorizer.server.keys import METRICS, SETTINGS
@@ -110,6 +111,7 @@ class _Handler(RequestHandler, Answering):
     _finished_count = 0  # of them, answered with the connection kept open
     _parked: tuple[RawRequestMessage, StreamReader] | None = None
     _parked_at = 0.0  # (its head read: perf_counter)
+    _parked_caller: Principal | None = None  # (``FastSearch.caller``'s, at its head)
     _park_timer: asyncio.TimerHandle | None = None  # (hands the parked request on)
     _taking = False  # a chunk is being taken (``_take``): what comes meanwhile waits
     _eof = False  # the client half-closed with requests to answer (``eof_received``)
@@ -206,8 +208,7 @@ class _Handler(RequestHandler, Answering):
             self._take_pieces(data)
         finally:
             self._settle(final=True)
-        waiting = len(self._messages) + len(self._held or ())
-        if not self._buffer_paused and waiting >= self._max_msg_queue_size:
+        if not self._buffer_paused and self._queued() >= self._max_msg_queue_size:
             self._pause_reading_for_buffer()
 
     def _take_pieces(self, data: bytes) -> None:
@@ -330,8 +331,9 @@ class _Handler(RequestHandler, Answering):
                     self._consumed()
                     return
                 payload = left
-            elif fast.admits(message, self):  # (else the pipeline refuses it at once)
+            elif (caller := fast.caller(message, self)) is not None:  # (else the pipeline's)
                 self._parked, self._parked_at = (message, payload), time.perf_counter()
+                self._parked_caller = caller
                 return
         self._queue(message, payload)
 
@@ -352,7 +354,7 @@ class _Handler(RequestHandler, Answering):
                     self._unpark()
             return
         self._unparked()
-        left = self._fast.take(message, payload, self)
+        left = self._fast.take(message, payload, self, self._parked_caller)
         if left is None:
             self._consumed()
         else:
@@ -460,8 +462,9 @@ class _Handler(RequestHandler, Answering):
     def connection_lost(self, exc: BaseException | None) -> None:
         parked = self._unparked()  # (no one to answer: recorded as the pipeline does)
         try:
-            if parked is not None and self._fast is not None:
-                self._fast.lost(parked[0], self, self._parked_at)
+            caller = self._parked_caller
+            if parked is not None and self._fast is not None and caller is not None:
+                self._fast.lost(parked[0], self, caller, self._parked_at)
         finally:
             super().connection_lost(exc)
 
